@@ -1,0 +1,1 @@
+namespace Isotun; internal static class Placeholder {}

@@ -1,0 +1,1 @@
+namespace Isotun.Protocol; internal static class Placeholder {}
