@@ -1,0 +1,84 @@
+using System.CommandLine;
+using Isotun.Lab;
+
+namespace Isotun.Cli.Commands;
+
+/// <summary><c>isotun lab up|down|status</c>: the demo in network namespaces (needs root).</summary>
+public static class LabCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("lab", "Build a demo (server, client, service) in network namespaces on this machine; needs root");
+        var dir = new Option<string>("--dir") { Description = "Where the lab keeps its files", DefaultValueFactory = _ => ".isotun/lab" };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the tunnel", DefaultValueFactory = _ => 60 };
+        var keep = new Option<bool>("--keep-files") { Description = "Keep the lab directory (PKI, config, logs)" };
+
+        var up = new Command("up", "Create namespaces and veths, write PKI and config, start service, server and client, show traffic") { dir, timeout };
+        up.SetAction(parse => Run(() =>
+        {
+            var lab = Make(parse.GetValue(dir)!);
+            lab.Up(TimeSpan.FromSeconds(parse.GetValue(timeout)));
+            var l = lab.Layout;
+            Console.WriteLine();
+            Console.WriteLine("The lab is up. Try:");
+            Console.WriteLine($"  ip netns exec {l.ClientNs} ping {l.ServiceIp}            # service behind the server, through the tunnel");
+            Console.WriteLine($"  ip netns exec {l.ServerNs} curl -s 127.0.0.1:{LabLayout.AdminPort}/metrics | grep isotun_");
+            Console.WriteLine($"  ./isotun lab status;  ./isotun lab down");
+            Console.WriteLine($"Logs: {l.LogDir}");
+        }));
+
+        var down = new Command("down", "Stop the lab's processes and remove its namespaces and files") { dir, keep };
+        down.SetAction(parse => Run(() =>
+        {
+            Make(parse.GetValue(dir)!).Down(parse.GetValue(keep));
+            Console.WriteLine("lab removed");
+        }));
+
+        var status = new Command("status", "Show the lab's namespaces, processes and tunnel address") { dir };
+        status.SetAction(parse => Run(() =>
+        {
+            foreach (var (what, state) in Make(parse.GetValue(dir)!).Status())
+                Console.WriteLine($"{what,-32} {state}");
+        }));
+
+        var text = new Option<string>("--text") { Description = "Line to answer on the text port", DefaultValueFactory = _ => "hello" };
+        var port = new Option<int>("--port") { DefaultValueFactory = _ => LabLayout.ServicePort };
+        var sinkPort = new Option<int>("--sink-port") { DefaultValueFactory = _ => LabLayout.SinkPort };
+        var serve = new Command("serve", "The lab's demo service (text port and SHA-256 sink); used by `lab up`") { text, port, sinkPort };
+        serve.Hidden = true;
+        serve.SetAction(async (parse, _) =>
+        {
+            using var signals = new Signals();
+            await LabService.RunAsync(parse.GetValue(text)!, parse.GetValue(port), parse.GetValue(sinkPort), signals.Token);
+            return 0;
+        });
+
+        command.Subcommands.Add(up);
+        command.Subcommands.Add(down);
+        command.Subcommands.Add(status);
+        command.Subcommands.Add(serve);
+        return command;
+    }
+
+    private static DemoLab Make(string dir) =>
+        new(LabLayout.Default(Path.GetFullPath(dir)), Environment.ProcessPath!, line => Console.WriteLine("lab: " + line));
+
+    private static int Run(Action action)
+    {
+        if (DemoLab.Preflight() is { } problem)
+        {
+            Console.Error.WriteLine($"isotun lab: {problem}");
+            return 1;
+        }
+        try
+        {
+            action();
+            return 0;
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException)
+        {
+            Console.Error.WriteLine($"isotun lab: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Isotun.Config;
+using Isotun.Server;
+
+namespace Isotun.Cli.Commands;
+
+/// <summary><c>isotun server --config FILE</c>: the VPN concentrator.</summary>
+public static class ServerCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string>("--config", "-c") { Description = "Server configuration file (YAML); see `isotun config example`", Required = true };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging" };
+        var command = new Command("server", "Run the VPN server (OpenConnect-compatible, TLS only)");
+        command.Options.Add(config);
+        command.Options.Add(verbose);
+        command.SetAction(async (parse, _) =>
+        {
+            var path = parse.GetValue(config)!;
+            var loaded = ServerConfigLoader.Load(path);
+            if (!loaded.Ok)
+            {
+                Console.Error.WriteLine($"{path}: {loaded.Errors.Count} error(s); the server was not started");
+                foreach (var e in loaded.Errors) Console.Error.WriteLine($"  {e.Path}: {e.Message}");
+                return 2;
+            }
+            using var signals = new Signals();
+            using var logs = Logging.Create(parse.GetValue(verbose));
+            try
+            {
+                await using var server = new VpnServer(loaded.Config!, logs);
+                await server.RunAsync(signals.Token);
+                return 0;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Console.Error.WriteLine($"isotun server: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+}

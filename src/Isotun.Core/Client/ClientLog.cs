@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Client;
+
+/// <summary>Client log events. The cookie and the password never go here.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "logged in to {Host}")]
+    public static partial void LoggedIn(ILogger logger, string host);
+
+    [LoggerMessage(2, LogLevel.Information, "connected: address {Address}, mtu {Mtu}, routes [{Routes}], dns [{Dns}]")]
+    public static partial void Connected(ILogger logger, string address, int mtu, string routes, string dns);
+
+    [LoggerMessage(3, LogLevel.Information, "reconnected with the same address {Address}")]
+    public static partial void Reconnected(ILogger logger, string address);
+
+    [LoggerMessage(4, LogLevel.Warning, "connection lost ({Reason}); reconnecting with the session cookie")]
+    public static partial void ConnectionLost(ILogger logger, string reason);
+
+    [LoggerMessage(5, LogLevel.Warning, "reconnect failed: {Error}; retrying in {Seconds} s")]
+    public static partial void ReconnectFailed(ILogger logger, string error, double seconds);
+
+    [LoggerMessage(6, LogLevel.Warning, "no data from the server for {Seconds} s: dead peer")]
+    public static partial void DeadPeer(ILogger logger, long seconds);
+
+    [LoggerMessage(7, LogLevel.Information, "disconnected (session logged off)")]
+    public static partial void Disconnected(ILogger logger);
+
+    [LoggerMessage(8, LogLevel.Warning, "server ended the session: {Reason}")]
+    public static partial void ServerEnded(ILogger logger, string reason);
+
+    [LoggerMessage(9, LogLevel.Error, "bad frame from the server: {Reason}")]
+    public static partial void BadFrame(ILogger logger, string reason);
+
+    [LoggerMessage(10, LogLevel.Error, "TUN failed: {Error}")]
+    public static partial void TunFailed(ILogger logger, string error);
+}

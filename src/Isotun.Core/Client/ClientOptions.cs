@@ -1,0 +1,22 @@
+namespace Isotun.Client;
+
+public sealed record ClientOptions
+{
+    public required Uri Server { get; init; }
+    public string? User { get; init; }
+    /// <summary>Read from a file or stdin by the CLI, never from argv.</summary>
+    public string? Password { get; init; }
+    public string? Group { get; init; }
+    public string? CertificateFile { get; init; }
+    public string? KeyFile { get; init; }
+    /// <summary>"pin-sha256:..." or "sha256:..." as openconnect takes them.</summary>
+    public string? ServerPin { get; init; }
+    public string? CaFile { get; init; }
+    /// <summary>A cookie obtained earlier (e.g. `--cookie-on-stdin`): skips the login.</summary>
+    public string? Cookie { get; init; }
+    public string TunName { get; init; } = "isotun0";
+    public bool ConfigureRoutes { get; init; } = true;
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    public string UserAgent { get; init; } = "Open AnyConnect VPN Agent v9.01-isotun";
+}

@@ -1,0 +1,150 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Isotun.Pki;
+using Isotun.Protocol.Http;
+using Isotun.Transport;
+
+namespace Isotun.Client;
+
+/// <summary>
+/// One TLS connection from the client to a VPN server: checks the server by pin or CA, then carries
+/// HTTP requests and, after CONNECT, CSTP frames. Every read is bounded in size and time.
+/// </summary>
+public sealed class HttpsConnection : IAsyncDisposable
+{
+    public const int MaxBody = 64 * 1024;
+
+    private readonly Socket _socket;
+    private readonly SslStream _tls;
+
+    private HttpsConnection(Socket socket, SslStream tls)
+    {
+        _socket = socket;
+        _tls = tls;
+        Reader = new ConnectionReader(tls);
+    }
+
+    public SslStream Stream => _tls;
+    public ConnectionReader Reader { get; }
+    public X509Certificate2? ServerCertificate { get; private set; }
+
+    public static async Task<HttpsConnection> OpenAsync(ClientOptions o, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(o.ConnectTimeout);
+        var host = o.Server.IdnHost;
+        int port = o.Server.IsDefaultPort ? 443 : o.Server.Port;
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new ClientException(ClientExitCode.Failure, $"cannot reach {host}:{port}: {(e is SocketException se ? se.Message : "timed out")}");
+        }
+
+        string? rejection = null;
+        X509Certificate2Collection? cas = o.CaFile is null ? null : PemLoader.LoadBundle(o.CaFile);
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        var conn = new HttpsConnection(socket, tls);
+        var options = new SslClientAuthenticationOptions
+        {
+            TargetHost = host,
+            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            AllowRenegotiation = false,
+            RemoteCertificateValidationCallback = (_, cert, _, errors) =>
+            {
+                if (cert is null) { rejection = "server sent no certificate"; return false; }
+                var c = cert as X509Certificate2 ?? new X509Certificate2(cert);
+                conn.ServerCertificate = c;
+                if (o.ServerPin is not null)
+                {
+                    if (CertificatePin.Matches(c, o.ServerPin)) return true;
+                    rejection = $"server certificate does not match the pin (server has {CertificatePin.Compute(c)})";
+                    return false;
+                }
+                if (cas is not null)
+                {
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.AddRange(cas);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    if (!chain.Build(c)) { rejection = "server certificate is not issued by the given CA"; return false; }
+                    if (!c.MatchesHostname(host)) { rejection = $"server certificate is not valid for {host}"; return false; }
+                    return true;
+                }
+                if (errors == SslPolicyErrors.None) return true;
+                rejection = $"server certificate is not trusted ({errors}); pass --servercert pin-sha256:… or --cafile";
+                return false;
+            },
+        };
+        if (o.CertificateFile is not null)
+            options.ClientCertificates = [PemLoader.LoadCertificateWithKey(o.CertificateFile, o.KeyFile ?? o.CertificateFile)];
+        try
+        {
+            await tls.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            await conn.DisposeAsync().ConfigureAwait(false);
+            if (rejection is not null) throw new ClientException(ClientExitCode.CertificateRejected, rejection);
+            throw new ClientException(ClientExitCode.Failure, $"TLS handshake with {host}:{port} failed: {(e is OperationCanceledException ? "timed out" : e.Message)}");
+        }
+        return conn;
+    }
+
+    /// <summary>Sends one request and reads the response head (and body unless <paramref name="headOnly"/>).</summary>
+    public async Task<(HttpResponseHead Head, byte[] Body)> SendAsync(string method, string target, string host, IEnumerable<KeyValuePair<string, string>> headers, byte[]? body, bool headOnly, TimeSpan timeout, CancellationToken ct)
+    {
+        var sb = new StringBuilder();
+        sb.Append(method).Append(' ').Append(target).Append(" HTTP/1.1\r\n");
+        sb.Append("Host: ").Append(host).Append("\r\n");
+        foreach (var (k, v) in headers) sb.Append(k).Append(": ").Append(v).Append("\r\n");
+        if (body is not null) sb.Append("Content-Length: ").Append(body.Length).Append("\r\n");
+        sb.Append("\r\n");
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await _tls.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), cts.Token).ConfigureAwait(false);
+            if (body is not null) await _tls.WriteAsync(body, cts.Token).ConfigureAwait(false);
+            await _tls.FlushAsync(cts.Token).ConfigureAwait(false);
+
+            var (result, head) = await Reader.ReadResponseHeadAsync(HttpHeadParser.DefaultMaxHeadBytes, cts.Token).ConfigureAwait(false);
+            if (head is null)
+                throw new ClientException(ClientExitCode.ProtocolError, result == HttpParseResult.NeedMore
+                    ? "server closed the connection before a complete HTTP response (truncated headers)"
+                    : $"server sent a bad HTTP response ({result})");
+            if (headOnly) return (head, []);
+            long len = head.Headers.ContentLength ?? -1;
+            byte[]? data;
+            if (len > MaxBody) throw new ClientException(ClientExitCode.ProtocolError, $"server response body of {len} bytes is too large");
+            if (len >= 0) data = await Reader.ReadBodyAsync((int)len, cts.Token).ConfigureAwait(false);
+            else if (head.StatusCode is 204 or 304 or 101) data = [];
+            else data = await Reader.ReadToEndAsync(MaxBody, cts.Token).ConfigureAwait(false);
+            if (data is null) throw new ClientException(ClientExitCode.ProtocolError, "server response body is truncated or too large");
+            return (head, data);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ClientException(ClientExitCode.ProtocolError, $"server did not answer {method} in {timeout.TotalSeconds:0} s");
+        }
+        catch (IOException e)
+        {
+            throw new ClientException(ClientExitCode.Failure, $"connection lost during {method}: {e.Message}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await _tls.DisposeAsync().ConfigureAwait(false); } catch (Exception) { }
+        _socket.Dispose();
+        Reader.Dispose();
+    }
+}

@@ -1,0 +1,14 @@
+using System.Net;
+
+namespace Isotun.Config;
+
+/// <summary>The whole server configuration, immutable, with every default applied and every path absolute.</summary>
+public sealed record ServerConfig(
+    IPEndPoint Listen,
+    TlsConfig Tls,
+    AdminConfig Admin,
+    string StatePath,
+    CookieConfig Cookie,
+    LimitsConfig Limits,
+    IReadOnlyList<TenantConfig> Tenants,
+    string SourcePath);

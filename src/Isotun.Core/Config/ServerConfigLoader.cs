@@ -1,0 +1,529 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Isotun.Pki;
+
+namespace Isotun.Config;
+
+/// <summary>
+/// Loads and validates the server's YAML configuration. Validation reports every problem at once, each with its key path
+/// (<c>tenants[1].pool: overlaps tenants[0].pool (10.10.0.0/24)</c>); a configuration is returned only when there are none.
+/// </summary>
+public static class ServerConfigLoader
+{
+    public const int MaxFileBytes = 1024 * 1024;
+
+    internal const int DefaultListenPort = 443;
+    internal const int DefaultAdminPort = 9410;
+    internal const string DefaultServerName = "server";
+    internal const int DefaultMtu = 1400;
+    internal const int DefaultDpd = 30;
+    internal const int DefaultKeepalive = 20;
+    internal const int DefaultCookieLifetime = 3600;
+    internal const int DefaultHandshakeTimeout = 10;
+    internal const int DefaultAuthTimeout = 60;
+    internal const int DefaultMaxSessions = 1024;
+
+    private const int MaxDeviceLength = 15;
+    private const string DevicePrefix = "isotun-";
+
+    private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants"];
+    private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
+    private static readonly string[] AdminKeys = ["listen"];
+    private static readonly string[] CookieKeys = ["key-file", "lifetime"];
+    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "max-sessions"];
+    private static readonly string[] TenantKeys = ["name", "pool", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device"];
+
+    /// <summary>Reads and validates a file; a missing, unreadable or oversized file is one error with path <c>(file)</c>.</summary>
+    public static ConfigLoadResult Load(string path)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            return Failed("(file)", "no configuration file given");
+        }
+
+        string fullPath;
+        string text;
+        try
+        {
+            fullPath = Path.GetFullPath(path);
+            var info = new FileInfo(fullPath);
+            if (!info.Exists)
+            {
+                return Failed("(file)", $"{path}: file not found");
+            }
+
+            if (info.Length > MaxFileBytes)
+            {
+                return Failed("(file)", $"{path}: larger than 1 MiB");
+            }
+
+            text = File.ReadAllText(fullPath, Encoding.UTF8);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return Failed("(file)", $"{path}: {ex.Message}");
+        }
+
+        return Parse(text, fullPath);
+    }
+
+    /// <summary>Validates YAML text; relative paths in it are resolved against the directory of <paramref name="sourcePath"/>.</summary>
+    public static ConfigLoadResult Parse(string yaml, string sourcePath)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        ArgumentException.ThrowIfNullOrEmpty(sourcePath);
+        if (yaml.Length > MaxFileBytes)
+        {
+            return Failed("(file)", "larger than 1 MiB");
+        }
+
+        var fullSource = Path.GetFullPath(sourcePath);
+        var baseDirectory = Path.GetDirectoryName(fullSource) ?? Path.GetPathRoot(fullSource) ?? "/";
+        if (!YamlTreeReader.TryRead(yaml, out var root, out var syntaxError))
+        {
+            return new ConfigLoadResult(null, [syntaxError!]);
+        }
+
+        var walker = new ConfigWalker(baseDirectory);
+        var rootMapping = ConfigWalker.IsAbsent(root) ? null : root as YamlTreeMapping;
+        if (root is not null && !ConfigWalker.IsAbsent(root) && rootMapping is null)
+        {
+            walker.Error(string.Empty, $"expected a mapping of settings, found {root.KindName}");
+            return new ConfigLoadResult(null, walker.Errors);
+        }
+
+        var keys = walker.Keys(rootMapping, string.Empty, RootKeys);
+        var listen = ReadListen(walker, keys.GetValueOrDefault("listen"));
+        var tls = ReadTls(walker, keys.GetValueOrDefault("tls"));
+        var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"));
+        var state = walker.FilePath(keys.GetValueOrDefault("state"), "state") ?? walker.Resolve("isotun.db");
+        var cookie = ReadCookie(walker, keys.GetValueOrDefault("cookie"));
+        var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
+        var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
+
+        if (walker.Errors.Count > 0)
+        {
+            return new ConfigLoadResult(null, walker.Errors);
+        }
+
+        return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource), []);
+    }
+
+    /// <summary>A commented example configuration that validates as it is (it references no file that must exist).</summary>
+    public static string Example() => """
+        # Isotun server configuration. Every key is optional except tenants.
+        # Relative paths are resolved against the directory of this file.
+
+        # TLS listener for OpenConnect/AnyConnect clients: "ipv4:port" or "[ipv6]:port" (quote IPv6).
+        listen: 0.0.0.0:443
+
+        tls:
+          # Server certificate and key (PEM). When both files are missing they are generated
+          # at first start, signed by a CA in the same directory (see `isotun pki`).
+          certificate: pki/server.crt
+          key: pki/server.key
+          # CA bundle that signs client certificates; enables certificate authentication.
+          # The certificate's OU selects the tenant and its UID names the user.
+          # client-ca: pki/ca.crt
+          # Name and IP SANs used when the certificate is generated.
+          server-name: vpn.example.com
+          generate-ips:
+            - 192.0.2.10
+
+        # Admin API (metrics, sessions, reload). "off" disables it.
+        admin:
+          listen: 127.0.0.1:9410
+
+        # SQLite file for leases, cookies and revocations.
+        state: isotun.db
+
+        cookie:
+          # Key that signs session cookies; created at first start (mode 0600).
+          key-file: cookie.key
+          # Seconds a session cookie stays valid (60..604800).
+          lifetime: 3600
+
+        limits:
+          handshake-timeout: 10   # seconds (1..120)
+          auth-timeout: 60        # seconds (5..600)
+          max-sessions: 1024      # 1..100000
+
+        tenants:
+          - name: acme                  # group label; a-z 0-9 -, up to 31 characters
+            pool: 10.10.0.0/24          # IPv4 pool, /8../30; pools must not overlap
+            routes:                     # split-include routes; omit for a default route
+              - 10.20.0.0/16
+              - fd00:20::/64
+            dns:
+              - 10.20.0.53
+            mtu: 1400                   # 576..9000
+            dpd: 30                     # seconds (5..3600)
+            keepalive: 20               # seconds (5..3600)
+            # Users and PBKDF2 hashes, managed with `isotun user add --file acme.passwd --user NAME`.
+            # password-file: acme.passwd
+            device: isotun-acme         # TUN device, up to 15 characters
+
+          - name: globex
+            pool: 10.11.0.0/24
+            dns:
+              - 10.11.0.53
+        """ + "\n";
+
+    private static ConfigLoadResult Failed(string path, string message) => new(null, [new ConfigError(path, message)]);
+
+    private static IPEndPoint ReadListen(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var fallback = new IPEndPoint(IPAddress.Any, DefaultListenPort);
+        var text = walker.Text(node, "listen");
+        return text is null ? fallback : ParseEndpoint(walker, text, "listen") ?? fallback;
+    }
+
+    private static IPEndPoint? ParseEndpoint(ConfigWalker walker, string text, string path)
+    {
+        if (EndpointText.TryParse(text, out var endpoint))
+        {
+            return endpoint;
+        }
+
+        walker.Error(path, "must be ipv4:port or \"[ipv6]:port\" with a port from 1 to 65535");
+        return null;
+    }
+
+    private static TlsConfig ReadTls(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var keys = walker.Keys(walker.Mapping(node, "tls"), "tls", TlsKeys);
+        var certificate = walker.FilePath(keys.GetValueOrDefault("certificate"), "tls.certificate");
+        var key = walker.FilePath(keys.GetValueOrDefault("key"), "tls.key");
+        var certificateGiven = !ConfigWalker.IsAbsent(keys.GetValueOrDefault("certificate"));
+        var keyGiven = !ConfigWalker.IsAbsent(keys.GetValueOrDefault("key"));
+        if (certificateGiven != keyGiven)
+        {
+            walker.Error(certificateGiven ? "tls.key" : "tls.certificate", $"required when {(certificateGiven ? "tls.certificate" : "tls.key")} is set");
+        }
+        else if ((certificate is not null && key is not null) || !certificateGiven)
+        {
+            certificate ??= walker.Resolve("pki/server.crt");
+            key ??= walker.Resolve("pki/server.key");
+
+            // Both missing: generated at first start. Exactly one missing: refuse, the other is not ours to replace.
+            var certificateExists = File.Exists(certificate);
+            var keyExists = File.Exists(key);
+            if (certificateExists != keyExists)
+            {
+                var missingPath = certificateExists ? "tls.key" : "tls.certificate";
+                var presentPath = certificateExists ? "tls.certificate" : "tls.key";
+                walker.Error(missingPath, $"file not found: {(certificateExists ? key : certificate)} ({presentPath} exists; give both files, or neither to generate them)");
+            }
+        }
+
+        var clientCa = walker.FilePath(keys.GetValueOrDefault("client-ca"), "tls.client-ca");
+        if (clientCa is not null)
+        {
+            if (!File.Exists(clientCa))
+            {
+                walker.Error("tls.client-ca", $"file not found: {clientCa}");
+            }
+            else
+            {
+                try
+                {
+                    using var bundle = new DisposableCollection(PemLoader.LoadBundle(clientCa));
+                }
+                catch (PkiException ex)
+                {
+                    walker.Error("tls.client-ca", ex.Message);
+                }
+            }
+        }
+
+        var serverName = walker.Text(keys.GetValueOrDefault("server-name"), "tls.server-name") ?? DefaultServerName;
+        if (!PkiNames.IsValidHostName(serverName, allowWildcard: false) && !IpText.TryParse(serverName, out _))
+        {
+            walker.Error("tls.server-name", "must be a DNS name or an IP address");
+        }
+
+        var generateIps = ReadAddresses(walker, keys.GetValueOrDefault("generate-ips"), "tls.generate-ips");
+        return new TlsConfig(
+            certificate ?? walker.Resolve("pki/server.crt"),
+            key ?? walker.Resolve("pki/server.key"),
+            clientCa,
+            serverName,
+            generateIps);
+    }
+
+    private static List<IPAddress> ReadAddresses(ConfigWalker walker, YamlTreeNode? node, string path)
+    {
+        var addresses = new List<IPAddress>();
+        foreach (var (text, itemPath) in walker.TextList(node, path))
+        {
+            if (IpText.TryParse(text, out var address))
+            {
+                addresses.Add(address);
+            }
+            else
+            {
+                walker.Error(itemPath, "not an IP address");
+            }
+        }
+
+        return addresses;
+    }
+
+    private static AdminConfig ReadAdmin(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var keys = walker.Keys(walker.Mapping(node, "admin"), "admin", AdminKeys);
+        var fallback = new IPEndPoint(IPAddress.Loopback, DefaultAdminPort);
+        var text = walker.Text(keys.GetValueOrDefault("listen"), "admin.listen");
+        if (text is null)
+        {
+            return new AdminConfig(fallback);
+        }
+
+        if (text.Equals("off", StringComparison.OrdinalIgnoreCase) || text.Equals("false", StringComparison.OrdinalIgnoreCase))
+        {
+            return new AdminConfig(null);
+        }
+
+        return new AdminConfig(ParseEndpoint(walker, text, "admin.listen") ?? fallback);
+    }
+
+    private static CookieConfig ReadCookie(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var keys = walker.Keys(walker.Mapping(node, "cookie"), "cookie", CookieKeys);
+        var keyFile = walker.FilePath(keys.GetValueOrDefault("key-file"), "cookie.key-file") ?? walker.Resolve("cookie.key");
+        var lifetime = walker.Integer(keys.GetValueOrDefault("lifetime"), "cookie.lifetime", DefaultCookieLifetime, 60, 604_800);
+        return new CookieConfig(keyFile, TimeSpan.FromSeconds(lifetime));
+    }
+
+    private static LimitsConfig ReadLimits(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var keys = walker.Keys(walker.Mapping(node, "limits"), "limits", LimitsKeys);
+        var handshake = walker.Integer(keys.GetValueOrDefault("handshake-timeout"), "limits.handshake-timeout", DefaultHandshakeTimeout, 1, 120);
+        var auth = walker.Integer(keys.GetValueOrDefault("auth-timeout"), "limits.auth-timeout", DefaultAuthTimeout, 5, 600);
+        var sessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), "limits.max-sessions", DefaultMaxSessions, 1, 100_000);
+        return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions);
+    }
+
+    private static List<TenantConfig> ReadTenants(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var tenants = new List<TenantConfig>();
+        var sequence = walker.Sequence(node, "tenants");
+        if (sequence is null || sequence.Items.Count == 0)
+        {
+            if (ConfigWalker.IsAbsent(node) || sequence is not null)
+            {
+                walker.Error("tenants", "at least one tenant is required");
+            }
+
+            return tenants;
+        }
+
+        // Seen values with the tenant index that first used them, for cross-tenant checks.
+        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        var devices = new Dictionary<string, int>(StringComparer.Ordinal);
+        var pools = new List<(IPNetwork Pool, int Index)>();
+        for (var i = 0; i < sequence.Items.Count; i++)
+        {
+            var path = ConfigWalker.Item("tenants", i);
+            var mapping = walker.Mapping(sequence.Items[i], path);
+            if (mapping is null)
+            {
+                if (ConfigWalker.IsAbsent(sequence.Items[i]))
+                {
+                    walker.Error(path, "expected a mapping, found an empty item");
+                }
+
+                continue;
+            }
+
+            var tenant = ReadTenant(walker, mapping, path, out var pool);
+            if (tenant.Name.Length > 0)
+            {
+                if (names.TryGetValue(tenant.Name, out var first))
+                {
+                    walker.Error($"{path}.name", $"duplicate tenant name '{tenant.Name}' (also tenants[{first}])");
+                }
+                else
+                {
+                    names[tenant.Name] = i;
+                }
+            }
+
+            if (pool is { } network)
+            {
+                foreach (var (other, index) in pools)
+                {
+                    if (CidrParser.Overlaps(network, other))
+                    {
+                        walker.Error($"{path}.pool", $"overlaps tenants[{index}].pool ({other})");
+                    }
+                }
+
+                pools.Add((network, i));
+            }
+
+            if (tenant.Device.Length > 0)
+            {
+                if (devices.TryGetValue(tenant.Device, out var first))
+                {
+                    walker.Error($"{path}.device", $"device '{tenant.Device}' is also used by tenants[{first}]; set device explicitly");
+                }
+                else
+                {
+                    devices[tenant.Device] = i;
+                }
+            }
+
+            tenants.Add(tenant);
+        }
+
+        return tenants;
+    }
+
+    /// <summary>Reads one tenant; invalid fields come back empty (and are reported), so cross-tenant checks can skip them.</summary>
+    private static TenantConfig ReadTenant(ConfigWalker walker, YamlTreeMapping mapping, string path, out IPNetwork? pool)
+    {
+        var keys = walker.Keys(mapping, path, TenantKeys);
+
+        var namePath = $"{path}.name";
+        var name = walker.Text(keys.GetValueOrDefault("name"), namePath);
+        if (name is null)
+        {
+            if (ConfigWalker.IsAbsent(keys.GetValueOrDefault("name")))
+            {
+                walker.Error(namePath, "required");
+            }
+
+            name = string.Empty;
+        }
+        else if (!PkiNames.IsValidTenant(name))
+        {
+            walker.Error(namePath, "must be 1-31 characters of a-z, 0-9 and '-', starting with a letter or digit");
+            name = string.Empty;
+        }
+
+        pool = null;
+        var poolPath = $"{path}.pool";
+        var poolText = walker.Text(keys.GetValueOrDefault("pool"), poolPath);
+        if (poolText is null)
+        {
+            if (ConfigWalker.IsAbsent(keys.GetValueOrDefault("pool")))
+            {
+                walker.Error(poolPath, "required");
+            }
+        }
+        else
+        {
+            pool = ReadPool(walker, poolText, poolPath);
+        }
+
+        var routes = new List<string>();
+        foreach (var (text, itemPath) in walker.TextList(keys.GetValueOrDefault("routes"), $"{path}.routes"))
+        {
+            var outcome = CidrParser.TryParse(text, out var route);
+            switch (outcome)
+            {
+                case CidrParseOutcome.Ok:
+                    routes.Add(route.ToString());
+                    break;
+                case CidrParseOutcome.HostBitsSet:
+                    walker.Error(itemPath, $"host bits are set; did you mean {route}?");
+                    break;
+                case CidrParseOutcome.BadPrefix:
+                    walker.Error(itemPath, "prefix length out of range for the address family");
+                    break;
+                default:
+                    walker.Error(itemPath, "must be a CIDR such as 10.20.0.0/16 or fd00::/64");
+                    break;
+            }
+        }
+
+        var dns = ReadAddresses(walker, keys.GetValueOrDefault("dns"), $"{path}.dns");
+        var mtu = walker.Integer(keys.GetValueOrDefault("mtu"), $"{path}.mtu", DefaultMtu, 576, 9000);
+        var dpd = walker.Integer(keys.GetValueOrDefault("dpd"), $"{path}.dpd", DefaultDpd, 5, 3600);
+        var keepalive = walker.Integer(keys.GetValueOrDefault("keepalive"), $"{path}.keepalive", DefaultKeepalive, 5, 3600);
+
+        var passwordPath = $"{path}.password-file";
+        var passwordFile = walker.FilePath(keys.GetValueOrDefault("password-file"), passwordPath);
+        if (passwordFile is not null)
+        {
+            CheckPasswordFile(walker, passwordFile, passwordPath);
+        }
+
+        var devicePath = $"{path}.device";
+        var device = walker.Text(keys.GetValueOrDefault("device"), devicePath);
+        if (device is null)
+        {
+            device = name.Length > 0 ? DevicePrefix + name[..Math.Min(8, name.Length)] : string.Empty;
+        }
+        else if (!IsValidDevice(device))
+        {
+            walker.Error(devicePath, $"must be 1-{MaxDeviceLength} characters of A-Z a-z 0-9 _ . -");
+            device = string.Empty;
+        }
+
+        return new TenantConfig(name, pool?.ToString() ?? string.Empty, routes, dns, mtu, dpd, keepalive, passwordFile, device);
+    }
+
+    private static IPNetwork? ReadPool(ConfigWalker walker, string text, string path)
+    {
+        var outcome = CidrParser.TryParse(text, out var network);
+        switch (outcome)
+        {
+            case CidrParseOutcome.Ok when network.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork:
+                walker.Error(path, "must be an IPv4 CIDR (IPv6 pools are not supported)");
+                return null;
+            case CidrParseOutcome.Ok when network.PrefixLength is < 8 or > 30:
+                walker.Error(path, "prefix length must be between /8 and /30");
+                return null;
+            case CidrParseOutcome.Ok:
+                return network;
+            case CidrParseOutcome.HostBitsSet:
+                walker.Error(path, $"host bits are set; did you mean {network}?");
+                return null;
+            case CidrParseOutcome.BadPrefix:
+                walker.Error(path, "prefix length must be between /8 and /30");
+                return null;
+            default:
+                walker.Error(path, "must be an IPv4 CIDR such as 10.10.0.0/24");
+                return null;
+        }
+    }
+
+    private static void CheckPasswordFile(ConfigWalker walker, string file, string path)
+    {
+        if (!File.Exists(file))
+        {
+            walker.Error(path, $"file not found: {file}");
+            return;
+        }
+
+        try
+        {
+            _ = Isotun.Security.PasswordFile.Load(file);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            walker.Error(path, ex.Message);
+        }
+    }
+
+    private static bool IsValidDevice(string device)
+    {
+        if (device.Length is 0 or > MaxDeviceLength || device is "." or "..")
+        {
+            return false;
+        }
+
+        foreach (var c in device)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not ('_' or '.' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,9 @@
+using System.Net;
+
+namespace Isotun.Config;
+
+/// <summary>
+/// Server certificate and key (generated at first start when both files are missing), the optional client CA that enables
+/// certificate authentication, and the name and IP SANs used when generating.
+/// </summary>
+public sealed record TlsConfig(string Certificate, string Key, string? ClientCa, string? ServerName, IReadOnlyList<IPAddress> GenerateIps);

@@ -1,0 +1,220 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using Isotun.Linux;
+using Isotun.Pki;
+using Isotun.Security;
+
+namespace Isotun.Lab;
+
+/// <summary>
+/// `isotun lab up|down|status`: a whole demo on one machine. A client host and a server host on a veth
+/// underlay, a service host behind the server, the server and client started, and traffic shown flowing.
+/// Integration tests build their own labs with this same class.
+/// </summary>
+public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> say)
+{
+    public LabLayout Layout => layout;
+
+    public static string? Preflight()
+    {
+        if (Libc.geteuid() != 0) return "the lab needs root (network namespaces, veth, TUN): run it with sudo";
+        if (!File.Exists("/dev/net/tun")) return "/dev/net/tun is missing: load the tun module (modprobe tun)";
+        if (IpCommand.Exec("sh", ["-c", "command -v ip"], check: false).ExitCode != 0) return "iproute2 (`ip`) is not installed";
+        return null;
+    }
+
+    public bool IsUp => layout.Namespaces.Any(NetworkNamespace.Exists);
+
+    /// <summary>Builds the topology and the files, starts service, server and client, and shows traffic.</summary>
+    public void Up(TimeSpan timeout)
+    {
+        if (IsUp) throw new InvalidOperationException($"lab '{layout.Tag}' is already up (namespaces {string.Join(", ", layout.Namespaces.Where(NetworkNamespace.Exists))}); run `isotun lab down` first");
+        try
+        {
+            say("building namespaces and veth underlay");
+            BuildTopology();
+            say("writing PKI, users and server config to " + layout.Directory);
+            var pin = WriteFiles();
+            StartProcesses(pin);
+            say("waiting for the tunnel");
+            var address = WaitForTunnel(timeout);
+            say($"client {LabLayout.User}@{LabLayout.Tenant} got {address} on {LabLayout.ClientTun}");
+            ShowTraffic(address);
+        }
+        catch
+        {
+            say("lab up failed; cleaning up (logs kept in " + layout.LogDir + ")");
+            Down(keepFiles: true);
+            throw;
+        }
+    }
+
+    private void BuildTopology()
+    {
+        foreach (var ns in layout.Namespaces)
+        {
+            IpCommand.Run("netns", "add", ns);
+            IpCommand.RunIn(ns, "link", "set", "lo", "up");
+        }
+        Veth(layout.ClientUplink, layout.ClientNs, layout.ClientIp, layout.ServerDownlink, layout.ServerNs, layout.ServerIp);
+        Veth(layout.ServiceLink, layout.ServiceNs, layout.ServiceIp, layout.ServerServiceLink, layout.ServerNs, layout.ServerServiceIp);
+        // The server host routes between the tunnel and the service network.
+        IpCommand.Exec("ip", ["netns", "exec", layout.ServerNs, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check: true);
+        IpCommand.RunIn(layout.ServiceNs, "route", "add", layout.Pool, "via", layout.ServerServiceIp.ToString());
+    }
+
+    private static void Veth(string a, string nsA, IPAddress ipA, string b, string nsB, IPAddress ipB)
+    {
+        IpCommand.Run("link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB);
+        IpCommand.RunIn(nsA, "addr", "add", $"{ipA}/24", "dev", a);
+        IpCommand.RunIn(nsB, "addr", "add", $"{ipB}/24", "dev", b);
+        IpCommand.RunIn(nsA, "link", "set", a, "up");
+        IpCommand.RunIn(nsB, "link", "set", b, "up");
+    }
+
+    private string WriteFiles()
+    {
+        Directory.CreateDirectory(layout.Directory);
+        var pki = new PkiDirectory(layout.PkiDir);
+        pki.InitCa(force: true);
+        var server = pki.IssueServer("server", [layout.ServerIp], [], force: true);
+        pki.IssueClient(LabLayout.Tenant, LabLayout.User, force: true);
+
+        var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('+', '-').Replace('/', '_');
+        SecretFile.WriteAllText(layout.UserPasswordPath, password + "\n", overwrite: true);
+        PasswordFile.SetUser(layout.PasswordFile, LabLayout.User, PasswordHasher.Hash(password));
+
+        File.WriteAllText(layout.ConfigPath, $"""
+            # Written by `isotun lab up`. See docs/configuration.md.
+            listen: {layout.ServerIp}:443
+            tls:
+              certificate: pki/server.crt
+              key: pki/server.key
+              client-ca: pki/ca.crt
+            admin:
+              listen: 127.0.0.1:{LabLayout.AdminPort}
+            state: isotun.db
+            cookie:
+              key-file: cookie.key
+              lifetime: 3600
+            limits:
+              handshake-timeout: 5
+              auth-timeout: 15
+            tenants:
+              - name: {LabLayout.Tenant}
+                pool: {layout.Pool}
+                routes: [{layout.ServiceNet}]
+                dns: [{layout.TunnelGateway}]
+                mtu: 1400
+                dpd: 30
+                keepalive: 20
+                password-file: users.passwd
+            """);
+        File.WriteAllText(Path.Combine(layout.Directory, "server.pin"), server.Pin + "\n");
+        return server.Pin;
+    }
+
+    private void StartProcesses(string pin)
+    {
+        say($"starting service in {layout.ServiceNs} ({layout.ServiceIp}:{LabLayout.ServicePort})");
+        LabProcess.Start(layout, "service", layout.ServiceNs, isotunExe,
+            ["lab", "serve", "--text", layout.ServiceText, "--port", LabLayout.ServicePort.ToString(), "--sink-port", LabLayout.SinkPort.ToString()]);
+        say($"starting server in {layout.ServerNs} ({layout.ServerIp}:443)");
+        LabProcess.Start(layout, "server", layout.ServerNs, isotunExe, ["server", "--config", layout.ConfigPath]);
+        WaitFor(TimeSpan.FromSeconds(30), () => Listening(layout.ServerNs, 443), "server to listen", "server");
+        say($"starting client in {layout.ClientNs}");
+        LabProcess.Start(layout, "client", layout.ClientNs, isotunExe, ClientArgs(pin), stdinFile: null);
+    }
+
+    public string[] ClientArgs(string pin) =>
+        ["connect", layout.ServerUrl.ToString(), "--user", LabLayout.User, "--password-file", layout.UserPasswordPath,
+         "--servercert", pin, "--interface", LabLayout.ClientTun];
+
+    private IPAddress WaitForTunnel(TimeSpan timeout)
+    {
+        IPAddress? address = null;
+        WaitFor(timeout, () => (address = ClientAddress()) is not null, "the client's tunnel address", "client");
+        return address!;
+    }
+
+    /// <summary>The address on the client's TUN, or null while the tunnel is not up.</summary>
+    public IPAddress? ClientAddress()
+    {
+        var (code, output, _) = IpCommand.Exec("ip", ["-n", layout.ClientNs, "-4", "-o", "addr", "show", "dev", LabLayout.ClientTun], check: false);
+        if (code != 0) return null;
+        var parts = output.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        int i = Array.IndexOf(parts, "inet");
+        return i >= 0 && i + 1 < parts.Length && IPAddress.TryParse(parts[i + 1].Split('/')[0], out var a) ? a : null;
+    }
+
+    private void ShowTraffic(IPAddress clientAddress)
+    {
+        Ping(layout.ClientNs, layout.TunnelGateway, "client → server tunnel gateway");
+        Ping(layout.ClientNs, layout.ServiceIp, "client → service through the tunnel");
+        Ping(layout.ServerNs, clientAddress, "server → client through the tunnel");
+        var text = FetchServiceText();
+        say($"client fetched from {layout.ServiceIp}:{LabLayout.ServicePort} through the tunnel: \"{text}\"");
+    }
+
+    private void Ping(string ns, IPAddress target, string what)
+    {
+        var (code, output, _) = IpCommand.Exec("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", target.ToString()], check: false);
+        var summary = output.Split('\n').FirstOrDefault(l => l.Contains("packets transmitted")) ?? "no reply";
+        if (code != 0) throw new InvalidOperationException($"ping {what} ({target}) failed: {summary}");
+        say($"ping {what} ({target}): {summary.Trim()}");
+    }
+
+    public string FetchServiceText() => NetworkNamespace.Run(layout.ClientNs, () =>
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 5000 };
+        s.Connect(new IPEndPoint(layout.ServiceIp, LabLayout.ServicePort));
+        var buf = new byte[256];
+        int n = s.Receive(buf);
+        return Encoding.UTF8.GetString(buf, 0, n).Trim();
+    });
+
+    public static bool Listening(string ns, int port)
+    {
+        var (_, output, _) = IpCommand.Exec("ip", ["netns", "exec", ns, "ss", "-Htln", $"sport = :{port}"], check: false);
+        return output.Trim().Length > 0;
+    }
+
+    private void WaitFor(TimeSpan timeout, Func<bool> done, string what, string logName)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until)
+        {
+            if (done()) return;
+            if (LabProcess.Pid(layout, logName) is int pid && !LabProcess.IsAlive(pid))
+                throw new InvalidOperationException($"{logName} exited while waiting for {what}:\n{LabProcess.Tail(layout, logName)}");
+            Thread.Sleep(200);
+        }
+        throw new TimeoutException($"timed out waiting for {what}:\n{LabProcess.Tail(layout, logName)}");
+    }
+
+    /// <summary>Stops the processes (client first, so it logs off), removes the namespaces and, unless kept, the files.</summary>
+    public void Down(bool keepFiles)
+    {
+        foreach (var name in new[] { "client", "server", "service" })
+            LabProcess.Stop(layout, name, TimeSpan.FromSeconds(5));
+        foreach (var ns in layout.Namespaces)
+            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
+        if (!keepFiles && Directory.Exists(layout.Directory)) Directory.Delete(layout.Directory, recursive: true);
+    }
+
+    public IReadOnlyList<(string What, string State)> Status()
+    {
+        var rows = new List<(string, string)>();
+        foreach (var ns in layout.Namespaces) rows.Add(($"namespace {ns}", NetworkNamespace.Exists(ns) ? "present" : "absent"));
+        foreach (var name in new[] { "service", "server", "client" })
+        {
+            var pid = LabProcess.Pid(layout, name);
+            rows.Add(($"process {name}", pid is int p ? (LabProcess.IsAlive(p) ? $"running (pid {p})" : $"exited (pid {p}); see {LabProcess.LogPath(layout, name)}") : "not started"));
+        }
+        if (NetworkNamespace.Exists(layout.ClientNs))
+            rows.Add(("client tunnel address", ClientAddress()?.ToString() ?? "none"));
+        return rows;
+    }
+}

@@ -1,0 +1,49 @@
+using System.Runtime.InteropServices;
+
+namespace Isotun.Linux;
+
+/// <summary>The few libc calls the data path needs. Everything else goes through iproute2.</summary>
+internal static unsafe partial class Libc
+{
+    public const int O_RDWR = 0x2;
+    public const int O_CLOEXEC = 0x80000;
+    public const int O_RDONLY = 0x0;
+    public const int CLONE_NEWNET = 0x40000000;
+    public const short POLLIN = 0x1;
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int ioctl(int fd, nuint request, void* arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint write(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int poll(PollFd* fds, nuint nfds, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setns(int fd, int nstype);
+
+    [LibraryImport("libc")]
+    public static partial int geteuid();
+
+    public static string ErrorText(int errno) => Marshal.GetPInvokeErrorMessage(errno) + $" (errno {errno})";
+}

@@ -1,0 +1,52 @@
+using System.Runtime.InteropServices;
+
+namespace Isotun.Linux;
+
+/// <summary>
+/// Runs a piece of work on a thread that has entered a named network namespace (/var/run/netns/NAME).
+/// Sockets and TUN devices belong to the namespace they were created in, so work done here stays there
+/// even after the thread returns.
+/// </summary>
+public static class NetworkNamespace
+{
+    public static string PathOf(string name) => $"/var/run/netns/{name}";
+
+    public static bool Exists(string name) => File.Exists(PathOf(name));
+
+    public static T Run<T>(string name, Func<T> work)
+    {
+        T result = default!;
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            int target = Libc.open(PathOf(name), Libc.O_RDONLY | Libc.O_CLOEXEC);
+            if (target < 0)
+            {
+                error = new InvalidOperationException($"network namespace '{name}': {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+                return;
+            }
+            try
+            {
+                if (Libc.setns(target, Libc.CLONE_NEWNET) < 0)
+                {
+                    error = new InvalidOperationException($"setns '{name}': {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+                    return;
+                }
+                // The thread ends after this, so it never has to switch back to the original namespace.
+                result = work();
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+            finally
+            {
+                Libc.close(target);
+            }
+        }) { IsBackground = true, Name = $"netns-{name}" };
+        thread.Start();
+        thread.Join();
+        if (error is not null) throw error;
+        return result;
+    }
+}

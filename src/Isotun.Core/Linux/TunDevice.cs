@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+
+namespace Isotun.Linux;
+
+/// <summary>
+/// A layer-3 TUN device opened through /dev/net/tun (IFF_TUN | IFF_NO_PI): one read is one IP packet.
+/// Reads block, so each device is served by a dedicated thread; <see cref="Read"/> polls with a short
+/// timeout so that thread can notice cancellation (closing the fd does not wake a blocked read).
+/// </summary>
+public sealed unsafe class TunDevice : IDisposable
+{
+    private const nuint TUNSETIFF = 0x400454ca;
+    private const short IFF_TUN = 0x0001;
+    private const short IFF_NO_PI = 0x1000;
+    private const int IfNameSize = 16;
+    private const int IfReqSize = 40;
+
+    private int _fd;
+
+    private TunDevice(int fd, string name)
+    {
+        _fd = fd;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    /// <summary>Creates (or attaches to) the TUN device <paramref name="name"/> in the calling thread's network namespace.</summary>
+    public static TunDevice Open(string name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length >= IfNameSize)
+            throw new ArgumentException($"TUN name '{name}' must be 1..15 characters", nameof(name));
+        if (!File.Exists("/dev/net/tun"))
+            throw new TunException("/dev/net/tun does not exist (is the tun module loaded?)");
+
+        int fd = Libc.open("/dev/net/tun", Libc.O_RDWR | Libc.O_CLOEXEC);
+        if (fd < 0)
+            throw new TunException($"open /dev/net/tun: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+
+        byte* ifr = stackalloc byte[IfReqSize];
+        new Span<byte>(ifr, IfReqSize).Clear();
+        int n = System.Text.Encoding.ASCII.GetBytes(name, new Span<byte>(ifr, IfNameSize - 1));
+        *(short*)(ifr + IfNameSize) = IFF_TUN | IFF_NO_PI;
+        if (Libc.ioctl(fd, TUNSETIFF, ifr) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Libc.close(fd);
+            throw new TunException($"TUNSETIFF {name}: {Libc.ErrorText(errno)}" + (errno == 1 ? " — needs CAP_NET_ADMIN (run as root)" : ""));
+        }
+        string actual = System.Text.Encoding.ASCII.GetString(new ReadOnlySpan<byte>(ifr, IfNameSize)).TrimEnd('\0');
+        return new TunDevice(fd, actual.Length > 0 ? actual : name);
+    }
+
+    /// <summary>
+    /// Reads one packet. Returns its length, 0 when <paramref name="timeoutMs"/> passed without a packet,
+    /// or -1 when the device is closed.
+    /// </summary>
+    public int Read(Span<byte> buffer, int timeoutMs = 250)
+    {
+        int fd = Volatile.Read(ref _fd);
+        if (fd < 0) return -1;
+        Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
+        int ready = Libc.poll(&pfd, 1, timeoutMs);
+        if (ready <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
+        fixed (byte* p = buffer)
+        {
+            nint r = Libc.read(fd, p, (nuint)buffer.Length);
+            if (r >= 0) return (int)r;
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is Libc.EINTR or Libc.EAGAIN) return 0;
+            if (Volatile.Read(ref _fd) < 0) return -1;
+            throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
+        }
+    }
+
+    /// <summary>Writes one packet. Returns false when the kernel refused it (counted by the caller as a drop).</summary>
+    public bool Write(ReadOnlySpan<byte> packet)
+    {
+        int fd = Volatile.Read(ref _fd);
+        if (fd < 0) return false;
+        fixed (byte* p = packet)
+        {
+            nint r = Libc.write(fd, p, (nuint)packet.Length);
+            return r == packet.Length;
+        }
+    }
+
+    public void Dispose()
+    {
+        int fd = Interlocked.Exchange(ref _fd, -1);
+        if (fd >= 0) Libc.close(fd);
+    }
+}
+
+public sealed class TunException(string message) : Exception(message);

@@ -1,0 +1,106 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Isotun.Pki;
+
+/// <summary>Loads PEM certificates and keys into forms <see cref="System.Net.Security.SslStream"/> can use.</summary>
+public static class PemLoader
+{
+    private const string PemCertificateHeader = "-----BEGIN CERTIFICATE-----";
+
+    /// <summary>Certificate with its private key, re-imported through PKCS#12 so the key is a persisted, usable one.</summary>
+    /// <exception cref="PkiException">Files missing (<see cref="PkiError.Io"/>) or not a matching certificate and key (<see cref="PkiError.BadInput"/>).</exception>
+    public static X509Certificate2 LoadCertificateWithKey(string certPath, string keyPath)
+    {
+        RequireFile(certPath);
+        RequireFile(keyPath);
+        try
+        {
+            using var ephemeral = X509Certificate2.CreateFromPemFile(certPath, keyPath);
+            return X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new PkiException(PkiError.BadInput, $"{certPath} / {keyPath}: not a matching PEM certificate and private key ({ex.Message})");
+        }
+        catch (ArgumentException ex)
+        {
+            throw new PkiException(PkiError.BadInput, $"{certPath} / {keyPath}: {ex.Message}");
+        }
+        catch (IOException ex)
+        {
+            throw new PkiException(PkiError.Io, $"{certPath} / {keyPath}: {ex.Message}");
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new PkiException(PkiError.Io, $"{certPath} / {keyPath}: {ex.Message}");
+        }
+    }
+
+    /// <summary>The first certificate of a PEM file (a DER file is accepted too).</summary>
+    /// <exception cref="PkiException">File missing or unreadable (<see cref="PkiError.Io"/>) or no certificate in it (<see cref="PkiError.BadInput"/>).</exception>
+    public static X509Certificate2 LoadCertificate(string certPath)
+    {
+        var bytes = ReadFile(certPath);
+        try
+        {
+            var text = System.Text.Encoding.ASCII.GetString(bytes);
+            return text.Contains(PemCertificateHeader, StringComparison.Ordinal)
+                ? X509Certificate2.CreateFromPem(text)
+                : X509CertificateLoader.LoadCertificate(bytes);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new PkiException(PkiError.BadInput, $"{certPath}: no certificate found ({ex.Message})");
+        }
+    }
+
+    /// <summary>Every certificate in a PEM bundle, in file order.</summary>
+    /// <exception cref="PkiException">File missing or unreadable (<see cref="PkiError.Io"/>) or no certificate in it (<see cref="PkiError.BadInput"/>).</exception>
+    public static X509Certificate2Collection LoadBundle(string pemPath)
+    {
+        var bytes = ReadFile(pemPath);
+        var collection = new X509Certificate2Collection();
+        try
+        {
+            collection.ImportFromPem(System.Text.Encoding.ASCII.GetString(bytes));
+        }
+        catch (CryptographicException ex)
+        {
+            throw new PkiException(PkiError.BadInput, $"{pemPath}: malformed PEM bundle ({ex.Message})");
+        }
+
+        if (collection.Count == 0)
+        {
+            throw new PkiException(PkiError.BadInput, $"{pemPath}: no certificate found");
+        }
+
+        return collection;
+    }
+
+    private static void RequireFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+        {
+            throw new PkiException(PkiError.Io, $"{path}: file not found");
+        }
+    }
+
+    private static byte[] ReadFile(string path)
+    {
+        RequireFile(path);
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (IOException ex)
+        {
+            throw new PkiException(PkiError.Io, $"{path}: {ex.Message}");
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new PkiException(PkiError.Io, $"{path}: {ex.Message}");
+        }
+    }
+}

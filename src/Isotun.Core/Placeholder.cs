@@ -1,1 +1,0 @@
-namespace Isotun; internal static class Placeholder {}

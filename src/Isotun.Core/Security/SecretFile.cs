@@ -1,0 +1,27 @@
+using System.Text;
+
+namespace Isotun.Security;
+
+/// <summary>Writes private keys and other secrets: mode 0600 from creation, atomically (temporary file + rename).</summary>
+public static class SecretFile
+{
+    /// <exception cref="IOException">The file exists and <paramref name="overwrite"/> is false, or the write failed.</exception>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, bool overwrite) =>
+        AtomicFile.Write(path, bytes, overwrite, AtomicFile.SecretMode);
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 without a byte order mark.</summary>
+    public static void WriteAllText(string path, string text, bool overwrite)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var bytes = Encoding.UTF8.GetBytes(text);
+        try
+        {
+            WriteAllBytes(path, bytes, overwrite);
+        }
+        finally
+        {
+            // The text may be a key; do not leave a copy lying in the heap longer than needed.
+            Array.Clear(bytes);
+        }
+    }
+}

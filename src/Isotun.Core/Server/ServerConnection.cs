@@ -1,0 +1,319 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Isotun.Metrics;
+using Isotun.Protocol.Auth;
+using Isotun.Protocol.Cookies;
+using Isotun.Protocol.Http;
+using Isotun.Protocol.Ip;
+using Isotun.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// One accepted TCP connection: TLS handshake, then HTTP requests (XML auth, CONNECT), then, after a
+/// successful CONNECT, the tunnel. Every phase is bounded in time and size, and every way out is counted.
+/// </summary>
+public sealed class ServerConnection(VpnServer server, Socket socket, long id, ILogger log)
+{
+    private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
+    private X509Certificate2? _clientCert;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        var metrics = IsotunMetrics.Instance;
+        socket.NoDelay = true;
+        await using var net = new NetworkStream(socket, ownsSocket: true);
+        await using var tls = new SslStream(net, leaveInnerStreamOpen: false);
+        var limits = server.Config.Limits;
+
+        var sw = Stopwatch.StartNew();
+        using (var hsCts = CancellationTokenSource.CreateLinkedTokenSource(stopping))
+        {
+            hsCts.CancelAfter(limits.HandshakeTimeout);
+            try
+            {
+                await tls.AuthenticateAsServerAsync(server.TlsOptions, hsCts.Token).ConfigureAwait(false);
+                metrics.Handshake("ok", sw.Elapsed);
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                metrics.Handshake("timeout", sw.Elapsed);
+                Close(CloseReason.HandshakeTimeout, "TLS handshake timed out");
+                return;
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
+            {
+                metrics.Handshake("failed", sw.Elapsed);
+                Close(CloseReason.HandshakeFailed, "TLS handshake failed: " + e.Message);
+                return;
+            }
+        }
+        if (tls.RemoteCertificate is { } rc) _clientCert = rc as X509Certificate2 ?? new X509Certificate2(rc);
+
+        using var reader = new ConnectionReader(tls);
+        while (!stopping.IsCancellationRequested)
+        {
+            // Each request must arrive whole within the auth timeout: slow or silent peers are cut off.
+            using var reqCts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            reqCts.CancelAfter(limits.AuthTimeout);
+            HttpRequestHead? head;
+            byte[] body = [];
+            try
+            {
+                (var result, head) = await reader.ReadRequestHeadAsync(MaxHead, reqCts.Token).ConfigureAwait(false);
+                if (head is null)
+                {
+                    if (result == HttpParseResult.NeedMore) { Close(CloseReason.PeerClosed, "peer closed"); return; }
+                    await WriteSimpleAsync(tls, result == HttpParseResult.TooLarge ? 431 : 400, "Bad Request", stopping).ConfigureAwait(false);
+                    Close(CloseReason.BadRequest, $"bad HTTP request: {result}");
+                    return;
+                }
+                long length = head.Headers.ContentLength ?? 0;
+                if (length > AuthXml.MaxBodyBytes)
+                {
+                    await WriteSimpleAsync(tls, 413, "Payload Too Large", stopping).ConfigureAwait(false);
+                    Close(CloseReason.BadRequest, $"body of {length} bytes is over the limit");
+                    return;
+                }
+                if (length > 0)
+                {
+                    var b = await reader.ReadBodyAsync((int)length, reqCts.Token).ConfigureAwait(false);
+                    if (b is null) { Close(CloseReason.PeerClosed, "peer closed in the body"); return; }
+                    body = b;
+                }
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                Close(CloseReason.AuthTimeout, "request not received in time");
+                return;
+            }
+            catch (IOException)
+            {
+                Close(CloseReason.PeerClosed, "peer closed");
+                return;
+            }
+
+            if (head.Method == "CONNECT")
+            {
+                await ConnectAsync(tls, reader, head, stopping).ConfigureAwait(false);
+                return;
+            }
+            if (head.Method == "POST")
+            {
+                await AuthAsync(tls, head, body, stopping).ConfigureAwait(false);
+                continue;
+            }
+            if (head.Method == "GET")
+            {
+                // Stock clients fall back to GET only when XML auth failed; point them at XML auth.
+                await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(server.Authenticator.BuildForm(head.Target, "Please log in.", null, Authenticator.PathTenant(head.Target).Length == 0, null)), null, stopping).ConfigureAwait(false);
+                continue;
+            }
+            await WriteSimpleAsync(tls, 405, "Method Not Allowed", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, $"method {Sanitize(head.Method)} not allowed");
+            return;
+        }
+    }
+
+    private async Task AuthAsync(SslStream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
+    {
+        var metrics = IsotunMetrics.Instance;
+        var parsed = AuthXml.TryParseClientMessage(body, out var msg);
+        if (parsed != AuthXmlResult.Ok || msg is null)
+        {
+            metrics.Auth("-", AuthOutcome.BadRequest);
+            await WriteSimpleAsync(tls, 400, "Bad Request", ct).ConfigureAwait(false);
+            ServerLog.ConnectionRefused(log, id, $"auth body refused: {parsed}");
+            return;
+        }
+        if (msg.Type == "logout")
+        {
+            await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _clientCert), ct).ConfigureAwait(false);
+        string tenantLabel = decision.Tenant?.Name ?? "-";
+        bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0;
+        string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
+        if (decision.ShowForm)
+        {
+            var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);
+            await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
+            return;
+        }
+        metrics.Auth(tenantLabel, decision.Outcome);
+        string who = decision.User ?? msg.Username ?? "-";
+        if (!decision.Success)
+        {
+            ServerLog.Login(log, tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
+            var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, !pathFixed, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return;
+        }
+        var ticket = server.Sessions.Create(decision.Tenant!, decision.User!);
+        ServerLog.Login(log, tenantLabel, id, decision.User!, "ok");
+        await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
+    }
+
+    private async Task ConnectAsync(SslStream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
+    {
+        var metrics = IsotunMetrics.Instance;
+        if (head.Target != "/CSCOSSLC/tunnel")
+        {
+            await WriteSimpleAsync(tls, 404, "Not Found", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, "CONNECT to an unknown target");
+            return;
+        }
+        string? cookie = CookieValue(head.Headers, "webvpn");
+        if (cookie is null || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
+            || server.State.IsRevoked(ticket.SessionId)
+            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant))
+        {
+            metrics.Auth("-", AuthOutcome.CookieRejected);
+            await WriteSimpleAsync(tls, 401, "Cookie is not acceptable", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, "cookie rejected");
+            return;
+        }
+
+        var session = server.Sessions.GetOrRestore(ticket, tenant);
+        IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
+        var address = session.Address ?? tenant.Lease(session, asked ?? server.State.GetLease(tenant.Name, session.User));
+        if (address is null)
+        {
+            await WriteServiceUnavailableAsync(tls, "no address left in the pool", stopping).ConfigureAwait(false);
+            Close(CloseReason.Error, $"tenant {tenant.Name}: pool exhausted");
+            return;
+        }
+        if (session.Address is null)
+        {
+            session.Address = address;
+            session.AddressKey = IpKey.FromAddress(address);
+            server.State.SaveLease(tenant.Name, session.User, address);
+        }
+
+        int mtu = tenant.Mtu;
+        if (int.TryParse(head.Headers.Get("X-CSTP-MTU"), out int asks) && asks >= 576 && asks < mtu) mtu = asks;
+        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, log, stopping);
+        await tls.WriteAsync(BuildConnectedResponse(tenant, address, mtu), stopping).ConfigureAwait(false);
+        await tls.FlushAsync(stopping).ConfigureAwait(false);
+
+        var previous = Interlocked.Exchange(ref session.Connection, tunnel);
+        previous?.Abort(TunnelEnd.Replaced);
+        tenant.Attach(session);
+        metrics.SessionUp(tenant.Name);
+        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu);
+
+        var end = await tunnel.RunAsync().ConfigureAwait(false);
+
+        metrics.SessionDown(tenant.Name);
+        if (Interlocked.CompareExchange(ref session.Connection, null, tunnel) == tunnel && end != TunnelEnd.Replaced)
+            tenant.Detach(session);
+        ServerLog.TunnelDown(log, tenant.Name, session.ShortId, id, end.ToString());
+        metrics.Closed(end switch
+        {
+            TunnelEnd.BadFrame => CloseReason.BadFrame,
+            TunnelEnd.DeadPeer => CloseReason.DeadPeer,
+            TunnelEnd.Replaced => CloseReason.Replaced,
+            TunnelEnd.UserDisconnect => CloseReason.UserDisconnect,
+            TunnelEnd.Shutdown => CloseReason.Shutdown,
+            _ => CloseReason.PeerClosed,
+        });
+        if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
+    }
+
+    private byte[] BuildConnectedResponse(TenantRuntime tenant, IPAddress address, int mtu)
+    {
+        var c = tenant.Config;
+        var sb = new StringBuilder(1024);
+        sb.Append("HTTP/1.1 200 CONNECTED\r\n");
+        sb.Append("X-CSTP-Version: 1\r\n");
+        sb.Append("X-CSTP-Server-Name: isotun\r\n");
+        sb.Append("X-CSTP-Address: ").Append(address).Append("\r\n");
+        sb.Append("X-CSTP-Netmask: ").Append(tenant.Pool.Netmask).Append("\r\n");
+        foreach (var dns in c.Dns) sb.Append("X-CSTP-DNS: ").Append(dns).Append("\r\n");
+        foreach (var r in tenant.Routes)
+        {
+            if (r.Network.AddressFamily == AddressFamily.InterNetwork)
+                sb.Append("X-CSTP-Split-Include: ").Append(r.Network).Append('/').Append(r.Netmask).Append("\r\n");
+            else
+                sb.Append("X-CSTP-Split-Include-IP6: ").Append(r).Append("\r\n");
+        }
+        sb.Append("X-CSTP-Tunnel-All-DNS: false\r\n");
+        sb.Append("X-CSTP-DPD: ").Append(c.Dpd).Append("\r\n");
+        sb.Append("X-CSTP-Keepalive: ").Append(c.Keepalive).Append("\r\n");
+        sb.Append("X-CSTP-Idle-Timeout: none\r\n");
+        // SslStream cannot renegotiate and TLS 1.3 has no renegotiation: never offer "ssl".
+        sb.Append("X-CSTP-Rekey-Method: none\r\n");
+        sb.Append("X-CSTP-Session-Timeout: none\r\n");
+        sb.Append("X-CSTP-Disconnected-Timeout: none\r\n");
+        sb.Append("X-CSTP-Keep: true\r\n");
+        sb.Append("X-CSTP-TCP-Keepalive: true\r\n");
+        sb.Append("X-CSTP-License: accept\r\n");
+        sb.Append("X-CSTP-Base-MTU: ").Append(Math.Max(1500, mtu)).Append("\r\n");
+        sb.Append("X-CSTP-MTU: ").Append(mtu).Append("\r\n");
+        sb.Append("\r\n");
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+
+    private static string? CookieValue(HttpHeaders headers, string name)
+    {
+        foreach (var line in headers.GetAll("Cookie"))
+            foreach (var part in line.Split(';'))
+            {
+                var kv = part.Trim();
+                if (kv.StartsWith(name + "=", StringComparison.Ordinal)) return kv[(name.Length + 1)..];
+            }
+        return null;
+    }
+
+    private static async Task WriteXmlAsync(SslStream tls, int status, string xml, string? setCookie, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes(xml);
+        var sb = new StringBuilder();
+        sb.Append("HTTP/1.1 ").Append(status).Append(status == 200 ? " OK" : status == 401 ? " Unauthorized" : " Error").Append("\r\n");
+        sb.Append("Content-Type: text/xml\r\n");
+        sb.Append("Content-Length: ").Append(body.Length).Append("\r\n");
+        sb.Append("X-Transcend-Version: 1\r\n");
+        sb.Append("Cache-Control: no-store\r\n");
+        if (setCookie is not null) sb.Append("Set-Cookie: ").Append(setCookie).Append("\r\n");
+        sb.Append("\r\n");
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), ct).ConfigureAwait(false);
+        await tls.WriteAsync(body, ct).ConfigureAwait(false);
+        await tls.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task WriteSimpleAsync(SslStream tls, int status, string reason, CancellationToken ct)
+    {
+        try
+        {
+            var text = $"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);
+            await tls.FlushAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException) { }
+    }
+
+    private static async Task WriteServiceUnavailableAsync(SslStream tls, string reason, CancellationToken ct)
+    {
+        var text = $"HTTP/1.1 503 Service Unavailable\r\nX-Reason: {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);
+    }
+
+    private void Close(CloseReason reason, string detail)
+    {
+        IsotunMetrics.Instance.Closed(reason);
+        ServerLog.ConnectionClosed(log, id, detail);
+    }
+
+    private static string Sanitize(string s) => s.Length > 32 ? s[..32] : s;
+
+    // A user name that was refused may be a mistyped password: log only a bounded, harmless form of it.
+    private static string PasswordSafe(string user) => Security.PasswordFile.IsValidUserName(user) ? user : "(invalid name)";
+}

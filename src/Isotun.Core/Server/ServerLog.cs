@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>Server log events. Never pass keys, passwords, cookies or tokens here.</summary>
+internal static partial class ServerLog
+{
+    [LoggerMessage(1, LogLevel.Information, "listening on {Endpoint}; tenants: {Tenants}")]
+    public static partial void Listening(ILogger logger, System.Net.IPEndPoint endpoint, string tenants);
+
+    [LoggerMessage(2, LogLevel.Information, "server certificate {Path}, {Pin}")]
+    public static partial void ServerCertificate(ILogger logger, string path, string pin);
+
+    [LoggerMessage(3, LogLevel.Information, "metrics on http://{Endpoint}/metrics")]
+    public static partial void Metrics(ILogger logger, System.Net.IPEndPoint endpoint);
+
+    [LoggerMessage(10, LogLevel.Information, "conn={Conn} closed: {Reason}")]
+    public static partial void ConnectionClosed(ILogger logger, long conn, string reason);
+
+    [LoggerMessage(11, LogLevel.Warning, "conn={Conn} refused: {Reason}")]
+    public static partial void ConnectionRefused(ILogger logger, long conn, string reason);
+
+    [LoggerMessage(20, LogLevel.Information, "tenant={Tenant} conn={Conn} login {User}: {Result}")]
+    public static partial void Login(ILogger logger, string tenant, long conn, string user, string result);
+
+    [LoggerMessage(21, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel up for {User} at {Address} (mtu {Mtu})")]
+    public static partial void TunnelUp(ILogger logger, string tenant, string session, long conn, string user, string address, int mtu);
+
+    [LoggerMessage(22, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel down: {Reason}")]
+    public static partial void TunnelDown(ILogger logger, string tenant, string session, long conn, string reason);
+
+    [LoggerMessage(23, LogLevel.Information, "tenant={Tenant} session={Session} ended: {Reason}")]
+    public static partial void SessionEnded(ILogger logger, string tenant, string session, string reason);
+
+    [LoggerMessage(30, LogLevel.Warning, "tenant={Tenant} session={Session} conn={Conn} bad frame: {Reason}")]
+    public static partial void BadFrame(ILogger logger, string tenant, string session, long conn, string reason);
+
+    [LoggerMessage(40, LogLevel.Error, "tenant={Tenant} TUN {Device} failed: {Error}")]
+    public static partial void TunFailed(ILogger logger, string tenant, string device, string error);
+}

@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using Isotun.Protocol.Cookies;
+using Isotun.State;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>All sessions of the server, keyed by the id sealed inside their cookie.</summary>
+public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSpan cookieLifetime, ILogger log)
+{
+    private readonly ConcurrentDictionary<Guid, VpnSession> _sessions = new();
+
+    public int Count => _sessions.Count;
+
+    public IEnumerable<VpnSession> All => _sessions.Values;
+
+    public SessionTicket Create(TenantRuntime tenant, string user)
+    {
+        var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime);
+        _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt);
+        return ticket;
+    }
+
+    /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
+    public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
+        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt));
+
+    /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
+    public void End(VpnSession session, string reason)
+    {
+        state.Revoke(session.Id, session.ExpiresAt);
+        if (!_sessions.TryRemove(session.Id, out _)) return;
+        session.Tenant.Detach(session);
+        if (session.Address is not null) session.Tenant.Release(session.Address);
+        ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
+    }
+
+    /// <summary>Drops sessions whose cookie expired while no connection was attached.</summary>
+    public void Reap()
+    {
+        var now = time.GetUtcNow();
+        foreach (var s in _sessions.Values)
+        {
+            if (s.ExpiresAt > now || s.Connection is not null) continue;
+            if (!_sessions.TryRemove(s.Id, out _)) continue;
+            s.Tenant.Detach(s);
+            if (s.Address is not null) s.Tenant.Release(s.Address);
+            ServerLog.SessionEnded(log, s.Tenant.Name, s.ShortId, "cookie expired");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using Isotun.Metrics;
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Ip;
+using Isotun.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, Shutdown, Error }
+
+/// <summary>
+/// One TLS connection carrying a session's CSTP frames. The reader loop (this class) moves client
+/// packets into the tenant's TUN after checking them; the <see cref="FrameWriter"/> sends the frames the
+/// TUN reader queued. Bad input ends only this connection.
+/// </summary>
+public sealed class TunnelConnection
+{
+    private readonly VpnSession _session;
+    private readonly ConnectionReader _reader;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _cts;
+    private long _lastRxTicks = Environment.TickCount64;
+
+    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, ILogger log, CancellationToken serverStopping)
+    {
+        Id = id;
+        _session = session;
+        _reader = reader;
+        _log = log;
+        Mtu = mtu;
+        Writer = new FrameWriter(stream);
+        _cts = CancellationTokenSource.CreateLinkedTokenSource(serverStopping);
+    }
+
+    public long Id { get; }
+    public int Mtu { get; }
+    public FrameWriter Writer { get; }
+    public TunnelEnd? EndReason { get; private set; }
+
+    /// <summary>Ends the connection from outside (replaced by a reconnect, server shutdown).</summary>
+    public void Abort(TunnelEnd reason)
+    {
+        EndReason ??= reason;
+        _cts.Cancel();
+    }
+
+    public async Task<TunnelEnd> RunAsync()
+    {
+        var ct = _cts.Token;
+        var writerTask = Writer.RunAsync(ct);
+        var dpdTask = DeadPeerLoopAsync(ct);
+        TunnelEnd end;
+        try
+        {
+            end = await ReadLoopAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            end = EndReason ?? TunnelEnd.Shutdown;
+        }
+        catch (IOException)
+        {
+            end = TunnelEnd.PeerClosed;
+        }
+        EndReason ??= end;
+        Writer.Complete();
+        if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error)
+            _cts.Cancel();
+        try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
+        _cts.Cancel();
+        try { await dpdTask.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        _cts.Dispose();
+        return EndReason.Value;
+    }
+
+    private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
+    {
+        var tenant = _session.Tenant;
+        var tun = tenant.Tun!;
+        var metrics = IsotunMetrics.Instance;
+        int maxMss4 = MssClamp.MssForMtu(Mtu, 4), maxMss6 = MssClamp.MssForMtu(Mtu, 6);
+        byte[] scratch = new byte[PacketBuffer.Capacity];
+        while (true)
+        {
+            var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
+            if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
+            if (frame.Status == FrameReadStatus.BadFrame)
+            {
+                ServerLog.BadFrame(_log, tenant.Name, _session.ShortId, Id, frame.Parse.ToString());
+                metrics.Drop(tenant.Name, DropReason.Malformed);
+                return TunnelEnd.BadFrame;
+            }
+            Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
+            switch (frame.Type)
+            {
+                case CstpPacketType.Data:
+                    if (frame.Payload.Length == 0) break;
+                    if (frame.Payload.Length > Mtu)
+                    {
+                        metrics.Drop(tenant.Name, DropReason.Oversize);
+                        break;
+                    }
+                    // Copy out of the read buffer: the clamp rewrites in place.
+                    var packet = scratch.AsSpan(0, frame.Payload.Length);
+                    frame.Payload.Span.CopyTo(packet);
+                    if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
+                    {
+                        metrics.Drop(tenant.Name, DropReason.Malformed);
+                        break;
+                    }
+                    if (IpKey.FromBytes(IpPacket.Source(packet, info)) != _session.AddressKey)
+                    {
+                        metrics.Drop(tenant.Name, DropReason.SpoofedSource);
+                        break;
+                    }
+                    if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
+                    if (tun.Write(packet[..info.TotalLength])) tenant.Traffic.Rx(info.TotalLength);
+                    else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
+                    break;
+                case CstpPacketType.DpdRequest:
+                    await Writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
+                    break;
+                case CstpPacketType.DpdResponse:
+                case CstpPacketType.Keepalive:
+                    break;
+                case CstpPacketType.Disconnect:
+                    bool user = frame.Payload.Length == 0 || frame.Payload.Span[0] == CstpDisconnectReason.User;
+                    return user ? TunnelEnd.UserDisconnect : TunnelEnd.PeerDisconnect;
+                case CstpPacketType.Terminate:
+                    return TunnelEnd.PeerDisconnect;
+                case CstpPacketType.Compressed:
+                    // Compression is never negotiated; ocserv closes here too.
+                    metrics.Drop(tenant.Name, DropReason.Compressed);
+                    return TunnelEnd.BadFrame;
+            }
+        }
+    }
+
+    /// <summary>Like ocserv: a DPD-REQ after 2×DPD of silence, and the connection is dead after 3×DPD.</summary>
+    private async Task DeadPeerLoopAsync(CancellationToken ct)
+    {
+        long dpdMs = _session.Tenant.Config.Dpd * 1000L;
+        bool probed = false;
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, dpdMs / 2)), ct).ConfigureAwait(false);
+            long silent = Environment.TickCount64 - Volatile.Read(ref _lastRxTicks);
+            if (silent >= 3 * dpdMs)
+            {
+                Abort(TunnelEnd.DeadPeer);
+                return;
+            }
+            if (silent >= 2 * dpdMs && !probed)
+            {
+                probed = true;
+                var probe = PacketBuffer.Control(CstpPacketType.DpdRequest, ReadOnlySpan<byte>.Empty);
+                if (!Writer.TryEnqueue(probe)) probe.Return();
+            }
+            else if (silent < dpdMs)
+            {
+                probed = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Config;
+using Isotun.Metrics;
+using Isotun.Pki;
+using Isotun.Protocol.Cookies;
+using Isotun.Security;
+using Isotun.State;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// The VPN concentrator: a TLS listener speaking OpenConnect's CSTP, one <see cref="TenantRuntime"/> per
+/// tenant, a session registry, the state store and the metrics endpoint.
+/// </summary>
+public sealed class VpnServer : IAsyncDisposable
+{
+    private readonly ILogger _log;
+    private readonly Dictionary<string, TenantRuntime> _tenants = new(StringComparer.Ordinal);
+    private Socket? _listener;
+    private MetricsEndpoint? _metrics;
+    private long _nextConnection;
+
+    public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null)
+    {
+        Config = config;
+        _log = logs.CreateLogger("isotun.server");
+        State = state ?? new SqliteStateStore(config.StatePath);
+        var t = time ?? TimeProvider.System;
+        Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
+        Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
+
+        var (cert, certPath) = LoadServerCertificate(config);
+        ServerCertificate = cert;
+        ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
+        X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
+        TlsOptions = new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
+            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ClientCertificateRequired = clientCas is not null,
+            // The client CA is checked by the authenticator, so a client without a certificate can still use a password.
+            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            AllowRenegotiation = false,
+        };
+        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, _log);
+        Authenticator = new Authenticator(_tenants, clientCas);
+    }
+
+    public ServerConfig Config { get; }
+    public IStateStore State { get; }
+    public CookieSealer Cookies { get; }
+    public SessionRegistry Sessions { get; }
+    public Authenticator Authenticator { get; }
+    public SslServerAuthenticationOptions TlsOptions { get; }
+    public X509Certificate2 ServerCertificate { get; }
+    public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        foreach (var t in _tenants.Values) t.Start();
+        if (Config.Admin.Listen is { } admin)
+        {
+            _metrics = new MetricsEndpoint(admin);
+            ServerLog.Metrics(_log, admin);
+        }
+        _listener = new Socket(Config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(Config.Listen);
+        _listener.Listen(512);
+        ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
+
+        var reaper = ReapLoopAsync(stopping);
+        var connections = new List<Task>();
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                Socket s = await _listener.AcceptAsync(stopping).ConfigureAwait(false);
+                long id = Interlocked.Increment(ref _nextConnection);
+                var task = Task.Run(() => RunConnectionAsync(s, id, stopping), CancellationToken.None);
+                lock (connections)
+                {
+                    connections.RemoveAll(c => c.IsCompleted);
+                    connections.Add(task);
+                }
+            }
+        }
+        catch (OperationCanceledException) { }
+        _listener.Dispose();
+        Task[] pending;
+        lock (connections) pending = connections.ToArray();
+        try { await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (Exception) { }
+        try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
+    }
+
+    private async Task RunConnectionAsync(Socket socket, long id, CancellationToken stopping)
+    {
+        try
+        {
+            await new ServerConnection(this, socket, id, _log).RunAsync(stopping).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            IsotunMetrics.Instance.Closed(CloseReason.PeerClosed);
+        }
+        catch (Exception e)
+        {
+            // A bug in one connection must not take the server down.
+            IsotunMetrics.Instance.Closed(CloseReason.Error);
+            _log.LogError(e, "conn={Conn} failed", id);
+        }
+    }
+
+    private async Task ReapLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            Sessions.Reap();
+        }
+    }
+
+    private (X509Certificate2, string) LoadServerCertificate(ServerConfig config)
+    {
+        var tls = config.Tls;
+        if (!File.Exists(tls.Certificate) && !File.Exists(tls.Key))
+        {
+            // First start: make a CA and a server certificate next to where the config expects them.
+            var dir = new PkiDirectory(Path.GetDirectoryName(tls.Certificate)!);
+            var issued = dir.EnsureServer(Path.GetFileNameWithoutExtension(tls.Certificate), tls.GenerateIps);
+            _log.LogWarning("no server certificate found: generated {Cert} ({Pin}); pass this pin to openconnect --servercert", issued.CertificatePath, issued.Pin);
+        }
+        return (PemLoader.LoadCertificateWithKey(tls.Certificate, tls.Key), tls.Certificate);
+    }
+
+    private static byte[] LoadOrCreateCookieKey(string path)
+    {
+        if (File.Exists(path))
+        {
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+                throw new InvalidOperationException($"{path}: cookie key must not be readable by group or others (chmod 600)");
+            var key = File.ReadAllBytes(path);
+            if (key.Length != CookieSealer.KeyLength) throw new InvalidOperationException($"{path}: cookie key must be {CookieSealer.KeyLength} bytes");
+            return key;
+        }
+        var fresh = RandomNumberGenerator.GetBytes(CookieSealer.KeyLength);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        SecretFile.WriteAllBytes(path, fresh, overwrite: false);
+        return fresh;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _metrics?.Dispose();
+        foreach (var t in _tenants.Values) t.Dispose();
+        State.Dispose();
+        await Task.CompletedTask;
+    }
+}

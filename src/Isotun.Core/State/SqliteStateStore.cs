@@ -1,0 +1,87 @@
+using System.Net;
+using Microsoft.Data.Sqlite;
+
+namespace Isotun.State;
+
+/// <summary>The embedded default store: one SQLite file, WAL mode, one connection guarded by a lock (control plane only).</summary>
+public sealed class SqliteStateStore : IStateStore
+{
+    private readonly SqliteConnection _db;
+    private readonly Lock _lock = new();
+
+    public SqliteStateStore(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        if (!File.Exists(path))
+            using (File.Create(path, 0, FileOptions.None)) { }
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db.Open();
+        Exec("PRAGMA journal_mode=WAL;");
+        Exec("""
+            CREATE TABLE IF NOT EXISTS revoked (session TEXT PRIMARY KEY, until INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT NOT NULL,
+                                               updated INTEGER NOT NULL, PRIMARY KEY (tenant, user));
+            """);
+        Exec($"DELETE FROM revoked WHERE until < {DateTimeOffset.UtcNow.ToUnixTimeSeconds()};");
+    }
+
+    public bool IsRevoked(Guid sessionId)
+    {
+        lock (_lock)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT 1 FROM revoked WHERE session = $s";
+            cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
+            return cmd.ExecuteScalar() is not null;
+        }
+    }
+
+    public void Revoke(Guid sessionId, DateTimeOffset until)
+    {
+        lock (_lock)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "INSERT OR REPLACE INTO revoked (session, until) VALUES ($s, $u)";
+            cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
+            cmd.Parameters.AddWithValue("$u", until.ToUnixTimeSeconds());
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    public IPAddress? GetLease(string tenant, string user)
+    {
+        lock (_lock)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT address FROM leases WHERE tenant = $t AND user = $u";
+            cmd.Parameters.AddWithValue("$t", tenant);
+            cmd.Parameters.AddWithValue("$u", user);
+            return cmd.ExecuteScalar() is string s && IPAddress.TryParse(s, out var a) ? a : null;
+        }
+    }
+
+    public void SaveLease(string tenant, string user, IPAddress address)
+    {
+        lock (_lock)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "INSERT OR REPLACE INTO leases (tenant, user, address, updated) VALUES ($t, $u, $a, $n)";
+            cmd.Parameters.AddWithValue("$t", tenant);
+            cmd.Parameters.AddWithValue("$u", user);
+            cmd.Parameters.AddWithValue("$a", address.ToString());
+            cmd.Parameters.AddWithValue("$n", DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    private void Exec(string sql)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    public void Dispose() => _db.Dispose();
+}

@@ -1,0 +1,124 @@
+using System.Buffers;
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Http;
+
+namespace Isotun.Transport;
+
+public enum FrameReadStatus { Ok, EndOfStream, BadFrame }
+
+/// <summary>One frame read from the peer; <see cref="Payload"/> is valid until the next read.</summary>
+public readonly record struct FrameRead(FrameReadStatus Status, CstpParseResult Parse, CstpPacketType Type, ReadOnlyMemory<byte> Payload);
+
+/// <summary>
+/// The receive side of one TLS connection: HTTP heads and bodies first, then CSTP frames, from one
+/// buffer so bytes that arrive early are never lost between the phases. The peer is hostile: every
+/// read is bounded in size, and the caller bounds it in time with the cancellation token.
+/// </summary>
+public sealed class ConnectionReader : IDisposable
+{
+    public const int BufferSize = 128 * 1024;
+
+    private readonly Stream _stream;
+    private byte[] _buffer;
+    private int _start;
+    private int _end;
+
+    public ConnectionReader(Stream stream)
+    {
+        _stream = stream;
+        _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+    }
+
+    private int Available => _end - _start;
+
+    /// <summary>Reads more bytes; false at end of stream.</summary>
+    private async ValueTask<bool> FillAsync(CancellationToken ct)
+    {
+        if (_start > 0 && (_end == _buffer.Length || _start == _end))
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+        if (_end == _buffer.Length) return true; // caller's bound is smaller than the buffer
+        int n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
+        if (n <= 0) return false;
+        _end += n;
+        return true;
+    }
+
+    public async ValueTask<(HttpParseResult Result, HttpRequestHead? Head)> ReadRequestHeadAsync(int maxHeadBytes, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = HttpHeadParser.TryParseRequest(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
+            if (result == HttpParseResult.Ok) { _start += consumed; return (result, head); }
+            if (result != HttpParseResult.NeedMore) return (result, null);
+            if (!await FillAsync(ct).ConfigureAwait(false)) return (HttpParseResult.NeedMore, null);
+        }
+    }
+
+    public async ValueTask<(HttpParseResult Result, HttpResponseHead? Head)> ReadResponseHeadAsync(int maxHeadBytes, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = HttpHeadParser.TryParseResponse(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
+            if (result == HttpParseResult.Ok) { _start += consumed; return (result, head); }
+            if (result != HttpParseResult.NeedMore) return (result, null);
+            if (!await FillAsync(ct).ConfigureAwait(false)) return (HttpParseResult.NeedMore, null);
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="length"/> body bytes (bounded by the caller). Null at end of stream.</summary>
+    public async ValueTask<byte[]?> ReadBodyAsync(int length, CancellationToken ct)
+    {
+        if (length < 0 || length > _buffer.Length) return null;
+        while (Available < length)
+            if (!await FillAsync(ct).ConfigureAwait(false)) return null;
+        var body = _buffer.AsSpan(_start, length).ToArray();
+        _start += length;
+        return body;
+    }
+
+    /// <summary>Reads the body up to end of stream (HTTP/1.0-style responses without Content-Length), bounded.</summary>
+    public async ValueTask<byte[]?> ReadToEndAsync(int maxBytes, CancellationToken ct)
+    {
+        while (Available <= maxBytes)
+            if (!await FillAsync(ct).ConfigureAwait(false)) break;
+        if (Available > maxBytes) return null;
+        var body = _buffer.AsSpan(_start, Available).ToArray();
+        _start = _end;
+        return body;
+    }
+
+    public async ValueTask<FrameRead> ReadFrameAsync(int maxPayload, CancellationToken ct)
+    {
+        while (true)
+        {
+            var span = _buffer.AsSpan(_start, _end - _start);
+            var parse = CstpFrame.TryParseHeader(span, maxPayload, out var header);
+            if (parse == CstpParseResult.Ok)
+            {
+                int total = CstpFrame.HeaderLength + header.PayloadLength;
+                if (Available >= total)
+                {
+                    var payload = _buffer.AsMemory(_start + CstpFrame.HeaderLength, header.PayloadLength);
+                    _start += total;
+                    return new FrameRead(FrameReadStatus.Ok, parse, header.Type, payload);
+                }
+            }
+            else if (parse != CstpParseResult.NeedMore)
+            {
+                return new FrameRead(FrameReadStatus.BadFrame, parse, default, default);
+            }
+            if (!await FillAsync(ct).ConfigureAwait(false))
+                return new FrameRead(FrameReadStatus.EndOfStream, CstpParseResult.NeedMore, default, default);
+        }
+    }
+
+    public void Dispose()
+    {
+        var b = Interlocked.Exchange(ref _buffer!, null);
+        if (b is not null) ArrayPool<byte>.Shared.Return(b);
+    }
+}

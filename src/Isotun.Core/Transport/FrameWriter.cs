@@ -1,0 +1,79 @@
+using System.Threading.Channels;
+
+namespace Isotun.Transport;
+
+/// <summary>
+/// The single writer of one TLS connection, fed by a bounded queue. Towards a stock peer every frame
+/// goes out in its own <see cref="Stream.WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, so it
+/// becomes exactly one TLS record: openconnect and ocserv both require one CSTP frame per record.
+/// </summary>
+public sealed class FrameWriter
+{
+    public const int DefaultQueueDepth = 1024;
+
+    private readonly Stream _stream;
+    private readonly Channel<PacketBuffer> _queue;
+
+    public FrameWriter(Stream stream, int queueDepth = DefaultQueueDepth)
+    {
+        _stream = stream;
+        _queue = Channel.CreateBounded<PacketBuffer>(new BoundedChannelOptions(queueDepth)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    /// <summary>Bytes and frames actually written, for metrics.</summary>
+    public long BytesWritten;
+    public long FramesWritten;
+
+    public DateTimeOffset LastWrite { get; private set; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Queues a frame. False when the queue is full or closed: the caller counts the drop and returns the buffer.</summary>
+    public bool TryEnqueue(PacketBuffer frame) => _queue.Writer.TryWrite(frame);
+
+    /// <summary>Queues a control frame, waiting for room (control frames must not be dropped).</summary>
+    public ValueTask EnqueueAsync(PacketBuffer frame, CancellationToken ct) => _queue.Writer.WriteAsync(frame, ct);
+
+    /// <summary>Blocks a dedicated (non-pool) thread until the queue has room; false on timeout or when closed.</summary>
+    public bool WaitForRoom(TimeSpan timeout)
+    {
+        var wait = _queue.Writer.WaitToWriteAsync();
+        if (wait.IsCompleted) return wait.Result;
+        var task = wait.AsTask();
+        return task.Wait(timeout) && task.Result;
+    }
+
+    public void Complete() => _queue.Writer.TryComplete();
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                while (reader.TryRead(out var frame))
+                {
+                    try
+                    {
+                        await _stream.WriteAsync(frame.Frame, ct).ConfigureAwait(false);
+                        BytesWritten += frame.FrameLength;
+                        FramesWritten++;
+                    }
+                    finally
+                    {
+                        frame.Return();
+                    }
+                }
+                LastWrite = DateTimeOffset.UtcNow;
+                await _stream.FlushAsync(ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            while (reader.TryRead(out var left)) left.Return();
+        }
+    }
+}

@@ -1,1 +1,0 @@
-namespace Isotun.Protocol; internal static class Placeholder {}

@@ -1,0 +1,43 @@
+using System.Diagnostics;
+
+namespace Isotun.Integration.Infrastructure;
+
+/// <summary>Runs a command to completion with a bounded time, capturing its output.</summary>
+public static class Run
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+    }
+
+    public static Result Exec(string file, IEnumerable<string> args, string? stdin = null, int timeoutSeconds = 60)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        if (stdin is not null) p.StandardInput.Write(stdin);
+        p.StandardInput.Close();
+        var o = p.StandardOutput.ReadToEndAsync();
+        var e = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(timeoutSeconds)))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            return new Result(-1, o.Result, e.Result + $"\n(killed after {timeoutSeconds} s)");
+        }
+        p.WaitForExit();
+        return new Result(p.ExitCode, o.Result, e.Result);
+    }
+
+    /// <summary>`ip netns exec NS isotun ARGS`.</summary>
+    public static Result Isotun(string ns, IEnumerable<string> args, string? stdin = null, int timeoutSeconds = 60) =>
+        Exec("ip", ["netns", "exec", ns, TestEnvironment.IsotunExe, .. args], stdin, timeoutSeconds);
+
+    public static Result InNs(string ns, params string[] args) => Exec("ip", ["netns", "exec", ns, .. args]);
+}

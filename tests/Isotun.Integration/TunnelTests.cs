@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+using Isotun.Linux;
+
+namespace Isotun.Integration;
+
+/// <summary>The core server and client, for real: namespaces, veth underlay, TUN devices, separate processes.</summary>
+[Collection(LabCollection.Name)]
+public sealed class TunnelTests(LabFixture lab)
+{
+    private LabLayout L => lab.Layout;
+
+    [SkippableFact]
+    public void Ping_works_both_ways_through_the_tunnel()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var address = lab.Lab!.ClientAddress();
+        Assert.NotNull(address);
+        Assert.True(L.Pool.StartsWith("10.10.0.") && address!.ToString().StartsWith("10.10.0."), $"address {address} not from the pool");
+
+        AssertPing(L.ClientNs, L.TunnelGateway);
+        AssertPing(L.ClientNs, L.ServiceIp);
+        AssertPing(L.ServerNs, address);
+        Assert.Equal(L.ServiceText, lab.Lab.FetchServiceText());
+    }
+
+    [SkippableFact]
+    public void A_200_MB_transfer_arrives_byte_identical()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        const long total = 200L * 1024 * 1024;
+        var (sentHash, reply) = NetworkNamespace.Run(L.ClientNs, () =>
+        {
+            using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 120_000, SendTimeout = 120_000 };
+            s.Connect(new IPEndPoint(L.ServiceIp, LabLayout.SinkPort));
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var buf = new byte[64 * 1024];
+            var rng = new Random(20261130);
+            for (long sent = 0; sent < total; sent += buf.Length)
+            {
+                rng.NextBytes(buf);
+                sha.AppendData(buf);
+                int off = 0;
+                while (off < buf.Length) off += s.Send(buf, off, buf.Length - off, SocketFlags.None);
+            }
+            s.Shutdown(SocketShutdown.Send);
+            var r = new byte[256];
+            int n = 0, k;
+            while ((k = s.Receive(r, n, r.Length - n, SocketFlags.None)) > 0) n += k;
+            return (Convert.ToHexStringLower(sha.GetHashAndReset()), Encoding.ASCII.GetString(r, 0, n).Trim());
+        });
+        Assert.Equal($"{sentHash} {total}", reply);
+    }
+
+    [SkippableFact]
+    public void Killing_the_TCP_connection_makes_the_client_reconnect_with_the_same_address()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var before = lab.Lab!.ClientAddress();
+        Assert.NotNull(before);
+        int reconnectsBefore = CountInLog("client", "reconnected with the same address");
+
+        var kill = Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443");
+        Assert.True(kill.ExitCode == 0, kill.ToString());
+
+        Assert.True(Eventually(TimeSpan.FromSeconds(30), () => CountInLog("client", "reconnected with the same address") > reconnectsBefore),
+            "client did not reconnect:\n" + LabProcess.Tail(L, "client"));
+        Assert.Equal(before, lab.Lab.ClientAddress());
+        AssertPing(L.ClientNs, L.ServiceIp);
+        AssertPing(L.ServerNs, before!);
+    }
+
+    [SkippableFact]
+    public void After_ctrl_c_the_cookie_no_longer_works()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var auth = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: lab.Password + "\n");
+        Assert.True(auth.ExitCode == 0, auth.ToString());
+        var cookie = auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..];
+
+        // A second client process on its own TUN, using that cookie.
+        var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", L.ClientNs, TestEnvironment.IsotunExe, "connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"])
+            psi.ArgumentList.Add(a);
+        using var client = Process.Start(psi)!;
+        client.StandardInput.WriteLine(cookie);
+        client.StandardInput.Close();
+        var stderr = client.StandardError.ReadToEndAsync();
+        var stdout = client.StandardOutput.ReadToEndAsync();
+        try
+        {
+            Assert.True(Eventually(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", L.ClientNs, "-4", "-o", "addr", "show", "dev", "isotun9"]).Stdout.Contains("inet ")),
+                "second client never got an address");
+            LabProcess.Signal(client.Id, "INT");
+            Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)), "client did not exit on SIGINT");
+            Assert.True(client.ExitCode == 0, $"exit {client.ExitCode}: {stdout.Result} {stderr.Result}");
+        }
+        finally
+        {
+            if (!client.HasExited) client.Kill();
+        }
+
+        var again = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"], stdin: cookie + "\n", timeoutSeconds: 30);
+        Assert.True(again.ExitCode == 4, again.ToString());
+        Assert.Contains("rejected the session cookie", again.Stderr);
+    }
+
+    [SkippableFact]
+    public void Wrong_password_and_unknown_user_are_refused_clearly_and_counted()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        double badBefore = Metric("isotun_auth_attempts_total", "result=\"bad-password\"");
+        double unknownBefore = Metric("isotun_auth_attempts_total", "result=\"unknown-user\"");
+
+        var wrong = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: "not-the-password\n");
+        Assert.True(wrong.ExitCode == 3, wrong.ToString());
+        Assert.Contains("login refused", wrong.Stderr);
+
+        var unknown = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", "mallory", "--passwd-on-stdin", "--servercert", lab.Pin], stdin: "whatever\n");
+        Assert.True(unknown.ExitCode == 3, unknown.ToString());
+        Assert.Contains("login refused", unknown.Stderr);
+        // The refusal does not tell an unknown user from a wrong password.
+        Assert.Equal(wrong.Stderr.Trim(), unknown.Stderr.Trim());
+
+        Assert.True(Eventually(TimeSpan.FromSeconds(10), () =>
+            Metric("isotun_auth_attempts_total", "result=\"bad-password\"") >= badBefore + 1 &&
+            Metric("isotun_auth_attempts_total", "result=\"unknown-user\"") >= unknownBefore + 1), "auth failures not counted:\n" + Scrape());
+    }
+
+    [SkippableFact]
+    public void A_wrong_pin_is_refused_by_the_client()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var r = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin",
+            "--servercert", "pin-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="], stdin: lab.Password + "\n");
+        Assert.True(r.ExitCode == 6, r.ToString());
+        Assert.Contains("does not match the pin", r.Stderr);
+    }
+
+    internal static void AssertPing(string ns, IPAddress target)
+    {
+        var r = Run.InNs(ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", target.ToString());
+        Assert.True(r.ExitCode == 0, $"ping {target} from {ns} failed: {r}");
+    }
+
+    internal static bool Eventually(TimeSpan timeout, Func<bool> condition)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until)
+        {
+            if (condition()) return true;
+            Thread.Sleep(200);
+        }
+        return condition();
+    }
+
+    private int CountInLog(string name, string text)
+    {
+        var path = LabProcess.LogPath(L, name);
+        return File.Exists(path) ? File.ReadAllLines(path).Count(l => l.Contains(text)) : 0;
+    }
+
+    private string Scrape() => Run.InNs(L.ServerNs, "curl", "-s", "--max-time", "5", $"http://127.0.0.1:{LabLayout.AdminPort}/metrics").Stdout;
+
+    /// <summary>Sum of a Prometheus series' samples whose labels contain <paramref name="labelFilter"/>.</summary>
+    private double Metric(string name, string labelFilter)
+    {
+        double sum = 0;
+        foreach (var line in Scrape().Split('\n'))
+        {
+            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || !line.Contains(labelFilter)) continue;
+            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return sum;
+    }
+}
