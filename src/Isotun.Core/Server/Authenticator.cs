@@ -21,6 +21,17 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
 {
     public bool CertificateAuthEnabled => clientCas is { Count: > 0 };
 
+    /// <summary>Checks a certificate from a direct TLS handshake against the client CA.</summary>
+    public ClientCertificateInfo Inspect(X509Certificate2 cert)
+    {
+        var ous = CertificateIdentity.OrganizationalUnits(cert);
+        string? user = CertificateIdentity.UserId(cert) ?? cert.GetNameInfo(X509NameType.SimpleName, false);
+        if (!CertificateAuthEnabled) return new ClientCertificateInfo(user, ous, false, "certificate auth is not enabled");
+        return ChainsToClientCa(cert)
+            ? new ClientCertificateInfo(user, ous, true, null)
+            : new ClientCertificateInfo(user, ous, false, "certificate not issued by this server's client CA");
+    }
+
     public IReadOnlyDictionary<string, TenantRuntime> Tenants => tenants;
 
     /// <summary>The tenant named by the first segment of the request path, "" when the path names none.</summary>
@@ -31,7 +42,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         return path.Split('/', 2)[0];
     }
 
-    public AuthDecision Decide(ClientAuthMessage msg, string target, X509Certificate2? clientCert)
+    public AuthDecision Decide(ClientAuthMessage msg, string target, PeerInfo peer)
     {
         string pathTenant = PathTenant(target);
         string? named = pathTenant.Length > 0 ? pathTenant : msg.GroupSelect;
@@ -42,13 +53,12 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         if (!string.IsNullOrEmpty(named) && !tenants.TryGetValue(named, out tenant))
             return Refuse(AuthOutcome.UnknownTenant, null, "unknown group");
 
-        // Certificate auth: a valid certificate from the client CA logs in without a password.
-        if (clientCert is not null && CertificateAuthEnabled)
+        // Certificate auth: a verified certificate logs in without a password.
+        if (peer.Certificate is { } cert)
         {
-            if (!ChainsToClientCa(clientCert))
-                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by this server's client CA");
-            var ous = CertificateIdentity.OrganizationalUnits(clientCert);
-            string? user = CertificateIdentity.UserId(clientCert) ?? clientCert.GetNameInfo(X509NameType.SimpleName, false);
+            if (!cert.Verified)
+                return Refuse(AuthOutcome.BadCertificate, tenant, cert.Problem ?? "certificate not verified");
+            var ous = cert.OrganizationalUnits;
             if (tenant is null)
             {
                 var matches = ous.Where(tenants.ContainsKey).Distinct().ToList();
@@ -58,9 +68,9 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             }
             if (!ous.Contains(tenant.Name))
                 return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
-            if (string.IsNullOrEmpty(user) || !PasswordFile.IsValidUserName(user))
+            if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))
                 return Refuse(AuthOutcome.BadCertificate, tenant, "certificate carries no usable user id");
-            return new AuthDecision(AuthOutcome.Ok, tenant, user, "ok", false);
+            return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false);
         }
 
         if (tenant is null && tenants.Count == 1) tenant = tenants.Values.First();

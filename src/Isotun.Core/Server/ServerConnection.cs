@@ -19,12 +19,13 @@ namespace Isotun.Server;
 /// One accepted TCP connection: TLS handshake, then HTTP requests (XML auth, CONNECT), then, after a
 /// successful CONNECT, the tunnel. Every phase is bounded in time and size, and every way out is counted.
 /// </summary>
-public sealed class ServerConnection(VpnServer server, Socket socket, long id, ILogger log)
+public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 {
     private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
-    private X509Certificate2? _clientCert;
+    private PeerInfo _peer = new(null, null, null);
 
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>A connection from the TLS listener: handshake here, then the HTTP phase.</summary>
+    public async Task RunTlsAsync(Socket socket, CancellationToken stopping)
     {
         var metrics = IsotunMetrics.Instance;
         socket.NoDelay = true;
@@ -54,8 +55,20 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
                 return;
             }
         }
-        if (tls.RemoteCertificate is { } rc) _clientCert = rc as X509Certificate2 ?? new X509Certificate2(rc);
+        ClientCertificateInfo? cert = null;
+        if (tls.RemoteCertificate is { } rc) cert = server.Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
+        var peer = new PeerInfo(socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
+        await RunAsync(tls, peer, stopping).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// The HTTP phase (auth, CONNECT) and then the tunnel, over a stream whose TLS is already done: by the
+    /// TLS listener, or by an edge gateway that terminated TLS and described the peer in PROXY v2.
+    /// </summary>
+    public async Task RunAsync(Stream tls, PeerInfo peer, CancellationToken stopping)
+    {
+        _peer = peer;
+        var limits = server.Config.Limits;
         using var reader = new ConnectionReader(tls);
         while (!stopping.IsCancellationRequested)
         {
@@ -121,7 +134,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
         }
     }
 
-    private async Task AuthAsync(SslStream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
+    private async Task AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
     {
         var metrics = IsotunMetrics.Instance;
         var parsed = AuthXml.TryParseClientMessage(body, out var msg);
@@ -138,7 +151,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
             return;
         }
 
-        var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _clientCert), ct).ConfigureAwait(false);
+        var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
         string tenantLabel = decision.Tenant?.Name ?? "-";
         bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0;
         string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
@@ -162,7 +175,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
     }
 
-    private async Task ConnectAsync(SslStream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
+    private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
     {
         var metrics = IsotunMetrics.Instance;
         if (head.Target != "/CSCOSSLC/tunnel")
@@ -273,7 +286,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
         return null;
     }
 
-    private static async Task WriteXmlAsync(SslStream tls, int status, string xml, string? setCookie, CancellationToken ct)
+    private static async Task WriteXmlAsync(Stream tls, int status, string xml, string? setCookie, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes(xml);
         var sb = new StringBuilder();
@@ -289,7 +302,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
         await tls.FlushAsync(ct).ConfigureAwait(false);
     }
 
-    private static async Task WriteSimpleAsync(SslStream tls, int status, string reason, CancellationToken ct)
+    private static async Task WriteSimpleAsync(Stream tls, int status, string reason, CancellationToken ct)
     {
         try
         {
@@ -300,7 +313,7 @@ public sealed class ServerConnection(VpnServer server, Socket socket, long id, I
         catch (IOException) { }
     }
 
-    private static async Task WriteServiceUnavailableAsync(SslStream tls, string reason, CancellationToken ct)
+    private static async Task WriteServiceUnavailableAsync(Stream tls, string reason, CancellationToken ct)
     {
         var text = $"HTTP/1.1 503 Service Unavailable\r\nX-Reason: {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);

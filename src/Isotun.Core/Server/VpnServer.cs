@@ -104,7 +104,7 @@ public sealed class VpnServer : IAsyncDisposable
     {
         try
         {
-            await new ServerConnection(this, socket, id, _log).RunAsync(stopping).ConfigureAwait(false);
+            await new ServerConnection(this, id, _log).RunTlsAsync(socket, stopping).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
@@ -135,7 +135,12 @@ public sealed class VpnServer : IAsyncDisposable
         {
             // First start: make a CA and a server certificate next to where the config expects them.
             var dir = new PkiDirectory(Path.GetDirectoryName(tls.Certificate)!);
-            var issued = dir.EnsureServer(Path.GetFileNameWithoutExtension(tls.Certificate), tls.GenerateIps);
+            var issued = dir.EnsureServer(tls.ServerName ?? "server", tls.GenerateIps);
+            // The PKI names its files after the server; put them where the config says they are.
+            if (Path.GetFullPath(issued.CertificatePath) != Path.GetFullPath(tls.Certificate))
+                File.Copy(issued.CertificatePath, tls.Certificate);
+            if (Path.GetFullPath(issued.KeyPath) != Path.GetFullPath(tls.Key))
+                SecretFile.WriteAllBytes(tls.Key, File.ReadAllBytes(issued.KeyPath), overwrite: false);
             _log.LogWarning("no server certificate found: generated {Cert} ({Pin}); pass this pin to openconnect --servercert", issued.CertificatePath, issued.Pin);
         }
         return (PemLoader.LoadCertificateWithKey(tls.Certificate, tls.Key), tls.Certificate);

@@ -22,7 +22,7 @@ public static class TestEnvironment
     private static string FindExe()
     {
         // Same configuration as this test assembly: .../bin/<Configuration>/net10.0/
-        var config = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Parent!.Name;
+        var config = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
         var exe = Path.Combine(RepoRoot, "src", "Isotun.Cli", "bin", config, "net10.0", "isotun");
         return File.Exists(exe) ? exe : throw new InvalidOperationException($"isotun executable not built at {exe}");
     }
