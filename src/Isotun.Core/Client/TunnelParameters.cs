@@ -14,6 +14,9 @@ public sealed record TunnelParameters(
     int Dpd,
     int Keepalive)
 {
+    /// <summary>The IPv6 address inside the tunnel (dual stack), from X-CSTP-Address-IP6, or null.</summary>
+    public IPAddress? Address6 { get; init; }
+
     public const int MinMtu = 576;
     public const int MaxMtu = 65535 - 8;
 
@@ -41,7 +44,11 @@ public sealed record TunnelParameters(
             if (IPAddress.TryParse(d, out var a) && dns.Count < 3) dns.Add(a);
         int dpd = ParseSeconds(h.Get("X-CSTP-DPD"), 30);
         int keepalive = ParseSeconds(h.Get("X-CSTP-Keepalive"), 20);
-        return new TunnelParameters(address, mask, mtu, routes, dns, dpd, keepalive);
+        IPAddress? address6 = null;
+        if (h.Get("X-CSTP-Address-IP6") is { } a6 && IPAddress.TryParse(a6.Split('/')[0], out var parsed6)
+            && parsed6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
+            address6 = parsed6;
+        return new TunnelParameters(address, mask, mtu, routes, dns, dpd, keepalive) { Address6 = address6 };
     }
 
     /// <summary>"a.b.c.d/m.m.m.m" or "a.b.c.d/len" or "v6/len".</summary>
@@ -51,7 +58,8 @@ public sealed record TunnelParameters(
         var parts = text.Split('/');
         if (parts.Length != 2 || !IPAddress.TryParse(parts[0], out var addr)) return false;
         int prefix;
-        if (IPAddress.TryParse(parts[1], out var mask) && mask.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+        // A dotted mask; a bare number is a prefix length (IPAddress.TryParse would read "64" as 0.0.0.64).
+        if (parts[1].Contains('.') && IPAddress.TryParse(parts[1], out var mask) && mask.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
         {
             uint m = (uint)IPAddress.NetworkToHostOrder(BitConverter.ToInt32(mask.GetAddressBytes()));
             prefix = System.Numerics.BitOperations.PopCount(m);

@@ -9,7 +9,7 @@ namespace Isotun.Config;
 /// Loads and validates the server's YAML configuration. Validation reports every problem at once, each with its key path
 /// (<c>tenants[1].pool: overlaps tenants[0].pool (10.10.0.0/24)</c>); a configuration is returned only when there are none.
 /// </summary>
-public static class ServerConfigLoader
+public static partial class ServerConfigLoader
 {
     public const int MaxFileBytes = 1024 * 1024;
 
@@ -32,7 +32,11 @@ public static class ServerConfigLoader
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
     private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "max-sessions"];
-    private static readonly string[] TenantKeys = ["name", "pool", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device"];
+    private static readonly string[] TenantKeys =
+    [
+        "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
+        "client-ca", "allowed-ous", "server-names", "max-sessions", "rate-limit", "client-to-client", "lease-lifetime", "uplink",
+    ];
 
     /// <summary>Reads and validates a file; a missing, unreadable or oversized file is one error with path <c>(file)</c>.</summary>
     public static ConfigLoadResult Load(string path)
@@ -321,8 +325,9 @@ public static class ServerConfigLoader
 
         // Seen values with the tenant index that first used them, for cross-tenant checks.
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
-        var devices = new Dictionary<string, int>(StringComparer.Ordinal);
-        var pools = new List<(IPNetwork Pool, int Index)>();
+        var devices = new Dictionary<(string, string), int>();
+        var namespaces = new Dictionary<string, int>(StringComparer.Ordinal);
+        var pools = new List<(IPNetwork Pool, int Index, string Namespace)>();
         for (var i = 0; i < sequence.Items.Count; i++)
         {
             var path = ConfigWalker.Item("tenants", i);
@@ -350,28 +355,41 @@ public static class ServerConfigLoader
                 }
             }
 
+            // Pools and devices only clash inside one namespace: separate namespaces may overlap freely.
             if (pool is { } network)
             {
-                foreach (var (other, index) in pools)
+                foreach (var (other, index, ns) in pools)
                 {
-                    if (CidrParser.Overlaps(network, other))
+                    if (ns == tenant.Namespace && CidrParser.Overlaps(network, other))
                     {
-                        walker.Error($"{path}.pool", $"overlaps tenants[{index}].pool ({other})");
+                        walker.Error($"{path}.pool", $"overlaps tenants[{index}].pool ({other}) in the same namespace");
                     }
                 }
 
-                pools.Add((network, i));
+                pools.Add((network, i, tenant.Namespace));
             }
 
             if (tenant.Device.Length > 0)
             {
-                if (devices.TryGetValue(tenant.Device, out var first))
+                if (devices.TryGetValue((tenant.Namespace, tenant.Device), out var first))
                 {
-                    walker.Error($"{path}.device", $"device '{tenant.Device}' is also used by tenants[{first}]; set device explicitly");
+                    walker.Error($"{path}.device", $"device '{tenant.Device}' is also used by tenants[{first}] in the same namespace; set device explicitly");
                 }
                 else
                 {
-                    devices[tenant.Device] = i;
+                    devices[(tenant.Namespace, tenant.Device)] = i;
+                }
+            }
+
+            if (tenant.Namespace.Length > 0 && !tenant.InHostNamespace)
+            {
+                if (namespaces.TryGetValue(tenant.Namespace, out var owner))
+                {
+                    walker.Error($"{path}.namespace", $"namespace '{tenant.Namespace}' is also used by tenants[{owner}]");
+                }
+                else
+                {
+                    namespaces[tenant.Namespace] = i;
                 }
             }
 
@@ -463,7 +481,8 @@ public static class ServerConfigLoader
             device = string.Empty;
         }
 
-        return new TenantConfig(name, pool?.ToString() ?? string.Empty, routes, dns, mtu, dpd, keepalive, passwordFile, device);
+        var tenant = new TenantConfig(name, pool?.ToString() ?? string.Empty, routes, dns, mtu, dpd, keepalive, passwordFile, device);
+        return ReadTenantIsolation(walker, keys, path, tenant);
     }
 
     private static IPNetwork? ReadPool(ConfigWalker walker, string text, string path)

@@ -21,4 +21,50 @@ public sealed record TenantConfig(
     int Dpd,
     int Keepalive,
     string? PasswordFile,
-    string Device);
+    string Device)
+{
+    /// <summary>The IPv6 pool (dual stack inside the tunnel), or null for IPv4 only.</summary>
+    public string? Pool6 { get; init; }
+
+    /// <summary>The network namespace holding the tenant's TUN: <c>isotun-&lt;name&gt;</c> by default, or <see cref="HostNamespace"/>.</summary>
+    public string Namespace { get; init; } = "";
+
+    /// <summary>Client CA bundle for this tenant's certificates; null means the server-wide <c>tls.client-ca</c>.</summary>
+    public string? ClientCa { get; init; }
+
+    /// <summary>Certificate OUs that may log into this tenant; by default only its own name.</summary>
+    public IReadOnlyList<string> AllowedOus { get; init; } = [];
+
+    /// <summary>TLS server names (SNI) that select this tenant.</summary>
+    public IReadOnlyList<string> ServerNames { get; init; } = [];
+
+    public int MaxSessions { get; init; } = 1024;
+
+    /// <summary>Per-user rate limit in bytes per second, each direction; 0 means none.</summary>
+    public long RateLimit { get; init; }
+
+    /// <summary>Whether clients of this tenant may reach each other through the tunnel.</summary>
+    public bool ClientToClient { get; init; }
+
+    /// <summary>How long a user's sticky lease is kept after it was last used; null keeps it forever.</summary>
+    public TimeSpan? LeaseLifetime { get; init; }
+
+    public UplinkConfig Uplink { get; init; } = UplinkConfig.None;
+
+    public const string HostNamespace = "host";
+
+    public bool InHostNamespace => Namespace == HostNamespace;
+
+    public IReadOnlyList<string> EffectiveOus => AllowedOus.Count > 0 ? AllowedOus : [Name];
+}
+
+/// <summary>
+/// How a tenant namespace reaches the tenant's real network. <c>veth</c>: a pair into an existing
+/// namespace (<see cref="PeerNamespace"/>); <c>link</c>: an existing link moved in; <c>none</c>.
+/// Addresses are CIDRs (address/prefix). The tenant side's default route goes to <see cref="Gateway"/>
+/// (for veth: the peer address); for veth the peer side gets a route to the tenant's pools.
+/// </summary>
+public sealed record UplinkConfig(string Kind, string? PeerNamespace, string? Name, string? PeerName, string? Address, string? PeerAddress, IPAddress? Gateway)
+{
+    public static readonly UplinkConfig None = new("none", null, null, null, null, null, null);
+}

@@ -10,7 +10,8 @@ namespace Isotun.Lab;
 
 /// <summary>
 /// `isotun lab up|down|status`: a whole demo on one machine. A client host and a server host on a veth
-/// underlay, a service host behind the server, the server and client started, and traffic shown flowing.
+/// underlay; the server puts tenant "demo" in its own namespace with an uplink veth into a service host;
+/// the server and client are started, and traffic is shown flowing.
 /// Integration tests build their own labs with this same class.
 /// </summary>
 public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> say)
@@ -59,10 +60,8 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
         }
         Veth(layout.ClientUplink, layout.ClientNs, layout.ClientIp, layout.ServerDownlink, layout.ServerNs, layout.ServerIp);
-        Veth(layout.ServiceLink, layout.ServiceNs, layout.ServiceIp, layout.ServerServiceLink, layout.ServerNs, layout.ServerServiceIp);
-        // The server host routes between the tunnel and the service network.
-        IpCommand.Exec("ip", ["netns", "exec", layout.ServerNs, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check: true);
-        IpCommand.RunIn(layout.ServiceNs, "route", "add", layout.Pool, "via", layout.ServerServiceIp.ToString());
+        // The service host is reached through the tenant's own namespace: the server creates that
+        // namespace and its uplink veth into the service host (see the tenant's `uplink` in server.yaml).
     }
 
     private static void Veth(string a, string nsA, IPAddress ipA, string b, string nsB, IPAddress ipB)
@@ -104,13 +103,23 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
               auth-timeout: 15
             tenants:
               - name: {LabLayout.Tenant}
+                namespace: {layout.TenantNs}
                 pool: {layout.Pool}
+                pool6: {layout.Pool6}
                 routes: [{layout.ServiceNet}]
                 dns: [{layout.TunnelGateway}]
                 mtu: 1400
                 dpd: 30
                 keepalive: 20
                 password-file: users.passwd
+                client-to-client: false
+                uplink:
+                  veth:
+                    peer-namespace: {layout.ServiceNs}
+                    name: uplink0
+                    peer-name: {layout.ServiceLink}
+                    address: {layout.ServerServiceIp}/24
+                    peer-address: {layout.ServiceIp}/24
             """);
         File.WriteAllText(Path.Combine(layout.Directory, "server.pin"), server.Pin + "\n");
         return server.Pin;
@@ -153,7 +162,8 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
     {
         Ping(layout.ClientNs, layout.TunnelGateway, "client → server tunnel gateway");
         Ping(layout.ClientNs, layout.ServiceIp, "client → service through the tunnel");
-        Ping(layout.ServerNs, clientAddress, "server → client through the tunnel");
+        Ping(layout.ServiceNs, clientAddress, "service → client through the tunnel");
+        Ping(layout.ClientNs, layout.TunnelGateway6, "client → server over IPv6 in the tunnel");
         var text = FetchServiceText();
         say($"client fetched from {layout.ServiceIp}:{LabLayout.ServicePort} through the tunnel: \"{text}\"");
     }

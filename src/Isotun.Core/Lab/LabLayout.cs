@@ -14,21 +14,26 @@ public sealed record LabLayout(string Tag, int Index, string Directory)
     public string ServerNs => $"isotun-{Tag}-srv";
     public string ClientNs => $"isotun-{Tag}-cli";
     public string ServiceNs => $"isotun-{Tag}-svc";
-    public IEnumerable<string> Namespaces => [ClientNs, ServerNs, ServiceNs];
+    /// <summary>The tenant's namespace, created and owned by the server (listed so `down` cleans it after a crash).</summary>
+    public string TenantNs => $"isotun-{Tag}-t-{Tenant}";
+    public IEnumerable<string> Namespaces => [ClientNs, ServerNs, ServiceNs, TenantNs];
 
     // veth names are made in the root namespace first, so they carry the tag to stay unique there.
     public string ClientUplink => $"{Tag}-c0";
     public string ServerDownlink => $"{Tag}-s0";
-    public string ServerServiceLink => $"{Tag}-s1";
+    /// <summary>The tenant's uplink veth: made by the server, from the tenant namespace into the service host.</summary>
     public string ServiceLink => $"{Tag}-v0";
 
     public IPAddress ServerIp => IPAddress.Parse($"198.18.{2 * Index}.1");
     public IPAddress ClientIp => IPAddress.Parse($"198.18.{2 * Index}.2");
+    /// <summary>The tenant namespace's side of its uplink to the service host.</summary>
     public IPAddress ServerServiceIp => IPAddress.Parse($"198.18.{2 * Index + 1}.1");
     public IPAddress ServiceIp => IPAddress.Parse($"198.18.{2 * Index + 1}.2");
     public string ServiceNet => $"198.18.{2 * Index + 1}.0/24";
     public string Pool => "10.10.0.0/24";
+    public string Pool6 => "fd00:10::/64";
     public IPAddress TunnelGateway => IPAddress.Parse("10.10.0.1");
+    public IPAddress TunnelGateway6 => IPAddress.Parse("fd00:10::1");
 
     public const string Tenant = "demo";
     public const string User = "alice";

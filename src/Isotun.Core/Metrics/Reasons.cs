@@ -1,8 +1,8 @@
 namespace Isotun.Metrics;
 
-public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected }
+public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions }
 
-public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed }
+public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient }
 
 public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error }
 
@@ -18,6 +18,7 @@ public static class ReasonLabels
         AuthOutcome.WrongTenant => "wrong-tenant",
         AuthOutcome.BadRequest => "bad-request",
         AuthOutcome.CookieRejected => "cookie-rejected",
+        AuthOutcome.TooManySessions => "too-many-sessions",
         _ => "other",
     };
 
@@ -30,6 +31,7 @@ public static class ReasonLabels
         DropReason.QueueFull => "queue-full",
         DropReason.TunWriteFailed => "tun-write-failed",
         DropReason.Compressed => "compressed-not-negotiated",
+        DropReason.ClientToClient => "client-to-client",
         _ => "other",
     };
 

@@ -13,26 +13,24 @@ public sealed record AuthDecision(AuthOutcome Outcome, TenantRuntime? Tenant, st
 }
 
 /// <summary>
-/// Picks the tenant (URL path, then group select, then certificate OU, then the only tenant) and checks
-/// the credentials against that tenant alone, so a user of one tenant can never log into another.
-/// Refusals say what failed without naming anything of another tenant.
+/// Picks the tenant (URL path, group select, certificate OU, TLS server name, or the only tenant) and checks
+/// the credentials against that tenant alone — its password file, its CA, its OUs — so a user of one tenant
+/// can never log into another. Every refusal says what failed without naming anything of another tenant.
 /// </summary>
-public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> tenants, X509Certificate2Collection? clientCas)
+public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> tenants, X509Certificate2Collection? serverCas)
 {
-    public bool CertificateAuthEnabled => clientCas is { Count: > 0 };
+    /// <summary>True when any CA is configured, server-wide or per tenant: the TLS listener then asks for certificates.</summary>
+    public bool CertificateAuthEnabled => serverCas is { Count: > 0 } || tenants.Values.Any(t => t.ClientCas is { Count: > 0 });
 
-    /// <summary>Checks a certificate from a direct TLS handshake against the client CA.</summary>
-    public ClientCertificateInfo Inspect(X509Certificate2 cert)
+    public IReadOnlyDictionary<string, TenantRuntime> Tenants => tenants;
+
+    /// <summary>Reads the identity of a certificate from a direct TLS handshake; the chain is checked once the tenant is known.</summary>
+    public static ClientCertificateInfo Inspect(X509Certificate2 cert)
     {
         var ous = CertificateIdentity.OrganizationalUnits(cert);
         string? user = CertificateIdentity.UserId(cert) ?? cert.GetNameInfo(X509NameType.SimpleName, false);
-        if (!CertificateAuthEnabled) return new ClientCertificateInfo(user, ous, false, "certificate auth is not enabled");
-        return ChainsToClientCa(cert)
-            ? new ClientCertificateInfo(user, ous, true, null)
-            : new ClientCertificateInfo(user, ous, false, "certificate not issued by this server's client CA");
+        return new ClientCertificateInfo(user, ous, false, null) { Raw = cert };
     }
-
-    public IReadOnlyDictionary<string, TenantRuntime> Tenants => tenants;
 
     /// <summary>The tenant named by the first segment of the request path, "" when the path names none.</summary>
     public static string PathTenant(string target)
@@ -40,6 +38,15 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         var path = target.Split('?', 2)[0].Trim('/');
         if (path.Length == 0 || path == "auth") return "";
         return path.Split('/', 2)[0];
+    }
+
+    public TenantRuntime? TenantForServerName(string? sni)
+    {
+        if (string.IsNullOrEmpty(sni)) return null;
+        var name = sni.ToLowerInvariant();
+        foreach (var t in tenants.Values)
+            if (t.Config.ServerNames.Contains(name)) return t;
+        return null;
     }
 
     public AuthDecision Decide(ClientAuthMessage msg, string target, PeerInfo peer)
@@ -52,27 +59,15 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         TenantRuntime? tenant = null;
         if (!string.IsNullOrEmpty(named) && !tenants.TryGetValue(named, out tenant))
             return Refuse(AuthOutcome.UnknownTenant, null, "unknown group");
+        // A tenant's own server name admits only that tenant: no crafted path or group gets past it.
+        var bySni = TenantForServerName(peer.ServerName);
+        if (tenant is not null && bySni is not null && bySni != tenant)
+            return Refuse(AuthOutcome.WrongTenant, null, "the group does not match the server name");
 
-        // Certificate auth: a verified certificate logs in without a password.
         if (peer.Certificate is { } cert)
-        {
-            if (!cert.Verified)
-                return Refuse(AuthOutcome.BadCertificate, tenant, cert.Problem ?? "certificate not verified");
-            var ous = cert.OrganizationalUnits;
-            if (tenant is null)
-            {
-                var matches = ous.Where(tenants.ContainsKey).Distinct().ToList();
-                if (matches.Count == 1) tenant = tenants[matches[0]];
-                else if (matches.Count == 0) return Refuse(AuthOutcome.WrongTenant, null, "certificate names no group of this server");
-                else return Form(null, "choose a group");
-            }
-            if (!ous.Contains(tenant.Name))
-                return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
-            if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))
-                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate carries no usable user id");
-            return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false);
-        }
+            return DecideCertificate(cert, tenant ?? bySni);
 
+        tenant ??= bySni;
         if (tenant is null && tenants.Count == 1) tenant = tenants.Values.First();
 
         string? username = msg.Username, password = msg.Password;
@@ -92,11 +87,40 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         return new AuthDecision(AuthOutcome.Ok, tenant, username, "ok", false);
     }
 
-    private bool ChainsToClientCa(X509Certificate2 cert)
+    /// <summary>Certificate auth: the certificate must chain to the tenant's CA and carry one of its OUs.</summary>
+    private AuthDecision DecideCertificate(ClientCertificateInfo cert, TenantRuntime? tenant)
+    {
+        if (tenant is null)
+        {
+            var matches = tenants.Values.Where(t => cert.OrganizationalUnits.Any(t.Config.EffectiveOus.Contains)).ToList();
+            if (matches.Count == 1) tenant = matches[0];
+            else if (matches.Count == 0) return Refuse(AuthOutcome.WrongTenant, null, "certificate names no group of this server");
+            else return Form(null, "Please choose a group.");
+        }
+        if (cert.Raw is { } raw)
+        {
+            var cas = tenant.ClientCas ?? serverCas;
+            if (cas is not { Count: > 0 })
+                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate login is not enabled for this group");
+            if (!ChainsTo(raw, cas))
+                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by a CA this group trusts");
+        }
+        else if (!cert.Verified)
+        {
+            return Refuse(AuthOutcome.BadCertificate, tenant, cert.Problem ?? "certificate not verified");
+        }
+        if (!cert.OrganizationalUnits.Any(tenant.Config.EffectiveOus.Contains))
+            return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
+        if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))
+            return Refuse(AuthOutcome.BadCertificate, tenant, "certificate carries no usable user id");
+        return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false);
+    }
+
+    private static bool ChainsTo(X509Certificate2 cert, X509Certificate2Collection cas)
     {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(clientCas!);
+        chain.ChainPolicy.CustomTrustStore.AddRange(cas);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
         return chain.Build(cert);
@@ -108,7 +132,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
     private static AuthDecision Form(TenantRuntime? tenant, string message) =>
         new(AuthOutcome.Ok, tenant, null, message, true);
 
-    /// <summary>The login form. The group list is left out when the URL already fixed the tenant.</summary>
+    /// <summary>The login form. The group list is left out when the URL or the server name already fixed the tenant.</summary>
     public AuthForm BuildForm(string action, string message, string? error, bool withGroups, string? selected)
     {
         var inputs = new List<AuthInput> { new("text", "username", "Username:"), new("password", "password", "Password:") };

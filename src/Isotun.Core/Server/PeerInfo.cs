@@ -10,7 +10,11 @@ namespace Isotun.Server;
 public sealed record PeerInfo(IPEndPoint? Remote, string? ServerName, ClientCertificateInfo? Certificate);
 
 /// <summary>
-/// A client certificate as the authenticator needs it. <see cref="Verified"/> is true only when it chained
-/// to a trusted client CA (checked here, or by a trusted gateway that said so).
+/// A client certificate as the authenticator needs it. With <see cref="Raw"/> (a direct TLS handshake) the
+/// authenticator checks the chain itself against the chosen tenant's CA; without it (behind a gateway)
+/// <see cref="Verified"/> says whether the trusted gateway verified it.
 /// </summary>
-public sealed record ClientCertificateInfo(string? User, IReadOnlyList<string> OrganizationalUnits, bool Verified, string? Problem);
+public sealed record ClientCertificateInfo(string? User, IReadOnlyList<string> OrganizationalUnits, bool Verified, string? Problem)
+{
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? Raw { get; init; }
+}

@@ -56,7 +56,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             }
         }
         ClientCertificateInfo? cert = null;
-        if (tls.RemoteCertificate is { } rc) cert = server.Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
+        if (tls.RemoteCertificate is { } rc) cert = Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
         var peer = new PeerInfo(socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
         await RunAsync(tls, peer, stopping).ConfigureAwait(false);
     }
@@ -153,7 +153,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
         var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
         string tenantLabel = decision.Tenant?.Name ?? "-";
-        bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0;
+        bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0 || server.Authenticator.TenantForServerName(_peer.ServerName) is not null;
         string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
         if (decision.ShowForm)
         {
@@ -161,7 +161,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
             return;
         }
-        metrics.Auth(tenantLabel, decision.Outcome);
+        if (decision.Success) { /* counted below, after the session limit */ }
+        else metrics.Auth(tenantLabel, decision.Outcome);
         string who = decision.User ?? msg.Username ?? "-";
         if (!decision.Success)
         {
@@ -170,7 +171,17 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return;
         }
-        var ticket = server.Sessions.Create(decision.Tenant!, decision.User!);
+        var tenant = decision.Tenant!;
+        if (server.Sessions.CountFor(tenant) >= tenant.Config.MaxSessions || server.Sessions.Count >= server.Config.Limits.MaxSessions)
+        {
+            metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
+            ServerLog.Login(log, tenantLabel, id, decision.User!, "too many sessions");
+            var full = server.Authenticator.BuildForm(action, "Login failed.", "too many sessions for this group", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return;
+        }
+        var ticket = server.Sessions.Create(tenant, decision.User!);
+        metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
     }
@@ -197,24 +208,18 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
         var session = server.Sessions.GetOrRestore(ticket, tenant);
         IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
-        var address = session.Address ?? tenant.Lease(session, asked ?? server.State.GetLease(tenant.Name, session.User));
-        if (address is null)
+        if (!tenant.TryLease(session, asked))
         {
             await WriteServiceUnavailableAsync(tls, "no address left in the pool", stopping).ConfigureAwait(false);
             Close(CloseReason.Error, $"tenant {tenant.Name}: pool exhausted");
             return;
         }
-        if (session.Address is null)
-        {
-            session.Address = address;
-            session.AddressKey = IpKey.FromAddress(address);
-            server.State.SaveLease(tenant.Name, session.User, address);
-        }
+        var address = session.Address!;
 
         int mtu = tenant.Mtu;
         if (int.TryParse(head.Headers.Get("X-CSTP-MTU"), out int asks) && asks >= 576 && asks < mtu) mtu = asks;
         var tunnel = new TunnelConnection(id, session, tls, reader, mtu, log, stopping);
-        await tls.WriteAsync(BuildConnectedResponse(tenant, address, mtu), stopping).ConfigureAwait(false);
+        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu), stopping).ConfigureAwait(false);
         await tls.FlushAsync(stopping).ConfigureAwait(false);
 
         var previous = Interlocked.Exchange(ref session.Connection, tunnel);
@@ -241,7 +246,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
     }
 
-    private byte[] BuildConnectedResponse(TenantRuntime tenant, IPAddress address, int mtu)
+    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu)
     {
         var c = tenant.Config;
         var sb = new StringBuilder(1024);
@@ -250,6 +255,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         sb.Append("X-CSTP-Server-Name: isotun\r\n");
         sb.Append("X-CSTP-Address: ").Append(address).Append("\r\n");
         sb.Append("X-CSTP-Netmask: ").Append(tenant.Pool.Netmask).Append("\r\n");
+        if (session.Address6 is { } a6 && tenant.Pool6 is { } p6)
+        {
+            sb.Append("X-CSTP-Address-IP6: ").Append(a6).Append('/').Append(p6.PrefixLength).Append("\r\n");
+            sb.Append("X-CSTP-Split-Include-IP6: ").Append(p6).Append("\r\n");
+        }
         foreach (var dns in c.Dns) sb.Append("X-CSTP-DNS: ").Append(dns).Append("\r\n");
         foreach (var r in tenant.Routes)
         {

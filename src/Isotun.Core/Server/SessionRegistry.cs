@@ -12,18 +12,20 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
 
     public int Count => _sessions.Count;
 
+    public int CountFor(TenantRuntime tenant) => _sessions.Values.Count(s => s.Tenant == tenant);
+
     public IEnumerable<VpnSession> All => _sessions.Values;
 
     public SessionTicket Create(TenantRuntime tenant, string user)
     {
         var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime);
-        _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt);
+        _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user) };
         return ticket;
     }
 
     /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
-        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt));
+        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User) });
 
     /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
     public void End(VpnSession session, string reason)
@@ -31,7 +33,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         state.Revoke(session.Id, session.ExpiresAt);
         if (!_sessions.TryRemove(session.Id, out _)) return;
         session.Tenant.Detach(session);
-        if (session.Address is not null) session.Tenant.Release(session.Address);
+        session.Tenant.Release(session);
         ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
     }
 
@@ -44,7 +46,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
             if (s.ExpiresAt > now || s.Connection is not null) continue;
             if (!_sessions.TryRemove(s.Id, out _)) continue;
             s.Tenant.Detach(s);
-            if (s.Address is not null) s.Tenant.Release(s.Address);
+            s.Tenant.Release(s);
             ServerLog.SessionEnded(log, s.Tenant.Name, s.ShortId, "cookie expired");
         }
     }

@@ -1,83 +1,177 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
 using Isotun.Linux;
 using Isotun.Metrics;
+using Isotun.Pki;
 using Isotun.Protocol.Addressing;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
 using Isotun.Security;
+using Isotun.State;
 using Isotun.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
 
 /// <summary>
-/// Everything one tenant owns at run time: its pool, its TUN device, its users and the table that maps a
-/// leased address to the session holding it. Packets read from the TUN go only to this tenant's sessions.
+/// Everything one tenant owns at run time: its namespace and TUN, its pools, its users and CA, its limits,
+/// and the table that maps a leased address to the session holding it. Packets read from the TUN go only
+/// to this tenant's sessions.
 /// </summary>
 public sealed class TenantRuntime : IDisposable
 {
     private readonly ConcurrentDictionary<IpKey, VpnSession> _routes = new();
-    private readonly Lock _leaseLock = new();
+    private readonly ConcurrentDictionary<string, (TokenBucket, TokenBucket)> _limits = new(StringComparer.Ordinal);
     private readonly ILogger _log;
+    private readonly IStateStore _state;
     private readonly LeaseAllocator _leases;
+    private readonly LeaseAllocator? _leases6;
+    private readonly TenantNamespace _namespace;
     private TunDevice? _tun;
     private Thread? _reader;
     private volatile bool _stopping;
+    private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool4Match;
+    private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool6Match;
 
-    public TenantRuntime(TenantConfig config, ILogger log)
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log)
     {
         Config = config;
         _log = log;
-        if (!IpNetwork.TryParse(config.Pool, out var pool))
-            throw new ArgumentException($"tenant {config.Name}: bad pool {config.Pool}");
-        Pool = pool;
+        _state = state;
+        Pool = IpNetwork.TryParse(config.Pool, out var pool) ? pool : throw new ArgumentException($"tenant {config.Name}: bad pool {config.Pool}");
         _leases = new LeaseAllocator(pool);
+        if (config.Pool6 is not null)
+        {
+            Pool6 = IpNetwork.TryParse(config.Pool6, out var pool6) ? pool6 : throw new ArgumentException($"tenant {config.Name}: bad pool6 {config.Pool6}");
+            _leases6 = new LeaseAllocator(pool6);
+        }
+        _namespace = new TenantNamespace(config);
+        _pool4Match = Match(Pool, _leases.Gateway);
+        _pool6Match = _leases6 is null ? default : Match(Pool6!.Value, _leases6.Gateway);
         Traffic = IsotunMetrics.Instance.Tenant(config.Name);
         Routes = config.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
+        ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
+        ReserveStoredLeases();
     }
 
     public TenantConfig Config { get; }
     public string Name => Config.Name;
     public IpNetwork Pool { get; }
+    public IpNetwork? Pool6 { get; }
     public IReadOnlyList<IpNetwork> Routes { get; }
     public PasswordFile? Passwords { get; }
+    /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>
+    public X509Certificate2Collection? ClientCas { get; }
     public TenantTraffic Traffic { get; }
     public int Mtu => Config.Mtu;
     public IPAddress Gateway => _leases.Gateway;
+    public IPAddress? Gateway6 => _leases6?.Gateway;
     public TunDevice? Tun => _tun;
+    public string? NamespaceName => _namespace.Name;
 
-    /// <summary>Creates and configures the TUN and starts its reader thread.</summary>
+    /// <summary>Creates the namespace and TUN and starts the TUN reader thread.</summary>
     public void Start()
     {
-        _tun = TunDevice.Open(Config.Device);
-        IpCommand.TryRun("link", "set", "dev", _tun.Name, "addrgenmode", "none");
-        IpCommand.Run("link", "set", "dev", _tun.Name, "mtu", Config.Mtu.ToString(), "up");
-        IpCommand.Run("addr", "replace", $"{_leases.Gateway}/{Pool.PrefixLength}", "dev", _tun.Name);
+        IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
+        _tun = _namespace.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = $"tun-{Name}" };
         _reader.Start();
     }
 
-    public IPAddress? Lease(VpnSession session, IPAddress? preferred)
+    /// <summary>
+    /// Sticky leases: a user's last addresses are held for them across reconnects and restarts (until
+    /// lease-lifetime passes), so they are handed out to others last.
+    /// </summary>
+    private void ReserveStoredLeases()
     {
-        lock (_leaseLock) return _leases.Lease(session.Id.ToString("N"), preferred);
+        foreach (var lease in _state.Leases(Name))
+        {
+            if (Expired(lease)) continue;
+            if (lease.Address is not null && _leases.Lease(OwnerKey(lease.User), lease.Address) is { } a) _leases.Release(a);
+            if (lease.Address6 is not null && _leases6?.Lease(OwnerKey(lease.User), lease.Address6) is { } b) _leases6.Release(b);
+        }
     }
 
-    public void Release(IPAddress address)
+    private bool Expired(LeaseRecord lease) =>
+        Config.LeaseLifetime is { } life && DateTimeOffset.UtcNow - lease.Updated > life;
+
+    private static string OwnerKey(string user) => "u:" + user;
+
+    /// <summary>
+    /// Leases addresses for a session: the ones the client asks back (on reconnect), else the user's
+    /// sticky ones, else any free ones. A user with two live sessions gets a second pair.
+    /// </summary>
+    public bool TryLease(VpnSession session, IPAddress? asked)
     {
-        lock (_leaseLock) _leases.Release(address);
+        if (session.HasAddresses) return true;
+        var stored = _state.GetLease(Name, session.User);
+        if (stored is not null && Expired(stored)) stored = null;
+        string owner = OwnerKey(session.User);
+        // The user's sticky address may be held by another live session of the same user.
+        if (stored?.Address is { } sa && _routes.TryGetValue(IpKey.FromAddress(sa), out var other) && other != session)
+            owner = "s:" + session.Id.ToString("N");
+        var v4 = _leases.Lease(owner, asked ?? stored?.Address);
+        if (v4 is null) return false;
+        IPAddress? v6 = null;
+        if (_leases6 is not null)
+        {
+            v6 = _leases6.Lease(owner, stored?.Address6);
+            if (v6 is null)
+            {
+                _leases.Release(v4);
+                return false;
+            }
+        }
+        session.Assign(v4, v6);
+        _state.SaveLease(Name, session.User, v4, v6);
+        return true;
     }
 
-    public void Attach(VpnSession session) => _routes[session.AddressKey] = session;
+    public void Release(VpnSession session)
+    {
+        if (session.Address is { } a) _leases.Release(a);
+        if (session.Address6 is { } b) _leases6?.Release(b);
+    }
 
-    public void Detach(VpnSession session) => _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session));
+    /// <summary>The user's limiters, shared by all of the user's sessions in this tenant.</summary>
+    public (TokenBucket Rx, TokenBucket Tx)? LimitsFor(string user) =>
+        Config.RateLimit <= 0 ? null : _limits.GetOrAdd(user, _ => (new TokenBucket(Config.RateLimit), new TokenBucket(Config.RateLimit)));
+
+    public void Attach(VpnSession session)
+    {
+        _routes[session.AddressKey] = session;
+        if (session.Address6 is not null) _routes[session.AddressKey6] = session;
+    }
+
+    public void Detach(VpnSession session)
+    {
+        _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session));
+        if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session));
+    }
+
+    /// <summary>Is this destination another client of this tenant (not the gateway)? No allocation: compares keys.</summary>
+    public bool IsClientAddress(IpKey destination)
+    {
+        var (net, mask, gw) = destination.Version == 4 ? _pool4Match : _pool6Match;
+        return net.Version == destination.Version && (destination.Value & mask) == net.Value && destination != gw;
+    }
+
+    private static (IpKey Network, UInt128 Mask, IpKey Gateway) Match(IpNetwork pool, IPAddress gateway)
+    {
+        int bits = pool.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
+        UInt128 all = bits == 32 ? uint.MaxValue : UInt128.MaxValue;
+        UInt128 mask = pool.PrefixLength == 0 ? 0 : (all << (bits - pool.PrefixLength)) & all;
+        return (IpKey.FromAddress(pool.Network), mask, IpKey.FromAddress(gateway));
+    }
 
     /// <summary>TUN → sessions: one dedicated thread, blocking reads, a routing lookup per packet.</summary>
     private void ReadLoop()
     {
         var tun = _tun!;
+        var metrics = IsotunMetrics.Instance;
         int maxMss4 = MssClamp.MssForMtu(Config.Mtu, 4), maxMss6 = MssClamp.MssForMtu(Config.Mtu, 6);
         PacketBuffer? buf = null;
         while (!_stopping)
@@ -98,18 +192,18 @@ public sealed class TenantRuntime : IDisposable
             var packet = buf.PayloadSpace[..n];
             if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
             {
-                IsotunMetrics.Instance.Drop(Name, DropReason.Malformed);
+                metrics.Drop(Name, DropReason.Malformed);
                 continue;
             }
             var dst = IpKey.FromBytes(IpPacket.Destination(packet, info));
             if (!_routes.TryGetValue(dst, out var session) || session.Connection is not { } conn)
             {
-                IsotunMetrics.Instance.Drop(Name, DropReason.NoSession);
+                metrics.Drop(Name, DropReason.NoSession);
                 continue;
             }
             if (n > conn.Mtu)
             {
-                IsotunMetrics.Instance.Drop(Name, DropReason.Oversize);
+                metrics.Drop(Name, DropReason.Oversize);
                 continue;
             }
             if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
@@ -121,7 +215,7 @@ public sealed class TenantRuntime : IDisposable
             }
             else
             {
-                IsotunMetrics.Instance.Drop(Name, DropReason.QueueFull);
+                metrics.Drop(Name, DropReason.QueueFull);
             }
         }
         buf?.Return();
@@ -132,5 +226,6 @@ public sealed class TenantRuntime : IDisposable
         _stopping = true;
         _reader?.Join(TimeSpan.FromSeconds(2));
         _tun?.Dispose();
+        _namespace.Teardown();
     }
 }

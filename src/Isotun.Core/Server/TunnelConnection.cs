@@ -28,7 +28,7 @@ public sealed class TunnelConnection
         _reader = reader;
         _log = log;
         Mtu = mtu;
-        Writer = new FrameWriter(stream);
+        Writer = new FrameWriter(stream) { Limiter = session.Limits?.Tx };
         _cts = CancellationTokenSource.CreateLinkedTokenSource(serverStopping);
     }
 
@@ -94,27 +94,11 @@ public sealed class TunnelConnection
             switch (frame.Type)
             {
                 case CstpPacketType.Data:
-                    if (frame.Payload.Length == 0) break;
-                    if (frame.Payload.Length > Mtu)
-                    {
-                        metrics.Drop(tenant.Name, DropReason.Oversize);
-                        break;
-                    }
-                    // Copy out of the read buffer: the clamp rewrites in place.
-                    var packet = scratch.AsSpan(0, frame.Payload.Length);
-                    frame.Payload.Span.CopyTo(packet);
-                    if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
-                    {
-                        metrics.Drop(tenant.Name, DropReason.Malformed);
-                        break;
-                    }
-                    if (IpKey.FromBytes(IpPacket.Source(packet, info)) != _session.AddressKey)
-                    {
-                        metrics.Drop(tenant.Name, DropReason.SpoofedSource);
-                        break;
-                    }
-                    if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
-                    if (tun.Write(packet[..info.TotalLength])) tenant.Traffic.Rx(info.TotalLength);
+                    int len = CheckPacket(frame.Payload.Span, scratch, maxMss4, maxMss6);
+                    if (len <= 0) break;
+                    // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
+                    if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
+                    if (tun.Write(scratch.AsSpan(0, len))) tenant.Traffic.Rx(len);
                     else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                     break;
                 case CstpPacketType.DpdRequest:
@@ -134,6 +118,41 @@ public sealed class TunnelConnection
                     return TunnelEnd.BadFrame;
             }
         }
+    }
+
+    /// <summary>
+    /// Checks a client packet and copies it into <paramref name="scratch"/> (the MSS clamp rewrites in place).
+    /// Returns the length to write to the TUN, or 0 when it was dropped (and counted).
+    /// </summary>
+    private int CheckPacket(ReadOnlySpan<byte> payload, byte[] scratch, int maxMss4, int maxMss6)
+    {
+        var tenant = _session.Tenant;
+        var metrics = IsotunMetrics.Instance;
+        if (payload.Length == 0) return 0;
+        if (payload.Length > Mtu)
+        {
+            metrics.Drop(tenant.Name, DropReason.Oversize);
+            return 0;
+        }
+        var packet = scratch.AsSpan(0, payload.Length);
+        payload.CopyTo(packet);
+        if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
+        {
+            metrics.Drop(tenant.Name, DropReason.Malformed);
+            return 0;
+        }
+        if (!_session.Owns(IpKey.FromBytes(IpPacket.Source(packet, info))))
+        {
+            metrics.Drop(tenant.Name, DropReason.SpoofedSource);
+            return 0;
+        }
+        if (!tenant.Config.ClientToClient && tenant.IsClientAddress(IpKey.FromBytes(IpPacket.Destination(packet, info))))
+        {
+            metrics.Drop(tenant.Name, DropReason.ClientToClient);
+            return 0;
+        }
+        if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
+        return info.TotalLength;
     }
 
     /// <summary>Like ocserv: a DPD-REQ after 2×DPD of silence, and the connection is dead after 3×DPD.</summary>

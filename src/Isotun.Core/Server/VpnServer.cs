@@ -39,18 +39,18 @@ public sealed class VpnServer : IAsyncDisposable
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
+        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log);
+        Authenticator = new Authenticator(_tenants, clientCas);
         TlsOptions = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-            ClientCertificateRequired = clientCas is not null,
+            ClientCertificateRequired = Authenticator.CertificateAuthEnabled,
             // The client CA is checked by the authenticator, so a client without a certificate can still use a password.
             RemoteCertificateValidationCallback = static (_, _, _, _) => true,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
         };
-        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, _log);
-        Authenticator = new Authenticator(_tenants, clientCas);
     }
 
     public ServerConfig Config { get; }

@@ -4,18 +4,23 @@ using System.Net;
 namespace Isotun.State;
 
 /// <summary>In-memory twin of the store, for unit tests.</summary>
-public sealed class MemoryStateStore : IStateStore
+public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revoked = new();
-    private readonly ConcurrentDictionary<(string, string), IPAddress> _leases = new();
+    private readonly ConcurrentDictionary<(string Tenant, string User), LeaseRecord> _leases = new();
 
     public bool IsRevoked(Guid sessionId) => _revoked.ContainsKey(sessionId);
 
     public void Revoke(Guid sessionId, DateTimeOffset until) => _revoked[sessionId] = until;
 
-    public IPAddress? GetLease(string tenant, string user) => _leases.TryGetValue((tenant, user), out var a) ? a : null;
+    public LeaseRecord? GetLease(string tenant, string user) => _leases.TryGetValue((tenant, user), out var l) ? l : null;
 
-    public void SaveLease(string tenant, string user, IPAddress address) => _leases[(tenant, user)] = address;
+    public void SaveLease(string tenant, string user, IPAddress? address, IPAddress? address6) =>
+        _leases[(tenant, user)] = new LeaseRecord(user, address, address6, _time.GetUtcNow());
+
+    public IReadOnlyList<LeaseRecord> Leases(string tenant) =>
+        _leases.Where(kv => kv.Key.Tenant == tenant).Select(kv => kv.Value).ToList();
 
     public void Dispose() { }
 }

@@ -21,7 +21,7 @@ public sealed class SqliteStateStore : IStateStore
         Exec("PRAGMA journal_mode=WAL;");
         Exec("""
             CREATE TABLE IF NOT EXISTS revoked (session TEXT PRIMARY KEY, until INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT NOT NULL,
+            CREATE TABLE IF NOT EXISTS leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT, address6 TEXT,
                                                updated INTEGER NOT NULL, PRIMARY KEY (tenant, user));
             """);
         Exec($"DELETE FROM revoked WHERE until < {DateTimeOffset.UtcNow.ToUnixTimeSeconds()};");
@@ -50,27 +50,49 @@ public sealed class SqliteStateStore : IStateStore
         }
     }
 
-    public IPAddress? GetLease(string tenant, string user)
+    public LeaseRecord? GetLease(string tenant, string user)
     {
         lock (_lock)
         {
             using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT address FROM leases WHERE tenant = $t AND user = $u";
+            cmd.CommandText = "SELECT user, address, address6, updated FROM leases WHERE tenant = $t AND user = $u";
             cmd.Parameters.AddWithValue("$t", tenant);
             cmd.Parameters.AddWithValue("$u", user);
-            return cmd.ExecuteScalar() is string s && IPAddress.TryParse(s, out var a) ? a : null;
+            using var r = cmd.ExecuteReader();
+            return r.Read() ? Record(r) : null;
         }
     }
 
-    public void SaveLease(string tenant, string user, IPAddress address)
+    public IReadOnlyList<LeaseRecord> Leases(string tenant)
     {
         lock (_lock)
         {
             using var cmd = _db.CreateCommand();
-            cmd.CommandText = "INSERT OR REPLACE INTO leases (tenant, user, address, updated) VALUES ($t, $u, $a, $n)";
+            cmd.CommandText = "SELECT user, address, address6, updated FROM leases WHERE tenant = $t ORDER BY updated";
+            cmd.Parameters.AddWithValue("$t", tenant);
+            using var r = cmd.ExecuteReader();
+            var list = new List<LeaseRecord>();
+            while (r.Read()) list.Add(Record(r));
+            return list;
+        }
+    }
+
+    private static LeaseRecord Record(SqliteDataReader r) => new(
+        r.GetString(0),
+        r.IsDBNull(1) ? null : IPAddress.TryParse(r.GetString(1), out var a) ? a : null,
+        r.IsDBNull(2) ? null : IPAddress.TryParse(r.GetString(2), out var b) ? b : null,
+        DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(3)));
+
+    public void SaveLease(string tenant, string user, IPAddress? address, IPAddress? address6)
+    {
+        lock (_lock)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "INSERT OR REPLACE INTO leases (tenant, user, address, address6, updated) VALUES ($t, $u, $a, $b, $n)";
             cmd.Parameters.AddWithValue("$t", tenant);
             cmd.Parameters.AddWithValue("$u", user);
-            cmd.Parameters.AddWithValue("$a", address.ToString());
+            cmd.Parameters.AddWithValue("$a", (object?)address?.ToString() ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$b", (object?)address6?.ToString() ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$n", DateTimeOffset.UtcNow.ToUnixTimeSeconds());
             cmd.ExecuteNonQuery();
         }

@@ -30,6 +30,9 @@ public sealed class FrameWriter
 
     public DateTimeOffset LastWrite { get; private set; } = DateTimeOffset.UtcNow;
 
+    /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
+    public TokenBucket? Limiter { get; init; }
+
     /// <summary>Queues a frame. False when the queue is full or closed: the caller counts the drop and returns the buffer.</summary>
     public bool TryEnqueue(PacketBuffer frame) => _queue.Writer.TryWrite(frame);
 
@@ -58,6 +61,7 @@ public sealed class FrameWriter
                 {
                     try
                     {
+                        if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
                         await _stream.WriteAsync(frame.Frame, ct).ConfigureAwait(false);
                         BytesWritten += frame.FrameLength;
                         FramesWritten++;

@@ -1,0 +1,95 @@
+using System.Net;
+using Isotun.Config;
+using Isotun.Linux;
+using Isotun.Protocol.Addressing;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// The network namespace a tenant lives in. The server creates and owns it (isotun-&lt;tenant&gt; by default; a leftover one is taken over), puts
+/// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown. The kernel then
+/// keeps tenants apart: there is no shared routing table in which a packet could cross.
+/// </summary>
+public sealed class TenantNamespace(TenantConfig config)
+{
+    public string? Name => config.InHostNamespace ? null : config.Namespace;
+
+    /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN inside and configures it.</summary>
+    public TunDevice Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
+    {
+        var ns = Name;
+        if (ns is not null)
+        {
+            if (!NetworkNamespace.Exists(ns)) IpCommand.Run("netns", "add", ns);
+            IpCommand.RunIn(ns, "link", "set", "lo", "up");
+            // Routing between the tunnel and the uplink happens inside the namespace.
+            Sysctl(ns, "net.ipv4.ip_forward=1");
+            Sysctl(ns, "net.ipv6.conf.all.forwarding=1");
+        }
+        // A TUN left by a crashed run would hold the name: remove it first.
+        IpCommand.TryRun(ns is null ? ["link", "del", "dev", config.Device] : ["-n", ns, "link", "del", "dev", config.Device]);
+        var tun = ns is null ? TunDevice.Open(config.Device) : NetworkNamespace.Run(ns, () => TunDevice.Open(config.Device));
+        try
+        {
+            IpCommand.TryRun(In(ns, "link", "set", "dev", tun.Name, "addrgenmode", "none"));
+            IpCommand.Run(In(ns, "link", "set", "dev", tun.Name, "mtu", config.Mtu.ToString(), "up"));
+            IpCommand.Run(In(ns, "addr", "replace", $"{gateway}/{prefix}", "dev", tun.Name));
+            if (gateway6 is not null)
+                IpCommand.Run(In(ns, "-6", "addr", "replace", $"{gateway6}/{prefix6}", "dev", tun.Name, "nodad"));
+            if (ns is not null) SetupUplink(ns, pools);
+            return tun;
+        }
+        catch
+        {
+            tun.Dispose();
+            throw;
+        }
+    }
+
+    private void SetupUplink(string ns, IEnumerable<IpNetwork> pools)
+    {
+        var u = config.Uplink;
+        switch (u.Kind)
+        {
+            case "veth":
+                if (!NetworkNamespace.Exists(u.PeerNamespace!))
+                    throw new InvalidOperationException($"tenant {config.Name}: uplink peer namespace '{u.PeerNamespace}' does not exist");
+                IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
+                IpCommand.TryRun("-n", u.PeerNamespace!, "link", "del", "dev", u.PeerName!);
+                IpCommand.Run("-n", ns, "link", "add", u.Name!, "type", "veth", "peer", "name", u.PeerName!, "netns", u.PeerNamespace!);
+                IpCommand.Run("-n", ns, "addr", "add", u.Address!, "dev", u.Name!);
+                IpCommand.Run("-n", u.PeerNamespace!, "addr", "add", u.PeerAddress!, "dev", u.PeerName!);
+                IpCommand.Run("-n", ns, "link", "set", u.Name!, "up");
+                IpCommand.Run("-n", u.PeerNamespace!, "link", "set", u.PeerName!, "up");
+                IpCommand.Run("-n", ns, "route", "replace", "default", "via", u.Gateway!.ToString(), "dev", u.Name!);
+                // The far side reaches the tenant's clients through the tenant namespace.
+                var via = u.Address!.Split('/')[0];
+                foreach (var pool in pools)
+                    if (pool.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                        IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", via, "dev", u.PeerName!);
+                break;
+            case "link":
+                IpCommand.Run("link", "set", "dev", u.Name!, "netns", ns);
+                if (u.Address is not null) IpCommand.Run("-n", ns, "addr", "replace", u.Address, "dev", u.Name!);
+                IpCommand.Run("-n", ns, "link", "set", u.Name!, "up");
+                if (u.Gateway is not null) IpCommand.Run("-n", ns, "route", "replace", "default", "via", u.Gateway.ToString(), "dev", u.Name!);
+                break;
+        }
+    }
+
+    /// <summary>Removes the namespace the server owns; a moved-in link goes back to the host first.</summary>
+    public void Teardown()
+    {
+        var ns = Name;
+        if (ns is null) return;
+        var u = config.Uplink;
+        if (u.Kind == "veth") IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
+        if (u.Kind == "link") IpCommand.TryRun("-n", ns, "link", "set", "dev", u.Name!, "netns", "1");
+        IpCommand.TryRun("netns", "del", ns);
+    }
+
+    private static string[] In(string? ns, params string[] args) => ns is null ? args : ["-n", ns, .. args];
+
+    private static void Sysctl(string ns, string setting) =>
+        IpCommand.Exec("ip", ["netns", "exec", ns, "sysctl", "-qw", setting], check: true);
+}
