@@ -94,7 +94,8 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 new("X-CSTP-Version", "1"),
                 new("X-CSTP-Hostname", SafeHostName()),
                 new("X-CSTP-Base-MTU", "1500"),
-                new("X-CSTP-Address-Type", "IPv4"),
+                new("X-CSTP-Address-Type", "IPv6,IPv4"),
+                new("X-CSTP-Full-IPv6-Capability", "true"),
             };
             if (_params is not null) headers.Add(new("X-CSTP-Address", _params.Address.ToString()));
             var (head, _) = await conn.SendAsync("CONNECT", "/CSCOSSLC/tunnel", AuthClient.HostHeader(options.Server), headers, null, true, TimeSpan.FromSeconds(30), stop).ConfigureAwait(false);
@@ -108,7 +109,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             {
                 ConfigureTun(p);
                 _params = p;
-                Log.Connected(log, p.Address.ToString(), p.Mtu, string.Join(", ", p.SplitInclude), string.Join(", ", p.Dns));
+                Log.Connected(log, p.Address6 is null ? p.Address.ToString() : $"{p.Address} {p.Address6}", p.Mtu, string.Join(", ", p.SplitInclude), string.Join(", ", p.Dns));
             }
             else if (!p.Address.Equals(_params.Address))
             {
@@ -135,6 +136,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         IpCommand.TryRun("link", "set", "dev", dev, "addrgenmode", "none");
         IpCommand.Run("link", "set", "dev", dev, "mtu", p.Mtu.ToString(), "up");
         IpCommand.Run("addr", "replace", $"{p.Address}/32", "dev", dev);
+        if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
         if (!options.ConfigureRoutes) return;
         // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
         if (p.Netmask is not null && TunnelParameters.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
