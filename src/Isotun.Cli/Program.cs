@@ -5,6 +5,7 @@ using Isotun.Cli.Commands;
 // (`isotun connect` adds its own, see docs/client.md).
 var root = new RootCommand("Isotun: a multi-tenant VPN over TLS that speaks the OpenConnect (AnyConnect/CSTP) protocol");
 root.Subcommands.Add(ServerCommand.Create());
+root.Subcommands.Add(GatewayCommand.Create());
 root.Subcommands.Add(ConnectCommand.Create());
 root.Subcommands.Add(LabCommands.Create());
 root.Subcommands.Add(PkiCommands.Create());

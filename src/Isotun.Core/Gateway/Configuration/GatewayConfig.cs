@@ -1,0 +1,82 @@
+using System.Net;
+using Isotun.Config;
+
+namespace Isotun.Gateway.Configuration;
+
+/// <summary>The whole gateway configuration, immutable, with defaults applied and every path absolute.</summary>
+public sealed record GatewayConfig(
+    IPEndPoint Listen,
+    IPEndPoint? Admin,
+    IReadOnlyList<GatewayRoute> Routes,
+    GatewayRoute? Default,
+    UnmatchedAction NoSni,
+    UnmatchedAction NonTls,
+    GatewayLimits Limits,
+    string SourcePath);
+
+/// <summary>What to do with a connection the SNI cannot route: a ClientHello without SNI, or bytes that are not TLS.</summary>
+public enum UnmatchedAction
+{
+    /// <summary>Close it (counted).</summary>
+    Reject,
+
+    /// <summary>Send it to the <c>default</c> route.</summary>
+    Default,
+}
+
+public enum RouteMode
+{
+    /// <summary>The raw TLS bytes go to the backend untouched; the tenant keeps its keys.</summary>
+    Passthrough,
+
+    /// <summary>TLS ends here with the route's certificate; plaintext (with PROXY v2) goes to the backend.</summary>
+    Terminate,
+}
+
+/// <summary>
+/// One route. <see cref="Sni"/> is an exact lower-case name, or <c>*.suffix</c> (one or more labels before the suffix),
+/// or null for the default route. <see cref="Name"/> labels metrics and logs; it comes from the config, never from a peer.
+/// </summary>
+public sealed record GatewayRoute(
+    string Name,
+    string? Sni,
+    RouteMode Mode,
+    IPEndPoint Backend,
+    bool ProxyProtocol,
+    TerminateSettings? Terminate,
+    string Path);
+
+/// <summary>TLS termination: the route's certificate and key (PEM files), and an optional CA for client certificates.</summary>
+public sealed record TerminateSettings(string Certificate, string Key, string? ClientCa, bool ClientCertificateRequired);
+
+/// <summary>Abuse limits; see docs/gateway.md. All counts are per gateway process.</summary>
+public sealed record GatewayLimits(
+    TimeSpan PrereadTimeout,
+    TimeSpan HandshakeTimeout,
+    TimeSpan ConnectTimeout,
+    int MaxConnections,
+    int PerIpConnections,
+    int PerIpRate,
+    int PerIpBurst,
+    int BanAfterFailures,
+    TimeSpan FailureWindow,
+    TimeSpan BanTime)
+{
+    public static GatewayLimits Defaults { get; } = new(
+        TimeSpan.FromSeconds(GatewayConfigLoader.DefaultPrereadTimeout),
+        TimeSpan.FromSeconds(GatewayConfigLoader.DefaultHandshakeTimeout),
+        TimeSpan.FromSeconds(GatewayConfigLoader.DefaultConnectTimeout),
+        GatewayConfigLoader.DefaultMaxConnections,
+        GatewayConfigLoader.DefaultPerIpConnections,
+        GatewayConfigLoader.DefaultPerIpRate,
+        GatewayConfigLoader.DefaultPerIpBurst,
+        GatewayConfigLoader.DefaultBanAfter,
+        TimeSpan.FromSeconds(GatewayConfigLoader.DefaultFailureWindow),
+        TimeSpan.FromSeconds(GatewayConfigLoader.DefaultBanTime));
+}
+
+/// <summary>Either a configuration or every error found in it.</summary>
+public sealed record GatewayConfigLoadResult(GatewayConfig? Config, IReadOnlyList<ConfigError> Errors)
+{
+    public bool Ok => Config is not null && Errors.Count == 0;
+}

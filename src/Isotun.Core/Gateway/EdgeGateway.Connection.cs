@@ -1,0 +1,275 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Gateway.Configuration;
+using Isotun.Gateway.Forwarding;
+using Isotun.Protocol.Proxy;
+using Isotun.Protocol.Tls;
+
+namespace Isotun.Gateway;
+
+/// <summary>One client connection: pre-read the ClientHello, pick a route, then pass through or terminate.</summary>
+public sealed partial class EdgeGateway
+{
+    private async Task HandleAsync(Socket socket, IPEndPoint remote, long id, CancellationToken stopping)
+    {
+        socket.NoDelay = true;
+        var runtime = Volatile.Read(ref _runtime); // this connection keeps this config, whatever reloads happen
+        var limits = runtime.Config.Limits;
+        using var reader = new ClientHelloReader();
+
+        Metrics.Active("preread", 1);
+        string? outcomeLabel;
+        try
+        {
+            outcomeLabel = await PrereadAsync(socket, reader, limits.PrereadTimeout, stopping).ConfigureAwait(false);
+        }
+        finally
+        {
+            Metrics.Active("preread", -1);
+        }
+
+        RouteRuntime? route = null;
+        if (outcomeLabel is null)
+        {
+            switch (reader.Outcome)
+            {
+                case ClientHelloOutcome.ServerName:
+                    route = runtime.Router.Match(reader.ServerName);
+                    outcomeLabel = route is null ? "no-route" : "routed";
+                    break;
+                case ClientHelloOutcome.NoServerName:
+                    outcomeLabel = "no-sni";
+                    if (runtime.Config.NoSni == UnmatchedAction.Default) route = runtime.Router.Default;
+                    break;
+                case ClientHelloOutcome.NotTls:
+                    outcomeLabel = "not-tls";
+                    if (runtime.Config.NonTls == UnmatchedAction.Default && runtime.Router.Default is { Route.Mode: RouteMode.Passthrough } d) route = d;
+                    break;
+                case ClientHelloOutcome.TooLarge:
+                    outcomeLabel = "too-large";
+                    break;
+                default:
+                    outcomeLabel = "malformed";
+                    break;
+            }
+        }
+
+        Metrics.Hello(outcomeLabel);
+        if (route is null)
+        {
+            // Nothing has been sent to any backend: close, count, and hold it against the source address.
+            if (outcomeLabel is "no-sni" or "not-tls" or "no-route") Metrics.Rejected(outcomeLabel);
+            Failure(remote);
+            if (_throttle.Allow(outcomeLabel, out long suppressed)) GatewayLog.Refused(_log, id, remote.ToString(), outcomeLabel, suppressed);
+            Abort(socket);
+            return;
+        }
+
+        GatewayLog.Forwarding(_log, id, route.Name, route.ModeLabel, remote.ToString(), reader.ServerName ?? "-");
+        Metrics.Active(route.ModeLabel, 1);
+        try
+        {
+            if (route.Route.Mode == RouteMode.Passthrough)
+                await PassthroughAsync(socket, remote, reader, route, limits, stopping).ConfigureAwait(false);
+            else
+                await TerminateAsync(socket, remote, id, reader, route, limits, stopping).ConfigureAwait(false);
+        }
+        finally
+        {
+            Metrics.Active(route.ModeLabel, -1);
+        }
+    }
+
+    /// <summary>Reads until the reader decides; null when it did, else "timeout" or "closed-early".</summary>
+    private async Task<string?> PrereadAsync(Socket socket, ClientHelloReader reader, TimeSpan timeout, CancellationToken stopping)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        cts.CancelAfter(timeout);
+        try
+        {
+            while (true)
+            {
+                var memory = reader.GetMemory();
+                if (memory.IsEmpty) return null; // the reader has reported TooLarge
+                int n = await socket.ReceiveAsync(memory, SocketFlags.None, cts.Token).ConfigureAwait(false);
+                if (n == 0) return "closed-early";
+                if (reader.Advance(n) != ClientHelloOutcome.NeedMore) return null;
+            }
+        }
+        catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+        {
+            return "timeout";
+        }
+        catch (SocketException)
+        {
+            return "closed-early";
+        }
+    }
+
+    private async Task PassthroughAsync(Socket client, IPEndPoint remote, ClientHelloReader reader, RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
+    {
+        using var backend = await ConnectBackendAsync(route, limits, stopping).ConfigureAwait(false);
+        if (backend is null)
+        {
+            Abort(client);
+            return;
+        }
+
+        Metrics.Forwarded(route.Name, route.ModeLabel);
+        await using var backendStream = new NetworkStream(backend, ownsSocket: false);
+        if (route.Route.ProxyProtocol)
+        {
+            var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName);
+            await backendStream.WriteAsync(ProxyV2Writer.ToArray(header), stopping).ConfigureAwait(false);
+        }
+
+        // Replay exactly the bytes consumed while routing: the backend sees the client's TLS stream from its first byte.
+        await backendStream.WriteAsync(reader.Buffered, stopping).ConfigureAwait(false);
+        Metrics.BytesUp(reader.Buffered.Length);
+        await using var clientStream = new NetworkStream(client, ownsSocket: false);
+        await Relay.RunAsync(clientStream, backendStream,
+            () => { ShutdownSend(client); return ValueTask.CompletedTask; },
+            () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
+            Metrics, stopping).ConfigureAwait(false);
+    }
+
+    private async Task TerminateAsync(Socket client, IPEndPoint remote, long id, ClientHelloReader reader, RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
+    {
+        var network = new NetworkStream(client, ownsSocket: false);
+        await using var tls = new SslStream(new PrefixedStream(reader.Buffered.ToArray(), network), leaveInnerStreamOpen: false);
+        var started = _time.GetTimestamp();
+        using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping))
+        {
+            cts.CancelAfter(limits.HandshakeTimeout);
+            try
+            {
+                await tls.AuthenticateAsServerAsync(route.Tls!, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                HandshakeFailed(client, remote, id, route, "timeout", started);
+                return;
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or InvalidOperationException)
+            {
+                HandshakeFailed(client, remote, id, route, "failed", started);
+                return;
+            }
+        }
+
+        // The client certificate, checked against this route's CA; the verdict travels to the backend in PP2_TYPE_SSL.
+        var flags = ProxyClientFlags.Ssl;
+        uint verify = 0;
+        string? commonName = null;
+        if (tls.RemoteCertificate is { } presented)
+        {
+            using var cert = X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
+            flags |= ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
+            verify = route.Verify(cert) ? 0u : 1u;
+            commonName = SafeTlvString(cert.GetNameInfo(X509NameType.SimpleName, forIssuer: false));
+        }
+
+        bool verified = (flags & ProxyClientFlags.CertificateOnConnection) != 0 && verify == 0;
+        if (route.Route.Terminate!.ClientCertificateRequired && !verified)
+        {
+            HandshakeFailed(client, remote, id, route, "bad-client-certificate", started);
+            return;
+        }
+
+        Metrics.Handshake(route.Name, "ok", _time.GetElapsedTime(started));
+        using var backend = await ConnectBackendAsync(route, limits, stopping).ConfigureAwait(false);
+        if (backend is null)
+        {
+            Abort(client);
+            return;
+        }
+
+        Metrics.Forwarded(route.Name, route.ModeLabel);
+        await using var backendStream = new NetworkStream(backend, ownsSocket: false);
+        if (route.Route.ProxyProtocol)
+        {
+            var ssl = new ProxySslInfo(flags, verify, VersionLabel(tls.SslProtocol), commonName, SafeTlvString(tls.NegotiatedCipherSuite.ToString()));
+            var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName, ssl);
+            await backendStream.WriteAsync(ProxyV2Writer.ToArray(header), stopping).ConfigureAwait(false);
+        }
+
+        await Relay.RunAsync(tls, backendStream,
+            async () => await tls.ShutdownAsync().ConfigureAwait(false),
+            () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
+            Metrics, stopping).ConfigureAwait(false);
+    }
+
+    private void HandshakeFailed(Socket client, IPEndPoint remote, long id, RouteRuntime route, string result, long started)
+    {
+        Metrics.Handshake(route.Name, result, _time.GetElapsedTime(started));
+        Failure(remote);
+        if (_throttle.Allow("handshake-" + result, out long suppressed))
+            GatewayLog.Refused(_log, id, remote.ToString(), $"TLS handshake on route {route.Name}: {result}", suppressed);
+        Abort(client);
+    }
+
+    private async Task<Socket?> ConnectBackendAsync(RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
+    {
+        var backend = new Socket(route.Route.Backend.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        cts.CancelAfter(limits.ConnectTimeout);
+        try
+        {
+            await backend.ConnectAsync(route.Route.Backend, cts.Token).ConfigureAwait(false);
+            return backend;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            backend.Dispose();
+            if (stopping.IsCancellationRequested) return null;
+            Metrics.BackendFailure(route.Name);
+            if (_throttle.Allow("backend-" + route.Name, out _))
+                GatewayLog.BackendFailed(_log, route.Name, route.Route.Backend, e is OperationCanceledException ? "connect timed out" : e.Message);
+            return null;
+        }
+    }
+
+    private static string VersionLabel(SslProtocols protocol) => protocol switch
+    {
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+        _ => protocol.ToString(),
+    };
+
+    /// <summary>The value if it can travel in a PROXY v2 string TLV (1-255 bytes, no control characters), else null.</summary>
+    private static string? SafeTlvString(string? value)
+    {
+        if (string.IsNullOrEmpty(value) || System.Text.Encoding.UTF8.GetByteCount(value) > ProxyV2.MaxStringLength) return null;
+        foreach (char c in value)
+            if (c < 0x20 || c == 0x7F) return null;
+        return value;
+    }
+
+    private static void ShutdownSend(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Closes with a reset: a refused peer gets no graceful close, and the gateway keeps no TIME_WAIT for it.</summary>
+    private static void Abort(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+
+        socket.Dispose();
+    }
+}

@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Gateway;
+
+/// <summary>Gateway log events. Peer-controlled text (server names) is logged only after the ClientHello reader validated it.</summary>
+internal static partial class GatewayLog
+{
+    [LoggerMessage(1, LogLevel.Information, "gateway listening on {Endpoint}: {Routes} route(s){Default}")]
+    public static partial void Listening(ILogger logger, System.Net.IPEndPoint endpoint, int routes, string @default);
+
+    [LoggerMessage(2, LogLevel.Information, "metrics on http://{Endpoint}/metrics")]
+    public static partial void Metrics(ILogger logger, System.Net.IPEndPoint endpoint);
+
+    [LoggerMessage(3, LogLevel.Information, "route {Route}: {Sni} -> {Mode} {Backend}{Proxy}")]
+    public static partial void Route(ILogger logger, string route, string sni, string mode, System.Net.IPEndPoint backend, string proxy);
+
+    [LoggerMessage(10, LogLevel.Information, "reloaded {Path}: {Routes} route(s); established connections keep their route")]
+    public static partial void Reloaded(ILogger logger, string path, int routes);
+
+    [LoggerMessage(11, LogLevel.Error, "reload of {Path} refused ({Count} error(s)); the previous configuration stays live")]
+    public static partial void ReloadRefused(ILogger logger, string path, int count);
+
+    [LoggerMessage(12, LogLevel.Error, "  {Path}: {Message}")]
+    public static partial void ReloadError(ILogger logger, string path, string message);
+
+    [LoggerMessage(20, LogLevel.Debug, "conn={Conn} from {Remote}: {Outcome}")]
+    public static partial void Outcome(ILogger logger, long conn, string remote, string outcome);
+
+    [LoggerMessage(21, LogLevel.Warning, "conn={Conn} from {Remote} closed: {Reason} ({Suppressed} similar suppressed)")]
+    public static partial void Refused(ILogger logger, long conn, string remote, string reason, long suppressed);
+
+    [LoggerMessage(22, LogLevel.Warning, "source {Remote} banned for {Seconds} s after repeated failures")]
+    public static partial void Banned(ILogger logger, string remote, int seconds);
+
+    [LoggerMessage(23, LogLevel.Warning, "route {Route}: backend {Backend} unreachable: {Error}")]
+    public static partial void BackendFailed(ILogger logger, string route, System.Net.IPEndPoint backend, string error);
+
+    [LoggerMessage(24, LogLevel.Debug, "conn={Conn} route {Route} ({Mode}) for {Remote}, sni {Sni}")]
+    public static partial void Forwarding(ILogger logger, long conn, string route, string mode, string remote, string sni);
+}
+
+/// <summary>
+/// At most <c>burst</c> log lines per reason per period; the rest are counted and reported with the next line that passes.
+/// Bad input is counted in metrics anyway; logs only need to show that it happens.
+/// </summary>
+internal sealed class LogThrottle(int burst = 10, double periodSeconds = 10, TimeProvider? time = null)
+{
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly Dictionary<string, (long Start, int Count, long Suppressed)> _state = new(StringComparer.Ordinal);
+
+    /// <summary>True when a line may be written; <paramref name="suppressed"/> is how many were dropped before it.</summary>
+    public bool Allow(string reason, out long suppressed)
+    {
+        lock (_state)
+        {
+            long now = _time.GetTimestamp();
+            var s = _state.GetValueOrDefault(reason, (now, 0, 0));
+            if (_time.GetElapsedTime(s.Start, now).TotalSeconds > periodSeconds) s = (now, 0, s.Suppressed);
+            if (s.Count < burst)
+            {
+                suppressed = s.Suppressed;
+                _state[reason] = (s.Start, s.Count + 1, 0);
+                return true;
+            }
+
+            suppressed = 0;
+            _state[reason] = (s.Start, s.Count, s.Suppressed + 1);
+            return false;
+        }
+    }
+}

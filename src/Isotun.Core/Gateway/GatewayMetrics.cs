@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+
+namespace Isotun.Gateway;
+
+/// <summary>
+/// The gateway's instruments (Meter "Isotun.Gateway", exported by the Prometheus endpoint like every Isotun meter).
+/// Labels are bounded: outcomes and reasons are fixed strings, route names come from the config. Each instance also
+/// keeps plain totals so tests and the CLI can read them without a listener.
+/// </summary>
+public sealed class GatewayMetrics : IDisposable
+{
+    public const string MeterName = "Isotun.Gateway";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _hello;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _bans;
+    private readonly Counter<long> _forwarded;
+    private readonly Counter<long> _backendFailures;
+    private readonly Counter<long> _handshakes;
+    private readonly Histogram<double> _handshakeDuration;
+    private readonly Counter<long> _reloads;
+    private readonly UpDownCounter<long> _active;
+    private readonly ConcurrentDictionary<string, long> _totals = new(StringComparer.Ordinal);
+    private long _bytesUp;
+    private long _bytesDown;
+
+    public GatewayMetrics()
+    {
+        _hello = _meter.CreateCounter<long>("isotun.gateway.clienthello", description: "Connections by ClientHello outcome: routed, no-sni, not-tls, too-large, timeout, malformed, closed-early, no-route");
+        _rejected = _meter.CreateCounter<long>("isotun.gateway.rejected", description: "Connections refused by a limit or an action, by reason");
+        _bans = _meter.CreateCounter<long>("isotun.gateway.bans", description: "Source addresses banned after repeated failures");
+        _forwarded = _meter.CreateCounter<long>("isotun.gateway.forwarded", description: "Connections forwarded to a backend, by route and mode");
+        _backendFailures = _meter.CreateCounter<long>("isotun.gateway.backend.failures", description: "Backend connects that failed or timed out, by route");
+        _handshakes = _meter.CreateCounter<long>("isotun.gateway.tls.handshakes", description: "TLS handshakes of terminating routes, by route and result");
+        _handshakeDuration = _meter.CreateHistogram<double>("isotun.gateway.tls.handshake.duration", unit: "s", description: "TLS handshake duration of terminating routes");
+        _reloads = _meter.CreateCounter<long>("isotun.gateway.reloads", description: "Configuration reloads, by result (ok, refused)");
+        _active = _meter.CreateUpDownCounter<long>("isotun.gateway.connections.active", description: "Open client connections, by mode");
+        _meter.CreateObservableCounter("isotun.gateway.bytes", () => new[]
+        {
+            new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
+            new Measurement<long>(Interlocked.Read(ref _bytesDown), new KeyValuePair<string, object?>("direction", "down")),
+        }, unit: "By", description: "Bytes relayed: up = client to backend, down = backend to client");
+    }
+
+    /// <summary>Total of one series, e.g. <c>Total("clienthello", "routed")</c>; for tests and status output.</summary>
+    public long Total(string instrument, string label) => _totals.GetValueOrDefault(instrument + "/" + label);
+
+    public void Hello(string outcome) => Add(_hello, "clienthello", "outcome", outcome);
+
+    public void Rejected(string reason) => Add(_rejected, "rejected", "reason", reason);
+
+    public void Ban() => Add(_bans, "bans", "all", "all");
+
+    public void Reload(bool ok) => Add(_reloads, "reloads", "result", ok ? "ok" : "refused");
+
+    public void Forwarded(string route, string mode)
+    {
+        _forwarded.Add(1, new("route", route), new("mode", mode));
+        _totals.AddOrUpdate("forwarded/" + route, 1, static (_, v) => v + 1);
+    }
+
+    public void BackendFailure(string route) => Add(_backendFailures, "backend.failures", "route", route);
+
+    public void Handshake(string route, string result, TimeSpan duration)
+    {
+        _handshakes.Add(1, new("route", route), new("result", result));
+        _totals.AddOrUpdate("handshakes/" + result, 1, static (_, v) => v + 1);
+        if (result == "ok") _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("route", route));
+    }
+
+    public void Active(string mode, int delta) => _active.Add(delta, new KeyValuePair<string, object?>("mode", mode));
+
+    public void BytesUp(long n) => Interlocked.Add(ref _bytesUp, n);
+
+    public void BytesDown(long n) => Interlocked.Add(ref _bytesDown, n);
+
+    private void Add(Counter<long> counter, string instrument, string key, string label)
+    {
+        if (key == "all") counter.Add(1);
+        else counter.Add(1, new KeyValuePair<string, object?>(key, label));
+        _totals.AddOrUpdate(instrument + "/" + label, 1, static (_, v) => v + 1);
+    }
+
+    public void Dispose() => _meter.Dispose();
+}
