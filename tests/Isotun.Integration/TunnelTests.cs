@@ -25,7 +25,7 @@ public sealed class TunnelTests(LabFixture lab)
 
         AssertPing(L.ClientNs, L.TunnelGateway);
         AssertPing(L.ClientNs, L.ServiceIp);
-        AssertPing(L.ServerNs, address);
+        AssertPing(L.ServiceNs, address);   // the service host, through the tenant namespace and the tunnel
         Assert.Equal(L.ServiceText, lab.Lab.FetchServiceText());
     }
 
@@ -72,7 +72,7 @@ public sealed class TunnelTests(LabFixture lab)
             "client did not reconnect:\n" + LabProcess.Tail(L, "client"));
         Assert.Equal(before, lab.Lab.ClientAddress());
         AssertPing(L.ClientNs, L.ServiceIp);
-        AssertPing(L.ServerNs, before!);
+        AssertPing(L.ServiceNs, before!);
     }
 
     [SkippableFact]

@@ -7,7 +7,9 @@ public static class LabProcess
 {
     /// <summary>
     /// Starts <paramref name="exe"/> in namespace <paramref name="ns"/>, detached, output to a log file.
-    /// `sh` execs `setsid`, which execs `ip netns exec`, which execs the program: the PID stays the same.
+    /// `sh` execs `setsid`, which execs `nsenter`, which execs the program: the PID stays the same.
+    /// nsenter enters only the network namespace; `ip netns exec` would also give the program a private
+    /// mount namespace, and namespaces the server creates for tenants would then be invisible outside it.
     /// </summary>
     public static int Start(LabLayout lab, string name, string ns, string exe, IEnumerable<string> args, string? stdinFile = null)
     {
@@ -17,7 +19,7 @@ public static class LabProcess
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add("exec \"$@\" >\"$LAB_LOG\" 2>&1 <\"$LAB_IN\"");
         psi.ArgumentList.Add("sh");
-        foreach (var a in (string[])["setsid", "ip", "netns", "exec", ns, exe, .. args]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])["setsid", "nsenter", $"--net=/var/run/netns/{ns}", exe, .. args]) psi.ArgumentList.Add(a);
         psi.Environment["LAB_LOG"] = LogPath(lab, name);
         psi.Environment["LAB_IN"] = stdinFile ?? "/dev/null";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";

@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+using Isotun.Linux;
+using static Isotun.Integration.Tenants.TenantsFixture;
+
+namespace Isotun.Integration.Tenants;
+
+/// <summary>Issue 3: tenants sealed apart, shown with real namespaces, TUNs and separate processes.</summary>
+[Collection(TenantsCollection.Name)]
+public sealed class TenantIsolationTests(TenantsFixture fx)
+{
+    private static void SkipUnlessRoot() => Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+
+    [SkippableFact]
+    public void Overlapping_tenants_each_reach_only_their_own_service()
+    {
+        SkipUnlessRoot();
+        // Same pool, same service address: the content proves which network answered.
+        Assert.Equal("hello from tenant alpha", FetchText("alice"));
+        Assert.Equal("hello from tenant alpha", FetchText("carol"));
+        Assert.Equal("hello from tenant beta", FetchText("bob"));
+        Assert.Equal("hello from tenant beta", FetchText("dave"));
+        Assert.StartsWith("10.10.0.", ClientAddress("alice")!.ToString());
+        Assert.StartsWith("10.10.0.", ClientAddress("bob")!.ToString());
+        Assert.True(NetworkNamespace.Exists(TenantNsA) && NetworkNamespace.Exists(TenantNsB), "tenant namespaces missing");
+    }
+
+    [SkippableFact]
+    public void Spoofed_sources_are_dropped_and_counted()
+    {
+        SkipUnlessRoot();
+        double before = Metric("isotun_tunnel_drops_total", "reason=\"spoofed-source\"", "tenant=\"alpha\"");
+        var ns = ClientOf("alice").Ns;
+        // A second address on the client's TUN lets the kernel send packets with a source the server never leased.
+        IpCommand.RunIn(ns, "addr", "add", "10.10.0.200/32", "dev", "isotun0");
+        try
+        {
+            var ping = Run.InNs(ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", "10.10.0.200", ServiceIp.ToString());
+            Assert.NotEqual(0, ping.ExitCode);
+        }
+        finally
+        {
+            IpCommand.RunIn(ns, "addr", "del", "10.10.0.200/32", "dev", "isotun0");
+        }
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"spoofed-source\"", "tenant=\"alpha\"") >= before + 3),
+            "spoofed packets not counted:\n" + Scrape());
+        // The honest source still works.
+        TunnelTests.AssertPing(ns, ServiceIp);
+    }
+
+    [SkippableFact]
+    public void Client_to_client_traffic_follows_the_tenant_policy()
+    {
+        SkipUnlessRoot();
+        double before = Metric("isotun_tunnel_drops_total", "reason=\"client-to-client\"", "tenant=\"alpha\"");
+        var carol = ClientAddress("carol")!;
+        var blocked = Run.InNs(ClientOf("alice").Ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", carol.ToString());
+        Assert.NotEqual(0, blocked.ExitCode);
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"client-to-client\"", "tenant=\"alpha\"") >= before + 2),
+            "client-to-client drops not counted:\n" + Scrape());
+        // Beta allows it.
+        TunnelTests.AssertPing(ClientOf("bob").Ns, ClientAddress("dave")!);
+    }
+
+    [SkippableFact]
+    public void Ipv6_ping_works_through_the_tunnel()
+    {
+        SkipUnlessRoot();
+        var v6 = ClientAddress("alice", v6: true);
+        Assert.NotNull(v6);
+        Assert.StartsWith("fd00:a::", v6!.ToString());
+        TunnelTests.AssertPing(ClientOf("alice").Ns, Gateway6Alpha);
+        TunnelTests.AssertPing(TenantNsA, v6);
+    }
+
+    [SkippableTheory]
+    [InlineData("alice", "beta", null, null, "login failed")]                                   // alpha's password, beta's URL
+    [InlineData("alice", "beta", "alpha-pki/alpha-alice.crt", "alpha-pki/alpha-alice.key", "certificate not issued by a CA this group trusts")]
+    [InlineData("mallory", "beta", "foreign-pki/beta-mallory.crt", "foreign-pki/beta-mallory.key", "certificate not issued by a CA this group trusts")]
+    [InlineData("eve", "beta", "alpha-pki/beta-eve.crt", "alpha-pki/beta-eve.key", "certificate not issued by a CA this group trusts")]
+    [InlineData("eve", "alpha", "alpha-pki/beta-eve.crt", "alpha-pki/beta-eve.key", "certificate is not valid for this group")]
+    public void Cross_tenant_logins_are_refused_clearly(string user, string path, string? cert, string? key, string reason)
+    {
+        SkipUnlessRoot();
+        double before = Metric("isotun_auth_attempts_total", $"tenant=\"{path}\"");
+        var args = new List<string> { "connect", fx.Url("alice", path).ToString(), "--authenticate", "--servercert", fx.Pin, "--user", user };
+        string? stdin = null;
+        if (cert is not null) args.AddRange(["-c", Path.Combine(fx.Dir, cert), "-k", Path.Combine(fx.Dir, key!)]);
+        else { args.Add("--passwd-on-stdin"); stdin = fx.Passwords[user] + "\n"; }
+        var r = Run.Isotun(ClientOf("alice").Ns, args, stdin);
+        Assert.True(r.ExitCode == 3, r.ToString());
+        Assert.Contains(reason, r.Stderr);
+        // Nothing about the other tenant leaks in the refusal.
+        var other = path == Alpha ? Beta : Alpha;
+        Assert.DoesNotContain(other, r.Stderr.Replace(fx.Dir, ""));
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => Metric("isotun_auth_attempts_total", $"tenant=\"{path}\"") >= before + 1), Scrape());
+    }
+
+    [SkippableFact]
+    public void A_crafted_group_cannot_cross_tenants()
+    {
+        SkipUnlessRoot();
+        // URL names alpha, group select names beta: refused before any password check.
+        var r = Run.Isotun(ClientOf("bob").Ns, ["connect", fx.Url("bob", "alpha").ToString(), "--authenticate", "--servercert", fx.Pin,
+            "--user", "bob", "--passwd-on-stdin", "--authgroup", "beta"], fx.Passwords["bob"] + "\n");
+        Assert.True(r.ExitCode == 3, r.ToString());
+        // And bob's own password does not open alpha.
+        var r2 = Run.Isotun(ClientOf("bob").Ns, ["connect", fx.Url("bob", "alpha").ToString(), "--authenticate", "--servercert", fx.Pin,
+            "--user", "bob", "--passwd-on-stdin"], fx.Passwords["bob"] + "\n");
+        Assert.True(r2.ExitCode == 3, r2.ToString());
+        Assert.Contains("login failed", r2.Stderr);
+    }
+
+    [SkippableFact]
+    public void Per_user_rate_limit_holds()
+    {
+        SkipUnlessRoot();
+        // 6 MB at 2 MB/s. Generous bounds: never faster than the rate plus its 10% burst allowance,
+        // and not starved below half of it. The precise figure is measured in bench/ratelimit.sh.
+        const int bytes = 6_000_000;
+        var sw = Stopwatch.StartNew();
+        var reply = NetworkNamespace.Run(ClientOf("dave").Ns, () =>
+        {
+            using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 60_000, SendTimeout = 60_000 };
+            s.Connect(new IPEndPoint(ServiceIp, LabLayout.SinkPort));
+            var buf = new byte[64 * 1024];
+            for (int sent = 0; sent < bytes;) sent += s.Send(buf, 0, Math.Min(buf.Length, bytes - sent), SocketFlags.None);
+            s.Shutdown(SocketShutdown.Send);
+            var r = new byte[200];
+            int n = 0, k;
+            while ((k = s.Receive(r, n, r.Length - n, SocketFlags.None)) > 0) n += k;
+            return Encoding.ASCII.GetString(r, 0, n).Trim();
+        });
+        var seconds = sw.Elapsed.TotalSeconds;
+        Assert.EndsWith($" {bytes}", reply);
+        double rate = bytes / seconds;
+        Assert.True(rate <= BetaRate * 1.10 + 200_000.0 / seconds, $"rate {rate:0} B/s exceeds the limit {BetaRate}");
+        Assert.True(rate >= BetaRate * 0.5, $"rate {rate:0} B/s is far below the limit {BetaRate}");
+    }
+
+    [SkippableFact]
+    public void A_lease_survives_a_server_restart()
+    {
+        SkipUnlessRoot();
+        var aliceBefore = ClientAddress("alice")!;
+        var carolBefore = ClientAddress("carol")!;
+        // Both log off (their sessions end), the server restarts, and carol logs in first:
+        // she must get her own address back, not the first free one.
+        LabProcess.Stop(fx.Files, "alice", TimeSpan.FromSeconds(10));
+        LabProcess.Stop(fx.Files, "carol", TimeSpan.FromSeconds(10));
+        LabProcess.Stop(fx.Files, "server", TimeSpan.FromSeconds(15));
+        fx.StartServer();
+        fx.StartClient("carol");
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => ClientAddress("carol") is not null), LabProcess.Tail(fx.Files, "carol"));
+        fx.StartClient("alice");
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => ClientAddress("alice") is not null), LabProcess.Tail(fx.Files, "alice"));
+        Assert.Equal(carolBefore, ClientAddress("carol"));
+        Assert.Equal(aliceBefore, ClientAddress("alice"));
+        // The other tenant's clients reconnected on their own with their cookies.
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => FetchTextOrNull("bob") == "hello from tenant beta"), LabProcess.Tail(fx.Files, "bob"));
+    }
+
+    private static string? FetchTextOrNull(string user)
+    {
+        try { return FetchText(user); } catch (Exception e) when (e is SocketException) { return null; }
+    }
+
+    private static string FetchText(string user) => NetworkNamespace.Run(ClientOf(user).Ns, () =>
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 5000 };
+        s.Connect(new IPEndPoint(ServiceIp, LabLayout.ServicePort));
+        var buf = new byte[256];
+        int n = s.Receive(buf);
+        return Encoding.UTF8.GetString(buf, 0, n).Trim();
+    });
+
+    private static string Scrape() => Run.InNs(ServerNs, "curl", "-s", "--max-time", "5", "http://127.0.0.1:9410/metrics").Stdout;
+
+    private static double Metric(string name, params string[] filters)
+    {
+        double sum = 0;
+        foreach (var line in Scrape().Split('\n'))
+        {
+            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || filters.Any(f => !line.Contains(f))) continue;
+            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return sum;
+    }
+}
