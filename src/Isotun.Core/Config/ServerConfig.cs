@@ -11,4 +11,8 @@ public sealed record ServerConfig(
     CookieConfig Cookie,
     LimitsConfig Limits,
     IReadOnlyList<TenantConfig> Tenants,
-    string SourcePath);
+    string SourcePath)
+{
+    /// <summary>The plaintext + PROXY v2 listener for an edge gateway that terminates TLS; null when not configured.</summary>
+    public ProxyConfig? Proxy { get; init; }
+}

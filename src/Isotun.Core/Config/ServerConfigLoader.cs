@@ -27,7 +27,7 @@ public static partial class ServerConfigLoader
     private const int MaxDeviceLength = 15;
     private const string DevicePrefix = "isotun-";
 
-    private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants"];
+    private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy"];
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
@@ -105,13 +105,14 @@ public static partial class ServerConfigLoader
         var cookie = ReadCookie(walker, keys.GetValueOrDefault("cookie"));
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
         var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
+        var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
 
         if (walker.Errors.Count > 0)
         {
             return new ConfigLoadResult(null, walker.Errors);
         }
 
-        return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource), []);
+        return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource) { Proxy = proxy }, []);
     }
 
     /// <summary>A commented example configuration that validates as it is (it references no file that must exist).</summary>

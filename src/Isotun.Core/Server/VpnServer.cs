@@ -77,6 +77,7 @@ public sealed class VpnServer : IAsyncDisposable
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
 
         var reaper = ReapLoopAsync(stopping);
+        var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
         var connections = new List<Task>();
         try
         {
@@ -98,7 +99,11 @@ public sealed class VpnServer : IAsyncDisposable
         lock (connections) pending = connections.ToArray();
         try { await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (Exception) { }
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
+
+    /// <summary>A fresh connection id, shared by the TLS and the PROXY listener so logs never reuse one.</summary>
+    internal long NextConnectionId() => Interlocked.Increment(ref _nextConnection);
 
     private async Task RunConnectionAsync(Socket socket, long id, CancellationToken stopping)
     {
