@@ -94,7 +94,7 @@ public static class GatewayConfigLoader
         if (nonTls == UnmatchedAction.Default)
         {
             if (defaultMapping is null) walker.Error("non-tls", "'default' needs a default route");
-            else if (defaultRoute is { Mode: RouteMode.Terminate }) walker.Error("non-tls", "'default' needs a passthrough default route (non-TLS bytes cannot be terminated)");
+            else if (defaultMapping.Entries.Any(e => e.Key is YamlTreeScalar { Value: "terminate" })) walker.Error("non-tls", "'default' needs a passthrough default route (non-TLS bytes cannot be terminated)");
         }
 
         if (routes.Count == 0 && defaultMapping is null && !walker.Errors.Any(e => e.Path.StartsWith("routes", StringComparison.Ordinal)))

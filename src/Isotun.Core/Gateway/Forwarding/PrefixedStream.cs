@@ -35,7 +35,10 @@ public sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner) : 
     private bool TakePrefix(Span<byte> buffer, out int n)
     {
         n = 0;
-        if (_prefix.IsEmpty || buffer.IsEmpty) return false;
+        if (_prefix.IsEmpty) return false;
+
+        // A zero-byte read means "wait until data is available" (SslStream issues them): the prefix is available now.
+        if (buffer.IsEmpty) return true;
         n = Math.Min(buffer.Length, _prefix.Length);
         _prefix.Span[..n].CopyTo(buffer);
         _prefix = _prefix[n..];

@@ -1,0 +1,355 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Pki;
+using Isotun.Protocol.Proxy;
+using Isotun.UnitTests.Protocol.Tls;
+
+namespace Isotun.UnitTests.Gateway;
+
+/// <summary>The whole gateway in one process over loopback: routing, replay, PROXY v2, termination, bad input, limits, reload.</summary>
+public sealed class EdgeGatewayTests
+{
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    private static string Yaml(string routes, string extra = "", string limits = "") => $"""
+        listen: 127.0.0.1:{FreePort()}
+        admin:
+          listen: off
+        routes:
+        {routes}
+        {extra}
+        limits:
+          preread-timeout: 1
+          handshake-timeout: 3
+          connect-timeout: 2
+          per-ip-connections: 1000
+          per-ip-rate: 10000
+          per-ip-burst: 10000
+        {limits}
+        """;
+
+    private static string Pass(string sni, IPEndPoint backend, bool proxy = false) => $"""
+          - sni: "{sni}"
+            passthrough:
+              backend: {backend}
+              proxy-protocol: {(proxy ? "true" : "false")}
+        """;
+
+    private static readonly string NoBan = "  ban-after: 0";
+
+    [Fact]
+    public async Task Passthrough_replays_the_hello_untouched_and_relays_both_ways()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: NoBan));
+
+        var sent = TlsVectors.OpenSslWithSni.Concat(new byte[] { 0x17, 0x03, 0x03, 0x00, 0x02, 0xAB, 0xCD }).ToArray();
+        var reply = h.SendAndDrain(sent);
+
+        Assert.Equal("backend-says-hi"u8.ToArray(), reply);
+        Assert.True(GatewayHarness.Eventually(() => backend.Accepted == 1 && backend.Bytes(0).Length == sent.Length));
+        Assert.Equal(sent, backend.Bytes(0));
+        Assert.Equal(1, h.Metrics.Total("clienthello", "routed"));
+        Assert.Equal(1, h.Metrics.Total("forwarded", "vpn.acme.example"));
+    }
+
+    [Fact]
+    public async Task Passthrough_with_proxy_protocol_sends_the_client_address_and_sni_first()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint, proxy: true), limits: NoBan));
+
+        using var s = h.Connect();
+        s.Send(TlsVectors.OpenSslWithSni);
+        Assert.True(GatewayHarness.Eventually(() => backend.Accepted == 1 && backend.Bytes(0).Length > TlsVectors.OpenSslWithSni.Length));
+        var got = backend.Bytes(0);
+        Assert.Equal(ProxyParseResult.Ok, ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed));
+        Assert.Equal(ProxyCommand.Proxy, header!.Command);
+        Assert.Equal(s.LocalEndPoint, header.Source);
+        Assert.Equal(h.Endpoint, header.Destination);
+        Assert.Equal("vpn.acme.example", header.Authority);
+        Assert.Null(header.Ssl);
+        Assert.Equal(TlsVectors.OpenSslWithSni, got[consumed..]);
+    }
+
+    [Fact]
+    public async Task Wildcards_and_the_default_route_pick_the_right_backend()
+    {
+        using var exact = new FakeBackend("exact"u8.ToArray());
+        using var wild = new FakeBackend("wild"u8.ToArray());
+        using var fallback = new FakeBackend("default"u8.ToArray());
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.globex.example", exact.Endpoint) + "\n" + Pass("*.globex.example", wild.Endpoint),
+            extra: $"""
+            default:
+              passthrough:
+                backend: {fallback.Endpoint}
+            no-sni: default
+            """, limits: NoBan));
+
+        string Ask(byte[] hello) => System.Text.Encoding.ASCII.GetString(h.SendAndDrain(hello) ?? []);
+        Assert.Equal("exact", Ask(TlsVectors.Record(TlsVectors.Hello([TlsVectors.Sni("VPN.globex.example")]))));
+        Assert.Equal("wild", Ask(TlsVectors.Record(TlsVectors.Hello([TlsVectors.Sni("a.b.globex.example")]))));
+        Assert.Equal("default", Ask(TlsVectors.Record(TlsVectors.Hello([TlsVectors.Sni("globex.example")]))));
+        Assert.Equal("default", Ask(TlsVectors.OpenSslWithoutSni));
+        Assert.Equal(1, h.Metrics.Total("clienthello", "no-sni"));
+    }
+
+    public static TheoryData<string, byte[], bool, string> BadInput() => new()
+    {
+        { "http", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), true, "not-tls" },
+        { "garbage", [0x00, 0xFF, 0x13, 0x37], true, "not-tls" },
+        { "malformed hello", TlsVectors.Record(TlsVectors.Hello([TlsVectors.SupportedVersions, TlsVectors.SupportedVersions])), true, "malformed" },
+        { "declared 16 MiB hello", [0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0xFF, 0xFF, 0xFF], true, "too-large" },
+        { "truncated hello, then close", TlsVectors.OpenSslWithSni[..100], true, "closed-early" },
+        { "no SNI, rejected", TlsVectors.OpenSslWithoutSni, true, "no-sni" },
+        { "unknown SNI, no default", TlsVectors.Record(TlsVectors.Hello([TlsVectors.Sni("other.example")])), true, "no-route" },
+        { "truncated hello, stalls", TlsVectors.OpenSslWithSni[..100], false, "timeout" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInput))]
+    public async Task Bad_input_is_closed_counted_and_never_reaches_a_backend(string name, byte[] data, bool halfClose, string outcome)
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: NoBan));
+
+        var reply = h.SendAndDrain(data, halfClose);
+
+        Assert.True(reply is null || reply.Length == 0, $"{name}: got {reply?.Length} bytes back");
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("clienthello", outcome) == 1), $"{name}: not counted as {outcome}");
+        Thread.Sleep(100);
+        Assert.Equal(0, backend.Accepted);
+    }
+
+    [Fact]
+    public async Task An_oversized_stream_of_records_is_cut_at_64_KiB()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: NoBan));
+
+        var hello = new byte[4 + 60_000];
+        hello[0] = 1;
+        hello[2] = (byte)(60_000 >> 8);
+        hello[3] = (byte)(60_000 & 0xFF);
+        var records = TlsVectors.Reframe(hello, new Random(5), maxRecord: 8); // far over 64 KiB once framed
+        using var s = h.Connect();
+        try
+        {
+            for (int p = 0; p < records.Length; p += 8192) s.Send(records.AsSpan(p, Math.Min(8192, records.Length - p)));
+        }
+        catch (SocketException)
+        {
+            // The gateway may reset while we still send: that is the point.
+        }
+
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("clienthello", "too-large") == 1));
+        Assert.Equal(0, backend.Accepted);
+    }
+
+    private static string Term(IPEndPoint backend, GatewayHarness h, string? clientCa, string mode = "optional") => $"""
+          - sni: vpn.initech.example
+            name: initech
+            terminate:
+              certificate: {h.Server.CertificatePath}
+              key: {h.Server.KeyPath}
+        {(clientCa is null ? "" : $"      client-ca: {clientCa}\n      client-certificate: {mode}")}
+              backend: {backend}
+        """;
+
+    private static async Task<(SslStream? Tls, Exception? Error)> TlsConnectAsync(GatewayHarness h, X509Certificate2? clientCert)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(h.Endpoint);
+        var tls = new SslStream(tcp.GetStream(), false);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = "vpn.initech.example",
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                ClientCertificates = clientCert is null ? null : new X509CertificateCollection { clientCert },
+                EnabledSslProtocols = SslProtocols.Tls13,
+            });
+            return (tls, null);
+        }
+        catch (Exception e)
+        {
+            tls.Dispose();
+            return (null, e);
+        }
+    }
+
+    private static ProxyHeader ReadProxy(FakeBackend backend, int connection, out byte[] rest)
+    {
+        Assert.True(GatewayHarness.Eventually(() => backend.Accepted > connection && ProxyV2Parser.TryParse(backend.Bytes(connection), 4096, out _, out _) == ProxyParseResult.Ok));
+        var got = backend.Bytes(connection);
+        ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed);
+        rest = got[consumed..];
+        return header!;
+    }
+
+    [Fact]
+    public async Task Terminate_verifies_the_client_certificate_and_sends_ssl_tlvs()
+    {
+        using var backend = new FakeBackend("plain-reply"u8.ToArray());
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath), limits: NoBan));
+        using var alice = PemLoader.LoadCertificateWithKey(h.Client.CertificatePath, h.Client.KeyPath);
+
+        var (tls, error) = await TlsConnectAsync(h, alice);
+        Assert.True(tls is not null, error?.ToString());
+        using (tls)
+        {
+            Assert.Equal("CN=vpn.initech.example", tls!.RemoteCertificate!.Subject);
+            await tls.WriteAsync("hello in plaintext"u8.ToArray());
+            var buf = new byte[64];
+            int n = await tls.ReadAsync(buf);
+            Assert.Equal("plain-reply", System.Text.Encoding.ASCII.GetString(buf, 0, n));
+        }
+
+        var header = ReadProxy(backend, 0, out var rest);
+        Assert.Equal("vpn.initech.example", header.Authority);
+        Assert.NotNull(header.Ssl);
+        Assert.Equal("TLSv1.3", header.Ssl!.Version);
+        Assert.Equal("alice", header.Ssl.CommonName);
+        Assert.True(header.Ssl.CertificateVerified);
+        Assert.Equal(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession, header.Ssl.Client);
+        Assert.Equal("hello in plaintext"u8.ToArray(), rest);
+        Assert.Equal(1, h.Metrics.Total("handshakes", "ok"));
+    }
+
+    [Fact]
+    public async Task Terminate_without_or_with_a_foreign_certificate_says_so_to_the_backend()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath), limits: NoBan));
+        var other = new PkiDirectory(h.Dir.File("other-pki"));
+        other.InitCa();
+        var mallory = other.IssueClient("initech", "mallory");
+        using var malloryCert = PemLoader.LoadCertificateWithKey(mallory.CertificatePath, mallory.KeyPath);
+
+        var (plain, e1) = await TlsConnectAsync(h, null);
+        Assert.True(plain is not null, e1?.ToString());
+        await plain!.WriteAsync("x"u8.ToArray());
+        var none = ReadProxy(backend, 0, out _);
+        Assert.Equal(ProxyClientFlags.Ssl, none.Ssl!.Client);
+        Assert.False(none.Ssl.CertificatePresented);
+
+        var (foreign, e2) = await TlsConnectAsync(h, malloryCert);
+        Assert.True(foreign is not null, e2?.ToString());
+        await foreign!.WriteAsync("x"u8.ToArray());
+        var bad = ReadProxy(backend, 1, out _);
+        Assert.True(bad.Ssl!.CertificatePresented);
+        Assert.False(bad.Ssl.CertificateVerified);
+        Assert.Equal("mallory", bad.Ssl.CommonName);
+        plain.Dispose();
+        foreign.Dispose();
+    }
+
+    [Fact]
+    public async Task A_route_that_requires_a_certificate_refuses_clients_without_one()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath, mode: "required"), limits: NoBan));
+
+        var (tls, _) = await TlsConnectAsync(h, null);
+        if (tls is not null)
+        {
+            // TLS 1.3: the client learns of the refusal on its first read.
+            using (tls)
+            {
+                await Assert.ThrowsAnyAsync<Exception>(async () =>
+                {
+                    await tls.WriteAsync("x"u8.ToArray());
+                    var buf = new byte[16];
+                    if (await tls.ReadAsync(buf) == 0) throw new IOException("closed");
+                });
+            }
+        }
+
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("handshakes", "bad-client-certificate") == 1));
+        Assert.Equal(0, backend.Accepted);
+    }
+
+    [Fact]
+    public async Task Reload_changes_routes_without_dropping_established_connections_and_refuses_bad_files()
+    {
+        using var first = new FakeBackend("first"u8.ToArray());
+        using var second = new FakeBackend("second"u8.ToArray());
+        await using var h = new GatewayHarness();
+        var yaml = Yaml(Pass("vpn.acme.example", first.Endpoint), limits: NoBan);
+        h.Start(yaml);
+
+        // An established connection through the first backend.
+        using var established = h.Connect();
+        established.Send(TlsVectors.OpenSslWithSni);
+        var buf = new byte[64];
+        Assert.Equal("first", System.Text.Encoding.ASCII.GetString(buf, 0, established.Receive(buf)));
+
+        File.WriteAllText(h.ConfigPath, yaml.Replace(first.Endpoint.ToString(), second.Endpoint.ToString()));
+        Assert.Empty(h.Gateway!.Reload());
+
+        Assert.Equal("second", System.Text.Encoding.ASCII.GetString(h.SendAndDrain(TlsVectors.OpenSslWithSni)!));
+        established.Send("still here"u8);
+        Assert.True(GatewayHarness.Eventually(() => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 10));
+
+        // A bad file: every error listed, nothing changes.
+        File.WriteAllText(h.ConfigPath, yaml.Replace("passthrough:", "passthru:").Replace("preread-timeout: 1", "preread-timeout: 0"));
+        var errors = h.Gateway.Reload();
+        Assert.Contains(errors, e => e.Path == "routes[0].passthru" && e.Message.Contains("unknown key"));
+        Assert.Contains(errors, e => e.Path == "limits.preread-timeout");
+        Assert.Equal("second", System.Text.Encoding.ASCII.GetString(h.SendAndDrain(TlsVectors.OpenSslWithSni)!));
+        Assert.Equal(1, h.Metrics.Total("reloads", "refused"));
+        Assert.Equal(1, h.Metrics.Total("reloads", "ok"));
+
+        established.Send("and now"u8);
+        Assert.True(GatewayHarness.Eventually(() => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 17));
+    }
+
+    [Fact]
+    public async Task Repeated_failures_ban_the_source_address()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: "  ban-after: 3\n  ban-time: 60"));
+
+        for (int i = 0; i < 3; i++) h.SendAndDrain("GET / HTTP/1.0\r\n\r\n"u8.ToArray());
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("bans", "all") == 1));
+
+        // Even a good hello is now refused at accept time.
+        var reply = h.SendAndDrain(TlsVectors.OpenSslWithSni);
+        Assert.True(reply is null || reply.Length == 0);
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("rejected", "banned") >= 1));
+        Assert.Equal(0, backend.Accepted);
+    }
+
+    [Fact]
+    public async Task Per_address_concurrency_is_capped()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: NoBan).Replace("per-ip-connections: 1000", "per-ip-connections: 2").Replace("preread-timeout: 1", "preread-timeout: 10"));
+
+        using var a = h.Connect();
+        using var b = h.Connect();
+        Assert.True(GatewayHarness.Eventually(() => h.Gateway!.Limiter.Active == 2));
+        var reply = h.SendAndDrain(TlsVectors.OpenSslWithSni);
+        Assert.True(reply is null || reply.Length == 0);
+        Assert.Equal(1, h.Metrics.Total("rejected", "ip-concurrency"));
+    }
+}
