@@ -40,7 +40,8 @@ public static class AuthClient
             {
                 var (name, value) = ParseSetCookie(sc);
                 if (name == "webvpn" && !string.IsNullOrEmpty(value)) return value;
-                if (name == "webvpncontext") context = value;
+                // ocserv keys the steps of its login on this cookie, and clears it with an empty value.
+                if (name == "webvpncontext") context = string.IsNullOrEmpty(value) ? null : value;
             }
             var parsed = AuthXml.TryParseServerMessage(body, out var msg);
             if (head.StatusCode == 401 || head.StatusCode == 403)
@@ -52,11 +53,19 @@ public static class AuthClient
             if (msg.SessionToken is { Length: > 0 } token) return token;
             if (msg.Type == "complete")
                 throw new ClientException(ClientExitCode.ProtocolError, "server completed the login without giving a session cookie");
+            if (msg.ClientCertRequest)
+                throw new ClientException(ClientExitCode.AuthFailed, o.CertificateFile is null
+                    ? "the server asks for a client certificate (--certificate/--sslkey)"
+                    : "the server did not accept the client certificate");
             var form = msg.Form ?? throw new ClientException(ClientExitCode.ProtocolError, "server sent neither a login form nor a cookie");
             if (form.Inputs.Count == 0 && form.Select is null)
                 throw new ClientException(ClientExitCode.AuthFailed, $"login refused by the server: {form.Error ?? form.Message ?? "no reason given"}");
             if (passwordSent && form.Error is not null)
                 throw new ClientException(ClientExitCode.AuthFailed, $"login refused by the server: {form.Error}");
+            // ocserv answers a wrong password with 200 and the password form again ("Login failed." in the
+            // message, no <error>); sending the same password again would only burn its retries.
+            if (passwordSent && form.Inputs.Any(i => i.Type == "password"))
+                throw new ClientException(ClientExitCode.AuthFailed, $"login refused by the server: {FirstLine(form.Message) ?? "it asked for the password again"}");
 
             var fields = new List<KeyValuePair<string, string>>();
             foreach (var input in form.Inputs)
@@ -115,4 +124,7 @@ public static class AuthClient
         msg?.Form?.Error ?? head.Headers.Get("X-Reason") ?? msg?.Form?.Message ?? $"HTTP {head.StatusCode}";
 
     private static string Bounded(string s) => s.Length > 60 ? s[..60] : s;
+
+    private static string? FirstLine(string? text) =>
+        text?.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() is { Length: > 0 } line ? Bounded(line) : null;
 }
