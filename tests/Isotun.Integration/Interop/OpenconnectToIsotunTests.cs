@@ -1,0 +1,276 @@
+using System.Net;
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+
+namespace Isotun.Integration.Interop;
+
+/// <summary>
+/// The stock Debian openconnect client against `isotun server`, for real: separate processes in namespaces,
+/// openconnect's own TUN configured by the shipped tun-script.sh (or no TUN at all with --script-tun).
+/// </summary>
+[Collection(IsotunServerLabCollection.Name)]
+public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
+{
+    private static readonly TimeSpan Up = TimeSpan.FromSeconds(30);
+    private LabLayout L => lab.Layout;
+    private string Url => $"https://{L.ServerIp}/";
+
+    [SkippableFact]
+    public void Password_login_with_authgroup_pings_and_moves_100_MB_byte_identical()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant,
+             "--script", lab.TunScript, "--interface", "oc-pass", Url], stdin: lab.Password + "\n");
+        var address = WaitForAddress(oc, "oc-pass");
+        Assert.True(Traffic.InPool(address, L.Pool), $"address {address} is not from tenant {LabLayout.Tenant}'s pool {L.Pool}");
+
+        Traffic.AssertPing(L.ClientNs, L.TunnelGateway);
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
+        Traffic.AssertPing(L.ServiceNs, address); // back through the tenant's namespace and the tunnel
+        Traffic.AssertTransfer(L.ClientNs, L.ServiceIp);
+
+        AssertLogsOff(oc);
+    }
+
+    [SkippableFact]
+    public void Password_login_with_the_tenant_in_the_URL_path()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        // No --authgroup: the path names the tenant, and the server's form then has no group list at all.
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin",
+             "--script", lab.TunScript, "--interface", "oc-path", $"https://{L.ServerIp}/{LabLayout.Tenant}"], stdin: lab.Password + "\n");
+        var address = WaitForAddress(oc, "oc-path");
+        Assert.True(Traffic.InPool(address, L.Pool), $"address {address} is not from tenant {LabLayout.Tenant}'s pool {L.Pool}");
+        Assert.Contains($"POST https://{L.ServerIp}/{LabLayout.Tenant}", oc.Output);
+        Assert.DoesNotContain("GROUP:", oc.Output, StringComparison.OrdinalIgnoreCase);
+
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
+        AssertLogsOff(oc);
+
+        // The other tenant by its path: an address from its own pool.
+        using var quick = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin",
+             "--script", lab.TunScript, "--interface", "oc-path", $"https://{L.ServerIp}/{IsotunServerLab.QuickTenant}"], stdin: lab.Password + "\n");
+        var quickAddress = WaitForAddress(quick, "oc-path");
+        Assert.True(Traffic.InPool(quickAddress, IsotunServerLab.QuickPool), $"address {quickAddress} is not from tenant {IsotunServerLab.QuickTenant}'s pool {IsotunServerLab.QuickPool}");
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.QuickGateway);
+        AssertLogsOff(quick);
+    }
+
+    [SkippableFact]
+    public void Certificate_login_pings_and_moves_100_MB_byte_identical()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        // No user, no password, no group: the certificate names user (UID) and tenant (OU).
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--certificate", lab.CertificatePath, "--sslkey", lab.KeyPath,
+             "--script", lab.TunScript, "--interface", "oc-cert", Url]);
+        var address = WaitForAddress(oc, "oc-cert");
+        Assert.True(Traffic.InPool(address, L.Pool), $"address {address} is not from tenant {LabLayout.Tenant}'s pool {L.Pool}");
+        Assert.DoesNotContain("Password", oc.Output);
+
+        Traffic.AssertPing(L.ClientNs, L.TunnelGateway);
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
+        Traffic.AssertTransfer(L.ClientNs, L.ServiceIp, seed: 5);
+        AssertLogsOff(oc);
+    }
+
+    [SkippableFact]
+    public void A_certificate_of_one_tenant_does_not_open_another()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var r = Run.Exec("ip", ["netns", "exec", L.ClientNs, InteropEnvironment.OpenconnectPath!, "--authenticate",
+            .. Openconnect.Base(lab.Pin), "--certificate", lab.CertificatePath, "--sslkey", lab.KeyPath,
+            $"https://{L.ServerIp}/{IsotunServerLab.QuickTenant}"], timeoutSeconds: 60);
+        Assert.True(r.ExitCode != 0 && r.ExitCode != -1, "openconnect logged into the wrong tenant with a demo certificate: " + r);
+        Assert.DoesNotContain("COOKIE=", r.Stdout);
+    }
+
+    [SkippableFact]
+    public void Openconnect_refuses_the_server_when_the_pin_does_not_match()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var r = Run.Exec("ip", ["netns", "exec", L.ClientNs, InteropEnvironment.OpenconnectPath!, "--authenticate",
+            .. Openconnect.Base("pin-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), "--user", LabLayout.User, "--passwd-on-stdin", Url],
+            stdin: lab.Password + "\n", timeoutSeconds: 60);
+        Assert.True(r.ExitCode != 0 && r.ExitCode != -1, "openconnect accepted a server that does not match the pin: " + r);
+        Assert.DoesNotContain("COOKIE=", r.Stdout);
+        Assert.Contains("certificate", r.Stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [SkippableFact]
+    public void Without_root_script_tun_carries_pings_to_the_gateway_and_the_service()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        Skip.If(InteropEnvironment.SkipScriptTun is not null, InteropEnvironment.SkipScriptTun);
+        var tunsBefore = Traffic.TunDevices(L.ClientNs);
+        using var oc = Openconnect.StartAsNobody(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant,
+             "--script-tun", "--script", $"{InteropEnvironment.Python3Path} {lab.PingScript}", Url],
+            stdin: lab.Password + "\n",
+            environment: new Dictionary<string, string> { ["PING_TARGETS"] = $"{L.TunnelGateway} {L.ServiceIp}" });
+
+        Assert.True(oc.WaitFor(() => oc.Output.Contains($"reply from {L.ServiceIp}"), TimeSpan.FromSeconds(60)), "no ping result: " + oc);
+        Assert.Contains($"\nreply from {L.TunnelGateway}\n", "\n" + oc.Output);
+        Assert.Contains($"\nreply from {L.ServiceIp}\n", "\n" + oc.Output);
+        Assert.False(oc.HasExited, "openconnect ended early: " + oc);
+        // Unprivileged and without a kernel TUN: nothing was added to the namespace.
+        Assert.Equal(tunsBefore, Traffic.TunDevices(L.ClientNs));
+        AssertLogsOff(oc);
+    }
+
+    [SkippableFact]
+    public void After_kill_9_the_cookie_reconnects_to_the_same_address()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var auth = Openconnect.Authenticate(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant, Url], lab.Password + "\n");
+        string cookie = auth["COOKIE"], fingerprint = auth["FINGERPRINT"], connectUrl = auth["CONNECT_URL"];
+        Assert.StartsWith("pin-sha256:", fingerprint);
+        string[] withCookie = ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", fingerprint, "--script", lab.TunScript];
+        double loginsBefore = lab.Metric("isotun_auth_attempts_total", "result=\"ok\"");
+
+        IPAddress first;
+        using (var oc = Openconnect.Start(L.ClientNs, [.. withCookie, "--interface", "oc-cookie", connectUrl], stdin: cookie + "\n"))
+        {
+            first = WaitForAddress(oc, "oc-cookie");
+            oc.Signal("KILL"); // no BYE: the session must survive
+            Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(10)), "openconnect did not die on SIGKILL");
+        }
+
+        using var again = Openconnect.Start(L.ClientNs, [.. withCookie, "--interface", "oc-cookie", connectUrl], stdin: cookie + "\n");
+        var second = WaitForAddress(again, "oc-cookie");
+        Assert.Equal(first, second);
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
+        // The cookie resumed the session: no new login happened on the server.
+        Assert.Equal(loginsBefore, lab.Metric("isotun_auth_attempts_total", "result=\"ok\""));
+
+        // The address is the session's: a fresh login of the same user meanwhile gets another one.
+        using var fresh = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant,
+             "--script", lab.TunScript, "--interface", "oc-fresh", Url], stdin: lab.Password + "\n");
+        var other = WaitForAddress(fresh, "oc-fresh");
+        Assert.NotEqual(first, other);
+        AssertLogsOff(fresh);
+        AssertLogsOff(again);
+    }
+
+    [SkippableFact]
+    public void After_SIGTERM_the_cookie_is_refused()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var auth = Openconnect.Authenticate(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant, Url], lab.Password + "\n");
+        string[] withCookie = ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", auth["FINGERPRINT"],
+            "--script", lab.TunScript, "--interface", "oc-bye", auth["CONNECT_URL"]];
+
+        using (var oc = Openconnect.Start(L.ClientNs, withCookie, stdin: auth["COOKIE"] + "\n"))
+        {
+            WaitForAddress(oc, "oc-bye");
+            AssertLogsOff(oc); // SIGTERM: openconnect sends DISCONNECT 0xb0 (BYE)
+        }
+
+        var r = Run.Exec("ip", ["netns", "exec", L.ClientNs, InteropEnvironment.OpenconnectPath!, .. withCookie], stdin: auth["COOKIE"] + "\n", timeoutSeconds: 60);
+        Assert.True(r.ExitCode == 2, "openconnect should exit 2 (cookie rejected): " + r);
+        Assert.Contains("Cookie was rejected", r.Stderr + r.Stdout);
+    }
+
+    [SkippableFact]
+    public void The_server_drops_a_frozen_openconnect_after_3_DPD_intervals()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        double deadBefore = lab.Metric("isotun_connections_closed_total", "reason=\"dead-peer\"");
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", IsotunServerLab.QuickTenant,
+             "--script", lab.TunScript, "--interface", "oc-frozen", Url], stdin: lab.Password + "\n");
+        var address = WaitForAddress(oc, "oc-frozen");
+        Assert.Contains($"DPD {IsotunServerLab.QuickDpd},", oc.Output);
+
+        oc.Signal("STOP"); // silent: no DPD answers, no keepalives, but its TCP connection stays open
+        try
+        {
+            Assert.True(Traffic.Eventually(TimeSpan.FromSeconds(90), () => lab.Metric("isotun_connections_closed_total", "reason=\"dead-peer\"") > deadBefore),
+                "the server did not drop the silent client:\n" + LabProcess.Tail(L, "server"));
+        }
+        finally
+        {
+            oc.Signal("CONT");
+        }
+        // The session outlives its dead connection: the thawed client reconnects with its cookie, same address.
+        Assert.True(oc.WaitFor(() => Traffic.TunAddress(L.ClientNs, "oc-frozen") is not null && oc.Count("Got CONNECT response: HTTP/1.1 200") >= 2, Up),
+            "openconnect did not reconnect after the server dropped it: " + oc);
+        Assert.Equal(address, Traffic.TunAddress(L.ClientNs, "oc-frozen"));
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.QuickGateway);
+        AssertLogsOff(oc);
+    }
+
+    [SkippableFact]
+    public void Openconnect_detects_a_frozen_server_by_DPD_and_reconnects_when_it_thaws()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", IsotunServerLab.QuickTenant,
+             "--script", lab.TunScript, "--interface", "oc-dpd", Url], stdin: lab.Password + "\n");
+        var address = WaitForAddress(oc, "oc-dpd");
+
+        int server = lab.ServerPid;
+        Run.Exec("kill", ["-STOP", server.ToString()]);
+        try
+        {
+            Assert.True(oc.WaitForOutput("detected dead peer", TimeSpan.FromSeconds(90)), "openconnect did not detect the frozen server: " + oc);
+        }
+        finally
+        {
+            Run.Exec("kill", ["-CONT", server.ToString()]);
+        }
+        Assert.True(oc.WaitFor(() => oc.Count("Got CONNECT response: HTTP/1.1 200") >= 2, TimeSpan.FromSeconds(90)),
+            "openconnect did not reconnect after the server thawed: " + oc);
+        Assert.Equal(address, Traffic.TunAddress(L.ClientNs, "oc-dpd"));
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.QuickGateway);
+        AssertLogsOff(oc);
+    }
+
+    [SkippableFact]
+    public void Isotun_connect_detects_a_frozen_server_by_DPD_and_reconnects_when_it_thaws()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
+            ["connect", Url, "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--authgroup", IsotunServerLab.QuickTenant,
+             "--servercert", lab.Pin, "--interface", "it-dpd"]);
+        Assert.True(client.WaitFor(() => Traffic.TunAddress(L.ClientNs, "it-dpd") is not null, Up), "isotun connect did not come up: " + client);
+        var address = Traffic.TunAddress(L.ClientNs, "it-dpd");
+
+        int server = lab.ServerPid;
+        Run.Exec("kill", ["-STOP", server.ToString()]);
+        try
+        {
+            Assert.True(client.WaitForOutput("dead peer", TimeSpan.FromSeconds(90)), "isotun connect did not detect the frozen server: " + client);
+        }
+        finally
+        {
+            Run.Exec("kill", ["-CONT", server.ToString()]);
+        }
+        Assert.True(client.WaitForOutput("reconnected with the same address", TimeSpan.FromSeconds(90)), "isotun connect did not reconnect: " + client);
+        Assert.Equal(address, Traffic.TunAddress(L.ClientNs, "it-dpd"));
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.QuickGateway);
+        client.Signal("TERM");
+        Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)) && client.ExitCode == 0, "isotun connect did not log off cleanly: " + client);
+    }
+
+    private IPAddress WaitForAddress(BackgroundProcess oc, string device)
+    {
+        IPAddress? address = null;
+        Assert.True(oc.WaitFor(() => (address = Traffic.TunAddress(L.ClientNs, device)) is not null, Up), $"no address on {device}: {oc}");
+        return address!;
+    }
+
+    /// <summary>SIGTERM: openconnect sends BYE, says so, and exits.</summary>
+    private static void AssertLogsOff(BackgroundProcess oc)
+    {
+        oc.Signal("TERM");
+        Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(15)), "openconnect did not exit on SIGTERM: " + oc);
+        Assert.Contains("Send BYE packet", oc.Output);
+    }
+}
