@@ -22,11 +22,12 @@ public static class ConnectCommand
         var tun = new Option<string>("--interface", "-i") { Description = "TUN device name", DefaultValueFactory = _ => "isotun0" };
         var noRoutes = new Option<bool>("--no-routes") { Description = "Configure the address only, no routes" };
         var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting after this many seconds", DefaultValueFactory = _ => 300 };
+        var noExtensions = new Option<bool>("--no-extensions") { Description = "Plain CSTP only: do not offer Isotun's batching and GSO extensions" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging" };
 
         var command = new Command("connect", "Connect to a VPN server and route traffic through a TUN device")
         {
-            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, verbose,
+            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, verbose,
         };
         command.SetAction(async (parse, _) =>
         {
@@ -66,6 +67,7 @@ public static class ConnectCommand
                 TunName = parse.GetValue(tun)!,
                 ConfigureRoutes = !parse.GetValue(noRoutes),
                 ReconnectTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(reconnect))),
+                Extensions = !parse.GetValue(noExtensions),
             };
             using var signals = new Signals();
             using var logs = Logging.Create(parse.GetValue(verbose));

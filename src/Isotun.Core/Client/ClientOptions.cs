@@ -19,4 +19,7 @@ public sealed record ClientOptions
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromMinutes(5);
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     public string UserAgent { get; init; } = "Open AnyConnect VPN Agent v9.01-isotun";
+
+    /// <summary>Offer Isotun's extensions (batching, GSO) to the server; a stock server ignores the offer.</summary>
+    public bool Extensions { get; init; } = true;
 }

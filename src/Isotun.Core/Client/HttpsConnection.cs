@@ -37,7 +37,8 @@ public sealed class HttpsConnection : IAsyncDisposable
         cts.CancelAfter(o.ConnectTimeout);
         var host = o.Server.IdnHost;
         int port = o.Server.IsDefaultPort ? 443 : o.Server.Port;
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        SocketTuning.Apply(socket);
         try
         {
             await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);

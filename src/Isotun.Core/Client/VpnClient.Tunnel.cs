@@ -1,4 +1,5 @@
 using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Offload;
 using Isotun.Transport;
 
 namespace Isotun.Client;
@@ -8,7 +9,12 @@ public sealed partial class VpnClient
     private async Task<TunnelEnd> RunTunnelAsync(HttpsConnection conn, CancellationToken stop)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var writer = new FrameWriter(conn.Stream);
+        var writer = new FrameWriter(conn.Stream, _accepted.HasFlag(IsotunExtension.Gso) ? 256 : FrameWriter.DefaultQueueDepth)
+        {
+            Batching = _accepted.HasFlag(IsotunExtension.Batch),
+        };
+        // The TUN was opened once; GSO frames flow only while this connection negotiated them.
+        _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tun!.Offload;
         var writerTask = writer.RunAsync(cts.Token);
         Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
         Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
@@ -47,6 +53,8 @@ public sealed partial class VpnClient
     private async Task<TunnelEnd> ReadLoopAsync(HttpsConnection conn, FrameWriter writer, CancellationToken ct)
     {
         var tun = _tun!;
+        byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
+        int badGso = 0;
         while (true)
         {
             var frame = await conn.Reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
@@ -59,8 +67,18 @@ public sealed partial class VpnClient
             Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
             switch (frame.Type)
             {
-                case CstpPacketType.Data:
+                case CstpPacketType.Data when !tun.Offload:
                     if (frame.Payload.Length > 0) tun.Write(frame.Payload.Span);
+                    break;
+                case CstpPacketType.Data:
+                case CstpPacketType.IsotunGso:
+                    int len = ToTun(frame.Type, frame.Payload.Span, scratch, tun.Offload);
+                    if (len > 0) tun.Write(scratch.AsSpan(0, len));
+                    else if (len < 0 && ++badGso > 8)
+                    {
+                        Log.BadFrame(log, "repeated bad GSO frames");
+                        return TunnelEnd.BadFrame;
+                    }
                     break;
                 case CstpPacketType.DpdRequest:
                     await writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
@@ -73,6 +91,33 @@ public sealed partial class VpnClient
                     return TunnelEnd.BadFrame;
             }
         }
+    }
+
+    /// <summary>
+    /// Lays a server packet out in <paramref name="scratch"/> as the TUN takes it. Returns the length to
+    /// write, 0 to skip, -1 for a GSO frame that was not negotiated or whose header fails validation.
+    /// </summary>
+    private int ToTun(CstpPacketType type, ReadOnlySpan<byte> payload, byte[] scratch, bool tunOffload)
+    {
+        if (payload.Length == 0) return 0;
+        if (type == CstpPacketType.IsotunGso)
+        {
+            if (!_peerGso || payload.Length <= VirtioNetHeader.Length) return -1;
+            payload.CopyTo(scratch);
+            var header = VirtioNetHeader.Read(scratch);
+            if (GsoPacket.Validate(ref header, scratch.AsSpan(VirtioNetHeader.Length, payload.Length - VirtioNetHeader.Length), _params!.Mtu) != GsoCheckResult.Ok)
+                return -1;
+            header.Write(scratch);
+            return payload.Length;
+        }
+        if (!tunOffload)
+        {
+            payload.CopyTo(scratch);
+            return payload.Length;
+        }
+        scratch.AsSpan(0, VirtioNetHeader.Length).Clear();
+        payload.CopyTo(scratch.AsSpan(VirtioNetHeader.Length));
+        return VirtioNetHeader.Length + payload.Length;
     }
 
     /// <summary>DPD: probe after DPD seconds of silence, give up after twice that. Keepalive after idle tx.</summary>

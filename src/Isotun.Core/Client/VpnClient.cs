@@ -15,6 +15,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
 {
     private TunDevice? _tun;
     private volatile FrameWriter? _writer;
+    private volatile bool _peerGso;
+    private IsotunExtension _accepted;
+    private Func<PacketBuffer, bool>? _enqueueWaiting;
     private TunnelParameters? _params;
     private string? _cookie;
     private long _lastRxTicks, _lastTxTicks;
@@ -97,6 +100,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 new("X-CSTP-Address-Type", "IPv6,IPv4"),
                 new("X-CSTP-Full-IPv6-Capability", "true"),
             };
+            if (options.Extensions) headers.Add(new(IsotunExtensions.Header, "batch, gso"));
             if (_params is not null) headers.Add(new("X-CSTP-Address", _params.Address.ToString()));
             var (head, _) = await conn.SendAsync("CONNECT", "/CSCOSSLC/tunnel", AuthClient.HostHeader(options.Server), headers, null, true, TimeSpan.FromSeconds(30), stop).ConfigureAwait(false);
             if (head.StatusCode == 401)
@@ -105,6 +109,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 throw new ClientException(head.StatusCode == 503 ? ClientExitCode.Failure : ClientExitCode.ProtocolError,
                     $"CONNECT refused: HTTP {head.StatusCode} {head.Headers.Get("X-Reason") ?? head.Reason}");
             var p = TunnelParameters.Parse(head);
+            _accepted = options.Extensions ? IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header)) : IsotunExtension.None;
             if (_params is null)
             {
                 ConfigureTun(p);
@@ -130,8 +135,10 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
 
     private void ConfigureTun(TunnelParameters p)
     {
-        _tun = TunDevice.Open(options.TunName);
+        // Super-packets whole when the server takes them; otherwise a plain TUN, one packet per read.
+        _tun = TunDevice.Open(options.TunName, offload: _accepted.HasFlag(IsotunExtension.Gso));
         var dev = _tun.Name;
+        if (_tun.Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
         // No IPv6 link-local chatter: the tunnel carries only the leased address.
         IpCommand.TryRun("link", "set", "dev", dev, "addrgenmode", "none");
         IpCommand.Run("link", "set", "dev", dev, "mtu", p.Mtu.ToString(), "up");
@@ -165,42 +172,43 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         return h.Length > 0 && h.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') ? h : "isotun";
     }
 
-    /// <summary>TUN → server: a dedicated thread, packets dropped (and counted) while reconnecting.</summary>
+    /// <summary>TUN → server: a dedicated thread; packets are dropped (and counted) only while reconnecting.</summary>
     private void TunReadLoop()
     {
         var tun = _tun!;
+        _enqueueWaiting = EnqueueWaiting;
         PacketBuffer? buf = null;
-        int mss = MssClamp.MssForMtu(_params!.Mtu, 4);
         while (true)
         {
-            buf ??= PacketBuffer.Rent(_params.Mtu);
+            buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : _params!.Mtu);
             int n;
             try { n = tun.Read(buf.PayloadSpace); }
             catch (TunException e) { Log.TunFailed(log, e.Message); break; }
             if (n < 0) break;
             if (n == 0) continue;
-            var packet = buf.PayloadSpace[..n];
-            if (IpPacket.TryParse(packet, out var info) == IpParseResult.Ok && info.Protocol == 6)
-                MssClamp.TryClamp(packet, info.Version == 4 ? mss : MssClamp.MssForMtu(_params.Mtu, 6));
-            var w = _writer;
-            buf.Seal(CstpPacketType.Data, n);
-            // Wait for room rather than drop: the kernel's TUN queue then pushes back on local senders
-            // (one connection, no one else to starve), which TCP takes far better than a loss.
-            while (w is not null && !w.TryEnqueue(buf))
-            {
-                if (!w.WaitForRoom(TimeSpan.FromSeconds(1))) w = _writer;
-            }
-            if (w is not null)
+            TunFrames.Send(buf, n, tun.Offload, _peerGso, _params!.Mtu, _enqueueWaiting, out bool consumed);
+            if (consumed)
             {
                 Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
                 buf = null;
             }
-            else
-            {
-                Interlocked.Increment(ref DroppedWhileReconnecting);
-            }
         }
         buf?.Return();
+    }
+
+    /// <summary>
+    /// Waits for room rather than drop: the kernel's TUN queue then pushes back on local senders (one
+    /// connection, no one else to starve), which TCP takes far better than a loss.
+    /// </summary>
+    private bool EnqueueWaiting(PacketBuffer frame)
+    {
+        var w = _writer;
+        while (w is not null && !w.TryEnqueue(frame))
+        {
+            if (!w.WaitForRoom(TimeSpan.FromSeconds(1))) w = _writer;
+        }
+        if (w is null) Interlocked.Increment(ref DroppedWhileReconnecting);
+        return w is not null;
     }
 
     private enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer }

@@ -76,6 +76,7 @@ public static partial class ServerConfigLoader
         var c2c = Boolean(walker, keys.GetValueOrDefault("client-to-client"), $"{path}.client-to-client", false);
         var leaseSeconds = walker.Integer(keys.GetValueOrDefault("lease-lifetime"), $"{path}.lease-lifetime", 0, 0, 365 * 86400);
         var uplink = ReadUplink(walker, keys.GetValueOrDefault("uplink"), $"{path}.uplink", ns);
+        var offload = Boolean(walker, keys.GetValueOrDefault("offload"), $"{path}.offload", true);
 
         return tenant with
         {
@@ -89,6 +90,7 @@ public static partial class ServerConfigLoader
             ClientToClient = c2c,
             LeaseLifetime = leaseSeconds == 0 ? null : TimeSpan.FromSeconds(leaseSeconds),
             Uplink = uplink,
+            Offload = offload,
         };
     }
 

@@ -51,6 +51,9 @@ public sealed record TenantConfig(
 
     public UplinkConfig Uplink { get; init; } = UplinkConfig.None;
 
+    /// <summary>Open the TUN with virtio-net headers and TSO (GSO super-packets); off for kernels or set-ups that misbehave.</summary>
+    public bool Offload { get; init; } = true;
+
     public const string HostNamespace = "host";
 
     public bool InHostNamespace => Namespace == HostNamespace;

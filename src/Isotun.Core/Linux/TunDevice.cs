@@ -10,23 +10,36 @@ namespace Isotun.Linux;
 public sealed unsafe class TunDevice : IDisposable
 {
     private const nuint TUNSETIFF = 0x400454ca;
+    private const nuint TUNSETOFFLOAD = 0x400454d0;
     private const short IFF_TUN = 0x0001;
     private const short IFF_NO_PI = 0x1000;
+    private const short IFF_VNET_HDR = 0x4000;
+    private const nuint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04;
+
+    /// <summary>Largest super-packet the kernel may hand us, so header + packet fit one 64 KiB frame.</summary>
+    public const int GsoMaxSize = 65000;
     private const int IfNameSize = 16;
     private const int IfReqSize = 40;
 
     private int _fd;
 
-    private TunDevice(int fd, string name)
+    private TunDevice(int fd, string name, bool offload)
     {
         _fd = fd;
         Name = name;
+        Offload = offload;
     }
 
     public string Name { get; }
 
+    /// <summary>
+    /// Opened with IFF_VNET_HDR and TSO4/TSO6 offloads: every read and write starts with a 10-byte
+    /// virtio_net_hdr, and reads may return TCP super-packets of up to <see cref="GsoMaxSize"/> bytes.
+    /// </summary>
+    public bool Offload { get; }
+
     /// <summary>Creates (or attaches to) the TUN device <paramref name="name"/> in the calling thread's network namespace.</summary>
-    public static TunDevice Open(string name)
+    public static TunDevice Open(string name, bool offload = false)
     {
         if (string.IsNullOrEmpty(name) || name.Length >= IfNameSize)
             throw new ArgumentException($"TUN name '{name}' must be 1..15 characters", nameof(name));
@@ -40,7 +53,7 @@ public sealed unsafe class TunDevice : IDisposable
         byte* ifr = stackalloc byte[IfReqSize];
         new Span<byte>(ifr, IfReqSize).Clear();
         int n = System.Text.Encoding.ASCII.GetBytes(name, new Span<byte>(ifr, IfNameSize - 1));
-        *(short*)(ifr + IfNameSize) = IFF_TUN | IFF_NO_PI;
+        *(short*)(ifr + IfNameSize) = (short)(IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0));
         if (Libc.ioctl(fd, TUNSETIFF, ifr) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -48,7 +61,14 @@ public sealed unsafe class TunDevice : IDisposable
             throw new TunException($"TUNSETIFF {name}: {Libc.ErrorText(errno)}" + (errno == 1 ? " — needs CAP_NET_ADMIN (run as root)" : ""));
         }
         string actual = System.Text.Encoding.ASCII.GetString(new ReadOnlySpan<byte>(ifr, IfNameSize)).TrimEnd('\0');
-        return new TunDevice(fd, actual.Length > 0 ? actual : name);
+        // TSO only (no USO, no ECN): the peer's headers are validated for exactly these types.
+        if (offload && Libc.ioctl(fd, TUNSETOFFLOAD, (void*)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Libc.close(fd);
+            throw new TunException($"TUNSETOFFLOAD {name}: {Libc.ErrorText(errno)}");
+        }
+        return new TunDevice(fd, actual.Length > 0 ? actual : name, offload);
     }
 
     /// <summary>

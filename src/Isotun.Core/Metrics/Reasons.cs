@@ -2,7 +2,7 @@ namespace Isotun.Metrics;
 
 public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions }
 
-public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient }
+public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated }
 
 public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error }
 
@@ -32,6 +32,8 @@ public static class ReasonLabels
         DropReason.TunWriteFailed => "tun-write-failed",
         DropReason.Compressed => "compressed-not-negotiated",
         DropReason.ClientToClient => "client-to-client",
+        DropReason.BadGso => "bad-gso-header",
+        DropReason.GsoNotNegotiated => "gso-not-negotiated",
         _ => "other",
     };
 

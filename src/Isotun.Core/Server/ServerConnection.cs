@@ -8,6 +8,7 @@ using System.Text;
 using Isotun.Metrics;
 using Isotun.Protocol.Auth;
 using Isotun.Protocol.Cookies;
+using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Http;
 using Isotun.Protocol.Ip;
 using Isotun.Transport;
@@ -28,7 +29,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     public async Task RunTlsAsync(Socket socket, CancellationToken stopping)
     {
         var metrics = IsotunMetrics.Instance;
-        socket.NoDelay = true;
+        SocketTuning.Apply(socket);
         await using var net = new NetworkStream(socket, ownsSocket: true);
         await using var tls = new SslStream(net, leaveInnerStreamOpen: false);
         var limits = server.Config.Limits;
@@ -218,8 +219,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
         int mtu = tenant.Mtu;
         if (int.TryParse(head.Headers.Get("X-CSTP-MTU"), out int asks) && asks >= 576 && asks < mtu) mtu = asks;
-        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, log, stopping);
-        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu), stopping).ConfigureAwait(false);
+        // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
+        var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
+        var accepted = offered & (IsotunExtension.Batch | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None));
+        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping);
+        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu, accepted), stopping).ConfigureAwait(false);
         await tls.FlushAsync(stopping).ConfigureAwait(false);
 
         var previous = Interlocked.Exchange(ref session.Connection, tunnel);
@@ -246,7 +250,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
     }
 
-    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu)
+    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu, IsotunExtension accepted)
     {
         var c = tenant.Config;
         var sb = new StringBuilder(1024);
@@ -281,6 +285,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         sb.Append("X-CSTP-License: accept\r\n");
         sb.Append("X-CSTP-Base-MTU: ").Append(Math.Max(1500, mtu)).Append("\r\n");
         sb.Append("X-CSTP-MTU: ").Append(mtu).Append("\r\n");
+        if (accepted != IsotunExtension.None) sb.Append(IsotunExtensions.Header).Append(": ").Append(IsotunExtensions.Format(accepted)).Append("\r\n");
         sb.Append("\r\n");
         return Encoding.ASCII.GetBytes(sb.ToString());
     }

@@ -28,11 +28,12 @@ public sealed class TenantNamespace(TenantConfig config)
         }
         // A TUN left by a crashed run would hold the name: remove it first.
         IpCommand.TryRun(ns is null ? ["link", "del", "dev", config.Device] : ["-n", ns, "link", "del", "dev", config.Device]);
-        var tun = ns is null ? TunDevice.Open(config.Device) : NetworkNamespace.Run(ns, () => TunDevice.Open(config.Device));
+        var tun = ns is null ? TunDevice.Open(config.Device, config.Offload) : NetworkNamespace.Run(ns, () => TunDevice.Open(config.Device, config.Offload));
         try
         {
             IpCommand.TryRun(In(ns, "link", "set", "dev", tun.Name, "addrgenmode", "none"));
             IpCommand.Run(In(ns, "link", "set", "dev", tun.Name, "mtu", config.Mtu.ToString(), "up"));
+            if (tun.Offload) IpCommand.Run(In(ns, "link", "set", "dev", tun.Name, "gso_max_size", TunDevice.GsoMaxSize.ToString()));
             IpCommand.Run(In(ns, "addr", "replace", $"{gateway}/{prefix}", "dev", tun.Name));
             if (gateway6 is not null)
                 IpCommand.Run(In(ns, "-6", "addr", "replace", $"{gateway6}/{prefix6}", "dev", tun.Name, "nodad"));

@@ -8,6 +8,7 @@ using Isotun.Pki;
 using Isotun.Protocol.Addressing;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
+using Isotun.Protocol.Offload;
 using Isotun.Security;
 using Isotun.State;
 using Isotun.Transport;
@@ -172,11 +173,11 @@ public sealed class TenantRuntime : IDisposable
     {
         var tun = _tun!;
         var metrics = IsotunMetrics.Instance;
-        int maxMss4 = MssClamp.MssForMtu(Config.Mtu, 4), maxMss6 = MssClamp.MssForMtu(Config.Mtu, 6);
+        int skip = tun.Offload ? VirtioNetHeader.Length : 0;
         PacketBuffer? buf = null;
         while (!_stopping)
         {
-            buf ??= PacketBuffer.Rent(Config.Mtu);
+            buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : Config.Mtu);
             int n;
             try
             {
@@ -189,7 +190,7 @@ public sealed class TenantRuntime : IDisposable
             }
             if (n < 0) break;
             if (n == 0) continue;
-            var packet = buf.PayloadSpace[..n];
+            var packet = buf.PayloadSpace[skip..n];
             if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
             {
                 metrics.Drop(Name, DropReason.Malformed);
@@ -201,22 +202,16 @@ public sealed class TenantRuntime : IDisposable
                 metrics.Drop(Name, DropReason.NoSession);
                 continue;
             }
-            if (n > conn.Mtu)
+            if (!tun.Offload && n > conn.Mtu)
             {
                 metrics.Drop(Name, DropReason.Oversize);
                 continue;
             }
-            if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
-            buf.Seal(CstpPacketType.Data, n);
-            if (conn.Writer.TryEnqueue(buf))
-            {
-                Traffic.Tx(n);
-                buf = null;
-            }
-            else
-            {
-                metrics.Drop(Name, DropReason.QueueFull);
-            }
+            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.Mtu, conn.TryEnqueue, out bool consumed);
+            if (consumed) buf = null;
+            if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
+            if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
+            if (result.Queued > 0) Traffic.Tx(n - skip);
         }
         buf?.Return();
     }

@@ -1,6 +1,7 @@
 using Isotun.Metrics;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
+using Isotun.Protocol.Offload;
 using Isotun.Transport;
 using Microsoft.Extensions.Logging;
 
@@ -21,19 +22,37 @@ public sealed class TunnelConnection
     private readonly CancellationTokenSource _cts;
     private long _lastRxTicks = Environment.TickCount64;
 
-    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, ILogger log, CancellationToken serverStopping)
+    /// <summary>Bad GSO headers a peer may send before its connection is closed.</summary>
+    public const int MaxBadGso = 8;
+
+    private int _badGso;
+
+    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping)
     {
         Id = id;
         _session = session;
         _reader = reader;
         _log = log;
         Mtu = mtu;
-        Writer = new FrameWriter(stream) { Limiter = session.Limits?.Tx };
+        PeerGso = extensions.HasFlag(IsotunExtension.Gso);
+        // Super-packets use 64 KiB buffers: a shorter queue bounds the memory a session can pin.
+        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth)
+        {
+            Limiter = session.Limits?.Tx,
+            Batching = extensions.HasFlag(IsotunExtension.Batch),
+        };
+        TryEnqueue = Writer.TryEnqueue;
         _cts = CancellationTokenSource.CreateLinkedTokenSource(serverStopping);
     }
 
+    /// <summary>The writer's TryEnqueue as one cached delegate, for the TUN reader's hot path.</summary>
+    public Func<PacketBuffer, bool> TryEnqueue { get; }
+
     public long Id { get; }
     public int Mtu { get; }
+
+    /// <summary>The peer negotiated GSO: it gets super-packets whole, and may send them.</summary>
+    public bool PeerGso { get; }
     public FrameWriter Writer { get; }
     public TunnelEnd? EndReason { get; private set; }
 
@@ -78,8 +97,7 @@ public sealed class TunnelConnection
         var tenant = _session.Tenant;
         var tun = tenant.Tun!;
         var metrics = IsotunMetrics.Instance;
-        int maxMss4 = MssClamp.MssForMtu(Mtu, 4), maxMss6 = MssClamp.MssForMtu(Mtu, 6);
-        byte[] scratch = new byte[PacketBuffer.Capacity];
+        byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
         while (true)
         {
             var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
@@ -94,11 +112,13 @@ public sealed class TunnelConnection
             switch (frame.Type)
             {
                 case CstpPacketType.Data:
-                    int len = CheckPacket(frame.Payload.Span, scratch, maxMss4, maxMss6);
-                    if (len <= 0) break;
+                case CstpPacketType.IsotunGso:
+                    int len = CheckPacket(frame.Type, frame.Payload.Span, scratch, tun.Offload);
+                    if (len < 0) return TunnelEnd.BadFrame;
+                    if (len == 0) break;
                     // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
                     if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
-                    if (tun.Write(scratch.AsSpan(0, len))) tenant.Traffic.Rx(len);
+                    if (tun.Write(scratch.AsSpan(0, len))) tenant.Traffic.Rx(len - (tun.Offload ? VirtioNetHeader.Length : 0));
                     else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                     break;
                 case CstpPacketType.DpdRequest:
@@ -121,21 +141,49 @@ public sealed class TunnelConnection
     }
 
     /// <summary>
-    /// Checks a client packet and copies it into <paramref name="scratch"/> (the MSS clamp rewrites in place).
-    /// Returns the length to write to the TUN, or 0 when it was dropped (and counted).
+    /// Checks a client packet and lays it out in <paramref name="scratch"/> as the TUN takes it (behind a
+    /// virtio header when the TUN has offloads). Returns the length to write, 0 when the packet was dropped
+    /// (and counted), or -1 when the peer keeps sending bad GSO headers and its connection must close.
     /// </summary>
-    private int CheckPacket(ReadOnlySpan<byte> payload, byte[] scratch, int maxMss4, int maxMss6)
+    private int CheckPacket(CstpPacketType type, ReadOnlySpan<byte> payload, byte[] scratch, bool tunOffload)
     {
         var tenant = _session.Tenant;
         var metrics = IsotunMetrics.Instance;
         if (payload.Length == 0) return 0;
-        if (payload.Length > Mtu)
+        Span<byte> packet;
+        VirtioNetHeader header = default;
+        if (type == CstpPacketType.IsotunGso)
         {
-            metrics.Drop(tenant.Name, DropReason.Oversize);
-            return 0;
+            if (!PeerGso || !tunOffload)
+            {
+                metrics.Drop(tenant.Name, DropReason.GsoNotNegotiated);
+                return ++_badGso > MaxBadGso ? -1 : 0;
+            }
+            if (payload.Length <= VirtioNetHeader.Length)
+            {
+                metrics.Drop(tenant.Name, DropReason.BadGso);
+                return ++_badGso > MaxBadGso ? -1 : 0;
+            }
+            payload.CopyTo(scratch);
+            header = VirtioNetHeader.Read(scratch);
+            packet = scratch.AsSpan(VirtioNetHeader.Length, payload.Length - VirtioNetHeader.Length);
+            if (GsoPacket.Validate(ref header, packet, Mtu) != GsoCheckResult.Ok)
+            {
+                metrics.Drop(tenant.Name, DropReason.BadGso);
+                return ++_badGso > MaxBadGso ? -1 : 0;
+            }
         }
-        var packet = scratch.AsSpan(0, payload.Length);
-        payload.CopyTo(packet);
+        else
+        {
+            if (payload.Length > Mtu)
+            {
+                metrics.Drop(tenant.Name, DropReason.Oversize);
+                return 0;
+            }
+            int offset = tunOffload ? VirtioNetHeader.Length : 0;
+            packet = scratch.AsSpan(offset, payload.Length);
+            payload.CopyTo(packet);
+        }
         if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
         {
             metrics.Drop(tenant.Name, DropReason.Malformed);
@@ -151,8 +199,12 @@ public sealed class TunnelConnection
             metrics.Drop(tenant.Name, DropReason.ClientToClient);
             return 0;
         }
-        if (info.Protocol == 6) MssClamp.TryClamp(packet, info.Version == 4 ? maxMss4 : maxMss6);
-        return info.TotalLength;
+        if (info.Protocol == 6 && !header.IsGso)
+            MssClamp.TryClamp(packet, MssClamp.MssForMtu(Mtu, info.Version), checksumIsPartial: header.NeedsChecksum);
+        if (!tunOffload) return info.TotalLength;
+        // GSO frames keep their (normalised) header; plain ones get an empty one.
+        header.Write(scratch);
+        return VirtioNetHeader.Length + info.TotalLength;
     }
 
     /// <summary>Like ocserv: a DPD-REQ after 2×DPD of silence, and the connection is dead after 3×DPD.</summary>

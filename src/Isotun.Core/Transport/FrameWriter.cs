@@ -50,26 +50,57 @@ public sealed class FrameWriter
 
     public void Complete() => _queue.Writer.TryComplete();
 
+    /// <summary>
+    /// Negotiated with Isotun peers only: frames already waiting in the queue are packed into one write of up
+    /// to <see cref="BatchBytes"/> (SslStream then emits full 16 KiB records). Nothing waits for a batch to
+    /// fill, so an idle connection adds no latency.
+    /// </summary>
+    public bool Batching { get; init; }
+
+    public const int BatchBytes = 256 * 1024;
+
     public async Task RunAsync(CancellationToken ct)
     {
         var reader = _queue.Reader;
+        byte[]? batch = Batching ? System.Buffers.ArrayPool<byte>.Shared.Rent(BatchBytes) : null;
         try
         {
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                while (reader.TryRead(out var frame))
+                if (batch is null)
                 {
-                    try
+                    while (reader.TryRead(out var frame))
                     {
-                        if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
-                        await _stream.WriteAsync(frame.Frame, ct).ConfigureAwait(false);
-                        BytesWritten += frame.FrameLength;
-                        FramesWritten++;
+                        try
+                        {
+                            if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
+                            await _stream.WriteAsync(frame.Frame, ct).ConfigureAwait(false);
+                            BytesWritten += frame.FrameLength;
+                            FramesWritten++;
+                        }
+                        finally
+                        {
+                            frame.Return();
+                        }
                     }
-                    finally
+                }
+                else
+                {
+                    int used = 0;
+                    while (reader.TryRead(out var frame))
                     {
+                        int n = frame.FrameLength;
+                        if (used + n > batch.Length)
+                        {
+                            await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
+                            used = 0;
+                        }
+                        frame.Frame.Span.CopyTo(batch.AsSpan(used));
+                        used += n;
+                        FramesWritten++;
                         frame.Return();
                     }
+                    if (used > 0) await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
                 }
                 LastWrite = DateTimeOffset.UtcNow;
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
@@ -78,6 +109,14 @@ public sealed class FrameWriter
         finally
         {
             while (reader.TryRead(out var left)) left.Return();
+            if (batch is not null) System.Buffers.ArrayPool<byte>.Shared.Return(batch);
         }
+    }
+
+    private async ValueTask WriteBatchAsync(byte[] batch, int length, CancellationToken ct)
+    {
+        if (Limiter is not null) await Limiter.WaitAsync(length, ct).ConfigureAwait(false);
+        await _stream.WriteAsync(batch.AsMemory(0, length), ct).ConfigureAwait(false);
+        BytesWritten += length;
     }
 }

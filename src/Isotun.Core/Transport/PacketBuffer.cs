@@ -30,11 +30,14 @@ public sealed class PacketBuffer
     /// <summary>Length of the whole frame (header + payload).</summary>
     public int FrameLength { get; private set; }
 
+    /// <summary>Where the frame starts in <see cref="Array"/>: 0, or later when a virtio header in front was skipped.</summary>
+    public int FrameStart { get; private set; }
+
     public Span<byte> PayloadSpace => Array.AsSpan(CstpFrame.HeaderLength);
 
-    public Span<byte> Payload => Array.AsSpan(CstpFrame.HeaderLength, FrameLength - CstpFrame.HeaderLength);
+    public Span<byte> Payload => Array.AsSpan(FrameStart + CstpFrame.HeaderLength, FrameLength - CstpFrame.HeaderLength);
 
-    public ReadOnlyMemory<byte> Frame => Array.AsMemory(0, FrameLength);
+    public ReadOnlyMemory<byte> Frame => Array.AsMemory(FrameStart, FrameLength);
 
     /// <summary>A buffer with room for a payload of <paramref name="payloadCapacity"/> bytes.</summary>
     public static PacketBuffer Rent(int payloadCapacity = SmallPayload) =>
@@ -43,9 +46,16 @@ public sealed class PacketBuffer
     public void Return() => _owner.Return(this);
 
     /// <summary>Seals the frame: writes the header for a payload already placed in <see cref="PayloadSpace"/>.</summary>
-    public PacketBuffer Seal(CstpPacketType type, int payloadLength)
+    public PacketBuffer Seal(CstpPacketType type, int payloadLength) => SealAt(0, type, payloadLength);
+
+    /// <summary>
+    /// Seals a frame whose payload starts <paramref name="skip"/> bytes into <see cref="PayloadSpace"/>: the
+    /// frame header is written just before it (over bytes no longer needed, e.g. a virtio header).
+    /// </summary>
+    public PacketBuffer SealAt(int skip, CstpPacketType type, int payloadLength)
     {
-        CstpFrame.WriteHeader(Array, type, payloadLength);
+        FrameStart = skip;
+        CstpFrame.WriteHeader(Array.AsSpan(skip), type, payloadLength);
         FrameLength = CstpFrame.HeaderLength + payloadLength;
         return this;
     }

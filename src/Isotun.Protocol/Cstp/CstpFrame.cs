@@ -88,7 +88,7 @@ public static class CstpFrame
     private static bool IsKnownType(CstpPacketType type) => type switch
     {
         CstpPacketType.Data or CstpPacketType.DpdRequest or CstpPacketType.DpdResponse or CstpPacketType.Disconnect
-            or CstpPacketType.Keepalive or CstpPacketType.Compressed or CstpPacketType.Terminate => true,
+            or CstpPacketType.Keepalive or CstpPacketType.Compressed or CstpPacketType.Terminate or CstpPacketType.IsotunGso => true,
         _ => false,
     };
 }

@@ -23,4 +23,10 @@ public enum CstpPacketType : byte
 
     /// <summary>Server-side kick.</summary>
     Terminate = 0x09,
+
+    /// <summary>
+    /// Isotun extension, only after both ends negotiated "gso": a 10-byte little-endian virtio_net_hdr followed
+    /// by one IP packet, possibly a TCP super-packet of up to 64 KiB. Never sent to a stock peer.
+    /// </summary>
+    IsotunGso = 0x40,
 }

@@ -19,7 +19,14 @@ public static class MssClamp
     /// Lowers the MSS of an IPv4/IPv6 TCP SYN to <paramref name="maxMss"/> if it is larger, fixing the checksum
     /// incrementally. Returns true when the packet was changed. Malformed packets are left alone.
     /// </summary>
-    public static bool TryClamp(Span<byte> packet, int maxMss)
+    public static bool TryClamp(Span<byte> packet, int maxMss) => TryClamp(packet, maxMss, checksumIsPartial: false);
+
+    /// <summary>
+    /// As <see cref="TryClamp(Span{byte}, int)"/>; with <paramref name="checksumIsPartial"/> (a packet from a TUN with
+    /// checksum offload, CHECKSUM_PARTIAL) the checksum field holds only the pseudo-header sum and is left alone:
+    /// the kernel computes the real checksum over the rewritten bytes.
+    /// </summary>
+    public static bool TryClamp(Span<byte> packet, int maxMss, bool checksumIsPartial)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxMss);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxMss, ushort.MaxValue);
@@ -82,7 +89,7 @@ public static class MssClamp
                 }
 
                 BinaryPrimitives.WriteUInt16BigEndian(tcp[(i + 2)..], (ushort)maxMss);
-                AdjustChecksum(tcp, i + 2, mss, (ushort)maxMss);
+                if (!checksumIsPartial) AdjustChecksum(tcp, i + 2, mss, (ushort)maxMss);
                 return true;
             }
 

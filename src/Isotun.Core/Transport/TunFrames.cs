@@ -1,0 +1,67 @@
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Ip;
+using Isotun.Protocol.Offload;
+
+namespace Isotun.Transport;
+
+/// <summary>What became of a packet read from a TUN.</summary>
+public readonly record struct TunSendResult(int Queued, int QueueFull, bool Malformed);
+
+/// <summary>
+/// Moves packets between a TUN (plain, or with virtio-net headers and TSO) and a peer (stock CSTP, or an
+/// Isotun peer that negotiated GSO): super-packets go whole to GSO peers and are split for the others;
+/// peers' packets get the header their TUN needs. Shared by the server and the client.
+/// </summary>
+public static class TunFrames
+{
+    /// <summary>
+    /// Sends the packet in <paramref name="buffer"/> (read from the TUN into <see cref="PacketBuffer.PayloadSpace"/>,
+    /// <paramref name="length"/> bytes, starting with a virtio header when <paramref name="tunOffload"/>).
+    /// On return the buffer belongs to the writer when <paramref name="consumed"/>, else to the caller.
+    /// <paramref name="enqueue"/> is the writer's TryEnqueue (server: drop when full) or a waiting variant (client).
+    /// </summary>
+    public static TunSendResult Send(PacketBuffer buffer, int length, bool tunOffload, bool peerGso, int mtu, Func<PacketBuffer, bool> enqueue, out bool consumed)
+    {
+        consumed = false;
+        var space = buffer.PayloadSpace;
+        if (!tunOffload)
+        {
+            Clamp(space[..length], mtu, partial: false);
+            consumed = enqueue(buffer.Seal(CstpPacketType.Data, length));
+            return new TunSendResult(consumed ? 1 : 0, consumed ? 0 : 1, false);
+        }
+        if (length < VirtioNetHeader.Length) return new TunSendResult(0, 0, true);
+        var header = VirtioNetHeader.Read(space);
+        var packet = space[VirtioNetHeader.Length..length];
+        if (peerGso)
+        {
+            if (!header.IsGso) Clamp(packet, mtu, partial: header.NeedsChecksum);
+            consumed = enqueue(buffer.Seal(CstpPacketType.IsotunGso, length));
+            return new TunSendResult(consumed ? 1 : 0, consumed ? 0 : 1, false);
+        }
+        if (!header.IsGso && !header.NeedsChecksum)
+        {
+            Clamp(packet, mtu, partial: false);
+            consumed = enqueue(buffer.SealAt(VirtioNetHeader.Length, CstpPacketType.Data, packet.Length));
+            return new TunSendResult(consumed ? 1 : 0, consumed ? 0 : 1, false);
+        }
+        // A stock peer: finish the checksum, and cut super-packets into MTU-sized segments.
+        if (GsoPacket.Validate(ref header, packet, mtu) != GsoCheckResult.Ok) return new TunSendResult(0, 0, true);
+        int count = GsoPacket.SegmentCount(header, packet.Length), queued = 0, full = 0;
+        for (int i = 0; i < count; i++)
+        {
+            var segment = PacketBuffer.Rent(header.IsGso ? header.HeaderLength + header.GsoSize : packet.Length);
+            int n = GsoPacket.WriteSegment(packet, header, i, segment.PayloadSpace);
+            Clamp(segment.PayloadSpace[..n], mtu, partial: false);
+            if (enqueue(segment.Seal(CstpPacketType.Data, n))) queued++;
+            else { segment.Return(); full++; }
+        }
+        return new TunSendResult(queued, full, false);
+    }
+
+    private static void Clamp(Span<byte> packet, int mtu, bool partial)
+    {
+        if (IpPacket.TryParse(packet, out var info) == IpParseResult.Ok && info.Protocol == 6)
+            MssClamp.TryClamp(packet, MssClamp.MssForMtu(mtu, info.Version), partial);
+    }
+}
