@@ -1,0 +1,241 @@
+using System.Net;
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+using Isotun.Linux;
+using Isotun.Pki;
+using Isotun.Security;
+
+namespace Isotun.Integration.Gateway;
+
+/// <summary>
+/// One edge gateway in front of three tenants' servers, all in namespaces made here (tag "gw", 198.18.20-24.0/24):
+/// <code>
+///   isotun-gw-cli 198.18.20.2 ──┐                         ┌── 198.18.21.2:443  acme    (own TLS: passthrough)
+///                               ├─ isotun-gw-edge ─────────┼── 198.18.21.3:443  globex  (own TLS: passthrough, *.globex.example)
+///   isotun-gw-bad 198.18.24.2 ──┘  .20.1 / .24.1 / .21.1   └── 198.18.21.4:8443 initech (PROXY v2: TLS ends at the gateway)
+///                                                            isotun-gw-srv (three `isotun server` processes)
+/// </code>
+/// The client host and the attacker reach only the gateway; only the gateway reaches the servers.
+/// </summary>
+public sealed class GatewayLabFixture : IDisposable
+{
+    public const string Cli = "isotun-gw-cli";
+    public const string Edge = "isotun-gw-edge";
+    public const string Srv = "isotun-gw-srv";
+    public const string Bad = "isotun-gw-bad";
+    public static readonly string[] Namespaces = [Cli, Edge, Srv, Bad];
+
+    public static readonly IPAddress EdgeIp = IPAddress.Parse("198.18.20.1");
+    public static readonly IPAddress CliIp = IPAddress.Parse("198.18.20.2");
+    public static readonly IPAddress EdgeBadSide = IPAddress.Parse("198.18.24.1");
+    public static readonly IPAddress BadIp = IPAddress.Parse("198.18.24.2");
+    public static readonly IPAddress EdgeSrvSide = IPAddress.Parse("198.18.21.1");
+    public static readonly IPAddress Untrusted = IPAddress.Parse("198.18.21.9"); // a second edge address the server does not trust
+    public static readonly IPAddress AcmeIp = IPAddress.Parse("198.18.21.2");
+    public static readonly IPAddress GlobexIp = IPAddress.Parse("198.18.21.3");
+    public static readonly IPAddress InitechIp = IPAddress.Parse("198.18.21.4");
+    public const int ProxyPort = 8443;
+    public const int GatewayAdmin = 9420;
+    public const int InitechAdmin = 9413;
+
+    public GatewayLabFixture()
+    {
+        SkipReason = TestEnvironment.SkipReason
+            ?? (File.Exists("/usr/sbin/openconnect") || File.Exists("/usr/bin/openconnect") ? null : "openconnect is not installed (run .ci/install-deps)")
+            ?? (File.Exists("/usr/bin/openssl") ? null : "openssl is not installed");
+        if (SkipReason is not null) return;
+        Layout = new LabLayout("gw", 10, Path.Combine(Path.GetTempPath(), $"isotun-gw-{Environment.ProcessId}"));
+        Cleanup();
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public string? SkipReason { get; }
+    public LabLayout Layout { get; } = null!;
+    public string Dir => Layout.Directory;
+    public string Password { get; private set; } = "";
+    public Dictionary<string, string> Pins { get; } = new();
+    public string GatewayConfig => Path.Combine(Dir, "gateway.yaml");
+    public string TunScript => Path.Combine(Dir, "tun-script.sh");
+    public IssuedCertificate AliceCert { get; private set; } = null!;
+
+    private void Build()
+    {
+        Directory.CreateDirectory(Dir);
+        foreach (var ns in Namespaces)
+        {
+            IpCommand.Run("netns", "add", ns);
+            IpCommand.RunIn(ns, "link", "set", "lo", "up");
+        }
+
+        Veth("gw-c0", Cli, CliIp, "gw-e0", Edge, EdgeIp);
+        Veth("gw-b0", Bad, BadIp, "gw-e2", Edge, EdgeBadSide);
+        Veth("gw-e1", Edge, EdgeSrvSide, "gw-s0", Srv, AcmeIp);
+        IpCommand.RunIn(Srv, "addr", "add", $"{GlobexIp}/24", "dev", "gw-s0");
+        IpCommand.RunIn(Srv, "addr", "add", $"{InitechIp}/24", "dev", "gw-s0");
+        IpCommand.RunIn(Edge, "addr", "add", $"{Untrusted}/24", "dev", "gw-e1");
+
+        Password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(9));
+        var hash = PasswordHasher.Hash(Password);
+        WriteServer("acme", AcmeIp, "10.31.0.0/24", 9411, hash, proxy: false);
+        WriteServer("globex", GlobexIp, "10.32.0.0/24", 9412, hash, proxy: false);
+        WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: true);
+
+        // The gateway holds initech's public certificate and key; acme and globex keep theirs on their own servers.
+        var edgePki = new PkiDirectory(Path.Combine(Dir, "edge-pki"));
+        edgePki.InitCa("Initech edge CA");
+        var initechCert = edgePki.IssueServer("vpn.initech.example", [], []);
+        Pins["initech-edge"] = initechCert.Pin;
+        AliceCert = edgePki.IssueClient("initech", "alice");
+        File.WriteAllText(GatewayConfig, GatewayYaml(initechCert, edgePki.CaCertificatePath, perIpConnections: 20));
+        File.WriteAllText(TunScript, """
+            #!/bin/sh
+            # openconnect --script: set up only the TUN openconnect made; never touch resolv.conf or other host state.
+            [ "$reason" = connect ] || exit 0
+            ip link set dev "$TUNDEV" up mtu "$INTERNAL_IP4_MTU"
+            ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
+            [ -n "$INTERNAL_IP4_NETADDR" ] && ip route replace "$INTERNAL_IP4_NETADDR/$INTERNAL_IP4_NETMASKLEN" dev "$TUNDEV"
+            exit 0
+            """ + "\n");
+        File.SetUnixFileMode(TunScript, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        foreach (var t in new[] { "acme", "globex", "initech" })
+            LabProcess.Start(Layout, "server-" + t, Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(Dir, t, "server.yaml")]);
+        LabProcess.Start(Layout, "gateway", Edge, TestEnvironment.IsotunExe, ["gateway", "--config", GatewayConfig]);
+        WaitListening(Srv, 443, "server-acme");
+        WaitListening(Srv, ProxyPort, "server-initech");
+        WaitListening(Edge, 443, "gateway");
+    }
+
+    public string GatewayYaml(IssuedCertificate initech, string initechCa, int perIpConnections) => $"""
+        # Written by the gateway integration tests. One config, hybrid: two tenants passed through, one terminated.
+        listen: 0.0.0.0:443
+        admin:
+          listen: 127.0.0.1:{GatewayAdmin}
+        routes:
+          - sni: vpn.acme.example
+            passthrough:
+              backend: {AcmeIp}:443
+          - sni: "*.globex.example"
+            name: globex
+            passthrough:
+              backend: {GlobexIp}:443
+          - sni: vpn.initech.example
+            name: initech
+            terminate:
+              certificate: {initech.CertificatePath}
+              key: {initech.KeyPath}
+              client-ca: {initechCa}
+              backend: {InitechIp}:{ProxyPort}
+              proxy-protocol: true
+        no-sni: reject
+        non-tls: reject
+        limits:
+          preread-timeout: 2
+          handshake-timeout: 5
+          per-ip-connections: {perIpConnections}
+          per-ip-rate: 40
+          per-ip-burst: 60
+          ban-after: 50
+          failure-window: 30
+          ban-time: 60
+        """;
+
+    private void WriteServer(string tenant, IPAddress ip, string pool, int admin, string hash, bool proxy)
+    {
+        var dir = Path.Combine(Dir, tenant);
+        Directory.CreateDirectory(dir);
+        var pki = new PkiDirectory(Path.Combine(dir, "pki"));
+        pki.InitCa($"{tenant} CA");
+        var cert = pki.IssueServer($"vpn.{tenant}.example", [ip], []);
+        Pins[tenant] = cert.Pin;
+        PasswordFile.SetUser(Path.Combine(dir, "users.passwd"), "alice", hash);
+        var gateway = pool[..pool.LastIndexOf('.')] + ".1";
+        File.WriteAllText(Path.Combine(dir, "server.yaml"), $"""
+            listen: {ip}:443
+            tls:
+              certificate: {cert.CertificatePath}
+              key: {cert.KeyPath}
+            admin:
+              listen: 127.0.0.1:{admin}
+            state: isotun.db
+            cookie:
+              key-file: cookie.key
+            {(proxy ? $"proxy:\n  listen: {ip}:{ProxyPort}\n  trusted-gateways: [{EdgeSrvSide}/32]\n" : "")}
+            tenants:
+              - name: {tenant}
+                pool: {pool}
+                namespace: host
+                device: gw-{tenant}
+                server-names: [vpn.{tenant}.example]
+                password-file: users.passwd
+            """);
+        _ = gateway;
+    }
+
+    private static void Veth(string a, string nsA, IPAddress ipA, string b, string nsB, IPAddress ipB)
+    {
+        IpCommand.Run("link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB);
+        IpCommand.RunIn(nsA, "addr", "add", $"{ipA}/24", "dev", a);
+        IpCommand.RunIn(nsB, "addr", "add", $"{ipB}/24", "dev", b);
+        IpCommand.RunIn(nsA, "link", "set", a, "up");
+        IpCommand.RunIn(nsB, "link", "set", b, "up");
+    }
+
+    private void WaitListening(string ns, int port, string process)
+    {
+        var until = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < until)
+        {
+            if (DemoLab.Listening(ns, port)) return;
+            if (LabProcess.Pid(Layout, process) is int pid && !LabProcess.IsAlive(pid))
+                throw new InvalidOperationException($"{process} exited:\n{LabProcess.Tail(Layout, process)}");
+            Thread.Sleep(200);
+        }
+
+        throw new TimeoutException($"{process} not listening on {port}:\n{LabProcess.Tail(Layout, process)}");
+    }
+
+    /// <summary>Sum of a Prometheus series' samples whose labels contain <paramref name="labelFilter"/>.</summary>
+    public static double Metric(string ns, int port, string name, string labelFilter = "")
+    {
+        var text = Run.InNs(ns, "curl", "-s", "--max-time", "5", $"http://127.0.0.1:{port}/metrics").Stdout;
+        double sum = 0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (!line.StartsWith(name, StringComparison.Ordinal) || !line.Contains(labelFilter)) continue;
+            if (line.Length > name.Length && line[name.Length] is not ('{' or ' ')) continue;
+            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return sum;
+    }
+
+    private void Cleanup()
+    {
+        foreach (var name in new[] { "gateway", "server-acme", "server-globex", "server-initech" })
+            LabProcess.Stop(Layout, name, TimeSpan.FromSeconds(5));
+        foreach (var ns in Namespaces)
+            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
+    }
+
+    public void Dispose()
+    {
+        if (SkipReason is not null) return;
+        Cleanup();
+        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class GatewayCollection : ICollectionFixture<GatewayLabFixture>
+{
+    public const string Name = "gateway";
+}
