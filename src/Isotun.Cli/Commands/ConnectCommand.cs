@@ -23,11 +23,12 @@ public static class ConnectCommand
         var noRoutes = new Option<bool>("--no-routes") { Description = "Configure the address only, no routes" };
         var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting after this many seconds", DefaultValueFactory = _ => 300 };
         var noExtensions = new Option<bool>("--no-extensions") { Description = "Plain CSTP only: do not offer Isotun's batching and GSO extensions" };
+        var noOffload = new Option<bool>("--no-offload") { Description = "Open the TUN without virtio-net headers and TSO" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging" };
 
         var command = new Command("connect", "Connect to a VPN server and route traffic through a TUN device")
         {
-            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, verbose,
+            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, verbose,
         };
         command.SetAction(async (parse, _) =>
         {
@@ -68,6 +69,7 @@ public static class ConnectCommand
                 ConfigureRoutes = !parse.GetValue(noRoutes),
                 ReconnectTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(reconnect))),
                 Extensions = !parse.GetValue(noExtensions),
+                Offload = !parse.GetValue(noOffload),
             };
             using var signals = new Signals();
             using var logs = Logging.Create(parse.GetValue(verbose));

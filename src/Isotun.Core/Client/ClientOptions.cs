@@ -22,4 +22,7 @@ public sealed record ClientOptions
 
     /// <summary>Offer Isotun's extensions (batching, GSO) to the server; a stock server ignores the offer.</summary>
     public bool Extensions { get; init; } = true;
+
+    /// <summary>Open the TUN with virtio-net headers and TSO (super-packets, merged writes).</summary>
+    public bool Offload { get; init; } = true;
 }

@@ -53,43 +53,48 @@ public sealed partial class VpnClient
     private async Task<TunnelEnd> ReadLoopAsync(HttpsConnection conn, FrameWriter writer, CancellationToken ct)
     {
         var tun = _tun!;
+        var tunWriter = new TunWriter(tun);
         byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
         int badGso = 0;
         while (true)
         {
             var frame = await conn.Reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
-            if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
-            if (frame.Status == FrameReadStatus.BadFrame)
+            // Every frame already buffered is handled before reading again, so runs of segments can merge.
+            do
             {
-                Log.BadFrame(log, frame.Parse.ToString());
-                return TunnelEnd.BadFrame;
-            }
-            Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
-            switch (frame.Type)
-            {
-                case CstpPacketType.Data when !tun.Offload:
-                    if (frame.Payload.Length > 0) tun.Write(frame.Payload.Span);
-                    break;
-                case CstpPacketType.Data:
-                case CstpPacketType.IsotunGso:
-                    int len = ToTun(frame.Type, frame.Payload.Span, scratch, tun.Offload);
-                    if (len > 0) tun.Write(scratch.AsSpan(0, len));
-                    else if (len < 0 && ++badGso > 8)
-                    {
-                        Log.BadFrame(log, "repeated bad GSO frames");
-                        return TunnelEnd.BadFrame;
-                    }
-                    break;
-                case CstpPacketType.DpdRequest:
-                    await writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
-                    break;
-                case CstpPacketType.Disconnect:
-                case CstpPacketType.Terminate:
-                    Log.ServerEnded(log, frame.Payload.Length > 1 ? System.Text.Encoding.UTF8.GetString(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString());
-                    return TunnelEnd.PeerDisconnect;
-                case CstpPacketType.Compressed:
+                if (frame.Status == FrameReadStatus.EndOfStream) { tunWriter.Flush(); return TunnelEnd.PeerClosed; }
+                if (frame.Status == FrameReadStatus.BadFrame)
+                {
+                    Log.BadFrame(log, frame.Parse.ToString());
                     return TunnelEnd.BadFrame;
+                }
+                Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
+                switch (frame.Type)
+                {
+                    case CstpPacketType.Data:
+                    case CstpPacketType.IsotunGso:
+                        int len = ToTun(frame.Type, frame.Payload.Span, scratch, tun.Offload);
+                        if (len > 0) tunWriter.Write(scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
+                        else if (len < 0 && ++badGso > 8)
+                        {
+                            Log.BadFrame(log, "repeated bad GSO frames");
+                            return TunnelEnd.BadFrame;
+                        }
+                        break;
+                    case CstpPacketType.DpdRequest:
+                        await writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
+                        break;
+                    case CstpPacketType.Disconnect:
+                    case CstpPacketType.Terminate:
+                        tunWriter.Flush();
+                        Log.ServerEnded(log, frame.Payload.Length > 1 ? System.Text.Encoding.UTF8.GetString(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString());
+                        return TunnelEnd.PeerDisconnect;
+                    case CstpPacketType.Compressed:
+                        return TunnelEnd.BadFrame;
+                }
             }
+            while (conn.Reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
+            tunWriter.Flush();
         }
     }
 

@@ -135,8 +135,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
 
     private void ConfigureTun(TunnelParameters p)
     {
-        // Super-packets whole when the server takes them; otherwise a plain TUN, one packet per read.
-        _tun = TunDevice.Open(options.TunName, offload: _accepted.HasFlag(IsotunExtension.Gso));
+        // Offloads whenever allowed: super-packets go whole to a server that negotiated GSO and are split for
+        // one that did not; packets from the server are merged before the TUN write either way.
+        _tun = TunDevice.Open(options.TunName, offload: options.Offload);
         var dev = _tun.Name;
         if (_tun.Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
         // No IPv6 link-local chatter: the tunnel carries only the leased address.

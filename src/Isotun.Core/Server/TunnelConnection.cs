@@ -94,49 +94,68 @@ public sealed class TunnelConnection
 
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
     {
-        var tenant = _session.Tenant;
-        var tun = tenant.Tun!;
-        var metrics = IsotunMetrics.Instance;
+        var tun = _session.Tenant.Tun!;
+        var tunWriter = new TunWriter(tun);
         byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
         while (true)
         {
             var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
-            if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
-            if (frame.Status == FrameReadStatus.BadFrame)
+            // Handle every frame already buffered before reading again, so runs of segments can merge.
+            do
             {
-                ServerLog.BadFrame(_log, tenant.Name, _session.ShortId, Id, frame.Parse.ToString());
-                metrics.Drop(tenant.Name, DropReason.Malformed);
+                var end = await HandleFrameAsync(frame, tunWriter, scratch, ct).ConfigureAwait(false);
+                if (end is not null)
+                {
+                    tunWriter.Flush();
+                    return end.Value;
+                }
+            }
+            while (_reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
+            if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+        }
+    }
+
+    /// <summary>One frame from the client; null to go on, else how the connection ends.</summary>
+    private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, TunWriter tunWriter, byte[] scratch, CancellationToken ct)
+    {
+        var tenant = _session.Tenant;
+        var metrics = IsotunMetrics.Instance;
+        if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
+        if (frame.Status == FrameReadStatus.BadFrame)
+        {
+            ServerLog.BadFrame(_log, tenant.Name, _session.ShortId, Id, frame.Parse.ToString());
+            metrics.Drop(tenant.Name, DropReason.Malformed);
+            return TunnelEnd.BadFrame;
+        }
+        Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
+        switch (frame.Type)
+        {
+            case CstpPacketType.Data:
+            case CstpPacketType.IsotunGso:
+                bool offload = tenant.Tun!.Offload;
+                int len = CheckPacket(frame.Type, frame.Payload.Span, scratch, offload);
+                if (len < 0) return TunnelEnd.BadFrame;
+                if (len == 0) return null;
+                // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
+                if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
+                if (tunWriter.Write(scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data))
+                    tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0));
+                else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
+                return null;
+            case CstpPacketType.DpdRequest:
+                await Writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
+                return null;
+            case CstpPacketType.Disconnect:
+                bool user = frame.Payload.Length == 0 || frame.Payload.Span[0] == CstpDisconnectReason.User;
+                return user ? TunnelEnd.UserDisconnect : TunnelEnd.PeerDisconnect;
+            case CstpPacketType.Terminate:
+                return TunnelEnd.PeerDisconnect;
+            case CstpPacketType.Compressed:
+                // Compression is never negotiated; ocserv closes here too.
+                metrics.Drop(tenant.Name, DropReason.Compressed);
                 return TunnelEnd.BadFrame;
-            }
-            Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
-            switch (frame.Type)
-            {
-                case CstpPacketType.Data:
-                case CstpPacketType.IsotunGso:
-                    int len = CheckPacket(frame.Type, frame.Payload.Span, scratch, tun.Offload);
-                    if (len < 0) return TunnelEnd.BadFrame;
-                    if (len == 0) break;
-                    // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
-                    if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
-                    if (tun.Write(scratch.AsSpan(0, len))) tenant.Traffic.Rx(len - (tun.Offload ? VirtioNetHeader.Length : 0));
-                    else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
-                    break;
-                case CstpPacketType.DpdRequest:
-                    await Writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
-                    break;
-                case CstpPacketType.DpdResponse:
-                case CstpPacketType.Keepalive:
-                    break;
-                case CstpPacketType.Disconnect:
-                    bool user = frame.Payload.Length == 0 || frame.Payload.Span[0] == CstpDisconnectReason.User;
-                    return user ? TunnelEnd.UserDisconnect : TunnelEnd.PeerDisconnect;
-                case CstpPacketType.Terminate:
-                    return TunnelEnd.PeerDisconnect;
-                case CstpPacketType.Compressed:
-                    // Compression is never negotiated; ocserv closes here too.
-                    metrics.Drop(tenant.Name, DropReason.Compressed);
-                    return TunnelEnd.BadFrame;
-            }
+            default:
+                return null; // DPD-RESP, KEEPALIVE: liveness only
         }
     }
 

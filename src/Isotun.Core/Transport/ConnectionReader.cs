@@ -49,6 +49,7 @@ public sealed class ConnectionReader : IDisposable
 
     public async ValueTask<(HttpParseResult Result, HttpRequestHead? Head)> ReadRequestHeadAsync(int maxHeadBytes, CancellationToken ct)
     {
+        maxHeadBytes = Math.Min(maxHeadBytes, _buffer.Length); // a head must fit the buffer, else a full buffer would spin
         while (true)
         {
             var result = HttpHeadParser.TryParseRequest(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
@@ -60,6 +61,7 @@ public sealed class ConnectionReader : IDisposable
 
     public async ValueTask<(HttpParseResult Result, HttpResponseHead? Head)> ReadResponseHeadAsync(int maxHeadBytes, CancellationToken ct)
     {
+        maxHeadBytes = Math.Min(maxHeadBytes, _buffer.Length);
         while (true)
         {
             var result = HttpHeadParser.TryParseResponse(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
@@ -83,12 +85,34 @@ public sealed class ConnectionReader : IDisposable
     /// <summary>Reads the body up to end of stream (HTTP/1.0-style responses without Content-Length), bounded.</summary>
     public async ValueTask<byte[]?> ReadToEndAsync(int maxBytes, CancellationToken ct)
     {
+        maxBytes = Math.Min(maxBytes, _buffer.Length - 1); // a full buffer is "too large", not a reason to spin
         while (Available <= maxBytes)
             if (!await FillAsync(ct).ConfigureAwait(false)) break;
         if (Available > maxBytes) return null;
         var body = _buffer.AsSpan(_start, Available).ToArray();
         _start = _end;
         return body;
+    }
+
+    /// <summary>
+    /// The next frame if it is already complete in the buffer, without any I/O: lets the caller handle a
+    /// whole burst (and coalesce it) before reading again. Earlier payloads stay valid until the next read.
+    /// </summary>
+    public bool TryReadBufferedFrame(int maxPayload, out FrameRead frame)
+    {
+        frame = default;
+        var parse = CstpFrame.TryParseHeader(_buffer.AsSpan(_start, _end - _start), maxPayload, out var header);
+        if (parse == CstpParseResult.NeedMore) return false;
+        if (parse != CstpParseResult.Ok)
+        {
+            frame = new FrameRead(FrameReadStatus.BadFrame, parse, default, default);
+            return true;
+        }
+        int total = CstpFrame.HeaderLength + header.PayloadLength;
+        if (Available < total) return false;
+        frame = new FrameRead(FrameReadStatus.Ok, parse, header.Type, _buffer.AsMemory(_start + CstpFrame.HeaderLength, header.PayloadLength));
+        _start += total;
+        return true;
     }
 
     public async ValueTask<FrameRead> ReadFrameAsync(int maxPayload, CancellationToken ct)

@@ -1,0 +1,41 @@
+using Isotun.Linux;
+using Isotun.Protocol.Offload;
+
+namespace Isotun.Transport;
+
+/// <summary>
+/// Writes peer packets into a TUN. On a TUN with offloads, consecutive segments of a TCP flow are merged
+/// (<see cref="TcpCoalescer"/>) and written as one super-packet; the caller flushes at the end of each burst
+/// of frames it had buffered, so nothing waits for more data to arrive.
+/// </summary>
+public sealed class TunWriter(TunDevice tun)
+{
+    private readonly TcpCoalescer? _gro = tun.Offload ? new TcpCoalescer(TunDevice.GsoMaxSize) : null;
+
+    /// <summary>Packets written to the TUN, counting merged segments once per write.</summary>
+    public long Writes;
+
+    /// <summary>
+    /// Writes <paramref name="framed"/> (virtio header + packet on an offload TUN, the bare packet otherwise).
+    /// With <paramref name="mayCoalesce"/> (a plain packet with an empty header) it may be held to merge with
+    /// the next one. False when the kernel refused a write.
+    /// </summary>
+    public bool Write(ReadOnlySpan<byte> framed, bool mayCoalesce)
+    {
+        if (_gro is null) return Put(framed);
+        var packet = framed[VirtioNetHeader.Length..];
+        if (mayCoalesce && _gro.TryAppend(packet)) return true;
+        bool ok = Flush();
+        if (mayCoalesce && _gro.TryStart(packet)) return ok;
+        return Put(framed) && ok;
+    }
+
+    /// <summary>Writes the pending merged packet, if any. Call at the end of every burst and before anything else goes out.</summary>
+    public bool Flush() => _gro is not { HasPending: true } || Put(_gro.Flush());
+
+    private bool Put(ReadOnlySpan<byte> framed)
+    {
+        Writes++;
+        return tun.Write(framed);
+    }
+}
