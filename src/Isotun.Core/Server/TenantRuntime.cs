@@ -24,6 +24,8 @@ namespace Isotun.Server;
 public sealed class TenantRuntime : IDisposable
 {
     private readonly ConcurrentDictionary<IpKey, VpnSession> _routes = new();
+    // Who holds each leased address, attached or not: a session waiting for its reconnect still owns its addresses.
+    private readonly ConcurrentDictionary<IpKey, VpnSession> _holders = new();
     private readonly ConcurrentDictionary<string, (TokenBucket, TokenBucket)> _limits = new(StringComparer.Ordinal);
     private readonly ILogger _log;
     private readonly IStateStore _state;
@@ -111,10 +113,11 @@ public sealed class TenantRuntime : IDisposable
         var stored = _state.GetLease(Name, session.User);
         if (stored is not null && Expired(stored)) stored = null;
         string owner = OwnerKey(session.User);
-        // The user's sticky address may be held by another live session of the same user.
-        if (stored?.Address is { } sa && _routes.TryGetValue(IpKey.FromAddress(sa), out var other) && other != session)
+        var preferred = asked ?? stored?.Address;
+        // The user's sticky (or asked-for) address may be held by another session of the same user.
+        if (HeldByOther(preferred, session) || HeldByOther(stored?.Address6, session))
             owner = "s:" + session.Id.ToString("N");
-        var v4 = _leases.Lease(owner, asked ?? stored?.Address);
+        var v4 = _leases.Lease(owner, preferred);
         if (v4 is null) return false;
         IPAddress? v6 = null;
         if (_leases6 is not null)
@@ -127,14 +130,19 @@ public sealed class TenantRuntime : IDisposable
             }
         }
         session.Assign(v4, v6);
+        _holders[session.AddressKey] = session;
+        if (v6 is not null) _holders[session.AddressKey6] = session;
         _state.SaveLease(Name, session.User, v4, v6);
         return true;
     }
 
+    private bool HeldByOther(IPAddress? address, VpnSession session) =>
+        address is not null && _holders.TryGetValue(IpKey.FromAddress(address), out var holder) && holder != session;
+
     public void Release(VpnSession session)
     {
-        if (session.Address is { } a) _leases.Release(a);
-        if (session.Address6 is { } b) _leases6?.Release(b);
+        if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session))) _leases.Release(a);
+        if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session))) _leases6?.Release(b);
     }
 
     /// <summary>The user's limiters, shared by all of the user's sessions in this tenant.</summary>

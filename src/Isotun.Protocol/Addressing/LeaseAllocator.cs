@@ -101,7 +101,8 @@ public sealed class LeaseAllocator
             while (_neverUsed < Capacity)
             {
                 int index = _neverUsed++;
-                if (_holders[index] is null)
+                // Someone's sticky address (reserved at start, or preferred out of order) waits in the released queue.
+                if (_holders[index] is null && _rememberedBy[index] is null)
                 {
                     return Assign(index, owner);
                 }

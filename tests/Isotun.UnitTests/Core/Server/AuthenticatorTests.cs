@@ -1,0 +1,318 @@
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Metrics;
+using Isotun.Protocol.Auth;
+using Isotun.Server;
+
+namespace Isotun.UnitTests.Core.Server;
+
+/// <summary>
+/// Tenant selection and the checks that keep a user of one tenant out of every other: by password, by
+/// certificate, by a crafted path, group or server name. Refusals say what failed and never name a tenant.
+/// </summary>
+public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
+{
+    private Authenticator Auth => world.Authenticator;
+
+    // ---- Selection -------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("/alpha", null, "alice", TenantWorld.AlicePassword, "alpha")]
+    [InlineData("/alpha/", null, "alice", TenantWorld.AlicePassword, "alpha")]
+    [InlineData("/alpha?x=1", null, "alice", TenantWorld.AlicePassword, "alpha")]
+    [InlineData("/beta", "beta", "bob", TenantWorld.BobPassword, "beta")]
+    [InlineData("/", "beta", "bob", TenantWorld.BobPassword, "beta")]
+    [InlineData("/auth", "alpha", "alice", TenantWorld.AlicePassword, "alpha")]
+    public void The_path_or_the_group_select_picks_the_tenant(string target, string? group, string user, string password, string tenant)
+    {
+        var d = Auth.Decide(Reply(user, password, group), target, Peer());
+        AssertSuccess(d, tenant, user);
+    }
+
+    [Theory]
+    [InlineData("vpn.gamma.example")]
+    [InlineData("VPN.Gamma.Example")]
+    public void The_server_name_picks_the_tenant_that_owns_it(string sni)
+    {
+        AssertSuccess(Auth.Decide(Reply("carol", TenantWorld.CarolPassword), "/", Peer(sni)), "gamma", "carol");
+        AssertSuccess(Auth.Decide(Reply("carol", TenantWorld.CarolPassword, "gamma"), "/gamma", Peer(sni)), "gamma", "carol");
+        Assert.Same(world.Tenants["gamma"], Auth.TenantForServerName(sni));
+    }
+
+    [Fact]
+    public void A_server_name_no_tenant_owns_selects_nothing()
+    {
+        Assert.Null(Auth.TenantForServerName("vpn.other.example"));
+        Assert.Null(Auth.TenantForServerName(null));
+        Assert.Null(Auth.TenantForServerName(""));
+        AssertSuccess(Auth.Decide(Reply("alice", TenantWorld.AlicePassword), "/alpha", Peer("vpn.other.example")), "alpha", "alice");
+    }
+
+    [Fact]
+    public void The_certificate_OU_picks_the_tenant_when_nothing_else_does()
+    {
+        AssertSuccess(Auth.Decide(Init(), "/", Peer(cert: world.AliceCert)), "alpha", "alice");
+        AssertSuccess(Auth.Decide(Init(), "/", Peer(cert: world.BobCert)), "beta", "bob");
+        // Server-wide CA, tenant without a CA of its own.
+        AssertSuccess(Auth.Decide(Init(), "/", Peer(cert: world.CarolCert)), "gamma", "carol");
+    }
+
+    [Fact]
+    public void The_certificate_must_also_fit_a_tenant_named_by_path_group_or_server_name()
+    {
+        AssertSuccess(Auth.Decide(Init(), "/alpha", Peer(cert: world.AliceCert)), "alpha", "alice");
+        AssertSuccess(Auth.Decide(Init("alpha"), "/", Peer(cert: world.AliceCert)), "alpha", "alice");
+        AssertSuccess(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", world.CarolCert)), "gamma", "carol");
+    }
+
+    [Fact]
+    public void With_one_tenant_no_selection_is_needed()
+    {
+        var only = new Authenticator(new Dictionary<string, TenantRuntime> { ["alpha"] = world.Tenants["alpha"] }, null);
+        AssertSuccess(only.Decide(Reply("alice", TenantWorld.AlicePassword), "/", Peer()), "alpha", "alice");
+    }
+
+    [Fact]
+    public void With_several_tenants_and_no_selection_the_user_is_asked_for_a_group()
+    {
+        var d = Auth.Decide(Reply("alice", TenantWorld.AlicePassword), "/", Peer());
+        Assert.True(d.ShowForm);
+        Assert.False(d.Success);
+        Assert.Null(d.Tenant);
+        Assert.Equal("Please choose a group.", d.Message);
+    }
+
+    [Fact]
+    public void An_OU_that_several_tenants_admit_asks_for_a_group()
+    {
+        var d = Auth.Decide(Init(), "/", Peer(cert: world.SharedCert));
+        Assert.True(d.ShowForm);
+        Assert.False(d.Success);
+        AssertSuccess(Auth.Decide(Init("epsilon"), "/", Peer(cert: world.SharedCert)), "epsilon", "sam");
+    }
+
+    [Theory]
+    [InlineData("init")]
+    [InlineData("auth-reply")]
+    public void Without_credentials_the_form_is_shown(string type)
+    {
+        var d = Auth.Decide(new ClientAuthMessage(type, "v9", null, null, new Dictionary<string, string>(), null, false), "/alpha", Peer());
+        Assert.True(d.ShowForm);
+        Assert.Same(world.Tenants["alpha"], d.Tenant);
+        var noPassword = Auth.Decide(Reply("alice", null), "/alpha", Peer());
+        Assert.True(noPassword.ShowForm);
+    }
+
+    // ---- Passwords -------------------------------------------------------------------------------------
+
+    [Fact]
+    public void A_wrong_password_and_an_unknown_user_get_the_same_reply()
+    {
+        var wrong = Auth.Decide(Reply("alice", "guess"), "/alpha", Peer());
+        var unknown = Auth.Decide(Reply("mallory", "guess"), "/alpha", Peer());
+        AssertRefused(wrong, AuthOutcome.BadPassword, "login failed");
+        AssertRefused(unknown, AuthOutcome.UnknownUser, "login failed");
+        Assert.Equal(wrong.Message, unknown.Message);
+        Assert.Equal(wrong.ShowForm, unknown.ShowForm);
+    }
+
+    [Theory]
+    [InlineData("/beta", null, "alice", TenantWorld.AlicePassword)]
+    [InlineData("/", "beta", "alice", TenantWorld.AlicePassword)]
+    [InlineData("/alpha", null, "bob", TenantWorld.BobPassword)]
+    [InlineData("/gamma", null, "alice", TenantWorld.AlicePassword)]
+    public void A_users_password_does_not_open_another_tenant(string target, string? group, string user, string password)
+    {
+        // Each tenant's password file is its own: alice does not exist in beta.
+        AssertRefused(Auth.Decide(Reply(user, password, group), target, Peer()), AuthOutcome.UnknownUser, "login failed");
+    }
+
+    [Fact]
+    public void A_tenant_without_a_password_file_refuses_passwords()
+    {
+        AssertRefused(Auth.Decide(Reply("alice", TenantWorld.AlicePassword), "/delta", Peer()), AuthOutcome.UnknownUser, "login failed");
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("alice bob")]
+    [InlineData("alice\n")]
+    [InlineData("x123456789x123456789x123456789x123456789x123456789x123456789x12345")]
+    public void Malformed_user_names_are_refused_without_a_lookup(string user)
+    {
+        AssertRefused(Auth.Decide(Reply(user, "whatever"), "/alpha", Peer()), AuthOutcome.BadRequest, "login failed");
+    }
+
+    // ---- Crafted selection -----------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("/alpha", "beta", "bob", TenantWorld.BobPassword)]
+    [InlineData("/beta", "alpha", "alice", TenantWorld.AlicePassword)]
+    [InlineData("/alpha", "beta", "alice", TenantWorld.AlicePassword)]
+    public void A_path_and_a_group_that_disagree_are_refused_before_any_password_check(string target, string group, string user, string password)
+    {
+        AssertRefused(Auth.Decide(Reply(user, password, group), target, Peer()), AuthOutcome.WrongTenant, "the group does not match the URL");
+    }
+
+    [Theory]
+    [InlineData("/", "alpha")]
+    [InlineData("/alpha", null)]
+    [InlineData("/alpha", "alpha")]
+    public void A_group_or_path_other_than_the_server_names_tenant_is_refused(string target, string? group)
+    {
+        AssertRefused(Auth.Decide(Reply("alice", TenantWorld.AlicePassword, group), target, Peer("vpn.gamma.example")),
+            AuthOutcome.WrongTenant, "the group does not match the server name");
+        // The same with a certificate of the tenant named.
+        AssertRefused(Auth.Decide(Init(group), target, Peer("vpn.gamma.example", world.AliceCert)),
+            AuthOutcome.WrongTenant, "the group does not match the server name");
+    }
+
+    [Theory]
+    [InlineData("/nosuch", null)]
+    [InlineData("/", "nosuch")]
+    [InlineData("/ALPHA", null)]
+    [InlineData("/", "Alpha")]
+    [InlineData("/", "alpha ")]
+    [InlineData("/..", null)]
+    public void An_unknown_group_is_refused_without_listing_others(string target, string? group)
+    {
+        var d = Auth.Decide(Reply("alice", TenantWorld.AlicePassword, group), target, Peer());
+        AssertRefused(d, AuthOutcome.UnknownTenant, "unknown group");
+        Assert.Null(d.Tenant);
+    }
+
+    // ---- Certificates ----------------------------------------------------------------------------------
+
+    [Fact]
+    public void A_certificate_from_this_tenants_CA_naming_another_tenants_OU_is_refused()
+    {
+        // Issued by alpha's CA with OU=beta: not valid for alpha (OU) nor for beta (CA).
+        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(cert: world.AlphaCaNamingBeta)), AuthOutcome.WrongTenant, "certificate is not valid for this group");
+        AssertRefused(Auth.Decide(Init(), "/beta", Peer(cert: world.AlphaCaNamingBeta)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+        AssertRefused(Auth.Decide(Init(), "/", Peer(cert: world.AlphaCaNamingBeta)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+    }
+
+    [Fact]
+    public void A_certificate_from_another_tenants_CA_is_refused_even_with_the_right_OU()
+    {
+        // Beta's CA issued OU=alpha: alpha trusts only its own CA.
+        AssertRefused(Auth.Decide(Init(), "/", Peer(cert: world.BetaCaNamingAlpha)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(cert: world.BetaCaNamingAlpha)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+        AssertRefused(Auth.Decide(Init("alpha"), "/", Peer(cert: world.BetaCaNamingAlpha)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+    }
+
+    [Theory]
+    [InlineData("/beta", null)]
+    [InlineData("/", "beta")]
+    [InlineData("/gamma", null)]
+    public void A_valid_certificate_of_one_tenant_is_refused_by_another(string target, string? group)
+    {
+        AssertRefused(Auth.Decide(Init(group), target, Peer(cert: world.AliceCert)), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+    }
+
+    [Fact]
+    public void A_certificate_trusted_by_the_tenant_but_naming_another_OU_is_refused()
+    {
+        // gamma trusts the server-wide CA, which also issued sam's OU=shared certificate.
+        AssertRefused(Auth.Decide(Init(), "/gamma", Peer(cert: world.SharedCert)), AuthOutcome.WrongTenant, "certificate is not valid for this group");
+    }
+
+    [Fact]
+    public void A_certificate_naming_no_tenant_is_refused()
+    {
+        AssertRefused(Auth.Decide(Init(), "/", Peer(cert: world.AlphaCaNamingNobody)), AuthOutcome.WrongTenant, "certificate names no group of this server");
+    }
+
+    [Fact]
+    public void A_certificate_is_refused_where_no_CA_is_configured()
+    {
+        var noCa = new Authenticator(new Dictionary<string, TenantRuntime> { ["delta"] = world.Tenants["delta"] }, null);
+        Assert.False(noCa.CertificateAuthEnabled);
+        Assert.True(Auth.CertificateAuthEnabled);
+        AssertRefused(noCa.Decide(Init(), "/", Peer(cert: world.SharedCert)), AuthOutcome.BadCertificate, "certificate login is not enabled for this group");
+    }
+
+    [Fact]
+    public void A_certificate_described_by_a_gateway_counts_only_when_the_gateway_verified_it()
+    {
+        var verified = new ClientCertificateInfo("alice", ["alpha"], Verified: true, Problem: null);
+        AssertSuccess(Auth.Decide(Init(), "/", Peer(info: verified)), "alpha", "alice");
+        var failed = new ClientCertificateInfo("alice", ["alpha"], Verified: false, Problem: "certificate expired");
+        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: failed)), AuthOutcome.BadCertificate, "certificate expired");
+        var otherOu = new ClientCertificateInfo("alice", ["beta"], Verified: true, Problem: null);
+        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: otherOu)), AuthOutcome.WrongTenant, "certificate is not valid for this group");
+        var noUser = new ClientCertificateInfo("bad user", ["alpha"], Verified: true, Problem: null);
+        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: noUser)), AuthOutcome.BadCertificate, "certificate carries no usable user id");
+    }
+
+    [Fact]
+    public void Inspect_reads_the_OU_and_the_user_id()
+    {
+        var info = Authenticator.Inspect(world.AliceCert);
+        Assert.Equal("alice", info.User);
+        Assert.Equal(["alpha"], info.OrganizationalUnits);
+        Assert.False(info.Verified);
+        Assert.Same(world.AliceCert, info.Raw);
+    }
+
+    // ---- The form --------------------------------------------------------------------------------------
+
+    [Fact]
+    public void The_group_list_is_offered_only_when_asked_and_puts_the_selected_group_first()
+    {
+        var withGroups = Auth.BuildForm("/auth", "Please log in.", null, withGroups: true, selected: "gamma");
+        Assert.Equal(["gamma", "alpha", "beta", "delta", "epsilon"], withGroups.Select!.Options.Select(o => o.Value));
+        Assert.All(withGroups.Select.Options, o => Assert.Equal(o.Value, o.Label));
+        var fixedTenant = Auth.BuildForm("/alpha", "Please log in.", null, withGroups: false, selected: null);
+        Assert.Null(fixedTenant.Select);
+        Assert.Equal(["username", "password"], fixedTenant.Inputs.Select(i => i.Name));
+    }
+
+    [Theory]
+    [InlineData("/", "")]
+    [InlineData("/auth", "")]
+    [InlineData("", "")]
+    [InlineData("/alpha", "alpha")]
+    [InlineData("/alpha/x/y", "alpha")]
+    [InlineData("//alpha", "alpha")]
+    [InlineData("/alpha?group=beta", "alpha")]
+    [InlineData("/?x=/beta", "")]
+    public void The_path_tenant_is_the_first_segment(string target, string expected)
+    {
+        Assert.Equal(expected, Authenticator.PathTenant(target));
+    }
+
+    // ---- Helpers ---------------------------------------------------------------------------------------
+
+    private static ClientAuthMessage Reply(string user, string? password, string? group = null)
+    {
+        var fields = new Dictionary<string, string> { ["username"] = user };
+        if (password is not null) fields["password"] = password;
+        return new ClientAuthMessage("auth-reply", "v9.01", null, group, fields, null, false);
+    }
+
+    private static ClientAuthMessage Init(string? group = null) =>
+        new("init", "v9.01", "https://vpn/", group, new Dictionary<string, string>(), null, false);
+
+    private static PeerInfo Peer(string? sni = null, X509Certificate2? cert = null, ClientCertificateInfo? info = null) =>
+        new(null, sni, info ?? (cert is null ? null : Authenticator.Inspect(cert)));
+
+    private static void AssertSuccess(AuthDecision d, string tenant, string user)
+    {
+        Assert.True(d.Success, $"{d.Outcome}: {d.Message}");
+        Assert.False(d.ShowForm);
+        Assert.Equal(tenant, d.Tenant!.Name);
+        Assert.Equal(user, d.User);
+    }
+
+    private static void AssertRefused(AuthDecision d, AuthOutcome outcome, string message)
+    {
+        Assert.Equal(outcome, d.Outcome);
+        Assert.False(d.Success);
+        Assert.False(d.ShowForm);
+        Assert.Null(d.User);
+        Assert.Equal(message, d.Message);
+        // A refusal names no tenant at all: not the one asked for, and above all no other.
+        foreach (var name in TenantWorld.TenantNames)
+            Assert.DoesNotContain(name, d.Message, StringComparison.OrdinalIgnoreCase);
+    }
+}

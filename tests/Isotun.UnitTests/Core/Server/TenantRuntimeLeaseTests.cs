@@ -1,0 +1,226 @@
+using System.Net;
+using Isotun.Protocol.Ip;
+using Isotun.Server;
+using Isotun.State;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Isotun.UnitTests.Core.Server;
+
+/// <summary>Leasing against the in-memory store: stickiness, restarts, expiry, concurrent sessions.</summary>
+public class TenantRuntimeLeaseTests
+{
+    // 10.10.0.0/29: gateway .1, leasable .2 to .6.
+    private static TenantRuntime Runtime(IStateStore store, TimeSpan? lifetime = null, string? pool6 = "fd00:10::/120") =>
+        TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = pool6, LeaseLifetime = lifetime }, store);
+
+    private static VpnSession Session(TenantRuntime t, string user) => new(Guid.NewGuid(), t, user, DateTimeOffset.UtcNow.AddHours(1));
+
+    private static string Lease(TenantRuntime t, VpnSession s, string? asked = null)
+    {
+        Assert.True(t.TryLease(s, asked is null ? null : IPAddress.Parse(asked)), $"no lease for {s.User}");
+        return $"{s.Address} {s.Address6}";
+    }
+
+    [Fact]
+    public void A_user_gets_the_same_addresses_back_after_others_came_and_went()
+    {
+        var store = new MemoryStateStore();
+        var t = Runtime(store);
+        var alice = Session(t, "alice");
+        Assert.Equal("10.10.0.2 fd00:10::2", Lease(t, alice));
+        Assert.Equal(IPAddress.Parse("10.10.0.1"), t.Gateway);
+        Assert.Equal(IPAddress.Parse("fd00:10::1"), t.Gateway6);
+
+        // Alice's session ends; bob logs in and then leaves again; alice comes back.
+        t.Release(alice);
+        var bob = Session(t, "bob");
+        Assert.Equal("10.10.0.3 fd00:10::3", Lease(t, bob));
+        t.Release(bob);
+        Assert.Equal("10.10.0.2 fd00:10::2", Lease(t, Session(t, "alice")));
+        Assert.Equal("10.10.0.3 fd00:10::3", Lease(t, Session(t, "bob")));
+
+        var stored = store.GetLease("acme", "alice")!;
+        Assert.Equal(("10.10.0.2", "fd00:10::2"), (stored.Address!.ToString(), stored.Address6!.ToString()));
+    }
+
+    [Fact]
+    public void A_session_asking_back_its_address_gets_it_and_cannot_take_anothers()
+    {
+        var t = Runtime(new MemoryStateStore());
+        var alice = Session(t, "alice");
+        var bob = Session(t, "bob");
+        Lease(t, alice);
+        Lease(t, bob);
+        // The same session asks again (a reconnect): same addresses.
+        Assert.Equal($"{alice.Address} {alice.Address6}", Lease(t, alice, alice.Address!.ToString()));
+        // A new session of carol asking for bob's address gets a free one instead.
+        var carol = Session(t, "carol");
+        Lease(t, carol, bob.Address!.ToString());
+        Assert.NotEqual(bob.Address, carol.Address);
+        Assert.NotEqual(alice.Address, carol.Address);
+    }
+
+    [Fact]
+    public void Stored_leases_are_reserved_after_a_restart()
+    {
+        var store = new MemoryStateStore();
+        var before = Runtime(store);
+        Lease(before, Session(before, "alice"));   // .2
+        Lease(before, Session(before, "bob"));     // .3
+
+        // A new server over the same store: newcomers get free addresses first, the owners their own.
+        var after = Runtime(store);
+        Assert.Equal("10.10.0.4 fd00:10::4", Lease(after, Session(after, "carol")));
+        Assert.Equal("10.10.0.5 fd00:10::5", Lease(after, Session(after, "dave")));
+        Assert.Equal("10.10.0.3 fd00:10::3", Lease(after, Session(after, "bob")));
+        Assert.Equal("10.10.0.2 fd00:10::2", Lease(after, Session(after, "alice")));
+    }
+
+    [Fact]
+    public void Expired_leases_are_not_reserved_after_a_restart()
+    {
+        // The store stamps leases with its own clock: two hours ago.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromHours(2));
+        var store = new MemoryStateStore(clock);
+        var before = Runtime(store, lifetime: TimeSpan.FromHours(1));
+        Lease(before, Session(before, "alice"));    // .2, stamped two hours ago
+
+        var after = Runtime(store, lifetime: TimeSpan.FromHours(1));
+        Assert.Equal("10.10.0.2 fd00:10::2", Lease(after, Session(after, "carol")));
+        Assert.NotEqual("10.10.0.2 fd00:10::2", Lease(after, Session(after, "alice")));
+    }
+
+    [Fact]
+    public void Leases_within_their_lifetime_are_kept()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromHours(2));
+        var store = new MemoryStateStore(clock);
+        var before = Runtime(store, lifetime: TimeSpan.FromHours(3));
+        Lease(before, Session(before, "alice"));
+
+        var after = Runtime(store, lifetime: TimeSpan.FromHours(3));
+        Assert.Equal("10.10.0.3 fd00:10::3", Lease(after, Session(after, "carol")));
+        Assert.Equal("10.10.0.2 fd00:10::2", Lease(after, Session(after, "alice")));
+    }
+
+    [Fact]
+    public void A_second_live_session_of_one_user_gets_other_addresses()
+    {
+        var t = Runtime(new MemoryStateStore());
+        var first = Session(t, "alice");
+        Lease(t, first);
+        t.Attach(first);
+        var second = Session(t, "alice");
+        Lease(t, second);
+        Assert.NotEqual(first.Address, second.Address);
+        Assert.NotEqual(first.Address6, second.Address6);
+    }
+
+    [Fact]
+    public void A_second_session_of_one_user_gets_other_addresses_while_the_first_waits_for_a_reconnect()
+    {
+        // The first session lost its TCP connection (detached) but keeps its addresses for the reconnect.
+        var t = Runtime(new MemoryStateStore());
+        var first = Session(t, "alice");
+        Lease(t, first);
+        t.Attach(first);
+        t.Detach(first);
+        var second = Session(t, "alice");
+        Lease(t, second);
+        Assert.NotEqual(first.Address, second.Address);
+        Assert.NotEqual(first.Address6, second.Address6);
+
+        // When the second session ends, its address goes back, and the first one's stays taken.
+        t.Release(second);
+        var bob = Session(t, "bob");
+        Lease(t, bob);
+        Assert.NotEqual(first.Address, bob.Address);
+        Assert.NotEqual(first.Address6, bob.Address6);
+    }
+
+    [Fact]
+    public void A_second_session_asking_for_the_first_sessions_address_does_not_get_it()
+    {
+        var t = Runtime(new MemoryStateStore());
+        var first = Session(t, "alice");
+        Lease(t, first);
+        var second = Session(t, "alice");
+        Lease(t, second, first.Address!.ToString());
+        Assert.NotEqual(first.Address, second.Address);
+    }
+
+    [Fact]
+    public void An_exhausted_pool_refuses_and_returns_nothing_half_leased()
+    {
+        var t = Runtime(new MemoryStateStore());
+        for (int i = 0; i < 5; i++) Lease(t, Session(t, "user" + i));
+        var late = Session(t, "late");
+        Assert.False(t.TryLease(late, null));
+        Assert.False(late.HasAddresses);
+    }
+
+    [Fact]
+    public void IPv4_only_tenants_lease_no_IPv6_address()
+    {
+        var t = Runtime(new MemoryStateStore(), pool6: null);
+        var s = Session(t, "alice");
+        Lease(t, s);
+        Assert.Null(s.Address6);
+        Assert.Null(t.Gateway6);
+        Assert.Null(t.Pool6);
+    }
+
+    [Theory]
+    [InlineData("10.10.0.2", true)]
+    [InlineData("10.10.0.6", true)]
+    [InlineData("10.10.0.1", false)]      // the gateway stays reachable
+    [InlineData("10.10.0.8", false)]      // outside the pool
+    [InlineData("10.20.0.2", false)]
+    [InlineData("198.18.1.2", false)]
+    [InlineData("fd00:10::2", true)]
+    [InlineData("fd00:10::ff", true)]
+    [InlineData("fd00:10::1", false)]
+    [InlineData("fd00:10::100", false)]
+    [InlineData("fd00:20::2", false)]
+    public void IsClientAddress_covers_the_pools_but_not_the_gateways(string address, bool expected)
+    {
+        var t = Runtime(new MemoryStateStore());
+        Assert.Equal(expected, t.IsClientAddress(IpKey.FromAddress(IPAddress.Parse(address))));
+    }
+
+    [Fact]
+    public void Without_an_IPv6_pool_no_IPv6_address_is_a_client()
+    {
+        var t = Runtime(new MemoryStateStore(), pool6: null);
+        Assert.False(t.IsClientAddress(IpKey.FromAddress(IPAddress.Parse("fd00:10::2"))));
+        Assert.False(t.IsClientAddress(IpKey.FromAddress(IPAddress.Parse("::"))));
+        Assert.True(t.IsClientAddress(IpKey.FromAddress(IPAddress.Parse("10.10.0.3"))));
+    }
+
+    [Fact]
+    public void Sessions_own_only_their_own_addresses()
+    {
+        var t = Runtime(new MemoryStateStore());
+        var alice = Session(t, "alice");
+        var bob = Session(t, "bob");
+        Lease(t, alice);
+        Lease(t, bob);
+        Assert.True(alice.Owns(alice.AddressKey));
+        Assert.True(alice.Owns(alice.AddressKey6));
+        Assert.False(alice.Owns(bob.AddressKey));
+        Assert.False(alice.Owns(bob.AddressKey6));
+        Assert.False(alice.Owns(IpKey.FromAddress(t.Gateway)));
+    }
+
+    [Fact]
+    public void A_users_rate_limiters_are_shared_by_the_users_sessions()
+    {
+        var limited = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { RateLimit = 100_000 });
+        var a = limited.LimitsFor("alice")!.Value;
+        Assert.Same(a.Rx, limited.LimitsFor("alice")!.Value.Rx);
+        Assert.NotSame(a.Rx, a.Tx);
+        Assert.NotSame(a.Rx, limited.LimitsFor("bob")!.Value.Rx);
+        Assert.Equal(100_000, a.Rx.Rate);
+        Assert.Null(Runtime(new MemoryStateStore()).LimitsFor("alice"));
+    }
+}
