@@ -55,6 +55,18 @@ public static partial class ServerConfigLoader
         {
             walker.Error(caPath, $"file not found: {clientCa}");
         }
+        else if (clientCa is not null)
+        {
+            // Checked now, as tls.client-ca is: otherwise the server would fail at start without a path.
+            try
+            {
+                using var bundle = new DisposableCollection(Pki.PemLoader.LoadBundle(clientCa));
+            }
+            catch (Pki.PkiException ex)
+            {
+                walker.Error(caPath, ex.Message);
+            }
+        }
 
         var ous = new List<string>();
         foreach (var (ou, itemPath) in walker.TextList(keys.GetValueOrDefault("allowed-ous"), $"{path}.allowed-ous"))
@@ -92,6 +104,60 @@ public static partial class ServerConfigLoader
             Uplink = uplink,
             Offload = offload,
         };
+    }
+
+    /// <summary>What the tenants read so far claimed, for the isolation checks between tenants.</summary>
+    private sealed class TenantClaims
+    {
+        public List<(IPNetwork Pool6, int Index, string Namespace)> Pools6 { get; } = [];
+        public Dictionary<string, int> ServerNames { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, int> Namespaces { get; } = new(StringComparer.Ordinal);
+        public List<(string Path, int Index, string PeerNamespace)> Veths { get; } = [];
+    }
+
+    /// <summary>Checks one tenant against those before it: IPv6 pools within a namespace, and server names.</summary>
+    private static void ClaimIsolation(ConfigWalker walker, string path, int index, TenantConfig tenant, TenantClaims claims)
+    {
+        if (tenant.Pool6 is not null && CidrParser.TryParse(tenant.Pool6, out var pool6) == CidrParseOutcome.Ok)
+        {
+            foreach (var (other, i, ns) in claims.Pools6)
+            {
+                if (ns == tenant.Namespace && CidrParser.Overlaps(pool6, other))
+                {
+                    walker.Error($"{path}.pool6", $"overlaps tenants[{i}].pool6 ({other}) in the same namespace");
+                }
+            }
+
+            claims.Pools6.Add((pool6, index, tenant.Namespace));
+        }
+
+        // A server name admits one tenant only; a second claim could never be used, and would be a surprise.
+        foreach (var name in tenant.ServerNames)
+        {
+            if (claims.ServerNames.TryGetValue(name, out var first) && first != index)
+            {
+                walker.Error($"{path}.server-names", $"'{name}' is also a server name of tenants[{first}]");
+            }
+            else
+            {
+                claims.ServerNames[name] = index;
+            }
+        }
+
+        if (tenant.Namespace.Length > 0 && !tenant.InHostNamespace) claims.Namespaces.TryAdd(tenant.Namespace, index);
+        if (tenant.Uplink.Kind == "veth" && tenant.Uplink.PeerNamespace is { } peer) claims.Veths.Add(($"{path}.uplink.veth.peer-namespace", index, peer));
+    }
+
+    /// <summary>A veth into a tenant's own namespace would be a path between tenants: exactly what namespaces prevent.</summary>
+    private static void CheckUplinksAcrossTenants(ConfigWalker walker, TenantClaims claims)
+    {
+        foreach (var (path, index, peer) in claims.Veths)
+        {
+            if (!claims.Namespaces.TryGetValue(peer, out var owner)) continue;
+            walker.Error(path, owner == index
+                ? "is this tenant's own namespace"
+                : $"is the namespace of tenants[{owner}]: tenants must not be joined");
+        }
     }
 
     private static UplinkConfig ReadUplink(ConfigWalker walker, YamlTreeNode? node, string path, string ns)

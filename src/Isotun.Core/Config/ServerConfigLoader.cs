@@ -329,6 +329,7 @@ public static partial class ServerConfigLoader
         var devices = new Dictionary<(string, string), int>();
         var namespaces = new Dictionary<string, int>(StringComparer.Ordinal);
         var pools = new List<(IPNetwork Pool, int Index, string Namespace)>();
+        var claims = new TenantClaims();
         for (var i = 0; i < sequence.Items.Count; i++)
         {
             var path = ConfigWalker.Item("tenants", i);
@@ -394,9 +395,11 @@ public static partial class ServerConfigLoader
                 }
             }
 
+            ClaimIsolation(walker, path, i, tenant, claims);
             tenants.Add(tenant);
         }
 
+        CheckUplinksAcrossTenants(walker, claims);
         return tenants;
     }
 
