@@ -19,12 +19,14 @@ public sealed class HttpsConnection : IAsyncDisposable
 
     private readonly Socket _socket;
     private readonly SslStream _tls;
+    private readonly ResponsePrefixStream _responses;
 
     private HttpsConnection(Socket socket, SslStream tls)
     {
         _socket = socket;
         _tls = tls;
-        Reader = new ConnectionReader(tls);
+        _responses = new ResponsePrefixStream(tls);
+        Reader = new ConnectionReader(_responses);
     }
 
     public SslStream Stream => _tls;
@@ -117,7 +119,12 @@ public sealed class HttpsConnection : IAsyncDisposable
             if (body is not null) await _tls.WriteAsync(body, cts.Token).ConfigureAwait(false);
             await _tls.FlushAsync(cts.Token).ConfigureAwait(false);
 
+            _responses.StartResponse();
             var (result, head) = await Reader.ReadResponseHeadAsync(HttpHeadParser.DefaultMaxHeadBytes, cts.Token).ConfigureAwait(false);
+            string? notHttp = _responses.NotHttpPrefix();
+            _responses.StopRecording();
+            if (head is null && notHttp is not null)
+                throw new ClientException(ClientExitCode.ProtocolError, $"server's reply is not HTTP (it starts with \"{notHttp}\"): wrong port or not a VPN server?");
             if (head is null)
                 throw new ClientException(ClientExitCode.ProtocolError, result == HttpParseResult.NeedMore
                     ? "server closed the connection before a complete HTTP response (truncated headers)"
