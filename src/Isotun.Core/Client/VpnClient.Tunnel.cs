@@ -54,7 +54,8 @@ public sealed partial class VpnClient
     {
         var tun = _tun!;
         var tunWriter = new TunWriter(tun);
-        byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
+        // Rented for the life of the connection (and only touched pages count): idle sessions stay small.
+        byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
         int badGso = 0;
         while (true)
         {
@@ -87,7 +88,8 @@ public sealed partial class VpnClient
                     case CstpPacketType.Disconnect:
                     case CstpPacketType.Terminate:
                         tunWriter.Flush();
-                        Log.ServerEnded(log, frame.Payload.Length > 1 ? System.Text.Encoding.UTF8.GetString(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString());
+                        _serverEndReason = frame.Payload.Length > 1 ? Printable(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString();
+                        Log.ServerEnded(log, _serverEndReason);
                         return TunnelEnd.PeerDisconnect;
                     case CstpPacketType.Compressed:
                         return TunnelEnd.BadFrame;
@@ -172,5 +174,14 @@ public sealed partial class VpnClient
             await conn.Stream.FlushAsync(cts.Token).ConfigureAwait(false);
         }
         catch (Exception) { }
+    }
+
+    /// <summary>The server's reason text, for the log and the exit message: printable ASCII only.</summary>
+    private static string Printable(ReadOnlySpan<byte> text)
+    {
+        text = text.TrimEnd((byte)0);
+        var chars = new char[text.Length];
+        for (int i = 0; i < text.Length; i++) chars[i] = text[i] is >= 0x20 and < 0x7f ? (char)text[i] : '?';
+        return new string(chars).Trim();
     }
 }

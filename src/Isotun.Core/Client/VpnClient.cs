@@ -20,6 +20,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     private Func<PacketBuffer, bool>? _enqueueWaiting;
     private TunnelParameters? _params;
     private string? _cookie;
+    private string? _serverEndReason;
     private long _lastRxTicks, _lastTxTicks;
 
     public TunnelParameters? Parameters => _params;
@@ -67,7 +68,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                         Log.Disconnected(log);
                         return ClientExitCode.Ok;
                     case TunnelEnd.PeerDisconnect:
-                        throw new ClientException(ClientExitCode.SessionEnded, "the server ended the session");
+                        throw new ClientException(ClientExitCode.SessionEnded, $"the server ended the session ({_serverEndReason})");
                     case TunnelEnd.BadFrame:
                         throw new ClientException(ClientExitCode.ProtocolError, "the server sent a malformed frame");
                     default:
