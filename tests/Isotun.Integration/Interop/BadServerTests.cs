@@ -1,0 +1,197 @@
+using System.Text;
+using Isotun.Integration.Infrastructure;
+using Isotun.Linux;
+using Isotun.Protocol.Cstp;
+using Xunit.Abstractions;
+
+namespace Isotun.Integration.Interop;
+
+/// <summary>A namespace with only loopback up, where the fake servers listen and `isotun connect` runs.</summary>
+public sealed class BadServerNamespace : IDisposable
+{
+    public const string Name = "isotun-ocf-cli";
+
+    public BadServerNamespace()
+    {
+        if (TestEnvironment.SkipReason is not null) return;
+        if (NetworkNamespace.Exists(Name)) IpCommand.TryRun("netns", "del", Name); // left over by a killed run
+        IpCommand.Run("netns", "add", Name);
+        IpCommand.RunIn(Name, "link", "set", "lo", "up");
+    }
+
+    public void Dispose()
+    {
+        if (NetworkNamespace.Exists(Name)) IpCommand.TryRun("netns", "del", Name);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class BadServerCollection : ICollectionFixture<BadServerNamespace>
+{
+    public const string Name = "interop: isotun connect against bad servers";
+}
+
+/// <summary>
+/// The real `isotun connect` against servers that break the protocol in one way each. Every case must end
+/// with a clear message and the documented exit code, well before the harness's 60 s limit: never a hang.
+/// </summary>
+[Collection(BadServerCollection.Name)]
+public sealed class BadServerTests(BadServerNamespace _, ITestOutputHelper output)
+{
+    private const string Ns = BadServerNamespace.Name;
+    private const string Device = "ocf0";
+
+    /// <summary>How the client is run: a password login (auth phase) or straight to CONNECT with a cookie (tunnel phase).</summary>
+    private enum Phase { Login, Tunnel }
+
+    private sealed record Case(Phase Phase, Func<FakeExchange, Task> Server, int ExitCode, string Message, bool Tls = true);
+
+    private const string GoodConnected =
+        "HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\nX-CSTP-Address: 10.99.0.2\r\nX-CSTP-Netmask: 255.255.255.0\r\n" +
+        "X-CSTP-DPD: 30\r\nX-CSTP-Keepalive: 20\r\nX-CSTP-MTU: 1400\r\n\r\n";
+
+    private static readonly Dictionary<string, Case> Cases = new()
+    {
+        // --- the login phase ---
+        ["not TLS at all"] = new(Phase.Login, ex => ex.WriteAsync("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"), 1, "TLS handshake", Tls: false),
+        ["binary garbage instead of HTTP"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            var junk = new byte[4096];
+            new Random(41).NextBytes(junk);
+            await ex.WriteAsync(junk);
+        }, 5, "reply is not HTTP"),
+        ["an HTTP head that never ends"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 200 OK\r\nX-Padding: ");
+            var more = Encoding.ASCII.GetBytes(new string('A', 16 * 1024));
+            for (int i = 0; i < 64; i++) await ex.WriteAsync(more);
+            await ex.HoldAsync();
+        }, 5, "bad HTTP response (TooLarge)"),
+        ["truncated headers, then close"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Le");
+        }, 5, "truncated headers"),
+        ["truncated headers, then silence"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n");
+            await ex.HoldAsync();
+        }, 5, "did not answer"),
+        ["a body shorter than its Content-Length"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 500\r\n\r\n<?xml version=\"1.0\"?><config-auth");
+        }, 5, "truncated"),
+        ["XML that is not XML"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            const string body = "<config-auth client=\"vpn\" type=\"auth-request\"><auth id=\"main\"><form><<<";
+            await ex.WriteAsync($"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {body.Length}\r\n\r\n{body}");
+            await ex.HoldAsync();
+        }, 5, "unreadable login reply"),
+        ["HTTP 500 to the login"] = new(Phase.Login, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n");
+            await ex.HoldAsync();
+        }, 5, "HTTP 500"),
+        ["a login form for ever"] = new(Phase.Login, async ex =>
+        {
+            // A form with only an unknown field: the client cannot make progress and must stop counting rounds.
+            const string body = "<?xml version=\"1.0\"?><config-auth client=\"vpn\" type=\"auth-request\"><auth id=\"main\">" +
+                "<form method=\"post\" action=\"/auth\"><input type=\"text\" name=\"token\" label=\"Token:\"/></form></auth></config-auth>";
+            while (await ex.ReadRequestAsync() is not null)
+                await ex.WriteAsync($"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {body.Length}\r\n\r\n{body}");
+        }, 5, "did not finish"),
+
+        // --- the tunnel phase (CONNECT with a cookie) ---
+        ["the cookie is refused"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 401 Cookie is not acceptable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }, 4, "rejected the session cookie"),
+        ["no MTU"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected.Replace("X-CSTP-MTU: 1400\r\n", ""));
+            await ex.HoldAsync();
+        }, 5, "no MTU"),
+        ["no address"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected.Replace("X-CSTP-Address: 10.99.0.2\r\n", ""));
+            await ex.HoldAsync();
+        }, 5, "no IP address"),
+        ["an address that is not one"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected.Replace("10.99.0.2", "10.99.0.999"));
+            await ex.HoldAsync();
+        }, 5, "unusable address"),
+        ["truncated CONNECT reply, then close"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1400\r\nX-CSTP-Addr");
+        }, 5, "truncated headers"),
+        ["503 with a reason"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync("HTTP/1.1 503 Service Unavailable\r\nX-Reason: no address left in the pool\r\nContent-Length: 0\r\n\r\n");
+        }, 1, "no address left in the pool"),
+        ["garbage instead of frames"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected);
+            await ex.WriteAsync(Encoding.ASCII.GetBytes("<html><body>surprise</body></html>\r\n"));
+            await ex.HoldAsync();
+        }, 5, "malformed frame"),
+        ["the server ends the session"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected);
+            byte[] reason = [CstpDisconnectReason.Error, .. "kicked by admin"u8.ToArray()];
+            var frame = new byte[CstpFrame.HeaderLength + reason.Length];
+            CstpFrame.Write(frame, CstpPacketType.Disconnect, reason);
+            await ex.WriteAsync(frame);
+            await ex.HoldAsync();
+        }, 4, "the server ended the session (kicked by admin)"),
+    };
+
+    public static TheoryData<string> CaseNames => new(Cases.Keys);
+
+    [SkippableTheory]
+    [MemberData(nameof(CaseNames))]
+    public void The_client_fails_clearly_and_in_time(string name)
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var c = Cases[name];
+        using var server = new FakeVpnServer(Ns, c.Server, c.Tls);
+        var r = c.Phase == Phase.Login
+            ? Run.Isotun(Ns, ["connect", server.Url, "--authenticate", "--user", "alice", "--passwd-on-stdin", "--servercert", server.Pin], stdin: "pw\n")
+            : Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device], stdin: "cookie\n");
+        output.WriteLine($"exit {r.ExitCode}: {r.Stderr.Trim()}");
+        Assert.False(r.ExitCode == -1, $"isotun connect hung on '{name}': {r}");
+        Assert.True(r.ExitCode == c.ExitCode, $"'{name}': expected exit {c.ExitCode}: {r}");
+        Assert.Contains(c.Message, r.Stderr);
+        Assert.StartsWith("isotun connect: ", r.Stderr.Trim().Split('\n')[^1]);
+        Assert.True(server.Errors.IsEmpty, "the fake server itself failed: " + string.Join("\n", server.Errors));
+        Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"'{name}' left {Device} behind");
+    }
+
+    [SkippableFact]
+    public void A_wrong_pin_stops_the_client_before_it_sends_anything()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        using var server = new FakeVpnServer(Ns, async ex => { await ex.ReadRequestAsync(); });
+        var r = Run.Isotun(Ns, ["connect", server.Url, "--authenticate", "--user", "alice", "--passwd-on-stdin",
+            "--servercert", "pin-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="], stdin: "secret-password\n");
+        output.WriteLine($"exit {r.ExitCode}: {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 6, r.ToString());
+        Assert.Contains("does not match the pin", r.Stderr);
+        Assert.Contains(server.Pin, r.Stderr); // names the pin the server really has
+        Assert.Empty(server.Requests); // the password never went to the impostor
+    }
+}
