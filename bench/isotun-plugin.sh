@@ -29,6 +29,7 @@ tenants:
     pool: 10.203.0.0/24
     routes: [10.203.0.0/24]
     mtu: ${ISOTUN_MTU:-1400}
+    rate-limit: ${ISOTUN_RATE:-0}
     password-file: $d/bench.passwd
 CONF
   spawn isotun-srv "$NS_SRV" "$ISOTUN" server --config "$d/server.yaml"
@@ -39,14 +40,9 @@ CONF
 test_isotun() {
   start_iperf_server
   isotun_server_setup
-  local d="$WORK/isotun"
-  spawn isotun-cli "$NS_CLI" "$ISOTUN" connect "https://$IP_SRV:8443/" --user bench --password-file "$d/pw" \
-        --cafile "$PKI/ca.crt" --interface isotun-c0
-  local c=$SPAWN_PID
-  wait_for 30 sh -c "ip -n '$NS_CLI' -4 -o addr show dev isotun-c0 | grep -q inet" || fail "isotun tunnel not up: $(logtail isotun-cli 8)"
-  wait_for 10 ip netns exec "$NS_CLI" ping -c1 -W1 10.203.0.1 || fail "no ping through the isotun tunnel"
-  measure isotun 10.203.0.1 "$IPERF_PORT" "$c" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" \
-    "isotun connect -> isotun server, plain CSTP"
+  isotun_client_up
+  measure isotun 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" \
+    "isotun connect -> isotun server, extensions batch+gso"
 }
 
 test_isotun_oc() {
@@ -72,4 +68,132 @@ SCRIPT
   wait_for 10 ip netns exec "$NS_CLI" ping -c1 -W1 10.203.0.1 || fail "no ping through openconnect -> isotun"
   measure isotun_oc 10.203.0.1 "$IPERF_PORT" "$c" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" oc1)" "TLS1.3" \
     "stock openconnect -> isotun server"
+}
+
+# ------------------------------------------------------------------ extras ---
+# Results that do not fit anchors' throughput/handshake tables go to $ISOTUN_BENCH_OUT/*.json.
+ISOTUN_BENCH_OUT=${ISOTUN_BENCH_OUT:-$ISOTUN_ROOT/bench/out}
+mkdir -p "$ISOTUN_BENCH_OUT"
+
+isotun_client_up() {  # isotun_client_up <extra connect args...>
+  local d="$WORK/isotun"
+  spawn isotun-cli "$NS_CLI" "$ISOTUN" connect "https://$IP_SRV:8443/" --user bench --password-file "$d/pw" \
+        --cafile "$PKI/ca.crt" --interface isotun-c0 "$@"
+  ISOTUN_CLI_PID=$SPAWN_PID
+  wait_for 30 sh -c "ip -n '$NS_CLI' -4 -o addr show dev isotun-c0 | grep -q inet" || fail "isotun tunnel not up: $(logtail isotun-cli 8)"
+  wait_for 10 ip netns exec "$NS_CLI" ping -c1 -W1 10.203.0.1 || fail "no ping through the isotun tunnel"
+}
+
+# Plain CSTP between two Isotun ends (no batching, no GSO): what the extensions are worth.
+test_isotun_plain() {
+  start_iperf_server
+  isotun_server_setup
+  isotun_client_up --no-extensions --no-offload
+  measure isotun_plain 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" \
+    "isotun connect --no-extensions --no-offload -> isotun server"
+}
+
+ping_stats() {  # ping_stats <count> -> JSON {min,avg,max,mdev,loss}
+  ip netns exec "$NS_CLI" ping -q -c "$1" -i 0.2 -W 2 10.203.0.1 2>&1 | awk -v n="$1" '
+    /packet loss/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) loss = $i }
+    /rtt|round-trip/ { split($4, a, "/"); printf "{\"count\":%d,\"min_ms\":%s,\"avg_ms\":%s,\"max_ms\":%s,\"mdev_ms\":%s,\"loss\":\"%s\"}\n", n, a[1], a[2], a[3], a[4], loss }'
+}
+
+# Ping RTT through the tunnel, idle and during a bulk iperf3 transfer over the same tunnel.
+test_isotun_rtt() {
+  isotun_server_setup
+  isotun_client_up
+  local idle busy
+  idle=$(ping_stats 25)
+  spawn iperf3-rtt "$NS_SRV" iperf3 -s -1 -p 5301
+  wait_for 10 listening "$NS_SRV" 5301 || fail "iperf3 (rtt) not listening"
+  ip netns exec "$NS_CLI" iperf3 -c 10.203.0.1 -p 5301 -t 10 >/dev/null 2>&1 &
+  local bulk=$!
+  sleep 2
+  busy=$(ping_stats 25)
+  wait "$bulk"
+  [ -n "$idle" ] && [ -n "$busy" ] || fail "ping through the tunnel failed"
+  jq -n --argjson idle "$idle" --argjson busy "$busy" '{name:"isotun_rtt", idle:$idle, under_bulk:$busy}' >"$ISOTUN_BENCH_OUT/rtt.json"
+  log "[isotun_rtt] idle avg $(jq -r .avg_ms <<<"$idle") ms, under bulk avg $(jq -r .avg_ms <<<"$busy") ms"
+  echo isotun_rtt >>"$RES/order"
+  jq -n '{name:"isotun_rtt", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(ping RTT, see rtt.json)", notes:"not a throughput row"}' >"$RES/isotun_rtt.json"
+}
+
+# TLS handshakes/s against the Isotun listener with the same python probe as stunnel's. The probe's
+# 1-byte echo becomes a 1-byte HTTP answer ("H" of "HTTP/1.1"): Isotun is not an echo service.
+test_isotun_handshake() {
+  isotun_server_setup
+  write_probe
+  sed -i 's|s.sendall(b"x")|s.sendall(b"GET / HTTP/1.1\\r\\nHost: b\\r\\n\\r\\n")|; s|if s.recv(1) != b"x":|if s.recv(1) != b"H":|' "$WORK/tlsprobe.py"
+  local d="$WORK/hs-isotun" name mode tls s=$ISOTUN_SRV_PID; mkdir -p "$d"
+  for spec in "isotun_full_tls13 full 1.3" "isotun_resume_tls13 resume 1.3" "isotun_full_tls12 full 1.2" "isotun_resume_tls12 resume 1.2"; do
+    set -- $spec; name=$1 mode=$2 tls=$3
+    snap_cpu "$s" >"$d/$name.c0"
+    nsx "$NS_CLI" timeout 120 "$PY" "$WORK/tlsprobe.py" hs "$IP_SRV" 8443 "$PKI/ca.crt" "$HS_N" "$mode" "$tls" \
+       >"$d/$name.json" 2>"$d/$name.err" || { hs_fail "$name" "probe failed: $(tail -c 300 "$d/$name.err")"; continue; }
+    snap_cpu "$s" >"$d/$name.c1"
+    hs_record "$name" "python-ssl(OpenSSL) sequential, TCP connect+handshake; ttfb adds a 1-byte HTTP answer" "$tls" \
+       "$([ "$mode" = resume ] && echo yes || echo no)" "$(cpu_delta "$d/$name.c0" "$d/$name.c1")" "$d/$name.json"
+  done
+  echo isotun_handshake >>"$RES/order"
+  jq -n '{name:"isotun_handshake", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(handshakes, see handshake table)", notes:"not a throughput row"}' >"$RES/isotun_handshake.json"
+}
+
+# Memory per idle session: N certificate logins that CONNECT and then stay idle (no TUN on the load side).
+test_isotun_sessions() {
+  local n=${SESSIONS_N:-1000} d="$WORK/isotun-mem"; mkdir -p "$d"
+  # A small CA of our own for the load client (the anchors PKI has no certificates with our OU).
+  "$ISOTUN" pki init --dir "$d/pki" >/dev/null && "$ISOTUN" pki client --dir "$d/pki" --tenant bench --user load >/dev/null || fail "pki for load client"
+  cat >"$d/server.yaml" <<CONF
+listen: $IP_SRV:8444
+tls:
+  certificate: $PKI/server.crt
+  key: $PKI/server.key
+  client-ca: $d/pki/ca.crt
+admin:
+  listen: 127.0.0.1:9419
+state: $d/isotun.db
+cookie:
+  key-file: $d/cookie.key
+limits:
+  max-sessions: 10000
+tenants:
+  - name: bench
+    namespace: host
+    device: isotun-m0
+    pool: 10.204.0.0/20
+    dpd: 600
+    keepalive: 600
+    max-sessions: 10000
+CONF
+  spawn isotun-mem "$NS_SRV" "$ISOTUN" server --config "$d/server.yaml"; local s=$SPAWN_PID
+  wait_for 30 listening "$NS_SRV" 8444 || fail "isotun (memory test) not listening: $(logtail isotun-mem 8)"
+  local load=("$ISOTUN" lab load "https://$IP_SRV:8444/" -c "$d/pki/bench-load.crt" -k "$d/pki/bench-load.key" --cafile "$PKI/ca.crt")
+  ip netns exec "$NS_CLI" "${load[@]}" --sessions 20 --hold 1 >"$d/warm.log" 2>&1 || fail "warm-up load failed: $(tail -3 "$d/warm.log")"
+  sleep 3
+  local before after active
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
+  ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 40 >"$d/load.log" 2>&1 &
+  local lp=$!
+  wait_for 120 sh -c "ip netns exec '$NS_SRV' curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=\$2} END {exit !(s >= $n)}'" \
+    || fail "not all $n sessions came up: $(tail -3 "$d/load.log")"
+  sleep 5
+  after=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
+  active=$(ip netns exec "$NS_SRV" curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=$2} END {print s}')
+  kill -TERM "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+  jq -n --argjson n "$n" --argjson b "$before" --argjson a "$after" --argjson act "$active" \
+    '{name:"isotun_sessions", sessions:$n, active:$act, rss_before_kib:$b, rss_after_kib:$a, per_session_kib:(($a - $b) / $n)}' >"$ISOTUN_BENCH_OUT/sessions.json"
+  log "[isotun_sessions] $n idle sessions: RSS $before -> $after KiB, $(jq -r '.per_session_kib|.*10|round/10' "$ISOTUN_BENCH_OUT/sessions.json") KiB per session"
+  echo isotun_sessions >>"$RES/order"
+  jq -n '{name:"isotun_sessions", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(memory, see sessions.json)", notes:"not a throughput row"}' >"$RES/isotun_sessions.json"
+}
+
+# Per-user rate limit: iperf3 through a tenant limited to RATE bytes/s, both directions.
+test_isotun_ratelimit() {
+  local rate=${RATE:-12500000} d="$WORK/isotun"
+  start_iperf_server
+  ISOTUN_RATE=$rate isotun_server_setup
+  isotun_client_up
+  measure isotun_ratelimit 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3" \
+    "rate-limit $rate B/s = $(awk -v r="$rate" 'BEGIN{printf "%.3f", r*8/1e9}') Gbit/s configured"
 }

@@ -53,7 +53,31 @@ public static class LabCommands
             return 0;
         });
 
+        var loadUrl = new Argument<string>("URL");
+        var loadCert = new Option<string>("--certificate", "-c") { Required = true };
+        var loadKey = new Option<string>("--sslkey", "-k") { Required = true };
+        var loadCa = new Option<string>("--cafile") { Required = true };
+        var loadSessions = new Option<int>("--sessions") { DefaultValueFactory = _ => 1000 };
+        var loadParallel = new Option<int>("--parallel") { DefaultValueFactory = _ => 32 };
+        var loadHold = new Option<int>("--hold") { Description = "Seconds to keep the sessions open", DefaultValueFactory = _ => 20 };
+        var load = new Command("load", "Open many idle sessions (certificate login, no TUN); for benchmarks") { loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold };
+        load.Hidden = true;
+        load.SetAction(async (parse, _) =>
+        {
+            using var signals = new Signals();
+            var options = new Isotun.Client.ClientOptions
+            {
+                Server = new Uri(parse.GetValue(loadUrl)!),
+                CertificateFile = parse.GetValue(loadCert),
+                KeyFile = parse.GetValue(loadKey),
+                CaFile = parse.GetValue(loadCa),
+            };
+            return await LoadClient.RunAsync(options, parse.GetValue(loadSessions), parse.GetValue(loadParallel),
+                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token);
+        });
+
         command.Subcommands.Add(up);
+        command.Subcommands.Add(load);
         command.Subcommands.Add(down);
         command.Subcommands.Add(status);
         command.Subcommands.Add(serve);

@@ -96,22 +96,31 @@ public sealed class TunnelConnection
     {
         var tun = _session.Tenant.Tun!;
         var tunWriter = new TunWriter(tun);
-        byte[] scratch = GC.AllocateUninitializedArray<byte>(PacketBuffer.Capacity + VirtioNetHeader.Length, pinned: true);
-        while (true)
+        byte[]? scratch = null;
+        try
         {
-            var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
-            // Handle every frame already buffered before reading again, so runs of segments can merge.
-            do
+            while (true)
             {
-                var end = await HandleFrameAsync(frame, tunWriter, scratch, ct).ConfigureAwait(false);
-                if (end is not null)
+                var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
+                // Rented on the first frame, not at connect: idle sessions stay small.
+                scratch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
+                // Handle every frame already buffered before reading again, so runs of segments can merge.
+                do
                 {
-                    tunWriter.Flush();
-                    return end.Value;
+                    var end = await HandleFrameAsync(frame, tunWriter, scratch, ct).ConfigureAwait(false);
+                    if (end is not null)
+                    {
+                        tunWriter.Flush();
+                        return end.Value;
+                    }
                 }
+                while (_reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
+                if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
             }
-            while (_reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
-            if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+        }
+        finally
+        {
+            if (scratch is not null) System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
         }
     }
 

@@ -16,7 +16,11 @@ public readonly record struct FrameRead(FrameReadStatus Status, CstpParseResult 
 /// </summary>
 public sealed class ConnectionReader : IDisposable
 {
+    /// <summary>The most the buffer grows to: a whole 64 KiB frame plus room to read ahead.</summary>
     public const int BufferSize = 128 * 1024;
+
+    /// <summary>What an idle connection holds: the buffer grows only when a frame or a burst needs it.</summary>
+    public const int InitialBufferSize = 16 * 1024;
 
     private readonly Stream _stream;
     private byte[] _buffer;
@@ -26,7 +30,7 @@ public sealed class ConnectionReader : IDisposable
     public ConnectionReader(Stream stream)
     {
         _stream = stream;
-        _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
     }
 
     private int Available => _end - _start;
@@ -40,6 +44,13 @@ public sealed class ConnectionReader : IDisposable
             _end -= _start;
             _start = 0;
         }
+        if (_end == _buffer.Length && _buffer.Length < BufferSize)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent(BufferSize);
+            Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
         if (_end == _buffer.Length) return true; // caller's bound is smaller than the buffer
         int n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
         if (n <= 0) return false;
@@ -49,7 +60,7 @@ public sealed class ConnectionReader : IDisposable
 
     public async ValueTask<(HttpParseResult Result, HttpRequestHead? Head)> ReadRequestHeadAsync(int maxHeadBytes, CancellationToken ct)
     {
-        maxHeadBytes = Math.Min(maxHeadBytes, _buffer.Length); // a head must fit the buffer, else a full buffer would spin
+        maxHeadBytes = Math.Min(maxHeadBytes, BufferSize); // a head must fit the buffer, else a full buffer would spin
         while (true)
         {
             var result = HttpHeadParser.TryParseRequest(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
@@ -61,7 +72,7 @@ public sealed class ConnectionReader : IDisposable
 
     public async ValueTask<(HttpParseResult Result, HttpResponseHead? Head)> ReadResponseHeadAsync(int maxHeadBytes, CancellationToken ct)
     {
-        maxHeadBytes = Math.Min(maxHeadBytes, _buffer.Length);
+        maxHeadBytes = Math.Min(maxHeadBytes, BufferSize);
         while (true)
         {
             var result = HttpHeadParser.TryParseResponse(_buffer.AsSpan(_start, _end - _start), maxHeadBytes, out var head, out int consumed);
@@ -74,7 +85,7 @@ public sealed class ConnectionReader : IDisposable
     /// <summary>Reads exactly <paramref name="length"/> body bytes (bounded by the caller). Null at end of stream.</summary>
     public async ValueTask<byte[]?> ReadBodyAsync(int length, CancellationToken ct)
     {
-        if (length < 0 || length > _buffer.Length) return null;
+        if (length < 0 || length > BufferSize) return null;
         while (Available < length)
             if (!await FillAsync(ct).ConfigureAwait(false)) return null;
         var body = _buffer.AsSpan(_start, length).ToArray();
@@ -85,7 +96,7 @@ public sealed class ConnectionReader : IDisposable
     /// <summary>Reads the body up to end of stream (HTTP/1.0-style responses without Content-Length), bounded.</summary>
     public async ValueTask<byte[]?> ReadToEndAsync(int maxBytes, CancellationToken ct)
     {
-        maxBytes = Math.Min(maxBytes, _buffer.Length - 1); // a full buffer is "too large", not a reason to spin
+        maxBytes = Math.Min(maxBytes, BufferSize - 1); // a full buffer is "too large", not a reason to spin
         while (Available <= maxBytes)
             if (!await FillAsync(ct).ConfigureAwait(false)) break;
         if (Available > maxBytes) return null;

@@ -62,12 +62,12 @@ public sealed class FrameWriter
     public async Task RunAsync(CancellationToken ct)
     {
         var reader = _queue.Reader;
-        byte[]? batch = Batching ? System.Buffers.ArrayPool<byte>.Shared.Rent(BatchBytes) : null;
+        byte[]? batch = null; // rented on first use: idle sessions hold no batch buffer
         try
         {
             while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                if (batch is null)
+                if (!Batching)
                 {
                     while (reader.TryRead(out var frame))
                     {
@@ -86,6 +86,7 @@ public sealed class FrameWriter
                 }
                 else
                 {
+                    batch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(BatchBytes);
                     int used = 0;
                     while (reader.TryRead(out var frame))
                     {

@@ -10,7 +10,8 @@ namespace Isotun.Transport;
 /// </summary>
 public sealed class TunWriter(TunDevice tun)
 {
-    private readonly TcpCoalescer? _gro = tun.Offload ? new TcpCoalescer(TunDevice.GsoMaxSize) : null;
+    // Made on the first packet: an idle session holds no 64 KiB merge buffer.
+    private TcpCoalescer? _gro;
 
     /// <summary>Packets written to the TUN, counting merged segments once per write.</summary>
     public long Writes;
@@ -22,7 +23,8 @@ public sealed class TunWriter(TunDevice tun)
     /// </summary>
     public bool Write(ReadOnlySpan<byte> framed, bool mayCoalesce)
     {
-        if (_gro is null) return Put(framed);
+        if (!tun.Offload) return Put(framed);
+        _gro ??= new TcpCoalescer(TunDevice.GsoMaxSize);
         var packet = framed[VirtioNetHeader.Length..];
         if (mayCoalesce && _gro.TryAppend(packet)) return true;
         bool ok = Flush();
