@@ -495,7 +495,7 @@ public static partial class ServerConfigLoader
         switch (outcome)
         {
             case CidrParseOutcome.Ok when network.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork:
-                walker.Error(path, "must be an IPv4 CIDR (IPv6 pools are not supported)");
+                walker.Error(path, "must be an IPv4 CIDR (IPv6 goes in pool6)");
                 return null;
             case CidrParseOutcome.Ok when network.PrefixLength is < 8 or > 30:
                 walker.Error(path, "prefix length must be between /8 and /30");

@@ -171,13 +171,16 @@ public class ServerConfigLoaderTests
               max-sessions: abc
             tenants:
               - name: Acme
+                namespace: host
                 pool: 10.10.0.0/24
                 mtu: 100
               - name: beta
+                namespace: host
                 pool: 10.10.0.0/16
                 routes: [10.20.0.1/16, nonsense]
                 dns: [1.2.3]
               - name: beta
+                namespace: host
                 pool: fd00::/64
                 dpd: 1
                 bogus: 1
@@ -197,15 +200,15 @@ public class ServerConfigLoaderTests
             "limits.max-sessions: must be an integer",
             "tenants[0].name: must be 1-31 characters of a-z, 0-9 and '-', starting with a letter or digit",
             "tenants[0].mtu: must be between 576 and 9000",
-            "tenants[1].pool: overlaps tenants[0].pool (10.10.0.0/24)",
+            "tenants[1].pool: overlaps tenants[0].pool (10.10.0.0/24) in the same namespace",
             "tenants[1].routes[0]: host bits are set; did you mean 10.20.0.0/16?",
             "tenants[1].routes[1]: must be a CIDR such as 10.20.0.0/16 or fd00::/64",
             "tenants[1].dns[0]: not an IP address",
             "tenants[2].bogus: unknown key",
             "tenants[2].name: duplicate tenant name 'beta' (also tenants[1])",
-            "tenants[2].pool: must be an IPv4 CIDR (IPv6 pools are not supported)",
+            "tenants[2].pool: must be an IPv4 CIDR (IPv6 goes in pool6)",
             "tenants[2].dpd: must be between 5 and 3600",
-            "tenants[2].device: device 'isotun-beta' is also used by tenants[1]; set device explicitly",
+            "tenants[2].device: device 'isotun-beta' is also used by tenants[1] in the same namespace; set device explicitly",
         };
         Assert.Equal(expected.Order(StringComparer.Ordinal), result.Errors.Select(e => e.ToString()).Order(StringComparer.Ordinal));
     }
@@ -243,23 +246,30 @@ public class ServerConfigLoaderTests
     }
 
     [Fact]
-    public void OverlappingPoolsAreReported()
+    public void OverlappingPoolsAreReportedOnlyWithinOneNamespace()
     {
+        // a/c and b/d overlap in the host namespace; e overlaps a but lives in its own namespace.
         var errors = ParseErrors("""
             tenants:
               - name: a
+                namespace: host
                 pool: 10.0.0.0/8
               - name: b
+                namespace: host
                 pool: 192.168.0.0/24
               - name: c
+                namespace: host
                 pool: 10.1.2.0/24
               - name: d
+                namespace: host
                 pool: 192.168.0.128/25
+              - name: e
+                pool: 10.1.2.0/24
             """);
         Assert.Equal(
             [
-                new ConfigError("tenants[2].pool", "overlaps tenants[0].pool (10.0.0.0/8)"),
-                new ConfigError("tenants[3].pool", "overlaps tenants[1].pool (192.168.0.0/24)"),
+                new ConfigError("tenants[2].pool", "overlaps tenants[0].pool (10.0.0.0/8) in the same namespace"),
+                new ConfigError("tenants[3].pool", "overlaps tenants[1].pool (192.168.0.0/24) in the same namespace"),
             ],
             errors);
     }
@@ -273,7 +283,7 @@ public class ServerConfigLoaderTests
     [InlineData("10.0.0.0/7", "prefix length must be between /8 and /30")]
     [InlineData("10.10.0.0/x", "prefix length must be between /8 and /30")]
     [InlineData("300.10.0.0/24", "must be an IPv4 CIDR such as 10.10.0.0/24")]
-    [InlineData("fd00::/64", "must be an IPv4 CIDR (IPv6 pools are not supported)")]
+    [InlineData("fd00::/64", "must be an IPv4 CIDR (IPv6 goes in pool6)")]
     public void BadPools(string pool, string message)
     {
         var errors = ParseErrors($"tenants:\n  - name: acme\n    pool: \"{pool}\"\n");
