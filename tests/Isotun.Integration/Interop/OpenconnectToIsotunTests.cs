@@ -130,7 +130,6 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         string cookie = auth["COOKIE"], fingerprint = auth["FINGERPRINT"], connectUrl = auth["CONNECT_URL"];
         Assert.StartsWith("pin-sha256:", fingerprint);
         string[] withCookie = ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", fingerprint, "--script", lab.TunScript];
-        double loginsBefore = lab.Metric("isotun_auth_attempts_total", "result=\"ok\"");
 
         IPAddress first;
         using (var oc = Openconnect.Start(L.ClientNs, [.. withCookie, "--interface", "oc-cookie", connectUrl], stdin: cookie + "\n"))
@@ -140,21 +139,23 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
             Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(10)), "openconnect did not die on SIGKILL");
         }
 
-        using var again = Openconnect.Start(L.ClientNs, [.. withCookie, "--interface", "oc-cookie", connectUrl], stdin: cookie + "\n");
-        var second = WaitForAddress(again, "oc-cookie");
-        Assert.Equal(first, second);
-        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
-        // The cookie resumed the session: no new login happened on the server.
-        Assert.Equal(loginsBefore, lab.Metric("isotun_auth_attempts_total", "result=\"ok\""));
-
-        // The address is the session's: a fresh login of the same user meanwhile gets another one.
+        // While the session waits for its client, its address stays its own: a fresh login of the same user
+        // is a new session and gets another one.
         using var fresh = Openconnect.Start(L.ClientNs,
             [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant,
              "--script", lab.TunScript, "--interface", "oc-fresh", Url], stdin: lab.Password + "\n");
         var other = WaitForAddress(fresh, "oc-fresh");
         Assert.NotEqual(first, other);
-        AssertLogsOff(fresh);
+
+        double loginsBefore = lab.Metric("isotun_auth_attempts_total", "result=\"ok\"");
+        using var again = Openconnect.Start(L.ClientNs, [.. withCookie, "--interface", "oc-cookie", connectUrl], stdin: cookie + "\n");
+        var second = WaitForAddress(again, "oc-cookie");
+        Assert.Equal(first, second);
+        // The cookie resumed the session: no login happened on the server.
+        Assert.Equal(loginsBefore, lab.Metric("isotun_auth_attempts_total", "result=\"ok\""));
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp); // the routes now point at oc-cookie, the resumed tunnel
         AssertLogsOff(again);
+        AssertLogsOff(fresh);
     }
 
     [SkippableFact]
