@@ -29,6 +29,12 @@ public static class ServerCommand
             try
             {
                 await using var server = new VpnServer(loaded.Config!, logs);
+                // SIGHUP reloads the config file; a bad file is refused and the running config stays.
+                using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>
+                {
+                    ctx.Cancel = true;
+                    ThreadPool.QueueUserWorkItem(_ => server.Reload());
+                });
                 await server.RunAsync(signals.Token);
                 return 0;
             }

@@ -60,20 +60,50 @@ public sealed class TenantRuntime : IDisposable
         ReserveStoredLeases();
     }
 
-    public TenantConfig Config { get; }
+    /// <summary>The live settings; swapped whole by <see cref="TryApply"/> on a reload.</summary>
+    public TenantConfig Config { get; private set; }
     public string Name => Config.Name;
     public IpNetwork Pool { get; }
     public IpNetwork? Pool6 { get; }
-    public IReadOnlyList<IpNetwork> Routes { get; }
-    public PasswordFile? Passwords { get; }
+    public IReadOnlyList<IpNetwork> Routes { get; private set; }
+    public PasswordFile? Passwords { get; private set; }
     /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>
-    public X509Certificate2Collection? ClientCas { get; }
+    public X509Certificate2Collection? ClientCas { get; private set; }
     public TenantTraffic Traffic { get; }
     public int Mtu => Config.Mtu;
     public IPAddress Gateway => _leases.Gateway;
     public IPAddress? Gateway6 => _leases6?.Gateway;
     public TunDevice? Tun => _tun;
     public string? NamespaceName => _namespace.Name;
+
+    /// <summary>
+    /// Applies a reloaded tenant config without touching sessions: users, CA and OUs, server names, limits,
+    /// routes, DNS, timers and policy. Changes to what the kernel holds (namespace, pools, device, MTU, uplink,
+    /// offload) need a restart: then nothing is applied and the reason is returned.
+    /// </summary>
+    public string? TryApply(TenantConfig next)
+    {
+        var c = Config;
+        var structural = new List<string>();
+        if (next.Namespace != c.Namespace) structural.Add("namespace");
+        if (next.Pool != c.Pool) structural.Add("pool");
+        if (next.Pool6 != c.Pool6) structural.Add("pool6");
+        if (next.Device != c.Device) structural.Add("device");
+        if (next.Mtu != c.Mtu) structural.Add("mtu");
+        if (next.Uplink != c.Uplink) structural.Add("uplink");
+        if (next.Offload != c.Offload) structural.Add("offload");
+        if (structural.Count > 0) return $"changed {string.Join(", ", structural)}: restart the server to apply";
+        // Load everything first, so a bad file leaves the tenant exactly as it was.
+        var passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
+        var cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
+        var routes = next.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
+        Passwords = passwords;
+        ClientCas = cas;
+        Routes = routes;
+        if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
+        Config = next;
+        return null;
+    }
 
     /// <summary>Creates the namespace and TUN and starts the TUN reader thread.</summary>
     public void Start()

@@ -53,7 +53,8 @@ public sealed class VpnServer : IAsyncDisposable
         };
     }
 
-    public ServerConfig Config { get; }
+    /// <summary>The live config: replaced by <see cref="Reload"/> when a new file validates.</summary>
+    public ServerConfig Config { get; private set; }
     public IStateStore State { get; }
     public CookieSealer Cookies { get; }
     public SessionRegistry Sessions { get; }
@@ -104,6 +105,47 @@ public sealed class VpnServer : IAsyncDisposable
 
     /// <summary>A fresh connection id, shared by the TLS and the PROXY listener so logs never reuse one.</summary>
     internal long NextConnectionId() => Interlocked.Increment(ref _nextConnection);
+
+    /// <summary>
+    /// SIGHUP: reads the config file again. A file with errors is refused with every error listed and the
+    /// running config stays. Otherwise per-tenant settings apply at once (users, CAs, limits, routes, DNS,
+    /// timers); listener, TLS, state and tenant set or pool changes are reported as needing a restart.
+    /// Sessions are never dropped by a reload.
+    /// </summary>
+    public IReadOnlyList<string> Reload()
+    {
+        var report = new List<string>();
+        var loaded = ServerConfigLoader.Load(Config.SourcePath);
+        if (!loaded.Ok)
+        {
+            report.Add($"reload refused, {loaded.Errors.Count} error(s); the running config stays:");
+            report.AddRange(loaded.Errors.Select(e => $"  {e.Path}: {e.Message}"));
+            foreach (var line in report) _log.LogError("{Line}", line);
+            return report;
+        }
+        var next = loaded.Config!;
+        if (!next.Listen.Equals(Config.Listen) || next.Tls != Config.Tls || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
+            report.Add("listen, tls, state or cookie changed: restart the server to apply");
+        var names = next.Tenants.Select(t => t.Name).ToHashSet();
+        foreach (var gone in _tenants.Keys.Where(n => !names.Contains(n)))
+            report.Add($"tenant {gone} removed: restart the server to apply");
+        foreach (var t in next.Tenants)
+        {
+            if (!_tenants.TryGetValue(t.Name, out var runtime)) { report.Add($"tenant {t.Name} added: restart the server to apply"); continue; }
+            try
+            {
+                if (runtime.TryApply(t) is { } why) report.Add($"tenant {t.Name}: {why}");
+                else report.Add($"tenant {t.Name}: applied");
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or System.Security.Cryptography.CryptographicException or ArgumentException)
+            {
+                report.Add($"tenant {t.Name}: not applied, {e.Message}");
+            }
+        }
+        Config = Config with { Limits = next.Limits, Admin = Config.Admin };
+        foreach (var line in report) _log.LogInformation("reload: {Line}", line);
+        return report;
+    }
 
     private async Task RunConnectionAsync(Socket socket, long id, CancellationToken stopping)
     {

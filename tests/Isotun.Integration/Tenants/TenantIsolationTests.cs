@@ -164,6 +164,42 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => FetchTextOrNull("bob") == "hello from tenant beta"), LabProcess.Tail(fx.Files, "bob"));
     }
 
+    [SkippableFact]
+    public void A_reload_applies_new_users_and_refuses_a_bad_file_without_dropping_sessions()
+    {
+        SkipUnlessRoot();
+        var config = Path.Combine(fx.Dir, "server.yaml");
+        var good = File.ReadAllText(config);
+        int server = LabProcess.Pid(fx.Files, "server")!.Value;
+        string Login(string user, string password) => Run.Isotun(ClientOf("alice").Ns,
+            ["connect", fx.Url("alice").ToString(), "--authenticate", "--servercert", fx.Pin, "--user", user, "--passwd-on-stdin"], password + "\n").ToString();
+
+        // A user added to alpha's password file can log in after SIGHUP, with no restart.
+        Isotun.Security.PasswordFile.SetUser(Path.Combine(fx.Dir, "alpha.passwd"), "zed", Isotun.Security.PasswordHasher.Hash("zed-secret-1", 10_000));
+        Assert.StartsWith("exit 3", Login("zed", "zed-secret-1"));
+        LabProcess.Signal(server, "HUP");
+        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => Login("zed", "zed-secret-1").StartsWith("exit 0")), LabProcess.Tail(fx.Files, "server"));
+
+        // A broken file is refused with every error listed; the server and its sessions carry on.
+        File.WriteAllText(config, good.Replace("client-to-client: false", "client-to-client: false\n    bogus-key: 1").Replace("rate-limit: ", "rate-limit: -"));
+        try
+        {
+            LabProcess.Signal(server, "HUP");
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => File.ReadAllText(LabProcess.LogPath(fx.Files, "server")).Contains("reload refused")),
+                LabProcess.Tail(fx.Files, "server"));
+            var log = File.ReadAllText(LabProcess.LogPath(fx.Files, "server"));
+            Assert.Contains("tenants[0].bogus-key: unknown key", log);
+            Assert.Contains("tenants[1].rate-limit:", log);
+        }
+        finally
+        {
+            File.WriteAllText(config, good);
+        }
+        Assert.True(LabProcess.IsAlive(server));
+        TunnelTests.AssertPing(ClientOf("bob").Ns, ServiceIp);
+        Assert.StartsWith("exit 0", Login("zed", "zed-secret-1"));
+    }
+
     private static string? FetchTextOrNull(string user)
     {
         try { return FetchText(user); } catch (Exception e) when (e is SocketException) { return null; }

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Turns one bench/run.sh run into the throughput section of docs/benchmarks.md and a bar chart (SVG).
+Only the part between the <!-- anchors:begin --> and <!-- anchors:end --> markers is replaced."""
+import json, os, sys
+
+out, md_path, svg_path = sys.argv[1], sys.argv[2], sys.argv[3]
+a = json.load(open(os.path.join(out, "anchors.json")))
+meta, rows = a["meta"], {r["name"]: r for r in a["throughput"] if r.get("ok") and r.get("receiver_gbps")}
+hs = {h["name"]: h for h in a["handshake"] if h.get("ok")}
+def load(name):
+    p = os.path.join(out, name)
+    return json.load(open(p)) if os.path.exists(p) else None
+rtt, mem = load("rtt.json"), load("sessions.json")
+
+labels = {
+    "raw_veth": "no tunnel (veth)", "stunnel": "stunnel TLS pipe", "ovpn_tcp": "OpenVPN TCP",
+    "ovpn_tcp_nodelay": "OpenVPN TCP nodelay", "ovpn_udp": "OpenVPN UDP", "ocserv_cstp": "openconnect → ocserv",
+    "isotun": "isotun → isotun", "isotun_plain": "isotun → isotun, plain CSTP", "isotun_oc": "openconnect → isotun",
+    "isotun_ratelimit": "isotun, rate-limited",
+}
+def g(n, k="receiver_gbps"): return rows[n][k] if n in rows else None
+def ratio(x, y): return f"{x / y:.2f}×" if x and y else "n/a"
+def f(x, d=2): return "–" if x is None else f"{x:.{d}f}"
+
+L = []
+L.append(f"Run of {meta['timestamp']} on {meta['cpu_model']} ({meta['nproc']} vCPU, kernel {meta['kernel']}), "
+         f"iperf3 {meta['duration_s']} s single TCP stream {meta['topology']}. Command: `sudo bench/run.sh`. "
+         "All rows come from this one run; the machine is shared and noisy, so read the ratios, not the absolutes.")
+L.append("")
+L.append("![throughput and CPU per GB](benchmarks.svg)")
+L.append("")
+L.append("| system | Gbit/s | CPU·s/GB | client CPU s | server CPU s | TUN MTU | notes |")
+L.append("|---|---|---|---|---|---|---|")
+for n in ["raw_veth", "stunnel", "ovpn_tcp", "ovpn_tcp_nodelay", "ovpn_udp", "ocserv_cstp", "isotun", "isotun_plain", "isotun_oc", "isotun_ratelimit"]:
+    if n not in rows: continue
+    r = rows[n]
+    L.append(f"| {labels.get(n, n)} | {f(r['receiver_gbps'])} | {f(r.get('cpu_s_per_gb'), 3)} | {r.get('cpu_client_s', '–')} | "
+             f"{r.get('cpu_server_s', '–')} | {r.get('tun_mtu') or '–'} | {r.get('notes', '')} |")
+L.append("")
+L.append("**Goals of issue 5, from this run:**")
+L.append("")
+L.append(f"- isotun → isotun vs stunnel: throughput **{ratio(g('isotun'), g('stunnel'))}** (goal ≥ 1.0×), CPU per GB "
+         f"**{ratio(g('isotun', 'cpu_s_per_gb'), g('stunnel', 'cpu_s_per_gb'))}** (goal ≤ 1.2×).")
+L.append(f"- openconnect → isotun vs openconnect → ocserv: **{ratio(g('isotun_oc'), g('ocserv_cstp'))}** (goal ≥ 1.2×).")
+L.append(f"- What the extensions are worth: isotun with batching + GSO vs plain CSTP between the same two programs: "
+         f"**{ratio(g('isotun'), g('isotun_plain'))}**.")
+if "isotun_ratelimit" in rows:
+    conf = rows["isotun_ratelimit"].get("notes", "")
+    L.append(f"- Per-user rate limit: {conf}; measured {f(g('isotun_ratelimit'), 4)} Gbit/s at the receiver.")
+L.append("")
+if rtt:
+    i, b = rtt["idle"], rtt["under_bulk"]
+    L.append("**Ping RTT through the isotun tunnel** (25 pings, 0.2 s apart; under bulk = during a 10 s iperf3 through the same tunnel):")
+    L.append("")
+    L.append("| | min ms | avg ms | max ms | loss |")
+    L.append("|---|---|---|---|---|")
+    L.append(f"| idle | {i['min_ms']} | {i['avg_ms']} | {i['max_ms']} | {i['loss']} |")
+    L.append(f"| under bulk | {b['min_ms']} | {b['avg_ms']} | {b['max_ms']} | {b['loss']} |")
+    L.append("")
+if hs:
+    L.append("**TLS handshakes**, sequential from the client namespace, the same python probe against stunnel and against "
+             "the isotun listener (for isotun the probe's 1-byte echo is the first byte of an HTTP answer), ECDSA P-256:")
+    L.append("")
+    L.append("| probe | TLS | handshakes/s | mean ms | p99 ms | resumed | server CPU ms/handshake |")
+    L.append("|---|---|---|---|---|---|---|")
+    for n, h in hs.items():
+        L.append(f"| {n} | {h.get('tls')} | {f(h.get('rate_per_s'), 1)} | {f(h.get('mean_ms'), 3)} | {f(h.get('p99_ms'), 3)} | "
+                 f"{h.get('reused', '–')} | {f(h.get('srv_cpu_ms_per_hs'), 2)} |")
+    L.append("")
+if mem:
+    L.append(f"**Memory per idle session:** {mem['sessions']} concurrent sessions ({mem['active']} active at the measurement) "
+             f"from `isotun lab load` (certificate login, CONNECT, then idle; no TUN on the load side). Server RSS "
+             f"{mem['rss_before_kib']} KiB → {mem['rss_after_kib']} KiB: **{mem['per_session_kib']:.1f} KiB per idle session** "
+             "(TLS state, socket, a 16 KiB receive buffer, session and queue objects; 64 KiB buffers are taken only when data flows).")
+    L.append("")
+section = "\n".join(L)
+
+md = open(md_path).read() if os.path.exists(md_path) else "# Benchmarks\n"
+begin, end = "<!-- anchors:begin -->", "<!-- anchors:end -->"
+block = f"{begin}\n## Throughput, latency, handshakes, memory (bench/run.sh)\n\n{section}\n{end}"
+if begin in md:
+    md = md[:md.index(begin)] + block + md[md.index(end) + len(end):]
+else:
+    head, _, rest = md.partition("\n")
+    md = head + "\n\n" + block + "\n" + rest
+open(md_path, "w").write(md)
+
+# Bar chart: Gbit/s and CPU s/GB side by side per system.
+names = [n for n in ["stunnel", "ovpn_tcp", "ovpn_udp", "ocserv_cstp", "isotun_oc", "isotun_plain", "isotun"] if n in rows]
+W, H, top, left, bw = 900, 420, 40, 200, 14
+gmax = max(rows[n]["receiver_gbps"] for n in names) * 1.1
+cmax = max((rows[n].get("cpu_s_per_gb") or 0) for n in names) * 1.1 or 1
+rowh = (H - top - 40) / max(1, len(names))
+s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+     f'<rect width="{W}" height="{H}" fill="white"/>',
+     f'<text x="{left}" y="20" font-size="14" font-weight="bold">Gbit/s (blue) and CPU·s per GB (orange), one run of bench/run.sh</text>']
+span = W - left - 120
+for i, n in enumerate(names):
+    y = top + i * rowh
+    r = rows[n]
+    gw = span * r["receiver_gbps"] / gmax
+    c = r.get("cpu_s_per_gb") or 0
+    cw = span * c / cmax
+    s.append(f'<text x="{left - 8}" y="{y + bw + 4}" text-anchor="end">{labels.get(n, n)}</text>')
+    s.append(f'<rect x="{left}" y="{y}" width="{gw:.1f}" height="{bw}" fill="#3b6fb6"/>')
+    s.append(f'<text x="{left + gw + 4:.1f}" y="{y + bw - 2}">{r["receiver_gbps"]:.2f} Gbit/s</text>')
+    s.append(f'<rect x="{left}" y="{y + bw + 2}" width="{cw:.1f}" height="{bw}" fill="#e08a2c"/>')
+    s.append(f'<text x="{left + cw + 4:.1f}" y="{y + 2 * bw}">{c:.2f} CPU·s/GB</text>')
+s.append("</svg>")
+open(svg_path, "w").write("\n".join(s))

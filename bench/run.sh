@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Isotun side by side with stunnel, OpenVPN TCP/UDP and ocserv, in ONE run of shared/bench/anchors.sh, then
+# docs/benchmarks.md (throughput section) and docs/benchmarks.svg are rewritten from the results.
+#   sudo bench/run.sh                 # everything (~4 min)
+#   DURATION=20 sudo bench/run.sh     # longer iperf3 runs
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+anchors=${ANCHORS:-$root/../shared/bench/anchors.sh}
+[ -f "$anchors" ] || { echo "anchors.sh not found at $anchors (set ANCHORS=...)" >&2; exit 1; }
+out=${ISOTUN_BENCH_OUT:-$root/bench/out}
+mkdir -p "$out"
+rm -f "$out/rtt.json" "$out/sessions.json"
+"$root/isotun" --version >/dev/null
+export ISOTUN_BENCH_OUT=$out EXTRA_TESTS=$root/bench/isotun-plugin.sh ANCHORS_JSON=$out/anchors.json
+export TESTS=${TESTS:-"raw stunnel ovpn_tcp ovpn_tcp_nodelay ovpn_udp ocserv isotun isotun_plain isotun_oc isotun_ratelimit isotun_rtt isotun_sessions handshake isotun_handshake"}
+bash "$anchors" 2>&1 | tee "$out/anchors.log"
+python3 "$root/bench/report.py" "$out" "$root/docs/benchmarks.md" "$root/docs/benchmarks.svg"
+echo "wrote docs/benchmarks.md and docs/benchmarks.svg"
