@@ -1,0 +1,123 @@
+using Isotun.Protocol.Cstp;
+using Isotun.Transport;
+using Isotun.UnitTests.Core.Transport;
+
+namespace Isotun.UnitTests.Offload;
+
+/// <summary>
+/// FrameWriter with batching (negotiated with Isotun peers only): frames already waiting go out in one write,
+/// cut only at frame boundaries; a lone frame on an idle connection goes out at once, without waiting for company.
+/// </summary>
+public class BatchingTests
+{
+    private static readonly TimeSpan Guard = TimeSpan.FromSeconds(30); // only against hangs, never a timing claim
+
+    [Fact]
+    public async Task Several_queued_frames_become_one_write()
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream) { Batching = true };
+        var expected = new List<byte>();
+        foreach (var (type, length) in new[] { (CstpPacketType.Data, 1400), (CstpPacketType.IsotunGso, 64_000), (CstpPacketType.DpdRequest, 0), (CstpPacketType.Data, 60), (CstpPacketType.Keepalive, 0) })
+        {
+            var (buffer, bytes) = Frame(type, length, length);
+            Assert.True(writer.TryEnqueue(buffer));
+            expected.AddRange(bytes);
+        }
+        writer.Complete();
+        await writer.RunAsync(default).WaitAsync(Guard);
+
+        var write = Assert.Single(stream.Writes);
+        Assert.Equal(expected, write);
+        Assert.Equal(5, writer.FramesWritten);
+        Assert.Equal(expected.Count, writer.BytesWritten);
+    }
+
+    [Fact]
+    public async Task A_backlog_larger_than_a_batch_is_cut_at_frame_boundaries()
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream, queueDepth: 64) { Batching = true };
+        var frames = new List<byte[]>();
+        for (int i = 0; i < 20; i++)
+        {
+            var (buffer, bytes) = Frame(i % 2 == 0 ? CstpPacketType.IsotunGso : CstpPacketType.Data, i % 2 == 0 ? 60_000 : 1400, i);
+            Assert.True(writer.TryEnqueue(buffer));
+            frames.Add(bytes);
+        }
+        writer.Complete();
+        await writer.RunAsync(default).WaitAsync(Guard);
+
+        Assert.True(stream.WriteCount > 1);
+        Assert.True(stream.WriteCount < 20);
+        var parsed = new List<byte[]>();
+        foreach (var write in stream.Writes)
+        {
+            Assert.True(write.Length <= FrameWriter.BatchBytes);
+            // Each write is whole frames: parse it from its first byte to its last.
+            int at = 0;
+            while (at < write.Length)
+            {
+                Assert.Equal(CstpParseResult.Ok, CstpFrame.TryParseHeader(write.AsSpan(at), CstpFrame.MaxPayloadLength, out var h));
+                int total = CstpFrame.HeaderLength + h.PayloadLength;
+                Assert.True(at + total <= write.Length, "a frame is split across writes");
+                parsed.Add(write[at..(at + total)]);
+                at += total;
+            }
+        }
+        Assert.Equal(frames, parsed);
+    }
+
+    [Fact]
+    public async Task An_idle_connection_sends_a_lone_frame_without_waiting_for_more()
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream) { Batching = true };
+        var run = writer.RunAsync(default);
+
+        var (first, firstBytes) = Frame(CstpPacketType.Data, 84, 1);
+        Assert.True(writer.TryEnqueue(first));
+        // Written with nothing else queued and the writer not completed: no batch is waited for.
+        await EventuallyAsync(() => stream.WriteCount == 1 && stream.Flushes >= 1);
+        Assert.Equal(firstBytes, stream.Writes[0]);
+        Assert.False(run.IsCompleted);
+
+        var (second, secondBytes) = Frame(CstpPacketType.DpdResponse, 0, 2);
+        Assert.True(writer.TryEnqueue(second));
+        await EventuallyAsync(() => stream.WriteCount == 2);
+        Assert.Equal(secondBytes, stream.Writes[1]);
+
+        writer.Complete();
+        await run.WaitAsync(Guard);
+        Assert.Equal(2, writer.FramesWritten);
+    }
+
+    [Fact]
+    public async Task Without_batching_the_same_backlog_is_one_write_per_frame()
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream);
+        for (int i = 0; i < 5; i++) Assert.True(writer.TryEnqueue(Frame(CstpPacketType.Data, 100 + i, i).Buffer));
+        writer.Complete();
+        await writer.RunAsync(default).WaitAsync(Guard);
+        Assert.Equal(5, stream.WriteCount);
+    }
+
+    private static (PacketBuffer Buffer, byte[] Bytes) Frame(CstpPacketType type, int length, int seed)
+    {
+        var payload = new byte[length];
+        new Random(seed).NextBytes(payload);
+        var buffer = PacketBuffer.Control(type, payload);
+        return (buffer, buffer.Frame.ToArray());
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition)
+    {
+        var until = DateTime.UtcNow + Guard;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < until, "condition not reached");
+            await Task.Delay(5);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Offload;
+using Isotun.Transport;
+using Isotun.UnitTests.Protocol.Ip;
+
+namespace Isotun.UnitTests.Offload;
+
+/// <summary>
+/// TUN → peer: what a packet read from the TUN becomes on the wire. Super-packets go whole to a GSO peer and are
+/// cut into MTU segments for any other; plain packets are plain CSTP data frames; SYNs are clamped on every path.
+/// </summary>
+public class TunFramesTests
+{
+    private const int Mtu = Segments.Mtu;
+
+    private sealed class Sink
+    {
+        public List<(CstpPacketType Type, byte[] Payload)> Frames { get; } = [];
+        public int Refuse { get; set; }
+
+        public bool Enqueue(PacketBuffer b)
+        {
+            if (Refuse > 0) { Refuse--; return false; }
+            var frame = b.Frame.Span;
+            Assert.Equal(CstpParseResult.Ok, CstpFrame.TryParseHeader(frame, CstpFrame.MaxPayloadLength, out var h));
+            Assert.Equal(CstpFrame.HeaderLength + h.PayloadLength, frame.Length);
+            Frames.Add((h.Type, frame[CstpFrame.HeaderLength..].ToArray()));
+            b.Return();
+            return true;
+        }
+    }
+
+    private static PacketBuffer Read(VirtioNetHeader? header, byte[] packet, out int length)
+    {
+        var b = PacketBuffer.Rent(PacketBuffer.Capacity);
+        int at = 0;
+        if (header is { } h)
+        {
+            h.Write(b.PayloadSpace);
+            at = VirtioNetHeader.Length;
+        }
+        packet.CopyTo(b.PayloadSpace[at..]);
+        length = at + packet.Length;
+        return b;
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(6)]
+    public void A_super_packet_goes_whole_to_a_gso_peer(int version)
+    {
+        var (header, packet) = Segments.SuperPacket(new TcpSpec { Version = version }, Segments.Payload(30_000), 1348);
+        var sink = new Sink();
+        var buffer = Read(header, packet, out int n);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: true, Mtu, sink.Enqueue, out bool consumed);
+        Assert.True(consumed);
+        Assert.Equal(new TunSendResult(1, 0, false), result);
+        var (type, payload) = Assert.Single(sink.Frames);
+        Assert.Equal(CstpPacketType.IsotunGso, type);
+        Assert.Equal(header, VirtioNetHeader.Read(payload));
+        Assert.Equal(packet, payload[VirtioNetHeader.Length..]);
+    }
+
+    [Theory]
+    [InlineData(4, 1348)]
+    [InlineData(6, 1328)]
+    public void A_super_packet_is_cut_into_mtu_segments_for_a_stock_peer(int version, int mss)
+    {
+        var spec = new TcpSpec { Version = version, Flags = Segments.Ack | Segments.Psh };
+        var payload = Segments.Payload(30_000);
+        var (header, packet) = Segments.SuperPacket(spec, payload, mss);
+        var sink = new Sink();
+        var buffer = Read(header, packet, out int n);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool consumed);
+        Assert.False(consumed); // the caller keeps and reuses its read buffer
+        buffer.Return();
+
+        var expected = Segments.ExpectedSegments(spec, payload, mss);
+        Assert.Equal(new TunSendResult(expected.Count, 0, false), result);
+        Assert.Equal(expected.Count, sink.Frames.Count);
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(CstpPacketType.Data, sink.Frames[i].Type);
+            Assert.Equal(expected[i], sink.Frames[i].Payload);
+            Assert.True(sink.Frames[i].Payload.Length <= Mtu);
+        }
+    }
+
+    [Fact]
+    public void A_full_queue_is_counted_per_segment()
+    {
+        var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(10 * 1348), 1348);
+        var sink = new Sink { Refuse = 3 };
+        var buffer = Read(header, packet, out int n);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out _);
+        buffer.Return();
+        Assert.Equal(new TunSendResult(7, 3, false), result);
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(6)]
+    public void A_partial_checksum_is_completed_for_a_stock_peer_and_left_for_a_gso_peer(int version)
+    {
+        var spec = new TcpSpec { Version = version };
+        var payload = Segments.Payload(200);
+        var (header, packet) = Segments.PartialChecksum(spec, payload);
+
+        var stock = new Sink();
+        var b1 = Read(header, packet, out int n1);
+        TunFrames.Send(b1, n1, tunOffload: true, peerGso: false, Mtu, stock.Enqueue, out bool c1);
+        if (!c1) b1.Return();
+        var (stockType, stockPayload) = Assert.Single(stock.Frames);
+        Assert.Equal(CstpPacketType.Data, stockType);
+        Assert.Equal(Segments.Tcp(spec, payload), stockPayload);
+
+        var gso = new Sink();
+        var b2 = Read(header, packet, out int n2);
+        TunFrames.Send(b2, n2, tunOffload: true, peerGso: true, Mtu, gso.Enqueue, out _);
+        var (type, framed) = Assert.Single(gso.Frames);
+        Assert.Equal(CstpPacketType.IsotunGso, type);
+        Assert.Equal(packet, framed[VirtioNetHeader.Length..]);
+    }
+
+    [Fact]
+    public void A_plain_packet_from_an_offload_tun_is_a_plain_data_frame()
+    {
+        var packet = Segments.Icmp();
+        var sink = new Sink();
+        var buffer = Read(new VirtioNetHeader(), packet, out int n);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool consumed);
+        Assert.True(consumed);
+        Assert.Equal(new TunSendResult(1, 0, false), result);
+        var (type, payload) = Assert.Single(sink.Frames);
+        Assert.Equal(CstpPacketType.Data, type);
+        Assert.Equal(packet, payload);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void A_syn_is_clamped_to_the_mtu_on_every_path(bool offload, bool peerGso)
+    {
+        var syn = PacketBuilder.Ipv4Tcp(PacketBuilder.LinuxSynOptions(1460));
+        var sink = new Sink();
+        var buffer = Read(offload ? new VirtioNetHeader() : null, syn, out int n);
+        TunFrames.Send(buffer, n, offload, peerGso, Mtu, sink.Enqueue, out bool consumed);
+        if (!consumed) buffer.Return();
+        var (_, payload) = Assert.Single(sink.Frames);
+        var sent = offload && peerGso ? payload[VirtioNetHeader.Length..] : payload;
+        Assert.Equal(Mtu - 40, PacketBuilder.Mss(sent, 20, 20));
+        Assert.True(PacketBuilder.TcpChecksumValid(sent, 20, 4));
+    }
+
+    [Fact]
+    public void Bad_offload_metadata_from_the_tun_is_malformed_not_sent()
+    {
+        var sink = new Sink();
+        var shortRead = Read(null, [1, 2, 3], out int n);
+        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(shortRead, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool c1));
+        Assert.False(c1);
+        shortRead.Return();
+
+        var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(5000), 1348);
+        header.GsoType = VirtioNetHeader.GsoUdpL4;
+        var odd = Read(header, packet, out int m);
+        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(odd, m, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool c2));
+        Assert.False(c2);
+        odd.Return();
+        Assert.Empty(sink.Frames);
+    }
+}
