@@ -1,12 +1,13 @@
 using System.Net;
 using Isotun.Integration.Infrastructure;
 using Isotun.Lab;
+using Xunit.Abstractions;
 
 namespace Isotun.Integration.Interop;
 
 /// <summary>`isotun connect` against a stock Debian ocserv 1.1.x, for real: separate processes in namespaces, a kernel TUN.</summary>
 [Collection(OcservLabCollection.Name)]
-public sealed class IsotunToOcservTests(OcservLab lab)
+public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
 {
     private static readonly TimeSpan Up = TimeSpan.FromSeconds(30);
     private LabLayout L => lab.Layout;
@@ -101,10 +102,11 @@ public sealed class IsotunToOcservTests(OcservLab lab)
         return address!;
     }
 
-    private static void AssertLogsOff(BackgroundProcess client)
+    private void AssertLogsOff(BackgroundProcess client)
     {
         client.Signal("TERM");
         Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)), "isotun connect did not exit on SIGTERM: " + client);
+        output.WriteLine(client.ToString());
         Assert.True(client.ExitCode == 0, "isotun connect did not log off cleanly: " + client);
     }
 
