@@ -7,9 +7,11 @@ internal static unsafe partial class Libc
 {
     public const int O_RDWR = 0x2;
     public const int O_CLOEXEC = 0x80000;
+    public const int O_NONBLOCK = 0x800;
     public const int O_RDONLY = 0x0;
     public const int CLONE_NEWNET = 0x40000000;
     public const short POLLIN = 0x1;
+    public const short POLLOUT = 0x4;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
 

@@ -46,7 +46,8 @@ public sealed unsafe class TunDevice : IDisposable
         if (!File.Exists("/dev/net/tun"))
             throw new TunException("/dev/net/tun does not exist (is the tun module loaded?)");
 
-        int fd = Libc.open("/dev/net/tun", Libc.O_RDWR | Libc.O_CLOEXEC);
+        // Non-blocking: a read under load is one syscall; poll() is only needed when the queue is empty.
+        int fd = Libc.open("/dev/net/tun", Libc.O_RDWR | Libc.O_CLOEXEC | Libc.O_NONBLOCK);
         if (fd < 0)
             throw new TunException($"open /dev/net/tun: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
 
@@ -79,17 +80,20 @@ public sealed unsafe class TunDevice : IDisposable
     {
         int fd = Volatile.Read(ref _fd);
         if (fd < 0) return -1;
-        Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
-        int ready = Libc.poll(&pfd, 1, timeoutMs);
-        if (ready <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
         fixed (byte* p = buffer)
         {
-            nint r = Libc.read(fd, p, (nuint)buffer.Length);
-            if (r >= 0) return (int)r;
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is Libc.EINTR or Libc.EAGAIN) return 0;
-            if (Volatile.Read(ref _fd) < 0) return -1;
-            throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
+            for (int attempt = 0; ; attempt++)
+            {
+                nint r = Libc.read(fd, p, (nuint)buffer.Length);
+                if (r >= 0) return (int)r;
+                int errno = Marshal.GetLastPInvokeError();
+                if (Volatile.Read(ref _fd) < 0) return -1;
+                if (errno == Libc.EINTR) continue;
+                if (errno != Libc.EAGAIN) throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
+                if (attempt > 0) return 0;
+                Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
+                if (Libc.poll(&pfd, 1, timeoutMs) <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
+            }
         }
     }
 
@@ -100,8 +104,18 @@ public sealed unsafe class TunDevice : IDisposable
         if (fd < 0) return false;
         fixed (byte* p = packet)
         {
-            nint r = Libc.write(fd, p, (nuint)packet.Length);
-            return r == packet.Length;
+            for (int attempt = 0; attempt < 3; attempt++)
+            {
+                nint r = Libc.write(fd, p, (nuint)packet.Length);
+                if (r == packet.Length) return true;
+                if (r >= 0) return false;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                if (errno != Libc.EAGAIN) return false;
+                Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLOUT };
+                Libc.poll(&pfd, 1, 100);
+            }
+            return false;
         }
     }
 
