@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Http;
 
@@ -36,6 +37,9 @@ public sealed class ConnectionReader : IDisposable
     private int Available => _end - _start;
 
     /// <summary>Reads more bytes; false at end of stream.</summary>
+    // Pooled state machine: this suspends on every read that finds no data yet (one packet per read at light
+    // load), and a fresh box per suspension would be a per-packet allocation.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> FillAsync(CancellationToken ct)
     {
         if (_start > 0 && (_end == _buffer.Length || _start == _end))
@@ -126,6 +130,7 @@ public sealed class ConnectionReader : IDisposable
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // see FillAsync; callers await it once
     public async ValueTask<FrameRead> ReadFrameAsync(int maxPayload, CancellationToken ct)
     {
         while (true)

@@ -63,10 +63,14 @@ public sealed class FrameWriter
     {
         var reader = _queue.Reader;
         byte[]? batch = null; // rented on first use: idle sessions hold no batch buffer
+        // The wait below takes no token: with one, the channel allocates a new waiter every time the writer parks,
+        // i.e. per packet at light load. Cancellation completes the queue instead, which wakes the wait.
+        using var stop = ct.UnsafeRegister(static w => ((FrameWriter)w!).Complete(), this);
         try
         {
-            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
+                ct.ThrowIfCancellationRequested();
                 if (!Batching)
                 {
                     while (reader.TryRead(out var frame))
@@ -106,6 +110,7 @@ public sealed class FrameWriter
                 LastWrite = DateTimeOffset.UtcNow;
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
             }
+            ct.ThrowIfCancellationRequested();
         }
         finally
         {
@@ -114,6 +119,7 @@ public sealed class FrameWriter
         }
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))] // suspends whenever the socket is full
     private async ValueTask WriteBatchAsync(byte[] batch, int length, CancellationToken ct)
     {
         if (Limiter is not null) await Limiter.WaitAsync(length, ct).ConfigureAwait(false);

@@ -103,6 +103,28 @@ public class BatchingTests
         Assert.Equal(5, stream.WriteCount);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_parked_writer_ends_on_cancel_and_refuses_frames_after(bool batching)
+    {
+        // The writer waits for frames without the token (no allocation per wake-up); cancelling must still end it.
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream) { Batching = batching };
+        using var cts = new CancellationTokenSource();
+        var run = writer.RunAsync(cts.Token);
+        Assert.True(writer.TryEnqueue(Frame(CstpPacketType.Data, 10, 1).Buffer));
+        await EventuallyAsync(() => stream.WriteCount == 1);
+        Assert.False(run.IsCompleted);
+
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Guard));
+        var late = Frame(CstpPacketType.Data, 10, 2).Buffer;
+        Assert.False(writer.TryEnqueue(late)); // a dead connection's queue does not fill up unseen
+        late.Return();
+        Assert.Equal(1, stream.WriteCount);
+    }
+
     private static (PacketBuffer Buffer, byte[] Bytes) Frame(CstpPacketType type, int length, int seed)
     {
         var payload = new byte[length];
