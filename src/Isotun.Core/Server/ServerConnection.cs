@@ -230,7 +230,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         previous?.Abort(TunnelEnd.Replaced);
         tenant.Attach(session);
         metrics.SessionUp(tenant.Name);
-        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu);
+        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu,
+            accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted));
 
         var end = await tunnel.RunAsync().ConfigureAwait(false);
 
