@@ -11,9 +11,12 @@ public sealed class BadServerNamespace : IDisposable
 {
     public const string Name = "isotun-ocf-cli";
 
+    private readonly LabLock? _lock;
+
     public BadServerNamespace()
     {
         if (TestEnvironment.SkipReason is not null) return;
+        _lock = LabLock.Acquire("ocf", TimeSpan.FromMinutes(15));
         if (NetworkNamespace.Exists(Name)) IpCommand.TryRun("netns", "del", Name); // left over by a killed run
         IpCommand.Run("netns", "add", Name);
         IpCommand.RunIn(Name, "link", "set", "lo", "up");
@@ -21,7 +24,9 @@ public sealed class BadServerNamespace : IDisposable
 
     public void Dispose()
     {
+        if (_lock is null) return;
         if (NetworkNamespace.Exists(Name)) IpCommand.TryRun("netns", "del", Name);
+        _lock.Dispose();
     }
 }
 

@@ -22,12 +22,13 @@ public sealed class IsotunServerLab : IDisposable
     {
         SkipReason = InteropEnvironment.SkipOpenconnect;
         if (SkipReason is not null) return;
+        _lock = LabLock.Acquire("oc", TimeSpan.FromMinutes(15));
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}");
         Lab = new DemoLab(new LabLayout("oc", 20, dir), TestEnvironment.IsotunExe, Log.Add);
-        if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run
-        Lab.Up(TimeSpan.FromSeconds(60));
         try
         {
+            if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run (the lock says no live run owns it)
+            Lab.Up(TimeSpan.FromSeconds(60));
             LabProcess.Stop(Layout, "client", TimeSpan.FromSeconds(5));
             LabProcess.Stop(Layout, "server", TimeSpan.FromSeconds(5));
             File.WriteAllText(ConfigPath, ServerConfig());
@@ -39,11 +40,14 @@ public sealed class IsotunServerLab : IDisposable
         catch
         {
             Lab.Down(keepFiles: true);
+            _lock.Dispose();
             throw;
         }
     }
 
     public string QuickNamespace => $"isotun-{Layout.Tag}-t-{QuickTenant}";
+
+    private readonly LabLock? _lock;
 
     public string? SkipReason { get; }
     public DemoLab? Lab { get; }
@@ -112,6 +116,7 @@ public sealed class IsotunServerLab : IDisposable
         Lab.Down(keepFiles: false);
         // The server deletes its tenant namespaces when it stops; this one is not in the lab's list if it did not.
         if (NetworkNamespace.Exists(QuickNamespace)) IpCommand.TryRun("netns", "del", QuickNamespace);
+        _lock?.Dispose();
     }
 }
 

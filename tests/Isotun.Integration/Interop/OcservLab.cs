@@ -18,12 +18,13 @@ public sealed class OcservLab : IDisposable
     {
         SkipReason = InteropEnvironment.SkipOcserv;
         if (SkipReason is not null) return;
+        _lock = LabLock.Acquire("ocs", TimeSpan.FromMinutes(15));
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-ocs-{Environment.ProcessId}");
         Lab = new DemoLab(new LabLayout("ocs", 21, dir), TestEnvironment.IsotunExe, Log.Add);
-        if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run
-        Lab.Up(TimeSpan.FromSeconds(60));
         try
         {
+            if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run (the lock says no live run owns it)
+            Lab.Up(TimeSpan.FromSeconds(60));
             LabProcess.Stop(Layout, "client", TimeSpan.FromSeconds(5));
             LabProcess.Stop(Layout, "server", TimeSpan.FromSeconds(5));
             ConnectServiceHost();
@@ -36,6 +37,8 @@ public sealed class OcservLab : IDisposable
             throw;
         }
     }
+
+    private readonly LabLock? _lock;
 
     public string? SkipReason { get; }
     public DemoLab? Lab { get; }
@@ -141,6 +144,7 @@ public sealed class OcservLab : IDisposable
         // ocserv's main process ends its workers and sec-mod on SIGTERM.
         LabProcess.Stop(Layout, "ocserv", TimeSpan.FromSeconds(10));
         Lab.Down(keepFiles: false);
+        _lock?.Dispose();
     }
 }
 

@@ -179,7 +179,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
     }
 
     [SkippableFact]
-    public void The_server_drops_a_frozen_openconnect_after_3_DPD_intervals()
+    public void The_server_detects_a_frozen_openconnect_by_DPD_and_the_session_survives()
     {
         Skip.If(lab.SkipReason is not null, lab.SkipReason);
         double deadBefore = lab.Metric("isotun_connections_closed_total", "reason=\"dead-peer\"");
