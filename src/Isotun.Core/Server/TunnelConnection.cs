@@ -200,6 +200,12 @@ public sealed class TunnelConnection
                 metrics.Drop(tenant.Name, DropReason.BadGso);
                 return ++_badGso > MaxBadGso ? -1 : 0;
             }
+            // Only a super-packet may exceed the MTU; a plain one is held to it exactly as in a DATA frame.
+            if (!header.IsGso && packet.Length > Mtu)
+            {
+                metrics.Drop(tenant.Name, DropReason.Oversize);
+                return 0;
+            }
         }
         else
         {

@@ -93,6 +93,25 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
         AssertWitnessUnharmed();
     }
 
+    [SkippableFact]
+    public async Task A_plain_packet_above_the_mtu_in_a_gso_frame_is_dropped_as_oversize_like_a_data_frame()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        using var c = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
+        await c.ConnectTunnelAsync(fx.Cookie(), extensions: "gso");
+        double oversize = Drops("oversize"), bad = Drops("bad-gso-header");
+
+        // Without GSO the header cannot make a packet larger than the MTU acceptable: the peer's TUN never makes one.
+        await c.SendGsoAsync(new VirtioNetHeader(), Packets.EchoRequest(c.Address, L.TunnelGateway, 0x150, 1, length: 3000));
+        await c.SendGsoAsync(new VirtioNetHeader(), Packets.EchoRequest(c.Address, L.TunnelGateway, 0x150, 2));
+        var reply = await c.ReceiveAsync(p => Packets.IsEchoReply(p, 0x150, 1) || Packets.IsEchoReply(p, 0x150, 2));
+        Assert.NotNull(reply);
+        Assert.True(Packets.IsEchoReply(reply.Value.Packet, 0x150, 2), "the oversize echo request reached the tunnel network and was answered");
+        Assert.Equal(oversize + 1, Drops("oversize"));
+        Assert.Equal(bad, Drops("bad-gso-header")); // a size drop, not a header fault: it does not count towards closing
+        AssertWitnessUnharmed();
+    }
+
     private double Drops(string reason) => fx.Metric("isotun_tunnel_drops_total", "tenant=\"demo\"", $"reason=\"{reason}\"");
 
     private double ClosedBadFrame() => fx.Metric("isotun_connections_closed_total", "reason=\"bad-frame\"");

@@ -165,9 +165,9 @@ internal sealed class GsoRawClient : IDisposable
 /// <summary>Packets for the raw client: ICMP echoes and TCP super-packets with correct checksums.</summary>
 internal static class Packets
 {
-    public static byte[] EchoRequest(IPAddress source, IPAddress destination, ushort id, ushort sequence)
+    public static byte[] EchoRequest(IPAddress source, IPAddress destination, ushort id, ushort sequence, int length = 84)
     {
-        var p = new byte[84];
+        var p = new byte[length];
         p[0] = 0x45;
         BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(2), (ushort)p.Length);
         BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(4), sequence);
