@@ -71,11 +71,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         _peer = peer;
         var limits = server.Config.Limits;
         using var reader = new ConnectionReader(tls);
+        // The auth timeout runs from the connection to a login (as ocserv's auth-timeout): a peer that keeps
+        // sending requests without logging in is cut off like a silent one. A login starts it again for CONNECT.
+        long deadline = Environment.TickCount64 + (long)limits.AuthTimeout.TotalMilliseconds;
         while (!stopping.IsCancellationRequested)
         {
-            // Each request must arrive whole within the auth timeout: slow or silent peers are cut off.
             using var reqCts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-            reqCts.CancelAfter(limits.AuthTimeout);
+            reqCts.CancelAfter(TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
             HttpRequestHead? head;
             byte[] body = [];
             try
@@ -120,7 +122,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             }
             if (head.Method == "POST")
             {
-                await AuthAsync(tls, head, body, stopping).ConfigureAwait(false);
+                if (await AuthAsync(tls, head, body, stopping).ConfigureAwait(false))
+                    deadline = Environment.TickCount64 + (long)limits.AuthTimeout.TotalMilliseconds;
                 continue;
             }
             if (head.Method == "GET")
@@ -135,7 +138,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
     }
 
-    private async Task AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
+    /// <summary>One auth request; true when it logged a user in (a cookie was sent).</summary>
+    private async Task<bool> AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
     {
         var metrics = IsotunMetrics.Instance;
         var parsed = AuthXml.TryParseClientMessage(body, out var msg);
@@ -144,12 +148,12 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             metrics.Auth("-", AuthOutcome.BadRequest);
             await WriteSimpleAsync(tls, 400, "Bad Request", ct).ConfigureAwait(false);
             ServerLog.ConnectionRefused(log, id, $"auth body refused: {parsed}");
-            return;
+            return false;
         }
         if (msg.Type == "logout")
         {
             await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
-            return;
+            return false;
         }
 
         var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
@@ -160,7 +164,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         {
             var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);
             await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
-            return;
+            return false;
         }
         if (decision.Success) { /* counted below, after the session limit */ }
         else metrics.Auth(tenantLabel, decision.Outcome);
@@ -168,9 +172,10 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (!decision.Success)
         {
             ServerLog.Login(log, tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
-            var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, !pathFixed, null);
+            // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
+            var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return;
+            return false;
         }
         var tenant = decision.Tenant!;
         if (server.Sessions.CountFor(tenant) >= tenant.Config.MaxSessions || server.Sessions.Count >= server.Config.Limits.MaxSessions)
@@ -179,12 +184,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             ServerLog.Login(log, tenantLabel, id, decision.User!, "too many sessions");
             var full = server.Authenticator.BuildForm(action, "Login failed.", "too many sessions for this group", false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return;
+            return false;
         }
         var ticket = server.Sessions.Create(tenant, decision.User!);
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
+        return true;
     }
 
     private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)

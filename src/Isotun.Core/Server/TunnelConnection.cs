@@ -22,6 +22,9 @@ public sealed class TunnelConnection
     private readonly CancellationTokenSource _cts;
     private long _lastRxTicks = Environment.TickCount64;
 
+    /// <summary>Largest frame payload from a peer without GSO: what one TLS record (16 KiB) carries.</summary>
+    public const int MaxPlainFramePayload = 16384 - CstpFrame.HeaderLength;
+
     /// <summary>Bad GSO headers a peer may send before its connection is closed.</summary>
     public const int MaxBadGso = 8;
 
@@ -97,11 +100,14 @@ public sealed class TunnelConnection
         var tun = _session.Tenant.Tun!;
         var tunWriter = new TunWriter(tun);
         byte[]? scratch = null;
+        // Without GSO a frame is one packet of at most the MTU (9000), so it fits one TLS record; a peer that
+        // announces more is broken or hostile, and its connection closes (bad-frame) before we buffer it.
+        int maxPayload = PeerGso ? CstpFrame.MaxPayloadLength : MaxPlainFramePayload;
         try
         {
             while (true)
             {
-                var frame = await _reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
+                var frame = await _reader.ReadFrameAsync(maxPayload, ct).ConfigureAwait(false);
                 // Rented on the first frame, not at connect: idle sessions stay small.
                 scratch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
                 // Handle every frame already buffered before reading again, so runs of segments can merge.
@@ -114,7 +120,7 @@ public sealed class TunnelConnection
                         return end.Value;
                     }
                 }
-                while (_reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
+                while (_reader.TryReadBufferedFrame(maxPayload, out frame));
                 if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
             }
         }
