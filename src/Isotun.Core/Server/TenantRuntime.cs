@@ -248,6 +248,7 @@ public sealed class TenantRuntime : IDisposable
             var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.Mtu, conn.TryEnqueue, out bool consumed);
             if (consumed) buf = null;
             if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
+            if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
             if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
             if (result.Queued > 0) Traffic.Tx(n - skip);
         }

@@ -5,7 +5,7 @@ using Isotun.Protocol.Offload;
 namespace Isotun.Transport;
 
 /// <summary>What became of a packet read from a TUN.</summary>
-public readonly record struct TunSendResult(int Queued, int QueueFull, bool Malformed);
+public readonly record struct TunSendResult(int Queued, int QueueFull, bool Malformed, int Oversize = 0);
 
 /// <summary>
 /// Moves packets between a TUN (plain, or with virtio-net headers and TSO) and a peer (stock CSTP, or an
@@ -39,6 +39,8 @@ public static class TunFrames
             consumed = enqueue(buffer.Seal(CstpPacketType.IsotunGso, length));
             return new TunSendResult(consumed ? 1 : 0, consumed ? 0 : 1, false);
         }
+        // A stock peer takes nothing above its MTU (it may have asked for less than the TUN's).
+        if (!header.IsGso && packet.Length > mtu) return new TunSendResult(0, 0, false, 1);
         if (!header.IsGso && !header.NeedsChecksum)
         {
             Clamp(packet, mtu, partial: false);

@@ -52,7 +52,8 @@ public static class GsoPacket
         if (tcpStart + 20 > packet.Length) return GsoCheckResult.BadOffsets;
         int tcpLength = (packet[tcpStart + 12] >> 4) * 4;
         if (tcpLength < 20 || tcpStart + tcpLength > packet.Length) return GsoCheckResult.BadOffsets;
-        if (header.GsoSize == 0 || header.GsoSize > mtu) return GsoCheckResult.BadGsoSize;
+        // Each segment the kernel cuts (headers + gso_size) must fit the tunnel MTU, as a real peer's do.
+        if (header.GsoSize == 0 || tcpStart + tcpLength + header.GsoSize > mtu) return GsoCheckResult.BadGsoSize;
         header.HeaderLength = (ushort)(tcpStart + tcpLength);
         return GsoCheckResult.Ok;
     }

@@ -42,18 +42,19 @@ public class GsoValidateTests
     }
 
     [Fact]
-    public void Gso_size_at_the_mtu_passes_and_one_above_does_not()
+    public void Segments_that_fill_the_mtu_pass_and_one_byte_more_does_not()
     {
+        // Headers (20 IPv4 + 32 TCP with timestamps) + gso_size must fit the MTU, as a real peer's segments do.
         var (header, packet) = V4();
-        var atMtu = header with { GsoSize = Mtu };
+        var atMtu = header with { GsoSize = Mtu - 52 };
         Assert.Equal(GsoCheckResult.Ok, GsoPacket.Validate(ref atMtu, packet, Mtu));
-        foreach (ushort size in new ushort[] { 0, Mtu + 1, 9000, 65535 })
+        foreach (ushort size in new ushort[] { 0, Mtu - 51, Mtu, Mtu + 1, 9000, 65535 })
         {
             var h = header with { GsoSize = size };
             Assert.Equal(GsoCheckResult.BadGsoSize, GsoPacket.Validate(ref h, packet, Mtu));
         }
         // The bound is the connection's MTU, not a constant.
-        var jumbo = header with { GsoSize = 8960 };
+        var jumbo = header with { GsoSize = 8948 };
         Assert.Equal(GsoCheckResult.Ok, GsoPacket.Validate(ref jumbo, packet, 9000));
     }
 

@@ -181,9 +181,10 @@ public class TcpCoalescerTests
         foreach (int version in new[] { 4, 6 })
         {
             var spec = new TcpSpec { Version = version };
-            var run = Run(spec, 3);
+            int mss = version == 4 ? Mss : Mss - 20; // segments fill the 1400-byte MTU exactly
+            var run = Run(spec, 3, mss);
             var gro = Merge(run[..2]);
-            var odd = Segments.Tcp(change(spec) with { Seq = spec.Seq + 2 * Mss, IpId = (ushort)(spec.IpId + 2) }, Segments.Payload(Mss, 3));
+            var odd = Segments.Tcp(change(spec) with { Seq = spec.Seq + (uint)(2 * mss), IpId = (ushort)(spec.IpId + 2) }, Segments.Payload(mss, 3));
             Assert.False(gro.TryAppend(odd), $"{name}, IPv{version}");
             Assert.Equal(2, gro.PendingSegments);
             Assert.True(gro.TryAppend(run[2]), $"{name}, IPv{version}: the run no longer continues");
