@@ -34,8 +34,8 @@ L.append("|---|---|---|---|---|---|---|")
 for n in ["raw_veth", "stunnel", "ovpn_tcp", "ovpn_tcp_nodelay", "ovpn_udp", "ocserv_cstp", "isotun", "isotun_plain", "isotun_oc", "isotun_ratelimit"]:
     if n not in rows: continue
     r = rows[n]
-    L.append(f"| {labels.get(n, n)} | {f(r['receiver_gbps'])} | {f(r.get('cpu_s_per_gb'), 3)} | {r.get('cpu_client_s', '–')} | "
-             f"{r.get('cpu_server_s', '–')} | {r.get('tun_mtu') or '–'} | {r.get('notes', '')} |")
+    L.append(f"| {labels.get(n, n)} | {f(r['receiver_gbps'])} | {f(r.get('cpu_s_per_gb'), 3)} | {f(r.get('cpu_client_s'))} | "
+             f"{f(r.get('cpu_server_s'))} | {r.get('tun_mtu') or '–'} | {r.get('notes', '')} |")
 L.append("")
 L.append("**Goals of issue 5, from this run:**")
 L.append("")
