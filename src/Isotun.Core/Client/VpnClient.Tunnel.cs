@@ -74,8 +74,10 @@ public sealed partial class VpnClient
                 {
                     case CstpPacketType.Data:
                     case CstpPacketType.IsotunGso:
-                        int len = ToTun(frame.Type, frame.Payload.Span, scratch, tun.Offload);
-                        if (len > 0) tunWriter.Write(scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
+                        var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
+                        int len = ToTun(frame.Type, payload.Span, scratch, tun.Offload);
+                        // GSO frames are checked where they lie in the read buffer; plain packets are laid out in scratch.
+                        if (len > 0) tunWriter.Write(frame.Type == CstpPacketType.IsotunGso ? payload.Span[..len] : scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
                         else if (len < 0 && ++badGso > 8)
                         {
                             Log.BadFrame(log, "repeated bad GSO frames");
@@ -104,17 +106,16 @@ public sealed partial class VpnClient
     /// Lays a server packet out in <paramref name="scratch"/> as the TUN takes it. Returns the length to
     /// write, 0 to skip, -1 for a GSO frame that was not negotiated or whose header fails validation.
     /// </summary>
-    private int ToTun(CstpPacketType type, ReadOnlySpan<byte> payload, byte[] scratch, bool tunOffload)
+    private int ToTun(CstpPacketType type, Span<byte> payload, byte[] scratch, bool tunOffload)
     {
         if (payload.Length == 0) return 0;
         if (type == CstpPacketType.IsotunGso)
         {
             if (!_peerGso || payload.Length <= VirtioNetHeader.Length) return -1;
-            payload.CopyTo(scratch);
-            var header = VirtioNetHeader.Read(scratch);
-            if (GsoPacket.Validate(ref header, scratch.AsSpan(VirtioNetHeader.Length, payload.Length - VirtioNetHeader.Length), _params!.Mtu) != GsoCheckResult.Ok)
+            var header = VirtioNetHeader.Read(payload);
+            if (GsoPacket.Validate(ref header, payload[VirtioNetHeader.Length..], _params!.Mtu) != GsoCheckResult.Ok)
                 return -1;
-            header.Write(scratch);
+            header.Write(payload);
             return payload.Length;
         }
         if (!tunOffload)

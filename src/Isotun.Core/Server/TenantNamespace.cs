@@ -78,14 +78,15 @@ public sealed class TenantNamespace(TenantConfig config)
         }
     }
 
-    /// <summary>Removes the namespace the server owns; a moved-in link goes back to the host first.</summary>
+    /// <summary>Removes the namespace the server owns; a moved-in link goes back to the server's namespace first.</summary>
     public void Teardown()
     {
         var ns = Name;
         if (ns is null) return;
         var u = config.Uplink;
         if (u.Kind == "veth") IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
-        if (u.Kind == "link") IpCommand.TryRun("-n", ns, "link", "set", "dev", u.Name!, "netns", "1");
+        // Back to the namespace the server runs in, where it was found.
+        if (u.Kind == "link") IpCommand.TryRun("-n", ns, "link", "set", "dev", u.Name!, "netns", Environment.ProcessId.ToString());
         IpCommand.TryRun("netns", "del", ns);
     }
 

@@ -148,12 +148,15 @@ public sealed class TunnelConnection
             case CstpPacketType.Data:
             case CstpPacketType.IsotunGso:
                 bool offload = tenant.Tun!.Offload;
-                int len = CheckPacket(frame.Type, frame.Payload.Span, scratch, offload);
+                // The payload lies in the reader's own buffer, writable and valid until the next read.
+                var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
+                int len = CheckPacket(frame.Type, payload.Span, scratch, offload, out bool inPlace);
                 if (len < 0) return TunnelEnd.BadFrame;
                 if (len == 0) return null;
                 // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
                 if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
-                if (tunWriter.Write(scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data))
+                var framed = inPlace ? payload.Span[..len] : scratch.AsSpan(0, len);
+                if (tunWriter.Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
                     tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0));
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;
@@ -179,10 +182,11 @@ public sealed class TunnelConnection
     /// virtio header when the TUN has offloads). Returns the length to write, 0 when the packet was dropped
     /// (and counted), or -1 when the peer keeps sending bad GSO headers and its connection must close.
     /// </summary>
-    private int CheckPacket(CstpPacketType type, ReadOnlySpan<byte> payload, byte[] scratch, bool tunOffload)
+    private int CheckPacket(CstpPacketType type, Span<byte> payload, byte[] scratch, bool tunOffload, out bool inPlace)
     {
         var tenant = _session.Tenant;
         var metrics = IsotunMetrics.Instance;
+        inPlace = false;
         if (payload.Length == 0) return 0;
         Span<byte> packet;
         VirtioNetHeader header = default;
@@ -198,9 +202,10 @@ public sealed class TunnelConnection
                 metrics.Drop(tenant.Name, DropReason.BadGso);
                 return ++_badGso > MaxBadGso ? -1 : 0;
             }
-            payload.CopyTo(scratch);
-            header = VirtioNetHeader.Read(scratch);
-            packet = scratch.AsSpan(VirtioNetHeader.Length, payload.Length - VirtioNetHeader.Length);
+            // Checked and normalised where it lies in the read buffer: a super-packet is not copied.
+            header = VirtioNetHeader.Read(payload);
+            packet = payload[VirtioNetHeader.Length..];
+            inPlace = true;
             if (GsoPacket.Validate(ref header, packet, Mtu) != GsoCheckResult.Ok)
             {
                 metrics.Drop(tenant.Name, DropReason.BadGso);
@@ -243,7 +248,7 @@ public sealed class TunnelConnection
             MssClamp.TryClamp(packet, MssClamp.MssForMtu(Mtu, info.Version), checksumIsPartial: header.NeedsChecksum);
         if (!tunOffload) return info.TotalLength;
         // GSO frames keep their (normalised) header; plain ones get an empty one.
-        header.Write(scratch);
+        header.Write(inPlace ? payload : scratch);
         return VirtioNetHeader.Length + info.TotalLength;
     }
 

@@ -59,6 +59,9 @@ public sealed class FrameWriter
 
     public const int BatchBytes = 256 * 1024;
 
+    /// <summary>Frames this large are written from their own buffer rather than copied into the batch.</summary>
+    public const int LargeFrame = 16 * 1024;
+
     public async Task RunAsync(CancellationToken ct)
     {
         var reader = _queue.Reader;
@@ -95,6 +98,22 @@ public sealed class FrameWriter
                     while (reader.TryRead(out var frame))
                     {
                         int n = frame.FrameLength;
+                        if (n >= LargeFrame)
+                        {
+                            // A super-packet fills records on its own: write it from its buffer, no copy.
+                            if (used > 0) await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
+                            used = 0;
+                            try
+                            {
+                                await WriteBatchAsync(frame.Array, frame.FrameStart, n, ct).ConfigureAwait(false);
+                                FramesWritten++;
+                            }
+                            finally
+                            {
+                                frame.Return();
+                            }
+                            continue;
+                        }
                         if (used + n > batch.Length)
                         {
                             await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
@@ -119,11 +138,13 @@ public sealed class FrameWriter
         }
     }
 
+    private ValueTask WriteBatchAsync(byte[] batch, int length, CancellationToken ct) => WriteBatchAsync(batch, 0, length, ct);
+
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))] // suspends whenever the socket is full
-    private async ValueTask WriteBatchAsync(byte[] batch, int length, CancellationToken ct)
+    private async ValueTask WriteBatchAsync(byte[] buffer, int offset, int length, CancellationToken ct)
     {
         if (Limiter is not null) await Limiter.WaitAsync(length, ct).ConfigureAwait(false);
-        await _stream.WriteAsync(batch.AsMemory(0, length), ct).ConfigureAwait(false);
+        await _stream.WriteAsync(buffer.AsMemory(offset, length), ct).ConfigureAwait(false);
         BytesWritten += length;
     }
 }

@@ -67,6 +67,18 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
     }
 
     [SkippableFact]
+    public void An_existing_link_is_moved_in_as_the_uplink_and_carries_traffic()
+    {
+        SkipUnlessRoot();
+        // The link left the server's namespace for gamma's, with its address...
+        Assert.Contains("198.18.31.1/24", Run.Exec("ip", ["-n", TenantNsC, "-o", "addr", "show", "dev", GammaLink]).Stdout);
+        Assert.NotEqual(0, Run.Exec("ip", ["-n", ServerNs, "link", "show", "dev", GammaLink]).ExitCode);
+        // ...and gamma's network reaches gamma's tunnel gateway through it, and nothing of the others.
+        TunnelTests.AssertPing(SvcC, IPAddress.Parse("10.10.0.1"));
+        Assert.NotEqual(0, Run.InNs(SvcC, "ping", "-c", "1", "-W", "1", "198.18.30.2").ExitCode);
+    }
+
+    [SkippableFact]
     public void Ipv6_ping_works_through_the_tunnel()
     {
         SkipUnlessRoot();
@@ -153,6 +165,9 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         LabProcess.Stop(fx.Files, "alice", TimeSpan.FromSeconds(10));
         LabProcess.Stop(fx.Files, "carol", TimeSpan.FromSeconds(10));
         LabProcess.Stop(fx.Files, "server", TimeSpan.FromSeconds(15));
+        // A clean stop removes the tenant namespaces and gives the moved-in link back to the server's namespace.
+        Assert.False(NetworkNamespace.Exists(TenantNsA));
+        Assert.Equal(0, Run.Exec("ip", ["-n", ServerNs, "link", "show", "dev", GammaLink]).ExitCode);
         fx.StartServer();
         fx.StartClient("carol");
         Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => ClientAddress("carol") is not null), LabProcess.Tail(fx.Files, "carol"));

@@ -29,8 +29,10 @@ public sealed class TenantsFixture : IDisposable
     ];
 
     public const string ServerNs = "isotun-mt-srv";
-    public const string SvcA = "isotun-mt-svca", SvcB = "isotun-mt-svcb";
-    public const string TenantNsA = "isotun-mt-t-alpha", TenantNsB = "isotun-mt-t-beta";
+    public const string SvcA = "isotun-mt-svca", SvcB = "isotun-mt-svcb", SvcC = "isotun-mt-svcc";
+    public const string TenantNsA = "isotun-mt-t-alpha", TenantNsB = "isotun-mt-t-beta", TenantNsC = "isotun-mt-t-gamma";
+    /// <summary>Gamma's uplink: an existing link in the server's namespace that the server moves into gamma's.</summary>
+    public const string GammaLink = "mt-lk0";
 
     public LabLayout Files { get; }
     public string Dir => Files.Directory;
@@ -54,12 +56,12 @@ public sealed class TenantsFixture : IDisposable
     }
 
     public static IEnumerable<string> AllNamespaces =>
-        [ServerNs, SvcA, SvcB, TenantNsA, TenantNsB, .. Clients.Select(c => c.Ns)];
+        [ServerNs, SvcA, SvcB, SvcC, TenantNsA, TenantNsB, TenantNsC, .. Clients.Select(c => c.Ns)];
 
     private void Build()
     {
         Directory.CreateDirectory(Dir);
-        foreach (var ns in new[] { ServerNs, SvcA, SvcB }.Concat(Clients.Select(c => c.Ns)))
+        foreach (var ns in new[] { ServerNs, SvcA, SvcB, SvcC }.Concat(Clients.Select(c => c.Ns)))
         {
             IpCommand.Run("netns", "add", ns);
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
@@ -72,6 +74,12 @@ public sealed class TenantsFixture : IDisposable
             IpCommand.RunIn(ns, "link", "set", $"mt{net}c", "up");
             IpCommand.RunIn(ServerNs, "link", "set", $"mt{net}s", "up");
         }
+
+        // Gamma's network: a veth whose server-side end the server moves into gamma's namespace as its uplink.
+        IpCommand.Run("link", "add", GammaLink, "netns", ServerNs, "type", "veth", "peer", "name", "mt-lk1", "netns", SvcC);
+        IpCommand.RunIn(SvcC, "addr", "add", "198.18.31.2/24", "dev", "mt-lk1");
+        IpCommand.RunIn(SvcC, "link", "set", "mt-lk1", "up");
+        IpCommand.RunIn(SvcC, "route", "add", "10.10.0.0/24", "via", "198.18.31.1");
 
         var serverPki = new PkiDirectory(Path.Combine(Dir, "pki"));
         serverPki.InitCa();
@@ -137,6 +145,15 @@ public sealed class TenantsFixture : IDisposable
                     peer-name: mt-up-b
                     address: 198.18.30.1/24
                     peer-address: 198.18.30.2/24
+              - name: gamma
+                namespace: {TenantNsC}
+                pool: 10.10.0.0/24
+                routes: [198.18.31.0/24]
+                uplink:
+                  link:
+                    name: {GammaLink}
+                    address: 198.18.31.1/24
+                    gateway: 198.18.31.2
             """);
 
         LabProcess.Start(Files, "svca", SvcA, TestEnvironment.IsotunExe, ["lab", "serve", "--text", $"hello from tenant {Alpha}"]);

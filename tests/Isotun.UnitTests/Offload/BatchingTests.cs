@@ -10,6 +10,32 @@ namespace Isotun.UnitTests.Offload;
 /// </summary>
 public class BatchingTests
 {
+    [Fact]
+    public async Task Large_frames_go_out_alone_from_their_own_buffer_and_small_ones_around_them_are_batched()
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream) { Batching = true };
+        var expected = new List<byte[]>();
+        var small = new List<byte>();
+        foreach (var (type, length) in new[] { (CstpPacketType.Data, 1400), (CstpPacketType.Data, 60), (CstpPacketType.IsotunGso, 64_000), (CstpPacketType.Data, 100), (CstpPacketType.IsotunGso, 40_000) })
+        {
+            var (buffer, bytes) = Frame(type, length, length);
+            Assert.True(writer.TryEnqueue(buffer));
+            if (length >= FrameWriter.LargeFrame)
+            {
+                if (small.Count > 0) expected.Add([.. small]);
+                small.Clear();
+                expected.Add(bytes);
+            }
+            else small.AddRange(bytes);
+        }
+        writer.Complete();
+        await writer.RunAsync(default).WaitAsync(Guard);
+
+        Assert.Equal(expected, stream.Writes);
+        Assert.Equal(5, writer.FramesWritten);
+    }
+
     private static readonly TimeSpan Guard = TimeSpan.FromSeconds(30); // only against hangs, never a timing claim
 
     [Fact]
@@ -18,7 +44,7 @@ public class BatchingTests
         var stream = new RecordingWriteStream();
         var writer = new FrameWriter(stream) { Batching = true };
         var expected = new List<byte>();
-        foreach (var (type, length) in new[] { (CstpPacketType.Data, 1400), (CstpPacketType.IsotunGso, 64_000), (CstpPacketType.DpdRequest, 0), (CstpPacketType.Data, 60), (CstpPacketType.Keepalive, 0) })
+        foreach (var (type, length) in new[] { (CstpPacketType.Data, 1400), (CstpPacketType.IsotunGso, 9_000), (CstpPacketType.DpdRequest, 0), (CstpPacketType.Data, 60), (CstpPacketType.Keepalive, 0) })
         {
             var (buffer, bytes) = Frame(type, length, length);
             Assert.True(writer.TryEnqueue(buffer));
@@ -41,7 +67,8 @@ public class BatchingTests
         var frames = new List<byte[]>();
         for (int i = 0; i < 20; i++)
         {
-            var (buffer, bytes) = Frame(i % 2 == 0 ? CstpPacketType.IsotunGso : CstpPacketType.Data, i % 2 == 0 ? 60_000 : 1400, i);
+            // Below FrameWriter.LargeFrame, so every frame is copied into the batch.
+            var (buffer, bytes) = Frame(i % 2 == 0 ? CstpPacketType.IsotunGso : CstpPacketType.Data, i % 2 == 0 ? 15_000 : 13_000, i);
             Assert.True(writer.TryEnqueue(buffer));
             frames.Add(bytes);
         }
