@@ -53,7 +53,7 @@ public sealed class HttpsConnection : IAsyncDisposable
 
         string? rejection = null;
         X509Certificate2Collection? cas = o.CaFile is null ? null : PemLoader.LoadBundle(o.CaFile);
-        var tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        var tls = new SslStream(new WriteCoalescingStream(new NetworkStream(socket, ownsSocket: true)), leaveInnerStreamOpen: false);
         var conn = new HttpsConnection(socket, tls);
         var options = new SslClientAuthenticationOptions
         {

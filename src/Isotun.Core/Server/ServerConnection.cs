@@ -31,7 +31,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         var metrics = IsotunMetrics.Instance;
         SocketTuning.Apply(socket);
         await using var net = new NetworkStream(socket, ownsSocket: true);
-        await using var tls = new SslStream(net, leaveInnerStreamOpen: false);
+        // Records are gathered under the TLS layer until each flush: bursts of small frames share a send().
+        await using var tls = new SslStream(new WriteCoalescingStream(net), leaveInnerStreamOpen: false);
         var limits = server.Config.Limits;
 
         var sw = Stopwatch.StartNew();
@@ -339,6 +340,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     {
         var text = $"HTTP/1.1 503 Service Unavailable\r\nX-Reason: {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);
+        await tls.FlushAsync(ct).ConfigureAwait(false);
     }
 
     private void Close(CloseReason reason, string detail)

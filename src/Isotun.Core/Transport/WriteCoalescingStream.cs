@@ -1,0 +1,83 @@
+namespace Isotun.Transport;
+
+/// <summary>
+/// Sits under SslStream and gathers the TLS records it writes until the next flush, so a burst of small
+/// frames (one record each, as stock peers require) leaves in one send() instead of one per record. Record
+/// boundaries are untouched; only the TCP segmentation changes. Large writes go straight through. Reads pass
+/// through. The frame writer flushes whenever its queue runs dry, so nothing waits for more data.
+/// </summary>
+public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024) : Stream
+{
+    private byte[]? _buffer;
+    private int _used;
+
+    public override bool CanRead => inner.CanRead;
+    public override bool CanWrite => inner.CanWrite;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => inner.ReadAsync(buffer, ct);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => inner.ReadAsync(buffer, offset, count, ct);
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
+    {
+        if (data.Length >= capacity / 2) return WriteLargeAsync(data, ct);
+        if (_used + data.Length > capacity) return FlushThenBufferAsync(data, ct);
+        data.Span.CopyTo((_buffer ??= new byte[capacity]).AsSpan(_used));
+        _used += data.Length;
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask WriteLargeAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        await FlushBufferAsync(ct).ConfigureAwait(false);
+        await inner.WriteAsync(data, ct).ConfigureAwait(false);
+    }
+
+    private async ValueTask FlushThenBufferAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        await FlushBufferAsync(ct).ConfigureAwait(false);
+        data.Span.CopyTo(_buffer.AsSpan(_used));
+        _used += data.Length;
+    }
+
+    private ValueTask FlushBufferAsync(CancellationToken ct)
+    {
+        if (_used == 0) return ValueTask.CompletedTask;
+        int n = _used;
+        _used = 0;
+        return inner.WriteAsync(_buffer.AsMemory(0, n), ct);
+    }
+
+    public override async Task FlushAsync(CancellationToken ct)
+    {
+        await FlushBufferAsync(ct).ConfigureAwait(false);
+        await inner.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    public override void Flush() => FlushAsync(default).GetAwaiter().GetResult();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await inner.DisposeAsync().ConfigureAwait(false);
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+}
