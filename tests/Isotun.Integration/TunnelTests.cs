@@ -165,17 +165,7 @@ public sealed class TunnelTests(LabFixture lab)
         return File.Exists(path) ? File.ReadAllLines(path).Count(l => l.Contains(text)) : 0;
     }
 
-    private string Scrape() => Run.InNs(L.ServerNs, "curl", "-s", "--max-time", "5", $"http://127.0.0.1:{LabLayout.AdminPort}/metrics").Stdout;
+    private string Scrape() => ServerMetrics.Scrape(L.ServerNs);
 
-    /// <summary>Sum of a Prometheus series' samples whose labels contain <paramref name="labelFilter"/>.</summary>
-    private double Metric(string name, string labelFilter)
-    {
-        double sum = 0;
-        foreach (var line in Scrape().Split('\n'))
-        {
-            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || !line.Contains(labelFilter)) continue;
-            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        return sum;
-    }
+    private double Metric(string name, string labelFilter) => ServerMetrics.Sum(Scrape(), name, labelFilter);
 }

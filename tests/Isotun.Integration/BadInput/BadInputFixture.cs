@@ -47,21 +47,12 @@ public sealed class BadInputFixture : IDisposable
     public IPAddress WitnessAddress { get; } = IPAddress.None;
     public int ServerPid { get; }
 
-    public string Scrape() => Run.InNs(Layout.ServerNs, "curl", "-s", "--max-time", "5", $"http://127.0.0.1:{LabLayout.AdminPort}/metrics").Stdout;
+    public string Scrape() => ServerMetrics.Scrape(Layout.ServerNs);
 
     /// <summary>Sum of the samples of a series whose labels contain every filter.</summary>
-    public double Metric(string name, params string[] filters) => Metric(Scrape(), name, filters);
+    public double Metric(string name, params string[] filters) => ServerMetrics.Sum(Scrape(), name, filters);
 
-    public static double Metric(string scrape, string name, params string[] filters)
-    {
-        double sum = 0;
-        foreach (var line in scrape.Split('\n'))
-        {
-            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || !filters.All(line.Contains)) continue;
-            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-        }
-        return sum;
-    }
+    public static double Metric(string scrape, string name, params string[] filters) => ServerMetrics.Sum(scrape, name, filters);
 
     /// <summary>Lines of the lab client's log that say its connection was lost.</summary>
     public int WitnessLosses()

@@ -30,19 +30,10 @@ public sealed class DataPathFixture : IDisposable
     public IPEndPoint Server => new(Layout.ServerIp, 443);
     public IPAddress ClientAddress { get; } = IPAddress.None;
 
-    public string Scrape() => Run.InNs(Layout.ServerNs, "curl", "-s", "--max-time", "5", $"http://127.0.0.1:{LabLayout.AdminPort}/metrics").Stdout;
+    public string Scrape() => ServerMetrics.Scrape(Layout.ServerNs);
 
     /// <summary>Sum of the samples of a series whose labels contain every filter.</summary>
-    public double Metric(string name, params string[] filters)
-    {
-        double sum = 0;
-        foreach (var line in Scrape().Split('\n'))
-        {
-            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || !filters.All(line.Contains)) continue;
-            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-        }
-        return sum;
-    }
+    public double Metric(string name, params string[] filters) => ServerMetrics.Sum(Scrape(), name, filters);
 
     public string[] LogLines(string name)
     {

@@ -229,16 +229,7 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         return Encoding.UTF8.GetString(buf, 0, n).Trim();
     });
 
-    private static string Scrape() => Run.InNs(ServerNs, "curl", "-s", "--max-time", "5", "http://127.0.0.1:9410/metrics").Stdout;
+    private static string Scrape() => ServerMetrics.Scrape(ServerNs);
 
-    private static double Metric(string name, params string[] filters)
-    {
-        double sum = 0;
-        foreach (var line in Scrape().Split('\n'))
-        {
-            if (!line.StartsWith(name + "{", StringComparison.Ordinal) || filters.Any(f => !line.Contains(f))) continue;
-            sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        return sum;
-    }
+    private static double Metric(string name, params string[] filters) => ServerMetrics.Sum(Scrape(), name, filters);
 }
