@@ -3,6 +3,7 @@
 #   test_isotun     isotun connect  -> isotun server   (Isotun client and server)
 #   test_isotun_oc  openconnect     -> isotun server   (stock client, compare with ocserv_cstp)
 # ISOTUN: the isotun executable (default: the repository's ./isotun, built in Release on first use).
+# The tenant MTU is 1472 (ISOTUN_MTU), the MTU ocserv hands the same openconnect client in test_ocserv.
 
 ISOTUN_ROOT=${ISOTUN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 ISOTUN=${ISOTUN:-$ISOTUN_ROOT/.isotun/bin/isotun}
@@ -28,7 +29,7 @@ tenants:
     device: isotun-b0
     pool: 10.203.0.0/24
     routes: [10.203.0.0/24]
-    mtu: ${ISOTUN_MTU:-1400}
+    mtu: ${ISOTUN_MTU:-1472}
     rate-limit: ${ISOTUN_RATE:-0}
     password-file: $d/bench.passwd
 CONF

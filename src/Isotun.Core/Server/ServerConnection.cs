@@ -225,7 +225,9 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         var address = session.Address!;
 
         int mtu = tenant.Mtu;
-        if (int.TryParse(head.Headers.Get("X-CSTP-MTU"), out int asks) && asks >= 576 && asks < mtu) mtu = asks;
+        // The client's X-CSTP-MTU is openconnect's estimate for DTLS; over TLS the tunnel MTU is independent of
+        // the path (TCP segments the stream), so the tenant's MTU is given, as ocserv does.
+
         // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
         var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
         var accepted = offered & (IsotunExtension.Batch | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None));
