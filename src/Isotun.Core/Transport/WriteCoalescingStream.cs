@@ -4,7 +4,8 @@ namespace Isotun.Transport;
 /// Sits under SslStream and gathers the TLS records it writes until the next flush, so a burst of small
 /// frames (one record each, as stock peers require) leaves in one send() instead of one per record. Record
 /// boundaries are untouched; only the TCP segmentation changes. Large writes go straight through. Reads pass
-/// through. The frame writer flushes whenever its queue runs dry, so nothing waits for more data.
+/// through. The frame writer flushes whenever its queue runs dry, so nothing waits for more data. The buffer
+/// is pooled and held only between a write and the next flush, so idle connections hold none.
 /// </summary>
 public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024) : Stream
 {
@@ -31,7 +32,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     {
         if (data.Length >= capacity / 2) return WriteLargeAsync(data, ct);
         if (_used + data.Length > capacity) return FlushThenBufferAsync(data, ct);
-        data.Span.CopyTo((_buffer ??= new byte[capacity]).AsSpan(_used));
+        data.Span.CopyTo((_buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(capacity)).AsSpan(_used));
         _used += data.Length;
         return ValueTask.CompletedTask;
     }
@@ -45,16 +46,28 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     private async ValueTask FlushThenBufferAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         await FlushBufferAsync(ct).ConfigureAwait(false);
-        data.Span.CopyTo(_buffer.AsSpan(_used));
+        data.Span.CopyTo((_buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(capacity)).AsSpan(_used));
         _used += data.Length;
     }
 
-    private ValueTask FlushBufferAsync(CancellationToken ct)
+    private ValueTask FlushBufferAsync(CancellationToken ct) => _used == 0 ? ValueTask.CompletedTask : WriteOutAsync(ct);
+
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteOutAsync(CancellationToken ct)
     {
-        if (_used == 0) return ValueTask.CompletedTask;
+        // Detach first: anything written while this send is in flight goes into a fresh buffer.
+        var buffer = _buffer!;
         int n = _used;
+        _buffer = null;
         _used = 0;
-        return inner.WriteAsync(_buffer.AsMemory(0, n), ct);
+        try
+        {
+            await inner.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     public override async Task FlushAsync(CancellationToken ct)
