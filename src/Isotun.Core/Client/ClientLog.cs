@@ -11,8 +11,8 @@ internal static partial class Log
     [LoggerMessage(2, LogLevel.Information, "connected: address {Address}, mtu {Mtu}, routes [{Routes}], dns [{Dns}]")]
     public static partial void Connected(ILogger logger, string address, int mtu, string routes, string dns);
 
-    [LoggerMessage(3, LogLevel.Information, "reconnected with the same address {Address}")]
-    public static partial void Reconnected(ILogger logger, string address);
+    [LoggerMessage(3, LogLevel.Information, "reconnected with the same address {Address}; {Dropped} packets from the TUN were dropped while disconnected")]
+    public static partial void Reconnected(ILogger logger, string address, long dropped);
 
     [LoggerMessage(4, LogLevel.Warning, "connection lost ({Reason}); reconnecting with the session cookie")]
     public static partial void ConnectionLost(ILogger logger, string reason);

@@ -24,6 +24,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     private long _lastRxTicks, _lastTxTicks;
 
     public TunnelParameters? Parameters => _params;
+    /// <summary>Packets read from the TUN while no connection was up (reported, then reset, at each reconnect).</summary>
     public long DroppedWhileReconnecting;
 
     /// <summary>Runs until Ctrl-C (returns Ok after a DISCONNECT), or fails with a <see cref="ClientException"/>.</summary>
@@ -123,7 +124,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             }
             else
             {
-                Log.Reconnected(log, p.Address.ToString());
+                Log.Reconnected(log, p.Address.ToString(), Interlocked.Exchange(ref DroppedWhileReconnecting, 0));
             }
             return conn;
         }

@@ -167,11 +167,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
             return false;
         }
-        if (decision.Success) { /* counted below, after the session limit */ }
-        else metrics.Auth(tenantLabel, decision.Outcome);
         string who = decision.User ?? msg.Username ?? "-";
         if (!decision.Success)
         {
+            // A success is counted further down, once the session limits let it through.
+            metrics.Auth(tenantLabel, decision.Outcome);
             ServerLog.Login(log, tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
             // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
             var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);

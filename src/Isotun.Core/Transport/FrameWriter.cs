@@ -28,8 +28,6 @@ public sealed class FrameWriter
     public long BytesWritten;
     public long FramesWritten;
 
-    public DateTimeOffset LastWrite { get; private set; } = DateTimeOffset.UtcNow;
-
     /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
     public TokenBucket? Limiter { get; init; }
 
@@ -126,7 +124,6 @@ public sealed class FrameWriter
                     }
                     if (used > 0) await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
                 }
-                LastWrite = DateTimeOffset.UtcNow;
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
             }
             ct.ThrowIfCancellationRequested();
