@@ -98,7 +98,8 @@ public sealed partial class VpnClient
                 }
             }
             while (conn.Reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
-            tunWriter.Flush();
+            // Hold the merge across the next read only when that read will not wait.
+            if (!conn.MorePending) tunWriter.Flush();
         }
     }
 

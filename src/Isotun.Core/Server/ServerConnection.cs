@@ -24,6 +24,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 {
     private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
     private PeerInfo _peer = new(null, null, null);
+    private Func<bool>? _morePending;
 
     /// <summary>A connection from the TLS listener: handshake here, then the HTTP phase.</summary>
     public async Task RunTlsAsync(Socket socket, CancellationToken stopping)
@@ -59,6 +60,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
         ClientCertificateInfo? cert = null;
         if (tls.RemoteCertificate is { } rc) cert = Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
+        _morePending = () => BytesWaiting(socket);
         var peer = new PeerInfo(socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
         await RunAsync(tls, peer, stopping).ConfigureAwait(false);
     }
@@ -231,7 +233,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
         var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
         var accepted = offered & (IsotunExtension.Batch | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None));
-        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping);
+        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping) { MorePending = _morePending };
         await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu, accepted), stopping).ConfigureAwait(false);
         await tls.FlushAsync(stopping).ConfigureAwait(false);
 
@@ -349,6 +351,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     {
         IsotunMetrics.Instance.Closed(reason);
         ServerLog.ConnectionClosed(log, id, detail);
+    }
+
+    /// <summary>Bytes already in the kernel's receive queue: the next read will not wait.</summary>
+    internal static bool BytesWaiting(Socket socket)
+    {
+        try { return socket.Available > 0; }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException) { return false; }
     }
 
     private static string Sanitize(string s) => s.Length > 32 ? s[..32] : s;

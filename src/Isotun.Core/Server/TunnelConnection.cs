@@ -54,6 +54,12 @@ public sealed class TunnelConnection
     public long Id { get; }
     public int Mtu { get; }
 
+    /// <summary>
+    /// Tells whether more bytes already wait in the socket. Then the merged packet is held across the next
+    /// read, which will not block, so longer runs merge at no cost in latency. Null: flush after every read.
+    /// </summary>
+    public Func<bool>? MorePending { get; init; }
+
     /// <summary>The peer negotiated GSO: it gets super-packets whole, and may send them.</summary>
     public bool PeerGso { get; }
     public FrameWriter Writer { get; }
@@ -121,6 +127,7 @@ public sealed class TunnelConnection
                     }
                 }
                 while (_reader.TryReadBufferedFrame(maxPayload, out frame));
+                if (MorePending?.Invoke() == true) continue;
                 if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
             }
         }
