@@ -38,13 +38,29 @@ CONF
   wait_for 30 listening "$NS_SRV" 8443 || fail "isotun server not listening: $(logtail isotun-srv 8)"
 }
 
-test_isotun() {
+isotun_tput() {  # isotun_tput <row> <notes> <isotun connect args...>
+  local row=$1 notes=$2; shift 2
   start_iperf_server
   isotun_server_setup
-  isotun_client_up
-  measure isotun 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" \
-    "isotun connect -> isotun server, extensions batch+gso"
+  isotun_client_up "$@"
+  measure "$row" 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" "$notes"
 }
+
+test_isotun() { isotun_tput isotun "isotun connect -> isotun server, extensions batch+gso (+queues; one flow uses one)"; }
+
+# Several flows at once (iperf3 -P $PARALLEL, default 4): what queues are worth, and stunnel (a TLS connection per
+# flow) as the anchor. On this machine client and server share the same 2 vCPUs.
+isotun_parallel() {  # isotun_parallel <row> <test function> <args...>: runs the test with -P, its row renamed
+  local row=$1 fn=$2; shift 2
+  local IPERF_ARGS="$IPERF_ARGS -P ${PARALLEL:-4}"
+  eval "measure_single() $(declare -f measure | tail -n +2)"
+  measure() { shift; measure_single "$row" "$@"; }
+  "$fn" "$@"
+  eval "measure() $(declare -f measure_single | tail -n +2)"
+}
+test_stunnel_p4() { isotun_parallel stunnel_p4 test_stunnel; }
+test_isotun_p4() { isotun_parallel isotun_p4 isotun_tput x "isotun, ${PARALLEL:-4} flows, --queues 2" --queues 2; }
+test_isotun_p4_q1() { isotun_parallel isotun_p4_q1 isotun_tput x "isotun, ${PARALLEL:-4} flows, --queues 1" --queues 1; }
 
 test_isotun_oc() {
   start_iperf_server

@@ -17,6 +17,7 @@ labels = {
     "ovpn_tcp_nodelay": "OpenVPN TCP nodelay", "ovpn_udp": "OpenVPN UDP", "ocserv_cstp": "openconnect → ocserv",
     "isotun": "isotun → isotun", "isotun_plain": "isotun → isotun, plain CSTP", "isotun_oc": "openconnect → isotun",
     "isotun_ratelimit": "isotun, rate-limited",
+    "stunnel_p4": "stunnel, 4 flows", "isotun_p4": "isotun → isotun, 4 flows, 2 queues", "isotun_p4_q1": "isotun → isotun, 4 flows, 1 queue",
 }
 def g(n, k="receiver_gbps"): return rows[n][k] if n in rows else None
 def ratio(x, y): return f"{x / y:.2f}×" if x and y else "n/a"
@@ -31,7 +32,7 @@ L.append("![throughput and CPU per GB](benchmarks.svg)")
 L.append("")
 L.append("| system | Gbit/s | CPU·s/GB | client CPU s | server CPU s | TUN MTU | notes |")
 L.append("|---|---|---|---|---|---|---|")
-for n in ["raw_veth", "stunnel", "ovpn_tcp", "ovpn_tcp_nodelay", "ovpn_udp", "ocserv_cstp", "isotun", "isotun_plain", "isotun_oc", "isotun_ratelimit"]:
+for n in ["raw_veth", "stunnel", "ovpn_tcp", "ovpn_tcp_nodelay", "ovpn_udp", "ocserv_cstp", "isotun", "isotun_plain", "isotun_oc", "stunnel_p4", "isotun_p4", "isotun_p4_q1", "isotun_ratelimit"]:
     if n not in rows: continue
     r = rows[n]
     L.append(f"| {labels.get(n, n)} | {f(r['receiver_gbps'])} | {f(r.get('cpu_s_per_gb'), 3)} | {f(r.get('cpu_client_s'))} | "
@@ -44,6 +45,10 @@ L.append(f"- isotun → isotun vs stunnel: throughput **{ratio(g('isotun'), g('s
 L.append(f"- openconnect → isotun vs openconnect → ocserv: **{ratio(g('isotun_oc'), g('ocserv_cstp'))}** (goal ≥ 1.2×).")
 L.append(f"- What the extensions are worth: isotun with batching + GSO vs plain CSTP between the same two programs: "
          f"**{ratio(g('isotun'), g('isotun_plain'))}**.")
+if "isotun_p4" in rows:
+    L.append(f"- Four flows at once (iperf3 -P 4): two queues vs one **{ratio(g('isotun_p4'), g('isotun_p4_q1'))}**; "
+             f"isotun with two queues vs stunnel (one TLS connection per flow) **{ratio(g('isotun_p4'), g('stunnel_p4'))}** throughput, "
+             f"**{ratio(g('isotun_p4', 'cpu_s_per_gb'), g('stunnel_p4', 'cpu_s_per_gb'))}** CPU per GB. Client and server share the same 2 vCPUs here.")
 if "isotun_ratelimit" in rows:
     conf = rows["isotun_ratelimit"].get("notes", "")
     L.append(f"- Per-user rate limit: {conf}; measured {f(g('isotun_ratelimit'), 4)} Gbit/s at the receiver.")

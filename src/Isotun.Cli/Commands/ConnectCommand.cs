@@ -24,17 +24,27 @@ public static class ConnectCommand
         var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting after this many seconds", DefaultValueFactory = _ => 300 };
         var noExtensions = new Option<bool>("--no-extensions") { Description = "Plain CSTP only: do not offer Isotun's batching and GSO extensions" };
         var noOffload = new Option<bool>("--no-offload") { Description = "Open the TUN without virtio-net headers and TSO" };
+        var queues = new Option<int>("--queues")
+        {
+            Description = $"TLS connections to join to the session as queues, each with its own TUN queue (1-{Protocol.Cstp.IsotunExtensions.MaxQueues}; the server may grant fewer; default: one per core, up to 8)",
+            DefaultValueFactory = _ => ClientOptions.DefaultQueues,
+        };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging" };
 
         var command = new Command("connect", "Connect to a VPN server and route traffic through a TUN device")
         {
-            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, verbose,
+            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, queues, verbose,
         };
         command.SetAction(async (parse, _) =>
         {
             if (!Uri.TryCreate(parse.GetValue(url), UriKind.Absolute, out var server) || server.Scheme != "https")
             {
                 Console.Error.WriteLine("isotun connect: URL must be https://host[:port][/tenant]");
+                return (int)ClientExitCode.Usage;
+            }
+            if (parse.GetValue(queues) is < 1 or > Protocol.Cstp.IsotunExtensions.MaxQueues)
+            {
+                Console.Error.WriteLine($"isotun connect: --queues must be 1-{Protocol.Cstp.IsotunExtensions.MaxQueues}");
                 return (int)ClientExitCode.Usage;
             }
             string? password = null, cookie = null;
@@ -70,6 +80,7 @@ public static class ConnectCommand
                 ReconnectTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(reconnect))),
                 Extensions = !parse.GetValue(noExtensions),
                 Offload = !parse.GetValue(noOffload),
+                Queues = parse.GetValue(queues),
             };
             using var signals = new Signals();
             using var logs = Logging.Create(parse.GetValue(verbose));

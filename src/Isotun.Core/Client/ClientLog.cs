@@ -5,6 +5,15 @@ namespace Isotun.Client;
 /// <summary>Client log events. The cookie and the password never go here.</summary>
 internal static partial class Log
 {
+    [LoggerMessage(11, LogLevel.Information, "{Queues} queues up (TLS connections joined to the session)")]
+    public static partial void QueuesUp(ILogger logger, int queues);
+
+    [LoggerMessage(12, LogLevel.Warning, "queue {Queue} not joined: {Error}; going on with fewer")]
+    public static partial void QueueFailed(ILogger logger, int queue, string error);
+
+    [LoggerMessage(13, LogLevel.Warning, "queue {Queue} lost ({Reason}); going on with {Left} until the next reconnect")]
+    public static partial void QueueLost(ILogger logger, int queue, string reason, int left);
+
     [LoggerMessage(1, LogLevel.Information, "logged in to {Host}")]
     public static partial void LoggedIn(ILogger logger, string host);
 

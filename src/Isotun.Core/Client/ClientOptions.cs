@@ -25,4 +25,13 @@ public sealed record ClientOptions
 
     /// <summary>Open the TUN with virtio-net headers and TSO (super-packets, merged writes).</summary>
     public bool Offload { get; init; } = true;
+
+    /// <summary>
+    /// TLS connections to join to the session as queues (the `queues` extension), each with its own TUN queue
+    /// and threads; the server may grant fewer. 1 is a single connection, as a stock client has.
+    /// </summary>
+    public int Queues { get; init; } = DefaultQueues;
+
+    /// <summary>One queue per core, up to 8.</summary>
+    public static int DefaultQueues => Math.Clamp(Environment.ProcessorCount, 1, 8);
 }

@@ -6,43 +6,83 @@ namespace Isotun.Client;
 
 public sealed partial class VpnClient
 {
-    private async Task<TunnelEnd> RunTunnelAsync(HttpsConnection conn, CancellationToken stop)
+    /// <summary>One connection of the group: queue 0 is the primary.</summary>
+    private sealed class Lane(int queue, HttpsConnection connection, FrameWriter writer)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var writer = new FrameWriter(conn.Stream, _accepted.HasFlag(IsotunExtension.Gso) ? 256 : FrameWriter.DefaultQueueDepth)
+        public int Queue { get; } = queue;
+        public HttpsConnection Connection { get; } = connection;
+        public FrameWriter Writer { get; } = writer;
+        public long LastRxTicks = Environment.TickCount64;
+    }
+
+    /// <summary>
+    /// Runs the connections of one group (the primary and its queues) until the primary ends, or any of them
+    /// brings the session's end (a DISCONNECT, a bad frame). A queue that ends alone is let go: its TUN queue
+    /// sends on the others until the next reconnect.
+    /// </summary>
+    private async Task<TunnelEnd> RunGroupAsync(List<HttpsConnection> connections, CancellationToken stop)
+    {
+        using var group = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        // The TUN was opened once; GSO frames flow only while this group negotiated them.
+        _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tuns[0].Offload;
+        var lanes = connections.Select((c, q) => new Lane(q, c, new FrameWriter(c.Stream, _accepted.HasFlag(IsotunExtension.Gso) ? 256 : FrameWriter.DefaultQueueDepth)
         {
             Batching = _accepted.HasFlag(IsotunExtension.Batch),
-        };
-        // The TUN was opened once; GSO frames flow only while this connection negotiated them.
-        _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tun!.Offload;
-        var writerTask = writer.RunAsync(cts.Token);
-        Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
+        })).ToList();
         Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
-        _writer = writer;
-        var timers = TimersAsync(writer, cts);
+        _writers = lanes.Select(l => l.Writer).ToArray();
+        var running = lanes.Select(l => RunLaneAsync(l, group, stop)).ToList();
+        TunnelEnd? end = null;
+        while (end is null)
+        {
+            var done = await Task.WhenAny(running).ConfigureAwait(false);
+            int i = running.IndexOf(done);
+            var lane = lanes[i];
+            var laneEnd = await done.ConfigureAwait(false);
+            if (lane.Queue == 0 || laneEnd is TunnelEnd.UserDisconnect or TunnelEnd.PeerDisconnect or TunnelEnd.BadFrame)
+            {
+                end = laneEnd;
+                break;
+            }
+            running.RemoveAt(i);
+            lanes.RemoveAt(i);
+            _writers = lanes.Select(l => l.Writer).ToArray();
+            Log.QueueLost(log, lane.Queue, laneEnd.ToString(), lanes.Count);
+        }
+        _writers = [];
+        group.Cancel();
+        try { await Task.WhenAll(running).ConfigureAwait(false); } catch (Exception) { }
+        return end.Value;
+    }
+
+    private async Task<TunnelEnd> RunLaneAsync(Lane lane, CancellationTokenSource group, CancellationToken stop)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(group.Token);
+        var writer = lane.Writer;
+        var writerTask = writer.RunAsync(cts.Token);
+        var timers = TimersAsync(lane, cts);
         TunnelEnd end;
         try
         {
-            end = await ReadLoopAsync(conn, writer, cts.Token).ConfigureAwait(false);
+            end = await ReadLoopAsync(lane, cts.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (stop.IsCancellationRequested && lane.Queue == 0)
         {
             // Ctrl-C / SIGTERM: say goodbye so the server invalidates the cookie (openconnect sends the same).
-            _writer = null;
+            // The primary says it for the group; the server then closes the queues.
             writer.Complete();
             try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
-            await SendByeAsync(conn).ConfigureAwait(false);
+            await SendByeAsync(lane.Connection).ConfigureAwait(false);
             end = TunnelEnd.UserDisconnect;
         }
         catch (OperationCanceledException)
         {
-            end = TunnelEnd.DeadPeer;
+            end = stop.IsCancellationRequested || group.IsCancellationRequested ? TunnelEnd.PeerClosed : TunnelEnd.DeadPeer;
         }
         catch (IOException)
         {
             end = TunnelEnd.PeerClosed;
         }
-        _writer = null;
         writer.Complete();
         cts.Cancel();
         try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
@@ -50,9 +90,11 @@ public sealed partial class VpnClient
         return end;
     }
 
-    private async Task<TunnelEnd> ReadLoopAsync(HttpsConnection conn, FrameWriter writer, CancellationToken ct)
+    private async Task<TunnelEnd> ReadLoopAsync(Lane lane, CancellationToken ct)
     {
-        var tun = _tun!;
+        var conn = lane.Connection;
+        var writer = lane.Writer;
+        var tun = _tuns[lane.Queue % _tuns.Length];
         var tunWriter = new TunWriter(tun);
         // Rented for the life of the connection (and only touched pages count): idle sessions stay small.
         byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
@@ -69,7 +111,7 @@ public sealed partial class VpnClient
                     Log.BadFrame(log, frame.Parse.ToString());
                     return TunnelEnd.BadFrame;
                 }
-                Volatile.Write(ref _lastRxTicks, Environment.TickCount64);
+                Volatile.Write(ref lane.LastRxTicks, Environment.TickCount64);
                 switch (frame.Type)
                 {
                     case CstpPacketType.Data:
@@ -129,9 +171,13 @@ public sealed partial class VpnClient
         return VirtioNetHeader.Length + payload.Length;
     }
 
-    /// <summary>DPD: probe after DPD seconds of silence, give up after twice that. Keepalive after idle tx.</summary>
-    private async Task TimersAsync(FrameWriter writer, CancellationTokenSource cts)
+    /// <summary>
+    /// DPD per connection: probe after DPD seconds of silence, give up after twice that. Keepalive after idle tx,
+    /// on the primary only (the server probes idle queues itself).
+    /// </summary>
+    private async Task TimersAsync(Lane lane, CancellationTokenSource cts)
     {
+        var writer = lane.Writer;
         var p = _params!;
         long dpdMs = p.Dpd * 1000L, kaMs = p.Keepalive * 1000L;
         long lastProbe = 0;
@@ -139,7 +185,7 @@ public sealed partial class VpnClient
         {
             await Task.Delay(500, cts.Token).ConfigureAwait(false);
             long now = Environment.TickCount64;
-            long silent = now - Volatile.Read(ref _lastRxTicks);
+            long silent = now - Volatile.Read(ref lane.LastRxTicks);
             if (silent >= 2 * dpdMs)
             {
                 Log.DeadPeer(log, silent / 1000);
@@ -152,7 +198,7 @@ public sealed partial class VpnClient
                 var probe = PacketBuffer.Control(CstpPacketType.DpdRequest, ReadOnlySpan<byte>.Empty);
                 if (!writer.TryEnqueue(probe)) probe.Return();
             }
-            if (now - Volatile.Read(ref _lastTxTicks) >= kaMs)
+            if (lane.Queue == 0 && now - Volatile.Read(ref _lastTxTicks) >= kaMs)
             {
                 Volatile.Write(ref _lastTxTicks, now);
                 var ka = PacketBuffer.Control(CstpPacketType.Keepalive, ReadOnlySpan<byte>.Empty);

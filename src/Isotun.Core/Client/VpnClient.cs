@@ -13,15 +13,17 @@ namespace Isotun.Client;
 /// </summary>
 public sealed partial class VpnClient(ClientOptions options, ILogger log)
 {
-    private TunDevice? _tun;
-    private volatile FrameWriter? _writer;
+    // The TUN's queues, opened at the first CONNECT: as many as the server granted then.
+    private TunDevice[] _tuns = [];
+    // The writers of the connections up now, queue 0 (the primary) first; empty while reconnecting.
+    private volatile FrameWriter[] _writers = [];
     private volatile bool _peerGso;
     private IsotunExtension _accepted;
-    private Func<PacketBuffer, bool>? _enqueueWaiting;
+    private int _granted = 1;
     private TunnelParameters? _params;
     private string? _cookie;
     private string? _serverEndReason;
-    private long _lastRxTicks, _lastTxTicks;
+    private long _lastTxTicks;
 
     public TunnelParameters? Parameters => _params;
     /// <summary>Packets read from the TUN while no connection was up (reported, then reset, at each reconnect).</summary>
@@ -32,7 +34,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     {
         _cookie = options.Cookie ?? await AuthClient.LoginAsync(options, stop).ConfigureAwait(false);
         Log.LoggedIn(log, options.Server.Host);
-        Thread? tunThread = null;
+        Thread[] tunThreads = [];
         try
         {
             DateTimeOffset? lostAt = null;
@@ -56,13 +58,14 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 }
                 lostAt = null;
                 attempt = 0;
-                if (tunThread is null)
+                var connections = await JoinQueuesAsync(conn, stop).ConfigureAwait(false);
+                if (tunThreads.Length == 0)
                 {
-                    tunThread = new Thread(TunReadLoop) { IsBackground = true, Name = "tun-client" };
-                    tunThread.Start();
+                    tunThreads = _tuns.Select((tun, q) => new Thread(() => TunReadLoop(tun, q)) { IsBackground = true, Name = $"tun-client-{q}" }).ToArray();
+                    foreach (var t in tunThreads) t.Start();
                 }
-                var end = await RunTunnelAsync(conn, stop).ConfigureAwait(false);
-                await conn.DisposeAsync().ConfigureAwait(false);
+                var end = await RunGroupAsync(connections, stop).ConfigureAwait(false);
+                foreach (var c in connections) await c.DisposeAsync().ConfigureAwait(false);
                 switch (end)
                 {
                     case TunnelEnd.UserDisconnect:
@@ -80,14 +83,43 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         }
         finally
         {
-            _writer = null;
-            _tun?.Dispose();
-            tunThread?.Join(TimeSpan.FromSeconds(1));
+            _writers = [];
+            foreach (var tun in _tuns) tun.Dispose();
+            foreach (var t in tunThreads) t.Join(TimeSpan.FromSeconds(1));
         }
     }
 
-    /// <summary>TLS + CONNECT; on the first call also creates and configures the TUN.</summary>
-    private async Task<HttpsConnection> ConnectTunnelAsync(CancellationToken stop)
+    /// <summary>
+    /// Opens the further queues the server granted next to <paramref name="primary"/>, all at once. One that
+    /// cannot join is logged and left out: the session works on the queues it has.
+    /// </summary>
+    private async Task<List<HttpsConnection>> JoinQueuesAsync(HttpsConnection primary, CancellationToken stop)
+    {
+        int queues = Math.Min(_granted, _tuns.Length);
+        var joins = Enumerable.Range(1, queues - 1).Select(async q =>
+        {
+            try
+            {
+                return await ConnectTunnelAsync(stop, q).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!stop.IsCancellationRequested)
+            {
+                Log.QueueFailed(log, q, e.Message);
+                return null;
+            }
+        }).ToArray();
+        var connections = new List<HttpsConnection> { primary };
+        foreach (var c in await Task.WhenAll(joins).ConfigureAwait(false))
+            if (c is not null) connections.Add(c);
+        if (queues > 1) Log.QueuesUp(log, connections.Count);
+        return connections;
+    }
+
+    /// <summary>
+    /// TLS + CONNECT. Queue 0 (the primary) negotiates the session's extensions and queue count, and on the first
+    /// call also creates and configures the TUN; a further queue names its index and must get the same address.
+    /// </summary>
+    private async Task<HttpsConnection> ConnectTunnelAsync(CancellationToken stop, int queue = 0)
     {
         var conn = await HttpsConnection.OpenAsync(options, stop).ConfigureAwait(false);
         try
@@ -102,7 +134,10 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 new("X-CSTP-Address-Type", "IPv6,IPv4"),
                 new("X-CSTP-Full-IPv6-Capability", "true"),
             };
-            if (options.Extensions) headers.Add(new(IsotunExtensions.Header, "batch, gso"));
+            bool askQueues = options.Extensions && options.Queues > 1;
+            if (options.Extensions) headers.Add(new(IsotunExtensions.Header, askQueues ? "batch, gso, queues" : "batch, gso"));
+            if (askQueues && queue == 0) headers.Add(new(IsotunExtensions.QueuesHeader, options.Queues.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            if (queue > 0) headers.Add(new(IsotunExtensions.QueueHeader, queue.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             if (_params is not null) headers.Add(new("X-CSTP-Address", _params.Address.ToString()));
             var (head, _) = await conn.SendAsync("CONNECT", "/CSCOSSLC/tunnel", AuthClient.HostHeader(options.Server), headers, null, true, TimeSpan.FromSeconds(30), stop).ConfigureAwait(false);
             if (head.StatusCode == 401)
@@ -111,7 +146,17 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 throw new ClientException(head.StatusCode == 503 ? ClientExitCode.Failure : ClientExitCode.ProtocolError,
                     $"CONNECT refused: HTTP {head.StatusCode} {head.Headers.Get("X-Reason") ?? head.Reason}");
             var p = TunnelParameters.Parse(head);
+            if (queue > 0)
+            {
+                if (_params is null || !p.Address.Equals(_params.Address))
+                    throw new ClientException(ClientExitCode.ProtocolError, $"queue {queue} was given another address ({p.Address})");
+                return conn;
+            }
             _accepted = options.Extensions ? IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header)) : IsotunExtension.None;
+            // Never more queues than asked for, whatever the server says.
+            _granted = _accepted.HasFlag(IsotunExtension.Queues)
+                ? Math.Min(IsotunExtensions.ParseCount(head.Headers.Get(IsotunExtensions.QueuesHeader), 1, IsotunExtensions.MaxQueues) ?? 1, options.Queues)
+                : 1;
             if (_params is null)
             {
                 ConfigureTun(p);
@@ -139,9 +184,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     {
         // Offloads whenever allowed: super-packets go whole to a server that negotiated GSO and are split for
         // one that did not; packets from the server are merged before the TUN write either way.
-        _tun = TunDevice.Open(options.TunName, offload: options.Offload);
-        var dev = _tun.Name;
-        if (_tun.Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
+        _tuns = TunDevice.OpenQueues(options.TunName, options.Offload, _granted);
+        var dev = _tuns[0].Name;
+        if (_tuns[0].Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
         // No IPv6 link-local chatter: the tunnel carries only the leased address.
         IpCommand.TryRun("link", "set", "dev", dev, "addrgenmode", "none");
         IpCommand.Run("link", "set", "dev", dev, "mtu", p.Mtu.ToString(), "up");
@@ -175,11 +220,14 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         return h.Length > 0 && h.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.') ? h : "isotun";
     }
 
-    /// <summary>TUN → server: a dedicated thread; packets are dropped (and counted) only while reconnecting.</summary>
-    private void TunReadLoop()
+    /// <summary>
+    /// TUN → server: a dedicated thread per TUN queue, sending on the connection of the same queue (or, with
+    /// fewer connections up, on one picked by the queue number). Packets are dropped (and counted) only while
+    /// reconnecting. The kernel keeps each flow on one TUN queue, so a flow keeps its order.
+    /// </summary>
+    private void TunReadLoop(TunDevice tun, int queue)
     {
-        var tun = _tun!;
-        _enqueueWaiting = EnqueueWaiting;
+        Func<PacketBuffer, bool> enqueue = frame => EnqueueWaiting(frame, queue);
         PacketBuffer? buf = null;
         while (true)
         {
@@ -189,7 +237,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             catch (TunException e) { Log.TunFailed(log, e.Message); break; }
             if (n < 0) break;
             if (n == 0) continue;
-            TunFrames.Send(buf, n, tun.Offload, _peerGso, _params!.Mtu, _enqueueWaiting, out bool consumed);
+            TunFrames.Send(buf, n, tun.Offload, _peerGso, _params!.Mtu, enqueue, out bool consumed);
             if (consumed)
             {
                 Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
@@ -203,15 +251,21 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     /// Waits for room rather than drop: the kernel's TUN queue then pushes back on local senders (one
     /// connection, no one else to starve), which TCP takes far better than a loss.
     /// </summary>
-    private bool EnqueueWaiting(PacketBuffer frame)
+    private bool EnqueueWaiting(PacketBuffer frame, int queue)
     {
-        var w = _writer;
-        while (w is not null && !w.TryEnqueue(frame))
+        var writers = _writers;
+        while (writers.Length > 0)
         {
-            if (!w.WaitForRoom(TimeSpan.FromSeconds(1))) w = _writer;
+            var w = writers[queue % writers.Length];
+            if (w.TryEnqueue(frame)) return true;
+            if (w.WaitForRoom(TimeSpan.FromSeconds(1))) continue;
+            // Closed, or stuck for a second: look again at which connections are up.
+            var now = _writers;
+            if (ReferenceEquals(now, writers)) Thread.Sleep(10);
+            writers = now;
         }
-        if (w is null) Interlocked.Increment(ref DroppedWhileReconnecting);
-        return w is not null;
+        Interlocked.Increment(ref DroppedWhileReconnecting);
+        return false;
     }
 
     private enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer }

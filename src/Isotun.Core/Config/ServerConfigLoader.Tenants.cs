@@ -89,6 +89,7 @@ public static partial class ServerConfigLoader
         var leaseSeconds = walker.Integer(keys.GetValueOrDefault("lease-lifetime"), $"{path}.lease-lifetime", 0, 0, 365 * 86400);
         var uplink = ReadUplink(walker, keys.GetValueOrDefault("uplink"), $"{path}.uplink", ns);
         var offload = Boolean(walker, keys.GetValueOrDefault("offload"), $"{path}.offload", true);
+        var queues = walker.Integer(keys.GetValueOrDefault("queues"), $"{path}.queues", TenantConfig.DefaultQueues, 1, Protocol.Cstp.IsotunExtensions.MaxQueues);
 
         return tenant with
         {
@@ -103,6 +104,7 @@ public static partial class ServerConfigLoader
             LeaseLifetime = leaseSeconds == 0 ? null : TimeSpan.FromSeconds(leaseSeconds),
             Uplink = uplink,
             Offload = offload,
+            Queues = queues,
         };
     }
 

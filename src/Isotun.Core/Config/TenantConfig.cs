@@ -54,6 +54,15 @@ public sealed record TenantConfig(
     /// <summary>Open the TUN with virtio-net headers and TSO (GSO super-packets); off for kernels or set-ups that misbehave.</summary>
     public bool Offload { get; init; } = true;
 
+    /// <summary>
+    /// Queues of the tenant's TUN, each with its own reader thread, and the most TLS connections an Isotun client
+    /// may join to one session (stock clients use one).
+    /// </summary>
+    public int Queues { get; init; } = DefaultQueues;
+
+    /// <summary>One queue per core, up to 8: more queues than cores only add threads.</summary>
+    public static int DefaultQueues => Math.Clamp(Environment.ProcessorCount, 1, 8);
+
     public const string HostNamespace = "host";
 
     public bool InHostNamespace => Namespace == HostNamespace;

@@ -109,6 +109,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
                 routes: [{layout.ServiceNet}]
                 dns: [{layout.TunnelGateway}]
                 mtu: 1400
+                queues: 2
                 dpd: 30
                 keepalive: 20
                 password-file: users.passwd
@@ -139,7 +140,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
 
     public string[] ClientArgs(string pin) =>
         ["connect", layout.ServerUrl.ToString(), "--user", LabLayout.User, "--password-file", layout.UserPasswordPath,
-         "--servercert", pin, "--interface", LabLayout.ClientTun];
+         "--servercert", pin, "--interface", LabLayout.ClientTun, "--queues", "2"];
 
     private IPAddress WaitForTunnel(TimeSpan timeout)
     {

@@ -14,6 +14,7 @@ public sealed unsafe class TunDevice : IDisposable
     private const short IFF_TUN = 0x0001;
     private const short IFF_NO_PI = 0x1000;
     private const short IFF_VNET_HDR = 0x4000;
+    private const short IFF_MULTI_QUEUE = 0x0100;
     private const nuint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04;
 
     /// <summary>Largest super-packet the kernel may hand us, so header + packet fit one 64 KiB frame.</summary>
@@ -38,8 +39,31 @@ public sealed unsafe class TunDevice : IDisposable
     /// </summary>
     public bool Offload { get; }
 
+    /// <summary>
+    /// Opens <paramref name="count"/> queues of one TUN device (IFF_MULTI_QUEUE when more than one): each is its
+    /// own fd, read by its own thread. The kernel spreads outgoing packets over the queues by flow, and keeps a
+    /// flow on the queue its packets were last written from. All queues share one set of flags and offloads.
+    /// </summary>
+    public static TunDevice[] OpenQueues(string name, bool offload, int count)
+    {
+        if (count is < 1 or > 256) throw new ArgumentOutOfRangeException(nameof(count), "a TUN has 1..256 queues");
+        if (count == 1) return [Open(name, offload)];
+        var queues = new TunDevice[count];
+        try
+        {
+            for (int i = 0; i < count; i++)
+                queues[i] = Open(i == 0 ? name : queues[0].Name, offload, multiQueue: true);
+            return queues;
+        }
+        catch
+        {
+            foreach (var q in queues) q?.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Creates (or attaches to) the TUN device <paramref name="name"/> in the calling thread's network namespace.</summary>
-    public static TunDevice Open(string name, bool offload = false)
+    public static TunDevice Open(string name, bool offload = false, bool multiQueue = false)
     {
         if (string.IsNullOrEmpty(name) || name.Length >= IfNameSize)
             throw new ArgumentException($"TUN name '{name}' must be 1..15 characters", nameof(name));
@@ -54,7 +78,7 @@ public sealed unsafe class TunDevice : IDisposable
         byte* ifr = stackalloc byte[IfReqSize];
         new Span<byte>(ifr, IfReqSize).Clear();
         int n = System.Text.Encoding.ASCII.GetBytes(name, new Span<byte>(ifr, IfNameSize - 1));
-        *(short*)(ifr + IfNameSize) = (short)(IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0));
+        *(short*)(ifr + IfNameSize) = (short)(IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0) | (multiQueue ? IFF_MULTI_QUEUE : 0));
         if (Libc.ioctl(fd, TUNSETIFF, ifr) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();

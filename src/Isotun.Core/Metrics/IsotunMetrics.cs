@@ -21,6 +21,7 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _drops;
     private readonly Counter<long> _closed;
     private readonly UpDownCounter<long> _sessions;
+    private readonly UpDownCounter<long> _queues;
 
     private IsotunMetrics()
     {
@@ -30,8 +31,10 @@ public sealed class IsotunMetrics
         _drops = _meter.CreateCounter<long>("isotun.tunnel.drops", description: "Packets or frames dropped, by tenant and reason");
         _closed = _meter.CreateCounter<long>("isotun.connections.closed", description: "Connections closed, by reason");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
+        _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
+        _meter.CreateObservableCounter("isotun.tunnel.queue.bytes", ObserveQueueBytes, unit: "By", description: "Tunnel payload bytes by tenant, session queue and direction");
     }
 
     public TenantTraffic Tenant(string tenant) => _tenants.GetOrAdd(tenant, t => new TenantTraffic(t));
@@ -54,34 +57,72 @@ public sealed class IsotunMetrics
 
     public void SessionDown(string tenant) => _sessions.Add(-1, new KeyValuePair<string, object?>("tenant", tenant));
 
-    private IEnumerable<Measurement<long>> ObserveBytes()
+    public void QueueUp(string tenant) => _queues.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
+
+    public void QueueDown(string tenant) => _queues.Add(-1, new KeyValuePair<string, object?>("tenant", tenant));
+
+    private IEnumerable<Measurement<long>> ObserveBytes() => Observe(TenantTraffic.RxBytes, TenantTraffic.TxBytes, byQueue: false);
+
+    private IEnumerable<Measurement<long>> ObservePackets() => Observe(TenantTraffic.RxPackets, TenantTraffic.TxPackets, byQueue: false);
+
+    private IEnumerable<Measurement<long>> ObserveQueueBytes() => Observe(TenantTraffic.RxBytes, TenantTraffic.TxBytes, byQueue: true);
+
+    /// <summary>Per tenant and direction; by queue, only the queues that carried traffic (queue 0 always).</summary>
+    private IEnumerable<Measurement<long>> Observe(int rx, int tx, bool byQueue)
     {
         foreach (var t in _tenants.Values)
         {
-            yield return new(Interlocked.Read(ref t.RxBytes), new("tenant", t.Name), new("direction", "rx"));
-            yield return new(Interlocked.Read(ref t.TxBytes), new("tenant", t.Name), new("direction", "tx"));
+            if (!byQueue)
+            {
+                yield return new(t.Total(rx), new("tenant", t.Name), new("direction", "rx"));
+                yield return new(t.Total(tx), new("tenant", t.Name), new("direction", "tx"));
+                continue;
+            }
+            for (int q = 0; q < TenantTraffic.Queues; q++)
+            {
+                long r = t.Read(q, rx), s = t.Read(q, tx);
+                if (q > 0 && r == 0 && s == 0) continue;
+                string queue = QueueLabels[q];
+                yield return new(r, new("tenant", t.Name), new("queue", queue), new("direction", "rx"));
+                yield return new(s, new("tenant", t.Name), new("queue", queue), new("direction", "tx"));
+            }
         }
     }
 
-    private IEnumerable<Measurement<long>> ObservePackets()
-    {
-        foreach (var t in _tenants.Values)
-        {
-            yield return new(Interlocked.Read(ref t.RxPackets), new("tenant", t.Name), new("direction", "rx"));
-            yield return new(Interlocked.Read(ref t.TxPackets), new("tenant", t.Name), new("direction", "tx"));
-        }
-    }
+    private static readonly string[] QueueLabels = Enumerable.Range(0, TenantTraffic.Queues).Select(q => q.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 }
 
-/// <summary>Traffic counters of one tenant. rx = from clients into the tunnel network, tx = towards clients.</summary>
+/// <summary>
+/// Traffic counters of one tenant, per session queue (queue 0 carries every stock client's traffic). rx = from
+/// clients into the tunnel network, tx = towards clients. Each queue's counters sit on their own cache lines,
+/// as different queues are counted from different threads.
+/// </summary>
 public sealed class TenantTraffic(string name)
 {
-    public string Name { get; } = name;
-    public long RxBytes;
-    public long RxPackets;
-    public long TxBytes;
-    public long TxPackets;
+    public const int Queues = Protocol.Cstp.IsotunExtensions.MaxQueues;
+    public const int RxBytes = 0, RxPackets = 1, TxBytes = 2, TxPackets = 3;
+    private const int Stride = 16; // 128 bytes per queue
 
-    public void Rx(int bytes) { Interlocked.Add(ref RxBytes, bytes); Interlocked.Increment(ref RxPackets); }
-    public void Tx(int bytes) { Interlocked.Add(ref TxBytes, bytes); Interlocked.Increment(ref TxPackets); }
+    private readonly long[] _counters = new long[Queues * Stride];
+
+    public string Name { get; } = name;
+
+    public void Rx(int bytes, int queue = 0) => Add(queue, RxBytes, bytes);
+    public void Tx(int bytes, int queue = 0) => Add(queue, TxBytes, bytes);
+
+    private void Add(int queue, int counter, int bytes)
+    {
+        int at = (queue & (Queues - 1)) * Stride + counter;
+        Interlocked.Add(ref _counters[at], bytes);
+        Interlocked.Increment(ref _counters[at + 1]);
+    }
+
+    public long Read(int queue, int counter) => Interlocked.Read(ref _counters[queue * Stride + counter]);
+
+    public long Total(int counter)
+    {
+        long sum = 0;
+        for (int q = 0; q < Queues; q++) sum += Read(q, counter);
+        return sum;
+    }
 }

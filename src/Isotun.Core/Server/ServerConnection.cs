@@ -216,6 +216,17 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return;
         }
 
+        // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
+        var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
+        var accepted = offered & (IsotunExtension.Batch
+            | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None)
+            | (tenant.Config.Queues > 1 ? IsotunExtension.Queues : IsotunExtension.None));
+        if (head.Headers.Get(IsotunExtensions.QueueHeader) is { } queueHeader)
+        {
+            await JoinQueueAsync(tls, reader, ticket, tenant, queueHeader, accepted, stopping).ConfigureAwait(false);
+            return;
+        }
+
         var session = server.Sessions.GetOrRestore(ticket, tenant);
         IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
         if (!tenant.TryLease(session, asked))
@@ -230,31 +241,82 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         // The client's X-CSTP-MTU is openconnect's estimate for DTLS; over TLS the tunnel MTU is independent of
         // the path (TCP segments the stream), so the tenant's MTU is given, as ocserv does.
 
-        // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
-        var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
-        var accepted = offered & (IsotunExtension.Batch | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None));
+        // The first connection of a group says how many queues it wants; the tenant caps it. One means none.
+        int queues = 1;
+        if (accepted.HasFlag(IsotunExtension.Queues))
+        {
+            queues = Math.Min(IsotunExtensions.ParseCount(head.Headers.Get(IsotunExtensions.QueuesHeader), 1, IsotunExtensions.MaxQueues) ?? 1, tenant.Config.Queues);
+            if (queues < 2) accepted &= ~IsotunExtension.Queues;
+        }
         var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping) { MorePending = _morePending };
-        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu, accepted), stopping).ConfigureAwait(false);
+        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false);
         await tls.FlushAsync(stopping).ConfigureAwait(false);
 
-        var previous = Interlocked.Exchange(ref session.Connection, tunnel);
-        previous?.Abort(TunnelEnd.Replaced);
-        tenant.Attach(session);
+        // A new primary starts a new group: the old one (a lost connection and its queues) is let go.
+        foreach (var previous in session.AttachPrimary(tunnel, queues)) previous.Abort(TunnelEnd.Replaced);
         metrics.SessionUp(tenant.Name);
         ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu,
-            accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted));
+            accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : ""), _peer.Remote?.ToString() ?? "-");
 
         var end = await tunnel.RunAsync().ConfigureAwait(false);
 
         metrics.SessionDown(tenant.Name);
-        if (Interlocked.CompareExchange(ref session.Connection, null, tunnel) == tunnel && end != TunnelEnd.Replaced)
-            tenant.Detach(session);
-        ServerLog.TunnelDown(log, tenant.Name, session.ShortId, id, end.ToString());
-        metrics.Closed(end switch
+        // The queues live and die with their primary.
+        session.Detach(tunnel, out var orphans);
+        foreach (var queue in orphans) queue.Abort(TunnelEnd.PrimaryEnded);
+        Ended(session, tunnel, end);
+    }
+
+    /// <summary>
+    /// A further connection of a live session, joining its group as queue k (the `queues` extension). It
+    /// carries data like the primary; it ends with the primary, and the session goes on without it if it ends first.
+    /// </summary>
+    private async Task JoinQueueAsync(Stream tls, ConnectionReader reader, SessionTicket ticket, TenantRuntime tenant, string queueHeader, IsotunExtension accepted, CancellationToken stopping)
+    {
+        var metrics = IsotunMetrics.Instance;
+        int? index = IsotunExtensions.ParseCount(queueHeader, 1, IsotunExtensions.MaxQueues - 1);
+        if (!accepted.HasFlag(IsotunExtension.Queues) || index is null)
+        {
+            await WriteSimpleAsync(tls, 400, "Bad Request", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, accepted.HasFlag(IsotunExtension.Queues) ? "bad queue index" : "a queue without the queues extension");
+            return;
+        }
+        var session = server.Sessions.TryGet(ticket.SessionId);
+        int queues = session?.QueueCount ?? 0;
+        if (session?.Connection is null || session.Address is not { } address || index >= queues)
+        {
+            await WriteSimpleAsync(tls, 409, "Conflict", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, session?.Connection is null ? "a queue for a session with no primary connection" : $"queue {index} of a group of {queues}");
+            return;
+        }
+        var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value) { MorePending = _morePending };
+        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false);
+        await tls.FlushAsync(stopping).ConfigureAwait(false);
+        // The primary may have gone meanwhile: then this connection just ends, as its group has.
+        if (!session.TryAttachQueue(index.Value, tunnel, out var replaced))
+        {
+            Close(CloseReason.Replaced, $"queue {index}: the primary connection ended meanwhile");
+            return;
+        }
+        replaced?.Abort(TunnelEnd.Replaced);
+        metrics.QueueUp(tenant.Name);
+        ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
+
+        var end = await tunnel.RunAsync().ConfigureAwait(false);
+
+        metrics.QueueDown(tenant.Name);
+        session.Detach(tunnel, out _);
+        Ended(session, tunnel, end);
+    }
+
+    private void Ended(VpnSession session, TunnelConnection tunnel, TunnelEnd end)
+    {
+        ServerLog.TunnelDown(log, session.Tenant.Name, session.ShortId, id, tunnel.Queue == 0 ? end.ToString() : $"{end} (queue {tunnel.Queue})");
+        IsotunMetrics.Instance.Closed(end switch
         {
             TunnelEnd.BadFrame => CloseReason.BadFrame,
             TunnelEnd.DeadPeer => CloseReason.DeadPeer,
-            TunnelEnd.Replaced => CloseReason.Replaced,
+            TunnelEnd.Replaced or TunnelEnd.PrimaryEnded => CloseReason.Replaced,
             TunnelEnd.UserDisconnect => CloseReason.UserDisconnect,
             TunnelEnd.Shutdown => CloseReason.Shutdown,
             _ => CloseReason.PeerClosed,
@@ -262,7 +324,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
     }
 
-    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu, IsotunExtension accepted)
+    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu, IsotunExtension accepted, int queues, int queue)
     {
         var c = tenant.Config;
         var sb = new StringBuilder(1024);
@@ -298,6 +360,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         sb.Append("X-CSTP-Base-MTU: ").Append(Math.Max(1500, mtu)).Append("\r\n");
         sb.Append("X-CSTP-MTU: ").Append(mtu).Append("\r\n");
         if (accepted != IsotunExtension.None) sb.Append(IsotunExtensions.Header).Append(": ").Append(IsotunExtensions.Format(accepted)).Append("\r\n");
+        if (accepted.HasFlag(IsotunExtension.Queues))
+        {
+            sb.Append(IsotunExtensions.QueuesHeader).Append(": ").Append(queues).Append("\r\n");
+            if (queue > 0) sb.Append(IsotunExtensions.QueueHeader).Append(": ").Append(queue).Append("\r\n");
+        }
         sb.Append("\r\n");
         return Encoding.ASCII.GetBytes(sb.ToString());
     }

@@ -23,8 +23,11 @@ internal static partial class ServerLog
     [LoggerMessage(20, LogLevel.Information, "tenant={Tenant} conn={Conn} login {User}: {Result}")]
     public static partial void Login(ILogger logger, string tenant, long conn, string user, string result);
 
-    [LoggerMessage(21, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel up for {User} at {Address} (mtu {Mtu}, extensions: {Extensions})")]
-    public static partial void TunnelUp(ILogger logger, string tenant, string session, long conn, string user, string address, int mtu, string extensions);
+    [LoggerMessage(21, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel up for {User} at {Address} (mtu {Mtu}, extensions: {Extensions}) from {Peer}")]
+    public static partial void TunnelUp(ILogger logger, string tenant, string session, long conn, string user, string address, int mtu, string extensions, string peer);
+
+    [LoggerMessage(24, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} queue {Queue} of {Queues} joined from {Peer}")]
+    public static partial void QueueUp(ILogger logger, string tenant, string session, long conn, int queue, int queues, string peer);
 
     [LoggerMessage(22, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel down: {Reason}")]
     public static partial void TunnelDown(ILogger logger, string tenant, string session, long conn, string reason);

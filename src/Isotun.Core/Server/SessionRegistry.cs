@@ -23,6 +23,9 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         return ticket;
     }
 
+    /// <summary>A live session by id, or null (never rebuilt: a queue joins only a session that has a primary).</summary>
+    public VpnSession? TryGet(Guid id) => _sessions.GetValueOrDefault(id);
+
     /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
         _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User) });

@@ -14,8 +14,8 @@ public sealed class TenantNamespace(TenantConfig config)
 {
     public string? Name => config.InHostNamespace ? null : config.Namespace;
 
-    /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN inside and configures it.</summary>
-    public TunDevice Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
+    /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN's queues inside and configures it.</summary>
+    public TunDevice[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
     {
         var ns = Name;
         if (ns is not null)
@@ -28,7 +28,10 @@ public sealed class TenantNamespace(TenantConfig config)
         }
         // A TUN left by a crashed run would hold the name: remove it first.
         IpCommand.TryRun(ns is null ? ["link", "del", "dev", config.Device] : ["-n", ns, "link", "del", "dev", config.Device]);
-        var tun = ns is null ? TunDevice.Open(config.Device, config.Offload) : NetworkNamespace.Run(ns, () => TunDevice.Open(config.Device, config.Offload));
+        var queues = ns is null
+            ? TunDevice.OpenQueues(config.Device, config.Offload, config.Queues)
+            : NetworkNamespace.Run(ns, () => TunDevice.OpenQueues(config.Device, config.Offload, config.Queues));
+        var tun = queues[0];
         try
         {
             IpCommand.TryRun(In(ns, "link", "set", "dev", tun.Name, "addrgenmode", "none"));
@@ -38,11 +41,11 @@ public sealed class TenantNamespace(TenantConfig config)
             if (gateway6 is not null)
                 IpCommand.Run(In(ns, "-6", "addr", "replace", $"{gateway6}/{prefix6}", "dev", tun.Name, "nodad"));
             if (ns is not null) SetupUplink(ns, pools);
-            return tun;
+            return queues;
         }
         catch
         {
-            tun.Dispose();
+            foreach (var q in queues) q.Dispose();
             throw;
         }
     }

@@ -32,8 +32,8 @@ public sealed class TenantRuntime : IDisposable
     private readonly LeaseAllocator _leases;
     private readonly LeaseAllocator? _leases6;
     private readonly TenantNamespace _namespace;
-    private TunDevice? _tun;
-    private Thread? _reader;
+    private TunDevice[] _tuns = [];
+    private Thread[] _readers = [];
     private volatile bool _stopping;
     private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool4Match;
     private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool6Match;
@@ -73,7 +73,11 @@ public sealed class TenantRuntime : IDisposable
     public int Mtu => Config.Mtu;
     public IPAddress Gateway => _leases.Gateway;
     public IPAddress? Gateway6 => _leases6?.Gateway;
-    public TunDevice? Tun => _tun;
+    /// <summary>The TUN's first queue (null before <see cref="Start"/>); every queue has the same flags.</summary>
+    public TunDevice? Tun => _tuns.Length > 0 ? _tuns[0] : null;
+
+    /// <summary>The TUN queue a session's queue <paramref name="queue"/> writes into.</summary>
+    public TunDevice TunQueue(int queue) => _tuns[queue % _tuns.Length];
     public string? NamespaceName => _namespace.Name;
 
     /// <summary>
@@ -92,6 +96,7 @@ public sealed class TenantRuntime : IDisposable
         if (next.Mtu != c.Mtu) structural.Add("mtu");
         if (next.Uplink != c.Uplink) structural.Add("uplink");
         if (next.Offload != c.Offload) structural.Add("offload");
+        if (next.Queues != c.Queues) structural.Add("queues");
         if (structural.Count > 0) return $"changed {string.Join(", ", structural)}: restart the server to apply";
         // Load everything first, so a bad file leaves the tenant exactly as it was.
         var passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
@@ -105,13 +110,13 @@ public sealed class TenantRuntime : IDisposable
         return null;
     }
 
-    /// <summary>Creates the namespace and TUN and starts the TUN reader thread.</summary>
+    /// <summary>Creates the namespace and TUN and starts one reader thread per TUN queue.</summary>
     public void Start()
     {
         IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
-        _tun = _namespace.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
-        _reader = new Thread(ReadLoop) { IsBackground = true, Name = $"tun-{Name}" };
-        _reader.Start();
+        _tuns = _namespace.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
+        _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
+        foreach (var reader in _readers) reader.Start();
     }
 
     /// <summary>
@@ -185,6 +190,9 @@ public sealed class TenantRuntime : IDisposable
         if (session.Address6 is not null) _routes[session.AddressKey6] = session;
     }
 
+    /// <summary>The session attached at this address (whose primary connection is up), if any.</summary>
+    public VpnSession? RouteTo(IpKey address) => _routes.GetValueOrDefault(address);
+
     public void Detach(VpnSession session)
     {
         _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session));
@@ -206,10 +214,12 @@ public sealed class TenantRuntime : IDisposable
         return (IpKey.FromAddress(pool.Network), mask, IpKey.FromAddress(gateway));
     }
 
-    /// <summary>TUN → sessions: one dedicated thread, blocking reads, a routing lookup per packet.</summary>
-    private void ReadLoop()
+    /// <summary>
+    /// TUN → sessions: a dedicated thread per TUN queue, a routing lookup per packet, and for a session with
+    /// several queues the connection its flow hashes to.
+    /// </summary>
+    private void ReadLoop(TunDevice tun)
     {
-        var tun = _tun!;
         var metrics = IsotunMetrics.Instance;
         int skip = tun.Offload ? VirtioNetHeader.Length : 0;
         PacketBuffer? buf = null;
@@ -235,7 +245,7 @@ public sealed class TenantRuntime : IDisposable
                 continue;
             }
             var dst = IpKey.FromBytes(IpPacket.Destination(packet, info));
-            if (!_routes.TryGetValue(dst, out var session) || session.Connection is not { } conn)
+            if (RouteTo(dst)?.Pick(packet, info) is not { } conn)
             {
                 metrics.Drop(Name, DropReason.NoSession);
                 continue;
@@ -250,7 +260,7 @@ public sealed class TenantRuntime : IDisposable
             if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
             if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
             if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
-            if (result.Queued > 0) Traffic.Tx(n - skip);
+            if (result.Queued > 0) Traffic.Tx(n - skip, conn.Queue);
         }
         buf?.Return();
     }
@@ -258,8 +268,8 @@ public sealed class TenantRuntime : IDisposable
     public void Dispose()
     {
         _stopping = true;
-        _reader?.Join(TimeSpan.FromSeconds(2));
-        _tun?.Dispose();
+        foreach (var reader in _readers) reader.Join(TimeSpan.FromSeconds(2));
+        foreach (var tun in _tuns) tun.Dispose();
         _namespace.Teardown();
     }
 }

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
 
-public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, Shutdown, Error }
+public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, PrimaryEnded, Shutdown, Error }
 
 /// <summary>
 /// One TLS connection carrying a session's CSTP frames. The reader loop (this class) moves client
@@ -30,9 +30,10 @@ public sealed class TunnelConnection
 
     private int _badGso;
 
-    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping)
+    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping, int queue = 0)
     {
         Id = id;
+        Queue = queue;
         _session = session;
         _reader = reader;
         _log = log;
@@ -53,6 +54,9 @@ public sealed class TunnelConnection
 
     public long Id { get; }
     public int Mtu { get; }
+
+    /// <summary>Which queue of its session this connection is: 0 for the primary (and every stock client).</summary>
+    public int Queue { get; }
 
     /// <summary>
     /// Tells whether more bytes already wait in the socket. Then the merged packet is held across the next
@@ -103,8 +107,7 @@ public sealed class TunnelConnection
 
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
     {
-        var tun = _session.Tenant.Tun!;
-        var tunWriter = new TunWriter(tun);
+        var tunWriter = new TunWriter(_session.Tenant.TunQueue(Queue));
         byte[]? scratch = null;
         // Without GSO a frame is one packet of at most the MTU (9000), so it fits one TLS record; a peer that
         // announces more is broken or hostile, and its connection closes (bad-frame) before we buffer it.
@@ -164,7 +167,7 @@ public sealed class TunnelConnection
                 if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
                 var framed = inPlace ? payload.Span[..len] : scratch.AsSpan(0, len);
                 if (tunWriter.Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
-                    tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0));
+                    tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0), Queue);
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;
             case CstpPacketType.DpdRequest:

@@ -25,8 +25,96 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     /// <summary>The user's rate limiters (shared by all of the user's sessions), or null when unlimited.</summary>
     public (TokenBucket Rx, TokenBucket Tx)? Limits { get; init; }
 
-    /// <summary>The live tunnel connection, if any. Swapped atomically when a reconnect replaces it.</summary>
-    public TunnelConnection? Connection;
+    private readonly Lock _gate = new();
+    // Index = queue; [0] is the primary, the connection that negotiated the group. Changed under _gate only.
+    private TunnelConnection?[] _queues = [null];
+    // The attached connections, primary first: what the TUN readers pick from, swapped whole.
+    private volatile TunnelConnection[] _live = [];
+
+    /// <summary>The primary tunnel connection, if one is attached.</summary>
+    public TunnelConnection? Connection => _live is [var primary, ..] ? primary : null;
+
+    /// <summary>Connections attached now (primary and queues).</summary>
+    public int LiveQueues => _live.Length;
+
+    /// <summary>Queues of the current group, as negotiated by its primary (1 without the extension).</summary>
+    public int QueueCount => _queues.Length;
+
+    /// <summary>
+    /// The connection for a packet towards this client: with several queues, the one its flow hashes to, so
+    /// the packets of one flow stay in order. Allocation-free; null when nothing is attached.
+    /// </summary>
+    public TunnelConnection? Pick(ReadOnlySpan<byte> packet, in IpPacketInfo info)
+    {
+        var live = _live;
+        return live.Length switch
+        {
+            0 => null,
+            1 => live[0],
+            _ => live[FlowHash.Pick(FlowHash.Of(packet, info), live.Length)],
+        };
+    }
+
+    /// <summary>
+    /// A new primary connection: it starts a new group of <paramref name="queues"/> queues. Returns the
+    /// connections of the old group, which the caller aborts (the client reconnects all of its queues).
+    /// </summary>
+    public TunnelConnection[] AttachPrimary(TunnelConnection primary, int queues)
+    {
+        lock (_gate)
+        {
+            var old = _queues.OfType<TunnelConnection>().ToArray();
+            _queues = new TunnelConnection?[queues];
+            _queues[0] = primary;
+            _live = [primary];
+            Tenant.Attach(this);
+            return old;
+        }
+    }
+
+    /// <summary>
+    /// Joins a further connection as queue <paramref name="index"/> of the current group. False when no primary
+    /// is attached or the group has no such queue. A connection already at that index is returned to be aborted.
+    /// </summary>
+    public bool TryAttachQueue(int index, TunnelConnection connection, out TunnelConnection? replaced)
+    {
+        lock (_gate)
+        {
+            replaced = null;
+            if (_queues[0] is null || index < 1 || index >= _queues.Length) return false;
+            replaced = _queues[index];
+            _queues[index] = connection;
+            _live = _queues.OfType<TunnelConnection>().ToArray();
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Takes a connection that ended out of the group. When it was the primary, the whole group goes: the
+    /// session's routes are removed, the queues still attached are returned for the caller to abort, and the
+    /// result is true. A connection already replaced changes nothing.
+    /// </summary>
+    public bool Detach(TunnelConnection connection, out TunnelConnection[] orphans)
+    {
+        lock (_gate)
+        {
+            orphans = [];
+            int i = Array.IndexOf(_queues, connection);
+            if (i < 0) return false;
+            if (i > 0)
+            {
+                _queues[i] = null;
+                _live = _queues.OfType<TunnelConnection>().ToArray();
+                return false;
+            }
+            orphans = _queues.Skip(1).OfType<TunnelConnection>().ToArray();
+            _queues = [null];
+            _live = [];
+            // Under the lock, so a new primary attaching at the same time cannot lose its routes.
+            Tenant.Detach(this);
+            return true;
+        }
+    }
 
     public bool HasAddresses => Address is not null;
 

@@ -25,8 +25,8 @@ public sealed class DataPathTests(DataPathFixture fx, Xunit.Abstractions.ITestOu
         // Both TUNs were opened with virtio-net headers and TSO (gso_max_size is set only then).
         Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", LabLayout.ClientTun]).Stdout);
         Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.TenantNs, "-d", "link", "show"]).Stdout);
-        // The server accepted both extensions for the lab client's connection.
-        Assert.Contains(fx.LogLines("server"), l => l.Contains($"at {fx.ClientAddress} (mtu {Mtu}, extensions: batch, gso)"));
+        // The server accepted every extension for the lab client's connection (two queues: the lab asks for them).
+        Assert.Contains(fx.LogLines("server"), l => l.Contains($"at {fx.ClientAddress} (mtu {Mtu}, extensions: batch, gso, queues=2)"));
 
         var (bytes0, packets0) = Rx();
         var (sent, reply) = Transfer.Upload(L.ClientNs, Sink, null, Size);
@@ -48,23 +48,13 @@ public sealed class DataPathTests(DataPathFixture fx, Xunit.Abstractions.ITestOu
     public void With_no_extensions_the_same_transfers_cross_as_plain_cstp_byte_identical()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
-        const string name = "plain-client", dev = "dpplain0", table = "1010";
-        // A second session of the same user, on its own TUN and without routes; its address is routed to the
-        // service through its own TUN by a source rule, so the lab client's tunnel is not used.
-        LabProcess.Start(L, name, L.ClientNs, TestEnvironment.IsotunExe,
-            ["connect", L.ServerUrl.ToString(), "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--servercert", fx.Pin,
-             "--interface", dev, "--no-routes", "--no-extensions"]);
-        IPAddress? address = null;
-        try
+        using (var client = new SideClient(L, fx.Pin, "plain-client", "dpplain0", "1010", "--no-extensions"))
         {
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(60), () => (address = AddressOf(dev)) is not null),
-                "the plain client never got an address:\n" + LabProcess.Tail(L, name));
+            var address = client.Address;
             // The client still reads super-packets from its own TUN (offloads do not depend on the peer) and cuts them itself.
-            Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", dev]).Stdout);
+            Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", client.Device]).Stdout);
             Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => fx.LogLines("server").Any(l => l.Contains($"at {address} (mtu {Mtu}, extensions: none)"))),
                 "the server did not log the plain tunnel without extensions");
-            Assert.True(Run.InNs(L.ClientNs, "ip", "rule", "add", "from", address!.ToString(), "lookup", table, "priority", table).ExitCode == 0);
-            Assert.True(Run.InNs(L.ClientNs, "ip", "route", "replace", L.ServiceNet, "dev", dev, "table", table).ExitCode == 0);
 
             var (bytes0, packets0) = Rx();
             var (sent, reply) = Transfer.Upload(L.ClientNs, Sink, address, Size);
@@ -79,17 +69,13 @@ public sealed class DataPathTests(DataPathFixture fx, Xunit.Abstractions.ITestOu
             var (expected, received, count) = Transfer.Download(L.ClientNs, Source, address, Size);
             Assert.Equal(Size, count);
             Assert.Equal(expected, received);
-            Assert.DoesNotContain(File.ReadAllLines(LabProcess.LogPath(L, name)), l => l.Contains("connection lost"));
-        }
-        finally
-        {
-            LabProcess.Stop(L, name, TimeSpan.FromSeconds(10));
-            if (address is not null) Run.InNs(L.ClientNs, "ip", "rule", "del", "from", address.ToString(), "lookup", table, "priority", table);
+            Assert.Equal(0, client.Count("connection lost"));
         }
         TunnelTests.AssertPing(L.ClientNs, L.ServiceIp); // the lab client's tunnel is untouched
     }
 
-    private IPAddress? AddressOf(string dev)
+    /// <summary>The IPv4 address on a device in the lab's client namespace, or null.</summary>
+    internal static IPAddress? AddressOf(LabLayout L, string dev)
     {
         var r = Run.Exec("ip", ["-n", L.ClientNs, "-4", "-o", "addr", "show", "dev", dev]);
         var parts = r.Stdout.Split(' ', StringSplitOptions.RemoveEmptyEntries);

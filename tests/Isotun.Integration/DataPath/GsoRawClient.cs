@@ -62,19 +62,27 @@ internal sealed class GsoRawClient : IDisposable
     }
 
     /// <summary>CONNECT with the cookie; returns the response head (the tunnel is up on 200).</summary>
-    public async Task<HttpResponseHead> ConnectTunnelAsync(string cookie, string? extensions)
+    public async Task<HttpResponseHead> ConnectTunnelAsync(string cookie, string? extensions, params (string Name, string Value)[] headers)
+    {
+        var head = await TryConnectTunnelAsync(cookie, extensions, headers);
+        Assert.True(head.StatusCode == 200, $"CONNECT: HTTP {head.StatusCode} {head.Reason}");
+        Address = IPAddress.Parse(head.Headers.Get("X-CSTP-Address")!);
+        Mtu = int.Parse(head.Headers.Get("X-CSTP-MTU")!);
+        return head;
+    }
+
+    /// <summary>CONNECT with the cookie and any further headers; returns the response head, whatever its status.</summary>
+    public async Task<HttpResponseHead> TryConnectTunnelAsync(string cookie, string? extensions, params (string Name, string Value)[] headers)
     {
         var sb = new StringBuilder("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: AnyConnect gso-raw-test\r\n")
             .Append("Cookie: webvpn=").Append(cookie).Append("\r\nX-CSTP-Version: 1\r\nX-CSTP-MTU: 1400\r\n");
         if (extensions is not null) sb.Append(IsotunExtensions.Header).Append(": ").Append(extensions).Append("\r\n");
+        foreach (var (name, value) in headers) sb.Append(name).Append(": ").Append(value).Append("\r\n");
         await SendAsync(Encoding.ASCII.GetBytes(sb.Append("\r\n").ToString()));
         using var cts = new CancellationTokenSource(Guard);
         var (result, head) = await _reader.ReadResponseHeadAsync(HttpHeadParser.DefaultMaxHeadBytes, cts.Token);
         Assert.True(head is not null, $"CONNECT: no response ({result})");
-        Assert.True(head!.StatusCode == 200, $"CONNECT: HTTP {head.StatusCode} {head.Reason}");
-        Address = IPAddress.Parse(head.Headers.Get("X-CSTP-Address")!);
-        Mtu = int.Parse(head.Headers.Get("X-CSTP-MTU")!);
-        return head;
+        return head!;
     }
 
     public async Task SendAsync(byte[] bytes)

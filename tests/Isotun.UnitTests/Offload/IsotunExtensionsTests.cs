@@ -13,6 +13,8 @@ public class IsotunExtensionsTests
         { "GSO", IsotunExtension.Gso },
         { "Batch, Gso", IsotunExtension.Batch | IsotunExtension.Gso },
         { "batch, zstd, gso, queues=4", IsotunExtension.Batch | IsotunExtension.Gso },
+        { "batch, gso, queues", IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Queues },
+        { "QUEUES", IsotunExtension.Queues },
         { "batch,batch", IsotunExtension.Batch },
         { ",,, ,", IsotunExtension.None },
         { "batchy, gso2, g so", IsotunExtension.None },
@@ -31,11 +33,30 @@ public class IsotunExtensionsTests
     [InlineData(IsotunExtension.Batch, "batch")]
     [InlineData(IsotunExtension.Gso, "gso")]
     [InlineData(IsotunExtension.Batch | IsotunExtension.Gso, "batch, gso")]
+    [InlineData(IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Queues, "batch, gso, queues")]
     public void Format_and_round_trip(IsotunExtension value, string text)
     {
         Assert.Equal(text, IsotunExtensions.Format(value));
         Assert.Equal(value, IsotunExtensions.Parse(IsotunExtensions.Format(value)));
     }
+
+    [Theory]
+    [InlineData("1", 1, 16, 1)]
+    [InlineData("16", 1, 16, 16)]
+    [InlineData("4", 2, 16, 4)]
+    [InlineData("17", 1, 16, null)]
+    [InlineData("0", 1, 16, null)]
+    [InlineData("1", 2, 16, null)]
+    [InlineData("-1", 1, 16, null)]
+    [InlineData("+2", 1, 16, null)]
+    [InlineData(" 2", 1, 16, null)]
+    [InlineData("2 ", 1, 16, null)]
+    [InlineData("0x2", 1, 16, null)]
+    [InlineData("99999999999", 1, 16, null)]
+    [InlineData("", 1, 16, null)]
+    [InlineData(null, 1, 16, null)]
+    public void Queue_counts_and_indexes_are_plain_bounded_numbers(string? value, int min, int max, int? expected) =>
+        Assert.Equal(expected, IsotunExtensions.ParseCount(value, min, max));
 
     [Fact]
     public void The_gso_frame_type_is_a_known_frame_type()
