@@ -50,17 +50,18 @@ test_isotun() { isotun_tput isotun "isotun connect -> isotun server, extensions 
 
 # Several flows at once (iperf3 -P $PARALLEL, default 4): what queues are worth, and stunnel (a TLS connection per
 # flow) as the anchor. On this machine client and server share the same 2 vCPUs.
-isotun_parallel() {  # isotun_parallel <row> <test function> <args...>: runs the test with -P, its row renamed
-  local row=$1 fn=$2; shift 2
+isotun_parallel() {  # isotun_parallel <row> <test function> <args...>: runs an anchors test with -P, its row renamed
+  # Named apart: the test function's own locals (say, "row") shadow ours inside measure().
+  local parallel_row=$1 fn=$2; shift 2
   local IPERF_ARGS="$IPERF_ARGS -P ${PARALLEL:-4}"
   eval "measure_single() $(declare -f measure | tail -n +2)"
-  measure() { shift; measure_single "$row" "$@"; }
+  measure() { shift; measure_single "$parallel_row" "$@"; }
   "$fn" "$@"
   eval "measure() $(declare -f measure_single | tail -n +2)"
 }
 test_stunnel_p4() { isotun_parallel stunnel_p4 test_stunnel; }
-test_isotun_p4() { isotun_parallel isotun_p4 isotun_tput x "isotun, ${PARALLEL:-4} flows, --queues 2" --queues 2; }
-test_isotun_p4_q1() { isotun_parallel isotun_p4_q1 isotun_tput x "isotun, ${PARALLEL:-4} flows, --queues 1" --queues 1; }
+test_isotun_p4() { local IPERF_ARGS="$IPERF_ARGS -P ${PARALLEL:-4}"; isotun_tput isotun_p4 "isotun, ${PARALLEL:-4} flows, --queues 2" --queues 2; }
+test_isotun_p4_q1() { local IPERF_ARGS="$IPERF_ARGS -P ${PARALLEL:-4}"; isotun_tput isotun_p4_q1 "isotun, ${PARALLEL:-4} flows, --queues 1" --queues 1; }
 
 test_isotun_oc() {
   start_iperf_server
