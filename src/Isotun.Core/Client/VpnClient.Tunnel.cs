@@ -25,7 +25,7 @@ public sealed partial class VpnClient
         using var group = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The TUN was opened once; GSO frames flow only while this group negotiated them.
         _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tuns[0].Offload;
-        var lanes = connections.Select((c, q) => new Lane(q, c, new FrameWriter(c.Stream, _accepted.HasFlag(IsotunExtension.Gso) ? 256 : FrameWriter.DefaultQueueDepth)
+        var lanes = connections.Select((c, q) => new Lane(q, c, new FrameWriter(c.Stream, _accepted.HasFlag(IsotunExtension.Gso) ? 256 : FrameWriter.DefaultQueueDepth, inline: true)
         {
             Batching = _accepted.HasFlag(IsotunExtension.Batch),
         })).ToList();

@@ -40,7 +40,7 @@ public sealed class TunnelConnection
         Mtu = mtu;
         PeerGso = extensions.HasFlag(IsotunExtension.Gso);
         // Super-packets use 64 KiB buffers: a shorter queue bounds the memory a session can pin.
-        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth)
+        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: PeerGso)
         {
             Limiter = session.Limits?.Tx,
             Batching = extensions.HasFlag(IsotunExtension.Batch),

@@ -14,13 +14,19 @@ public sealed class FrameWriter
     private readonly Stream _stream;
     private readonly Channel<PacketBuffer> _queue;
 
-    public FrameWriter(Stream stream, int queueDepth = DefaultQueueDepth)
+    /// <param name="inline">
+    /// When the writer is parked, the thread that queues a frame runs the writer itself until the queue is empty
+    /// or the socket is full, instead of waking a pool thread: no hand-off per burst. Only for a producer that
+    /// feeds this one connection (the client's TUN threads); a shared producer would write for everyone in turn.
+    /// </param>
+    public FrameWriter(Stream stream, int queueDepth = DefaultQueueDepth, bool inline = false)
     {
         _stream = stream;
         _queue = Channel.CreateBounded<PacketBuffer>(new BoundedChannelOptions(queueDepth)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = inline,
         });
     }
 

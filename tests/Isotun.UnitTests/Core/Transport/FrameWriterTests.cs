@@ -39,6 +39,28 @@ public class FrameWriterTests
         Assert.True(stream.Flushes >= 1);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_inline_writer_is_run_by_the_thread_that_queues_for_it_while_it_is_parked(bool batching)
+    {
+        var stream = new RecordingWriteStream();
+        var writer = new FrameWriter(stream, inline: true) { Batching = batching };
+        var run = writer.RunAsync(default); // parks: nothing queued
+        for (int i = 1; i <= 3; i++)
+        {
+            var (frame, bytes) = Data(CstpPacketType.Data, 100 * i, i);
+            Assert.True(writer.TryEnqueue(frame));
+            // Written and flushed before TryEnqueue returned, on this thread: no hand-off to another one.
+            Assert.Equal(i, stream.WriteCount);
+            Assert.Equal(bytes, stream.Writes[i - 1]);
+            Assert.Equal(i, stream.Flushes);
+        }
+        Assert.False(run.IsCompleted);
+        writer.Complete();
+        await run.WaitAsync(Guard);
+    }
+
     [Fact]
     public async Task A_full_queue_is_drained_one_write_per_frame_not_batched()
     {
