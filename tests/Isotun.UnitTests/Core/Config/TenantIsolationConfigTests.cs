@@ -117,6 +117,10 @@ public class TenantIsolationConfigTests
     [InlineData("lease-lifetime: -1", "tenants[0].lease-lifetime", "must be between 0 and 31536000")]
     [InlineData("lease-lifetime: 31536001", "tenants[0].lease-lifetime", "must be between 0 and 31536000")]
     [InlineData("lease-lifetime: 1h", "tenants[0].lease-lifetime", "must be an integer")]
+    [InlineData("queues: 0", "tenants[0].queues", "must be between 1 and 16")]
+    [InlineData("queues: 17", "tenants[0].queues", "must be between 1 and 16")]
+    [InlineData("queues: auto", "tenants[0].queues", "must be an integer")]
+    [InlineData("offload: sometimes", "tenants[0].offload", "must be true or false")]
     [InlineData("client-ca: missing.crt", "tenants[0].client-ca", "file not found: {dir}/missing.crt")]
     [InlineData("uplink: bridge", "tenants[0].uplink", "expected a mapping, found a scalar")]
     [InlineData("uplink: {tunnel: {}}", "tenants[0].uplink.tunnel", "unknown key")]
@@ -125,6 +129,16 @@ public class TenantIsolationConfigTests
         using var temp = new TempDirectory();
         var errors = Errors(Acme + "    " + line + "\n", temp);
         Assert.Equal([new ConfigError(path, message.Replace("{dir}", temp.Path))], errors);
+    }
+
+    [Fact]
+    public void Queues_default_to_one_per_core_up_to_8_and_take_1_to_16()
+    {
+        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, 8), Single(Acme).Queues);
+        Assert.Equal(1, Single(Acme + "    queues: 1\n").Queues);
+        Assert.Equal(16, Single(Acme + "    queues: 16\n").Queues);
+        Assert.True(Single(Acme).Offload);
+        Assert.False(Single(Acme + "    offload: false\n").Offload);
     }
 
     [Fact]

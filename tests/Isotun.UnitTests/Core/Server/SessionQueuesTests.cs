@@ -170,4 +170,12 @@ public class SessionQueuesTests
         Assert.Same(s, _tenant.RouteTo(s.AddressKey));
         Assert.Same(fresh, s.Connection);
     }
+
+    [Fact]
+    public void A_reload_that_changes_the_queue_count_is_refused_until_a_restart()
+    {
+        var reason = _tenant.TryApply(_tenant.Config with { Queues = _tenant.Config.Queues + 1 });
+        Assert.Equal("changed queues: restart the server to apply", reason);
+        Assert.Null(_tenant.TryApply(_tenant.Config with { Dpd = _tenant.Config.Dpd + 1 }));
+    }
 }
