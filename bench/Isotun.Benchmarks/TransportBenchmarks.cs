@@ -70,7 +70,7 @@ public class TransportBenchmarks
     {
         var b = PacketBuffer.Rent(Packets.Mtu);
         _plain.CopyTo(b.PayloadSpace); // the TUN read
-        TunFrames.Send(b, _plain.Length, tunOffload: false, peerGso: false, Packets.Mtu, _enqueue, out bool consumed);
+        TunFrames.Send(b, _plain.Length, tunOffload: false, peerGso: false, peerUso: false, Packets.Mtu, _enqueue, out bool consumed);
         if (!consumed) b.Return();
         return Drain();
     }
@@ -80,7 +80,7 @@ public class TransportBenchmarks
     {
         var b = PacketBuffer.Rent(PacketBuffer.Capacity);
         _super.CopyTo(b.PayloadSpace);
-        TunFrames.Send(b, _super.Length, tunOffload: true, peerGso: true, Packets.Mtu, _enqueue, out bool consumed);
+        TunFrames.Send(b, _super.Length, tunOffload: true, peerGso: true, peerUso: false, Packets.Mtu, _enqueue, out bool consumed);
         if (!consumed) b.Return();
         return Drain();
     }
@@ -90,7 +90,7 @@ public class TransportBenchmarks
     {
         var b = PacketBuffer.Rent(PacketBuffer.Capacity);
         _super.CopyTo(b.PayloadSpace);
-        TunFrames.Send(b, _super.Length, tunOffload: true, peerGso: false, Packets.Mtu, _enqueue, out bool consumed);
+        TunFrames.Send(b, _super.Length, tunOffload: true, peerGso: false, peerUso: false, Packets.Mtu, _enqueue, out bool consumed);
         if (!consumed) b.Return();
         return Drain();
     }

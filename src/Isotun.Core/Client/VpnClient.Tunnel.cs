@@ -25,6 +25,7 @@ public sealed partial class VpnClient
         using var group = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The TUN was opened once; GSO frames flow only while this group negotiated them.
         _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tuns[0].Offload;
+        _peerUso = _peerGso && _accepted.HasFlag(IsotunExtension.Uso);
         // With GSO the TUN thread runs the writer itself (super-packets: one hand-off saved per 64 KiB); without,
         // a pool thread writes while the TUN thread reads on, and packs what queued meanwhile into one send.
         var lanes = connections.Select((c, q) => new Lane(q, c, new FrameWriter(c.Stream, _peerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: _peerGso)
@@ -158,7 +159,7 @@ public sealed partial class VpnClient
         {
             if (!_peerGso || payload.Length <= VirtioNetHeader.Length) return -1;
             var header = VirtioNetHeader.Read(payload);
-            if (GsoPacket.Validate(ref header, payload[VirtioNetHeader.Length..], _params!.Mtu) != GsoCheckResult.Ok)
+            if (GsoPacket.Validate(ref header, payload[VirtioNetHeader.Length..], _params!.Mtu, allowUdp: _peerUso) != GsoCheckResult.Ok)
                 return -1;
             header.Write(payload);
             return payload.Length;

@@ -17,7 +17,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     private TunDevice[] _tuns = [];
     // The writers of the connections up now, queue 0 (the primary) first; empty while reconnecting.
     private volatile FrameWriter[] _writers = [];
-    private volatile bool _peerGso;
+    private volatile bool _peerGso, _peerUso;
     private IsotunExtension _accepted;
     private int _granted = 1;
     private TunnelParameters? _params;
@@ -135,7 +135,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 new("X-CSTP-Full-IPv6-Capability", "true"),
             };
             bool askQueues = options.Extensions && options.Queues > 1;
-            if (options.Extensions) headers.Add(new(IsotunExtensions.Header, askQueues ? "batch, gso, queues" : "batch, gso"));
+            if (options.Extensions) headers.Add(new(IsotunExtensions.Header, Offer(askQueues)));
             if (askQueues && queue == 0) headers.Add(new(IsotunExtensions.QueuesHeader, options.Queues.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             if (queue > 0) headers.Add(new(IsotunExtensions.QueueHeader, queue.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             if (_params is not null) headers.Add(new("X-CSTP-Address", _params.Address.ToString()));
@@ -214,6 +214,14 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         IpCommand.Run("-4", "route", "replace", "128.0.0.0/1", "dev", dev);
     }
 
+    /// <summary>What the client offers: batching always; GSO and USO with offloads (a TUN without USO cuts UDP super-packets itself); queues when asked for.</summary>
+    private string Offer(bool queues)
+    {
+        var offer = IsotunExtension.Batch | (options.Offload ? IsotunExtension.Gso | IsotunExtension.Uso : IsotunExtension.None)
+            | (queues ? IsotunExtension.Queues : IsotunExtension.None);
+        return IsotunExtensions.Format(offer);
+    }
+
     private static string SafeHostName()
     {
         var h = Environment.MachineName;
@@ -237,7 +245,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             catch (TunException e) { Log.TunFailed(log, e.Message); break; }
             if (n < 0) break;
             if (n == 0) continue;
-            TunFrames.Send(buf, n, tun.Offload, _peerGso, _params!.Mtu, enqueue, out bool consumed);
+            TunFrames.Send(buf, n, tun.Offload, _peerGso, _peerUso, _params!.Mtu, enqueue, out bool consumed);
             if (consumed)
             {
                 Volatile.Write(ref _lastTxTicks, Environment.TickCount64);

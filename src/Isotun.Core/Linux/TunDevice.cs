@@ -15,7 +15,7 @@ public sealed unsafe class TunDevice : IDisposable
     private const short IFF_NO_PI = 0x1000;
     private const short IFF_VNET_HDR = 0x4000;
     private const short IFF_MULTI_QUEUE = 0x0100;
-    private const nuint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04;
+    private const nuint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
 
     /// <summary>Largest super-packet the kernel may hand us, so header + packet fit one 64 KiB frame.</summary>
     public const int GsoMaxSize = 65000;
@@ -24,11 +24,12 @@ public sealed unsafe class TunDevice : IDisposable
 
     private int _fd;
 
-    private TunDevice(int fd, string name, bool offload)
+    private TunDevice(int fd, string name, bool offload, bool uso)
     {
         _fd = fd;
         Name = name;
         Offload = offload;
+        Uso = uso;
     }
 
     public string Name { get; }
@@ -38,6 +39,12 @@ public sealed unsafe class TunDevice : IDisposable
     /// virtio_net_hdr, and reads may return TCP super-packets of up to <see cref="GsoMaxSize"/> bytes.
     /// </summary>
     public bool Offload { get; }
+
+    /// <summary>
+    /// Also UDP segmentation offload (kernels from 6.2): reads may return UDP super-packets (gso_type UDP_L4), and
+    /// the kernel takes them whole. Without it, UDP super-packets must be cut before they are written here.
+    /// </summary>
+    public bool Uso { get; }
 
     /// <summary>
     /// Opens <paramref name="count"/> queues of one TUN device (IFF_MULTI_QUEUE when more than one): each is its
@@ -86,14 +93,21 @@ public sealed unsafe class TunDevice : IDisposable
             throw new TunException($"TUNSETIFF {name}: {Libc.ErrorText(errno)}" + (errno == 1 ? " — needs CAP_NET_ADMIN (run as root)" : ""));
         }
         string actual = System.Text.Encoding.ASCII.GetString(new ReadOnlySpan<byte>(ifr, IfNameSize)).TrimEnd('\0');
-        // TSO only (no USO, no ECN): the peer's headers are validated for exactly these types.
-        if (offload && Libc.ioctl(fd, TUNSETOFFLOAD, (void*)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
+        // TSO, and USO where the kernel has it (EINVAL before 6.2); never UFO or ECN: the peer's headers are
+        // validated for exactly these types.
+        bool uso = false;
+        if (offload)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            Libc.close(fd);
-            throw new TunException($"TUNSETOFFLOAD {name}: {Libc.ErrorText(errno)}");
+            const nuint tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+            uso = Libc.ioctl(fd, TUNSETOFFLOAD, (void*)(tso | TUN_F_USO4 | TUN_F_USO6)) >= 0;
+            if (!uso && Libc.ioctl(fd, TUNSETOFFLOAD, (void*)tso) < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                Libc.close(fd);
+                throw new TunException($"TUNSETOFFLOAD {name}: {Libc.ErrorText(errno)}");
+            }
         }
-        return new TunDevice(fd, actual.Length > 0 ? actual : name, offload);
+        return new TunDevice(fd, actual.Length > 0 ? actual : name, offload, uso);
     }
 
     /// <summary>

@@ -218,9 +218,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
         // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
         var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
+        // USO goes with GSO: a tenant TUN without USO cuts the peer's UDP super-packets before writing them.
         var accepted = offered & (IsotunExtension.Batch
-            | (tenant.Tun?.Offload == true ? IsotunExtension.Gso : IsotunExtension.None)
+            | (tenant.Tun?.Offload == true ? IsotunExtension.Gso | IsotunExtension.Uso : IsotunExtension.None)
             | (tenant.Config.Queues > 1 ? IsotunExtension.Queues : IsotunExtension.None));
+        if (!accepted.HasFlag(IsotunExtension.Gso)) accepted &= ~IsotunExtension.Uso;
         if (head.Headers.Get(IsotunExtensions.QueueHeader) is { } queueHeader)
         {
             await JoinQueueAsync(tls, reader, ticket, tenant, queueHeader, accepted, stopping).ConfigureAwait(false);

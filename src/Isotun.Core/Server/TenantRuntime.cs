@@ -255,7 +255,7 @@ public sealed class TenantRuntime : IDisposable
                 metrics.Drop(Name, DropReason.Oversize);
                 continue;
             }
-            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.Mtu, conn.TryEnqueue, out bool consumed);
+            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.PeerUso, conn.Mtu, conn.TryEnqueue, out bool consumed);
             if (consumed) buf = null;
             if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
             if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);

@@ -39,6 +39,7 @@ public sealed class TunnelConnection
         _log = log;
         Mtu = mtu;
         PeerGso = extensions.HasFlag(IsotunExtension.Gso);
+        PeerUso = PeerGso && extensions.HasFlag(IsotunExtension.Uso);
         // Super-packets use 64 KiB buffers: a shorter queue bounds the memory a session can pin.
         Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: PeerGso)
         {
@@ -66,6 +67,9 @@ public sealed class TunnelConnection
 
     /// <summary>The peer negotiated GSO: it gets super-packets whole, and may send them.</summary>
     public bool PeerGso { get; }
+
+    /// <summary>The peer negotiated USO as well: UDP super-packets cross whole both ways.</summary>
+    public bool PeerUso { get; }
     public FrameWriter Writer { get; }
     public TunnelEnd? EndReason { get; private set; }
 
@@ -216,7 +220,7 @@ public sealed class TunnelConnection
             header = VirtioNetHeader.Read(payload);
             packet = payload[VirtioNetHeader.Length..];
             inPlace = true;
-            if (GsoPacket.Validate(ref header, packet, Mtu) != GsoCheckResult.Ok)
+            if (GsoPacket.Validate(ref header, packet, Mtu, allowUdp: PeerUso) != GsoCheckResult.Ok)
             {
                 metrics.Drop(tenant.Name, DropReason.BadGso);
                 return ++_badGso > MaxBadGso ? -1 : 0;

@@ -19,8 +19,9 @@ public static class TunFrames
     /// <paramref name="length"/> bytes, starting with a virtio header when <paramref name="tunOffload"/>).
     /// On return the buffer belongs to the writer when <paramref name="consumed"/>, else to the caller.
     /// <paramref name="enqueue"/> is the writer's TryEnqueue (server: drop when full) or a waiting variant (client).
+    /// A GSO peer gets UDP super-packets whole only with <paramref name="peerUso"/>; otherwise they are cut.
     /// </summary>
-    public static TunSendResult Send(PacketBuffer buffer, int length, bool tunOffload, bool peerGso, int mtu, Func<PacketBuffer, bool> enqueue, out bool consumed)
+    public static TunSendResult Send(PacketBuffer buffer, int length, bool tunOffload, bool peerGso, bool peerUso, int mtu, Func<PacketBuffer, bool> enqueue, out bool consumed)
     {
         consumed = false;
         var space = buffer.PayloadSpace;
@@ -33,7 +34,7 @@ public static class TunFrames
         if (length < VirtioNetHeader.Length) return new TunSendResult(0, 0, true);
         var header = VirtioNetHeader.Read(space);
         var packet = space[VirtioNetHeader.Length..length];
-        if (peerGso)
+        if (peerGso && (peerUso || !GsoPacket.IsUdp(header)))
         {
             if (!header.IsGso) Clamp(packet, mtu, partial: header.NeedsChecksum);
             consumed = enqueue(buffer.Seal(CstpPacketType.IsotunGso, length));
@@ -47,8 +48,9 @@ public static class TunFrames
             consumed = enqueue(buffer.SealAt(VirtioNetHeader.Length, CstpPacketType.Data, packet.Length));
             return new TunSendResult(consumed ? 1 : 0, consumed ? 0 : 1, false);
         }
-        // A stock peer: finish the checksum, and cut super-packets into MTU-sized segments.
-        if (GsoPacket.Validate(ref header, packet, mtu) != GsoCheckResult.Ok) return new TunSendResult(0, 0, true);
+        // A stock peer (or a UDP super-packet for a peer without USO): finish the checksum, and cut super-packets
+        // into MTU-sized segments. Our own kernel made the packet, so USO is allowed here.
+        if (GsoPacket.Validate(ref header, packet, mtu, allowUdp: true) != GsoCheckResult.Ok) return new TunSendResult(0, 0, true);
         int count = GsoPacket.SegmentCount(header, packet.Length), queued = 0, full = 0;
         for (int i = 0; i < count; i++)
         {

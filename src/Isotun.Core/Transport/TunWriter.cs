@@ -12,6 +12,8 @@ public sealed class TunWriter(TunDevice tun)
 {
     // Made on the first packet: an idle session holds no 64 KiB merge buffer.
     private TcpCoalescer? _gro;
+    // For cutting UDP super-packets when the TUN has no USO; made on the first one.
+    private byte[]? _segment;
 
     /// <summary>Packets written to the TUN, counting merged segments once per write.</summary>
     public long Writes;
@@ -29,7 +31,28 @@ public sealed class TunWriter(TunDevice tun)
         if (mayCoalesce && _gro.TryAppend(packet)) return true;
         bool ok = Flush();
         if (mayCoalesce && _gro.TryStart(packet)) return ok;
+        if (!tun.Uso && framed[1] == VirtioNetHeader.GsoUdpL4) return PutDatagrams(framed) && ok;
         return Put(framed) && ok;
+    }
+
+    /// <summary>
+    /// A validated UDP super-packet for a TUN without USO (a kernel before 6.2): written as the datagrams the
+    /// kernel would have cut, each with an empty header and a full checksum.
+    /// </summary>
+    private bool PutDatagrams(ReadOnlySpan<byte> framed)
+    {
+        var header = VirtioNetHeader.Read(framed);
+        var packet = framed[VirtioNetHeader.Length..];
+        // A datagram is headers + gso_size, which validation held to the MTU (at most 9000).
+        _segment ??= new byte[VirtioNetHeader.Length + 9216];
+        new VirtioNetHeader().Write(_segment);
+        bool ok = true;
+        for (int i = 0, count = GsoPacket.SegmentCount(header, packet.Length); i < count; i++)
+        {
+            int n = GsoPacket.WriteSegment(packet, header, i, _segment.AsSpan(VirtioNetHeader.Length));
+            ok &= Put(_segment.AsSpan(0, VirtioNetHeader.Length + n));
+        }
+        return ok;
     }
 
     /// <summary>Writes the pending merged packet, if any. Call at the end of every burst and before anything else goes out.</summary>

@@ -14,6 +14,11 @@ public enum IsotunExtension
     /// (<see cref="IsotunExtensions.QueuesHeader"/>), the others name their index (<see cref="IsotunExtensions.QueueHeader"/>).
     /// </summary>
     Queues = 4,
+    /// <summary>
+    /// With <see cref="Gso"/>: UDP super-packets (gso_type UDP_L4) may flow too. A side whose TUN lacks USO cuts
+    /// them before its TUN write; a peer without this extension gets them cut into datagrams.
+    /// </summary>
+    Uso = 8,
 }
 
 public static class IsotunExtensions
@@ -55,15 +60,17 @@ public static class IsotunExtensions
             if (token.Equals("batch", StringComparison.OrdinalIgnoreCase)) result |= IsotunExtension.Batch;
             else if (token.Equals("gso", StringComparison.OrdinalIgnoreCase)) result |= IsotunExtension.Gso;
             else if (token.Equals("queues", StringComparison.OrdinalIgnoreCase)) result |= IsotunExtension.Queues;
+            else if (token.Equals("uso", StringComparison.OrdinalIgnoreCase)) result |= IsotunExtension.Uso;
         }
         return result;
     }
 
     public static string Format(IsotunExtension extensions)
     {
-        var parts = new List<string>(3);
+        var parts = new List<string>(4);
         if (extensions.HasFlag(IsotunExtension.Batch)) parts.Add("batch");
         if (extensions.HasFlag(IsotunExtension.Gso)) parts.Add("gso");
+        if (extensions.HasFlag(IsotunExtension.Uso)) parts.Add("uso");
         if (extensions.HasFlag(IsotunExtension.Queues)) parts.Add("queues");
         return string.Join(", ", parts);
     }

@@ -6,7 +6,8 @@ namespace Isotun.Protocol.Offload;
 /// <summary>
 /// GSO super-packets: validating a peer's virtio-net header strictly before the kernel sees it, and
 /// splitting a super-packet into MTU-sized segments with correct checksums for peers that did not
-/// negotiate GSO (stock openconnect). TCP only: Isotun enables TSO4/TSO6 on its TUNs, never UFO/USO/ECN.
+/// negotiate GSO (stock openconnect). TCP (TSO4/TSO6) always; UDP (USO, gso_type UDP_L4) only where the
+/// caller allows it. Never UFO or ECN.
 /// </summary>
 public static class GsoPacket
 {
@@ -15,8 +16,9 @@ public static class GsoPacket
     /// <summary>
     /// Checks a peer's header against the packet it describes. On success, <paramref name="header"/> is
     /// normalised for a TUN write: hdr_len recomputed (the sender's value is only a hint), csum fields exact.
+    /// UDP super-packets (USO) pass only with <paramref name="allowUdp"/>: a peer that negotiated `uso`, or our own TUN.
     /// </summary>
-    public static GsoCheckResult Validate(ref VirtioNetHeader header, ReadOnlySpan<byte> packet, int mtu)
+    public static GsoCheckResult Validate(ref VirtioNetHeader header, ReadOnlySpan<byte> packet, int mtu, bool allowUdp = false)
     {
         if (IpPacket.TryParse(packet, out var ip) != IpParseResult.Ok || ip.TotalLength != packet.Length)
             return GsoCheckResult.BadPacket;
@@ -42,6 +44,10 @@ public static class GsoPacket
                 break;
             case VirtioNetHeader.GsoTcpV4 or VirtioNetHeader.GsoTcpV6:
                 return GsoCheckResult.WrongVersion;
+            case VirtioNetHeader.GsoUdpL4 when allowUdp:
+                // One type for both IP versions; the packet must be UDP.
+                if (ip.Protocol != Udp) return GsoCheckResult.WrongVersion;
+                return ValidateUdp(ref header, packet, ip, mtu);
             default:
                 return GsoCheckResult.BadType;
         }
@@ -58,6 +64,24 @@ public static class GsoPacket
         return GsoCheckResult.Ok;
     }
 
+    private static GsoCheckResult ValidateUdp(ref VirtioNetHeader header, ReadOnlySpan<byte> packet, in IpPacketInfo ip, int mtu)
+    {
+        if (ip.Version == 4 && (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3fff) != 0) return GsoCheckResult.BadPacket; // fragment
+        if (!header.NeedsChecksum || header.ChecksumStart != ip.HeaderLength || header.ChecksumOffset != 6)
+            return GsoCheckResult.BadOffsets;
+        int headers = ip.HeaderLength + 8;
+        if (headers > packet.Length) return GsoCheckResult.BadOffsets;
+        // Each datagram (headers + gso_size) must fit the MTU; and the kernel refuses a UDP "super-packet" of one
+        // datagram or less (udp_gso_segment: EINVAL), so it is refused here, where it can be counted.
+        if (header.GsoSize == 0 || headers + header.GsoSize > mtu || packet.Length - headers <= header.GsoSize)
+            return GsoCheckResult.BadGsoSize;
+        header.HeaderLength = (ushort)headers;
+        return GsoCheckResult.Ok;
+    }
+
+    /// <summary>Is this a UDP super-packet (USO)?</summary>
+    public static bool IsUdp(in VirtioNetHeader header) => header.GsoType == VirtioNetHeader.GsoUdpL4;
+
     /// <summary>How many segments <see cref="WriteSegment"/> produces for a validated super-packet.</summary>
     public static int SegmentCount(in VirtioNetHeader header, int packetLength)
     {
@@ -68,7 +92,7 @@ public static class GsoPacket
 
     /// <summary>
     /// Writes segment <paramref name="index"/> of a validated super-packet into <paramref name="destination"/>
-    /// as a complete packet (lengths, IPv4 id and header checksum, TCP sequence, flags and full checksum).
+    /// as a complete packet (lengths, IPv4 id and header checksum; TCP sequence and flags or UDP length; full checksum).
     /// For a non-GSO packet with a partial checksum it writes the packet with its checksum completed.
     /// Returns the segment length.
     /// </summary>
@@ -105,6 +129,13 @@ public static class GsoPacket
             BinaryPrimitives.WriteUInt16BigEndian(seg[4..], (ushort)(length - 40));
         }
 
+        if (ip.Protocol == Udp)
+        {
+            // Like udp_gso_segment: every datagram gets its own length and a full checksum.
+            BinaryPrimitives.WriteUInt16BigEndian(seg[(ip.HeaderLength + 4)..], (ushort)(length - ip.HeaderLength));
+            Checksum.WriteL4Checksum(seg, ip.Version, Udp, ip.HeaderLength, 6);
+            return length;
+        }
         var tcp = seg[ip.HeaderLength..];
         uint seq = BinaryPrimitives.ReadUInt32BigEndian(packet[(ip.HeaderLength + 4)..]);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], seq + (uint)(index * mss));

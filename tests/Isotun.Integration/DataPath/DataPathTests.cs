@@ -26,7 +26,7 @@ public sealed class DataPathTests(DataPathFixture fx, Xunit.Abstractions.ITestOu
         Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", LabLayout.ClientTun]).Stdout);
         Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.TenantNs, "-d", "link", "show"]).Stdout);
         // The server accepted every extension for the lab client's connection (two queues: the lab asks for them).
-        Assert.Contains(fx.LogLines("server"), l => l.Contains($"at {fx.ClientAddress} (mtu {Mtu}, extensions: batch, gso, queues=2)"));
+        Assert.Contains(fx.LogLines("server"), l => l.Contains($"at {fx.ClientAddress} (mtu {Mtu}, extensions: batch, gso, uso, queues=2)"));
 
         var (bytes0, packets0) = Rx();
         var (sent, reply) = Transfer.Upload(L.ClientNs, Sink, null, Size);

@@ -15,6 +15,7 @@ public class IsotunExtensionsTests
         { "batch, zstd, gso, queues=4", IsotunExtension.Batch | IsotunExtension.Gso },
         { "batch, gso, queues", IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Queues },
         { "QUEUES", IsotunExtension.Queues },
+        { "batch, gso, uso", IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Uso },
         { "batch,batch", IsotunExtension.Batch },
         { ",,, ,", IsotunExtension.None },
         { "batchy, gso2, g so", IsotunExtension.None },
@@ -34,6 +35,7 @@ public class IsotunExtensionsTests
     [InlineData(IsotunExtension.Gso, "gso")]
     [InlineData(IsotunExtension.Batch | IsotunExtension.Gso, "batch, gso")]
     [InlineData(IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Queues, "batch, gso, queues")]
+    [InlineData(IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Uso | IsotunExtension.Queues, "batch, gso, uso, queues")]
     public void Format_and_round_trip(IsotunExtension value, string text)
     {
         Assert.Equal(text, IsotunExtensions.Format(value));

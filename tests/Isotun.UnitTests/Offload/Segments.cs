@@ -119,6 +119,16 @@ internal static class Segments
         return (new VirtioNetHeader { Flags = VirtioNetHeader.FlagNeedsChecksum, ChecksumStart = (ushort)ip, ChecksumOffset = 6 }, packet);
     }
 
+    /// <summary>A UDP super-packet as a TUN with USO reads one (gso_type UDP_L4, partial checksum; IPv4 id 0x1234).</summary>
+    public static (VirtioNetHeader Header, byte[] Packet) UdpSuperPacket(int version, ReadOnlySpan<byte> payload, int gsoSize)
+    {
+        var (header, packet) = PartialUdp(version, payload);
+        header.GsoType = VirtioNetHeader.GsoUdpL4;
+        header.GsoSize = (ushort)gsoSize;
+        header.HeaderLength = (ushort)((version == 4 ? 20 : 40) + 8);
+        return (header, packet);
+    }
+
     /// <summary>A plain ICMP echo (IPv4) of <paramref name="length"/> bytes: not TCP, never merged.</summary>
     public static byte[] Icmp(int length = 84)
     {

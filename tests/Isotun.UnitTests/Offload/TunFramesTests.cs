@@ -52,7 +52,7 @@ public class TunFramesTests
         var (header, packet) = Segments.SuperPacket(new TcpSpec { Version = version }, Segments.Payload(30_000), 1348);
         var sink = new Sink();
         var buffer = Read(header, packet, out int n);
-        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: true, Mtu, sink.Enqueue, out bool consumed);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: true, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
         Assert.True(consumed);
         Assert.Equal(new TunSendResult(1, 0, false), result);
         var (type, payload) = Assert.Single(sink.Frames);
@@ -71,7 +71,7 @@ public class TunFramesTests
         var (header, packet) = Segments.SuperPacket(spec, payload, mss);
         var sink = new Sink();
         var buffer = Read(header, packet, out int n);
-        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool consumed);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
         Assert.False(consumed); // the caller keeps and reuses its read buffer
         buffer.Return();
 
@@ -92,7 +92,7 @@ public class TunFramesTests
         var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(10 * 1348), 1348);
         var sink = new Sink { Refuse = 3 };
         var buffer = Read(header, packet, out int n);
-        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out _);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out _);
         buffer.Return();
         Assert.Equal(new TunSendResult(7, 3, false), result);
     }
@@ -108,7 +108,7 @@ public class TunFramesTests
 
         var stock = new Sink();
         var b1 = Read(header, packet, out int n1);
-        TunFrames.Send(b1, n1, tunOffload: true, peerGso: false, Mtu, stock.Enqueue, out bool c1);
+        TunFrames.Send(b1, n1, tunOffload: true, peerGso: false, peerUso: false, Mtu, stock.Enqueue, out bool c1);
         if (!c1) b1.Return();
         var (stockType, stockPayload) = Assert.Single(stock.Frames);
         Assert.Equal(CstpPacketType.Data, stockType);
@@ -116,7 +116,7 @@ public class TunFramesTests
 
         var gso = new Sink();
         var b2 = Read(header, packet, out int n2);
-        TunFrames.Send(b2, n2, tunOffload: true, peerGso: true, Mtu, gso.Enqueue, out _);
+        TunFrames.Send(b2, n2, tunOffload: true, peerGso: true, peerUso: false, Mtu, gso.Enqueue, out _);
         var (type, framed) = Assert.Single(gso.Frames);
         Assert.Equal(CstpPacketType.IsotunGso, type);
         Assert.Equal(packet, framed[VirtioNetHeader.Length..]);
@@ -128,7 +128,7 @@ public class TunFramesTests
         var packet = Segments.Icmp();
         var sink = new Sink();
         var buffer = Read(new VirtioNetHeader(), packet, out int n);
-        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool consumed);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
         Assert.True(consumed);
         Assert.Equal(new TunSendResult(1, 0, false), result);
         var (type, payload) = Assert.Single(sink.Frames);
@@ -145,7 +145,7 @@ public class TunFramesTests
         var syn = PacketBuilder.Ipv4Tcp(PacketBuilder.LinuxSynOptions(1460));
         var sink = new Sink();
         var buffer = Read(offload ? new VirtioNetHeader() : null, syn, out int n);
-        TunFrames.Send(buffer, n, offload, peerGso, Mtu, sink.Enqueue, out bool consumed);
+        TunFrames.Send(buffer, n, offload, peerGso, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
         if (!consumed) buffer.Return();
         var (_, payload) = Assert.Single(sink.Frames);
         var sent = offload && peerGso ? payload[VirtioNetHeader.Length..] : payload;
@@ -158,14 +158,14 @@ public class TunFramesTests
     {
         var sink = new Sink();
         var shortRead = Read(null, [1, 2, 3], out int n);
-        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(shortRead, n, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool c1));
+        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(shortRead, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool c1));
         Assert.False(c1);
         shortRead.Return();
 
         var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(5000), 1348);
         header.GsoType = VirtioNetHeader.GsoUdpL4;
         var odd = Read(header, packet, out int m);
-        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(odd, m, tunOffload: true, peerGso: false, Mtu, sink.Enqueue, out bool c2));
+        Assert.Equal(new TunSendResult(0, 0, true), TunFrames.Send(odd, m, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool c2));
         Assert.False(c2);
         odd.Return();
         Assert.Empty(sink.Frames);
