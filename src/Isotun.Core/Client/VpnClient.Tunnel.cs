@@ -150,7 +150,8 @@ public sealed partial class VpnClient
 
     /// <summary>
     /// Lays a server packet out in <paramref name="scratch"/> as the TUN takes it. Returns the length to
-    /// write, 0 to skip, -1 for a GSO frame that was not negotiated or whose header fails validation.
+    /// write, 0 to skip, -1 for a GSO frame that was not negotiated, whose header fails validation, or that
+    /// holds a plain packet above the MTU.
     /// </summary>
     private int ToTun(CstpPacketType type, Span<byte> payload, byte[] scratch, bool tunOffload)
     {
@@ -161,6 +162,8 @@ public sealed partial class VpnClient
             var header = VirtioNetHeader.Read(payload);
             if (GsoPacket.Validate(ref header, payload[VirtioNetHeader.Length..], _params!.Mtu, allowUdp: _peerUso) != GsoCheckResult.Ok)
                 return -1;
+            // Only a super-packet may exceed the MTU: a server's TUN never makes a plain one that large.
+            if (!header.IsGso && payload.Length - VirtioNetHeader.Length > _params.Mtu) return -1;
             header.Write(payload);
             return payload.Length;
         }

@@ -125,7 +125,9 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             }
             if (head.Method == "POST")
             {
-                if (await AuthAsync(tls, head, body, stopping).ConfigureAwait(false))
+                var step = await AuthAsync(tls, head, body, stopping).ConfigureAwait(false);
+                if (step == AuthStep.Close) return;
+                if (step == AuthStep.LoggedIn)
                     deadline = Environment.TickCount64 + (long)limits.AuthTimeout.TotalMilliseconds;
                 continue;
             }
@@ -141,22 +143,25 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
     }
 
-    /// <summary>One auth request; true when it logged a user in (a cookie was sent).</summary>
-    private async Task<bool> AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
+    private enum AuthStep { Continue, LoggedIn, Close }
+
+    /// <summary>One auth request: go on reading requests, go on after a login (a cookie was sent), or close.</summary>
+    private async Task<AuthStep> AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
     {
         var metrics = IsotunMetrics.Instance;
         var parsed = AuthXml.TryParseClientMessage(body, out var msg);
         if (parsed != AuthXmlResult.Ok || msg is null)
         {
             metrics.Auth("-", AuthOutcome.BadRequest);
+            // The reply says "Connection: close", and so it is: a peer that sends such a body gets no second try here.
             await WriteSimpleAsync(tls, 400, "Bad Request", ct).ConfigureAwait(false);
-            ServerLog.ConnectionRefused(log, id, $"auth body refused: {parsed}");
-            return false;
+            Close(CloseReason.BadRequest, $"auth body refused: {parsed}");
+            return AuthStep.Close;
         }
         if (msg.Type == "logout")
         {
             await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
-            return false;
+            return AuthStep.Continue;
         }
 
         var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
@@ -167,7 +172,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         {
             var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);
             await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
-            return false;
+            return AuthStep.Continue;
         }
         string who = decision.User ?? msg.Username ?? "-";
         if (!decision.Success)
@@ -178,7 +183,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
             var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return false;
+            return AuthStep.Continue;
         }
         var tenant = decision.Tenant!;
         if (server.Sessions.CountFor(tenant) >= tenant.Config.MaxSessions || server.Sessions.Count >= server.Config.Limits.MaxSessions)
@@ -187,13 +192,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             ServerLog.Login(log, tenantLabel, id, decision.User!, "too many sessions");
             var full = server.Authenticator.BuildForm(action, "Login failed.", "too many sessions for this group", false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return false;
+            return AuthStep.Continue;
         }
         var ticket = server.Sessions.Create(tenant, decision.User!);
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
-        return true;
+        return AuthStep.LoggedIn;
     }
 
     private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)

@@ -17,9 +17,6 @@ internal static partial class ServerLog
     [LoggerMessage(10, LogLevel.Information, "conn={Conn} closed: {Reason}")]
     public static partial void ConnectionClosed(ILogger logger, long conn, string reason);
 
-    [LoggerMessage(11, LogLevel.Warning, "conn={Conn} refused: {Reason}")]
-    public static partial void ConnectionRefused(ILogger logger, long conn, string reason);
-
     [LoggerMessage(20, LogLevel.Information, "tenant={Tenant} conn={Conn} login {User}: {Result}")]
     public static partial void Login(ILogger logger, string tenant, long conn, string user, string result);
 

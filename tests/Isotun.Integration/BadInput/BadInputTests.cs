@@ -222,6 +222,8 @@ public sealed class BadInputTests(BadInputFixture fx)
         Assert.True(head.StatusCode == 400, $"{name}: HTTP {head.StatusCode}");
         Assert.DoesNotContain("root:", Encoding.UTF8.GetString(body));
         Assert.False(trap.Poll(TimeSpan.FromSeconds(1), SelectMode.SelectRead), $"{name}: the server fetched what the XML named");
+        // "Connection: close" in the reply, and the server does close: no second try on this connection.
+        Assert.True(await c.WaitForCloseAsync(RawTunnelClient.Guard), $"{name}: the connection stayed open after the 400");
 
         AssertEventually(() => fx.Metric("isotun_auth_attempts_total", "result=\"bad-request\"") >= before + 1, $"{name}: not counted as bad-request");
         AssertUnharmed(witness);

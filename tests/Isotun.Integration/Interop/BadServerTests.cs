@@ -153,6 +153,20 @@ public sealed class BadServerTests(BadServerNamespace _, ITestOutputHelper outpu
             await ex.WriteAsync(Encoding.ASCII.GetBytes("<html><body>surprise</body></html>\r\n"));
             await ex.HoldAsync();
         }, 5, "malformed frame"),
+        ["GSO frames that were not negotiated"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected);
+            for (int i = 0; i < 9; i++) await ex.WriteAsync(GsoFrame(84));
+            await ex.HoldAsync();
+        }, 5, "malformed frame"),
+        ["plain packets above the MTU in GSO frames"] = new(Phase.Tunnel, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected.Replace("\r\n\r\n", $"\r\n{IsotunExtensions.Header}: gso\r\n\r\n"));
+            for (int i = 0; i < 9; i++) await ex.WriteAsync(GsoFrame(3000));
+            await ex.HoldAsync();
+        }, 5, "malformed frame"),
         ["the server ends the session"] = new(Phase.Tunnel, async ex =>
         {
             await ex.ReadRequestAsync();
@@ -166,6 +180,23 @@ public sealed class BadServerTests(BadServerNamespace _, ITestOutputHelper outpu
     };
 
     public static TheoryData<string> CaseNames => new(Cases.Keys);
+
+    /// <summary>An IsotunGso frame: an empty virtio-net header and an IPv4 packet of <paramref name="length"/> bytes to the client.</summary>
+    private static byte[] GsoFrame(int length)
+    {
+        var payload = new byte[Protocol.Offload.VirtioNetHeader.Length + length];
+        var ip = payload.AsSpan(Protocol.Offload.VirtioNetHeader.Length);
+        ip[0] = 0x45;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)length);
+        ip[8] = 64;
+        ip[9] = 17;
+        byte[] from = [10, 99, 0, 1], to = [10, 99, 0, 2];
+        from.CopyTo(ip[12..]);
+        to.CopyTo(ip[16..]);
+        var frame = new byte[CstpFrame.HeaderLength + payload.Length];
+        CstpFrame.Write(frame, CstpPacketType.IsotunGso, payload);
+        return frame;
+    }
 
     [SkippableTheory]
     [MemberData(nameof(CaseNames))]
