@@ -50,6 +50,31 @@ internal static class Packets
         return gro.Flush().ToArray();
     }
 
+    /// <summary>virtio header + UDP super-packet of <paramref name="datagrams"/> datagrams of 1372 bytes, as a TUN with USO reads it.</summary>
+    public static byte[] UdpSuperPacket(int datagrams)
+    {
+        const int size = 1372;
+        var framed = new byte[VirtioNetHeader.Length + 28 + datagrams * size];
+        new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsChecksum, GsoType = VirtioNetHeader.GsoUdpL4, HeaderLength = 28,
+            GsoSize = size, ChecksumStart = 20, ChecksumOffset = 6,
+        }.Write(framed);
+        var p = framed.AsSpan(VirtioNetHeader.Length);
+        p[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(p[2..], (ushort)p.Length);
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 17;
+        p[12] = 10; p[13] = 10; p[14] = 0; p[15] = 2;
+        p[16] = 198; p[17] = 18; p[18] = 21; p[19] = 2;
+        BinaryPrimitives.WriteUInt16BigEndian(p[20..], 40000);
+        BinaryPrimitives.WriteUInt16BigEndian(p[22..], 443);
+        BinaryPrimitives.WriteUInt16BigEndian(p[24..], (ushort)(p.Length - 20));
+        for (int i = 28; i < p.Length; i++) p[i] = (byte)(i * 13);
+        return framed;
+    }
+
     /// <summary>An IPv4 SYN with Linux's options and MSS 1460 (clamped to 1360 for a 1400 MTU).</summary>
     public static byte[] Syn()
     {

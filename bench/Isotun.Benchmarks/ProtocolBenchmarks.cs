@@ -43,6 +43,13 @@ public class ProtocolBenchmarks
         return _routes.TryGetValue(IpKey.FromBytes(IpPacket.Destination(_v4, info)), out _);
     }
 
+    [Benchmark(Description = "Flow hash + queue pick (4 queues)")]
+    public int FlowPick()
+    {
+        IpPacket.TryParse(_v4, out var info);
+        return FlowHash.Pick(FlowHash.Of(_v4, info), 4);
+    }
+
     [Benchmark(Description = "IPv6 parse + IpKey + route lookup")]
     public bool RouteV6()
     {

@@ -20,11 +20,15 @@ public class WriterBenchmarks
     [Params(false, true)]
     public bool Batching { get; set; }
 
+    /// <summary>Inline (GSO connections): the queuing thread runs the parked writer itself.</summary>
+    [Params(false, true)]
+    public bool Inline { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
         _cts = new CancellationTokenSource();
-        _writer = new FrameWriter(Stream.Null) { Batching = Batching };
+        _writer = new FrameWriter(Stream.Null, inline: Inline) { Batching = Batching };
         _run = Task.Run(() => _writer.RunAsync(_cts.Token));
     }
 
