@@ -12,9 +12,12 @@ namespace Isotun.Integration.DataPath;
 /// </summary>
 public sealed class DataPathFixture : IDisposable
 {
+    private readonly LabLock? _lock;
+
     public DataPathFixture()
     {
         if (TestEnvironment.SkipReason is not null) return;
+        _lock = LabLock.Acquire("dp", TimeSpan.FromMinutes(15));
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-dp-{Environment.ProcessId}");
         Lab = new DemoLab(new LabLayout("dp", 10, dir), TestEnvironment.IsotunExe, line => Log.Add(line));
         if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run
@@ -49,7 +52,11 @@ public sealed class DataPathFixture : IDisposable
         return auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim();
     }
 
-    public void Dispose() => Lab?.Down(keepFiles: false);
+    public void Dispose()
+    {
+        Lab?.Down(keepFiles: false);
+        _lock?.Dispose();
+    }
 }
 
 [CollectionDefinition(Name)]

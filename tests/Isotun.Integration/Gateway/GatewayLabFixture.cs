@@ -38,6 +38,8 @@ public sealed class GatewayLabFixture : IDisposable
     public const int GatewayAdmin = 9420;
     public const int InitechAdmin = 9413;
 
+    private readonly LabLock? _lock;
+
     public GatewayLabFixture()
     {
         SkipReason = TestEnvironment.SkipReason
@@ -45,6 +47,7 @@ public sealed class GatewayLabFixture : IDisposable
             ?? (File.Exists("/usr/bin/openssl") ? null : "openssl is not installed");
         if (SkipReason is not null) return;
         Layout = new LabLayout("gw", 10, Path.Combine(Path.GetTempPath(), $"isotun-gw-{Environment.ProcessId}"));
+        _lock = LabLock.Acquire("gw", TimeSpan.FromMinutes(15));
         Cleanup();
         try
         {
@@ -231,6 +234,7 @@ public sealed class GatewayLabFixture : IDisposable
         if (SkipReason is not null) return;
         Cleanup();
         if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _lock?.Dispose();
     }
 }
 

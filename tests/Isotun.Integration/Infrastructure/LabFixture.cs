@@ -8,9 +8,12 @@ namespace Isotun.Integration.Infrastructure;
 /// </summary>
 public sealed class LabFixture : IDisposable
 {
+    private readonly LabLock? _lock;
+
     public LabFixture()
     {
         if (TestEnvironment.SkipReason is not null) return;
+        _lock = LabLock.Acquire("it", TimeSpan.FromMinutes(15));
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-it-{Environment.ProcessId}");
         Lab = new DemoLab(new LabLayout("it", 5, dir), TestEnvironment.IsotunExe, line => Log.Add(line));
         if (Lab.IsUp) Lab.Down(keepFiles: false); // left over by a killed run
@@ -23,7 +26,11 @@ public sealed class LabFixture : IDisposable
     public string Pin => File.ReadAllText(Path.Combine(Layout.Directory, "server.pin")).Trim();
     public string Password => File.ReadAllText(Layout.UserPasswordPath).Trim();
 
-    public void Dispose() => Lab?.Down(keepFiles: false);
+    public void Dispose()
+    {
+        Lab?.Down(keepFiles: false);
+        _lock?.Dispose();
+    }
 }
 
 [CollectionDefinition(Name)]

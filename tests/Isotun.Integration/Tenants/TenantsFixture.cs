@@ -39,10 +39,13 @@ public sealed class TenantsFixture : IDisposable
     public string Pin { get; private set; } = "";
     public Dictionary<string, string> Passwords { get; } = new();
 
+    private readonly LabLock? _lock;
+
     public TenantsFixture()
     {
         Files = new LabLayout("mt", 6, Path.Combine(Path.GetTempPath(), $"isotun-mt-{Environment.ProcessId}"));
         if (TestEnvironment.SkipReason is not null) return;
+        _lock = LabLock.Acquire("mt", TimeSpan.FromMinutes(15));
         Cleanup();
         try
         {
@@ -202,6 +205,7 @@ public sealed class TenantsFixture : IDisposable
         if (TestEnvironment.SkipReason is not null) return;
         Cleanup();
         if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _lock?.Dispose();
     }
 }
 

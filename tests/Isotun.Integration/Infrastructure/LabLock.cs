@@ -1,4 +1,4 @@
-namespace Isotun.Integration.Interop;
+namespace Isotun.Integration.Infrastructure;
 
 /// <summary>
 /// Lab namespaces are named by tag, not by process: two test runs on one machine (two engineers, or ./test
