@@ -8,11 +8,14 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Information, "{Queues} queues up (TLS connections joined to the session)")]
     public static partial void QueuesUp(ILogger logger, int queues);
 
-    [LoggerMessage(12, LogLevel.Warning, "queue {Queue} not joined: {Error}; going on with fewer")]
+    [LoggerMessage(12, LogLevel.Warning, "queue {Queue} not joined: {Error}; going on with fewer and trying again")]
     public static partial void QueueFailed(ILogger logger, int queue, string error);
 
-    [LoggerMessage(13, LogLevel.Warning, "queue {Queue} lost ({Reason}); going on with {Left} until the next reconnect")]
+    [LoggerMessage(13, LogLevel.Warning, "queue {Queue} lost ({Reason}); going on with {Left} and joining it again")]
     public static partial void QueueLost(ILogger logger, int queue, string reason, int left);
+
+    [LoggerMessage(14, LogLevel.Information, "queue {Queue} joined again; {Queues} queues up")]
+    public static partial void QueueRejoined(ILogger logger, int queue, int queues);
 
     [LoggerMessage(1, LogLevel.Information, "logged in to {Host}")]
     public static partial void LoggedIn(ILogger logger, string host);

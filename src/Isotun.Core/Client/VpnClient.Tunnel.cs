@@ -17,31 +17,52 @@ public sealed partial class VpnClient
 
     /// <summary>
     /// Runs the connections of one group (the primary and its queues) until the primary ends, or any of them
-    /// brings the session's end (a DISCONNECT, a bad frame). A queue that ends alone is let go: its TUN queue
-    /// sends on the others until the next reconnect.
+    /// brings the session's end (a DISCONNECT, a bad frame). A queue that ends alone is let go and joined again
+    /// (after 1, 2, 4… up to 30 s) while the primary lives; meanwhile its TUN queue sends on the others. The group
+    /// owns its connections and disposes of them.
     /// </summary>
-    private async Task<TunnelEnd> RunGroupAsync(List<HttpsConnection> connections, CancellationToken stop)
+    private async Task<TunnelEnd> RunGroupAsync(List<(int Queue, HttpsConnection Connection)> connections, CancellationToken stop)
     {
         using var group = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The TUN was opened once; GSO frames flow only while this group negotiated them.
         _peerGso = _accepted.HasFlag(IsotunExtension.Gso) && _tuns[0].Offload;
         _peerUso = _peerGso && _accepted.HasFlag(IsotunExtension.Uso);
-        // With GSO the TUN thread runs the writer itself (super-packets: one hand-off saved per 64 KiB); without,
-        // a pool thread writes while the TUN thread reads on, and packs what queued meanwhile into one send.
-        var lanes = connections.Select((c, q) => new Lane(q, c, new FrameWriter(c.Stream, _peerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: _peerGso)
-        {
-            Batching = _accepted.HasFlag(IsotunExtension.Batch),
-        })).ToList();
         Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
-        _writers = lanes.Select(l => l.Writer).ToArray();
-        var running = lanes.Select(l => RunLaneAsync(l, group, stop)).ToList();
-        TunnelEnd? end = null;
-        while (end is null)
+        var lanes = new List<Lane>();
+        var running = new List<Task<TunnelEnd>>();
+        var rejoins = new List<Task<(int Queue, HttpsConnection? Connection)>>();
+        void Add(int queue, HttpsConnection connection)
         {
-            var done = await Task.WhenAny(running).ConfigureAwait(false);
-            int i = running.IndexOf(done);
+            // With GSO the TUN thread runs the writer itself (super-packets: one hand-off saved per 64 KiB); without,
+            // a pool thread writes while the TUN thread reads on, and packs what queued meanwhile into one send.
+            var lane = new Lane(queue, connection, new FrameWriter(connection.Stream, _peerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: _peerGso)
+            {
+                Batching = _accepted.HasFlag(IsotunExtension.Batch),
+            });
+            lanes.Add(lane);
+            running.Add(RunLaneAsync(lane, group, stop));
+            // In queue order, so that with every queue up TUN queue k sends on connection k.
+            _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
+        }
+        foreach (var (queue, connection) in connections) Add(queue, connection);
+        foreach (int missing in Enumerable.Range(1, Math.Max(0, Math.Min(_granted, _tuns.Length) - 1)).Except(connections.Select(c => c.Queue)))
+            rejoins.Add(RejoinAsync(missing, group.Token));
+
+        TunnelEnd end;
+        while (true)
+        {
+            var done = await Task.WhenAny(running.Cast<Task>().Concat(rejoins)).ConfigureAwait(false);
+            if (done is Task<(int, HttpsConnection?)> rejoin && rejoins.Remove(rejoin))
+            {
+                var (queue, connection) = await rejoin.ConfigureAwait(false);
+                if (connection is null) continue;
+                Add(queue, connection);
+                Log.QueueRejoined(log, queue, lanes.Count);
+                continue;
+            }
+            int i = running.IndexOf((Task<TunnelEnd>)done);
             var lane = lanes[i];
-            var laneEnd = await done.ConfigureAwait(false);
+            var laneEnd = await running[i].ConfigureAwait(false);
             if (lane.Queue == 0 || laneEnd is TunnelEnd.UserDisconnect or TunnelEnd.PeerDisconnect or TunnelEnd.BadFrame)
             {
                 end = laneEnd;
@@ -49,13 +70,41 @@ public sealed partial class VpnClient
             }
             running.RemoveAt(i);
             lanes.RemoveAt(i);
-            _writers = lanes.Select(l => l.Writer).ToArray();
+            _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
+            await lane.Connection.DisposeAsync().ConfigureAwait(false);
             Log.QueueLost(log, lane.Queue, laneEnd.ToString(), lanes.Count);
+            rejoins.Add(RejoinAsync(lane.Queue, group.Token));
         }
         _writers = [];
         group.Cancel();
         try { await Task.WhenAll(running).ConfigureAwait(false); } catch (Exception) { }
-        return end.Value;
+        foreach (var rejoin in rejoins)
+            if ((await rejoin.ConfigureAwait(false)).Connection is { } late) await late.DisposeAsync().ConfigureAwait(false);
+        foreach (var lane in lanes) await lane.Connection.DisposeAsync().ConfigureAwait(false);
+        return end;
+    }
+
+    /// <summary>Joins queue <paramref name="queue"/> again, retrying with back-off; null once the group ends.</summary>
+    private async Task<(int Queue, HttpsConnection? Connection)> RejoinAsync(int queue, CancellationToken group)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        while (true)
+        {
+            try
+            {
+                await Task.Delay(delay, group).ConfigureAwait(false);
+                return (queue, await ConnectTunnelAsync(group, queue).ConfigureAwait(false));
+            }
+            catch (Exception) when (group.IsCancellationRequested)
+            {
+                return (queue, null);
+            }
+            catch (Exception e)
+            {
+                Log.QueueFailed(log, queue, e.Message);
+            }
+            delay = TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2));
+        }
     }
 
     private async Task<TunnelEnd> RunLaneAsync(Lane lane, CancellationTokenSource group, CancellationToken stop)

@@ -65,7 +65,6 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                     foreach (var t in tunThreads) t.Start();
                 }
                 var end = await RunGroupAsync(connections, stop).ConfigureAwait(false);
-                foreach (var c in connections) await c.DisposeAsync().ConfigureAwait(false);
                 switch (end)
                 {
                     case TunnelEnd.UserDisconnect:
@@ -91,26 +90,27 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
 
     /// <summary>
     /// Opens the further queues the server granted next to <paramref name="primary"/>, all at once. One that
-    /// cannot join is logged and left out: the session works on the queues it has.
+    /// cannot join is logged and left out for now: the session works on the queues it has, and the group tries
+    /// it again later.
     /// </summary>
-    private async Task<List<HttpsConnection>> JoinQueuesAsync(HttpsConnection primary, CancellationToken stop)
+    private async Task<List<(int Queue, HttpsConnection Connection)>> JoinQueuesAsync(HttpsConnection primary, CancellationToken stop)
     {
         int queues = Math.Min(_granted, _tuns.Length);
         var joins = Enumerable.Range(1, queues - 1).Select(async q =>
         {
             try
             {
-                return await ConnectTunnelAsync(stop, q).ConfigureAwait(false);
+                return (q, await ConnectTunnelAsync(stop, q).ConfigureAwait(false));
             }
             catch (Exception e) when (!stop.IsCancellationRequested)
             {
                 Log.QueueFailed(log, q, e.Message);
-                return null;
+                return (q, (HttpsConnection?)null);
             }
         }).ToArray();
-        var connections = new List<HttpsConnection> { primary };
-        foreach (var c in await Task.WhenAll(joins).ConfigureAwait(false))
-            if (c is not null) connections.Add(c);
+        var connections = new List<(int, HttpsConnection)> { (0, primary) };
+        foreach (var (q, c) in await Task.WhenAll(joins).ConfigureAwait(false))
+            if (c is not null) connections.Add((q, c));
         if (queues > 1) Log.QueuesUp(log, connections.Count);
         return connections;
     }

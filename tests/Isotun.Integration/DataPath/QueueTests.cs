@@ -65,23 +65,28 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         using (var client = new SideClient(L, fx.Pin, "queue-client", "dpq0", "1011", "--queues", "2"))
         {
             var address = client.Address;
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => client.Count("2 queues up") == 1 && QueueJoins(address).Count == 1),
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => client.Count("2 queues up (TLS") == 1 && QueueJoins(address).Count == 1),
                 "the queue client did not join its queue:\n" + client.Tail());
             double active = Metric("isotun_queues_active");
 
-            // Only the queue's TCP connection dies.
+            // Only the queue's TCP connection dies: the server lets it go, and the session goes on, both ways.
             var kill = Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{QueueJoins(address)[0]}");
             Assert.True(kill.ExitCode == 0, kill.ToString());
             Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => client.Count("queue 1 lost") == 1), "the client did not notice the lost queue");
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active - 1), "the server still counts the queue");
-            // The session goes on over the primary alone, both ways, for many flows.
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => fx.LogLines("server").Any(l => l.Contains("(queue 1)") && l.Contains($"session={SessionOf(address)}"))),
+                "the server did not let the queue go");
             AssertTransfers(address);
-            Assert.Equal(1, client.Count("2 queues up"));
+            // The client joins the queue again by itself, without a reconnect of the session.
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => client.Count("queue 1 joined again") == 1 && QueueJoins(address).Count == 2),
+                "the queue was not joined again:\n" + client.Tail());
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server does not count the queue again");
+            AssertTransfers(address);
+            Assert.Equal(1, client.Count("2 queues up (TLS"));
             Assert.Equal(0, client.Count("connection lost"));
 
             // Then the primary goes too: the client reconnects the whole group, with the same address.
             Assert.True(Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{PrimaryPort(address)}").ExitCode == 0);
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => client.Count("2 queues up") == 2), "the group did not come back:\n" + client.Tail());
+            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => client.Count("2 queues up (TLS") == 2), "the group did not come back:\n" + client.Tail());
             Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active), "the server does not count the new queue");
             Assert.Equal(1, client.Count($"reconnected with the same address {address}"));
             Assert.Equal(address, DataPathTests.AddressOf(L, client.Device));
@@ -161,6 +166,10 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         Assert.True(head.StatusCode == status, $"queue '{index}' with '{offer}': HTTP {head.StatusCode}, expected {status}");
         Assert.True(await c.WaitForCloseAsync(), $"queue '{index}': the connection stayed open");
     }
+
+    /// <summary>The short id of the latest session at <paramref name="address"/>.</summary>
+    private string SessionOf(IPAddress address) =>
+        fx.LogLines("server").Where(l => l.Contains($"at {address} (mtu")).Select(l => SessionOf().Match(l).Groups[1].Value).Last();
 
     /// <summary>Client ports of the queues joined by the session at <paramref name="address"/>, oldest first.</summary>
     private List<int> QueueJoins(IPAddress address)
