@@ -38,8 +38,11 @@ public sealed class TenantRuntime : IDisposable
     private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool4Match;
     private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool6Match;
 
-    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log)
+    private readonly TimeProvider _time;
+
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         Config = config;
         _log = log;
         _state = state;
@@ -134,7 +137,7 @@ public sealed class TenantRuntime : IDisposable
     }
 
     private bool Expired(LeaseRecord lease) =>
-        Config.LeaseLifetime is { } life && DateTimeOffset.UtcNow - lease.Updated > life;
+        Config.LeaseLifetime is { } life && _time.GetUtcNow() - lease.Updated > life;
 
     private static string OwnerKey(string user) => "u:" + user;
 

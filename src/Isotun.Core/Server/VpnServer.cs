@@ -30,8 +30,8 @@ public sealed class VpnServer : IAsyncDisposable
     {
         Config = config;
         _log = logs.CreateLogger("isotun.server");
-        State = state ?? new SqliteStateStore(config.StatePath);
         var t = time ?? TimeProvider.System;
+        State = state ?? new SqliteStateStore(config.StatePath, t);
         Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
 
@@ -39,7 +39,7 @@ public sealed class VpnServer : IAsyncDisposable
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
-        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log);
+        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t);
         Authenticator = new Authenticator(_tenants, clientCas);
         TlsOptions = new SslServerAuthenticationOptions
         {

@@ -8,9 +8,11 @@ public sealed class SqliteStateStore : IStateStore
 {
     private readonly SqliteConnection _db;
     private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
 
-    public SqliteStateStore(string path)
+    public SqliteStateStore(string path, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
         if (!File.Exists(path))
@@ -24,7 +26,7 @@ public sealed class SqliteStateStore : IStateStore
             CREATE TABLE IF NOT EXISTS leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT, address6 TEXT,
                                                updated INTEGER NOT NULL, PRIMARY KEY (tenant, user));
             """);
-        Exec($"DELETE FROM revoked WHERE until < {DateTimeOffset.UtcNow.ToUnixTimeSeconds()};");
+        Exec($"DELETE FROM revoked WHERE until < {_time.GetUtcNow().ToUnixTimeSeconds()};");
     }
 
     public bool IsRevoked(Guid sessionId)
@@ -93,7 +95,7 @@ public sealed class SqliteStateStore : IStateStore
             cmd.Parameters.AddWithValue("$u", user);
             cmd.Parameters.AddWithValue("$a", (object?)address?.ToString() ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$b", (object?)address6?.ToString() ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$n", DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            cmd.Parameters.AddWithValue("$n", _time.GetUtcNow().ToUnixTimeSeconds());
             cmd.ExecuteNonQuery();
         }
     }

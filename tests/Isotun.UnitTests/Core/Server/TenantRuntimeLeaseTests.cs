@@ -13,6 +13,10 @@ public class TenantRuntimeLeaseTests
     private static TenantRuntime Runtime(IStateStore store, TimeSpan? lifetime = null, string? pool6 = "fd00:10::/120") =>
         TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = pool6, LeaseLifetime = lifetime }, store);
 
+    private static TenantRuntime Runtime(IStateStore store, TimeProvider clock, TimeSpan lifetime) =>
+        new(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = "fd00:10::/120", LeaseLifetime = lifetime }, store,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, clock);
+
     private static VpnSession Session(TenantRuntime t, string user) => new(Guid.NewGuid(), t, user, DateTimeOffset.UtcNow.AddHours(1));
 
     private static string Lease(TenantRuntime t, VpnSession s, string? asked = null)
@@ -79,13 +83,14 @@ public class TenantRuntimeLeaseTests
     [Fact]
     public void Expired_leases_are_not_reserved_after_a_restart()
     {
-        // The store stamps leases with its own clock: two hours ago.
-        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromHours(2));
+        // One clock for the store's stamps and the tenant's expiry: two hours pass between the runs.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var store = new MemoryStateStore(clock);
-        var before = Runtime(store, lifetime: TimeSpan.FromHours(1));
-        Lease(before, Session(before, "alice"));    // .2, stamped two hours ago
+        var before = Runtime(store, clock, lifetime: TimeSpan.FromHours(1));
+        Lease(before, Session(before, "alice"));    // .2
 
-        var after = Runtime(store, lifetime: TimeSpan.FromHours(1));
+        clock.Advance(TimeSpan.FromHours(2));
+        var after = Runtime(store, clock, lifetime: TimeSpan.FromHours(1));
         Assert.Equal("10.10.0.2 fd00:10::2", Lease(after, Session(after, "carol")));
         Assert.NotEqual("10.10.0.2 fd00:10::2", Lease(after, Session(after, "alice")));
     }
@@ -93,12 +98,13 @@ public class TenantRuntimeLeaseTests
     [Fact]
     public void Leases_within_their_lifetime_are_kept()
     {
-        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromHours(2));
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var store = new MemoryStateStore(clock);
-        var before = Runtime(store, lifetime: TimeSpan.FromHours(3));
+        var before = Runtime(store, clock, lifetime: TimeSpan.FromHours(3));
         Lease(before, Session(before, "alice"));
 
-        var after = Runtime(store, lifetime: TimeSpan.FromHours(3));
+        clock.Advance(TimeSpan.FromHours(2));
+        var after = Runtime(store, clock, lifetime: TimeSpan.FromHours(3));
         Assert.Equal("10.10.0.3 fd00:10::3", Lease(after, Session(after, "carol")));
         Assert.Equal("10.10.0.2 fd00:10::2", Lease(after, Session(after, "alice")));
     }
