@@ -256,11 +256,16 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             if (queues < 2) accepted &= ~IsotunExtension.Queues;
         }
         var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping) { MorePending = _morePending };
-        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false);
-        await tls.FlushAsync(stopping).ConfigureAwait(false);
-
-        // A new primary starts a new group: the old one (a lost connection and its queues) is let go.
+        // A new primary starts a new group: the old one (a lost connection and its queues) is let go. Attached
+        // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
+        // for it wait in its queue until its writer starts, after the reply.
         foreach (var previous in session.AttachPrimary(tunnel, queues)) previous.Abort(TunnelEnd.Replaced);
+        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false))
+        {
+            session.Detach(tunnel, out var left);
+            foreach (var queue in left) queue.Abort(TunnelEnd.PrimaryEnded);
+            return;
+        }
         metrics.SessionUp(tenant.Name);
         ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu,
             accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : ""), _peer.Remote?.ToString() ?? "-");
@@ -297,15 +302,19 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return;
         }
         var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value) { MorePending = _morePending };
-        await tls.WriteAsync(BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false);
-        await tls.FlushAsync(stopping).ConfigureAwait(false);
-        // The primary may have gone meanwhile: then this connection just ends, as its group has.
+        // The primary may have gone since the check: then this connection ends, as its group has.
         if (!session.TryAttachQueue(index.Value, tunnel, out var replaced))
         {
-            Close(CloseReason.Replaced, $"queue {index}: the primary connection ended meanwhile");
+            await WriteSimpleAsync(tls, 409, "Conflict", stopping).ConfigureAwait(false);
+            Close(CloseReason.BadRequest, $"queue {index}: the primary connection ended meanwhile");
             return;
         }
         replaced?.Abort(TunnelEnd.Replaced);
+        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false))
+        {
+            session.Detach(tunnel, out _);
+            return;
+        }
         metrics.QueueUp(tenant.Name);
         ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
 
@@ -314,6 +323,22 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         metrics.QueueDown(tenant.Name);
         session.Detach(tunnel, out _);
         Ended(session, tunnel, end);
+    }
+
+    /// <summary>Writes the 200 CONNECTED reply; false (and the close counted) when the peer is already gone.</summary>
+    private async Task<bool> ReplyConnectedAsync(Stream tls, byte[] reply, CancellationToken ct)
+    {
+        try
+        {
+            await tls.WriteAsync(reply, ct).ConfigureAwait(false);
+            await tls.FlushAsync(ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            Close(CloseReason.PeerClosed, "peer gone before the CONNECT reply");
+            return false;
+        }
     }
 
     private void Ended(VpnSession session, TunnelConnection tunnel, TunnelEnd end)
