@@ -130,10 +130,11 @@ public sealed partial class EdgeGateway
         await backendStream.WriteAsync(reader.Buffered, stopping).ConfigureAwait(false);
         Metrics.BytesUp(reader.Buffered.Length);
         await using var clientStream = new NetworkStream(client, ownsSocket: false);
-        await Relay.RunAsync(clientStream, backendStream,
+        var end = await Relay.RunAsync(clientStream, backendStream,
             () => { ShutdownSend(client); return ValueTask.CompletedTask; },
             () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
-            Metrics, stopping).ConfigureAwait(false);
+            Metrics, stopping, limits.IdleTimeout, _time).ConfigureAwait(false);
+        if (end == RelayEnd.Idle) RelayIdle(route);
     }
 
     private async Task TerminateAsync(Socket client, IPEndPoint remote, long id, ClientHelloReader reader, RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
@@ -196,11 +197,14 @@ public sealed partial class EdgeGateway
             await backendStream.WriteAsync(ProxyV2Writer.ToArray(header), stopping).ConfigureAwait(false);
         }
 
-        await Relay.RunAsync(tls, backendStream,
+        var end = await Relay.RunAsync(tls, backendStream,
             async () => await tls.ShutdownAsync().ConfigureAwait(false),
             () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
-            Metrics, stopping).ConfigureAwait(false);
+            Metrics, stopping, limits.IdleTimeout, _time).ConfigureAwait(false);
+        if (end == RelayEnd.Idle) RelayIdle(route);
     }
+
+    private void RelayIdle(RouteRuntime route) => Metrics.Closed(route.Name, "idle");
 
     private void HandshakeFailed(Socket client, IPEndPoint remote, long id, RouteRuntime route, string result, long started)
     {

@@ -22,6 +22,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Histogram<double> _handshakeDuration;
     private readonly Counter<long> _reloads;
     private readonly UpDownCounter<long> _active;
+    private readonly Counter<long> _closed;
     private readonly ConcurrentDictionary<string, long> _totals = new(StringComparer.Ordinal);
     private long _bytesUp;
     private long _bytesDown;
@@ -37,6 +38,7 @@ public sealed class GatewayMetrics : IDisposable
         _handshakeDuration = _meter.CreateHistogram<double>("isotun.gateway.tls.handshake.duration", unit: "s", description: "TLS handshake duration of terminating routes");
         _reloads = _meter.CreateCounter<long>("isotun.gateway.reloads", description: "Configuration reloads, by result (ok, refused)");
         _active = _meter.CreateUpDownCounter<long>("isotun.gateway.connections.active", description: "Open client connections, by mode");
+        _closed = _meter.CreateCounter<long>("isotun.gateway.relays.closed", description: "Relays the gateway closed itself, by route and reason (idle)");
         _meter.CreateObservableCounter("isotun.gateway.bytes", () => new[]
         {
             new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
@@ -59,6 +61,12 @@ public sealed class GatewayMetrics : IDisposable
     {
         _forwarded.Add(1, new("route", route), new("mode", mode));
         _totals.AddOrUpdate("forwarded/" + route, 1, static (_, v) => v + 1);
+    }
+
+    public void Closed(string route, string reason)
+    {
+        _closed.Add(1, new("route", route), new("reason", reason));
+        _totals.AddOrUpdate("relays.closed/" + reason, 1, (_, v) => v + 1);
     }
 
     public void BackendFailure(string route) => Add(_backendFailures, "backend.failures", "route", route);

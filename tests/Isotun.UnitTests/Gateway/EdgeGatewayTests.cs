@@ -63,6 +63,30 @@ public sealed class EdgeGatewayTests
     }
 
     [Fact]
+    public async Task A_relay_silent_for_the_idle_timeout_is_closed_and_counted()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: NoBan + "\n  idle-timeout: 60"), clock);
+
+        using var client = h.Connect();
+        client.Send(TlsVectors.OpenSslWithSni);
+        var reply = new byte[64];
+        Assert.True(client.Receive(reply) > 0, "the relay did not come up"); // the backend's answer: bytes moved
+        clock.Advance(TimeSpan.FromSeconds(59));
+        Assert.False(client.Poll(TimeSpan.FromMilliseconds(500), SelectMode.SelectRead), "closed before the idle timeout");
+
+        clock.Advance(TimeSpan.FromSeconds(2));
+        // The gateway closes the client's side: the read ends (0 bytes or a reset), well within the socket's timeout.
+        int n;
+        try { n = client.Receive(reply); }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { n = 0; }
+        Assert.Equal(0, n);
+        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("relays.closed", "idle") == 1));
+    }
+
+    [Fact]
     public async Task Passthrough_with_proxy_protocol_sends_the_client_address_and_sni_first()
     {
         using var backend = new FakeBackend();

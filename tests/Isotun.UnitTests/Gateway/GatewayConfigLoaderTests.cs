@@ -81,18 +81,42 @@ public sealed class GatewayConfigLoaderTests : IDisposable
             limits:
               preread-timeout: 0
               per-ip-burst: 1
+              idle-timeout: 5
             """);
         Assert.False(r.Ok);
         string[] expected =
         [
             "listen", "lisen", "routes[1].sni", "routes[2].sni", "routes[3]", "routes[4]", "routes[5].terminate.certificate",
             "routes[5].terminate.key", "routes[5].terminate.client-certificate", "routes[5].terminate.proxy-protocol",
-            "no-sni", "non-tls", "limits.preread-timeout", "limits.per-ip-burst",
+            "no-sni", "non-tls", "limits.preread-timeout", "limits.per-ip-burst", "limits.idle-timeout",
         ];
         foreach (var path in expected) Assert.True(r.Errors.Any(e => e.Path == path), $"no error at {path}:\n{string.Join("\n", r.Errors)}");
         Assert.Contains(r.Errors, e => e.Path == "lisen" && e.Message.Contains("did you mean 'listen'"));
         Assert.Contains(r.Errors, e => e.Path == "routes[1].sni" && e.Message.Contains("duplicate 'a.example' (also routes[0])"));
         Assert.Contains(r.Errors, e => e.Path == "routes[5].terminate.key" && e.Message.Contains("chmod 600"));
+    }
+
+    [Theory]
+    [InlineData(null, 300)]
+    [InlineData("0", 0)]
+    [InlineData("10", 10)]
+    [InlineData("86400", 86400)]
+    public void The_relay_idle_timeout_defaults_to_five_minutes_and_0_turns_it_off(string? value, int seconds)
+    {
+        var limits = value is null ? "" : $"limits:\n  idle-timeout: {value}\n";
+        var r = Parse("routes:\n  - sni: a.example\n    passthrough: { backend: 198.18.21.2:443 }\n" + limits);
+        Assert.True(r.Ok, string.Join("\n", r.Errors));
+        Assert.Equal(TimeSpan.FromSeconds(seconds), r.Config!.Limits.IdleTimeout);
+    }
+
+    [Theory]
+    [InlineData("9", "must be 0 (never) or at least 10 seconds")]
+    [InlineData("86401", "must be between 0 and 86400")]
+    [InlineData("-1", "must be between 0 and 86400")]
+    public void A_bad_relay_idle_timeout_is_refused(string value, string message)
+    {
+        var r = Parse($"routes:\n  - sni: a.example\n    passthrough: {{ backend: 198.18.21.2:443 }}\nlimits:\n  idle-timeout: {value}\n");
+        Assert.Contains(r.Errors, e => e.Path == "limits.idle-timeout" && e.Message == message);
     }
 
     [Fact]

@@ -89,12 +89,12 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public IPEndPoint Endpoint => Gateway!.LocalEndpoint!;
     public GatewayMetrics Metrics => Gateway!.Metrics;
 
-    public void Start(string yaml)
+    public void Start(string yaml, TimeProvider? time = null)
     {
         File.WriteAllText(ConfigPath, yaml);
         var loaded = GatewayConfigLoader.Load(ConfigPath);
         Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
-        Gateway = new EdgeGateway(loaded.Config!, NullLoggerFactory.Instance);
+        Gateway = new EdgeGateway(loaded.Config!, NullLoggerFactory.Instance, time);
         Gateway.Start();
         _run = Gateway.RunAsync(_stop.Token);
     }

@@ -62,6 +62,9 @@ public sealed record GatewayLimits(
     TimeSpan FailureWindow,
     TimeSpan BanTime)
 {
+    /// <summary>A relay on which no byte moved either way for this long is closed; zero keeps relays for ever.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(GatewayConfigLoader.DefaultIdleTimeout);
+
     public static GatewayLimits Defaults { get; } = new(
         TimeSpan.FromSeconds(GatewayConfigLoader.DefaultPrereadTimeout),
         TimeSpan.FromSeconds(GatewayConfigLoader.DefaultHandshakeTimeout),

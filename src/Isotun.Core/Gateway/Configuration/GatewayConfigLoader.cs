@@ -19,6 +19,7 @@ public static class GatewayConfigLoader
     internal const int DefaultPrereadTimeout = 5;
     internal const int DefaultHandshakeTimeout = 10;
     internal const int DefaultConnectTimeout = 5;
+    internal const int DefaultIdleTimeout = 300;
     internal const int DefaultMaxConnections = 10_000;
     internal const int DefaultPerIpConnections = 64;
     internal const int DefaultPerIpRate = 20;
@@ -35,7 +36,7 @@ public static class GatewayConfigLoader
     private static readonly string[] TerminateKeys = ["certificate", "key", "client-ca", "client-certificate", "backend", "proxy-protocol"];
     private static readonly string[] LimitsKeys =
     [
-        "preread-timeout", "handshake-timeout", "connect-timeout", "max-connections", "per-ip-connections", "per-ip-rate",
+        "preread-timeout", "handshake-timeout", "connect-timeout", "idle-timeout", "max-connections", "per-ip-connections", "per-ip-rate",
         "per-ip-burst", "ban-after", "failure-window", "ban-time",
     ];
 
@@ -141,6 +142,7 @@ public static class GatewayConfigLoader
           preread-timeout: 5        # seconds to receive the whole ClientHello (slowloris)
           handshake-timeout: 10     # seconds for the TLS handshake of terminating routes
           connect-timeout: 5        # seconds to connect to a backend
+          idle-timeout: 300         # close a relay after this many seconds without a byte either way (0: never)
           max-connections: 10000    # all clients together
           per-ip-connections: 64    # concurrent, per source address
           per-ip-rate: 20           # new connections per second, per source address
@@ -353,7 +355,12 @@ public static class GatewayConfigLoader
             Int("per-ip-burst", DefaultPerIpBurst, 1, 100_000),
             Int("ban-after", DefaultBanAfter, 0, 100_000),
             TimeSpan.FromSeconds(Int("failure-window", DefaultFailureWindow, 1, 86_400)),
-            TimeSpan.FromSeconds(Int("ban-time", DefaultBanTime, 1, 86_400)));
+            TimeSpan.FromSeconds(Int("ban-time", DefaultBanTime, 1, 86_400)))
+        {
+            IdleTimeout = TimeSpan.FromSeconds(Int("idle-timeout", DefaultIdleTimeout, 0, 86_400)),
+        };
+        if (limits.IdleTimeout > TimeSpan.Zero && limits.IdleTimeout < TimeSpan.FromSeconds(10))
+            walker.Error("limits.idle-timeout", "must be 0 (never) or at least 10 seconds");
         if (limits.PerIpConnections > limits.MaxConnections)
             walker.Error("limits.per-ip-connections", "must not exceed limits.max-connections");
         if (limits.PerIpBurst < limits.PerIpRate)

@@ -10,43 +10,88 @@ public enum RelayEnd
     ClientError,
     BackendError,
     Cancelled,
+    /// <summary>Neither direction carried a byte for the idle timeout: both sides were closed.</summary>
+    Idle,
 }
 
 /// <summary>
 /// Copies bytes both ways between a client and a backend until both directions end. End of stream on one side is passed
-/// on as a half-close of the other side's write direction, so protocols that half-close keep working. Errors are
-/// returned, not thrown. Buffers are pooled; nothing is allocated per read.
+/// on as a half-close of the other side's write direction, so protocols that half-close keep working. A relay on which
+/// neither direction carries a byte for the idle timeout is ended (a peer that vanished without a FIN or RST would
+/// otherwise hold its connection slot for ever). Errors are returned, not thrown. Buffers are pooled; nothing is
+/// allocated per read.
 /// </summary>
 public static class Relay
 {
     public const int BufferSize = 64 * 1024;
 
+    /// <summary>When bytes last moved, in <see cref="TimeProvider"/> timestamps; shared by both pumps.</summary>
+    private sealed class Activity(long now)
+    {
+        public long Last = now;
+        public bool TimedOut;
+    }
+
+    /// <param name="idleTimeout">End the relay after this long without a byte either way; zero for never.</param>
+    /// <param name="time">The clock for the idle timeout (tests pass a fake one).</param>
     public static async Task<RelayEnd> RunAsync(
         Stream client,
         Stream backend,
         Func<ValueTask> closeClientWrite,
         Func<ValueTask> closeBackendWrite,
         GatewayMetrics metrics,
-        CancellationToken stopping)
+        CancellationToken stopping,
+        TimeSpan idleTimeout = default,
+        TimeProvider? time = null)
     {
+        time ??= TimeProvider.System;
         using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both);
-        var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both);
+        var activity = new Activity(time.GetTimestamp());
+        using var watching = new CancellationTokenSource();
+        var watch = idleTimeout > TimeSpan.Zero ? WatchIdleAsync(activity, idleTimeout, time, both, watching.Token) : Task.CompletedTask;
+        var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both, activity, time);
+        var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both, activity, time);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
         var end = await first.ConfigureAwait(false);
         if (end != RelayEnd.Completed)
         {
-            // One side broke: stop the other direction too.
+            // One side broke (or the relay went idle): stop the other direction too.
             both.Cancel();
             await (first == up ? down : up).ConfigureAwait(false);
-            return stopping.IsCancellationRequested ? RelayEnd.Cancelled : end;
         }
-
-        var other = await (first == up ? down : up).ConfigureAwait(false);
-        return stopping.IsCancellationRequested ? RelayEnd.Cancelled : other;
+        else
+        {
+            end = await (first == up ? down : up).ConfigureAwait(false);
+        }
+        watching.Cancel();
+        await watch.ConfigureAwait(false);
+        if (stopping.IsCancellationRequested) return RelayEnd.Cancelled;
+        return activity.TimedOut ? RelayEnd.Idle : end;
     }
 
-    private static async Task<RelayEnd> PumpAsync(Stream from, Stream to, Func<ValueTask> closeWrite, GatewayMetrics metrics, bool upstream, CancellationTokenSource both)
+    private static async Task WatchIdleAsync(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both, CancellationToken done)
+    {
+        while (true)
+        {
+            var idle = time.GetElapsedTime(Volatile.Read(ref activity.Last));
+            if (idle >= timeout)
+            {
+                activity.TimedOut = true;
+                both.Cancel();
+                return;
+            }
+            try
+            {
+                await Task.Delay(timeout - idle, time, done).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static async Task<RelayEnd> PumpAsync(Stream from, Stream to, Func<ValueTask> closeWrite, GatewayMetrics metrics, bool upstream, CancellationTokenSource both, Activity activity, TimeProvider time)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         var readError = upstream ? RelayEnd.ClientError : RelayEnd.BackendError;
@@ -69,6 +114,7 @@ public static class Relay
                     return readError;
                 }
 
+                Volatile.Write(ref activity.Last, time.GetTimestamp());
                 if (n == 0)
                 {
                     try

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using Isotun.Gateway;
+using Isotun.Gateway.Forwarding;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Isotun.UnitTests.Gateway;
+
+/// <summary>
+/// A relay that carries nothing either way for the idle timeout is ended; any byte either way starts the wait again;
+/// zero keeps relays for ever. Real loopback sockets on both sides, and a fake clock: no test waits for real time.
+/// </summary>
+public sealed class RelayIdleTests : IDisposable
+{
+    private static readonly TimeSpan Guard = TimeSpan.FromSeconds(30); // only against hangs
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private readonly GatewayMetrics _metrics = new();
+    private readonly (Socket Outer, Socket Inner) _client = Pair();
+    private readonly (Socket Outer, Socket Inner) _backend = Pair();
+
+    private static (Socket Outer, Socket Inner) Pair()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var outer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        outer.Connect(listener.LocalEndPoint!);
+        return (outer, listener.Accept());
+    }
+
+    private Task<RelayEnd> Start(TimeSpan idle) => Relay.RunAsync(
+        new NetworkStream(_client.Inner), new NetworkStream(_backend.Inner),
+        () => { _client.Inner.Shutdown(SocketShutdown.Send); return ValueTask.CompletedTask; },
+        () => { _backend.Inner.Shutdown(SocketShutdown.Send); return ValueTask.CompletedTask; },
+        _metrics, CancellationToken.None, idle, _clock);
+
+    /// <summary>One byte from <paramref name="from"/> through the relay, read on <paramref name="to"/>: the relay has seen it.</summary>
+    private static void Through(Socket from, Socket to)
+    {
+        from.Send([42]);
+        var one = new byte[1];
+        to.ReceiveTimeout = (int)Guard.TotalMilliseconds;
+        Assert.Equal(1, to.Receive(one));
+    }
+
+    /// <summary>Gives the relay's timer continuation time to run after the fake clock moved (only to show it did not end).</summary>
+    private static async Task<bool> EndsSoon(Task task) => await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(2))) == task;
+
+    [Fact]
+    public async Task Traffic_either_way_keeps_a_relay_and_silence_for_the_timeout_ends_it()
+    {
+        var relay = Start(TimeSpan.FromMinutes(5));
+        Through(_client.Outer, _backend.Outer);
+        _clock.Advance(TimeSpan.FromMinutes(4));
+        Assert.False(await EndsSoon(relay));
+        Through(_backend.Outer, _client.Outer); // the other direction counts as well
+        _clock.Advance(TimeSpan.FromMinutes(4));
+        Assert.False(await EndsSoon(relay));
+
+        _clock.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
+        Assert.Equal(RelayEnd.Idle, await relay.WaitAsync(Guard));
+    }
+
+    [Fact]
+    public async Task With_no_timeout_a_silent_relay_stays_until_both_sides_close()
+    {
+        var relay = Start(TimeSpan.Zero);
+        Through(_client.Outer, _backend.Outer);
+        _clock.Advance(TimeSpan.FromDays(2));
+        Assert.False(await EndsSoon(relay));
+
+        _client.Outer.Shutdown(SocketShutdown.Send);
+        _backend.Outer.Shutdown(SocketShutdown.Send);
+        Assert.Equal(RelayEnd.Completed, await relay.WaitAsync(Guard));
+    }
+
+    [Fact]
+    public async Task A_relay_that_completes_before_the_timeout_ends_as_completed()
+    {
+        var relay = Start(TimeSpan.FromMinutes(5));
+        Through(_client.Outer, _backend.Outer);
+        _client.Outer.Shutdown(SocketShutdown.Send);
+        _backend.Outer.Shutdown(SocketShutdown.Send);
+        Assert.Equal(RelayEnd.Completed, await relay.WaitAsync(Guard));
+        _clock.Advance(TimeSpan.FromMinutes(10)); // the watcher is gone: nothing fires afterwards
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in new[] { _client.Outer, _client.Inner, _backend.Outer, _backend.Inner }) s.Dispose();
+        _metrics.Dispose();
+    }
+}
