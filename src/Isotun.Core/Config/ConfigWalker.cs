@@ -116,6 +116,21 @@ internal sealed class ConfigWalker(string baseDirectory)
         return null;
     }
 
+    /// <summary>true/yes/on or false/no/off (any case), or the default (absent or after an error).</summary>
+    public bool Boolean(YamlTreeNode? node, string path, bool defaultValue)
+    {
+        var text = Text(node, path);
+        switch (text?.ToLowerInvariant())
+        {
+            case null: return defaultValue;
+            case "true" or "yes" or "on": return true;
+            case "false" or "no" or "off": return false;
+            default:
+                Error(path, "must be true or false");
+                return defaultValue;
+        }
+    }
+
     /// <summary>An integer in [<paramref name="min"/>, <paramref name="max"/>], or the default (absent or after an error).</summary>
     public int Integer(YamlTreeNode? node, string path, int defaultValue, int min, int max)
     {

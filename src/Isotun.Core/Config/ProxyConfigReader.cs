@@ -6,7 +6,7 @@ namespace Isotun.Config;
 internal static class ProxyConfigReader
 {
     internal const int DefaultHeaderTimeout = 5;
-    private static readonly string[] Keys = ["listen", "trusted-gateways", "header-timeout"];
+    private static readonly string[] Keys = ["listen", "trusted-gateways", "header-timeout", "tls"];
 
     /// <summary>Null when the section is absent (no proxy listener). <paramref name="mainListen"/> may not be reused.</summary>
     public static ProxyConfig? Read(ConfigWalker walker, YamlTreeNode? node, IPEndPoint mainListen)
@@ -61,6 +61,7 @@ internal static class ProxyConfigReader
             walker.Error("proxy.trusted-gateways", "at least one gateway address is required (a PROXY header from anyone else would let them claim any identity)");
 
         int timeout = walker.Integer(keys.GetValueOrDefault("header-timeout"), "proxy.header-timeout", DefaultHeaderTimeout, 1, 60);
-        return listen is null ? null : new ProxyConfig(listen, trusted, TimeSpan.FromSeconds(timeout));
+        bool tls = walker.Boolean(keys.GetValueOrDefault("tls"), "proxy.tls", false);
+        return listen is null ? null : new ProxyConfig(listen, trusted, TimeSpan.FromSeconds(timeout)) { Tls = tls };
     }
 }

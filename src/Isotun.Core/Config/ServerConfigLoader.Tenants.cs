@@ -85,10 +85,10 @@ public static partial class ServerConfigLoader
         var maxSessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), $"{path}.max-sessions", DefaultMaxSessions, 1, 100_000);
         var rate = walker.Integer(keys.GetValueOrDefault("rate-limit"), $"{path}.rate-limit", 0, 0, 2_000_000_000);
         if (rate is > 0 and < 8192) walker.Error($"{path}.rate-limit", "must be 0 (none) or at least 8192 bytes/s");
-        var c2c = Boolean(walker, keys.GetValueOrDefault("client-to-client"), $"{path}.client-to-client", false);
+        var c2c = walker.Boolean(keys.GetValueOrDefault("client-to-client"), $"{path}.client-to-client", false);
         var leaseSeconds = walker.Integer(keys.GetValueOrDefault("lease-lifetime"), $"{path}.lease-lifetime", 0, 0, 365 * 86400);
         var uplink = ReadUplink(walker, keys.GetValueOrDefault("uplink"), $"{path}.uplink", ns);
-        var offload = Boolean(walker, keys.GetValueOrDefault("offload"), $"{path}.offload", true);
+        var offload = walker.Boolean(keys.GetValueOrDefault("offload"), $"{path}.offload", true);
         var queues = walker.Integer(keys.GetValueOrDefault("queues"), $"{path}.queues", TenantConfig.DefaultQueues, 1, Protocol.Cstp.IsotunExtensions.MaxQueues);
 
         return tenant with
@@ -236,19 +236,6 @@ public static partial class ServerConfigLoader
         return null;
     }
 
-    private static bool Boolean(ConfigWalker walker, YamlTreeNode? node, string path, bool defaultValue)
-    {
-        var text = walker.Text(node, path);
-        switch (text?.ToLowerInvariant())
-        {
-            case null: return defaultValue;
-            case "true" or "yes" or "on": return true;
-            case "false" or "no" or "off": return false;
-            default:
-                walker.Error(path, "must be true or false");
-                return defaultValue;
-        }
-    }
 
     private static bool IsValidNamespace(string ns) =>
         ns.Length is > 0 and <= 64 && ns is not ("." or "..") && ns.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');

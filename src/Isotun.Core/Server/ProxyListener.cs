@@ -7,8 +7,9 @@ using Microsoft.Extensions.Logging;
 namespace Isotun.Server;
 
 /// <summary>
-/// The server behind an edge gateway that terminated TLS: a plaintext listener where every connection starts with a
-/// PROXY v2 header. Only configured gateway addresses are served; anyone else is reset before a byte is read. The header
+/// The server behind an edge gateway: a listener where every connection starts with a PROXY v2 header, followed by
+/// plaintext (the gateway terminated TLS) or, with <c>proxy.tls</c>, by the client's own TLS (a passthrough route; then
+/// only the client address is taken from the header, and the rest is as on the main listener). Only configured gateway addresses are served; anyone else is reset before a byte is read. The header
 /// is read exactly (never a byte past it), bounded in size and time; the client address comes from its addresses, the
 /// server name from PP2_TYPE_AUTHORITY, and the certificate identity from PP2_TYPE_SSL. Then the connection continues as
 /// any other in <see cref="ServerConnection.RunAsync"/>.
@@ -43,7 +44,8 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
             throw;
         }
 
-        log.LogInformation("PROXY v2 listener on {Endpoint}; trusted gateways: {Gateways}", config.Listen, string.Join(", ", config.TrustedGateways));
+        log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
+            config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
         var connections = new List<Task>();
         try
         {
@@ -94,47 +96,57 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     {
         socket.NoDelay = true;
         ProxyHeader? header;
-        var stream = new NetworkStream(socket, ownsSocket: true);
-        try
+        // The header is read exactly, so the socket is left at the first byte after it (plaintext, or a ClientHello).
+        using (var headerStream = new NetworkStream(socket, ownsSocket: false))
         {
-            (header, string? failure) = await ReadHeaderAsync(stream, stopping).ConfigureAwait(false);
-            if (header is null)
+            try
             {
-                Refuse(socket, failure!, $"from gateway {gateway.Address}: {failure}");
-                await stream.DisposeAsync().ConfigureAwait(false);
+                (header, string? failure) = await ReadHeaderAsync(headerStream, stopping).ConfigureAwait(false);
+                if (header is null)
+                {
+                    Refuse(socket, failure!, $"from gateway {gateway.Address}: {failure}");
+                    return;
+                }
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            {
+                _metrics.Connection("closed-early");
+                socket.Dispose();
                 return;
             }
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
-        {
-            _metrics.Connection("closed-early");
-            await stream.DisposeAsync().ConfigureAwait(false);
-            return;
         }
 
         if (header.Command == ProxyCommand.Local)
         {
             // A gateway's health check: nothing to serve.
             _metrics.Connection("local");
-            await stream.DisposeAsync().ConfigureAwait(false);
+            socket.Dispose();
             return;
         }
 
         _metrics.Connection("accepted");
-        var peer = new PeerInfo(header.Source ?? gateway, header.Authority, Certificate(header));
-        await using (stream.ConfigureAwait(false))
+        var connection = new ServerConnection(server, server.NextConnectionId(), log);
+        try
         {
-            try
+            if (config.Tls)
             {
-                await new ServerConnection(server, server.NextConnectionId(), log).RunAsync(stream, peer, stopping).ConfigureAwait(false);
+                // A passthrough route: the client's own TLS follows. Only its address comes from the header.
+                await connection.RunTlsAsync(socket, stopping, header.Source ?? gateway).ConfigureAwait(false);
+                return;
             }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-            }
-            catch (Exception e)
-            {
-                log.LogError(e, "PROXY connection from {Gateway} failed", gateway);
-            }
+            await using var stream = new NetworkStream(socket, ownsSocket: true);
+            await connection.RunAsync(stream, new PeerInfo(header.Source ?? gateway, header.Authority, Certificate(header)), stopping).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            log.LogError(e, "PROXY connection from {Gateway} failed", gateway);
+        }
+        finally
+        {
+            socket.Dispose();
         }
     }
 

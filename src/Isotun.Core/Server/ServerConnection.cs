@@ -26,8 +26,11 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     private PeerInfo _peer = new(null, null, null);
     private Func<bool>? _morePending;
 
-    /// <summary>A connection from the TLS listener: handshake here, then the HTTP phase.</summary>
-    public async Task RunTlsAsync(Socket socket, CancellationToken stopping)
+    /// <summary>
+    /// A connection from the TLS listener: handshake here, then the HTTP phase. <paramref name="remote"/> overrides the
+    /// socket's peer address (the client's, from a trusted gateway's PROXY header on a passthrough route).
+    /// </summary>
+    public async Task RunTlsAsync(Socket socket, CancellationToken stopping, IPEndPoint? remote = null)
     {
         var metrics = IsotunMetrics.Instance;
         SocketTuning.Apply(socket);
@@ -61,7 +64,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         ClientCertificateInfo? cert = null;
         if (tls.RemoteCertificate is { } rc) cert = Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
         _morePending = () => BytesWaiting(socket);
-        var peer = new PeerInfo(socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
+        var peer = new PeerInfo(remote ?? socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
         await RunAsync(tls, peer, stopping).ConfigureAwait(false);
     }
 

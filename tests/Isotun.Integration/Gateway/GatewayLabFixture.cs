@@ -11,7 +11,7 @@ namespace Isotun.Integration.Gateway;
 /// One edge gateway in front of three tenants' servers, all in namespaces made here (tag "gw", 198.18.20-24.0/24):
 /// <code>
 ///   isotun-gw-cli 198.18.20.2 ──┐                         ┌── 198.18.21.2:443  acme    (own TLS: passthrough)
-///                               ├─ isotun-gw-edge ─────────┼── 198.18.21.3:443  globex  (own TLS: passthrough, *.globex.example)
+///                               ├─ isotun-gw-edge ─────────┼── 198.18.21.3:8443 globex  (own TLS: passthrough with PROXY v2, *.globex.example)
 ///   isotun-gw-bad 198.18.24.2 ──┘  .20.1 / .24.1 / .21.1   └── 198.18.21.4:8443 initech (PROXY v2: TLS ends at the gateway)
 ///                                                            isotun-gw-srv (three `isotun server` processes)
 /// </code>
@@ -37,6 +37,7 @@ public sealed class GatewayLabFixture : IDisposable
     public const int ProxyPort = 8443;
     public const int GatewayAdmin = 9420;
     public const int InitechAdmin = 9413;
+    public const int GlobexAdmin = 9412;
 
     private readonly LabLock? _lock;
 
@@ -87,9 +88,9 @@ public sealed class GatewayLabFixture : IDisposable
 
         Password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(9));
         var hash = PasswordHasher.Hash(Password);
-        WriteServer("acme", AcmeIp, "10.31.0.0/24", 9411, hash, proxy: false);
-        WriteServer("globex", GlobexIp, "10.32.0.0/24", 9412, hash, proxy: false);
-        WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: true);
+        WriteServer("acme", AcmeIp, "10.31.0.0/24", 9411, hash, proxy: null);
+        WriteServer("globex", GlobexIp, "10.32.0.0/24", GlobexAdmin, hash, proxy: "true");
+        WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: "false");
 
         // The gateway holds initech's public certificate and key; acme and globex keep theirs on their own servers.
         var edgePki = new PkiDirectory(Path.Combine(Dir, "edge-pki"));
@@ -114,6 +115,7 @@ public sealed class GatewayLabFixture : IDisposable
         LabProcess.Start(Layout, "gateway", Edge, TestEnvironment.IsotunExe, ["gateway", "--config", GatewayConfig]);
         WaitListening(Srv, 443, "server-acme");
         WaitListening(Srv, ProxyPort, "server-initech");
+        WaitListening(Srv, ProxyPort, "server-globex");
         WaitListening(Edge, 443, "gateway");
     }
 
@@ -129,7 +131,8 @@ public sealed class GatewayLabFixture : IDisposable
           - sni: "*.globex.example"
             name: globex
             passthrough:
-              backend: {GlobexIp}:443
+              backend: {GlobexIp}:{ProxyPort}
+              proxy-protocol: true
           - sni: vpn.initech.example
             name: initech
             terminate:
@@ -151,7 +154,8 @@ public sealed class GatewayLabFixture : IDisposable
           ban-time: 60
         """;
 
-    private void WriteServer(string tenant, IPAddress ip, string pool, int admin, string hash, bool proxy)
+    /// <param name="proxy">null: no PROXY listener; "false": plaintext after the header (terminating route); "true": TLS after it (passthrough).</param>
+    private void WriteServer(string tenant, IPAddress ip, string pool, int admin, string hash, string? proxy)
     {
         var dir = Path.Combine(Dir, tenant);
         Directory.CreateDirectory(dir);
@@ -171,7 +175,7 @@ public sealed class GatewayLabFixture : IDisposable
             state: isotun.db
             cookie:
               key-file: cookie.key
-            {(proxy ? $"proxy:\n  listen: {ip}:{ProxyPort}\n  trusted-gateways: [{EdgeSrvSide}/32]\n" : "")}
+            {(proxy is null ? "" : $"proxy:\n  listen: {ip}:{ProxyPort}\n  trusted-gateways: [{EdgeSrvSide}/32]\n  tls: {proxy}\n")}
             tenants:
               - name: {tenant}
                 pool: {pool}

@@ -58,6 +58,19 @@ public sealed class GatewayTests(GatewayLabFixture lab)
     }
 
     [SkippableFact]
+    public void Passthrough_with_proxy_v2_gives_the_server_the_clients_address_and_keeps_the_clients_own_tls()
+    {
+        SkipUnlessReady();
+        // globex's route passes TLS through behind a PROXY v2 header, to a listener with `proxy.tls: true`.
+        Tunnel("globex", lab.Pins["globex"], "10.32.0.1");
+        Assert.True(Metric(Srv, GlobexAdmin, "isotun_proxy_connections_total", "result=\"accepted\"") >= 1);
+        // The server saw the client host's address, not the gateway's, and its own TLS (the pin above is its own).
+        var log = File.ReadAllLines(LabProcess.LogPath(lab.Layout, "server-globex"));
+        Assert.Contains(log, l => l.Contains("tunnel up for alice") && l.Contains($"from {CliIp}:"));
+        Assert.DoesNotContain(log, l => l.Contains("tunnel up for alice") && l.Contains($"from {EdgeSrvSide}:"));
+    }
+
+    [SkippableFact]
     public void A_client_certificate_verified_at_the_gateway_logs_in_without_a_password()
     {
         SkipUnlessReady();

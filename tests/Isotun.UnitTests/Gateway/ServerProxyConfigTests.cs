@@ -39,14 +39,26 @@ public sealed class ServerProxyConfigTests : IDisposable
         Assert.True(p.Trusts(IPAddress.Parse("::ffff:10.1.2.3")));
         Assert.True(p.Trusts(IPAddress.Parse("2001:db8::5")));
         Assert.False(p.Trusts(IPAddress.Parse("198.18.23.9")));
+        Assert.False(p.Tls); // plaintext after the header unless asked
+    }
+
+    [Theory]
+    [InlineData("true", true)]
+    [InlineData("yes", true)]
+    [InlineData("false", false)]
+    public void Tls_after_the_header_is_asked_for_with_tls(string value, bool tls)
+    {
+        var r = Parse($"proxy: {{ listen: 198.18.23.2:8443, trusted-gateways: [198.18.23.1], tls: {value} }}");
+        Assert.True(r.Ok, string.Join("\n", r.Errors));
+        Assert.Equal(tls, r.Config!.Proxy!.Tls);
     }
 
     [Fact]
     public void Every_error_has_its_path()
     {
-        var r = Parse("proxy: { listen: 198.18.23.2:443, trusted-gateways: [10.0.0.1/8, nonsense], header-timeout: 0, trust: all }");
+        var r = Parse("proxy: { listen: 198.18.23.2:443, trusted-gateways: [10.0.0.1/8, nonsense], header-timeout: 0, trust: all, tls: maybe }");
         Assert.False(r.Ok);
-        foreach (var path in new[] { "proxy.listen", "proxy.trusted-gateways[0]", "proxy.trusted-gateways[1]", "proxy.header-timeout", "proxy.trust" })
+        foreach (var path in new[] { "proxy.listen", "proxy.trusted-gateways[0]", "proxy.trusted-gateways[1]", "proxy.header-timeout", "proxy.trust", "proxy.tls" })
             Assert.True(r.Errors.Any(e => e.Path == path), $"no error at {path}:\n{string.Join("\n", r.Errors)}");
         Assert.Contains(r.Errors, e => e.Path == "proxy.trusted-gateways[0]" && e.Message.Contains("did you mean 10.0.0.0/8"));
     }

@@ -269,7 +269,7 @@ public static class GatewayConfigLoader
             var p = $"{path}.passthrough";
             var k = walker.Keys(walker.Mapping(passthrough, p), p, PassthroughKeys);
             backend = ReadEndpoint(walker, k.GetValueOrDefault("backend"), $"{p}.backend", null);
-            proxy = ReadBool(walker, k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", false);
+            proxy = walker.Boolean(k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", false);
         }
         else
         {
@@ -277,7 +277,7 @@ public static class GatewayConfigLoader
             var p = $"{path}.terminate";
             var k = walker.Keys(walker.Mapping(terminate, p), p, TerminateKeys);
             backend = ReadEndpoint(walker, k.GetValueOrDefault("backend"), $"{p}.backend", null);
-            proxy = ReadBool(walker, k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", true);
+            proxy = walker.Boolean(k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", true);
             settings = ReadTerminate(walker, k, p);
         }
 
@@ -366,20 +366,6 @@ public static class GatewayConfigLoader
         if (limits.PerIpBurst < limits.PerIpRate)
             walker.Error("limits.per-ip-burst", "must be at least limits.per-ip-rate");
         return limits;
-    }
-
-    private static bool ReadBool(ConfigWalker walker, YamlTreeNode? node, string path, bool fallback)
-    {
-        var text = walker.Text(node, path);
-        switch (text)
-        {
-            case null: return fallback;
-            case "true" or "yes" or "on": return true;
-            case "false" or "no" or "off": return false;
-            default:
-                walker.Error(path, "must be true or false");
-                return fallback;
-        }
     }
 
     /// <summary>"name" or "*.name", lower-cased; null when invalid.</summary>
