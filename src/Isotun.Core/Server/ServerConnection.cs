@@ -92,15 +92,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
                 if (head is null)
                 {
                     if (result == HttpParseResult.NeedMore) { Close(CloseReason.PeerClosed, "peer closed"); return; }
-                    await WriteSimpleAsync(tls, result == HttpParseResult.TooLarge ? 431 : 400, "Bad Request", stopping).ConfigureAwait(false);
-                    Close(CloseReason.BadRequest, $"bad HTTP request: {result}");
+                    await RefuseAsync(tls, result == HttpParseResult.TooLarge ? 431 : 400, "Bad Request", $"bad HTTP request: {result}", stopping).ConfigureAwait(false);
                     return;
                 }
                 long length = head.Headers.ContentLength ?? 0;
                 if (length > AuthXml.MaxBodyBytes)
                 {
-                    await WriteSimpleAsync(tls, 413, "Payload Too Large", stopping).ConfigureAwait(false);
-                    Close(CloseReason.BadRequest, $"body of {length} bytes is over the limit");
+                    await RefuseAsync(tls, 413, "Payload Too Large", $"body of {length} bytes is over the limit", stopping).ConfigureAwait(false);
                     return;
                 }
                 if (length > 0)
@@ -140,8 +138,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
                 await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(server.Authenticator.BuildForm(head.Target, "Please log in.", null, Authenticator.PathTenant(head.Target).Length == 0, null)), null, stopping).ConfigureAwait(false);
                 continue;
             }
-            await WriteSimpleAsync(tls, 405, "Method Not Allowed", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, $"method {Sanitize(head.Method)} not allowed");
+            await RefuseAsync(tls, 405, "Method Not Allowed", $"method {Sanitize(head.Method)} not allowed", stopping).ConfigureAwait(false);
             return;
         }
     }
@@ -157,8 +154,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         {
             metrics.Auth("-", AuthOutcome.BadRequest);
             // The reply says "Connection: close", and so it is: a peer that sends such a body gets no second try here.
-            await WriteSimpleAsync(tls, 400, "Bad Request", ct).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, $"auth body refused: {parsed}");
+            await RefuseAsync(tls, 400, "Bad Request", $"auth body refused: {parsed}", ct).ConfigureAwait(false);
             return AuthStep.Close;
         }
         if (msg.Type == "logout")
@@ -209,8 +205,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         var metrics = IsotunMetrics.Instance;
         if (head.Target != "/CSCOSSLC/tunnel")
         {
-            await WriteSimpleAsync(tls, 404, "Not Found", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, "CONNECT to an unknown target");
+            await RefuseAsync(tls, 404, "Not Found", "CONNECT to an unknown target", stopping).ConfigureAwait(false);
             return;
         }
         string? cookie = CookieValue(head.Headers, "webvpn");
@@ -219,8 +214,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant))
         {
             metrics.Auth("-", AuthOutcome.CookieRejected);
-            await WriteSimpleAsync(tls, 401, "Cookie is not acceptable", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, "cookie rejected");
+            await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected", stopping).ConfigureAwait(false);
             return;
         }
 
@@ -262,11 +256,10 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         // A new primary starts a new group: the old one (a lost connection and its queues) is let go. Attached
         // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
         // for it wait in its queue until its writer starts, after the reply.
-        foreach (var previous in session.AttachPrimary(tunnel, queues)) previous.Abort(TunnelEnd.Replaced);
+        session.AttachPrimary(tunnel, queues);
         if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false))
         {
-            session.Detach(tunnel, out var left);
-            foreach (var queue in left) queue.Abort(TunnelEnd.PrimaryEnded);
+            session.Detach(tunnel);
             return;
         }
         metrics.SessionUp(tenant.Name);
@@ -276,9 +269,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         var end = await tunnel.RunAsync().ConfigureAwait(false);
 
         metrics.SessionDown(tenant.Name);
-        // The queues live and die with their primary.
-        session.Detach(tunnel, out var orphans);
-        foreach (var queue in orphans) queue.Abort(TunnelEnd.PrimaryEnded);
+        // The queues live and die with their primary: detaching it aborts them.
+        session.Detach(tunnel);
         Ended(session, tunnel, end);
     }
 
@@ -292,30 +284,26 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         int? index = IsotunExtensions.ParseCount(queueHeader, 1, IsotunExtensions.MaxQueues - 1);
         if (!accepted.HasFlag(IsotunExtension.Queues) || index is null)
         {
-            await WriteSimpleAsync(tls, 400, "Bad Request", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, accepted.HasFlag(IsotunExtension.Queues) ? "bad queue index" : "a queue without the queues extension");
+            await RefuseAsync(tls, 400, "Bad Request", accepted.HasFlag(IsotunExtension.Queues) ? "bad queue index" : "a queue without the queues extension", stopping).ConfigureAwait(false);
             return;
         }
         var session = server.Sessions.TryGet(ticket.SessionId);
         int queues = session?.QueueCount ?? 0;
         if (session?.Connection is null || session.Address is not { } address || index >= queues)
         {
-            await WriteSimpleAsync(tls, 409, "Conflict", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, session?.Connection is null ? "a queue for a session with no primary connection" : $"queue {index} of a group of {queues}");
+            await RefuseAsync(tls, 409, "Conflict", session?.Connection is null ? "a queue for a session with no primary connection" : $"queue {index} of a group of {queues}", stopping).ConfigureAwait(false);
             return;
         }
         var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value) { MorePending = _morePending };
         // The primary may have gone since the check: then this connection ends, as its group has.
-        if (!session.TryAttachQueue(index.Value, tunnel, out var replaced))
+        if (!session.TryAttachQueue(index.Value, tunnel))
         {
-            await WriteSimpleAsync(tls, 409, "Conflict", stopping).ConfigureAwait(false);
-            Close(CloseReason.BadRequest, $"queue {index}: the primary connection ended meanwhile");
+            await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
             return;
         }
-        replaced?.Abort(TunnelEnd.Replaced);
         if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false))
         {
-            session.Detach(tunnel, out _);
+            session.Detach(tunnel);
             return;
         }
         metrics.QueueUp(tenant.Name);
@@ -324,7 +312,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         var end = await tunnel.RunAsync().ConfigureAwait(false);
 
         metrics.QueueDown(tenant.Name);
-        session.Detach(tunnel, out _);
+        session.Detach(tunnel);
         Ended(session, tunnel, end);
     }
 
@@ -429,6 +417,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         await tls.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), ct).ConfigureAwait(false);
         await tls.WriteAsync(body, ct).ConfigureAwait(false);
         await tls.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Refuses a request: the status with "Connection: close", then the close counted and logged with <paramref name="detail"/>.</summary>
+    private async Task RefuseAsync(Stream tls, int status, string reason, string detail, CancellationToken ct)
+    {
+        await WriteSimpleAsync(tls, status, reason, ct).ConfigureAwait(false);
+        Close(CloseReason.BadRequest, detail);
     }
 
     private static async Task WriteSimpleAsync(Stream tls, int status, string reason, CancellationToken ct)

@@ -56,49 +56,52 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     }
 
     /// <summary>
-    /// A new primary connection: it starts a new group of <paramref name="queues"/> queues. Returns the
-    /// connections of the old group, which the caller aborts (the client reconnects all of its queues).
+    /// A new primary connection: it starts a new group of <paramref name="queues"/> queues, and the connections of
+    /// the old group are aborted as replaced (the client reconnects all of its queues).
     /// </summary>
-    public TunnelConnection[] AttachPrimary(TunnelConnection primary, int queues)
+    public void AttachPrimary(TunnelConnection primary, int queues)
     {
+        TunnelConnection[] old;
         lock (_gate)
         {
-            var old = _queues.OfType<TunnelConnection>().ToArray();
+            old = _queues.OfType<TunnelConnection>().ToArray();
             _queues = new TunnelConnection?[queues];
             _queues[0] = primary;
             _live = [primary];
             Tenant.Attach(this);
-            return old;
         }
+        // Outside the lock: aborting runs the connections' cancellation callbacks.
+        foreach (var connection in old) connection.Abort(TunnelEnd.Replaced);
     }
 
     /// <summary>
-    /// Joins a further connection as queue <paramref name="index"/> of the current group. False when no primary
-    /// is attached or the group has no such queue. A connection already at that index is returned to be aborted.
+    /// Joins a further connection as queue <paramref name="index"/> of the current group; a connection already at
+    /// that index is aborted as replaced. False when no primary is attached or the group has no such queue.
     /// </summary>
-    public bool TryAttachQueue(int index, TunnelConnection connection, out TunnelConnection? replaced)
+    public bool TryAttachQueue(int index, TunnelConnection connection)
     {
+        TunnelConnection? replaced;
         lock (_gate)
         {
-            replaced = null;
             if (_queues[0] is null || index < 1 || index >= _queues.Length) return false;
             replaced = _queues[index];
             _queues[index] = connection;
             _live = _queues.OfType<TunnelConnection>().ToArray();
-            return true;
         }
+        replaced?.Abort(TunnelEnd.Replaced);
+        return true;
     }
 
     /// <summary>
     /// Takes a connection that ended out of the group. When it was the primary, the whole group goes: the
-    /// session's routes are removed, the queues still attached are returned for the caller to abort, and the
-    /// result is true. A connection already replaced changes nothing.
+    /// session's routes are removed, the queues still attached are aborted (their primary ended), and the result
+    /// is true. A connection already replaced changes nothing.
     /// </summary>
-    public bool Detach(TunnelConnection connection, out TunnelConnection[] orphans)
+    public bool Detach(TunnelConnection connection)
     {
+        TunnelConnection[] orphans;
         lock (_gate)
         {
-            orphans = [];
             int i = Array.IndexOf(_queues, connection);
             if (i < 0) return false;
             if (i > 0)
@@ -112,8 +115,9 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
             _live = [];
             // Under the lock, so a new primary attaching at the same time cannot lose its routes.
             Tenant.Detach(this);
-            return true;
         }
+        foreach (var queue in orphans) queue.Abort(TunnelEnd.PrimaryEnded);
+        return true;
     }
 
     public bool HasAddresses => Address is not null;

@@ -54,16 +54,17 @@ public class SessionQueuesTests
         var s = NewSession();
         Assert.Null(Pick(s, Tcp(1)));
         var primary = Connection(s, 0);
-        Assert.Empty(s.AttachPrimary(primary, 3));
+        s.AttachPrimary(primary, 3);
+        Assert.Null(primary.EndReason);
         Assert.Same(s, _tenant.RouteTo(s.AddressKey));
         Assert.Equal((primary, 1, 3), (s.Connection, s.LiveQueues, s.QueueCount));
         Assert.Same(primary, Pick(s, Tcp(1)));
 
         var q1 = Connection(s, 1);
         var q2 = Connection(s, 2);
-        Assert.True(s.TryAttachQueue(1, q1, out var replaced));
-        Assert.Null(replaced);
-        Assert.True(s.TryAttachQueue(2, q2, out _));
+        Assert.True(s.TryAttachQueue(1, q1));
+        Assert.True(s.TryAttachQueue(2, q2));
+        Assert.Equal<TunnelEnd?>([null, null, null], [primary.EndReason, q1.EndReason, q2.EndReason]); // nothing replaced
         Assert.Equal(3, s.LiveQueues);
         Assert.Same(primary, s.Connection);
 
@@ -87,7 +88,7 @@ public class SessionQueuesTests
     {
         var s = NewSession();
         s.AttachPrimary(Connection(s, 0), 3);
-        Assert.False(s.TryAttachQueue(index, Connection(s, 1), out _));
+        Assert.False(s.TryAttachQueue(index, Connection(s, 1)));
         Assert.Equal(1, s.LiveQueues);
     }
 
@@ -95,7 +96,7 @@ public class SessionQueuesTests
     public void A_queue_without_a_primary_is_refused()
     {
         var s = NewSession();
-        Assert.False(s.TryAttachQueue(1, Connection(s, 1), out _));
+        Assert.False(s.TryAttachQueue(1, Connection(s, 1)));
         Assert.Null(s.Connection);
         Assert.Null(_tenant.RouteTo(s.AddressKey));
     }
@@ -107,13 +108,14 @@ public class SessionQueuesTests
         s.AttachPrimary(Connection(s, 0), 2);
         var a = Connection(s, 1);
         var b = Connection(s, 1);
-        Assert.True(s.TryAttachQueue(1, a, out _));
-        Assert.True(s.TryAttachQueue(1, b, out var replaced));
-        Assert.Same(a, replaced);
+        Assert.True(s.TryAttachQueue(1, a));
+        Assert.True(s.TryAttachQueue(1, b));
+        Assert.Equal(TunnelEnd.Replaced, a.EndReason);
+        Assert.Null(b.EndReason);
         Assert.Equal(2, s.LiveQueues);
         // The replaced one ending later changes nothing.
-        Assert.False(s.Detach(a, out var orphans));
-        Assert.Empty(orphans);
+        Assert.False(s.Detach(a));
+        Assert.Null(b.EndReason);
         Assert.Equal(2, s.LiveQueues);
     }
 
@@ -124,9 +126,9 @@ public class SessionQueuesTests
         var primary = Connection(s, 0);
         var q1 = Connection(s, 1);
         s.AttachPrimary(primary, 2);
-        s.TryAttachQueue(1, q1, out _);
-        Assert.False(s.Detach(q1, out var orphans));
-        Assert.Empty(orphans);
+        s.TryAttachQueue(1, q1);
+        Assert.False(s.Detach(q1));
+        Assert.Null(primary.EndReason);
         Assert.Equal(1, s.LiveQueues);
         for (ushort port = 1; port < 50; port++) Assert.Same(primary, Pick(s, Tcp(port)));
         Assert.Same(s, _tenant.RouteTo(s.AddressKey));
@@ -140,16 +142,16 @@ public class SessionQueuesTests
         var q1 = Connection(s, 1);
         var q2 = Connection(s, 2);
         s.AttachPrimary(primary, 3);
-        s.TryAttachQueue(1, q1, out _);
-        s.TryAttachQueue(2, q2, out _);
-        Assert.True(s.Detach(primary, out var orphans));
-        Assert.Equal([q1, q2], orphans);
+        s.TryAttachQueue(1, q1);
+        s.TryAttachQueue(2, q2);
+        Assert.True(s.Detach(primary));
+        Assert.Equal<TunnelEnd?>([TunnelEnd.PrimaryEnded, TunnelEnd.PrimaryEnded], [q1.EndReason, q2.EndReason]);
         Assert.Equal(0, s.LiveQueues);
         Assert.Null(s.Connection);
         Assert.Null(Pick(s, Tcp(1)));
         Assert.Null(_tenant.RouteTo(s.AddressKey));
         // The orphans ending afterwards change nothing.
-        Assert.False(s.Detach(q1, out _));
+        Assert.False(s.Detach(q1));
     }
 
     [Fact]
@@ -159,14 +161,15 @@ public class SessionQueuesTests
         var old = Connection(s, 0);
         var oldQueue = Connection(s, 1);
         s.AttachPrimary(old, 2);
-        s.TryAttachQueue(1, oldQueue, out _);
+        s.TryAttachQueue(1, oldQueue);
 
         var fresh = Connection(s, 0);
-        Assert.Equal([old, oldQueue], s.AttachPrimary(fresh, 4));
+        s.AttachPrimary(fresh, 4);
+        Assert.Equal<TunnelEnd?>([TunnelEnd.Replaced, TunnelEnd.Replaced, null], [old.EndReason, oldQueue.EndReason, fresh.EndReason]);
         Assert.Equal((fresh, 1, 4), (s.Connection, s.LiveQueues, s.QueueCount));
         // The replaced primary ends after the new one attached: the session stays routed.
-        Assert.False(s.Detach(old, out var orphans));
-        Assert.Empty(orphans);
+        Assert.False(s.Detach(old));
+        Assert.Null(fresh.EndReason);
         Assert.Same(s, _tenant.RouteTo(s.AddressKey));
         Assert.Same(fresh, s.Connection);
     }
