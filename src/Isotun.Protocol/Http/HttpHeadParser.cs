@@ -20,37 +20,28 @@ public static class HttpHeadParser
     private const long MaxContentLength = 1L << 31;
 
     /// <summary>Parses a request head. On <see cref="HttpParseResult.Ok"/>, <paramref name="consumed"/> covers the blank line.</summary>
-    public static HttpParseResult TryParseRequest(ReadOnlySpan<byte> buffer, int maxHeadBytes, out HttpRequestHead? head, out int consumed)
-    {
-        head = null;
-        consumed = 0;
-        var found = FindHead(buffer, maxHeadBytes, out int headLength);
-        if (found != HttpParseResult.Ok)
-        {
-            return found;
-        }
-
-        var rest = buffer[..headLength];
-        var line = NextLine(ref rest);
-        if (!TryParseRequestLine(line, out string method, out string target, out string version))
-        {
-            return HttpParseResult.Malformed;
-        }
-
-        var headers = new HttpHeaders();
-        var result = ParseHeaders(rest, headers, isRequest: true);
-        if (result != HttpParseResult.Ok)
-        {
-            return result;
-        }
-
-        head = new HttpRequestHead { Method = method, Target = target, Version = version, Headers = headers };
-        consumed = headLength;
-        return HttpParseResult.Ok;
-    }
+    public static HttpParseResult TryParseRequest(ReadOnlySpan<byte> buffer, int maxHeadBytes, out HttpRequestHead? head, out int consumed) =>
+        TryParseHead(buffer, maxHeadBytes, isRequest: true, static (line, headers) =>
+            TryParseRequestLine(line, out string method, out string target, out string version)
+                ? new HttpRequestHead { Method = method, Target = target, Version = version, Headers = headers }
+                : null, out head, out consumed);
 
     /// <summary>Parses a response head. On <see cref="HttpParseResult.Ok"/>, <paramref name="consumed"/> covers the blank line.</summary>
-    public static HttpParseResult TryParseResponse(ReadOnlySpan<byte> buffer, int maxHeadBytes, out HttpResponseHead? head, out int consumed)
+    public static HttpParseResult TryParseResponse(ReadOnlySpan<byte> buffer, int maxHeadBytes, out HttpResponseHead? head, out int consumed) =>
+        TryParseHead(buffer, maxHeadBytes, isRequest: false, static (line, headers) =>
+            TryParseStatusLine(line, out string version, out int status, out string reason)
+                ? new HttpResponseHead { Version = version, StatusCode = status, Reason = reason, Headers = headers }
+                : null, out head, out consumed);
+
+    /// <summary>Builds a head from its start line and the (not yet filled) headers; null when the start line is malformed.</summary>
+    private delegate T? StartLine<T>(ReadOnlySpan<byte> line, HttpHeaders headers) where T : class;
+
+    /// <summary>
+    /// The head of a request or a response: found within <paramref name="maxHeadBytes"/>, its start line parsed first
+    /// (a malformed one stops there), then its header lines.
+    /// </summary>
+    private static HttpParseResult TryParseHead<T>(ReadOnlySpan<byte> buffer, int maxHeadBytes, bool isRequest, StartLine<T> startLine, out T? head, out int consumed)
+        where T : class
     {
         head = null;
         consumed = 0;
@@ -61,20 +52,20 @@ public static class HttpHeadParser
         }
 
         var rest = buffer[..headLength];
-        var line = NextLine(ref rest);
-        if (!TryParseStatusLine(line, out string version, out int status, out string reason))
+        var headers = new HttpHeaders();
+        var parsed = startLine(NextLine(ref rest), headers);
+        if (parsed is null)
         {
             return HttpParseResult.Malformed;
         }
 
-        var headers = new HttpHeaders();
-        var result = ParseHeaders(rest, headers, isRequest: false);
+        var result = ParseHeaders(rest, headers, isRequest);
         if (result != HttpParseResult.Ok)
         {
             return result;
         }
 
-        head = new HttpResponseHead { Version = version, StatusCode = status, Reason = reason, Headers = headers };
+        head = parsed;
         consumed = headLength;
         return HttpParseResult.Ok;
     }
