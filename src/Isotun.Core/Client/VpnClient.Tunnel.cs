@@ -31,6 +31,8 @@ public sealed partial class VpnClient
         var lanes = new List<Lane>();
         var running = new List<Task<TunnelEnd>>();
         var rejoins = new List<Task<(int Queue, HttpsConnection? Connection)>>();
+        // In queue order, so that with every queue up TUN queue k sends on connection k.
+        void Publish() => _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
         void Add(int queue, HttpsConnection connection)
         {
             // With GSO the TUN thread runs the writer itself (super-packets: one hand-off saved per 64 KiB); without,
@@ -41,8 +43,7 @@ public sealed partial class VpnClient
             });
             lanes.Add(lane);
             running.Add(RunLaneAsync(lane, group, stop));
-            // In queue order, so that with every queue up TUN queue k sends on connection k.
-            _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
+            Publish();
         }
         foreach (var (queue, connection) in connections) Add(queue, connection);
         foreach (int missing in Enumerable.Range(1, Math.Max(0, Math.Min(_granted, _tuns.Length) - 1)).Except(connections.Select(c => c.Queue)))
@@ -70,7 +71,7 @@ public sealed partial class VpnClient
             }
             running.RemoveAt(i);
             lanes.RemoveAt(i);
-            _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
+            Publish();
             await lane.Connection.DisposeAsync().ConfigureAwait(false);
             Log.QueueLost(log, lane.Queue, laneEnd.ToString(), lanes.Count);
             rejoins.Add(RejoinAsync(lane.Queue, group.Token));

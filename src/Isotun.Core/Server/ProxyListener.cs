@@ -7,12 +7,16 @@ using Microsoft.Extensions.Logging;
 namespace Isotun.Server;
 
 /// <summary>
-/// The server behind an edge gateway: a listener where every connection starts with a PROXY v2 header, followed by
-/// plaintext (the gateway terminated TLS) or, with <c>proxy.tls</c>, by the client's own TLS (a passthrough route; then
-/// only the client address is taken from the header, and the rest is as on the main listener). Only configured gateway addresses are served; anyone else is reset before a byte is read. The header
-/// is read exactly (never a byte past it), bounded in size and time; the client address comes from its addresses, the
-/// server name from PP2_TYPE_AUTHORITY, and the certificate identity from PP2_TYPE_SSL. Then the connection continues as
-/// any other in <see cref="ServerConnection.RunAsync"/>.
+/// The server behind an edge gateway: a listener where every connection starts with a PROXY v2 header. Only configured
+/// gateway addresses are served; anyone else is reset before a byte is read. The header is read exactly (never a byte
+/// past it), bounded in size and time. What follows it:
+/// <list type="bullet">
+/// <item>plaintext (the gateway terminated TLS): the client address comes from the header's addresses, the server name
+/// from PP2_TYPE_AUTHORITY and the certificate identity from PP2_TYPE_SSL, and the connection continues as any other in
+/// <see cref="ServerConnection.RunAsync"/>;</item>
+/// <item>with <c>proxy.tls</c>, the client's own TLS (a passthrough route): only the client address comes from the
+/// header, and the connection continues as on the main listener, in <see cref="ServerConnection.RunTlsAsync"/>.</item>
+/// </list>
 /// </summary>
 /// <remarks>
 /// The gateway sends only the certificate's CN (PP2_SUBTYPE_SSL_CN) and whether it verified it against the route's CA

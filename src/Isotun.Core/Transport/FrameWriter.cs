@@ -16,8 +16,10 @@ public sealed class FrameWriter
 
     /// <param name="inline">
     /// When the writer is parked, the thread that queues a frame runs the writer itself until the queue is empty
-    /// or the socket is full, instead of waking a pool thread: no hand-off per burst. Only for a producer that
-    /// feeds this one connection (the client's TUN threads); a shared producer would write for everyone in turn.
+    /// or the socket is full (then the write goes on asynchronously), instead of waking a pool thread: no hand-off
+    /// per burst. Used for GSO connections, where a frame is usually a whole super-packet: by the client's TUN
+    /// threads, and by the server's TUN readers, which then encrypt for the sessions they serve in turn. Plain
+    /// connections keep the pooled writer, which packs the frames queued meanwhile into one send.
     /// </param>
     public FrameWriter(Stream stream, int queueDepth = DefaultQueueDepth, bool inline = false)
     {
