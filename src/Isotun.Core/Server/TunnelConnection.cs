@@ -19,7 +19,13 @@ public sealed class TunnelConnection
     private readonly VpnSession _session;
     private readonly ConnectionReader _reader;
     private readonly ILogger _log;
-    private readonly CancellationTokenSource _cts;
+    // Never disposed: Abort may come from another connection at any time, even after the run ended (a new
+    // primary replacing this one, or this primary's end aborting a queue that is ending too). Nothing in it
+    // needs disposing once the server's stop is unhooked (_onServerStop), which RunAsync does on its way out.
+    private readonly CancellationTokenSource _cts = new();
+    private readonly CancellationTokenRegistration _onServerStop;
+    // Made on the first packet: an idle connection holds no merge state.
+    private TunWriter? _tunWriter;
     private long _lastRxTicks = Environment.TickCount64;
 
     /// <summary>Largest frame payload from a peer without GSO: what one TLS record (16 KiB) carries.</summary>
@@ -47,7 +53,7 @@ public sealed class TunnelConnection
             Batching = extensions.HasFlag(IsotunExtension.Batch),
         };
         TryEnqueue = Writer.TryEnqueue;
-        _cts = CancellationTokenSource.CreateLinkedTokenSource(serverStopping);
+        _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }
 
     /// <summary>The writer's TryEnqueue as one cached delegate, for the TUN reader's hot path.</summary>
@@ -73,7 +79,7 @@ public sealed class TunnelConnection
     public FrameWriter Writer { get; }
     public TunnelEnd? EndReason { get; private set; }
 
-    /// <summary>Ends the connection from outside (replaced by a reconnect, server shutdown).</summary>
+    /// <summary>Ends the connection from outside (replaced by a reconnect, server shutdown). Harmless once it has ended.</summary>
     public void Abort(TunnelEnd reason)
     {
         EndReason ??= reason;
@@ -105,13 +111,12 @@ public sealed class TunnelConnection
         try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
         _cts.Cancel();
         try { await dpdTask.ConfigureAwait(false); } catch (OperationCanceledException) { }
-        _cts.Dispose();
+        _onServerStop.Dispose();
         return EndReason.Value;
     }
 
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
     {
-        var tunWriter = new TunWriter(_session.Tenant.TunQueue(Queue));
         byte[]? scratch = null;
         // Without GSO a frame is one packet of at most the MTU (9000), so it fits one TLS record; a peer that
         // announces more is broken or hostile, and its connection closes (bad-frame) before we buffer it.
@@ -126,16 +131,16 @@ public sealed class TunnelConnection
                 // Handle every frame already buffered before reading again, so runs of segments can merge.
                 do
                 {
-                    var end = await HandleFrameAsync(frame, tunWriter, scratch, ct).ConfigureAwait(false);
+                    var end = await HandleFrameAsync(frame, scratch, ct).ConfigureAwait(false);
                     if (end is not null)
                     {
-                        tunWriter.Flush();
+                        _tunWriter?.Flush();
                         return end.Value;
                     }
                 }
                 while (_reader.TryReadBufferedFrame(maxPayload, out frame));
                 if (MorePending?.Invoke() == true) continue;
-                if (!tunWriter.Flush()) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+                if (_tunWriter?.Flush() == false) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
             }
         }
         finally
@@ -145,7 +150,7 @@ public sealed class TunnelConnection
     }
 
     /// <summary>One frame from the client; null to go on, else how the connection ends.</summary>
-    private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, TunWriter tunWriter, byte[] scratch, CancellationToken ct)
+    private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, byte[] scratch, CancellationToken ct)
     {
         var tenant = _session.Tenant;
         var metrics = IsotunMetrics.Instance;
@@ -170,7 +175,7 @@ public sealed class TunnelConnection
                 // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
                 if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
                 var framed = inPlace ? payload.Span[..len] : scratch.AsSpan(0, len);
-                if (tunWriter.Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
+                if ((_tunWriter ??= new TunWriter(tenant.TunQueue(Queue))).Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
                     tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0), Queue);
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;

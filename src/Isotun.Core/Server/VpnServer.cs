@@ -157,6 +157,7 @@ public sealed class VpnServer : IAsyncDisposable
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
             IsotunMetrics.Instance.Closed(CloseReason.PeerClosed);
+            _log.LogDebug("conn={Conn} closed: {Error}", id, e.Message);
         }
         catch (Exception e)
         {

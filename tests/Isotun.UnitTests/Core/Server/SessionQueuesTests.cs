@@ -175,6 +175,28 @@ public class SessionQueuesTests
     }
 
     [Fact]
+    public async Task A_primary_that_ends_while_a_queue_is_ending_too_still_ends_the_group()
+    {
+        // A client that stops closes all its connections at once. Here the queue has finished its run (its peer
+        // closed) but is not detached yet when the primary's DISCONNECT ends the group: the group must still end
+        // (the caller then logs the session off), and aborting the finished queue is a no-op.
+        var s = NewSession();
+        var primary = Connection(s, 0);
+        var queue = Connection(s, 1);
+        s.AttachPrimary(primary, 2);
+        Assert.True(s.TryAttachQueue(1, queue));
+
+        Assert.Equal(TunnelEnd.PeerClosed, await queue.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(s.Detach(primary));
+        Assert.Equal(TunnelEnd.PeerClosed, queue.EndReason);
+        Assert.Null(_tenant.RouteTo(s.AddressKey));
+
+        queue.Abort(TunnelEnd.Replaced);
+        Assert.False(s.Detach(queue));
+        Assert.Equal(TunnelEnd.PeerClosed, queue.EndReason);
+    }
+
+    [Fact]
     public void A_reload_that_changes_the_queue_count_is_refused_until_a_restart()
     {
         var reason = _tenant.TryApply(_tenant.Config with { Queues = _tenant.Config.Queues + 1 });
