@@ -3,6 +3,7 @@ using Isotun.Cli.Commands;
 
 // `isotun`: one command, verbs per role. Exit codes: 0 ok, 1 runtime failure, 2 usage or config error
 // (`isotun connect` adds its own, see docs/client.md).
+Signals.HonourStopSignals();
 var root = new RootCommand("Isotun: a multi-tenant VPN over TLS that speaks the OpenConnect (AnyConnect/CSTP) protocol");
 root.Subcommands.Add(ServerCommand.Create());
 root.Subcommands.Add(GatewayCommand.Create());

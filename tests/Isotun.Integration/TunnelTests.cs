@@ -83,9 +83,10 @@ public sealed class TunnelTests(LabFixture lab)
         Assert.True(auth.ExitCode == 0, auth.ToString());
         var cookie = auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..];
 
-        // A second client process on its own TUN, using that cookie.
+        // A second client process on its own TUN, using that cookie. It starts with SIGINT ignored, as a
+        // non-interactive shell starts `isotun connect &`: Ctrl-C's signal must still log it off.
         var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", L.ClientNs, TestEnvironment.IsotunExe, "connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"])
+        foreach (var a in (string[])["netns", "exec", L.ClientNs, "env", "--ignore-signal=INT", TestEnvironment.IsotunExe, "connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes", "--verbose"])
             psi.ArgumentList.Add(a);
         using var client = Process.Start(psi)!;
         client.StandardInput.WriteLine(cookie);
@@ -97,7 +98,12 @@ public sealed class TunnelTests(LabFixture lab)
             Assert.True(Eventually(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", L.ClientNs, "-4", "-o", "addr", "show", "dev", "isotun9"]).Stdout.Contains("inet ")),
                 "second client never got an address");
             LabProcess.Signal(client.Id, "INT");
-            Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)), "client did not exit on SIGINT");
+            if (!client.WaitForExit(TimeSpan.FromSeconds(15)))
+            {
+                client.Kill();
+                client.WaitForExit();
+                Assert.Fail($"client did not exit on SIGINT; its output:\n{stdout.Result}\n{stderr.Result}");
+            }
             Assert.True(client.ExitCode == 0, $"exit {client.ExitCode}: {stdout.Result} {stderr.Result}");
         }
         finally
@@ -106,7 +112,7 @@ public sealed class TunnelTests(LabFixture lab)
         }
 
         var again = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"], stdin: cookie + "\n", timeoutSeconds: 30);
-        Assert.True(again.ExitCode == 4, again.ToString());
+        Assert.True(again.ExitCode == 4, $"{again}\nthe first client said:\n{stdout.Result}\n{stderr.Result}\nthe server:\n{LabProcess.Tail(L, "server")}");
         Assert.Contains("rejected the session cookie", again.Stderr);
     }
 
