@@ -154,6 +154,8 @@ public sealed partial class VpnClient
         int badGso = 0;
         while (true)
         {
+            // A frame already buffered is returned without looking at the token: a stop must not wait for silence.
+            ct.ThrowIfCancellationRequested();
             var frame = await conn.Reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
             // Every frame already buffered is handled before reading again, so runs of segments can merge.
             do

@@ -91,7 +91,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     /// <summary>
     /// Opens the further queues the server granted next to <paramref name="primary"/>, all at once. One that
     /// cannot join is logged and left out for now: the session works on the queues it has, and the group tries
-    /// it again later.
+    /// it again later. Never throws: a stop that comes meanwhile is left to the group, whose primary then logs off.
     /// </summary>
     private async Task<List<(int Queue, HttpsConnection Connection)>> JoinQueuesAsync(HttpsConnection primary, CancellationToken stop)
     {
@@ -102,9 +102,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             {
                 return (q, await ConnectTunnelAsync(stop, q).ConfigureAwait(false));
             }
-            catch (Exception e) when (!stop.IsCancellationRequested)
+            catch (Exception e)
             {
-                Log.QueueFailed(log, q, e.Message);
+                if (!stop.IsCancellationRequested) Log.QueueFailed(log, q, e.Message);
                 return (q, (HttpsConnection?)null);
             }
         }).ToArray();
