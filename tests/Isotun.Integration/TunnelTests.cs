@@ -79,41 +79,133 @@ public sealed class TunnelTests(LabFixture lab)
     public void After_ctrl_c_the_cookie_no_longer_works()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
-        var auth = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: lab.Password + "\n");
-        Assert.True(auth.ExitCode == 0, auth.ToString());
-        var cookie = auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..];
+        var cookie = LogIn();
 
         // A second client process on its own TUN, using that cookie. It starts with SIGINT ignored, as a
         // non-interactive shell starts `isotun connect &`: Ctrl-C's signal must still log it off.
-        var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", L.ClientNs, "env", "--ignore-signal=INT", TestEnvironment.IsotunExe, "connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes", "--verbose"])
-            psi.ArgumentList.Add(a);
-        using var client = Process.Start(psi)!;
-        client.StandardInput.WriteLine(cookie);
-        client.StandardInput.Close();
-        var stderr = client.StandardError.ReadToEndAsync();
-        var stdout = client.StandardOutput.ReadToEndAsync();
+        using var client = new CookieClient(L.ClientNs, L.ServerUrl, lab.Pin, cookie, "isotun9");
+        client.WaitForAddress();
+        client.StopWithSigint();
+
+        AssertCookieRefused(L.ClientNs, cookie, client);
+    }
+
+    [SkippableFact]
+    public void Ctrl_c_while_reconnecting_still_logs_the_session_off()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        var cookie = LogIn();
+
+        // A host of its own (a namespace with a veth to the server host), so that cutting its way to the server
+        // leaves the lab's client alone.
+        string ns = $"isotun-{L.Tag}-cli2", near = $"{L.Tag}-c2", far = $"{L.Tag}-s2", net = $"198.19.{L.Index}";
+        void Ip(params string[] args)
+        {
+            var r = Run.Exec("ip", args);
+            Assert.True(r.ExitCode == 0, $"ip {string.Join(' ', args)}: {r}");
+        }
+        Run.Exec("ip", ["netns", "del", ns]);
+        Ip("netns", "add", ns);
         try
         {
-            Assert.True(Eventually(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", L.ClientNs, "-4", "-o", "addr", "show", "dev", "isotun9"]).Stdout.Contains("inet ")),
-                "second client never got an address");
-            LabProcess.Signal(client.Id, "INT");
-            if (!client.WaitForExit(TimeSpan.FromSeconds(15)))
-            {
-                client.Kill();
-                client.WaitForExit();
-                Assert.Fail($"client did not exit on SIGINT; its output:\n{stdout.Result}\n{stderr.Result}");
-            }
-            Assert.True(client.ExitCode == 0, $"exit {client.ExitCode}: {stdout.Result} {stderr.Result}");
+            Ip("link", "add", near, "type", "veth", "peer", "name", far);
+            Ip("link", "set", near, "netns", ns);
+            Ip("link", "set", far, "netns", L.ServerNs);
+            Ip("-n", ns, "addr", "add", $"{net}.2/24", "dev", near);
+            Ip("-n", L.ServerNs, "addr", "add", $"{net}.1/24", "dev", far);
+            Ip("-n", ns, "link", "set", near, "up");
+            Ip("-n", L.ServerNs, "link", "set", far, "up");
+            Ip("-n", ns, "route", "add", $"{L.ServerIp}/32", "via", $"{net}.1");
+
+            using var client = new CookieClient(ns, L.ServerUrl, lab.Pin, cookie, "isotun8");
+            client.WaitForAddress();
+
+            // The way to the server goes, and the connection with it: the client retries after 1, 2, 4… s.
+            Ip("-n", ns, "route", "replace", "prohibit", $"{L.ServerIp}/32");
+            var kill = Run.InNs(ns, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443");
+            Assert.True(kill.ExitCode == 0, kill.ToString());
+            Assert.True(Eventually(TimeSpan.FromSeconds(30), () => client.Output.Contains("retrying in 4 s")),
+                "the client did not go on retrying:\n" + client.Output);
+
+            // The way comes back while the client waits to retry, and Ctrl-C comes at once: it logs off on a
+            // connection of its own.
+            Ip("-n", ns, "route", "replace", $"{L.ServerIp}/32", "via", $"{net}.1");
+            client.StopWithSigint();
+            Assert.Contains("disconnected (session logged off)", client.Output);
+
+            AssertCookieRefused(ns, cookie, client);
         }
         finally
         {
-            if (!client.HasExited) client.Kill();
+            Run.Exec("ip", ["netns", "del", ns]); // takes the veth pair with it
+        }
+    }
+
+    private string LogIn()
+    {
+        var auth = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: lab.Password + "\n");
+        Assert.True(auth.ExitCode == 0, auth.ToString());
+        return auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..];
+    }
+
+    private void AssertCookieRefused(string ns, string cookie, CookieClient before)
+    {
+        var again = Run.Isotun(ns, ["connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"], stdin: cookie + "\n", timeoutSeconds: 30);
+        Assert.True(again.ExitCode == 4, $"{again}\nthe first client said:\n{before.Output}\nthe server:\n{LabProcess.Tail(L, "server")}");
+        Assert.Contains("rejected the session cookie", again.Stderr);
+    }
+
+    /// <summary>
+    /// `isotun connect --cookie-on-stdin` in a namespace, on its own TUN, started with SIGINT ignored (as a
+    /// non-interactive shell starts a background job); its output is gathered as it comes.
+    /// </summary>
+    private sealed class CookieClient : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+        private readonly string _ns, _device;
+
+        public CookieClient(string ns, Uri server, string pin, string cookie, string device)
+        {
+            (_ns, _device) = (ns, device);
+            var psi = new ProcessStartInfo("ip") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in (string[])["netns", "exec", ns, "env", "--ignore-signal=INT", TestEnvironment.IsotunExe, "connect", server.ToString(), "--cookie-on-stdin", "--servercert", pin, "--interface", device, "--no-routes", "--verbose"])
+                psi.ArgumentList.Add(a);
+            _process = new Process { StartInfo = psi };
+            _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
+            _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+            _process.StandardInput.WriteLine(cookie);
+            _process.StandardInput.Close();
         }
 
-        var again = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "isotun9", "--no-routes"], stdin: cookie + "\n", timeoutSeconds: 30);
-        Assert.True(again.ExitCode == 4, $"{again}\nthe first client said:\n{stdout.Result}\n{stderr.Result}\nthe server:\n{LabProcess.Tail(L, "server")}");
-        Assert.Contains("rejected the session cookie", again.Stderr);
+        public string Output { get { lock (_output) return _output.ToString(); } }
+
+        public void WaitForAddress() =>
+            Assert.True(Eventually(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", _ns, "-4", "-o", "addr", "show", "dev", _device]).Stdout.Contains("inet ")),
+                "the cookie client never got an address:\n" + Output);
+
+        /// <summary>SIGINT, then it must exit with 0 within 15 s.</summary>
+        public void StopWithSigint()
+        {
+            LabProcess.Signal(_process.Id, "INT");
+            if (!_process.WaitForExit(TimeSpan.FromSeconds(15)))
+            {
+                _process.Kill();
+                _process.WaitForExit();
+                Assert.Fail("the client did not exit on SIGINT; its output:\n" + Output);
+            }
+            _process.WaitForExit(); // drains the output
+            Assert.True(_process.ExitCode == 0, $"exit {_process.ExitCode}:\n{Output}");
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) _process.Kill();
+            _process.Dispose();
+        }
     }
 
     [SkippableFact]

@@ -53,8 +53,22 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                         throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: {e.Message}");
                     var delay = TimeSpan.FromSeconds(Math.Min(10, 1 << Math.Min(attempt++, 3)));
                     Log.ReconnectFailed(log, e.Message, delay.TotalSeconds);
-                    await Task.Delay(delay, stop).ConfigureAwait(false);
+                    try
+                    {
+                        await Task.Delay(delay, stop).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        await LogOffAsync().ConfigureAwait(false);
+                        return ClientExitCode.Ok;
+                    }
                     continue;
+                }
+                catch (Exception) when (_params is not null && stop.IsCancellationRequested)
+                {
+                    // Stopped in the middle of a reconnect.
+                    await LogOffAsync().ConfigureAwait(false);
+                    return ClientExitCode.Ok;
                 }
                 lostAt = null;
                 attempt = 0;
@@ -85,6 +99,26 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             _writers = [];
             foreach (var tun in _tuns) tun.Dispose();
             foreach (var t in tunThreads) t.Join(TimeSpan.FromSeconds(1));
+        }
+    }
+
+    /// <summary>
+    /// A stop while reconnecting: there is no connection to say goodbye on, so one short try opens one, and
+    /// sends the DISCONNECT there, so that the cookie does not outlive the client.
+    /// </summary>
+    private async Task LogOffAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            var conn = await ConnectTunnelAsync(cts.Token).ConfigureAwait(false);
+            await SendByeAsync(conn).ConfigureAwait(false);
+            await conn.DisposeAsync().ConfigureAwait(false);
+            Log.Disconnected(log);
+        }
+        catch (Exception e)
+        {
+            Log.LogOffFailed(log, e is OperationCanceledException ? "timed out" : e.Message);
         }
     }
 
