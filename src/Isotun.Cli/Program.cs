@@ -12,6 +12,7 @@ root.Subcommands.Add(LabCommands.Create());
 root.Subcommands.Add(PkiCommands.Create());
 root.Subcommands.Add(UserCommands.Create());
 root.Subcommands.Add(ConfigCommands.Create());
+root.Subcommands.Add(DoctorCommand.Create());
 
 // Signals are handled by the long-running verbs themselves (the client must log off on SIGTERM).
 var parse = root.Parse(args);
