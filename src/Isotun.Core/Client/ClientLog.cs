@@ -14,11 +14,11 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "queue {Queue} lost ({Reason}); going on with {Left} and joining it again")]
     public static partial void QueueLost(ILogger logger, int queue, string reason, int left);
 
-    [LoggerMessage(15, LogLevel.Warning, "stopped while reconnecting, and could not log off ({Error}): the server keeps the session until its cookie expires")]
-    public static partial void LogOffFailed(ILogger logger, string error);
-
     [LoggerMessage(14, LogLevel.Information, "queue {Queue} joined again; {Queues} queues up")]
     public static partial void QueueRejoined(ILogger logger, int queue, int queues);
+
+    [LoggerMessage(15, LogLevel.Warning, "stopped while reconnecting, and could not log off ({Error}): the server keeps the session until its cookie expires")]
+    public static partial void LogOffFailed(ILogger logger, string error);
 
     [LoggerMessage(1, LogLevel.Information, "logged in to {Host}")]
     public static partial void LoggedIn(ILogger logger, string host);
