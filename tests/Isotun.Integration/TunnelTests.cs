@@ -34,7 +34,25 @@ public sealed class TunnelTests(LabFixture lab)
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
         const long total = 200L * 1024 * 1024;
-        var (sentHash, reply) = NetworkNamespace.Run(L.ClientNs, () =>
+        var (sentHash, reply) = SendToSink(total);
+        Assert.Equal($"{sentHash} {total}", reply);
+    }
+
+    [SkippableFact]
+    public void The_doctor_reads_the_servers_metrics_and_tells_how_the_tenants_traffic_crosses()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        SendToSink(32L * 1024 * 1024);
+        var doctor = Run.Isotun(L.ServerNs, ["doctor", "--metrics", $"http://127.0.0.1:{LabLayout.AdminPort}/metrics"]);
+        Assert.True(doctor.ExitCode is 0 or 3, doctor.ToString());
+        var server = doctor.Stdout.Split('\n').Where(l => l.StartsWith("server ", StringComparison.Ordinal)).ToList();
+        Assert.Contains(server, l => l.Contains($" {LabLayout.Tenant} from clients: ", StringComparison.Ordinal) && l.Contains(" bytes each", StringComparison.Ordinal));
+        Assert.DoesNotContain(server, l => l.Contains("cannot read", StringComparison.Ordinal));
+    }
+
+    /// <summary>Sends <paramref name="total"/> random bytes from the client host to the service's SHA-256 sink; its hash and the sink's reply.</summary>
+    private (string Hash, string Reply) SendToSink(long total) =>
+        NetworkNamespace.Run(L.ClientNs, () =>
         {
             using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 120_000, SendTimeout = 120_000 };
             s.Connect(new IPEndPoint(L.ServiceIp, LabLayout.SinkPort));
@@ -54,8 +72,6 @@ public sealed class TunnelTests(LabFixture lab)
             while ((k = s.Receive(r, n, r.Length - n, SocketFlags.None)) > 0) n += k;
             return (Convert.ToHexStringLower(sha.GetHashAndReset()), Encoding.ASCII.GetString(r, 0, n).Trim());
         });
-        Assert.Equal($"{sentHash} {total}", reply);
-    }
 
     [SkippableFact]
     public void Killing_the_TCP_connection_makes_the_client_reconnect_with_the_same_address()
