@@ -35,13 +35,42 @@ public static class LabProcess
     public static int? Pid(LabLayout lab, string name) =>
         File.Exists(PidPath(lab, name)) && int.TryParse(File.ReadAllText(PidPath(lab, name)).Trim(), out int pid) ? pid : null;
 
-    public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ");
+    /// <summary>Is the process there and not a zombie? It may exit while we look: that reads as gone.</summary>
+    public static bool IsAlive(int pid) => Stat(pid) is { } stat && !stat.Contains(") Z ", StringComparison.Ordinal);
+
+    private static string? Stat(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Did <paramref name="pid"/> start before its PID file was written? A PID file left by a crash may name a
+    /// number the kernel has since given to an unrelated process, which must not be signalled.
+    /// </summary>
+    internal static bool StartedBefore(int pid, DateTime pidFileWritten)
+    {
+        if (Stat(pid) is not { } stat || File.ReadAllLines("/proc/stat").FirstOrDefault(l => l.StartsWith("btime ", StringComparison.Ordinal)) is not { } btime)
+            return false;
+        // Field 22 of /proc/PID/stat is the start time in clock ticks (USER_HZ, 100 on Linux) since boot; the
+        // fields are counted after the command name, which may itself hold spaces and parentheses.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        if (fields.Length < 20 || !long.TryParse(fields[19], out long ticks) || !long.TryParse(btime[6..], out long boot)) return false;
+        var started = DateTimeOffset.FromUnixTimeSeconds(boot).AddSeconds(ticks / 100.0).UtcDateTime;
+        return started <= pidFileWritten.AddSeconds(2);
+    }
 
     /// <summary>Ends a process by its PID: SIGTERM, then SIGKILL if it lingers.</summary>
     public static void Stop(LabLayout lab, string name, TimeSpan grace)
     {
         if (Pid(lab, name) is not int pid) return;
-        if (IsAlive(pid))
+        if (IsAlive(pid) && StartedBefore(pid, File.GetLastWriteTimeUtc(PidPath(lab, name))))
         {
             Signal(pid, "TERM");
             var until = DateTime.UtcNow + grace;
