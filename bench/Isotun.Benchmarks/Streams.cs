@@ -1,9 +1,10 @@
 using System.Threading.Tasks.Sources;
+using Isotun.Transport;
 
 namespace Isotun.Benchmarks;
 
 /// <summary>Endless bytes: the same frame over and over, every read completing synchronously with as much as fits.</summary>
-internal sealed class RepeatingStream(byte[] frame) : Stream
+internal sealed class RepeatingStream(byte[] frame) : ReadOnlyStream
 {
     private int _offset;
 
@@ -22,15 +23,6 @@ internal sealed class RepeatingStream(byte[] frame) : Stream
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(Read(buffer.Span));
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>
@@ -38,7 +30,7 @@ internal sealed class RepeatingStream(byte[] frame) : Stream
 /// yet): the data "arrives" when the reader registers its continuation, which then runs inline. So the reader
 /// really suspends on every read, deterministically and without threads, and its async machinery is measured.
 /// </summary>
-internal sealed class PendingStream(byte[] frame) : Stream, IValueTaskSource<int>
+internal sealed class PendingStream(byte[] frame) : ReadOnlyStream, IValueTaskSource<int>
 {
     private Memory<byte> _destination;
     private int _offset;
@@ -68,13 +60,4 @@ internal sealed class PendingStream(byte[] frame) : Stream, IValueTaskSource<int
     public int GetResult(short token) => _result;
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

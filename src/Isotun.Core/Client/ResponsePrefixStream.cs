@@ -1,3 +1,5 @@
+using Isotun.Transport;
+
 namespace Isotun.Client;
 
 /// <summary>
@@ -6,7 +8,7 @@ namespace Isotun.Client;
 /// is reported as such rather than as a cut-short HTTP head. Off after the CONNECT reply: frames pass
 /// straight through.
 /// </summary>
-internal sealed class ResponsePrefixStream(Stream inner) : Stream
+internal sealed class ResponsePrefixStream(Stream inner) : ReadOnlyStream
 {
     private readonly byte[] _prefix = new byte[8];
     private int _length = -1; // -1: not recording
@@ -53,14 +55,4 @@ internal sealed class ResponsePrefixStream(Stream inner) : Stream
         data[..take].CopyTo(_prefix.AsSpan(_length));
         _length += take;
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

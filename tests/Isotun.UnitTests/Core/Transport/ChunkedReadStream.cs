@@ -1,3 +1,5 @@
+using Isotun.Transport;
+
 namespace Isotun.UnitTests.Core.Transport;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Isotun.UnitTests.Core.Transport;
 /// caller's buffer is smaller) per read, the way TLS records arrive; then end of stream. Counts reads so a
 /// test can tell whether the reader went back to the stream.
 /// </summary>
-internal sealed class ChunkedReadStream(IEnumerable<byte[]> chunks) : Stream
+internal sealed class ChunkedReadStream(IEnumerable<byte[]> chunks) : ReadOnlyStream
 {
     private readonly Queue<byte[]> _chunks = new(chunks);
     private byte[]? _current;
@@ -53,14 +55,4 @@ internal sealed class ChunkedReadStream(IEnumerable<byte[]> chunks) : Stream
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -327,7 +327,7 @@ public class ConnectionReaderTests
     private static byte[] Concat(params byte[][] parts) => parts.SelectMany(p => p).ToArray();
 
     /// <summary>Never delivers a byte; only cancellation ends a read.</summary>
-    private sealed class SilentStream : Stream
+    private sealed class SilentStream : ReadOnlyStream
     {
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -336,14 +336,5 @@ public class ConnectionReaderTests
         }
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
