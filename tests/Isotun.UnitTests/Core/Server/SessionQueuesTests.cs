@@ -29,6 +29,16 @@ public class SessionQueuesTests
         return new TunnelConnection(queue + 100, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue);
     }
 
+    /// <summary>A session with a whole group attached: the primary, then queues 1…<paramref name="queues"/>-1.</summary>
+    private (VpnSession Session, TunnelConnection[] Group) WholeGroup(int queues)
+    {
+        var s = NewSession();
+        var group = Enumerable.Range(0, queues).Select(q => Connection(s, q)).ToArray();
+        s.AttachPrimary(group[0], queues);
+        for (int q = 1; q < queues; q++) Assert.True(s.TryAttachQueue(q, group[q]));
+        return (s, group);
+    }
+
     private static byte[] Tcp(ushort sport)
     {
         var p = new byte[40];
@@ -122,11 +132,8 @@ public class SessionQueuesTests
     [Fact]
     public void A_queue_ending_alone_leaves_the_session_on_the_others()
     {
-        var s = NewSession();
-        var primary = Connection(s, 0);
-        var q1 = Connection(s, 1);
-        s.AttachPrimary(primary, 2);
-        s.TryAttachQueue(1, q1);
+        var (s, g) = WholeGroup(2);
+        var (primary, q1) = (g[0], g[1]);
         Assert.False(s.Detach(q1));
         Assert.Null(primary.EndReason);
         Assert.Equal(1, s.LiveQueues);
@@ -137,13 +144,8 @@ public class SessionQueuesTests
     [Fact]
     public void The_primary_ending_takes_the_group_and_the_routes_with_it()
     {
-        var s = NewSession();
-        var primary = Connection(s, 0);
-        var q1 = Connection(s, 1);
-        var q2 = Connection(s, 2);
-        s.AttachPrimary(primary, 3);
-        s.TryAttachQueue(1, q1);
-        s.TryAttachQueue(2, q2);
+        var (s, g) = WholeGroup(3);
+        var (primary, q1, q2) = (g[0], g[1], g[2]);
         Assert.True(s.Detach(primary));
         Assert.Equal<TunnelEnd?>([TunnelEnd.PrimaryEnded, TunnelEnd.PrimaryEnded], [q1.EndReason, q2.EndReason]);
         Assert.Equal(0, s.LiveQueues);
@@ -157,11 +159,8 @@ public class SessionQueuesTests
     [Fact]
     public void A_new_primary_starts_a_new_group_and_hands_back_the_old_one_and_the_old_primary_ending_keeps_its_routes()
     {
-        var s = NewSession();
-        var old = Connection(s, 0);
-        var oldQueue = Connection(s, 1);
-        s.AttachPrimary(old, 2);
-        s.TryAttachQueue(1, oldQueue);
+        var (s, g) = WholeGroup(2);
+        var (old, oldQueue) = (g[0], g[1]);
 
         var fresh = Connection(s, 0);
         s.AttachPrimary(fresh, 4);
@@ -180,11 +179,8 @@ public class SessionQueuesTests
         // A client that stops closes all its connections at once. Here the queue has finished its run (its peer
         // closed) but is not detached yet when the primary's DISCONNECT ends the group: the group must still end
         // (the caller then logs the session off), and aborting the finished queue is a no-op.
-        var s = NewSession();
-        var primary = Connection(s, 0);
-        var queue = Connection(s, 1);
-        s.AttachPrimary(primary, 2);
-        Assert.True(s.TryAttachQueue(1, queue));
+        var (s, g) = WholeGroup(2);
+        var (primary, queue) = (g[0], g[1]);
 
         Assert.Equal(TunnelEnd.PeerClosed, await queue.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.True(s.Detach(primary));
