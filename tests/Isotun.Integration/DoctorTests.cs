@@ -1,4 +1,5 @@
 using Isotun.Integration.Infrastructure;
+using Isotun.Linux;
 
 namespace Isotun.Integration;
 
@@ -21,7 +22,7 @@ public sealed class DoctorTests
         Assert.Equal(warnings == 0 ? 0 : 3, here.ExitCode);
 
         string ns = $"isotun-doctor-{Environment.ProcessId}";
-        Run.Exec("ip", ["netns", "add", ns]);
+        IpCommand.Run("netns", "add", ns);
         try
         {
             var bare = Run.Isotun(ns, ["doctor", "--mtu", "1400"]);
@@ -31,7 +32,7 @@ public sealed class DoctorTests
         }
         finally
         {
-            Run.Exec("ip", ["netns", "del", ns]);
+            IpCommand.TryRun("netns", "del", ns);
         }
     }
 

@@ -115,29 +115,24 @@ public sealed class TunnelTests(LabFixture lab)
         // A host of its own (a namespace with a veth to the server host), so that cutting its way to the server
         // leaves the lab's client alone.
         string ns = $"isotun-{L.Tag}-cli2", near = $"{L.Tag}-c2", far = $"{L.Tag}-s2", net = $"198.19.{L.Index}";
-        void Ip(params string[] args)
-        {
-            var r = Run.Exec("ip", args);
-            Assert.True(r.ExitCode == 0, $"ip {string.Join(' ', args)}: {r}");
-        }
-        Run.Exec("ip", ["netns", "del", ns]);
-        Ip("netns", "add", ns);
+        IpCommand.TryRun("netns", "del", ns);
+        IpCommand.Run("netns", "add", ns);
         try
         {
-            Ip("link", "add", near, "type", "veth", "peer", "name", far);
-            Ip("link", "set", near, "netns", ns);
-            Ip("link", "set", far, "netns", L.ServerNs);
-            Ip("-n", ns, "addr", "add", $"{net}.2/24", "dev", near);
-            Ip("-n", L.ServerNs, "addr", "add", $"{net}.1/24", "dev", far);
-            Ip("-n", ns, "link", "set", near, "up");
-            Ip("-n", L.ServerNs, "link", "set", far, "up");
-            Ip("-n", ns, "route", "add", $"{L.ServerIp}/32", "via", $"{net}.1");
+            IpCommand.Run("link", "add", near, "type", "veth", "peer", "name", far);
+            IpCommand.Run("link", "set", near, "netns", ns);
+            IpCommand.Run("link", "set", far, "netns", L.ServerNs);
+            IpCommand.RunIn(ns, "addr", "add", $"{net}.2/24", "dev", near);
+            IpCommand.RunIn(L.ServerNs, "addr", "add", $"{net}.1/24", "dev", far);
+            IpCommand.RunIn(ns, "link", "set", near, "up");
+            IpCommand.RunIn(L.ServerNs, "link", "set", far, "up");
+            IpCommand.RunIn(ns, "route", "add", $"{L.ServerIp}/32", "via", $"{net}.1");
 
             using var client = new CookieClient(ns, L.ServerUrl, lab.Pin, cookie, "isotun8");
             client.WaitForAddress();
 
             // The way to the server goes, and the connection with it: the client retries after 1, 2, 4… s.
-            Ip("-n", ns, "route", "replace", "prohibit", $"{L.ServerIp}/32");
+            IpCommand.RunIn(ns, "route", "replace", "prohibit", $"{L.ServerIp}/32");
             var kill = Run.InNs(ns, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443");
             Assert.True(kill.ExitCode == 0, kill.ToString());
             Assert.True(Eventually(TimeSpan.FromSeconds(30), () => client.Output.Contains("retrying in 4 s")),
@@ -145,7 +140,7 @@ public sealed class TunnelTests(LabFixture lab)
 
             // The way comes back while the client waits to retry, and Ctrl-C comes at once: it logs off on a
             // connection of its own.
-            Ip("-n", ns, "route", "replace", $"{L.ServerIp}/32", "via", $"{net}.1");
+            IpCommand.RunIn(ns, "route", "replace", $"{L.ServerIp}/32", "via", $"{net}.1");
             client.StopWithSigint();
             Assert.Contains("disconnected (session logged off)", client.Output);
 
@@ -153,7 +148,7 @@ public sealed class TunnelTests(LabFixture lab)
         }
         finally
         {
-            Run.Exec("ip", ["netns", "del", ns]); // takes the veth pair with it
+            IpCommand.TryRun("netns", "del", ns); // takes the veth pair with it
         }
     }
 
