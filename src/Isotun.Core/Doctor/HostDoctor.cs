@@ -33,16 +33,18 @@ public static class HostDoctor
     /// <param name="tenantMtu">The tenants' `mtu`, when known: then every uplink candidate is checked against it.</param>
     public static IReadOnlyList<Finding> Examine(HostView host, int? tenantMtu = null)
     {
-        int cores = Cores(host);
+        var cpuinfo = CpuInfo(host);
+        int cores = Cores(cpuinfo);
         var interfaces = Interfaces(host);
-        return [Tun(host), .. Mtu(interfaces, tenantMtu), .. Queues(interfaces, cores), Crypto(host, cores), Interrupts(host, cores), .. Nics(interfaces)];
+        return [Tun(host), .. Mtu(interfaces, tenantMtu), .. Queues(interfaces, cores), Crypto(cpuinfo, cores), Interrupts(host, cores), .. Nics(interfaces)];
     }
 
-    public static int Cores(HostView host)
-    {
-        int n = (host.Read("/proc/cpuinfo") ?? "").Split('\n').Count(l => l.StartsWith("processor", StringComparison.Ordinal) && l.Contains(':'));
-        return Math.Max(1, n);
-    }
+    public static int Cores(HostView host) => Cores(CpuInfo(host));
+
+    private static string[] CpuInfo(HostView host) => (host.Read("/proc/cpuinfo") ?? "").Split('\n');
+
+    private static int Cores(string[] cpuinfo) =>
+        Math.Max(1, cpuinfo.Count(l => l.StartsWith("processor", StringComparison.Ordinal) && l.Contains(':')));
 
     /// <summary>Every interface but loopback, with what the checks need.</summary>
     public static IReadOnlyList<Interface> Interfaces(HostView host)
@@ -143,9 +145,8 @@ public static class HostDoctor
         return string.Join(",", words);
     }
 
-    private static Finding Crypto(HostView host, int cores)
+    private static Finding Crypto(string[] cpuinfo, int cores)
     {
-        var cpuinfo = (host.Read("/proc/cpuinfo") ?? "").Split('\n');
         var flags = Words(cpuinfo, "flags");
         var features = Words(cpuinfo, "Features");
         string cpus = $"{cores} CPU{(cores == 1 ? "" : "s")}";
