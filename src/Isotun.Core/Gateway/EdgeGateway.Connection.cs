@@ -165,12 +165,16 @@ public sealed partial class EdgeGateway
         var flags = ProxyClientFlags.Ssl;
         uint verify = 0;
         string? commonName = null;
+        byte[]? der = null;
         if (tls.RemoteCertificate is { } presented)
         {
-            using var cert = X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
+            der = presented.GetRawCertData();
+            using var cert = X509CertificateLoader.LoadCertificate(der);
             flags |= ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
             verify = route.Verify(cert) ? 0u : 1u;
             commonName = SafeTlvString(cert.GetNameInfo(X509NameType.SimpleName, forIssuer: false));
+            // The backend checks the certificate itself against the tenant it picks; one too large to forward is not sent.
+            if (der.Length > ProxyV2.MaxClientCertificateLength) der = null;
         }
 
         bool verified = (flags & ProxyClientFlags.CertificateOnConnection) != 0 && verify == 0;
@@ -193,7 +197,7 @@ public sealed partial class EdgeGateway
         if (route.Route.ProxyProtocol)
         {
             var ssl = new ProxySslInfo(flags, verify, VersionLabel(tls.SslProtocol), commonName, SafeTlvString(tls.NegotiatedCipherSuite.ToString()));
-            var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName, ssl);
+            var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName, ssl, ClientCertificate: der);
             await backendStream.WriteAsync(ProxyV2Writer.ToArray(header), stopping).ConfigureAwait(false);
         }
 

@@ -53,16 +53,7 @@ public sealed class RouteRuntime
     }
 
     /// <summary>True when <paramref name="certificate"/> chains to this route's client CA for client authentication.</summary>
-    public bool Verify(X509Certificate2 certificate)
-    {
-        if (ClientCas is null) return false;
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(ClientCas);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
-        return chain.Build(certificate);
-    }
+    public bool Verify(X509Certificate2 certificate) => ClientCas is not null && ClientCertificateCheck.ChainsTo(certificate, ClientCas);
 }
 
 /// <summary>A whole configuration ready to serve; immutable, swapped as one on reload.</summary>

@@ -29,7 +29,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
     {
         var ous = CertificateIdentity.OrganizationalUnits(cert);
         string? user = CertificateIdentity.UserId(cert) ?? cert.GetNameInfo(X509NameType.SimpleName, false);
-        return new ClientCertificateInfo(user, ous, false, null) { Raw = cert };
+        return new ClientCertificateInfo(user, ous, null) { Raw = cert };
     }
 
     /// <summary>The tenant named by the first segment of the request path, "" when the path names none.</summary>
@@ -97,33 +97,20 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             else if (matches.Count == 0) return Refuse(AuthOutcome.WrongTenant, null, "certificate names no group of this server");
             else return Form(null, "Please choose a group.");
         }
-        if (cert.Raw is { } raw)
-        {
-            var cas = tenant.ClientCas ?? serverCas;
-            if (cas is not { Count: > 0 })
-                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate login is not enabled for this group");
-            if (!ChainsTo(raw, cas))
-                return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by a CA this group trusts");
-        }
-        else if (!cert.Verified)
-        {
-            return Refuse(AuthOutcome.BadCertificate, tenant, cert.Problem ?? "certificate not verified");
-        }
+        // The same checks whether the certificate came in this server's own handshake or through a gateway that
+        // terminated TLS: a gateway's verdict is never enough, since it may trust one CA for several tenants.
+        if (cert.Problem is { } problem)
+            return Refuse(AuthOutcome.BadCertificate, tenant, problem);
+        var cas = tenant.ClientCas ?? serverCas;
+        if (cas is not { Count: > 0 })
+            return Refuse(AuthOutcome.BadCertificate, tenant, "certificate login is not enabled for this group");
+        if (cert.Raw is not { } raw || !ClientCertificateCheck.ChainsTo(raw, cas))
+            return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by a CA this group trusts");
         if (!cert.OrganizationalUnits.Any(tenant.Config.EffectiveOus.Contains))
             return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
         if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate carries no usable user id");
         return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false);
-    }
-
-    private static bool ChainsTo(X509Certificate2 cert, X509Certificate2Collection cas)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(cas);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2"));
-        return chain.Build(cert);
     }
 
     private static AuthDecision Refuse(AuthOutcome outcome, TenantRuntime? tenant, string message) =>

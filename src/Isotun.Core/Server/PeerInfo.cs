@@ -10,11 +10,12 @@ namespace Isotun.Server;
 public sealed record PeerInfo(IPEndPoint? Remote, string? ServerName, ClientCertificateInfo? Certificate);
 
 /// <summary>
-/// A client certificate as the authenticator needs it. With <see cref="Raw"/> (a direct TLS handshake) the
-/// authenticator checks the chain itself against the chosen tenant's CA; without it (behind a gateway)
-/// <see cref="Verified"/> says whether the trusted gateway verified it.
+/// A client certificate as the authenticator needs it: the certificate itself (<see cref="Raw"/>), whose chain and OU
+/// the authenticator checks against the chosen tenant, and the user and OUs read from it. It came from a direct TLS
+/// handshake, or from a trusted gateway that terminated TLS (in PROXY v2). <see cref="Problem"/> is set when the
+/// certificate cannot be used at all (the gateway could not verify it, or did not forward it), and names why.
 /// </summary>
-public sealed record ClientCertificateInfo(string? User, IReadOnlyList<string> OrganizationalUnits, bool Verified, string? Problem)
+public sealed record ClientCertificateInfo(string? User, IReadOnlyList<string> OrganizationalUnits, string? Problem)
 {
     public System.Security.Cryptography.X509Certificates.X509Certificate2? Raw { get; init; }
 }

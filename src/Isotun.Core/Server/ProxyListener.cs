@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
 using Isotun.Protocol.Proxy;
 using Microsoft.Extensions.Logging;
@@ -19,14 +21,17 @@ namespace Isotun.Server;
 /// </list>
 /// </summary>
 /// <remarks>
-/// The gateway sends only the certificate's CN (PP2_SUBTYPE_SSL_CN) and whether it verified it against the route's CA
-/// (<c>verify</c> = 0). A certificate the gateway verified counts as carrying the OUs of the tenant selected by the
-/// AUTHORITY (the tenant whose <c>server-names</c> lists it), and its CN names the user. When the AUTHORITY selects no
-/// tenant, the certificate names none, and certificate login is refused.
+/// A terminating gateway forwards the client's certificate itself (DER, in Isotun's TLV
+/// <see cref="ProxyV2.TypeClientCertificate"/>) next to its verdict (PP2_TYPE_SSL <c>verify</c> = 0). The server then
+/// checks that certificate as if it had come in its own handshake: it must chain to the chosen tenant's CA and carry
+/// one of that tenant's OUs. The gateway's verdict alone never admits a certificate, so a gateway whose route trusts a CA
+/// shared by several tenants cannot carry one tenant's user into another. Without the certificate (a gateway that sends
+/// only the CN), certificate login is refused with the reason.
 /// </remarks>
 public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger log)
 {
-    private const int MaxHeader = ProxyV2.DefaultMaxLength;
+    // Room for the usual TLVs and a forwarded client certificate.
+    private const int MaxHeader = ProxyV2.DefaultMaxLength + ProxyV2.MaxClientCertificateLength;
     private readonly ProxyListenerMetrics _metrics = ProxyListenerMetrics.Instance;
     private Socket? _listener;
     private long _refusalsLogged;
@@ -130,6 +135,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 
         _metrics.Connection("accepted");
         var connection = new ServerConnection(server, server.NextConnectionId(), log);
+        var certificate = config.Tls ? null : Certificate(header);
         try
         {
             if (config.Tls)
@@ -139,7 +145,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
                 return;
             }
             await using var stream = new NetworkStream(socket, ownsSocket: true);
-            await connection.RunAsync(stream, new PeerInfo(header.Source ?? gateway, header.Authority, Certificate(header)), stopping).ConfigureAwait(false);
+            await connection.RunAsync(stream, new PeerInfo(header.Source ?? gateway, header.Authority, certificate), stopping).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -150,6 +156,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         }
         finally
         {
+            certificate?.Raw?.Dispose();
             socket.Dispose();
         }
     }
@@ -189,15 +196,27 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         }
     }
 
-    /// <summary>The certificate identity the gateway vouched for; null when the client presented none.</summary>
-    private ClientCertificateInfo? Certificate(ProxyHeader header)
+    /// <summary>
+    /// The client certificate the gateway forwarded, for the authenticator to check against the chosen tenant; null
+    /// when the client presented none. A certificate the gateway could not verify, or did not forward, carries the
+    /// reason it cannot be used.
+    /// </summary>
+    internal static ClientCertificateInfo? Certificate(ProxyHeader header)
     {
         if (header.Ssl is not { CertificatePresented: true } ssl) return null;
-        var tenant = server.Authenticator.TenantForServerName(header.Authority);
-        IReadOnlyList<string> ous = tenant is null ? [] : tenant.Config.EffectiveOus;
-        return ssl.CertificateVerified
-            ? new ClientCertificateInfo(ssl.CommonName, ous, true, null)
-            : new ClientCertificateInfo(ssl.CommonName, ous, false, "the gateway could not verify the client certificate");
+        if (header.ClientCertificate is not { } der)
+            return new ClientCertificateInfo(ssl.CommonName, [], "the gateway did not forward the client certificate, so no group can check it");
+        X509Certificate2 cert;
+        try
+        {
+            cert = X509CertificateLoader.LoadCertificate(der);
+        }
+        catch (CryptographicException)
+        {
+            return new ClientCertificateInfo(ssl.CommonName, [], "the gateway forwarded a malformed client certificate");
+        }
+        var info = Authenticator.Inspect(cert);
+        return ssl.CertificateVerified ? info : info with { Problem = "the gateway could not verify the client certificate" };
     }
 
     private void Refuse(Socket socket, string result, string detail)

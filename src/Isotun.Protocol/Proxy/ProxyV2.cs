@@ -27,6 +27,16 @@ public static class ProxyV2
     public const byte SubtypeSslKeyAlg = 0x25;
     public const byte TypeNetNs = 0x30;
 
+    /// <summary>
+    /// Isotun's own TLV, in the range the specification leaves to applications (PP2_TYPE_MIN_CUSTOM 0xE0): the client's
+    /// certificate in DER, as a terminating gateway received it. The server checks it against the chosen tenant's CA
+    /// and OUs itself, so a gateway that trusts one CA for several tenants cannot carry one tenant's user into another.
+    /// </summary>
+    public const byte TypeClientCertificate = 0xE0;
+
+    /// <summary>A client certificate in <see cref="TypeClientCertificate"/> is at most this long (DER bytes).</summary>
+    public const int MaxClientCertificateLength = 4096;
+
     internal const byte FamilyUnspec = 0x0;
     internal const byte FamilyInet = 0x1;
     internal const byte FamilyInet6 = 0x2;

@@ -68,7 +68,7 @@ public static class ProxyV2Parser
         var tlvResult = ParseTlvs(whole, ProxyV2.PrefixLength + addressLength, out var tlvs);
         if (tlvResult != ProxyParseResult.Ok) return tlvResult;
 
-        header = new ProxyHeader(command, source, destination, tlvs.Authority, tlvs.Ssl, tlvs.Alpn, tlvs.UniqueId);
+        header = new ProxyHeader(command, source, destination, tlvs.Authority, tlvs.Ssl, tlvs.Alpn, tlvs.UniqueId, tlvs.ClientCertificate);
         consumed = total;
         return ProxyParseResult.Ok;
     }
@@ -79,6 +79,7 @@ public static class ProxyV2Parser
         public string? Alpn;
         public byte[]? UniqueId;
         public ProxySslInfo? Ssl;
+        public byte[]? ClientCertificate;
     }
 
     private static ProxyParseResult ParseTlvs(ReadOnlySpan<byte> whole, int offset, out Tlvs tlvs)
@@ -104,6 +105,7 @@ public static class ProxyV2Parser
                 ProxyV2.TypeUniqueId => 3,
                 ProxyV2.TypeSsl => 4,
                 ProxyV2.TypeNetNs => 5,
+                ProxyV2.TypeClientCertificate => 6,
                 _ => -1,
             };
             if (bit >= 0)
@@ -132,6 +134,10 @@ public static class ProxyV2Parser
                     var ssl = ParseSsl(value);
                     if (ssl is null) return ProxyParseResult.BadTlv;
                     tlvs.Ssl = ssl;
+                    break;
+                case ProxyV2.TypeClientCertificate:
+                    if (length is 0 or > ProxyV2.MaxClientCertificateLength) return ProxyParseResult.BadTlv;
+                    tlvs.ClientCertificate = value.ToArray();
                     break;
                 default:
                     break; // NOOP, NETNS and unknown types are skipped, as the specification asks

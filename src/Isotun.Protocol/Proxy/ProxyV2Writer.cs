@@ -26,6 +26,12 @@ public static class ProxyV2Writer
         }
 
         if (header.Ssl is { } ssl) length += 3 + SslValueLength(ssl);
+        if (header.ClientCertificate is { } der)
+        {
+            if (der.Length is 0 or > ProxyV2.MaxClientCertificateLength)
+                throw new ArgumentException($"client certificate must be 1-{ProxyV2.MaxClientCertificateLength} bytes", nameof(header));
+            length += 3 + der.Length;
+        }
         if (withChecksum) length += 3 + 4;
         if (length > ProxyV2.MaxLength) throw new ArgumentException("header too long", nameof(header));
         return length;
@@ -71,6 +77,8 @@ public static class ProxyV2Writer
             if (ssl.CommonName is { } cn) p = WriteStringTlv(d, p, ProxyV2.SubtypeSslCn, cn);
             if (ssl.Cipher is { } c) p = WriteStringTlv(d, p, ProxyV2.SubtypeSslCipher, c);
         }
+
+        if (header.ClientCertificate is { } certificate) p = WriteTlv(d, p, ProxyV2.TypeClientCertificate, certificate);
 
         if (withChecksum)
         {

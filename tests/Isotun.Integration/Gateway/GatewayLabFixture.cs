@@ -69,6 +69,8 @@ public sealed class GatewayLabFixture : IDisposable
     public string GatewayConfig => Path.Combine(Dir, "gateway.yaml");
     public string TunScript => Path.Combine(Dir, "tun-script.sh");
     public IssuedCertificate AliceCert { get; private set; } = null!;
+    /// <summary>OU=acme, issued by the same CA as <see cref="AliceCert"/>: valid for acme, never for initech.</summary>
+    public IssuedCertificate AcmeCertFromTheSharedCa { get; private set; } = null!;
 
     private void Build()
     {
@@ -88,16 +90,19 @@ public sealed class GatewayLabFixture : IDisposable
 
         Password = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(9));
         var hash = PasswordHasher.Hash(Password);
-        WriteServer("acme", AcmeIp, "10.31.0.0/24", 9411, hash, proxy: null);
-        WriteServer("globex", GlobexIp, "10.32.0.0/24", GlobexAdmin, hash, proxy: "true");
-        WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: "false");
-
         // The gateway holds initech's public certificate and key; acme and globex keep theirs on their own servers.
+        // One CA issues the client certificates of every tenant (the default `isotun pki` layout): the gateway's
+        // initech route trusts it, and so does initech's server, which must still refuse another tenant's user.
         var edgePki = new PkiDirectory(Path.Combine(Dir, "edge-pki"));
-        edgePki.InitCa("Initech edge CA");
+        edgePki.InitCa("Edge CA");
         var initechCert = edgePki.IssueServer("vpn.initech.example", [], []);
         Pins["initech-edge"] = initechCert.Pin;
         AliceCert = edgePki.IssueClient("initech", "alice");
+        AcmeCertFromTheSharedCa = edgePki.IssueClient("acme", "mallory");
+
+        WriteServer("acme", AcmeIp, "10.31.0.0/24", 9411, hash, proxy: null);
+        WriteServer("globex", GlobexIp, "10.32.0.0/24", GlobexAdmin, hash, proxy: "true");
+        WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: "false", clientCa: edgePki.CaCertificatePath);
         File.WriteAllText(GatewayConfig, GatewayYaml(initechCert, edgePki.CaCertificatePath, perIpConnections: 20));
         File.WriteAllText(TunScript, """
             #!/bin/sh
@@ -155,7 +160,7 @@ public sealed class GatewayLabFixture : IDisposable
         """;
 
     /// <param name="proxy">null: no PROXY listener; "false": plaintext after the header (terminating route); "true": TLS after it (passthrough).</param>
-    private void WriteServer(string tenant, IPAddress ip, string pool, int admin, string hash, string? proxy)
+    private void WriteServer(string tenant, IPAddress ip, string pool, int admin, string hash, string? proxy, string? clientCa = null)
     {
         var dir = Path.Combine(Dir, tenant);
         Directory.CreateDirectory(dir);
@@ -183,6 +188,7 @@ public sealed class GatewayLabFixture : IDisposable
                 device: gw-{tenant}
                 server-names: [vpn.{tenant}.example]
                 password-file: users.passwd
+                client-ca: {clientCa ?? "null"}
             """);
         _ = gateway;
     }

@@ -80,6 +80,22 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         Assert.Contains("login alice: ok", log);
     }
 
+    [SkippableFact]
+    public void A_certificate_of_another_tenant_from_the_same_CA_is_refused_through_a_terminating_route()
+    {
+        SkipUnlessReady();
+        // The gateway's initech route trusts the CA that issued this OU=acme certificate, and says so in PROXY v2; the
+        // server checks the forwarded certificate against initech itself, and refuses it.
+        var cert = lab.AcmeCertFromTheSharedCa;
+        var r = Authenticate("initech", lab.Pins["initech-edge"], null, "-c", cert.CertificatePath, "-k", cert.KeyPath);
+        Assert.False(r.Stdout.Contains("COOKIE="), r.ToString());
+        Assert.NotEqual(0, r.ExitCode);
+        var log = File.ReadAllText(LabProcess.LogPath(lab.Layout, "server-initech"));
+        Assert.Contains("login -: wrong-tenant", log);
+        Assert.DoesNotContain("login mallory: ok", log);
+        Assert.True(Metric(Srv, InitechAdmin, "isotun_auth_attempts_total", "result=\"wrong-tenant\"") >= 1);
+    }
+
     /// <summary>openconnect with its TUN in the client host; ping the tenant server's tunnel address; log off with SIGINT.</summary>
     private void Tunnel(string tenant, string pin, string serverTunnelIp)
     {

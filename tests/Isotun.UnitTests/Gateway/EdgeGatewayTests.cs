@@ -251,6 +251,8 @@ public sealed class EdgeGatewayTests
         Assert.Equal("alice", header.Ssl.CommonName);
         Assert.True(header.Ssl.CertificateVerified);
         Assert.Equal(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession, header.Ssl.Client);
+        // The certificate itself goes along, for the server to check against the tenant it picks.
+        Assert.Equal(alice.RawData, header.ClientCertificate);
         Assert.Equal("hello in plaintext"u8.ToArray(), rest);
         Assert.Equal(1, h.Metrics.Total("handshakes", "ok"));
     }
@@ -272,6 +274,7 @@ public sealed class EdgeGatewayTests
         var none = ReadProxy(backend, 0, out _);
         Assert.Equal(ProxyClientFlags.Ssl, none.Ssl!.Client);
         Assert.False(none.Ssl.CertificatePresented);
+        Assert.Null(none.ClientCertificate);
 
         var (foreign, e2) = await TlsConnectAsync(h, malloryCert);
         Assert.True(foreign is not null, e2?.ToString());
@@ -280,6 +283,7 @@ public sealed class EdgeGatewayTests
         Assert.True(bad.Ssl!.CertificatePresented);
         Assert.False(bad.Ssl.CertificateVerified);
         Assert.Equal("mallory", bad.Ssl.CommonName);
+        Assert.Equal(malloryCert.RawData, bad.ClientCertificate);
         plain.Dispose();
         foreign.Dispose();
     }

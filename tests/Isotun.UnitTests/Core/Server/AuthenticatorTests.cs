@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Metrics;
 using Isotun.Protocol.Auth;
+using Isotun.Protocol.Proxy;
 using Isotun.Server;
 
 namespace Isotun.UnitTests.Core.Server;
@@ -231,17 +232,53 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
         AssertRefused(noCa.Decide(Init(), "/", Peer(cert: world.SharedCert)), AuthOutcome.BadCertificate, "certificate login is not enabled for this group");
     }
 
-    [Fact]
-    public void A_certificate_described_by_a_gateway_counts_only_when_the_gateway_verified_it()
+    // ---- Certificates through a gateway that terminated TLS (PROXY v2) ---------------------------------
+
+    /// <summary>The certificate as the PROXY listener reads it from a terminating gateway's header.</summary>
+    private static ClientCertificateInfo? FromGateway(X509Certificate2? cert, bool verified = true, bool forwarded = true, string? cn = null)
     {
-        var verified = new ClientCertificateInfo("alice", ["alpha"], Verified: true, Problem: null);
-        AssertSuccess(Auth.Decide(Init(), "/", Peer(info: verified)), "alpha", "alice");
-        var failed = new ClientCertificateInfo("alice", ["alpha"], Verified: false, Problem: "certificate expired");
-        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: failed)), AuthOutcome.BadCertificate, "certificate expired");
-        var otherOu = new ClientCertificateInfo("alice", ["beta"], Verified: true, Problem: null);
-        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: otherOu)), AuthOutcome.WrongTenant, "certificate is not valid for this group");
-        var noUser = new ClientCertificateInfo("bad user", ["alpha"], Verified: true, Problem: null);
-        AssertRefused(Auth.Decide(Init(), "/alpha", Peer(info: noUser)), AuthOutcome.BadCertificate, "certificate carries no usable user id");
+        var flags = ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
+        var ssl = new ProxySslInfo(flags, verified ? 0u : 1u, "TLSv1.3", cn ?? cert?.GetNameInfo(X509NameType.SimpleName, false));
+        var header = new ProxyHeader(ProxyCommand.Proxy, null, null, "vpn.gamma.example", ssl, ClientCertificate: forwarded ? cert?.RawData : null);
+        // Through the wire format, as the listener gets it.
+        Assert.Equal(ProxyParseResult.Ok, ProxyV2Parser.TryParse(ProxyV2Writer.ToArray(header), 8192, out var parsed, out _));
+        return ProxyListener.Certificate(parsed!);
+    }
+
+    [Fact]
+    public void A_certificate_forwarded_by_a_gateway_is_checked_against_the_tenant_like_a_direct_one()
+    {
+        AssertSuccess(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: FromGateway(world.CarolCert))), "gamma", "carol");
+        // No server name that selects a tenant: the OU does, as in a direct handshake.
+        AssertSuccess(Auth.Decide(Init(), "/", Peer(info: FromGateway(world.AliceCert))), "alpha", "alice");
+    }
+
+    [Fact]
+    public void A_gateway_verdict_does_not_carry_a_certificate_of_one_tenant_into_another_that_shares_its_CA()
+    {
+        // gamma trusts the server-wide CA, which also issued sam's OU=shared certificate (for delta and epsilon). A
+        // gateway's terminate route for gamma that trusts that CA verifies sam; the server must still refuse him.
+        AssertRefused(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: FromGateway(world.SharedCert))), AuthOutcome.WrongTenant, "certificate is not valid for this group");
+        // And a certificate from a CA gamma does not trust at all, whatever the gateway said.
+        AssertRefused(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: FromGateway(world.AliceCert))), AuthOutcome.BadCertificate, "certificate not issued by a CA this group trusts");
+    }
+
+    [Fact]
+    public void A_certificate_the_gateway_did_not_verify_or_did_not_forward_is_refused_with_the_reason()
+    {
+        AssertRefused(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: FromGateway(world.CarolCert, verified: false))),
+            AuthOutcome.BadCertificate, "the gateway could not verify the client certificate");
+        AssertRefused(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: FromGateway(world.CarolCert, forwarded: false))),
+            AuthOutcome.BadCertificate, "the gateway did not forward the client certificate, so no group can check it");
+    }
+
+    [Fact]
+    public void A_malformed_forwarded_certificate_is_refused_and_no_certificate_means_none()
+    {
+        var ssl = new ProxySslInfo(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection, 0, CommonName: "carol");
+        var garbage = ProxyListener.Certificate(new ProxyHeader(ProxyCommand.Proxy, null, null, "vpn.gamma.example", ssl, ClientCertificate: [0x30, 0x03, 1, 2, 3]));
+        AssertRefused(Auth.Decide(Init(), "/", Peer("vpn.gamma.example", info: garbage)), AuthOutcome.BadCertificate, "the gateway forwarded a malformed client certificate");
+        Assert.Null(ProxyListener.Certificate(new ProxyHeader(ProxyCommand.Proxy, null, null, "vpn.gamma.example", new ProxySslInfo(ProxyClientFlags.Ssl, 0))));
     }
 
     [Fact]
@@ -250,7 +287,7 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
         var info = Authenticator.Inspect(world.AliceCert);
         Assert.Equal("alice", info.User);
         Assert.Equal(["alpha"], info.OrganizationalUnits);
-        Assert.False(info.Verified);
+        Assert.Null(info.Problem);
         Assert.Same(world.AliceCert, info.Raw);
     }
 

@@ -25,6 +25,12 @@ public class ProxyV2Tests
         { "ssl, no cert", new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, "a.example", new ProxySslInfo(ProxyClientFlags.Ssl, 0, "TLSv1.2")), false },
         { "ssl, failed verify", new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, null, new ProxySslInfo(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection, 1, "TLSv1.3", "mallory")), false },
         { "alpn and unique id", new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, Alpn: "http/1.1", UniqueId: [1, 2, 3, 4]), false },
+        {
+            "forwarded client certificate",
+            new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, "vpn.initech.example",
+                new ProxySslInfo(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection, 0, "TLSv1.3", "alice"), ClientCertificate: [0x30, 0x82, 0x01, 0x0A, 0xAB]),
+            true
+        },
         { "with crc32c", new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, "vpn.acme.example", new ProxySslInfo(ProxyClientFlags.Ssl, 0, "TLSv1.3")), true },
     };
 
@@ -44,6 +50,7 @@ public class ProxyV2Tests
         Assert.Equal(header.Ssl, parsed.Ssl);
         Assert.Equal(header.Alpn, parsed.Alpn);
         Assert.Equal(header.UniqueId, parsed.UniqueId);
+        Assert.Equal(header.ClientCertificate, parsed.ClientCertificate);
     }
 
     [Theory]
@@ -126,6 +133,8 @@ public class ProxyV2Tests
         { "ssl unknown client bit", Sig + "21" + "11" + "0014" + new string('0', 24) + "2000050800000000", ProxyParseResult.BadTlv },
         { "ssl sub-tlv overruns", Sig + "21" + "11" + "0018" + new string('0', 24) + "2000090100000000" + "220009" + "61", ProxyParseResult.BadTlv },
         { "ssl duplicate CN", Sig + "21" + "11" + "001C" + new string('0', 24) + "20000D0100000000" + "22000161" + "22000162", ProxyParseResult.BadTlv },
+        { "empty client certificate", Sig + "21" + "11" + "000F" + new string('0', 24) + "E00000", ProxyParseResult.BadTlv },
+        { "duplicate client certificate", Sig + "21" + "11" + "0014" + new string('0', 24) + "E0000130" + "E0000130", ProxyParseResult.BadTlv },
         { "crc32c wrong length", Sig + "21" + "11" + "0011" + new string('0', 24) + "0300020000", ProxyParseResult.BadTlv },
         { "crc32c mismatch", Sig + "21" + "11" + "0013" + new string('0', 24) + "03000400000000", ProxyParseResult.BadChecksum },
     };
@@ -164,6 +173,21 @@ public class ProxyV2Tests
         Assert.Equal(ProxyParseResult.Ok, ProxyV2Parser.TryReadLength(bytes.AsSpan(0, ProxyV2.PrefixLength), 4096, out int total));
         Assert.Equal(bytes.Length, total);
         Assert.Equal(ProxyParseResult.TooLarge, ProxyV2Parser.TryReadLength(bytes.AsSpan(0, ProxyV2.PrefixLength), 20, out _));
+    }
+
+    [Fact]
+    public void A_client_certificate_over_its_bound_is_refused_by_parser_and_writer()
+    {
+        var der = new byte[ProxyV2.MaxClientCertificateLength + 1];
+        Assert.Throws<ArgumentException>(() => ProxyV2Writer.ToArray(new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, ClientCertificate: der)));
+        var fits = ProxyV2Writer.ToArray(new ProxyHeader(ProxyCommand.Proxy, Client4, Server4, ClientCertificate: der[1..]));
+        Assert.Equal(ProxyParseResult.Ok, ProxyV2Parser.TryParse(fits, 2 * ProxyV2.MaxClientCertificateLength, out _, out _));
+        // One byte more, written by hand: the TLV is refused, however large the caller's bound.
+        var tooLong = new byte[fits.Length + 1];
+        fits.CopyTo(tooLong, 0);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tooLong.AsSpan(14), (ushort)(tooLong.Length - ProxyV2.PrefixLength));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tooLong.AsSpan(ProxyV2.PrefixLength + 12 + 1), (ushort)der.Length);
+        Assert.Equal(ProxyParseResult.BadTlv, ProxyV2Parser.TryParse(tooLong, 2 * ProxyV2.MaxClientCertificateLength, out _, out _));
     }
 
     [Fact]
