@@ -175,6 +175,9 @@ cookie:
   key-file: $d/cookie.key
 limits:
   max-sessions: 10000
+  # every load session comes from the one client namespace's address
+  max-connections: 30000
+  per-source-connections: 30000
 tenants:
   - name: bench
     namespace: host

@@ -31,7 +31,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
-    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "max-sessions"];
+    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "max-sessions", "max-connections", "per-source-connections"];
     private static readonly string[] TenantKeys =
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
@@ -307,7 +307,9 @@ public static partial class ServerConfigLoader
         var handshake = walker.Integer(keys.GetValueOrDefault("handshake-timeout"), "limits.handshake-timeout", DefaultHandshakeTimeout, 1, 120);
         var auth = walker.Integer(keys.GetValueOrDefault("auth-timeout"), "limits.auth-timeout", DefaultAuthTimeout, 5, 600);
         var sessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), "limits.max-sessions", DefaultMaxSessions, 1, 100_000);
-        return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions);
+        var connections = walker.Integer(keys.GetValueOrDefault("max-connections"), "limits.max-connections", LimitsConfig.DefaultMaxConnections, 1, 1_000_000);
+        var perSource = walker.Integer(keys.GetValueOrDefault("per-source-connections"), "limits.per-source-connections", LimitsConfig.DefaultPerSourceConnections, 1, 1_000_000);
+        return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions, connections, perSource);
     }
 
     private static List<TenantConfig> ReadTenants(ConfigWalker walker, YamlTreeNode? node)

@@ -4,6 +4,7 @@ using Isotun.Config;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Limits;
 using Isotun.Metrics;
+using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Gateway;
@@ -14,7 +15,7 @@ namespace Isotun.Gateway;
 /// PROXY v2. Admission limits run before a byte is read. The configuration can be reloaded at any time: a new
 /// <see cref="GatewayRuntime"/> is swapped in for new connections while established ones keep the route they got.
 /// </summary>
-public sealed partial class EdgeGateway : IAsyncDisposable
+public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
 {
     private readonly ILogger _log;
     private readonly TimeProvider _time;
@@ -65,99 +66,26 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     public async Task RunAsync(CancellationToken stopping)
     {
         if (_listener is null) Start();
-        var connections = new HashSet<Task>();
-        try
-        {
-            while (!stopping.IsCancellationRequested)
-            {
-                Socket socket;
-                try
-                {
-                    socket = await _listener!.AcceptAsync(stopping).ConfigureAwait(false);
-                }
-                catch (SocketException)
-                {
-                    continue; // e.g. ECONNABORTED: the peer gave up in the backlog
-                }
-
-                long id = Interlocked.Increment(ref _nextConnection);
-                var remote = (socket.RemoteEndPoint as IPEndPoint)!;
-                var admission = _limiter.TryAdmit(remote.Address);
-                if (admission != Admission.Accepted)
-                {
-                    Shed(socket, id, remote, admission);
-                    continue;
-                }
-
-                var task = Task.Run(() => RunConnectionAsync(socket, remote, id, stopping), CancellationToken.None);
-                lock (connections)
-                {
-                    connections.Add(task);
-                }
-
-                _ = task.ContinueWith(t => { lock (connections) connections.Remove(t); }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _listener!.Dispose();
-        Task[] pending;
-        lock (connections) pending = [.. connections];
-        try
-        {
-            await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-        }
+        var listener = new ConnectionListener(_listener!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
     }
 
-    /// <summary>Refuses a connection at accept time: reset at once, counted, and rate refusals count towards a ban.</summary>
-    private void Shed(Socket socket, long id, IPEndPoint remote, Admission admission)
+    /// <summary>A connection refused at accept time (reset at once by the listener): counted, and rate refusals count towards a ban.</summary>
+    void IListenerEvents.Refused(IPEndPoint remote, string reason)
     {
-        string reason = admission switch
-        {
-            Admission.GlobalCap => "global-cap",
-            Admission.IpConcurrency => "ip-concurrency",
-            Admission.IpRate => "ip-rate",
-            _ => "banned",
-        };
         Metrics.Rejected(reason);
-        try
-        {
-            socket.LingerState = new LingerOption(true, 0); // RST: no TIME_WAIT kept for a refused peer
-        }
-        catch (SocketException)
-        {
-        }
-
-        socket.Dispose();
-        if (admission is Admission.IpRate or Admission.IpConcurrency) Failure(remote);
-        if (_throttle.Allow(reason, out long suppressed)) GatewayLog.Refused(_log, id, remote.ToString(), reason, suppressed);
+        if (reason is "ip-rate" or "ip-concurrency") Failure(remote);
+        if (_throttle.Allow(reason, out long suppressed)) GatewayLog.RefusedAtAccept(_log, remote.ToString(), reason, suppressed);
     }
 
-    private async Task RunConnectionAsync(Socket socket, IPEndPoint remote, long id, CancellationToken stopping)
+    void IListenerEvents.AcceptFailed(string error, TimeSpan backoff)
     {
-        try
-        {
-            await HandleAsync(socket, remote, id, stopping).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-        }
-        catch (Exception e)
-        {
-            // A bug in one connection must not take the gateway down.
-            _log.LogError(e, "conn={Conn} failed", id);
-        }
-        finally
-        {
-            socket.Dispose();
-            _limiter.Release(remote.Address);
-        }
+        Metrics.AcceptError(error);
+        if (_throttle.Allow("accept-" + error, out long suppressed)) GatewayLog.AcceptFailed(_log, error, (int)backoff.TotalMilliseconds, suppressed);
     }
+
+    // A bug in one connection must not take the gateway down.
+    void IListenerEvents.HandlerFailed(long id, Exception error) => _log.LogError(error, "conn={Conn} failed", id);
 
     /// <summary>Counts a failure against a source address and logs a ban when it starts one.</summary>
     private void Failure(IPEndPoint remote)

@@ -29,6 +29,12 @@ internal static partial class GatewayLog
     [LoggerMessage(21, LogLevel.Warning, "conn={Conn} from {Remote} closed: {Reason} ({Suppressed} similar suppressed)")]
     public static partial void Refused(ILogger logger, long conn, string remote, string reason, long suppressed);
 
+    [LoggerMessage(25, LogLevel.Warning, "refused {Remote} at accept: {Reason} ({Suppressed} similar suppressed)")]
+    public static partial void RefusedAtAccept(ILogger logger, string remote, string reason, long suppressed);
+
+    [LoggerMessage(26, LogLevel.Error, "cannot accept: {Error}; backing off {BackoffMs} ms ({Suppressed} similar suppressed)")]
+    public static partial void AcceptFailed(ILogger logger, string error, int backoffMs, long suppressed);
+
     [LoggerMessage(22, LogLevel.Warning, "source {Remote} banned for {Seconds} s after repeated failures")]
     public static partial void Banned(ILogger logger, string remote, int seconds);
 

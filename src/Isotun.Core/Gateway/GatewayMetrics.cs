@@ -23,6 +23,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly Counter<long> _reloads;
     private readonly UpDownCounter<long> _active;
     private readonly Counter<long> _closed;
+    private readonly Counter<long> _acceptErrors;
     private readonly ConcurrentDictionary<string, long> _totals = new(StringComparer.Ordinal);
     private long _bytesUp;
     private long _bytesDown;
@@ -39,6 +40,7 @@ public sealed class GatewayMetrics : IDisposable
         _reloads = _meter.CreateCounter<long>("isotun.gateway.reloads", description: "Configuration reloads, by result (ok, refused)");
         _active = _meter.CreateUpDownCounter<long>("isotun.gateway.connections.active", description: "Open client connections, by mode");
         _closed = _meter.CreateCounter<long>("isotun.gateway.relays.closed", description: "Relays the gateway closed itself, by route and reason (idle)");
+        _acceptErrors = _meter.CreateCounter<long>("isotun.gateway.accept.errors", description: "Accept failures that made the listener back off: emfile, enfile, enobufs, enomem, other");
         _meter.CreateObservableCounter("isotun.gateway.bytes", () => new[]
         {
             new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
@@ -52,6 +54,8 @@ public sealed class GatewayMetrics : IDisposable
     public void Hello(string outcome) => Add(_hello, "clienthello", "outcome", outcome);
 
     public void Rejected(string reason) => Add(_rejected, "rejected", "reason", reason);
+
+    public void AcceptError(string error) => Add(_acceptErrors, "accept.errors", "error", error);
 
     public void Ban() => Add(_bans, "bans", "all", "all");
 

@@ -20,6 +20,8 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _auth;
     private readonly Counter<long> _drops;
     private readonly Counter<long> _closed;
+    private readonly Counter<long> _refused;
+    private readonly Counter<long> _acceptErrors;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
 
@@ -30,6 +32,8 @@ public sealed class IsotunMetrics
         _auth = _meter.CreateCounter<long>("isotun.auth.attempts", description: "Authentication attempts by tenant and result");
         _drops = _meter.CreateCounter<long>("isotun.tunnel.drops", description: "Packets or frames dropped, by tenant and reason");
         _closed = _meter.CreateCounter<long>("isotun.connections.closed", description: "Connections closed, by reason");
+        _refused = _meter.CreateCounter<long>("isotun.listener.refused", description: "Connections refused at accept, before a byte was read, by listener and reason");
+        _acceptErrors = _meter.CreateCounter<long>("isotun.listener.accept.errors", description: "Accept failures that made a listener back off (emfile, enfile, enobufs, enomem, other), by listener");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
@@ -52,6 +56,10 @@ public sealed class IsotunMetrics
         _drops.Add(count, new("tenant", tenant), new("reason", reason.ToLabel()));
 
     public void Closed(CloseReason reason) => _closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToLabel()));
+
+    public void ListenerRefused(string listener, string reason) => _refused.Add(1, new("listener", listener), new("reason", reason));
+
+    public void AcceptError(string listener, string error) => _acceptErrors.Add(1, new("listener", listener), new("error", error));
 
     public void SessionUp(string tenant) => _sessions.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
 

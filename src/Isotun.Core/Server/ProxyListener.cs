@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
 using Isotun.Protocol.Proxy;
+using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
@@ -28,11 +29,15 @@ namespace Isotun.Server;
 /// shared by several tenants cannot carry one tenant's user into another. Without the certificate (a gateway that sends
 /// only the CN), certificate login is refused with the reason.
 /// </remarks>
-public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger log)
+public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger log) : IConnectionAdmission, IListenerEvents
 {
     // Room for the usual TLVs and a forwarded client certificate.
     private const int MaxHeader = ProxyV2.DefaultMaxLength + ProxyV2.MaxClientCertificateLength;
     private readonly ProxyListenerMetrics _metrics = ProxyListenerMetrics.Instance;
+    private readonly ServerListenerEvents _events = new("proxy", log);
+    // At accept only the gateway's address is known: the global cap applies there; the per-source cap applies to the
+    // client's address once the header names it (server.Caps, shared with the TLS listener).
+    private readonly ConcurrencyCaps _acceptCap = new(server.Config.Limits.MaxConnections, int.MaxValue);
     private Socket? _listener;
     private long _refusalsLogged;
 
@@ -55,53 +60,28 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 
         log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
             config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
-        var connections = new List<Task>();
-        try
-        {
-            while (!stopping.IsCancellationRequested)
-            {
-                Socket socket;
-                try
-                {
-                    socket = await _listener.AcceptAsync(stopping).ConfigureAwait(false);
-                }
-                catch (SocketException)
-                {
-                    continue;
-                }
-
-                var remote = (IPEndPoint)socket.RemoteEndPoint!;
-                if (!config.Trusts(remote.Address))
-                {
-                    Refuse(socket, "untrusted", $"{remote.Address} is not a trusted gateway");
-                    continue;
-                }
-
-                var task = Task.Run(() => HandleAsync(socket, remote, stopping), CancellationToken.None);
-                lock (connections)
-                {
-                    connections.RemoveAll(c => c.IsCompleted);
-                    connections.Add(task);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        _listener.Dispose();
-        Task[] pending;
-        lock (connections) pending = [.. connections];
-        try
-        {
-            await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-        }
+        var listener = new ConnectionListener(_listener, this, this, server.NextConnectionId);
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
     }
 
-    private async Task HandleAsync(Socket socket, IPEndPoint gateway, CancellationToken stopping)
+    /// <summary>Only configured gateways are served; anyone else is reset before a byte is read.</summary>
+    string? IConnectionAdmission.Admit(IPAddress source)
+    {
+        if (!config.Trusts(source)) return "untrusted";
+        _acceptCap.Update(server.Config.Limits.MaxConnections, int.MaxValue);
+        return _acceptCap.Admit(source);
+    }
+
+    void IConnectionAdmission.Release(IPAddress source) => _acceptCap.Release(source);
+
+    void IListenerEvents.Refused(IPEndPoint remote, string reason) =>
+        Refused(reason, reason == "untrusted" ? $"{remote.Address} is not a trusted gateway" : $"from gateway {remote.Address}: {reason}");
+
+    void IListenerEvents.AcceptFailed(string error, TimeSpan backoff) => _events.AcceptFailed(error, backoff);
+
+    void IListenerEvents.HandlerFailed(long id, Exception error) => log.LogError(error, "PROXY connection conn={Conn} failed", id);
+
+    private async Task HandleAsync(Socket socket, IPEndPoint gateway, long id, CancellationToken stopping)
     {
         socket.NoDelay = true;
         ProxyHeader? header;
@@ -133,31 +113,31 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
             return;
         }
 
+        var client = header.Source ?? gateway;
+        if (server.Caps.Admit(client.Address) is { } capped)
+        {
+            Refuse(socket, capped, $"client {client.Address} via gateway {gateway.Address}: {capped}");
+            return;
+        }
+
         _metrics.Connection("accepted");
-        var connection = new ServerConnection(server, server.NextConnectionId(), log);
+        var connection = new ServerConnection(server, id, log);
         var certificate = config.Tls ? null : Certificate(header);
         try
         {
             if (config.Tls)
             {
                 // A passthrough route: the client's own TLS follows. Only its address comes from the header.
-                await connection.RunTlsAsync(socket, stopping, header.Source ?? gateway).ConfigureAwait(false);
+                await connection.RunTlsAsync(socket, stopping, client).ConfigureAwait(false);
                 return;
             }
             await using var stream = new NetworkStream(socket, ownsSocket: true);
-            await connection.RunAsync(stream, new PeerInfo(header.Source ?? gateway, header.Authority, certificate), stopping).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
-        {
-        }
-        catch (Exception e)
-        {
-            log.LogError(e, "PROXY connection from {Gateway} failed", gateway);
+            await connection.RunAsync(stream, new PeerInfo(client, header.Authority, certificate), stopping).ConfigureAwait(false);
         }
         finally
         {
             certificate?.Raw?.Dispose();
-            socket.Dispose();
+            server.Caps.Release(client.Address);
         }
     }
 
@@ -221,7 +201,6 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 
     private void Refuse(Socket socket, string result, string detail)
     {
-        _metrics.Connection(result);
         try
         {
             socket.LingerState = new LingerOption(true, 0);
@@ -231,6 +210,12 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         }
 
         socket.Dispose();
+        Refused(result, detail);
+    }
+
+    private void Refused(string result, string detail)
+    {
+        _metrics.Connection(result);
         // Refusals can come in floods; the metric counts them all, the log shows the first few.
         if (Interlocked.Increment(ref _refusalsLogged) <= 20) log.LogWarning("PROXY listener closed a connection: {Detail}", detail);
     }

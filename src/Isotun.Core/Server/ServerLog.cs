@@ -37,4 +37,10 @@ internal static partial class ServerLog
 
     [LoggerMessage(40, LogLevel.Error, "tenant={Tenant} TUN {Device} failed: {Error}")]
     public static partial void TunFailed(ILogger logger, string tenant, string device, string error);
+
+    [LoggerMessage(41, LogLevel.Warning, "{Listener} listener refused {Peer}: {Reason} (and {Suppressed} more not logged)")]
+    public static partial void ListenerRefused(ILogger logger, string listener, string peer, string reason, long suppressed);
+
+    [LoggerMessage(42, LogLevel.Error, "{Listener} listener cannot accept: {Error}; backing off {BackoffMs} ms (and {Suppressed} more not logged)")]
+    public static partial void AcceptFailed(ILogger logger, string listener, string error, int backoffMs, long suppressed);
 }

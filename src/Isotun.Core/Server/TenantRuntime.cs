@@ -90,6 +90,19 @@ public sealed class TenantRuntime : IDisposable
     /// </summary>
     public string? TryApply(TenantConfig next)
     {
+        var reason = Prepare(next, out var commit);
+        commit?.Invoke();
+        return reason;
+    }
+
+    /// <summary>
+    /// The first half of <see cref="TryApply"/>: checks <paramref name="next"/> and loads its files, changing nothing.
+    /// Returns why it cannot be applied live, or null with <paramref name="commit"/>, which applies it and cannot
+    /// fail; so a server reload applies every tenant or none.
+    /// </summary>
+    public string? Prepare(TenantConfig next, out Action? commit)
+    {
+        commit = null;
         var c = Config;
         var structural = new List<string>();
         if (next.Namespace != c.Namespace) structural.Add("namespace");
@@ -101,15 +114,28 @@ public sealed class TenantRuntime : IDisposable
         if (next.Offload != c.Offload) structural.Add("offload");
         if (next.Queues != c.Queues) structural.Add("queues");
         if (structural.Count > 0) return $"changed {string.Join(", ", structural)}: restart the server to apply";
-        // Load everything first, so a bad file leaves the tenant exactly as it was.
-        var passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
-        var cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
-        var routes = next.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
-        Passwords = passwords;
-        ClientCas = cas;
-        Routes = routes;
-        if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
-        Config = next;
+        PasswordFile? passwords;
+        X509Certificate2Collection? cas;
+        IpNetwork[] routes = new IpNetwork[next.Routes.Count];
+        try
+        {
+            passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
+            cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Security.Cryptography.CryptographicException or PkiException)
+        {
+            return $"not applied: {e.Message}";
+        }
+        for (int i = 0; i < routes.Length; i++)
+            if (!IpNetwork.TryParse(next.Routes[i], out routes[i])) return $"not applied: bad route {next.Routes[i]}";
+        commit = () =>
+        {
+            Passwords = passwords;
+            ClientCas = cas;
+            Routes = routes;
+            if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
+            Config = next;
+        };
         return null;
     }
 

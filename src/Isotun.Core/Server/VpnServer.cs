@@ -10,6 +10,7 @@ using Isotun.Pki;
 using Isotun.Protocol.Cookies;
 using Isotun.Security;
 using Isotun.State;
+using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
@@ -25,11 +26,14 @@ public sealed class VpnServer : IAsyncDisposable
     private Socket? _listener;
     private MetricsEndpoint? _metrics;
     private long _nextConnection;
+    private readonly ConcurrencyCaps _caps;
+    private readonly Lock _reloadLock = new();
 
     public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null)
     {
         Config = config;
         _log = logs.CreateLogger("isotun.server");
+        _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
         State = state ?? new SqliteStateStore(config.StatePath, t);
         Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
@@ -79,40 +83,45 @@ public sealed class VpnServer : IAsyncDisposable
 
         var reaper = ReapLoopAsync(stopping);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
-        var connections = new List<Task>();
-        try
-        {
-            while (!stopping.IsCancellationRequested)
-            {
-                Socket s = await _listener.AcceptAsync(stopping).ConfigureAwait(false);
-                long id = Interlocked.Increment(ref _nextConnection);
-                var task = Task.Run(() => RunConnectionAsync(s, id, stopping), CancellationToken.None);
-                lock (connections)
-                {
-                    connections.RemoveAll(c => c.IsCompleted);
-                    connections.Add(task);
-                }
-            }
-        }
-        catch (OperationCanceledException) { }
-        _listener.Dispose();
-        Task[] pending;
-        lock (connections) pending = connections.ToArray();
-        try { await Task.WhenAll(pending).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); } catch (Exception) { }
+        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", _log), NextConnectionId);
+        await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
+
+    /// <summary>The caps on open connections (global and per source), shared by the TLS and the PROXY listener.</summary>
+    internal ConcurrencyCaps Caps => _caps;
 
     /// <summary>A fresh connection id, shared by the TLS and the PROXY listener so logs never reuse one.</summary>
     internal long NextConnectionId() => Interlocked.Increment(ref _nextConnection);
 
     /// <summary>
-    /// SIGHUP: reads the config file again. A file with errors is refused with every error listed and the
-    /// running config stays. Otherwise per-tenant settings apply at once (users, CAs, limits, routes, DNS,
-    /// timers); listener, TLS, state and tenant set or pool changes are reported as needing a restart.
-    /// Sessions are never dropped by a reload.
+    /// SIGHUP: reads the config file again and applies it whole or not at all. A file with errors, or with a change
+    /// that cannot be applied to a running server (listener, TLS, state, cookie, the tenant set, or a tenant's
+    /// namespace, pools, device, MTU, uplink, offload or queues), is refused with every reason listed, and the running
+    /// config stays. Otherwise every tenant's new users, CAs, limits, routes, DNS and timers apply at once. Sessions are
+    /// never dropped by a reload. Reloads run one at a time, and nothing a reload meets ends the process.
     /// </summary>
     public IReadOnlyList<string> Reload()
+    {
+        lock (_reloadLock)
+        {
+            List<string> report;
+            try
+            {
+                report = ReloadLocked();
+            }
+            catch (Exception e)
+            {
+                report = [$"reload failed, the running config stays: {e.Message}"];
+                _log.LogError(e, "reload failed; the running config stays");
+                return report;
+            }
+            return report;
+        }
+    }
+
+    private List<string> ReloadLocked()
     {
         var report = new List<string>();
         var loaded = ServerConfigLoader.Load(Config.SourcePath);
@@ -124,28 +133,48 @@ public sealed class VpnServer : IAsyncDisposable
             return report;
         }
         var next = loaded.Config!;
-        if (!next.Listen.Equals(Config.Listen) || next.Tls != Config.Tls || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
-            report.Add("listen, tls, state or cookie changed: restart the server to apply");
+        var problems = new List<string>();
+        if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
+            problems.Add("listen, tls, state or cookie changed: restart the server to apply");
+        if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
         var names = next.Tenants.Select(t => t.Name).ToHashSet();
         foreach (var gone in _tenants.Keys.Where(n => !names.Contains(n)))
-            report.Add($"tenant {gone} removed: restart the server to apply");
+            problems.Add($"tenant {gone} removed: restart the server to apply");
+        var commits = new List<(string Tenant, Action Commit)>();
         foreach (var t in next.Tenants)
         {
-            if (!_tenants.TryGetValue(t.Name, out var runtime)) { report.Add($"tenant {t.Name} added: restart the server to apply"); continue; }
-            try
-            {
-                if (runtime.TryApply(t) is { } why) report.Add($"tenant {t.Name}: {why}");
-                else report.Add($"tenant {t.Name}: applied");
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or System.Security.Cryptography.CryptographicException or ArgumentException)
-            {
-                report.Add($"tenant {t.Name}: not applied, {e.Message}");
-            }
+            if (!_tenants.TryGetValue(t.Name, out var runtime)) { problems.Add($"tenant {t.Name} added: restart the server to apply"); continue; }
+            if (runtime.Prepare(t, out var commit) is { } why) problems.Add($"tenant {t.Name}: {why}");
+            else commits.Add((t.Name, commit!));
+        }
+        if (problems.Count > 0)
+        {
+            report.Add($"reload refused, {problems.Count} change(s) cannot be applied live; nothing was applied:");
+            report.AddRange(problems.Select(p => "  " + p));
+            foreach (var line in report) _log.LogError("{Line}", line);
+            return report;
+        }
+        foreach (var (tenant, commit) in commits)
+        {
+            commit();
+            report.Add($"tenant {tenant}: applied");
         }
         Config = Config with { Limits = next.Limits, Admin = Config.Admin };
+        _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         foreach (var line in report) _log.LogInformation("reload: {Line}", line);
         return report;
     }
+
+    // Records compare their lists by reference, so the lists are compared apart.
+    private static readonly IReadOnlyList<IPAddress> NoIps = [];
+    private static readonly IReadOnlyList<IPNetwork> NoNetworks = [];
+
+    private static bool SameTls(TlsConfig a, TlsConfig b) =>
+        a with { GenerateIps = NoIps } == b with { GenerateIps = NoIps } && a.GenerateIps.SequenceEqual(b.GenerateIps);
+
+    private static bool SameProxy(ProxyConfig? a, ProxyConfig? b) => a is null || b is null
+        ? a is null && b is null
+        : a with { TrustedGateways = NoNetworks } == b with { TrustedGateways = NoNetworks } && a.TrustedGateways.SequenceEqual(b.TrustedGateways);
 
     private async Task RunConnectionAsync(Socket socket, long id, CancellationToken stopping)
     {
@@ -158,12 +187,6 @@ public sealed class VpnServer : IAsyncDisposable
         {
             IsotunMetrics.Instance.Closed(CloseReason.PeerClosed);
             _log.LogDebug("conn={Conn} closed: {Error}", id, e.Message);
-        }
-        catch (Exception e)
-        {
-            // A bug in one connection must not take the server down.
-            IsotunMetrics.Instance.Closed(CloseReason.Error);
-            _log.LogError(e, "conn={Conn} failed", id);
         }
     }
 

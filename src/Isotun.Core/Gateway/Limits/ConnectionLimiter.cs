@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Isotun.Gateway.Configuration;
+using Isotun.Transport.Listening;
 
 namespace Isotun.Gateway.Limits;
 
@@ -17,10 +18,10 @@ public enum Admission
 /// <summary>
 /// Admission control for new connections: a global cap, per-source-address concurrency, a per-source-address token bucket
 /// for the connection rate, and a temporary ban once an address piles up failures (bad hellos, timeouts, failed handshakes,
-/// rate refusals) within a window. Time comes from a <see cref="TimeProvider"/>, so tests drive it. The address table is
+/// rate refusals) within a window. Sources are counted by <see cref="SourceKey"/>: an IPv4 address, or an IPv6 /64. Time comes from a <see cref="TimeProvider"/>, so tests drive it. The address table is
 /// bounded: idle entries are swept, and when it is full of live entries new addresses are refused as a global cap.
 /// </summary>
-public sealed class ConnectionLimiter
+public sealed class ConnectionLimiter : IConnectionAdmission
 {
     public const int DefaultMaxTrackedAddresses = 100_000;
 
@@ -49,6 +50,7 @@ public sealed class ConnectionLimiter
     /// <summary>Admits a connection from <paramref name="address"/> or says why not. An accepted one must be <see cref="Release"/>d.</summary>
     public Admission TryAdmit(IPAddress address)
     {
+        address = SourceKey.Of(address);
         var limits = Volatile.Read(ref _limits);
         long now = _time.GetTimestamp();
         MaybeSweep(now);
@@ -77,8 +79,18 @@ public sealed class ConnectionLimiter
         }
     }
 
+    string? IConnectionAdmission.Admit(IPAddress source) => TryAdmit(source) switch
+    {
+        Admission.Accepted => null,
+        Admission.GlobalCap => "global-cap",
+        Admission.IpConcurrency => "ip-concurrency",
+        Admission.IpRate => "ip-rate",
+        _ => "banned",
+    };
+
     public void Release(IPAddress address)
     {
+        address = SourceKey.Of(address);
         Interlocked.Decrement(ref _active);
         if (_addresses.TryGetValue(address, out var state))
         {
@@ -93,6 +105,7 @@ public sealed class ConnectionLimiter
     /// <summary>Counts a failure against <paramref name="address"/>; true when this one started a ban.</summary>
     public bool RecordFailure(IPAddress address)
     {
+        address = SourceKey.Of(address);
         var limits = Volatile.Read(ref _limits);
         if (limits.BanAfterFailures <= 0) return false;
         long now = _time.GetTimestamp();
@@ -121,6 +134,7 @@ public sealed class ConnectionLimiter
 
     public bool IsBanned(IPAddress address)
     {
+        address = SourceKey.Of(address);
         if (!_addresses.TryGetValue(address, out var state)) return false;
         lock (state) return state.BannedUntil > _time.GetTimestamp();
     }

@@ -1,0 +1,37 @@
+using System.Net;
+using Isotun.Gateway;
+using Isotun.Metrics;
+using Isotun.Transport.Listening;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// The server's listeners report here: refusals and accept failures are counted (<c>isotun_listener_refused_total</c>,
+/// <c>isotun_listener_accept_errors_total</c>, by listener) and logged, at most a few lines per reason and period.
+/// </summary>
+internal sealed class ServerListenerEvents(string listener, ILogger log) : IListenerEvents
+{
+    private readonly LogThrottle _throttle = new();
+
+    public void Refused(IPEndPoint remote, string reason)
+    {
+        IsotunMetrics.Instance.ListenerRefused(listener, reason);
+        if (_throttle.Allow(reason, out long suppressed))
+            ServerLog.ListenerRefused(log, listener, remote.ToString(), reason, suppressed);
+    }
+
+    public void AcceptFailed(string error, TimeSpan backoff)
+    {
+        IsotunMetrics.Instance.AcceptError(listener, error);
+        if (_throttle.Allow("accept-" + error, out long suppressed))
+            ServerLog.AcceptFailed(log, listener, error, (int)backoff.TotalMilliseconds, suppressed);
+    }
+
+    public void HandlerFailed(long id, Exception error)
+    {
+        // A bug in one connection must not take the server down.
+        IsotunMetrics.Instance.Closed(CloseReason.Error);
+        log.LogError(error, "conn={Conn} failed", id);
+    }
+}
