@@ -385,9 +385,15 @@ public static partial class ServerConfigLoader
                 }
             }
 
-            if (tenant.Namespace.Length > 0 && !tenant.InHostNamespace)
+            // The host namespace too holds one tenant at most: two tenants there would share one routing table, and
+            // each could reach the other's clients.
+            if (tenant.Namespace.Length > 0)
             {
-                if (namespaces.TryGetValue(tenant.Namespace, out var owner))
+                if (namespaces.TryGetValue(tenant.Namespace, out var owner) && tenant.InHostNamespace)
+                {
+                    walker.Error($"{path}.namespace", $"'host' is also used by tenants[{owner}]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace");
+                }
+                else if (namespaces.TryGetValue(tenant.Namespace, out owner))
                 {
                     walker.Error($"{path}.namespace", $"namespace '{tenant.Namespace}' is also used by tenants[{owner}]");
                 }

@@ -204,8 +204,10 @@ public class ServerConfigLoaderTests
             "tenants[1].routes[0]: host bits are set; did you mean 10.20.0.0/16?",
             "tenants[1].routes[1]: must be a CIDR such as 10.20.0.0/16 or fd00::/64",
             "tenants[1].dns[0]: not an IP address",
+            "tenants[1].namespace: 'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace",
             "tenants[2].bogus: unknown key",
             "tenants[2].name: duplicate tenant name 'beta' (also tenants[1])",
+            "tenants[2].namespace: 'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace",
             "tenants[2].pool: must be an IPv4 CIDR (IPv6 goes in pool6)",
             "tenants[2].dpd: must be between 5 and 3600",
             "tenants[2].device: device 'isotun-beta' is also used by tenants[1] in the same namespace; set device explicitly",
@@ -268,8 +270,11 @@ public class ServerConfigLoaderTests
             """);
         Assert.Equal(
             [
+                new ConfigError("tenants[1].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace"),
                 new ConfigError("tenants[2].pool", "overlaps tenants[0].pool (10.0.0.0/8) in the same namespace"),
+                new ConfigError("tenants[2].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace"),
                 new ConfigError("tenants[3].pool", "overlaps tenants[1].pool (192.168.0.0/24) in the same namespace"),
+                new ConfigError("tenants[3].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace"),
             ],
             errors);
     }

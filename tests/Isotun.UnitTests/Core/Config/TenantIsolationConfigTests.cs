@@ -184,7 +184,7 @@ public class TenantIsolationConfigTests
     public void Overlapping_pools_in_the_host_namespace_are_refused()
     {
         Assert.Equal(
-            [new ConfigError("tenants[1].pool", "overlaps tenants[0].pool (10.10.0.0/24) in the same namespace")],
+            [new ConfigError("tenants[1].pool", "overlaps tenants[0].pool (10.10.0.0/24) in the same namespace"), new ConfigError("tenants[1].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace")],
             Errors("""
                 tenants:
                   - name: alpha
@@ -202,7 +202,7 @@ public class TenantIsolationConfigTests
     public void Overlapping_IPv6_pools_in_the_host_namespace_are_refused()
     {
         Assert.Equal(
-            [new ConfigError("tenants[1].pool6", "overlaps tenants[0].pool6 (fd00:10::/64) in the same namespace")],
+            [new ConfigError("tenants[1].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace"), new ConfigError("tenants[1].pool6", "overlaps tenants[0].pool6 (fd00:10::/64) in the same namespace")],
             Errors("""
                 tenants:
                   - name: alpha
@@ -220,7 +220,7 @@ public class TenantIsolationConfigTests
     }
 
     [Fact]
-    public void Two_tenants_in_the_host_namespace_are_fine_when_pools_and_devices_differ()
+    public void Two_tenants_in_the_host_namespace_are_refused_since_they_could_reach_each_other()
     {
         var result = Parse("""
             tenants:
@@ -233,8 +233,7 @@ public class TenantIsolationConfigTests
                 pool: 10.11.0.0/24
                 pool6: fd00:11::/64
             """);
-        Assert.True(result.Ok, string.Join("\n", result.Errors));
-        Assert.All(result.Config!.Tenants, t => Assert.True(t.InHostNamespace));
+        Assert.Equal([new ConfigError("tenants[1].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace")], result.Errors);
     }
 
     [Fact]
@@ -268,7 +267,7 @@ public class TenantIsolationConfigTests
     {
         Assert.True(Parse("tenants:\n  - name: a\n    pool: 10.10.0.0/24\n    device: tun0\n  - name: b\n    pool: 10.10.0.0/24\n    device: tun0\n").Ok);
         Assert.Equal(
-            [new ConfigError("tenants[1].device", "device 'tun0' is also used by tenants[0] in the same namespace; set device explicitly")],
+            [new ConfigError("tenants[1].device", "device 'tun0' is also used by tenants[0] in the same namespace; set device explicitly"), new ConfigError("tenants[1].namespace", "'host' is also used by tenants[0]: two tenants in the host namespace share its routing table and could reach each other; give each its own namespace")],
             Errors("tenants:\n  - name: a\n    namespace: host\n    pool: 10.10.0.0/24\n    device: tun0\n  - name: b\n    namespace: host\n    pool: 10.11.0.0/24\n    device: tun0\n"));
     }
 
