@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Isotun.Config;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Limits;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Microsoft.Extensions.Logging;
 
@@ -19,7 +20,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly ConnectionLimiter _limiter;
-    private readonly LogThrottle _throttle = new();
+    private readonly LogThrottle _throttle;
     private readonly Lock _reloadLock = new();
     private GatewayRuntime _runtime;
     private Socket? _listener;
@@ -34,6 +35,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         _runtime = GatewayRuntime.Build(config, out var errors)
             ?? throw new InvalidOperationException(string.Join("; ", errors.Select(e => e.ToString())));
         _limiter = new ConnectionLimiter(config.Limits, _time);
+        _throttle = new LogThrottle(time: _time);
     }
 
     public GatewayMetrics Metrics { get; }

@@ -29,7 +29,6 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     private const int MaxHeader = ProxyV2.DefaultMaxLength;
     private readonly ProxyListenerMetrics _metrics = ProxyListenerMetrics.Instance;
     private Socket? _listener;
-    private long _refusalsLogged;
 
     public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
 
@@ -212,7 +211,8 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         }
 
         socket.Dispose();
-        // Refusals can come in floods; the metric counts them all, the log shows the first few.
-        if (Interlocked.Increment(ref _refusalsLogged) <= 20) log.LogWarning("PROXY listener closed a connection: {Detail}", detail);
+        // Refusals can come in floods; the metric counts them all, the log shows a few per result and period.
+        if (server.LogThrottle.Allow("proxy " + result, out long suppressed))
+            log.LogWarning("PROXY listener closed a connection: {Detail} ({Suppressed} similar suppressed)", detail, suppressed);
     }
 }

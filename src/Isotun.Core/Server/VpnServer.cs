@@ -5,6 +5,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Cookies;
@@ -31,6 +32,7 @@ public sealed class VpnServer : IAsyncDisposable
         Config = config;
         _log = logs.CreateLogger("isotun.server");
         var t = time ?? TimeProvider.System;
+        LogThrottle = new LogThrottle(time: t);
         State = state ?? new SqliteStateStore(config.StatePath, t);
         Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
@@ -62,6 +64,9 @@ public sealed class VpnServer : IAsyncDisposable
     public SslServerAuthenticationOptions TlsOptions { get; }
     public X509Certificate2 ServerCertificate { get; }
     public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
+
+    /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
+    internal LogThrottle LogThrottle { get; }
 
     public async Task RunAsync(CancellationToken stopping)
     {
