@@ -21,9 +21,9 @@ public static class LabCommands
             var l = lab.Layout;
             Console.WriteLine();
             Console.WriteLine("The lab is up. Try:");
-            Console.WriteLine($"  ip netns exec {l.ClientNs} ping {l.ServiceIp}            # service behind the server, through the tunnel");
-            Console.WriteLine($"  ip netns exec {l.ServerNs} curl -s 127.0.0.1:{LabLayout.AdminPort}/metrics | grep isotun_");
-            Console.WriteLine($"  ./isotun lab status;  ./isotun lab down");
+            Console.WriteLine("  ./isotun lab check      # the pings both ways and the fetch from the service, again");
+            Console.WriteLine($"  ip netns exec {l.ServerNs} ./isotun doctor --metrics http://127.0.0.1:{LabLayout.AdminPort}/metrics");
+            Console.WriteLine("  ./isotun lab status;  ./isotun lab down");
             Console.WriteLine($"Logs: {l.LogDir}");
         }));
 
@@ -40,6 +40,9 @@ public static class LabCommands
             foreach (var (what, state) in Make(parse.GetValue(dir)!).Status())
                 Console.WriteLine($"{what,-32} {state}");
         }));
+
+        var check = new Command("check", "Ping both ways through the lab's tunnel (IPv4 and IPv6) and fetch from the service, as `up` does") { dir };
+        check.SetAction(parse => Run(() => Make(parse.GetValue(dir)!).Check()));
 
         var text = new Option<string>("--text") { Description = "Line to answer on the text port", DefaultValueFactory = _ => "hello" };
         var port = new Option<int>("--port") { DefaultValueFactory = _ => LabLayout.ServicePort };
@@ -80,6 +83,7 @@ public static class LabCommands
         command.Subcommands.Add(load);
         command.Subcommands.Add(down);
         command.Subcommands.Add(status);
+        command.Subcommands.Add(check);
         command.Subcommands.Add(serve);
         return command;
     }

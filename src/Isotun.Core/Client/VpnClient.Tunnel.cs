@@ -46,6 +46,7 @@ public sealed partial class VpnClient
             Publish();
         }
         foreach (var (queue, connection) in connections) Add(queue, connection);
+        TunnelReady();
         foreach (int missing in Enumerable.Range(1, Math.Max(0, Math.Min(_granted, _tuns.Length) - 1)).Except(connections.Select(c => c.Queue)))
             rejoins.Add(RejoinAsync(missing, group.Token));
 

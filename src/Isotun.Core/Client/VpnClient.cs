@@ -248,6 +248,17 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
         IpCommand.Run("-4", "route", "replace", "128.0.0.0/1", "dev", dev);
     }
 
+    /// <summary>
+    /// Packets flow from here on: the TUN has its addresses, is up and routed, its reader threads run, and a
+    /// connection takes what they read. A supervisor is told so (systemd's Type=notify, or `isotun lab`, which waits
+    /// for this and not merely for an address on the TUN, which comes before the rest).
+    /// </summary>
+    private void TunnelReady()
+    {
+        var p = _params!;
+        SystemdNotify.Ready(p.Address6 is null ? $"tunnel up: {p.Address}" : $"tunnel up: {p.Address} {p.Address6}");
+    }
+
     /// <summary>What the client offers: batching always; GSO and USO with offloads (a TUN without USO cuts UDP super-packets itself); queues when asked for.</summary>
     private string Offer(bool queues)
     {

@@ -18,13 +18,24 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
 {
     public LabLayout Layout => layout;
 
+    /// <summary>The programs the lab runs, each with the Debian package that provides it. Nothing else is needed.</summary>
+    private static readonly (string Program, string Package)[] Prerequisites =
+        [("ip", "iproute2"), ("ss", "iproute2"), ("nsenter", "util-linux"), ("setsid", "util-linux")];
+
     public static string? Preflight()
     {
         if (Libc.geteuid() != 0) return "the lab needs root (network namespaces, veth, TUN): run it with sudo";
         if (!File.Exists("/dev/net/tun")) return "/dev/net/tun is missing: load the tun module (modprobe tun)";
-        if (IpCommand.Exec("sh", ["-c", "command -v ip"], check: false).ExitCode != 0) return "iproute2 (`ip`) is not installed";
+        var missing = Prerequisites.Where(p => !OnPath(p.Program)).ToList();
+        if (missing.Count > 0)
+            return "missing: " + string.Join(", ", missing.Select(p => $"`{p.Program}` (Debian package {p.Package})"))
+                + $"; install with: apt-get install {string.Join(' ', missing.Select(p => p.Package).Distinct())}";
         return null;
     }
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Any(dir => File.Exists(Path.Combine(dir, program)));
 
     public bool IsUp => layout.Namespaces.Any(NetworkNamespace.Exists);
 
@@ -38,9 +49,10 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
             BuildTopology();
             say("writing PKI, users and server config to " + layout.Directory);
             var pin = WriteFiles();
-            StartProcesses(pin);
-            say("waiting for the tunnel");
-            var address = WaitForTunnel(timeout);
+            using var ready = new NotifySocket(NotifyPath());
+            StartProcesses(pin, ready.Path);
+            say("waiting for the client to report the tunnel ready");
+            var address = WaitForReady(ready, timeout);
             say($"client {LabLayout.User}@{LabLayout.Tenant} got {address} on {LabLayout.ClientTun}");
             ShowTraffic(address);
         }
@@ -126,7 +138,14 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         return server.Pin;
     }
 
-    private void StartProcesses(string pin)
+    /// <summary>Where the client reports READY=1: in the lab's directory, unless that path is too long for a unix socket.</summary>
+    private string NotifyPath()
+    {
+        var path = Path.Combine(layout.Directory, "client.notify");
+        return path.Length <= 100 ? path : Path.Combine(Path.GetTempPath(), $"isotun-{layout.Tag}-client.notify");
+    }
+
+    private void StartProcesses(string pin, string notifySocket)
     {
         say($"starting service in {layout.ServiceNs} ({layout.ServiceIp}:{LabLayout.ServicePort})");
         LabProcess.Start(layout, "service", layout.ServiceNs, isotunExe,
@@ -135,18 +154,29 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         LabProcess.Start(layout, "server", layout.ServerNs, isotunExe, ["server", "--config", layout.ConfigPath]);
         WaitFor(TimeSpan.FromSeconds(30), () => Listening(layout.ServerNs, 443), "server to listen", "server");
         say($"starting client in {layout.ClientNs}");
-        LabProcess.Start(layout, "client", layout.ClientNs, isotunExe, ClientArgs(pin), stdinFile: null);
+        LabProcess.Start(layout, "client", layout.ClientNs, isotunExe, ClientArgs(pin), stdinFile: null,
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = notifySocket });
     }
 
     public string[] ClientArgs(string pin) =>
         ["connect", layout.ServerUrl.ToString(), "--user", LabLayout.User, "--password-file", layout.UserPasswordPath,
          "--servercert", pin, "--interface", LabLayout.ClientTun, "--queues", "2"];
 
-    private IPAddress WaitForTunnel(TimeSpan timeout)
+    /// <summary>
+    /// Waits for the client's READY=1: its TUN has the address, is up and routed, and a connection takes packets. An
+    /// address on the TUN alone comes earlier than that, and a ping sent then may be lost.
+    /// </summary>
+    private IPAddress WaitForReady(NotifySocket ready, TimeSpan timeout)
     {
-        IPAddress? address = null;
-        WaitFor(timeout, () => (address = ClientAddress()) is not null, "the client's tunnel address", "client");
-        return address!;
+        string? status = null;
+        WaitFor(timeout, () =>
+        {
+            var message = ready.Receive(TimeSpan.FromMilliseconds(200));
+            if (message is null || !message.TryGetValue("READY", out var r) || r != "1") return false;
+            status = message.GetValueOrDefault("STATUS");
+            return true;
+        }, "the client to report the tunnel ready", "client");
+        return ClientAddress() ?? throw new InvalidOperationException($"the client reported ready ({status}) but {LabLayout.ClientTun} has no IPv4 address");
     }
 
     /// <summary>The address on the client's TUN, or null while the tunnel is not up.</summary>
@@ -159,22 +189,38 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         return i >= 0 && i + 1 < parts.Length && IPAddress.TryParse(parts[i + 1].Split('/')[0], out var a) ? a : null;
     }
 
+    /// <summary>`isotun lab check`: the pings and the fetch of `up` again, on a lab that is up.</summary>
+    public void Check()
+    {
+        if (!IsUp) throw new InvalidOperationException($"lab '{layout.Tag}' is not up; run `isotun lab up` first");
+        var address = ClientAddress() ?? throw new InvalidOperationException($"the client has no address on {LabLayout.ClientTun}; see {LabProcess.LogPath(layout, "client")}");
+        ShowTraffic(address);
+    }
+
     private void ShowTraffic(IPAddress clientAddress)
     {
         Ping(layout.ClientNs, layout.TunnelGateway, "client → server tunnel gateway");
         Ping(layout.ClientNs, layout.ServiceIp, "client → service through the tunnel");
         Ping(layout.ServiceNs, clientAddress, "service → client through the tunnel");
         Ping(layout.ClientNs, layout.TunnelGateway6, "client → server over IPv6 in the tunnel");
-        var text = FetchServiceText();
+        string text;
+        try
+        {
+            text = FetchServiceText();
+        }
+        catch (SocketException e)
+        {
+            throw new InvalidOperationException($"fetch from the service ({layout.ServiceIp}:{LabLayout.ServicePort}) through the tunnel failed: {e.Message}");
+        }
         say($"client fetched from {layout.ServiceIp}:{LabLayout.ServicePort} through the tunnel: \"{text}\"");
     }
 
+    /// <summary>Three echoes from inside <paramref name="ns"/>, by isotun itself (no `ping` needed); fails with the reason.</summary>
     private void Ping(string ns, IPAddress target, string what)
     {
-        var (code, output, _) = IpCommand.Exec("ip", ["netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", target.ToString()], check: false);
-        var summary = output.Split('\n').FirstOrDefault(l => l.Contains("packets transmitted")) ?? "no reply";
-        if (code != 0) throw new InvalidOperationException($"ping {what} ({target}) failed: {summary}");
-        say($"ping {what} ({target}): {summary.Trim()}");
+        var result = Pinger.Ping(ns, target, count: 3, interval: TimeSpan.FromMilliseconds(200), wait: TimeSpan.FromSeconds(2));
+        if (!result.Success) throw new InvalidOperationException($"ping {what} ({target}) failed: {result}");
+        say($"ping {what} ({target}): {result}");
     }
 
     public string FetchServiceText() => NetworkNamespace.Run(layout.ClientNs, () =>

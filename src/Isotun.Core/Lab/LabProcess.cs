@@ -11,7 +11,8 @@ public static class LabProcess
     /// nsenter enters only the network namespace; `ip netns exec` would also give the program a private
     /// mount namespace, and namespaces the server creates for tenants would then be invisible outside it.
     /// </summary>
-    public static int Start(LabLayout lab, string name, string ns, string exe, IEnumerable<string> args, string? stdinFile = null)
+    public static int Start(LabLayout lab, string name, string ns, string exe, IEnumerable<string> args, string? stdinFile = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(lab.LogDir);
         Directory.CreateDirectory(lab.PidDir);
@@ -23,6 +24,9 @@ public static class LabProcess
         psi.Environment["LAB_LOG"] = LogPath(lab, name);
         psi.Environment["LAB_IN"] = stdinFile ?? "/dev/null";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        // Only the lab's own supervisor may be told: an inherited socket (the lab run from a systemd unit) is not ours.
+        psi.Environment.Remove(Linux.SystemdNotify.Variable);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) psi.Environment[key] = value;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {name}");
         File.WriteAllText(PidPath(lab, name), p.Id.ToString());
         return p.Id;
