@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Isotun.Config;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Limits;
+using Isotun.Linux;
 using Isotun.Logs;
 using Isotun.Metrics;
 using Microsoft.Extensions.Logging;
@@ -67,6 +68,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     public async Task RunAsync(CancellationToken stopping)
     {
         if (_listener is null) Start();
+        // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
+        SystemdNotify.Ready($"listening on {Config.Listen}");
         var connections = new HashSet<Task>();
         try
         {
@@ -104,6 +107,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable
         {
         }
 
+        SystemdNotify.Stopping();
         _listener!.Dispose();
         Task[] pending;
         lock (connections) pending = [.. connections];
@@ -177,9 +181,13 @@ public sealed partial class EdgeGateway : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<ConfigError> Reload()
     {
+        // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
+        SystemdNotify.Reloading();
         var path = Config.SourcePath;
         var loaded = GatewayConfigLoader.Load(path);
-        return loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
+        var errors = loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
+        SystemdNotify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
+        return errors;
     }
 
     /// <summary>Applies an already loaded configuration (what <see cref="Reload"/> does after loading).</summary>

@@ -5,6 +5,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
+using Isotun.Linux;
 using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Pki;
@@ -81,6 +82,8 @@ public sealed class VpnServer : IAsyncDisposable
         _listener.Bind(Config.Listen);
         _listener.Listen(512);
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
+        // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
+        SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
 
         var reaper = ReapLoopAsync(stopping);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
@@ -100,6 +103,7 @@ public sealed class VpnServer : IAsyncDisposable
             }
         }
         catch (OperationCanceledException) { }
+        SystemdNotify.Stopping();
         _listener.Dispose();
         Task[] pending;
         lock (connections) pending = connections.ToArray();
@@ -118,6 +122,15 @@ public sealed class VpnServer : IAsyncDisposable
     /// Sessions are never dropped by a reload.
     /// </summary>
     public IReadOnlyList<string> Reload()
+    {
+        // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
+        SystemdNotify.Reloading();
+        var report = ReloadConfig();
+        SystemdNotify.Ready("reload: " + (report.Count > 0 ? string.Join("; ", report.Take(3)) : "nothing to apply"));
+        return report;
+    }
+
+    private List<string> ReloadConfig()
     {
         var report = new List<string>();
         var loaded = ServerConfigLoader.Load(Config.SourcePath);

@@ -4,7 +4,7 @@ using Isotun.Cli;
 namespace Isotun.UnitTests.Cli;
 
 /// <summary>
-/// Tests that swap the process's console or working directory: they run alone, after the parallel ones.
+/// Tests that swap the process's console, working directory or environment: they run alone, after the parallel ones.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class ConsoleCollection
