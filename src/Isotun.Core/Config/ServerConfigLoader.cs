@@ -119,9 +119,10 @@ public static partial class ServerConfigLoader
     /// A commented example configuration that works as it is next to the files the README's steps make first
     /// (<c>isotun pki init</c>, <c>pki server --name vpn.example</c>, <c>pki client --tenant acme</c>,
     /// <c>user add --file acme.passwd</c>): it names exactly those files, so the server uses the certificate whose pin
-    /// <c>pki pin</c> printed, and alice can log in by password or by certificate.
+    /// <c>pki pin</c> printed, and alice can log in by password or by certificate. With <paramref name="stateDir"/>, the
+    /// state file and the cookie key live there instead of next to the config (for a read-only /etc under systemd).
     /// </summary>
-    public static string Example() => """
+    public static string Example(string? stateDir = null) => $"""
         # Isotun server configuration. Every key is optional except tenants; every key is in
         # docs/configuration.md. Relative paths are resolved against the directory of this file.
 
@@ -146,11 +147,11 @@ public static partial class ServerConfigLoader
           listen: 127.0.0.1:9410
 
         # SQLite file for leases and revocations.
-        state: isotun.db
+        state: {StatePath(stateDir, "isotun.db")}
 
         cookie:
           # Key that signs session cookies; created at first start (mode 0600).
-          key-file: cookie.key
+          key-file: {StatePath(stateDir, "cookie.key")}
           # Seconds a session cookie stays valid (60..604800).
           lifetime: 3600
 
@@ -190,6 +191,8 @@ public static partial class ServerConfigLoader
               - 10.10.0.0/24
             # No password-file: only certificates with OU=globex from tls.client-ca log in here.
         """ + "\n";
+
+    private static string StatePath(string? stateDir, string file) => stateDir is null ? file : Path.Combine(stateDir, file);
 
     private static ConfigLoadResult Failed(string path, string message) => new(null, [new ConfigError(path, message)]);
 
