@@ -57,10 +57,15 @@ public static class ConfigCommands
 
     private static Command CreateExample()
     {
-        var command = new Command("example", "Print a commented example configuration");
+        var stateDir = new Option<string>("--state-dir")
+        {
+            Description = "Put the state file and the cookie key in this directory (default: next to the config)",
+        };
+        var command = new Command("example", "Print a commented example configuration that works with the README's files");
+        command.Options.Add(stateDir);
         command.SetAction(parseResult =>
         {
-            parseResult.InvocationConfiguration.Output.Write(ServerConfigLoader.Example());
+            parseResult.InvocationConfiguration.Output.Write(ServerConfigLoader.Example(parseResult.GetValue(stateDir)));
             return Ok;
         });
         return command;

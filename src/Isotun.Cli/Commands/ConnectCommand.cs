@@ -83,7 +83,7 @@ public static class ConnectCommand
                 Queues = parse.GetValue(queues),
             };
             using var signals = new Signals();
-            using var logs = Logging.Create(parse.GetValue(verbose));
+            using var logs = Logging.Create(parse, parse.GetValue(verbose));
             var log = logs.CreateLogger("isotun.client");
             try
             {

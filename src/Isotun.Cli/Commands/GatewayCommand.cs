@@ -54,7 +54,7 @@ public static class GatewayCommand
             }
 
             using var signals = new Signals();
-            using var logs = Logging.Create(parse.GetValue(verbose));
+            using var logs = Logging.Create(parse, parse.GetValue(verbose));
             try
             {
                 await using var gateway = new EdgeGateway(loaded.Config!, logs);

@@ -25,7 +25,7 @@ public static class ServerCommand
                 return 2;
             }
             using var signals = new Signals();
-            using var logs = Logging.Create(parse.GetValue(verbose));
+            using var logs = Logging.Create(parse, parse.GetValue(verbose));
             try
             {
                 await using var server = new VpnServer(loaded.Config!, logs);

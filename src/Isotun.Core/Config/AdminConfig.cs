@@ -2,5 +2,5 @@ using System.Net;
 
 namespace Isotun.Config;
 
-/// <summary>Where the admin API (metrics, sessions, reload) listens; null when disabled.</summary>
+/// <summary>Where the admin listener (Prometheus <c>GET /metrics</c>) listens; null when disabled.</summary>
 public sealed record AdminConfig(IPEndPoint? Listen);

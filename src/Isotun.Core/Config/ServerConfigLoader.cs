@@ -115,37 +115,43 @@ public static partial class ServerConfigLoader
         return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource) { Proxy = proxy }, []);
     }
 
-    /// <summary>A commented example configuration that validates as it is (it references no file that must exist).</summary>
-    public static string Example() => """
-        # Isotun server configuration. Every key is optional except tenants.
-        # Relative paths are resolved against the directory of this file.
+    /// <summary>
+    /// A commented example configuration that works as it is next to the files the README's steps make first
+    /// (<c>isotun pki init</c>, <c>pki server --name vpn.example</c>, <c>pki client --tenant acme</c>,
+    /// <c>user add --file acme.passwd</c>): it names exactly those files, so the server uses the certificate whose pin
+    /// <c>pki pin</c> printed, and alice can log in by password or by certificate. With <paramref name="stateDir"/>, the
+    /// state file and the cookie key live there instead of next to the config (for a read-only /etc under systemd).
+    /// </summary>
+    public static string Example(string? stateDir = null) => $"""
+        # Isotun server configuration. Every key is optional except tenants; every key is in
+        # docs/configuration.md. Relative paths are resolved against the directory of this file.
 
         # TLS listener for OpenConnect/AnyConnect clients: "ipv4:port" or "[ipv6]:port" (quote IPv6).
         listen: 0.0.0.0:443
 
         tls:
-          # Server certificate and key (PEM). When both files are missing they are generated
-          # at first start, signed by a CA in the same directory (see `isotun pki`).
-          certificate: pki/server.crt
-          key: pki/server.key
-          # CA bundle that signs client certificates; enables certificate authentication.
-          # The certificate's OU selects the tenant and its UID names the user.
-          # client-ca: pki/ca.crt
-          # Name and IP SANs used when the certificate is generated.
-          server-name: vpn.example.com
+          # Server certificate and key (PEM), as written by `isotun pki server --name vpn.example`.
+          # When both files are missing they are generated at first start, signed by the CA in the
+          # same directory, with the name and IPs below.
+          certificate: pki/vpn.example.crt
+          key: pki/vpn.example.key
+          server-name: vpn.example
           generate-ips:
-            - 192.0.2.10
+            - 198.18.0.1
+          # CA that signs client certificates (`isotun pki client`); enables certificate login.
+          # The certificate's OU selects the tenant and its UID names the user.
+          client-ca: pki/ca.crt
 
-        # Admin API (metrics, sessions, reload). "off" disables it.
+        # Prometheus metrics (GET /metrics). "off" disables it.
         admin:
           listen: 127.0.0.1:9410
 
-        # SQLite file for leases, cookies and revocations.
-        state: isotun.db
+        # SQLite file for leases and revocations.
+        state: {StatePath(stateDir, "isotun.db")}
 
         cookie:
           # Key that signs session cookies; created at first start (mode 0600).
-          key-file: cookie.key
+          key-file: {StatePath(stateDir, "cookie.key")}
           # Seconds a session cookie stays valid (60..604800).
           lifetime: 3600
 
@@ -155,25 +161,38 @@ public static partial class ServerConfigLoader
           max-sessions: 1024      # 1..100000
 
         tenants:
-          - name: acme                  # group label; a-z 0-9 -, up to 31 characters
-            pool: 10.10.0.0/24          # IPv4 pool, /8../30; pools must not overlap
-            routes:                     # split-include routes; omit for a default route
-              - 10.20.0.0/16
-              - fd00:20::/64
-            dns:
-              - 10.20.0.53
+          - name: acme                  # group label and URL path (https://vpn.example/acme); a-z 0-9 -
+            # Users and PBKDF2 hashes, managed with `isotun user add --file acme.passwd --user NAME`.
+            password-file: acme.passwd
+            pool: 10.10.0.0/24          # IPv4 pool, /8../30; .1 is the tenant's gateway
+            # Each tenant lives in its own network namespace (isotun-acme), created at start. Clients
+            # reach the gateway (10.10.0.1); the tenant's own network is reached through an uplink:
+            uplink: none
+            # uplink:
+            #   veth:                        # a veth pair into an existing namespace
+            #     peer-namespace: acme-net
+            #     address: 198.18.3.1/24     # the tenant side
+            #     peer-address: 198.18.3.2/24
+            # Split-include routes pushed to clients; omit for a default route (all traffic).
+            routes:
+              - 10.10.0.0/24
+            #  - 10.20.0.0/16               # the tenant's network behind its uplink
+            # dns:                          # pushed to clients; give one they can reach
+            #   - 10.20.0.53
             mtu: 1400                   # 576..9000
             dpd: 30                     # seconds (5..3600)
             keepalive: 20               # seconds (5..3600)
-            # Users and PBKDF2 hashes, managed with `isotun user add --file acme.passwd --user NAME`.
-            # password-file: acme.passwd
-            device: isotun-acme         # TUN device, up to 15 characters
 
           - name: globex
-            pool: 10.11.0.0/24
-            dns:
-              - 10.11.0.53
+            # The same pool as acme: pools may overlap, since each tenant has its own namespace
+            # (they must not overlap only between tenants with the same namespace, e.g. "host").
+            pool: 10.10.0.0/24
+            routes:
+              - 10.10.0.0/24
+            # No password-file: only certificates with OU=globex from tls.client-ca log in here.
         """ + "\n";
+
+    private static string StatePath(string? stateDir, string file) => stateDir is null ? file : Path.Combine(stateDir, file);
 
     private static ConfigLoadResult Failed(string path, string message) => new(null, [new ConfigError(path, message)]);
 

@@ -5,6 +5,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Forwarding;
+using Isotun.Logs;
 using Isotun.Protocol.Proxy;
 using Isotun.Protocol.Tls;
 

@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using Isotun.Config;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Limits;
+using Isotun.Linux;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
@@ -20,7 +22,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly ConnectionLimiter _limiter;
-    private readonly LogThrottle _throttle = new();
+    private readonly LogThrottle _throttle;
     private readonly Lock _reloadLock = new();
     private GatewayRuntime _runtime;
     private Socket? _listener;
@@ -35,6 +37,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         _runtime = GatewayRuntime.Build(config, out var errors)
             ?? throw new InvalidOperationException(string.Join("; ", errors.Select(e => e.ToString())));
         _limiter = new ConnectionLimiter(config.Limits, _time);
+        _throttle = new LogThrottle(time: _time);
     }
 
     public GatewayMetrics Metrics { get; }
@@ -66,6 +69,10 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     public async Task RunAsync(CancellationToken stopping)
     {
         if (_listener is null) Start();
+        // systemd (Type=notify) counts the service as started from here, and as stopping once a stop begins; no-ops
+        // without $NOTIFY_SOCKET.
+        SystemdNotify.Ready($"listening on {Config.Listen}");
+        using var stoppingNotice = stopping.Register(static () => SystemdNotify.Stopping());
         var listener = new ConnectionListener(_listener!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
         await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
     }
@@ -103,9 +110,13 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     /// </summary>
     public IReadOnlyList<ConfigError> Reload()
     {
+        // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
+        SystemdNotify.Reloading();
         var path = Config.SourcePath;
         var loaded = GatewayConfigLoader.Load(path);
-        return loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
+        var errors = loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
+        SystemdNotify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
+        return errors;
     }
 
     /// <summary>Applies an already loaded configuration (what <see cref="Reload"/> does after loading).</summary>

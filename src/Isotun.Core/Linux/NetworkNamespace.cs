@@ -13,6 +13,25 @@ public static class NetworkNamespace
 
     public static bool Exists(string name) => File.Exists(PathOf(name));
 
+    /// <summary>
+    /// True when a namespace is mounted at the name in this process's mount namespace. A bare file of that name is
+    /// what a crashed run leaves when it ran in a private mount namespace (a systemd service with ProtectSystem):
+    /// the bind mount went with it, the file stayed, and <c>ip netns add</c> refuses the name.
+    /// </summary>
+    public static bool IsMounted(string name) => IsMounted(name, File.ReadLines("/proc/self/mountinfo"));
+
+    internal static bool IsMounted(string name, IEnumerable<string> mountinfo)
+    {
+        string run = $"/run/netns/{name}", varRun = PathOf(name);
+        foreach (var line in mountinfo)
+        {
+            // "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": the fifth field is the mount point.
+            var fields = line.Split(' ', 6);
+            if (fields.Length > 4 && (fields[4] == run || fields[4] == varRun)) return true;
+        }
+        return false;
+    }
+
     public static T Run<T>(string name, Func<T> work)
     {
         T result = default!;

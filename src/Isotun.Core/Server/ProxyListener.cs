@@ -39,7 +39,6 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     // client's address once the header names it (server.Caps, shared with the TLS listener).
     private readonly ConcurrencyCaps _acceptCap = new(server.Config.Limits.MaxConnections, int.MaxValue);
     private Socket? _listener;
-    private long _refusalsLogged;
 
     public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
 
@@ -216,7 +215,8 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     private void Refused(string result, string detail)
     {
         _metrics.Connection(result);
-        // Refusals can come in floods; the metric counts them all, the log shows the first few.
-        if (Interlocked.Increment(ref _refusalsLogged) <= 20) log.LogWarning("PROXY listener closed a connection: {Detail}", detail);
+        // Refusals can come in floods; the metric counts them all, the log shows a few per result and period.
+        if (server.LogThrottle.Allow("proxy " + result, out long suppressed))
+            log.LogWarning("PROXY listener closed a connection: {Detail} ({Suppressed} similar suppressed)", detail, suppressed);
     }
 }

@@ -178,7 +178,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         {
             // A success is counted further down, once the session limits let it through.
             metrics.Auth(tenantLabel, decision.Outcome);
-            ServerLog.Login(log, tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
+            ServerLog.Login(log, Throttled("login " + decision.Outcome.ToLabel()), tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
             // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
             var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
@@ -188,14 +188,14 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (server.Sessions.CountFor(tenant) >= tenant.Config.MaxSessions || server.Sessions.Count >= server.Config.Limits.MaxSessions)
         {
             metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
-            ServerLog.Login(log, tenantLabel, id, decision.User!, "too many sessions");
+            ServerLog.Login(log, Throttled("login too-many-sessions"), tenantLabel, id, decision.User!, "too many sessions");
             var full = server.Authenticator.BuildForm(action, "Login failed.", "too many sessions for this group", false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
         var ticket = server.Sessions.Create(tenant, decision.User!);
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
-        ServerLog.Login(log, tenantLabel, id, decision.User!, "ok");
+        ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
         return AuthStep.LoggedIn;
     }
@@ -447,7 +447,18 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     private void Close(CloseReason reason, string detail)
     {
         IsotunMetrics.Instance.Closed(reason);
-        ServerLog.ConnectionClosed(log, id, detail);
+        ServerLog.ConnectionClosed(log, Throttled("closed " + reason.ToLabel()), id, detail);
+    }
+
+    /// <summary>
+    /// The level for a close or refusal line: Information for the first few of a kind per period, Debug for the rest of a
+    /// flood (scanners, password guessing); the metrics count every one. The first line after a flood says how many.
+    /// </summary>
+    private LogLevel Throttled(string kind)
+    {
+        if (!server.LogThrottle.Allow(kind, out long suppressed)) return LogLevel.Debug;
+        if (suppressed > 0) ServerLog.Suppressed(log, suppressed, kind);
+        return LogLevel.Information;
     }
 
     /// <summary>Bytes already in the kernel's receive queue: the next read will not wait.</summary>

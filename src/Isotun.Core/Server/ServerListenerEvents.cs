@@ -1,5 +1,5 @@
 using System.Net;
-using Isotun.Gateway;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;

@@ -14,11 +14,15 @@ internal static partial class ServerLog
     [LoggerMessage(3, LogLevel.Information, "metrics on http://{Endpoint}/metrics")]
     public static partial void Metrics(ILogger logger, System.Net.IPEndPoint endpoint);
 
-    [LoggerMessage(10, LogLevel.Information, "conn={Conn} closed: {Reason}")]
-    public static partial void ConnectionClosed(ILogger logger, long conn, string reason);
+    /// <summary>The level comes from <see cref="ServerConnection"/>'s throttle: Information, or Debug under a flood.</summary>
+    [LoggerMessage(EventId = 10, Message = "conn={Conn} closed: {Reason}")]
+    public static partial void ConnectionClosed(ILogger logger, LogLevel level, long conn, string reason);
 
-    [LoggerMessage(20, LogLevel.Information, "tenant={Tenant} conn={Conn} login {User}: {Result}")]
-    public static partial void Login(ILogger logger, string tenant, long conn, string user, string result);
+    [LoggerMessage(11, LogLevel.Information, "{Count} more line(s) of kind '{Kind}' were logged at Debug only (a flood; the metrics count every one)")]
+    public static partial void Suppressed(ILogger logger, long count, string kind);
+
+    [LoggerMessage(EventId = 20, Message = "tenant={Tenant} conn={Conn} login {User}: {Result}")]
+    public static partial void Login(ILogger logger, LogLevel level, string tenant, long conn, string user, string result);
 
     [LoggerMessage(21, LogLevel.Information, "tenant={Tenant} session={Session} conn={Conn} tunnel up for {User} at {Address} (mtu {Mtu}, extensions: {Extensions}) from {Peer}")]
     public static partial void TunnelUp(ILogger logger, string tenant, string session, long conn, string user, string address, int mtu, string extensions, string peer);

@@ -20,7 +20,11 @@ public sealed class TenantNamespace(TenantConfig config)
         var ns = Name;
         if (ns is not null)
         {
-            if (!NetworkNamespace.Exists(ns)) IpCommand.Run("netns", "add", ns);
+            if (!NetworkNamespace.IsMounted(ns))
+            {
+                if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns); // a stale name, see IsMounted
+                IpCommand.Run("netns", "add", ns);
+            }
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
             // Routing between the tunnel and the uplink happens inside the namespace.
             Sysctl(ns, "net.ipv4.ip_forward=1");

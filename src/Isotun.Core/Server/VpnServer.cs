@@ -5,6 +5,8 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
+using Isotun.Linux;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Cookies;
@@ -35,6 +37,7 @@ public sealed class VpnServer : IAsyncDisposable
         _log = logs.CreateLogger("isotun.server");
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
+        LogThrottle = new LogThrottle(time: t);
         State = state ?? new SqliteStateStore(config.StatePath, t);
         Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
@@ -67,6 +70,9 @@ public sealed class VpnServer : IAsyncDisposable
     public X509Certificate2 ServerCertificate { get; }
     public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
 
+    /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
+    internal LogThrottle LogThrottle { get; }
+
     public async Task RunAsync(CancellationToken stopping)
     {
         foreach (var t in _tenants.Values) t.Start();
@@ -80,11 +86,14 @@ public sealed class VpnServer : IAsyncDisposable
         _listener.Bind(Config.Listen);
         _listener.Listen(512);
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
+        // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
+        SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
 
         var reaper = ReapLoopAsync(stopping);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
         var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", _log), NextConnectionId);
-        await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
+        using (stopping.Register(static () => SystemdNotify.Stopping()))
+            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }
@@ -106,6 +115,8 @@ public sealed class VpnServer : IAsyncDisposable
     {
         lock (_reloadLock)
         {
+            // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
+            SystemdNotify.Reloading();
             List<string> report;
             try
             {
@@ -115,8 +126,8 @@ public sealed class VpnServer : IAsyncDisposable
             {
                 report = [$"reload failed, the running config stays: {e.Message}"];
                 _log.LogError(e, "reload failed; the running config stays");
-                return report;
             }
+            SystemdNotify.Ready("reload: " + (report.Count > 0 ? string.Join("; ", report.Take(3)) : "nothing to apply"));
             return report;
         }
     }

@@ -13,29 +13,59 @@ public class ServerConfigLoaderTests
             pool: 10.10.0.0/24
         """;
 
+    /// <summary>The files the README's steps make before `config example`: CA, server certificate, acme.passwd.</summary>
+    private static void ReadmeFiles(TempDirectory temp)
+    {
+        var pki = new Isotun.Pki.PkiDirectory(temp.File("pki"));
+        pki.InitCa();
+        pki.IssueServer("vpn.example", [IPAddress.Parse("198.18.0.1")], []);
+        PasswordFile.SetUser(temp.File("acme.passwd"), "alice", PasswordHasher.Hash("secret", iterations: 1000));
+    }
+
     [Fact]
     public void ExampleParsesWithoutErrors()
     {
         using var temp = new TempDirectory();
+        ReadmeFiles(temp);
         var result = ServerConfigLoader.Parse(ServerConfigLoader.Example(), temp.File("isotun.yaml"));
 
         Assert.Empty(result.Errors);
         Assert.True(result.Ok);
         var config = result.Config!;
         Assert.Equal(2, config.Tenants.Count);
-        Assert.Equal(["10.20.0.0/16", "fd00:20::/64"], config.Tenants[0].Routes);
-        Assert.Equal("vpn.example.com", config.Tls.ServerName);
+        Assert.Equal(temp.File("pki/vpn.example.crt"), config.Tls.Certificate);
+        Assert.Equal(temp.File("pki/ca.crt"), config.Tls.ClientCa);
+        Assert.Equal(temp.File("acme.passwd"), config.Tenants[0].PasswordFile);
+        Assert.Equal(config.Tenants[0].Pool, config.Tenants[1].Pool); // overlapping pools, separate namespaces
+        Assert.NotEqual(config.Tenants[0].Namespace, config.Tenants[1].Namespace);
+        Assert.Equal("vpn.example", config.Tls.ServerName);
+    }
+
+    [Fact]
+    public void ExampleInAnEmptyDirectoryNamesTheFilesTheReadmeStepsMake()
+    {
+        using var temp = new TempDirectory();
+        var result = ServerConfigLoader.Parse(ServerConfigLoader.Example(), temp.File("isotun.yaml"));
+        Assert.Equal(["tenants[0].password-file", "tls.client-ca"], result.Errors.Select(e => e.Path).Order());
     }
 
     [Fact]
     public void ExampleLoadsFromFile()
     {
         using var temp = new TempDirectory();
+        ReadmeFiles(temp);
         var path = temp.File("isotun.yaml");
         File.WriteAllText(path, ServerConfigLoader.Example());
         var result = ServerConfigLoader.Load(path);
         Assert.True(result.Ok, string.Join("\n", result.Errors));
         Assert.Equal(path, result.Config!.SourcePath);
+    }
+
+    [Fact]
+    public void TheConfigurationReferenceShowsTheCurrentExample()
+    {
+        var doc = File.ReadAllText(RepositoryRoot.File("docs", "configuration.md"));
+        Assert.Contains("```yaml\n" + ServerConfigLoader.Example() + "```", doc);
     }
 
     [Fact]

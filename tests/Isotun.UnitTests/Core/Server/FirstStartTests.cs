@@ -14,7 +14,8 @@ public sealed class FirstStartTests
 {
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
-    private static ServerConfig Config(TempDirectory temp)
+    /// <summary>One host-namespace tenant on 127.0.0.1:4443, admin off, no PKI files yet.</summary>
+    internal static ServerConfig Config(TempDirectory temp)
     {
         var path = temp.File("isotun.yaml");
         File.WriteAllText(path, """
