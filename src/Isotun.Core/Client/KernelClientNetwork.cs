@@ -8,7 +8,7 @@ namespace Isotun.Client;
 /// The client's TUN in the kernel: opened in the client's own namespace, given the leased addresses and MTU, and
 /// the routes the server pushed (split-include, or everything with the server itself pinned to the underlay).
 /// </summary>
-public sealed class KernelClientNetwork(ClientOptions options)
+public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
 {
     public ITunQueue[] Open(TunnelParameters p, int queues)
     {

@@ -10,9 +10,10 @@ namespace Isotun.Client;
 /// `isotun connect`: logs in, opens the tunnel, configures the TUN device, and keeps the session alive
 /// across lost TCP connections by reconnecting with the cookie and insisting on the same address.
 /// </summary>
-public sealed partial class VpnClient(ClientOptions options, ILogger log)
+/// <param name="network">Opens and configures the TUN: the kernel's by default, a memory twin in tests.</param>
+public sealed partial class VpnClient(ClientOptions options, ILogger log, IClientNetwork? network = null)
 {
-    private readonly KernelClientNetwork _network = new(options);
+    private readonly IClientNetwork _network = network ?? new KernelClientNetwork(options);
     // The TUN's queues, opened at the first CONNECT: as many as the server granted then.
     private ITunQueue[] _tuns = [];
     // The writers of the connections up now, queue 0 (the primary) first; empty while reconnecting.

@@ -11,7 +11,7 @@ namespace Isotun.Server;
 /// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown. The kernel then
 /// keeps tenants apart: there is no shared routing table in which a packet could cross.
 /// </summary>
-public sealed class TenantNamespace(TenantConfig config)
+public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 {
     public string? Name => config.InHostNamespace ? null : config.Namespace;
 

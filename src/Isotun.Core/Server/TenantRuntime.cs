@@ -31,7 +31,7 @@ public sealed class TenantRuntime : IDisposable
     private readonly IStateStore _state;
     private readonly LeaseAllocator _leases;
     private readonly LeaseAllocator? _leases6;
-    private readonly TenantNamespace _network;
+    private readonly ITenantNetwork _network;
     private ITunQueue[] _tuns = [];
     private Thread[] _readers = [];
     private volatile bool _stopping;
@@ -40,7 +40,8 @@ public sealed class TenantRuntime : IDisposable
 
     private readonly TimeProvider _time;
 
-    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null)
+    /// <param name="network">Where the TUN comes from: the tenant's namespace by default, a twin in tests.</param>
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null)
     {
         _time = time ?? TimeProvider.System;
         Config = config;
@@ -53,7 +54,7 @@ public sealed class TenantRuntime : IDisposable
             Pool6 = IpNetwork.TryParse(config.Pool6, out var pool6) ? pool6 : throw new ArgumentException($"tenant {config.Name}: bad pool6 {config.Pool6}");
             _leases6 = new LeaseAllocator(pool6);
         }
-        _network = new TenantNamespace(config);
+        _network = network ?? new TenantNamespace(config);
         _pool4Match = Match(Pool, _leases.Gateway);
         _pool6Match = _leases6 is null ? default : Match(Pool6!.Value, _leases6.Gateway);
         Traffic = IsotunMetrics.Instance.Tenant(config.Name);
