@@ -17,14 +17,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
     {
         await using var server = await InProcessServer.StartAsync(pki, t => t with { Offload = offload });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Extensions = extensions, Offload = offload });
-
-        var request = Packets.Udp(client.Address, Packets.Far4, 40000, 53, "question"u8);
-        client.Send(request);
-        Assert.Equal(request, Packets.Take(server.Tun(), "the packet did not come out of the server's TUN"));
-
-        var reply = Packets.Udp(Packets.Far4, client.Address, 53, 40000, "answer"u8);
-        Assert.True(server.Tun().Inject(Packets.Framed(reply, offload)));
-        Assert.Equal(reply, client.Receive("the reply did not come out of the client's TUN"));
+        RoundTrip(server, client, client.Address, Packets.Far4);
     }
 
     [Theory]
@@ -34,15 +27,19 @@ public sealed class InProcessDataTests(InProcessPki pki)
     {
         await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = "fd77::/64", Offload = offload });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Offload = offload });
-        var address6 = client.Parameters.Address6!;
+        RoundTrip(server, client, client.Parameters.Address6!, Packets.Far6);
+    }
 
-        var request = Packets.Udp(address6, Packets.Far6, 40000, 53, "question6"u8);
+    /// <summary>A request from <paramref name="local"/> comes out of the server's TUN as sent, and the reply out of the client's.</summary>
+    private static void RoundTrip(InProcessServer server, InProcessClient client, IPAddress local, IPAddress far)
+    {
+        var request = Packets.Udp(local, far, 40000, 53, "question"u8);
         client.Send(request);
-        Assert.Equal(request, Packets.Take(server.Tun(), "the IPv6 packet did not come out of the server's TUN"));
+        Assert.Equal(request, Packets.Take(server.Tun(), $"the packet from {local} did not come out of the server's TUN"));
 
-        var reply = Packets.Udp(Packets.Far6, address6, 53, 40000, "answer6"u8);
-        Assert.True(server.Tun().Inject(Packets.Framed(reply, offload)));
-        Assert.Equal(reply, client.Receive("the IPv6 reply did not come out of the client's TUN"));
+        var reply = Packets.Udp(far, local, 53, 40000, "answer"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(reply, server.Tun().Offload)));
+        Assert.Equal(reply, client.Receive($"the reply to {local} did not come out of the client's TUN"));
     }
 
     [Theory]

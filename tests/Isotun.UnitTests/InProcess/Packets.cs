@@ -52,6 +52,19 @@ internal static class Packets
         return packet;
     }
 
+    /// <summary>A UDP super-packet as a TUN with USO reads one: partial checksum, gso_type UDP_L4, <paramref name="gsoSize"/> bytes a datagram.</summary>
+    public static byte[] UdpSuperPacket(IPAddress source, IPAddress destination, ReadOnlySpan<byte> payload, int gsoSize)
+    {
+        var packet = Udp(source, destination, 40000, 5201, payload);
+        int ip = packet[0] >> 4 == 4 ? 20 : 40;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(ip + 6), Segments.PseudoHeaderPartial(packet, ip, 17, packet.Length - ip));
+        return Framed(new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsChecksum, GsoType = VirtioNetHeader.GsoUdpL4, GsoSize = (ushort)gsoSize,
+            HeaderLength = (ushort)(ip + 8), ChecksumStart = (ushort)ip, ChecksumOffset = 6,
+        }, packet);
+    }
+
     /// <summary>A UDP packet with <paramref name="n"/> in its payload, so a test can tell packets apart and check their order.</summary>
     public static byte[] Numbered(IPAddress source, IPAddress destination, int n, ushort sourcePort = 40000) =>
         Udp(source, destination, sourcePort, 7, BitConverter.GetBytes(n));
