@@ -118,6 +118,14 @@ internal sealed class InProcessServer : IAsyncDisposable
     public VpnSession? Session(IPAddress address) =>
         Server.Sessions.All.FirstOrDefault(s => address.Equals(s.Address) || address.Equals(s.Address6));
 
+    /// <summary>The session holding <paramref name="address"/>, once <paramref name="connections"/> of its connections (primary and queues) are live.</summary>
+    public async Task<VpnSession> LiveSessionAsync(IPAddress address, int connections = 1)
+    {
+        var session = await Eventually.Value(() => Session(address), $"no session holds {address}");
+        await Eventually.True(() => session.LiveQueues == connections, $"the session does not have {connections} live connections");
+        return session;
+    }
+
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
