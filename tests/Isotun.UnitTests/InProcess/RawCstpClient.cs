@@ -61,11 +61,14 @@ internal sealed class RawCstpClient : IAsyncDisposable
         }
     }
 
-    public Task<bool> SendFrameAsync(CstpPacketType type, ReadOnlySpan<byte> payload)
+    public Task<bool> SendFrameAsync(CstpPacketType type, ReadOnlySpan<byte> payload) => SendRawAsync(Frame(type, payload));
+
+    /// <summary>A CSTP frame as it goes on the wire.</summary>
+    public static byte[] Frame(CstpPacketType type, ReadOnlySpan<byte> payload)
     {
         var frame = new byte[CstpFrame.HeaderLength + payload.Length];
         CstpFrame.Write(frame, type, payload);
-        return SendRawAsync(frame);
+        return frame;
     }
 
     /// <summary>The next frame of type <paramref name="type"/> from the server, skipping others; null when the connection ended first.</summary>
