@@ -2,7 +2,7 @@ namespace Isotun.Tun;
 
 /// <summary>
 /// One queue of a layer-3 TUN device, as the data path sees it: batches of IP packets in and out, each led by a
-/// 10-byte virtio-net header when <see cref="Offload"/> is on. <see cref="Linux.TunDevice"/> is the kernel's;
+/// 10-byte virtio-net header when <see cref="Offload"/> is on. <c>Linux.TunDevice</c> is the kernel's;
 /// <see cref="MemoryTunQueue"/> is the in-memory twin that lets a whole server and client run in one process.
 /// Reads block (up to a timeout), so each queue is served by a dedicated thread.
 /// </summary>
