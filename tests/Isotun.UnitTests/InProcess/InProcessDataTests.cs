@@ -17,6 +17,9 @@ public sealed class InProcessDataTests(InProcessPki pki)
     {
         await using var server = await InProcessServer.StartAsync(pki, t => t with { Offload = offload });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Extensions = extensions, Offload = offload });
+        var connection = server.Session(client.Address)!.Connection!;
+        Assert.Equal(extensions, connection.Writer.Batching);
+        Assert.Equal(extensions && offload, connection.PeerGso);
         RoundTrip(server, client, client.Address, Packets.Far4);
     }
 
@@ -51,6 +54,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
         const int count = 500;
         await using var server = await InProcessServer.StartAsync(pki);
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Extensions = extensions });
+        Assert.Equal(extensions, server.Session(client.Address)!.Connection!.Writer.Batching);
 
         for (int i = 0; i < count; i++) client.Send(Packets.Numbered(client.Address, Packets.Far4, i));
         for (int i = 0; i < count; i++) Assert.Equal(i, Packets.Number(Packets.Take(server.Tun(), $"packet {i} of the upload did not arrive")));
