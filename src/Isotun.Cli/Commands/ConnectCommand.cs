@@ -107,7 +107,7 @@ public static class ConnectCommand
                 Console.Error.WriteLine("isotun connect: cancelled");
                 return (int)ClientExitCode.Ok;
             }
-            catch (Exception e) when (e is Linux.TunException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is Tun.TunException or InvalidOperationException or IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"isotun connect: {e.Message}");
                 return (int)ClientExitCode.Failure;

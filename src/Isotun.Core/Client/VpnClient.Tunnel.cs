@@ -175,7 +175,7 @@ public sealed partial class VpnClient
                         var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
                         int len = ToTun(frame.Type, payload.Span, scratch, tun.Offload);
                         // GSO frames are checked where they lie in the read buffer; plain packets are laid out in scratch.
-                        if (len > 0) tunWriter.Write(frame.Type == CstpPacketType.IsotunGso ? payload.Span[..len] : scratch.AsSpan(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
+                        if (len > 0) tunWriter.Write(frame.Type == CstpPacketType.IsotunGso ? payload[..len] : scratch.AsMemory(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
                         else if (len < 0 && ++badGso > 8)
                         {
                             Log.BadFrame(log, "repeated bad GSO frames");

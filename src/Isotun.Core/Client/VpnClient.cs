@@ -1,8 +1,8 @@
-using System.Net;
 using Isotun.Linux;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
 using Isotun.Transport;
+using Isotun.Tun;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Client;
@@ -11,10 +11,12 @@ namespace Isotun.Client;
 /// `isotun connect`: logs in, opens the tunnel, configures the TUN device, and keeps the session alive
 /// across lost TCP connections by reconnecting with the cookie and insisting on the same address.
 /// </summary>
-public sealed partial class VpnClient(ClientOptions options, ILogger log)
+/// <param name="network">Opens and configures the TUN: the kernel's by default, a memory twin in tests.</param>
+public sealed partial class VpnClient(ClientOptions options, ILogger log, IClientNetwork? network = null)
 {
+    private readonly IClientNetwork _network = network ?? new KernelClientNetwork(options);
     // The TUN's queues, opened at the first CONNECT: as many as the server granted then.
-    private TunDevice[] _tuns = [];
+    private ITunQueue[] _tuns = [];
     // The writers of the connections up now, queue 0 (the primary) first; empty while reconnecting.
     private volatile FrameWriter[] _writers = [];
     private volatile bool _peerGso, _peerUso;
@@ -193,7 +195,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
                 : 1;
             if (_params is null)
             {
-                ConfigureTun(p);
+                _tuns = _network.Open(p, _granted);
                 _params = p;
                 Log.Connected(log, p.Address6 is null ? p.Address.ToString() : $"{p.Address} {p.Address6}", p.Mtu, string.Join(", ", p.SplitInclude), string.Join(", ", p.Dns));
             }
@@ -212,40 +214,6 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
             await conn.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-    }
-
-    private void ConfigureTun(TunnelParameters p)
-    {
-        // Offloads whenever allowed: super-packets go whole to a server that negotiated GSO and are split for
-        // one that did not; packets from the server are merged before the TUN write either way.
-        _tuns = TunDevice.OpenQueues(options.TunName, options.Offload, _granted);
-        var dev = _tuns[0].Name;
-        if (_tuns[0].Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
-        // No IPv6 link-local chatter: the tunnel carries only the leased address.
-        IpCommand.TryRun("link", "set", "dev", dev, "addrgenmode", "none");
-        IpCommand.Run("link", "set", "dev", dev, "mtu", p.Mtu.ToString(), "up");
-        IpCommand.Run("addr", "replace", $"{p.Address}/32", "dev", dev);
-        if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
-        if (!options.ConfigureRoutes) return;
-        // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
-        if (p.Netmask is not null && TunnelParameters.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
-            IpCommand.Run("-4", "route", "replace", own.ToString(), "dev", dev);
-        if (p.SplitInclude.Count > 0)
-        {
-            foreach (var r in p.SplitInclude)
-                IpCommand.Run(r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4", "route", "replace", r.ToString(), "dev", dev);
-            return;
-        }
-        // No split-include means "everything": keep the server itself reachable over the underlay, then
-        // take the two halves of the address space (more specific than, and not replacing, the default route).
-        var server = Dns.GetHostAddresses(options.Server.IdnHost).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
-        var via = IpCommand.Run("-4", "route", "get", server.ToString()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var pin = new List<string> { "-4", "route", "replace", $"{server}/32" };
-        for (int i = 0; i + 1 < via.Length; i++)
-            if (via[i] is "via" or "dev") pin.AddRange([via[i], via[i + 1]]);
-        IpCommand.Run([.. pin]);
-        IpCommand.Run("-4", "route", "replace", "0.0.0.0/1", "dev", dev);
-        IpCommand.Run("-4", "route", "replace", "128.0.0.0/1", "dev", dev);
     }
 
     /// <summary>
@@ -278,18 +246,23 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log)
     /// fewer connections up, on one picked by the queue number). Packets are dropped (and counted) only while
     /// reconnecting. The kernel keeps each flow on one TUN queue, so a flow keeps its order.
     /// </summary>
-    private void TunReadLoop(TunDevice tun, int queue)
+    private void TunReadLoop(ITunQueue tun, int queue)
     {
         Func<PacketBuffer, bool> enqueue = frame => EnqueueWaiting(frame, queue);
+        // A batch of one: each buffer passes to the writer as soon as it is read.
+        var bufs = new Memory<byte>[1];
+        var sizes = new int[1];
         PacketBuffer? buf = null;
         while (true)
         {
             buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : _params!.Mtu);
-            int n;
-            try { n = tun.Read(buf.PayloadSpace); }
+            bufs[0] = buf.Array;
+            int read;
+            try { read = tun.Read(bufs, sizes, CstpFrame.HeaderLength); }
             catch (TunException e) { Log.TunFailed(log, e.Message); break; }
-            if (n < 0) break;
-            if (n == 0) continue;
+            if (read < 0) break;
+            if (read == 0) continue;
+            int n = sizes[0];
             TunFrames.Send(buf, n, tun.Offload, _peerGso, _peerUso, _params!.Mtu, enqueue, out bool consumed);
             if (consumed)
             {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Isotun.Tun;
 
 namespace Isotun.Linux;
 
@@ -7,7 +8,7 @@ namespace Isotun.Linux;
 /// Reads block, so each device is served by a dedicated thread; <see cref="Read"/> polls with a short
 /// timeout so that thread can notice cancellation (closing the fd does not wake a blocked read).
 /// </summary>
-public sealed unsafe class TunDevice : IDisposable
+public sealed unsafe class TunDevice : ITunQueue
 {
     private const nuint TUNSETIFF = 0x400454ca;
     private const nuint TUNSETOFFLOAD = 0x400454d0;
@@ -18,7 +19,7 @@ public sealed unsafe class TunDevice : IDisposable
     private const nuint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
 
     /// <summary>Largest super-packet the kernel may hand us, so header + packet fit one 64 KiB frame.</summary>
-    public const int GsoMaxSize = 65000;
+    public const int GsoMaxSize = ITunQueue.GsoMaxSize;
     private const int IfNameSize = 16;
     private const int IfReqSize = 40;
 
@@ -33,6 +34,9 @@ public sealed unsafe class TunDevice : IDisposable
     }
 
     public string Name { get; }
+
+    /// <summary>Set by whoever runs `ip link set mtu` on it (the tenant namespace, the client's set-up).</summary>
+    public int Mtu { get; internal set; }
 
     /// <summary>
     /// Opened with IFF_VNET_HDR and TSO4/TSO6 offloads: every read and write starts with a 10-byte
@@ -111,10 +115,27 @@ public sealed unsafe class TunDevice : IDisposable
     }
 
     /// <summary>
-    /// Reads one packet. Returns its length, 0 when <paramref name="timeoutMs"/> passed without a packet,
-    /// or -1 when the device is closed.
+    /// Reads up to <paramref name="bufs"/>.Length packets: one read per packet, waiting (poll) only for the first,
+    /// so a batch of one makes exactly the syscalls of a single read. See <see cref="ITunQueue.Read"/>.
     /// </summary>
-    public int Read(Span<byte> buffer, int timeoutMs = 250)
+    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250)
+    {
+        int count = 0;
+        while (count < bufs.Length)
+        {
+            int n = ReadOne(bufs[count].Span[offset..], count == 0 ? timeoutMs : -1);
+            if (n < 0) return count > 0 ? count : -1;
+            if (n == 0) break;
+            sizes[count++] = n;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Reads one packet. Returns its length, 0 when <paramref name="timeoutMs"/> passed without a packet (at
+    /// once when it is negative), or -1 when the device is closed.
+    /// </summary>
+    private int ReadOne(Span<byte> buffer, int timeoutMs)
     {
         int fd = Volatile.Read(ref _fd);
         if (fd < 0) return -1;
@@ -128,15 +149,24 @@ public sealed unsafe class TunDevice : IDisposable
                 if (Volatile.Read(ref _fd) < 0) return -1;
                 if (errno == Libc.EINTR) continue;
                 if (errno != Libc.EAGAIN) throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
-                if (attempt > 0) return 0;
+                if (attempt > 0 || timeoutMs < 0) return 0;
                 Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
                 if (Libc.poll(&pfd, 1, timeoutMs) <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
             }
         }
     }
 
+    /// <summary>Writes each packet with its own write; see <see cref="ITunQueue.Write"/>.</summary>
+    public int Write(ReadOnlySpan<ReadOnlyMemory<byte>> bufs, int offset)
+    {
+        int written = 0;
+        foreach (var packet in bufs)
+            if (WriteOne(packet.Span[offset..])) written++;
+        return written;
+    }
+
     /// <summary>Writes one packet. Returns false when the kernel refused it (counted by the caller as a drop).</summary>
-    public bool Write(ReadOnlySpan<byte> packet)
+    private bool WriteOne(ReadOnlySpan<byte> packet)
     {
         int fd = Volatile.Read(ref _fd);
         if (fd < 0) return false;
@@ -163,5 +193,3 @@ public sealed unsafe class TunDevice : IDisposable
         if (fd >= 0) Libc.close(fd);
     }
 }
-
-public sealed class TunException(string message) : Exception(message);

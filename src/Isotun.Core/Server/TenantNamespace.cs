@@ -2,6 +2,7 @@ using System.Net;
 using Isotun.Config;
 using Isotun.Linux;
 using Isotun.Protocol.Addressing;
+using Isotun.Tun;
 
 namespace Isotun.Server;
 
@@ -10,12 +11,12 @@ namespace Isotun.Server;
 /// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown. The kernel then
 /// keeps tenants apart: there is no shared routing table in which a packet could cross.
 /// </summary>
-public sealed class TenantNamespace(TenantConfig config)
+public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 {
     public string? Name => config.InHostNamespace ? null : config.Namespace;
 
     /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN's queues inside and configures it.</summary>
-    public TunDevice[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
+    public ITunQueue[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
     {
         var ns = Name;
         if (ns is not null)
@@ -40,6 +41,7 @@ public sealed class TenantNamespace(TenantConfig config)
         {
             IpCommand.TryRun(In(ns, "link", "set", "dev", tun.Name, "addrgenmode", "none"));
             IpCommand.Run(In(ns, "link", "set", "dev", tun.Name, "mtu", config.Mtu.ToString(), "up"));
+            foreach (var q in queues) q.Mtu = config.Mtu;
             if (tun.Offload) IpCommand.Run(In(ns, "link", "set", "dev", tun.Name, "gso_max_size", TunDevice.GsoMaxSize.ToString()));
             IpCommand.Run(In(ns, "addr", "replace", $"{gateway}/{prefix}", "dev", tun.Name));
             if (gateway6 is not null)

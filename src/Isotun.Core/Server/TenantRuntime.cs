@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
-using Isotun.Linux;
 using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
@@ -12,6 +11,7 @@ using Isotun.Protocol.Offload;
 using Isotun.Security;
 using Isotun.State;
 using Isotun.Transport;
+using Isotun.Tun;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
@@ -31,8 +31,8 @@ public sealed class TenantRuntime : IDisposable
     private readonly IStateStore _state;
     private readonly LeaseAllocator _leases;
     private readonly LeaseAllocator? _leases6;
-    private readonly TenantNamespace _namespace;
-    private TunDevice[] _tuns = [];
+    private readonly ITenantNetwork _network;
+    private ITunQueue[] _tuns = [];
     private Thread[] _readers = [];
     private volatile bool _stopping;
     private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool4Match;
@@ -40,7 +40,8 @@ public sealed class TenantRuntime : IDisposable
 
     private readonly TimeProvider _time;
 
-    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null)
+    /// <param name="network">Where the TUN comes from: the tenant's namespace by default, a twin in tests.</param>
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null)
     {
         _time = time ?? TimeProvider.System;
         Config = config;
@@ -53,7 +54,7 @@ public sealed class TenantRuntime : IDisposable
             Pool6 = IpNetwork.TryParse(config.Pool6, out var pool6) ? pool6 : throw new ArgumentException($"tenant {config.Name}: bad pool6 {config.Pool6}");
             _leases6 = new LeaseAllocator(pool6);
         }
-        _namespace = new TenantNamespace(config);
+        _network = network ?? new TenantNamespace(config);
         _pool4Match = Match(Pool, _leases.Gateway);
         _pool6Match = _leases6 is null ? default : Match(Pool6!.Value, _leases6.Gateway);
         Traffic = IsotunMetrics.Instance.Tenant(config.Name);
@@ -77,11 +78,11 @@ public sealed class TenantRuntime : IDisposable
     public IPAddress Gateway => _leases.Gateway;
     public IPAddress? Gateway6 => _leases6?.Gateway;
     /// <summary>The TUN's first queue (null before <see cref="Start"/>); every queue has the same flags.</summary>
-    public TunDevice? Tun => _tuns.Length > 0 ? _tuns[0] : null;
+    public ITunQueue? Tun => _tuns.Length > 0 ? _tuns[0] : null;
 
     /// <summary>The TUN queue a session's queue <paramref name="queue"/> writes into.</summary>
-    public TunDevice TunQueue(int queue) => _tuns[queue % _tuns.Length];
-    public string? NamespaceName => _namespace.Name;
+    public ITunQueue TunQueue(int queue) => _tuns[queue % _tuns.Length];
+    public string? NamespaceName => _network.Name;
 
     /// <summary>
     /// Applies a reloaded tenant config without touching sessions: users, CA and OUs, server names, limits,
@@ -143,7 +144,7 @@ public sealed class TenantRuntime : IDisposable
     public void Start()
     {
         IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
-        _tuns = _namespace.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
+        _tuns = _network.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
         _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
         foreach (var reader in _readers) reader.Start();
     }
@@ -247,26 +248,31 @@ public sealed class TenantRuntime : IDisposable
     /// TUN → sessions: a dedicated thread per TUN queue, a routing lookup per packet, and for a session with
     /// several queues the connection its flow hashes to.
     /// </summary>
-    private void ReadLoop(TunDevice tun)
+    private void ReadLoop(ITunQueue tun)
     {
         var metrics = IsotunMetrics.Instance;
         int skip = tun.Offload ? VirtioNetHeader.Length : 0;
+        // A batch of one: each buffer passes to a connection's queue as soon as it is read.
+        var bufs = new Memory<byte>[1];
+        var sizes = new int[1];
         PacketBuffer? buf = null;
         while (!_stopping)
         {
             buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : Config.Mtu);
-            int n;
+            bufs[0] = buf.Array;
+            int read;
             try
             {
-                n = tun.Read(buf.PayloadSpace);
+                read = tun.Read(bufs, sizes, CstpFrame.HeaderLength);
             }
             catch (TunException e)
             {
                 ServerLog.TunFailed(_log, Name, tun.Name, e.Message);
                 break;
             }
-            if (n < 0) break;
-            if (n == 0) continue;
+            if (read < 0) break;
+            if (read == 0) continue;
+            int n = sizes[0];
             var packet = buf.PayloadSpace[skip..n];
             if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
             {
@@ -299,6 +305,6 @@ public sealed class TenantRuntime : IDisposable
         _stopping = true;
         foreach (var reader in _readers) reader.Join(TimeSpan.FromSeconds(2));
         foreach (var tun in _tuns) tun.Dispose();
-        _namespace.Teardown();
+        _network.Teardown();
     }
 }

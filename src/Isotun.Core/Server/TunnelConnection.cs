@@ -174,7 +174,7 @@ public sealed class TunnelConnection
                 if (len == 0) return null;
                 // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
                 if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
-                var framed = inPlace ? payload.Span[..len] : scratch.AsSpan(0, len);
+                var framed = inPlace ? payload[..len] : scratch.AsMemory(0, len);
                 if ((_tunWriter ??= new TunWriter(tenant.TunQueue(Queue))).Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
                     tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0), Queue);
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);

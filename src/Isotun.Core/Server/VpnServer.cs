@@ -31,7 +31,8 @@ public sealed class VpnServer : IAsyncDisposable
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
 
-    public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null)
+    /// <param name="networks">Makes each tenant's network: its namespace and TUN by default, memory TUNs in tests.</param>
+    public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null)
     {
         Config = config;
         _log = logs.CreateLogger("isotun.server");
@@ -46,7 +47,7 @@ public sealed class VpnServer : IAsyncDisposable
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
-        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t);
+        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t, networks?.Invoke(tc));
         Authenticator = new Authenticator(_tenants, clientCas);
         TlsOptions = new SslServerAuthenticationOptions
         {

@@ -1,5 +1,5 @@
-using Isotun.Linux;
 using Isotun.Protocol.Offload;
+using Isotun.Tun;
 
 namespace Isotun.Transport;
 
@@ -8,7 +8,7 @@ namespace Isotun.Transport;
 /// (<see cref="TcpCoalescer"/>) and written as one super-packet; the caller flushes at the end of each burst
 /// of frames it had buffered, so nothing waits for more data to arrive.
 /// </summary>
-public sealed class TunWriter(TunDevice tun)
+public sealed class TunWriter(ITunQueue tun)
 {
     // Made on the first packet: an idle session holds no 64 KiB merge buffer.
     private TcpCoalescer? _gro;
@@ -23,15 +23,15 @@ public sealed class TunWriter(TunDevice tun)
     /// With <paramref name="mayCoalesce"/> (a plain packet with an empty header) it may be held to merge with
     /// the next one. False when the kernel refused a write.
     /// </summary>
-    public bool Write(ReadOnlySpan<byte> framed, bool mayCoalesce)
+    public bool Write(ReadOnlyMemory<byte> framed, bool mayCoalesce)
     {
         if (!tun.Offload) return Put(framed);
-        _gro ??= new TcpCoalescer(TunDevice.GsoMaxSize);
-        var packet = framed[VirtioNetHeader.Length..];
+        _gro ??= new TcpCoalescer(ITunQueue.GsoMaxSize);
+        var packet = framed.Span[VirtioNetHeader.Length..];
         if (mayCoalesce && _gro.TryAppend(packet)) return true;
         bool ok = Flush();
         if (mayCoalesce && _gro.TryStart(packet)) return ok;
-        if (!tun.Uso && framed[1] == VirtioNetHeader.GsoUdpL4) return PutDatagrams(framed) && ok;
+        if (!tun.Uso && framed.Span[1] == VirtioNetHeader.GsoUdpL4) return PutDatagrams(framed.Span) && ok;
         return Put(framed) && ok;
     }
 
@@ -50,7 +50,7 @@ public sealed class TunWriter(TunDevice tun)
         for (int i = 0, count = GsoPacket.SegmentCount(header, packet.Length); i < count; i++)
         {
             int n = GsoPacket.WriteSegment(packet, header, i, _segment.AsSpan(VirtioNetHeader.Length));
-            ok &= Put(_segment.AsSpan(0, VirtioNetHeader.Length + n));
+            ok &= Put(_segment.AsMemory(0, VirtioNetHeader.Length + n));
         }
         return ok;
     }
@@ -58,9 +58,10 @@ public sealed class TunWriter(TunDevice tun)
     /// <summary>Writes the pending merged packet, if any. Call at the end of every burst and before anything else goes out.</summary>
     public bool Flush() => _gro is not { HasPending: true } || Put(_gro.Flush());
 
-    private bool Put(ReadOnlySpan<byte> framed)
+    /// <summary>One packet as a batch of one: the span over a local makes no allocation.</summary>
+    private bool Put(ReadOnlyMemory<byte> framed)
     {
         Writes++;
-        return tun.Write(framed);
+        return tun.Write(new ReadOnlySpan<ReadOnlyMemory<byte>>(in framed), 0) == 1;
     }
 }

@@ -67,9 +67,10 @@ public sealed class TcpCoalescer
 
     /// <summary>
     /// Finishes the pending packet: virtio header + packet, ready for one TUN write. A single segment goes
-    /// out as it came (no GSO); several become a TCP super-packet with a partial checksum.
+    /// out as it came (no GSO); several become a TCP super-packet with a partial checksum. The memory is this
+    /// coalescer's own buffer, valid until the next <see cref="TryStart"/>.
     /// </summary>
-    public ReadOnlySpan<byte> Flush()
+    public ReadOnlyMemory<byte> Flush()
     {
         var packet = _buffer.AsSpan(VirtioNetHeader.Length, _length);
         var header = new VirtioNetHeader();
@@ -99,7 +100,7 @@ public sealed class TcpCoalescer
         int total = VirtioNetHeader.Length + _length;
         _count = 0;
         _length = 0;
-        return _buffer.AsSpan(0, total);
+        return _buffer.AsMemory(0, total);
     }
 
     private static bool Mergeable(ReadOnlySpan<byte> packet, out int ipHeader, out int tcpHeader, out int payload)

@@ -1,0 +1,21 @@
+using System.Net;
+using Isotun.Protocol.Addressing;
+using Isotun.Tun;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// Where a tenant's TUN lives and how it is wired: <see cref="TenantNamespace"/> makes a network namespace, the
+/// TUN's queues, addresses and uplink in the kernel; a twin in tests hands out memory TUNs and touches nothing.
+/// </summary>
+public interface ITenantNetwork
+{
+    /// <summary>The network namespace the TUN lives in; null for the server's own.</summary>
+    string? Name { get; }
+
+    /// <summary>Creates the TUN's queues, gives it the gateway addresses and wires the uplink for <paramref name="pools"/>.</summary>
+    ITunQueue[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools);
+
+    /// <summary>Removes what <see cref="Setup"/> made (the TUN's queues are closed by their owner first).</summary>
+    void Teardown();
+}

@@ -1,0 +1,42 @@
+namespace Isotun.Tun;
+
+/// <summary>
+/// One queue of a layer-3 TUN device, as the data path sees it: batches of IP packets in and out, each led by a
+/// 10-byte virtio-net header when <see cref="Offload"/> is on. <c>Linux.TunDevice</c> is the kernel's;
+/// <see cref="MemoryTunQueue"/> is the in-memory twin that lets a whole server and client run in one process.
+/// Reads block (up to a timeout), so each queue is served by a dedicated thread.
+/// </summary>
+public interface ITunQueue : IDisposable
+{
+    /// <summary>Largest super-packet a TUN with offloads hands over, so header + packet fit one 64 KiB frame.</summary>
+    public const int GsoMaxSize = 65000;
+
+    /// <summary>The interface name (all queues of one device share it).</summary>
+    string Name { get; }
+
+    /// <summary>The MTU the link was configured with; 0 before it was.</summary>
+    int Mtu { get; }
+
+    /// <summary>
+    /// Packets carry a virtio_net_hdr, and reads may return TCP super-packets of up to <see cref="GsoMaxSize"/>
+    /// bytes; writes may be super-packets too.
+    /// </summary>
+    bool Offload { get; }
+
+    /// <summary>Also UDP super-packets (gso_type UDP_L4). Without it, UDP super-packets must be cut before they are written.</summary>
+    bool Uso { get; }
+
+    /// <summary>
+    /// Reads up to <paramref name="bufs"/>.Length packets, packet i into bufs[i] from <paramref name="offset"/> on,
+    /// its length in sizes[i]. Waits up to <paramref name="timeoutMs"/> for the first; the rest are only those
+    /// already waiting. Returns how many were read, 0 when none came in time, or -1 once the queue is closed.
+    /// </summary>
+    /// <exception cref="TunException">The device failed.</exception>
+    int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250);
+
+    /// <summary>
+    /// Writes bufs[i] from <paramref name="offset"/> on, one packet each. Returns how many the device took; a
+    /// refused packet is not retried (the caller counts it as a drop) and the ones after it are still tried.
+    /// </summary>
+    int Write(ReadOnlySpan<ReadOnlyMemory<byte>> bufs, int offset);
+}

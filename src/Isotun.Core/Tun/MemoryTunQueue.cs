@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+
+namespace Isotun.Tun;
+
+/// <summary>One queue of a <see cref="MemoryTun"/>: reads what the test injected into it, writes into the device's shared queue.</summary>
+public sealed class MemoryTunQueue : ITunQueue
+{
+    private readonly MemoryTun _device;
+    private readonly BlockingCollection<byte[]> _injected;
+    private volatile bool _closed;
+    private long _reads, _writes, _refused;
+
+    internal MemoryTunQueue(MemoryTun device, int index, int mtu, bool offload, bool uso, int capacity)
+    {
+        _device = device;
+        Index = index;
+        Mtu = mtu;
+        Offload = offload;
+        Uso = offload && uso;
+        _injected = new BlockingCollection<byte[]>(capacity);
+    }
+
+    public string Name => _device.Name;
+    public int Index { get; }
+    public int Mtu { get; }
+    public bool Offload { get; }
+    public bool Uso { get; }
+    public bool IsClosed => _closed;
+
+    /// <summary>Packets the data path read from this queue.</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+
+    /// <summary>Packets the data path wrote through this queue.</summary>
+    public long Writes => Interlocked.Read(ref _writes);
+
+    /// <summary>Writes refused because the device's queue was full or this queue closed.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Packets injected and not read yet.</summary>
+    public int Waiting => _injected.Count;
+
+    internal bool Inject(ReadOnlySpan<byte> packet)
+    {
+        try
+        {
+            return !_closed && _injected.TryAdd(packet.ToArray());
+        }
+        catch (InvalidOperationException)
+        {
+            return false; // closed meanwhile
+        }
+    }
+
+    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250)
+    {
+        int count = 0;
+        while (count < bufs.Length)
+        {
+            if (_closed) return count > 0 ? count : -1;
+            if (!_injected.TryTake(out var packet, count == 0 ? timeoutMs : 0))
+                return count == 0 && _closed ? -1 : count;
+            // Too long for the buffer: cut, as a short read of the kernel's would be.
+            var room = bufs[count].Span[offset..];
+            int n = Math.Min(packet.Length, room.Length);
+            packet.AsSpan(0, n).CopyTo(room);
+            sizes[count++] = n;
+            Interlocked.Increment(ref _reads);
+        }
+        return count;
+    }
+
+    public int Write(ReadOnlySpan<ReadOnlyMemory<byte>> bufs, int offset)
+    {
+        int written = 0;
+        foreach (var packet in bufs)
+        {
+            if (!_closed && _device.Deliver(packet.Span[offset..]))
+            {
+                written++;
+                Interlocked.Increment(ref _writes);
+            }
+            else Interlocked.Increment(ref _refused);
+        }
+        return written;
+    }
+
+    public void Dispose()
+    {
+        _closed = true;
+        _injected.CompleteAdding();
+    }
+}

@@ -1,0 +1,85 @@
+using System.Net;
+using Isotun.Client;
+using Isotun.Tun;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// A real <see cref="VpnClient"/> in the test process, with a memory TUN: a test injects packets into <see cref="Tun"/>
+/// as local programs would send them, and takes what the client wrote.
+/// </summary>
+internal sealed class InProcessClient : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+
+    private InProcessClient(ClientOptions options, bool uso)
+    {
+        Options = options;
+        Network = new MemoryClientNetwork(options.Offload, uso);
+        Client = new VpnClient(options, NullLogger.Instance, Network);
+        Run = Task.Run(() => Client.RunAsync(_stop.Token));
+    }
+
+    public ClientOptions Options { get; }
+    public VpnClient Client { get; }
+    public MemoryClientNetwork Network { get; }
+    public Task<ClientExitCode> Run { get; }
+    public MemoryTun Tun => Network.Tun!;
+    public TunnelParameters Parameters => Client.Parameters!;
+    public IPAddress Address => Parameters.Address;
+    public bool Offload => Tun.Offload;
+
+    /// <summary>Starts the client without waiting (for tests of failing logins: await <see cref="Run"/>).</summary>
+    public static InProcessClient Start(ClientOptions options, bool uso = true) => new(options, uso);
+
+    /// <summary>
+    /// Starts the client and waits until its data path carries packets: a probe from each TUN queue reaches the
+    /// server's TUN (whose probes are then taken away). Throws what the client threw if it failed.
+    /// </summary>
+    public static async Task<InProcessClient> ConnectAsync(InProcessServer server, ClientOptions options, bool uso = true, string? tenant = null)
+    {
+        var client = new InProcessClient(options, uso);
+        await Eventually.True(() => client.Run.IsCompleted || (client.Network.Tun is not null && client.Client.Parameters is not null), "the client did not connect");
+        if (client.Run.IsCompleted) await client.Run;
+        // A TUN thread may read before the connection's writer is published: probe until one gets through.
+        var serverTun = server.Tun(tenant);
+        for (int q = 0; q < client.Tun.Queues.Length; q++)
+        {
+            var probe = Packets.Framed(Packets.Probe(client.Address), client.Offload);
+            var sent = DateTime.MinValue;
+            int queue = q;
+            await Eventually.True(() =>
+            {
+                while (serverTun.TryTake(out var p, TimeSpan.Zero))
+                    if (Packets.IsProbe(Packets.Unframed(p, serverTun.Offload))) return true;
+                if (DateTime.UtcNow - sent > TimeSpan.FromMilliseconds(500))
+                {
+                    client.Tun.Inject(probe, queue);
+                    sent = DateTime.UtcNow;
+                }
+                return false;
+            }, $"no probe from client TUN queue {q} reached the server");
+        }
+        return client;
+    }
+
+    /// <summary>Injects <paramref name="packet"/> (a bare IP packet) into TUN queue <paramref name="queue"/>, with an empty virtio header when the TUN has offloads.</summary>
+    public void Send(byte[] packet, int queue = 0) => Assert.True(Tun.Inject(Packets.Framed(packet, Offload), queue), "the client's TUN queue is full");
+
+    /// <summary>The next bare IP packet the client wrote into its TUN.</summary>
+    public byte[] Receive(string because) => Packets.Take(Tun, because);
+
+    /// <summary>Stops the client as Ctrl-C does (it says goodbye to the server) and returns how it ended.</summary>
+    public async Task<ClientExitCode> StopAsync()
+    {
+        _stop.Cancel();
+        return await Run.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        try { await Run.WaitAsync(TimeSpan.FromSeconds(30)); } catch (Exception) { }
+    }
+}

@@ -1,0 +1,85 @@
+using Isotun.Protocol.Ip;
+using Isotun.Server;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>Several TLS connections joined to one session as queues, each with its own TUN queue on both sides.</summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessQueueTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task A_client_asking_for_four_queues_gets_them_and_each_carries_its_tun_queue()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 4 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Queues = 4 });
+        var session = await server.LiveSessionAsync(client.Address, 4);
+        Assert.Equal(4, client.Tun.Queues.Length);
+        Assert.Equal(4, server.Tun().Queues.Length);
+
+        // TUN queue k of the client sends on connection k, which writes into TUN queue k of the server.
+        for (int q = 0; q < 4; q++)
+        {
+            long before = server.Tun().Queues[q].Writes;
+            client.Send(Packets.Numbered(client.Address, Packets.Far4, q), q);
+            Assert.Equal(q, Packets.Number(Packets.Take(server.Tun(), $"the packet of queue {q} did not arrive")));
+            Assert.Equal(before + 1, server.Tun().Queues[q].Writes);
+        }
+    }
+
+    [Fact]
+    public async Task The_server_grants_no_more_queues_than_the_tenant_has()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 2 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Queues = 4 });
+
+        Assert.Equal(2, client.Tun.Queues.Length);
+        var session = await server.LiveSessionAsync(client.Address, 2);
+        Assert.Equal(2, session.QueueCount);
+    }
+
+    [Fact]
+    public async Task Flows_from_the_server_spread_over_the_queues_and_all_arrive()
+    {
+        const int flows = 64;
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 4 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Queues = 4 });
+        var session = await server.LiveSessionAsync(client.Address, 4);
+
+        for (int i = 0; i < flows; i++)
+            Assert.True(server.Tun().Inject(Packets.Framed(Packets.Numbered(Packets.Far4, client.Address, i, sourcePort: (ushort)(20000 + i)), server.Tun().Offload)));
+        var seen = new HashSet<int>();
+        for (int i = 0; i < flows; i++) seen.Add(Packets.Number(client.Receive($"{flows - i} packets did not arrive")));
+        Assert.Equal(flows, seen.Count);
+        Assert.True(client.Tun.Queues.Count(q => q.Writes > 0) >= 2, "every flow came through one queue");
+    }
+
+    [Fact]
+    public async Task A_lost_queue_is_joined_again_while_the_session_goes_on()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 2 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Queues = 2 });
+        var session = await server.LiveSessionAsync(client.Address, 2);
+        var primary = session.Connection;
+
+        var queue1 = QueueConnection(session, client.Address, 1);
+        queue1.Abort(TunnelEnd.Error);
+
+        await Eventually.True(() => session.LiveQueues == 2 && QueueConnection(session, client.Address, 1) != queue1, "queue 1 was not joined again");
+        Assert.Same(primary, session.Connection);
+        var packet = Packets.Udp(client.Address, Packets.Far4, 40000, 53, "after"u8);
+        client.Send(packet);
+        Assert.Equal(packet, Packets.Take(server.Tun(), "the session does not carry data after the rejoin"));
+    }
+
+    /// <summary>The session's connection of queue <paramref name="queue"/>, found by the flow hash the TUN reader uses.</summary>
+    private static TunnelConnection QueueConnection(VpnSession session, System.Net.IPAddress address, int queue)
+    {
+        for (ushort port = 1; port < 2000; port++)
+        {
+            var probe = Packets.Udp(Packets.Far4, address, port, 40000, [0]);
+            Assert.Equal(IpParseResult.Ok, IpPacket.TryParse(probe, out var info));
+            if (session.Pick(probe, info) is { Queue: var q } conn && q == queue) return conn;
+        }
+        throw new InvalidOperationException($"no flow of the session hashes to queue {queue}");
+    }
+}

@@ -1,0 +1,136 @@
+using System.Net;
+using Isotun.Client;
+using Isotun.Config;
+using Isotun.Pki;
+using Isotun.Server;
+using Isotun.State;
+using Isotun.Tun;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// A whole <see cref="VpnServer"/> in the test process: TLS on 127.0.0.1 (a free port), in-memory state, and one
+/// memory TUN per tenant instead of namespaces. Tenant names are unique in the process, so the per-tenant
+/// metrics a test reads are its own.
+/// </summary>
+internal sealed class InProcessServer : IAsyncDisposable
+{
+    private static int s_next;
+    private readonly TempDirectory _dir;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<string, MemoryTenantNetwork> _networks = new(StringComparer.Ordinal);
+    private readonly Task _run;
+
+    private InProcessServer(TempDirectory dir, ServerConfig config, bool uso)
+    {
+        _dir = dir;
+        Server = new VpnServer(config, NullLoggerFactory.Instance, new MemoryStateStore(), networks: tc =>
+        {
+            var network = new MemoryTenantNetwork(tc, uso);
+            lock (_networks) _networks[tc.Name] = network;
+            return network;
+        });
+        Tenants = config.Tenants.Select(t => t.Name).ToArray();
+        _run = Task.Run(() => Server.RunAsync(_stop.Token));
+    }
+
+    public VpnServer Server { get; }
+    public IReadOnlyList<string> Tenants { get; }
+    public string Tenant => Tenants[0];
+    public int Port => Server.LocalEndpoint!.Port;
+    public string Pin => CertificatePin.Compute(Server.ServerCertificate);
+
+    /// <summary>
+    /// Starts a server with one tenant per entry of <paramref name="tenants"/> (one plain tenant when none), each
+    /// changed by its function: pool 10.77.&lt;i&gt;.0/24, one queue, offload on, the users of <see cref="InProcessPki.Passwords"/>.
+    /// </summary>
+    public static async Task<InProcessServer> StartAsync(InProcessPki pki, params Func<TenantConfig, TenantConfig>[] tenants) =>
+        await StartAsync(pki, uso: true, tenants);
+
+    /// <param name="uso">Whether the memory TUNs take UDP super-packets whole (a kernel from 6.2) or need them cut.</param>
+    public static async Task<InProcessServer> StartAsync(InProcessPki pki, bool uso, params Func<TenantConfig, TenantConfig>[] tenants)
+    {
+        ServerMetrics.Start();
+        if (tenants.Length == 0) tenants = [t => t];
+        var dir = new TempDirectory();
+        int id = Interlocked.Increment(ref s_next);
+        var yaml = $"""
+            listen: 127.0.0.1:4443
+            tls:
+              certificate: {pki.ServerCertificate}
+              key: {pki.ServerKey}
+              client-ca: {pki.Ca}
+            admin:
+              listen: off
+            state: {dir.File("state.db")}
+            cookie:
+              key-file: {dir.File("cookie.key")}
+            tenants:
+
+            """;
+        for (int i = 0; i < tenants.Length; i++)
+        {
+            yaml += $"""
+                  - name: ip{id}t{i}
+                    namespace: host
+                    pool: 10.77.{i}.0/24
+                    password-file: {pki.Passwords}
+                    queues: 1
+
+                """;
+        }
+        var path = dir.File("isotun.yaml");
+        File.WriteAllText(path, yaml);
+        var loaded = ServerConfigLoader.Load(path);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        var config = loaded.Config! with
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            Tenants = loaded.Config!.Tenants.Select((t, i) => tenants[i](t)).ToArray(),
+        };
+        var server = new InProcessServer(dir, config, uso);
+        await Eventually.True(() => server.Server.LocalEndpoint is not null || server._run.IsCompleted, "the server did not start listening");
+        if (server._run.IsCompleted) await server._run;
+        return server;
+    }
+
+    /// <summary>The memory TUN of tenant <paramref name="tenant"/> (the first by default).</summary>
+    public MemoryTun Tun(string? tenant = null)
+    {
+        lock (_networks) return _networks[tenant ?? Tenant].Tun!;
+    }
+
+    /// <summary>What a client of <paramref name="tenant"/> is given by default: this server's pin, the first user, one queue.</summary>
+    public ClientOptions Options(string? tenant = null, string? user = InProcessPki.User, string? password = InProcessPki.Password) => new()
+    {
+        Server = new Uri($"https://127.0.0.1:{Port}/{tenant ?? Tenant}"),
+        User = user,
+        Password = password,
+        ServerPin = Pin,
+        Queues = 1,
+        ConfigureRoutes = false,
+        ReconnectTimeout = TimeSpan.FromSeconds(30),
+    };
+
+    /// <summary>The session holding <paramref name="address"/>, if any.</summary>
+    public VpnSession? Session(IPAddress address) =>
+        Server.Sessions.All.FirstOrDefault(s => address.Equals(s.Address) || address.Equals(s.Address6));
+
+    /// <summary>The session holding <paramref name="address"/>, once <paramref name="connections"/> of its connections (primary and queues) are live.</summary>
+    public async Task<VpnSession> LiveSessionAsync(IPAddress address, int connections = 1)
+    {
+        var session = await Eventually.Value(() => Session(address), $"no session holds {address}");
+        await Eventually.True(() => session.LiveQueues == connections, $"the session does not have {connections} live connections");
+        return session;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        try { await _run.WaitAsync(TimeSpan.FromSeconds(15)); } catch (Exception) { }
+        await Server.DisposeAsync();
+        _dir.Dispose();
+    }
+}

@@ -1,0 +1,22 @@
+using Isotun.Client;
+using Isotun.Tun;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>The client network twin: a memory TUN with the granted queues; no address or route is set anywhere.</summary>
+internal sealed class MemoryClientNetwork(bool offload, bool uso) : IClientNetwork
+{
+    private volatile MemoryTun? _tun;
+
+    /// <summary>The client's TUN once the first CONNECT succeeded.</summary>
+    public MemoryTun? Tun => _tun;
+    public TunnelParameters? Parameters { get; private set; }
+
+    public ITunQueue[] Open(TunnelParameters parameters, int queues)
+    {
+        Parameters = parameters;
+        var tun = new MemoryTun("isotun-client", queues, parameters.Mtu, offload, uso);
+        _tun = tun;
+        return tun.Queues;
+    }
+}
