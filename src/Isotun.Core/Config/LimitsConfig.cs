@@ -9,4 +9,21 @@ public sealed record LimitsConfig(TimeSpan HandshakeTimeout, TimeSpan AuthTimeou
 {
     public const int DefaultMaxConnections = 16384;
     public const int DefaultPerSourceConnections = 256;
+    public const int DefaultRequestTimeoutSeconds = 10;
+    public const int DefaultMinBodyRate = 1024;
+    public const int DefaultWriteTimeoutSeconds = 10;
+
+    /// <summary>From a request's first byte to the end of its head (as Kestrel's RequestHeadersTimeout).</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);
+
+    /// <summary>A request body must arrive at this many bytes per second at least, after a grace of <see cref="BodyGrace"/>.</summary>
+    public int MinBodyRate { get; init; } = DefaultMinBodyRate;
+
+    public static readonly TimeSpan BodyGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Each reply of the HTTP phase must be taken by the peer within this time.</summary>
+    public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(DefaultWriteTimeoutSeconds);
+
+    /// <summary>How long a body of <paramref name="length"/> bytes may take at <see cref="MinBodyRate"/>.</summary>
+    public TimeSpan BodyTimeout(long length) => BodyGrace + TimeSpan.FromSeconds((double)length / MinBodyRate);
 }

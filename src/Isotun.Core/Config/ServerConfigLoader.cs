@@ -31,7 +31,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
-    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "max-sessions", "max-connections", "per-source-connections"];
+    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections"];
     private static readonly string[] TenantKeys =
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
@@ -328,7 +328,15 @@ public static partial class ServerConfigLoader
         var sessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), "limits.max-sessions", DefaultMaxSessions, 1, 100_000);
         var connections = walker.Integer(keys.GetValueOrDefault("max-connections"), "limits.max-connections", LimitsConfig.DefaultMaxConnections, 1, 1_000_000);
         var perSource = walker.Integer(keys.GetValueOrDefault("per-source-connections"), "limits.per-source-connections", LimitsConfig.DefaultPerSourceConnections, 1, 1_000_000);
-        return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions, connections, perSource);
+        var request = walker.Integer(keys.GetValueOrDefault("request-timeout"), "limits.request-timeout", LimitsConfig.DefaultRequestTimeoutSeconds, 1, 600);
+        var bodyRate = walker.Integer(keys.GetValueOrDefault("min-body-rate"), "limits.min-body-rate", LimitsConfig.DefaultMinBodyRate, 1, 100_000_000);
+        var write = walker.Integer(keys.GetValueOrDefault("write-timeout"), "limits.write-timeout", LimitsConfig.DefaultWriteTimeoutSeconds, 1, 600);
+        return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions, connections, perSource)
+        {
+            RequestTimeout = TimeSpan.FromSeconds(request),
+            MinBodyRate = bodyRate,
+            WriteTimeout = TimeSpan.FromSeconds(write),
+        };
     }
 
     private static List<TenantConfig> ReadTenants(ConfigWalker walker, YamlTreeNode? node)

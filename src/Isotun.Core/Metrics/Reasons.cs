@@ -4,7 +4,7 @@ public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertif
 
 public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated }
 
-public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error }
+public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout }
 
 public static class ReasonLabels
 {
@@ -49,6 +49,9 @@ public static class ReasonLabels
         CloseReason.Replaced => "replaced",
         CloseReason.UserDisconnect => "user-disconnect",
         CloseReason.Shutdown => "shutdown",
+        CloseReason.RequestTimeout => "request-timeout",
+        CloseReason.SlowBody => "slow-body",
+        CloseReason.WriteTimeout => "write-timeout",
         _ => "error",
     };
 }

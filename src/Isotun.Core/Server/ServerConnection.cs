@@ -74,6 +74,24 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     /// </summary>
     public async Task RunAsync(Stream tls, PeerInfo peer, CancellationToken stopping)
     {
+        try
+        {
+            await RunHttpAsync(tls, peer, stopping).ConfigureAwait(false);
+        }
+        catch (WriteTimeoutException)
+        {
+            Close(CloseReason.WriteTimeout, $"peer did not take a reply within {server.Config.Limits.WriteTimeout.TotalSeconds:0} s");
+        }
+    }
+
+    /// <summary>
+    /// Deadlines of the HTTP phase, each closing only this connection, counted: the auth timeout from the connection
+    /// (or the login) on, which also bounds the idle time between requests; the request timeout from a request's first
+    /// byte to the end of its head (a head sent a byte at a time is cut off); a minimum data rate for the body; and a
+    /// write timeout for every reply (a peer that sends but never reads is not held for ever).
+    /// </summary>
+    private async Task RunHttpAsync(Stream tls, PeerInfo peer, CancellationToken stopping)
+    {
         _peer = peer;
         var limits = server.Config.Limits;
         using var reader = new ConnectionReader(tls);
@@ -86,8 +104,13 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             reqCts.CancelAfter(TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64)));
             HttpRequestHead? head;
             byte[] body = [];
+            var phase = CloseReason.AuthTimeout;
             try
             {
+                // Idle until the next request's first byte: only the auth timeout applies.
+                if (!await reader.WaitForDataAsync(reqCts.Token).ConfigureAwait(false)) { Close(CloseReason.PeerClosed, "peer closed"); return; }
+                phase = CloseReason.RequestTimeout;
+                reqCts.CancelAfter(Min(deadline - Environment.TickCount64, limits.RequestTimeout));
                 (var result, head) = await reader.ReadRequestHeadAsync(MaxHead, reqCts.Token).ConfigureAwait(false);
                 if (head is null)
                 {
@@ -103,6 +126,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
                 }
                 if (length > 0)
                 {
+                    phase = CloseReason.SlowBody;
+                    reqCts.CancelAfter(Min(deadline - Environment.TickCount64, limits.BodyTimeout(length)));
                     var b = await reader.ReadBodyAsync((int)length, reqCts.Token).ConfigureAwait(false);
                     if (b is null) { Close(CloseReason.PeerClosed, "peer closed in the body"); return; }
                     body = b;
@@ -110,7 +135,10 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
-                Close(CloseReason.AuthTimeout, "request not received in time");
+                bool authExpired = Environment.TickCount64 >= deadline;
+                Close(authExpired ? CloseReason.AuthTimeout : phase, authExpired ? "request not received in time"
+                    : phase == CloseReason.RequestTimeout ? $"request head not complete within {limits.RequestTimeout.TotalSeconds:0} s of its first byte"
+                    : $"request body slower than {limits.MinBodyRate} bytes/s");
                 return;
             }
             catch (IOException)
@@ -321,9 +349,17 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
     {
         try
         {
-            await tls.WriteAsync(reply, ct).ConfigureAwait(false);
-            await tls.FlushAsync(ct).ConfigureAwait(false);
+            await WithWriteDeadlineAsync(async t =>
+            {
+                await tls.WriteAsync(reply, t).ConfigureAwait(false);
+                await tls.FlushAsync(t).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
             return true;
+        }
+        catch (WriteTimeoutException)
+        {
+            Close(CloseReason.WriteTimeout, "peer did not take the CONNECT reply in time");
+            return false;
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -334,7 +370,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
     private void Ended(VpnSession session, TunnelConnection tunnel, TunnelEnd end)
     {
-        ServerLog.TunnelDown(log, session.Tenant.Name, session.ShortId, id, tunnel.Queue == 0 ? end.ToString() : $"{end} (queue {tunnel.Queue})");
+        var why = tunnel.StalledOut ? $"{end}: the peer stopped reading" : end.ToString();
+        ServerLog.TunnelDown(log, session.Tenant.Name, session.ShortId, id, tunnel.Queue == 0 ? why : $"{why} (queue {tunnel.Queue})");
         IsotunMetrics.Instance.Closed(end switch
         {
             TunnelEnd.BadFrame => CloseReason.BadFrame,
@@ -403,7 +440,31 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         return null;
     }
 
-    private static async Task WriteXmlAsync(Stream tls, int status, string xml, string? setCookie, CancellationToken ct)
+    private static TimeSpan Min(long remainingMs, TimeSpan limit) =>
+        TimeSpan.FromMilliseconds(Math.Max(0, Math.Min(remainingMs, (long)limit.TotalMilliseconds)));
+
+    /// <summary>A reply of the HTTP phase that the peer did not take within <c>limits.write-timeout</c>.</summary>
+    private sealed class WriteTimeoutException : Exception;
+
+    /// <summary>Runs one reply's writes under <c>limits.write-timeout</c>; a peer that never reads makes it throw <see cref="WriteTimeoutException"/>.</summary>
+    private async Task WithWriteDeadlineAsync(Func<CancellationToken, Task> write, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(server.Config.Limits.WriteTimeout);
+        try
+        {
+            await write(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new WriteTimeoutException();
+        }
+    }
+
+    private Task WriteXmlAsync(Stream tls, int status, string xml, string? setCookie, CancellationToken ct) =>
+        WithWriteDeadlineAsync(t => WriteXmlNowAsync(tls, status, xml, setCookie, t), ct);
+
+    private static async Task WriteXmlNowAsync(Stream tls, int status, string xml, string? setCookie, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes(xml);
         var sb = new StringBuilder();
@@ -426,23 +487,27 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         Close(CloseReason.BadRequest, detail);
     }
 
-    private static async Task WriteSimpleAsync(Stream tls, int status, string reason, CancellationToken ct)
+    /// <summary>A refusal with "Connection: close": best effort, since the connection ends after it either way.</summary>
+    private async Task WriteSimpleAsync(Stream tls, int status, string reason, CancellationToken ct)
     {
         try
         {
             var text = $"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);
-            await tls.FlushAsync(ct).ConfigureAwait(false);
+            await WithWriteDeadlineAsync(async t =>
+            {
+                await tls.WriteAsync(Encoding.ASCII.GetBytes(text), t).ConfigureAwait(false);
+                await tls.FlushAsync(t).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
         }
-        catch (IOException) { }
+        catch (Exception e) when (e is IOException or WriteTimeoutException) { }
     }
 
-    private static async Task WriteServiceUnavailableAsync(Stream tls, string reason, CancellationToken ct)
+    private Task WriteServiceUnavailableAsync(Stream tls, string reason, CancellationToken ct) => WithWriteDeadlineAsync(async t =>
     {
         var text = $"HTTP/1.1 503 Service Unavailable\r\nX-Reason: {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-        await tls.WriteAsync(Encoding.ASCII.GetBytes(text), ct).ConfigureAwait(false);
-        await tls.FlushAsync(ct).ConfigureAwait(false);
-    }
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(text), t).ConfigureAwait(false);
+        await tls.FlushAsync(t).ConfigureAwait(false);
+    }, ct);
 
     private void Close(CloseReason reason, string detail)
     {

@@ -56,6 +56,9 @@ public sealed class TunnelConnection
         _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }
 
+    /// <summary>The peer stopped reading: its send queue made no progress for 3×DPD (set before the dead-peer end).</summary>
+    public bool StalledOut { get; private set; }
+
     /// <summary>The writer's TryEnqueue as one cached delegate, for the TUN reader's hot path.</summary>
     public Func<PacketBuffer, bool> TryEnqueue { get; }
 
@@ -271,17 +274,35 @@ public sealed class TunnelConnection
         return VirtioNetHeader.Length + info.TotalLength;
     }
 
-    /// <summary>Like ocserv: a DPD-REQ after 2×DPD of silence, and the connection is dead after 3×DPD.</summary>
+    /// <summary>
+    /// Dead-peer detection both ways. Inbound, like ocserv: a DPD-REQ after 2×DPD of silence, and the connection is
+    /// dead after 3×DPD. Outbound: a peer that stops reading (frames wait in the send queue and none has gone out
+    /// for 3×DPD) is dead too, so it does not hold its queued buffers for ever.
+    /// </summary>
     private async Task DeadPeerLoopAsync(CancellationToken ct)
     {
         long dpdMs = _session.Tenant.Config.Dpd * 1000L;
         bool probed = false;
+        long written = Writer.FramesWritten, progressAt = Environment.TickCount64;
         while (!ct.IsCancellationRequested)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, dpdMs / 2)), ct).ConfigureAwait(false);
-            long silent = Environment.TickCount64 - Volatile.Read(ref _lastRxTicks);
+            long now = Environment.TickCount64;
+            long silent = now - Volatile.Read(ref _lastRxTicks);
             if (silent >= 3 * dpdMs)
             {
+                Abort(TunnelEnd.DeadPeer);
+                return;
+            }
+            long nowWritten = Volatile.Read(ref Writer.FramesWritten);
+            if (Writer.Queued == 0 || nowWritten != written)
+            {
+                written = nowWritten;
+                progressAt = now;
+            }
+            else if (now - progressAt >= 3 * dpdMs)
+            {
+                StalledOut = true;
                 Abort(TunnelEnd.DeadPeer);
                 return;
             }

@@ -62,6 +62,14 @@ public sealed class ConnectionReader : IDisposable
         return true;
     }
 
+    /// <summary>Waits until at least one byte is buffered; false at end of stream. Lets a caller time a request from its first byte.</summary>
+    public async ValueTask<bool> WaitForDataAsync(CancellationToken ct)
+    {
+        while (Available == 0)
+            if (!await FillAsync(ct).ConfigureAwait(false)) return false;
+        return true;
+    }
+
     public async ValueTask<(HttpParseResult Result, HttpRequestHead? Head)> ReadRequestHeadAsync(int maxHeadBytes, CancellationToken ct)
     {
         maxHeadBytes = Math.Min(maxHeadBytes, BufferSize); // a head must fit the buffer, else a full buffer would spin

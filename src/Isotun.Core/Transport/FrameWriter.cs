@@ -39,6 +39,9 @@ public sealed class FrameWriter
     /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
     public TokenBucket? Limiter { get; init; }
 
+    /// <summary>Frames waiting to be written.</summary>
+    public int Queued => _queue.Reader.Count;
+
     /// <summary>Queues a frame. False when the queue is full or closed: the caller counts the drop and returns the buffer.</summary>
     public bool TryEnqueue(PacketBuffer frame) => _queue.Writer.TryWrite(frame);
 

@@ -74,7 +74,6 @@ internal sealed class InProcessServer : IAsyncDisposable
         {
             yaml += $"""
                   - name: ip{id}t{i}
-                    namespace: host
                     pool: 10.77.{i}.0/24
                     password-file: {pki.Passwords}
                     queues: 1

@@ -68,8 +68,8 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
             }
             if (admission?.Admit(remote.Address) is { } refusal)
             {
+                events.Refused(remote, refusal); // counted before the peer can see the reset
                 Reset(socket);
-                events.Refused(remote, refusal);
                 continue;
             }
             var connection = new AcceptedConnection(socket, remote, nextId());
