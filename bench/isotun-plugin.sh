@@ -186,6 +186,7 @@ tenants:
     dpd: 600
     keepalive: 600
     max-sessions: 10000
+    max-sessions-per-user: 10000
 CONF
   spawn isotun-mem "$NS_SRV" "$ISOTUN" server --config "$d/server.yaml"; local s=$SPAWN_PID
   wait_for 30 listening "$NS_SRV" 8444 || fail "isotun (memory test) not listening: $(logtail isotun-mem 8)"

@@ -24,6 +24,16 @@ public sealed record LimitsConfig(TimeSpan HandshakeTimeout, TimeSpan AuthTimeou
     /// <summary>Each reply of the HTTP phase must be taken by the peer within this time.</summary>
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(DefaultWriteTimeoutSeconds);
 
+    /// <summary>Failed logins for one user name within <see cref="LoginFailureWindow"/> that ban that user for a while; 0 turns it off.</summary>
+    public int LoginBanAfter { get; init; } = 10;
+
+    /// <summary>Failed logins from one source (an IPv4 address or IPv6 /64) that ban it; higher, since many users may share one NAT.</summary>
+    public int LoginSourceBanAfter { get; init; } = 50;
+
+    public TimeSpan LoginFailureWindow { get; init; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan LoginBanTime { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How long a body of <paramref name="length"/> bytes may take at <see cref="MinBodyRate"/>.</summary>
     public TimeSpan BodyTimeout(long length) => BodyGrace + TimeSpan.FromSeconds((double)length / MinBodyRate);
 }

@@ -82,7 +82,14 @@ public static partial class ServerConfigLoader
             else names.Add(sni.ToLowerInvariant());
         }
 
-        var maxSessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), $"{path}.max-sessions", DefaultMaxSessions, 1, 100_000);
+        var maxSessions = walker.Integer(keys.GetValueOrDefault("max-sessions"), $"{path}.max-sessions", TenantConfig.DefaultMaxSessions, 1, 100_000);
+        var perUser = walker.Integer(keys.GetValueOrDefault("max-sessions-per-user"), $"{path}.max-sessions-per-user", TenantConfig.DefaultMaxSessionsPerUser, 1, 100_000);
+        var overUser = UserLimitAction.ReplaceOldestIdle;
+        if (walker.Text(keys.GetValueOrDefault("over-user-limit"), $"{path}.over-user-limit") is { } action)
+        {
+            if (action == "refuse") overUser = UserLimitAction.Refuse;
+            else if (action != "replace-oldest-idle") walker.Error($"{path}.over-user-limit", "must be replace-oldest-idle or refuse");
+        }
         var rate = walker.Integer(keys.GetValueOrDefault("rate-limit"), $"{path}.rate-limit", 0, 0, 2_000_000_000);
         if (rate is > 0 and < 8192) walker.Error($"{path}.rate-limit", "must be 0 (none) or at least 8192 bytes/s");
         var c2c = walker.Boolean(keys.GetValueOrDefault("client-to-client"), $"{path}.client-to-client", false);
@@ -99,6 +106,8 @@ public static partial class ServerConfigLoader
             AllowedOus = ous,
             ServerNames = names,
             MaxSessions = maxSessions,
+            MaxSessionsPerUser = perUser,
+            OverUserLimit = overUser,
             RateLimit = rate,
             ClientToClient = c2c,
             LeaseLifetime = leaseSeconds == 0 ? null : TimeSpan.FromSeconds(leaseSeconds),

@@ -38,7 +38,18 @@ public sealed record TenantConfig(
     /// <summary>TLS server names (SNI) that select this tenant.</summary>
     public IReadOnlyList<string> ServerNames { get; init; } = [];
 
-    public int MaxSessions { get; init; } = 1024;
+    public int MaxSessions { get; init; } = DefaultMaxSessions;
+
+    /// <summary>Below the server-wide default, so one tenant alone cannot fill the server.</summary>
+    public const int DefaultMaxSessions = 512;
+
+    /// <summary>Sessions one user of this tenant may hold at once (ocserv's max-same-clients).</summary>
+    public int MaxSessionsPerUser { get; init; } = DefaultMaxSessionsPerUser;
+
+    public const int DefaultMaxSessionsPerUser = 16;
+
+    /// <summary>What a login over <see cref="MaxSessionsPerUser"/> does: end the user's oldest session without a connection, or be refused.</summary>
+    public UserLimitAction OverUserLimit { get; init; } = UserLimitAction.ReplaceOldestIdle;
 
     /// <summary>Per-user rate limit in bytes per second, each direction; 0 means none.</summary>
     public long RateLimit { get; init; }
@@ -80,3 +91,5 @@ public sealed record UplinkConfig(string Kind, string? PeerNamespace, string? Na
 {
     public static readonly UplinkConfig None = new("none", null, null, null, null, null, null);
 }
+
+public enum UserLimitAction { ReplaceOldestIdle, Refuse }

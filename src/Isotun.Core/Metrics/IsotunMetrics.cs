@@ -22,6 +22,7 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _closed;
     private readonly Counter<long> _refused;
     private readonly Counter<long> _acceptErrors;
+    private readonly Counter<long> _loginBans;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
 
@@ -34,6 +35,7 @@ public sealed class IsotunMetrics
         _closed = _meter.CreateCounter<long>("isotun.connections.closed", description: "Connections closed, by reason");
         _refused = _meter.CreateCounter<long>("isotun.listener.refused", description: "Connections refused at accept, before a byte was read, by listener and reason");
         _acceptErrors = _meter.CreateCounter<long>("isotun.listener.accept.errors", description: "Accept failures that made a listener back off (emfile, enfile, enobufs, enomem, other), by listener");
+        _loginBans = _meter.CreateCounter<long>("isotun.login.bans", description: "Temporary login bans after repeated failed logins, by scope (source, user)");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
@@ -60,6 +62,8 @@ public sealed class IsotunMetrics
     public void ListenerRefused(string listener, string reason) => _refused.Add(1, new("listener", listener), new("reason", reason));
 
     public void AcceptError(string listener, string error) => _acceptErrors.Add(1, new("listener", listener), new("error", error));
+
+    public void LoginBan(string scope) => _loginBans.Add(1, new KeyValuePair<string, object?>("scope", scope));
 
     public void SessionUp(string tenant) => _sessions.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
 

@@ -1,6 +1,6 @@
 namespace Isotun.Metrics;
 
-public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions }
+public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy }
 
 public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated }
 
@@ -19,6 +19,8 @@ public static class ReasonLabels
         AuthOutcome.BadRequest => "bad-request",
         AuthOutcome.CookieRejected => "cookie-rejected",
         AuthOutcome.TooManySessions => "too-many-sessions",
+        AuthOutcome.Throttled => "throttled",
+        AuthOutcome.Busy => "busy",
         _ => "other",
     };
 

@@ -191,10 +191,50 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return AuthStep.Continue;
         }
 
-        var decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
-        string tenantLabel = decision.Tenant?.Name ?? "-";
         bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0 || server.Authenticator.TenantForServerName(_peer.ServerName) is not null;
         string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
+        // A source or user with too many failed logins is refused before any password is hashed.
+        var pathTenant = Authenticator.PathTenant(head.Target);
+        string? userKey = string.IsNullOrEmpty(msg.Username) ? null : LoginThrottle.UserKey(pathTenant.Length > 0 ? pathTenant : msg.GroupSelect, msg.Username);
+        var source = _peer.Remote?.Address;
+        if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
+        {
+            metrics.Auth("-", AuthOutcome.Throttled);
+            ServerLog.Login(log, Throttled("login throttled"), "-", id, PasswordSafe(msg.Username ?? "-"), block == LoginBlock.Source ? "throttled (source)" : "throttled (user)");
+            var banned = server.Authenticator.BuildForm(action, "Login failed.", "too many failed logins; try again later", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(banned with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+
+        // Password hashing runs a bounded number at a time, so a storm of logins cannot starve the data path.
+        AuthDecision decision;
+        if (!await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
+        {
+            metrics.Auth("-", AuthOutcome.Busy);
+            ServerLog.Login(log, Throttled("login busy"), "-", id, PasswordSafe(msg.Username ?? "-"), "busy");
+            var busy = server.Authenticator.BuildForm(action, "Login failed.", "the server is busy; try again", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(busy with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        try
+        {
+            decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            server.LoginGate.Exit();
+        }
+        string tenantLabel = decision.Tenant?.Name ?? "-";
+        if (!decision.ShowForm && !decision.Success)
+        {
+            var (sourceBanned, userBanned) = server.Logins.Failed(source, userKey);
+            if (sourceBanned) LoginBanned(tenantLabel, "source", source?.ToString() ?? "-");
+            if (userBanned) LoginBanned(tenantLabel, "user", PasswordSafe(msg.Username ?? "-"));
+        }
+        else if (decision.Success && userKey is not null)
+        {
+            server.Logins.Succeeded(userKey);
+        }
         if (decision.ShowForm)
         {
             var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);
@@ -213,15 +253,16 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return AuthStep.Continue;
         }
         var tenant = decision.Tenant!;
-        if (server.Sessions.CountFor(tenant) >= tenant.Config.MaxSessions || server.Sessions.Count >= server.Config.Limits.MaxSessions)
+        var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit);
+        if (ticket is null)
         {
             metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
-            ServerLog.Login(log, Throttled("login too-many-sessions"), tenantLabel, id, decision.User!, "too many sessions");
-            var full = server.Authenticator.BuildForm(action, "Login failed.", "too many sessions for this group", false, null);
+            var why = limit == SessionLimit.User ? "too many sessions for this user" : "too many sessions for this group";
+            ServerLog.Login(log, Throttled("login too-many-sessions"), tenantLabel, id, decision.User!, why);
+            var full = server.Authenticator.BuildForm(action, "Login failed.", why, false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
-        var ticket = server.Sessions.Create(tenant, decision.User!);
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
@@ -508,6 +549,12 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         await tls.WriteAsync(Encoding.ASCII.GetBytes(text), t).ConfigureAwait(false);
         await tls.FlushAsync(t).ConfigureAwait(false);
     }, ct);
+
+    private void LoginBanned(string tenant, string scope, string who)
+    {
+        IsotunMetrics.Instance.LoginBan(scope);
+        ServerLog.LoginBanned(log, tenant, scope, who, (int)server.Config.Limits.LoginBanTime.TotalSeconds);
+    }
 
     private void Close(CloseReason reason, string detail)
     {

@@ -47,4 +47,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(42, LogLevel.Error, "{Listener} listener cannot accept: {Error}; backing off {BackoffMs} ms (and {Suppressed} more not logged)")]
     public static partial void AcceptFailed(ILogger logger, string listener, string error, int backoffMs, long suppressed);
+
+    [LoggerMessage(43, LogLevel.Warning, "tenant={Tenant} {Scope} {Who} banned from logging in for {Seconds} s after repeated failures")]
+    public static partial void LoginBanned(ILogger logger, string tenant, string scope, string who, int seconds);
 }

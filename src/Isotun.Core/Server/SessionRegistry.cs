@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Isotun.Config;
 using Isotun.Protocol.Cookies;
 using Isotun.State;
 using Microsoft.Extensions.Logging;
@@ -9,6 +10,7 @@ namespace Isotun.Server;
 public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSpan cookieLifetime, ILogger log)
 {
     private readonly ConcurrentDictionary<Guid, VpnSession> _sessions = new();
+    private readonly Lock _createLock = new();
 
     public int Count => _sessions.Count;
 
@@ -16,11 +18,42 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
 
     public IEnumerable<VpnSession> All => _sessions.Values;
 
-    public SessionTicket Create(TenantRuntime tenant, string user)
+    /// <summary>
+    /// A new session for a login, within the limits: the user's (<c>max-sessions-per-user</c>; over it the user's
+    /// oldest session without a connection is ended, or the login refused, as the tenant says), the tenant's and the
+    /// server's. Checked and created under one lock, so concurrent logins cannot slip past a limit. Null when refused,
+    /// with the limit that refused it.
+    /// </summary>
+    public SessionTicket? TryCreate(TenantRuntime tenant, string user, int serverMax, out SessionLimit refusedBy)
     {
-        var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime);
-        _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user) };
-        return ticket;
+        lock (_createLock)
+        {
+            refusedBy = SessionLimit.None;
+            var config = tenant.Config;
+            int mine = 0;
+            VpnSession? oldestIdle = null;
+            foreach (var s in _sessions.Values)
+            {
+                if (s.Tenant != tenant || s.User != user) continue;
+                mine++;
+                if (s.Connection is null && (oldestIdle is null || s.ExpiresAt < oldestIdle.ExpiresAt)) oldestIdle = s;
+            }
+            if (mine >= config.MaxSessionsPerUser)
+            {
+                if (config.OverUserLimit == UserLimitAction.Refuse || oldestIdle is null)
+                {
+                    refusedBy = SessionLimit.User;
+                    return null;
+                }
+                End(oldestIdle, "replaced by a new login of the same user");
+            }
+            if (CountFor(tenant) >= config.MaxSessions) refusedBy = SessionLimit.Tenant;
+            else if (Count >= serverMax) refusedBy = SessionLimit.Server;
+            if (refusedBy != SessionLimit.None) return null;
+            var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime);
+            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user) };
+            return ticket;
+        }
     }
 
     /// <summary>A live session by id, or null (never rebuilt: a queue joins only a session that has a primary).</summary>
@@ -54,3 +87,6 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         }
     }
 }
+
+/// <summary>Which limit refused a new session.</summary>
+public enum SessionLimit { None, User, Tenant, Server }

@@ -39,6 +39,8 @@ public sealed class VpnServer : IAsyncDisposable
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
         LogThrottle = new LogThrottle(time: t);
+        Logins = new LoginThrottle(t);
+        Logins.Configure(config.Limits.LoginBanAfter, config.Limits.LoginSourceBanAfter, config.Limits.LoginFailureWindow, config.Limits.LoginBanTime);
         State = state ?? new SqliteStateStore(config.StatePath, t);
         Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
@@ -73,6 +75,12 @@ public sealed class VpnServer : IAsyncDisposable
 
     /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
     internal LogThrottle LogThrottle { get; }
+
+    /// <summary>Failed logins per source and per user, and the bans they lead to.</summary>
+    public LoginThrottle Logins { get; }
+
+    /// <summary>Bounds how many logins are decided (passwords hashed) at once.</summary>
+    internal LoginGate LoginGate { get; } = new(LoginGate.DefaultConcurrency, LoginGate.DefaultQueue);
 
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -173,6 +181,7 @@ public sealed class VpnServer : IAsyncDisposable
         }
         Config = Config with { Limits = next.Limits, Admin = Config.Admin };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
+        Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         foreach (var line in report) _log.LogInformation("reload: {Line}", line);
         return report;
     }

@@ -24,7 +24,9 @@ public class TenantIsolationConfigTests
         Assert.Empty(t.AllowedOus);
         Assert.Equal(["acme"], t.EffectiveOus);
         Assert.Empty(t.ServerNames);
-        Assert.Equal(1024, t.MaxSessions);
+        Assert.Equal(512, t.MaxSessions); // below the server-wide 1024
+        Assert.Equal(16, t.MaxSessionsPerUser);
+        Assert.Equal(UserLimitAction.ReplaceOldestIdle, t.OverUserLimit);
         Assert.Equal(0, t.RateLimit);
         Assert.False(t.ClientToClient);
         Assert.Null(t.LeaseLifetime);

@@ -1,0 +1,117 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Isotun.Transport.Listening;
+
+namespace Isotun.Server;
+
+/// <summary>Why a login was not even tried.</summary>
+public enum LoginBlock { None, Source, User }
+
+/// <summary>
+/// Failed logins, counted per source (an IPv4 address or an IPv6 /64) and per user name (with the group it named): past
+/// their thresholds within <c>window</c>, that source or that user is refused for <c>ban-time</c> without a
+/// password hash being computed, so a guesser costs the server almost nothing. A success clears the user's count, never
+/// the source's. Tables are bounded: idle entries are swept, and when full, new keys are not tracked (never refused).
+/// </summary>
+public sealed class LoginThrottle(TimeProvider time)
+{
+    public const int MaxTracked = 100_000;
+
+    private sealed class Entry
+    {
+        public int Failures;
+        public long FirstFailure;
+        public long BannedUntil;
+    }
+
+    private readonly ConcurrentDictionary<IPAddress, Entry> _sources = new();
+    private readonly ConcurrentDictionary<string, Entry> _users = new(StringComparer.Ordinal);
+    private (int UserBanAfter, int SourceBanAfter, TimeSpan Window, TimeSpan BanTime) _settings = (10, 50, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5));
+    private long _lastSweep;
+
+    public void Configure(int userBanAfter, int sourceBanAfter, TimeSpan window, TimeSpan banTime) => _settings = (userBanAfter, sourceBanAfter, window, banTime);
+
+    public static string UserKey(string? group, string user) => $"{group ?? ""}/{user}";
+
+    /// <summary>Whether a login from <paramref name="source"/> for <paramref name="userKey"/> may be tried now.</summary>
+    public LoginBlock Check(IPAddress? source, string? userKey)
+    {
+        long now = time.GetTimestamp();
+        Sweep(now);
+        if (source is not null && _sources.TryGetValue(SourceKey.Of(source), out var s) && Banned(s, now)) return LoginBlock.Source;
+        if (userKey is not null && _users.TryGetValue(userKey, out var u) && Banned(u, now)) return LoginBlock.User;
+        return LoginBlock.None;
+    }
+
+    /// <summary>Counts a failure; returns which bans it started.</summary>
+    public (bool SourceBanned, bool UserBanned) Failed(IPAddress? source, string? userKey)
+    {
+        long now = time.GetTimestamp();
+        bool sourceBanned = source is not null && Count(_sources, SourceKey.Of(source), _settings.SourceBanAfter, now);
+        bool userBanned = userKey is not null && Count(_users, userKey, _settings.UserBanAfter, now);
+        return (sourceBanned, userBanned);
+    }
+
+    public void Succeeded(string userKey) => _users.TryRemove(userKey, out _);
+
+    /// <summary>Lifts a ban (the operator's unban).</summary>
+    public bool UnbanSource(IPAddress source) => _sources.TryRemove(SourceKey.Of(source), out _);
+
+    public bool UnbanUser(string userKey) => _users.TryRemove(userKey, out _);
+
+    public int BannedSources => _sources.Values.Count(e => Banned(e, time.GetTimestamp()));
+
+    public int BannedUsers => _users.Values.Count(e => Banned(e, time.GetTimestamp()));
+
+    private static bool Banned(Entry e, long now)
+    {
+        lock (e) return e.BannedUntil > now;
+    }
+
+    private bool Count<TKey>(ConcurrentDictionary<TKey, Entry> table, TKey key, int banAfter, long now) where TKey : notnull
+    {
+        var (_, _, window, banTime) = _settings;
+        if (banAfter <= 0) return false;
+        if (!table.TryGetValue(key, out var e))
+        {
+            if (table.Count >= MaxTracked) return false;
+            e = table.GetOrAdd(key, _ => new Entry());
+        }
+        lock (e)
+        {
+            if (e.BannedUntil > now) return false;
+            if (e.Failures == 0 || time.GetElapsedTime(e.FirstFailure, now) > window)
+            {
+                e.Failures = 0;
+                e.FirstFailure = now;
+            }
+            if (++e.Failures < banAfter) return false;
+            e.Failures = 0;
+            e.BannedUntil = now + (long)(banTime.TotalSeconds * time.TimestampFrequency);
+            return true;
+        }
+    }
+
+    /// <summary>At most once a minute: drops entries neither banned nor failing within the window.</summary>
+    private void Sweep(long now)
+    {
+        long last = Volatile.Read(ref _lastSweep);
+        if (last != 0 && time.GetElapsedTime(last, now) < TimeSpan.FromMinutes(1)) return;
+        if (Interlocked.CompareExchange(ref _lastSweep, now, last) != last) return;
+        var window = _settings.Window;
+        SweepTable(_sources, now, window);
+        SweepTable(_users, now, window);
+    }
+
+    private void SweepTable<TKey>(ConcurrentDictionary<TKey, Entry> table, long now, TimeSpan window) where TKey : notnull
+    {
+        foreach (var (key, e) in table)
+        {
+            lock (e)
+            {
+                if (e.BannedUntil <= now && (e.Failures == 0 || time.GetElapsedTime(e.FirstFailure, now) > window))
+                    table.TryRemove(new KeyValuePair<TKey, Entry>(key, e));
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net;
+using Isotun.Metrics;
+using Isotun.Protocol.Auth;
+using Isotun.Security;
+using Isotun.Server;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Isotun.UnitTests.Core.Server;
+
+/// <summary>Failed-login bans per source and per user, the bounded login gate, and equal cost for unknown users and wrong passwords.</summary>
+public sealed class LoginThrottleTests
+{
+    private static readonly IPAddress A = IPAddress.Parse("198.18.5.1"), B = IPAddress.Parse("198.18.5.2");
+
+    [Fact]
+    public void A_user_is_banned_after_its_failures_and_freed_when_the_ban_ends()
+    {
+        var time = new FakeTimeProvider();
+        var throttle = new LoginThrottle(time);
+        throttle.Configure(userBanAfter: 3, sourceBanAfter: 100, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        var alice = LoginThrottle.UserKey("acme", "alice");
+        Assert.Equal((false, false), throttle.Failed(A, alice));
+        Assert.Equal((false, false), throttle.Failed(B, alice));
+        Assert.Equal((false, true), throttle.Failed(A, alice));
+        // From any source, and only that user.
+        Assert.Equal(LoginBlock.User, throttle.Check(B, alice));
+        Assert.Equal(LoginBlock.None, throttle.Check(B, LoginThrottle.UserKey("acme", "bob")));
+        Assert.Equal(1, throttle.BannedUsers);
+        time.Advance(TimeSpan.FromMinutes(2) + TimeSpan.FromSeconds(1));
+        Assert.Equal(LoginBlock.None, throttle.Check(A, alice));
+    }
+
+    [Fact]
+    public void A_source_is_banned_after_its_failures_whatever_the_user_and_an_IPv6_slash_64_counts_as_one()
+    {
+        var throttle = new LoginThrottle(new FakeTimeProvider());
+        throttle.Configure(userBanAfter: 100, sourceBanAfter: 3, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5));
+        throttle.Failed(IPAddress.Parse("2001:db8::1"), "x/u1");
+        throttle.Failed(IPAddress.Parse("2001:db8::2"), "x/u2");
+        Assert.Equal((true, false), throttle.Failed(IPAddress.Parse("2001:db8::3"), "x/u3"));
+        Assert.Equal(LoginBlock.Source, throttle.Check(IPAddress.Parse("2001:db8::99"), "x/anyone"));
+        Assert.Equal(LoginBlock.None, throttle.Check(IPAddress.Parse("2001:db8:0:1::1"), "x/anyone"));
+        Assert.True(throttle.UnbanSource(IPAddress.Parse("2001:db8::5")));
+        Assert.Equal(LoginBlock.None, throttle.Check(IPAddress.Parse("2001:db8::99"), "x/anyone"));
+    }
+
+    [Fact]
+    public void Failures_outside_the_window_start_over_and_a_success_clears_the_user()
+    {
+        var time = new FakeTimeProvider();
+        var throttle = new LoginThrottle(time);
+        throttle.Configure(userBanAfter: 3, sourceBanAfter: 100, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5));
+        throttle.Failed(A, "t/u");
+        throttle.Failed(A, "t/u");
+        time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal((false, false), throttle.Failed(A, "t/u")); // the first two are out of the window
+        throttle.Failed(A, "t/u");
+        throttle.Succeeded("t/u");
+        Assert.Equal((false, false), throttle.Failed(A, "t/u"));
+        // Bans can be turned off.
+        throttle.Configure(0, 0, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5));
+        for (int i = 0; i < 50; i++) Assert.Equal((false, false), throttle.Failed(A, "t/u"));
+    }
+
+    [Fact]
+    public async Task The_login_gate_admits_its_concurrency_queues_a_few_and_refuses_the_rest_at_once()
+    {
+        var gate = new LoginGate(concurrency: 2, queue: 1);
+        Assert.True(await gate.EnterAsync(CancellationToken.None));
+        Assert.True(await gate.EnterAsync(CancellationToken.None));
+        var queued = gate.EnterAsync(CancellationToken.None).AsTask();
+        Assert.False(queued.IsCompleted);
+        Assert.False(await gate.EnterAsync(CancellationToken.None)); // the queue is full: busy
+        gate.Exit();
+        Assert.True(await queued.WaitAsync(TimeSpan.FromSeconds(10)));
+        gate.Exit();
+        gate.Exit();
+    }
+
+    [Fact]
+    public void An_unknown_user_and_a_wrong_password_cost_the_same_time()
+    {
+        using var temp = new TempDirectory();
+        var file = temp.File("users.passwd");
+        PasswordFile.SetUser(file, "alice", PasswordHasher.Hash("the-right-one")); // default iterations, as `isotun user add`
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("timing", "10.10.0.0/24", file));
+        var auth = new Authenticator(new Dictionary<string, TenantRuntime> { ["timing"] = tenant }, null);
+        var peer = new PeerInfo(null, null, null);
+        ClientAuthMessage Reply(string user) =>
+            new("auth-reply", "v9.01", null, null, new Dictionary<string, string> { ["username"] = user, ["password"] = "a-wrong-one" }, null, false);
+
+        double Time(string user)
+        {
+            var sw = Stopwatch.StartNew();
+            var d = auth.Decide(Reply(user), "/timing", peer);
+            double ms = sw.Elapsed.TotalMilliseconds;
+            Assert.Equal(user == "alice" ? AuthOutcome.BadPassword : AuthOutcome.UnknownUser, d.Outcome);
+            Assert.Equal("login failed", d.Message); // and the same words
+            return ms;
+        }
+
+        Time("alice"); // warm-up
+        Time("nobody");
+        // Interleaved, so that whatever else the machine does weighs on both alike; medians against outliers.
+        var wrongs = new List<double>();
+        var unknowns = new List<double>();
+        for (int i = 0; i < 9; i++)
+        {
+            wrongs.Add(Time("alice"));
+            unknowns.Add(Time("nobody"));
+        }
+        double wrong = wrongs.Order().ElementAt(4), unknown = unknowns.Order().ElementAt(4);
+        // Both run one PBKDF2 of the same cost; a leak would be a factor of hundreds (no hash at all).
+        Assert.InRange(unknown / wrong, 0.5, 2.0);
+    }
+}

@@ -1,0 +1,50 @@
+using Isotun.Client;
+using Isotun.Metrics;
+using Isotun.Server;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>Login bans and the per-user session limit, end to end: a real client and server over TLS on 127.0.0.1.</summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessLoginLimitTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task Repeated_wrong_passwords_ban_the_user_so_even_the_right_one_is_refused_until_unbanned()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        server.Server.Logins.Configure(userBanAfter: 3, sourceBanAfter: 1000, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5));
+        for (int i = 0; i < 3; i++)
+        {
+            await using var guess = InProcessClient.Start(server.Options(password: "wrong " + i));
+            Assert.Equal(ClientExitCode.AuthFailed, (await Assert.ThrowsAsync<ClientException>(() => guess.Run)).Code);
+        }
+        Assert.Equal(3, ServerMetrics.Auth(server.Tenant, AuthOutcome.BadPassword));
+        Assert.Equal(1, server.Server.Logins.BannedUsers);
+
+        long throttled = ServerMetrics.Auth("-", AuthOutcome.Throttled);
+        await using (var right = InProcessClient.Start(server.Options()))
+            Assert.Equal(ClientExitCode.AuthFailed, (await Assert.ThrowsAsync<ClientException>(() => right.Run)).Code);
+        Assert.Equal(throttled + 1, ServerMetrics.Auth("-", AuthOutcome.Throttled));
+        Assert.Equal(3, ServerMetrics.Auth(server.Tenant, AuthOutcome.BadPassword)); // refused before any hash
+        Assert.Empty(server.Server.Sessions.All);
+
+        // Another user of the tenant was never affected, and the operator's unban lets alice in again.
+        Assert.Equal(LoginBlock.None, server.Server.Logins.Check(null, LoginThrottle.UserKey(server.Tenant, InProcessPki.OtherUser)));
+        Assert.True(server.Server.Logins.UnbanUser(LoginThrottle.UserKey(server.Tenant, InProcessPki.User)));
+        await using var again = await InProcessClient.ConnectAsync(server, server.Options());
+        Assert.Contains(server.Server.Sessions.All, s => s.User == InProcessPki.User);
+    }
+
+    [Fact]
+    public async Task Logging_in_again_and_again_replaces_the_users_idle_sessions_instead_of_filling_the_server()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { MaxSessionsPerUser = 2 });
+        // Each login leaves a session without a connection (as `isotun connect --authenticate` or a client that died).
+        var cookies = new List<string>();
+        for (int i = 0; i < 6; i++) cookies.Add(await AuthClient.LoginAsync(server.Options(), CancellationToken.None));
+        Assert.Equal(2, server.Server.Sessions.All.Count(s => s.User == InProcessPki.User));
+        Assert.Equal(6, cookies.Distinct().Count());
+        Assert.Equal(6, ServerMetrics.Auth(server.Tenant, AuthOutcome.Ok));
+        Assert.Equal(0, ServerMetrics.Auth(server.Tenant, AuthOutcome.TooManySessions));
+    }
+}
