@@ -32,7 +32,7 @@ public sealed class HttpsConnection : IAsyncDisposable
     public SslStream Stream => _tls;
 
     /// <summary>Bytes already wait in the socket's receive queue, so the next read will not block.</summary>
-    public bool MorePending => Server.ServerConnection.BytesWaiting(_socket);
+    public bool MorePending => SocketTuning.BytesWaiting(_socket);
     public ConnectionReader Reader { get; }
     public X509Certificate2? ServerCertificate { get; private set; }
 

@@ -31,7 +31,7 @@ public sealed record TunnelParameters(
         string? addrText = h.Get("X-CSTP-Address");
         if (addrText is null) throw new ClientException(ClientExitCode.ProtocolError, "server sent no IP address (X-CSTP-Address)");
         // Strict: IPAddress.TryParse would take "10.10.0" as 10.10.0.0.
-        if (!Config.IpText.TryParse(addrText, out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        if (!Protocol.Addressing.IpText.TryParse(addrText, out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
             throw new ClientException(ClientExitCode.ProtocolError, $"server sent an unusable address '{Bounded(addrText)}'");
         IPAddress? mask = null;
         foreach (var m in h.GetAll("X-CSTP-Netmask"))

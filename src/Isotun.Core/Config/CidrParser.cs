@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Isotun.Protocol.Addressing;
 
 namespace Isotun.Config;
 

@@ -1,4 +1,5 @@
 using System.Net;
+using Isotun.Protocol.Addressing;
 
 namespace Isotun.Config;
 

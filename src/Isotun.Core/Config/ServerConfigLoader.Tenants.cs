@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Isotun.Protocol.Addressing;
 
 namespace Isotun.Config;
 

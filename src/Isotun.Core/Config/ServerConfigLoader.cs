@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Isotun.Pki;
+using Isotun.Protocol.Addressing;
 
 namespace Isotun.Config;
 

@@ -63,7 +63,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
         ClientCertificateInfo? cert = null;
         if (tls.RemoteCertificate is { } rc) cert = Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
-        _morePending = () => BytesWaiting(socket);
+        _morePending = () => SocketTuning.BytesWaiting(socket);
         var peer = new PeerInfo(remote ?? socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
         await RunAsync(tls, peer, stopping).ConfigureAwait(false);
     }
@@ -571,13 +571,6 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (!server.LogThrottle.Allow(kind, out long suppressed)) return LogLevel.Debug;
         if (suppressed > 0) ServerLog.Suppressed(log, suppressed, kind);
         return LogLevel.Information;
-    }
-
-    /// <summary>Bytes already in the kernel's receive queue: the next read will not wait.</summary>
-    internal static bool BytesWaiting(Socket socket)
-    {
-        try { return socket.Available > 0; }
-        catch (Exception e) when (e is ObjectDisposedException or SocketException) { return false; }
     }
 
     private static string Sanitize(string s) => s.Length > 32 ? s[..32] : s;

@@ -21,4 +21,11 @@ public static class SocketTuning
             // Older kernels: latency under load is worse, nothing else changes.
         }
     }
+
+    /// <summary>Bytes already in the kernel's receive queue: the next read will not wait.</summary>
+    public static bool BytesWaiting(Socket socket)
+    {
+        try { return socket.Available > 0; }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException) { return false; }
+    }
 }

@@ -1,13 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Isotun.Config;
+namespace Isotun.Protocol.Addressing;
 
 /// <summary>
 /// Strict IP literal parsing. <see cref="IPAddress.TryParse(string, out IPAddress)"/> accepts "10.1" (as 10.0.0.1) and "1";
 /// a configuration file must say exactly what it means.
 /// </summary>
-internal static class IpText
+public static class IpText
 {
     public static bool TryParse(string? text, out IPAddress address)
     {
