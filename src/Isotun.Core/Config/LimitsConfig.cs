@@ -34,6 +34,9 @@ public sealed record LimitsConfig(TimeSpan HandshakeTimeout, TimeSpan AuthTimeou
 
     public TimeSpan LoginBanTime { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>On stop: how long open connections get to finish after the listeners close and the tunnels are told to go.</summary>
+    public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long a body of <paramref name="length"/> bytes may take at <see cref="MinBodyRate"/>.</summary>
     public TimeSpan BodyTimeout(long length) => BodyGrace + TimeSpan.FromSeconds((double)length / MinBodyRate);
 }

@@ -32,7 +32,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
-    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time"];
+    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time"];
     private static readonly string[] TenantKeys =
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
@@ -333,12 +333,14 @@ public static partial class ServerConfigLoader
         var bodyRate = walker.Integer(keys.GetValueOrDefault("min-body-rate"), "limits.min-body-rate", LimitsConfig.DefaultMinBodyRate, 1, 100_000_000);
         var write = walker.Integer(keys.GetValueOrDefault("write-timeout"), "limits.write-timeout", LimitsConfig.DefaultWriteTimeoutSeconds, 1, 600);
         var banAfter = walker.Integer(keys.GetValueOrDefault("login-ban-after"), "limits.login-ban-after", 10, 0, 100_000);
+        var drain = walker.Integer(keys.GetValueOrDefault("drain-time"), "limits.drain-time", 5, 0, 600);
         var sourceBanAfter = walker.Integer(keys.GetValueOrDefault("login-source-ban-after"), "limits.login-source-ban-after", 50, 0, 1_000_000);
         var failureWindow = walker.Integer(keys.GetValueOrDefault("login-failure-window"), "limits.login-failure-window", 300, 1, 86_400);
         var banTime = walker.Integer(keys.GetValueOrDefault("login-ban-time"), "limits.login-ban-time", 300, 1, 86_400);
         return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions, connections, perSource)
         {
             LoginBanAfter = banAfter,
+            DrainTime = TimeSpan.FromSeconds(drain),
             LoginSourceBanAfter = sourceBanAfter,
             LoginFailureWindow = TimeSpan.FromSeconds(failureWindow),
             LoginBanTime = TimeSpan.FromSeconds(banTime),

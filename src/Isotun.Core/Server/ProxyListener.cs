@@ -60,7 +60,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
             config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
         var listener = new ConnectionListener(_listener, this, this, server.NextConnectionId);
-        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), server.Config.Limits.DrainTime, stopping).ConfigureAwait(false);
     }
 
     /// <summary>Only configured gateways are served; anyone else is reset before a byte is read.</summary>

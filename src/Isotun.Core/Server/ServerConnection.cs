@@ -341,6 +341,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         // The queues live and die with their primary: detaching it aborts them.
         session.Detach(tunnel);
         Ended(session, tunnel, end);
+        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -383,6 +384,26 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         metrics.QueueDown(tenant.Name);
         session.Detach(tunnel);
         Ended(session, tunnel, end);
+        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The server is stopping: the tunnel ends with a TLS close_notify, and no CSTP DISCONNECT or TERMINATE, since on
+    /// those openconnect gives up. A closed connection is what makes openconnect (and isotun connect) reconnect with
+    /// the cookie, to the next server process or, behind a gateway, to another node; the session and its cookie stay valid.
+    /// </summary>
+    private static async Task GoingAwayAsync(Stream tls)
+    {
+        if (tls is not SslStream ssl) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        try
+        {
+            await ssl.ShutdownAsync().WaitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            // The peer may be gone already; the connection closes either way.
+        }
     }
 
     /// <summary>Writes the 200 CONNECTED reply; false (and the close counted) when the peer is already gone.</summary>

@@ -50,4 +50,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(43, LogLevel.Warning, "tenant={Tenant} {Scope} {Who} banned from logging in for {Seconds} s after repeated failures")]
     public static partial void LoginBanned(ILogger logger, string tenant, string scope, string who, int seconds);
+
+    [LoggerMessage(44, LogLevel.Information, "stopping: no new connections; {Tunnels} tunnel(s) closed so their clients reconnect with their cookies (sessions stay valid); up to {Seconds} s to drain")]
+    public static partial void Stopping(ILogger logger, int tunnels, int seconds);
 }

@@ -101,8 +101,12 @@ public sealed class VpnServer : IAsyncDisposable
         var reaper = ReapLoopAsync(stopping);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
         var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", _log), NextConnectionId);
-        using (stopping.Register(static () => SystemdNotify.Stopping()))
-            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
+        using (stopping.Register(() =>
+        {
+            SystemdNotify.Stopping();
+            ServerLog.Stopping(_log, Sessions.All.Count(s => s.Connection is not null), (int)Config.Limits.DrainTime.TotalSeconds);
+        }))
+            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
     }

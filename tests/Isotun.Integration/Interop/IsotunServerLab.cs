@@ -63,7 +63,7 @@ public sealed class IsotunServerLab : IDisposable
     public int ServerPid => LabProcess.Pid(Layout, "server") ?? throw new InvalidOperationException("server not running");
     public string ServerLog => File.ReadAllText(LabProcess.LogPath(Layout, "server"));
 
-    private void StartServer()
+    public void StartServer()
     {
         LabProcess.Start(Layout, "server", Layout.ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigPath]);
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);

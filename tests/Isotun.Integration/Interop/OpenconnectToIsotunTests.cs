@@ -268,6 +268,31 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
     }
 
     /// <summary>SIGTERM: openconnect sends BYE, says so, and exits.</summary>
+    [SkippableFact]
+    public void When_the_server_stops_openconnect_reconnects_to_the_next_server_process_with_its_cookie()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        using var oc = Openconnect.Start(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant,
+             "--script", lab.TunScript, "--interface", "oc-restart", Url], stdin: lab.Password + "\n");
+        var address = WaitForAddress(oc, "oc-restart");
+        Traffic.AssertPing(L.ClientNs, L.ServiceIp);
+
+        // SIGTERM: the server closes the tunnel with a TLS close_notify and exits; openconnect stays up and retries.
+        LabProcess.Stop(L, "server", TimeSpan.FromSeconds(20));
+        Assert.Contains("stopping: no new connections", lab.ServerLog);
+        Assert.False(oc.HasExited, "openconnect gave up when the server went away: " + oc);
+
+        lab.StartServer();
+        // The same session, resumed by its cookie on the new process: no login, the same address, traffic flows.
+        Assert.True(oc.WaitFor(() => oc.Count("Got CONNECT response: HTTP/1.1 200") >= 2, TimeSpan.FromSeconds(90)),
+            "openconnect did not reconnect to the new server: " + oc);
+        Assert.Equal(address, Traffic.TunAddress(L.ClientNs, "oc-restart"));
+        Assert.Equal(0, lab.Metric("isotun_auth_attempts_total", "result=\"ok\""));
+        Assert.True(Traffic.Eventually(TimeSpan.FromSeconds(20), () => Isotun.Linux.Pinger.Ping(L.ClientNs, L.ServiceIp, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success), "no traffic after the reconnect");
+        AssertLogsOff(oc);
+    }
+
     private static void AssertLogsOff(BackgroundProcess oc)
     {
         oc.Signal("TERM");
