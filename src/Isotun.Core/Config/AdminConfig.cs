@@ -2,5 +2,15 @@ using System.Net;
 
 namespace Isotun.Config;
 
-/// <summary>Where the admin listener (Prometheus <c>GET /metrics</c>) listens; null when disabled.</summary>
-public sealed record AdminConfig(IPEndPoint? Listen);
+/// <summary>
+/// The admin plane. <see cref="Listen"/> (TCP, loopback by default; null when off) serves <c>GET /metrics</c>,
+/// <c>/healthz</c> and <c>/readyz</c> to anyone who can reach it, and the API under <c>/api/v1/</c> only with the bearer
+/// token read from <see cref="TokenFile"/>. <see cref="Socket"/> (a unix socket, mode 0600; null when off) serves all of
+/// it to whoever may open the file, with no token.
+/// </summary>
+public sealed record AdminConfig(IPEndPoint? Listen)
+{
+    public string? Socket { get; init; }
+
+    public string? TokenFile { get; init; }
+}

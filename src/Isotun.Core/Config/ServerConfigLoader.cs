@@ -30,7 +30,7 @@ public static partial class ServerConfigLoader
 
     private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy"];
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
-    private static readonly string[] AdminKeys = ["listen"];
+    private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
     private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time"];
     private static readonly string[] TenantKeys =
@@ -101,8 +101,8 @@ public static partial class ServerConfigLoader
         var keys = walker.Keys(rootMapping, string.Empty, RootKeys);
         var listen = ReadListen(walker, keys.GetValueOrDefault("listen"));
         var tls = ReadTls(walker, keys.GetValueOrDefault("tls"));
-        var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"));
         var state = walker.FilePath(keys.GetValueOrDefault("state"), "state") ?? walker.Resolve("isotun.db");
+        var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"), state);
         var cookie = ReadCookie(walker, keys.GetValueOrDefault("cookie"));
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
         var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
@@ -295,22 +295,31 @@ public static partial class ServerConfigLoader
         return addresses;
     }
 
-    private static AdminConfig ReadAdmin(ConfigWalker walker, YamlTreeNode? node)
+    private static AdminConfig ReadAdmin(ConfigWalker walker, YamlTreeNode? node, string statePath)
     {
         var keys = walker.Keys(walker.Mapping(node, "admin"), "admin", AdminKeys);
         var fallback = new IPEndPoint(IPAddress.Loopback, DefaultAdminPort);
         var text = walker.Text(keys.GetValueOrDefault("listen"), "admin.listen");
-        if (text is null)
-        {
-            return new AdminConfig(fallback);
-        }
+        IPEndPoint? listen = text is null ? fallback
+            : text.Equals("off", StringComparison.OrdinalIgnoreCase) || text.Equals("false", StringComparison.OrdinalIgnoreCase) ? null
+            : ParseEndpoint(walker, text, "admin.listen") ?? fallback;
 
-        if (text.Equals("off", StringComparison.OrdinalIgnoreCase) || text.Equals("false", StringComparison.OrdinalIgnoreCase))
-        {
-            return new AdminConfig(null);
-        }
+        // The unix socket lives next to the state file unless told otherwise; "off" turns it off.
+        string? socket = Path.Combine(Path.GetDirectoryName(statePath) ?? ".", "admin.sock");
+        var socketText = walker.Text(keys.GetValueOrDefault("socket"), "admin.socket");
+        if (socketText is not null)
+            socket = socketText.Equals("off", StringComparison.OrdinalIgnoreCase) ? null : walker.Resolve(socketText);
+        if (socket is not null && socket.Length > 107)
+            walker.Error("admin.socket", $"a unix socket path is at most 107 bytes; this one is {socket.Length}: set admin.socket to a shorter path");
 
-        return new AdminConfig(ParseEndpoint(walker, text, "admin.listen") ?? fallback);
+        var tokenFile = walker.FilePath(keys.GetValueOrDefault("token-file"), "admin.token-file");
+        if (tokenFile is not null)
+        {
+            if (!File.Exists(tokenFile)) walker.Error("admin.token-file", $"file not found: {tokenFile} (make one with `isotun admin token --file {tokenFile}`)");
+            else if ((File.GetUnixFileMode(tokenFile) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+                walker.Error("admin.token-file", $"{tokenFile} must not be readable by group or others (chmod 600)");
+        }
+        return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile };
     }
 
     private static CookieConfig ReadCookie(ConfigWalker walker, YamlTreeNode? node)

@@ -1,10 +1,10 @@
 namespace Isotun.Metrics;
 
-public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy }
+public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy, Revoked }
 
 public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated }
 
-public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout }
+public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked }
 
 public static class ReasonLabels
 {
@@ -21,6 +21,7 @@ public static class ReasonLabels
         AuthOutcome.TooManySessions => "too-many-sessions",
         AuthOutcome.Throttled => "throttled",
         AuthOutcome.Busy => "busy",
+        AuthOutcome.Revoked => "revoked",
         _ => "other",
     };
 
@@ -54,6 +55,7 @@ public static class ReasonLabels
         CloseReason.RequestTimeout => "request-timeout",
         CloseReason.SlowBody => "slow-body",
         CloseReason.WriteTimeout => "write-timeout",
+        CloseReason.Revoked => "revoked",
         _ => "error",
     };
 }

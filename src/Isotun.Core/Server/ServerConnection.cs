@@ -187,6 +187,12 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
         if (msg.Type == "logout")
         {
+            // An XML logout ends the session its cookie names, and the cookie with it.
+            if (CookieValue(head.Headers, "webvpn") is { } cookie && server.Cookies.TryOpen(cookie, out var loggedOut) == CookieOpenResult.Ok && loggedOut is not null)
+            {
+                if (server.Sessions.TryGet(loggedOut.SessionId) is { } session) server.Sessions.Kick(session, "logged out");
+                else server.State.Revoke(loggedOut.SessionId, loggedOut.ExpiresAt);
+            }
             await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
@@ -253,7 +259,18 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return AuthStep.Continue;
         }
         var tenant = decision.Tenant!;
-        var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit);
+        if (server.IsRevoked(tenant.Name, decision.User!))
+        {
+            metrics.Auth(tenantLabel, AuthOutcome.Revoked);
+            ServerLog.Login(log, Throttled("login revoked"), tenantLabel, id, decision.User!, "revoked");
+            var revoked = server.Authenticator.BuildForm(action, "Login failed.", "this user is revoked", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(revoked with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        // A password login's cookie carries a fingerprint of the stored hash: a removed user or a new password kills it.
+        ulong credential = _peer.Certificate is null && tenant.Passwords?.TryGetHash(decision.User!, out var stored) == true
+            ? Security.PasswordHasher.Stamp(stored!) : 0;
+        var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {
             metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
@@ -280,7 +297,8 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         string? cookie = CookieValue(head.Headers, "webvpn");
         if (cookie is null || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
             || server.State.IsRevoked(ticket.SessionId)
-            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant))
+            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant)
+            || !server.CredentialStillValid(tenant, ticket.User, ticket.Credential))
         {
             metrics.Auth("-", AuthOutcome.CookieRejected);
             await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected", stopping).ConfigureAwait(false);
@@ -332,14 +350,16 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             return;
         }
         metrics.SessionUp(tenant.Name);
-        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu,
-            accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : ""), _peer.Remote?.ToString() ?? "-");
+        var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
+        session.Connected(_peer.Remote, ClientVersion(head), extensions);
+        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
 
         var end = await tunnel.RunAsync().ConfigureAwait(false);
 
         metrics.SessionDown(tenant.Name);
         // The queues live and die with their primary: detaching it aborts them.
         session.Detach(tunnel);
+        session.AddTotals(tunnel);
         Ended(session, tunnel, end);
         if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
@@ -383,6 +403,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
 
         metrics.QueueDown(tenant.Name);
         session.Detach(tunnel);
+        session.AddTotals(tunnel);
         Ended(session, tunnel, end);
         if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
@@ -441,6 +462,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             TunnelEnd.Replaced or TunnelEnd.PrimaryEnded => CloseReason.Replaced,
             TunnelEnd.UserDisconnect => CloseReason.UserDisconnect,
             TunnelEnd.Shutdown => CloseReason.Shutdown,
+            TunnelEnd.Revoked => CloseReason.Revoked,
             _ => CloseReason.PeerClosed,
         });
         if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
@@ -592,6 +614,15 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (!server.LogThrottle.Allow(kind, out long suppressed)) return LogLevel.Debug;
         if (suppressed > 0) ServerLog.Suppressed(log, suppressed, kind);
         return LogLevel.Information;
+    }
+
+    /// <summary>The client's software as its CONNECT names it (User-Agent), bounded and printable, for the admin API.</summary>
+    private static string? ClientVersion(HttpRequestHead head)
+    {
+        var agent = head.Headers.Get("User-Agent");
+        if (string.IsNullOrEmpty(agent)) return null;
+        var clean = new string(agent.Where(c => c >= 0x20 && c < 0x7F).Take(64).ToArray());
+        return clean.Length == 0 ? null : clean;
     }
 
     private static string Sanitize(string s) => s.Length > 32 ? s[..32] : s;

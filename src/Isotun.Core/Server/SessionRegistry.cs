@@ -24,7 +24,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// server's. Checked and created under one lock, so concurrent logins cannot slip past a limit. Null when refused,
     /// with the limit that refused it.
     /// </summary>
-    public SessionTicket? TryCreate(TenantRuntime tenant, string user, int serverMax, out SessionLimit refusedBy)
+    public SessionTicket? TryCreate(TenantRuntime tenant, string user, int serverMax, out SessionLimit refusedBy, ulong credential = 0)
     {
         lock (_createLock)
         {
@@ -50,8 +50,8 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
             if (CountFor(tenant) >= config.MaxSessions) refusedBy = SessionLimit.Tenant;
             else if (Count >= serverMax) refusedBy = SessionLimit.Server;
             if (refusedBy != SessionLimit.None) return null;
-            var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime);
-            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user) };
+            var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime, credential);
+            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user), Credential = credential };
             return ticket;
         }
     }
@@ -61,7 +61,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
 
     /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
-        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User) });
+        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User), Credential = ticket.Credential });
 
     /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
     public void End(VpnSession session, string reason)
@@ -71,6 +71,17 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         session.Tenant.Detach(session);
         session.Tenant.Release(session);
         ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
+    }
+
+    /// <summary>
+    /// Ends a session at once, from outside (an operator's kick, a revoked user, a removed user or changed password):
+    /// its cookie is revoked and its connections are closed, so the client cannot come back with it.
+    /// </summary>
+    public void Kick(VpnSession session, string reason)
+    {
+        var live = session.Connection;
+        End(session, reason);
+        live?.Abort(TunnelEnd.Revoked);
     }
 
     /// <summary>Drops sessions whose cookie expired while no connection was attached.</summary>

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
 
-public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, PrimaryEnded, Shutdown, Error }
+public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, PrimaryEnded, Shutdown, Error, Revoked }
 
 /// <summary>
 /// One TLS connection carrying a session's CSTP frames. The reader loop (this class) moves client
@@ -55,6 +55,10 @@ public sealed class TunnelConnection
         TryEnqueue = Writer.TryEnqueue;
         _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }
+
+    /// <summary>Payload bytes and frames received on this connection and written to the TUN (its reader alone adds to them).</summary>
+    public long RxBytes;
+    public long RxFrames;
 
     /// <summary>The peer stopped reading: its send queue made no progress for 3×DPD (set before the dead-peer end).</summary>
     public bool StalledOut { get; private set; }
@@ -109,7 +113,7 @@ public sealed class TunnelConnection
         }
         EndReason ??= end;
         Writer.Complete();
-        if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error)
+        if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error or TunnelEnd.Revoked)
             _cts.Cancel();
         try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
         _cts.Cancel();
@@ -179,7 +183,13 @@ public sealed class TunnelConnection
                 if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
                 var framed = inPlace ? payload[..len] : scratch.AsMemory(0, len);
                 if ((_tunWriter ??= new TunWriter(tenant.TunQueue(Queue))).Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
-                    tenant.Traffic.Rx(len - (offload ? VirtioNetHeader.Length : 0), Queue);
+                {
+                    int bytes = len - (offload ? VirtioNetHeader.Length : 0);
+                    tenant.Traffic.Rx(bytes, Queue);
+                    // This connection's own totals: one reader writes them, so plain adds (read with Volatile for the API).
+                    RxBytes += bytes;
+                    RxFrames++;
+                }
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;
             case CstpPacketType.DpdRequest:

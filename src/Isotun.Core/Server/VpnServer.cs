@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -39,6 +40,7 @@ public sealed class VpnServer : IAsyncDisposable
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
         LogThrottle = new LogThrottle(time: t);
+        LoadRevokedUsers();
         Logins = new LoginThrottle(t);
         Logins.Configure(config.Limits.LoginBanAfter, config.Limits.LoginSourceBanAfter, config.Limits.LoginFailureWindow, config.Limits.LoginBanTime);
         State = state ?? new SqliteStateStore(config.StatePath, t);
@@ -75,6 +77,90 @@ public sealed class VpnServer : IAsyncDisposable
 
     /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
     internal LogThrottle LogThrottle { get; }
+
+    // Users an operator revoked, "tenant/user": refused at login and at CONNECT until enabled again. Kept in a file
+    // next to the state, so a revocation outlives a restart.
+    private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
+    private readonly Lock _revokedLock = new();
+
+    private string RevokedUsersPath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Config.StatePath)) ?? ".", "revoked-users");
+
+    public bool IsRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
+
+    public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Whether a cookie's user may still connect: not revoked, and for a password login, still in the tenant's password
+    /// file with the same password (the stored hash's fingerprint is in the cookie).
+    /// </summary>
+    public bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential)
+    {
+        if (IsRevoked(tenant.Name, user)) return false;
+        if (credential == 0) return true;
+        return tenant.Passwords?.TryGetHash(user, out var hash) == true && PasswordHasher.Stamp(hash) == credential;
+    }
+
+    /// <summary>Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.</summary>
+    public int RevokeUser(string tenant, string user)
+    {
+        lock (_revokedLock)
+        {
+            _revokedUsers[$"{tenant}/{user}"] = 0;
+            SaveRevokedUsers();
+        }
+        int ended = 0;
+        foreach (var s in Sessions.All.Where(s => s.Tenant.Name == tenant && s.User == user).ToList())
+        {
+            Sessions.Kick(s, "user revoked by the operator");
+            ended++;
+        }
+        _log.LogWarning("tenant={Tenant} user {User} revoked: {Sessions} session(s) ended", tenant, user, ended);
+        return ended;
+    }
+
+    public bool EnableUser(string tenant, string user)
+    {
+        lock (_revokedLock)
+        {
+            if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
+            SaveRevokedUsers();
+        }
+        _log.LogInformation("tenant={Tenant} user {User} enabled again", tenant, user);
+        return true;
+    }
+
+    /// <summary>Kicks one session: it ends, its connections close and its cookie is refused from now on.</summary>
+    public bool Kick(Guid session)
+    {
+        if (Sessions.TryGet(session) is not { } s) return false;
+        Sessions.Kick(s, "kicked by the operator");
+        return true;
+    }
+
+    private void LoadRevokedUsers()
+    {
+        if (!File.Exists(RevokedUsersPath)) return;
+        foreach (var line in File.ReadAllLines(RevokedUsersPath))
+            if (line.Trim() is { Length: > 0 } key && !key.StartsWith('#')) _revokedUsers[key] = 0;
+    }
+
+    private void SaveRevokedUsers() =>
+        AtomicFile.Write(RevokedUsersPath, System.Text.Encoding.UTF8.GetBytes("# tenant/user, revoked by an operator; `isotun revoke --enable` lifts it\n"
+            + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))), overwrite: true,
+            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+    /// <summary>After a reload: sessions whose user was removed from the password file, or given a new password, end.</summary>
+    private int EndSessionsWithStaleCredentials()
+    {
+        int ended = 0;
+        foreach (var s in Sessions.All.ToList())
+        {
+            if (s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential)) continue;
+            Sessions.Kick(s, "the user was removed or given a new password");
+            ended++;
+        }
+        return ended;
+    }
 
     /// <summary>Failed logins per source and per user, and the bans they lead to.</summary>
     public LoginThrottle Logins { get; }
@@ -186,6 +272,7 @@ public sealed class VpnServer : IAsyncDisposable
         Config = Config with { Limits = next.Limits, Admin = Config.Admin };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
+        if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password");
         foreach (var line in report) _log.LogInformation("reload: {Line}", line);
         return report;
     }

@@ -22,6 +22,50 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     public IpKey AddressKey { get; private set; }
     public IpKey AddressKey6 { get; private set; }
 
+    /// <summary>The fingerprint of the password the login was checked against (<see cref="Security.PasswordHasher.Stamp"/>); 0 for a certificate.</summary>
+    public ulong Credential { get; init; }
+
+    /// <summary>When the user logged in.</summary>
+    public DateTimeOffset Since { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>What the primary connection's CONNECT said about the client: its address, its software, the extensions agreed.</summary>
+    public IPEndPoint? Source { get; private set; }
+    public string? ClientVersion { get; private set; }
+    public string Extensions { get; private set; } = "none";
+
+    public void Connected(IPEndPoint? source, string? clientVersion, string extensions)
+    {
+        Source = source;
+        ClientVersion = clientVersion;
+        Extensions = extensions;
+    }
+
+    // Totals of connections that have ended; the live ones are added when read.
+    private long _rxBytes, _rxFrames, _txBytes, _txFrames;
+
+    /// <summary>Payload bytes and frames each way over the session's life, all connections and queues together.</summary>
+    public (long RxBytes, long RxFrames, long TxBytes, long TxFrames) Traffic()
+    {
+        long rb = Interlocked.Read(ref _rxBytes), rf = Interlocked.Read(ref _rxFrames), tb = Interlocked.Read(ref _txBytes), tf = Interlocked.Read(ref _txFrames);
+        foreach (var c in _live)
+        {
+            rb += Volatile.Read(ref c.RxBytes);
+            rf += Volatile.Read(ref c.RxFrames);
+            tb += Volatile.Read(ref c.Writer.BytesWritten);
+            tf += Volatile.Read(ref c.Writer.FramesWritten);
+        }
+        return (rb, rf, tb, tf);
+    }
+
+    /// <summary>Keeps an ending connection's totals (called once it has stopped reading and writing).</summary>
+    public void AddTotals(TunnelConnection c)
+    {
+        Interlocked.Add(ref _rxBytes, Volatile.Read(ref c.RxBytes));
+        Interlocked.Add(ref _rxFrames, Volatile.Read(ref c.RxFrames));
+        Interlocked.Add(ref _txBytes, Volatile.Read(ref c.Writer.BytesWritten));
+        Interlocked.Add(ref _txFrames, Volatile.Read(ref c.Writer.FramesWritten));
+    }
+
     /// <summary>The user's rate limiters (shared by all of the user's sessions), or null when unlimited.</summary>
     public (TokenBucket Rx, TokenBucket Tx)? Limits { get; init; }
 

@@ -9,8 +9,9 @@ namespace Isotun.Protocol.Cookies;
 /// <summary>
 /// Seals <see cref="SessionTicket"/>s into the <c>webvpn</c> cookie with AES-256-GCM, so the server needs no
 /// lookup to trust a cookie and clients can neither read nor forge one. Format (base64url, unpadded):
-/// <c>version 1 | nonce (12) | ciphertext | tag (16)</c> with AAD <c>"isotun-cookie-v1"</c>; the plaintext is
-/// <c>session id (16) | expiry unix seconds (i64 BE) | u16 BE length + UTF-8 tenant | u16 BE length + UTF-8 user</c>.
+/// <c>version 2 | nonce (12) | ciphertext | tag (16)</c> with AAD <c>"isotun-cookie-v1"</c>; the plaintext is
+/// <c>session id (16) | expiry unix seconds (i64 BE) | u16 BE length + UTF-8 tenant | u16 BE length + UTF-8 user |
+/// credential (u64 BE)</c>. Version 1 (without the credential) is still opened, with credential 0.
 /// Thread-safe: a fresh <see cref="AesGcm"/> is used per call.
 /// </summary>
 public sealed class CookieSealer
@@ -24,7 +25,7 @@ public sealed class CookieSealer
     /// <summary>Longest tenant or user name, in UTF-8 bytes, that fits in a cookie.</summary>
     public const int MaxNameBytes = 256;
 
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2, FormatVersion1 = 1;
     private const int NonceLength = 12;
     private const int TagLength = 16;
     private const int Overhead = 1 + NonceLength + TagLength;
@@ -60,14 +61,15 @@ public sealed class CookieSealer
             throw new ArgumentException($"Tenant and user must be at most {MaxNameBytes} UTF-8 bytes.", nameof(ticket));
         }
 
-        int plaintextLength = FixedPlaintext + tenantBytes + userBytes;
-        Span<byte> plaintext = stackalloc byte[FixedPlaintext + (2 * MaxNameBytes)];
+        int plaintextLength = FixedPlaintext + tenantBytes + userBytes + 8;
+        Span<byte> plaintext = stackalloc byte[FixedPlaintext + (2 * MaxNameBytes) + 8];
         plaintext = plaintext[..plaintextLength];
         ticket.SessionId.TryWriteBytes(plaintext);
         BinaryPrimitives.WriteInt64BigEndian(plaintext[16..], ticket.ExpiresAt.ToUnixTimeSeconds());
         int offset = 24;
         offset += WriteName(plaintext[offset..], ticket.Tenant);
-        WriteName(plaintext[offset..], ticket.User);
+        offset += WriteName(plaintext[offset..], ticket.User);
+        BinaryPrimitives.WriteUInt64BigEndian(plaintext[offset..], ticket.Credential);
 
         var sealedBytes = new byte[Overhead + plaintextLength];
         sealedBytes[0] = FormatVersion;
@@ -117,7 +119,7 @@ public sealed class CookieSealer
             return CookieOpenResult.Malformed;
         }
 
-        if (raw.Length < Overhead + FixedPlaintext || raw[0] != FormatVersion)
+        if (raw.Length < Overhead + FixedPlaintext || raw[0] is not (FormatVersion or FormatVersion1))
         {
             return CookieOpenResult.Malformed;
         }
@@ -143,7 +145,14 @@ public sealed class CookieSealer
             var sessionId = new Guid(plaintext[..16]);
             long expiresSeconds = BinaryPrimitives.ReadInt64BigEndian(plaintext[16..]);
             int offset = 24;
-            if (!TryReadName(plaintext, ref offset, out string? tenant) || !TryReadName(plaintext, ref offset, out string? user) || offset != plaintext.Length
+            ulong credential = 0;
+            bool named = TryReadName(plaintext, ref offset, out string? tenant) & TryReadName(plaintext, ref offset, out string? user);
+            if (named && raw[0] == FormatVersion && offset + 8 == plaintext.Length)
+            {
+                credential = BinaryPrimitives.ReadUInt64BigEndian(plaintext[offset..]);
+                offset += 8;
+            }
+            if (!named || tenant is null || user is null || offset != plaintext.Length
                 || expiresSeconds < DateTimeOffset.MinValue.ToUnixTimeSeconds() || expiresSeconds > DateTimeOffset.MaxValue.ToUnixTimeSeconds())
             {
                 return CookieOpenResult.Malformed;
@@ -155,7 +164,7 @@ public sealed class CookieSealer
                 return CookieOpenResult.Expired;
             }
 
-            ticket = new SessionTicket(sessionId, tenant, user, expiresAt);
+            ticket = new SessionTicket(sessionId, tenant, user, expiresAt, credential);
             return CookieOpenResult.Ok;
         }
         finally

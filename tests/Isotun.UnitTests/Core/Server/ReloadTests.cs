@@ -1,6 +1,7 @@
 using Isotun.Config;
 using Isotun.Security;
 using Isotun.Server;
+using Isotun.Protocol.Cookies;
 using Isotun.State;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -103,5 +104,99 @@ public sealed class ReloadTests : IDisposable
         var report = server.Reload();
         Assert.StartsWith("reload refused", report[0]);
         Assert.True(Knows(server, "a", "alice"));
+    }
+}
+
+/// <summary>Revocation that sticks: a removed user or a new password ends the user's sessions at the reload.</summary>
+public sealed class ReloadRevocationTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task Removing_a_user_or_changing_a_password_and_reloading_ends_their_sessions_and_their_cookies()
+    {
+        var config = _temp.File("isotun.yaml");
+        var passwd = _temp.File("a.passwd");
+        PasswordFile.SetUser(passwd, "alice", PasswordHasher.Hash("alice-1", 1000));
+        PasswordFile.SetUser(passwd, "bob", PasswordHasher.Hash("bob-1", 1000));
+        PasswordFile.SetUser(passwd, "carol", PasswordHasher.Hash("carol-1", 1000));
+        File.WriteAllText(config, """
+            listen: 127.0.0.1:4443
+            tls:
+              certificate: pki/server.crt
+              key: pki/server.key
+            admin:
+              listen: off
+            tenants:
+              - name: a
+                pool: 10.10.0.0/24
+                password-file: a.passwd
+            """);
+        var loaded = ServerConfigLoader.Load(config);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore());
+        var tenant = server.Authenticator.Tenants["a"];
+        SessionTicket Login(string user)
+        {
+            Assert.True(tenant.Passwords!.TryGetHash(user, out var hash));
+            return server.Sessions.TryCreate(tenant, user, 100, out _, PasswordHasher.Stamp(hash))!;
+        }
+        var alice = Login("alice");
+        var bob = Login("bob");
+        var carol = Login("carol");
+        var certificate = server.Sessions.TryCreate(tenant, "dave", 100, out _)!; // a certificate login: no password to check
+
+        PasswordFile.RemoveUser(passwd, "alice");
+        PasswordFile.SetUser(passwd, "bob", PasswordHasher.Hash("bob-2", 1000));
+        var report = server.Reload();
+        Assert.Contains("2 session(s) ended: their user was removed or given a new password", report);
+        Assert.Null(server.Sessions.TryGet(alice.SessionId));
+        Assert.Null(server.Sessions.TryGet(bob.SessionId));
+        Assert.NotNull(server.Sessions.TryGet(carol.SessionId));
+        Assert.NotNull(server.Sessions.TryGet(certificate.SessionId));
+        Assert.True(server.State.IsRevoked(alice.SessionId));
+        // The cookies' credentials no longer match, even on a server that restarted and has no session in memory.
+        Assert.False(server.CredentialStillValid(tenant, "alice", alice.Credential));
+        Assert.False(server.CredentialStillValid(tenant, "bob", bob.Credential));
+        Assert.True(server.CredentialStillValid(tenant, "carol", carol.Credential));
+    }
+
+    [Fact]
+    public async Task A_revoked_user_stays_revoked_across_a_restart_until_enabled()
+    {
+        var config = _temp.File("isotun.yaml");
+        File.WriteAllText(config, """
+            listen: 127.0.0.1:4443
+            tls:
+              certificate: pki/server.crt
+              key: pki/server.key
+            admin:
+              listen: off
+            tenants:
+              - name: a
+                pool: 10.10.0.0/24
+            """);
+        var loaded = ServerConfigLoader.Load(config);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        Guid first;
+        await using (var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+        {
+            var tenant = server.Authenticator.Tenants["a"];
+            first = server.Sessions.TryCreate(tenant, "mallory", 100, out _)!.SessionId;
+            Assert.Equal(1, server.RevokeUser("a", "mallory"));
+            Assert.Null(server.Sessions.TryGet(first));
+            Assert.False(server.CredentialStillValid(tenant, "mallory", 0));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.File("revoked-users")));
+        }
+        await using (var again = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+        {
+            Assert.True(again.IsRevoked("a", "mallory"));
+            Assert.True(again.EnableUser("a", "mallory"));
+            Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0));
+        }
+        await using (var third = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+            Assert.False(third.IsRevoked("a", "mallory"));
     }
 }
