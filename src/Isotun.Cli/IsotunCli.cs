@@ -18,6 +18,7 @@ public static class IsotunCli
         root.Subcommands.Add(UserCommands.Create());
         root.Subcommands.Add(ConfigCommands.Create());
         root.Subcommands.Add(DoctorCommand.Create());
+        foreach (var verb in AdminCommands.Create()) root.Subcommands.Add(verb);
         return root;
     }
 

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using Isotun.Admin;
 using Isotun.Config;
+using Microsoft.Extensions.Logging;
 using Isotun.Server;
 
 namespace Isotun.Cli.Commands;
@@ -29,6 +31,12 @@ public static class ServerCommand
             try
             {
                 await using var server = new VpnServer(loaded.Config!, logs);
+                // The admin plane: the unix socket (and TCP, for /metrics and the API with a token).
+                await using var admin = await AdminApi.StartAsync(server, loaded.Config!.Admin, logs);
+                var log = logs.CreateLogger("isotun.server");
+                if (loaded.Config.Admin.Socket is { } socket) log.LogInformation("admin API on unix socket {Socket} (mode 0600)", socket);
+                if (loaded.Config.Admin.Listen is { } tcp)
+                    log.LogInformation("admin on http://{Endpoint}: /metrics, /healthz, /readyz{Api}", tcp, loaded.Config.Admin.TokenFile is null ? "" : ", and /api/v1 with the bearer token");
                 // SIGHUP reloads the config file; a bad file is refused and the running config stays.
                 using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>
                 {

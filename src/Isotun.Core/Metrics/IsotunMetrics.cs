@@ -23,6 +23,7 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _refused;
     private readonly Counter<long> _acceptErrors;
     private readonly Counter<long> _loginBans;
+    private readonly Counter<long> _adminRequests;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
 
@@ -35,6 +36,7 @@ public sealed class IsotunMetrics
         _closed = _meter.CreateCounter<long>("isotun.connections.closed", description: "Connections closed, by reason");
         _refused = _meter.CreateCounter<long>("isotun.listener.refused", description: "Connections refused at accept, before a byte was read, by listener and reason");
         _acceptErrors = _meter.CreateCounter<long>("isotun.listener.accept.errors", description: "Accept failures that made a listener back off (emfile, enfile, enobufs, enomem, other), by listener");
+        _adminRequests = _meter.CreateCounter<long>("isotun.admin.requests", description: "Admin API requests by result (ok, unauthorized, bad-request, not-found, too-large, ...)");
         _loginBans = _meter.CreateCounter<long>("isotun.login.bans", description: "Temporary login bans after repeated failed logins, by scope (source, user)");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
@@ -62,6 +64,8 @@ public sealed class IsotunMetrics
     public void ListenerRefused(string listener, string reason) => _refused.Add(1, new("listener", listener), new("reason", reason));
 
     public void AcceptError(string listener, string error) => _acceptErrors.Add(1, new("listener", listener), new("error", error));
+
+    public void AdminRequest(string result) => _adminRequests.Add(1, new KeyValuePair<string, object?>("result", result));
 
     public void LoginBan(string scope) => _loginBans.Add(1, new KeyValuePair<string, object?>("scope", scope));
 

@@ -27,7 +27,6 @@ public sealed class VpnServer : IAsyncDisposable
     private readonly ILogger _log;
     private readonly Dictionary<string, TenantRuntime> _tenants = new(StringComparer.Ordinal);
     private Socket? _listener;
-    private MetricsEndpoint? _metrics;
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
@@ -171,11 +170,6 @@ public sealed class VpnServer : IAsyncDisposable
     public async Task RunAsync(CancellationToken stopping)
     {
         foreach (var t in _tenants.Values) t.Start();
-        if (Config.Admin.Listen is { } admin)
-        {
-            _metrics = new MetricsEndpoint(admin);
-            ServerLog.Metrics(_log, admin);
-        }
         _listener = new Socket(Config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Bind(Config.Listen);
@@ -348,7 +342,6 @@ public sealed class VpnServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _metrics?.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();
         await Task.CompletedTask;

@@ -1,0 +1,212 @@
+using System.Net;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Isotun.Config;
+using Isotun.Metrics;
+using Isotun.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Admin;
+
+/// <summary>
+/// The admin plane of <c>isotun server</c>, on Kestrel: a unix socket (0600; whoever may open it is an operator) and,
+/// optionally, TCP (loopback by default), where <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> are open and the API
+/// under <c>/api/v1/</c> needs the bearer token of <c>admin.token-file</c>. Requests are small and bounded (16 KiB
+/// bodies and heads, a 10 s head deadline, 64 connections); nothing here holds a lock the data path needs: every
+/// handler reads snapshots or calls the server's own thread-safe operations.
+/// </summary>
+public sealed class AdminApi : IAsyncDisposable
+{
+    public const string ApiPrefix = "/api/v1";
+    private const int MaxBody = 16 * 1024;
+
+    private readonly WebApplication _app;
+    private readonly PrometheusExporter _exporter = new();
+    private readonly VpnServer _server;
+    private readonly byte[]? _token;
+    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+
+    private AdminApi(VpnServer server, AdminConfig config, ILoggerFactory logs)
+    {
+        _server = server;
+        _token = config.TokenFile is { } file ? Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim()) : null;
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(logs);
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = MaxBody;
+            k.Limits.MaxRequestHeadersTotalSize = MaxBody;
+            k.Limits.MaxRequestLineSize = 4096;
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+            k.Limits.MaxConcurrentConnections = 64;
+            if (config.Socket is { } socket)
+            {
+                if (File.Exists(socket)) File.Delete(socket); // left by a crash; the server's own lock is the state file
+                k.ListenUnixSocket(socket, o => o.Protocols = HttpProtocols.Http1);
+            }
+            if (config.Listen is { } tcp) k.Listen(tcp, o => o.Protocols = HttpProtocols.Http1);
+        });
+        _app = builder.Build();
+        _app.Use(GuardAsync);
+        Map(_app);
+    }
+
+    public static async Task<AdminApi> StartAsync(VpnServer server, AdminConfig config, ILoggerFactory logs, CancellationToken ct = default)
+    {
+        var api = new AdminApi(server, config, logs);
+        await api._app.StartAsync(ct).ConfigureAwait(false);
+        if (config.Socket is { } socket) File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return api;
+    }
+
+    /// <summary>
+    /// Counts every request by result, and on TCP asks the API for the bearer token (compared in constant time). On the
+    /// unix socket the file's mode is the access control.
+    /// </summary>
+    private async Task GuardAsync(HttpContext ctx, RequestDelegate next)
+    {
+        bool overTcp = ctx.Connection.LocalIpAddress is not null;
+        if (overTcp && ctx.Request.Path.StartsWithSegments(ApiPrefix) && !Authorized(ctx.Request.Headers.Authorization.ToString()))
+        {
+            IsotunMetrics.Instance.AdminRequest("unauthorized");
+            ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            ctx.Response.Headers.WWWAuthenticate = "Bearer";
+            await ctx.Response.WriteAsJsonAsync(new ErrorView(_token is null
+                ? "the API is not served over TCP without admin.token-file; use the unix socket"
+                : "a valid bearer token is required")).ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            await next(ctx).ConfigureAwait(false);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+        {
+            ctx.Response.StatusCode = e.StatusCode;
+            await ctx.Response.WriteAsJsonAsync(new ErrorView(e.Message)).ConfigureAwait(false);
+        }
+        IsotunMetrics.Instance.AdminRequest(ctx.Response.StatusCode switch
+        {
+            < 400 => "ok",
+            400 => "bad-request",
+            404 => "not-found",
+            405 => "bad-method",
+            409 => "conflict",
+            413 => "too-large",
+            _ => "error",
+        });
+    }
+
+    private bool Authorized(string header)
+    {
+        if (_token is null || !header.StartsWith("Bearer ", StringComparison.Ordinal)) return false;
+        var given = Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim());
+        return CryptographicOperations.FixedTimeEquals(given, _token);
+    }
+
+    private void Map(WebApplication app)
+    {
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", () => _server.LocalEndpoint is null ? Results.Text("not listening yet\n", statusCode: 503) : Results.Text("ready\n"));
+        app.MapGet("/metrics", () => Results.Text(_exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+
+        var api = app.MapGroup(ApiPrefix);
+        api.MapGet("/openapi.json", () => Results.Stream(OpenApi(), "application/json"));
+        api.MapGet("/status", Status);
+        api.MapGet("/tenants", () => _server.Authenticator.Tenants.Values.OrderBy(t => t.Name, StringComparer.Ordinal).Select(Tenant));
+        api.MapGet("/sessions", (string? tenant, string? user) => Sessions(tenant, user));
+        api.MapGet("/sessions/{id}", (string id) => Find(id) is { } s ? Results.Ok(Session(s)) : NotFound($"no session {id}"));
+        api.MapDelete("/sessions/{id}", (string id) =>
+            Find(id) is { } s && _server.Kick(s.Id) ? Results.Ok(new KickResult(s.Id.ToString("N"), true)) : NotFound($"no session {id}"));
+        api.MapPost("/tenants/{tenant}/users/{user}/revoke", (string tenant, string user) =>
+            _server.Authenticator.Tenants.ContainsKey(tenant) ? Results.Ok(new RevokeResult(tenant, user, _server.RevokeUser(tenant, user))) : NotFound($"no tenant {tenant}"));
+        api.MapPost("/tenants/{tenant}/users/{user}/enable", (string tenant, string user) =>
+            _server.Authenticator.Tenants.ContainsKey(tenant) ? Results.Ok(new EnableResult(tenant, user, _server.EnableUser(tenant, user))) : NotFound($"no tenant {tenant}"));
+        api.MapPost("/unban", UnbanAsync);
+        api.MapPost("/reload", () =>
+        {
+            var report = _server.Reload();
+            bool applied = report.Count == 0 || !report[0].StartsWith("reload ", StringComparison.Ordinal);
+            return Results.Json(new ReloadResult(applied, report), statusCode: applied ? 200 : 409);
+        });
+    }
+
+    private StatusView Status()
+    {
+        var sessions = _server.Sessions.All.ToList();
+        return new StatusView(typeof(AdminApi).Assembly.GetName().Version?.ToString() ?? "0", _started, (long)(DateTimeOffset.UtcNow - _started).TotalSeconds,
+            _server.LocalEndpoint?.ToString(), _server.Authenticator.Tenants.Count, sessions.Count, sessions.Count(s => s.Connection is not null),
+            _server.RevokedUsers.Count, _server.Logins.BannedSources, _server.Logins.BannedUsers, _server.LocalEndpoint is not null);
+    }
+
+    private TenantView Tenant(TenantRuntime t) =>
+        new(t.Name, t.NamespaceName, t.Pool.ToString(), t.Pool6?.ToString(), _server.Sessions.CountFor(t), t.Config.MaxSessions, t.Config.MaxSessionsPerUser);
+
+    private IEnumerable<SessionView> Sessions(string? tenant, string? user) => _server.Sessions.All
+        .Where(s => (tenant is null || s.Tenant.Name == tenant) && (user is null || s.User == user))
+        .OrderBy(s => s.Tenant.Name, StringComparer.Ordinal).ThenBy(s => s.User, StringComparer.Ordinal).ThenBy(s => s.Since)
+        .Select(Session);
+
+    private static SessionView Session(VpnSession s)
+    {
+        var (rxBytes, rxFrames, txBytes, txFrames) = s.Traffic();
+        return new SessionView(s.Id.ToString("N"), s.Tenant.Name, s.User, s.Address?.ToString(), s.Address6?.ToString(), s.Source?.ToString(), s.Since,
+            s.ExpiresAt, s.Connection is not null, s.LiveQueues, s.Extensions, s.ClientVersion, rxBytes, rxFrames, txBytes, txFrames);
+    }
+
+    /// <summary>A session by its full id (32 hex digits) or by the 8-digit short id the logs show, when only one has it.</summary>
+    private VpnSession? Find(string id)
+    {
+        if (Guid.TryParseExact(id, "N", out var full)) return _server.Sessions.TryGet(full);
+        if (id.Length != 8) return null;
+        var matches = _server.Sessions.All.Where(s => s.ShortId == id).Take(2).ToList();
+        return matches.Count == 1 ? matches[0] : null;
+    }
+
+    private async Task<IResult> UnbanAsync(HttpRequest request)
+    {
+        UnbanRequest? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<UnbanRequest>(request.Body, JsonOptions, request.HttpContext.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException e)
+        {
+            return Results.BadRequest(new ErrorView($"malformed JSON: {e.Message}"));
+        }
+        if (body?.Source is { } source)
+        {
+            if (!IPAddress.TryParse(source, out var address)) return Results.BadRequest(new ErrorView($"not an IP address: {source}"));
+            return Results.Ok(new UnbanResult(_server.Logins.UnbanSource(address)));
+        }
+        if (body?.User is { } user)
+            return Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
+        return Results.BadRequest(new ErrorView("give \"source\", or \"user\" (with \"tenant\")"));
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, PropertyNameCaseInsensitive = true };
+
+    private static IResult NotFound(string message) => Results.NotFound(new ErrorView(message));
+
+    private static Stream OpenApi() =>
+        Assembly.GetExecutingAssembly().GetManifestResourceStream("Isotun.Admin.openapi.json") ?? throw new InvalidOperationException("openapi.json is not embedded");
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _exporter.Dispose();
+    }
+}

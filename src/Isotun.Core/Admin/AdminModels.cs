@@ -1,0 +1,25 @@
+namespace Isotun.Admin;
+
+/// <summary>The JSON shapes of the admin API (version 1). Field names are camelCase on the wire.</summary>
+public sealed record StatusView(string Version, DateTimeOffset Started, long UptimeSeconds, string? Listen, int Tenants, int Sessions,
+    int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready);
+
+public sealed record TenantView(string Name, string? Namespace, string Pool, string? Pool6, int Sessions, int MaxSessions, int MaxSessionsPerUser);
+
+public sealed record SessionView(string Id, string Tenant, string User, string? Address, string? Address6, string? Source, DateTimeOffset Since,
+    DateTimeOffset Expires, bool Connected, int Queues, string Extensions, string? ClientVersion,
+    long RxBytes, long RxPackets, long TxBytes, long TxPackets);
+
+public sealed record KickResult(string Id, bool Kicked);
+
+public sealed record RevokeResult(string Tenant, string User, int SessionsEnded);
+
+public sealed record EnableResult(string Tenant, string User, bool WasRevoked);
+
+public sealed record UnbanRequest(string? Source, string? Tenant, string? User);
+
+public sealed record UnbanResult(bool Unbanned);
+
+public sealed record ReloadResult(bool Applied, IReadOnlyList<string> Report);
+
+public sealed record ErrorView(string Error);
