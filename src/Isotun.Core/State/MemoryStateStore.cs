@@ -20,7 +20,8 @@ public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
         _leases[(tenant, user)] = new LeaseRecord(user, address, address6, _time.GetUtcNow());
 
     public IReadOnlyList<LeaseRecord> Leases(string tenant) =>
-        _leases.Where(kv => kv.Key.Tenant == tenant).Select(kv => kv.Value).ToList();
+        _leases.Where(kv => kv.Key.Tenant == tenant).Select(kv => kv.Value)
+            .OrderBy(l => l.Updated).ThenBy(l => l.User, StringComparer.Ordinal).ToList();
 
     public void Dispose() { }
 }

@@ -3,38 +3,29 @@ using Microsoft.Data.Sqlite;
 
 namespace Isotun.State;
 
-/// <summary>The embedded default store: one SQLite file, WAL mode, one connection guarded by a lock (control plane only).</summary>
-public sealed class SqliteStateStore : IStateStore
+/// <summary>
+/// The embedded default store: one SQLite file in WAL mode, one connection guarded by a lock. Control plane only:
+/// every call may wait on the disk (an fsync per write, up to the busy timeout for a lock).
+/// </summary>
+public sealed partial class SqliteStateStore : IStateStore
 {
     private readonly SqliteConnection _db;
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
 
+    /// <summary>Opens (or makes) the state file and checks it.</summary>
+    /// <exception cref="StateStoreException">The file cannot be used; the message says why and how to recover.</exception>
     public SqliteStateStore(string path, TimeProvider? time = null)
     {
         _time = time ?? TimeProvider.System;
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        if (!File.Exists(path))
-            using (File.Create(path, 0, FileOptions.None)) { }
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-        _db.Open();
-        Exec("PRAGMA journal_mode=WAL;");
-        Exec("""
-            CREATE TABLE IF NOT EXISTS revoked (session TEXT PRIMARY KEY, until INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT, address6 TEXT,
-                                               updated INTEGER NOT NULL, PRIMARY KEY (tenant, user));
-            """);
-        Exec($"DELETE FROM revoked WHERE until < {_time.GetUtcNow().ToUnixTimeSeconds()};");
+        _db = Open(path, _time.GetUtcNow().ToUnixTimeSeconds());
     }
 
     public bool IsRevoked(Guid sessionId)
     {
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT 1 FROM revoked WHERE session = $s";
+            using var cmd = Command("SELECT 1 FROM revoked WHERE session = $s");
             cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
             return cmd.ExecuteScalar() is not null;
         }
@@ -44,8 +35,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "INSERT OR REPLACE INTO revoked (session, until) VALUES ($s, $u)";
+            using var cmd = Command("INSERT OR REPLACE INTO revoked (session, until) VALUES ($s, $u)");
             cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
             cmd.Parameters.AddWithValue("$u", until.ToUnixTimeSeconds());
             cmd.ExecuteNonQuery();
@@ -56,8 +46,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT user, address, address6, updated FROM leases WHERE tenant = $t AND user = $u";
+            using var cmd = Command("SELECT user, address, address6, updated FROM leases WHERE tenant = $t AND user = $u");
             cmd.Parameters.AddWithValue("$t", tenant);
             cmd.Parameters.AddWithValue("$u", user);
             using var r = cmd.ExecuteReader();
@@ -69,8 +58,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT user, address, address6, updated FROM leases WHERE tenant = $t ORDER BY updated";
+            using var cmd = Command("SELECT user, address, address6, updated FROM leases WHERE tenant = $t ORDER BY updated, user");
             cmd.Parameters.AddWithValue("$t", tenant);
             using var r = cmd.ExecuteReader();
             var list = new List<LeaseRecord>();
@@ -89,8 +77,7 @@ public sealed class SqliteStateStore : IStateStore
     {
         lock (_lock)
         {
-            using var cmd = _db.CreateCommand();
-            cmd.CommandText = "INSERT OR REPLACE INTO leases (tenant, user, address, address6, updated) VALUES ($t, $u, $a, $b, $n)";
+            using var cmd = Command("INSERT OR REPLACE INTO leases (tenant, user, address, address6, updated) VALUES ($t, $u, $a, $b, $n)");
             cmd.Parameters.AddWithValue("$t", tenant);
             cmd.Parameters.AddWithValue("$u", user);
             cmd.Parameters.AddWithValue("$a", (object?)address?.ToString() ?? DBNull.Value);
@@ -100,12 +87,15 @@ public sealed class SqliteStateStore : IStateStore
         }
     }
 
-    private void Exec(string sql)
+    private SqliteCommand Command(string sql)
     {
-        using var cmd = _db.CreateCommand();
+        var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
+        return cmd;
     }
 
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        lock (_lock) _db.Dispose();
+    }
 }

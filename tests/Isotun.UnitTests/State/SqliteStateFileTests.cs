@@ -1,0 +1,132 @@
+using System.Net;
+using Isotun.State;
+using Isotun.UnitTests.Security;
+
+namespace Isotun.UnitTests.State;
+
+/// <summary>A state file that cannot be used is refused at open with the file, the problem and the way to recover.</summary>
+public sealed class SqliteStateFileTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static StateStoreException Refused(string path, StateStoreError error)
+    {
+        var e = Assert.Throws<StateStoreException>(() => new SqliteStateStore(path).Dispose());
+        Assert.Equal(error, e.Error);
+        Assert.Equal(path, e.Path);
+        Assert.StartsWith($"state file {path}: ", e.Message);
+        return e;
+    }
+
+    private static void SaysToMoveItAside(StateStoreException e)
+    {
+        Assert.Contains("move the file aside together with its -wal and -shm files", e.Message);
+        Assert.Contains("cookie key file", e.Message);
+    }
+
+    [Fact]
+    public void A_file_that_is_not_a_database_is_refused()
+    {
+        var path = _temp.File("isotun.db");
+        File.WriteAllText(path, string.Concat(Enumerable.Repeat("tenants:\n  - name: acme\n", 100)));
+        var e = Refused(path, StateStoreError.NotADatabase);
+        Assert.Contains("is not an SQLite database", e.Message);
+        SaysToMoveItAside(e);
+    }
+
+    [Fact]
+    public void A_damaged_copy_of_a_good_file_is_refused_and_the_original_still_opens()
+    {
+        var good = _temp.File("isotun.db");
+        using (var store = new SqliteStateStore(good))
+            for (int i = 0; i < 300; i++) store.SaveLease("acme", $"user{i}", IPAddress.Parse($"10.10.{i / 256}.{i % 256}"), null);
+        var bytes = File.ReadAllBytes(good);
+        Assert.True(bytes.Length > 4 * 4096, "the file should span several pages");
+        // Garbage over every page but the first: the header still says SQLite, the tables' pages do not.
+        new Random(8).NextBytes(bytes.AsSpan(4096));
+        var damaged = _temp.File("damaged.db");
+        File.WriteAllBytes(damaged, bytes);
+
+        var e = Refused(damaged, StateStoreError.Corrupt);
+        Assert.Contains("is damaged", e.Message);
+        SaysToMoveItAside(e);
+        using var original = new SqliteStateStore(good);
+        Assert.Equal(300, original.Leases("acme").Count);
+    }
+
+    [Fact]
+    public void A_file_from_a_newer_isotun_is_refused()
+    {
+        var path = _temp.File("isotun.db");
+        new SqliteStateStore(path).Dispose();
+        using (var db = SqliteStateStoreTests.Connect(path)) SqliteStateStoreTests.Exec(db, "PRAGMA user_version = 99");
+        var e = Refused(path, StateStoreError.NewerSchema);
+        Assert.Contains($"has schema version 99 and this Isotun knows up to {SqliteStateStore.SchemaVersion}", e.Message);
+        SaysToMoveItAside(e);
+    }
+
+    [Fact]
+    public void Another_programs_database_is_refused()
+    {
+        var path = _temp.File("isotun.db");
+        using (var db = SqliteStateStoreTests.Connect(path)) SqliteStateStoreTests.Exec(db, "CREATE TABLE leases (id INTEGER PRIMARY KEY, name TEXT)");
+        var e = Refused(path, StateStoreError.ForeignSchema);
+        Assert.Contains("is an SQLite database without Isotun's tables (no such column: tenant)", e.Message);
+        SaysToMoveItAside(e);
+    }
+
+    [Fact]
+    public void A_directory_in_place_of_the_file_is_refused()
+    {
+        var path = _temp.File("isotun.db");
+        Directory.CreateDirectory(path);
+        var e = Refused(path, StateStoreError.Inaccessible);
+        Assert.Contains("is a directory", e.Message);
+        Assert.Contains("can read and write the file and its directory", e.Message);
+    }
+
+    [Fact]
+    public void A_file_in_place_of_its_directory_is_refused()
+    {
+        File.WriteAllText(_temp.File("var"), "");
+        var path = _temp.File("var/isotun.db");
+        var e = Refused(path, StateStoreError.Inaccessible);
+        Assert.Contains("cannot be made or opened", e.Message);
+    }
+
+    [SkippableFact]
+    public void A_read_only_directory_is_refused()
+    {
+        Skip.If(Environment.IsPrivilegedProcess, "root writes through directory modes: run as another user to test a read-only directory");
+        var dir = _temp.File("ro");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "isotun.db");
+        new SqliteStateStore(path).Dispose();
+        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        try
+        {
+            // The file itself is writable, but SQLite cannot make its -wal and -shm files beside it.
+            var e = Refused(path, StateStoreError.Inaccessible);
+            Assert.Contains("can read and write the file and its directory", e.Message);
+            Assert.Equal(StateStoreError.Inaccessible, Assert.Throws<StateStoreException>(() => new SqliteStateStore(Path.Combine(dir, "new.db"))).Error);
+        }
+        finally
+        {
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    [Fact]
+    public async Task A_file_locked_by_another_process_past_the_busy_timeout_is_refused()
+    {
+        var path = _temp.File("isotun.db");
+        new SqliteStateStore(path).Dispose();
+        using var other = SqliteStateStoreTests.Connect(path);
+        SqliteStateStoreTests.Exec(other, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE");
+        var e = await Task.Run(() => Refused(path, StateStoreError.Locked));
+        Assert.Contains("stayed locked by another process", e.Message);
+        SqliteStateStoreTests.Exec(other, "COMMIT");
+    }
+}
