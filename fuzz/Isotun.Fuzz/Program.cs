@@ -3,7 +3,9 @@ using SharpFuzz;
 
 // Isotun.Fuzz --list                     the targets, one per line: name, then what it checks
 // Isotun.Fuzz TARGET                     run under afl-fuzz (fuzz/run.sh sets that up): one input per execution
-// Isotun.Fuzz --replay TARGET PATH...    run files (or folders of them) in-process, without AFL; exit 1 on a failure
+// Isotun.Fuzz --replay TARGET [--slow-ms N] PATH...
+//                                        run files (or folders of them) in-process, without AFL; exit 1 on a failure
+//                                        (an exception, or with --slow-ms an input that took longer than N ms)
 if (args is ["--list"])
 {
     foreach (var target in FuzzTargets.All)
@@ -22,8 +24,20 @@ if (args is ["--replay", var replayName, .. var paths] && paths.Length > 0)
         return UnknownTarget(replayName);
     }
 
+    TimeSpan? slowLimit = null;
+    if (paths is ["--slow-ms", var ms, .. var rest])
+    {
+        if (!int.TryParse(ms, out int limit) || limit <= 0 || rest.Length == 0)
+        {
+            return Usage();
+        }
+
+        slowLimit = TimeSpan.FromMilliseconds(limit);
+        paths = rest;
+    }
+
     var files = Replay.Files(paths);
-    return Replay.Run(target, files, Console.Out) == 0 ? 0 : 1;
+    return Replay.Run(target, files, Console.Out, slowLimit) == 0 ? 0 : 1;
 }
 
 if (args is [var name] && !name.StartsWith('-'))
@@ -44,8 +58,13 @@ if (args is [var name] && !name.StartsWith('-'))
     return 0;
 }
 
-Console.Error.WriteLine("usage: Isotun.Fuzz --list | TARGET | --replay TARGET PATH...");
-return 2;
+return Usage();
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Isotun.Fuzz --list | TARGET | --replay TARGET [--slow-ms N] PATH...");
+    return 2;
+}
 
 static int UnknownTarget(string name)
 {

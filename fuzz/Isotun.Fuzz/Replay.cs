@@ -30,8 +30,12 @@ public static class Replay
         return files;
     }
 
-    /// <summary>Replays <paramref name="files"/>; returns how many failed, having written each failure to <paramref name="log"/>.</summary>
-    public static int Run(IFuzzTarget target, IReadOnlyList<string> files, TextWriter log)
+    /// <summary>
+    /// Replays <paramref name="files"/>; returns how many failed, having written each failure to <paramref name="log"/>.
+    /// With <paramref name="slowLimit"/>, an input that takes longer fails too (a hang AFL saved); without, timing is only
+    /// reported (the unit tests run on loaded machines and assert behaviour, not time).
+    /// </summary>
+    public static int Run(IFuzzTarget target, IReadOnlyList<string> files, TextWriter log, TimeSpan? slowLimit = null)
     {
         int failed = 0;
         var slowest = TimeSpan.Zero;
@@ -49,6 +53,12 @@ public static class Replay
                 failed++;
                 log.WriteLine($"FAIL {target.Name} {file}: {ex.GetType().Name}: {ex.Message}");
                 log.WriteLine(ex.StackTrace);
+            }
+
+            if (clock.Elapsed > slowLimit)
+            {
+                failed++;
+                log.WriteLine($"SLOW {target.Name} {file}: {clock.Elapsed.TotalMilliseconds:0} ms, over the {slowLimit.Value.TotalMilliseconds:0} ms limit");
             }
 
             if (clock.Elapsed > slowest)
