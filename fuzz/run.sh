@@ -73,8 +73,10 @@ fuzz() {
   rm -rf "$bin"
   cp -r "$build_dir" "$bin"
   dotnet tool restore >/dev/null
-  local dll
-  for dll in Isotun.Protocol.dll Isotun.Core.dll; do
+  # The config targets instrument YamlDotNet too, so that AFL is guided through YAML syntax, not only our walkers.
+  local dll dlls=(Isotun.Protocol.dll Isotun.Core.dll)
+  case "$target" in config|gateway-config) dlls+=(YamlDotNet.dll) ;; esac
+  for dll in "${dlls[@]}"; do
     dotnet tool run sharpfuzz "$bin/$dll" >"$work/instrument.log" 2>&1 || { cat "$work/instrument.log" >&2; exit 1; }
   done
 
