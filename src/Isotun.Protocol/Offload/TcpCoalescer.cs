@@ -34,7 +34,8 @@ public sealed class TcpCoalescer
     /// <summary>Starts a new super-packet with <paramref name="packet"/> if it is a mergeable TCP segment.</summary>
     public bool TryStart(ReadOnlySpan<byte> packet)
     {
-        if (_count > 0 || !Mergeable(packet, out int ipHeader, out int tcpHeader, out int payload)) return false;
+        // A packet larger than the merge buffer goes out alone: a server may send DATA frames of up to 64 KiB.
+        if (_count > 0 || packet.Length > _maxPacket || !Mergeable(packet, out int ipHeader, out int tcpHeader, out int payload)) return false;
         packet.CopyTo(_buffer.AsSpan(VirtioNetHeader.Length));
         _length = packet.Length;
         _ipHeader = ipHeader;

@@ -277,6 +277,21 @@ public class TcpCoalescerTests
     }
 
     [Fact]
+    public void A_packet_larger_than_the_limit_goes_out_alone_instead_of_throwing()
+    {
+        // Found by the coalesce fuzz target (fuzz/corpus/coalesce/oversize.bin): a server may send a DATA frame of up
+        // to 64 KiB, more than the 65000-byte merge buffer; TryStart threw instead of refusing it.
+        var gro = new TcpCoalescer(maxPacket: 1000);
+        var big = Segments.Tcp(new TcpSpec(), Segments.Payload(1000));
+        Assert.False(gro.TryStart(big));
+        Assert.False(gro.HasPending);
+
+        var huge = Segments.Tcp(new TcpSpec { Version = 6 }, Segments.Payload(65535 - 20));
+        Assert.True(huge.Length > 65000);
+        Assert.False(new TcpCoalescer().TryStart(huge));
+    }
+
+    [Fact]
     public void The_default_limit_keeps_a_super_packet_within_one_frame()
     {
         // 1348-byte segments until refused: the result plus its header must fit one 64 KiB CSTP frame.
