@@ -96,15 +96,17 @@ public sealed class SqliteStateFileTests : IDisposable
         Assert.Contains("cannot be made or opened", e.Message);
     }
 
-    [SkippableFact]
+    [Fact]
     public void A_read_only_directory_is_refused()
     {
-        Skip.If(Environment.IsPrivilegedProcess, "root writes through directory modes: run as another user to test a read-only directory");
         var dir = _temp.File("ro");
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, "isotun.db");
         new SqliteStateStore(path).Dispose();
-        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        // Root writes through directory modes; an immutable directory (chattr +i) stops root too.
+        bool root = Environment.IsPrivilegedProcess;
+        if (root) Assert.Equal(0, Chattr("+i", dir));
+        else File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserExecute);
         try
         {
             // The file itself is writable, but SQLite cannot make its -wal and -shm files beside it.
@@ -114,8 +116,16 @@ public sealed class SqliteStateFileTests : IDisposable
         }
         finally
         {
+            if (root) Chattr("-i", dir);
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
+    }
+
+    private static int Chattr(string flag, string path)
+    {
+        using var p = System.Diagnostics.Process.Start("chattr", [flag, path])!;
+        p.WaitForExit();
+        return p.ExitCode;
     }
 
     [Fact]
