@@ -81,7 +81,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     {
         var live = session.Connection;
         End(session, reason);
-        live?.Abort(TunnelEnd.Revoked);
+        live?.Kick(reason);
     }
 
     /// <summary>Drops sessions whose cookie expired while no connection was attached.</summary>

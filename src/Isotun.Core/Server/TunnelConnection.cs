@@ -86,6 +86,23 @@ public sealed class TunnelConnection
     public FrameWriter Writer { get; }
     public TunnelEnd? EndReason { get; private set; }
 
+    /// <summary>
+    /// Ends the connection for good from outside (a kick, a revoked user): the peer is sent a CSTP DISCONNECT with the
+    /// reason, as ocserv does on a kick (openconnect then stops instead of retrying), given up to a second to go out,
+    /// and the connection is closed. Blocks its caller for that second at most; call it off the data path.
+    /// </summary>
+    public void Kick(string reason)
+    {
+        var text = System.Text.Encoding.ASCII.GetBytes(reason.Length > 100 ? reason[..100] : reason);
+        var payload = new byte[1 + text.Length];
+        payload[0] = CstpDisconnectReason.Error;
+        text.CopyTo(payload, 1);
+        long before = Volatile.Read(ref Writer.FramesWritten);
+        if (Writer.TryEnqueue(PacketBuffer.Control(CstpPacketType.Disconnect, payload)))
+            SpinWait.SpinUntil(() => Volatile.Read(ref Writer.FramesWritten) > before || EndReason is not null, TimeSpan.FromSeconds(1));
+        Abort(TunnelEnd.Revoked);
+    }
+
     /// <summary>Ends the connection from outside (replaced by a reconnect, server shutdown). Harmless once it has ended.</summary>
     public void Abort(TunnelEnd reason)
     {

@@ -293,6 +293,60 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         AssertLogsOff(oc);
     }
 
+    [SkippableFact]
+    public void The_admin_cli_lists_a_stock_and_an_isotun_session_and_a_kick_ends_the_stock_one_for_good()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var auth = Openconnect.Authenticate(L.ClientNs,
+            [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin", "--authgroup", LabLayout.Tenant, Url], lab.Password + "\n");
+        string[] withCookie = ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", auth["FINGERPRINT"],
+            "--script", lab.TunScript, "--interface", "oc-admin", auth["CONNECT_URL"]];
+        using var oc = Openconnect.Start(L.ClientNs, withCookie, stdin: auth["COOKIE"] + "\n");
+        var address = WaitForAddress(oc, "oc-admin");
+        // And an isotun client beside it.
+        LabProcess.Start(L, "client-admin", L.ClientNs, TestEnvironment.IsotunExe,
+            ["connect", Url, "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--servercert", lab.Pin, "--interface", "isotun-adm", "--no-routes"]);
+        try
+        {
+            Assert.True(Traffic.Eventually(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(L.ClientNs, "isotun-adm") is not null), LabProcess.Tail(L, "client-admin"));
+            AdminListsKicksAndLeavesTheOther(oc, withCookie, auth["COOKIE"], address);
+        }
+        finally
+        {
+            LabProcess.Stop(L, "client-admin", TimeSpan.FromSeconds(10));
+        }
+    }
+
+    private void AdminListsKicksAndLeavesTheOther(BackgroundProcess oc, string[] withCookie, string cookie, IPAddress address)
+    {
+        // The occtl of Isotun, over the server's unix socket found through its config file.
+        var listed = Run.Exec(TestEnvironment.IsotunExe, ["sessions", "--config", lab.ConfigPath, "--json"]);
+        Assert.True(listed.ExitCode == 0, listed.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(listed.Stdout);
+        var sessions = doc.RootElement.EnumerateArray().ToList();
+        var stock = Assert.Single(sessions, s => s.GetProperty("address").GetString() == address.ToString());
+        Assert.Contains("AnyConnect", stock.GetProperty("clientVersion").GetString());
+        Assert.True(sessions.Any(s => s.GetProperty("connected").GetBoolean() && (s.GetProperty("clientVersion").GetString() ?? "").EndsWith("-isotun", StringComparison.Ordinal)), listed.Stdout);
+        var table = Run.Exec(TestEnvironment.IsotunExe, ["sessions", "--config", lab.ConfigPath, "--tenant", LabLayout.Tenant]);
+        Assert.Contains("TENANT", table.Stdout);
+        Assert.Contains(address.ToString(), table.Stdout);
+
+        var id = stock.GetProperty("id").GetString()!;
+        var kick = Run.Exec(TestEnvironment.IsotunExe, ["kick", id[..8], "--config", lab.ConfigPath]);
+        Assert.True(kick.ExitCode == 0, kick.ToString());
+        // openconnect is told (a DISCONNECT) and stops; its cookie no longer opens a tunnel.
+        Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(60)), "openconnect did not end after the kick: " + oc);
+        Assert.Contains("Received server disconnect", oc.Output);
+        using var again = Openconnect.Start(L.ClientNs, withCookie, stdin: cookie + "\n");
+        Assert.True(again.WaitForExit(TimeSpan.FromSeconds(60)), "openconnect with a kicked cookie did not give up: " + again);
+        Assert.Null(Traffic.TunAddress(L.ClientNs, "oc-admin"));
+        // The isotun client was not touched.
+        Assert.Equal(0, Run.Exec(TestEnvironment.IsotunExe, ["status", "--config", lab.ConfigPath]).ExitCode);
+        var after = Run.Exec(TestEnvironment.IsotunExe, ["sessions", "--config", lab.ConfigPath, "--json"]);
+        Assert.Contains("isotun", after.Stdout);
+        Assert.NotNull(Traffic.TunAddress(L.ClientNs, "isotun-adm"));
+    }
+
     private static void AssertLogsOff(BackgroundProcess oc)
     {
         oc.Signal("TERM");

@@ -14,6 +14,8 @@ internal static class ServerMetrics
 
     public static long Drops(string tenant, DropReason reason) => s_counts.GetValueOrDefault(("isotun.tunnel.drops", tenant, reason.ToLabel()));
 
+    public static long Admin(string result) => s_counts.GetValueOrDefault(("isotun.admin.requests", "", result));
+
     public static long Auth(string tenant, AuthOutcome outcome) => s_counts.GetValueOrDefault(("isotun.auth.attempts", tenant, outcome.ToLabel()));
 
     private static MeterListener Listen()
@@ -22,7 +24,7 @@ internal static class ServerMetrics
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if (instrument.Meter.Name == IsotunMetrics.MeterName && instrument.Name is "isotun.tunnel.drops" or "isotun.auth.attempts")
+                if (instrument.Meter.Name == IsotunMetrics.MeterName && instrument.Name is "isotun.tunnel.drops" or "isotun.auth.attempts" or "isotun.admin.requests")
                     l.EnableMeasurementEvents(instrument);
             },
         };

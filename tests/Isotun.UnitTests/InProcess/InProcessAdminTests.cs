@@ -1,0 +1,177 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Isotun.Admin;
+using Isotun.Client;
+using Isotun.Config;
+using Isotun.Metrics;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// The admin API on a real unix socket (and TCP with a token) in front of an in-process server with a live client:
+/// list, show, kick (the cookie dies), revoke (the user is out until enabled), reload, unban, and the hostile inputs.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<(AdminApi Api, AdminClient Client)> StartAsync(InProcessServer server, IPEndPoint? tcp = null, string? tokenFile = null)
+    {
+        var socket = _dir.File("admin.sock");
+        var api = await AdminApi.StartAsync(server.Server, new AdminConfig(tcp) { Socket = socket, TokenFile = tokenFile }, NullLoggerFactory.Instance);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+        return (api, new AdminClient(socket));
+    }
+
+    [Fact]
+    public async Task A_live_session_is_listed_with_its_details_and_a_kick_ends_it_and_kills_its_cookie()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+        {
+            var list = await admin.GetAsync("api/v1/sessions?tenant=" + server.Tenant);
+            Assert.True(list.Ok, list.Text);
+            var s = Assert.Single(list.Json!.Value.EnumerateArray());
+            Assert.Equal(InProcessPki.User, s.GetProperty("user").GetString());
+            Assert.Equal(client.Address.ToString(), s.GetProperty("address").GetString());
+            Assert.True(s.GetProperty("connected").GetBoolean());
+            Assert.StartsWith("127.0.0.1:", s.GetProperty("source").GetString());
+            Assert.Contains("isotun", s.GetProperty("clientVersion").GetString(), StringComparison.OrdinalIgnoreCase);
+            var id = s.GetProperty("id").GetString()!;
+
+            // Traffic shows in the session's counters.
+            client.Send(Packets.Numbered(client.Address, Packets.Far4, 1), 0);
+            Packets.Take(server.Tun(), "the packet did not arrive");
+            Assert.True(await Eventually.Holds(() => admin.GetAsync("api/v1/sessions/" + id[..8]).GetAwaiter().GetResult().Json!.Value.GetProperty("rxPackets").GetInt64() >= 1),
+                "the session's counters did not show the packet");
+            Assert.Empty((await admin.GetAsync("api/v1/sessions?user=nobody")).Json!.Value.EnumerateArray());
+
+            var kicked = await admin.DeleteAsync("api/v1/sessions/" + id);
+            Assert.True(kicked.Ok, kicked.Text);
+            // The client's connection closes; its reconnect with the cookie is refused, so it ends.
+            var end = await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal(ClientExitCode.SessionEnded, end.Code);
+            Assert.Equal(404, (await admin.GetAsync("api/v1/sessions/" + id)).Status);
+            Assert.Equal(404, (await admin.DeleteAsync("api/v1/sessions/" + id)).Status);
+        }
+    }
+
+    [Fact]
+    public async Task A_revoked_user_is_out_at_once_and_stays_out_until_enabled()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+        {
+            var revoked = await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/revoke");
+            Assert.Equal(1, revoked.Json!.Value.GetProperty("sessionsEnded").GetInt32());
+            Assert.Equal(ClientExitCode.SessionEnded, (await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(30)))).Code);
+
+            await using (var again = InProcessClient.Start(server.Options()))
+                Assert.Equal(ClientExitCode.AuthFailed, (await Assert.ThrowsAsync<ClientException>(() => again.Run)).Code);
+            Assert.True(ServerMetrics.Auth(server.Tenant, AuthOutcome.Revoked) >= 1);
+            Assert.Equal(1, (await admin.GetAsync("api/v1/status")).Json!.Value.GetProperty("revokedUsers").GetInt32());
+
+            Assert.True((await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/enable")).Json!.Value.GetProperty("wasRevoked").GetBoolean());
+            await using var back = await InProcessClient.ConnectAsync(server, server.Options());
+            Assert.Equal(404, (await admin.PostAsync($"api/v1/tenants/nosuch/users/x/revoke")).Status);
+        }
+    }
+
+    [Fact]
+    public async Task Status_tenants_health_readiness_metrics_openapi_and_reload_answer()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+        {
+            var status = await admin.GetAsync("api/v1/status");
+            Assert.True(status.Json!.Value.GetProperty("ready").GetBoolean());
+            Assert.Contains((await admin.GetAsync("api/v1/tenants")).Json!.Value.EnumerateArray(), t => t.GetProperty("name").GetString() == server.Tenant);
+            Assert.Equal("ok\n", (await admin.GetAsync("healthz")).Text);
+            Assert.Equal("ready\n", (await admin.GetAsync("readyz")).Text);
+            Assert.Contains("isotun_", (await admin.GetAsync("metrics")).Text);
+            var openapi = await admin.GetAsync("api/v1/openapi.json");
+            Assert.Equal("3.0.3", openapi.Json!.Value.GetProperty("openapi").GetString());
+            Assert.True(openapi.Json.Value.GetProperty("paths").TryGetProperty("/api/v1/sessions/{id}", out _));
+            // The in-process server listens on a port of its own choosing, not the file's: the reload is refused, with the reason.
+            var reload = await admin.PostAsync("api/v1/reload");
+            Assert.Equal(409, reload.Status);
+            Assert.False(reload.Json!.Value.GetProperty("applied").GetBoolean());
+            Assert.Contains(reload.Json.Value.GetProperty("report").EnumerateArray(), l => l.GetString()!.Contains("listen, tls, state or cookie changed"));
+        }
+    }
+
+    [Fact]
+    public async Task Bad_requests_are_refused_with_the_reason_and_counted()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+        {
+            Assert.Equal(404, (await admin.GetAsync("api/v1/sessions/not-an-id")).Status);
+            var malformed = await admin.SendAsync(HttpMethod.Post, "api/v1/unban", null);
+            Assert.Equal(400, malformed.Status);
+            using var raw = new HttpClient(new SocketsHttpHandler { ConnectCallback = async (_, ct) => await UnixAsync(_dir.File("admin.sock"), ct) }) { BaseAddress = new Uri("http://admin/") };
+            var bad = await raw.PostAsync("api/v1/unban", new StringContent("{not json", Encoding.UTF8, "application/json"));
+            Assert.Equal(400, (int)bad.StatusCode);
+            Assert.Contains("malformed JSON", await bad.Content.ReadAsStringAsync());
+            var big = await raw.PostAsync("api/v1/unban", new StringContent("{\"source\":\"" + new string('1', 20_000) + "\"}", Encoding.UTF8, "application/json"));
+            Assert.Equal(413, (int)big.StatusCode);
+            var notIp = await admin.PostAsync("api/v1/unban", new UnbanRequest("not-an-ip", null, null));
+            Assert.Equal(400, notIp.Status);
+            Assert.Contains("not an IP address", notIp.Error);
+        }
+    }
+
+    [Fact]
+    public async Task Over_tcp_the_api_needs_the_token_while_metrics_and_health_stay_open()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var tokenFile = _dir.File("admin.token");
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, "s3cret-token\n", overwrite: true);
+        int port = FreePort();
+        ServerMetrics.Start();
+        var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
+        await using (api)
+        {
+            using var anonymous = new AdminClient($"http://127.0.0.1:{port}");
+            long before = ServerMetrics.Admin("unauthorized");
+            var refused = await anonymous.GetAsync("api/v1/status");
+            Assert.Equal(401, refused.Status);
+            Assert.True(ServerMetrics.Admin("unauthorized") > before);
+            Assert.Equal(401, (await new AdminClient($"http://127.0.0.1:{port}", "wrong").GetAsync("api/v1/sessions")).Status);
+            Assert.Equal(200, (await anonymous.GetAsync("metrics")).Status);
+            Assert.Equal(200, (await anonymous.GetAsync("healthz")).Status);
+            using var authorized = new AdminClient($"http://127.0.0.1:{port}", "s3cret-token");
+            Assert.True((await authorized.GetAsync("api/v1/status")).Ok);
+        }
+    }
+
+    private static async ValueTask<Stream> UnixAsync(string path, CancellationToken ct)
+    {
+        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
+        return new NetworkStream(s, ownsSocket: true);
+    }
+
+    private static int FreePort()
+    {
+        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)l.LocalEndPoint!).Port;
+    }
+}
