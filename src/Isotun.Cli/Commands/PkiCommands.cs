@@ -19,6 +19,7 @@ public static class PkiCommands
         command.Subcommands.Add(CreateServer());
         command.Subcommands.Add(CreateClient());
         command.Subcommands.Add(CreatePin());
+        command.Subcommands.Add(CreateRevoke());
         return command;
     }
 
@@ -117,6 +118,28 @@ public static class PkiCommands
                 var issued = pki.IssueClient(parseResult.GetValue(tenant)!, parseResult.GetValue(user)!, parseResult.GetValue(force));
                 output.WriteLine($"wrote {issued.CertificatePath}");
                 output.WriteLine($"wrote {issued.KeyPath} (mode 0600)");
+                return Ok;
+            });
+        });
+        return command;
+    }
+
+    private static Command CreateRevoke()
+    {
+        var certificate = new Argument<string>("CERT") { Description = "The client certificate to revoke (PEM), issued by this CA" };
+        var dir = DirOption();
+        var command = new Command("revoke", "Add a certificate to the CA's revocation list (ca.crl); give it to tenants as client-crl, then reload");
+        command.Arguments.Add(certificate);
+        command.Options.Add(dir);
+        command.SetAction(parseResult =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            return Run(error, () =>
+            {
+                var pki = new PkiDirectory(parseResult.GetValue(dir)!);
+                int count = pki.Revoke(parseResult.GetValue(certificate)!);
+                output.WriteLine($"wrote {pki.CrlPath} ({count} revoked certificate(s)); `kill -HUP` or `isotun reload` ends the sessions of newly revoked ones");
                 return Ok;
             });
         });

@@ -69,6 +69,20 @@ public static partial class ServerConfigLoader
             }
         }
 
+        var crlPath = $"{path}.client-crl";
+        var clientCrl = walker.FilePath(keys.GetValueOrDefault("client-crl"), crlPath);
+        if (clientCrl is not null)
+        {
+            try
+            {
+                Pki.RevocationList.Load(clientCrl);
+            }
+            catch (Pki.PkiException e)
+            {
+                walker.Error(crlPath, e.Message);
+            }
+        }
+
         var ous = new List<string>();
         foreach (var (ou, itemPath) in walker.TextList(keys.GetValueOrDefault("allowed-ous"), $"{path}.allowed-ous"))
         {
@@ -104,6 +118,7 @@ public static partial class ServerConfigLoader
             Namespace = ns,
             Pool6 = pool6,
             ClientCa = clientCa,
+            ClientCrl = clientCrl,
             AllowedOus = ous,
             ServerNames = names,
             MaxSessions = maxSessions,

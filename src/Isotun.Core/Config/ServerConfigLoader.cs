@@ -36,7 +36,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] TenantKeys =
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
-        "client-ca", "allowed-ous", "server-names", "max-sessions", "max-sessions-per-user", "over-user-limit", "rate-limit", "client-to-client", "lease-lifetime", "uplink", "offload", "queues",
+        "client-ca", "client-crl", "allowed-ous", "server-names", "max-sessions", "max-sessions-per-user", "over-user-limit", "rate-limit", "client-to-client", "lease-lifetime", "uplink", "offload", "queues",
     ];
 
     /// <summary>Reads and validates a file; a missing, unreadable or oversized file is one error with path <c>(file)</c>.</summary>

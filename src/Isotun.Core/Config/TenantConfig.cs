@@ -32,6 +32,9 @@ public sealed record TenantConfig(
     /// <summary>Client CA bundle for this tenant's certificates; null means the server-wide <c>tls.client-ca</c>.</summary>
     public string? ClientCa { get; init; }
 
+    /// <summary>A CRL (PEM or DER) of revoked client certificates, checked at every certificate login and re-read on reload.</summary>
+    public string? ClientCrl { get; init; }
+
     /// <summary>Certificate OUs that may log into this tenant; by default only its own name.</summary>
     public IReadOnlyList<string> AllowedOus { get; init; } = [];
 

@@ -22,4 +22,15 @@ public static class ClientCertificateCheck
         chain.ChainPolicy.ApplicationPolicy.Add(ClientAuthentication);
         return chain.Build(certificate);
     }
+
+    /// <summary>Whether <paramref name="certificate"/> carries <paramref name="ca"/>'s signature.</summary>
+    public static bool IssuedBy(X509Certificate2 certificate, X509Certificate2 ca)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
+        return chain.Build(certificate);
+    }
 }

@@ -145,6 +145,31 @@ public sealed class PkiDirectory
         return Issue(subject.Build(), ClientAuthOid, subjectAlternativeName: null, PkiNames.FileStem($"{tenant}-{user}"), force);
     }
 
+    /// <summary>The CA's revocation list, written by <see cref="Revoke"/>; give it to tenants as <c>client-crl</c>.</summary>
+    public string CrlPath => Path.Combine(Directory, "ca.crl");
+
+    /// <summary>Adds a certificate this CA issued to <see cref="CrlPath"/>; returns how many the list now holds.</summary>
+    /// <exception cref="PkiException">No CA, the certificate is not this CA's, or I/O failure.</exception>
+    public int Revoke(string certificatePath)
+    {
+        var (ca, key) = LoadCa();
+        using (ca)
+        using (key)
+        {
+            using var certificate = PemLoader.LoadCertificate(certificatePath);
+            if (!ClientCertificateCheck.IssuedBy(certificate, ca))
+                throw new PkiException(PkiError.BadInput, $"{certificatePath} was not issued by the CA in {Directory}");
+            try
+            {
+                return RevocationList.Revoke(CrlPath, certificate, ca, key);
+            }
+            catch (IOException e)
+            {
+                throw new PkiException(PkiError.Io, $"{CrlPath}: {e.Message}");
+            }
+        }
+    }
+
     /// <summary>Creates the CA and <c>&lt;name&gt;.crt/.key</c> when missing and returns the server certificate; never overwrites.</summary>
     /// <exception cref="PkiException">Only one of a certificate/key pair exists, bad name, or I/O failure.</exception>
     public IssuedCertificate EnsureServer(string name, IReadOnlyList<IPAddress> ips)

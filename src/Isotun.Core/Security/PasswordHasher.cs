@@ -60,18 +60,6 @@ public static class PasswordHasher
         _ = CryptographicOperations.FixedTimeEquals(actual, DummyHash);
     }
 
-    /// <summary>
-    /// A fingerprint of a stored hash (never 0), sealed into a session's cookie: when the user is removed or given a new
-    /// password, the stored hash changes and the cookie no longer matches. It reveals nothing of the password.
-    /// </summary>
-    public static ulong Stamp(string encodedHash)
-    {
-        Span<byte> digest = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(encodedHash), digest);
-        ulong stamp = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(digest);
-        return stamp == 0 ? 1 : stamp;
-    }
-
     /// <summary>True when <paramref name="encodedHash"/> has the shape <see cref="Verify"/> accepts.</summary>
     internal static bool IsWellFormed(string? encodedHash) => TryDecode(encodedHash, out _, out _, out _);
 

@@ -106,6 +106,8 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate login is not enabled for this group");
         if (cert.Raw is not { } raw || !ClientCertificateCheck.ChainsTo(raw, cas))
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by a CA this group trusts");
+        if (tenant.RevokedCertificates.IsRevoked(raw.SerialNumber))
+            return Refuse(AuthOutcome.BadCertificate, tenant, "certificate revoked");
         if (!cert.OrganizationalUnits.Any(tenant.Config.EffectiveOus.Contains))
             return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
         if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))

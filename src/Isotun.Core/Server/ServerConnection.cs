@@ -267,9 +267,9 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(revoked with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
-        // A password login's cookie carries a fingerprint of the stored hash: a removed user or a new password kills it.
-        ulong credential = _peer.Certificate is null && tenant.Passwords?.TryGetHash(decision.User!, out var stored) == true
-            ? Security.PasswordHasher.Stamp(stored!) : 0;
+        // The cookie carries a fingerprint of the credential: a removed user, a new password or a revoked certificate kills it.
+        ulong credential = _peer.Certificate?.Raw is { } certificate ? Security.CredentialStamp.ForCertificate(certificate.SerialNumber)
+            : tenant.Passwords?.TryGetHash(decision.User!, out var stored) == true ? Security.CredentialStamp.ForPassword(stored!) : 0;
         var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {

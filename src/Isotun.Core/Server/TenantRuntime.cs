@@ -61,6 +61,7 @@ public sealed class TenantRuntime : IDisposable
         Routes = config.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
         ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
+        RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
         ReserveStoredLeases();
     }
 
@@ -73,6 +74,9 @@ public sealed class TenantRuntime : IDisposable
     public PasswordFile? Passwords { get; private set; }
     /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>
     public X509Certificate2Collection? ClientCas { get; private set; }
+
+    /// <summary>Serials of revoked client certificates (<c>client-crl</c>); empty without one.</summary>
+    public RevocationList RevokedCertificates { get; private set; } = RevocationList.Empty;
     public TenantTraffic Traffic { get; }
     public int Mtu => Config.Mtu;
     public IPAddress Gateway => _leases.Gateway;
@@ -117,11 +121,13 @@ public sealed class TenantRuntime : IDisposable
         if (structural.Count > 0) return $"changed {string.Join(", ", structural)}: restart the server to apply";
         PasswordFile? passwords;
         X509Certificate2Collection? cas;
+        RevocationList crl;
         IpNetwork[] routes = new IpNetwork[next.Routes.Count];
         try
         {
             passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
             cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
+            crl = next.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(next.ClientCrl);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Security.Cryptography.CryptographicException or PkiException)
         {
@@ -133,6 +139,7 @@ public sealed class TenantRuntime : IDisposable
         {
             Passwords = passwords;
             ClientCas = cas;
+            RevokedCertificates = crl;
             Routes = routes;
             if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
             Config = next;

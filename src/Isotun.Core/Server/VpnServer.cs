@@ -96,7 +96,8 @@ public sealed class VpnServer : IAsyncDisposable
     {
         if (IsRevoked(tenant.Name, user)) return false;
         if (credential == 0) return true;
-        return tenant.Passwords?.TryGetHash(user, out var hash) == true && PasswordHasher.Stamp(hash) == credential;
+        if (CredentialStamp.IsCertificate(credential)) return !tenant.RevokedCertificates.IsRevokedStamp(credential);
+        return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
     /// <summary>Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.</summary>
@@ -148,14 +149,14 @@ public sealed class VpnServer : IAsyncDisposable
             + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))), overwrite: true,
             UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-    /// <summary>After a reload: sessions whose user was removed from the password file, or given a new password, end.</summary>
+    /// <summary>After a reload: sessions whose user was removed from the password file, given a new password, or whose certificate was revoked, end.</summary>
     private int EndSessionsWithStaleCredentials()
     {
         int ended = 0;
         foreach (var s in Sessions.All.ToList())
         {
             if (s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential)) continue;
-            Sessions.Kick(s, "the user was removed or given a new password");
+            Sessions.Kick(s, CredentialStamp.IsCertificate(s.Credential) ? "the certificate was revoked" : "the user was removed or given a new password");
             ended++;
         }
         return ended;
@@ -266,7 +267,7 @@ public sealed class VpnServer : IAsyncDisposable
         Config = Config with { Limits = next.Limits, Admin = Config.Admin };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
-        if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password");
+        if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");
         foreach (var line in report) _log.LogInformation("reload: {Line}", line);
         return report;
     }

@@ -22,7 +22,7 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     public IpKey AddressKey { get; private set; }
     public IpKey AddressKey6 { get; private set; }
 
-    /// <summary>The fingerprint of the password the login was checked against (<see cref="Security.PasswordHasher.Stamp"/>); 0 for a certificate.</summary>
+    /// <summary>The fingerprint of the credential the login was checked against (<see cref="Security.CredentialStamp"/>), or 0.</summary>
     public ulong Credential { get; init; }
 
     /// <summary>When the user logged in.</summary>

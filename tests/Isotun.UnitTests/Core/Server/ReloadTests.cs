@@ -141,17 +141,17 @@ public sealed class ReloadRevocationTests : IDisposable
         SessionTicket Login(string user)
         {
             Assert.True(tenant.Passwords!.TryGetHash(user, out var hash));
-            return server.Sessions.TryCreate(tenant, user, 100, out _, PasswordHasher.Stamp(hash))!;
+            return server.Sessions.TryCreate(tenant, user, 100, out _, CredentialStamp.ForPassword(hash))!;
         }
         var alice = Login("alice");
         var bob = Login("bob");
         var carol = Login("carol");
-        var certificate = server.Sessions.TryCreate(tenant, "dave", 100, out _)!; // a certificate login: no password to check
+        var certificate = server.Sessions.TryCreate(tenant, "dave", 100, out _)!; // no credential to check
 
         PasswordFile.RemoveUser(passwd, "alice");
         PasswordFile.SetUser(passwd, "bob", PasswordHasher.Hash("bob-2", 1000));
         var report = server.Reload();
-        Assert.Contains("2 session(s) ended: their user was removed or given a new password", report);
+        Assert.Contains("2 session(s) ended: their user was removed or given a new password, or their certificate revoked", report);
         Assert.Null(server.Sessions.TryGet(alice.SessionId));
         Assert.Null(server.Sessions.TryGet(bob.SessionId));
         Assert.NotNull(server.Sessions.TryGet(carol.SessionId));

@@ -1,0 +1,129 @@
+using System.Formats.Asn1;
+using System.Numerics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+namespace Isotun.Pki;
+
+/// <summary>
+/// An X.509 CRL (RFC 5280 §5) as Isotun uses it: the set of revoked serial numbers, read from a PEM or DER file the
+/// operator configured (<c>client-crl</c>), and written by <c>isotun pki revoke</c> with the CA's own key. The file is
+/// configuration, so its signature is not what makes it trusted; the parse is strict and bounded all the same.
+/// </summary>
+public sealed class RevocationList
+{
+    public const int MaxBytes = 16 * 1024 * 1024;
+
+    private readonly HashSet<string> _serials;
+    private readonly HashSet<ulong> _stamps;
+
+    private RevocationList(HashSet<string> serials)
+    {
+        _serials = serials;
+        _stamps = serials.Select(Security.CredentialStamp.ForCertificate).ToHashSet();
+    }
+
+    /// <summary>Whether the certificate a cookie's credential stamp names is revoked (<see cref="Security.CredentialStamp"/>).</summary>
+    public bool IsRevokedStamp(ulong stamp) => _stamps.Contains(stamp);
+
+    public static RevocationList Empty { get; } = new([]);
+
+    public int Count => _serials.Count;
+
+    /// <summary>Whether a certificate with this serial number (as <see cref="X509Certificate2.SerialNumber"/> gives it, hex) is revoked.</summary>
+    public bool IsRevoked(string serialHex) => _serials.Contains(Normalize(serialHex));
+
+    public IReadOnlyCollection<string> Serials => _serials;
+
+    /// <exception cref="PkiException">The file is missing, too large, or not a CRL.</exception>
+    public static RevocationList Load(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists) throw new PkiException(PkiError.BadInput, $"{path}: CRL file not found");
+            if (info.Length > MaxBytes) throw new PkiException(PkiError.BadInput, $"{path}: larger than {MaxBytes >> 20} MiB");
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (IOException e)
+        {
+            throw new PkiException(PkiError.Io, $"{path}: {e.Message}");
+        }
+        return TryParse(Der(bytes), out var list) ? list! : throw new PkiException(PkiError.BadInput, $"{path}: not an X.509 CRL (PEM or DER)");
+    }
+
+    /// <summary>Reads the revoked serials of a DER CRL; false on anything malformed. Never throws.</summary>
+    public static bool TryParse(ReadOnlySpan<byte> der, out RevocationList? list)
+    {
+        list = null;
+        try
+        {
+            var reader = new AsnReader(der.ToArray(), AsnEncodingRules.DER);
+            var certList = reader.ReadSequence();
+            var tbs = certList.ReadSequence();
+            if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer)) tbs.ReadInteger(); // version v2
+            tbs.ReadSequence(); // signature algorithm
+            tbs.ReadSequence(); // issuer
+            ReadTime(tbs); // thisUpdate
+            var serials = new HashSet<string>(StringComparer.Ordinal);
+            if (tbs.HasData && IsTime(tbs.PeekTag())) ReadTime(tbs); // nextUpdate
+            if (tbs.HasData && tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Sequence))
+            {
+                var revoked = tbs.ReadSequence();
+                while (revoked.HasData)
+                {
+                    var entry = revoked.ReadSequence();
+                    serials.Add(Normalize(Convert.ToHexString(entry.ReadIntegerBytes().Span)));
+                }
+            }
+            list = new RevocationList(serials);
+            return true;
+        }
+        catch (Exception e) when (e is AsnContentException or CryptographicException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// <c>isotun pki revoke</c>: adds <paramref name="certificate"/> to the CRL at <paramref name="crlPath"/> (made when
+    /// missing), signed by the CA, with the next CRL number. Returns how many certificates the list now holds.
+    /// </summary>
+    public static int Revoke(string crlPath, X509Certificate2 certificate, X509Certificate2 ca, ECDsa caKey)
+    {
+        CertificateRevocationListBuilder builder;
+        BigInteger number = 0;
+        if (File.Exists(crlPath)) builder = CertificateRevocationListBuilder.Load(Der(File.ReadAllBytes(crlPath)), out number);
+        else builder = new CertificateRevocationListBuilder();
+        builder.AddEntry(certificate, DateTimeOffset.UtcNow, X509RevocationReason.Unspecified);
+        using var signer = ca.CopyWithPrivateKey(caKey);
+        var now = DateTimeOffset.UtcNow;
+        var der = builder.Build(signer, number + 1, now.AddYears(10), HashAlgorithmName.SHA256, thisUpdate: now.AddMinutes(-5));
+        var pem = PemEncoding.WriteString("X509 CRL", der);
+        var tmp = crlPath + ".tmp";
+        File.WriteAllText(tmp, pem + "\n");
+        File.Move(tmp, crlPath, overwrite: true);
+        return TryParse(der, out var list) ? list!.Count : 0;
+    }
+
+    private static byte[] Der(byte[] bytes)
+    {
+        var text = Encoding.ASCII.GetString(bytes);
+        int begin = text.IndexOf("-----BEGIN X509 CRL-----", StringComparison.Ordinal);
+        if (begin < 0) return bytes;
+        var fields = PemEncoding.Find(text.AsSpan(begin));
+        return Convert.FromBase64String(text.Substring(begin + fields.Base64Data.Start.Value, fields.Base64Data.End.Value - fields.Base64Data.Start.Value));
+    }
+
+    private static bool IsTime(Asn1Tag tag) => tag.HasSameClassAndValue(Asn1Tag.UtcTime) || tag.HasSameClassAndValue(Asn1Tag.GeneralizedTime);
+
+    private static void ReadTime(AsnReader reader)
+    {
+        if (reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime)) reader.ReadUtcTime();
+        else reader.ReadGeneralizedTime();
+    }
+
+    private static string Normalize(string hex) => Security.CredentialStamp.Normalize(hex);
+}

@@ -1,0 +1,104 @@
+using Isotun.Config;
+using Isotun.Pki;
+using Isotun.Security;
+using Isotun.Server;
+using Isotun.State;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.Pki;
+
+/// <summary>`isotun pki revoke` writes a CRL; a tenant's client-crl refuses the certificate at login and, on reload, ends its sessions.</summary>
+public sealed class RevocationListTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public void Revoke_writes_a_signed_crl_that_lists_each_revoked_serial()
+    {
+        var pki = new PkiDirectory(_temp.File("pki"));
+        pki.InitCa();
+        var alice = pki.IssueClient("acme", "alice");
+        var bob = pki.IssueClient("acme", "bob");
+        Assert.Equal(1, pki.Revoke(alice.CertificatePath));
+        Assert.Equal(2, pki.Revoke(bob.CertificatePath));
+        Assert.StartsWith("-----BEGIN X509 CRL-----", File.ReadAllText(pki.CrlPath));
+        var list = RevocationList.Load(pki.CrlPath);
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        Assert.True(list.IsRevoked(a.SerialNumber));
+        Assert.True(list.IsRevokedStamp(CredentialStamp.ForCertificate(a.SerialNumber)));
+        var carol = pki.IssueClient("acme", "carol");
+        using var c = PemLoader.LoadCertificate(carol.CertificatePath);
+        Assert.False(list.IsRevoked(c.SerialNumber));
+
+        // A certificate of another CA is not this CA's to revoke.
+        var other = new PkiDirectory(_temp.File("other"));
+        other.InitCa();
+        var stranger = other.IssueClient("acme", "eve");
+        Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.Revoke(stranger.CertificatePath)).Error);
+    }
+
+    [Fact]
+    public void A_file_that_is_not_a_crl_is_refused_and_hostile_bytes_never_throw()
+    {
+        File.WriteAllText(_temp.File("bad.crl"), "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+        Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => RevocationList.Load(_temp.File("bad.crl"))).Error);
+        Assert.Throws<PkiException>(() => RevocationList.Load(_temp.File("missing.crl")));
+        var rng = new Random(5);
+        var buffer = new byte[300];
+        for (int i = 0; i < 20000; i++)
+        {
+            rng.NextBytes(buffer);
+            if (rng.Next(2) == 0) buffer[0] = 0x30;
+            RevocationList.TryParse(buffer.AsSpan(0, rng.Next(buffer.Length)), out _);
+        }
+    }
+
+    [Fact]
+    public async Task A_revoked_certificate_is_refused_at_login_and_a_reload_ends_its_live_session()
+    {
+        var pki = new PkiDirectory(_temp.File("pki"));
+        pki.InitCa();
+        var alice = pki.IssueClient("acme", "alice");
+        var bob = pki.IssueClient("acme", "bob");
+        var config = _temp.File("isotun.yaml");
+        string Yaml(bool crl) => $"""
+            listen: 127.0.0.1:4443
+            tls:
+              certificate: pki/server.crt
+              key: pki/server.key
+            admin:
+              listen: off
+            tenants:
+              - name: acme
+                pool: 10.10.0.0/24
+                client-ca: pki/ca.crt
+            {(crl ? "    client-crl: pki/ca.crl\n" : "")}
+            """;
+        File.WriteAllText(config, Yaml(crl: false));
+        var loaded = ServerConfigLoader.Load(config);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore());
+        var tenant = server.Authenticator.Tenants["acme"];
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        using var b = PemLoader.LoadCertificate(bob.CertificatePath);
+        var aliceSession = server.Sessions.TryCreate(tenant, "alice", 100, out _, CredentialStamp.ForCertificate(a.SerialNumber))!;
+        var bobSession = server.Sessions.TryCreate(tenant, "bob", 100, out _, CredentialStamp.ForCertificate(b.SerialNumber))!;
+
+        pki.Revoke(alice.CertificatePath);
+        File.WriteAllText(config, Yaml(crl: true));
+        var report = server.Reload();
+        Assert.Contains("1 session(s) ended: their user was removed or given a new password, or their certificate revoked", report);
+        Assert.Null(server.Sessions.TryGet(aliceSession.SessionId));
+        Assert.NotNull(server.Sessions.TryGet(bobSession.SessionId));
+        Assert.False(server.CredentialStillValid(tenant, "alice", aliceSession.Credential)); // also after a restart, from the cookie
+
+        var msg = new Isotun.Protocol.Auth.ClientAuthMessage("init", "v9.01", null, null, new Dictionary<string, string>(), null, false);
+        var refused = server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(a)));
+        Assert.Equal(Isotun.Metrics.AuthOutcome.BadCertificate, refused.Outcome);
+        Assert.Equal("certificate revoked", refused.Message);
+        Assert.True(server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(b))).Success);
+    }
+}
