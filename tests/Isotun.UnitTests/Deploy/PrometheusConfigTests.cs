@@ -38,8 +38,8 @@ public sealed partial class PrometheusConfigTests
         var text = File.ReadAllText(Config);
         Assert.Contains("job_name: isotun-server", text);
         Assert.Contains("job_name: isotun-gateway", text);
-        Assert.Contains($"'127.0.0.1:{Isotun.Lab.LabLayout.AdminPort}'", text);
-        Assert.Contains("'127.0.0.1:9420'", text); // the gateway's admin.listen default, docs/gateway.md
+        Assert.Contains($"'127.0.0.1:{Isotun.Config.ServerConfigLoader.DefaultAdminPort}'", text);
+        Assert.Contains($"'127.0.0.1:{Isotun.Gateway.Configuration.GatewayConfigLoader.DefaultAdminPort}'", text);
         Assert.Contains("- isotun-rules.yml", text);
     }
 
