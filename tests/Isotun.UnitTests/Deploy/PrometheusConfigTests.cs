@@ -32,6 +32,44 @@ public sealed partial class PrometheusConfigTests
         Assert.True(rc == 0, output);
     }
 
+    [SkippableFact]
+    public void Each_alert_fires_on_the_series_it_watches_and_only_there()
+    {
+        // promtool compares annotations exactly; the cases hold expressions, for: and labels, so they get the rules without them.
+        var cases = RepositoryRoot.File("tests", "Isotun.UnitTests", "Deploy", "isotun-rules.test.yml");
+        var text = File.ReadAllText(cases);
+        foreach (var alert in AlertNames()) Assert.True(text.Contains($"alertname: {alert}\n", StringComparison.Ordinal), $"{alert} has no case in {cases}");
+
+        var dir = Directory.CreateTempSubdirectory("isotun-rules-");
+        try
+        {
+            File.WriteAllLines(Path.Combine(dir.FullName, "isotun-rules.yml"), WithoutAnnotations(File.ReadAllLines(Rules)));
+            File.Copy(cases, Path.Combine(dir.FullName, "isotun-rules.test.yml"));
+            var (rc, output) = Promtool("test", "rules", Path.Combine(dir.FullName, "isotun-rules.test.yml"));
+            Assert.True(rc == 0, output);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static IEnumerable<string> AlertNames() =>
+        File.ReadLines(Rules).Select(l => l.Trim()).Where(l => l.StartsWith("- alert: ", StringComparison.Ordinal)).Select(l => l["- alert: ".Length..]);
+
+    /// <summary>The rules with each rule's annotations block left out (it is a rule's last key, indented deeper than it).</summary>
+    private static IEnumerable<string> WithoutAnnotations(IEnumerable<string> lines)
+    {
+        int? block = null;
+        foreach (var line in lines)
+        {
+            int indent = line.Length - line.TrimStart().Length;
+            if (block is { } b && (line.Trim().Length == 0 || indent > b)) continue;
+            block = line.Trim() == "annotations:" ? indent : null;
+            if (block is null) yield return line;
+        }
+    }
+
     [Fact]
     public void The_scrape_config_scrapes_the_server_and_the_gateway_on_their_default_admin_ports()
     {
@@ -47,7 +85,7 @@ public sealed partial class PrometheusConfigTests
     public void Every_alert_has_a_for_duration_a_summary_and_a_description()
     {
         var alerts = File.ReadAllText(Rules).Split("- alert: ").Skip(1).ToList();
-        Assert.NotEmpty(alerts);
+        Assert.Equal(AlertNames().Count(), alerts.Count);
         foreach (var alert in alerts)
         {
             var name = alert[..alert.IndexOf('\n')];
