@@ -26,6 +26,7 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _adminRequests;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
+    private readonly ConcurrentDictionary<SessionLimitsWatch, byte> _limitWatches = new();
 
     private IsotunMetrics()
     {
@@ -40,6 +41,9 @@ public sealed class IsotunMetrics
         _loginBans = _meter.CreateCounter<long>("isotun.login.bans", description: "Temporary login bans after repeated failed logins, by scope (source, user)");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
+        _meter.CreateObservableGauge("isotun.sessions.limit", ObserveTenantLimits, description: "Sessions a tenant may hold (its max-sessions)");
+        _meter.CreateObservableGauge("isotun.sessions.held", ObserveHeld, description: "Sessions counted against the limits, by tenant: with a live connection or waiting for their client to come back (until the cookie expires)");
+        _meter.CreateObservableGauge("isotun.server.sessions.limit", ObserveServerLimit, description: "Sessions the server may hold over all tenants (limits.max-sessions)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.queue.bytes", ObserveQueueBytes, unit: "By", description: "Tunnel payload bytes by tenant, session queue and direction");
@@ -76,6 +80,45 @@ public sealed class IsotunMetrics
     public void QueueUp(string tenant) => _queues.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
 
     public void QueueDown(string tenant) => _queues.Add(-1, new KeyValuePair<string, object?>("tenant", tenant));
+
+    /// <summary>
+    /// Makes a server's session limits readable as gauges: <paramref name="read"/> is called at scrape time, so a
+    /// reload's new limits show at the next scrape. Dispose the result when the server stops. A process runs one
+    /// server; where tests run several, tenants are told apart by name and the server-wide limits add up.
+    /// </summary>
+    public IDisposable WatchSessionLimits(Func<SessionLimits> read)
+    {
+        var watch = new SessionLimitsWatch(this, read);
+        _limitWatches[watch] = 0;
+        return watch;
+    }
+
+    private IEnumerable<Measurement<long>> ObserveTenantLimits()
+    {
+        foreach (var w in _limitWatches.Keys)
+            foreach (var t in w.Read().Tenants) yield return new(t.Max, new KeyValuePair<string, object?>("tenant", t.Tenant));
+    }
+
+    private IEnumerable<Measurement<long>> ObserveHeld()
+    {
+        foreach (var w in _limitWatches.Keys)
+            foreach (var t in w.Read().Tenants) yield return new(t.Held, new KeyValuePair<string, object?>("tenant", t.Tenant));
+    }
+
+    private IEnumerable<Measurement<long>> ObserveServerLimit()
+    {
+        if (_limitWatches.IsEmpty) yield break;
+        long max = 0;
+        foreach (var w in _limitWatches.Keys) max += w.Read().ServerMax;
+        yield return new(max);
+    }
+
+    private sealed class SessionLimitsWatch(IsotunMetrics owner, Func<SessionLimits> read) : IDisposable
+    {
+        public SessionLimits Read() => read();
+
+        public void Dispose() => owner._limitWatches.TryRemove(this, out _);
+    }
 
     private IEnumerable<Measurement<long>> ObserveBytes() => Observe(TenantTraffic.RxBytes, TenantTraffic.TxBytes, byQueue: false);
 

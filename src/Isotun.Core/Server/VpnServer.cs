@@ -30,6 +30,7 @@ public sealed class VpnServer : IAsyncDisposable
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
+    private readonly IDisposable _limitsWatch;
 
     /// <param name="networks">Makes each tenant's network: its namespace and TUN by default, memory TUNs in tests.</param>
     public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null)
@@ -52,6 +53,7 @@ public sealed class VpnServer : IAsyncDisposable
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
         foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t, networks?.Invoke(tc));
         Authenticator = new Authenticator(_tenants, clientCas);
+        _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
         TlsOptions = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
@@ -341,8 +343,19 @@ public sealed class VpnServer : IAsyncDisposable
         return fresh;
     }
 
+    /// <summary>The live limits and what each tenant holds against them, for the session-limit gauges (read at scrape time).</summary>
+    internal SessionLimits ReadSessionLimits()
+    {
+        var held = new Dictionary<TenantRuntime, int>();
+        foreach (var s in Sessions.All) held[s.Tenant] = held.GetValueOrDefault(s.Tenant) + 1;
+        var tenants = new List<TenantSessionLimit>(_tenants.Count);
+        foreach (var t in _tenants.Values) tenants.Add(new(t.Name, t.Config.MaxSessions, held.GetValueOrDefault(t)));
+        return new SessionLimits(Config.Limits.MaxSessions, tenants);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();
         await Task.CompletedTask;
