@@ -347,6 +347,95 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         Assert.NotNull(Traffic.TunAddress(L.ClientNs, "isotun-adm"));
     }
 
+    [SkippableFact]
+    public void A_certificate_revoked_by_crl_and_reload_ends_its_live_openconnect_session_and_cannot_log_in_again()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var pki = new Isotun.Pki.PkiDirectory(L.PkiDir);
+        var carl = pki.IssueClient(LabLayout.Tenant, "carl", force: true);
+        string[] login = [.. Openconnect.Base(lab.Pin), "--certificate", carl.CertificatePath, "--sslkey", carl.KeyPath, "--script", lab.TunScript, "--interface", "oc-crl", Url];
+        using var oc = Openconnect.Start(L.ClientNs, login);
+        WaitForAddress(oc, "oc-crl");
+
+        var original = File.ReadAllText(lab.ConfigPath);
+        try
+        {
+            // The operator's steps: revoke in the PKI, point the tenant at the CRL, reload.
+            var revoke = Run.Exec(TestEnvironment.IsotunExe, ["pki", "revoke", carl.CertificatePath, "--dir", L.PkiDir]);
+            Assert.True(revoke.ExitCode == 0, revoke.ToString());
+            File.WriteAllText(lab.ConfigPath, original.Replace($"  - name: {LabLayout.Tenant}\n", $"  - name: {LabLayout.Tenant}\n    client-crl: {pki.CrlPath}\n"));
+            var reload = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", lab.ConfigPath]);
+            Assert.True(reload.ExitCode == 0, reload.ToString());
+            Assert.Contains("1 session(s) ended", reload.Stdout);
+
+            Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(60)), "openconnect did not end after its certificate was revoked: " + oc);
+            Assert.Contains("Received server disconnect", oc.Output);
+            using var again = Openconnect.Start(L.ClientNs, login);
+            Assert.True(again.WaitForExit(TimeSpan.FromSeconds(60)), "a revoked certificate logged in again: " + again);
+            Assert.Null(Traffic.TunAddress(L.ClientNs, "oc-crl"));
+            Assert.Contains("certificate revoked", lab.ServerLog + again.Output);
+        }
+        finally
+        {
+            File.WriteAllText(lab.ConfigPath, original);
+            Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", lab.ConfigPath]);
+            File.Delete(pki.CrlPath);
+        }
+    }
+
+    [SkippableFact]
+    public void A_revoked_user_and_a_removed_user_lose_their_openconnect_sessions_and_cookies()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        const string password = "rita-secret-1";
+        Isotun.Security.PasswordFile.SetUser(L.PasswordFile, "rita", Isotun.Security.PasswordHasher.Hash(password, 10_000));
+        try
+        {
+            Assert.Equal(0, Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", lab.ConfigPath]).ExitCode);
+            BackgroundProcess Connect(out IReadOnlyDictionary<string, string> auth)
+            {
+                auth = Openconnect.Authenticate(L.ClientNs,
+                    [.. Openconnect.Base(lab.Pin), "--user", "rita", "--passwd-on-stdin", "--authgroup", LabLayout.Tenant, Url], password + "\n");
+                var oc = Openconnect.Start(L.ClientNs, ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", auth["FINGERPRINT"],
+                    "--script", lab.TunScript, "--interface", "oc-rita", auth["CONNECT_URL"]], stdin: auth["COOKIE"] + "\n");
+                WaitForAddress(oc, "oc-rita");
+                return oc;
+            }
+            void AssertCookieRefused(IReadOnlyDictionary<string, string> auth)
+            {
+                using var again = Openconnect.Start(L.ClientNs, ["--protocol=anyconnect", "--non-inter", "--cookie-on-stdin", "--servercert", auth["FINGERPRINT"],
+                    "--script", lab.TunScript, "--interface", "oc-rita", auth["CONNECT_URL"]], stdin: auth["COOKIE"] + "\n");
+                Assert.True(again.WaitForExit(TimeSpan.FromSeconds(60)), "a dead cookie opened a tunnel: " + again);
+                Assert.Null(Traffic.TunAddress(L.ClientNs, "oc-rita"));
+            }
+
+            // Revoked by the operator: the session ends at once and the cookie dies, until the user is enabled.
+            using (var oc = Connect(out var auth))
+            {
+                var revoke = Run.Exec(TestEnvironment.IsotunExe, ["revoke", "--tenant", LabLayout.Tenant, "--user", "rita", "--config", lab.ConfigPath]);
+                Assert.True(revoke.ExitCode == 0 && revoke.Stdout.Contains("1 session(s) ended"), revoke.ToString());
+                Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(60)), "openconnect did not end when its user was revoked: " + oc);
+                AssertCookieRefused(auth);
+            }
+            Assert.Equal(0, Run.Exec(TestEnvironment.IsotunExe, ["revoke", "--enable", "--tenant", LabLayout.Tenant, "--user", "rita", "--config", lab.ConfigPath]).ExitCode);
+
+            // Removed from the password file, then a reload: the same, for good.
+            using (var oc = Connect(out var auth))
+            {
+                Isotun.Security.PasswordFile.RemoveUser(L.PasswordFile, "rita");
+                var reload = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", lab.ConfigPath]);
+                Assert.True(reload.ExitCode == 0 && reload.Stdout.Contains("1 session(s) ended"), reload.ToString());
+                Assert.True(oc.WaitForExit(TimeSpan.FromSeconds(60)), "openconnect did not end when its user was removed: " + oc);
+                AssertCookieRefused(auth);
+            }
+        }
+        finally
+        {
+            Isotun.Security.PasswordFile.RemoveUser(L.PasswordFile, "rita");
+            Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", lab.ConfigPath]);
+        }
+    }
+
     private static void AssertLogsOff(BackgroundProcess oc)
     {
         oc.Signal("TERM");
