@@ -19,10 +19,16 @@ public sealed record AuthDecision(AuthOutcome Outcome, TenantRuntime? Tenant, st
 /// </summary>
 public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> tenants, X509Certificate2Collection? serverCas)
 {
-    /// <summary>True when any CA is configured, server-wide or per tenant: the TLS listener then asks for certificates.</summary>
-    public bool CertificateAuthEnabled => serverCas is { Count: > 0 } || tenants.Values.Any(t => t.ClientCas is { Count: > 0 });
+    // Swapped whole when a reload adds or removes tenants; each decision reads one snapshot.
+    private volatile IReadOnlyDictionary<string, TenantRuntime> _tenants = tenants;
 
-    public IReadOnlyDictionary<string, TenantRuntime> Tenants => tenants;
+    /// <summary>The tenant set after a reload added or removed tenants.</summary>
+    internal void Replace(IReadOnlyDictionary<string, TenantRuntime> next) => _tenants = next;
+
+    /// <summary>True when any CA is configured, server-wide or per tenant: the TLS listener then asks for certificates.</summary>
+    public bool CertificateAuthEnabled => serverCas is { Count: > 0 } || _tenants.Values.Any(t => t.ClientCas is { Count: > 0 });
+
+    public IReadOnlyDictionary<string, TenantRuntime> Tenants => _tenants;
 
     /// <summary>Reads the identity of a certificate from a direct TLS handshake; the chain is checked once the tenant is known.</summary>
     public static ClientCertificateInfo Inspect(X509Certificate2 cert)
@@ -44,7 +50,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
     {
         if (string.IsNullOrEmpty(sni)) return null;
         var name = sni.ToLowerInvariant();
-        foreach (var t in tenants.Values)
+        foreach (var t in _tenants.Values)
             if (t.Config.ServerNames.Contains(name)) return t;
         return null;
     }
@@ -57,7 +63,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return Refuse(AuthOutcome.WrongTenant, null, "the group does not match the URL");
 
         TenantRuntime? tenant = null;
-        if (!string.IsNullOrEmpty(named) && !tenants.TryGetValue(named, out tenant))
+        if (!string.IsNullOrEmpty(named) && !_tenants.TryGetValue(named, out tenant))
             return Refuse(AuthOutcome.UnknownTenant, null, "unknown group");
         // A tenant's own server name admits only that tenant: no crafted path or group gets past it.
         var bySni = TenantForServerName(peer.ServerName);
@@ -68,7 +74,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return DecideCertificate(cert, tenant ?? bySni);
 
         tenant ??= bySni;
-        if (tenant is null && tenants.Count == 1) tenant = tenants.Values.First();
+        if (tenant is null && _tenants.Count == 1) tenant = _tenants.Values.First();
 
         string? username = msg.Username, password = msg.Password;
         if (msg.Type != "auth-reply" || string.IsNullOrEmpty(username) || password is null)
@@ -92,7 +98,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
     {
         if (tenant is null)
         {
-            var matches = tenants.Values.Where(t => cert.OrganizationalUnits.Any(t.Config.EffectiveOus.Contains)).ToList();
+            var matches = _tenants.Values.Where(t => cert.OrganizationalUnits.Any(t.Config.EffectiveOus.Contains)).ToList();
             if (matches.Count == 1) tenant = matches[0];
             else if (matches.Count == 0) return Refuse(AuthOutcome.WrongTenant, null, "certificate names no group of this server");
             else return Form(null, "Please choose a group.");
@@ -128,7 +134,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         AuthSelect? select = null;
         if (withGroups)
         {
-            var names = tenants.Keys.Order(StringComparer.Ordinal).ToList();
+            var names = _tenants.Keys.Order(StringComparer.Ordinal).ToList();
             if (selected is not null && names.Remove(selected)) names.Insert(0, selected);
             // label == value: openconnect's --authgroup matches the label.
             select = new AuthSelect("group_list", "Group:", names.Select(n => new AuthOption(n, n)).ToList());

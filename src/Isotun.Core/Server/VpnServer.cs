@@ -25,7 +25,11 @@ namespace Isotun.Server;
 public sealed class VpnServer : IAsyncDisposable
 {
     private readonly ILogger _log;
-    private readonly Dictionary<string, TenantRuntime> _tenants = new(StringComparer.Ordinal);
+    // Copy-on-write: a reload that adds or removes tenants swaps in a new dictionary (the Authenticator gets it too).
+    private Dictionary<string, TenantRuntime> _tenants = new(StringComparer.Ordinal);
+    private readonly Func<TenantConfig, ITenantNetwork>? _networks;
+    private readonly TimeProvider _time;
+    private volatile bool _started;
     private Socket? _listener;
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
@@ -39,6 +43,8 @@ public sealed class VpnServer : IAsyncDisposable
         _log = logs.CreateLogger("isotun.server");
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
+        _time = t;
+        _networks = networks;
         LogThrottle = new LogThrottle(time: t);
         LoadRevokedUsers();
         Logins = new LoginThrottle(t);
@@ -173,6 +179,7 @@ public sealed class VpnServer : IAsyncDisposable
     public async Task RunAsync(CancellationToken stopping)
     {
         foreach (var t in _tenants.Values) t.Start();
+        _started = true;
         _listener = new Socket(Config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Bind(Config.Listen);
@@ -245,17 +252,36 @@ public sealed class VpnServer : IAsyncDisposable
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
         var names = next.Tenants.Select(t => t.Name).ToHashSet();
-        foreach (var gone in _tenants.Keys.Where(n => !names.Contains(n)))
-            problems.Add($"tenant {gone} removed: restart the server to apply");
+        var removed = _tenants.Values.Where(t => !names.Contains(t.Name)).ToList();
         var commits = new List<(string Tenant, Action Commit)>();
-        foreach (var t in next.Tenants)
+        var added = new List<TenantRuntime>();
+        if (problems.Count == 0)
         {
-            if (!_tenants.TryGetValue(t.Name, out var runtime)) { problems.Add($"tenant {t.Name} added: restart the server to apply"); continue; }
-            if (runtime.Prepare(t, out var commit) is { } why) problems.Add($"tenant {t.Name}: {why}");
-            else commits.Add((t.Name, commit!));
+            foreach (var t in next.Tenants)
+            {
+                if (_tenants.TryGetValue(t.Name, out var runtime))
+                {
+                    if (runtime.Prepare(t, out var commit) is { } why) problems.Add($"tenant {t.Name}: {why}");
+                    else commits.Add((t.Name, commit!));
+                    continue;
+                }
+                // A new tenant is made (and, on a running server, its namespace and TUN set up) before anything is
+                // applied, so that a failure leaves everything as it was.
+                try
+                {
+                    var fresh = new TenantRuntime(t, State, _log, _time, _networks?.Invoke(t));
+                    added.Add(fresh);
+                    if (_started) fresh.Start();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    problems.Add($"tenant {t.Name} cannot be added: {e.Message}");
+                }
+            }
         }
         if (problems.Count > 0)
         {
+            foreach (var fresh in added) fresh.Dispose();
             report.Add($"reload refused, {problems.Count} change(s) cannot be applied live; nothing was applied:");
             report.AddRange(problems.Select(p => "  " + p));
             foreach (var line in report) _log.LogError("{Line}", line);
@@ -266,7 +292,28 @@ public sealed class VpnServer : IAsyncDisposable
             commit();
             report.Add($"tenant {tenant}: applied");
         }
-        Config = Config with { Limits = next.Limits, Admin = Config.Admin };
+        if (added.Count > 0 || removed.Count > 0)
+        {
+            var tenants = new Dictionary<string, TenantRuntime>(_tenants, StringComparer.Ordinal);
+            foreach (var gone in removed) tenants.Remove(gone.Name);
+            foreach (var fresh in added) tenants[fresh.Name] = fresh;
+            _tenants = tenants;
+            Authenticator.Replace(tenants);
+            TlsOptions.ClientCertificateRequired = Authenticator.CertificateAuthEnabled;
+            foreach (var fresh in added) report.Add($"tenant {fresh.Name}: added");
+            foreach (var gone in removed)
+            {
+                int kicked = 0;
+                foreach (var s in Sessions.All.Where(s => s.Tenant == gone).ToList())
+                {
+                    Sessions.Kick(s, "tenant removed");
+                    kicked++;
+                }
+                gone.Dispose();
+                report.Add($"tenant {gone.Name}: removed, {kicked} session(s) ended");
+            }
+        }
+        Config = Config with { Limits = next.Limits, Admin = Config.Admin, Tenants = next.Tenants };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");

@@ -200,3 +200,67 @@ public sealed class ReloadRevocationTests : IDisposable
             Assert.False(third.IsRevoked("a", "mallory"));
     }
 }
+
+/// <summary>A reload adds and removes tenants on a running server; the sessions of a removed tenant end with the reason.</summary>
+public sealed class ReloadTenantSetTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private readonly int _port = FreePort();
+
+    private static int FreePort()
+    {
+        using var l = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        l.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)l.LocalEndPoint!).Port;
+    }
+
+    private string Yaml(params string[] tenants) => $$"""
+        listen: 127.0.0.1:{{_port}}
+        tls:
+          certificate: pki/server.crt
+          key: pki/server.key
+        admin:
+          listen: off
+        tenants:
+
+        """ + string.Concat(tenants.Select((t, i) => $"  - name: {t}\n    pool: 10.{40 + i}.0.0/24\n"));
+
+    [Fact]
+    public async Task Tenants_are_added_and_removed_live_and_the_others_keep_their_sessions()
+    {
+        var config = _temp.File("isotun.yaml");
+        File.WriteAllText(config, Yaml("keep", "gone"));
+        var loaded = ServerConfigLoader.Load(config);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        var networks = new Dictionary<string, Isotun.UnitTests.InProcess.MemoryTenantNetwork>();
+        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore(),
+            networks: tc => networks[tc.Name] = new Isotun.UnitTests.InProcess.MemoryTenantNetwork(tc, uso: true));
+        using var stop = new CancellationTokenSource();
+        var run = server.RunAsync(stop.Token);
+        Assert.True(SpinWait.SpinUntil(() => server.LocalEndpoint is not null, TimeSpan.FromSeconds(10)));
+        var keep = server.Sessions.TryCreate(server.Authenticator.Tenants["keep"], "alice", 100, out _)!;
+        var gone = server.Sessions.TryCreate(server.Authenticator.Tenants["gone"], "bob", 100, out _)!;
+
+        File.WriteAllText(config, Yaml("keep", "added"));
+        var report = server.Reload();
+        Assert.Contains("tenant added: added", report);
+        Assert.Contains("tenant gone: removed, 1 session(s) ended", report);
+        Assert.Equal(["added", "keep"], server.Authenticator.Tenants.Keys.Order(StringComparer.Ordinal));
+        Assert.NotNull(networks["added"].Tun); // its network was set up, as at start
+        Assert.True(networks["gone"].TornDown);
+        Assert.Null(server.Sessions.TryGet(gone.SessionId));
+        Assert.True(server.State.IsRevoked(gone.SessionId));
+        Assert.NotNull(server.Sessions.TryGet(keep.SessionId));
+        Assert.NotNull(server.Sessions.TryCreate(server.Authenticator.Tenants["added"], "carol", 100, out _));
+
+        // A tenant that cannot be made refuses the whole reload: nothing is added, nothing removed.
+        File.WriteAllText(config, Yaml("keep") + "  - name: broken\n    pool: 10.60.0.0/24\n    password-file: missing.passwd\n");
+        Assert.StartsWith("reload refused", server.Reload()[0]);
+        Assert.Equal(["added", "keep"], server.Authenticator.Tenants.Keys.Order(StringComparer.Ordinal));
+        stop.Cancel();
+        await run;
+    }
+}
