@@ -159,7 +159,7 @@ public sealed record ConnectReply
         }
         string? addressText = headers.Get("X-CSTP-Address");
         if (addressText is null) return ConnectReplyParseResult.NoAddress;
-        if (!IpText.TryParse(addressText, out var address) || address.AddressFamily != AddressFamily.InterNetwork)
+        if (!TryAddress(addressText, out var address) || address.AddressFamily != AddressFamily.InterNetwork)
         {
             problem = Quote(addressText);
             return ConnectReplyParseResult.BadAddress;
@@ -167,14 +167,14 @@ public sealed record ConnectReply
 
         IPAddress? netmask = null;
         foreach (var m in headers.GetAll("X-CSTP-Netmask"))
-            if (IpText.TryParse(m, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork) netmask = parsed;
+            if (TryAddress(m, out var parsed) && parsed.AddressFamily == AddressFamily.InterNetwork) netmask = parsed;
 
         IPAddress? address6 = null;
         IpNetwork? network6 = null;
         if (headers.Get("X-CSTP-Address-IP6") is { } a6Text)
         {
             int slash = a6Text.IndexOf('/');
-            if (IpText.TryParse(slash < 0 ? a6Text : a6Text[..slash], out var a6) && a6.AddressFamily == AddressFamily.InterNetworkV6)
+            if (TryAddress(slash < 0 ? a6Text : a6Text[..slash], out var a6) && a6.AddressFamily == AddressFamily.InterNetworkV6)
             {
                 address6 = a6;
                 if (slash >= 0 && TryParseRoute(a6Text, out var net6)) network6 = net6;
@@ -189,7 +189,7 @@ public sealed record ConnectReply
 
         var dns = new List<IPAddress>();
         foreach (var d in headers.GetAll("X-CSTP-DNS"))
-            if (dns.Count < MaxDns && IpText.TryParse(d, out var server)) dns.Add(server);
+            if (dns.Count < MaxDns && TryAddress(d, out var server)) dns.Add(server);
 
         var extensions = IsotunExtensions.Parse(headers.Get(IsotunExtensions.Header));
         reply = new ConnectReply
@@ -225,13 +225,13 @@ public sealed record ConnectReply
         if (string.IsNullOrEmpty(text) || text.Length > 100) return false;
         int slash = text.IndexOf('/');
         if (slash < 0 || slash != text.LastIndexOf('/')) return false;
-        if (!IpText.TryParse(text[..slash], out var address)) return false;
+        if (!TryAddress(text[..slash], out var address)) return false;
         string maskText = text[(slash + 1)..];
         int prefix;
         // IPAddress.TryParse would read "64" as 0.0.0.64, which made "fd00:10::/64" a /1.
         if (maskText.Contains('.'))
         {
-            if (!IpText.TryParse(maskText, out var mask) || mask.AddressFamily != AddressFamily.InterNetwork) return false;
+            if (!TryAddress(maskText, out var mask) || mask.AddressFamily != AddressFamily.InterNetwork) return false;
             uint m = BinaryPrimitives.ReadUInt32BigEndian(mask.GetAddressBytes());
             prefix = BitOperations.PopCount(m);
             if (prefix != 32 && (m << prefix) != 0) return false; // not contiguous
@@ -249,6 +249,13 @@ public sealed record ConnectReply
         }
         network = new IpNetwork(new IPAddress(bytes), prefix);
         return true;
+    }
+
+    /// <summary>A strict IP literal (<see cref="IpText"/>) without an IPv6 scope id, which means nothing across the tunnel.</summary>
+    private static bool TryAddress(string text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        return !text.Contains('%') && IpText.TryParse(text, out address);
     }
 
     private static void Line(StringBuilder sb, string name, string value)
