@@ -38,8 +38,8 @@ public static class AuthClient
 
             foreach (var sc in head.Headers.GetAll("Set-Cookie"))
             {
-                var (name, value) = ParseSetCookie(sc);
-                if (name == "webvpn" && !string.IsNullOrEmpty(value)) return value;
+                if (!SessionCookie.TryParseSetCookie(sc, out var name, out var value)) continue;
+                if (name == SessionCookie.Name && !string.IsNullOrEmpty(value)) return value;
                 // ocserv keys the steps of its login on this cookie, and clears it with an empty value.
                 if (name == "webvpncontext") context = string.IsNullOrEmpty(value) ? null : value;
             }
@@ -111,13 +111,6 @@ public static class AuthClient
         if (Uri.TryCreate(server, action, out var abs) && abs.Host == server.Host && abs.Port == server.Port)
             return abs.PathAndQuery;
         throw new ClientException(ClientExitCode.ProtocolError, "server's login form points to another host");
-    }
-
-    private static (string Name, string Value) ParseSetCookie(string header)
-    {
-        var first = header.Split(';', 2)[0];
-        int eq = first.IndexOf('=');
-        return eq <= 0 ? ("", "") : (first[..eq].Trim(), first[(eq + 1)..].Trim());
     }
 
     private static string ErrorOf(ServerAuthMessage? msg, HttpResponseHead head) =>

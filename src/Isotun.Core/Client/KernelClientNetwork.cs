@@ -1,5 +1,6 @@
 using System.Net;
 using Isotun.Linux;
+using Isotun.Protocol.Cstp;
 using Isotun.Tun;
 
 namespace Isotun.Client;
@@ -39,7 +40,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
         if (!options.ConfigureRoutes) return;
         // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
-        if (p.Netmask is not null && TunnelParameters.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
+        if (p.Netmask is not null && ConnectReply.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
             IpCommand.Run("-4", "route", "replace", own.ToString(), "dev", dev);
         if (p.SplitInclude.Count > 0)
         {

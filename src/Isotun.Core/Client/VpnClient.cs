@@ -1,5 +1,6 @@
 using Isotun.Linux;
 using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Http;
 using Isotun.Protocol.Ip;
 using Isotun.Transport;
 using Isotun.Tun;
@@ -163,7 +164,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             var headers = new List<KeyValuePair<string, string>>
             {
                 new("User-Agent", options.UserAgent),
-                new("Cookie", $"webvpn={_cookie}"),
+                new("Cookie", SessionCookie.CookieValue(_cookie)),
                 new("X-CSTP-Version", "1"),
                 new("X-CSTP-Hostname", SafeHostName()),
                 new("X-CSTP-Base-MTU", "1500"),

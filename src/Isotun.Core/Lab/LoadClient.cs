@@ -1,6 +1,7 @@
 using System.Text;
 using Isotun.Client;
 using Isotun.Protocol.Auth;
+using Isotun.Protocol.Http;
 
 namespace Isotun.Lab;
 
@@ -51,7 +52,13 @@ public static class LoadClient
             var init = Encoding.UTF8.GetBytes(AuthXml.BuildInit("v9.01-isotun-load", o.Server.ToString(), o.Group));
             var (head, _) = await conn.SendAsync("POST", o.Server.PathAndQuery, host,
                 [new("X-Aggregate-Auth", "1"), new("Content-Type", "application/xml")], init, false, TimeSpan.FromSeconds(30), ct);
-            string? cookie = head.Headers.GetAll("Set-Cookie").Select(c => c.Split(';')[0]).FirstOrDefault(c => c.StartsWith("webvpn=", StringComparison.Ordinal));
+            string? cookie = null;
+            foreach (var setCookie in head.Headers.GetAll("Set-Cookie"))
+                if (SessionCookie.TryParseSetCookie(setCookie, out var name, out var value) && name == SessionCookie.Name && value.Length > 0)
+                {
+                    cookie = SessionCookie.CookieValue(value);
+                    break;
+                }
             if (cookie is null) throw new ClientException(ClientExitCode.AuthFailed, $"no cookie (HTTP {head.StatusCode})");
             var (connected, _) = await conn.SendAsync("CONNECT", "/CSCOSSLC/tunnel", host,
                 [new("Cookie", cookie), new("X-CSTP-Version", "1")], null, true, TimeSpan.FromSeconds(30), ct);

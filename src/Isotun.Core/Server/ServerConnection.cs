@@ -188,7 +188,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (msg.Type == "logout")
         {
             // An XML logout ends the session its cookie names, and the cookie with it.
-            if (CookieValue(head.Headers, "webvpn") is { } cookie && server.Cookies.TryOpen(cookie, out var loggedOut) == CookieOpenResult.Ok && loggedOut is not null)
+            if (SessionCookie.TryGet(head.Headers, out var cookie) && server.Cookies.TryOpen(cookie, out var loggedOut) == CookieOpenResult.Ok && loggedOut is not null)
             {
                 if (server.Sessions.TryGet(loggedOut.SessionId) is { } session) server.Sessions.Kick(session, "logged out");
                 else server.State.Revoke(loggedOut.SessionId, loggedOut.ExpiresAt);
@@ -282,7 +282,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         }
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
-        await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), $"webvpn={server.Cookies.Seal(ticket)}; Secure; HttpOnly", ct).ConfigureAwait(false);
+        await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), SessionCookie.SetCookieValue(server.Cookies.Seal(ticket)), ct).ConfigureAwait(false);
         return AuthStep.LoggedIn;
     }
 
@@ -294,8 +294,7 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
             await RefuseAsync(tls, 404, "Not Found", "CONNECT to an unknown target", stopping).ConfigureAwait(false);
             return;
         }
-        string? cookie = CookieValue(head.Headers, "webvpn");
-        if (cookie is null || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
+        if (!SessionCookie.TryGet(head.Headers, out var cookie) || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
             || server.State.IsRevoked(ticket.SessionId)
             || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant)
             || !server.CredentialStillValid(tenant, ticket.User, ticket.Credential))
@@ -468,60 +467,28 @@ public sealed class ServerConnection(VpnServer server, long id, ILogger log)
         if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
     }
 
+    /// <summary>The 200 CONNECTED reply for this tenant and session; the wire syntax is <see cref="ConnectReply"/>'s.</summary>
     private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu, IsotunExtension accepted, int queues, int queue)
     {
         var c = tenant.Config;
-        var sb = new StringBuilder(1024);
-        sb.Append("HTTP/1.1 200 CONNECTED\r\n");
-        sb.Append("X-CSTP-Version: 1\r\n");
-        sb.Append("X-CSTP-Server-Name: isotun\r\n");
-        sb.Append("X-CSTP-Address: ").Append(address).Append("\r\n");
-        sb.Append("X-CSTP-Netmask: ").Append(tenant.Pool.Netmask).Append("\r\n");
-        if (session.Address6 is { } a6 && tenant.Pool6 is { } p6)
+        bool dual = session.Address6 is not null && tenant.Pool6 is not null;
+        return new ConnectReply
         {
-            sb.Append("X-CSTP-Address-IP6: ").Append(a6).Append('/').Append(p6.PrefixLength).Append("\r\n");
-            sb.Append("X-CSTP-Split-Include-IP6: ").Append(p6).Append("\r\n");
-        }
-        foreach (var dns in c.Dns) sb.Append("X-CSTP-DNS: ").Append(dns).Append("\r\n");
-        foreach (var r in tenant.Routes)
-        {
-            if (r.Network.AddressFamily == AddressFamily.InterNetwork)
-                sb.Append("X-CSTP-Split-Include: ").Append(r.Network).Append('/').Append(r.Netmask).Append("\r\n");
-            else
-                sb.Append("X-CSTP-Split-Include-IP6: ").Append(r).Append("\r\n");
-        }
-        sb.Append("X-CSTP-Tunnel-All-DNS: false\r\n");
-        sb.Append("X-CSTP-DPD: ").Append(c.Dpd).Append("\r\n");
-        sb.Append("X-CSTP-Keepalive: ").Append(c.Keepalive).Append("\r\n");
-        sb.Append("X-CSTP-Idle-Timeout: none\r\n");
-        // SslStream cannot renegotiate and TLS 1.3 has no renegotiation: never offer "ssl".
-        sb.Append("X-CSTP-Rekey-Method: none\r\n");
-        sb.Append("X-CSTP-Session-Timeout: none\r\n");
-        sb.Append("X-CSTP-Disconnected-Timeout: none\r\n");
-        sb.Append("X-CSTP-Keep: true\r\n");
-        sb.Append("X-CSTP-TCP-Keepalive: true\r\n");
-        sb.Append("X-CSTP-License: accept\r\n");
-        sb.Append("X-CSTP-Base-MTU: ").Append(Math.Max(1500, mtu)).Append("\r\n");
-        sb.Append("X-CSTP-MTU: ").Append(mtu).Append("\r\n");
-        if (accepted != IsotunExtension.None) sb.Append(IsotunExtensions.Header).Append(": ").Append(IsotunExtensions.Format(accepted)).Append("\r\n");
-        if (accepted.HasFlag(IsotunExtension.Queues))
-        {
-            sb.Append(IsotunExtensions.QueuesHeader).Append(": ").Append(queues).Append("\r\n");
-            if (queue > 0) sb.Append(IsotunExtensions.QueueHeader).Append(": ").Append(queue).Append("\r\n");
-        }
-        sb.Append("\r\n");
-        return Encoding.ASCII.GetBytes(sb.ToString());
-    }
-
-    private static string? CookieValue(HttpHeaders headers, string name)
-    {
-        foreach (var line in headers.GetAll("Cookie"))
-            foreach (var part in line.Split(';'))
-            {
-                var kv = part.Trim();
-                if (kv.StartsWith(name + "=", StringComparison.Ordinal)) return kv[(name.Length + 1)..];
-            }
-        return null;
+            ServerName = "isotun",
+            Address = address,
+            Netmask = tenant.Pool.Netmask,
+            Address6 = dual ? session.Address6 : null,
+            Network6 = dual ? tenant.Pool6 : null,
+            Dns = c.Dns,
+            SplitInclude = tenant.Routes,
+            Dpd = c.Dpd,
+            Keepalive = c.Keepalive,
+            BaseMtu = Math.Max(1500, mtu),
+            Mtu = mtu,
+            Extensions = accepted,
+            Queues = queues,
+            Queue = queue,
+        }.Write();
     }
 
     private static TimeSpan Min(long remainingMs, TimeSpan limit) =>

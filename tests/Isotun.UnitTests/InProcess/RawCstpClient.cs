@@ -1,5 +1,6 @@
 using Isotun.Client;
 using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Http;
 using Isotun.Transport;
 
 namespace Isotun.UnitTests.InProcess;
@@ -34,7 +35,7 @@ internal sealed class RawCstpClient : IAsyncDisposable
         var headers = new List<KeyValuePair<string, string>>
         {
             new("User-Agent", "raw-cstp-test"),
-            new("Cookie", $"webvpn={cookie}"),
+            new("Cookie", SessionCookie.CookieValue(cookie)),
             new("X-CSTP-Version", "1"),
             new("X-CSTP-Hostname", "raw"),
             new("X-CSTP-Base-MTU", "1500"),
