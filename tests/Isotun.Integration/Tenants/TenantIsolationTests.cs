@@ -180,6 +180,44 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
     }
 
     [SkippableFact]
+    public void A_reload_adds_a_tenant_and_removes_it_while_another_tenants_session_keeps_moving_data()
+    {
+        SkipUnlessRoot();
+        var config = Path.Combine(fx.Dir, "server.yaml");
+        var good = File.ReadAllText(config);
+        const string DeltaNs = "isotun-mt-t-delta";
+        var bobBefore = ClientAddress("bob");
+        int bobReconnects = File.ReadAllText(LabProcess.LogPath(fx.Files, "bob")).Split("reconnected").Length;
+        string Login() => Run.Isotun(ClientOf("alice").Ns,
+            ["connect", fx.Url("alice", "delta").ToString(), "--authenticate", "--servercert", fx.Pin, "--user", "alice", "--passwd-on-stdin"],
+            fx.Passwords["alice"] + "\n").ToString();
+        try
+        {
+            File.WriteAllText(config, good.TrimEnd() + $"\n  - name: delta\n    namespace: {DeltaNs}\n    pool: 10.24.0.0/24\n    password-file: {Alpha}.passwd\n");
+            var added = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+            Assert.True(added.ExitCode == 0 && added.Stdout.Contains("tenant delta: added"), added.ToString());
+            Assert.True(NetworkNamespace.Exists(DeltaNs));
+            Assert.StartsWith("exit 0", Login());
+            Assert.Equal("hello from tenant beta", FetchTextOrNull("bob"));
+
+            File.WriteAllText(config, good);
+            var removed = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+            Assert.True(removed.ExitCode == 0 && removed.Stdout.Contains("tenant delta: removed, 1 session(s) ended"), removed.ToString());
+            Assert.False(NetworkNamespace.Exists(DeltaNs));
+            Assert.False(Login().StartsWith("exit 0"));
+        }
+        finally
+        {
+            File.WriteAllText(config, good);
+            Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+        }
+        // The other tenant's client never noticed: same address, no reconnect, data still flows.
+        Assert.Equal("hello from tenant beta", FetchTextOrNull("bob"));
+        Assert.Equal(bobBefore, ClientAddress("bob"));
+        Assert.Equal(bobReconnects, File.ReadAllText(LabProcess.LogPath(fx.Files, "bob")).Split("reconnected").Length);
+    }
+
+    [SkippableFact]
     public void A_reload_applies_new_users_and_refuses_a_bad_file_without_dropping_sessions()
     {
         SkipUnlessRoot();
