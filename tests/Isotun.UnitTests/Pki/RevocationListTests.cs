@@ -63,24 +63,15 @@ public sealed class RevocationListTests : IDisposable
         pki.InitCa();
         var alice = pki.IssueClient("acme", "alice");
         var bob = pki.IssueClient("acme", "bob");
-        var config = _temp.File("isotun.yaml");
-        string Yaml(bool crl) => $"""
-            listen: 127.0.0.1:4443
-            tls:
-              certificate: pki/server.crt
-              key: pki/server.key
-            admin:
-              listen: off
+        string Tenant(bool crl) => $"""
             tenants:
               - name: acme
                 pool: 10.10.0.0/24
                 client-ca: pki/ca.crt
             {(crl ? "    client-crl: pki/ca.crl\n" : "")}
             """;
-        File.WriteAllText(config, Yaml(crl: false));
-        var loaded = ServerConfigLoader.Load(config);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
-        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore());
+        var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant(crl: false));
+        await using var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(config), NullLoggerFactory.Instance, new MemoryStateStore());
         var tenant = server.Authenticator.Tenants["acme"];
         using var a = PemLoader.LoadCertificate(alice.CertificatePath);
         using var b = PemLoader.LoadCertificate(bob.CertificatePath);
@@ -88,7 +79,7 @@ public sealed class RevocationListTests : IDisposable
         var bobSession = server.Sessions.TryCreate(tenant, "bob", 100, out _, CredentialStamp.ForCertificate(b.SerialNumber))!;
 
         pki.Revoke(alice.CertificatePath);
-        File.WriteAllText(config, Yaml(crl: true));
+        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant(crl: true));
         var report = server.Reload();
         Assert.Contains("1 session(s) ended: their user was removed or given a new password, or their certificate revoked", report);
         Assert.Null(server.Sessions.TryGet(aliceSession.SessionId));

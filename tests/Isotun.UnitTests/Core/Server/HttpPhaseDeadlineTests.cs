@@ -68,14 +68,7 @@ public sealed class HttpPhaseDeadlineTests : IDisposable
 
     private async Task<VpnServer> ServerAsync()
     {
-        var path = _temp.File("isotun.yaml");
-        File.WriteAllText(path, """
-            listen: 127.0.0.1:4443
-            tls:
-              certificate: pki/server.crt
-              key: pki/server.key
-            admin:
-              listen: off
+        var path = TestServerConfig.Write(_temp, """
             limits:
               auth-timeout: 30
               request-timeout: 1
@@ -85,10 +78,8 @@ public sealed class HttpPhaseDeadlineTests : IDisposable
               - name: t1
                 pool: 10.10.0.0/24
             """);
-        var loaded = ServerConfigLoader.Load(path);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
         await Task.CompletedTask;
-        return new VpnServer(loaded.Config!, _log.Factory, new MemoryStateStore());
+        return new VpnServer(TestServerConfig.Load(path), _log.Factory, new MemoryStateStore());
     }
 
     private async Task<string> RunAsync(VpnServer server, ScriptedPeer peer, Func<Task> script)

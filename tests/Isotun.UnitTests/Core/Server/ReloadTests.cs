@@ -24,13 +24,7 @@ public sealed class ReloadTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private void Write(string poolB, string extraLimits = "") => File.WriteAllText(_config, $"""
-        listen: 127.0.0.1:4443
-        tls:
-          certificate: pki/server.crt
-          key: pki/server.key
-        admin:
-          listen: off
+    private void Write(string poolB, string extraLimits = "") => TestServerConfig.Write(_temp, $"""
         limits:
           max-sessions: 100{extraLimits}
         tenants:
@@ -44,10 +38,8 @@ public sealed class ReloadTests : IDisposable
 
     private async Task<VpnServer> StartAsync()
     {
-        var loaded = ServerConfigLoader.Load(_config);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
         await Task.CompletedTask;
-        return new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore());
+        return new VpnServer(TestServerConfig.Load(_config), NullLoggerFactory.Instance, new MemoryStateStore());
     }
 
     private static bool Knows(VpnServer server, string tenant, string user) =>
@@ -122,21 +114,13 @@ public sealed class ReloadRevocationTests : IDisposable
         PasswordFile.SetUser(passwd, "alice", PasswordHasher.Hash("alice-1", 1000));
         PasswordFile.SetUser(passwd, "bob", PasswordHasher.Hash("bob-1", 1000));
         PasswordFile.SetUser(passwd, "carol", PasswordHasher.Hash("carol-1", 1000));
-        File.WriteAllText(config, """
-            listen: 127.0.0.1:4443
-            tls:
-              certificate: pki/server.crt
-              key: pki/server.key
-            admin:
-              listen: off
+        TestServerConfig.Write(_temp, """
             tenants:
               - name: a
                 pool: 10.10.0.0/24
                 password-file: a.passwd
             """);
-        var loaded = ServerConfigLoader.Load(config);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
-        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore());
+        await using var server = new VpnServer(TestServerConfig.Load(config), NullLoggerFactory.Instance, new MemoryStateStore());
         var tenant = server.Authenticator.Tenants["a"];
         SessionTicket Login(string user)
         {
@@ -167,21 +151,14 @@ public sealed class ReloadRevocationTests : IDisposable
     public async Task A_revoked_user_stays_revoked_across_a_restart_until_enabled()
     {
         var config = _temp.File("isotun.yaml");
-        File.WriteAllText(config, """
-            listen: 127.0.0.1:4443
-            tls:
-              certificate: pki/server.crt
-              key: pki/server.key
-            admin:
-              listen: off
+        TestServerConfig.Write(_temp, """
             tenants:
               - name: a
                 pool: 10.10.0.0/24
             """);
-        var loaded = ServerConfigLoader.Load(config);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        var serverConfig = TestServerConfig.Load(config);
         Guid first;
-        await using (var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+        await using (var server = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
         {
             var tenant = server.Authenticator.Tenants["a"];
             first = server.Sessions.TryCreate(tenant, "mallory", 100, out _)!.SessionId;
@@ -190,13 +167,13 @@ public sealed class ReloadRevocationTests : IDisposable
             Assert.False(server.CredentialStillValid(tenant, "mallory", 0));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.File("revoked-users")));
         }
-        await using (var again = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+        await using (var again = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
         {
             Assert.True(again.IsRevoked("a", "mallory"));
             Assert.True(again.EnableUser("a", "mallory"));
             Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0));
         }
-        await using (var third = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore()))
+        await using (var third = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
             Assert.False(third.IsRevoked("a", "mallory"));
     }
 }
@@ -217,26 +194,16 @@ public sealed class ReloadTenantSetTests : IDisposable
         return ((System.Net.IPEndPoint)l.LocalEndPoint!).Port;
     }
 
-    private string Yaml(params string[] tenants) => $$"""
-        listen: 127.0.0.1:{{_port}}
-        tls:
-          certificate: pki/server.crt
-          key: pki/server.key
-        admin:
-          listen: off
-        tenants:
-
-        """ + string.Concat(tenants.Select((t, i) => $"  - name: {t}\n    pool: 10.{40 + i}.0.0/24\n"));
+    private string Yaml(params string[] tenants) =>
+        "tenants:\n" + string.Concat(tenants.Select((t, i) => $"  - name: {t}\n    pool: 10.{40 + i}.0.0/24\n"));
 
     [Fact]
     public async Task Tenants_are_added_and_removed_live_and_the_others_keep_their_sessions()
     {
-        var config = _temp.File("isotun.yaml");
-        File.WriteAllText(config, Yaml("keep", "gone"));
-        var loaded = ServerConfigLoader.Load(config);
-        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        var config = TestServerConfig.Write(_temp, Yaml("keep", "gone"), _port);
+        var serverConfig = TestServerConfig.Load(config);
         var networks = new Dictionary<string, Isotun.UnitTests.InProcess.MemoryTenantNetwork>();
-        await using var server = new VpnServer(loaded.Config!, NullLoggerFactory.Instance, new MemoryStateStore(),
+        await using var server = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore(),
             networks: tc => networks[tc.Name] = new Isotun.UnitTests.InProcess.MemoryTenantNetwork(tc, uso: true));
         using var stop = new CancellationTokenSource();
         var run = server.RunAsync(stop.Token);
@@ -244,7 +211,7 @@ public sealed class ReloadTenantSetTests : IDisposable
         var keep = server.Sessions.TryCreate(server.Authenticator.Tenants["keep"], "alice", 100, out _)!;
         var gone = server.Sessions.TryCreate(server.Authenticator.Tenants["gone"], "bob", 100, out _)!;
 
-        File.WriteAllText(config, Yaml("keep", "added"));
+        TestServerConfig.Write(_temp, Yaml("keep", "added"), _port);
         var report = server.Reload();
         Assert.Contains("tenant added: added", report);
         Assert.Contains("tenant gone: removed, 1 session(s) ended", report);
@@ -257,7 +224,7 @@ public sealed class ReloadTenantSetTests : IDisposable
         Assert.NotNull(server.Sessions.TryCreate(server.Authenticator.Tenants["added"], "carol", 100, out _));
 
         // A tenant that cannot be made refuses the whole reload: nothing is added, nothing removed.
-        File.WriteAllText(config, Yaml("keep") + "  - name: broken\n    pool: 10.60.0.0/24\n    password-file: missing.passwd\n");
+        TestServerConfig.Write(_temp, Yaml("keep") + "  - name: broken\n    pool: 10.60.0.0/24\n    password-file: missing.passwd\n", _port);
         Assert.StartsWith("reload refused", server.Reload()[0]);
         Assert.Equal(["added", "keep"], server.Authenticator.Tenants.Keys.Order(StringComparer.Ordinal));
         stop.Cancel();
