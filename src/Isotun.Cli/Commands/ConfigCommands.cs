@@ -6,7 +6,7 @@ using Isotun.Config;
 
 namespace Isotun.Cli.Commands;
 
-/// <summary><c>isotun config</c>: validate a server configuration (every error at once) and print a commented example.</summary>
+/// <summary><c>isotun config</c>: validate a server or gateway configuration (every error at once) and print a commented example.</summary>
 public static class ConfigCommands
 {
     private const int Ok = 0;
@@ -14,7 +14,7 @@ public static class ConfigCommands
 
     public static Command Create()
     {
-        var command = new Command("config", "Validate a server configuration or print an example");
+        var command = new Command("config", "Validate a server or gateway configuration, or print an example");
         command.Subcommands.Add(CreateValidate());
         command.Subcommands.Add(CreateExample());
         return command;
@@ -22,17 +22,19 @@ public static class ConfigCommands
 
     private static Command CreateValidate()
     {
-        var file = new Argument<string>("FILE") { Description = "Server configuration file (YAML)" };
+        var file = new Argument<string>("FILE") { Description = "Server or gateway configuration file (YAML)" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON" };
-        var command = new Command("validate", "Check a configuration file and print every error with its path");
+        var gateway = new Option<bool>("--gateway") { Description = "The file is a gateway's (found on its own when it has a top-level `routes:`)" };
+        var command = new Command("validate", "Check a server or gateway configuration file and print every error with its path");
         command.Arguments.Add(file);
         command.Options.Add(json);
+        command.Options.Add(gateway);
         command.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
             var error = parseResult.InvocationConfiguration.Error;
             var path = parseResult.GetValue(file)!;
-            var result = ServerConfigLoader.Load(path);
+            var result = parseResult.GetValue(gateway) || IsGatewayFile(path) ? ValidateGateway(path) : Validate(ServerConfigLoader.Load(path));
             if (parseResult.GetValue(json))
             {
                 output.WriteLine(ToJson(result));
@@ -71,7 +73,32 @@ public static class ConfigCommands
         return command;
     }
 
-    private static string ToJson(ConfigLoadResult result)
+    /// <summary>A gateway's file names its routes at the top level; a server's never has that key.</summary>
+    private static bool IsGatewayFile(string path)
+    {
+        try
+        {
+            return File.Exists(path) && File.ReadLines(path).Any(l => l.StartsWith("routes:", StringComparison.Ordinal));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private sealed record Validation(bool Ok, IReadOnlyList<ConfigError> Errors);
+
+    private static Validation Validate(ConfigLoadResult loaded) => new(loaded.Ok, loaded.Errors);
+
+    /// <summary>A gateway file, checked as `isotun gateway --check` does: the file, then its certificates and keys.</summary>
+    private static Validation ValidateGateway(string path)
+    {
+        var loaded = Isotun.Gateway.Configuration.GatewayConfigLoader.Load(path);
+        if (!loaded.Ok) return new(false, loaded.Errors);
+        return Isotun.Gateway.GatewayRuntime.Build(loaded.Config!, out var errors) is null ? new(false, errors) : new(true, []);
+    }
+
+    private static string ToJson(Validation result)
     {
         using var buffer = new MemoryStream();
         // Relaxed escaping keeps quotes in messages readable; the output is still valid JSON.
