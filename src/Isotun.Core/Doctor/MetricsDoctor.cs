@@ -76,6 +76,7 @@ public static class MetricsDoctor
             findings.AddRange(Traffic(samples, tenant));
             findings.AddRange(Drops(samples, tenant));
         }
+        findings.AddRange(Readers(samples));
         findings.AddRange(Handshakes(samples));
         if (findings.Count == 0) findings.Add(new("server", FindingLevel.Info, "no tenant traffic yet"));
         return findings;
@@ -121,6 +122,27 @@ public static class MetricsDoctor
             };
         }
     }
+
+    /// <summary>
+    /// A TUN queue's reader thread busy most of its life (busy over running seconds, since the server started) carries
+    /// all the packets that queue gets towards clients: more queues spread them over more threads, given the vCPUs.
+    /// </summary>
+    private static IEnumerable<Finding> Readers(IReadOnlyList<Sample> samples)
+    {
+        foreach (var running in samples.Where(s => s.Name == "isotun_tun_reader_running_seconds_total" && s.Value >= 10)
+                     .OrderBy(s => s.Labels.GetValueOrDefault("tenant"), StringComparer.Ordinal).ThenBy(s => s.Labels.GetValueOrDefault("queue"), StringComparer.Ordinal))
+        {
+            string tenant = running.Labels.GetValueOrDefault("tenant") ?? "?", queue = running.Labels.GetValueOrDefault("queue") ?? "?";
+            double busy = Sum(samples, "isotun_tun_reader_busy_seconds_total", ("tenant", tenant), ("queue", queue));
+            double ratio = busy / running.Value;
+            if (ratio >= BusyReader)
+                yield return new("server", FindingLevel.Warn, $"{tenant}: TUN queue {queue}'s reader was busy {ratio * 100:0}% of its {running.Value:0} s",
+                    "that thread is the limit towards clients: raise the tenant's `queues` (one reader thread each) and make sure there are vCPUs for them");
+        }
+    }
+
+    /// <summary>A reader busier than this share of its time is a bottleneck.</summary>
+    public const double BusyReader = 0.8;
 
     private static IEnumerable<Finding> Handshakes(IReadOnlyList<Sample> samples)
     {

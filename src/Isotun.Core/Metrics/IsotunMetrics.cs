@@ -27,6 +27,7 @@ public sealed class IsotunMetrics
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
     private readonly ConcurrentDictionary<SessionLimitsWatch, byte> _limitWatches = new();
+    private readonly ConcurrentDictionary<QueueWatch, byte> _queueWatches = new();
 
     private IsotunMetrics()
     {
@@ -43,6 +44,16 @@ public sealed class IsotunMetrics
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
         _meter.CreateObservableGauge("isotun.sessions.limit", ObserveTenantLimits, description: "Sessions a tenant may hold (its max-sessions)");
         _meter.CreateObservableGauge("isotun.sessions.held", ObserveHeld, description: "Sessions counted against the limits, by tenant: with a live connection or waiting for their client to come back (until the cookie expires)");
+        _meter.CreateObservableCounter("isotun.tun.reader.busy", () => ObserveReaders(busy: true), unit: "s",
+            description: "Time each tenant TUN queue's reader thread spent working (not waiting for packets), by tenant and queue; its rate over isotun.tun.reader.running is the thread's busy ratio");
+        _meter.CreateObservableCounter("isotun.tun.reader.running", () => ObserveReaders(busy: false), unit: "s",
+            description: "Time each tenant TUN queue's reader thread has run, by tenant and queue");
+        _meter.CreateObservableGauge("isotun.tunnel.send.queue.depth", () => ObserveWriters(w => w.Depth),
+            description: "Frames waiting in the send queues of a tenant's live connections, now");
+        _meter.CreateObservableGauge("isotun.tunnel.send.queue.capacity", () => ObserveWriters(w => w.Capacity),
+            description: "Frames the send queues of a tenant's live connections can hold together");
+        _meter.CreateObservableGauge("isotun.tunnel.send.queue.highwater", () => ObserveWriters(w => w.HighWater),
+            description: "The most frames a live connection of the tenant found waiting at once, since it connected");
         _meter.CreateObservableGauge("isotun.server.sessions.limit", ObserveServerLimit, description: "Sessions the server may hold over all tenants (limits.max-sessions)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
@@ -111,6 +122,37 @@ public sealed class IsotunMetrics
         long max = 0;
         foreach (var w in _limitWatches.Keys) max += w.Read().ServerMax;
         yield return new(max);
+    }
+
+    /// <summary>
+    /// Registers what a running server reports about its queues at each scrape: its TUN readers' busy and running time,
+    /// and its tenants' send queues. Read only when a scrape comes, so the data path pays nothing for it.
+    /// </summary>
+    public IDisposable WatchQueues(Func<QueueReport> read)
+    {
+        var watch = new QueueWatch(this, read);
+        _queueWatches[watch] = 0;
+        return watch;
+    }
+
+    private IEnumerable<Measurement<double>> ObserveReaders(bool busy)
+    {
+        foreach (var w in _queueWatches.Keys)
+            foreach (var r in w.Read().Readers)
+                yield return new(busy ? r.BusySeconds : r.RunningSeconds, new("tenant", r.Tenant), new("queue", r.Queue.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    private IEnumerable<Measurement<long>> ObserveWriters(Func<WriterSample, long> pick)
+    {
+        foreach (var w in _queueWatches.Keys)
+            foreach (var s in w.Read().Writers) yield return new(pick(s), new KeyValuePair<string, object?>("tenant", s.Tenant));
+    }
+
+    private sealed class QueueWatch(IsotunMetrics owner, Func<QueueReport> read) : IDisposable
+    {
+        public QueueReport Read() => read();
+
+        public void Dispose() => owner._queueWatches.TryRemove(this, out _);
     }
 
     private sealed class SessionLimitsWatch(IsotunMetrics owner, Func<SessionLimits> read) : IDisposable
@@ -185,3 +227,12 @@ public sealed class TenantTraffic(string name)
         return sum;
     }
 }
+
+/// <summary>One TUN queue's reader thread: how long it has worked and how long it has run.</summary>
+public sealed record ReaderSample(string Tenant, int Queue, double BusySeconds, double RunningSeconds);
+
+/// <summary>A tenant's live connections' send queues together: frames waiting now, room, and the highest backlog seen.</summary>
+public sealed record WriterSample(string Tenant, long Depth, long Capacity, long HighWater);
+
+/// <summary>What <see cref="IsotunMetrics.WatchQueues"/> reads at a scrape.</summary>
+public sealed record QueueReport(IReadOnlyList<ReaderSample> Readers, IReadOnlyList<WriterSample> Writers);

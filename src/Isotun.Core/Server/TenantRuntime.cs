@@ -152,7 +152,9 @@ public sealed class TenantRuntime : IDisposable
     {
         IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
         _tuns = _network.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
-        _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
+        _readerStarted = new long[_tuns.Length];
+        _readerWaiting = new long[_tuns.Length];
+        _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun, i)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
         foreach (var reader in _readers) reader.Start();
     }
 
@@ -255,9 +257,31 @@ public sealed class TenantRuntime : IDisposable
     /// TUN → sessions: a dedicated thread per TUN queue, a routing lookup per packet, and for a session with
     /// several queues the connection its flow hashes to.
     /// </summary>
-    private void ReadLoop(ITunQueue tun)
+    // Per TUN queue: the reader's start and the ticks it spent inside Read (waiting for packets). Written by that reader
+    // only; read at scrapes.
+    private long[] _readerStarted = [];
+    private long[] _readerWaiting = [];
+
+    /// <summary>Each TUN queue reader's busy and running time, for the queue-utilization metrics.</summary>
+    public IEnumerable<ReaderSample> ReaderSamples()
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        double tick = 1.0 / System.Diagnostics.Stopwatch.Frequency;
+        var started = _readerStarted;
+        var waiting = _readerWaiting;
+        for (int q = 0; q < started.Length && q < waiting.Length; q++)
+        {
+            long start = Volatile.Read(ref started[q]);
+            if (start == 0) continue;
+            double running = (now - start) * tick;
+            yield return new ReaderSample(Name, q, Math.Max(0, running - Volatile.Read(ref waiting[q]) * tick), running);
+        }
+    }
+
+    private void ReadLoop(ITunQueue tun, int index)
     {
         var metrics = IsotunMetrics.Instance;
+        Volatile.Write(ref _readerStarted[index], System.Diagnostics.Stopwatch.GetTimestamp());
         int skip = tun.Offload ? VirtioNetHeader.Length : 0;
         // A batch of one: each buffer passes to a connection's queue as soon as it is read.
         var bufs = new Memory<byte>[1];
@@ -268,6 +292,7 @@ public sealed class TenantRuntime : IDisposable
             buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : Config.Mtu);
             bufs[0] = buf.Array;
             int read;
+            long before = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 read = tun.Read(bufs, sizes, CstpFrame.HeaderLength);
@@ -277,6 +302,8 @@ public sealed class TenantRuntime : IDisposable
                 ServerLog.TunFailed(_log, Name, tun.Name, e.Message);
                 break;
             }
+            // Time inside Read is waiting (poll), but for the copy of a packet that was already there: close enough.
+            Volatile.Write(ref _readerWaiting[index], _readerWaiting[index] + System.Diagnostics.Stopwatch.GetTimestamp() - before);
             if (read < 0) break;
             if (read == 0) continue;
             int n = sizes[0];

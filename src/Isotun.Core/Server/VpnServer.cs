@@ -35,6 +35,7 @@ public sealed class VpnServer : IAsyncDisposable
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
     private readonly IDisposable _limitsWatch;
+    private readonly IDisposable _queuesWatch;
 
     /// <param name="networks">Makes each tenant's network: its namespace and TUN by default, memory TUNs in tests.</param>
     public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null)
@@ -60,6 +61,7 @@ public sealed class VpnServer : IAsyncDisposable
         foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t, networks?.Invoke(tc));
         Authenticator = new Authenticator(_tenants, clientCas);
         _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
+        _queuesWatch = IsotunMetrics.Instance.WatchQueues(ReadQueues);
         TlsOptions = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
@@ -391,6 +393,23 @@ public sealed class VpnServer : IAsyncDisposable
     }
 
     /// <summary>The live limits and what each tenant holds against them, for the session-limit gauges (read at scrape time).</summary>
+    /// <summary>At a scrape: each tenant's TUN readers, and its live connections' send queues together.</summary>
+    internal QueueReport ReadQueues()
+    {
+        var tenants = _tenants;
+        var readers = tenants.Values.SelectMany(t => t.ReaderSamples()).ToList();
+        var writers = new Dictionary<TenantRuntime, (long Depth, long Capacity, long HighWater)>();
+        foreach (var t in tenants.Values) writers[t] = (0, 0, 0);
+        foreach (var session in Sessions.All)
+        {
+            if (!writers.TryGetValue(session.Tenant, out var w)) continue;
+            foreach (var c in session.Live)
+                w = (w.Depth + c.Writer.Queued, w.Capacity + c.Writer.Capacity, Math.Max(w.HighWater, Volatile.Read(ref c.Writer.HighWater)));
+            writers[session.Tenant] = w;
+        }
+        return new QueueReport(readers, writers.Select(kv => new WriterSample(kv.Key.Name, kv.Value.Depth, kv.Value.Capacity, kv.Value.HighWater)).ToList());
+    }
+
     internal SessionLimits ReadSessionLimits()
     {
         var held = new Dictionary<TenantRuntime, int>();
@@ -402,6 +421,7 @@ public sealed class VpnServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _queuesWatch.Dispose();
         _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();

@@ -81,6 +81,9 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     /// <summary>Connections attached now (primary and queues).</summary>
     public int LiveQueues => _live.Length;
 
+    /// <summary>The attached connections, primary first (a snapshot).</summary>
+    public IReadOnlyList<TunnelConnection> Live => _live;
+
     /// <summary>Queues of the current group, as negotiated by its primary (1 without the extension).</summary>
     public int QueueCount => _queues.Length;
 

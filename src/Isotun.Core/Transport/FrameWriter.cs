@@ -24,6 +24,7 @@ public sealed class FrameWriter
     public FrameWriter(Stream stream, int queueDepth = DefaultQueueDepth, bool inline = false)
     {
         _stream = stream;
+        Capacity = queueDepth;
         _queue = Channel.CreateBounded<PacketBuffer>(new BoundedChannelOptions(queueDepth)
         {
             SingleReader = true,
@@ -39,8 +40,14 @@ public sealed class FrameWriter
     /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
     public TokenBucket? Limiter { get; init; }
 
-    /// <summary>Frames waiting to be written.</summary>
+    /// <summary>Frames waiting to be written (takes the queue's lock: for scrapes and timers, not per packet).</summary>
     public int Queued => _queue.Reader.Count;
+
+    /// <summary>How many frames the queue holds at most.</summary>
+    public int Capacity { get; }
+
+    /// <summary>The most frames the writer found waiting at once when it woke (a backlog high-water mark).</summary>
+    public int HighWater;
 
     /// <summary>Queues a frame. False when the queue is full or closed: the caller counts the drop and returns the buffer.</summary>
     public bool TryEnqueue(PacketBuffer frame) => _queue.Writer.TryWrite(frame);
@@ -83,10 +90,12 @@ public sealed class FrameWriter
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 ct.ThrowIfCancellationRequested();
+                int drained = 0;
                 if (!Batching)
                 {
                     while (reader.TryRead(out var frame))
                     {
+                        drained++;
                         try
                         {
                             if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
@@ -106,6 +115,7 @@ public sealed class FrameWriter
                     int used = 0;
                     while (reader.TryRead(out var frame))
                     {
+                        drained++;
                         int n = frame.FrameLength;
                         if (n >= LargeFrame)
                         {
@@ -135,6 +145,7 @@ public sealed class FrameWriter
                     }
                     if (used > 0) await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
                 }
+                if (drained > HighWater) HighWater = drained;
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
             }
             ct.ThrowIfCancellationRequested();

@@ -62,6 +62,23 @@ public class MetricsDoctorTests
         Assert.Contains("txqueuelen", warning.Advice);
     }
 
+    [Fact]
+    public void A_tun_reader_busy_most_of_its_life_says_to_add_queues_and_an_idle_one_says_nothing()
+    {
+        var findings = MetricsDoctor.Examine("""
+            isotun_tun_reader_busy_seconds_total{queue="0",tenant="acme"} 90
+            isotun_tun_reader_running_seconds_total{queue="0",tenant="acme"} 100
+            isotun_tun_reader_busy_seconds_total{queue="1",tenant="acme"} 20
+            isotun_tun_reader_running_seconds_total{queue="1",tenant="acme"} 100
+            isotun_tun_reader_busy_seconds_total{queue="0",tenant="young"} 5
+            isotun_tun_reader_running_seconds_total{queue="0",tenant="young"} 5
+            """);
+        var warning = Assert.Single(findings);
+        Assert.Equal(FindingLevel.Warn, warning.Level);
+        Assert.Contains("acme: TUN queue 0's reader was busy 90%", warning.Found);
+        Assert.Contains("`queues`", warning.Advice);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("<html>not metrics</html>")]
