@@ -129,7 +129,7 @@ public static class GatewayConfigLoader
             terminate:
               certificate: pki/vpn.initech.example.crt
               key: pki/vpn.initech.example.key
-              client-ca: pki/initech-ca.crt       # optional: ask for client certificates
+              client-ca: pki/ca.crt               # optional: ask for client certificates signed by this CA
               client-certificate: optional        # or required
               backend: 198.18.23.2:8443
               proxy-protocol: true
