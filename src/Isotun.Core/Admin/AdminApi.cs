@@ -121,6 +121,15 @@ public sealed class AdminApi : IAsyncDisposable
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => _server.LocalEndpoint is null ? Results.Text("not listening yet\n", statusCode: 503) : Results.Text("ready\n"));
         app.MapGet("/metrics", () => Results.Text(_exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        // The dashboard: one embedded page, no outside URL; its data comes from the API (so over TCP it needs the token).
+        app.MapGet("/dashboard", (HttpContext ctx) =>
+        {
+            ctx.Response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'";
+            ctx.Response.Headers.XContentTypeOptions = "nosniff";
+            ctx.Response.Headers["Referrer-Policy"] = "no-referrer";
+            return Results.Stream(Resource("Isotun.Admin.dashboard.html"), "text/html; charset=utf-8");
+        });
+        app.MapGet("/", () => Results.Redirect("/dashboard"));
 
         var api = app.MapGroup(ApiPrefix);
         api.MapGet("/openapi.json", () => Results.Stream(OpenApi(), "application/json"));
@@ -200,8 +209,10 @@ public sealed class AdminApi : IAsyncDisposable
 
     private static IResult NotFound(string message) => Results.NotFound(new ErrorView(message));
 
-    private static Stream OpenApi() =>
-        Assembly.GetExecutingAssembly().GetManifestResourceStream("Isotun.Admin.openapi.json") ?? throw new InvalidOperationException("openapi.json is not embedded");
+    private static Stream OpenApi() => Resource("Isotun.Admin.openapi.json");
+
+    private static Stream Resource(string name) =>
+        Assembly.GetExecutingAssembly().GetManifestResourceStream(name) ?? throw new InvalidOperationException($"{name} is not embedded");
 
     public async ValueTask DisposeAsync()
     {

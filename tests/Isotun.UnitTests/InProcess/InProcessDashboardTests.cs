@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using Isotun.Admin;
+using Isotun.Client;
+using Isotun.Config;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Playwright;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// The dashboard in a real headless Chromium (Debian's, driven by Playwright): the page loads from the admin listener,
+/// asks for the token without one, and with it shows a live session of a real tunnel, whose kick button ends it.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
+{
+    private const string Chromium = "/usr/bin/chromium";
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [SkippableFact]
+    public async Task The_dashboard_shows_a_live_session_and_its_kick_button_ends_it()
+    {
+        Skip.IfNot(File.Exists(Chromium), $"{Chromium} is missing (Debian package chromium; .ci/install-deps installs it)");
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        var tokenFile = _dir.File("admin.token");
+        const string token = "dashboard-test-token";
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, token + "\n", overwrite: true);
+        int port = FreePort();
+        await using var api = await AdminApi.StartAsync(server.Server,
+            new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)) { Socket = _dir.File("admin.sock"), TokenFile = tokenFile }, NullLoggerFactory.Instance);
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+
+        // Without the token the page loads but asks for it.
+        var anonymous = await browser.NewPageAsync();
+        await anonymous.GotoAsync($"http://127.0.0.1:{port}/dashboard");
+        await anonymous.Locator("#login").WaitForAsync(new() { State = WaitForSelectorState.Visible, Timeout = 20_000 });
+
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1280, Height = 900 } });
+        await page.GotoAsync($"http://127.0.0.1:{port}/dashboard#token={token}");
+        var row = page.Locator("#sessions tbody tr", new() { HasText = client.Address.ToString() });
+        await row.WaitForAsync(new() { Timeout = 20_000 });
+        var cells = await row.InnerTextAsync();
+        Assert.Contains(InProcessPki.User, cells);
+        Assert.Contains(server.Tenant, cells);
+        Assert.Contains("up", cells);
+        Assert.True(await page.Locator("#tenants tbody tr", new() { HasText = server.Tenant }).CountAsync() == 1);
+        // The token left the address bar as soon as the page read it.
+        Assert.DoesNotContain(token, page.Url);
+        if (Environment.GetEnvironmentVariable("ISOTUN_DASHBOARD_SCREENSHOT") is { Length: > 0 } shot)
+        {
+            await page.WaitForTimeoutAsync(4500); // two refreshes: the throughput chart has points
+            await page.ScreenshotAsync(new() { Path = shot, FullPage = true });
+        }
+
+        await row.Locator("button.kick").ClickAsync();
+        var end = await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(ClientExitCode.SessionEnded, end.Code);
+        await page.WaitForFunctionAsync("() => document.querySelector('#sessions tbody').dataset.count === '0'", null, new() { Timeout = 20_000 });
+        Assert.Empty(server.Server.Sessions.All);
+    }
+
+    [Fact]
+    public async Task The_page_is_embedded_and_names_no_outside_url()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(null) { Socket = _dir.File("admin.sock") }, NullLoggerFactory.Instance);
+        using var admin = new AdminClient(_dir.File("admin.sock"));
+        var page = await admin.GetAsync("dashboard");
+        Assert.Equal(200, page.Status);
+        Assert.Contains("<title>Isotun</title>", page.Text);
+        Assert.DoesNotMatch(@"(src|href)\s*=\s*""https?://", page.Text);
+        Assert.DoesNotContain("http://", page.Text.Replace("http://127.0.0.1", ""));
+    }
+
+    private static int FreePort()
+    {
+        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)l.LocalEndPoint!).Port;
+    }
+}
