@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Isotun.Metrics;
+using Isotun.Protocol.Auth;
+using Isotun.Protocol.Cookies;
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Http;
+using Isotun.Protocol.Ip;
+using Isotun.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>The login phase: XML auth, bans, the login gate, session limits, the cookie.</summary>
+public sealed partial class ServerConnection
+{
+    private enum AuthStep { Continue, LoggedIn, Close }
+
+    /// <summary>One auth request: go on reading requests, go on after a login (a cookie was sent), or close.</summary>
+    private async Task<AuthStep> AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
+    {
+        var metrics = IsotunMetrics.Instance;
+        var parsed = AuthXml.TryParseClientMessage(body, out var msg);
+        if (parsed != AuthXmlResult.Ok || msg is null)
+        {
+            metrics.Auth("-", AuthOutcome.BadRequest);
+            // The reply says "Connection: close", and so it is: a peer that sends such a body gets no second try here.
+            await RefuseAsync(tls, 400, "Bad Request", $"auth body refused: {parsed}", ct).ConfigureAwait(false);
+            return AuthStep.Close;
+        }
+        if (msg.Type == "logout")
+        {
+            // An XML logout ends the session its cookie names, and the cookie with it.
+            if (SessionCookie.TryGet(head.Headers, out var cookie) && server.Cookies.TryOpen(cookie, out var loggedOut) == CookieOpenResult.Ok && loggedOut is not null)
+            {
+                if (server.Sessions.TryGet(loggedOut.SessionId) is { } session) server.Sessions.Kick(session, "logged out");
+                else server.State.Revoke(loggedOut.SessionId, loggedOut.ExpiresAt);
+            }
+            await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+
+        bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0 || server.Authenticator.TenantForServerName(_peer.ServerName) is not null;
+        string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
+        // A source or user with too many failed logins is refused before any password is hashed.
+        var pathTenant = Authenticator.PathTenant(head.Target);
+        string? userKey = string.IsNullOrEmpty(msg.Username) ? null : LoginThrottle.UserKey(pathTenant.Length > 0 ? pathTenant : msg.GroupSelect, msg.Username);
+        var source = _peer.Remote?.Address;
+        if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
+        {
+            metrics.Auth("-", AuthOutcome.Throttled);
+            ServerLog.Login(log, Throttled("login throttled"), "-", id, PasswordSafe(msg.Username ?? "-"), block == LoginBlock.Source ? "throttled (source)" : "throttled (user)");
+            var banned = server.Authenticator.BuildForm(action, "Login failed.", "too many failed logins; try again later", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(banned with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+
+        // Password hashing runs a bounded number at a time, so a storm of logins cannot starve the data path.
+        AuthDecision decision;
+        if (!await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
+        {
+            metrics.Auth("-", AuthOutcome.Busy);
+            ServerLog.Login(log, Throttled("login busy"), "-", id, PasswordSafe(msg.Username ?? "-"), "busy");
+            var busy = server.Authenticator.BuildForm(action, "Login failed.", "the server is busy; try again", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(busy with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        try
+        {
+            decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            server.LoginGate.Exit();
+        }
+        string tenantLabel = decision.Tenant?.Name ?? "-";
+        if (!decision.ShowForm && !decision.Success)
+        {
+            var (sourceBanned, userBanned) = server.Logins.Failed(source, userKey);
+            if (sourceBanned) LoginBanned(tenantLabel, "source", source?.ToString() ?? "-");
+            if (userBanned) LoginBanned(tenantLabel, "user", PasswordSafe(msg.Username ?? "-"));
+        }
+        else if (decision.Success && userKey is not null)
+        {
+            server.Logins.Succeeded(userKey);
+        }
+        if (decision.ShowForm)
+        {
+            var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);
+            await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        string who = decision.User ?? msg.Username ?? "-";
+        if (!decision.Success)
+        {
+            // A success is counted further down, once the session limits let it through.
+            metrics.Auth(tenantLabel, decision.Outcome);
+            ServerLog.Login(log, Throttled("login " + decision.Outcome.ToLabel()), tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
+            // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
+            var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        var tenant = decision.Tenant!;
+        if (server.IsRevoked(tenant.Name, decision.User!))
+        {
+            metrics.Auth(tenantLabel, AuthOutcome.Revoked);
+            ServerLog.Login(log, Throttled("login revoked"), tenantLabel, id, decision.User!, "revoked");
+            var revoked = server.Authenticator.BuildForm(action, "Login failed.", "this user is revoked", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(revoked with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        // The cookie carries a fingerprint of the credential: a removed user, a new password or a revoked certificate kills it.
+        ulong credential = _peer.Certificate?.Raw is { } certificate ? Security.CredentialStamp.ForCertificate(certificate.SerialNumber)
+            : tenant.Passwords?.TryGetHash(decision.User!, out var stored) == true ? Security.CredentialStamp.ForPassword(stored!) : 0;
+        var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
+        if (ticket is null)
+        {
+            metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
+            var why = limit == SessionLimit.User ? "too many sessions for this user" : "too many sessions for this group";
+            ServerLog.Login(log, Throttled("login too-many-sessions"), tenantLabel, id, decision.User!, why);
+            var full = server.Authenticator.BuildForm(action, "Login failed.", why, false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
+        metrics.Auth(tenantLabel, AuthOutcome.Ok);
+        ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
+        await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), SessionCookie.SetCookieValue(server.Cookies.Seal(ticket)), ct).ConfigureAwait(false);
+        return AuthStep.LoggedIn;
+    }
+
+
+    private void LoginBanned(string tenant, string scope, string who)
+    {
+        IsotunMetrics.Instance.LoginBan(scope);
+        ServerLog.LoginBanned(log, tenant, scope, who, (int)server.Config.Limits.LoginBanTime.TotalSeconds);
+    }
+}

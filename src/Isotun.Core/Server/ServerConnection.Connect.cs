@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Isotun.Metrics;
+using Isotun.Protocol.Auth;
+using Isotun.Protocol.Cookies;
+using Isotun.Protocol.Cstp;
+using Isotun.Protocol.Http;
+using Isotun.Protocol.Ip;
+using Isotun.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>CONNECT: the cookie checked, the session resumed or a queue joined, the reply, the tunnel and its end.</summary>
+public sealed partial class ServerConnection
+{
+    private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
+    {
+        var metrics = IsotunMetrics.Instance;
+        if (head.Target != "/CSCOSSLC/tunnel")
+        {
+            await RefuseAsync(tls, 404, "Not Found", "CONNECT to an unknown target", stopping).ConfigureAwait(false);
+            return;
+        }
+        if (!SessionCookie.TryGet(head.Headers, out var cookie) || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
+            || server.State.IsRevoked(ticket.SessionId)
+            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant)
+            || !server.CredentialStillValid(tenant, ticket.User, ticket.Credential))
+        {
+            metrics.Auth("-", AuthOutcome.CookieRejected);
+            await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected", stopping).ConfigureAwait(false);
+            return;
+        }
+
+        // Isotun peers may ask for extensions; stock peers never send the header and get plain CSTP.
+        var offered = IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header));
+        // USO goes with GSO: a tenant TUN without USO cuts the peer's UDP super-packets before writing them.
+        var accepted = offered & (IsotunExtension.Batch
+            | (tenant.Tun?.Offload == true ? IsotunExtension.Gso | IsotunExtension.Uso : IsotunExtension.None)
+            | (tenant.Config.Queues > 1 ? IsotunExtension.Queues : IsotunExtension.None));
+        if (!accepted.HasFlag(IsotunExtension.Gso)) accepted &= ~IsotunExtension.Uso;
+        if (head.Headers.Get(IsotunExtensions.QueueHeader) is { } queueHeader)
+        {
+            await JoinQueueAsync(tls, reader, ticket, tenant, queueHeader, accepted, stopping).ConfigureAwait(false);
+            return;
+        }
+
+        var session = server.Sessions.GetOrRestore(ticket, tenant);
+        IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
+        if (!tenant.TryLease(session, asked))
+        {
+            await WriteServiceUnavailableAsync(tls, "no address left in the pool", stopping).ConfigureAwait(false);
+            Close(CloseReason.Error, $"tenant {tenant.Name}: pool exhausted");
+            return;
+        }
+        var address = session.Address!;
+
+        int mtu = tenant.Mtu;
+        // The client's X-CSTP-MTU is openconnect's estimate for DTLS; over TLS the tunnel MTU is independent of
+        // the path (TCP segments the stream), so the tenant's MTU is given, as ocserv does.
+
+        // The first connection of a group says how many queues it wants; the tenant caps it. One means none.
+        int queues = 1;
+        if (accepted.HasFlag(IsotunExtension.Queues))
+        {
+            queues = Math.Min(IsotunExtensions.ParseCount(head.Headers.Get(IsotunExtensions.QueuesHeader), 1, IsotunExtensions.MaxQueues) ?? 1, tenant.Config.Queues);
+            if (queues < 2) accepted &= ~IsotunExtension.Queues;
+        }
+        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping) { MorePending = _morePending };
+        // A new primary starts a new group: the old one (a lost connection and its queues) is let go. Attached
+        // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
+        // for it wait in its queue until its writer starts, after the reply.
+        session.AttachPrimary(tunnel, queues);
+        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false))
+        {
+            session.Detach(tunnel);
+            return;
+        }
+        metrics.SessionUp(tenant.Name);
+        var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
+        session.Connected(_peer.Remote, ClientVersion(head), extensions);
+        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
+
+        var end = await tunnel.RunAsync().ConfigureAwait(false);
+
+        metrics.SessionDown(tenant.Name);
+        // The queues live and die with their primary: detaching it aborts them.
+        session.Detach(tunnel);
+        session.AddTotals(tunnel);
+        Ended(session, tunnel, end);
+        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A further connection of a live session, joining its group as queue k (the `queues` extension). It
+    /// carries data like the primary; it ends with the primary, and the session goes on without it if it ends first.
+    /// </summary>
+    private async Task JoinQueueAsync(Stream tls, ConnectionReader reader, SessionTicket ticket, TenantRuntime tenant, string queueHeader, IsotunExtension accepted, CancellationToken stopping)
+    {
+        var metrics = IsotunMetrics.Instance;
+        int? index = IsotunExtensions.ParseCount(queueHeader, 1, IsotunExtensions.MaxQueues - 1);
+        if (!accepted.HasFlag(IsotunExtension.Queues) || index is null)
+        {
+            await RefuseAsync(tls, 400, "Bad Request", accepted.HasFlag(IsotunExtension.Queues) ? "bad queue index" : "a queue without the queues extension", stopping).ConfigureAwait(false);
+            return;
+        }
+        var session = server.Sessions.TryGet(ticket.SessionId);
+        int queues = session?.QueueCount ?? 0;
+        if (session?.Connection is null || session.Address is not { } address || index >= queues)
+        {
+            await RefuseAsync(tls, 409, "Conflict", session?.Connection is null ? "a queue for a session with no primary connection" : $"queue {index} of a group of {queues}", stopping).ConfigureAwait(false);
+            return;
+        }
+        var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value) { MorePending = _morePending };
+        // The primary may have gone since the check: then this connection ends, as its group has.
+        if (!session.TryAttachQueue(index.Value, tunnel))
+        {
+            await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
+            return;
+        }
+        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false))
+        {
+            session.Detach(tunnel);
+            return;
+        }
+        metrics.QueueUp(tenant.Name);
+        ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
+
+        var end = await tunnel.RunAsync().ConfigureAwait(false);
+
+        metrics.QueueDown(tenant.Name);
+        session.Detach(tunnel);
+        session.AddTotals(tunnel);
+        Ended(session, tunnel, end);
+        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The server is stopping: the tunnel ends with a TLS close_notify, and no CSTP DISCONNECT or TERMINATE, since on
+    /// those openconnect gives up. A closed connection is what makes openconnect (and isotun connect) reconnect with
+    /// the cookie, to the next server process or, behind a gateway, to another node; the session and its cookie stay valid.
+    /// </summary>
+    private static async Task GoingAwayAsync(Stream tls)
+    {
+        if (tls is not SslStream ssl) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        try
+        {
+            await ssl.ShutdownAsync().WaitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            // The peer may be gone already; the connection closes either way.
+        }
+    }
+
+    /// <summary>Writes the 200 CONNECTED reply; false (and the close counted) when the peer is already gone.</summary>
+    private async Task<bool> ReplyConnectedAsync(Stream tls, byte[] reply, CancellationToken ct)
+    {
+        try
+        {
+            await WithWriteDeadlineAsync(async t =>
+            {
+                await tls.WriteAsync(reply, t).ConfigureAwait(false);
+                await tls.FlushAsync(t).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (WriteTimeoutException)
+        {
+            Close(CloseReason.WriteTimeout, "peer did not take the CONNECT reply in time");
+            return false;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            Close(CloseReason.PeerClosed, "peer gone before the CONNECT reply");
+            return false;
+        }
+    }
+
+    private void Ended(VpnSession session, TunnelConnection tunnel, TunnelEnd end)
+    {
+        var why = tunnel.StalledOut ? $"{end}: the peer stopped reading" : end.ToString();
+        ServerLog.TunnelDown(log, session.Tenant.Name, session.ShortId, id, tunnel.Queue == 0 ? why : $"{why} (queue {tunnel.Queue})");
+        IsotunMetrics.Instance.Closed(end switch
+        {
+            TunnelEnd.BadFrame => CloseReason.BadFrame,
+            TunnelEnd.DeadPeer => CloseReason.DeadPeer,
+            TunnelEnd.Replaced or TunnelEnd.PrimaryEnded => CloseReason.Replaced,
+            TunnelEnd.UserDisconnect => CloseReason.UserDisconnect,
+            TunnelEnd.Shutdown => CloseReason.Shutdown,
+            TunnelEnd.Revoked => CloseReason.Revoked,
+            _ => CloseReason.PeerClosed,
+        });
+        if (end == TunnelEnd.UserDisconnect) server.Sessions.End(session, "user disconnected");
+    }
+
+    /// <summary>The 200 CONNECTED reply for this tenant and session; the wire syntax is <see cref="ConnectReply"/>'s.</summary>
+    private static byte[] BuildConnectedResponse(TenantRuntime tenant, VpnSession session, IPAddress address, int mtu, IsotunExtension accepted, int queues, int queue)
+    {
+        var c = tenant.Config;
+        bool dual = session.Address6 is not null && tenant.Pool6 is not null;
+        return new ConnectReply
+        {
+            ServerName = "isotun",
+            Address = address,
+            Netmask = tenant.Pool.Netmask,
+            Address6 = dual ? session.Address6 : null,
+            Network6 = dual ? tenant.Pool6 : null,
+            Dns = c.Dns,
+            SplitInclude = tenant.Routes,
+            Dpd = c.Dpd,
+            Keepalive = c.Keepalive,
+            BaseMtu = Math.Max(1500, mtu),
+            Mtu = mtu,
+            Extensions = accepted,
+            Queues = queues,
+            Queue = queue,
+        }.Write();
+    }
+
+
+    /// <summary>The client's software as its CONNECT names it (User-Agent), bounded and printable, for the admin API.</summary>
+    private static string? ClientVersion(HttpRequestHead head)
+    {
+        var agent = head.Headers.Get("User-Agent");
+        if (string.IsNullOrEmpty(agent)) return null;
+        var clean = new string(agent.Where(c => c >= 0x20 && c < 0x7F).Take(64).ToArray());
+        return clean.Length == 0 ? null : clean;
+    }
+}
