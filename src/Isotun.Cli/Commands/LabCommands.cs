@@ -63,7 +63,8 @@ public static class LabCommands
         var loadSessions = new Option<int>("--sessions") { DefaultValueFactory = _ => 1000 };
         var loadParallel = new Option<int>("--parallel") { DefaultValueFactory = _ => 32 };
         var loadHold = new Option<int>("--hold") { Description = "Seconds to keep the sessions open", DefaultValueFactory = _ => 20 };
-        var load = new Command("load", "Open many idle sessions (certificate login, no TUN); for benchmarks") { loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold };
+        var loadStorm = new Option<bool>("--reconnect-storm") { Description = "Once all are up, drop every connection at once and bring all back with their cookies; report the time" };
+        var load = new Command("load", "Open many idle sessions (certificate login, no TUN); for benchmarks") { loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm };
         load.Hidden = true;
         load.SetAction(async (parse, _) =>
         {
@@ -76,7 +77,7 @@ public static class LabCommands
                 CaFile = parse.GetValue(loadCa),
             };
             return await LoadClient.RunAsync(options, parse.GetValue(loadSessions), parse.GetValue(loadParallel),
-                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token);
+                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token, parse.GetValue(loadStorm));
         });
 
         command.Subcommands.Add(up);
