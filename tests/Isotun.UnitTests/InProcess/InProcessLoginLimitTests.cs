@@ -48,3 +48,31 @@ public sealed class InProcessLoginLimitTests(InProcessPki pki)
         Assert.Equal(0, ServerMetrics.Auth(server.Tenant, AuthOutcome.TooManySessions));
     }
 }
+
+/// <summary>An XML logout (what AnyConnect clients send to log off) ends the session its cookie names, and the cookie.</summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessLogoutTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task An_xml_logout_revokes_the_cookie_it_carries()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var options = server.Options();
+        using var cts = new CancellationTokenSource(Eventually.Deadline);
+        var cookie = await AuthClient.LoginAsync(options, cts.Token);
+        Assert.Single(server.Server.Sessions.All);
+
+        await using (var conn = await HttpsConnection.OpenAsync(options, cts.Token))
+        {
+            const string logout = """<?xml version="1.0" encoding="UTF-8"?><config-auth client="vpn" type="logout"><session-token/></config-auth>""";
+            var (head, _) = await conn.SendAsync("POST", "/", AuthClient.HostHeader(options.Server),
+                [new("Cookie", Isotun.Protocol.Http.SessionCookie.CookieValue(cookie)), new("Content-Type", "application/xml")],
+                System.Text.Encoding.UTF8.GetBytes(logout), false, Eventually.Deadline, cts.Token);
+            Assert.Equal(200, head.StatusCode);
+        }
+
+        Assert.Empty(server.Server.Sessions.All);
+        await using var again = await RawCstpClient.ConnectAsync(options, cookie);
+        Assert.Equal(401, again.Status);
+    }
+}
