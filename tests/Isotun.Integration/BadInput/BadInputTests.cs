@@ -300,5 +300,5 @@ public sealed class BadInputTests(BadInputFixture fx)
     }
 
     private static void AssertEventually(Func<bool> condition, string message) =>
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), condition), message);
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(15), condition), message);
 }

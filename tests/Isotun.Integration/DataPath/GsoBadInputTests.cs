@@ -44,7 +44,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
 
         await c.SendGsoAsync(header, packet);
         Assert.True(await c.WaitForCloseAsync(), "the connection stayed open after repeated GSO frames");
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
         Assert.Equal(dropped + TunnelConnection.MaxBadGso + 1, Drops("gso-not-negotiated"));
         AssertWitnessUnharmed();
     }
@@ -88,7 +88,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
         // A super-packet cut short (its IP length no longer matches) is refused too, and is one too many.
         await c.SendGsoAsync(good, packet[..^1]);
         Assert.True(await c.WaitForCloseAsync(), "the connection stayed open after repeated bad GSO headers");
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
         Assert.Equal(bad + TunnelConnection.MaxBadGso + 1, Drops("bad-gso-header"));
         AssertWitnessUnharmed();
     }

@@ -27,7 +27,7 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         // Both TUNs are multi-queue with two queues.
         Assert.Contains("multi_queue numqueues 2", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", LabLayout.ClientTun]).Stdout);
         Assert.Contains("multi_queue numqueues 2", Run.Exec("ip", ["-n", L.TenantNs, "-d", "link", "show"]).Stdout);
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => QueueJoins(fx.ClientAddress).Count > 0), "the lab client's session has no queue 1");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => QueueJoins(fx.ClientAddress).Count > 0), "the lab client's session has no queue 1");
         Assert.Contains(fx.LogLines("client"), l => l.Contains("2 queues up"));
 
         const int flows = 16;
@@ -65,29 +65,29 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         using (var client = new SideClient(L, fx.Pin, "queue-client", "dpq0", "1011", "--queues", "2"))
         {
             var address = client.Address;
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(10), () => client.Count("2 queues up (TLS") == 1 && QueueJoins(address).Count == 1),
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => client.Count("2 queues up (TLS") == 1 && QueueJoins(address).Count == 1),
                 "the queue client did not join its queue:\n" + client.Tail());
             double active = Metric("isotun_queues_active");
 
             // Only the queue's TCP connection dies: the server lets it go, and the session goes on, both ways.
             var kill = Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{QueueJoins(address)[0]}");
             Assert.True(kill.ExitCode == 0, kill.ToString());
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => client.Count("queue 1 lost") == 1), "the client did not notice the lost queue");
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => fx.LogLines("server").Any(l => l.Contains("(queue 1)") && l.Contains($"session={SessionOf(address)}"))),
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 lost") == 1), "the client did not notice the lost queue");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => fx.LogLines("server").Any(l => l.Contains("(queue 1)") && l.Contains($"session={SessionOf(address)}"))),
                 "the server did not let the queue go");
             AssertTransfers(address);
             // The client joins the queue again by itself, without a reconnect of the session.
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => client.Count("queue 1 joined again") == 1 && QueueJoins(address).Count == 2),
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 joined again") == 1 && QueueJoins(address).Count == 2),
                 "the queue was not joined again:\n" + client.Tail());
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server does not count the queue again");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server does not count the queue again");
             AssertTransfers(address);
             Assert.Equal(1, client.Count("2 queues up (TLS"));
             Assert.Equal(0, client.Count("connection lost"));
 
             // Then the primary goes too: the client reconnects the whole group, with the same address.
             Assert.True(Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{PrimaryPort(address)}").ExitCode == 0);
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => client.Count("2 queues up (TLS") == 2), "the group did not come back:\n" + client.Tail());
-            Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active), "the server does not count the new queue");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => client.Count("2 queues up (TLS") == 2), "the group did not come back:\n" + client.Tail());
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active), "the server does not count the new queue");
             Assert.Equal(1, client.Count($"reconnected with the same address {address}"));
             Assert.Equal(address, DataPathTests.AddressOf(L, client.Device));
             AssertTransfers(address);
@@ -123,7 +123,7 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         var qhead = await queue.ConnectTunnelAsync(cookie, Offer, (IsotunExtensions.QueueHeader, "1"));
         Assert.Equal(primary.Address, queue.Address);
         Assert.Equal("1", qhead.Headers.Get(IsotunExtensions.QueueHeader));
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active + 1), "the queue is not counted");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active + 1), "the queue is not counted");
 
         // An echo sent on the queue is taken in as the queue's; the reply comes on the connection its flow hashes to.
         var request = Packets.EchoRequest(queue.Address, L.TunnelGateway, 0x151, 1);
@@ -136,7 +136,7 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         // The primary goes: the server closes its queue too.
         primary.Dispose();
         Assert.True(await queue.WaitForCloseAsync(), "the queue outlived its primary");
-        Assert.True(TunnelTests.Eventually(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server still counts the queue");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server still counts the queue");
     }
 
     [SkippableFact]

@@ -62,7 +62,7 @@ public sealed class ReadmeQuickStartTests
 
             // sudo ./isotun server --config isotun.yaml, in the server host.
             LabProcess.Start(layout, "server", Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(dir, "isotun.yaml")]);
-            Assert.True(Traffic.Eventually(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Srv, 443)), LabProcess.Tail(layout, "server"));
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Srv, 443)), LabProcess.Tail(layout, "server"));
 
             var script = Path.Combine(dir, "tun-script.sh");
             File.WriteAllText(script, """

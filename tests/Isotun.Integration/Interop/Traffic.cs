@@ -81,14 +81,4 @@ public static class Traffic
         return true;
     }
 
-    public static bool Eventually(TimeSpan timeout, Func<bool> condition)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < until)
-        {
-            if (condition()) return true;
-            Thread.Sleep(200);
-        }
-        return condition();
-    }
 }

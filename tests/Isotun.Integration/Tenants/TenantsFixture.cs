@@ -164,14 +164,14 @@ public sealed class TenantsFixture : IDisposable
         StartServer();
         foreach (var c in Clients) StartClient(c.User);
         foreach (var c in Clients)
-            if (!TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => ClientAddress(c.User) is not null))
+            if (!Poll.Until(TimeSpan.FromSeconds(30), () => ClientAddress(c.User) is not null))
                 throw new InvalidOperationException($"{c.User} did not connect:\n{LabProcess.Tail(Files, c.User)}\n{LabProcess.Tail(Files, "server")}");
     }
 
     public void StartServer()
     {
         LabProcess.Start(Files, "server", ServerNs, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(Dir, "server.yaml")]);
-        if (!TunnelTests.Eventually(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
+        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
             throw new InvalidOperationException("server did not start:\n" + LabProcess.Tail(Files, "server"));
     }
 
