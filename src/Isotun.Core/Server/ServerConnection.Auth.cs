@@ -60,9 +60,11 @@ public sealed partial class ServerConnection
             return AuthStep.Continue;
         }
 
-        // Password hashing runs a bounded number at a time, so a storm of logins cannot starve the data path.
+        // Password hashing runs a bounded number at a time, so a storm of logins cannot starve the data path. A login
+        // that hashes nothing (a certificate, or a request for the form) does not wait for the gate.
         AuthDecision decision;
-        if (!await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
+        bool hashes = _peer.Certificate is null && msg.Password is not null;
+        if (hashes && !await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
         {
             metrics.Auth("-", AuthOutcome.Busy);
             ServerLog.Login(log, Throttled("login busy"), "-", id, PasswordSafe(msg.Username ?? "-"), "busy");
@@ -72,11 +74,12 @@ public sealed partial class ServerConnection
         }
         try
         {
-            decision = await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false);
+            decision = hashes ? await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false)
+                : server.Authenticator.Decide(msg, head.Target, _peer);
         }
         finally
         {
-            server.LoginGate.Exit();
+            if (hashes) server.LoginGate.Exit();
         }
         string tenantLabel = decision.Tenant?.Name ?? "-";
         if (!decision.ShowForm && !decision.Success)

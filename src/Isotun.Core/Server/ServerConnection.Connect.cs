@@ -93,7 +93,7 @@ public sealed partial class ServerConnection
         session.Detach(tunnel);
         session.AddTotals(tunnel);
         Ended(session, tunnel, end);
-        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
+        if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -137,12 +137,13 @@ public sealed partial class ServerConnection
         session.Detach(tunnel);
         session.AddTotals(tunnel);
         Ended(session, tunnel, end);
-        if (end == TunnelEnd.Shutdown) await GoingAwayAsync(tls).ConfigureAwait(false);
+        if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// The server is stopping: the tunnel ends with a TLS close_notify, and no CSTP DISCONNECT or TERMINATE, since on
-    /// those openconnect gives up. A closed connection is what makes openconnect (and isotun connect) reconnect with
+    /// The tunnel ends cleanly with a TLS close_notify: after a kick or a revocation (the CSTP DISCONNECT already went
+    /// out, so the peer reads it before the close), and when the server stops. On a stop no DISCONNECT or TERMINATE is
+    /// sent, since on those openconnect gives up. A closed connection is what makes openconnect (and isotun connect) reconnect with
     /// the cookie, to the next server process or, behind a gateway, to another node; the session and its cookie stay valid.
     /// </summary>
     private static async Task GoingAwayAsync(Stream tls)

@@ -98,8 +98,9 @@ public sealed class TunnelConnection
         payload[0] = CstpDisconnectReason.Error;
         text.CopyTo(payload, 1);
         long before = Volatile.Read(ref Writer.FramesWritten);
+        // Written is not enough: the frame sits under the TLS layer until the writer flushes.
         if (Writer.TryEnqueue(PacketBuffer.Control(CstpPacketType.Disconnect, payload)))
-            SpinWait.SpinUntil(() => Volatile.Read(ref Writer.FramesWritten) > before || EndReason is not null, TimeSpan.FromSeconds(1));
+            SpinWait.SpinUntil(() => Volatile.Read(ref Writer.FramesFlushed) > before || EndReason is not null, TimeSpan.FromSeconds(1));
         Abort(TunnelEnd.Revoked);
     }
 

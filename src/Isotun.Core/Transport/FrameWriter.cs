@@ -37,6 +37,9 @@ public sealed class FrameWriter
     public long BytesWritten;
     public long FramesWritten;
 
+    /// <summary>Frames written and flushed to the stream below (so on their way to the peer).</summary>
+    public long FramesFlushed;
+
     /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
     public TokenBucket? Limiter { get; init; }
 
@@ -147,6 +150,7 @@ public sealed class FrameWriter
                 }
                 if (drained > HighWater) HighWater = drained;
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
+                Volatile.Write(ref FramesFlushed, FramesWritten);
             }
             ct.ThrowIfCancellationRequested();
         }

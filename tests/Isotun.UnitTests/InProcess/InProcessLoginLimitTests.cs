@@ -76,3 +76,26 @@ public sealed class InProcessLogoutTests(InProcessPki pki)
         Assert.Equal(401, again.Status);
     }
 }
+
+/// <summary>The login gate bounds password hashing only: a certificate login does not wait behind a storm of passwords.</summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessLoginGateTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task A_certificate_login_passes_while_every_hashing_slot_is_taken()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { AllowedOus = [InProcessPki.CertOu] });
+        // Every slot taken, as by password logins in the middle of their PBKDF2.
+        for (int i = 0; i < LoginGate.DefaultConcurrency; i++) Assert.True(await server.Server.LoginGate.EnterAsync(CancellationToken.None));
+        try
+        {
+            var options = server.Options(user: null, password: null) with { CertificateFile = pki.ClientCertificate, KeyFile = pki.ClientKey };
+            await using var client = await InProcessClient.ConnectAsync(server, options);
+            Assert.Equal(InProcessPki.CertUser, Assert.Single(server.Server.Sessions.All).User);
+        }
+        finally
+        {
+            for (int i = 0; i < LoginGate.DefaultConcurrency; i++) server.Server.LoginGate.Exit();
+        }
+    }
+}
