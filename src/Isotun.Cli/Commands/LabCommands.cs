@@ -22,6 +22,9 @@ public static class LabCommands
             Console.WriteLine();
             Console.WriteLine("The lab is up. Try:");
             Console.WriteLine("  ./isotun lab check      # the pings both ways and the fetch from the service, again");
+            var config = Path.GetRelativePath(Environment.CurrentDirectory, l.ConfigPath);
+            if (config.StartsWith("..", StringComparison.Ordinal)) config = l.ConfigPath;
+            Console.WriteLine($"  ./isotun sessions --config {config}   # who is connected (also status, kick, revoke, reload)");
             Console.WriteLine($"  ip netns exec {l.ServerNs} ./isotun doctor --metrics http://127.0.0.1:{LabLayout.AdminPort}/metrics");
             Console.WriteLine("  ./isotun lab status;  ./isotun lab down");
             Console.WriteLine($"Logs: {l.LogDir}");
