@@ -1,9 +1,9 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using Isotun.Integration.Infrastructure;
 using Isotun.Integration.Interop;
 using Isotun.Lab;
 using Isotun.Linux;
+using Isotun.TestSupport;
 
 namespace Isotun.Integration.Docs;
 
@@ -42,15 +42,9 @@ public sealed class ReadmeQuickStartTests
             const string password = "correct horse battery staple";
             File.WriteAllText(Path.Combine(dir, "pw.txt"), password + "\n");
             string? pin = null;
-            foreach (var step in Steps())
+            foreach (var step in DocSteps.Read(Path.Combine(TestEnvironment.RepoRoot, "README.md"), "## Using it"))
             {
-                var args = step.ToList();
-                string? redirect = null;
-                if (args.IndexOf(">") is var gt and >= 0)
-                {
-                    redirect = args[gt + 1];
-                    args.RemoveRange(gt, 2);
-                }
+                var (args, redirect) = DocSteps.SplitRedirect(step);
                 // `user add` asks on the terminal; a test has none, so it gives the password as a file (the README names the flag).
                 if (args[0] == "user" && args[1] == "add") args.AddRange(["--password-file", "pw.txt"]);
                 var r = Run.Exec("sh", ["-c", "cd \"$0\" && exec \"$@\"", dir, TestEnvironment.IsotunExe, .. args]);
@@ -106,20 +100,6 @@ public sealed class ReadmeQuickStartTests
     {
         foreach (var ns in new[] { Cli, Srv, "isotun-acme", "isotun-globex" })
             if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
-    }
-
-    /// <summary>The `./isotun …` lines (not `sudo`) of the README's "Using it" block, split into arguments.</summary>
-    private static List<string[]> Steps()
-    {
-        var readme = File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "README.md"));
-        var section = readme[readme.IndexOf("## Using it", StringComparison.Ordinal)..];
-        var block = section[(section.IndexOf("```sh", StringComparison.Ordinal) + 5)..];
-        block = block[..block.IndexOf("```", StringComparison.Ordinal)];
-        return block.Split('\n')
-            .Select(l => Regex.Replace(l, @"\s+#.*$", "").Trim())
-            .Where(l => l.StartsWith("./isotun ", StringComparison.Ordinal))
-            .Select(l => l["./isotun ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .ToList();
     }
 }
 

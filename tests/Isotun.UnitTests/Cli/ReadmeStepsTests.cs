@@ -5,6 +5,7 @@ using Isotun.Pki;
 using Isotun.Protocol.Auth;
 using Isotun.Server;
 using Isotun.State;
+using Isotun.TestSupport;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -23,7 +24,7 @@ public sealed class ReadmeStepsTests
     [Fact]
     public async Task The_using_it_steps_make_a_config_that_validates_and_serves_the_pinned_certificate()
     {
-        var steps = ReadmeSteps();
+        var steps = DocSteps.Read(RepositoryRoot.File("README.md"), "## Using it");
         Assert.Contains(steps, s => s[0] == "config" && s[1] == "validate");
         using var temp = new TempDirectory();
         File.WriteAllText(temp.File("pw.txt"), Password + "\n");
@@ -31,13 +32,7 @@ public sealed class ReadmeStepsTests
         string? pin = null, clientCertificate = null;
         foreach (var step in steps)
         {
-            var args = step.ToList();
-            string? redirect = null;
-            if (args.IndexOf(">") is var gt and >= 0)
-            {
-                redirect = args[gt + 1];
-                args.RemoveRange(gt, 2);
-            }
+            var (args, redirect) = DocSteps.SplitRedirect(step);
             // The README's `user add` asks on the terminal; a test has none, so it gives the password as a file.
             if (args[0] == "user" && args[1] == "add" && !args.Contains("--password-file")) args.AddRange(["--password-file", "pw.txt"]);
 
@@ -71,18 +66,5 @@ public sealed class ReadmeStepsTests
             "/acme", new PeerInfo(null, null, Authenticator.Inspect(cert)));
         Assert.True(byCertificate.Success, $"{byCertificate.Outcome}: {byCertificate.Message}");
         Assert.Equal("alice", byCertificate.User);
-    }
-
-    /// <summary>The `./isotun …` lines (not `sudo`) of the README's "Using it" block, split into arguments.</summary>
-    private static List<string[]> ReadmeSteps()
-    {
-        var readme = File.ReadAllText(RepositoryRoot.File("README.md"));
-        var section = readme[readme.IndexOf("## Using it", StringComparison.Ordinal)..];
-        var block = Regex.Match(section, "```sh\n(.*?)```", RegexOptions.Singleline).Groups[1].Value;
-        return block.Split('\n')
-            .Select(line => line.Split('#', 2)[0].Trim())
-            .Where(line => line.StartsWith("./isotun ", StringComparison.Ordinal))
-            .Select(line => line["./isotun ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .ToList();
     }
 }
