@@ -58,16 +58,7 @@ public sealed class ReadmeQuickStartTests
             LabProcess.Start(layout, "server", Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(dir, "isotun.yaml")]);
             Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Srv, 443)), LabProcess.Tail(layout, "server"));
 
-            var script = Path.Combine(dir, "tun-script.sh");
-            File.WriteAllText(script, """
-                #!/bin/sh
-                [ "$reason" = connect ] || exit 0
-                ip link set dev "$TUNDEV" up mtu "$INTERNAL_IP4_MTU"
-                ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
-                [ -n "$INTERNAL_IP4_NETADDR" ] && ip route replace "$INTERNAL_IP4_NETADDR/$INTERNAL_IP4_NETMASKLEN" dev "$TUNDEV"
-                exit 0
-                """ + "\n");
-            File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var script = InteropEnvironment.InstallScript("tun-script.sh", Path.Combine(dir, "scripts"));
             string[] common = ["--protocol=anyconnect", "--non-inter", "--servercert", pin!, "--resolve", $"vpn.example:{ServerIp}", "--script", script];
 
             // By password, as the README's first openconnect line; then the README's ping to the tenant's gateway.

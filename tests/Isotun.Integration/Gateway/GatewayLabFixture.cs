@@ -1,5 +1,6 @@
 using System.Net;
 using Isotun.Integration.Infrastructure;
+using Isotun.Integration.Interop;
 using Isotun.Lab;
 using Isotun.Linux;
 using Isotun.Pki;
@@ -67,7 +68,7 @@ public sealed class GatewayLabFixture : IDisposable
     public string Password { get; private set; } = "";
     public Dictionary<string, string> Pins { get; } = new();
     public string GatewayConfig => Path.Combine(Dir, "gateway.yaml");
-    public string TunScript => Path.Combine(Dir, "tun-script.sh");
+    public string TunScript => Path.Combine(Dir, "scripts", "tun-script.sh");
     public IssuedCertificate AliceCert { get; private set; } = null!;
     /// <summary>OU=acme, issued by the same CA as <see cref="AliceCert"/>: valid for acme, never for initech.</summary>
     public IssuedCertificate AcmeCertFromTheSharedCa { get; private set; } = null!;
@@ -104,16 +105,7 @@ public sealed class GatewayLabFixture : IDisposable
         WriteServer("globex", GlobexIp, "10.32.0.0/24", GlobexAdmin, hash, proxy: "true");
         WriteServer("initech", InitechIp, "10.33.0.0/24", InitechAdmin, hash, proxy: "false", clientCa: edgePki.CaCertificatePath);
         File.WriteAllText(GatewayConfig, GatewayYaml(initechCert, edgePki.CaCertificatePath, perIpConnections: 20));
-        File.WriteAllText(TunScript, """
-            #!/bin/sh
-            # openconnect --script: set up only the TUN openconnect made; never touch resolv.conf or other host state.
-            [ "$reason" = connect ] || exit 0
-            ip link set dev "$TUNDEV" up mtu "$INTERNAL_IP4_MTU"
-            ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
-            [ -n "$INTERNAL_IP4_NETADDR" ] && ip route replace "$INTERNAL_IP4_NETADDR/$INTERNAL_IP4_NETMASKLEN" dev "$TUNDEV"
-            exit 0
-            """ + "\n");
-        File.SetUnixFileMode(TunScript, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        InteropEnvironment.InstallScript("tun-script.sh", Path.GetDirectoryName(TunScript)!);
 
         foreach (var t in new[] { "acme", "globex", "initech" })
             LabProcess.Start(Layout, "server-" + t, Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(Dir, t, "server.yaml")]);
