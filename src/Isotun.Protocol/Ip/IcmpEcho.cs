@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Isotun.Protocol.Offload;
 
 namespace Isotun.Protocol.Ip;
 
@@ -40,7 +41,7 @@ public static class IcmpEcho
         BinaryPrimitives.WriteUInt16BigEndian(destination[4..], identifier);
         BinaryPrimitives.WriteUInt16BigEndian(destination[6..], sequence);
         payload.CopyTo(destination[HeaderLength..]);
-        if (!ipv6) BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum(destination[..length]));
+        if (!ipv6) BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum.Of(destination[..length]));
         return length;
     }
 
@@ -110,15 +111,4 @@ public static class IcmpEcho
         (true, TimeExceeded6, _) => "Time exceeded: Hop limit",
         _ => $"ICMP type {type} code {code}",
     };
-
-    /// <summary>The Internet checksum (RFC 1071) of <paramref name="data"/>.</summary>
-    public static ushort Checksum(ReadOnlySpan<byte> data)
-    {
-        uint sum = 0;
-        int i = 0;
-        for (; i + 1 < data.Length; i += 2) sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        if (i < data.Length) sum += (uint)data[i] << 8;
-        while (sum >> 16 != 0) sum = (sum & 0xFFFF) + (sum >> 16);
-        return (ushort)~sum;
-    }
 }

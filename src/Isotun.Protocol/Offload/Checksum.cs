@@ -23,6 +23,9 @@ public static class Checksum
         return (ushort)sum;
     }
 
+    /// <summary>The Internet checksum of <paramref name="data"/>: the complement of its folded sum (zero over data that carries a correct one).</summary>
+    public static ushort Of(ReadOnlySpan<byte> data) => (ushort)~Fold(Sum(data));
+
     /// <summary>Sum of the TCP/UDP pseudo-header for an IP packet whose header is <paramref name="ip"/>.</summary>
     public static ulong PseudoHeader(ReadOnlySpan<byte> ip, int version, byte protocol, int l4Length)
     {
@@ -35,7 +38,7 @@ public static class Checksum
     {
         header[10] = 0;
         header[11] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(header[10..], (ushort)~Fold(Sum(header[..headerLength])));
+        BinaryPrimitives.WriteUInt16BigEndian(header[10..], Of(header[..headerLength]));
     }
 
     /// <summary>Computes and writes the full L4 checksum of a packet whose L4 header starts at <paramref name="l4Start"/>.</summary>

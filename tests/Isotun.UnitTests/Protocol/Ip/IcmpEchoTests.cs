@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Isotun.Protocol.Ip;
+using Isotun.Protocol.Offload;
 
 namespace Isotun.UnitTests.Protocol.Ip;
 
@@ -39,7 +40,7 @@ public class IcmpEchoTests
         var request = Request(v6: false);
         Assert.Equal(8, request[0]);
         Assert.Equal(IcmpEcho.HeaderLength + Payload.Length, request.Length);
-        Assert.Equal(0, IcmpEcho.Checksum(request)); // a correct checksum sums the message to zero
+        Assert.Equal(0, Checksum.Of(request)); // a correct checksum sums the message to zero
         Assert.Equal(0x1234, BinaryPrimitives.ReadUInt16BigEndian(request.AsSpan(4)));
         Assert.Equal(7, BinaryPrimitives.ReadUInt16BigEndian(request.AsSpan(6)));
     }
