@@ -84,6 +84,19 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         live?.Kick(reason);
     }
 
+    /// <summary>Kicks every session <paramref name="reason"/> gives a reason for (null keeps it); returns how many were kicked.</summary>
+    public int KickWhere(Func<VpnSession, string?> reason)
+    {
+        int kicked = 0;
+        foreach (var s in _sessions.Values.ToList())
+        {
+            if (reason(s) is not { } why) continue;
+            Kick(s, why);
+            kicked++;
+        }
+        return kicked;
+    }
+
     /// <summary>Drops sessions whose cookie expired while no connection was attached.</summary>
     public void Reap()
     {

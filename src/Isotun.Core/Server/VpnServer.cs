@@ -118,12 +118,7 @@ public sealed class VpnServer : IAsyncDisposable
             _revokedUsers[$"{tenant}/{user}"] = 0;
             SaveRevokedUsers();
         }
-        int ended = 0;
-        foreach (var s in Sessions.All.Where(s => s.Tenant.Name == tenant && s.User == user).ToList())
-        {
-            Sessions.Kick(s, "user revoked by the operator");
-            ended++;
-        }
+        int ended = Sessions.KickWhere(s => s.Tenant.Name == tenant && s.User == user ? "user revoked by the operator" : null);
         _log.LogWarning("tenant={Tenant} user {User} revoked: {Sessions} session(s) ended", tenant, user, ended);
         return ended;
     }
@@ -160,17 +155,9 @@ public sealed class VpnServer : IAsyncDisposable
             UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     /// <summary>After a reload: sessions whose user was removed from the password file, given a new password, or whose certificate was revoked, end.</summary>
-    private int EndSessionsWithStaleCredentials()
-    {
-        int ended = 0;
-        foreach (var s in Sessions.All.ToList())
-        {
-            if (s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential)) continue;
-            Sessions.Kick(s, CredentialStamp.IsCertificate(s.Credential) ? "the certificate was revoked" : "the user was removed or given a new password");
-            ended++;
-        }
-        return ended;
-    }
+    private int EndSessionsWithStaleCredentials() => Sessions.KickWhere(s =>
+        s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential) ? null
+        : CredentialStamp.IsCertificate(s.Credential) ? "the certificate was revoked" : "the user was removed or given a new password");
 
     /// <summary>Failed logins per source and per user, and the bans they lead to.</summary>
     public LoginThrottle Logins { get; }
@@ -305,12 +292,7 @@ public sealed class VpnServer : IAsyncDisposable
             foreach (var fresh in added) report.Add($"tenant {fresh.Name}: added");
             foreach (var gone in removed)
             {
-                int kicked = 0;
-                foreach (var s in Sessions.All.Where(s => s.Tenant == gone).ToList())
-                {
-                    Sessions.Kick(s, "tenant removed");
-                    kicked++;
-                }
+                int kicked = Sessions.KickWhere(s => s.Tenant == gone ? "tenant removed" : null);
                 gone.Dispose();
                 report.Add($"tenant {gone.Name}: removed, {kicked} session(s) ended");
             }
