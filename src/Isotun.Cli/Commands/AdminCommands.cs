@@ -47,9 +47,37 @@ public static class AdminCommands
             {
                 Str(s, "id")[..8], Str(s, "tenant"), Str(s, "user"), Str(s, "address"), Str(s, "source"),
                 s.GetProperty("connected").GetBoolean() ? "up" : "waiting", s.GetProperty("queues").GetInt32().ToString(CultureInfo.InvariantCulture),
-                Bytes(s.GetProperty("rxBytes").GetInt64()), Bytes(s.GetProperty("txBytes").GetInt64()), Since(s.GetProperty("since").GetDateTimeOffset()), Str(s, "clientVersion"),
+                Bytes(s.GetProperty("rxBytes").GetInt64()), Bytes(s.GetProperty("txBytes").GetInt64()), Since(s.GetProperty("since").GetDateTimeOffset()),
+                s.TryGetProperty("site", out var site) && site.ValueKind == JsonValueKind.Object ? Str(site, "name") : "-", Str(s, "clientVersion"),
             }).ToList();
-            Table(["ID", "TENANT", "USER", "ADDRESS", "SOURCE", "STATE", "QUEUES", "RX", "TX", "SINCE", "CLIENT"], rows);
+            Table(["ID", "TENANT", "USER", "ADDRESS", "SOURCE", "STATE", "QUEUES", "RX", "TX", "SINCE", "SITE", "CLIENT"], rows);
+            return 0;
+        }));
+
+        var siteTenant = new Option<string?>("--tenant") { Description = "Only this tenant's sites" };
+        var sites = Verb("sites", "List sites (networks behind users' clients): their subnets, the session carrying them, bytes from and to them", siteTenant);
+        sites.SetAction((parse, ct) => RunAsync(parse, async (client, json) =>
+        {
+            var r = await client.GetAsync("api/v1/tenants", ct);
+            if (!r.Ok) return Fail(r);
+            var wanted = parse.GetValue(siteTenant);
+            var tenants = r.Json!.Value.EnumerateArray().Where(t => wanted is null || Str(t, "name") == wanted).ToList();
+            if (wanted is not null && tenants.Count == 0)
+            {
+                Console.Error.WriteLine($"isotun sites: no tenant {wanted}");
+                return 1;
+            }
+            if (json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(tenants.ToDictionary(t => Str(t, "name"), t => t.GetProperty("sites")), new JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            var rows = tenants.SelectMany(t => t.GetProperty("sites").EnumerateArray().Select(s => new[]
+            {
+                Str(t, "name"), Str(s, "name"), Str(s, "user"), string.Join(",", s.GetProperty("subnets").EnumerateArray().Select(n => n.GetString())),
+                Str(s, "session") is { Length: >= 8 } id ? id[..8] : "-", Bytes(s.GetProperty("rxBytes").GetInt64()), Bytes(s.GetProperty("txBytes").GetInt64()),
+            })).ToList();
+            Table(["TENANT", "SITE", "USER", "SUBNETS", "SESSION", "RX", "TX"], rows);
             return 0;
         }));
 
@@ -126,7 +154,7 @@ public static class AdminCommands
             return 0;
         });
         var admin = new Command("admin", "Admin plane helpers") { token };
-        return [status, sessions, kick, revoke, reload, unban, admin];
+        return [status, sessions, sites, kick, revoke, reload, unban, admin];
     }
 
     private static Command Verb(string name, string description, params Option[] options)

@@ -29,11 +29,15 @@ public static class ConnectCommand
             Description = $"TLS connections to join to the session as queues, each with its own TUN queue (1-{Protocol.Cstp.IsotunExtensions.MaxQueues}; the server may grant fewer; default: one per core, up to 8)",
             DefaultValueFactory = _ => ClientOptions.DefaultQueues,
         };
+        var siteGateway = new Option<bool>("--site-gateway")
+        {
+            Description = "Act as a site's gateway: forward between the tunnel and this host's networks (IPv4 and IPv6 forwarding on, no NAT); the server routes the site's subnets to this client and pushes the routes to the tenant's other sites",
+        };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Debug logging" };
 
         var command = new Command("connect", "Connect to a VPN server and route traffic through a TUN device")
         {
-            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, queues, verbose,
+            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, queues, siteGateway, verbose,
         };
         command.SetAction(async (parse, _) =>
         {
@@ -81,6 +85,7 @@ public static class ConnectCommand
                 Extensions = !parse.GetValue(noExtensions),
                 Offload = !parse.GetValue(noOffload),
                 Queues = parse.GetValue(queues),
+                SiteGateway = parse.GetValue(siteGateway),
             };
             using var signals = new Signals();
             using var logs = Logging.Create(parse, parse.GetValue(verbose));

@@ -161,7 +161,11 @@ public sealed class AdminApi : IAsyncDisposable
     }
 
     private TenantView Tenant(TenantRuntime t) =>
-        new(t.Name, t.NamespaceName, t.Pool.ToString(), t.Pool6?.ToString(), _server.Sessions.CountFor(t), t.Config.MaxSessions, t.Config.MaxSessionsPerUser);
+        new(t.Name, t.NamespaceName, t.Pool.ToString(), t.Pool6?.ToString(), _server.Sessions.CountFor(t), t.Config.MaxSessions, t.Config.MaxSessionsPerUser,
+            t.Sites.Sites.Select(SiteOf).ToList());
+
+    private static SiteView SiteOf(Site s) =>
+        new(s.Name, s.User, s.Subnets.Select(n => n.ToString()).ToList(), s.Owner?.Id.ToString("N"), s.RxBytes, s.TxBytes);
 
     private IEnumerable<SessionView> Sessions(string? tenant, string? user) => _server.Sessions.All
         .Where(s => (tenant is null || s.Tenant.Name == tenant) && (user is null || s.User == user))
@@ -172,7 +176,8 @@ public sealed class AdminApi : IAsyncDisposable
     {
         var (rxBytes, rxFrames, txBytes, txFrames) = s.Traffic();
         return new SessionView(s.Id.ToString("N"), s.Tenant.Name, s.User, s.Address?.ToString(), s.Address6?.ToString(), s.Source?.ToString(), s.Since,
-            s.ExpiresAt, s.Connection is not null, s.LiveQueues, s.Extensions, s.ClientVersion, rxBytes, rxFrames, txBytes, txFrames);
+            s.ExpiresAt, s.Connection is not null, s.LiveQueues, s.Extensions, s.ClientVersion, rxBytes, rxFrames, txBytes, txFrames,
+            s.Site is { } site ? SiteOf(site) : null);
     }
 
     /// <summary>A session by its full id (32 hex digits) or by the 8-digit short id the logs show, when only one has it.</summary>

@@ -4,11 +4,15 @@ namespace Isotun.Admin;
 public sealed record StatusView(string Version, DateTimeOffset Started, long UptimeSeconds, string? Listen, int Tenants, int Sessions,
     int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready);
 
-public sealed record TenantView(string Name, string? Namespace, string Pool, string? Pool6, int Sessions, int MaxSessions, int MaxSessionsPerUser);
+public sealed record TenantView(string Name, string? Namespace, string Pool, string? Pool6, int Sessions, int MaxSessions, int MaxSessionsPerUser,
+    IReadOnlyList<SiteView> Sites);
+
+/// <summary>A site: its subnets, the session carrying it (null while none), and the bytes from and to its subnets.</summary>
+public sealed record SiteView(string Name, string User, IReadOnlyList<string> Subnets, string? Session, long RxBytes, long TxBytes);
 
 public sealed record SessionView(string Id, string Tenant, string User, string? Address, string? Address6, string? Source, DateTimeOffset Since,
     DateTimeOffset Expires, bool Connected, int Queues, string Extensions, string? ClientVersion,
-    long RxBytes, long RxPackets, long TxBytes, long TxPackets);
+    long RxBytes, long RxPackets, long TxBytes, long TxPackets, SiteView? Site);
 
 public sealed record KickResult(string Id, bool Kicked);
 

@@ -32,6 +32,12 @@ public sealed record ClientOptions
     /// </summary>
     public int Queues { get; init; } = DefaultQueues;
 
+    /// <summary>
+    /// Forward between the tunnel and the host's other networks (a site gateway): IP forwarding is turned on in the
+    /// client's namespace when the tunnel comes up. No NAT: the site's hosts keep their own addresses.
+    /// </summary>
+    public bool SiteGateway { get; init; }
+
     /// <summary>One queue per core, up to 8.</summary>
     public static int DefaultQueues => Math.Clamp(Environment.ProcessorCount, 1, 8);
 }

@@ -29,6 +29,23 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         }
     }
 
+    /// <summary>
+    /// A site gateway routes between the tunnel and its LAN: forwarding on in this namespace (the files under
+    /// /proc/sys/net are the calling process's namespace's), and no NAT, so the server sees the site's own sources.
+    /// </summary>
+    private static void EnableForwarding()
+    {
+        try
+        {
+            File.WriteAllText("/proc/sys/net/ipv4/ip_forward", "1");
+            if (File.Exists("/proc/sys/net/ipv6/conf/all/forwarding")) File.WriteAllText("/proc/sys/net/ipv6/conf/all/forwarding", "1");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TunException($"--site-gateway: cannot turn on IP forwarding: {e.Message}");
+        }
+    }
+
     private void Configure(TunDevice tun, TunnelParameters p)
     {
         var dev = tun.Name;
@@ -38,6 +55,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         IpCommand.Run("link", "set", "dev", dev, "mtu", p.Mtu.ToString(), "up");
         IpCommand.Run("addr", "replace", $"{p.Address}/32", "dev", dev);
         if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
+        if (options.SiteGateway) EnableForwarding();
         if (!options.ConfigureRoutes) return;
         // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
         if (p.Netmask is not null && ConnectReply.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)

@@ -37,6 +37,7 @@ public static partial class ServerConfigLoader
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
         "client-ca", "client-crl", "allowed-ous", "server-names", "max-sessions", "max-sessions-per-user", "over-user-limit", "rate-limit", "client-to-client", "lease-lifetime", "uplink", "offload", "queues",
+        "sites", "east-west",
     ];
 
     /// <summary>Reads and validates a file; a missing, unreadable or oversized file is one error with path <c>(file)</c>.</summary>
@@ -541,7 +542,7 @@ public static partial class ServerConfigLoader
         }
 
         var tenant = new TenantConfig(name, pool?.ToString() ?? string.Empty, routes, dns, mtu, dpd, keepalive, passwordFile, device);
-        return ReadTenantIsolation(walker, keys, path, tenant);
+        return ReadSites(walker, keys, path, ReadTenantIsolation(walker, keys, path, tenant));
     }
 
     private static IPNetwork? ReadPool(ConfigWalker walker, string text, string path)

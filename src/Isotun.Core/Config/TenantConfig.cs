@@ -65,6 +65,19 @@ public sealed record TenantConfig(
 
     public UplinkConfig Uplink { get; init; } = UplinkConfig.None;
 
+    /// <summary>Networks behind users' clients (site gateways); none by default.</summary>
+    public IReadOnlyList<SiteConfig> Sites { get; init; } = [];
+
+    /// <summary>
+    /// Which sites may reach which (east-west), as two-way links between sites or <see cref="ClientsName"/>; null lets
+    /// every site and the tenant's clients reach each other. Sites never reach another tenant's: those live in
+    /// another namespace.
+    /// </summary>
+    public IReadOnlyList<SiteLink>? EastWest { get; init; }
+
+    /// <summary>The name that stands for the tenant's clients that carry no site (road warriors) in <see cref="EastWest"/>.</summary>
+    public const string ClientsName = "clients";
+
     /// <summary>Open the TUN with virtio-net headers and TSO (GSO super-packets); off for kernels or set-ups that misbehave.</summary>
     public bool Offload { get; init; } = true;
 

@@ -26,8 +26,9 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _adminRequests;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
-    private readonly ConcurrentDictionary<SessionLimitsWatch, byte> _limitWatches = new();
-    private readonly ConcurrentDictionary<QueueWatch, byte> _queueWatches = new();
+    private readonly ConcurrentDictionary<Watch<SessionLimits>, byte> _limitWatches = new();
+    private readonly ConcurrentDictionary<Watch<QueueReport>, byte> _queueWatches = new();
+    private readonly ConcurrentDictionary<Watch<IReadOnlyList<SiteSample>>, byte> _siteWatches = new();
 
     private IsotunMetrics()
     {
@@ -58,6 +59,7 @@ public sealed class IsotunMetrics
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.queue.bytes", ObserveQueueBytes, unit: "By", description: "Tunnel payload bytes by tenant, session queue and direction");
+        _meter.CreateObservableCounter("isotun.site.bytes", ObserveSites, unit: "By", description: "Bytes from (rx) and to (tx) a site's subnets, by tenant and site");
     }
 
     public TenantTraffic Tenant(string tenant) => _tenants.GetOrAdd(tenant, t => new TenantTraffic(t));
@@ -97,12 +99,7 @@ public sealed class IsotunMetrics
     /// reload's new limits show at the next scrape. Dispose the result when the server stops. A process runs one
     /// server; where tests run several, tenants are told apart by name and the server-wide limits add up.
     /// </summary>
-    public IDisposable WatchSessionLimits(Func<SessionLimits> read)
-    {
-        var watch = new SessionLimitsWatch(this, read);
-        _limitWatches[watch] = 0;
-        return watch;
-    }
+    public IDisposable WatchSessionLimits(Func<SessionLimits> read) => Watch<SessionLimits>.Add(_limitWatches, read);
 
     private IEnumerable<Measurement<long>> ObserveTenantLimits()
     {
@@ -128,11 +125,19 @@ public sealed class IsotunMetrics
     /// Registers what a running server reports about its queues at each scrape: its TUN readers' busy and running time,
     /// and its tenants' send queues. Read only when a scrape comes, so the data path pays nothing for it.
     /// </summary>
-    public IDisposable WatchQueues(Func<QueueReport> read)
+    public IDisposable WatchQueues(Func<QueueReport> read) => Watch<QueueReport>.Add(_queueWatches, read);
+
+    /// <summary>Registers a server's sites, read at each scrape for their byte counts.</summary>
+    public IDisposable WatchSites(Func<IReadOnlyList<SiteSample>> read) => Watch<IReadOnlyList<SiteSample>>.Add(_siteWatches, read);
+
+    private IEnumerable<Measurement<long>> ObserveSites()
     {
-        var watch = new QueueWatch(this, read);
-        _queueWatches[watch] = 0;
-        return watch;
+        foreach (var w in _siteWatches.Keys)
+            foreach (var s in w.Read())
+            {
+                yield return new(s.RxBytes, new("tenant", s.Tenant), new("site", s.Site), new("direction", "rx"));
+                yield return new(s.TxBytes, new("tenant", s.Tenant), new("site", s.Site), new("direction", "tx"));
+            }
     }
 
     private IEnumerable<Measurement<double>> ObserveReaders(bool busy)
@@ -148,18 +153,19 @@ public sealed class IsotunMetrics
             foreach (var s in w.Read().Writers) yield return new(pick(s), new KeyValuePair<string, object?>("tenant", s.Tenant));
     }
 
-    private sealed class QueueWatch(IsotunMetrics owner, Func<QueueReport> read) : IDisposable
+    /// <summary>A reader registered in <paramref name="set"/> until disposed; read at scrape time only.</summary>
+    private sealed class Watch<T>(ConcurrentDictionary<Watch<T>, byte> set, Func<T> read) : IDisposable
     {
-        public QueueReport Read() => read();
+        public static Watch<T> Add(ConcurrentDictionary<Watch<T>, byte> set, Func<T> read)
+        {
+            var watch = new Watch<T>(set, read);
+            set[watch] = 0;
+            return watch;
+        }
 
-        public void Dispose() => owner._queueWatches.TryRemove(this, out _);
-    }
+        public T Read() => read();
 
-    private sealed class SessionLimitsWatch(IsotunMetrics owner, Func<SessionLimits> read) : IDisposable
-    {
-        public SessionLimits Read() => read();
-
-        public void Dispose() => owner._limitWatches.TryRemove(this, out _);
+        public void Dispose() => set.TryRemove(this, out _);
     }
 
     private IEnumerable<Measurement<long>> ObserveBytes() => Observe(TenantTraffic.RxBytes, TenantTraffic.TxBytes, byQueue: false);
@@ -235,4 +241,7 @@ public sealed record ReaderSample(string Tenant, int Queue, double BusySeconds, 
 public sealed record WriterSample(string Tenant, long Depth, long Capacity, long HighWater);
 
 /// <summary>What <see cref="IsotunMetrics.WatchQueues"/> reads at a scrape.</summary>
+/// <summary>A site's byte counts: from its subnets (rx) and to them (tx).</summary>
+public sealed record SiteSample(string Tenant, string Site, long RxBytes, long TxBytes);
+
 public sealed record QueueReport(IReadOnlyList<ReaderSample> Readers, IReadOnlyList<WriterSample> Writers);

@@ -2,7 +2,7 @@ namespace Isotun.Metrics;
 
 public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy, Revoked }
 
-public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated }
+public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated, EastWest }
 
 public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked }
 
@@ -35,6 +35,7 @@ public static class ReasonLabels
         DropReason.TunWriteFailed => "tun-write-failed",
         DropReason.Compressed => "compressed-not-negotiated",
         DropReason.ClientToClient => "client-to-client",
+        DropReason.EastWest => "east-west",
         DropReason.BadGso => "bad-gso-header",
         DropReason.GsoNotNegotiated => "gso-not-negotiated",
         _ => "other",

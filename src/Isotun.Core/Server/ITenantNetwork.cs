@@ -16,6 +16,12 @@ public interface ITenantNetwork
     /// <summary>Creates the TUN's queues, gives it the gateway addresses and wires the uplink for <paramref name="pools"/>.</summary>
     ITunQueue[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools);
 
+    /// <summary>
+    /// Routes <paramref name="add"/> (sites' subnets) to the TUN, and through the uplink's peer back to the tenant,
+    /// and removes the routes of <paramref name="remove"/>. Returns what failed, one line each; empty when all went.
+    /// </summary>
+    IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove);
+
     /// <summary>Removes what <see cref="Setup"/> made (the TUN's queues are closed by their owner first).</summary>
     void Teardown();
 }

@@ -214,7 +214,7 @@ public sealed partial class ServerConnection
             Address6 = dual ? session.Address6 : null,
             Network6 = dual ? tenant.Pool6 : null,
             Dns = c.Dns,
-            SplitInclude = tenant.Routes,
+            SplitInclude = tenant.RoutesFor(session.User),
             Dpd = c.Dpd,
             Keepalive = c.Keepalive,
             BaseMtu = Math.Max(1500, mtu),

@@ -53,4 +53,13 @@ internal static partial class ServerLog
 
     [LoggerMessage(44, LogLevel.Information, "stopping: no new connections; {Tunnels} tunnel(s) closed so their clients reconnect with their cookies (sessions stay valid); up to {Seconds} s to drain")]
     public static partial void Stopping(ILogger logger, int tunnels, int seconds);
+
+    [LoggerMessage(45, LogLevel.Information, "tenant={Tenant} site {Site} routed to session {Session}")]
+    public static partial void SiteRouted(ILogger logger, string tenant, string site, string session);
+
+    [LoggerMessage(46, LogLevel.Information, "tenant={Tenant} site {Site} unrouted: its user has no live tunnel")]
+    public static partial void SiteUnrouted(ILogger logger, string tenant, string site);
+
+    [LoggerMessage(47, LogLevel.Error, "tenant={Tenant} site routes: {Failure}")]
+    public static partial void SiteRouteFailed(ILogger logger, string tenant, string failure);
 }

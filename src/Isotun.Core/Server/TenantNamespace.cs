@@ -87,6 +87,38 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         }
     }
 
+    public IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove)
+    {
+        var ns = Name;
+        var failed = new List<string>();
+        var u = config.Uplink;
+        // The far side of a veth uplink reaches the sites through the tenant namespace, as it reaches the pools.
+        var via = u.Kind == "veth" ? u.Address!.Split('/')[0] : null;
+        void Do(string what, IpNetwork net, string[] args)
+        {
+            var (code, _, error) = IpCommand.Exec("ip", args, check: false);
+            if (code != 0) failed.Add($"{what} {net}: {error.Trim()}");
+        }
+        foreach (var net in remove)
+        {
+            Do("remove route", net, In(ns, Family(net), "route", "del", net.ToString(), "dev", config.Device));
+            if (via is not null && SameFamily(net, via))
+                Do("remove uplink route", net, ["-n", u.PeerNamespace!, Family(net), "route", "del", net.ToString(), "via", via]);
+        }
+        foreach (var net in add)
+        {
+            Do("route", net, In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
+            if (via is not null && SameFamily(net, via))
+                Do("uplink route", net, ["-n", u.PeerNamespace!, Family(net), "route", "replace", net.ToString(), "via", via, "dev", u.PeerName!]);
+        }
+        return failed;
+    }
+
+    private static string Family(IpNetwork net) =>
+        net.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+
+    private static bool SameFamily(IpNetwork net, string address) => IPAddress.Parse(address).AddressFamily == net.Network.AddressFamily;
+
     /// <summary>Removes the namespace the server owns; a moved-in link goes back to the server's namespace first.</summary>
     public void Teardown()
     {

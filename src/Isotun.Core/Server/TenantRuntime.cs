@@ -35,8 +35,11 @@ public sealed class TenantRuntime : IDisposable
     private ITunQueue[] _tuns = [];
     private Thread[] _readers = [];
     private volatile bool _stopping;
-    private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool4Match;
-    private readonly (IpKey Network, UInt128 Mask, IpKey Gateway) _pool6Match;
+    private readonly (PrefixMatch Pool, IpKey Gateway) _pool4Match;
+    private readonly (PrefixMatch Pool, IpKey Gateway) _pool6Match;
+    // Who owns each site changes under this lock (attach, detach, reload); the packet path reads without it.
+    private readonly Lock _siteGate = new();
+    private volatile SiteTable _sites;
 
     private readonly TimeProvider _time;
 
@@ -55,8 +58,9 @@ public sealed class TenantRuntime : IDisposable
             _leases6 = new LeaseAllocator(pool6);
         }
         _network = network ?? new TenantNamespace(config);
-        _pool4Match = Match(Pool, _leases.Gateway);
-        _pool6Match = _leases6 is null ? default : Match(Pool6!.Value, _leases6.Gateway);
+        _pool4Match = (PrefixMatch.Of(Pool), IpKey.FromAddress(_leases.Gateway));
+        _pool6Match = _leases6 is null ? default : (PrefixMatch.Of(Pool6!.Value), IpKey.FromAddress(_leases6.Gateway));
+        _sites = SiteTable.Build(config);
         Traffic = IsotunMetrics.Instance.Tenant(config.Name);
         Routes = config.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
@@ -72,6 +76,20 @@ public sealed class TenantRuntime : IDisposable
     public IpNetwork? Pool6 { get; }
     public IReadOnlyList<IpNetwork> Routes { get; private set; }
     public PasswordFile? Passwords { get; private set; }
+    /// <summary>The tenant's sites and east-west policy (swapped whole on a reload).</summary>
+    public SiteTable Sites => _sites;
+
+    /// <summary>The routes to push to a session of <paramref name="user"/>: the tenant's, and the sites the user's may reach.</summary>
+    public IReadOnlyList<IpNetwork> RoutesFor(string user)
+    {
+        var sites = _sites;
+        var routes = Routes;
+        // No split routes means the client sends everything through the tunnel already: adding the sites would turn
+        // that into a split tunnel.
+        if (sites.IsEmpty || routes.Count == 0) return routes;
+        return [.. routes, .. sites.RoutesFor(sites.OfUser(user)).Where(n => !routes.Contains(n))];
+    }
+
     /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>
     public X509Certificate2Collection? ClientCas { get; private set; }
 
@@ -135,8 +153,18 @@ public sealed class TenantRuntime : IDisposable
         }
         for (int i = 0; i < routes.Length; i++)
             if (!IpNetwork.TryParse(next.Routes[i], out routes[i])) return $"not applied: bad route {next.Routes[i]}";
+        SiteTable sites;
+        try
+        {
+            sites = SiteTable.Build(next, _sites);
+        }
+        catch (ArgumentException e)
+        {
+            return $"not applied: {e.Message}";
+        }
         commit = () =>
         {
+            ApplySites(sites);
             Passwords = passwords;
             ClientCas = cas;
             RevokedCertificates = crl;
@@ -152,6 +180,7 @@ public sealed class TenantRuntime : IDisposable
     {
         IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
         _tuns = _network.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
+        LogRouteFailures(_network.Route(_sites.Subnets, []));
         _readerStarted = new long[_tuns.Length];
         _readerWaiting = new long[_tuns.Length];
         _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun, i)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
@@ -227,6 +256,17 @@ public sealed class TenantRuntime : IDisposable
     {
         _routes[session.AddressKey] = session;
         if (session.Address6 is not null) _routes[session.AddressKey6] = session;
+        // The newest session of a site's user carries the site: a site gateway that logs in again takes its networks
+        // along, and its older session (waiting for a reconnect that may never come) no longer may send from them.
+        lock (_siteGate)
+        {
+            if (_sites.OfUser(session.User) is not { } site) return;
+            var before = site.Owner;
+            if (before is not null && before != session) before.Site = null;
+            site.SetOwner(session);
+            session.Site = site;
+            if (before != session) ServerLog.SiteRouted(_log, Name, site.Name, session.ShortId);
+        }
     }
 
     /// <summary>The session attached at this address (whose primary connection is up), if any.</summary>
@@ -236,21 +276,58 @@ public sealed class TenantRuntime : IDisposable
     {
         _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session));
         if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session));
+        lock (_siteGate)
+        {
+            if (session.Site is not { } site) return;
+            session.Site = null;
+            if (site.Owner != session) return;
+            // The site passes to the user's other attached session, if there is one; else it waits unrouted.
+            var next = AttachedSessionsOf(site.User).Where(s => s != session).MaxBy(s => s.Since);
+            site.SetOwner(next);
+            if (next is not null) next.Site = site;
+            if (next is null) ServerLog.SiteUnrouted(_log, Name, site.Name);
+            else ServerLog.SiteRouted(_log, Name, site.Name, next.ShortId);
+        }
+    }
+
+    private IEnumerable<VpnSession> AttachedSessionsOf(string user) =>
+        _routes.Values.Where(s => s.User == user && s.Connection is not null).Distinct();
+
+    /// <summary>
+    /// A reload's sites: the kernel routes follow the subnets, and each site goes to its user's attached session
+    /// (the one that carried it before, when it still may).
+    /// </summary>
+    private void ApplySites(SiteTable next)
+    {
+        var before = _sites;
+        var oldNets = before.Subnets.ToHashSet();
+        var newNets = next.Subnets.ToHashSet();
+        if (_tuns.Length > 0) LogRouteFailures(_network.Route(newNets.Except(oldNets), oldNets.Except(newNets)));
+        lock (_siteGate)
+        {
+            foreach (var site in before.Sites)
+                if (site.Owner is { } owner) owner.Site = null;
+            foreach (var site in next.Sites)
+            {
+                var keep = before.Sites.FirstOrDefault(b => b.Name == site.Name && b.User == site.User)?.Owner;
+                var owner = keep is not null && keep.Connection is not null ? keep : AttachedSessionsOf(site.User).MaxBy(s => s.Since);
+                site.SetOwner(owner);
+                if (owner is not null) owner.Site = site;
+            }
+            _sites = next;
+        }
+    }
+
+    private void LogRouteFailures(IReadOnlyList<string> failures)
+    {
+        foreach (var failure in failures) ServerLog.SiteRouteFailed(_log, Name, failure);
     }
 
     /// <summary>Is this destination another client of this tenant (not the gateway)? No allocation: compares keys.</summary>
     public bool IsClientAddress(IpKey destination)
     {
-        var (net, mask, gw) = destination.Version == 4 ? _pool4Match : _pool6Match;
-        return net.Version == destination.Version && (destination.Value & mask) == net.Value && destination != gw;
-    }
-
-    private static (IpKey Network, UInt128 Mask, IpKey Gateway) Match(IpNetwork pool, IPAddress gateway)
-    {
-        int bits = pool.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
-        UInt128 all = bits == 32 ? uint.MaxValue : UInt128.MaxValue;
-        UInt128 mask = pool.PrefixLength == 0 ? 0 : (all << (bits - pool.PrefixLength)) & all;
-        return (IpKey.FromAddress(pool.Network), mask, IpKey.FromAddress(gateway));
+        var (pool, gw) = destination.Version == 4 ? _pool4Match : _pool6Match;
+        return pool.Contains(destination) && destination != gw;
     }
 
     /// <summary>
@@ -314,7 +391,14 @@ public sealed class TenantRuntime : IDisposable
                 continue;
             }
             var dst = IpKey.FromBytes(IpPacket.Destination(packet, info));
-            if (RouteTo(dst)?.Pick(packet, info) is not { } conn)
+            var session = RouteTo(dst);
+            Site? site = null;
+            if (session is null && !_sites.IsEmpty)
+            {
+                site = _sites.Match(dst);
+                session = site?.Owner;
+            }
+            if (session?.Pick(packet, info) is not { } conn)
             {
                 metrics.Drop(Name, DropReason.NoSession);
                 continue;
@@ -329,7 +413,11 @@ public sealed class TenantRuntime : IDisposable
             if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
             if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
             if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
-            if (result.Queued > 0) Traffic.Tx(n - skip, conn.Queue);
+            if (result.Queued > 0)
+            {
+                Traffic.Tx(n - skip, conn.Queue);
+                site?.CountTx(n - skip);
+            }
         }
         buf?.Return();
     }

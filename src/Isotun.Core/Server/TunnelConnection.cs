@@ -284,22 +284,45 @@ public sealed class TunnelConnection
             metrics.Drop(tenant.Name, DropReason.Malformed);
             return 0;
         }
-        if (!_session.Owns(IpKey.FromBytes(IpPacket.Source(packet, info))))
+        var source = IpKey.FromBytes(IpPacket.Source(packet, info));
+        var site = _session.Site;
+        // A source is the session's own address, or one inside the site it carries now; nothing else.
+        bool fromSite = !_session.Owns(source);
+        if (fromSite && (site is null || !site.Contains(source)))
         {
             metrics.Drop(tenant.Name, DropReason.SpoofedSource);
             return 0;
         }
-        if (!tenant.Config.ClientToClient && tenant.IsClientAddress(IpKey.FromBytes(IpPacket.Destination(packet, info))))
+        if (Refused(tenant, site, IpKey.FromBytes(IpPacket.Destination(packet, info))) is { } refused)
         {
-            metrics.Drop(tenant.Name, DropReason.ClientToClient);
+            metrics.Drop(tenant.Name, refused);
             return 0;
         }
+        if (fromSite) site!.CountRx(info.TotalLength);
         if (info.Protocol == 6 && !header.IsGso)
             MssClamp.TryClamp(packet, MssClamp.MssForMtu(Mtu, info.Version), checksumIsPartial: header.NeedsChecksum);
         if (!tunOffload) return info.TotalLength;
         // GSO frames keep their (normalised) header; plain ones get an empty one.
         header.Write(inPlace ? payload : scratch);
         return VirtioNetHeader.Length + info.TotalLength;
+    }
+
+    /// <summary>
+    /// Why a packet from this session (carrying <paramref name="site"/>, or none) to <paramref name="destination"/> may
+    /// not pass, or null. Clients reach clients when client-to-client is on; where the tenant has sites, its east-west
+    /// policy decides between a site and anyone else (a site gateway's own address belongs to its site). The gateway
+    /// and the uplink are always reachable.
+    /// </summary>
+    private static DropReason? Refused(TenantRuntime tenant, Site? site, IpKey destination)
+    {
+        var sites = tenant.Sites;
+        bool toClient = tenant.IsClientAddress(destination);
+        if (sites.IsEmpty) return toClient && !tenant.Config.ClientToClient ? DropReason.ClientToClient : null;
+        var to = sites.Match(destination);
+        if (to is null && toClient) to = tenant.RouteTo(destination)?.Site;
+        if (to is null && !toClient) return null;
+        if (to is null && site is null) return tenant.Config.ClientToClient ? null : DropReason.ClientToClient;
+        return to == site || sites.Allows(site, to) ? null : DropReason.EastWest;
     }
 
     /// <summary>

@@ -36,6 +36,7 @@ public sealed class VpnServer : IAsyncDisposable
     private readonly Lock _reloadLock = new();
     private readonly IDisposable _limitsWatch;
     private readonly IDisposable _queuesWatch;
+    private readonly IDisposable _sitesWatch;
 
     /// <param name="networks">Makes each tenant's network: its namespace and TUN by default, memory TUNs in tests.</param>
     public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null)
@@ -62,6 +63,8 @@ public sealed class VpnServer : IAsyncDisposable
         Authenticator = new Authenticator(_tenants, clientCas);
         _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
         _queuesWatch = IsotunMetrics.Instance.WatchQueues(ReadQueues);
+        _sitesWatch = IsotunMetrics.Instance.WatchSites(() =>
+            _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
         TlsOptions = new SslServerAuthenticationOptions
         {
             ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
@@ -404,6 +407,7 @@ public sealed class VpnServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queuesWatch.Dispose();
+        _sitesWatch.Dispose();
         _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();

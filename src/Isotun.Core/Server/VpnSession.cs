@@ -167,6 +167,18 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
         return true;
     }
 
+    private Site? _site;
+
+    /// <summary>
+    /// The site this session carries now (its subnets are routed to it and accepted from it), or null. Set by the
+    /// tenant: a user's newest attached session owns the user's site.
+    /// </summary>
+    public Site? Site
+    {
+        get => Volatile.Read(ref _site);
+        internal set => Volatile.Write(ref _site, value);
+    }
+
     public bool HasAddresses => Address is not null;
 
     public void Assign(IPAddress address, IPAddress? address6)

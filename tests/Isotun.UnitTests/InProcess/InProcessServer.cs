@@ -96,9 +96,12 @@ internal sealed class InProcessServer : IAsyncDisposable
     }
 
     /// <summary>The memory TUN of tenant <paramref name="tenant"/> (the first by default).</summary>
-    public MemoryTun Tun(string? tenant = null)
+    public MemoryTun Tun(string? tenant = null) => Network(tenant).Tun!;
+
+    /// <summary>The network twin of tenant <paramref name="tenant"/> (the first by default): its TUN and the routes it was given.</summary>
+    public MemoryTenantNetwork Network(string? tenant = null)
     {
-        lock (_networks) return _networks[tenant ?? Tenant].Tun!;
+        lock (_networks) return _networks[tenant ?? Tenant];
     }
 
     /// <summary>What a client of <paramref name="tenant"/> is given by default: this server's pin, the first user, one queue.</summary>

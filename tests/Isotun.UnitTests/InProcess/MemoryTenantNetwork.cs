@@ -6,7 +6,7 @@ using Isotun.Tun;
 
 namespace Isotun.UnitTests.InProcess;
 
-/// <summary>The tenant network twin: a memory TUN with the tenant's queues, MTU and offload; no namespace, address or route.</summary>
+/// <summary>The tenant network twin: a memory TUN with the tenant's queues, MTU and offload; no namespace or address; routes are only recorded.</summary>
 internal sealed class MemoryTenantNetwork(TenantConfig config, bool uso) : ITenantNetwork
 {
     public string? Name => null;
@@ -19,6 +19,24 @@ internal sealed class MemoryTenantNetwork(TenantConfig config, bool uso) : ITena
     {
         Tun = new MemoryTun(config.Device, config.Queues, config.Mtu, config.Offload, uso);
         return Tun.Queues;
+    }
+
+    private readonly List<IpNetwork> _routes = [];
+
+    /// <summary>The subnets routed to the TUN now (sites'), as a kernel would hold them.</summary>
+    public IReadOnlyList<IpNetwork> Routes
+    {
+        get { lock (_routes) return _routes.ToList(); }
+    }
+
+    public IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove)
+    {
+        lock (_routes)
+        {
+            foreach (var net in remove) _routes.Remove(net);
+            foreach (var net in add) if (!_routes.Contains(net)) _routes.Add(net);
+        }
+        return [];
     }
 
     public void Teardown() => TornDown = true;

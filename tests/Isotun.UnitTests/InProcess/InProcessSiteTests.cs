@@ -1,0 +1,130 @@
+using System.Net;
+using Isotun.Config;
+using Isotun.Metrics;
+using Isotun.Security;
+using Isotun.UnitTests.Security;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// Sites end to end in memory: networks behind a user's client are routed to that user's session, accepted from it
+/// only, follow the user's newest session, obey the tenant's east-west policy and are pushed to the other clients.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
+{
+    private const string Password = "site secret";
+    private static readonly IPAddress HostA = IPAddress.Parse("192.168.50.7"), HostB = IPAddress.Parse("192.168.60.7");
+    private readonly TempDirectory _dir = new();
+
+    /// <summary>Site a behind gw-a (192.168.50.0/24), site b behind gw-b (192.168.60.0/24), and dave on the road.</summary>
+    private Func<TenantConfig, TenantConfig> Sites(IReadOnlyList<SiteLink>? eastWest = null)
+    {
+        var passwd = _dir.File("sites.passwd");
+        foreach (var user in new[] { "gw-a", "gw-b", "dave" })
+            PasswordFile.SetUser(passwd, user, PasswordHasher.Hash(Password, PasswordHasher.MinIterations));
+        return t => t with
+        {
+            PasswordFile = passwd,
+            Routes = ["198.18.30.0/24"],
+            Sites = [new SiteConfig("a", "gw-a", ["192.168.50.0/24"]), new SiteConfig("b", "gw-b", ["192.168.60.0/24"])],
+            EastWest = eastWest,
+        };
+    }
+
+    private static Task<InProcessClient> Connect(InProcessServer server, string user) =>
+        InProcessClient.ConnectAsync(server, server.Options(user: user, password: Password));
+
+    [Fact]
+    public async Task A_sites_subnets_go_to_its_users_session_and_only_that_session_may_send_from_them()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, Sites());
+        Assert.Equal(["192.168.50.0/24", "192.168.60.0/24"], server.Network().Routes.Select(r => r.ToString()).Order());
+        await using var gwA = await Connect(server, "gw-a");
+        await using var dave = await Connect(server, "dave");
+        var session = server.Session(gwA.Address)!;
+        Assert.Equal("a", session.Site?.Name);
+        Assert.Null(server.Session(dave.Address)!.Site);
+
+        // Upload from a host behind gw-a, and the answer back to it.
+        var up = Packets.Udp(HostA, Packets.Far4, 40000, 53, "from site a"u8);
+        gwA.Send(up);
+        Assert.Equal(up, Packets.Take(server.Tun(), "a packet from site a's subnet did not come out of the server's TUN"));
+        var down = Packets.Udp(Packets.Far4, HostA, 53, 40000, "to site a"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(down, server.Tun().Offload)));
+        Assert.Equal(down, gwA.Receive("a packet to site a's subnet did not reach gw-a"));
+        Assert.Equal(up.Length, session.Site!.RxBytes);
+        Assert.Equal(down.Length, session.Site.TxBytes);
+
+        // Anyone else sending from site a, and gw-a sending from outside it, is dropped and counted.
+        long spoofed = ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource);
+        dave.Send(Packets.Udp(HostA, Packets.Far4, 40000, 53, "dave posing as site a"u8));
+        gwA.Send(Packets.Udp(IPAddress.Parse("192.168.99.7"), Packets.Far4, 40000, 53, "not site a"u8));
+        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource) == spoofed + 2, "the spoofed packets were not counted");
+        Assert.True(Packets.NothingArrives(server.Tun()));
+
+        // Routes: dave is given both sites, gw-a the other one and never its own.
+        Assert.Equal(["192.168.50.0/24", "192.168.60.0/24", "198.18.30.0/24"], dave.Parameters.SplitInclude.Select(r => r.ToString()).Order());
+        Assert.Equal(["192.168.60.0/24", "198.18.30.0/24"], gwA.Parameters.SplitInclude.Select(r => r.ToString()).Order());
+    }
+
+    [Fact]
+    public async Task Sites_of_one_tenant_reach_each_other_through_the_server()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, Sites());
+        await using var gwA = await Connect(server, "gw-a");
+        await using var gwB = await Connect(server, "gw-b");
+        var packet = Packets.Udp(HostA, HostB, 40000, 7, "a to b"u8);
+        gwA.Send(packet);
+        // The tenant's kernel routes site b's subnet back into the TUN; the memory twin has no kernel, so the test
+        // hands the packet back as the kernel would, and the server sends it to gw-b.
+        var routed = Packets.Take(server.Tun(), "the packet from a to b did not reach the tenant's TUN");
+        Assert.True(server.Tun().Inject(Packets.Framed(routed, server.Tun().Offload)));
+        Assert.Equal(packet, gwB.Receive("the packet from site a did not reach gw-b"));
+    }
+
+    [Fact]
+    public async Task The_newest_session_of_the_user_carries_the_site_and_hands_it_back_when_it_ends()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, Sites());
+        await using var first = await Connect(server, "gw-a");
+        var second = await Connect(server, "gw-a");
+        Assert.Equal("a", server.Session(second.Address)!.Site?.Name);
+        Assert.Null(server.Session(first.Address)!.Site);
+
+        var down = Packets.Udp(Packets.Far4, HostA, 53, 40000, "to site a"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(down, server.Tun().Offload)));
+        Assert.Equal(down, second.Receive("the site's packet did not go to the newest session"));
+        long spoofed = ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource);
+        first.Send(Packets.Udp(HostA, Packets.Far4, 40000, 53, "old session"u8));
+        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource) == spoofed + 1, "the older session's packet from the site was not dropped");
+
+        await second.StopAsync();
+        await second.DisposeAsync();
+        await Eventually.True(() => server.Session(first.Address)!.Site?.Name == "a", "the site did not pass back to the user's other session");
+        Assert.True(server.Tun().Inject(Packets.Framed(down, server.Tun().Offload)));
+        Assert.Equal(down, first.Receive("the site's packet did not go to the remaining session"));
+    }
+
+    [Fact]
+    public async Task The_east_west_policy_drops_and_counts_what_it_does_not_link()
+    {
+        // a and b may talk; the road warriors reach neither.
+        await using var server = await InProcessServer.StartAsync(pki, Sites([new SiteLink("a", "b")]));
+        await using var gwA = await Connect(server, "gw-a");
+        await using var dave = await Connect(server, "dave");
+        Assert.Equal(["198.18.30.0/24"], dave.Parameters.SplitInclude.Select(r => r.ToString()));
+
+        gwA.Send(Packets.Udp(HostA, HostB, 40000, 7, "a to b"u8));
+        Assert.Equal(HostB, new IPAddress(Packets.Take(server.Tun(), "a to b is linked and must pass").AsSpan(16, 4)));
+
+        long refused = ServerMetrics.Drops(server.Tenant, DropReason.EastWest);
+        dave.Send(Packets.Udp(dave.Address, HostA, 40000, 7, "dave to a"u8));
+        dave.Send(Packets.Udp(dave.Address, gwA.Address, 40000, 7, "dave to gw-a itself"u8));
+        gwA.Send(Packets.Udp(HostA, dave.Address, 40000, 7, "a to dave"u8));
+        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.EastWest) == refused + 3, "the unlinked packets were not dropped as east-west");
+        Assert.True(Packets.NothingArrives(server.Tun()));
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
