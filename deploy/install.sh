@@ -109,6 +109,8 @@ install_all() {
   mv "$lib.new" "$lib"
   ln -sfn "$lib/isotun" "$bin"
   echo "installed $bin -> $lib/isotun"
+  # The openconnect --script that makes a stock client a site gateway (docs/sites.md).
+  install -m 0755 "$root/deploy/openconnect/site-gateway.sh" "$lib/site-gateway.sh"
 
   # Config: commented examples, never over an existing file. State outside /etc, which the units keep read-only.
   install -d -m 0755 "$config_dir"

@@ -9,8 +9,8 @@ public static class Openconnect
     public static string[] Base(string pin) => ["--protocol=anyconnect", "--non-inter", "--servercert", pin];
 
     /// <summary>openconnect in <paramref name="ns"/> as root, configuring its TUN with the shipped script.</summary>
-    public static BackgroundProcess Start(string ns, IEnumerable<string> args, string? stdin = null) =>
-        BackgroundProcess.StartInNs(ns, InteropEnvironment.OpenconnectPath!, args, stdin);
+    public static BackgroundProcess Start(string ns, IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null) =>
+        BackgroundProcess.StartInNs(ns, InteropEnvironment.OpenconnectPath!, args, stdin, environment);
 
     /// <summary>openconnect in <paramref name="ns"/> as nobody (no capabilities), so no kernel TUN: --script-tun.</summary>
     public static BackgroundProcess StartAsNobody(string ns, IEnumerable<string> args, string? stdin, IReadOnlyDictionary<string, string> environment) =>

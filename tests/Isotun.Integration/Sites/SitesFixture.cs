@@ -1,0 +1,203 @@
+using System.Net;
+using Isotun.Integration.Infrastructure;
+using Isotun.Integration.Interop;
+using Isotun.Lab;
+using Isotun.Linux;
+using Isotun.Pki;
+using Isotun.Security;
+
+namespace Isotun.Integration.Sites;
+
+/// <summary>
+/// Site-to-site in namespaces. Tenant acme has two sites: branch-a (192.168.10.0/24) behind gw-a, an `isotun connect
+/// --site-gateway`, and branch-b (192.168.20.0/24) behind gw-b, a stock openconnect with the shipped
+/// site-gateway.sh. Each site has a host (.2) answering with its name; alice is acme's road warrior. Tenant initech
+/// has the very same subnets: its gateway gw-x carries a branch-a of its own (192.168.10.0/24, a host at the same
+/// .2), and its branch-b is never connected. Underlay 198.18.60.0/22.
+/// </summary>
+public sealed class SitesFixture : IDisposable
+{
+    public const string Acme = "acme", Initech = "initech";
+    public const string ServerNs = "isotun-s2s-srv";
+    public const string TenantNsAcme = "isotun-s2s-t-acme", TenantNsInitech = "isotun-s2s-t-initech";
+    public const string HostA = "isotun-s2s-hosta", HostB = "isotun-s2s-hostb", HostX = "isotun-s2s-hostx";
+    public static readonly IPAddress SiteHostA = IPAddress.Parse("192.168.10.2"), SiteHostB = IPAddress.Parse("192.168.20.2");
+
+    /// <summary>The tunnel clients: namespace, user, tenant, underlay /24, and the LAN behind it with its host.</summary>
+    public static readonly (string Ns, string User, string Tenant, int Net, string? Lan, string? Host)[] Clients =
+    [
+        ("isotun-s2s-gwa", "gw-a", Acme, 60, "192.168.10", HostA),
+        ("isotun-s2s-gwb", "gw-b", Acme, 61, "192.168.20", HostB),
+        ("isotun-s2s-rw", "alice", Acme, 62, null, null),
+        ("isotun-s2s-gwx", "gw-x", Initech, 63, "192.168.10", HostX),
+    ];
+
+    public LabLayout Files { get; }
+    public string Dir => Files.Directory;
+    public string Pin { get; private set; } = "";
+    public string? SkipReason { get; } = InteropEnvironment.SkipOpenconnect;
+    public string ConfigPath => Path.Combine(Dir, "server.yaml");
+
+    private readonly LabLock? _lock;
+    private BackgroundProcess? _openconnect;
+
+    public SitesFixture()
+    {
+        Files = new LabLayout("s2s", 30, Path.Combine(Path.GetTempPath(), $"isotun-s2s-{Environment.ProcessId}"));
+        if (SkipReason is not null) return;
+        _lock = LabLock.Acquire("s2s", TimeSpan.FromMinutes(15));
+        Cleanup();
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public static IEnumerable<string> AllNamespaces => [ServerNs, TenantNsAcme, TenantNsInitech, HostA, HostB, HostX, .. Clients.Select(c => c.Ns)];
+
+    public static (string Ns, string User, string Tenant, int Net, string? Lan, string? Host) ClientOf(string user) => Clients.Single(c => c.User == user);
+
+    private void Build()
+    {
+        Directory.CreateDirectory(Dir);
+        foreach (var ns in new[] { ServerNs, HostA, HostB, HostX }.Concat(Clients.Select(c => c.Ns)))
+        {
+            IpCommand.Run("netns", "add", ns);
+            IpCommand.RunIn(ns, "link", "set", "lo", "up");
+        }
+        foreach (var (ns, _, _, net, lan, host) in Clients)
+        {
+            Link(ns, $"s2s{net}c", $"198.18.{net}.2/24", ServerNs, $"s2s{net}s", $"198.18.{net}.1/24");
+            if (lan is null || host is null) continue;
+            // The site's LAN: its gateway at .1, a host at .2 whose default route is the gateway.
+            Link(ns, $"s2s{net}l", $"{lan}.1/24", host, "lan0", $"{lan}.2/24");
+            IpCommand.RunIn(host, "route", "add", "default", "via", $"{lan}.1");
+        }
+
+        var pki = new PkiDirectory(Path.Combine(Dir, "pki"));
+        pki.InitCa();
+        Pin = pki.IssueServer("server", Clients.Select(c => IPAddress.Parse($"198.18.{c.Net}.1")).ToList(), []).Pin;
+        foreach (var (_, user, tenant, _, _, _) in Clients)
+        {
+            var pw = $"{user}-{Guid.NewGuid():N}"[..20];
+            SecretFile.WriteAllText(PasswordPath(user), pw + "\n", overwrite: true);
+            PasswordFile.SetUser(Path.Combine(Dir, $"{tenant}.passwd"), user, PasswordHasher.Hash(pw, 10_000));
+        }
+
+        File.WriteAllText(ConfigPath, $"""
+            listen: 0.0.0.0:443
+            tls:
+              certificate: pki/server.crt
+              key: pki/server.key
+            admin:
+              listen: 127.0.0.1:{LabLayout.AdminPort}
+            tenants:
+              - name: {Acme}
+                namespace: {TenantNsAcme}
+                pool: 10.20.0.0/24
+                routes: [198.18.64.0/24]
+                password-file: {Acme}.passwd
+                sites:
+                  - name: branch-a
+                    user: gw-a
+                    subnets: [192.168.10.0/24]
+                  - name: branch-b
+                    user: gw-b
+                    subnets: [192.168.20.0/24]
+              - name: {Initech}
+                namespace: {TenantNsInitech}
+                pool: 10.20.0.0/24
+                routes: [198.18.64.0/24]
+                password-file: {Initech}.passwd
+                sites:
+                  - name: branch-a
+                    user: gw-x
+                    subnets: [192.168.10.0/24]
+                  - name: branch-b
+                    user: nobody-yet
+                    subnets: [192.168.20.0/24]
+            """);
+
+        foreach (var (_, _, _, _, _, host) in Clients.Where(c => c.Host is not null))
+            LabProcess.Start(Files, host!, host!, TestEnvironment.IsotunExe,
+                ["lab", "serve", "--text", $"hello from {host}", "--port", LabLayout.ServicePort.ToString(), "--sink-port", LabLayout.SinkPort.ToString()]);
+        StartServer();
+        foreach (var user in new[] { "gw-a", "alice", "gw-x" }) StartIsotunClient(user);
+        StartOpenconnect();
+        foreach (var c in Clients)
+            if (!Poll.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(c.Ns, TunName(c.User)) is not null))
+                throw new InvalidOperationException($"{c.User} did not connect:\n{ClientLog(c.User)}\n{LabProcess.Tail(Files, "server")}");
+    }
+
+    private static void Link(string ns, string dev, string address, string peerNs, string peerDev, string peerAddress)
+    {
+        IpCommand.Run("link", "add", dev, "netns", ns, "type", "veth", "peer", "name", peerDev, "netns", peerNs);
+        IpCommand.RunIn(ns, "addr", "add", address, "dev", dev);
+        IpCommand.RunIn(peerNs, "addr", "add", peerAddress, "dev", peerDev);
+        IpCommand.RunIn(ns, "link", "set", dev, "up");
+        IpCommand.RunIn(peerNs, "link", "set", peerDev, "up");
+    }
+
+    public string PasswordPath(string user) => Path.Combine(Dir, $"{user}.password");
+
+    public static string TunName(string user) => user == "gw-b" ? "oc-site" : "isotun0";
+
+    public Uri Url(string user) => new($"https://198.18.{ClientOf(user).Net}.1/{ClientOf(user).Tenant}");
+
+    public void StartServer()
+    {
+        LabProcess.Start(Files, "server", ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigPath]);
+        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
+            throw new InvalidOperationException("server did not start:\n" + LabProcess.Tail(Files, "server"));
+    }
+
+    private void StartIsotunClient(string user)
+    {
+        var c = ClientOf(user);
+        string[] args = ["connect", Url(user).ToString(), "--user", user, "--password-file", PasswordPath(user), "--servercert", Pin, "--interface", TunName(user)];
+        LabProcess.Start(Files, user, c.Ns, TestEnvironment.IsotunExe, c.Host is null ? args : [.. args, "--site-gateway"]);
+    }
+
+    /// <summary>gw-b: the stock openconnect with the shipped site-gateway.sh, over the test's TUN-only script.</summary>
+    private void StartOpenconnect()
+    {
+        var scripts = Path.Combine(Dir, "scripts");
+        var tunScript = InteropEnvironment.InstallScript("tun-script.sh", scripts);
+        var siteScript = Path.Combine(scripts, "site-gateway.sh");
+        File.Copy(Path.Combine(TestEnvironment.RepoRoot, "deploy", "openconnect", "site-gateway.sh"), siteScript, overwrite: true);
+        File.SetUnixFileMode(siteScript, (UnixFileMode)0b111_101_101);
+        _openconnect = Openconnect.Start(ClientOf("gw-b").Ns,
+            [.. Openconnect.Base(Pin), "--user", "gw-b", "--passwd-on-stdin", "--script", siteScript, "--interface", TunName("gw-b"), Url("gw-b").ToString()],
+            stdin: File.ReadAllText(PasswordPath("gw-b")), environment: new Dictionary<string, string> { ["SITE_GATEWAY_VPNC_SCRIPT"] = tunScript });
+    }
+
+    public string ClientLog(string user) => user == "gw-b" ? _openconnect?.Output ?? "" : LabProcess.Tail(Files, user);
+
+    public void Cleanup()
+    {
+        _openconnect?.Dispose();
+        foreach (var name in new[] { "gw-a", "alice", "gw-x", "server", HostA, HostB, HostX })
+            LabProcess.Stop(Files, name, TimeSpan.FromSeconds(5));
+        foreach (var ns in AllNamespaces)
+            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
+    }
+
+    public void Dispose()
+    {
+        if (SkipReason is not null) return;
+        Cleanup();
+        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+        _lock?.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SitesCollection : ICollectionFixture<SitesFixture>
+{
+    public const string Name = "sites";
+}
