@@ -126,5 +126,22 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
         Assert.True(Packets.NothingArrives(server.Tun()));
     }
 
+    [Fact]
+    public async Task A_certificate_identity_carries_a_site_as_a_password_user_does()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with
+        {
+            AllowedOus = [InProcessPki.CertOu],
+            Routes = ["198.18.30.0/24"],
+            Sites = [new SiteConfig("cert-site", InProcessPki.CertUser, ["192.168.70.0/24"])],
+        });
+        await using var gw = await InProcessClient.ConnectAsync(server,
+            server.Options(user: null, password: null) with { CertificateFile = pki.ClientCertificate, KeyFile = pki.ClientKey });
+        Assert.Equal("cert-site", server.Session(gw.Address)!.Site?.Name);
+        var up = Packets.Udp(IPAddress.Parse("192.168.70.9"), Packets.Far4, 40000, 53, "from the certificate's site"u8);
+        gw.Send(up);
+        Assert.Equal(up, Packets.Take(server.Tun(), "a packet from the certificate user's site did not pass"));
+    }
+
     public void Dispose() => _dir.Dispose();
 }
