@@ -18,7 +18,7 @@ namespace Isotun.Integration.Gateway;
 /// </code>
 /// The client host and the attacker reach only the gateway; only the gateway reaches the servers.
 /// </summary>
-public sealed class GatewayLabFixture : IDisposable
+public sealed class GatewayLabFixture : TopologyFixture
 {
     public const string Cli = "isotun-gw-cli";
     public const string Edge = "isotun-gw-edge";
@@ -40,31 +40,17 @@ public sealed class GatewayLabFixture : IDisposable
     public const int InitechAdmin = 9413;
     public const int GlobexAdmin = 9412;
 
-    private readonly LabLock? _lock;
-
     public GatewayLabFixture()
-    {
-        SkipReason = TestEnvironment.SkipReason
+        : base(new LabLayout("gw", 10, Path.Combine(Path.GetTempPath(), $"isotun-gw-{Environment.ProcessId}")),
+            TestEnvironment.SkipReason
             ?? (File.Exists("/usr/sbin/openconnect") || File.Exists("/usr/bin/openconnect") ? null : "openconnect is not installed (run .ci/install-deps)")
-            ?? (File.Exists("/usr/bin/openssl") ? null : "openssl is not installed");
-        if (SkipReason is not null) return;
-        Layout = new LabLayout("gw", 10, Path.Combine(Path.GetTempPath(), $"isotun-gw-{Environment.ProcessId}"));
-        _lock = LabLock.Acquire("gw", TimeSpan.FromMinutes(15));
-        Cleanup();
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
+            ?? (File.Exists("/usr/bin/openssl") ? null : "openssl is not installed")) => Open();
 
-    public string? SkipReason { get; }
-    public LabLayout Layout { get; } = null!;
-    public string Dir => Layout.Directory;
+    public LabLayout Layout => Files;
+
+    protected override IEnumerable<string> OwnNamespaces => Namespaces;
+
+    protected override IEnumerable<string> OwnProcesses => ["gateway", "server-acme", "server-globex", "server-initech"];
     public string Password { get; private set; } = "";
     public Dictionary<string, string> Pins { get; } = new();
     public string GatewayConfig => Path.Combine(Dir, "gateway.yaml");
@@ -73,7 +59,7 @@ public sealed class GatewayLabFixture : IDisposable
     /// <summary>OU=acme, issued by the same CA as <see cref="AliceCert"/>: valid for acme, never for initech.</summary>
     public IssuedCertificate AcmeCertFromTheSharedCa { get; private set; } = null!;
 
-    private void Build()
+    protected override void Build()
     {
         Directory.CreateDirectory(Dir);
         foreach (var ns in Namespaces)
@@ -221,22 +207,6 @@ public sealed class GatewayLabFixture : IDisposable
         }
 
         return sum;
-    }
-
-    private void Cleanup()
-    {
-        foreach (var name in new[] { "gateway", "server-acme", "server-globex", "server-initech" })
-            LabProcess.Stop(Layout, name, TimeSpan.FromSeconds(5));
-        foreach (var ns in Namespaces)
-            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
-    }
-
-    public void Dispose()
-    {
-        if (SkipReason is not null) return;
-        Cleanup();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
-        _lock?.Dispose();
     }
 }
 

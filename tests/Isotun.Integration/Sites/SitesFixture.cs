@@ -15,7 +15,7 @@ namespace Isotun.Integration.Sites;
 /// has the very same subnets: its gateway gw-x carries a branch-a of its own (192.168.10.0/24, a host at the same
 /// .2), and its branch-b is never connected. Underlay 198.18.60.0/22.
 /// </summary>
-public sealed class SitesFixture : IDisposable
+public sealed class SitesFixture : TopologyFixture
 {
     public const string Acme = "acme", Initech = "initech";
     public const string ServerNs = "isotun-s2s-srv";
@@ -32,37 +32,21 @@ public sealed class SitesFixture : IDisposable
         ("isotun-s2s-gwx", "gw-x", Initech, 63, "192.168.10", HostX),
     ];
 
-    public LabLayout Files { get; }
-    public string Dir => Files.Directory;
     public string Pin { get; private set; } = "";
-    public string? SkipReason { get; } = InteropEnvironment.SkipOpenconnect;
     public string ConfigPath => Path.Combine(Dir, "server.yaml");
 
-    private readonly LabLock? _lock;
     private BackgroundProcess? _openconnect;
 
     public SitesFixture()
-    {
-        Files = new LabLayout("s2s", 30, Path.Combine(Path.GetTempPath(), $"isotun-s2s-{Environment.ProcessId}"));
-        if (SkipReason is not null) return;
-        _lock = LabLock.Acquire("s2s", TimeSpan.FromMinutes(15));
-        Cleanup();
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
+        : base(new LabLayout("s2s", 30, Path.Combine(Path.GetTempPath(), $"isotun-s2s-{Environment.ProcessId}")), InteropEnvironment.SkipOpenconnect) => Open();
 
-    public static IEnumerable<string> AllNamespaces => [ServerNs, TenantNsAcme, TenantNsInitech, HostA, HostB, HostX, .. Clients.Select(c => c.Ns)];
+    protected override IEnumerable<string> OwnNamespaces => [ServerNs, TenantNsAcme, TenantNsInitech, HostA, HostB, HostX, .. Clients.Select(c => c.Ns)];
+
+    protected override IEnumerable<string> OwnProcesses => ["gw-a", "alice", "gw-x", "server", HostA, HostB, HostX];
 
     public static (string Ns, string User, string Tenant, int Net, string? Lan, string? Host) ClientOf(string user) => Clients.Single(c => c.User == user);
 
-    private void Build()
+    protected override void Build()
     {
         Directory.CreateDirectory(Dir);
         foreach (var ns in new[] { ServerNs, HostA, HostB, HostX }.Concat(Clients.Select(c => c.Ns)))
@@ -178,21 +162,10 @@ public sealed class SitesFixture : IDisposable
 
     public string ClientLog(string user) => user == "gw-b" ? _openconnect?.Output ?? "" : LabProcess.Tail(Files, user);
 
-    public void Cleanup()
+    protected override void Cleanup()
     {
         _openconnect?.Dispose();
-        foreach (var name in new[] { "gw-a", "alice", "gw-x", "server", HostA, HostB, HostX })
-            LabProcess.Stop(Files, name, TimeSpan.FromSeconds(5));
-        foreach (var ns in AllNamespaces)
-            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
-    }
-
-    public void Dispose()
-    {
-        if (SkipReason is not null) return;
-        Cleanup();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
-        _lock?.Dispose();
+        base.Cleanup();
     }
 }
 

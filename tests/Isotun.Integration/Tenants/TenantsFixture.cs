@@ -13,7 +13,7 @@ namespace Isotun.Integration.Tenants;
 /// has its own CA. Four client hosts: alice and carol (alpha, client-to-client off), bob and dave (beta,
 /// client-to-client on, rate-limited). Underlay 198.18.12.0/22, 198.18.30.0/24 inside each tenant's world.
 /// </summary>
-public sealed class TenantsFixture : IDisposable
+public sealed class TenantsFixture : TopologyFixture
 {
     public const string Alpha = "alpha", Beta = "beta";
     public const long BetaRate = 2_000_000;
@@ -34,34 +34,18 @@ public sealed class TenantsFixture : IDisposable
     /// <summary>Gamma's uplink: an existing link in the server's namespace that the server moves into gamma's.</summary>
     public const string GammaLink = "mt-lk0";
 
-    public LabLayout Files { get; }
-    public string Dir => Files.Directory;
     public string Pin { get; private set; } = "";
     public Dictionary<string, string> Passwords { get; } = new();
 
-    private readonly LabLock? _lock;
-
     public TenantsFixture()
-    {
-        Files = new LabLayout("mt", 6, Path.Combine(Path.GetTempPath(), $"isotun-mt-{Environment.ProcessId}"));
-        if (TestEnvironment.SkipReason is not null) return;
-        _lock = LabLock.Acquire("mt", TimeSpan.FromMinutes(15));
-        Cleanup();
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
-    }
+        : base(new LabLayout("mt", 6, Path.Combine(Path.GetTempPath(), $"isotun-mt-{Environment.ProcessId}")), TestEnvironment.SkipReason) => Open();
 
-    public static IEnumerable<string> AllNamespaces =>
+    protected override IEnumerable<string> OwnNamespaces =>
         [ServerNs, SvcA, SvcB, SvcC, TenantNsA, TenantNsB, TenantNsC, .. Clients.Select(c => c.Ns)];
 
-    private void Build()
+    protected override IEnumerable<string> OwnProcesses => ["alice", "carol", "bob", "dave", "server", "svca", "svcb"];
+
+    protected override void Build()
     {
         Directory.CreateDirectory(Dir);
         foreach (var ns in new[] { ServerNs, SvcA, SvcB, SvcC }.Concat(Clients.Select(c => c.Ns)))
@@ -190,22 +174,6 @@ public sealed class TenantsFixture : IDisposable
         var parts = output.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         int i = Array.IndexOf(parts, v6 ? "inet6" : "inet");
         return i >= 0 && IPAddress.TryParse(parts[i + 1].Split('/')[0], out var a) ? a : null;
-    }
-
-    public void Cleanup()
-    {
-        foreach (var name in new[] { "alice", "carol", "bob", "dave", "server", "svca", "svcb" })
-            LabProcess.Stop(Files, name, TimeSpan.FromSeconds(5));
-        foreach (var ns in AllNamespaces)
-            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
-    }
-
-    public void Dispose()
-    {
-        if (TestEnvironment.SkipReason is not null) return;
-        Cleanup();
-        if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
-        _lock?.Dispose();
     }
 }
 
