@@ -111,30 +111,58 @@ test_isotun_plain() {
     "isotun connect --no-extensions --no-offload -> isotun server"
 }
 
-ping_stats() {  # ping_stats <count> -> JSON {min,avg,max,mdev,loss}
-  ip netns exec "$NS_CLI" ping -q -c "$1" -i 0.2 -W 2 10.203.0.1 2>&1 | awk -v n="$1" '
-    /packet loss/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) loss = $i }
-    /rtt|round-trip/ { split($4, a, "/"); printf "{\"count\":%d,\"min_ms\":%s,\"avg_ms\":%s,\"max_ms\":%s,\"mdev_ms\":%s,\"loss\":\"%s\"}\n", n, a[1], a[2], a[3], a[4], loss }'
+ping_stats() {  # ping_stats <count> [target] -> JSON {count,min,avg,p50,p99,max,loss}, percentiles from every reply
+  ip netns exec "$NS_CLI" ping -n -c "$1" -i 0.2 -W 2 "${2:-10.203.0.1}" 2>&1 | awk -v n="$1" '
+    / time=/ { for (i = 1; i <= NF; i++) if ($i ~ /^time=/) { t[++k] = substr($i, 6) + 0 } }
+    END {
+      if (k == 0) exit 1
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (t[j] < t[i]) { x = t[i]; t[i] = t[j]; t[j] = x }
+      for (i = 1; i <= k; i++) sum += t[i]
+      p50 = t[int((k - 1) * 0.50) + 1]; p99 = t[int((k - 1) * 0.99 + 0.5) + 1]
+      printf "{\"count\":%d,\"received\":%d,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"loss\":\"%d%%\"}\n", n, k, t[1], sum / k, p50, p99, t[k], (n - k) * 100 / n }'
 }
 
-# Ping RTT through the tunnel, idle and during a bulk iperf3 transfer over the same tunnel.
+# One row of the RTT table: $ISOTUN_BENCH_OUT/rtt/<row>.json, and a marker row in anchors' throughput list.
+rtt_record() {  # rtt_record <row> <idle json> [<under-bulk json>]
+  local row=$1 idle=$2 busy=${3:-null}
+  mkdir -p "$ISOTUN_BENCH_OUT/rtt"
+  jq -n --arg name "$row" --argjson idle "$idle" --argjson busy "$busy" '{name:$name, idle:$idle, under_bulk:$busy}' >"$ISOTUN_BENCH_OUT/rtt/$row.json"
+  log "[$row] idle avg $(jq -r .avg_ms <<<"$idle") ms, max $(jq -r .max_ms <<<"$idle") ms$([ "$busy" = null ] || echo ", under bulk p99 $(jq -r .p99_ms <<<"$busy") ms")"
+  echo "$row" >>"$RES/order"
+  jq -n --arg name "$row" '{name:$name, ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(ping RTT, see the RTT table)", notes:"not a throughput row"}' >"$RES/$row.json"
+}
+
+# Idle RTT through an anchor's own tunnel, in the same run as Isotun's: the anchors test brings its tunnel up as for
+# throughput, and a ping to the address it would measure takes the place of iperf3 (measure is swapped meanwhile).
+rtt_of() {  # rtt_of <row> <anchors test function> [args...]
+  local rtt_row=$1 fn=$2; shift 2
+  eval "measure_tput() $(declare -f measure | tail -n +2)"
+  measure() {
+    local st; st=$(ping_stats "${RTT_N:-25}" "$2") || fail "ping $2 through the tunnel failed"
+    rtt_record "$rtt_row" "$st"
+  }
+  "$fn" "$@"
+  eval "measure() $(declare -f measure_tput | tail -n +2)"
+}
+test_rtt_raw()      { rtt_of rtt_raw test_raw; }
+test_rtt_ocserv()   { rtt_of rtt_ocserv test_ocserv; }
+test_rtt_ovpn_udp() { rtt_of rtt_ovpn_udp test_ovpn udp; }
+test_rtt_isotun_oc() { rtt_of rtt_isotun_oc test_isotun_oc; }
+
+# Ping RTT through the isotun tunnel, idle and during a bulk iperf3 transfer over the same tunnel (50 pings, 10 s).
 test_isotun_rtt() {
   isotun_server_setup
   isotun_client_up
   local idle busy
-  idle=$(ping_stats 25)
+  idle=$(ping_stats "${RTT_N:-25}") || fail "ping through the tunnel failed"
   spawn iperf3-rtt "$NS_SRV" iperf3 -s -1 -p 5301
   wait_for 10 listening "$NS_SRV" 5301 || fail "iperf3 (rtt) not listening"
-  ip netns exec "$NS_CLI" iperf3 -c 10.203.0.1 -p 5301 -t 10 >/dev/null 2>&1 &
+  ip netns exec "$NS_CLI" iperf3 -c 10.203.0.1 -p 5301 -t 12 >/dev/null 2>&1 &
   local bulk=$!
-  sleep 2
-  busy=$(ping_stats 25)
+  sleep 1
+  busy=$(ping_stats 50) || fail "ping under bulk failed"
   wait "$bulk"
-  [ -n "$idle" ] && [ -n "$busy" ] || fail "ping through the tunnel failed"
-  jq -n --argjson idle "$idle" --argjson busy "$busy" '{name:"isotun_rtt", idle:$idle, under_bulk:$busy}' >"$ISOTUN_BENCH_OUT/rtt.json"
-  log "[isotun_rtt] idle avg $(jq -r .avg_ms <<<"$idle") ms, under bulk avg $(jq -r .avg_ms <<<"$busy") ms"
-  echo isotun_rtt >>"$RES/order"
-  jq -n '{name:"isotun_rtt", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(ping RTT, see rtt.json)", notes:"not a throughput row"}' >"$RES/isotun_rtt.json"
+  rtt_record isotun_rtt "$idle" "$busy"
 }
 
 # TLS handshakes/s against the Isotun listener with the same python probe as stunnel's. The probe's

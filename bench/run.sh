@@ -9,10 +9,10 @@ anchors=${ANCHORS:-$root/../shared/bench/anchors.sh}
 [ -f "$anchors" ] || { echo "anchors.sh not found at $anchors (set ANCHORS=...)" >&2; exit 1; }
 out=${ISOTUN_BENCH_OUT:-$root/bench/out}
 mkdir -p "$out"
-rm -f "$out/rtt.json" "$out/sessions.json"
+rm -rf "$out/rtt" "$out/rtt.json" "$out/sessions.json"
 "$root/isotun" --version >/dev/null
 export ISOTUN_BENCH_OUT=$out EXTRA_TESTS=$root/bench/isotun-plugin.sh ANCHORS_JSON=$out/anchors.json
-export TESTS=${TESTS:-"raw stunnel ovpn_tcp ovpn_tcp_nodelay ovpn_udp ocserv isotun isotun_plain isotun_oc stunnel_p4 isotun_p4 isotun_p4_q1 isotun_ratelimit isotun_rtt isotun_sessions handshake isotun_handshake"}
+export TESTS=${TESTS:-"raw stunnel ovpn_tcp ovpn_tcp_nodelay ovpn_udp ocserv isotun isotun_plain isotun_oc stunnel_p4 isotun_p4 isotun_p4_q1 isotun_ratelimit rtt_raw rtt_ocserv rtt_ovpn_udp rtt_isotun_oc isotun_rtt isotun_sessions handshake isotun_handshake"}
 bash "$anchors" 2>&1 | tee "$out/anchors.log"
 python3 "$root/bench/report.py" "$out" "$root/docs/benchmarks.md" "$root/docs/benchmarks.svg"
 echo "wrote docs/benchmarks.md and docs/benchmarks.svg"
