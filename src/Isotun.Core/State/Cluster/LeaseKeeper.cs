@@ -16,6 +16,7 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _loop;
+    private int _disposed;
 
     /// <param name="renew">Renews the lease; returns how long to wait before the next renewal, or null when the lease has ended.</param>
     /// <param name="transient">Which of the step's exceptions to retry; others end the loop without <see cref="Lost"/>.</param>
@@ -67,6 +68,7 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _stop.Cancel();
         try
         {

@@ -6,11 +6,7 @@ namespace Isotun.UnitTests.State.Cluster;
 [Collection(EtcdCollection.Name)]
 public sealed class EtcdKeyValueStoreTests(EtcdServer etcd) : KeyValueStoreContract
 {
-    protected override IKeyValueStore Connect()
-    {
-        Skip.If(etcd.SkipReason is not null, etcd.SkipReason);
-        return new EtcdKeyValueStore(etcd.Endpoint);
-    }
+    protected override IKeyValueStore Connect() => etcd.Connect();
 
     [SkippableFact]
     public async Task An_unreachable_etcd_fails_with_unavailable_and_names_the_endpoint()

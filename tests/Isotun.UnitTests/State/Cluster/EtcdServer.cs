@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Isotun.State.Cluster;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.State.Cluster;
@@ -25,6 +26,13 @@ public sealed class EtcdServer : IAsyncLifetime
 
     /// <summary>The client URL, e.g. <c>http://127.0.0.1:40123</c>.</summary>
     public string Endpoint { get; private set; } = "";
+
+    /// <summary>A new client of this etcd; skips the calling test when etcd is not installed.</summary>
+    public IKeyValueStore Connect()
+    {
+        Skip.If(SkipReason is not null, SkipReason);
+        return new EtcdKeyValueStore(Endpoint);
+    }
 
     public async Task InitializeAsync()
     {

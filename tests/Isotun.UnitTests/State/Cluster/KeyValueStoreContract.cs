@@ -1,5 +1,6 @@
 using System.Text;
 using Isotun.State.Cluster;
+using Isotun.UnitTests.InProcess;
 
 namespace Isotun.UnitTests.State.Cluster;
 
@@ -181,7 +182,7 @@ public abstract class KeyValueStoreContract : IAsyncLifetime
         Assert.False(keepAlive.Lost.IsCompleted);
 
         await keepAlive.DisposeAsync();
-        Assert.True(await Eventually(async () => await store.GetAsync(P + "held") is null), "the key outlived its lease after the keepalive stopped");
+        Assert.True(await Eventually.Holds(async () => await store.GetAsync(P + "held") is null), "the key outlived its lease after the keepalive stopped");
     }
 
     [SkippableFact]
@@ -315,16 +316,5 @@ public abstract class KeyValueStoreContract : IAsyncLifetime
         }
         Assert.Fail($"the watch gave {seen.Count} of {count} events in {Deadline.TotalSeconds} s: {string.Join(", ", seen.Select(e => $"{e.Kind} {e.Key}"))}");
         return seen;
-    }
-
-    private static async Task<bool> Eventually(Func<Task<bool>> condition)
-    {
-        var end = DateTime.UtcNow + Deadline;
-        while (DateTime.UtcNow < end)
-        {
-            if (await condition()) return true;
-            await Task.Delay(50);
-        }
-        return false;
     }
 }
