@@ -33,7 +33,10 @@ public interface IKeyValueStore : IAsyncDisposable
     /// <summary>Ends a lease now and deletes its keys. Revoking a lease that already ended does nothing.</summary>
     Task RevokeLeaseAsync(long lease, CancellationToken ct = default);
 
-    /// <summary>Keeps <paramref name="lease"/> alive in the background (a renewal every third of its TTL) until the result is disposed.</summary>
+    /// <summary>
+    /// Keeps <paramref name="lease"/> alive in the background (a renewal every third of its TTL) until the result is
+    /// disposed, which is to happen before the store is disposed.
+    /// </summary>
     ILeaseKeepAlive KeepAlive(long lease);
 
     /// <summary>
