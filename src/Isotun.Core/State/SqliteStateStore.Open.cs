@@ -24,18 +24,17 @@ public sealed partial class SqliteStateStore
     private static SqliteConnection Open(string path, long now)
     {
         PrepareFile(path);
-        var db = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Pooling = false,
-            DefaultTimeout = (int)BusyTimeout.TotalSeconds,
-        }.ToString());
+        SqliteConnection db;
         try
         {
-            db.Open();
-            // Waits inside SQLite for another connection's lock (another store on the same file, a backup) instead of
-            // failing at once with "database is locked".
-            Exec(db, $"PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds}");
+            db = SqliteFile.Open(path, BusyTimeout);
+        }
+        catch (SqliteException e)
+        {
+            throw Failure(path, e);
+        }
+        try
+        {
             CheckIntegrity(db, path);
             // WAL: readers never wait for the writer. synchronous=FULL syncs the WAL at every commit, so a committed
             // lease or revocation survives power loss too (NORMAL survives a killed process but may lose the last
@@ -64,16 +63,12 @@ public sealed partial class SqliteStateStore
     {
         try
         {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            if (Directory.Exists(path)) throw new StateStoreException(StateStoreError.Inaccessible, path, Message(path, "is a directory", FixAccess));
-            if (!File.Exists(path))
-                using (File.Create(path, 1, FileOptions.None)) { }
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            SqliteFile.Prepare(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new StateStoreException(StateStoreError.Inaccessible, path, Message(path, $"cannot be made or opened ({e.Message.TrimEnd('.')})", FixAccess), e);
+            var problem = Directory.Exists(path) ? "is a directory" : $"cannot be made or opened ({e.Message.TrimEnd('.')})";
+            throw new StateStoreException(StateStoreError.Inaccessible, path, Message(path, problem, FixAccess), e);
         }
     }
 

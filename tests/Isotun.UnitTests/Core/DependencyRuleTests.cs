@@ -5,7 +5,8 @@ namespace Isotun.UnitTests.Core;
 /// <summary>
 /// The dependency rule of docs/architecture.md, read from the sources (so a call inside a method body counts, not only
 /// a signature): Protocol uses nothing of ours; Transport and Tun do not use Linux or any role; Client does not use
-/// Server, Gateway or Config; no role uses another role.
+/// Server, Gateway or Config; no role uses another role; State (the stores and the address-block allocator) uses no
+/// role, no kernel I/O and no config.
 /// </summary>
 public sealed partial class DependencyRuleTests
 {
@@ -26,6 +27,7 @@ public sealed partial class DependencyRuleTests
         { "src/Isotun.Core/Client", ["Server", "Gateway", "Config", "Lab", "Doctor"] },
         { "src/Isotun.Core/Server", ["Client", "Gateway", "Lab", "Doctor"] },
         { "src/Isotun.Core/Gateway", ["Client", "Server", "Lab", "Doctor"] },
+        { "src/Isotun.Core/State", ["Linux", "Transport", "Tun", "Server", "Client", "Gateway", "Lab", "Doctor", "Config"] },
     };
 
     [Theory]

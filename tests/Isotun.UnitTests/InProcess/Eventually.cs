@@ -20,6 +20,18 @@ internal static class Eventually
         }
     }
 
+    /// <summary>Whether the asynchronous <paramref name="condition"/> came to hold before <paramref name="within"/> (default <see cref="Deadline"/>).</summary>
+    public static async Task<bool> Holds(Func<Task<bool>> condition, TimeSpan? within = null)
+    {
+        var end = DateTime.UtcNow + (within ?? Deadline);
+        while (true)
+        {
+            if (await condition()) return true;
+            if (DateTime.UtcNow > end) return false;
+            await Task.Delay(10);
+        }
+    }
+
     /// <summary>Asserts that <paramref name="condition"/> comes to hold; <paramref name="because"/> says what did not happen.</summary>
     public static async Task True(Func<bool> condition, string because, TimeSpan? within = null) =>
         Assert.True(await Holds(condition, within), because);

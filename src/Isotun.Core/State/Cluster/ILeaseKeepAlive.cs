@@ -1,0 +1,13 @@
+namespace Isotun.State.Cluster;
+
+/// <summary>A lease kept alive in the background until this is disposed (disposing does not revoke the lease).</summary>
+public interface ILeaseKeepAlive : IAsyncDisposable
+{
+    long Lease { get; }
+
+    /// <summary>
+    /// Completes when a renewal finds the lease ended (it expired, was revoked, or renewals failed until it ran out),
+    /// so up to a third of its TTL after the end; never while renewals succeed. Its keys are gone by then.
+    /// </summary>
+    Task Lost { get; }
+}

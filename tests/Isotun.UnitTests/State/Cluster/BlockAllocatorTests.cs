@@ -1,0 +1,120 @@
+using System.Net;
+using Isotun.Protocol.Addressing;
+using Isotun.State.Cluster;
+using Isotun.UnitTests.Security;
+
+namespace Isotun.UnitTests.State.Cluster;
+
+/// <summary>The block allocator's rules one at a time, on the SQLite store (the property test covers concurrency and takeover on both stores).</summary>
+public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly List<IKeyValueStore> _stores = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var s in _stores) await s.DisposeAsync();
+    }
+
+    public void Dispose() => _temp.Dispose();
+
+    private static IpNetwork Net(string text) => IpNetwork.TryParse(text, out var n) ? n : throw new ArgumentException(text);
+
+    private IKeyValueStore Store()
+    {
+        var store = new SqliteKeyValueStore(_temp.File("kv.db"));
+        _stores.Add(store);
+        return store;
+    }
+
+    private async Task<BlockAllocator> NodeAsync(string id, string pool = "10.30.0.0/28", int blockSize = 4)
+    {
+        var store = Store();
+        return await BlockAllocator.OpenAsync(store, id, await store.GrantLeaseAsync(TimeSpan.FromMinutes(5)), "acme", Net(pool), blockSize);
+    }
+
+    [Fact]
+    public async Task A_node_with_another_pool_or_block_size_is_refused_with_both_definitions()
+    {
+        await NodeAsync("a", "10.30.0.0/28", 4);
+        await NodeAsync("b", "10.30.0.0/28", 4);
+
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => NodeAsync("c", "10.30.0.0/28", 8));
+        Assert.Contains("10.30.0.0/28 in blocks of 8", e.Message);
+        Assert.Contains("the cluster's is 10.30.0.0/28 4", e.Message);
+    }
+
+    [Fact]
+    public async Task The_network_gateway_and_broadcast_addresses_are_never_handed_out_and_a_full_pool_says_exhausted()
+    {
+        var node = await NodeAsync("a");
+        var got = new List<IPAddress>();
+        for (int i = 0; i < 13; i++)
+        {
+            var claim = await node.AllocateAsync($"u{i}");
+            Assert.Equal(AddressClaimOutcome.New, claim.Outcome);
+            got.Add(claim.Address!);
+        }
+
+        Assert.Equal(Enumerable.Range(2, 13).Select(i => $"10.30.0.{i}").ToHashSet(), got.Select(a => a.ToString()).ToHashSet());
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.Exhausted, null, null), await node.AllocateAsync("one-too-many"));
+    }
+
+    [Fact]
+    public async Task A_user_asking_again_gets_the_same_address_and_a_released_one_goes_to_the_next_user()
+    {
+        var node = await NodeAsync("a", "10.30.0.0/29", 4); // 10.30.0.2 to .6
+        var first = await node.AllocateAsync("alice");
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.Sticky, first.Address, "a"), await node.AllocateAsync("alice"));
+        for (int i = 0; i < 4; i++) await node.AllocateAsync($"u{i}");
+        Assert.Equal(AddressClaimOutcome.Exhausted, (await node.AllocateAsync("bob")).Outcome);
+
+        Assert.True(await node.ReleaseAsync("alice"));
+        Assert.False(await node.ReleaseAsync("alice"));
+
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.New, first.Address, "a"), await node.AllocateAsync("bob"));
+    }
+
+    [Fact]
+    public async Task A_restarted_node_moves_its_blocks_to_its_new_lease_and_keeps_its_users_addresses()
+    {
+        var store = Store();
+        var oldLease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
+        var before = await (await BlockAllocator.OpenAsync(store, "a", oldLease, "acme", Net("10.30.0.0/28"), 4)).AllocateAsync("alice");
+        var restarted = await BlockAllocator.OpenAsync(Store(), "a", await store.GrantLeaseAsync(TimeSpan.FromMinutes(5)), "acme", Net("10.30.0.0/28"), 4);
+
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.Sticky, before.Address, "a"), await restarted.AllocateAsync("alice"));
+        await store.RevokeLeaseAsync(oldLease); // the old run's lease ends; the block stays, on the new lease
+
+        var other = await NodeAsync("b");
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.HeldElsewhere, before.Address, "a"), await other.AllocateAsync("alice"));
+        var bob = await restarted.AllocateAsync("bob");
+        Assert.Equal((AddressClaimOutcome.New, "a"), (bob.Outcome, bob.Owner));
+        Assert.NotEqual(before.Address, bob.Address);
+    }
+
+    [Theory]
+    [InlineData("10.30.0.0/24", 12)] // not a power of two
+    [InlineData("10.30.0.0/24", 2)]
+    [InlineData("10.30.0.0/28", 32)] // larger than the pool
+    public void A_block_size_that_cannot_cut_the_pool_is_refused(string pool, int blockSize)
+    {
+        var e = Assert.Throws<ArgumentException>(() => new AddressBlocks(Net(pool), blockSize));
+        Assert.Contains($"block size {blockSize}", e.Message);
+    }
+
+    [Fact]
+    public async Task An_ipv6_pool_hands_out_addresses_from_its_first_blocks()
+    {
+        var node = await NodeAsync("a", "fd00:30::/64", 16);
+        var claims = new List<AddressClaim>();
+        for (int i = 0; i < 20; i++) claims.Add(await node.AllocateAsync($"u{i}"));
+
+        Assert.All(claims, c => Assert.Equal(AddressClaimOutcome.New, c.Outcome));
+        Assert.Equal(20, claims.Select(c => c.Address).Distinct().Count());
+        Assert.All(claims, c => Assert.True(node.Blocks.IsUsable(c.Address!) && !c.Address!.Equals(IPAddress.Parse("fd00:30::1"))));
+        Assert.Equal(4096, node.Blocks.Count); // 65536 addresses of the /64 used, in blocks of 16
+    }
+}

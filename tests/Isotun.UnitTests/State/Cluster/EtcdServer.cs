@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Isotun.State.Cluster;
+using Isotun.UnitTests.Security;
+
+namespace Isotun.UnitTests.State.Cluster;
+
+/// <summary>
+/// A real etcd for the tests that need one: Debian's <c>etcd</c> (package etcd-server), started on 127.0.0.1 with free
+/// ports and a temporary data directory, and killed by its PID at the end. Without the binary, <see cref="SkipReason"/>
+/// says so and the tests skip. Short heartbeat and election timeouts let etcd take 1 s leases (its minimum TTL is
+/// 1.5 election timeouts).
+/// </summary>
+public sealed class EtcdServer : IAsyncLifetime
+{
+    public const string Binary = "/usr/bin/etcd";
+
+    private readonly TempDirectory _dir = new();
+    private readonly StringBuilder _log = new();
+    private Process? _process;
+
+    /// <summary>Why the etcd tests cannot run here, or null.</summary>
+    public string? SkipReason { get; private set; }
+
+    /// <summary>The client URL, e.g. <c>http://127.0.0.1:40123</c>.</summary>
+    public string Endpoint { get; private set; } = "";
+
+    /// <summary>A new client of this etcd; skips the calling test when etcd is not installed.</summary>
+    public IKeyValueStore Connect()
+    {
+        Skip.If(SkipReason is not null, SkipReason);
+        return new EtcdKeyValueStore(Endpoint);
+    }
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(Binary))
+        {
+            SkipReason = $"{Binary} is missing (Debian package etcd-server; .ci/install-deps installs it): the etcd store was not tested";
+            return;
+        }
+        var (client, peer) = (FreePort(), FreePort());
+        Endpoint = $"http://127.0.0.1:{client}";
+        var psi = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[]
+                 {
+                     "--name", "isotun-test", "--data-dir", _dir.File("data"),
+                     "--listen-client-urls", Endpoint, "--advertise-client-urls", Endpoint,
+                     "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
+                     "--initial-cluster", $"isotun-test=http://127.0.0.1:{peer}",
+                     "--heartbeat-interval", "50", "--election-timeout", "500",
+                 })
+            psi.ArgumentList.Add(a);
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var end = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < end && !_process.HasExited)
+        {
+            try
+            {
+                if ((await http.GetStringAsync($"{Endpoint}/health")).Contains("\"health\":\"true\"", StringComparison.Ordinal)) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        string log;
+        lock (_log) log = _log.ToString();
+        throw new InvalidOperationException($"etcd did not become healthy on {Endpoint} (exited: {_process.HasExited}). Its output:\n{log}");
+    }
+
+    public Task DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill();
+            _process.WaitForExit(10_000);
+        }
+        _process?.Dispose();
+        _dir.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private static int FreePort()
+    {
+        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)l.LocalEndPoint!).Port;
+    }
+}
+
+/// <summary>The tests that share one <see cref="EtcdServer"/>.</summary>
+[CollectionDefinition(Name)]
+public sealed class EtcdCollection : ICollectionFixture<EtcdServer>
+{
+    public const string Name = "etcd";
+}
