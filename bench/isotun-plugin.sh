@@ -122,6 +122,14 @@ ping_stats() {  # ping_stats <count> [target] -> JSON {count,min,avg,p50,p99,max
       printf "{\"count\":%d,\"received\":%d,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"loss\":\"%d%%\"}\n", n, k, t[1], sum / k, p50, p99, t[k], (n - k) * 100 / n }'
 }
 
+# Every tunnel is warmed up the same way before its idle RTT is taken: 400 quick pings, then a second of rest. A
+# fresh .NET process runs its first calls through unoptimized code and compiles the hot ones in the background;
+# a server that has run for a while has long done that, and the C anchors have nothing to warm.
+rtt_warm() {  # rtt_warm <target>
+  ip netns exec "$NS_CLI" ping -q -n -c 400 -i 0.005 -W 2 "$1" >/dev/null 2>&1 || true
+  sleep 1
+}
+
 # One row of the RTT table: $ISOTUN_BENCH_OUT/rtt/<row>.json, and a marker row in anchors' throughput list.
 rtt_record() {  # rtt_record <row> <idle json> [<under-bulk json>]
   local row=$1 idle=$2 busy=${3:-null}
@@ -138,6 +146,7 @@ rtt_of() {  # rtt_of <row> <anchors test function> [args...]
   local rtt_row=$1 fn=$2; shift 2
   eval "measure_tput() $(declare -f measure | tail -n +2)"
   measure() {
+    rtt_warm "$2"
     local st; st=$(ping_stats "${RTT_N:-25}" "$2") || fail "ping $2 through the tunnel failed"
     rtt_record "$rtt_row" "$st"
   }
@@ -154,6 +163,7 @@ test_isotun_rtt() {
   isotun_server_setup
   isotun_client_up
   local idle busy
+  rtt_warm 10.203.0.1
   idle=$(ping_stats "${RTT_N:-25}") || fail "ping through the tunnel failed"
   spawn iperf3-rtt "$NS_SRV" iperf3 -s -1 -p 5301
   wait_for 10 listening "$NS_SRV" 5301 || fail "iperf3 (rtt) not listening"

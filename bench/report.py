@@ -62,8 +62,8 @@ L.append("")
 if rtt:
     rtt_labels = [("rtt_raw", "no tunnel (veth)"), ("rtt_ovpn_udp", "OpenVPN UDP"), ("rtt_ocserv", "openconnect → ocserv"),
                   ("rtt_isotun_oc", "openconnect → isotun"), ("isotun_rtt", "isotun → isotun")]
-    L.append("**Ping RTT through each tunnel, idle** (25 pings 0.2 s apart, the same run; under bulk = 50 pings during a "
-             "12 s iperf3 through the same tunnel):")
+    L.append("**Ping RTT through each tunnel, idle** (after the same warm-up for every tunnel, 400 quick pings and 1 s of rest; "
+             "then 25 pings 0.2 s apart, the same run; under bulk = 50 pings during a 12 s iperf3 through the same tunnel):")
     L.append("")
     L.append("| path | min ms | avg ms | p50 ms | p99 ms | max ms | loss |")
     L.append("|---|---|---|---|---|---|---|")

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Isotun.Client;
+using Isotun.Transport;
 
 namespace Isotun.Cli.Commands;
 
@@ -41,6 +42,8 @@ public static class ConnectCommand
         };
         command.SetAction(async (parse, _) =>
         {
+            // Before the first socket: packets are read and written by the thread the kernel woke (see IoThreads).
+            IoThreads.PreferInlineCompletions();
             if (!Uri.TryCreate(parse.GetValue(url), UriKind.Absolute, out var server) || server.Scheme != "https")
             {
                 Console.Error.WriteLine("isotun connect: URL must be https://host[:port][/tenant]");

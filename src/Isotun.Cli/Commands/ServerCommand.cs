@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Isotun.Admin;
 using Isotun.Config;
+using Isotun.Transport;
 using Microsoft.Extensions.Logging;
 using Isotun.Server;
 
@@ -18,6 +19,8 @@ public static class ServerCommand
         command.Options.Add(verbose);
         command.SetAction(async (parse, _) =>
         {
+            // Before the first socket: packets are read and written by the thread the kernel woke (see IoThreads).
+            IoThreads.PreferInlineCompletions();
             var path = parse.GetValue(config)!;
             var loaded = ServerConfigLoader.Load(path);
             if (!loaded.Ok)

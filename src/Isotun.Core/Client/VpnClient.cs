@@ -196,6 +196,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 : 1;
             if (_params is null)
             {
+                await IoThreads.LeaveAsync(); // opening the TUN runs `ip`: not on the epoll thread the reply may have come in on
                 _tuns = _network.Open(p, _granted);
                 _params = p;
                 Log.Connected(log, p.Address6 is null ? p.Address.ToString() : $"{p.Address} {p.Address6}", p.Mtu, string.Join(", ", p.SplitInclude), string.Join(", ", p.Dns));

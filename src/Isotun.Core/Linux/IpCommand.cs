@@ -28,15 +28,23 @@ public static class IpCommand
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
         p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        // Plain blocking reads on threads of their own: an async read of a pipe completes on a socket epoll thread,
+        // and waiting for it there (with inline completions, see IoThreads) would never end.
+        string output = "", error = "";
+        var readers = new[]
+        {
+            new Thread(() => output = p.StandardOutput.ReadToEnd()) { IsBackground = true, Name = "exec-stdout" },
+            new Thread(() => error = p.StandardError.ReadToEnd()) { IsBackground = true, Name = "exec-stderr" },
+        };
+        foreach (var r in readers) r.Start();
         if (!p.WaitForExit(timeout ?? TimeSpan.FromSeconds(30)))
         {
             try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             throw new TimeoutException($"{file} {string.Join(' ', args)}: timed out");
         }
         p.WaitForExit();
-        string output = stdout.Result, error = stderr.Result.Trim();
+        foreach (var r in readers) r.Join();
+        error = error.Trim();
         if (check && p.ExitCode != 0)
             throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {p.ExitCode}: {error}");
         return (p.ExitCode, output, error);

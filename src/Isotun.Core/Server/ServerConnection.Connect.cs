@@ -87,6 +87,7 @@ public sealed partial class ServerConnection
         ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
 
         var end = await tunnel.RunAsync().ConfigureAwait(false);
+        await IoThreads.LeaveAsync(); // ending a session writes the state file
 
         metrics.SessionDown(tenant.Name);
         // The queues live and die with their primary: detaching it aborts them.
@@ -132,6 +133,7 @@ public sealed partial class ServerConnection
         ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
 
         var end = await tunnel.RunAsync().ConfigureAwait(false);
+        await IoThreads.LeaveAsync(); // ending a session writes the state file
 
         metrics.QueueDown(tenant.Name);
         session.Detach(tunnel);

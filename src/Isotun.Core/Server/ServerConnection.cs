@@ -149,6 +149,8 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
                 return;
             }
 
+            // Logins and CONNECTs may block (hashing, the state file): not on the epoll thread the read may have ended on.
+            await IoThreads.LeaveAsync();
             if (head.Method == "CONNECT")
             {
                 await ConnectAsync(tls, reader, head, stopping).ConfigureAwait(false);
