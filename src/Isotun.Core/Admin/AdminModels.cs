@@ -2,7 +2,10 @@ namespace Isotun.Admin;
 
 /// <summary>The JSON shapes of the admin API (version 1). Field names are camelCase on the wire.</summary>
 public sealed record StatusView(string Version, DateTimeOffset Started, long UptimeSeconds, string? Listen, int Tenants, int Sessions,
-    int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready);
+    int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready, ClusterView? Cluster);
+
+/// <summary>This node's link to the cluster's shared store: reachable or not, changes waiting to be written, the last error.</summary>
+public sealed record ClusterView(string Node, bool Connected, int PendingWrites, long Revision, string? LastError);
 
 public sealed record TenantView(string Name, string? Namespace, string Pool, string? Pool6, int Sessions, int MaxSessions, int MaxSessionsPerUser,
     IReadOnlyList<SiteView> Sites);

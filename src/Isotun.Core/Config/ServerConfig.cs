@@ -15,4 +15,7 @@ public sealed record ServerConfig(
 {
     /// <summary>The plaintext + PROXY v2 listener for an edge gateway that terminates TLS; null when not configured.</summary>
     public ProxyConfig? Proxy { get; init; }
+
+    /// <summary>The cluster this server is a node of (state shared through etcd); null for one node on its own.</summary>
+    public ClusterConfig? Cluster { get; init; }
 }

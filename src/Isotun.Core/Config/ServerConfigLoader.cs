@@ -28,7 +28,7 @@ public static partial class ServerConfigLoader
     private const int MaxDeviceLength = 15;
     private const string DevicePrefix = "isotun-";
 
-    private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy"];
+    private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy", "cluster"];
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
@@ -108,13 +108,14 @@ public static partial class ServerConfigLoader
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
         var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
         var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
+        var cluster = ReadCluster(walker, keys.GetValueOrDefault("cluster"));
 
         if (walker.Errors.Count > 0)
         {
             return new ConfigLoadResult(null, walker.Errors);
         }
 
-        return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource) { Proxy = proxy }, []);
+        return new ConfigLoadResult(new ServerConfig(listen, tls, admin, state, cookie, limits, tenants, fullSource) { Proxy = proxy, Cluster = cluster }, []);
     }
 
     /// <summary>

@@ -29,6 +29,7 @@ public sealed class IsotunMetrics
     private readonly ConcurrentDictionary<Watch<SessionLimits>, byte> _limitWatches = new();
     private readonly ConcurrentDictionary<Watch<QueueReport>, byte> _queueWatches = new();
     private readonly ConcurrentDictionary<Watch<IReadOnlyList<SiteSample>>, byte> _siteWatches = new();
+    private readonly ConcurrentDictionary<Watch<ClusterSample>, byte> _clusterWatches = new();
 
     private IsotunMetrics()
     {
@@ -59,6 +60,10 @@ public sealed class IsotunMetrics
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.queue.bytes", ObserveQueueBytes, unit: "By", description: "Tunnel payload bytes by tenant, session queue and direction");
+        _meter.CreateObservableGauge("isotun.cluster.connected", () => ObserveCluster(c => c.Connected ? 1 : 0),
+            description: "1 while this node reaches the cluster's shared store (etcd), 0 while it does not (the data plane goes on; changes wait)");
+        _meter.CreateObservableGauge("isotun.cluster.pending.writes", () => ObserveCluster(c => c.PendingWrites),
+            description: "Changes (revocations) this node holds until the cluster's store is reachable");
         _meter.CreateObservableCounter("isotun.site.bytes", ObserveSites, unit: "By", description: "Bytes from (rx) and to (tx) a site's subnets, by tenant and site");
     }
 
@@ -126,6 +131,18 @@ public sealed class IsotunMetrics
     /// and its tenants' send queues. Read only when a scrape comes, so the data path pays nothing for it.
     /// </summary>
     public IDisposable WatchQueues(Func<QueueReport> read) => Watch<QueueReport>.Add(_queueWatches, read);
+
+    /// <summary>Registers a cluster node's link to its shared store, read at each scrape.</summary>
+    public IDisposable WatchCluster(Func<ClusterSample> read) => Watch<ClusterSample>.Add(_clusterWatches, read);
+
+    private IEnumerable<Measurement<long>> ObserveCluster(Func<ClusterSample, long> pick)
+    {
+        foreach (var w in _clusterWatches.Keys)
+        {
+            var c = w.Read();
+            yield return new(pick(c), new KeyValuePair<string, object?>("node", c.Node));
+        }
+    }
 
     /// <summary>Registers a server's sites, read at each scrape for their byte counts.</summary>
     public IDisposable WatchSites(Func<IReadOnlyList<SiteSample>> read) => Watch<IReadOnlyList<SiteSample>>.Add(_siteWatches, read);
@@ -241,6 +258,9 @@ public sealed record ReaderSample(string Tenant, int Queue, double BusySeconds, 
 public sealed record WriterSample(string Tenant, long Depth, long Capacity, long HighWater);
 
 /// <summary>What <see cref="IsotunMetrics.WatchQueues"/> reads at a scrape.</summary>
+/// <summary>A cluster node's link to its shared store.</summary>
+public sealed record ClusterSample(string Node, bool Connected, int PendingWrites);
+
 /// <summary>A site's byte counts: from its subnets (rx) and to them (tx).</summary>
 public sealed record SiteSample(string Tenant, string Site, long RxBytes, long TxBytes);
 

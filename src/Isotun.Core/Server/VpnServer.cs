@@ -13,6 +13,7 @@ using Isotun.Pki;
 using Isotun.Protocol.Cookies;
 using Isotun.Security;
 using Isotun.State;
+using Isotun.State.Cluster;
 using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
@@ -37,10 +38,17 @@ public sealed class VpnServer : IAsyncDisposable
     private readonly IDisposable _limitsWatch;
     private readonly IDisposable _queuesWatch;
     private readonly IDisposable _sitesWatch;
+    private readonly IDisposable? _clusterWatch;
 
     /// <param name="networks">Makes each tenant's network: its namespace and TUN by default, memory TUNs in tests.</param>
-    public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null)
+    /// <param name="shared">
+    /// The cluster's shared state when this server is a node of one: the cookie key, revoked users and revoked cookies
+    /// then come from it instead of the local files.
+    /// </param>
+    public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null,
+        SharedState? shared = null)
     {
+        Shared = shared;
         Config = config;
         _log = logs.CreateLogger("isotun.server");
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
@@ -51,9 +59,11 @@ public sealed class VpnServer : IAsyncDisposable
         LoadRevokedUsers();
         Logins = new LoginThrottle(t);
         Logins.Configure(config.Limits.LoginBanAfter, config.Limits.LoginSourceBanAfter, config.Limits.LoginFailureWindow, config.Limits.LoginBanTime);
-        State = state ?? new SqliteStateStore(config.StatePath, t);
-        Cookies = new CookieSealer(LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
+        var local = state ?? new SqliteStateStore(config.StatePath, t);
+        State = shared is null ? local : new SharedStateStore(local, shared);
+        Cookies = new CookieSealer(shared?.CookieKey ?? LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
+        if (shared is not null) shared.Changed = OnSharedChange;
 
         var (cert, certPath) = LoadServerCertificate(config);
         ServerCertificate = cert;
@@ -63,6 +73,11 @@ public sealed class VpnServer : IAsyncDisposable
         Authenticator = new Authenticator(_tenants, clientCas);
         _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
         _queuesWatch = IsotunMetrics.Instance.WatchQueues(ReadQueues);
+        _clusterWatch = shared is null ? null : IsotunMetrics.Instance.WatchCluster(() =>
+        {
+            var c = shared.Status;
+            return new ClusterSample(c.Node, c.Connected, c.PendingWrites);
+        });
         _sitesWatch = IsotunMetrics.Instance.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
         TlsOptions = new SslServerAuthenticationOptions
@@ -97,9 +112,24 @@ public sealed class VpnServer : IAsyncDisposable
 
     private string RevokedUsersPath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Config.StatePath)) ?? ".", "revoked-users");
 
-    public bool IsRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
+    public bool IsRevoked(string tenant, string user) => Shared?.IsUserRevoked(tenant, user) ?? _revokedUsers.ContainsKey($"{tenant}/{user}");
 
-    public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+    public IReadOnlyList<string> RevokedUsers => Shared?.RevokedUsers ?? [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>The cluster's shared state, when this server is a node of one.</summary>
+    public SharedState? Shared { get; }
+
+    /// <summary>Another node revoked a user or a cookie: the sessions concerned end here too.</summary>
+    private void OnSharedChange(SharedChange change)
+    {
+        int ended = change switch
+        {
+            SharedChange.UserRevoked u => Sessions.KickWhere(s => s.Tenant.Name == u.Tenant && s.User == u.User ? "user revoked on another node" : null),
+            SharedChange.SessionRevoked r => Sessions.KickWhere(s => s.Id == r.Session ? "cookie revoked on another node" : null),
+            _ => 0,
+        };
+        if (ended > 0) _log.LogWarning("cluster: {Change}: {Sessions} session(s) ended here", change, ended);
+    }
 
     /// <summary>
     /// Whether a cookie's user may still connect: not revoked, and for a password login, still in the tenant's password
@@ -116,7 +146,8 @@ public sealed class VpnServer : IAsyncDisposable
     /// <summary>Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.</summary>
     public int RevokeUser(string tenant, string user)
     {
-        lock (_revokedLock)
+        if (Shared is not null) Shared.RevokeUser(tenant, user);
+        else lock (_revokedLock)
         {
             _revokedUsers[$"{tenant}/{user}"] = 0;
             SaveRevokedUsers();
@@ -128,7 +159,11 @@ public sealed class VpnServer : IAsyncDisposable
 
     public bool EnableUser(string tenant, string user)
     {
-        lock (_revokedLock)
+        if (Shared is not null)
+        {
+            if (!Shared.EnableUser(tenant, user)) return false;
+        }
+        else lock (_revokedLock)
         {
             if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
             SaveRevokedUsers();
@@ -136,6 +171,9 @@ public sealed class VpnServer : IAsyncDisposable
         _log.LogInformation("tenant={Tenant} user {User} enabled again", tenant, user);
         return true;
     }
+
+    private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
+        a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd);
 
     /// <summary>Kicks one session: it ends, its connections close and its cookie is refused from now on.</summary>
     public bool Kick(Guid session)
@@ -242,6 +280,8 @@ public sealed class VpnServer : IAsyncDisposable
         var problems = new List<string>();
         if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
+        if (!SameCluster(next.Cluster, Config.Cluster))
+            problems.Add("cluster changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
         var names = next.Tenants.Select(t => t.Name).ToHashSet();
         var removed = _tenants.Values.Where(t => !names.Contains(t.Name)).ToList();
@@ -408,6 +448,7 @@ public sealed class VpnServer : IAsyncDisposable
     {
         _queuesWatch.Dispose();
         _sitesWatch.Dispose();
+        _clusterWatch?.Dispose();
         _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();

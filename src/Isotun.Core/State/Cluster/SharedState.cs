@@ -1,0 +1,328 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.State.Cluster;
+
+/// <summary>A change another node made, which this node must act on.</summary>
+public abstract record SharedChange
+{
+    /// <summary>An operator revoked the user: their sessions on this node end too.</summary>
+    public sealed record UserRevoked(string Tenant, string User) : SharedChange;
+
+    /// <summary>A cookie was revoked (kick, logout, replacement): its session on this node, if any, ends.</summary>
+    public sealed record SessionRevoked(Guid Session) : SharedChange;
+}
+
+/// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
+public sealed record SharedStatus(string Node, bool Connected, int PendingWrites, long Revision, string? LastError);
+
+/// <summary>
+/// What the nodes of one cluster share through the store (etcd): the cookie key, so that any node opens any node's
+/// cookies; the users an operator revoked; and revoked cookies (kicks, logouts, replaced sessions).
+/// Each node holds a copy in memory, read whole when it joins and kept current by a watch, so a check is a dictionary
+/// lookup and no login or packet waits on the store. A change made here applies to the copy at once and is written to
+/// the store in the background, in order: while the store cannot be reached, the changes wait and are written when it
+/// is back, and the watch resumes from the last revision it saw. A change another node made is handed to
+/// <see cref="Changed"/>, so that this node ends the sessions it concerns. It owns the store it is given.
+/// </summary>
+public sealed class SharedState : IAsyncDisposable
+{
+    private const string CookieKeyName = "cookie-key";
+    private const string UsersDir = "revoked-users/";
+    private const string SessionsDir = "revoked-sessions/";
+    private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly IKeyValueStore _store;
+    private readonly string _prefix;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
+    private readonly ConcurrentQueue<KeyWrite> _pending = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask;
+    private long _revision;
+    private volatile bool _connected;
+    private volatile string? _lastError;
+
+    private SharedState(IKeyValueStore store, string prefix, string node, ILogger log, TimeProvider time)
+    {
+        _store = store;
+        _prefix = prefix.TrimEnd('/') + "/";
+        Node = node;
+        _log = log;
+        _time = time;
+    }
+
+    public string Node { get; }
+
+    /// <summary>The cluster's cookie key: made by the first node that joined, read by the others.</summary>
+    public byte[] CookieKey { get; private set; } = [];
+
+    /// <summary>Called (on a background thread) for each change another node made.</summary>
+    public Action<SharedChange>? Changed { get; set; }
+
+    public SharedStatus Status => new(Node, _connected, _pending.Count, Interlocked.Read(ref _revision), _lastError);
+
+    public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Joins the cluster: reads (or, as its first node, makes) the cookie key of <paramref name="keyLength"/> bytes, reads
+    /// the revocations, and starts the watch and the writer. Fails when the store cannot be reached: a node needs the
+    /// cookie key before it can take a login.
+    /// </summary>
+    public static async Task<SharedState> JoinAsync(IKeyValueStore store, string prefix, string node, int keyLength, ILogger log,
+        TimeProvider? time = null, CancellationToken ct = default)
+    {
+        var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System);
+        shared.CookieKey = await shared.CookieKeyAsync(keyLength, ct).ConfigureAwait(false);
+        await shared.LoadAsync(ct).ConfigureAwait(false);
+        shared._connected = true;
+        shared._watch = Task.Run(shared.WatchLoopAsync);
+        shared._writer = Task.Run(shared.WriteLoopAsync);
+        return shared;
+    }
+
+    private async Task<byte[]> CookieKeyAsync(int length, CancellationToken ct)
+    {
+        string key = _prefix + CookieKeyName;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            if (await _store.GetAsync(key, ct).ConfigureAwait(false) is { } entry)
+            {
+                if (entry.Value.Length != length)
+                    throw new InvalidDataException($"{key} in the cluster store holds {entry.Value.Length} bytes, not a {length}-byte cookie key");
+                return entry.Value.ToArray();
+            }
+            // The first node makes it; of two first nodes, one wins and the other reads the winner's.
+            var fresh = RandomNumberGenerator.GetBytes(length);
+            if ((await _store.CompareAndPutAsync(key, fresh, 0, ct: ct).ConfigureAwait(false)).Succeeded) return fresh;
+        }
+        throw new InvalidOperationException($"{key}: could neither read nor create the cookie key");
+    }
+
+    /// <summary>Reads every revocation and the revision to watch from.</summary>
+    private async Task LoadAsync(CancellationToken ct)
+    {
+        var users = await _store.RangeAsync(_prefix + UsersDir, ct).ConfigureAwait(false);
+        var sessions = await _store.RangeAsync(_prefix + SessionsDir, ct).ConfigureAwait(false);
+        _revokedUsers.Clear();
+        foreach (var e in users.Entries) _revokedUsers[e.Key[(_prefix.Length + UsersDir.Length)..]] = 0;
+        _revokedSessions.Clear();
+        foreach (var e in sessions.Entries)
+            if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
+        Interlocked.Exchange(ref _revision, Math.Min(users.Revision, sessions.Revision));
+    }
+
+    public bool IsUserRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
+
+    public bool IsSessionRevoked(Guid session) => _revokedSessions.ContainsKey(session);
+
+    /// <summary>Revokes a user everywhere: here at once, on the other nodes when they see the write. False when it already was.</summary>
+    public bool RevokeUser(string tenant, string user)
+    {
+        if (!_revokedUsers.TryAdd($"{tenant}/{user}", 0)) return false;
+        Write(KeyWrite.Put(_prefix + UsersDir + $"{tenant}/{user}", Encoding.UTF8.GetBytes(Node)));
+        return true;
+    }
+
+    /// <summary>Lifts a user's revocation everywhere. False when the user was not revoked.</summary>
+    public bool EnableUser(string tenant, string user)
+    {
+        if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
+        Write(KeyWrite.Delete(_prefix + UsersDir + $"{tenant}/{user}"));
+        return true;
+    }
+
+    /// <summary>Revokes a cookie everywhere until <paramref name="until"/>, when it expires anyway.</summary>
+    public void RevokeSession(Guid session, DateTimeOffset until)
+    {
+        if (!_revokedSessions.TryAdd(session, until)) return;
+        Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
+    }
+
+    private void Write(KeyWrite write)
+    {
+        _pending.Enqueue(write);
+        _wake.Release();
+    }
+
+    /// <summary>Writes the waiting changes in order; probes the store when there are none, and forgets expired cookies.</summary>
+    private async Task WriteLoopAsync()
+    {
+        var ct = _stop.Token;
+        var nextSweep = _time.GetUtcNow();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await _wake.WaitAsync(ProbeEvery, ct).ConfigureAwait(false);
+                using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                call.CancelAfter(CallTimeout);
+                if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeyName, call.Token).ConfigureAwait(false);
+                while (_pending.TryPeek(out var write))
+                {
+                    await _store.CommitAsync([], [write], call.Token).ConfigureAwait(false);
+                    _pending.TryDequeue(out _);
+                }
+                Reachable();
+                if (_time.GetUtcNow() >= nextSweep)
+                {
+                    nextSweep = _time.GetUtcNow() + TimeSpan.FromMinutes(1);
+                    ForgetExpiredSessions();
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is KeyValueStoreException or OperationCanceledException or IOException)
+            {
+                Unreachable(e is OperationCanceledException ? "no answer within 3 s" : e.Message);
+            }
+        }
+    }
+
+    /// <summary>A cookie past its expiry is refused anyway: its revocation is dropped here, and from the store by whichever node sees it first.</summary>
+    private void ForgetExpiredSessions()
+    {
+        var now = _time.GetUtcNow();
+        foreach (var (id, until) in _revokedSessions)
+        {
+            if (until >= now || !_revokedSessions.TryRemove(id, out _)) continue;
+            Write(KeyWrite.Delete(_prefix + SessionsDir + id.ToString("N")));
+        }
+    }
+
+    private async Task WatchLoopAsync()
+    {
+        var ct = _stop.Token;
+        var backoff = TimeSpan.FromMilliseconds(200);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (var e in _store.WatchAsync(_prefix, Interlocked.Read(ref _revision) + 1, ct).ConfigureAwait(false))
+                {
+                    Apply(e);
+                    Interlocked.Exchange(ref _revision, e.Revision);
+                    backoff = TimeSpan.FromMilliseconds(200);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.Compacted)
+            {
+                // The history since our revision is gone: read everything again, and tell what is new.
+                _log.LogWarning("cluster: the store no longer has the changes since revision {Revision}; reading the revocations again", Interlocked.Read(ref _revision));
+                try
+                {
+                    var users = RevokedUsers;
+                    await LoadAsync(ct).ConfigureAwait(false);
+                    foreach (var u in RevokedUsers.Except(users)) Notify(new SharedChange.UserRevoked(u.Split('/', 2)[0], u.Split('/', 2)[1]));
+                    foreach (var id in _revokedSessions.Keys) Notify(new SharedChange.SessionRevoked(id));
+                }
+                catch (Exception again) when (again is KeyValueStoreException or OperationCanceledException or IOException)
+                {
+                    Unreachable(again.Message);
+                }
+            }
+            catch (Exception e) when (e is KeyValueStoreException or IOException or InvalidOperationException)
+            {
+                Unreachable(e.Message);
+            }
+            try
+            {
+                await Task.Delay(backoff, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+        }
+    }
+
+    /// <summary>One change seen in the store: this node's own come back too, and change nothing here.</summary>
+    private void Apply(KeyValueEvent e)
+    {
+        if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
+        {
+            var who = e.Key[(_prefix.Length + UsersDir.Length)..];
+            if (e.Kind == KeyValueEventKind.Delete) _revokedUsers.TryRemove(who, out _);
+            else if (_revokedUsers.TryAdd(who, 0) && who.Split('/', 2) is [var tenant, var user]) Notify(new SharedChange.UserRevoked(tenant, user));
+        }
+        else if (ParseSession(e.Key, e.Value.Span) is var (id, until))
+        {
+            if (e.Kind == KeyValueEventKind.Delete) _revokedSessions.TryRemove(id, out _);
+            else if (_revokedSessions.TryAdd(id, until)) Notify(new SharedChange.SessionRevoked(id));
+        }
+    }
+
+    private (Guid, DateTimeOffset)? ParseSession(string key, ReadOnlySpan<byte> value)
+    {
+        if (!key.StartsWith(_prefix + SessionsDir, StringComparison.Ordinal)) return null;
+        if (!Guid.TryParseExact(key.AsSpan(_prefix.Length + SessionsDir.Length), "N", out var id)) return null;
+        // A delete carries no value; a put's value is the cookie's expiry in Unix seconds.
+        long seconds = long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : long.MaxValue / 2000;
+        return (id, DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(seconds, 0, 253402300799)));
+    }
+
+    private void Notify(SharedChange change)
+    {
+        try
+        {
+            Changed?.Invoke(change);
+        }
+        catch (Exception e)
+        {
+            _log.LogError(e, "cluster: acting on {Change} failed", change);
+        }
+    }
+
+    private void Reachable()
+    {
+        if (_connected) return;
+        _connected = true;
+        _lastError = null;
+        _log.LogInformation("cluster: node {Node} reaches the store again; waiting changes written", Node);
+    }
+
+    private void Unreachable(string why)
+    {
+        _lastError = why;
+        if (!_connected) return;
+        _connected = false;
+        _log.LogWarning("cluster: node {Node} cannot reach the store ({Error}); the data plane goes on, and changes ({Pending} now) wait until it is back", Node, why, _pending.Count);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // One last try to write what waits, then stop.
+        _wake.Release();
+        await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(2)), DrainedAsync()).ConfigureAwait(false);
+        _stop.Cancel();
+        try
+        {
+            await Task.WhenAll(_watch, _writer).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        _stop.Dispose();
+        _wake.Dispose();
+        await _store.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private async Task DrainedAsync()
+    {
+        while (!_pending.IsEmpty && _connected) await Task.Delay(20).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,165 @@
+using Isotun.State.Cluster;
+using Isotun.UnitTests.InProcess;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.State.Cluster;
+
+/// <summary>
+/// Two nodes share one store: they agree on the cookie key, and a revocation made on one (a user, a cookie) reaches
+/// the other, which is told so it can end the sessions concerned. Run on the SQLite store and on a real etcd.
+/// </summary>
+public abstract class SharedStateContract
+{
+    private readonly string _prefix = $"/shared-{Guid.NewGuid():N}";
+
+    protected abstract IKeyValueStore Connect();
+
+    private async Task<(SharedState A, SharedState B, List<SharedChange> SeenByB)> TwoNodesAsync()
+    {
+        var a = await SharedState.JoinAsync(Connect(), _prefix, "node-a", 32, NullLogger.Instance);
+        var b = await SharedState.JoinAsync(Connect(), _prefix, "node-b", 32, NullLogger.Instance);
+        var seen = new List<SharedChange>();
+        b.Changed = c => { lock (seen) seen.Add(c); };
+        return (a, b, seen);
+    }
+
+    [SkippableFact]
+    public async Task Nodes_agree_on_the_cookie_key_the_first_one_made()
+    {
+        var (a, b, _) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            Assert.Equal(32, a.CookieKey.Length);
+            Assert.Equal(a.CookieKey, b.CookieKey);
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_user_revoked_on_one_node_is_revoked_on_the_other_until_enabled()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            Assert.True(a.RevokeUser("acme", "alice"));
+            Assert.True(a.IsUserRevoked("acme", "alice")); // at once where it was made
+            await Eventually.True(() => b.IsUserRevoked("acme", "alice"), "node b did not see the revocation");
+            await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.UserRevoked("acme", "alice")); }, "node b was not told");
+            Assert.False(b.IsUserRevoked("acme", "bob"));
+            Assert.False(b.IsUserRevoked("initech", "alice"));
+
+            Assert.True(b.EnableUser("acme", "alice"));
+            await Eventually.True(() => !a.IsUserRevoked("acme", "alice"), "node a did not see the user enabled");
+            // A third node joining later reads the state as it is.
+            await using var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance);
+            Assert.Empty(c.RevokedUsers);
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_cookie_revoked_on_one_node_is_refused_on_the_others_and_a_late_node_reads_it()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            var session = Guid.NewGuid();
+            a.RevokeSession(session, DateTimeOffset.UtcNow.AddHours(1));
+            await Eventually.True(() => b.IsSessionRevoked(session), "node b did not see the revoked cookie");
+            await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.SessionRevoked(session)); }, "node b was not told");
+            Assert.False(b.IsSessionRevoked(Guid.NewGuid()));
+            await using var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance);
+            Assert.True(c.IsSessionRevoked(session));
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_nodes_own_changes_are_not_reported_back_to_it()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            b.RevokeUser("acme", "mallory");
+            await Eventually.True(() => a.IsUserRevoked("acme", "mallory"), "node a did not see b's revocation");
+            await Task.Delay(300);
+            lock (seen) Assert.Empty(seen);
+        }
+    }
+}
+
+public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
+{
+    private readonly Security.TempDirectory _temp = new();
+
+    protected override IKeyValueStore Connect() => new SqliteKeyValueStore(_temp.File("kv.db"));
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task While_the_store_is_unreachable_changes_apply_here_wait_and_reach_the_others_when_it_is_back()
+    {
+        var flaky = new FlakyStore(Connect());
+        await using var a = await SharedState.JoinAsync(flaky, "/c", "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(Connect(), "/c", "node-b", 32, NullLogger.Instance);
+
+        flaky.Down = true;
+        await Eventually.True(() => !a.Status.Connected, "node a did not notice the store was down");
+        Assert.NotNull(a.Status.LastError);
+        a.RevokeUser("acme", "alice");
+        Assert.True(a.IsUserRevoked("acme", "alice")); // applied here at once
+        Assert.Equal(1, a.Status.PendingWrites);
+        await Task.Delay(500);
+        Assert.False(b.IsUserRevoked("acme", "alice"));
+
+        flaky.Down = false;
+        await Eventually.True(() => a.Status is { Connected: true, PendingWrites: 0 }, "node a did not write its change once the store was back");
+        await Eventually.True(() => b.IsUserRevoked("acme", "alice"), "node b did not see the change made while the store was down");
+    }
+
+    /// <summary>The in-memory way to take a store away: every call fails as unavailable while <see cref="Down"/>.</summary>
+    private sealed class FlakyStore(IKeyValueStore inner) : IKeyValueStore
+    {
+        public volatile bool Down;
+
+        private void Check()
+        {
+            if (Down) throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the store is down (test)");
+        }
+
+        public Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) { Check(); return inner.GetAsync(key, ct); }
+
+        public Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default) { Check(); return inner.RangeAsync(prefix, ct); }
+
+        public Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
+        {
+            Check();
+            return inner.CommitAsync(conditions, writes, ct);
+        }
+
+        public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default) { Check(); return inner.GrantLeaseAsync(ttl, ct); }
+
+        public Task RevokeLeaseAsync(long lease, CancellationToken ct = default) { Check(); return inner.RevokeLeaseAsync(lease, ct); }
+
+        public ILeaseKeepAlive KeepAlive(long lease) => inner.KeepAlive(lease);
+
+        public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+        {
+            Check();
+            await foreach (var e in inner.WatchAsync(prefix, fromRevision, ct))
+            {
+                Check();
+                yield return e;
+            }
+        }
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
+
+[Collection(EtcdCollection.Name)]
+public sealed class EtcdSharedStateTests(EtcdServer etcd) : SharedStateContract
+{
+    protected override IKeyValueStore Connect() => etcd.Connect();
+}
