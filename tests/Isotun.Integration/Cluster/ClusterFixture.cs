@@ -1,0 +1,134 @@
+using System.Net;
+using Isotun.Integration.Infrastructure;
+using Isotun.Integration.Interop;
+using Isotun.Lab;
+using Isotun.Linux;
+using Isotun.Pki;
+using Isotun.Security;
+
+namespace Isotun.Integration.Cluster;
+
+/// <summary>
+/// Two server nodes of one cluster and a real etcd (Debian's etcd-server), all in isotun-cl-srv: node-1 listens on
+/// 198.18.66.1:443 and node-2 on 198.18.66.1:8443, each with its own state file and its own namespace for tenant
+/// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave.
+/// </summary>
+public sealed class ClusterFixture : TopologyFixture
+{
+    public const string ServerNs = "isotun-cl-srv", ClientNs = "isotun-cl-cli";
+    public const string EtcdBinary = "/usr/bin/etcd";
+    public const int EtcdPort = 23790;
+    public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
+    public static readonly string[] Users = ["alice", "bob", "carol", "dave"];
+    public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412)];
+
+    public string Pin { get; private set; } = "";
+
+    public ClusterFixture()
+        : base(new LabLayout("cl", 33, Path.Combine(Path.GetTempPath(), $"isotun-cl-{Environment.ProcessId}")),
+            TestEnvironment.SkipReason ?? (File.Exists(EtcdBinary) ? null : $"{EtcdBinary} is missing (Debian package etcd-server; .ci/install-deps installs it)")) => Open();
+
+    protected override IEnumerable<string> OwnNamespaces => [ServerNs, ClientNs, .. Nodes.Select(n => TenantNs(n.Name))];
+
+    protected override IEnumerable<string> OwnProcesses => ["etcd", .. Nodes.Select(n => n.Name), .. Users.Select(u => "client-" + u)];
+
+    public static string TenantNs(string node) => $"isotun-cl-{node}-acme";
+
+    public string ConfigOf(string node) => Path.Combine(Dir, node, "isotun.yaml");
+
+    public string PasswordPath(string user) => Path.Combine(Dir, user + ".password");
+
+    public Uri Url(string node) => new($"https://{ServerIp}:{Nodes.Single(n => n.Name == node).Port}/acme");
+
+    protected override void Build()
+    {
+        Directory.CreateDirectory(Dir);
+        foreach (var ns in new[] { ServerNs, ClientNs })
+        {
+            IpCommand.Run("netns", "add", ns);
+            IpCommand.RunIn(ns, "link", "set", "lo", "up");
+        }
+        IpCommand.Run("link", "add", "cl66c", "netns", ClientNs, "type", "veth", "peer", "name", "cl66s", "netns", ServerNs);
+        IpCommand.RunIn(ClientNs, "addr", "add", "198.18.66.2/24", "dev", "cl66c");
+        IpCommand.RunIn(ServerNs, "addr", "add", "198.18.66.1/24", "dev", "cl66s");
+        IpCommand.RunIn(ClientNs, "link", "set", "cl66c", "up");
+        IpCommand.RunIn(ServerNs, "link", "set", "cl66s", "up");
+
+        var pki = new PkiDirectory(Path.Combine(Dir, "pki"));
+        pki.InitCa();
+        Pin = pki.IssueServer("server", [ServerIp], []).Pin;
+        foreach (var user in Users)
+        {
+            var pw = $"{user}-{Guid.NewGuid():N}"[..20];
+            SecretFile.WriteAllText(PasswordPath(user), pw + "\n", overwrite: true);
+            PasswordFile.SetUser(Path.Combine(Dir, "acme.passwd"), user, PasswordHasher.Hash(pw, 10_000));
+        }
+
+        StartEtcd();
+        foreach (var (node, port, admin) in Nodes)
+        {
+            Directory.CreateDirectory(Path.Combine(Dir, node));
+            File.WriteAllText(ConfigOf(node), $"""
+                listen: {ServerIp}:{port}
+                tls:
+                  certificate: ../pki/server.crt
+                  key: ../pki/server.key
+                admin:
+                  listen: 127.0.0.1:{admin}
+                state: isotun.db
+                cluster:
+                  etcd: [http://127.0.0.1:{EtcdPort}]
+                  node: {node}
+                tenants:
+                  - name: acme
+                    namespace: {TenantNs(node)}
+                    pool: 10.20.0.0/24
+                    password-file: ../acme.passwd
+                """);
+            StartNode(node);
+        }
+    }
+
+    public void StartEtcd()
+    {
+        LabProcess.Start(Files, "etcd", ServerNs, EtcdBinary,
+        [
+            "--name", "isotun-cl", "--data-dir", Path.Combine(Dir, "etcd"),
+            "--listen-client-urls", $"http://127.0.0.1:{EtcdPort}", "--advertise-client-urls", $"http://127.0.0.1:{EtcdPort}",
+            "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
+            "--initial-cluster", "isotun-cl=http://127.0.0.1:23800",
+        ]);
+        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, EtcdPort)))
+            throw new InvalidOperationException("etcd did not start:\n" + LabProcess.Tail(Files, "etcd"));
+    }
+
+    public void StartNode(string node)
+    {
+        int port = Nodes.Single(n => n.Name == node).Port;
+        LabProcess.Start(Files, node, ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigOf(node)]);
+        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, port)))
+            throw new InvalidOperationException($"{node} did not start:\n" + LabProcess.Tail(Files, node));
+    }
+
+    /// <summary>`isotun connect` as <paramref name="user"/> to <paramref name="node"/> in the client namespace, TUN cl-&lt;user&gt;; a cookie instead of the password when given.</summary>
+    public void StartClient(string user, string node, string? cookie = null)
+    {
+        string[] args = ["connect", Url(node).ToString(), "--servercert", Pin, "--interface", "cl-" + user, "--reconnect-timeout", "0"];
+        if (cookie is null)
+        {
+            LabProcess.Start(Files, "client-" + user, ClientNs, TestEnvironment.IsotunExe, [.. args, "--user", user, "--password-file", PasswordPath(user)]);
+            return;
+        }
+        var file = Path.Combine(Dir, user + ".cookie");
+        SecretFile.WriteAllText(file, cookie + "\n", overwrite: true);
+        LabProcess.Start(Files, "client-" + user, ClientNs, TestEnvironment.IsotunExe, [.. args, "--cookie-on-stdin"], stdinFile: file);
+    }
+
+    public static IPAddress? TunnelAddress(string user) => Traffic.TunAddress(ClientNs, "cl-" + user);
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}

@@ -1,0 +1,168 @@
+using System.Net;
+using System.Text.Json;
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+using Isotun.Linux;
+
+namespace Isotun.Integration.Cluster;
+
+/// <summary>
+/// Two nodes share their cookie key and revocations through a real etcd: a cookie one node issued opens a tunnel on
+/// the other, a user revoked on one node loses their session on the other and cannot log in there, a cookie kicked on
+/// one node is refused by the other, and while etcd is down tunnels go on and a revocation waits, then arrives.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ClusterTests(ClusterFixture cl)
+{
+    private static readonly IPAddress Gateway = IPAddress.Parse("10.20.0.1");
+
+    private void SkipUnlessReady() => Skip.If(cl.SkipReason is not null, cl.SkipReason);
+
+    [SkippableFact]
+    public void A_cookie_one_node_issued_opens_a_tunnel_on_the_other()
+    {
+        SkipUnlessReady();
+        var cookie = Login("bob", "node-1");
+        cl.StartClient("bob", "node-2", cookie);
+        try
+        {
+            AssertTunnelUp("bob");
+            var sessions = Json(Isotun("node-2", "sessions", "--user", "bob", "--json"));
+            Assert.Contains(sessions.EnumerateArray(), s => s.GetProperty("connected").GetBoolean());
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-bob", TimeSpan.FromSeconds(5));
+        }
+    }
+
+    [SkippableFact]
+    public void A_user_revoked_on_one_node_loses_the_session_on_the_other_and_cannot_log_in_anywhere_until_enabled()
+    {
+        SkipUnlessReady();
+        cl.StartClient("alice", "node-2");
+        try
+        {
+            AssertTunnelUp("alice");
+            Isotun("node-1", "revoke", "--tenant", "acme", "--user", "alice");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("alice") is null),
+                "alice's tunnel on node-2 stayed up after node-1 revoked her:\n" + LabProcess.Tail(cl.Files, "node-2"));
+            Assert.Contains("user revoked on another node", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-2")));
+            foreach (var node in new[] { "node-1", "node-2" })
+                Assert.NotEqual(0, TryLogin("alice", node).ExitCode);
+
+            Isotun("node-2", "revoke", "--tenant", "acme", "--user", "alice", "--enable");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => TryLogin("alice", "node-1").ExitCode == 0), "alice could not log in on node-1 after node-2 enabled her");
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-alice", TimeSpan.FromSeconds(5));
+        }
+    }
+
+    [SkippableFact]
+    public void A_cookie_kicked_on_one_node_is_refused_by_the_other()
+    {
+        SkipUnlessReady();
+        var cookie = Login("carol", "node-1");
+        cl.StartClient("carol", "node-1", cookie);
+        try
+        {
+            AssertTunnelUp("carol");
+            var id = Json(Isotun("node-1", "sessions", "--user", "carol", "--json")).EnumerateArray().Single().GetProperty("id").GetString()!;
+            Isotun("node-1", "kick", id);
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("carol") is null), "carol's tunnel stayed up after the kick");
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-carol", TimeSpan.FromSeconds(5));
+        }
+        // The same cookie at the other node: refused there too (the revocation came through etcd).
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+        {
+            var r = Run.Exec("ip", ["netns", "exec", ClusterFixture.ClientNs, TestEnvironment.IsotunExe, "connect", cl.Url("node-2").ToString(), "--servercert", cl.Pin,
+                "--interface", "cl-carol2", "--reconnect-timeout", "0", "--cookie-on-stdin"], stdin: cookie + "\n", timeoutSeconds: 30);
+            return r.ExitCode != 0 && r.Stderr.Contains("rejected", StringComparison.OrdinalIgnoreCase);
+        }), "node-2 accepted a cookie node-1 kicked");
+    }
+
+    [SkippableFact]
+    public void While_etcd_is_down_tunnels_go_on_and_a_revocation_waits_then_reaches_the_other_node()
+    {
+        SkipUnlessReady();
+        cl.StartClient("dave", "node-2");
+        try
+        {
+            AssertTunnelUp("dave");
+            LabProcess.Stop(cl.Files, "etcd", TimeSpan.FromSeconds(10));
+            try
+            {
+                Assert.True(Poll.Until(TimeSpan.FromSeconds(20), () => !Cluster("node-1").GetProperty("connected").GetBoolean()), "node-1 did not notice etcd was down");
+                Assert.Equal(0.0, Metric("node-1", "isotun_cluster_connected"));
+                // The data plane does not need etcd.
+                AssertPing("dave");
+                // A revocation applies on the node where it was made, and waits for etcd.
+                Isotun("node-1", "revoke", "--tenant", "acme", "--user", "dave");
+                Assert.Equal(1, Cluster("node-1").GetProperty("pendingWrites").GetInt32());
+                Thread.Sleep(1000);
+                Assert.NotNull(ClusterFixture.TunnelAddress("dave"));
+            }
+            finally
+            {
+                cl.StartEtcd();
+            }
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => Cluster("node-1") is var c && c.GetProperty("connected").GetBoolean() && c.GetProperty("pendingWrites").GetInt32() == 0),
+                "node-1 did not write its waiting change once etcd was back:\n" + LabProcess.Tail(cl.Files, "node-1"));
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("dave") is null),
+                "dave's tunnel on node-2 stayed up after the waiting revocation reached etcd:\n" + LabProcess.Tail(cl.Files, "node-2"));
+            Assert.Contains("cannot reach the store", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-1")));
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-dave", TimeSpan.FromSeconds(5));
+            Isotun("node-1", "revoke", "--tenant", "acme", "--user", "dave", "--enable");
+        }
+    }
+
+    private JsonElement Cluster(string node) => Json(Isotun(node, "status", "--json")).GetProperty("cluster");
+
+    private double Metric(string node, string name)
+    {
+        int port = ClusterFixture.Nodes.Single(n => n.Name == node).Admin;
+        return ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, port), name, $"node=\"{node}\"");
+    }
+
+    private void AssertTunnelUp(string user)
+    {
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress(user) is not null),
+            $"{user}'s tunnel did not come up:\n{LabProcess.Tail(cl.Files, "client-" + user)}");
+        AssertPing(user);
+    }
+
+    private static void AssertPing(string user)
+    {
+        var r = Pinger.Ping(ClusterFixture.ClientNs, Gateway, 3, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(2));
+        Assert.True(r.Success, $"{user}: ping {Gateway} failed: {r}");
+    }
+
+    /// <summary>`isotun connect --authenticate` from the client namespace: the cookie.</summary>
+    private string Login(string user, string node)
+    {
+        var r = TryLogin(user, node);
+        Assert.True(r.ExitCode == 0, $"{user} could not log in on {node}: {r}");
+        return r.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim();
+    }
+
+    private Run.Result TryLogin(string user, string node) =>
+        Run.Exec("ip", ["netns", "exec", ClusterFixture.ClientNs, TestEnvironment.IsotunExe, "connect", cl.Url(node).ToString(), "--servercert", cl.Pin,
+            "--user", user, "--password-file", cl.PasswordPath(user), "--authenticate"], timeoutSeconds: 30);
+
+    private string Isotun(string node, params string[] args)
+    {
+        var r = Run.Exec(TestEnvironment.IsotunExe, [.. args, "--config", cl.ConfigOf(node)]);
+        Assert.True(r.ExitCode == 0, $"isotun {string.Join(' ', args)} on {node} failed: {r}");
+        return r.Stdout;
+    }
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement.Clone();
+}
