@@ -10,6 +10,7 @@ using Isotun.Protocol.Ip;
 using Isotun.Protocol.Offload;
 using Isotun.Security;
 using Isotun.State;
+using Isotun.State.Cluster;
 using Isotun.Transport;
 using Isotun.Tun;
 using Microsoft.Extensions.Logging;
@@ -76,6 +77,48 @@ public sealed class TenantRuntime : IDisposable
     public IpNetwork? Pool6 { get; }
     public IReadOnlyList<IpNetwork> Routes { get; private set; }
     public PasswordFile? Passwords { get; private set; }
+    /// <summary>On a cluster node: where the tenant's IPv4 addresses come from (the cluster's blocks); null on one node alone.</summary>
+    public ClusterAddresses? Cluster { get; set; }
+
+    /// <summary>
+    /// On a cluster node, the IPv4 address the cluster binds to this session: the user's own for their first session
+    /// (the same on every node), a binding of its own for each further session. Null, with the reason, when there is
+    /// none: the pool is full, the user's address is served by another live node, or the store cannot be reached and
+    /// this node never served the user.
+    /// </summary>
+    public async Task<(IPAddress? Address, string? Refusal)> ClusterAddressAsync(VpnSession session, CancellationToken ct)
+    {
+        if (Cluster is null || session.HasAddresses) return (null, null);
+        for (int n = 1; n <= Config.MaxSessionsPerUser; n++)
+        {
+            string binding = n == 1 ? session.User : $"{session.User}~{n}";
+            AddressClaim claim;
+            try
+            {
+                claim = await Cluster.ClaimAsync(binding, ct).ConfigureAwait(false);
+            }
+            catch (KeyValueStoreException e)
+            {
+                // etcd away: a user this node served before keeps the address it had here (the cluster bound it then).
+                var stored = n == 1 ? _state.GetLease(Name, session.User)?.Address : null;
+                return stored is not null && !HeldByOther(stored, session)
+                    ? (stored, null)
+                    : (null, $"the cluster's store cannot be reached ({e.Message})");
+            }
+            switch (claim.Outcome)
+            {
+                case AddressClaimOutcome.Exhausted:
+                    return (null, "no address left in the pool");
+                case AddressClaimOutcome.HeldElsewhere:
+                    return (null, $"the address {claim.Address} of {session.User} is served by node {claim.Owner}");
+            }
+            if (HeldByOther(claim.Address, session)) continue; // the user's own address is in use by another session here
+            session.ClusterBinding = binding;
+            return (claim.Address, null);
+        }
+        return (null, $"no address left for another session of {session.User}");
+    }
+
     /// <summary>The tenant's sites and east-west policy (swapped whole on a reload).</summary>
     public SiteTable Sites => _sites;
 
@@ -239,11 +282,26 @@ public sealed class TenantRuntime : IDisposable
         return true;
     }
 
+    private async Task ReleaseBindingAsync(ClusterAddresses cluster, string binding)
+    {
+        try
+        {
+            await cluster.ReleaseAsync(binding, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (KeyValueStoreException e)
+        {
+            _log.LogWarning("tenant={Tenant} cluster: could not release the address of {Binding}: {Error}", Name, binding, e.Message);
+        }
+    }
+
     private bool HeldByOther(IPAddress? address, VpnSession session) =>
         address is not null && _holders.TryGetValue(IpKey.FromAddress(address), out var holder) && holder != session;
 
     public void Release(VpnSession session)
     {
+        // A further session's cluster binding ends with it; a user's own stays, as their sticky address.
+        if (Cluster is { } cluster && session.ClusterBinding is { } binding && binding != session.User)
+            _ = ReleaseBindingAsync(cluster, binding);
         if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session))) _leases.Release(a);
         if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session))) _leases6?.Release(b);
     }

@@ -69,7 +69,7 @@ public sealed class VpnServer : IAsyncDisposable
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
-        foreach (var tc in config.Tenants) _tenants[tc.Name] = new TenantRuntime(tc, State, _log, t, networks?.Invoke(tc));
+        foreach (var tc in config.Tenants) _tenants[tc.Name] = MakeTenant(tc);
         Authenticator = new Authenticator(_tenants, clientCas);
         _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
         _queuesWatch = IsotunMetrics.Instance.WatchQueues(ReadQueues);
@@ -170,6 +170,14 @@ public sealed class VpnServer : IAsyncDisposable
         }
         _log.LogInformation("tenant={Tenant} user {User} enabled again", tenant, user);
         return true;
+    }
+
+    /// <summary>A tenant's runtime; on a cluster node, its IPv4 addresses come from the cluster's address blocks.</summary>
+    private TenantRuntime MakeTenant(TenantConfig tc)
+    {
+        var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc));
+        if (Shared is not null) tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);
+        return tenant;
     }
 
     private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
@@ -301,7 +309,7 @@ public sealed class VpnServer : IAsyncDisposable
                 // applied, so that a failure leaves everything as it was.
                 try
                 {
-                    var fresh = new TenantRuntime(t, State, _log, _time, _networks?.Invoke(t));
+                    var fresh = MakeTenant(t);
                     added.Add(fresh);
                     if (_started) fresh.Start();
                 }

@@ -179,6 +179,9 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
         internal set => Volatile.Write(ref _site, value);
     }
 
+    /// <summary>On a cluster node: the name the session's IPv4 address is bound to in the cluster (the user, or user~N).</summary>
+    public string? ClusterBinding { get; set; }
+
     public bool HasAddresses => Address is not null;
 
     public void Assign(IPAddress address, IPAddress? address6)

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Isotun.Integration.Infrastructure;
 using Isotun.Lab;
 using Isotun.Linux;
+using Xunit.Abstractions;
 
 namespace Isotun.Integration.Cluster;
 
@@ -12,7 +13,7 @@ namespace Isotun.Integration.Cluster;
 /// one node is refused by the other, and while etcd is down tunnels go on and a revocation waits, then arrives.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class ClusterTests(ClusterFixture cl)
+public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
 {
     private static readonly IPAddress Gateway = IPAddress.Parse("10.20.0.1");
 
@@ -121,6 +122,39 @@ public sealed class ClusterTests(ClusterFixture cl)
         {
             LabProcess.Stop(cl.Files, "client-dave", TimeSpan.FromSeconds(5));
             Isotun("node-1", "revoke", "--tenant", "acme", "--user", "dave", "--enable");
+        }
+    }
+
+    [SkippableFact]
+    public void A_client_whose_node_dies_comes_back_on_another_node_with_the_same_address()
+    {
+        SkipUnlessReady();
+        var cookie = Login("erin", "node-1");
+        cl.StartClient("erin", "node-1", cookie);
+        try
+        {
+            AssertTunnelUp("erin");
+            var address = ClusterFixture.TunnelAddress("erin")!;
+            // node-1 dies without a word: its lease runs out in etcd, and its address blocks with it.
+            var killed = System.Diagnostics.Stopwatch.StartNew();
+            LabProcess.Signal(LabProcess.Pid(cl.Files, "node-1")!.Value, "KILL");
+            LabProcess.Stop(cl.Files, "client-erin", TimeSpan.FromSeconds(5));
+            // The client comes back with its cookie on node-2 (until node-1's lease ends, node-2 answers 503: the
+            // address is still node-1's), and gets the same address.
+            IPAddress? again = null;
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(40), () =>
+            {
+                if (LabProcess.Pid(cl.Files, "client-erin") is not int pid || !LabProcess.IsAlive(pid)) cl.StartClient("erin", "node-2", cookie);
+                return (again = ClusterFixture.TunnelAddress("erin")) is not null;
+            }), "erin did not come back on node-2:\n" + LabProcess.Tail(cl.Files, "client-erin") + "\n" + LabProcess.Tail(cl.Files, "node-2"));
+            output.WriteLine($"failover: node-1 killed, erin's tunnel up on node-2 after {killed.Elapsed.TotalSeconds:0.0} s (node lease TTL 10 s)");
+            Assert.Equal(address, again);
+            AssertPing("erin");
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-erin", TimeSpan.FromSeconds(5));
+            if (LabProcess.Pid(cl.Files, "node-1") is not int pid || !LabProcess.IsAlive(pid)) cl.StartNode("node-1");
         }
     }
 

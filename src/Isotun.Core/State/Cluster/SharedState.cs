@@ -45,7 +45,10 @@ public sealed class SharedState : IAsyncDisposable
     private readonly ConcurrentQueue<KeyWrite> _pending = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
-    private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask;
+    private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask, _leaseLoop = Task.CompletedTask;
+    private ILeaseKeepAlive? _keepAlive;
+    private long _lease;
+    private int _leaseGeneration;
     private long _revision;
     private volatile bool _connected;
     private volatile string? _lastError;
@@ -60,6 +63,18 @@ public sealed class SharedState : IAsyncDisposable
     }
 
     public string Node { get; }
+
+    /// <summary>The node's lease: its address blocks are attached to it, so they are orphaned when the node dies.</summary>
+    public static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
+
+    /// <summary>This node's lease now (a new one after a lost one), and how many times it was granted.</summary>
+    public (long Lease, int Generation) NodeLease => (Interlocked.Read(ref _lease), Volatile.Read(ref _leaseGeneration));
+
+    /// <summary>The store the cluster shares (for the address blocks).</summary>
+    public IKeyValueStore Store => _store;
+
+    /// <summary>Where this cluster's keys live, ending with '/'.</summary>
+    public string Prefix => _prefix;
 
     /// <summary>The cluster's cookie key: made by the first node that joined, read by the others.</summary>
     public byte[] CookieKey { get; private set; } = [];
@@ -82,6 +97,8 @@ public sealed class SharedState : IAsyncDisposable
         var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System);
         shared.CookieKey = await shared.CookieKeyAsync(keyLength, ct).ConfigureAwait(false);
         await shared.LoadAsync(ct).ConfigureAwait(false);
+        await shared.GrantNodeLeaseAsync(ct).ConfigureAwait(false);
+        shared._leaseLoop = Task.Run(shared.LeaseLoopAsync);
         shared._connected = true;
         shared._watch = Task.Run(shared.WatchLoopAsync);
         shared._writer = Task.Run(shared.WriteLoopAsync);
@@ -104,6 +121,45 @@ public sealed class SharedState : IAsyncDisposable
             if ((await _store.CompareAndPutAsync(key, fresh, 0, ct: ct).ConfigureAwait(false)).Succeeded) return fresh;
         }
         throw new InvalidOperationException($"{key}: could neither read nor create the cookie key");
+    }
+
+    private async Task GrantNodeLeaseAsync(CancellationToken ct)
+    {
+        long lease = await _store.GrantLeaseAsync(LeaseTtl, ct).ConfigureAwait(false);
+        _keepAlive = _store.KeepAlive(lease);
+        Interlocked.Exchange(ref _lease, lease);
+        Interlocked.Increment(ref _leaseGeneration);
+    }
+
+    /// <summary>When the node's lease is lost (etcd was away longer than its TTL), a new one is granted as soon as etcd answers.</summary>
+    private async Task LeaseLoopAsync()
+    {
+        var ct = _stop.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await _keepAlive!.Lost.WaitAsync(ct).ConfigureAwait(false);
+                _log.LogWarning("cluster: node {Node} lost its lease {Lease}: its address blocks are orphaned; taking a new lease", Node, Interlocked.Read(ref _lease));
+                await _keepAlive.DisposeAsync().ConfigureAwait(false);
+                while (!ct.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await GrantNodeLeaseAsync(ct).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (KeyValueStoreException)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>Reads every revocation and the revision to watch from.</summary>
@@ -311,9 +367,19 @@ public sealed class SharedState : IAsyncDisposable
         _stop.Cancel();
         try
         {
-            await Task.WhenAll(_watch, _writer).ConfigureAwait(false);
+            await Task.WhenAll(_watch, _writer, _leaseLoop).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
+        {
+        }
+        if (_keepAlive is not null) await _keepAlive.DisposeAsync().ConfigureAwait(false);
+        // A node that stops on purpose gives its lease back, so its address blocks are free at once.
+        try
+        {
+            using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await _store.RevokeLeaseAsync(Interlocked.Read(ref _lease), quick.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is KeyValueStoreException or OperationCanceledException)
         {
         }
         _stop.Dispose();

@@ -1,0 +1,62 @@
+using System.Net;
+using Isotun.Protocol.Addressing;
+using Isotun.State.Cluster;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// A cluster node's IPv4 addresses for one tenant: taken from the cluster's address blocks (<see cref="BlockAllocator"/>)
+/// rather than from the node's own copy of the pool, so that a user has one address on whichever node serves them,
+/// and no two nodes hand out the same address. The allocator follows the node's lease (a new one after a lost one).
+/// </summary>
+public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwork pool)
+{
+    private readonly SemaphoreSlim _open = new(1, 1);
+    private (BlockAllocator Allocator, int Generation)? _current;
+
+    /// <summary>
+    /// The address bound to <paramref name="binding"/> (a user, or a user's further session), from this node's blocks,
+    /// taken over from a dead node, or new. Control plane: waits for etcd (a few seconds at most).
+    /// </summary>
+    /// <exception cref="KeyValueStoreException">The cluster's store cannot be reached.</exception>
+    public async Task<AddressClaim> ClaimAsync(string binding, CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            var allocator = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
+            return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the cluster's store did not answer within 5 s");
+        }
+    }
+
+    private async Task<BlockAllocator> AllocatorAsync(CancellationToken ct)
+    {
+        var (lease, generation) = shared.NodeLease;
+        if (_current is { } c && c.Generation == generation) return c.Allocator;
+        await _open.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_current is { } again && again.Generation == generation) return again.Allocator;
+            var allocator = await BlockAllocator.OpenAsync(shared.Store, shared.Node, lease, tenant, pool, root: shared.Prefix + "ipam/", ct: ct).ConfigureAwait(false);
+            _current = (allocator, generation);
+            return allocator;
+        }
+        finally
+        {
+            _open.Release();
+        }
+    }
+
+    /// <summary>Ends a further session's binding (a user's own stays: it is their sticky address).</summary>
+    public async Task ReleaseAsync(string binding, CancellationToken ct)
+    {
+        if (_current is { } c) await c.Allocator.ReleaseAsync(binding, ct).ConfigureAwait(false);
+    }
+
+    public static IPAddress? Address(AddressClaim claim) => claim.Outcome is AddressClaimOutcome.New or AddressClaimOutcome.Sticky ? claim.Address : null;
+}
