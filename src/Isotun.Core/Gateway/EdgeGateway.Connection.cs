@@ -112,7 +112,7 @@ public sealed partial class EdgeGateway
 
     private async Task PassthroughAsync(Socket client, IPEndPoint remote, ClientHelloReader reader, RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
     {
-        using var backend = await ConnectBackendAsync(route, limits, stopping).ConfigureAwait(false);
+        using var backend = await ConnectBackendAsync(route, remote.Address, limits, stopping).ConfigureAwait(false);
         if (backend is null)
         {
             Abort(client);
@@ -186,7 +186,7 @@ public sealed partial class EdgeGateway
         }
 
         Metrics.Handshake(route.Name, "ok", _time.GetElapsedTime(started));
-        using var backend = await ConnectBackendAsync(route, limits, stopping).ConfigureAwait(false);
+        using var backend = await ConnectBackendAsync(route, remote.Address, limits, stopping).ConfigureAwait(false);
         if (backend is null)
         {
             Abort(client);
@@ -220,25 +220,36 @@ public sealed partial class EdgeGateway
         Abort(client);
     }
 
-    private async Task<Socket?> ConnectBackendAsync(RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
+    /// <summary>
+    /// A connection to the route's backend for <paramref name="client"/>: its first healthy backend, then the next ones
+    /// in its order when a connect fails (each failure marks that backend down); null when none answers.
+    /// </summary>
+    private async Task<Socket?> ConnectBackendAsync(RouteRuntime route, IPAddress client, GatewayLimits limits, CancellationToken stopping)
     {
-        var backend = new Socket(route.Route.Backend.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        cts.CancelAfter(limits.ConnectTimeout);
-        try
+        var pool = route.Backends;
+        foreach (int i in pool.Order(client))
         {
-            await backend.ConnectAsync(route.Route.Backend, cts.Token).ConfigureAwait(false);
-            return backend;
+            var target = pool.Backends[i];
+            var backend = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            cts.CancelAfter(limits.ConnectTimeout);
+            try
+            {
+                await backend.ConnectAsync(target, cts.Token).ConfigureAwait(false);
+                return backend;
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                backend.Dispose();
+                if (stopping.IsCancellationRequested) return null;
+                Metrics.BackendFailure(route.Name);
+                if (pool.IsUp(i) && pool.Backends.Count > 1) GatewayLog.BackendDown(_log, route.Name, target, "a connect failed");
+                pool.MarkDown(i);
+                if (_throttle.Allow("backend-" + route.Name, out _))
+                    GatewayLog.BackendFailed(_log, route.Name, target, e is OperationCanceledException ? "connect timed out" : e.Message);
+            }
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            backend.Dispose();
-            if (stopping.IsCancellationRequested) return null;
-            Metrics.BackendFailure(route.Name);
-            if (_throttle.Allow("backend-" + route.Name, out _))
-                GatewayLog.BackendFailed(_log, route.Name, route.Route.Backend, e is OperationCanceledException ? "connect timed out" : e.Message);
-            return null;
-        }
+        return null;
     }
 
     private static string VersionLabel(SslProtocols protocol) => protocol switch

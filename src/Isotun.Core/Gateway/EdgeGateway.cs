@@ -38,6 +38,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
             ?? throw new InvalidOperationException(string.Join("; ", errors.Select(e => e.ToString())));
         _limiter = new ConnectionLimiter(config.Limits, _time);
         _throttle = new LogThrottle(time: _time);
+        Metrics.BackendStates = () => Volatile.Read(ref _runtime).Routes
+            .SelectMany(r => r.Backends.Backends.Select((b, i) => (r.Name, b.ToString(), r.Backends.IsUp(i))));
     }
 
     public GatewayMetrics Metrics { get; }
@@ -74,7 +76,31 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         SystemdNotify.Ready($"listening on {Config.Listen}");
         using var stoppingNotice = stopping.Register(static () => SystemdNotify.Stopping());
         var listener = new ConnectionListener(_listener!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
+        var probes = ProbeBackendsAsync(stopping);
         await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
+        await probes.ConfigureAwait(false);
+    }
+
+    /// <summary>Every <see cref="Routing.BackendPool.ProbeEvery"/>: the backends of routes with several are probed, and marked up or down.</summary>
+    private async Task ProbeBackendsAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Routing.BackendPool.ProbeEvery, _time, stopping).ConfigureAwait(false);
+                foreach (var route in Volatile.Read(ref _runtime).Routes.Where(r => r.Backends.Backends.Count > 1))
+                    foreach (var (backend, up) in await route.Backends.ProbeAsync(stopping).ConfigureAwait(false))
+                    {
+                        if (up) GatewayLog.BackendUp(_log, route.Name, backend);
+                        else GatewayLog.BackendDown(_log, route.Name, backend, "a probe failed");
+                    }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>A connection refused at accept time (reset at once by the listener): counted, and rate refusals count towards a ban.</summary>
@@ -158,7 +184,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         foreach (var r in c.Routes.Append(c.Default))
         {
             if (r is null) continue;
-            GatewayLog.Route(_log, r.Name, r.Sni ?? "(default)", r.Mode.ToString().ToLowerInvariant(), r.Backend, r.ProxyProtocol ? " with PROXY v2" : "");
+            GatewayLog.Route(_log, r.Name, r.Sni ?? "(default)", r.Mode.ToString().ToLowerInvariant(), string.Join(", ", r.Backends), r.ProxyProtocol ? " with PROXY v2" : "");
         }
     }
 

@@ -12,7 +12,7 @@ internal static partial class GatewayLog
     public static partial void Metrics(ILogger logger, System.Net.IPEndPoint endpoint);
 
     [LoggerMessage(3, LogLevel.Information, "route {Route}: {Sni} -> {Mode} {Backend}{Proxy}")]
-    public static partial void Route(ILogger logger, string route, string sni, string mode, System.Net.IPEndPoint backend, string proxy);
+    public static partial void Route(ILogger logger, string route, string sni, string mode, string backend, string proxy);
 
     [LoggerMessage(10, LogLevel.Information, "reloaded {Path}: {Routes} route(s); established connections keep their route")]
     public static partial void Reloaded(ILogger logger, string path, int routes);
@@ -43,4 +43,10 @@ internal static partial class GatewayLog
 
     [LoggerMessage(24, LogLevel.Debug, "conn={Conn} route {Route} ({Mode}) for {Remote}, sni {Sni}")]
     public static partial void Forwarding(ILogger logger, long conn, string route, string mode, string remote, string sni);
+
+    [LoggerMessage(30, LogLevel.Warning, "route {Route}: backend {Backend} down ({Why}): its clients go to the route's other backends")]
+    public static partial void BackendDown(ILogger logger, string route, System.Net.IPEndPoint backend, string why);
+
+    [LoggerMessage(31, LogLevel.Information, "route {Route}: backend {Backend} up again")]
+    public static partial void BackendUp(ILogger logger, string route, System.Net.IPEndPoint backend);
 }

@@ -41,12 +41,18 @@ public sealed class GatewayMetrics : IDisposable
         _active = _meter.CreateUpDownCounter<long>("isotun.gateway.connections.active", description: "Open client connections, by mode");
         _closed = _meter.CreateCounter<long>("isotun.gateway.relays.closed", description: "Relays the gateway closed itself, by route and reason (idle)");
         _acceptErrors = _meter.CreateCounter<long>("isotun.gateway.accept.errors", description: "Accept failures that made the listener back off: emfile, enfile, enobufs, enomem, other");
+        _meter.CreateObservableGauge("isotun.gateway.backend.up", () =>
+            (BackendStates?.Invoke() ?? []).Select(b => new Measurement<long>(b.Up ? 1 : 0, new("route", b.Route), new("backend", b.Backend))),
+            description: "1 while a backend of a route takes new connections, 0 while it is down (a failed connect or probe)");
         _meter.CreateObservableCounter("isotun.gateway.bytes", () => new[]
         {
             new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
             new Measurement<long>(Interlocked.Read(ref _bytesDown), new KeyValuePair<string, object?>("direction", "down")),
         }, unit: "By", description: "Bytes relayed: up = client to backend, down = backend to client");
     }
+
+    /// <summary>Read at a scrape: every route's backends and whether each is up.</summary>
+    public Func<IEnumerable<(string Route, string Backend, bool Up)>>? BackendStates { get; set; }
 
     /// <summary>Total of one series, e.g. <c>Total("clienthello", "routed")</c>; for tests and status output.</summary>
     public long Total(string instrument, string label) => _totals.GetValueOrDefault(instrument + "/" + label);

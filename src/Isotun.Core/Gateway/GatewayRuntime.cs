@@ -17,7 +17,11 @@ public sealed class RouteRuntime
         Tls = tls;
         ClientCas = clientCas;
         ModeLabel = route.Mode == RouteMode.Passthrough ? "passthrough" : "terminate";
+        Backends = new BackendPool(route.Backends);
     }
+
+    /// <summary>The route's backends and their health.</summary>
+    public BackendPool Backends { get; }
 
     public GatewayRoute Route { get; }
     public SslServerAuthenticationOptions? Tls { get; }
@@ -59,11 +63,15 @@ public sealed class RouteRuntime
 /// <summary>A whole configuration ready to serve; immutable, swapped as one on reload.</summary>
 public sealed class GatewayRuntime
 {
-    private GatewayRuntime(GatewayConfig config, SniRouter<RouteRuntime> router)
+    private GatewayRuntime(GatewayConfig config, SniRouter<RouteRuntime> router, IReadOnlyList<RouteRuntime> routes)
     {
         Config = config;
         Router = router;
+        Routes = routes;
     }
+
+    /// <summary>Every route, the default one included.</summary>
+    public IReadOnlyList<RouteRuntime> Routes { get; }
 
     public GatewayConfig Config { get; }
     public SniRouter<RouteRuntime> Router { get; }
@@ -74,6 +82,7 @@ public sealed class GatewayRuntime
         var routes = new List<(string, RouteRuntime)>();
         foreach (var r in config.Routes) routes.Add((r.Sni!, RouteRuntime.Build(r, errors)));
         var fallback = config.Default is { } d ? RouteRuntime.Build(d, errors) : null;
-        return errors.Count > 0 ? null : new GatewayRuntime(config, new SniRouter<RouteRuntime>(routes, fallback));
+        return errors.Count > 0 ? null
+            : new GatewayRuntime(config, new SniRouter<RouteRuntime>(routes, fallback), [.. routes.Select(r => r.Item2), .. fallback is null ? [] : new[] { fallback }]);
     }
 }

@@ -11,7 +11,8 @@ namespace Isotun.Integration.Cluster;
 /// <summary>
 /// Two server nodes of one cluster and a real etcd (Debian's etcd-server), all in isotun-cl-srv: node-1 listens on
 /// 198.18.66.1:443 and node-2 on 198.18.66.1:8443, each with its own state file and its own namespace for tenant
-/// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave, erin.
+/// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave, erin, frank, gina. An edge gateway on 198.18.66.1:4443 balances
+/// over the two nodes.
 /// </summary>
 public sealed class ClusterFixture : TopologyFixture
 {
@@ -19,7 +20,9 @@ public sealed class ClusterFixture : TopologyFixture
     public const string EtcdBinary = "/usr/bin/etcd";
     public const int EtcdPort = 23790;
     public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
-    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin"];
+    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina"];
+    /// <summary>The edge gateway in front of both nodes (no SNI: the default route, balanced over the two).</summary>
+    public const int GatewayPort = 4443, GatewayAdmin = 9420;
     public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412)];
 
     public string Pin { get; private set; } = "";
@@ -30,7 +33,7 @@ public sealed class ClusterFixture : TopologyFixture
 
     protected override IEnumerable<string> OwnNamespaces => [ServerNs, ClientNs, .. Nodes.Select(n => TenantNs(n.Name))];
 
-    protected override IEnumerable<string> OwnProcesses => ["etcd", .. Nodes.Select(n => n.Name), .. Users.Select(u => "client-" + u)];
+    protected override IEnumerable<string> OwnProcesses => ["etcd", "gateway", .. Nodes.Select(n => n.Name), .. Users.Select(u => "client-" + u)];
 
     public static string TenantNs(string node) => $"isotun-cl-{node}-acme";
 
@@ -38,7 +41,7 @@ public sealed class ClusterFixture : TopologyFixture
 
     public string PasswordPath(string user) => Path.Combine(Dir, user + ".password");
 
-    public Uri Url(string node) => new($"https://{ServerIp}:{Nodes.Single(n => n.Name == node).Port}/acme");
+    public Uri Url(string node) => new($"https://{ServerIp}:{(node == "gateway" ? GatewayPort : Nodes.Single(n => n.Name == node).Port)}/acme");
 
     protected override void Build()
     {
@@ -87,6 +90,19 @@ public sealed class ClusterFixture : TopologyFixture
                 """);
             StartNode(node);
         }
+
+        File.WriteAllText(Path.Combine(Dir, "gateway.yaml"), $"""
+            listen: {ServerIp}:{GatewayPort}
+            admin:
+              listen: 127.0.0.1:{GatewayAdmin}
+            default:
+              passthrough:
+                backends: [{string.Join(", ", Nodes.Select(n => $"{ServerIp}:{n.Port}"))}]
+            no-sni: default
+            """);
+        LabProcess.Start(Files, "gateway", ServerNs, TestEnvironment.IsotunExe, ["gateway", "--config", Path.Combine(Dir, "gateway.yaml")]);
+        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, GatewayPort)))
+            throw new InvalidOperationException("the gateway did not start:\n" + LabProcess.Tail(Files, "gateway"));
     }
 
     public void StartEtcd()
@@ -113,7 +129,7 @@ public sealed class ClusterFixture : TopologyFixture
     /// <summary>`isotun connect` as <paramref name="user"/> to <paramref name="node"/> in the client namespace, TUN cl-&lt;user&gt;; a cookie instead of the password when given.</summary>
     public void StartClient(string user, string node, string? cookie = null)
     {
-        string[] args = ["connect", Url(node).ToString(), "--servercert", Pin, "--interface", "cl-" + user, "--reconnect-timeout", "0"];
+        string[] args = ["connect", Url(node).ToString(), "--servercert", Pin, "--interface", "cl-" + user, "--reconnect-timeout", node == "gateway" ? "90" : "0"];
         if (cookie is null)
         {
             LabProcess.Start(Files, "client-" + user, ClientNs, TestEnvironment.IsotunExe, [.. args, "--user", user, "--password-file", PasswordPath(user)]);

@@ -158,6 +158,49 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         }
     }
 
+    [SkippableFact]
+    public void Through_the_gateway_clients_whose_node_dies_come_back_on_the_other_node_with_their_addresses()
+    {
+        SkipUnlessReady();
+        // frank runs isotun connect, gina a stock openconnect; both reach the nodes through the gateway only.
+        cl.StartClient("frank", "gateway");
+        var scripts = Path.Combine(cl.Dir, "scripts");
+        var tunScript = Interop.InteropEnvironment.InstallScript("tun-script.sh", scripts);
+        using var gina = Interop.Openconnect.Start(ClusterFixture.ClientNs,
+            [.. Interop.Openconnect.Base(cl.Pin), "--user", "gina", "--passwd-on-stdin", "--script", tunScript, "--interface", "cl-gina",
+             "--reconnect-timeout", "90", cl.Url("gateway").ToString()], stdin: File.ReadAllText(cl.PasswordPath("gina")));
+        try
+        {
+            AssertTunnelUp("frank");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina") is not null), "gina's openconnect did not come up:\n" + gina.Output);
+            var (frank, ginaAddress) = (ClusterFixture.TunnelAddress("frank")!, ClusterFixture.TunnelAddress("gina")!);
+            var serving = ClusterFixture.Nodes.Single(n => Json(Isotun(n.Name, "sessions", "--user", "frank", "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean()));
+            var other = ClusterFixture.Nodes.Single(n => n.Name != serving.Name);
+
+            var killed = System.Diagnostics.Stopwatch.StartNew();
+            LabProcess.Signal(LabProcess.Pid(cl.Files, serving.Name)!.Value, "KILL");
+            foreach (var (user, address) in new[] { ("frank", frank), ("gina", ginaAddress) })
+            {
+                Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () =>
+                    Json(Isotun(other.Name, "sessions", "--user", user, "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean())),
+                    $"{user} did not come back on {other.Name}:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}\n{LabProcess.Tail(cl.Files, other.Name)}");
+                output.WriteLine($"failover through the gateway: {serving.Name} killed, {user} up on {other.Name} after {killed.Elapsed.TotalSeconds:0.0} s");
+                Assert.Equal(address, ClusterFixture.TunnelAddress(user));
+                var session = Json(Isotun(other.Name, "sessions", "--user", user, "--json")).EnumerateArray().Single(x => x.GetProperty("connected").GetBoolean());
+                Assert.Equal(address.ToString(), session.GetProperty("address").GetString());
+            }
+            AssertPing("frank");
+            Assert.Equal(0.0, ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, ClusterFixture.GatewayAdmin),
+                "isotun_gateway_backend_up", $"backend=\"{ClusterFixture.ServerIp}:{serving.Port}\""));
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-frank", TimeSpan.FromSeconds(5));
+            foreach (var n in ClusterFixture.Nodes)
+                if (LabProcess.Pid(cl.Files, n.Name) is not int pid || !LabProcess.IsAlive(pid)) cl.StartNode(n.Name);
+        }
+    }
+
     private JsonElement Cluster(string node) => Json(Isotun(node, "status", "--json")).GetProperty("cluster");
 
     private double Metric(string node, string name)

@@ -36,12 +36,13 @@ public enum RouteMode
 /// <summary>
 /// One route. <see cref="Sni"/> is an exact lower-case name, or <c>*.suffix</c> (one or more labels before the suffix),
 /// or null for the default route. <see cref="Name"/> labels metrics and logs; it comes from the config, never from a peer.
+/// <see cref="Backends"/> holds one backend, or the nodes of a cluster that serve the route (see <c>BackendPool</c>).
 /// </summary>
 public sealed record GatewayRoute(
     string Name,
     string? Sni,
     RouteMode Mode,
-    IPEndPoint Backend,
+    IReadOnlyList<IPEndPoint> Backends,
     bool ProxyProtocol,
     TerminateSettings? Terminate,
     string Path);

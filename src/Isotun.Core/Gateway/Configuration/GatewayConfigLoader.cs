@@ -32,8 +32,8 @@ public static class GatewayConfigLoader
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] RouteKeys = ["sni", "name", "passthrough", "terminate"];
     private static readonly string[] DefaultKeys = ["name", "passthrough", "terminate"];
-    private static readonly string[] PassthroughKeys = ["backend", "proxy-protocol"];
-    private static readonly string[] TerminateKeys = ["certificate", "key", "client-ca", "client-certificate", "backend", "proxy-protocol"];
+    private static readonly string[] PassthroughKeys = ["backend", "backends", "proxy-protocol"];
+    private static readonly string[] TerminateKeys = ["certificate", "key", "client-ca", "client-certificate", "backend", "backends", "proxy-protocol"];
     private static readonly string[] LimitsKeys =
     [
         "preread-timeout", "handshake-timeout", "connect-timeout", "idle-timeout", "max-connections", "per-ip-connections", "per-ip-rate",
@@ -260,7 +260,7 @@ public static class GatewayConfigLoader
         }
 
         RouteMode mode;
-        IPEndPoint? backend;
+        IReadOnlyList<IPEndPoint>? backend;
         bool proxy;
         TerminateSettings? settings = null;
         if (hasPass)
@@ -268,7 +268,7 @@ public static class GatewayConfigLoader
             mode = RouteMode.Passthrough;
             var p = $"{path}.passthrough";
             var k = walker.Keys(walker.Mapping(passthrough, p), p, PassthroughKeys);
-            backend = ReadEndpoint(walker, k.GetValueOrDefault("backend"), $"{p}.backend", null);
+            backend = ReadBackends(walker, k, p);
             proxy = walker.Boolean(k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", false);
         }
         else
@@ -276,13 +276,35 @@ public static class GatewayConfigLoader
             mode = RouteMode.Terminate;
             var p = $"{path}.terminate";
             var k = walker.Keys(walker.Mapping(terminate, p), p, TerminateKeys);
-            backend = ReadEndpoint(walker, k.GetValueOrDefault("backend"), $"{p}.backend", null);
+            backend = ReadBackends(walker, k, p);
             proxy = walker.Boolean(k.GetValueOrDefault("proxy-protocol"), $"{p}.proxy-protocol", true);
             settings = ReadTerminate(walker, k, p);
         }
 
         if (walker.Errors.Count > errors || name is null || backend is null) return null;
         return new GatewayRoute(name, sni, mode, backend, proxy, settings, path);
+    }
+
+    /// <summary><c>backend</c> (one), or <c>backends</c> (the nodes of a cluster, balanced with health checks); exactly one of them.</summary>
+    private static IReadOnlyList<IPEndPoint>? ReadBackends(ConfigWalker walker, Dictionary<string, YamlTreeNode> k, string p)
+    {
+        bool one = !ConfigWalker.IsAbsent(k.GetValueOrDefault("backend")), many = !ConfigWalker.IsAbsent(k.GetValueOrDefault("backends"));
+        if (one && many)
+        {
+            walker.Error(p, "give backend or backends, not both");
+            return null;
+        }
+        if (!many) return ReadEndpoint(walker, k.GetValueOrDefault("backend"), $"{p}.backend", null) is { } single ? [single] : null;
+        var list = new List<IPEndPoint>();
+        foreach (var (text, itemPath) in walker.TextList(k.GetValueOrDefault("backends"), $"{p}.backends"))
+        {
+            if (!EndpointText.TryParse(text, out var endpoint)) walker.Error(itemPath, "must be ipv4:port or \"[ipv6]:port\" with a port from 1 to 65535");
+            else if (list.Contains(endpoint)) walker.Error(itemPath, $"{endpoint} is listed twice");
+            else list.Add(endpoint);
+        }
+        if (list.Count == 0 && !walker.Errors.Any(e => e.Path.StartsWith($"{p}.backends", StringComparison.Ordinal))) walker.Error($"{p}.backends", "at least one backend is required");
+        if (list.Count > 64) walker.Error($"{p}.backends", "at most 64 backends");
+        return list.Count is > 0 and <= 64 ? list : null;
     }
 
     private static TerminateSettings? ReadTerminate(ConfigWalker walker, Dictionary<string, YamlTreeNode> k, string p)

@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Sockets;
+using Isotun.Gateway.Configuration;
+using Isotun.Gateway.Routing;
+using Isotun.UnitTests.Security;
+
+namespace Isotun.UnitTests.Gateway;
+
+/// <summary>A route's backends: each client's order is stable, clients spread, a down backend is skipped, probes see a node come and go.</summary>
+public sealed class BackendPoolTests
+{
+    private static readonly IPEndPoint[] Three =
+        [IPEndPoint.Parse("198.18.66.1:443"), IPEndPoint.Parse("198.18.66.1:8443"), IPEndPoint.Parse("198.18.66.3:443")];
+
+    private static IPAddress Client(int i) => new([198, 19, (byte)(i >> 8), (byte)i]);
+
+    [Fact]
+    public void A_clients_order_is_stable_and_clients_spread_over_the_backends()
+    {
+        var pool = new BackendPool(Three);
+        var first = new int[Three.Length];
+        for (int i = 0; i < 3000; i++)
+        {
+            var order = pool.Order(Client(i));
+            Assert.Equal(order, pool.Order(Client(i)));
+            Assert.Equal([0, 1, 2], order.Order());
+            first[order[0]]++;
+        }
+        Assert.All(first, n => Assert.InRange(n, 800, 1200));
+    }
+
+    [Fact]
+    public void A_down_backends_clients_move_and_only_they_do()
+    {
+        var pool = new BackendPool(Three);
+        var before = Enumerable.Range(0, 600).Select(i => pool.Order(Client(i))[0]).ToArray();
+        pool.MarkDown(1);
+        for (int i = 0; i < 600; i++)
+        {
+            var order = pool.Order(Client(i));
+            Assert.Equal(1, order[^1]); // tried last, as a last resort
+            if (before[i] != 1) Assert.Equal(before[i], order[0]);
+        }
+        pool.MarkUp(1);
+        Assert.Equal(before, Enumerable.Range(0, 600).Select(i => pool.Order(Client(i))[0]));
+    }
+
+    [Fact]
+    public async Task A_probe_marks_a_backend_down_when_it_stops_listening_and_up_when_it_is_back()
+    {
+        using var a = Listen(0);
+        using var b = Listen(0);
+        var endpoints = new[] { (IPEndPoint)a.LocalEndPoint!, (IPEndPoint)b.LocalEndPoint! };
+        var pool = new BackendPool(endpoints);
+        Assert.Empty(await pool.ProbeAsync(CancellationToken.None));
+
+        b.Close();
+        var changed = await pool.ProbeAsync(CancellationToken.None);
+        Assert.Equal([(endpoints[1], false)], changed);
+        Assert.False(pool.IsUp(1));
+        Assert.Equal(0, pool.Order(IPAddress.Loopback)[0]);
+
+        using var again = Listen(endpoints[1].Port);
+        Assert.Equal([(endpoints[1], true)], await pool.ProbeAsync(CancellationToken.None));
+        Assert.True(pool.IsUp(1));
+    }
+
+    [Fact]
+    public void Routes_take_one_backend_or_a_list_of_them_and_faults_are_listed()
+    {
+        using var dir = new TempDirectory();
+        var ok = GatewayConfigLoader.Parse("""
+            listen: 198.18.66.1:4443
+            routes:
+              - sni: vpn.acme.example
+                passthrough: { backends: [198.18.66.1:443, "198.18.66.1:8443"] }
+              - sni: vpn.globex.example
+                passthrough: { backend: 198.18.67.1:443 }
+            """, dir.File("gateway.yaml"));
+        Assert.True(ok.Ok, string.Join("\n", ok.Errors));
+        Assert.Equal([IPEndPoint.Parse("198.18.66.1:443"), IPEndPoint.Parse("198.18.66.1:8443")], ok.Config!.Routes[0].Backends);
+        Assert.Single(ok.Config.Routes[1].Backends);
+
+        var bad = GatewayConfigLoader.Parse("""
+            routes:
+              - sni: a.example
+                passthrough: { backend: 198.18.66.1:443, backends: [198.18.66.1:8443] }
+              - sni: b.example
+                passthrough: { backends: [198.18.66.1:443, 198.18.66.1:443, nonsense] }
+              - sni: c.example
+                passthrough: { backends: [] }
+            """, dir.File("gateway.yaml"));
+        Assert.Equal(new[]
+        {
+            "routes[0].passthrough: give backend or backends, not both",
+            "routes[1].passthrough.backends[1]: 198.18.66.1:443 is listed twice",
+            "routes[1].passthrough.backends[2]: must be ipv4:port or \"[ipv6]:port\" with a port from 1 to 65535",
+            "routes[2].passthrough.backends: at least one backend is required",
+        }, bad.Errors.Select(e => e.ToString()));
+    }
+
+    private static Socket Listen(int port)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        s.Listen(16);
+        return s;
+    }
+}
