@@ -9,8 +9,8 @@ public static partial class ServerConfigLoader
 {
     internal const string NamespacePrefix = "isotun-";
     private static readonly string[] UplinkKeys = ["veth", "link"];
-    private static readonly string[] VethKeys = ["peer-namespace", "name", "peer-name", "address", "peer-address"];
-    private static readonly string[] LinkKeys = ["name", "address", "gateway"];
+    private static readonly string[] VethKeys = ["peer-namespace", "name", "peer-name", "address", "peer-address", "proxy-arp"];
+    private static readonly string[] LinkKeys = ["name", "address", "gateway", "proxy-arp"];
 
     private static TenantConfig ReadTenantIsolation(ConfigWalker walker, Dictionary<string, YamlTreeNode> keys, string path, TenantConfig tenant)
     {
@@ -215,7 +215,10 @@ public static partial class ServerConfigLoader
             var address = InterfaceCidr(walker, k.GetValueOrDefault("address"), $"{vp}.address", required: true);
             var peerAddress = InterfaceCidr(walker, k.GetValueOrDefault("peer-address"), $"{vp}.peer-address", required: true);
             var gateway = peerAddress is null ? null : IPAddress.Parse(peerAddress.Split('/')[0]);
-            return new UplinkConfig("veth", peerNs, name, peerName, address, peerAddress, gateway);
+            return new UplinkConfig("veth", peerNs, name, peerName, address, peerAddress, gateway)
+            {
+                ProxyArp = walker.Boolean(k.GetValueOrDefault("proxy-arp"), $"{vp}.proxy-arp", false),
+            };
         }
 
         var lp = $"{path}.link";
@@ -229,7 +232,10 @@ public static partial class ServerConfigLoader
             if (IpText.TryParse(gw, out var g)) linkGateway = g;
             else walker.Error($"{lp}.gateway", "not an IP address");
         }
-        return new UplinkConfig("link", null, link, null, linkAddress, null, linkGateway);
+        return new UplinkConfig("link", null, link, null, linkAddress, null, linkGateway)
+        {
+            ProxyArp = walker.Boolean(lk.GetValueOrDefault("proxy-arp"), $"{lp}.proxy-arp", false),
+        };
     }
 
     private static string? Device(ConfigWalker walker, YamlTreeNode? node, string path)

@@ -105,6 +105,13 @@ public sealed record TenantConfig(
 /// </summary>
 public sealed record UplinkConfig(string Kind, string? PeerNamespace, string? Name, string? PeerName, string? Address, string? PeerAddress, IPAddress? Gateway)
 {
+    /// <summary>
+    /// Answer ARP on the uplink for the tenant's IPv4 clients attached to this server (and announce each one when it
+    /// attaches): for an uplink on a segment shared by the nodes of a cluster, so the tenant's network reaches a client
+    /// on whichever node serves it.
+    /// </summary>
+    public bool ProxyArp { get; init; }
+
     public static readonly UplinkConfig None = new("none", null, null, null, null, null, null);
 }
 

@@ -47,5 +47,20 @@ internal static unsafe partial class Libc
     [LibraryImport("libc")]
     public static partial int geteuid();
 
+    public const int AF_PACKET = 17;
+    public const int SOCK_DGRAM = 2;
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const ushort ETH_P_ARP = 0x0806;
+    public const nuint SIOCGIFHWADDR = 0x8927;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint sendto(int fd, byte* buffer, nuint length, int flags, void* address, uint addressLength);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial uint if_nametoindex(string name);
+
     public static string ErrorText(int errno) => Marshal.GetPInvokeErrorMessage(errno) + $" (errno {errno})";
 }

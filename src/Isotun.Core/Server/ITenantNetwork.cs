@@ -22,6 +22,12 @@ public interface ITenantNetwork
     /// </summary>
     IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove);
 
+    /// <summary>
+    /// A client's IPv4 address is attached to this server (<paramref name="attached"/>) or no longer is: with an uplink
+    /// that answers ARP for its clients, the answer is added and announced, or withdrawn. Returns what failed, or null.
+    /// </summary>
+    string? Announce(IPAddress address, bool attached);
+
     /// <summary>Removes what <see cref="Setup"/> made (the TUN's queues are closed by their owner first).</summary>
     void Teardown();
 }

@@ -62,4 +62,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(47, LogLevel.Error, "tenant={Tenant} site routes: {Failure}")]
     public static partial void SiteRouteFailed(ILogger logger, string tenant, string failure);
+
+    [LoggerMessage(48, LogLevel.Warning, "tenant={Tenant} uplink announcement failed: {Error}")]
+    public static partial void AnnounceFailed(ILogger logger, string tenant, string error);
 }

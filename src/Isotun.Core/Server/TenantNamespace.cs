@@ -79,7 +79,8 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                         IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", via, "dev", u.PeerName!);
                 break;
             case "link":
-                IpCommand.Run("link", "set", "dev", u.Name!, "netns", ns);
+                // After a crash the link is still in the leftover namespace this server takes over.
+                if (!IpCommand.TryRun("-n", ns, "link", "show", "dev", u.Name!)) IpCommand.Run("link", "set", "dev", u.Name!, "netns", ns);
                 if (u.Address is not null) IpCommand.Run("-n", ns, "addr", "replace", u.Address, "dev", u.Name!);
                 IpCommand.Run("-n", ns, "link", "set", u.Name!, "up");
                 if (u.Gateway is not null) IpCommand.Run("-n", ns, "route", "replace", "default", "via", u.Gateway.ToString(), "dev", u.Name!);
@@ -112,6 +113,25 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                 Do("uplink route", net, ["-n", u.PeerNamespace!, Family(net), "route", "replace", net.ToString(), "via", via, "dev", u.PeerName!]);
         }
         return failed;
+    }
+
+    public string? Announce(IPAddress address, bool attached)
+    {
+        var u = config.Uplink;
+        if (!u.ProxyArp || u.Name is null || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork) return null;
+        var ns = Name;
+        var (code, _, error) = IpCommand.Exec("ip", In(ns, "neigh", attached ? "replace" : "del", "proxy", address.ToString(), "dev", u.Name), check: false);
+        if (code != 0 && attached) return $"proxy ARP for {address} on {u.Name}: {error.Trim()}";
+        if (!attached) return null;
+        try
+        {
+            Arp.Announce(ns, u.Name, address);
+            return null;
+        }
+        catch (InvalidOperationException e)
+        {
+            return e.Message;
+        }
     }
 
     private static string Family(IpNetwork net) =>

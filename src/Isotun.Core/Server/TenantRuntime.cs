@@ -41,6 +41,11 @@ public sealed class TenantRuntime : IDisposable
     // Who owns each site changes under this lock (attach, detach, reload); the packet path reads without it.
     private readonly Lock _siteGate = new();
     private volatile SiteTable _sites;
+    // Attach and detach of IPv4 clients, for an uplink that answers ARP for them: applied in order by one worker, off
+    // the locks that attach and detach run under (each runs `ip` and sends an ARP announcement).
+    private readonly System.Threading.Channels.Channel<(IPAddress Address, bool Attached)> _announcements =
+        System.Threading.Channels.Channel.CreateUnbounded<(IPAddress, bool)>(new() { SingleReader = true });
+    private Task _announcer = Task.CompletedTask;
 
     private readonly TimeProvider _time;
 
@@ -228,6 +233,7 @@ public sealed class TenantRuntime : IDisposable
         _readerWaiting = new long[_tuns.Length];
         _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun, i)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
         foreach (var reader in _readers) reader.Start();
+        _announcer = Task.Run(AnnounceLoopAsync);
     }
 
     /// <summary>
@@ -314,6 +320,7 @@ public sealed class TenantRuntime : IDisposable
     {
         _routes[session.AddressKey] = session;
         if (session.Address6 is not null) _routes[session.AddressKey6] = session;
+        if (Config.Uplink.ProxyArp && session.Address is { } address) _announcements.Writer.TryWrite((address, true));
         // The newest session of a site's user carries the site: a site gateway that logs in again takes its networks
         // along, and its older session (waiting for a reconnect that may never come) no longer may send from them.
         lock (_siteGate)
@@ -332,7 +339,8 @@ public sealed class TenantRuntime : IDisposable
 
     public void Detach(VpnSession session)
     {
-        _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session));
+        if (_routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session)) && Config.Uplink.ProxyArp && session.Address is { } address)
+            _announcements.Writer.TryWrite((address, false));
         if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session));
         lock (_siteGate)
         {
@@ -345,6 +353,23 @@ public sealed class TenantRuntime : IDisposable
             if (next is not null) next.Site = site;
             if (next is null) ServerLog.SiteUnrouted(_log, Name, site.Name);
             else ServerLog.SiteRouted(_log, Name, site.Name, next.ShortId);
+        }
+    }
+
+    private async Task AnnounceLoopAsync()
+    {
+        await foreach (var (address, attached) in _announcements.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            // A later attach of the same address (a reconnect) must not be undone by an earlier detach still queued.
+            if (!attached && RouteTo(IpKey.FromAddress(address)) is not null) continue;
+            try
+            {
+                if (_network.Announce(address, attached) is { } failed) ServerLog.AnnounceFailed(_log, Name, failed);
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException)
+            {
+                ServerLog.AnnounceFailed(_log, Name, e.Message);
+            }
         }
     }
 
@@ -483,6 +508,8 @@ public sealed class TenantRuntime : IDisposable
     public void Dispose()
     {
         _stopping = true;
+        _announcements.Writer.TryComplete();
+        _announcer.Wait(TimeSpan.FromSeconds(2));
         foreach (var reader in _readers) reader.Join(TimeSpan.FromSeconds(2));
         foreach (var tun in _tuns) tun.Dispose();
         _network.Teardown();

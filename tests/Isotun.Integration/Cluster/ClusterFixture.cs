@@ -17,6 +17,11 @@ namespace Isotun.Integration.Cluster;
 public sealed class ClusterFixture : TopologyFixture
 {
     public const string ServerNs = "isotun-cl-srv", ClientNs = "isotun-cl-cli";
+    /// <summary>A second client host (a stock openconnect's), on 198.18.67.0/24: its routes must not mix with the first's.</summary>
+    public const string Client2Ns = "isotun-cl-cli2";
+    /// <summary>The tenant's own network: a bridge shared by both nodes' uplinks, where a service host reaches the clients.</summary>
+    public const string ServiceNs = "isotun-cl-svc";
+    public static readonly IPAddress ServiceIp = IPAddress.Parse("198.18.68.2");
     public const string EtcdBinary = "/usr/bin/etcd";
     public const int EtcdPort = 23790;
     public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
@@ -31,11 +36,18 @@ public sealed class ClusterFixture : TopologyFixture
         : base(new LabLayout("cl", 33, Path.Combine(Path.GetTempPath(), $"isotun-cl-{Environment.ProcessId}")),
             TestEnvironment.SkipReason ?? (File.Exists(EtcdBinary) ? null : $"{EtcdBinary} is missing (Debian package etcd-server; .ci/install-deps installs it)")) => Open();
 
-    protected override IEnumerable<string> OwnNamespaces => [ServerNs, ClientNs, .. Nodes.Select(n => TenantNs(n.Name))];
+    protected override IEnumerable<string> OwnNamespaces => [ServerNs, ClientNs, Client2Ns, ServiceNs, .. Nodes.Select(n => TenantNs(n.Name))];
 
     protected override IEnumerable<string> OwnProcesses => ["etcd", "gateway", .. Nodes.Select(n => n.Name), .. Users.Select(u => "client-" + u)];
 
     public static string TenantNs(string node) => $"isotun-cl-{node}-acme";
+
+    public IPAddress Client2Ip { get; private set; } = IPAddress.None;
+
+    /// <summary>The gateway's own ranking of the nodes, to place the test's clients.</summary>
+    private static readonly Isotun.Gateway.Routing.BackendPool Balance = new([.. Nodes.Select(n => new IPEndPoint(ServerIp, n.Port))]);
+
+    private static string Uplink(int node) => $"cl{node + 1}u";
 
     public string ConfigOf(string node) => Path.Combine(Dir, node, "isotun.yaml");
 
@@ -46,7 +58,7 @@ public sealed class ClusterFixture : TopologyFixture
     protected override void Build()
     {
         Directory.CreateDirectory(Dir);
-        foreach (var ns in new[] { ServerNs, ClientNs })
+        foreach (var ns in new[] { ServerNs, ClientNs, Client2Ns, ServiceNs })
         {
             IpCommand.Run("netns", "add", ns);
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
@@ -56,6 +68,29 @@ public sealed class ClusterFixture : TopologyFixture
         IpCommand.RunIn(ServerNs, "addr", "add", "198.18.66.1/24", "dev", "cl66s");
         IpCommand.RunIn(ClientNs, "link", "set", "cl66c", "up");
         IpCommand.RunIn(ServerNs, "link", "set", "cl66s", "up");
+        // The second client's address: one the gateway ranks the same node first for as the first client's, so that
+        // one node's death concerns both.
+        Client2Ip = Enumerable.Range(2, 200).Select(i => IPAddress.Parse($"198.18.67.{i}"))
+            .First(ip => Balance.Order(ip)[0] == Balance.Order(IPAddress.Parse("198.18.66.2"))[0]);
+        IpCommand.Run("link", "add", "cl67c", "netns", Client2Ns, "type", "veth", "peer", "name", "cl67s", "netns", ServerNs);
+        IpCommand.RunIn(Client2Ns, "addr", "add", $"{Client2Ip}/24", "dev", "cl67c");
+        IpCommand.RunIn(ServerNs, "addr", "add", "198.18.67.1/24", "dev", "cl67s");
+        IpCommand.RunIn(Client2Ns, "link", "set", "cl67c", "up");
+        IpCommand.RunIn(ServerNs, "link", "set", "cl67s", "up");
+        IpCommand.RunIn(Client2Ns, "route", "add", "198.18.66.0/24", "via", "198.18.67.1");
+
+        // The tenant's segment: a bridge in the service host's namespace, the pool on-link there (so the service host
+        // asks by ARP where each client is), and one veth per node, whose node end each node moves into its tenant
+        // namespace as its uplink, answering ARP for the clients attached to it.
+        IpCommand.RunIn(ServiceNs, "link", "add", "br0", "type", "bridge");
+        IpCommand.RunIn(ServiceNs, "addr", "add", $"{ServiceIp}/24", "dev", "br0");
+        IpCommand.RunIn(ServiceNs, "link", "set", "br0", "up");
+        IpCommand.RunIn(ServiceNs, "route", "add", "10.20.0.0/24", "dev", "br0");
+        for (int i = 0; i < Nodes.Length; i++)
+        {
+            IpCommand.Run("link", "add", Uplink(i), "netns", ServerNs, "type", "veth", "peer", "name", $"cl{i + 1}b", "netns", ServiceNs);
+            IpCommand.RunIn(ServiceNs, "link", "set", $"cl{i + 1}b", "master", "br0", "up");
+        }
 
         var pki = new PkiDirectory(Path.Combine(Dir, "pki"));
         pki.InitCa();
@@ -70,6 +105,7 @@ public sealed class ClusterFixture : TopologyFixture
         StartEtcd();
         foreach (var (node, port, admin) in Nodes)
         {
+            int index = Array.FindIndex(Nodes, n => n.Name == node);
             Directory.CreateDirectory(Path.Combine(Dir, node));
             File.WriteAllText(ConfigOf(node), $"""
                 listen: {ServerIp}:{port}
@@ -86,7 +122,13 @@ public sealed class ClusterFixture : TopologyFixture
                   - name: acme
                     namespace: {TenantNs(node)}
                     pool: 10.20.0.0/24
+                    routes: [198.18.68.0/24]
                     password-file: ../acme.passwd
+                    uplink:
+                      link:
+                        name: {Uplink(index)}
+                        address: 198.18.68.{11 + index}/24
+                        proxy-arp: true
                 """);
             StartNode(node);
         }
@@ -140,7 +182,7 @@ public sealed class ClusterFixture : TopologyFixture
         LabProcess.Start(Files, "client-" + user, ClientNs, TestEnvironment.IsotunExe, [.. args, "--cookie-on-stdin"], stdinFile: file);
     }
 
-    public static IPAddress? TunnelAddress(string user) => Traffic.TunAddress(ClientNs, "cl-" + user);
+    public static IPAddress? TunnelAddress(string user, string ns = ClientNs) => Traffic.TunAddress(ns, "cl-" + user);
 }
 
 [CollectionDefinition(Name)]

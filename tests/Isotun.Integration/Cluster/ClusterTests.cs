@@ -166,15 +166,19 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         cl.StartClient("frank", "gateway");
         var scripts = Path.Combine(cl.Dir, "scripts");
         var tunScript = Interop.InteropEnvironment.InstallScript("tun-script.sh", scripts);
-        using var gina = Interop.Openconnect.Start(ClusterFixture.ClientNs,
+        using var gina = Interop.Openconnect.Start(ClusterFixture.Client2Ns,
             [.. Interop.Openconnect.Base(cl.Pin), "--user", "gina", "--passwd-on-stdin", "--script", tunScript, "--interface", "cl-gina",
              "--reconnect-timeout", "90", cl.Url("gateway").ToString()], stdin: File.ReadAllText(cl.PasswordPath("gina")));
         try
         {
             AssertTunnelUp("frank");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina") is not null), "gina's openconnect did not come up:\n" + gina.Output);
-            var (frank, ginaAddress) = (ClusterFixture.TunnelAddress("frank")!, ClusterFixture.TunnelAddress("gina")!);
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns) is not null), "gina's openconnect did not come up:\n" + gina.Output);
+            var (frank, ginaAddress) = (ClusterFixture.TunnelAddress("frank")!, ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns)!);
             var serving = ClusterFixture.Nodes.Single(n => Json(Isotun(n.Name, "sessions", "--user", "frank", "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean()));
+            Assert.True(Json(Isotun(serving.Name, "sessions", "--user", "gina", "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean()),
+                $"gina is not on {serving.Name} with frank: the gateway should rank it first for both client hosts");
+            // The tenant's service host reaches frank through the node that answers ARP for him.
+            AssertPingFromService(frank);
             var other = ClusterFixture.Nodes.Single(n => n.Name != serving.Name);
 
             var killed = System.Diagnostics.Stopwatch.StartNew();
@@ -185,11 +189,16 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
                     Json(Isotun(other.Name, "sessions", "--user", user, "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean())),
                     $"{user} did not come back on {other.Name}:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}\n{LabProcess.Tail(cl.Files, other.Name)}");
                 output.WriteLine($"failover through the gateway: {serving.Name} killed, {user} up on {other.Name} after {killed.Elapsed.TotalSeconds:0.0} s");
-                Assert.Equal(address, ClusterFixture.TunnelAddress(user));
+                Assert.Equal(address, ClusterFixture.TunnelAddress(user, user == "gina" ? ClusterFixture.Client2Ns : ClusterFixture.ClientNs));
                 var session = Json(Isotun(other.Name, "sessions", "--user", user, "--json")).EnumerateArray().Single(x => x.GetProperty("connected").GetBoolean());
                 Assert.Equal(address.ToString(), session.GetProperty("address").GetString());
             }
             AssertPing("frank");
+            // The node frank is on now announced his address on the tenant's segment: the service reaches him again.
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => Pinger.Ping(ClusterFixture.ServiceNs, frank, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success),
+                $"the tenant's service does not reach frank ({frank}) on {other.Name}:\n{Run.InNs(ClusterFixture.ServiceNs, "ip", "neigh").Stdout}\n{LabProcess.Tail(cl.Files, other.Name)}");
+            output.WriteLine($"the service reaches frank again {killed.Elapsed.TotalSeconds:0.0} s after the kill");
+            AssertPingFromService(ginaAddress);
             Assert.Equal(0.0, ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, ClusterFixture.GatewayAdmin),
                 "isotun_gateway_backend_up", $"backend=\"{ClusterFixture.ServerIp}:{serving.Port}\""));
         }
@@ -199,6 +208,14 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             foreach (var n in ClusterFixture.Nodes)
                 if (LabProcess.Pid(cl.Files, n.Name) is not int pid || !LabProcess.IsAlive(pid)) cl.StartNode(n.Name);
         }
+    }
+
+    private static void AssertPingFromService(IPAddress client)
+    {
+        var r = Pinger.Ping(ClusterFixture.ServiceNs, client, 3, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(2));
+        Assert.True(r.Success, $"the tenant's service: ping {client} failed: {r}\n{Run.InNs(ClusterFixture.ServiceNs, "ip", "neigh").Stdout}"
+            + string.Concat(ClusterFixture.Nodes.Select(n => $"\n{n.Name}: {Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "route"]).Stdout}{Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "neigh", "show", "proxy"]).Stdout}{Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "-o", "link"]).Stdout}"))
+            + $"\nclient: {Run.Exec("ip", ["-n", ClusterFixture.ClientNs, "route"]).Stdout}");
     }
 
     private JsonElement Cluster(string node) => Json(Isotun(node, "status", "--json")).GetProperty("cluster");

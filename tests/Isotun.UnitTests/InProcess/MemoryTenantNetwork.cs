@@ -39,5 +39,19 @@ internal sealed class MemoryTenantNetwork(TenantConfig config, bool uso) : ITena
         return [];
     }
 
+    private readonly List<(IPAddress Address, bool Attached)> _announced = [];
+
+    /// <summary>Every announcement, in order.</summary>
+    public IReadOnlyList<(IPAddress Address, bool Attached)> Announced
+    {
+        get { lock (_announced) return _announced.ToList(); }
+    }
+
+    public string? Announce(IPAddress address, bool attached)
+    {
+        lock (_announced) _announced.Add((address, attached));
+        return null;
+    }
+
     public void Teardown() => TornDown = true;
 }
