@@ -34,15 +34,26 @@ public static class AdminCommands
 
         var tenantFilter = new Option<string?>("--tenant") { Description = "Only this tenant's sessions" };
         var userFilter = new Option<string?>("--user") { Description = "Only this user's sessions" };
-        var sessions = Verb("sessions", "List sessions (connected, or waiting for their client to come back)", tenantFilter, userFilter);
+        var clusterScope = new Option<bool>("--cluster") { Description = "Every node's sessions (a cluster node only; refreshed every 2 s); kick one with its full id" };
+        var sessions = Verb("sessions", "List sessions (connected, or waiting for their client to come back)", tenantFilter, userFilter, clusterScope);
         sessions.SetAction((parse, ct) => RunAsync(parse, async (client, json) =>
         {
             var query = new List<string>();
             if (parse.GetValue(tenantFilter) is { } t) query.Add("tenant=" + Uri.EscapeDataString(t));
             if (parse.GetValue(userFilter) is { } u) query.Add("user=" + Uri.EscapeDataString(u));
+            if (parse.GetValue(clusterScope)) query.Add("scope=cluster");
             var r = await client.GetAsync("api/v1/sessions" + (query.Count > 0 ? "?" + string.Join('&', query) : ""), ct);
             if (!r.Ok) return Fail(r);
             if (json) return Print(r);
+            if (parse.GetValue(clusterScope))
+            {
+                Table(["ID", "NODE", "TENANT", "USER", "ADDRESS", "SOURCE", "STATE", "SINCE"], r.Json!.Value.EnumerateArray().Select(s => new[]
+                {
+                    Str(s, "id"), Str(s, "node"), Str(s, "tenant"), Str(s, "user"), Str(s, "address"), Str(s, "source"),
+                    s.GetProperty("connected").GetBoolean() ? "up" : "waiting", Since(s.GetProperty("since").GetDateTimeOffset()),
+                }).ToList());
+                return 0;
+            }
             var rows = r.Json!.Value.EnumerateArray().Select(s => new[]
             {
                 Str(s, "id")[..8], Str(s, "tenant"), Str(s, "user"), Str(s, "address"), Str(s, "source"),

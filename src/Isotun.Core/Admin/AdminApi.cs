@@ -6,6 +6,7 @@ using System.Text.Json;
 using Isotun.Config;
 using Isotun.Metrics;
 using Isotun.Server;
+using Isotun.State.Cluster;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -135,10 +136,28 @@ public sealed class AdminApi : IAsyncDisposable
         api.MapGet("/openapi.json", () => Results.Stream(OpenApi(), "application/json"));
         api.MapGet("/status", Status);
         api.MapGet("/tenants", () => _server.Authenticator.Tenants.Values.OrderBy(t => t.Name, StringComparer.Ordinal).Select(Tenant));
-        api.MapGet("/sessions", (string? tenant, string? user) => Sessions(tenant, user));
+        api.MapGet("/sessions", async (string? tenant, string? user, string? scope, CancellationToken ct) =>
+        {
+            if (scope is null or "node") return Results.Ok(Sessions(tenant, user));
+            if (scope != "cluster") return Results.BadRequest(new ErrorView("scope must be node or cluster"));
+            if (_server.Shared is not { } shared) return Results.BadRequest(new ErrorView("this server is not a node of a cluster"));
+            try
+            {
+                var all = await ClusterSessions.ListAsync(shared, ct);
+                return Results.Ok(all.Where(s => (tenant is null || s.Tenant == tenant) && (user is null || s.User == user))
+                    .OrderBy(s => s.Tenant, StringComparer.Ordinal).ThenBy(s => s.User, StringComparer.Ordinal).ThenBy(s => s.Since));
+            }
+            catch (KeyValueStoreException e)
+            {
+                return Results.Json(new ErrorView($"the cluster's store cannot be reached: {e.Message}"), statusCode: 503);
+            }
+        });
         api.MapGet("/sessions/{id}", (string id) => Find(id) is { } s ? Results.Ok(Session(s)) : NotFound($"no session {id}"));
+        // A session of this node by its full or short id; in a cluster, any node's session by its full id.
         api.MapDelete("/sessions/{id}", (string id) =>
-            Find(id) is { } s && _server.Kick(s.Id) ? Results.Ok(new KickResult(s.Id.ToString("N"), true)) : NotFound($"no session {id}"));
+            Find(id) is { } s && _server.Kick(s.Id) ? Results.Ok(new KickResult(s.Id.ToString("N"), true))
+            : _server.Shared is not null && Guid.TryParseExact(id, "N", out var full) && _server.KickEverywhere(full) ? Results.Ok(new KickResult(id, true))
+            : NotFound($"no session {id}"));
         api.MapPost("/tenants/{tenant}/users/{user}/revoke", (string tenant, string user) =>
             _server.Authenticator.Tenants.ContainsKey(tenant) ? Results.Ok(new RevokeResult(tenant, user, _server.RevokeUser(tenant, user))) : NotFound($"no tenant {tenant}"));
         api.MapPost("/tenants/{tenant}/users/{user}/enable", (string tenant, string user) =>

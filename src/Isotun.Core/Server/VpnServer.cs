@@ -227,6 +227,7 @@ public sealed class VpnServer : IAsyncDisposable
         SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
 
         var reaper = ReapLoopAsync(stopping);
+        var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
         var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", _log), NextConnectionId);
         using (stopping.Register(() =>
@@ -237,6 +238,20 @@ public sealed class VpnServer : IAsyncDisposable
             await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        await publisher.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Kicks a session wherever it is: here at once, on another node of the cluster by revoking its cookie everywhere
+    /// (its node ends it when it hears). False when it is not here and this server is not a node of a cluster.
+    /// </summary>
+    public bool KickEverywhere(Guid session)
+    {
+        if (Kick(session)) return true;
+        if (Shared is null) return false;
+        Shared.RevokeSession(session, DateTimeOffset.UtcNow + Config.Cookie.Lifetime);
+        _log.LogWarning("session {Session} kicked through the cluster: its cookie is revoked on every node", session.ToString("N")[..8]);
+        return true;
     }
 
     /// <summary>The caps on open connections (global and per source), shared by the TLS and the PROXY listener.</summary>

@@ -102,9 +102,12 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
                 Assert.Equal(0.0, Metric("node-1", "isotun_cluster_connected"));
                 // The data plane does not need etcd.
                 AssertPing("dave");
-                // A revocation applies on the node where it was made, and waits for etcd.
+                // A revocation applies on the node where it was made, and waits for etcd (with the node's session
+                // publications, which wait too).
+                int before = Cluster("node-1").GetProperty("pendingWrites").GetInt32();
                 Isotun("node-1", "revoke", "--tenant", "acme", "--user", "dave");
-                Assert.Equal(1, Cluster("node-1").GetProperty("pendingWrites").GetInt32());
+                Assert.True(Cluster("node-1").GetProperty("pendingWrites").GetInt32() > before, "the revocation is not among node-1's waiting writes");
+                Assert.True(Metric("node-1", "isotun_cluster_pending_writes") >= 1, "the metric shows no waiting writes");
                 Thread.Sleep(1000);
                 Assert.NotNull(ClusterFixture.TunnelAddress("dave"));
             }
@@ -207,6 +210,33 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             LabProcess.Stop(cl.Files, "client-frank", TimeSpan.FromSeconds(5));
             foreach (var n in ClusterFixture.Nodes)
                 if (LabProcess.Pid(cl.Files, n.Name) is not int pid || !LabProcess.IsAlive(pid)) cl.StartNode(n.Name);
+        }
+    }
+
+    [SkippableFact]
+    public void Any_node_lists_the_clusters_sessions_and_kicks_one_on_another_node()
+    {
+        SkipUnlessReady();
+        cl.StartClient("hank", "node-2");
+        try
+        {
+            AssertTunnelUp("hank");
+            JsonElement hank = default;
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+                Json(Isotun("node-1", "sessions", "--cluster", "--user", "hank", "--json")).EnumerateArray().FirstOrDefault(s => s.GetProperty("connected").GetBoolean()) is { ValueKind: JsonValueKind.Object } found
+                && (hank = found).ValueKind == JsonValueKind.Object), "node-1 does not list hank's session on node-2");
+            Assert.Equal("node-2", hank.GetProperty("node").GetString());
+            Assert.Equal(ClusterFixture.TunnelAddress("hank")!.ToString(), hank.GetProperty("address").GetString());
+            Assert.Contains("node-2", Isotun("node-1", "sessions", "--cluster", "--user", "hank"));
+
+            Isotun("node-1", "kick", hank.GetProperty("id").GetString()!);
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("hank") is null), "hank's tunnel on node-2 stayed up after node-1 kicked it");
+            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+                !Json(Isotun("node-1", "sessions", "--cluster", "--user", "hank", "--json")).EnumerateArray().Any()), "the kicked session is still listed");
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-hank", TimeSpan.FromSeconds(5));
         }
     }
 

@@ -25,7 +25,12 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(endpoints);
         _endpoints = endpoints;
-        _client = new EtcdClient(endpoints);
+        // gRPC's default reconnect back-off grows to two minutes: a node would then wait that long to notice etcd is back.
+        _client = new EtcdClient(endpoints, configureChannelOptions: o =>
+        {
+            o.InitialReconnectBackoff = TimeSpan.FromMilliseconds(200);
+            o.MaxReconnectBackoff = TimeSpan.FromSeconds(2);
+        });
     }
 
     public async Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default)

@@ -33,6 +33,7 @@ public sealed class SharedState : IAsyncDisposable
     private const string CookieKeyName = "cookie-key";
     private const string UsersDir = "revoked-users/";
     private const string SessionsDir = "revoked-sessions/";
+    private const string LiveDir = "sessions/";
     private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
 
@@ -42,7 +43,11 @@ public sealed class SharedState : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
-    private readonly ConcurrentQueue<KeyWrite> _pending = new();
+    // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then.
+    private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease)> _pending = new();
+    // What this node last published of its sessions (key → value), and under which lease generation.
+    private readonly Dictionary<string, byte[]> _published = new(StringComparer.Ordinal);
+    private int _publishedGeneration;
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask, _leaseLoop = Task.CompletedTask;
@@ -202,10 +207,45 @@ public sealed class SharedState : IAsyncDisposable
         Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
     }
 
-    private void Write(KeyWrite write)
+    private void Write(KeyWrite write, bool nodeLease = false)
     {
-        _pending.Enqueue(write);
+        _pending.Enqueue((write, nodeLease));
         _wake.Release();
+    }
+
+    /// <summary>
+    /// Publishes this node's sessions (id → a summary), so any node can list the cluster's: what changed since the last
+    /// call is written, attached to the node's lease (a dead node's vanish with it), and what went is deleted. Call it
+    /// from one thread.
+    /// </summary>
+    public void PublishSessions(IReadOnlyDictionary<Guid, byte[]> sessions)
+    {
+        var generation = Volatile.Read(ref _leaseGeneration);
+        if (generation != _publishedGeneration)
+        {
+            _published.Clear(); // a new lease: everything again
+            _publishedGeneration = generation;
+        }
+        string dir = _prefix + LiveDir + Node + "/";
+        foreach (var (id, value) in sessions)
+        {
+            string key = dir + id.ToString("N");
+            if (_published.TryGetValue(key, out var old) && old.AsSpan().SequenceEqual(value)) continue;
+            _published[key] = value;
+            Write(KeyWrite.Put(key, value), nodeLease: true);
+        }
+        foreach (var key in _published.Keys.Where(k => !sessions.ContainsKey(Guid.ParseExact(k[dir.Length..], "N"))).ToList())
+        {
+            _published.Remove(key);
+            Write(KeyWrite.Delete(key));
+        }
+    }
+
+    /// <summary>Every node's published sessions: (node, summary).</summary>
+    public async Task<IReadOnlyList<(string Node, ReadOnlyMemory<byte> Summary)>> SessionsAsync(CancellationToken ct)
+    {
+        var range = await _store.RangeAsync(_prefix + LiveDir, ct).ConfigureAwait(false);
+        return range.Entries.Select(e => (e.Key[(_prefix.Length + LiveDir.Length)..].Split('/')[0], e.Value)).ToList();
     }
 
     /// <summary>Writes the waiting changes in order; probes the store when there are none, and forgets expired cookies.</summary>
@@ -221,8 +261,9 @@ public sealed class SharedState : IAsyncDisposable
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 call.CancelAfter(CallTimeout);
                 if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeyName, call.Token).ConfigureAwait(false);
-                while (_pending.TryPeek(out var write))
+                while (_pending.TryPeek(out var next))
                 {
+                    var write = next.NodeLease ? KeyWrite.Put(next.Write.Key, next.Write.Value, Interlocked.Read(ref _lease)) : next.Write;
                     await _store.CommitAsync([], [write], call.Token).ConfigureAwait(false);
                     _pending.TryDequeue(out _);
                 }

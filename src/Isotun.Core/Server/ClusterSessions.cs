@@ -1,0 +1,60 @@
+using System.Text.Json;
+using Isotun.State.Cluster;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Server;
+
+/// <summary>One session as a cluster node publishes it, for the cluster-wide list.</summary>
+public sealed record ClusterSession(string Id, string Node, string Tenant, string User, string? Address, string? Source, DateTimeOffset Since, bool Connected);
+
+/// <summary>
+/// A cluster node's sessions in etcd, so that any node lists the whole cluster's (<c>isotun sessions --cluster</c>):
+/// every <see cref="Every"/> the node publishes what changed (under its lease, so a dead node's entries go with it).
+/// A kick of a session on another node needs none of this: it revokes the session's cookie, which every node hears.
+/// </summary>
+public sealed class ClusterSessions(VpnServer server, SharedState shared, ILogger log)
+{
+    public static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                shared.PublishSessions(server.Sessions.All.ToDictionary(s => s.Id, s => JsonSerializer.SerializeToUtf8Bytes(Summary(s), Json)));
+                await Task.Delay(Every, stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is InvalidOperationException or JsonException)
+            {
+                log.LogWarning("cluster: publishing this node's sessions failed: {Error}", e.Message);
+            }
+        }
+    }
+
+    private ClusterSession Summary(VpnSession s) =>
+        new(s.Id.ToString("N"), shared.Node, s.Tenant.Name, s.User, s.Address?.ToString(), s.Source?.ToString(), s.Since, s.Connection is not null);
+
+    /// <summary>Every node's published sessions; entries that do not parse are left out.</summary>
+    public static async Task<IReadOnlyList<ClusterSession>> ListAsync(SharedState shared, CancellationToken ct)
+    {
+        var list = new List<ClusterSession>();
+        foreach (var (_, summary) in await shared.SessionsAsync(ct).ConfigureAwait(false))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize<ClusterSession>(summary.Span, Json) is { } s) list.Add(s);
+            }
+            catch (JsonException)
+            {
+            }
+        }
+        return list;
+    }
+}
