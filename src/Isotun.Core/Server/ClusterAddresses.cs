@@ -52,6 +52,18 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         }
     }
 
+    /// <summary>
+    /// Whether another node serves <paramref name="address"/> now to another session than <paramref name="session"/>, as
+    /// the nodes publish their sessions (every 2 s; a dead node's entries go with its lease). The same session there
+    /// is this one moving here (its node died, or its client came back through another node): not "elsewhere".
+    /// </summary>
+    public async Task<bool> ServedElsewhereAsync(IPAddress address, Guid session, CancellationToken ct)
+    {
+        string text = address.ToString(), id = session.ToString("N");
+        return (await ClusterSessions.ListAsync(shared, ct).ConfigureAwait(false))
+            .Any(s => s.Tenant == tenant && s.Connected && s.Address == text && s.Node != shared.Node && s.Id != id);
+    }
+
     /// <summary>Ends a further session's binding (a user's own stays: it is their sticky address).</summary>
     public async Task ReleaseAsync(string binding, CancellationToken ct)
     {

@@ -87,9 +87,9 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>
     /// On a cluster node, the IPv4 address the cluster binds to this session: the user's own for their first session
-    /// (the same on every node), a binding of its own for each further session. Null, with the reason, when there is
-    /// none: the pool is full, the user's address is served by another live node, or the store cannot be reached and
-    /// this node never served the user.
+    /// (the same on every node), a binding of its own for each further session (also when the user's own address is
+    /// served by another node now). Null, with the reason, when there is none: the pool is full, or the store cannot
+    /// be reached and this node never served the user.
     /// </summary>
     public async Task<(IPAddress? Address, string? Refusal)> ClusterAddressAsync(VpnSession session, CancellationToken ct)
     {
@@ -110,12 +110,23 @@ public sealed class TenantRuntime : IDisposable
                     ? (stored, null)
                     : (null, $"the cluster's store cannot be reached ({e.Message})");
             }
-            switch (claim.Outcome)
+            if (claim.Outcome == AddressClaimOutcome.Exhausted) return (null, "no address left in the pool");
+            if (claim.Outcome == AddressClaimOutcome.HeldElsewhere)
             {
-                case AddressClaimOutcome.Exhausted:
-                    return (null, "no address left in the pool");
-                case AddressClaimOutcome.HeldElsewhere:
-                    return (null, $"the address {claim.Address} of {session.User} is served by node {claim.Owner}");
+                // Another node holds the block, which only says who may hand out its free addresses. The user's own
+                // address is served here unless another node serves it now to another session (then this is a further
+                // session of the user, on another node: it gets a binding of its own). The same session published by
+                // another node is this one moving here, its old node dead or left: it keeps its address at once.
+                bool elsewhere;
+                try
+                {
+                    elsewhere = await Cluster.ServedElsewhereAsync(claim.Address!, session.Id, ct).ConfigureAwait(false);
+                }
+                catch (KeyValueStoreException e)
+                {
+                    return (null, $"the cluster's store cannot be reached ({e.Message})");
+                }
+                if (elsewhere) continue;
             }
             if (HeldByOther(claim.Address, session)) continue; // the user's own address is in use by another session here
             session.ClusterBinding = binding;

@@ -9,10 +9,10 @@ using Isotun.Security;
 namespace Isotun.Integration.Cluster;
 
 /// <summary>
-/// Two server nodes of one cluster and a real etcd (Debian's etcd-server), all in isotun-cl-srv: node-1 listens on
-/// 198.18.66.1:443 and node-2 on 198.18.66.1:8443, each with its own state file and its own namespace for tenant
+/// Three server nodes of one cluster and a real etcd (Debian's etcd-server), all in isotun-cl-srv: node-1 listens on
+/// 198.18.66.1:443, node-2 on :8443 and node-3 on :9443, each with its own state file and its own namespace for tenant
 /// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave, erin, frank, gina, hank. An edge gateway on 198.18.66.1:4443 balances
-/// over the two nodes.
+/// over the three nodes.
 /// </summary>
 public sealed class ClusterFixture : TopologyFixture
 {
@@ -28,7 +28,7 @@ public sealed class ClusterFixture : TopologyFixture
     public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank"];
     /// <summary>The edge gateway in front of both nodes (no SNI: the default route, balanced over the two).</summary>
     public const int GatewayPort = 4443, GatewayAdmin = 9420;
-    public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412)];
+    public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412), ("node-3", 9443, 9413)];
 
     public string Pin { get; private set; } = "";
 
