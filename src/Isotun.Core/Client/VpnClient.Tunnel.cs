@@ -37,7 +37,7 @@ public sealed partial class VpnClient
         {
             // With GSO the TUN thread runs the writer itself (super-packets: one hand-off saved per 64 KiB); without,
             // a pool thread writes while the TUN thread reads on, and packs what queued meanwhile into one send.
-            var lane = new Lane(queue, connection, new FrameWriter(connection.Stream, _peerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: true)
+            var lane = new Lane(queue, connection, new FrameWriter(connection.Stream, _peerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: _peerGso)
             {
                 Batching = _accepted.HasFlag(IsotunExtension.Batch),
             });

@@ -47,7 +47,7 @@ public sealed class TunnelConnection
         PeerGso = extensions.HasFlag(IsotunExtension.Gso);
         PeerUso = PeerGso && extensions.HasFlag(IsotunExtension.Uso);
         // Super-packets use 64 KiB buffers: a shorter queue bounds the memory a session can pin.
-        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: true)
+        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: PeerGso)
         {
             Limiter = session.Limits?.Tx,
             Batching = extensions.HasFlag(IsotunExtension.Batch),
