@@ -44,7 +44,7 @@ for n in ["raw_veth", "stunnel", "ovpn_tcp", "ovpn_tcp_nodelay", "ovpn_udp", "oc
     L.append(f"| {labels.get(n, n)} | {f(r['receiver_gbps'])} | {f(r.get('cpu_s_per_gb'), 3)} | {f(r.get('cpu_client_s'))} | "
              f"{f(r.get('cpu_server_s'))} | {r.get('tun_mtu') or '–'} | {r.get('notes', '')} |")
 L.append("")
-L.append("**Goals of issue 5, from this run:**")
+L.append("**The data-path goals, from this run:**")
 L.append("")
 L.append(f"- isotun → isotun vs stunnel: throughput **{ratio(g('isotun'), g('stunnel'))}** (goal ≥ 1.0×), CPU per GB "
          f"**{ratio(g('isotun', 'cpu_s_per_gb'), g('stunnel', 'cpu_s_per_gb'))}** (goal ≤ 1.2×).")
