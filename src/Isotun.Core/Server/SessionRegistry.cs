@@ -67,10 +67,17 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     public void End(VpnSession session, string reason)
     {
         state.Revoke(session.Id, session.ExpiresAt);
-        if (!_sessions.TryRemove(session.Id, out _)) return;
+        Remove(session, reason);
+    }
+
+    /// <summary>Takes the session out: its routes and addresses go, and the end is logged. False when it was gone already.</summary>
+    private bool Remove(VpnSession session, string reason)
+    {
+        if (!_sessions.TryRemove(session.Id, out _)) return false;
         session.Tenant.Detach(session);
         session.Tenant.Release(session);
         ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
+        return true;
     }
 
     /// <summary>
@@ -103,11 +110,8 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         var now = time.GetUtcNow();
         foreach (var s in _sessions.Values)
         {
-            if (s.ExpiresAt > now || s.Connection is not null) continue;
-            if (!_sessions.TryRemove(s.Id, out _)) continue;
-            s.Tenant.Detach(s);
-            s.Tenant.Release(s);
-            ServerLog.SessionEnded(log, s.Tenant.Name, s.ShortId, "cookie expired");
+            // An expired cookie is refused anyway: nothing to revoke.
+            if (s.ExpiresAt <= now && s.Connection is null) Remove(s, "cookie expired");
         }
     }
 }
