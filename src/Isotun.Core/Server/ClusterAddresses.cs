@@ -69,6 +69,4 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
     {
         if (_current is { } c) await c.Allocator.ReleaseAsync(binding, ct).ConfigureAwait(false);
     }
-
-    public static IPAddress? Address(AddressClaim claim) => claim.Outcome is AddressClaimOutcome.New or AddressClaimOutcome.Sticky ? claim.Address : null;
 }

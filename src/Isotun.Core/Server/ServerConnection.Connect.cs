@@ -52,9 +52,11 @@ public sealed partial class ServerConnection
 
         var session = server.Sessions.GetOrRestore(ticket, tenant);
         IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
+        // On a cluster node the cluster says which IPv4 address the session has; the node's own pool must agree.
+        IPAddress? clustered = null;
         if (tenant.Cluster is not null && !session.HasAddresses)
         {
-            var (clustered, refusal) = await tenant.ClusterAddressAsync(session, stopping).ConfigureAwait(false);
+            (clustered, var refusal) = await tenant.ClusterAddressAsync(session, stopping).ConfigureAwait(false);
             if (clustered is null)
             {
                 await WriteServiceUnavailableAsync(tls, refusal!, stopping).ConfigureAwait(false);
@@ -62,18 +64,18 @@ public sealed partial class ServerConnection
                 return;
             }
             asked = clustered;
-            if (!tenant.TryLease(session, asked) || !asked.Equals(session.Address))
-            {
-                tenant.Release(session);
-                await WriteServiceUnavailableAsync(tls, "the cluster's address is in use on this node", stopping).ConfigureAwait(false);
-                Close(CloseReason.Error, $"tenant {tenant.Name}: the cluster's address {asked} for {session.User} is in use on this node");
-                return;
-            }
         }
         if (!tenant.TryLease(session, asked))
         {
             await WriteServiceUnavailableAsync(tls, "no address left in the pool", stopping).ConfigureAwait(false);
             Close(CloseReason.Error, $"tenant {tenant.Name}: pool exhausted");
+            return;
+        }
+        if (clustered is not null && !clustered.Equals(session.Address))
+        {
+            tenant.Release(session);
+            await WriteServiceUnavailableAsync(tls, "the cluster's address is in use on this node", stopping).ConfigureAwait(false);
+            Close(CloseReason.Error, $"tenant {tenant.Name}: the cluster's address {clustered} for {session.User} is in use on this node");
             return;
         }
         var address = session.Address!;
