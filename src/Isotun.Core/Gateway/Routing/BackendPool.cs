@@ -73,13 +73,7 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
     /// </summary>
     private static ulong Rank(IPAddress client, IPEndPoint backend)
     {
-        ulong h = 14695981039346656037UL;
-        Span<byte> buf = stackalloc byte[16];
-        foreach (var part in new[] { client, backend.Address })
-        {
-            part.TryWriteBytes(buf, out int n);
-            foreach (byte b in buf[..n]) h = (h ^ b) * 1099511628211UL;
-        }
+        ulong h = Fnv(Fnv(14695981039346656037UL, client), backend.Address);
         h = (h ^ (byte)backend.Port) * 1099511628211UL;
         h = (h ^ (byte)(backend.Port >> 8)) * 1099511628211UL;
         h ^= h >> 33;
@@ -87,5 +81,13 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
         h ^= h >> 33;
         h *= 0xc4ceb9fe1a85ec53UL;
         return h ^ (h >> 33);
+    }
+
+    private static ulong Fnv(ulong h, IPAddress address)
+    {
+        Span<byte> buf = stackalloc byte[16];
+        address.TryWriteBytes(buf, out int n);
+        foreach (byte b in buf[..n]) h = (h ^ b) * 1099511628211UL;
+        return h;
     }
 }
