@@ -181,16 +181,16 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             AssertTunnelUp("frank");
             Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns) is not null), "gina's openconnect did not come up:\n" + gina.Output);
             var (frank, ginaAddress) = (ClusterFixture.TunnelAddress("frank")!, ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns)!);
-            var serving = ClusterFixture.Nodes.Single(n => Json(Isotun(n.Name, "sessions", "--user", "frank", "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean()));
-            Assert.True(Json(Isotun(serving.Name, "sessions", "--user", "gina", "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean()),
+            var serving = ClusterFixture.Nodes.Single(n => ConnectedOn(n.Name, "frank"));
+            Assert.True(ConnectedOn(serving.Name, "gina"),
                 $"gina is not on {serving.Name} with frank: the gateway should rank it first for both client hosts; gina's sessions: "
                 + string.Join("; ", ClusterFixture.Nodes.Select(n => n.Name + " " + Isotun(n.Name, "sessions", "--user", "gina", "--json").ReplaceLineEndings(" ")))
                 + "\ngateway: " + LabProcess.Tail(cl.Files, "gateway", 15));
             // The tenant's service host reaches frank through the node that answers ARP for him.
             AssertPingFromService(frank);
             var others = ClusterFixture.Nodes.Where(n => n.Name != serving.Name).ToList();
-            string? ConnectedOn(string user) => others.FirstOrDefault(n =>
-                Json(Isotun(n.Name, "sessions", "--user", user, "--json")).EnumerateArray().Any(x => x.GetProperty("connected").GetBoolean())).Name;
+            string? NodeOf(string user) => others.FirstOrDefault(n =>
+                ConnectedOn(n.Name, user)).Name;
 
             var killed = System.Diagnostics.Stopwatch.StartNew();
             LabProcess.Signal(LabProcess.Pid(cl.Files, serving.Name)!.Value, "KILL");
@@ -198,7 +198,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             foreach (var (user, address) in new[] { ("frank", frank), ("gina", ginaAddress) })
             {
                 string? now = null;
-                Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => (now = ConnectedOn(user)) is not null),
+                Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => (now = NodeOf(user)) is not null),
                     $"{user} did not come back on another node:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}");
                 output.WriteLine($"failover through the gateway: {serving.Name} killed, {user} up on {now} after {killed.Elapsed.TotalSeconds:0.0} s");
                 Assert.Equal(address, ClusterFixture.TunnelAddress(user, user == "gina" ? ClusterFixture.Client2Ns : ClusterFixture.ClientNs));
@@ -257,6 +257,10 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             + string.Concat(ClusterFixture.Nodes.Select(n => $"\n{n.Name}: {Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "route"]).Stdout}{Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "neigh", "show", "proxy"]).Stdout}{Run.Exec("ip", ["-n", ClusterFixture.TenantNs(n.Name), "-o", "link"]).Stdout}"))
             + $"\nclient: {Run.Exec("ip", ["-n", ClusterFixture.ClientNs, "route"]).Stdout}");
     }
+
+    /// <summary>Whether `isotun sessions` on <paramref name="node"/> shows a session of <paramref name="user"/> with a live tunnel.</summary>
+    private bool ConnectedOn(string node, string user) =>
+        Json(Isotun(node, "sessions", "--user", user, "--json")).EnumerateArray().Any(s => s.GetProperty("connected").GetBoolean());
 
     private JsonElement Cluster(string node) => Json(Isotun(node, "status", "--json")).GetProperty("cluster");
 
