@@ -25,8 +25,20 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            var allocator = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
-            return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+            var (allocator, generation) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
+            try
+            {
+                return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+            }
+            catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound)
+            {
+                // The store no longer knows the lease this node holds its blocks with: the node takes a new one, and
+                // the claim is made again with it (the blocks went with the old lease; each is held again as its users come back).
+                shared.LeaseRefused(allocator.Lease);
+                await shared.LeaseAfterAsync(generation, timeout.Token).ConfigureAwait(false);
+                (allocator, _) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
+                return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -34,17 +46,17 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         }
     }
 
-    private async Task<BlockAllocator> AllocatorAsync(CancellationToken ct)
+    private async Task<(BlockAllocator Allocator, int Generation)> AllocatorAsync(CancellationToken ct)
     {
         var (lease, generation) = shared.NodeLease;
-        if (_current is { } c && c.Generation == generation) return c.Allocator;
+        if (_current is { } c && c.Generation == generation) return c;
         await _open.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (_current is { } again && again.Generation == generation) return again.Allocator;
+            if (_current is { } again && again.Generation == generation) return again;
             var allocator = await BlockAllocator.OpenAsync(shared.Store, shared.Node, lease, tenant, pool, root: shared.Prefix + "ipam/", ct: ct).ConfigureAwait(false);
             _current = (allocator, generation);
-            return allocator;
+            return (allocator, generation);
         }
         finally
         {

@@ -199,7 +199,8 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             {
                 string? now = null;
                 Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => (now = NodeOf(user)) is not null),
-                    $"{user} did not come back on another node:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}");
+                    $"{user} did not come back on another node:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}"
+                    + string.Concat(others.Select(n => $"\n{n.Name}:\n{LabProcess.Tail(cl.Files, n.Name)}")));
                 output.WriteLine($"failover through the gateway: {serving.Name} killed, {user} up on {now} after {killed.Elapsed.TotalSeconds:0.0} s");
                 Assert.Equal(address, ClusterFixture.TunnelAddress(user, user == "gina" ? ClusterFixture.Client2Ns : ClusterFixture.ClientNs));
                 var session = Json(Isotun(now!, "sessions", "--user", user, "--json")).EnumerateArray().Single(x => x.GetProperty("connected").GetBoolean());

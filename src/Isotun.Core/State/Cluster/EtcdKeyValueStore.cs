@@ -106,12 +106,13 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(lease);
         // The library's loop renews every third of the TTL and returns when etcd answers that the lease has ended; a
-        // broken stream (etcd restarting, a network blip) throws, and the keeper opens a new one.
+        // broken stream (etcd restarting, a network blip) throws, and the keeper opens a new one. gRPC reports a broken
+        // stream in more than one way (a status, an I/O error, "the call is complete"); only a disposed client is final.
         return new LeaseKeeper(lease, async ct =>
         {
             await _client.LeaseKeepAlive(lease, ct).ConfigureAwait(false);
             return null;
-        }, e => e is RpcException or IOException, TimeProvider.System);
+        }, e => e is RpcException or IOException or HttpRequestException or InvalidOperationException and not ObjectDisposedException, TimeProvider.System);
     }
 
     public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default)

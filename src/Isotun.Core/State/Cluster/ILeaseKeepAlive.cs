@@ -7,7 +7,11 @@ public interface ILeaseKeepAlive : IAsyncDisposable
 
     /// <summary>
     /// Completes when a renewal finds the lease ended (it expired, was revoked, or renewals failed until it ran out),
-    /// so up to a third of its TTL after the end; never while renewals succeed. Its keys are gone by then.
+    /// so up to a third of its TTL after the end, or when renewing fails in a way that is not transient (see
+    /// <see cref="Failure"/>); never while renewals succeed.
     /// </summary>
     Task Lost { get; }
+
+    /// <summary>Set when <see cref="Lost"/> completed because renewing failed in a way that is not transient.</summary>
+    Exception? Failure { get; }
 }

@@ -4,7 +4,8 @@ namespace Isotun.State.Cluster;
 /// The background loop behind both stores' <see cref="ILeaseKeepAlive"/>: it calls a store's renewal step until the
 /// step says the lease has ended (then <see cref="Lost"/> completes) or until disposed. A step that fails with a
 /// transient error is tried again after <see cref="RetryDelay"/>; if that lasts a whole TTL the lease ends, and the
-/// next step that gets through says so.
+/// next step that gets through says so. A step that fails in any other way also completes <see cref="Lost"/>: a
+/// keeper that stopped renewing without a word would leave its owner writing with a lease the store has dropped.
 /// </summary>
 internal sealed class LeaseKeeper : ILeaseKeepAlive
 {
@@ -19,7 +20,7 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
     private int _disposed;
 
     /// <param name="renew">Renews the lease; returns how long to wait before the next renewal, or null when the lease has ended.</param>
-    /// <param name="transient">Which of the step's exceptions to retry; others end the loop without <see cref="Lost"/>.</param>
+    /// <param name="transient">Which of the step's exceptions to retry; any other ends the loop and completes <see cref="Lost"/>.</param>
     public LeaseKeeper(long lease, Func<CancellationToken, Task<TimeSpan?>> renew, Func<Exception, bool> transient, TimeProvider time)
     {
         Lease = lease;
@@ -32,6 +33,9 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
     public long Lease { get; }
 
     public Task Lost => _lost.Task;
+
+    /// <summary>What ended the loop when a step failed in a way that is not transient; null otherwise.</summary>
+    public Exception? Failure { get; private set; }
 
     private async Task RunAsync()
     {
@@ -55,6 +59,12 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
             {
                 wait = RetryDelay;
             }
+            catch (Exception e)
+            {
+                Failure = e;
+                _lost.TrySetResult();
+                return;
+            }
             try
             {
                 await Task.Delay(wait, _time, _stop.Token).ConfigureAwait(false);
@@ -76,7 +86,7 @@ internal sealed class LeaseKeeper : ILeaseKeepAlive
         }
         catch (Exception)
         {
-            // A step failed in a way that is not transient (the store was disposed first): the loop is over either way.
+            // The loop catches its steps' failures; this is only for safety: it is over either way.
         }
         _stop.Dispose();
     }

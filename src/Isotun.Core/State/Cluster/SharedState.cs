@@ -51,9 +51,8 @@ public sealed class SharedState : IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0);
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask, _leaseLoop = Task.CompletedTask;
-    private ILeaseKeepAlive? _keepAlive;
-    private long _lease;
-    private int _leaseGeneration;
+    // The node's lease as granted now, swapped whole (lease, generation and keepalive read together).
+    private volatile HeldLease? _held;
     private long _revision;
     private volatile bool _connected;
     private volatile string? _lastError;
@@ -73,7 +72,7 @@ public sealed class SharedState : IAsyncDisposable
     public static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
 
     /// <summary>This node's lease now (a new one after a lost one), and how many times it was granted.</summary>
-    public (long Lease, int Generation) NodeLease => (Interlocked.Read(ref _lease), Volatile.Read(ref _leaseGeneration));
+    public (long Lease, int Generation) NodeLease => _held is { } h ? (h.Lease, h.Generation) : (0, 0);
 
     /// <summary>The store the cluster shares (for the address blocks).</summary>
     public IKeyValueStore Store => _store;
@@ -131,12 +130,29 @@ public sealed class SharedState : IAsyncDisposable
     private async Task GrantNodeLeaseAsync(CancellationToken ct)
     {
         long lease = await _store.GrantLeaseAsync(LeaseTtl, ct).ConfigureAwait(false);
-        _keepAlive = _store.KeepAlive(lease);
-        Interlocked.Exchange(ref _lease, lease);
-        Interlocked.Increment(ref _leaseGeneration);
+        _held = new HeldLease(lease, NodeLease.Generation + 1, _store.KeepAlive(lease));
     }
 
-    /// <summary>When the node's lease is lost (etcd was away longer than its TTL), a new one is granted as soon as etcd answers.</summary>
+    /// <summary>
+    /// The store refused <paramref name="lease"/> as unknown when this node wrote with it: if it is still the node's
+    /// lease, it is over (whatever its keepalive says) and a new one is taken. Writers that see LeaseNotFound call this.
+    /// </summary>
+    public void LeaseRefused(long lease)
+    {
+        if (_held is { } held && held.Lease == lease) held.Refused.TrySetResult();
+    }
+
+    /// <summary>Waits until the node holds a lease granted after generation <paramref name="generation"/>.</summary>
+    public async Task<(long Lease, int Generation)> LeaseAfterAsync(int generation, CancellationToken ct)
+    {
+        while (NodeLease is var now && now.Generation <= generation) await Task.Delay(50, ct).ConfigureAwait(false);
+        return NodeLease;
+    }
+
+    /// <summary>
+    /// When the node's lease is over (etcd was away longer than its TTL, or refused it as unknown), a new one is
+    /// granted as soon as etcd answers.
+    /// </summary>
     private async Task LeaseLoopAsync()
     {
         var ct = _stop.Token;
@@ -144,9 +160,12 @@ public sealed class SharedState : IAsyncDisposable
         {
             try
             {
-                await _keepAlive!.Lost.WaitAsync(ct).ConfigureAwait(false);
-                _log.LogWarning("cluster: node {Node} lost its lease {Lease}: its address blocks are orphaned; taking a new lease", Node, Interlocked.Read(ref _lease));
-                await _keepAlive.DisposeAsync().ConfigureAwait(false);
+                var held = _held!;
+                var ended = await Task.WhenAny(held.KeepAlive.Lost, held.Refused.Task).WaitAsync(ct).ConfigureAwait(false);
+                _log.LogWarning("cluster: node {Node} lost its lease {Lease} ({Why}): its address blocks are orphaned; taking a new lease", Node, held.Lease,
+                    ended == held.Refused.Task ? "the store no longer knows it"
+                    : held.KeepAlive.Failure is { } failure ? $"renewing it failed: {failure.Message}" : "it ran out");
+                await held.KeepAlive.DisposeAsync().ConfigureAwait(false);
                 while (!ct.IsCancellationRequested)
                 {
                     try
@@ -165,6 +184,15 @@ public sealed class SharedState : IAsyncDisposable
                 return;
             }
         }
+    }
+
+    /// <summary>One grant of the node's lease: its keepalive, and a signal for a write the store refused for it.</summary>
+    private sealed class HeldLease(long lease, int generation, ILeaseKeepAlive keepAlive)
+    {
+        public long Lease { get; } = lease;
+        public int Generation { get; } = generation;
+        public ILeaseKeepAlive KeepAlive { get; } = keepAlive;
+        public TaskCompletionSource Refused { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>Reads every revocation and the revision to watch from.</summary>
@@ -220,7 +248,7 @@ public sealed class SharedState : IAsyncDisposable
     /// </summary>
     public void PublishSessions(IReadOnlyDictionary<Guid, byte[]> sessions)
     {
-        var generation = Volatile.Read(ref _leaseGeneration);
+        var generation = NodeLease.Generation;
         if (generation != _publishedGeneration)
         {
             _published.Clear(); // a new lease: everything again
@@ -263,8 +291,19 @@ public sealed class SharedState : IAsyncDisposable
                 if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeyName, call.Token).ConfigureAwait(false);
                 while (_pending.TryPeek(out var next))
                 {
-                    var write = next.NodeLease ? KeyWrite.Put(next.Write.Key, next.Write.Value, Interlocked.Read(ref _lease)) : next.Write;
-                    await _store.CommitAsync([], [write], call.Token).ConfigureAwait(false);
+                    var held = _held!;
+                    var write = next.NodeLease ? KeyWrite.Put(next.Write.Key, next.Write.Value, held.Lease) : next.Write;
+                    try
+                    {
+                        await _store.CommitAsync([], [write], call.Token).ConfigureAwait(false);
+                    }
+                    catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && next.NodeLease)
+                    {
+                        // The store no longer knows the lease (its keepalive has not said so yet, or failed to): take a new one, and write with it.
+                        LeaseRefused(held.Lease);
+                        await LeaseAfterAsync(held.Generation, call.Token).ConfigureAwait(false);
+                        continue;
+                    }
                     _pending.TryDequeue(out _);
                 }
                 Reachable();
@@ -413,12 +452,12 @@ public sealed class SharedState : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
-        if (_keepAlive is not null) await _keepAlive.DisposeAsync().ConfigureAwait(false);
+        if (_held is { } held) await held.KeepAlive.DisposeAsync().ConfigureAwait(false);
         // A node that stops on purpose gives its lease back, so its address blocks are free at once.
         try
         {
             using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await _store.RevokeLeaseAsync(Interlocked.Read(ref _lease), quick.Token).ConfigureAwait(false);
+            if (_held is { } last) await _store.RevokeLeaseAsync(last.Lease, quick.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is KeyValueStoreException or OperationCanceledException)
         {

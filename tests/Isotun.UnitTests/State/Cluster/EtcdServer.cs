@@ -20,6 +20,7 @@ public sealed class EtcdServer : IAsyncLifetime
     private readonly TempDirectory _dir = new();
     private readonly StringBuilder _log = new();
     private Process? _process;
+    private int _client, _peer;
 
     /// <summary>Why the etcd tests cannot run here, or null.</summary>
     public string? SkipReason { get; private set; }
@@ -41,15 +42,31 @@ public sealed class EtcdServer : IAsyncLifetime
             SkipReason = $"{Binary} is missing (Debian package etcd-server; .ci/install-deps installs it): the etcd store was not tested";
             return;
         }
-        var (client, peer) = (FreePort(), FreePort());
-        Endpoint = $"http://127.0.0.1:{client}";
+        (_client, _peer) = (FreePort(), FreePort());
+        Endpoint = $"http://127.0.0.1:{_client}";
+        await StartAsync();
+    }
+
+    /// <summary>Stops etcd as an operator would (SIGTERM, then its graceful shutdown); its data stays for <see cref="StartAsync"/>.</summary>
+    public void Stop()
+    {
+        if (_process is not { HasExited: false } p) return;
+        Isotun.Lab.LabProcess.Signal(p.Id, "TERM");
+        if (!p.WaitForExit(10_000)) p.Kill();
+        p.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Starts etcd on the same ports and data (after <see cref="Stop"/>), and waits until it is healthy.</summary>
+    public async Task StartAsync()
+    {
         var psi = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[]
                  {
                      "--name", "isotun-test", "--data-dir", _dir.File("data"),
                      "--listen-client-urls", Endpoint, "--advertise-client-urls", Endpoint,
-                     "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
-                     "--initial-cluster", $"isotun-test=http://127.0.0.1:{peer}",
+                     "--listen-peer-urls", $"http://127.0.0.1:{_peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{_peer}",
+                     "--initial-cluster", $"isotun-test=http://127.0.0.1:{_peer}",
                      "--heartbeat-interval", "50", "--election-timeout", "500",
                  })
             psi.ArgumentList.Add(a);

@@ -1,3 +1,5 @@
+using Isotun.Protocol.Addressing;
+using Isotun.Server;
 using Isotun.State.Cluster;
 using Isotun.UnitTests.InProcess;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -72,6 +74,44 @@ public abstract class SharedStateContract
             await using var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance);
             Assert.True(c.IsSessionRevoked(session));
         }
+    }
+
+    [SkippableFact]
+    public async Task A_node_whose_lease_the_store_dropped_unseen_takes_a_new_one_and_publishes_with_it()
+    {
+        await using var a = await SharedState.JoinAsync(new LeaseBlindStore(Connect()), _prefix, "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(Connect(), _prefix, "node-b", 32, NullLogger.Instance);
+        var (lease, generation) = a.NodeLease;
+        await using (var other = Connect()) await other.RevokeLeaseAsync(lease); // a's keepalive says nothing
+
+        a.PublishSessions(new Dictionary<Guid, byte[]> { [Guid.NewGuid()] = "live"u8.ToArray() });
+
+        await Eventually.True(() => a.NodeLease.Generation > generation, "node a kept writing with a lease the store no longer knows");
+        Assert.NotEqual(lease, a.NodeLease.Lease);
+        Assert.True(await Eventually.Holds(async () => (await b.SessionsAsync(CancellationToken.None)).Any(s => s.Node == "node-a")),
+            "node a's session was not published under its new lease");
+        await Eventually.True(() => a.Status is { Connected: true, PendingWrites: 0 }, "node a's write still waits");
+    }
+
+    [SkippableFact]
+    public async Task An_address_claim_refused_for_a_dropped_lease_takes_a_new_lease_and_succeeds_and_old_addresses_stay()
+    {
+        await using var a = await SharedState.JoinAsync(new LeaseBlindStore(Connect()), _prefix, "node-a", 32, NullLogger.Instance);
+        Assert.True(IpNetwork.TryParse("10.20.0.0/24", out var pool));
+        var addresses = new ClusterAddresses(a, "acme", pool);
+        var alice = await addresses.ClaimAsync("alice", CancellationToken.None);
+        var (lease, generation) = a.NodeLease;
+        await using (var other = Connect()) await other.RevokeLeaseAsync(lease); // its blocks go with it; a's keepalive says nothing
+
+        // bob needs a block held with the node's lease.
+        var bob = await addresses.ClaimAsync("bob", CancellationToken.None);
+
+        Assert.Equal(AddressClaimOutcome.New, bob.Outcome);
+        Assert.NotNull(bob.Address);
+        Assert.True(a.NodeLease.Generation > generation);
+        var again = await addresses.ClaimAsync("alice", CancellationToken.None);
+        Assert.Equal(alice.Address, again.Address);
+        Assert.Equal("node-a", again.Owner);
     }
 
     [SkippableFact]
