@@ -19,7 +19,7 @@ public class TransportBenchmarks
     private byte[] _super = [];
     private FrameWriter _queueOnly = null!;
     private ChannelReader<PacketBuffer> _drain = null!;
-    private Func<PacketBuffer, bool> _enqueue = null!;
+    private Func<PacketBuffer, EnqueueResult> _enqueue = null!;
     private ConnectionReader _burstReader = null!;
     private ConnectionReader _pendingReader = null!;
 
@@ -32,7 +32,7 @@ public class TransportBenchmarks
         // queue operations are measured (the writer loop has its own benchmarks below).
         _queueOnly = new FrameWriter(Stream.Null, queueDepth: 1024);
         _drain = ((Channel<PacketBuffer>)typeof(FrameWriter).GetField("_queue", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(_queueOnly)!).Reader;
-        _enqueue = _queueOnly.TryEnqueue;
+        _enqueue = _queueOnly.Offer;
 
         var frame = new byte[CstpFrame.HeaderLength + 1400];
         CstpFrame.Write(frame, CstpPacketType.Data, _plain.AsSpan(0, 1400));

@@ -250,7 +250,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     /// </summary>
     private void TunReadLoop(ITunQueue tun, int queue)
     {
-        Func<PacketBuffer, bool> enqueue = frame => EnqueueWaiting(frame, queue);
+        Func<PacketBuffer, EnqueueResult> enqueue = frame => EnqueueWaiting(frame, queue) ? EnqueueResult.Queued : EnqueueResult.QueueFull;
         // A batch of one: each buffer passes to the writer as soon as it is read.
         var bufs = new Memory<byte>[1];
         var sizes = new int[1];

@@ -34,6 +34,14 @@ public sealed record LimitsConfig(TimeSpan HandshakeTimeout, TimeSpan AuthTimeou
 
     public TimeSpan LoginBanTime { get; init; } = TimeSpan.FromMinutes(5);
 
+    public const int DefaultSessionMemoryKib = 4096;
+
+    /// <summary>
+    /// The bytes of frame buffers one session may hold queued for its peer, across its connections (a peer that stops
+    /// reading pins no more); frames over it are dropped and counted as <c>over-budget</c>.
+    /// </summary>
+    public long SessionMemory { get; init; } = DefaultSessionMemoryKib * 1024L;
+
     /// <summary>On stop: how long open connections get to finish after the listeners close and the tunnels are told to go.</summary>
     public TimeSpan DrainTime { get; init; } = TimeSpan.FromSeconds(5);
 

@@ -32,7 +32,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime"];
-    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time"];
+    private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time", "session-memory-kib"];
     private static readonly string[] TenantKeys =
     [
         "name", "pool", "pool6", "namespace", "routes", "dns", "mtu", "dpd", "keepalive", "password-file", "device",
@@ -348,6 +348,8 @@ public static partial class ServerConfigLoader
         var sourceBanAfter = walker.Integer(keys.GetValueOrDefault("login-source-ban-after"), "limits.login-source-ban-after", 50, 0, 1_000_000);
         var failureWindow = walker.Integer(keys.GetValueOrDefault("login-failure-window"), "limits.login-failure-window", 300, 1, 86_400);
         var banTime = walker.Integer(keys.GetValueOrDefault("login-ban-time"), "limits.login-ban-time", 300, 1, 86_400);
+        // At least two 64 KiB super-packet buffers, so that a GSO peer can always be sent something; at most 1 GiB.
+        var sessionMemory = walker.Integer(keys.GetValueOrDefault("session-memory-kib"), "limits.session-memory-kib", LimitsConfig.DefaultSessionMemoryKib, 128, 1_048_576);
         return new LimitsConfig(TimeSpan.FromSeconds(handshake), TimeSpan.FromSeconds(auth), sessions, connections, perSource)
         {
             LoginBanAfter = banAfter,
@@ -358,6 +360,7 @@ public static partial class ServerConfigLoader
             RequestTimeout = TimeSpan.FromSeconds(request),
             MinBodyRate = bodyRate,
             WriteTimeout = TimeSpan.FromSeconds(write),
+            SessionMemory = sessionMemory * 1024L,
         };
     }
 

@@ -114,6 +114,8 @@ public static class MetricsDoctor
             {
                 "queue-full" => new("server", FindingLevel.Warn, found + ": a connection's send queue was full",
                     "a client could not keep up, or the host ran out of CPU (see the host checks); a tenant whose sessions carry many flows may need more `queues`"),
+                "over-budget" => new("server", FindingLevel.Warn, found + ": a session's queued frames reached its memory budget",
+                    "a client stopped reading (it ends after 3×DPD), or its link is long and fast: raise limits.session-memory-kib if the host has the memory"),
                 "tun-write-failed" => new("server", FindingLevel.Warn, found + ": the tenant's TUN refused packets",
                     $"give the tenant's TUN a longer queue (ip -n isotun-{tenant} link set <its TUN> txqueuelen 10000) and check its uplink"),
                 "spoofed-source" or "malformed" or "bad-gso-header" or "gso-not-negotiated" or "compressed-not-negotiated"

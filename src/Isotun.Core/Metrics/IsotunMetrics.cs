@@ -54,6 +54,10 @@ public sealed class IsotunMetrics
             description: "Frames waiting in the send queues of a tenant's live connections, now");
         _meter.CreateObservableGauge("isotun.tunnel.send.queue.capacity", () => ObserveWriters(w => w.Capacity),
             description: "Frames the send queues of a tenant's live connections can hold together");
+        _meter.CreateObservableGauge("isotun.tunnel.send.queue.bytes", () => ObserveWriters(w => w.HeldBytes), unit: "By",
+            description: "Bytes of buffers the frames queued for a tenant's sessions hold, now (each session's are bounded by limits.session-memory-kib)");
+        _meter.CreateObservableGauge("isotun.tunnel.send.queue.budget.bytes", () => ObserveWriters(w => w.BudgetBytes), unit: "By",
+            description: "The memory budgets of a tenant's sessions, together");
         _meter.CreateObservableGauge("isotun.tunnel.send.queue.highwater", () => ObserveWriters(w => w.HighWater),
             description: "The most frames a live connection of the tenant found waiting at once, since it connected");
         _meter.CreateObservableGauge("isotun.server.sessions.limit", ObserveServerLimit, description: "Sessions the server may hold over all tenants (limits.max-sessions)");
@@ -255,7 +259,7 @@ public sealed class TenantTraffic(string name)
 public sealed record ReaderSample(string Tenant, int Queue, double BusySeconds, double RunningSeconds);
 
 /// <summary>A tenant's live connections' send queues together: frames waiting now, room, and the highest backlog seen.</summary>
-public sealed record WriterSample(string Tenant, long Depth, long Capacity, long HighWater);
+public sealed record WriterSample(string Tenant, long Depth, long Capacity, long HighWater, long HeldBytes, long BudgetBytes);
 
 /// <summary>What <see cref="IsotunMetrics.WatchQueues"/> reads at a scrape.</summary>
 /// <summary>A cluster node's link to its shared store.</summary>

@@ -2,7 +2,7 @@ namespace Isotun.Metrics;
 
 public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy, Revoked }
 
-public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated, EastWest }
+public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated, EastWest, OverBudget }
 
 public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked }
 
@@ -32,6 +32,7 @@ public static class ReasonLabels
         DropReason.Malformed => "malformed",
         DropReason.NoSession => "no-session",
         DropReason.QueueFull => "queue-full",
+        DropReason.OverBudget => "over-budget",
         DropReason.TunWriteFailed => "tun-write-failed",
         DropReason.Compressed => "compressed-not-negotiated",
         DropReason.ClientToClient => "client-to-client",

@@ -2,12 +2,16 @@ using System.Collections.Concurrent;
 using Isotun.Config;
 using Isotun.Protocol.Cookies;
 using Isotun.State;
+using Isotun.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
 
-/// <summary>All sessions of the server, keyed by the id sealed inside their cookie.</summary>
-public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSpan cookieLifetime, ILogger log)
+/// <summary>
+/// All sessions of the server, keyed by the id sealed inside their cookie. Each new session gets a memory budget of
+/// <paramref name="sessionMemory"/> bytes (read when it is made, so a reload applies to new sessions).
+/// </summary>
+public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSpan cookieLifetime, ILogger log, Func<long>? sessionMemory = null)
 {
     private readonly ConcurrentDictionary<Guid, VpnSession> _sessions = new();
     private readonly Lock _createLock = new();
@@ -51,7 +55,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
             else if (Count >= serverMax) refusedBy = SessionLimit.Server;
             if (refusedBy != SessionLimit.None) return null;
             var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime, credential);
-            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user), Credential = credential };
+            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user), Credential = credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) };
             return ticket;
         }
     }
@@ -61,7 +65,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
 
     /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
-        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User), Credential = ticket.Credential });
+        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User), Credential = ticket.Credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) });
 
     /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
     public void End(VpnSession session, string reason)

@@ -502,11 +502,12 @@ public sealed class TenantRuntime : IDisposable
                 metrics.Drop(Name, DropReason.Oversize);
                 continue;
             }
-            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.PeerUso, conn.Mtu, conn.TryEnqueue, out bool consumed);
+            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.PeerUso, conn.Mtu, conn.Offer, out bool consumed);
             if (consumed) buf = null;
             if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
             if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
             if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
+            if (result.OverBudget > 0) metrics.Drop(Name, DropReason.OverBudget, result.OverBudget);
             if (result.Queued > 0)
             {
                 Traffic.Tx(n - skip, conn.Queue);

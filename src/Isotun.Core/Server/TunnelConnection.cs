@@ -51,8 +51,9 @@ public sealed class TunnelConnection
         {
             Limiter = session.Limits?.Tx,
             Batching = extensions.HasFlag(IsotunExtension.Batch),
+            Budget = session.Budget,
         };
-        TryEnqueue = Writer.TryEnqueue;
+        Offer = Writer.Offer;
         _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }
 
@@ -63,8 +64,8 @@ public sealed class TunnelConnection
     /// <summary>The peer stopped reading: its send queue made no progress for 3×DPD (set before the dead-peer end).</summary>
     public bool StalledOut { get; private set; }
 
-    /// <summary>The writer's TryEnqueue as one cached delegate, for the TUN reader's hot path.</summary>
-    public Func<PacketBuffer, bool> TryEnqueue { get; }
+    /// <summary>The writer's <see cref="FrameWriter.Offer"/> as one cached delegate, for the TUN reader's hot path.</summary>
+    public Func<PacketBuffer, EnqueueResult> Offer { get; }
 
     public long Id { get; }
     public int Mtu { get; }

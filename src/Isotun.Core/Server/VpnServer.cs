@@ -62,7 +62,7 @@ public sealed class VpnServer : IAsyncDisposable
         var local = state ?? new SqliteStateStore(config.StatePath, t);
         State = shared is null ? local : new SharedStateStore(local, shared);
         Cookies = new CookieSealer(shared?.CookieKey ?? LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
-        Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log);
+        Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log, () => Config.Limits.SessionMemory);
         if (shared is not null) shared.Changed = OnSharedChange;
 
         var (cert, certPath) = LoadServerCertificate(config);
@@ -440,24 +440,24 @@ public sealed class VpnServer : IAsyncDisposable
         return fresh;
     }
 
-    /// <summary>The live limits and what each tenant holds against them, for the session-limit gauges (read at scrape time).</summary>
     /// <summary>At a scrape: each tenant's TUN readers, and its live connections' send queues together.</summary>
     internal QueueReport ReadQueues()
     {
         var tenants = _tenants;
         var readers = tenants.Values.SelectMany(t => t.ReaderSamples()).ToList();
-        var writers = new Dictionary<TenantRuntime, (long Depth, long Capacity, long HighWater)>();
-        foreach (var t in tenants.Values) writers[t] = (0, 0, 0);
+        var writers = new Dictionary<TenantRuntime, WriterSample>();
+        foreach (var t in tenants.Values) writers[t] = new WriterSample(t.Name, 0, 0, 0, 0, 0);
         foreach (var session in Sessions.All)
         {
             if (!writers.TryGetValue(session.Tenant, out var w)) continue;
             foreach (var c in session.Live)
-                w = (w.Depth + c.Writer.Queued, w.Capacity + c.Writer.Capacity, Math.Max(w.HighWater, Volatile.Read(ref c.Writer.HighWater)));
-            writers[session.Tenant] = w;
+                w = w with { Depth = w.Depth + c.Writer.Queued, Capacity = w.Capacity + c.Writer.Capacity, HighWater = Math.Max(w.HighWater, Volatile.Read(ref c.Writer.HighWater)) };
+            writers[session.Tenant] = w with { HeldBytes = w.HeldBytes + session.Budget.Held, BudgetBytes = w.BudgetBytes + session.Budget.Limit };
         }
-        return new QueueReport(readers, writers.Select(kv => new WriterSample(kv.Key.Name, kv.Value.Depth, kv.Value.Capacity, kv.Value.HighWater)).ToList());
+        return new QueueReport(readers, [.. writers.Values]);
     }
 
+    /// <summary>The live limits and what each tenant holds against them, for the session-limit gauges (read at scrape time).</summary>
     internal SessionLimits ReadSessionLimits()
     {
         var held = new Dictionary<TenantRuntime, int>();

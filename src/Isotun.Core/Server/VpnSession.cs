@@ -69,6 +69,9 @@ public sealed class VpnSession(Guid id, TenantRuntime tenant, string user, DateT
     /// <summary>The user's rate limiters (shared by all of the user's sessions), or null when unlimited.</summary>
     public (TokenBucket Rx, TokenBucket Tx)? Limits { get; init; }
 
+    /// <summary>What the session's connections may hold in queued frames, together.</summary>
+    public MemoryBudget Budget { get; init; } = new(MemoryBudget.DefaultBytes);
+
     private readonly Lock _gate = new();
     // Index = queue; [0] is the primary, the connection that negotiated the group. Changed under _gate only.
     private TunnelConnection?[] _queues = [null];

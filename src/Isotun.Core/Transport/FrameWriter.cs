@@ -2,6 +2,16 @@ using System.Threading.Channels;
 
 namespace Isotun.Transport;
 
+/// <summary>What became of a frame offered to a <see cref="FrameWriter"/>.</summary>
+public enum EnqueueResult : byte
+{
+    Queued,
+    /// <summary>The queue holds as many frames as it may, or is closed.</summary>
+    QueueFull,
+    /// <summary>The session's <see cref="MemoryBudget"/> has no room for the frame's buffer.</summary>
+    OverBudget,
+}
+
 /// <summary>
 /// The single writer of one TLS connection, fed by a bounded queue. Towards a stock peer every frame
 /// goes out in its own <see cref="Stream.WriteAsync(ReadOnlyMemory{byte}, CancellationToken)"/>, so it
@@ -52,11 +62,51 @@ public sealed class FrameWriter
     /// <summary>The most frames the writer found waiting at once when it woke (a backlog high-water mark).</summary>
     public int HighWater;
 
-    /// <summary>Queues a frame. False when the queue is full or closed: the caller counts the drop and returns the buffer.</summary>
-    public bool TryEnqueue(PacketBuffer frame) => _queue.Writer.TryWrite(frame);
+    /// <summary>
+    /// The session's budget for the buffers of queued frames, shared by its connections; null for none (the client,
+    /// whose TUN readers wait for room instead of dropping).
+    /// </summary>
+    public MemoryBudget? Budget { get; init; }
 
-    /// <summary>Queues a control frame, waiting for room (control frames must not be dropped).</summary>
-    public ValueTask EnqueueAsync(PacketBuffer frame, CancellationToken ct) => _queue.Writer.WriteAsync(frame, ct);
+    /// <summary>
+    /// Queues a frame unless the queue is full or closed, or its buffer does not fit the <see cref="Budget"/>: then
+    /// the caller counts the drop by the reason returned, and returns the buffer.
+    /// </summary>
+    public EnqueueResult Offer(PacketBuffer frame)
+    {
+        if (Budget is not { } budget) return _queue.Writer.TryWrite(frame) ? EnqueueResult.Queued : EnqueueResult.QueueFull;
+        int size = frame.Array.Length;
+        if (!budget.TryTake(size)) return EnqueueResult.OverBudget;
+        if (_queue.Writer.TryWrite(frame)) return EnqueueResult.Queued;
+        budget.Give(size);
+        return EnqueueResult.QueueFull;
+    }
+
+    /// <summary>Queues a frame; false when it was refused (see <see cref="Offer"/>).</summary>
+    public bool TryEnqueue(PacketBuffer frame) => Offer(frame) == EnqueueResult.Queued;
+
+    /// <summary>Queues a control frame, waiting for room (control frames must not be dropped, so they take from the budget regardless).</summary>
+    public async ValueTask EnqueueAsync(PacketBuffer frame, CancellationToken ct)
+    {
+        Budget?.Take(frame.Array.Length);
+        try
+        {
+            await _queue.Writer.WriteAsync(frame, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            Budget?.Give(frame.Array.Length);
+            throw;
+        }
+    }
+
+    /// <summary>Takes the next queued frame, giving its buffer's bytes back to the budget.</summary>
+    private bool TryDequeue(ChannelReader<PacketBuffer> reader, out PacketBuffer frame)
+    {
+        if (!reader.TryRead(out frame!)) return false;
+        Budget?.Give(frame.Array.Length);
+        return true;
+    }
 
     /// <summary>Blocks a dedicated (non-pool) thread until the queue has room; false on timeout or when closed.</summary>
     public bool WaitForRoom(TimeSpan timeout)
@@ -96,7 +146,7 @@ public sealed class FrameWriter
                 int drained = 0;
                 if (!Batching)
                 {
-                    while (reader.TryRead(out var frame))
+                    while (TryDequeue(reader, out var frame))
                     {
                         drained++;
                         try
@@ -116,7 +166,7 @@ public sealed class FrameWriter
                 {
                     batch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(BatchBytes);
                     int used = 0;
-                    while (reader.TryRead(out var frame))
+                    while (TryDequeue(reader, out var frame))
                     {
                         drained++;
                         int n = frame.FrameLength;
@@ -156,7 +206,7 @@ public sealed class FrameWriter
         }
         finally
         {
-            while (reader.TryRead(out var left)) left.Return();
+            while (TryDequeue(reader, out var left)) left.Return();
             if (batch is not null) System.Buffers.ArrayPool<byte>.Shared.Return(batch);
         }
     }

@@ -123,6 +123,36 @@ public class ServerConfigLoaderTests
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 9410), result.Config.Admin.Listen);
     }
 
+    [Theory]
+    [InlineData(null, 4L * 1024 * 1024)]
+    [InlineData("128", 128L * 1024)]
+    [InlineData("65536", 64L * 1024 * 1024)]
+    public void The_session_memory_budget_defaults_to_4_MiB_and_is_given_in_KiB(string? kib, long bytes)
+    {
+        using var temp = new TempDirectory();
+        var yaml = $"""
+            limits:{(kib is null ? " {}" : $"\n  session-memory-kib: {kib}")}
+            tenants:
+              - name: acme
+                pool: 10.10.0.0/24
+            """;
+        var result = ServerConfigLoader.Parse(yaml, temp.File("c.yaml"));
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Equal(bytes, result.Config!.Limits.SessionMemory);
+    }
+
+    [Theory]
+    [InlineData("127")]
+    [InlineData("2000000")]
+    [InlineData("4MiB")]
+    public void A_session_memory_budget_too_small_too_large_or_not_a_number_is_refused(string kib)
+    {
+        using var temp = new TempDirectory();
+        var result = ServerConfigLoader.Parse($"limits:\n  session-memory-kib: {kib}\ntenants:\n  - name: acme\n    pool: 10.10.0.0/24\n", temp.File("c.yaml"));
+        Assert.False(result.Ok);
+        Assert.Contains(result.Errors, e => e.Path == "limits.session-memory-kib");
+    }
+
     [Fact]
     public void ExplicitValuesAndRelativePathsAreResolved()
     {

@@ -53,13 +53,16 @@ public class MetricsDoctorTests
         Assert.All(findings.Where(f => f.Level == FindingLevel.Warn), f => Assert.False(string.IsNullOrEmpty(f.Advice)));
     }
 
-    [Fact]
-    public void A_failing_tun_says_to_lengthen_its_queue()
+    [Theory]
+    [InlineData("over-budget", "a session's queued frames reached its memory budget", "limits.session-memory-kib")] // a client stopped reading, or a small budget
+    [InlineData("tun-write-failed", "the tenant's TUN refused packets", "txqueuelen")] // lengthen the TUN's queue
+    public void A_drop_that_needs_action_warns_and_says_what_to_change(string reason, string meaning, string advice)
     {
-        var findings = MetricsDoctor.Examine("isotun_tunnel_bytes_total{tenant=\"acme\",direction=\"rx\"} 1\nisotun_tunnel_drops_total{tenant=\"acme\",reason=\"tun-write-failed\"} 7\n");
+        var findings = MetricsDoctor.Examine($"isotun_tunnel_bytes_total{{tenant=\"acme\",direction=\"rx\"}} 1\nisotun_tunnel_drops_total{{tenant=\"acme\",reason=\"{reason}\"}} 7\n");
         var warning = Assert.Single(findings);
         Assert.Equal(FindingLevel.Warn, warning.Level);
-        Assert.Contains("txqueuelen", warning.Advice);
+        Assert.Equal($"acme: 7 packets dropped ({reason}): {meaning}", warning.Found);
+        Assert.Contains(advice, warning.Advice);
     }
 
     [Fact]

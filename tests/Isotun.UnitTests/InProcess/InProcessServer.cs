@@ -50,7 +50,11 @@ internal sealed class InProcessServer : IAsyncDisposable
         await StartAsync(pki, uso: true, tenants);
 
     /// <param name="uso">Whether the memory TUNs take UDP super-packets whole (a kernel from 6.2) or need them cut.</param>
-    public static async Task<InProcessServer> StartAsync(InProcessPki pki, bool uso, params Func<TenantConfig, TenantConfig>[] tenants)
+    public static Task<InProcessServer> StartAsync(InProcessPki pki, bool uso, params Func<TenantConfig, TenantConfig>[] tenants) =>
+        StartAsync(pki, uso, server: c => c, tenants);
+
+    /// <param name="server">Changes the server's config (limits and the like) before it starts.</param>
+    public static async Task<InProcessServer> StartAsync(InProcessPki pki, bool uso, Func<ServerConfig, ServerConfig> server, params Func<TenantConfig, TenantConfig>[] tenants)
     {
         ServerMetrics.Start();
         if (tenants.Length == 0) tenants = [t => t];
@@ -84,15 +88,15 @@ internal sealed class InProcessServer : IAsyncDisposable
         File.WriteAllText(path, yaml);
         var loaded = ServerConfigLoader.Load(path);
         Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
-        var config = loaded.Config! with
+        var config = server(loaded.Config! with
         {
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             Tenants = loaded.Config!.Tenants.Select((t, i) => tenants[i](t)).ToArray(),
-        };
-        var server = new InProcessServer(dir, config, uso);
-        await Eventually.True(() => server.Server.LocalEndpoint is not null || server._run.IsCompleted, "the server did not start listening");
-        if (server._run.IsCompleted) await server._run;
-        return server;
+        });
+        var started = new InProcessServer(dir, config, uso);
+        await Eventually.True(() => started.Server.LocalEndpoint is not null || started._run.IsCompleted, "the server did not start listening");
+        if (started._run.IsCompleted) await started._run;
+        return started;
     }
 
     /// <summary>The memory TUN of tenant <paramref name="tenant"/> (the first by default).</summary>

@@ -16,17 +16,21 @@ public class TunFramesTests
     private sealed class Sink
     {
         public List<(CstpPacketType Type, byte[] Payload)> Frames { get; } = [];
+        public List<int> BufferSizes { get; } = [];
         public int Refuse { get; set; }
+        public int OverBudget { get; set; }
 
-        public bool Enqueue(PacketBuffer b)
+        public EnqueueResult Enqueue(PacketBuffer b)
         {
-            if (Refuse > 0) { Refuse--; return false; }
+            if (Refuse > 0) { Refuse--; return EnqueueResult.QueueFull; }
+            if (OverBudget > 0) { OverBudget--; return EnqueueResult.OverBudget; }
             var frame = b.Frame.Span;
             Assert.Equal(CstpParseResult.Ok, CstpFrame.TryParseHeader(frame, CstpFrame.MaxPayloadLength, out var h));
             Assert.Equal(CstpFrame.HeaderLength + h.PayloadLength, frame.Length);
             Frames.Add((h.Type, frame[CstpFrame.HeaderLength..].ToArray()));
+            BufferSizes.Add(b.Array.Length);
             b.Return();
-            return true;
+            return EnqueueResult.Queued;
         }
     }
 
@@ -97,6 +101,28 @@ public class TunFramesTests
         Assert.Equal(new TunSendResult(7, 3, false), result);
     }
 
+    [Fact]
+    public void Segments_over_the_budget_are_counted_apart_from_a_full_queue()
+    {
+        var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(10 * 1348), 1348);
+        var sink = new Sink { Refuse = 2, OverBudget = 3 };
+        var buffer = Read(header, packet, out int n);
+        var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out _);
+        buffer.Return();
+        Assert.Equal(new TunSendResult(5, 2, false, OverBudget: 3), result);
+    }
+
+    [Fact]
+    public void A_whole_packet_over_the_budget_is_not_consumed_and_counted_as_such()
+    {
+        var sink = new Sink { OverBudget = 1 };
+        var buffer = PacketBuffer.Rent();
+        var result = TunFrames.Send(buffer, 100, tunOffload: false, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
+        Assert.False(consumed);
+        buffer.Return();
+        Assert.Equal(new TunSendResult(0, 0, false, OverBudget: 1), result);
+    }
+
     [Theory]
     [InlineData(4)]
     [InlineData(6)]
@@ -129,11 +155,14 @@ public class TunFramesTests
         var sink = new Sink();
         var buffer = Read(new VirtioNetHeader(), packet, out int n);
         var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool consumed);
-        Assert.True(consumed);
+        // Copied into a small buffer: queued, it pins 2 KiB, and the TUN's 64 KiB read buffer stays with the reader.
+        Assert.False(consumed);
+        buffer.Return();
         Assert.Equal(new TunSendResult(1, 0, false), result);
         var (type, payload) = Assert.Single(sink.Frames);
         Assert.Equal(CstpPacketType.Data, type);
         Assert.Equal(packet, payload);
+        Assert.True(Assert.Single(sink.BufferSizes) <= CstpFrame.HeaderLength + PacketBuffer.SmallPayload);
     }
 
     [Theory]

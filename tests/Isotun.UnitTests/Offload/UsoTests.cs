@@ -118,7 +118,7 @@ public class UsoTests
         {
             sent.Add(((CstpPacketType)b.Frame.Span[6], b.Frame.Span[CstpFrame.HeaderLength..].ToArray()));
             b.Return();
-            return true;
+            return EnqueueResult.Queued;
         }, out bool consumed);
         if (!consumed) buffer.Return();
         Assert.Equal(frames, result.Queued);

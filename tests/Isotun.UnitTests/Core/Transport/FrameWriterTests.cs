@@ -39,6 +39,56 @@ public class FrameWriterTests
         Assert.True(stream.Flushes >= 1);
     }
 
+    [Fact]
+    public async Task A_peer_that_stops_reading_pins_no_more_than_the_sessions_budget_shared_by_its_connections()
+    {
+        // Two connections of one session, nobody writing: what they may queue together is bounded in bytes.
+        var budget = new MemoryBudget(10 * PacketBuffer.Capacity);
+        var (a, b) = (new FrameWriter(Stream.Null, queueDepth: 1024) { Budget = budget }, new FrameWriter(Stream.Null, queueDepth: 1024) { Budget = budget });
+        int queued = 0, overBudget = 0;
+        for (int i = 0; i < 40; i++)
+        {
+            var frame = PacketBuffer.Rent(PacketBuffer.Capacity).Seal(CstpPacketType.Data, 60_000); // a 64 KiB super-packet buffer
+            switch ((i % 2 == 0 ? a : b).Offer(frame))
+            {
+                case EnqueueResult.Queued: queued++; break;
+                case EnqueueResult.OverBudget: overBudget++; frame.Return(); break;
+                default: Assert.Fail("the queue is far from full"); break;
+            }
+        }
+        Assert.Equal(10, queued);
+        Assert.Equal(30, overBudget);
+        Assert.Equal(30, budget.Refused);
+        Assert.True(budget.Held <= budget.Limit);
+        // Small frames still fit in what is left of the budget (none here), and control frames always go in.
+        Assert.True(a.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdRequest, []), default).IsCompletedSuccessfully);
+        Assert.True(budget.Held > budget.Limit);
+
+        // Once written, the frames give their bytes back.
+        a.Complete();
+        b.Complete();
+        await Task.WhenAll(a.RunAsync(default), b.RunAsync(default)).WaitAsync(Guard);
+        Assert.Equal(0, budget.Held);
+    }
+
+    [Fact]
+    public void A_full_queue_gives_back_what_the_frame_took_from_the_budget()
+    {
+        var budget = new MemoryBudget(MemoryBudget.DefaultBytes);
+        var writer = new FrameWriter(Stream.Null, queueDepth: 2) { Budget = budget };
+        var frames = Enumerable.Range(0, 3).Select(_ => PacketBuffer.Rent().Seal(CstpPacketType.Data, 100)).ToList();
+        Assert.Equal(EnqueueResult.Queued, writer.Offer(frames[0]));
+        Assert.Equal(EnqueueResult.Queued, writer.Offer(frames[1]));
+        Assert.Equal(EnqueueResult.QueueFull, writer.Offer(frames[2]));
+        frames[2].Return();
+        Assert.Equal(2L * frames[0].Array.Length, budget.Held);
+        Assert.Equal(0, budget.Refused);
+    }
+
+    [Fact]
+    public void A_budget_below_one_super_packet_is_refused() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryBudget(PacketBuffer.Capacity - 1));
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
