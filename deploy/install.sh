@@ -3,6 +3,8 @@
 # and the systemd units of the server and the gateway. See docs/operations.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=common.sh
+. "$root/deploy/common.sh"
 
 usage() {
   cat <<'EOF'
@@ -67,78 +69,38 @@ done
 
 lib="$prefix/lib/isotun"
 bin="$prefix/bin/isotun"
-units=(isotun-server.service isotun-gateway.service)
 
 # systemctl only for the system's own unit directory on a machine that runs systemd.
 with_systemd() { [ "$unit_dir" = /etc/systemd/system ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
-runtime_id() {
-  case "$(uname -m)" in
-    x86_64) echo linux-x64 ;;
-    aarch64|arm64) echo linux-arm64 ;;
-    *) fail "no .NET runtime identifier for $(uname -m)" ;;
-  esac
-}
-
-publish() {
-  command -v dotnet >/dev/null 2>&1 || fail "the .NET 10 SDK (dotnet) is required to build isotun"
-  local rid out log
-  rid="$(runtime_id)"
-  out="$root/.isotun/publish/$rid"
-  log="$root/.isotun/publish.log"
-  mkdir -p "$root/.isotun"
-  echo "isotun install: publishing a self-contained build for $rid (takes a minute)..." >&2
-  rm -rf "$out"
-  if ! DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet publish "$root/src/Isotun.Cli/Isotun.Cli.csproj" \
-      -c Release -r "$rid" --self-contained -o "$out" -nologo -v quiet >"$log" 2>&1; then
-    cat "$log" >&2
-    fail "publish failed (log: .isotun/publish.log)"
-  fi
-  from="$out"
-}
-
 install_all() {
-  [ -n "$from" ] || publish
+  [ -n "$from" ] || from="$(bash "$root/deploy/publish.sh")" || exit 1
   [ -x "$from/isotun" ] || fail "$from/isotun is not an executable isotun build"
 
   # The program: a fresh copy, then the link on the PATH.
   mkdir -p "$prefix/lib" "$prefix/bin"
-  rm -rf "$lib.new"
-  cp -a "$from/." "$lib.new"
-  rm -rf "$lib"
-  mv "$lib.new" "$lib"
+  copy_program "$from" "$lib"
   ln -sfn "$lib/isotun" "$bin"
   echo "installed $bin -> $lib/isotun"
-  # The openconnect --script that makes a stock client a site gateway (docs/sites.md).
-  install -m 0755 "$root/deploy/openconnect/site-gateway.sh" "$lib/site-gateway.sh"
 
   # Config: commented examples, never over an existing file. State outside /etc, which the units keep read-only.
   install -d -m 0755 "$config_dir"
   install -d -m 0700 "$state_dir"
-  if [ -e "$config_dir/isotun.yaml" ]; then
-    echo "kept $config_dir/isotun.yaml"
-  else
-    "$bin" config example --state-dir "$state_dir" >"$config_dir/isotun.yaml.new"
-    chmod 0644 "$config_dir/isotun.yaml.new"
-    mv "$config_dir/isotun.yaml.new" "$config_dir/isotun.yaml"
-    echo "wrote $config_dir/isotun.yaml (an example: make its files, then edit it)"
-  fi
-  if [ -e "$config_dir/gateway.yaml" ]; then
-    echo "kept $config_dir/gateway.yaml"
-  else
-    "$bin" gateway --example >"$config_dir/gateway.yaml.new"
-    chmod 0644 "$config_dir/gateway.yaml.new"
-    mv "$config_dir/gateway.yaml.new" "$config_dir/gateway.yaml"
-    echo "wrote $config_dir/gateway.yaml (an example, for isotun-gateway)"
-  fi
+  for f in "${isotun_configs[@]}"; do
+    if [ -e "$config_dir/$f" ]; then
+      echo "kept $config_dir/$f"
+    else
+      example_config "$f" "$bin" "$state_dir" >"$config_dir/$f.new"
+      chmod 0644 "$config_dir/$f.new"
+      mv "$config_dir/$f.new" "$config_dir/$f"
+      echo "wrote $config_dir/$f (an example: make the files it names, then edit it)"
+    fi
+  done
 
   # Units, with this install's paths.
   install -d -m 0755 "$unit_dir"
-  for u in "${units[@]}"; do
-    sed -e "s|/usr/local/bin/isotun|$bin|g" \
-        -e "s|/etc/isotun/|$config_dir/|g" \
-        -e "s|/var/lib/isotun|$state_dir|g" \
-        "$root/deploy/systemd/$u" >"$unit_dir/$u.new"
+  for u in "${isotun_units[@]}"; do
+    unit "$u" "$bin" "$config_dir" "$state_dir" >"$unit_dir/$u.new"
     chmod 0644 "$unit_dir/$u.new"
     mv "$unit_dir/$u.new" "$unit_dir/$u"
     echo "installed $unit_dir/$u"
@@ -158,9 +120,9 @@ EOF
 
 uninstall_all() {
   if with_systemd; then
-    for u in "${units[@]}"; do systemctl disable --now "$u" >/dev/null 2>&1 || true; done
+    for u in "${isotun_units[@]}"; do systemctl disable --now "$u" >/dev/null 2>&1 || true; done
   fi
-  for u in "${units[@]}"; do
+  for u in "${isotun_units[@]}"; do
     if [ -e "$unit_dir/$u" ]; then rm -f "$unit_dir/$u"; echo "removed $unit_dir/$u"; fi
   done
   if with_systemd; then systemctl daemon-reload; fi

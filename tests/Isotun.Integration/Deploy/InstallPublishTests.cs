@@ -3,22 +3,23 @@ using Isotun.Integration.Infrastructure;
 namespace Isotun.Integration.Deploy;
 
 /// <summary>
-/// `./isotun install` as written: a real self-contained publish into a temporary prefix (a minute or more, so it lives
-/// here rather than with the unit tests, which install the build they already have), then uninstall --purge.
-/// The installed program must run without the SDK's dotnet on the PATH.
+/// `./isotun install` of a real self-contained publish into a temporary prefix (the unit tests install the build they
+/// already have), then uninstall --purge. The installed program must run without the SDK's dotnet on the PATH.
 /// </summary>
-public sealed class InstallPublishTests
+[Collection(PublishCollection.Name)]
+public sealed class InstallPublishTests(PublishFixture publish)
 {
     [Fact]
-    public void Install_publishes_a_self_contained_isotun_and_uninstall_purge_removes_everything()
+    public void Install_puts_a_self_contained_isotun_on_the_path_and_uninstall_purge_removes_everything()
     {
+        publish.AssertPublished();
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-install-{Environment.ProcessId}");
         string[] dirs = ["--prefix", Path.Combine(dir, "usr"), "--config-dir", Path.Combine(dir, "etc"),
             "--state-dir", Path.Combine(dir, "state"), "--unit-dir", Path.Combine(dir, "units")];
         var wrapper = Path.Combine(TestEnvironment.RepoRoot, "isotun");
         try
         {
-            var install = Run.Exec(wrapper, ["install", .. dirs], timeoutSeconds: 900);
+            var install = Run.Exec(wrapper, ["install", "--from", publish.Dir, .. dirs]);
             Assert.True(install.ExitCode == 0, install.ToString());
             var bin = Path.Combine(dir, "usr", "bin", "isotun");
             Assert.True(File.Exists(Path.Combine(dir, "usr", "lib", "isotun", "libcoreclr.so")), "not self-contained");

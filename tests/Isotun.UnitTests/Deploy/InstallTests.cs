@@ -5,8 +5,8 @@ namespace Isotun.UnitTests.Deploy;
 
 /// <summary>
 /// <c>./isotun install</c> and <c>uninstall</c> into a temporary prefix, config, state and unit directory. The build
-/// installed is the CLI this test run built (<c>--from</c>); the publish step itself is covered by the integration
-/// test <c>InstallPublishTests</c>.
+/// installed is the CLI this test run built (<c>--from</c>); a real self-contained publish (<c>deploy/publish.sh</c>) is
+/// installed by the integration test <c>InstallPublishTests</c>.
 /// </summary>
 public sealed class InstallTests : IDisposable
 {
