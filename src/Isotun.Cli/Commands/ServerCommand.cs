@@ -66,7 +66,9 @@ public static class ServerCommand
     {
         if (cluster is null) return null;
         var log = logs.CreateLogger("isotun.cluster");
-        var store = new EtcdKeyValueStore(string.Join(',', cluster.Etcd));
+        // The configuration loader checked the TLS files; one that changed since fails the start with its path.
+        var tls = cluster.Tls is { } t ? EtcdTls.Load(t.Ca, t.Certificate, t.Key) : null;
+        var store = new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         try

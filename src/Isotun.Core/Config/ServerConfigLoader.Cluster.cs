@@ -3,7 +3,8 @@ namespace Isotun.Config;
 /// <summary>The optional <c>cluster</c> section: the etcd this server shares state through.</summary>
 public static partial class ServerConfigLoader
 {
-    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix"];
+    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls"];
+    private static readonly string[] ClusterTlsKeys = ["ca", "certificate", "key"];
 
     private static ClusterConfig? ReadCluster(ConfigWalker walker, YamlTreeNode? node)
     {
@@ -26,6 +27,38 @@ public static partial class ServerConfigLoader
         var prefix = walker.Text(keys.GetValueOrDefault("prefix"), "cluster.prefix") ?? "/isotun";
         if (!prefix.StartsWith('/') || prefix.EndsWith('/') || prefix.Length > 128 || prefix.Any(c => c <= ' ' || c > '~'))
             walker.Error("cluster.prefix", "must start with '/', not end with one, and be at most 128 printable characters, e.g. /isotun");
-        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix);
+        var tls = ReadClusterTls(walker, keys.GetValueOrDefault("tls"), endpoints);
+        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls };
+    }
+
+    /// <summary>
+    /// <c>cluster.tls</c>, for <c>https://</c> endpoints: a CA is required (the system's trust store is not used, so a
+    /// node trusts only the CA that signs etcd's certificate), a client certificate is optional.
+    /// </summary>
+    private static ClusterTlsConfig? ReadClusterTls(ConfigWalker walker, YamlTreeNode? node, List<string> endpoints)
+    {
+        // The etcd client speaks TLS to all its endpoints or to none.
+        var https = endpoints.Count(e => e.StartsWith("https://", StringComparison.Ordinal));
+        if (https > 0 && https < endpoints.Count)
+            walker.Error("cluster.etcd", "mixes http:// and https:// endpoints: give them all the same scheme");
+        var mapping = walker.Mapping(node, "cluster.tls");
+        if (mapping is not null && endpoints.Count > 0 && https == 0)
+            walker.Error("cluster.tls", "is for https:// endpoints, and cluster.etcd lists http:// ones only: use https:// URLs, or remove cluster.tls");
+
+        var keys = walker.Keys(mapping, "cluster.tls", ClusterTlsKeys);
+        var ca = walker.FilePath(keys.GetValueOrDefault("ca"), "cluster.tls.ca");
+        if (ca is not null) PemFileCheck.Bundle(walker, ca, "cluster.tls.ca");
+        else if (https > 0 && ConfigWalker.IsAbsent(keys.GetValueOrDefault("ca")))
+            walker.Error("cluster.tls.ca", "required for https:// endpoints: the PEM file of the CA that signs etcd's certificate (the system's trust store is not used)");
+
+        var certificate = walker.FilePath(keys.GetValueOrDefault("certificate"), "cluster.tls.certificate");
+        var key = walker.FilePath(keys.GetValueOrDefault("key"), "cluster.tls.key");
+        var certificateGiven = !ConfigWalker.IsAbsent(keys.GetValueOrDefault("certificate"));
+        if (certificateGiven != !ConfigWalker.IsAbsent(keys.GetValueOrDefault("key")))
+            walker.Error(certificateGiven ? "cluster.tls.key" : "cluster.tls.certificate", $"required when {(certificateGiven ? "cluster.tls.certificate" : "cluster.tls.key")} is set");
+        else if (certificate is not null && key is not null)
+            PemFileCheck.CertificateAndKey(walker, certificate, "cluster.tls.certificate", key, "cluster.tls.key");
+
+        return https > 0 && ca is not null ? new ClusterTlsConfig(ca, certificate, key) : null;
     }
 }

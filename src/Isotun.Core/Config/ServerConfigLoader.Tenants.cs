@@ -52,21 +52,9 @@ public static partial class ServerConfigLoader
 
         var caPath = $"{path}.client-ca";
         var clientCa = walker.FilePath(keys.GetValueOrDefault("client-ca"), caPath);
-        if (clientCa is not null && !File.Exists(clientCa))
+        if (clientCa is not null)
         {
-            walker.Error(caPath, $"file not found: {clientCa}");
-        }
-        else if (clientCa is not null)
-        {
-            // Checked now, as tls.client-ca is: otherwise the server would fail at start without a path.
-            try
-            {
-                using var bundle = new DisposableCollection(Pki.PemLoader.LoadBundle(clientCa));
-            }
-            catch (Pki.PkiException ex)
-            {
-                walker.Error(caPath, ex.Message);
-            }
+            PemFileCheck.Bundle(walker, clientCa, caPath);
         }
 
         var crlPath = $"{path}.client-crl";

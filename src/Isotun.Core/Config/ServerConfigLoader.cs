@@ -247,21 +247,7 @@ public static partial class ServerConfigLoader
         var clientCa = walker.FilePath(keys.GetValueOrDefault("client-ca"), "tls.client-ca");
         if (clientCa is not null)
         {
-            if (!File.Exists(clientCa))
-            {
-                walker.Error("tls.client-ca", $"file not found: {clientCa}");
-            }
-            else
-            {
-                try
-                {
-                    using var bundle = new DisposableCollection(PemLoader.LoadBundle(clientCa));
-                }
-                catch (PkiException ex)
-                {
-                    walker.Error("tls.client-ca", ex.Message);
-                }
-            }
+            PemFileCheck.Bundle(walker, clientCa, "tls.client-ca");
         }
 
         var serverName = walker.Text(keys.GetValueOrDefault("server-name"), "tls.server-name") ?? DefaultServerName;

@@ -181,7 +181,7 @@ public sealed class VpnServer : IAsyncDisposable
     }
 
     private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
-        a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd);
+        a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls;
 
     /// <summary>Kicks one session: it ends, its connections close and its cookie is refused from now on.</summary>
     public bool Kick(Guid session)

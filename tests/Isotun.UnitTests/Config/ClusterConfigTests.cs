@@ -1,16 +1,33 @@
 using Isotun.Config;
+using Isotun.Pki;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Config;
 
 /// <summary>The optional cluster section: read in canonical form, and every fault listed with its path.</summary>
-public sealed class ClusterConfigTests
+public sealed class ClusterConfigTests : IDisposable
 {
-    private static ConfigLoadResult Parse(string cluster)
+    // Next to the configuration file, as isotun pki writes them: pki/ca.crt, and the client's pki/cluster-node-1.crt
+    // and .key (0600).
+    private readonly TempDirectory _temp = new();
+    private readonly PkiDirectory _pki;
+    private readonly IssuedCertificate _client;
+
+    public ClusterConfigTests()
     {
-        using var temp = new TempDirectory();
-        return ServerConfigLoader.Parse(cluster + "tenants:\n  - name: acme\n    pool: 10.10.0.0/24\n", temp.File("isotun.yaml"));
+        _pki = new PkiDirectory(_temp.File("pki"));
+        _pki.InitCa();
+        _client = _pki.IssueClient("cluster", "node-1");
     }
+
+    public void Dispose() => _temp.Dispose();
+
+    private ConfigLoadResult Parse(string cluster) =>
+        ServerConfigLoader.Parse(cluster + "tenants:\n  - name: acme\n    pool: 10.10.0.0/24\n", _temp.File("isotun.yaml"));
+
+    private List<string> Errors(string cluster) => Parse(cluster).Errors.Select(e => e.ToString()).ToList();
+
+    private const string Https = "cluster:\n  etcd: [https://10.0.0.5:2379, https://10.0.0.6:2379]\n  node: node-1\n";
 
     [Fact]
     public void Without_a_cluster_section_the_server_runs_on_its_own()
@@ -23,11 +40,94 @@ public sealed class ClusterConfigTests
     [Fact]
     public void A_cluster_section_is_read_with_the_default_prefix()
     {
-        var result = Parse("cluster:\n  etcd: [http://10.0.0.5:2379, \"https://etcd.example:2379/\"]\n  node: node-1\n");
+        var result = Parse("cluster:\n  etcd: [http://10.0.0.5:2379, \"http://etcd.example:2379/\"]\n  node: node-1\n");
         Assert.True(result.Ok, string.Join("\n", result.Errors));
-        Assert.Equal(new[] { "http://10.0.0.5:2379", "https://etcd.example:2379" }, result.Config!.Cluster!.Etcd);
+        Assert.Equal(new[] { "http://10.0.0.5:2379", "http://etcd.example:2379" }, result.Config!.Cluster!.Etcd);
         Assert.Equal("node-1", result.Config.Cluster.Node);
         Assert.Equal("/isotun", result.Config.Cluster.Prefix);
+        Assert.Null(result.Config.Cluster.Tls);
+    }
+
+    [Fact]
+    public void Tls_to_etcd_is_read_with_its_paths_resolved_next_to_the_configuration()
+    {
+        var result = Parse(Https + "  tls:\n    ca: pki/ca.crt\n    certificate: pki/cluster-node-1.crt\n    key: pki/cluster-node-1.key\n");
+
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Equal(new ClusterTlsConfig(_pki.CaCertificatePath, _client.CertificatePath, _client.KeyPath), result.Config!.Cluster!.Tls);
+        Assert.Equal(new[] { "https://10.0.0.5:2379", "https://10.0.0.6:2379" }, result.Config.Cluster.Etcd);
+    }
+
+    [Fact]
+    public void Tls_without_a_client_certificate_is_read()
+    {
+        var result = Parse(Https + "  tls:\n    ca: pki/ca.crt\n");
+
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Equal(new ClusterTlsConfig(_pki.CaCertificatePath, null, null), result.Config!.Cluster!.Tls);
+    }
+
+    [Theory]
+    [InlineData("", "cluster.tls.ca: required for https:// endpoints: the PEM file of the CA that signs etcd's certificate (the system's trust store is not used)")]
+    [InlineData("  tls:\n    certificate: pki/cluster-node-1.crt\n    key: pki/cluster-node-1.key\n",
+        "cluster.tls.ca: required for https:// endpoints: the PEM file of the CA that signs etcd's certificate (the system's trust store is not used)")]
+    [InlineData("  tls:\n    ca: pki/ca.crt\n    certificate: pki/cluster-node-1.crt\n", "cluster.tls.key: required when cluster.tls.certificate is set")]
+    [InlineData("  tls:\n    ca: pki/ca.crt\n    key: pki/cluster-node-1.key\n", "cluster.tls.certificate: required when cluster.tls.key is set")]
+    [InlineData("  tls:\n    ca: pki/ca.crt\n    certficate: pki/cluster-node-1.crt\n", "cluster.tls.certficate: unknown key; did you mean 'certificate'?")]
+    [InlineData("  tls: pki/ca.crt\n", "cluster.tls: expected a mapping, found a scalar")]
+    public void A_tls_fault_is_listed_with_its_path(string tls, string expected)
+    {
+        Assert.Contains(expected, Errors(Https + tls));
+    }
+
+    [Fact]
+    public void Missing_tls_files_are_each_listed()
+    {
+        var errors = Errors(Https + "  tls:\n    ca: no/ca.crt\n    certificate: no/node.crt\n    key: no/node.key\n");
+
+        Assert.Equal(
+            [$"cluster.tls.ca: file not found: {_temp.File("no/ca.crt")}", $"cluster.tls.certificate: file not found: {_temp.File("no/node.crt")}",
+                $"cluster.tls.key: file not found: {_temp.File("no/node.key")}"],
+            errors);
+    }
+
+    [Fact]
+    public void Tls_files_that_do_not_parse_or_do_not_match_are_refused()
+    {
+        File.WriteAllText(_temp.File("garbage.crt"), "not a certificate\n");
+        var other = _pki.IssueClient("cluster", "node-2");
+
+        var errors = Errors(Https + $"  tls:\n    ca: garbage.crt\n    certificate: {other.CertificatePath}\n    key: pki/cluster-node-1.key\n");
+
+        Assert.Equal(2, errors.Count);
+        Assert.Contains(errors, e => e.StartsWith("cluster.tls.ca: ", StringComparison.Ordinal) && e.Contains("no certificate found", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("cluster.tls.certificate: ", StringComparison.Ordinal) && e.Contains("does not match the public key", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_client_key_that_group_or_others_can_read_is_refused()
+    {
+        File.SetUnixFileMode(_client.KeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+
+        Assert.Equal(
+            [$"cluster.tls.key: {_client.KeyPath}: private key must not be readable by group or others (chmod 600)"],
+            Errors(Https + "  tls:\n    ca: pki/ca.crt\n    certificate: pki/cluster-node-1.crt\n    key: pki/cluster-node-1.key\n"));
+    }
+
+    [Fact]
+    public void Http_and_https_endpoints_are_not_mixed()
+    {
+        Assert.Equal(
+            ["cluster.etcd: mixes http:// and https:// endpoints: give them all the same scheme"],
+            Errors("cluster:\n  etcd: [http://10.0.0.5:2379, https://10.0.0.6:2379]\n  node: node-1\n  tls:\n    ca: pki/ca.crt\n"));
+    }
+
+    [Fact]
+    public void Tls_with_http_endpoints_only_is_refused()
+    {
+        Assert.Equal(
+            ["cluster.tls: is for https:// endpoints, and cluster.etcd lists http:// ones only: use https:// URLs, or remove cluster.tls"],
+            Errors("cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  tls:\n    ca: pki/ca.crt\n"));
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text;
 using Isotun.Config;
-using Isotun.Pki;
 using Isotun.Protocol.Tls;
 
 namespace Isotun.Gateway.Configuration;
@@ -324,41 +323,8 @@ public static class GatewayConfigLoader
         }
 
         if (cert is null || key is null) return null;
-        int before = walker.Errors.Count;
-        if (!File.Exists(cert)) walker.Error($"{p}.certificate", $"file not found: {cert}");
-        if (!File.Exists(key)) walker.Error($"{p}.key", $"file not found: {key}");
-        else if ((File.GetUnixFileMode(key) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-            walker.Error($"{p}.key", $"{key}: private key must not be readable by group or others (chmod 600)");
-        if (walker.Errors.Count == before)
-        {
-            try
-            {
-                using var loaded = PemLoader.LoadCertificateWithKey(cert, key);
-            }
-            catch (PkiException ex)
-            {
-                walker.Error($"{p}.certificate", ex.Message);
-            }
-        }
-
-        if (clientCa is not null)
-        {
-            if (!File.Exists(clientCa))
-            {
-                walker.Error($"{p}.client-ca", $"file not found: {clientCa}");
-            }
-            else
-            {
-                try
-                {
-                    using var bundle = new DisposableCollection(PemLoader.LoadBundle(clientCa));
-                }
-                catch (PkiException ex)
-                {
-                    walker.Error($"{p}.client-ca", ex.Message);
-                }
-            }
-        }
+        PemFileCheck.CertificateAndKey(walker, cert, $"{p}.certificate", key, $"{p}.key");
+        if (clientCa is not null) PemFileCheck.Bundle(walker, clientCa, $"{p}.client-ca");
 
         return new TerminateSettings(cert, key, clientCa, required);
     }

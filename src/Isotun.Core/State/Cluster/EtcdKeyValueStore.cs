@@ -1,9 +1,14 @@
+using System.Net.Security;
 using System.Runtime.CompilerServices;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Net.Client;
 using Mvccpb;
 
 namespace Isotun.State.Cluster;
@@ -19,18 +24,62 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 {
     private readonly EtcdClient _client;
     private readonly string _endpoints;
+    private readonly EtcdTls? _tls;
 
-    /// <summary>Connects to <paramref name="endpoints"/>, e.g. <c>http://127.0.0.1:2379</c> (comma-separated for several).</summary>
-    public EtcdKeyValueStore(string endpoints)
+    // Why the last TLS handshake refused etcd's certificate, for the message of the call that failed on it: gRPC
+    // reports only that the connection could not be made.
+    private volatile string? _tlsRejection;
+
+    /// <summary>
+    /// Connects to <paramref name="endpoints"/>, e.g. <c>http://127.0.0.1:2379</c> (comma-separated for several); with
+    /// <paramref name="tls"/> (which the store then owns), to <c>https://</c> endpoints only.
+    /// </summary>
+    public EtcdKeyValueStore(string endpoints, EtcdTls? tls = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(endpoints);
+        // The client picks TLS for all endpoints or none, whatever each URL's scheme says: refuse a URL that says otherwise.
+        var scheme = tls is null ? "http://" : "https://";
+        if (endpoints.Split(',').FirstOrDefault(e => !e.Trim().StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) is { } other)
+            throw new ArgumentException($"{other.Trim()}: {(tls is null ? "an http:// endpoint is needed without TLS settings" : "an https:// endpoint is needed with TLS settings")}", nameof(endpoints));
         _endpoints = endpoints;
+        _tls = tls;
         // gRPC's default reconnect back-off grows to two minutes: a node would then wait that long to notice etcd is back.
-        _client = new EtcdClient(endpoints, configureChannelOptions: o =>
+        Action<GrpcChannelOptions> backoff = o =>
         {
             o.InitialReconnectBackoff = TimeSpan.FromMilliseconds(200);
             o.MaxReconnectBackoff = TimeSpan.FromSeconds(2);
-        });
+        };
+        _client = tls is null
+            ? new EtcdClient(endpoints, configureChannelOptions: backoff)
+            : new EtcdClient(endpoints, o => ConfigureTls(o, tls), configureChannelOptions: backoff);
+    }
+
+    /// <summary>
+    /// Trusts only the given CAs (the chain is built against them, with the system's roots left out), keeps the host
+    /// name check, and presents the client certificate whatever CAs etcd says it accepts.
+    /// </summary>
+    private void ConfigureTls(SslClientAuthenticationOptions o, EtcdTls tls)
+    {
+        o.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        o.CertificateChainPolicy.CustomTrustStore.AddRange(tls.TrustedCas);
+        if (tls.ClientCertificate is { } client) o.LocalCertificateSelectionCallback = (_, _, _, _, _) => client;
+        o.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
+        {
+            _tlsRejection = errors == SslPolicyErrors.None ? null : Rejection((sender as SslStream)?.TargetHostName, certificate, chain, errors);
+            return errors == SslPolicyErrors.None;
+        };
+    }
+
+    private static string Rejection(string? host, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        var who = string.IsNullOrEmpty(host) ? "etcd" : $"etcd at {host}";
+        if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable)) return $"{who} sent no certificate";
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateChainErrors))
+        {
+            var why = chain is null ? "" : string.Join(", ", chain.ChainStatus.Select(s => s.Status).Distinct());
+            return $"{who}: its certificate ({certificate.Subject}) is not trusted: it does not chain to the given CA{(why.Length > 0 ? $" ({why})" : "")}";
+        }
+        return $"{who}: its certificate ({certificate.Subject}) is not valid for the name {host}";
     }
 
     public async Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default)
@@ -171,13 +220,35 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             var error = e.StatusCode == StatusCode.NotFound && e.Status.Detail.Contains("lease", StringComparison.Ordinal) ? KeyValueStoreError.LeaseNotFound
                 : e.StatusCode == StatusCode.FailedPrecondition && e.Status.Detail.Contains("compacted", StringComparison.Ordinal) ? KeyValueStoreError.Compacted
                 : KeyValueStoreError.Unavailable;
-            throw new KeyValueStoreException(error, $"etcd {_endpoints}: {what}: {e.Status.Detail} ({e.StatusCode})", e);
+            throw new KeyValueStoreException(error, $"etcd {_endpoints}: {what}: {Reason(e)}", e);
         }
+    }
+
+    /// <summary>
+    /// What went wrong: gRPC's status, or under TLS what failed beneath it, since gRPC reports a refused certificate
+    /// only as a connection that could not be made.
+    /// </summary>
+    private string Reason(RpcException e)
+    {
+        var causes = new List<Exception>();
+        for (var x = _tls is null ? null : e.Status.DebugException; x is not null; x = x.InnerException) causes.Add(x);
+        // Our side refused etcd's certificate (the callback said why), or the handshake failed before that.
+        if (causes.OfType<AuthenticationException>().FirstOrDefault() is { } refused)
+            return $"TLS handshake failed: {_tlsRejection ?? (refused.InnerException ?? refused).Message}";
+        // etcd judges the client's certificate after our side of a TLS 1.3 handshake has completed: a refusal comes as
+        // an alert (OpenSSL's message ends with its name) or, when it races our first write, as a closed connection.
+        var hint = _tls?.ClientCertificate is null ? "; no client certificate was given, and etcd with --client-cert-auth asks for one" : "";
+        if (causes.OfType<CryptographicException>().FirstOrDefault() is { } alert)
+            return $"etcd refused the TLS connection ({alert.Message[(alert.Message.LastIndexOf("::", StringComparison.Ordinal) + 1)..].Trim(':', ' ')}){hint}";
+        if (causes.FirstOrDefault(c => c is IOException or HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded }) is { } closed)
+            return $"etcd closed the TLS connection ({closed.Message}){hint}";
+        return $"{e.Status.Detail} ({e.StatusCode})";
     }
 
     public ValueTask DisposeAsync()
     {
         _client.Dispose();
+        _tls?.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -11,7 +11,8 @@ namespace Isotun.UnitTests.State.Cluster;
 /// A real etcd for the tests that need one: Debian's <c>etcd</c> (package etcd-server), started on 127.0.0.1 with free
 /// ports and a temporary data directory, and killed by its PID at the end. Without the binary, <see cref="SkipReason"/>
 /// says so and the tests skip. Short heartbeat and election timeouts let etcd take 1 s leases (its minimum TTL is
-/// 1.5 election timeouts).
+/// 1.5 election timeouts). With <see cref="Tls"/>, it serves clients over https only and asks each for a certificate
+/// (<c>--client-cert-auth</c>); its health is then read from a plain metrics URL.
 /// </summary>
 public sealed class EtcdServer : IAsyncLifetime
 {
@@ -20,12 +21,15 @@ public sealed class EtcdServer : IAsyncLifetime
     private readonly TempDirectory _dir = new();
     private readonly StringBuilder _log = new();
     private Process? _process;
-    private int _client, _peer;
+    private int _client, _peer, _metrics;
 
     /// <summary>Why the etcd tests cannot run here, or null.</summary>
     public string? SkipReason { get; private set; }
 
-    /// <summary>The client URL, e.g. <c>http://127.0.0.1:40123</c>.</summary>
+    /// <summary>The certificate and key etcd serves clients with, and the CA their certificates must chain to; null for plain http.</summary>
+    public EtcdServerTls? Tls { get; init; }
+
+    /// <summary>The client URL, e.g. <c>http://127.0.0.1:40123</c> (<c>https://</c> with <see cref="Tls"/>).</summary>
     public string Endpoint { get; private set; } = "";
 
     /// <summary>A new client of this etcd; skips the calling test when etcd is not installed.</summary>
@@ -42,8 +46,8 @@ public sealed class EtcdServer : IAsyncLifetime
             SkipReason = $"{Binary} is missing (Debian package etcd-server; .ci/install-deps installs it): the etcd store was not tested";
             return;
         }
-        (_client, _peer) = (FreePort(), FreePort());
-        Endpoint = $"http://127.0.0.1:{_client}";
+        (_client, _peer, _metrics) = (FreePort(), FreePort(), FreePort());
+        Endpoint = $"{(Tls is null ? "http" : "https")}://127.0.0.1:{_client}";
         await StartAsync();
     }
 
@@ -70,6 +74,15 @@ public sealed class EtcdServer : IAsyncLifetime
                      "--heartbeat-interval", "50", "--election-timeout", "500",
                  })
             psi.ArgumentList.Add(a);
+        if (Tls is { } tls)
+            foreach (var a in new[]
+                     {
+                         "--cert-file", tls.Certificate, "--key-file", tls.Key, "--trusted-ca-file", tls.TrustedCa, "--client-cert-auth",
+                         "--listen-metrics-urls", $"http://127.0.0.1:{_metrics}",
+                     })
+                psi.ArgumentList.Add(a);
+        // The client URL asks for a client certificate under TLS; the metrics URL answers /health without one.
+        var health = Tls is null ? $"{Endpoint}/health" : $"http://127.0.0.1:{_metrics}/health";
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
@@ -82,7 +95,7 @@ public sealed class EtcdServer : IAsyncLifetime
         {
             try
             {
-                if ((await http.GetStringAsync($"{Endpoint}/health")).Contains("\"health\":\"true\"", StringComparison.Ordinal)) return;
+                if ((await http.GetStringAsync(health)).Contains("\"health\":\"true\"", StringComparison.Ordinal)) return;
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
@@ -113,6 +126,9 @@ public sealed class EtcdServer : IAsyncLifetime
         return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 }
+
+/// <summary>What an <see cref="EtcdServer"/> serves its clients with under TLS: PEM files.</summary>
+public sealed record EtcdServerTls(string Certificate, string Key, string TrustedCa);
 
 /// <summary>The tests that share one <see cref="EtcdServer"/>.</summary>
 [CollectionDefinition(Name)]
