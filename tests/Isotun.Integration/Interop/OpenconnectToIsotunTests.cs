@@ -52,8 +52,8 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         // The other tenant by its path: an address from its own pool.
         using var quick = Openconnect.Start(L.ClientNs,
             [.. Openconnect.Base(lab.Pin), "--user", LabLayout.User, "--passwd-on-stdin",
-             "--script", lab.TunScript, "--interface", "oc-path", $"https://{L.ServerIp}/{IsotunServerLab.QuickTenant}"], stdin: lab.Password + "\n");
-        var quickAddress = WaitForAddress(quick, "oc-path");
+             "--script", lab.TunScript, "--interface", "oc-path2", $"https://{L.ServerIp}/{IsotunServerLab.QuickTenant}"], stdin: lab.Password + "\n");
+        var quickAddress = WaitForAddress(quick, "oc-path2");
         Assert.True(Traffic.InPool(quickAddress, IsotunServerLab.QuickPool), $"address {quickAddress} is not from tenant {IsotunServerLab.QuickTenant}'s pool {IsotunServerLab.QuickPool}");
         Traffic.AssertPing(L.ClientNs, IsotunServerLab.QuickGateway);
         AssertLogsOff(quick);
