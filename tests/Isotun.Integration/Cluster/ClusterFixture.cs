@@ -102,6 +102,12 @@ public sealed class ClusterFixture : TopologyFixture
             PasswordFile.SetUser(Path.Combine(Dir, "acme.passwd"), user, PasswordHasher.Hash(pw, 10_000));
         }
 
+        // etcd as in production: https only, with client certificates, from a CA of its own.
+        var etcdPki = new PkiDirectory(Path.Combine(Dir, "etcd-pki"));
+        etcdPki.InitCa("cluster etcd CA");
+        _etcdServer = etcdPki.IssueServer("127.0.0.1", [IPAddress.Loopback], []);
+        var nodeClient = etcdPki.IssueClient("cluster", "nodes");
+        _etcdCa = etcdPki.CaCertificatePath;
         StartEtcd();
         foreach (var (node, port, admin) in Nodes)
         {
@@ -116,8 +122,12 @@ public sealed class ClusterFixture : TopologyFixture
                   listen: 127.0.0.1:{admin}
                 state: isotun.db
                 cluster:
-                  etcd: [http://127.0.0.1:{EtcdPort}]
+                  etcd: [https://127.0.0.1:{EtcdPort}]
                   node: {node}
+                  tls:
+                    ca: {_etcdCa}
+                    certificate: {nodeClient.CertificatePath}
+                    key: {nodeClient.KeyPath}
                 tenants:
                   - name: acme
                     namespace: {TenantNs(node)}
@@ -147,12 +157,16 @@ public sealed class ClusterFixture : TopologyFixture
             throw new InvalidOperationException("the gateway did not start:\n" + LabProcess.Tail(Files, "gateway"));
     }
 
+    private IssuedCertificate? _etcdServer;
+    private string? _etcdCa;
+
     public void StartEtcd()
     {
         LabProcess.Start(Files, "etcd", ServerNs, EtcdBinary,
         [
             "--name", "isotun-cl", "--data-dir", Path.Combine(Dir, "etcd"),
-            "--listen-client-urls", $"http://127.0.0.1:{EtcdPort}", "--advertise-client-urls", $"http://127.0.0.1:{EtcdPort}",
+            "--listen-client-urls", $"https://127.0.0.1:{EtcdPort}", "--advertise-client-urls", $"https://127.0.0.1:{EtcdPort}",
+            "--cert-file", _etcdServer!.CertificatePath, "--key-file", _etcdServer.KeyPath, "--trusted-ca-file", _etcdCa!, "--client-cert-auth",
             "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
             "--initial-cluster", "isotun-cl=http://127.0.0.1:23800",
         ]);

@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace Isotun.Integration.Cluster;
 
 /// <summary>
-/// Three nodes share their cookie key, addresses and revocations through a real etcd: a cookie one node issued opens a tunnel on
+/// Three nodes share their cookie key, addresses and revocations through a real etcd (over TLS, with client certificates): a cookie one node issued opens a tunnel on
 /// the other, a user revoked on one node loses their session on the other and cannot log in there, a cookie kicked on
 /// one node is refused by the other, and while etcd is down tunnels go on and a revocation waits, then arrives.
 /// </summary>

@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
@@ -177,28 +176,27 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
                 StartRevision = fromRevision,
             },
         };
-        var responses = Channel.CreateUnbounded<WatchResponse>(new UnboundedChannelOptions { SingleReader = true });
-        Action<WatchResponse> onResponse = r => responses.Writer.TryWrite(r);
-        long id = await Call(() => _client.WatchAsync(request, onResponse, cancellationToken: ct), $"watch {prefix} from revision {fromRevision}").ConfigureAwait(false);
-        try
+        // One raw Watch stream per enumeration, ended with it. dotnet-etcd 10.0.0's watch manager shares streams
+        // across watches and, after etcd restarts, can leave a watch that never delivers again or whose every new
+        // watch fails at once ("No grpc-status found on response", seen over TLS); a stream of our own has no such
+        // state, and a broken one fails this enumeration, whose caller opens another.
+        string what = $"watch {prefix} from revision {fromRevision}";
+        using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: ct);
+        await Call(async () => { await call.RequestStream.WriteAsync(request, ct).ConfigureAwait(false); return true; }, what).ConfigureAwait(false);
+        while (await Call(() => call.ResponseStream.MoveNext(ct), what).ConfigureAwait(false))
         {
-            await foreach (var response in responses.Reader.ReadAllAsync(ct).ConfigureAwait(false))
-            {
-                if (response.CompactRevision > 0)
-                    throw new KeyValueStoreException(KeyValueStoreError.Compacted,
-                        $"watch {prefix} from revision {fromRevision}: etcd compacted its history up to revision {response.CompactRevision}");
-                if (response.Canceled)
-                    throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"watch {prefix}: etcd ended it ({response.CancelReason})");
-                foreach (var e in response.Events)
-                    yield return e.Type == Event.Types.EventType.Put
-                        ? new KeyValueEvent(KeyValueEventKind.Put, e.Kv.Key.ToStringUtf8(), e.Kv.Value.Memory, e.Kv.ModRevision)
-                        : new KeyValueEvent(KeyValueEventKind.Delete, e.Kv.Key.ToStringUtf8(), ReadOnlyMemory<byte>.Empty, e.Kv.ModRevision);
-            }
+            var response = call.ResponseStream.Current;
+            if (response.CompactRevision > 0)
+                throw new KeyValueStoreException(KeyValueStoreError.Compacted,
+                    $"{what}: etcd compacted its history up to revision {response.CompactRevision}");
+            if (response.Canceled)
+                throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"watch {prefix}: etcd ended it ({response.CancelReason})");
+            foreach (var e in response.Events)
+                yield return e.Type == Event.Types.EventType.Put
+                    ? new KeyValueEvent(KeyValueEventKind.Put, e.Kv.Key.ToStringUtf8(), e.Kv.Value.Memory, e.Kv.ModRevision)
+                    : new KeyValueEvent(KeyValueEventKind.Delete, e.Kv.Key.ToStringUtf8(), ReadOnlyMemory<byte>.Empty, e.Kv.ModRevision);
         }
-        finally
-        {
-            _client.CancelWatch(id);
-        }
+        throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"{what}: etcd closed the stream");
     }
 
     private static KeyValueEntry Entry(KeyValue kv) =>

@@ -36,6 +36,7 @@ public sealed class SharedState : IAsyncDisposable
     private const string LiveDir = "sessions/";
     private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan WatchIdle = TimeSpan.FromSeconds(30);
 
     private readonly IKeyValueStore _store;
     private readonly string _prefix;
@@ -53,6 +54,7 @@ public sealed class SharedState : IAsyncDisposable
     private Task _watch = Task.CompletedTask, _writer = Task.CompletedTask, _leaseLoop = Task.CompletedTask;
     // The node's lease as granted now, swapped whole (lease, generation and keepalive read together).
     private volatile HeldLease? _held;
+    private CancellationTokenSource? _watchRun; // the current watch's, to restart it
     private long _revision;
     private volatile bool _connected;
     private volatile string? _lastError;
@@ -341,18 +343,28 @@ public sealed class SharedState : IAsyncDisposable
         var backoff = TimeSpan.FromMilliseconds(200);
         while (!ct.IsCancellationRequested)
         {
+            // A watch stream can go quiet without saying it broke (seen with etcd over TLS after a restart): it is
+            // opened again, from the last revision seen, when the store comes back and after WatchIdle without events.
+            using var watch = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            watch.CancelAfter(WatchIdle);
+            Volatile.Write(ref _watchRun, watch);
             try
             {
-                await foreach (var e in _store.WatchAsync(_prefix, Interlocked.Read(ref _revision) + 1, ct).ConfigureAwait(false))
+                await foreach (var e in _store.WatchAsync(_prefix, Interlocked.Read(ref _revision) + 1, watch.Token).ConfigureAwait(false))
                 {
                     Apply(e);
                     Interlocked.Exchange(ref _revision, e.Revision);
                     backoff = TimeSpan.FromMilliseconds(200);
+                    watch.CancelAfter(WatchIdle);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 return;
+            }
+            catch (Exception) when (watch.IsCancellationRequested)
+            {
+                continue; // restarted (however the store reported the cancelled call)
             }
             catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.Compacted)
             {
@@ -370,9 +382,11 @@ public sealed class SharedState : IAsyncDisposable
                     Unreachable(again.Message);
                 }
             }
-            catch (Exception e) when (e is KeyValueStoreException or IOException or InvalidOperationException)
+            catch (Exception e)
             {
-                Unreachable(e.Message);
+                // Whatever broke the watch (gRPC reports a lost stream in several ways), it is opened again: a watch
+                // loop that ended would leave this node deaf to the others' revocations.
+                Unreachable(e is OperationCanceledException ? "the watch stream was cut" : e.Message);
             }
             try
             {
@@ -429,6 +443,15 @@ public sealed class SharedState : IAsyncDisposable
         _connected = true;
         _lastError = null;
         _log.LogInformation("cluster: node {Node} reaches the store again; waiting changes written", Node);
+        // The watch may still wait on a stream from before the outage that will never deliver: open a new one.
+        try
+        {
+            Volatile.Read(ref _watchRun)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // That watch has ended already.
+        }
     }
 
     private void Unreachable(string why)

@@ -32,6 +32,9 @@ public sealed class EtcdTlsServer : IAsyncLifetime
     /// <summary>Why the tests cannot run here, or null.</summary>
     public string? SkipReason => _etcd?.SkipReason;
 
+    /// <summary>The etcd process itself, to stop and start it again.</summary>
+    public EtcdServer Server => _etcd!;
+
     /// <summary>The https client URL on 127.0.0.1.</summary>
     public string Endpoint => _etcd!.Endpoint;
 
