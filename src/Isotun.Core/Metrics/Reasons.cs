@@ -4,7 +4,7 @@ public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertif
 
 public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated, EastWest, OverBudget }
 
-public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked }
+public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked, NoData }
 
 public static class ReasonLabels
 {
@@ -58,6 +58,7 @@ public static class ReasonLabels
         CloseReason.SlowBody => "slow-body",
         CloseReason.WriteTimeout => "write-timeout",
         CloseReason.Revoked => "revoked",
+        CloseReason.NoData => "no-data",
         _ => "error",
     };
 }

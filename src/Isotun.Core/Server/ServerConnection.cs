@@ -25,6 +25,7 @@ namespace Isotun.Server;
 public sealed partial class ServerConnection(VpnServer server, long id, ILogger log)
 {
     private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
+    private static readonly byte[] s_peek = new byte[1]; // shared: what a peek copies into it is never read
     private PeerInfo _peer = new(null, null, null);
     private Func<bool>? _morePending;
 
@@ -47,6 +48,15 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
             hsCts.CancelAfter(limits.HandshakeTimeout);
             try
             {
+                // A peer that closes without a byte is a port probe (a load balancer's or the gateway's health check)
+                // or a scanner, not a failed handshake: it is counted apart and logged at Debug only, so probes every
+                // few seconds neither fill the log nor make the handshake failure ratio look like an attack.
+                if (await socket.ReceiveAsync(s_peek, SocketFlags.Peek, hsCts.Token).ConfigureAwait(false) == 0)
+                {
+                    IsotunMetrics.Instance.Closed(CloseReason.NoData);
+                    ServerLog.ConnectionClosed(log, LogLevel.Debug, id, "closed by the peer before it sent a byte");
+                    return;
+                }
                 await tls.AuthenticateAsServerAsync(server.TlsOptions, hsCts.Token).ConfigureAwait(false);
                 metrics.Handshake("ok", sw.Elapsed);
             }
