@@ -31,6 +31,42 @@ public sealed class LoginThrottle(TimeProvider time)
 
     public void Configure(int userBanAfter, int sourceBanAfter, TimeSpan window, TimeSpan banTime) => _settings = (userBanAfter, sourceBanAfter, window, banTime);
 
+    /// <summary>A ban started here (scope <c>source</c> or <c>user</c>, its key, until when): a cluster node shares it.</summary>
+    public Action<string, string, DateTimeOffset>? BanStarted { get; set; }
+
+    /// <summary>An operator lifted a ban here (scope, key): a cluster node shares that too.</summary>
+    public Action<string, string>? BanLifted { get; set; }
+
+    public const string SourceScope = "source", UserScope = "user";
+
+    /// <summary>
+    /// Applies a ban made elsewhere (another node of the cluster) until <paramref name="until"/>; false for a scope or
+    /// key this node cannot read. Not reported to <see cref="BanStarted"/>.
+    /// </summary>
+    public bool Apply(string scope, string key, DateTimeOffset until)
+    {
+        long now = time.GetTimestamp();
+        var left = until - time.GetUtcNow();
+        if (left <= TimeSpan.Zero) return true;
+        long end = now + (long)(left.TotalSeconds * time.TimestampFrequency);
+        Entry? e = scope switch
+        {
+            SourceScope when IPAddress.TryParse(key, out var source) => Track(_sources, SourceKey.Of(source)),
+            UserScope => Track(_users, key),
+            _ => null,
+        };
+        if (e is null) return scope is SourceScope or UserScope; // a full table tracks no new key (as for local failures)
+        lock (e) e.BannedUntil = Math.Max(e.BannedUntil, end);
+        return true;
+    }
+
+    /// <summary>Lifts a ban lifted elsewhere; not reported to <see cref="BanLifted"/>.</summary>
+    public void Lift(string scope, string key)
+    {
+        if (scope == SourceScope && IPAddress.TryParse(key, out var source)) _sources.TryRemove(SourceKey.Of(source), out _);
+        else if (scope == UserScope) _users.TryRemove(key, out _);
+    }
+
     public static string UserKey(string? group, string user) => $"{group ?? ""}/{user}";
 
     /// <summary>Whether a login from <paramref name="source"/> for <paramref name="userKey"/> may be tried now.</summary>
@@ -49,19 +85,36 @@ public sealed class LoginThrottle(TimeProvider time)
         long now = time.GetTimestamp();
         bool sourceBanned = source is not null && Count(_sources, SourceKey.Of(source), _settings.SourceBanAfter, now);
         bool userBanned = userKey is not null && Count(_users, userKey, _settings.UserBanAfter, now);
+        if (BanStarted is { } started && (sourceBanned || userBanned))
+        {
+            var until = time.GetUtcNow() + _settings.BanTime;
+            if (sourceBanned) started(SourceScope, SourceKey.Of(source!).ToString(), until);
+            if (userBanned) started(UserScope, userKey!, until);
+        }
         return (sourceBanned, userBanned);
     }
 
     public void Succeeded(string userKey) => _users.TryRemove(userKey, out _);
 
     /// <summary>Lifts a ban (the operator's unban).</summary>
-    public bool UnbanSource(IPAddress source) => _sources.TryRemove(SourceKey.Of(source), out _);
+    public bool UnbanSource(IPAddress source)
+    {
+        BanLifted?.Invoke(SourceScope, SourceKey.Of(source).ToString());
+        return _sources.TryRemove(SourceKey.Of(source), out _);
+    }
 
-    public bool UnbanUser(string userKey) => _users.TryRemove(userKey, out _);
+    public bool UnbanUser(string userKey)
+    {
+        BanLifted?.Invoke(UserScope, userKey);
+        return _users.TryRemove(userKey, out _);
+    }
 
     public int BannedSources => _sources.Values.Count(e => Banned(e, time.GetTimestamp()));
 
     public int BannedUsers => _users.Values.Count(e => Banned(e, time.GetTimestamp()));
+
+    private static Entry? Track<TKey>(ConcurrentDictionary<TKey, Entry> table, TKey key) where TKey : notnull =>
+        table.TryGetValue(key, out var e) ? e : table.Count >= MaxTracked ? null : table.GetOrAdd(key, _ => new Entry());
 
     private static bool Banned(Entry e, long now)
     {

@@ -63,7 +63,14 @@ public sealed class VpnServer : IAsyncDisposable
         State = shared is null ? local : new SharedStateStore(local, shared);
         Cookies = new CookieSealer(shared?.CookieKey ?? LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log, () => Config.Limits.SessionMemory);
-        if (shared is not null) shared.Changed = OnSharedChange;
+        if (shared is not null)
+        {
+            shared.Changed = OnSharedChange;
+            // Login bans hold on every node: the ones the cluster has now, and each made or lifted on any node.
+            foreach (var (scope, key, until) in shared.LoginBans) Logins.Apply(scope, key, until);
+            Logins.BanStarted = shared.BanLogin;
+            Logins.BanLifted = shared.LiftLoginBan;
+        }
 
         var (cert, certPath) = LoadServerCertificate(config);
         ServerCertificate = cert;
@@ -119,9 +126,18 @@ public sealed class VpnServer : IAsyncDisposable
     /// <summary>The cluster's shared state, when this server is a node of one.</summary>
     public SharedState? Shared { get; }
 
-    /// <summary>Another node revoked a user or a cookie: the sessions concerned end here too.</summary>
+    /// <summary>Another node revoked a user or a cookie (the sessions concerned end here too), or banned or unbanned a login.</summary>
     private void OnSharedChange(SharedChange change)
     {
+        switch (change)
+        {
+            case SharedChange.LoginBanned b:
+                Logins.Apply(b.Scope, b.Key, b.Until);
+                return;
+            case SharedChange.LoginBanLifted l:
+                Logins.Lift(l.Scope, l.Key);
+                return;
+        }
         int ended = change switch
         {
             SharedChange.UserRevoked u => Sessions.KickWhere(s => s.Tenant.Name == u.Tenant && s.User == u.User ? "user revoked on another node" : null),

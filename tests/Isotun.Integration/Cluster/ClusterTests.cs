@@ -251,6 +251,25 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         }
     }
 
+    [SkippableFact]
+    public void A_user_banned_on_one_node_for_failed_logins_is_refused_on_the_others_until_an_operator_unbans_it_on_any()
+    {
+        SkipUnlessReady();
+        var wrong = Path.Combine(cl.Dir, "ivan.wrong");
+        global::Isotun.Security.SecretFile.WriteAllText(wrong, "not-the-password\n", overwrite: true);
+        // Three failures on node-1 (the fixture bans a user after 3).
+        for (int i = 0; i < 3; i++) Assert.NotEqual(0, TryLogin("ivan", "node-1", wrong).ExitCode);
+        // node-2 never saw a failure of ivan's: the ban reaches it through etcd, and it refuses the right password.
+        Run.Result last = TryLogin("ivan", "node-2");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => (last = TryLogin("ivan", "node-2")).ExitCode != 0 && last.ToString().Contains("too many failed logins")),
+            "node-2 let the user banned on node-1 log in: " + last + "\n" + LabProcess.Tail(cl.Files, "node-2"));
+
+        // An unban on a third node lifts it everywhere.
+        Isotun("node-3", "unban", "--tenant", "acme", "--user", "ivan");
+        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => TryLogin("ivan", "node-1").ExitCode == 0 && TryLogin("ivan", "node-2").ExitCode == 0),
+            "the unban on node-3 did not reach node-1 and node-2: " + TryLogin("ivan", "node-1") + "\n" + TryLogin("ivan", "node-2"));
+    }
+
     private static void AssertPingFromService(IPAddress client)
     {
         var r = Pinger.Ping(ClusterFixture.ServiceNs, client, 3, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(2));
@@ -292,9 +311,9 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         return r.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim();
     }
 
-    private Run.Result TryLogin(string user, string node) =>
+    private Run.Result TryLogin(string user, string node, string? passwordFile = null) =>
         Run.Exec("ip", ["netns", "exec", ClusterFixture.ClientNs, TestEnvironment.IsotunExe, "connect", cl.Url(node).ToString(), "--servercert", cl.Pin,
-            "--user", user, "--password-file", cl.PasswordPath(user), "--authenticate"], timeoutSeconds: 30);
+            "--user", user, "--password-file", passwordFile ?? cl.PasswordPath(user), "--authenticate"], timeoutSeconds: 30);
 
     private string Isotun(string node, params string[] args)
     {

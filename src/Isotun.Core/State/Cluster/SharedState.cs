@@ -14,6 +14,12 @@ public abstract record SharedChange
 
     /// <summary>A cookie was revoked (kick, logout, replacement): its session on this node, if any, ends.</summary>
     public sealed record SessionRevoked(Guid Session) : SharedChange;
+
+    /// <summary>Another node banned a login source or user (scope <c>source</c> or <c>user</c>) until a time.</summary>
+    public sealed record LoginBanned(string Scope, string Key, DateTimeOffset Until) : SharedChange;
+
+    /// <summary>An operator lifted a login ban on another node.</summary>
+    public sealed record LoginBanLifted(string Scope, string Key) : SharedChange;
 }
 
 /// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
@@ -34,6 +40,7 @@ public sealed class SharedState : IAsyncDisposable
     private const string UsersDir = "revoked-users/";
     private const string SessionsDir = "revoked-sessions/";
     private const string LiveDir = "sessions/";
+    private const string BansDir = "login-bans/";
     private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan WatchIdle = TimeSpan.FromSeconds(30);
@@ -44,6 +51,8 @@ public sealed class SharedState : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
+    // Login bans by their name in the store ("scope/escaped key").
+    private readonly ConcurrentDictionary<string, (string Scope, string Key, DateTimeOffset Until)> _loginBans = new(StringComparer.Ordinal);
     // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then.
     private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease)> _pending = new();
     // What this node last published of its sessions (key → value), and under which lease generation.
@@ -202,12 +211,16 @@ public sealed class SharedState : IAsyncDisposable
     {
         var users = await _store.RangeAsync(_prefix + UsersDir, ct).ConfigureAwait(false);
         var sessions = await _store.RangeAsync(_prefix + SessionsDir, ct).ConfigureAwait(false);
+        var bans = await _store.RangeAsync(_prefix + BansDir, ct).ConfigureAwait(false);
+        _loginBans.Clear();
+        foreach (var e in bans.Entries)
+            if (ParseBan(e.Key, e.Value.Span) is var (name, scope, key, until)) _loginBans[name] = (scope, key, until);
         _revokedUsers.Clear();
         foreach (var e in users.Entries) _revokedUsers[e.Key[(_prefix.Length + UsersDir.Length)..]] = 0;
         _revokedSessions.Clear();
         foreach (var e in sessions.Entries)
             if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
-        Interlocked.Exchange(ref _revision, Math.Min(users.Revision, sessions.Revision));
+        Interlocked.Exchange(ref _revision, Math.Min(Math.Min(users.Revision, sessions.Revision), bans.Revision));
     }
 
     public bool IsUserRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
@@ -235,6 +248,41 @@ public sealed class SharedState : IAsyncDisposable
     {
         if (!_revokedSessions.TryAdd(session, until)) return;
         Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
+    }
+
+    /// <summary>
+    /// Shares a login ban made here (scope <c>source</c> or <c>user</c>): every node refuses that source or user until
+    /// <paramref name="until"/>. Each node still counts failures on its own; the ban, once made, holds everywhere.
+    /// </summary>
+    public void BanLogin(string scope, string key, DateTimeOffset until)
+    {
+        string name = BanName(scope, key);
+        _loginBans[name] = (scope, key, until);
+        Write(KeyWrite.Put(_prefix + BansDir + name, Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
+    }
+
+    /// <summary>Lifts a login ban everywhere (an operator's unban).</summary>
+    public void LiftLoginBan(string scope, string key)
+    {
+        string name = BanName(scope, key);
+        _loginBans.TryRemove(name, out _);
+        Write(KeyWrite.Delete(_prefix + BansDir + name));
+    }
+
+    /// <summary>The login bans the cluster holds now (scope, key, until), for a node that has just joined.</summary>
+    public IReadOnlyList<(string Scope, string Key, DateTimeOffset Until)> LoginBans => [.. _loginBans.Values];
+
+    // A user key holds '/' (group/user), and either may hold anything a login sent: escaped, it is one key segment.
+    private static string BanName(string scope, string key) => scope + "/" + Uri.EscapeDataString(key);
+
+    /// <summary>A ban key and value from the store: its name under the bans directory, scope, key and expiry.</summary>
+    private (string Name, string Scope, string Key, DateTimeOffset Until)? ParseBan(string key, ReadOnlySpan<byte> value)
+    {
+        if (!key.StartsWith(_prefix + BansDir, StringComparison.Ordinal)) return null;
+        string name = key[(_prefix.Length + BansDir.Length)..];
+        if (name.Split('/', 2) is not [var scope, var escaped] || escaped.Length == 0) return null;
+        long seconds = long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : 0;
+        return (name, scope, Uri.UnescapeDataString(escaped), DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(seconds, 0, 253402300799)));
     }
 
     private void Write(KeyWrite write, bool nodeLease = false)
@@ -335,6 +383,11 @@ public sealed class SharedState : IAsyncDisposable
             if (until >= now || !_revokedSessions.TryRemove(id, out _)) continue;
             Write(KeyWrite.Delete(_prefix + SessionsDir + id.ToString("N")));
         }
+        foreach (var (name, ban) in _loginBans)
+        {
+            if (ban.Until >= now || !_loginBans.TryRemove(name, out _)) continue;
+            Write(KeyWrite.Delete(_prefix + BansDir + name));
+        }
     }
 
     private async Task WatchLoopAsync()
@@ -413,6 +466,19 @@ public sealed class SharedState : IAsyncDisposable
         {
             if (e.Kind == KeyValueEventKind.Delete) _revokedSessions.TryRemove(id, out _);
             else if (_revokedSessions.TryAdd(id, until)) Notify(new SharedChange.SessionRevoked(id));
+        }
+        else if (ParseBan(e.Key, e.Value.Span) is var (name, scope, key, bannedUntil))
+        {
+            // A node's own ban or lift comes back too: applying it again changes nothing there.
+            if (e.Kind == KeyValueEventKind.Delete)
+            {
+                if (_loginBans.TryRemove(name, out _)) Notify(new SharedChange.LoginBanLifted(scope, key));
+            }
+            else if (!_loginBans.TryGetValue(name, out var known) || known.Until != bannedUntil)
+            {
+                _loginBans[name] = (scope, key, bannedUntil);
+                Notify(new SharedChange.LoginBanned(scope, key, bannedUntil));
+            }
         }
     }
 

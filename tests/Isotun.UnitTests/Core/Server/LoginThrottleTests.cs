@@ -33,6 +33,47 @@ public sealed class LoginThrottleTests
     }
 
     [Fact]
+    public void Bans_made_here_are_reported_for_the_cluster_and_bans_from_elsewhere_apply_without_echo()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
+        var throttle = new LoginThrottle(time);
+        throttle.Configure(userBanAfter: 2, sourceBanAfter: 2, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        var started = new List<(string Scope, string Key, DateTimeOffset Until)>();
+        var lifted = new List<(string Scope, string Key)>();
+        throttle.BanStarted = (scope, key, until) => started.Add((scope, key, until));
+        throttle.BanLifted = (scope, key) => lifted.Add((scope, key));
+        var alice = LoginThrottle.UserKey("acme", "alice");
+        var v6 = IPAddress.Parse("2001:db8:1:2::77");
+
+        throttle.Failed(v6, alice);
+        throttle.Failed(v6, alice);
+        var until = time.GetUtcNow() + TimeSpan.FromMinutes(2);
+        // The source is shared as its /64, the user as its group/name key.
+        Assert.Equal([("source", "2001:db8:1:2::", until), ("user", "acme/alice", until)], started);
+
+        // From another node: applied here until its end, and not reported again.
+        var bob = LoginThrottle.UserKey("acme", "bob");
+        Assert.True(throttle.Apply("user", bob, time.GetUtcNow() + TimeSpan.FromMinutes(1)));
+        Assert.True(throttle.Apply("source", "198.18.9.9", time.GetUtcNow() + TimeSpan.FromMinutes(1)));
+        Assert.False(throttle.Apply("galaxy", "x", time.GetUtcNow() + TimeSpan.FromMinutes(1)));
+        Assert.Equal(2, started.Count);
+        Assert.Equal(LoginBlock.User, throttle.Check(A, bob));
+        Assert.Equal(LoginBlock.Source, throttle.Check(IPAddress.Parse("198.18.9.9"), null));
+        throttle.Lift("source", "198.18.9.9");
+        Assert.Equal(LoginBlock.None, throttle.Check(IPAddress.Parse("198.18.9.9"), null));
+        Assert.Empty(lifted);
+        time.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1));
+        Assert.Equal(LoginBlock.None, throttle.Check(A, bob));
+        // A ban that has already ended changes nothing.
+        Assert.True(throttle.Apply("user", bob, time.GetUtcNow() - TimeSpan.FromSeconds(1)));
+        Assert.Equal(LoginBlock.None, throttle.Check(A, bob));
+
+        // The operator's unban is reported, so that it reaches the other nodes.
+        Assert.True(throttle.UnbanUser(alice));
+        Assert.Equal([("user", "acme/alice")], lifted);
+    }
+
+    [Fact]
     public void A_source_is_banned_after_its_failures_whatever_the_user_and_an_IPv6_slash_64_counts_as_one()
     {
         var throttle = new LoginThrottle(new FakeTimeProvider());

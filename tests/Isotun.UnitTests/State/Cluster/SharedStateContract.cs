@@ -115,6 +115,27 @@ public abstract class SharedStateContract
     }
 
     [SkippableFact]
+    public async Task A_login_ban_made_on_one_node_reaches_the_others_until_it_is_lifted_and_a_late_node_reads_it()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            var until = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeSeconds());
+            a.BanLogin("user", "acme/al/ice", until); // a key with a '/' of its own
+            a.BanLogin("source", "198.18.9.9", until);
+            await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.LoginBanned("user", "acme/al/ice", until)); }, "node b was not told of the user ban");
+            await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.LoginBanned("source", "198.18.9.9", until)); }, "node b was not told of the source ban");
+            await using (var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance))
+                Assert.Equal([("source", "198.18.9.9", until), ("user", "acme/al/ice", until)], c.LoginBans.OrderBy(x => x.Scope));
+
+            b.LiftLoginBan("user", "acme/al/ice");
+            await Eventually.True(() => a.LoginBans.All(x => x.Key != "acme/al/ice"), "node a did not see the ban lifted");
+            Assert.Single(b.LoginBans);
+        }
+    }
+
+    [SkippableFact]
     public async Task A_nodes_own_changes_are_not_reported_back_to_it()
     {
         var (a, b, seen) = await TwoNodesAsync();
