@@ -11,4 +11,9 @@ public sealed record ClusterConfig(IReadOnlyList<string> Etcd, string Node, stri
 {
     /// <summary>TLS to etcd, for <c>https://</c> endpoints; null for <c>http://</c> ones.</summary>
     public ClusterTlsConfig? Tls { get; init; }
+
+    public const int DefaultBindingTtlDays = 30;
+
+    /// <summary>A user's address binding not used for this long (and held by no session) is released.</summary>
+    public TimeSpan BindingTtl { get; init; } = TimeSpan.FromDays(DefaultBindingTtlDays);
 }

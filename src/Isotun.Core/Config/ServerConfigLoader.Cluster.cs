@@ -3,7 +3,7 @@ namespace Isotun.Config;
 /// <summary>The optional <c>cluster</c> section: the etcd this server shares state through.</summary>
 public static partial class ServerConfigLoader
 {
-    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls"];
+    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls", "binding-ttl-days"];
     private static readonly string[] ClusterTlsKeys = ["ca", "certificate", "key"];
 
     private static ClusterConfig? ReadCluster(ConfigWalker walker, YamlTreeNode? node)
@@ -28,7 +28,8 @@ public static partial class ServerConfigLoader
         if (!prefix.StartsWith('/') || prefix.EndsWith('/') || prefix.Length > 128 || prefix.Any(c => c <= ' ' || c > '~'))
             walker.Error("cluster.prefix", "must start with '/', not end with one, and be at most 128 printable characters, e.g. /isotun");
         var tls = ReadClusterTls(walker, keys.GetValueOrDefault("tls"), endpoints);
-        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls };
+        var bindingTtl = walker.Integer(keys.GetValueOrDefault("binding-ttl-days"), "cluster.binding-ttl-days", ClusterConfig.DefaultBindingTtlDays, 1, 3650);
+        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls, BindingTtl = TimeSpan.FromDays(bindingTtl) };
     }
 
     /// <summary>

@@ -28,7 +28,7 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
             var (allocator, generation) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
             try
             {
-                return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+                return await Used(allocator, await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false), binding, timeout.Token).ConfigureAwait(false);
             }
             catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound)
             {
@@ -37,13 +37,32 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
                 shared.LeaseRefused(allocator.Lease);
                 await shared.LeaseAfterAsync(generation, timeout.Token).ConfigureAwait(false);
                 (allocator, _) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
-                return await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+                return await Used(allocator, await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false), binding, timeout.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the cluster's store did not answer within 5 s");
         }
+    }
+
+    /// <summary>A claim that gave an address marks its binding as used now, which keeps it from expiring.</summary>
+    private static async Task<AddressClaim> Used(BlockAllocator allocator, AddressClaim claim, string binding, CancellationToken ct)
+    {
+        if (claim.Address is not null) await allocator.TouchAsync(binding, DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
+        return claim;
+    }
+
+    /// <summary>
+    /// Releases this tenant's bindings unused for <paramref name="unused"/> whose address no session of the cluster
+    /// holds now (as the nodes publish them); returns the users released.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ExpireAsync(TimeSpan unused, CancellationToken ct)
+    {
+        var live = (await ClusterSessions.ListAsync(shared, ct).ConfigureAwait(false))
+            .Where(s => s.Tenant == tenant && s.Address is not null).Select(s => s.Address!).ToHashSet(StringComparer.Ordinal);
+        var (allocator, _) = await AllocatorAsync(ct).ConfigureAwait(false);
+        return await allocator.ExpireAsync(unused, DateTimeOffset.UtcNow, live, ct).ConfigureAwait(false);
     }
 
     private async Task<(BlockAllocator Allocator, int Generation)> AllocatorAsync(CancellationToken ct)

@@ -16,15 +16,25 @@ public sealed class ClusterSessions(VpnServer server, SharedState shared, ILogge
 {
     public static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
 
+    /// <summary>How often a node looks for address bindings nobody used for <c>cluster.binding-ttl-days</c>.</summary>
+    public static readonly TimeSpan ExpireEvery = TimeSpan.FromHours(1);
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public async Task RunAsync(CancellationToken stopping)
     {
+        // The first look a minute after start, when the nodes have published their sessions.
+        var nextExpiry = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1);
         while (!stopping.IsCancellationRequested)
         {
             try
             {
                 shared.PublishSessions(server.Sessions.All.ToDictionary(s => s.Id, s => JsonSerializer.SerializeToUtf8Bytes(Summary(s), Json)));
+                if (DateTimeOffset.UtcNow >= nextExpiry)
+                {
+                    nextExpiry = DateTimeOffset.UtcNow + ExpireEvery;
+                    await ExpireBindingsAsync(stopping).ConfigureAwait(false);
+                }
                 await Task.Delay(Every, stopping).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
@@ -34,6 +44,26 @@ public sealed class ClusterSessions(VpnServer server, SharedState shared, ILogge
             catch (Exception e) when (e is InvalidOperationException or JsonException)
             {
                 log.LogWarning("cluster: publishing this node's sessions failed: {Error}", e.Message);
+            }
+        }
+    }
+
+    /// <summary>Releases, in each tenant, the address bindings nobody used for <c>cluster.binding-ttl-days</c>.</summary>
+    public async Task ExpireBindingsAsync(CancellationToken ct)
+    {
+        if (server.Config.Cluster is not { } cluster) return;
+        foreach (var tenant in server.TenantRuntimes)
+        {
+            if (tenant.Cluster is not { } addresses) continue;
+            try
+            {
+                var released = await addresses.ExpireAsync(cluster.BindingTtl, ct).ConfigureAwait(false);
+                if (released.Count > 0)
+                    log.LogInformation("cluster: tenant {Tenant}: released the addresses of {Count} user(s) unused for {Days} days", tenant.Name, released.Count, cluster.BindingTtl.TotalDays);
+            }
+            catch (KeyValueStoreException e)
+            {
+                log.LogWarning("cluster: tenant {Tenant}: could not look for unused address bindings: {Error}", tenant.Name, e.Message);
             }
         }
     }

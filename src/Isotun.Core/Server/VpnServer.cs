@@ -199,6 +199,9 @@ public sealed class VpnServer : IAsyncDisposable
     private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
         a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls;
 
+    /// <summary>The tenants now (a reload may add or remove some).</summary>
+    internal IReadOnlyCollection<TenantRuntime> TenantRuntimes => _tenants.Values;
+
     /// <summary>Kicks one session: it ends, its connections close and its cookie is refused from now on.</summary>
     public bool Kick(Guid session)
     {
@@ -379,7 +382,8 @@ public sealed class VpnServer : IAsyncDisposable
                 report.Add($"tenant {gone.Name}: removed, {kicked} session(s) ended");
             }
         }
-        Config = Config with { Limits = next.Limits, Admin = Config.Admin, Tenants = next.Tenants };
+        // The cluster section is the same but for what applies live (binding-ttl-days).
+        Config = Config with { Limits = next.Limits, Admin = Config.Admin, Tenants = next.Tenants, Cluster = next.Cluster };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");

@@ -29,6 +29,23 @@ public sealed class ClusterConfigTests : IDisposable
 
     private const string Https = "cluster:\n  etcd: [https://10.0.0.5:2379, https://10.0.0.6:2379]\n  node: node-1\n";
 
+    [Theory]
+    [InlineData("", 30)]
+    [InlineData("  binding-ttl-days: 7\n", 7)]
+    public void Unused_address_bindings_expire_after_30_days_or_as_configured(string line, int days)
+    {
+        var result = Parse("cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n" + line);
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Equal(TimeSpan.FromDays(days), result.Config!.Cluster!.BindingTtl);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("3651")]
+    [InlineData("forever")]
+    public void A_binding_ttl_out_of_range_is_refused(string value) =>
+        Assert.Contains(Errors($"cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  binding-ttl-days: {value}\n"), e => e.StartsWith("cluster.binding-ttl-days", StringComparison.Ordinal));
+
     [Fact]
     public void Without_a_cluster_section_the_server_runs_on_its_own()
     {

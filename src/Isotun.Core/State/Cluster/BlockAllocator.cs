@@ -18,6 +18,8 @@ namespace Isotun.State.Cluster;
 /// → ip: the binding, in both directions, written and deleted together in one commit. Not attached to a lease: a
 /// binding outlives the node that made it, so a user keeps the address across restarts and node deaths until it is
 /// released.</item>
+/// <item><c>seen/&lt;tenant&gt;/&lt;user&gt;</c> → Unix seconds: when the binding was last used (<see cref="TouchAsync"/>),
+/// so that <see cref="ExpireAsync"/> can release bindings nobody used for long.</item>
 /// </list>
 /// <para>Why no address goes to two users: a new binding is one commit on the conditions "the user has no address",
 /// "the address has no user" and "the block is still mine at the revision I read". The first two alone make the
@@ -29,7 +31,7 @@ namespace Isotun.State.Cluster;
 /// restarts with a new lease while its old one still runs adopts its own blocks by moving them to the new lease.</para>
 /// <para>Limits: a node never borrows from another live node's block; when its blocks are full and every block of the
 /// pool is held, it answers <see cref="AddressClaimOutcome.Exhausted"/> even if other nodes have room. Bindings stay
-/// until <see cref="ReleaseAsync"/>.</para>
+/// until <see cref="ReleaseAsync"/> or <see cref="ExpireAsync"/>.</para>
 /// </summary>
 public sealed class BlockAllocator
 {
@@ -102,6 +104,48 @@ public sealed class BlockAllocator
     private string AddressKey(IPAddress address) => BlockAddresses(Blocks.IndexOf(address)) + address;
 
     private string UserKey(string user) => PoolPrefix("users") + user;
+
+    private string SeenKey(string user) => PoolPrefix("seen") + user;
+
+    /// <summary>Records that <paramref name="user"/>'s binding was used at <paramref name="now"/> (a session got its address).</summary>
+    public async Task TouchAsync(string user, DateTimeOffset now, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(user);
+        await _store.CommitAsync([], [KeyWrite.Put(SeenKey(user), Utf8(now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)))], ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Releases the bindings not used for <paramref name="unused"/> whose address no session holds now
+    /// (<paramref name="live"/>), so that users who left do not keep the pool's addresses for ever. A binding from
+    /// before use was recorded gets <paramref name="now"/> as its last use, and its clock starts. Safe on several nodes
+    /// at once: a binding used or changed meanwhile is left alone. Returns the users whose bindings were released.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ExpireAsync(TimeSpan unused, DateTimeOffset now, IReadOnlySet<string> live, CancellationToken ct = default)
+    {
+        var usersPrefix = PoolPrefix("users");
+        var seenPrefix = PoolPrefix("seen");
+        var bindings = await _store.RangeAsync(usersPrefix, ct).ConfigureAwait(false);
+        var seen = (await _store.RangeAsync(seenPrefix, ct).ConfigureAwait(false)).Entries.ToDictionary(e => e.Key[seenPrefix.Length..], StringComparer.Ordinal);
+        var released = new List<string>();
+        foreach (var bound in bindings.Entries)
+        {
+            string user = bound.Key[usersPrefix.Length..];
+            if (live.Contains(Text(bound.Value))) continue;
+            if (!seen.TryGetValue(user, out var last))
+            {
+                await _store.CompareAndPutAsync(SeenKey(user), Utf8(now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)), 0, ct: ct).ConfigureAwait(false);
+                continue;
+            }
+            if (!long.TryParse(Text(last.Value), System.Globalization.CultureInfo.InvariantCulture, out var at) || now - DateTimeOffset.FromUnixTimeSeconds(at) < unused) continue;
+            if (!IPAddress.TryParse(Text(bound.Value), out var address) || Blocks.IndexOf(address) < 0) continue;
+            var addressKey = AddressKey(address);
+            var owner = await _store.GetAsync(addressKey, ct).ConfigureAwait(false);
+            KeyCondition[] unchanged = [new(bound.Key, bound.ModRevision), new(last.Key, last.ModRevision), new(addressKey, owner?.ModRevision ?? 0)];
+            if ((await _store.CommitAsync(unchanged, [KeyWrite.Delete(bound.Key), KeyWrite.Delete(addressKey), KeyWrite.Delete(last.Key)], ct).ConfigureAwait(false)).Succeeded)
+                released.Add(user);
+        }
+        return released;
+    }
 
     /// <summary>
     /// The user's address: the one it is bound to (taking its block over if the node that held it is gone), or a new
@@ -235,7 +279,7 @@ public sealed class BlockAllocator
             var addressKey = AddressKey(Parse(bound));
             var address = await _store.GetAsync(addressKey, ct).ConfigureAwait(false);
             KeyCondition[] conditions = [new(bound.Key, bound.ModRevision), new(addressKey, address?.ModRevision ?? 0)];
-            if ((await _store.CommitAsync(conditions, [KeyWrite.Delete(bound.Key), KeyWrite.Delete(addressKey)], ct).ConfigureAwait(false)).Succeeded)
+            if ((await _store.CommitAsync(conditions, [KeyWrite.Delete(bound.Key), KeyWrite.Delete(addressKey), KeyWrite.Delete(SeenKey(user))], ct).ConfigureAwait(false)).Succeeded)
                 return true;
         }
         throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"tenant {Tenant}: the binding of {user} kept changing; it was not released");

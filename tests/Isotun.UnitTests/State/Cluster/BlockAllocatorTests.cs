@@ -117,4 +117,36 @@ public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
         Assert.All(claims, c => Assert.True(node.Blocks.IsUsable(c.Address!) && !c.Address!.Equals(IPAddress.Parse("fd00:30::1"))));
         Assert.Equal(4096, node.Blocks.Count); // 65536 addresses of the /64 used, in blocks of 16
     }
+
+    [Fact]
+    public async Task Bindings_unused_for_their_ttl_and_held_by_no_session_are_released_and_their_addresses_reused()
+    {
+        var node = await NodeAsync("a", "10.30.0.0/29", 8); // 5 usable addresses: .2 to .6
+        var now = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        var ttl = TimeSpan.FromDays(30);
+        var (old, live, recent, legacy) = (await node.AllocateAsync("old"), await node.AllocateAsync("live"), await node.AllocateAsync("recent"), await node.AllocateAsync("legacy"));
+        await node.TouchAsync("old", now - ttl - TimeSpan.FromSeconds(1));
+        await node.TouchAsync("live", now - TimeSpan.FromDays(365));
+        await node.TouchAsync("recent", now - ttl + TimeSpan.FromMinutes(1));
+        // "legacy" was bound before use was recorded: its clock starts now.
+
+        var released = await node.ExpireAsync(ttl, now, new HashSet<string> { live.Address!.ToString() });
+
+        Assert.Equal(["old"], released);
+        Assert.Equal(AddressClaimOutcome.Sticky, (await node.AllocateAsync("live")).Outcome);
+        Assert.Equal(recent.Address, (await node.AllocateAsync("recent")).Address);
+        Assert.Equal(legacy.Address, (await node.AllocateAsync("legacy")).Address);
+        Assert.Empty(await node.ExpireAsync(ttl, now + TimeSpan.FromSeconds(30), new HashSet<string> { live.Address!.ToString() }));
+        // A month on, legacy's clock has run out too (and recent's); live's address is still held by a session.
+        Assert.Equal(["legacy", "recent"], (await node.ExpireAsync(ttl, now + ttl + TimeSpan.FromSeconds(1), new HashSet<string> { live.Address!.ToString() })).Order());
+
+        // Their addresses are free again: the pool's five usable ones hold live and four newcomers (old among them,
+        // with a new binding), which take old's former address too; a sixth finds the pool full.
+        var again = await node.AllocateAsync("old");
+        Assert.Equal(AddressClaimOutcome.New, again.Outcome);
+        var taken = new List<IPAddress?> { again.Address };
+        foreach (var user in new[] { "n1", "n2", "n3" }) taken.Add((await node.AllocateAsync(user)).Address);
+        Assert.Contains(old.Address, taken);
+        Assert.Equal(AddressClaimOutcome.Exhausted, (await node.AllocateAsync("n4")).Outcome);
+    }
 }

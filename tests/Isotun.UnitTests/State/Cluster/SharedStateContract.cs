@@ -112,6 +112,10 @@ public abstract class SharedStateContract
         var again = await addresses.ClaimAsync("alice", CancellationToken.None);
         Assert.Equal(alice.Address, again.Address);
         Assert.Equal("node-a", again.Owner);
+
+        // Each claim recorded its use (a binding without one only starts its clock at the first sweep): with no
+        // session published, a sweep that allows no idle time at all releases both at once.
+        Assert.Equal(["alice", "bob"], (await addresses.ExpireAsync(TimeSpan.Zero, CancellationToken.None)).Order());
     }
 
     [SkippableFact]
