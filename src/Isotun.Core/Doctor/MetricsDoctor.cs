@@ -77,6 +77,7 @@ public static class MetricsDoctor
             findings.AddRange(Drops(samples, tenant));
         }
         findings.AddRange(Readers(samples));
+        findings.AddRange(CryptoShare(samples));
         findings.AddRange(Handshakes(samples));
         if (findings.Count == 0) findings.Add(new("server", FindingLevel.Info, "no tenant traffic yet"));
         return findings;
@@ -145,6 +146,21 @@ public static class MetricsDoctor
 
     /// <summary>A reader busier than this share of its time is a bottleneck.</summary>
     public const double BusyReader = 0.8;
+
+    /// <summary>A crypto share above this (of the process's CPU since it started) means TLS is what the CPU does.</summary>
+    public const double HighCryptoShare = 0.5;
+
+    private static IEnumerable<Finding> CryptoShare(IReadOnlyList<Sample> samples)
+    {
+        double process = Sum(samples, "process_cpu_seconds_total");
+        double crypto = Sum(samples, "isotun_tls_crypto_seconds_total");
+        if (process < 1 || crypto <= 0) yield break; // too little work to judge
+        double share = crypto / process;
+        yield return share >= HighCryptoShare
+            ? new("server", FindingLevel.Warn, $"TLS record work took {share * 100:0}% of the server's {process:0} s of CPU",
+                "encryption is what the CPU does: check that the host checks find AES instructions (AES-NI, VAES), give the server more vCPUs, or put more `queues` on busy tenants")
+            : new("server", FindingLevel.Info, $"TLS record work took {share * 100:0}% of the server's {process:0} s of CPU");
+    }
 
     private static IEnumerable<Finding> Handshakes(IReadOnlyList<Sample> samples)
     {

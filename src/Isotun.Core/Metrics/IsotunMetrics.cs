@@ -62,6 +62,10 @@ public sealed class IsotunMetrics
             description: "The most frames a live connection of the tenant found waiting at once, since it connected");
         _meter.CreateObservableGauge("isotun.server.sessions.limit", ObserveServerLimit, description: "Sessions the server may hold over all tenants (limits.max-sessions)");
         _meter.CreateObservableCounter("isotun.tunnel.bytes", ObserveBytes, unit: "By", description: "Tunnel payload bytes by tenant and direction");
+        _meter.CreateObservableCounter("isotun.tls.crypto", ObserveCrypto, unit: "s",
+            description: "CPU time of TLS record work (encrypting what goes to clients, decrypting what comes from them), by tenant and direction: sampled cost per byte times the tenant's bytes; its rate over process_cpu_seconds_total is the crypto CPU share");
+        _meter.CreateObservableCounter("process.cpu", () => Environment.CpuUsage.TotalTime.TotalSeconds, unit: "s",
+            description: "CPU time of the whole process, user and system");
         _meter.CreateObservableCounter("isotun.tunnel.packets", ObservePackets, description: "Tunnel packets by tenant and direction");
         _meter.CreateObservableCounter("isotun.tunnel.queue.bytes", ObserveQueueBytes, unit: "By", description: "Tunnel payload bytes by tenant, session queue and direction");
         _meter.CreateObservableGauge("isotun.cluster.connected", () => ObserveCluster(c => c.Connected ? 1 : 0),
@@ -195,6 +199,15 @@ public sealed class IsotunMetrics
 
     private IEnumerable<Measurement<long>> ObserveQueueBytes() => Observe(TenantTraffic.RxBytes, TenantTraffic.TxBytes, byQueue: true);
 
+    private IEnumerable<Measurement<double>> ObserveCrypto()
+    {
+        foreach (var t in _tenants.Values)
+        {
+            yield return new(t.Crypto.Estimate(encrypt: true, t.Total(TenantTraffic.TxBytes)), new("tenant", t.Name), new("direction", "encrypt"));
+            yield return new(t.Crypto.Estimate(encrypt: false, t.Total(TenantTraffic.RxBytes)), new("tenant", t.Name), new("direction", "decrypt"));
+        }
+    }
+
     /// <summary>Per tenant and direction; by queue, only the queues that carried traffic (queue 0 always).</summary>
     private IEnumerable<Measurement<long>> Observe(int rx, int tx, bool byQueue)
     {
@@ -234,6 +247,9 @@ public sealed class TenantTraffic(string name)
     private readonly long[] _counters = new long[Queues * Stride];
 
     public string Name { get; } = name;
+
+    /// <summary>The tenant's TLS record work, sampled by its connections.</summary>
+    public CryptoMeter Crypto { get; } = new();
 
     public void Rx(int bytes, int queue = 0) => Add(queue, RxBytes, bytes);
     public void Tx(int bytes, int queue = 0) => Add(queue, TxBytes, bytes);

@@ -27,6 +27,10 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
     private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
     private static readonly byte[] s_peek = new byte[1]; // shared: what a peek copies into it is never read
     private PeerInfo _peer = new(null, null, null);
+    private WriteCoalescingStream? _under; // under this process's TLS; null when a gateway terminated it
+
+    /// <summary>The sampler of this connection's TLS record work for <paramref name="tenant"/>, when this process does the TLS.</summary>
+    private CryptoSampler? CryptoFor(TenantRuntime tenant) => _under is { } under ? new CryptoSampler(tenant.Traffic.Crypto, under) : null;
     private Func<bool>? _morePending;
 
     /// <summary>
@@ -39,7 +43,8 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
         SocketTuning.Apply(socket);
         await using var net = new NetworkStream(socket, ownsSocket: true);
         // Records are gathered under the TLS layer until each flush: bursts of small frames share a send().
-        await using var tls = new SslStream(new WriteCoalescingStream(net), leaveInnerStreamOpen: false);
+        _under = new WriteCoalescingStream(net);
+        await using var tls = new SslStream(_under, leaveInnerStreamOpen: false);
         var limits = server.Config.Limits;
 
         var sw = Stopwatch.StartNew();

@@ -36,7 +36,9 @@ public sealed class TunnelConnection
 
     private int _badGso;
 
-    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping, int queue = 0)
+    /// <param name="crypto">Samples the TLS record work for the tenant's crypto meter; null when this process does no TLS for the connection (a gateway terminated it).</param>
+    public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping, int queue = 0,
+        CryptoSampler? crypto = null)
     {
         Id = id;
         Queue = queue;
@@ -52,7 +54,9 @@ public sealed class TunnelConnection
             Limiter = session.Limits?.Tx,
             Batching = extensions.HasFlag(IsotunExtension.Batch),
             Budget = session.Budget,
+            Crypto = crypto,
         };
+        reader.Crypto = crypto;
         Offer = Writer.Offer;
         _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }

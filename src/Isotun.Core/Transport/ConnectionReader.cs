@@ -36,6 +36,9 @@ public sealed class ConnectionReader : IDisposable
 
     private int Available => _end - _start;
 
+    /// <summary>Samples the decryption of what this reader reads, for the tenant's crypto meter (set once the tunnel is up).</summary>
+    public CryptoSampler? Crypto { get; set; }
+
     /// <summary>Reads more bytes; false at end of stream.</summary>
     // Pooled state machine: this suspends on every read that finds no data yet (one packet per read at light
     // load), and a fresh box per suspension would be a per-packet allocation.
@@ -56,7 +59,15 @@ public sealed class ConnectionReader : IDisposable
             _buffer = bigger;
         }
         if (_end == _buffer.Length) return true; // caller's bound is smaller than the buffer
-        int n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
+        int n;
+        if (Crypto is { } crypto && crypto.SampleRead())
+        {
+            long start = crypto.BeginRead();
+            var read = _stream.ReadAsync(_buffer.AsMemory(_end), ct);
+            crypto.EndRead(start, read.IsCompletedSuccessfully, read.IsCompletedSuccessfully ? read.Result : 0);
+            n = await read.ConfigureAwait(false);
+        }
+        else n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
         if (n <= 0) return false;
         _end += n;
         return true;

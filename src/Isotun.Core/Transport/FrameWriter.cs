@@ -152,7 +152,7 @@ public sealed class FrameWriter
                         try
                         {
                             if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
-                            await _stream.WriteAsync(frame.Frame, ct).ConfigureAwait(false);
+                            await WriteSampledAsync(frame.Frame, ct).ConfigureAwait(false);
                             BytesWritten += frame.FrameLength;
                             FramesWritten++;
                         }
@@ -217,7 +217,19 @@ public sealed class FrameWriter
     private async ValueTask WriteBatchAsync(byte[] buffer, int offset, int length, CancellationToken ct)
     {
         if (Limiter is not null) await Limiter.WaitAsync(length, ct).ConfigureAwait(false);
-        await _stream.WriteAsync(buffer.AsMemory(offset, length), ct).ConfigureAwait(false);
+        await WriteSampledAsync(buffer.AsMemory(offset, length), ct).ConfigureAwait(false);
         BytesWritten += length;
+    }
+
+    /// <summary>Samples the encryption of what this writer writes, for the tenant's crypto meter.</summary>
+    public CryptoSampler? Crypto { get; init; }
+
+    private ValueTask WriteSampledAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        if (Crypto is not { } crypto || !crypto.SampleWrite()) return _stream.WriteAsync(data, ct);
+        long start = crypto.BeginWrite();
+        var write = _stream.WriteAsync(data, ct);
+        crypto.EndWrite(start, write.IsCompletedSuccessfully, data.Length);
+        return write;
     }
 }

@@ -12,6 +12,38 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     private byte[]? _buffer;
     private int _used;
 
+    // CPU nanoseconds of the inner (socket) calls made while a CryptoSampler times a write or a read: Off when not
+    // timing, Lost once a call did not finish on the spot (its CPU cannot be told apart from the thread's).
+    private const long Off = -1, Lost = long.MinValue;
+    private long _writeSocketNs = Off, _readSocketNs = Off;
+
+    internal void BeginWriteTiming() => _writeSocketNs = 0;
+
+    internal long EndWriteTiming()
+    {
+        long ns = _writeSocketNs;
+        _writeSocketNs = Off;
+        return ns;
+    }
+
+    internal void BeginReadTiming() => _readSocketNs = 0;
+
+    internal long EndReadTiming()
+    {
+        long ns = _readSocketNs;
+        _readSocketNs = Off;
+        return ns;
+    }
+
+    private ValueTask InnerWriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        if (_writeSocketNs < 0) return inner.WriteAsync(data, ct);
+        long start = ThreadCpu.NowNs();
+        var write = inner.WriteAsync(data, ct);
+        _writeSocketNs = write.IsCompletedSuccessfully ? _writeSocketNs + ThreadCpu.NowNs() - start : Lost;
+        return write;
+    }
+
     public override bool CanRead => inner.CanRead;
     public override bool CanWrite => inner.CanWrite;
     public override bool CanSeek => false;
@@ -20,7 +52,14 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => inner.ReadAsync(buffer, ct);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
+        long start = ThreadCpu.NowNs();
+        var read = inner.ReadAsync(buffer, ct);
+        _readSocketNs = read.IsCompletedSuccessfully ? _readSocketNs + ThreadCpu.NowNs() - start : Lost;
+        return read;
+    }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => inner.ReadAsync(buffer, offset, count, ct);
 
@@ -40,7 +79,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     private async ValueTask WriteLargeAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         await FlushBufferAsync(ct).ConfigureAwait(false);
-        await inner.WriteAsync(data, ct).ConfigureAwait(false);
+        await InnerWriteAsync(data, ct).ConfigureAwait(false);
     }
 
     private async ValueTask FlushThenBufferAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
@@ -62,7 +101,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         _used = 0;
         try
         {
-            await inner.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            await InnerWriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
         }
         finally
         {

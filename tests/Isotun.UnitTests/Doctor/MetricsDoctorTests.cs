@@ -54,6 +54,18 @@ public class MetricsDoctorTests
     }
 
     [Theory]
+    [InlineData(40, 20, FindingLevel.Warn, "TLS record work took 67% of the server's 90 s of CPU")]
+    [InlineData(5, 5, FindingLevel.Info, "TLS record work took 11% of the server's 90 s of CPU")]
+    public void The_crypto_share_is_the_tls_seconds_over_the_process_cpu_and_warns_when_tls_is_most_of_it(double encrypt, double decrypt, FindingLevel level, string found)
+    {
+        var scrape = $"isotun_tunnel_bytes_total{{tenant=\"acme\",direction=\"rx\"}} 1\nisotun_tls_crypto_seconds_total{{direction=\"encrypt\",tenant=\"acme\"}} {encrypt}\n"
+            + $"isotun_tls_crypto_seconds_total{{direction=\"decrypt\",tenant=\"acme\"}} {decrypt}\nprocess_cpu_seconds_total 90\n";
+        var finding = Assert.Single(MetricsDoctor.Examine(scrape), f => f.Found.StartsWith("TLS record work", StringComparison.Ordinal));
+        Assert.Equal((level, found), (finding.Level, finding.Found));
+        if (level == FindingLevel.Warn) Assert.Contains("AES", finding.Advice);
+    }
+
+    [Theory]
     [InlineData("over-budget", "a session's queued frames reached its memory budget", "limits.session-memory-kib")] // a client stopped reading, or a small budget
     [InlineData("tun-write-failed", "the tenant's TUN refused packets", "txqueuelen")] // lengthen the TUN's queue
     public void A_drop_that_needs_action_warns_and_says_what_to_change(string reason, string meaning, string advice)

@@ -1,0 +1,25 @@
+using System.Runtime.InteropServices;
+
+namespace Isotun.Transport;
+
+/// <summary>
+/// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID). Hand-written: .NET has no cheap per-thread CPU clock
+/// (ProcessThread reads /proc), and the crypto meter reads it twice per sampled record on the data path.
+/// </summary>
+internal static partial class ThreadCpu
+{
+    private const int ClockThreadCpuTime = 3;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport("libc")]
+    private static partial int clock_gettime(int clock, out Timespec time);
+
+    /// <summary>Nanoseconds of CPU this thread has used.</summary>
+    public static long NowNs() => clock_gettime(ClockThreadCpuTime, out var t) == 0 ? t.Seconds * 1_000_000_000 + t.Nanoseconds : 0;
+}
