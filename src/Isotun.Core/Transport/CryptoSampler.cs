@@ -7,13 +7,15 @@ namespace Isotun.Transport;
 /// every <see cref="SampleEvery"/> is timed with the thread's CPU clock around the SslStream call, less the CPU of the
 /// socket calls made under it (which the <see cref="WriteCoalescingStream"/> times). What is left is encryption or
 /// decryption and the record framing around it. A call that did not finish on the spot (the thread may change before
-/// it ends) is not a sample. Two clock reads per sample, so the rest of the traffic pays nothing.
+/// it ends) is not a sample, nor one during which the thread was switched out (the switch's kernel time would count).
+/// Four system calls per sample, so the rest of the traffic pays nothing.
 /// </summary>
 public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under)
 {
     public const int SampleEvery = 16;
 
     private int _writes, _reads; // one writer and one reader per connection: no interlocking
+    private long _writeSwitches, _readSwitches;
 
     /// <summary>Whether to time this write; then call <see cref="BeginWrite"/> and <see cref="EndWrite"/> around it.</summary>
     public bool SampleWrite() => (++_writes & (SampleEvery - 1)) == 0;
@@ -23,24 +25,26 @@ public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under
     public long BeginWrite()
     {
         under.BeginWriteTiming();
+        _writeSwitches = ThreadCpu.Switches();
         return ThreadCpu.NowNs();
     }
 
     public void EndWrite(long start, bool completed, int bytes)
     {
         long spent = ThreadCpu.NowNs() - start, socket = under.EndWriteTiming();
-        if (completed && socket >= 0 && bytes > 0) meter.Encrypted(Math.Max(0, spent - socket), bytes);
+        if (completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _writeSwitches) meter.Encrypted(Math.Max(0, spent - socket), bytes);
     }
 
     public long BeginRead()
     {
         under.BeginReadTiming();
+        _readSwitches = ThreadCpu.Switches();
         return ThreadCpu.NowNs();
     }
 
     public void EndRead(long start, bool completed, int bytes)
     {
         long spent = ThreadCpu.NowNs() - start, socket = under.EndReadTiming();
-        if (completed && socket >= 0 && bytes > 0) meter.Decrypted(Math.Max(0, spent - socket), bytes);
+        if (completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _readSwitches) meter.Decrypted(Math.Max(0, spent - socket), bytes);
     }
 }

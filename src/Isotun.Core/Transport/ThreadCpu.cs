@@ -20,6 +20,22 @@ internal static partial class ThreadCpu
     [LibraryImport("libc")]
     private static partial int clock_gettime(int clock, out Timespec time);
 
+    private const int RusageThread = 1;
+
+    // struct rusage on 64-bit Linux: two timevals, then 14 longs; the last two count context switches.
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct Rusage
+    {
+        public fixed long Times[4];
+        public fixed long Counts[14];
+    }
+
+    [LibraryImport("libc")]
+    private static partial int getrusage(int who, out Rusage usage);
+
+    /// <summary>How many times this thread has been switched out (voluntarily or preempted).</summary>
+    public static unsafe long Switches() => getrusage(RusageThread, out var u) == 0 ? u.Counts[12] + u.Counts[13] : 0;
+
     /// <summary>Nanoseconds of CPU this thread has used.</summary>
     public static long NowNs() => clock_gettime(ClockThreadCpuTime, out var t) == 0 ? t.Seconds * 1_000_000_000 + t.Nanoseconds : 0;
 }
