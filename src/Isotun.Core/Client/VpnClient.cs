@@ -164,7 +164,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             var headers = new List<KeyValuePair<string, string>>
             {
                 new("User-Agent", options.UserAgent),
-                new("Cookie", SessionCookie.CookieValue(_cookie)),
+                new("Cookie", SessionCookie.CookieValue(_cookie ?? throw new InvalidOperationException("CONNECT needs the cookie of a login first"))),
                 new("X-CSTP-Version", "1"),
                 new("X-CSTP-Hostname", SafeHostName()),
                 new("X-CSTP-Base-MTU", "1500"),

@@ -41,7 +41,7 @@ public sealed class BadServerCollection : ICollectionFixture<BadServerNamespace>
 /// with a clear message and the documented exit code, well before the harness's 60 s limit: never a hang.
 /// </summary>
 [Collection(BadServerCollection.Name)]
-public sealed class BadServerTests(BadServerNamespace _, ITestOutputHelper output)
+public sealed class BadServerTests(ITestOutputHelper output) // the collection sets up BadServerNamespace once for these tests
 {
     private const string Ns = BadServerNamespace.Name;
     private const string Device = "ocf0";
