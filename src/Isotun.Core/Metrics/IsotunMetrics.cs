@@ -77,10 +77,16 @@ public sealed class IsotunMetrics
 
     public TenantTraffic Tenant(string tenant) => _tenants.GetOrAdd(tenant, t => new TenantTraffic(t));
 
-    public void Handshake(string result, TimeSpan duration)
+    /// <param name="kind">For a handshake that succeeded: <c>full</c> or <c>resumed</c> (a session ticket).</param>
+    public void Handshake(string result, TimeSpan duration, string? kind = null)
     {
-        _handshakes.Add(1, new KeyValuePair<string, object?>("result", result));
-        if (result == "ok") _handshakeDuration.Record(duration.TotalSeconds);
+        if (kind is null)
+        {
+            _handshakes.Add(1, new KeyValuePair<string, object?>("result", result));
+            return;
+        }
+        _handshakes.Add(1, new("result", result), new("kind", kind));
+        _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("kind", kind));
     }
 
     public void Auth(string tenant, AuthOutcome outcome) =>

@@ -12,6 +12,14 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     private byte[]? _buffer;
     private int _used;
 
+    // The bytes written from the first write until the next read: the server's first TLS flight (ServerHello to
+    // Finished). A full TLS 1.3 handshake sends the certificate in it, a resumed one does not.
+    private int _flight; // 0: nothing written yet, 1: in the first flight, 2: over
+    private long _firstFlight;
+
+    /// <summary>The bytes of the server's first TLS flight, once a read has followed it.</summary>
+    public long FirstFlightBytes => _flight == 2 ? _firstFlight : 0;
+
     // CPU nanoseconds of the inner (socket) calls made while a CryptoSampler times a write or a read: Off when not
     // timing, Lost once a call did not finish on the spot (its CPU cannot be told apart from the thread's).
     private const long Off = -1, Lost = long.MinValue;
@@ -54,6 +62,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
+        if (_flight == 1) _flight = 2;
         if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
         long start = ThreadCpu.NowNs();
         var read = inner.ReadAsync(buffer, ct);
@@ -69,6 +78,11 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
     {
+        if (_flight < 2)
+        {
+            _flight = 1;
+            _firstFlight += data.Length;
+        }
         if (data.Length >= capacity / 2) return WriteLargeAsync(data, ct);
         if (_used + data.Length > capacity) return FlushThenBufferAsync(data, ct);
         data.Span.CopyTo((_buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(capacity)).AsSpan(_used));
