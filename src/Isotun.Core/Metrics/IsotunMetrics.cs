@@ -83,6 +83,7 @@ public sealed class IsotunMetrics
         if (kind is null)
         {
             _handshakes.Add(1, new KeyValuePair<string, object?>("result", result));
+            if (result == "ok") _handshakeDuration.Record(duration.TotalSeconds);
             return;
         }
         _handshakes.Add(1, new("result", result), new("kind", kind));
