@@ -212,7 +212,7 @@ state: $d/isotun.db
 cookie:
   key-file: $d/cookie.key
 limits:
-  max-sessions: 10000
+  max-sessions: 20000
   # every load session comes from the one client namespace's address
   max-connections: 30000
   per-source-connections: 30000
@@ -220,11 +220,11 @@ tenants:
   - name: bench
     namespace: host
     device: isotun-m0
-    pool: 10.204.0.0/20
+    pool: 10.204.0.0/18   # room for 10,000 sessions (SESSIONS_N=10000)
     dpd: 600
     keepalive: 600
-    max-sessions: 10000
-    max-sessions-per-user: 10000
+    max-sessions: 20000
+    max-sessions-per-user: 20000
 CONF
   spawn isotun-mem "$NS_SRV" "$ISOTUN" server --config "$d/server.yaml"; local s=$SPAWN_PID
   wait_for 30 listening "$NS_SRV" 8444 || fail "isotun (memory test) not listening: $(logtail isotun-mem 8)"
@@ -235,7 +235,7 @@ CONF
   before=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
   ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 40 >"$d/load.log" 2>&1 &
   local lp=$!
-  wait_for 120 sh -c "ip netns exec '$NS_SRV' curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=\$2} END {exit !(s >= $n)}'" \
+  wait_for $(( n / 25 + 60 )) sh -c "ip netns exec '$NS_SRV' curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=\$2} END {exit !(s >= $n)}'" \
     || fail "not all $n sessions came up: $(tail -3 "$d/load.log")"
   sleep 5
   after=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
