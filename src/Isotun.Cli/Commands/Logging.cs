@@ -60,5 +60,8 @@ public static class Logging
                 o.ColorBehavior = Console.IsErrorRedirected ? LoggerColorBehavior.Disabled : LoggerColorBehavior.Enabled;
             });
         b.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Information);
+        // ASP.NET Core (the admin API) logs each request at Information, several lines a scrape: only its warnings
+        // and errors, unless --verbose.
+        if (!verbose) b.AddFilter("Microsoft", LogLevel.Warning);
     });
 }

@@ -21,6 +21,17 @@ public sealed class LoggingTests
         log.LogDebug("only with --verbose");
     });
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void The_frameworks_request_lines_are_left_out_unless_verbose_and_its_warnings_kept(bool verbose, bool requestLines)
+    {
+        using var logs = Logging.Create(LogFormat.Text, verbose);
+        Assert.Equal(requestLines, logs.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics").IsEnabled(LogLevel.Information));
+        Assert.True(logs.CreateLogger("Microsoft.AspNetCore.Server.Kestrel").IsEnabled(LogLevel.Warning));
+        Assert.True(logs.CreateLogger("isotun.server").IsEnabled(LogLevel.Information));
+    }
+
     [Fact]
     public void Text_lines_go_to_stderr_with_a_utc_date_and_time()
     {
