@@ -111,7 +111,7 @@ public sealed class BlockAllocator
     public async Task TouchAsync(string user, DateTimeOffset now, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(user);
-        await _store.CommitAsync([], [KeyWrite.Put(SeenKey(user), Utf8(now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)))], ct).ConfigureAwait(false);
+        await _store.CommitAsync([], [KeyWrite.Put(SeenKey(user), UnixSeconds.Bytes(now))], ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -133,10 +133,10 @@ public sealed class BlockAllocator
             if (live.Contains(Text(bound.Value))) continue;
             if (!seen.TryGetValue(user, out var last))
             {
-                await _store.CompareAndPutAsync(SeenKey(user), Utf8(now.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture)), 0, ct: ct).ConfigureAwait(false);
+                await _store.CompareAndPutAsync(SeenKey(user), UnixSeconds.Bytes(now), 0, ct: ct).ConfigureAwait(false);
                 continue;
             }
-            if (!long.TryParse(Text(last.Value), System.Globalization.CultureInfo.InvariantCulture, out var at) || now - DateTimeOffset.FromUnixTimeSeconds(at) < unused) continue;
+            if (UnixSeconds.Parse(last.Value.Span) is not { } at || now - at < unused) continue;
             if (!IPAddress.TryParse(Text(bound.Value), out var address) || Blocks.IndexOf(address) < 0) continue;
             var addressKey = AddressKey(address);
             var owner = await _store.GetAsync(addressKey, ct).ConfigureAwait(false);

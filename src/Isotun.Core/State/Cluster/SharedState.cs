@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -247,7 +246,7 @@ public sealed class SharedState : IAsyncDisposable
     public void RevokeSession(Guid session, DateTimeOffset until)
     {
         if (!_revokedSessions.TryAdd(session, until)) return;
-        Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
+        Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), UnixSeconds.Bytes(until)));
     }
 
     /// <summary>
@@ -258,7 +257,7 @@ public sealed class SharedState : IAsyncDisposable
     {
         string name = BanName(scope, key);
         _loginBans[name] = (scope, key, until);
-        Write(KeyWrite.Put(_prefix + BansDir + name, Encoding.ASCII.GetBytes(until.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture))));
+        Write(KeyWrite.Put(_prefix + BansDir + name, UnixSeconds.Bytes(until)));
     }
 
     /// <summary>Lifts a login ban everywhere (an operator's unban).</summary>
@@ -281,8 +280,7 @@ public sealed class SharedState : IAsyncDisposable
         if (!key.StartsWith(_prefix + BansDir, StringComparison.Ordinal)) return null;
         string name = key[(_prefix.Length + BansDir.Length)..];
         if (name.Split('/', 2) is not [var scope, var escaped] || escaped.Length == 0) return null;
-        long seconds = long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : 0;
-        return (name, scope, Uri.UnescapeDataString(escaped), DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(seconds, 0, 253402300799)));
+        return (name, scope, Uri.UnescapeDataString(escaped), UnixSeconds.Parse(value) ?? DateTimeOffset.UnixEpoch);
     }
 
     private void Write(KeyWrite write, bool nodeLease = false)
@@ -487,8 +485,7 @@ public sealed class SharedState : IAsyncDisposable
         if (!key.StartsWith(_prefix + SessionsDir, StringComparison.Ordinal)) return null;
         if (!Guid.TryParseExact(key.AsSpan(_prefix.Length + SessionsDir.Length), "N", out var id)) return null;
         // A delete carries no value; a put's value is the cookie's expiry in Unix seconds.
-        long seconds = long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var s) ? s : long.MaxValue / 2000;
-        return (id, DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(seconds, 0, 253402300799)));
+        return (id, UnixSeconds.Parse(value) ?? DateTimeOffset.MaxValue);
     }
 
     private void Notify(SharedChange change)

@@ -1,0 +1,21 @@
+using System.Globalization;
+using System.Text;
+
+namespace Isotun.State.Cluster;
+
+/// <summary>
+/// A time as the cluster's keys hold it: Unix seconds in ASCII digits. Read back clamped to the range a
+/// <see cref="DateTimeOffset"/> can hold, so a value another node (or an operator) wrote wrong cannot throw.
+/// </summary>
+internal static class UnixSeconds
+{
+    private const long Max = 253402300799; // 9999-12-31T23:59:59Z
+
+    public static byte[] Bytes(DateTimeOffset time) => Encoding.ASCII.GetBytes(time.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>The time in <paramref name="value"/>, or null when it holds no number.</summary>
+    public static DateTimeOffset? Parse(ReadOnlySpan<byte> value) =>
+        long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
+            ? DateTimeOffset.FromUnixTimeSeconds(Math.Min(seconds, Max))
+            : null;
+}
