@@ -1,7 +1,4 @@
 using Isotun.Server;
-using Isotun.State;
-using Isotun.UnitTests.Core.Logs;
-using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.UnitTests.Core.Server;
@@ -12,11 +9,8 @@ public sealed class ConnectionLogThrottleTests
     [Fact]
     public async Task A_flood_of_closes_keeps_only_a_few_lines_at_information()
     {
-        using var temp = new TempDirectory();
-        var recording = new RecordingLogger();
-        using var logs = recording.Factory;
-        await using var server = new VpnServer(FirstStartTests.Config(temp), logs, new MemoryStateStore());
-        var log = logs.CreateLogger("isotun.server");
+        await using var recorded = new RecordedServer();
+        var (server, log, recording) = (recorded.Server, recorded.Log, recorded.Recording);
 
         // Each connection closes at once without a request: "peer closed".
         for (int id = 1; id <= 200; id++)

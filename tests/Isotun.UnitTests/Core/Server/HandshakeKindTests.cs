@@ -4,9 +4,6 @@ using System.Net;
 using System.Net.Sockets;
 using Isotun.Metrics;
 using Isotun.Server;
-using Isotun.State;
-using Isotun.UnitTests.Core.Logs;
-using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.UnitTests.Core.Server;
@@ -24,11 +21,8 @@ public sealed class HandshakeKindTests
     public async Task A_client_back_with_its_ticket_is_a_resumed_handshake_and_its_first_a_full_one()
     {
         Skip.If(!File.Exists(OpenSsl), $"{OpenSsl} is missing (Debian package openssl; .ci/install-deps installs it): handshake kinds were not checked");
-        using var temp = new TempDirectory();
-        var recording = new RecordingLogger();
-        using var logs = recording.Factory;
-        await using var server = new VpnServer(FirstStartTests.Config(temp), logs, new MemoryStateStore());
-        var log = logs.CreateLogger("isotun.server");
+        await using var recorded = new RecordedServer();
+        var (server, log) = (recorded.Server, recorded.Log);
         var kinds = new List<string>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == IsotunMetrics.MeterName && i.Name == "isotun.tls.handshakes") l.EnableMeasurementEvents(i); };
@@ -43,7 +37,7 @@ public sealed class HandshakeKindTests
         listen.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listen.Listen(2);
         int port = ((IPEndPoint)listen.LocalEndPoint!).Port;
-        var session = temp.File("session.pem");
+        var session = recorded.File("session.pem");
 
         int Resumed() { lock (kinds) return kinds.Count(k => k == "resumed"); }
 

@@ -3,9 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using Isotun.Metrics;
 using Isotun.Server;
-using Isotun.State;
-using Isotun.UnitTests.Core.Logs;
-using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.UnitTests.Core.Server;
@@ -19,11 +16,8 @@ public sealed class PortProbeTests
     [Fact]
     public async Task A_connection_closed_before_its_first_byte_is_no_data_at_debug_and_not_a_failed_handshake()
     {
-        using var temp = new TempDirectory();
-        var recording = new RecordingLogger();
-        using var logs = recording.Factory;
-        await using var server = new VpnServer(FirstStartTests.Config(temp), logs, new MemoryStateStore());
-        var log = logs.CreateLogger("isotun.server");
+        await using var recorded = new RecordedServer();
+        var (server, log, recording) = (recorded.Server, recorded.Log, recorded.Recording);
         long noData = 0;
         using var listener = new MeterListener();
         listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == IsotunMetrics.MeterName && i.Name == "isotun.connections.closed") l.EnableMeasurementEvents(i); };
