@@ -25,32 +25,29 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            var (allocator, generation) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
-            try
+            for (int attempt = 1; ; attempt++)
             {
-                return await Used(allocator, await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false), binding, timeout.Token).ConfigureAwait(false);
-            }
-            catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound)
-            {
-                // The store no longer knows the lease this node holds its blocks with: the node takes a new one, and
-                // the claim is made again with it (the blocks went with the old lease; each is held again as its users come back).
-                shared.LeaseRefused(allocator.Lease);
-                await shared.LeaseAfterAsync(generation, timeout.Token).ConfigureAwait(false);
-                (allocator, _) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
-                return await Used(allocator, await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false), binding, timeout.Token).ConfigureAwait(false);
+                var (allocator, generation) = await AllocatorAsync(timeout.Token).ConfigureAwait(false);
+                try
+                {
+                    var claim = await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
+                    // A claim that gave an address marks its binding as used now, which keeps it from expiring.
+                    if (claim.Address is not null) await allocator.TouchAsync(binding, DateTimeOffset.UtcNow, timeout.Token).ConfigureAwait(false);
+                    return claim;
+                }
+                catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && attempt == 1)
+                {
+                    // The store no longer knows the lease this node holds its blocks with: the node takes a new one, and
+                    // the claim is made again with it (the blocks went with the old lease; each is held again as its users come back).
+                    shared.LeaseRefused(allocator.Lease);
+                    await shared.LeaseAfterAsync(generation, timeout.Token).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the cluster's store did not answer within 5 s");
         }
-    }
-
-    /// <summary>A claim that gave an address marks its binding as used now, which keeps it from expiring.</summary>
-    private static async Task<AddressClaim> Used(BlockAllocator allocator, AddressClaim claim, string binding, CancellationToken ct)
-    {
-        if (claim.Address is not null) await allocator.TouchAsync(binding, DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
-        return claim;
     }
 
     /// <summary>
