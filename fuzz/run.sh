@@ -9,7 +9,8 @@
 #                                     target in-process, without AFL; exits 1 on an exception or an input slower than
 #                                     five per-execution timeouts (the unit tests replay the corpus too, without the time limit)
 #
-# Environment: FUZZ_TIMEOUT_MS (per execution, default 2000), FUZZ_WORK (scratch, default fuzz/.work).
+# Environment: FUZZ_TIMEOUT_MS (per execution, default 2000), FUZZ_WORK (scratch, default fuzz/.work), FUZZ_EXECS (stop
+# after about this many executions, even before SECONDS is up).
 # Never more than one afl-fuzz at a time on a shared machine: each takes a core for the whole run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,14 +84,19 @@ fuzz() {
   local out=$work/findings/$target
   rm -rf "$out"
   mkdir -p "$out"
-  echo "fuzzing $target for ${seconds}s (per-execution timeout ${timeout_ms} ms); AFL's log: $out/afl.log" >&2
+  local stop=(-V "$seconds")
+  if [ -n "${FUZZ_EXECS:-}" ]; then
+    [[ "$FUZZ_EXECS" =~ ^[0-9]+$ ]] || { echo "FUZZ_EXECS must be a number of executions" >&2; exit 2; }
+    stop+=(-E "$FUZZ_EXECS")
+  fi
+  echo "fuzzing $target for ${seconds}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} (per-execution timeout ${timeout_ms} ms); AFL's log: $out/afl.log" >&2
 
   # Settings for a shared machine we do not own: no CPU-governor or core_pattern checks (nothing is written to /proc),
   # no pinning to a core, no curses UI; the dotnet host is not AFL-instrumented itself (SharpFuzz does the coverage).
   local rc=0
   AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1 AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 \
     AFL_FORKSRV_INIT_TMOUT=60000 AFL_TMPDIR="$out" \
-    afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t "$timeout_ms" -m none -V "$seconds" \
+    afl-fuzz -i "fuzz/corpus/$target" -o "$out" -t "$timeout_ms" -m none "${stop[@]}" \
       -- dotnet "$bin/Isotun.Fuzz.dll" "$target" >"$out/afl.log" 2>&1 || rc=$?
 
   local stats=$out/default/fuzzer_stats
