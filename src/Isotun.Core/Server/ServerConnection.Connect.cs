@@ -52,30 +52,10 @@ public sealed partial class ServerConnection
 
         var session = server.Sessions.GetOrRestore(ticket, tenant);
         IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
-        // On a cluster node the cluster says which IPv4 address the session has; the node's own pool must agree.
-        IPAddress? clustered = null;
-        if (tenant.Cluster is not null && !session.HasAddresses)
+        if (await server.Sessions.AddressAsync(session, asked, stopping).ConfigureAwait(false) is { } refused)
         {
-            (clustered, var refusal) = await tenant.ClusterAddressAsync(session, stopping).ConfigureAwait(false);
-            if (clustered is null)
-            {
-                await WriteServiceUnavailableAsync(tls, refusal!, stopping).ConfigureAwait(false);
-                Close(CloseReason.Error, $"tenant {tenant.Name}: {refusal}");
-                return;
-            }
-            asked = clustered;
-        }
-        if (!tenant.TryLease(session, asked))
-        {
-            await WriteServiceUnavailableAsync(tls, "no address left in the pool", stopping).ConfigureAwait(false);
-            Close(CloseReason.Error, $"tenant {tenant.Name}: pool exhausted");
-            return;
-        }
-        if (clustered is not null && !clustered.Equals(session.Address))
-        {
-            tenant.Release(session);
-            await WriteServiceUnavailableAsync(tls, "the cluster's address is in use on this node", stopping).ConfigureAwait(false);
-            Close(CloseReason.Error, $"tenant {tenant.Name}: the cluster's address {clustered} for {session.User} is in use on this node");
+            await WriteServiceUnavailableAsync(tls, refused.Client, stopping).ConfigureAwait(false);
+            Close(CloseReason.Error, refused.Log);
             return;
         }
         var address = session.Address!;
@@ -95,24 +75,17 @@ public sealed partial class ServerConnection
         // A new primary starts a new group: the old one (a lost connection and its queues) is let go. Attached
         // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
         // for it wait in its queue until its writer starts, after the reply.
-        session.AttachPrimary(tunnel, queues);
-        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false))
+        TunnelEnd end;
+        using (var attached = server.Sessions.AttachPrimary(session, tunnel, queues))
         {
-            session.Detach(tunnel);
-            return;
+            if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
+            attached.Up();
+            var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
+            session.Connected(_peer.Remote, ClientVersion(head), extensions);
+            ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
+            end = await tunnel.RunAsync().ConfigureAwait(false);
+            await IoThreads.LeaveAsync(); // ending a session writes the state file
         }
-        metrics.SessionUp(tenant.Name);
-        var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
-        session.Connected(_peer.Remote, ClientVersion(head), extensions);
-        ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
-
-        var end = await tunnel.RunAsync().ConfigureAwait(false);
-        await IoThreads.LeaveAsync(); // ending a session writes the state file
-
-        metrics.SessionDown(tenant.Name);
-        // The queues live and die with their primary: detaching it aborts them.
-        session.Detach(tunnel);
-        session.AddTotals(tunnel);
         Ended(session, tunnel, end);
         if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
@@ -123,7 +96,6 @@ public sealed partial class ServerConnection
     /// </summary>
     private async Task JoinQueueAsync(Stream tls, ConnectionReader reader, SessionTicket ticket, TenantRuntime tenant, string queueHeader, IsotunExtension accepted, CancellationToken stopping)
     {
-        var metrics = IsotunMetrics.Instance;
         int? index = IsotunExtensions.ParseCount(queueHeader, 1, IsotunExtensions.MaxQueues - 1);
         if (!accepted.HasFlag(IsotunExtension.Queues) || index is null)
         {
@@ -139,25 +111,20 @@ public sealed partial class ServerConnection
         }
         var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value, CryptoFor(tenant)) { MorePending = _morePending };
         // The primary may have gone since the check: then this connection ends, as its group has.
-        if (!session.TryAttachQueue(index.Value, tunnel))
+        TunnelEnd end;
+        using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel))
         {
-            await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
-            return;
+            if (attached is null)
+            {
+                await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
+                return;
+            }
+            if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false)) return;
+            attached.Up();
+            ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
+            end = await tunnel.RunAsync().ConfigureAwait(false);
+            await IoThreads.LeaveAsync(); // ending a session writes the state file
         }
-        if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false))
-        {
-            session.Detach(tunnel);
-            return;
-        }
-        metrics.QueueUp(tenant.Name);
-        ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
-
-        var end = await tunnel.RunAsync().ConfigureAwait(false);
-        await IoThreads.LeaveAsync(); // ending a session writes the state file
-
-        metrics.QueueDown(tenant.Name);
-        session.Detach(tunnel);
-        session.AddTotals(tunnel);
         Ended(session, tunnel, end);
         if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
     }

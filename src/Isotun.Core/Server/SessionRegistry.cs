@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using Isotun.Config;
 using Isotun.Protocol.Cookies;
 using Isotun.State;
@@ -66,6 +67,45 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
         _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User), Credential = ticket.Credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) });
+
+    /// <summary>
+    /// Gives a session its addresses for a CONNECT: on a cluster node the IPv4 address the cluster binds to it (which the
+    /// node's pool must agree to), else the one the client asks back, the user's sticky one or any free one. Null when the
+    /// session has them; else why not, as the client is told and as the log says.
+    /// </summary>
+    public async Task<(string Client, string Log)?> AddressAsync(VpnSession session, IPAddress? asked, CancellationToken ct)
+    {
+        var tenant = session.Tenant;
+        IPAddress? clustered = null;
+        if (tenant.Cluster is not null && !session.HasAddresses)
+        {
+            (clustered, var refusal) = await tenant.ClusterAddressAsync(session, ct).ConfigureAwait(false);
+            if (clustered is null) return (refusal!, $"tenant {tenant.Name}: {refusal}");
+            asked = clustered;
+        }
+        if (!tenant.TryLease(session, asked)) return ("no address left in the pool", $"tenant {tenant.Name}: pool exhausted");
+        if (clustered is not null && !clustered.Equals(session.Address))
+        {
+            tenant.Release(session);
+            return ("the cluster's address is in use on this node",
+                $"tenant {tenant.Name}: the cluster's address {clustered} for {session.User} is in use on this node");
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// A new primary connection for a session: it starts a new group of <paramref name="queues"/> queues and takes the
+    /// session's routes (the old group is let go). The attachment must be disposed when the connection ends.
+    /// </summary>
+    public SessionAttachment AttachPrimary(VpnSession session, TunnelConnection primary, int queues)
+    {
+        session.AttachPrimary(primary, queues);
+        return new SessionAttachment(session, primary);
+    }
+
+    /// <summary>A further connection joining the session's group as queue <paramref name="index"/>; null when it cannot (<see cref="VpnSession.TryAttachQueue"/>).</summary>
+    public SessionAttachment? TryAttachQueue(VpnSession session, int index, TunnelConnection connection) =>
+        session.TryAttachQueue(index, connection) ? new SessionAttachment(session, connection) : null;
 
     /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
     public void End(VpnSession session, string reason)

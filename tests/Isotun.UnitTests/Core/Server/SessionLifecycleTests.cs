@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Isotun.Metrics;
+using Isotun.Protocol.Cstp;
+using Isotun.Server;
+using Isotun.State;
+using Isotun.Transport;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.Core.Server;
+
+/// <summary>
+/// The registry owns a session's life: it gives the addresses, attaches connections (routes and the active gauges)
+/// and takes them off again when the attachment is disposed, also when the tunnel ends by an exception.
+/// </summary>
+public sealed class SessionLifecycleTests : IDisposable
+{
+    // A tenant of its own, so that the process-wide gauges can be read for it alone.
+    private readonly string _name = "life" + Guid.NewGuid().ToString("N")[..8];
+    private readonly TenantRuntime _tenant;
+    private readonly SessionRegistry _registry;
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentDictionary<string, long> _gauges = new();
+
+    public SessionLifecycleTests()
+    {
+        _tenant = TenantWorld.Runtime(TenantWorld.Tenant(_name, "10.10.0.0/29", null) with { MaxSessionsPerUser = 4 });
+        _registry = new SessionRegistry(new MemoryStateStore(), TimeProvider.System, TimeSpan.FromHours(1), NullLogger.Instance);
+        _listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == IsotunMetrics.MeterName && instrument.Name is "isotun.sessions.active" or "isotun.queues.active")
+                l.EnableMeasurementEvents(instrument);
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+                if (tag.Key == "tenant" && tag.Value as string == _name) _gauges.AddOrUpdate(instrument.Name, value, (_, old) => old + value);
+        });
+        _listener.Start();
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private long Active => _gauges.GetValueOrDefault("isotun.sessions.active");
+    private long Queues => _gauges.GetValueOrDefault("isotun.queues.active");
+
+    private async Task<VpnSession> AddressedSessionAsync(string user = "alice")
+    {
+        var ticket = _registry.TryCreate(_tenant, user, 100, out var refused);
+        Assert.Equal(SessionLimit.None, refused);
+        var session = _registry.GetOrRestore(ticket!, _tenant);
+        Assert.Null(await _registry.AddressAsync(session, null, CancellationToken.None));
+        return session;
+    }
+
+    private static TunnelConnection Connection(VpnSession s, int queue = 0)
+    {
+        var stream = new MemoryStream();
+        return new TunnelConnection(queue + 1, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue);
+    }
+
+    [Fact]
+    public async Task A_tunnel_that_ends_by_an_exception_leaves_no_route_and_no_count_behind()
+    {
+        var session = await AddressedSessionAsync();
+        var primary = Connection(session);
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            using var attached = _registry.AttachPrimary(session, primary, 2);
+            attached.Up();
+            using (var queue = _registry.TryAttachQueue(session, 1, Connection(session, 1)))
+            {
+                Assert.NotNull(queue);
+                queue.Up();
+                Assert.Equal((1L, 1L), (Active, Queues));
+            }
+            Assert.Equal((1L, 0L), (Active, Queues));
+            Assert.Same(session, _tenant.RouteTo(session.AddressKey));
+            await Task.Yield();
+            throw new InvalidOperationException("the tunnel broke");
+        });
+        Assert.Equal("the tunnel broke", failure.Message);
+        Assert.Null(_tenant.RouteTo(session.AddressKey));
+        Assert.Null(session.Connection);
+        Assert.Equal((0L, 0L), (Active, Queues));
+        // The session itself waits for its client to come back with the cookie, as after any lost connection.
+        Assert.Same(session, _registry.TryGet(session.Id));
+    }
+
+    [Fact]
+    public async Task A_connection_whose_reply_never_went_out_is_detached_but_was_never_counted()
+    {
+        var session = await AddressedSessionAsync();
+        using (_registry.AttachPrimary(session, Connection(session), 1))
+            Assert.Same(session, _tenant.RouteTo(session.AddressKey));
+        Assert.Null(_tenant.RouteTo(session.AddressKey));
+        Assert.Equal(0L, Active);
+    }
+
+    [Fact]
+    public async Task Disposing_twice_counts_down_once_and_a_replaced_primary_leaves_the_new_one_routed()
+    {
+        var session = await AddressedSessionAsync();
+        var first = _registry.AttachPrimary(session, Connection(session), 1);
+        first.Up();
+        var second = _registry.AttachPrimary(session, Connection(session), 1);
+        second.Up();
+        Assert.Equal(2L, Active); // both connections are up until the replaced one has wound down
+        first.Dispose();
+        first.Dispose();
+        Assert.Equal(1L, Active);
+        Assert.Same(session, _tenant.RouteTo(session.AddressKey));
+        second.Dispose();
+        Assert.Equal(0L, Active);
+        Assert.Null(_tenant.RouteTo(session.AddressKey));
+    }
+
+    [Fact]
+    public async Task A_queue_cannot_join_a_session_without_a_primary()
+    {
+        var session = await AddressedSessionAsync();
+        Assert.Null(_registry.TryAttachQueue(session, 1, Connection(session, 1)));
+        Assert.Equal(0L, Queues);
+    }
+
+    [Fact]
+    public async Task Addresses_run_out_with_the_pool_and_come_back_when_a_session_ends()
+    {
+        // A /29 holds six: the gateway takes one, five are left.
+        var sessions = new List<VpnSession>();
+        for (int i = 0; i < 5; i++) sessions.Add(await AddressedSessionAsync("user" + i));
+        var ticket = _registry.TryCreate(_tenant, "late", 100, out _);
+        var late = _registry.GetOrRestore(ticket!, _tenant);
+        var refused = await _registry.AddressAsync(late, null, CancellationToken.None);
+        Assert.NotNull(refused);
+        Assert.Equal("no address left in the pool", refused.Value.Client);
+        Assert.Contains(_name, refused.Value.Log);
+
+        _registry.End(sessions[0], "test");
+        Assert.Null(await _registry.AddressAsync(late, null, CancellationToken.None));
+        Assert.Equal(sessions[0].Address, late.Address);
+    }
+}
