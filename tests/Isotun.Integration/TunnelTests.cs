@@ -84,7 +84,7 @@ public sealed class TunnelTests(LabFixture lab)
         var kill = Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443");
         Assert.True(kill.ExitCode == 0, kill.ToString());
 
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => CountInLog("client", "reconnected with the same address") > reconnectsBefore),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => CountInLog("client", "reconnected with the same address") > reconnectsBefore),
             "client did not reconnect:\n" + LabProcess.Tail(L, "client"));
         Assert.Equal(before, lab.Lab.ClientAddress());
         AssertPing(L.ClientNs, L.ServiceIp);
@@ -135,7 +135,7 @@ public sealed class TunnelTests(LabFixture lab)
             IpCommand.RunIn(ns, "route", "replace", "prohibit", $"{L.ServerIp}/32");
             var kill = Run.InNs(ns, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443");
             Assert.True(kill.ExitCode == 0, kill.ToString());
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => client.Output.Contains("retrying in 4 s")),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => client.Output.Contains("retrying in 4 s")),
                 "the client did not go on retrying:\n" + client.Output);
 
             // The way comes back while the client waits to retry, and Ctrl-C comes at once: it logs off on a
@@ -195,7 +195,7 @@ public sealed class TunnelTests(LabFixture lab)
         public string Output { get { lock (_output) return _output.ToString(); } }
 
         public void WaitForAddress() =>
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", _ns, "-4", "-o", "addr", "show", "dev", _device]).Stdout.Contains("inet ")),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", _ns, "-4", "-o", "addr", "show", "dev", _device]).Stdout.Contains("inet ")),
                 "the cookie client never got an address:\n" + Output);
 
         /// <summary>SIGINT, then it must exit with 0 within 15 s.</summary>
@@ -236,7 +236,7 @@ public sealed class TunnelTests(LabFixture lab)
         // The refusal does not tell an unknown user from a wrong password.
         Assert.Equal(wrong.Stderr.Trim(), unknown.Stderr.Trim());
 
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
             Metric("isotun_auth_attempts_total", "result=\"bad-password\"") >= badBefore + 1 &&
             Metric("isotun_auth_attempts_total", "result=\"unknown-user\"") >= unknownBefore + 1), "auth failures not counted:\n" + Scrape());
     }

@@ -60,7 +60,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         using var c = await TunnelAsync();
         Assert.Equal(1400, c.Mtu);
         for (ushort i = 0; i < 3; i++)
-            await c.SendFrameAsync(CstpPacketType.Data, RawTunnelClient.EchoRequest(c.Address!, L.TunnelGateway, 0x0515, (ushort)(100 + i), totalLength: 1500));
+            await c.SendFrameAsync(CstpPacketType.Data, RawCstpClient.EchoRequest(c.Address, L.TunnelGateway, 0x0515, (ushort)(100 + i), totalLength: 1500));
         Assert.Null(await c.ReceiveEchoReplyAsync(0x0515, 100, TimeSpan.FromSeconds(2)));
 
         AssertEventually(() => fx.Metric("isotun_tunnel_drops_total", "reason=\"oversize\"", "tenant=\"demo\"") >= before + 3, "oversize packets not counted");
@@ -82,7 +82,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         // The witness's own address, an unleased pool address, and one from outside the pool.
         IPAddress[] forged = [fx.WitnessAddress, IPAddress.Parse("10.10.0.250"), IPAddress.Parse("198.18.19.2")];
         for (int i = 0; i < forged.Length; i++)
-            await c.SendFrameAsync(CstpPacketType.Data, RawTunnelClient.EchoRequest(forged[i], L.TunnelGateway, 0x5900, (ushort)i));
+            await c.SendFrameAsync(CstpPacketType.Data, RawCstpClient.EchoRequest(forged[i], L.TunnelGateway, 0x5900, (ushort)i));
 
         AssertEventually(() => fx.Metric("isotun_tunnel_drops_total", "reason=\"spoofed-source\"", "tenant=\"demo\"") >= before + forged.Length, "spoofed packets not counted");
         await AssertEchoAsync(c, 4);
@@ -97,7 +97,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         double timeouts = fx.Metric("isotun_tls_handshakes_total", "result=\"timeout\"");
         double closed = fx.Metric("isotun_connections_closed_total", "reason=\"handshake-timeout\"");
 
-        using var c = RawTunnelClient.ConnectTcp(L.ClientNs, fx.Server); // and then not a byte
+        using var c = RawCstpClient.ConnectTcp(L.ClientNs, fx.Server); // and then not a byte
         Assert.True(await c.WaitForCloseAsync(CloseBound), "the server kept a silent connection open");
 
         AssertEventually(() => fx.Metric("isotun_tls_handshakes_total", "result=\"timeout\"") >= timeouts + 1, "handshake timeout not counted");
@@ -112,7 +112,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         var witness = Witness();
         double closed = fx.Metric("isotun_connections_closed_total", "reason=\"auth-timeout\"");
 
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         Assert.True(await c.WaitForCloseAsync(CloseBound), "the server kept an idle TLS connection open");
 
         AssertEventually(() => fx.Metric("isotun_connections_closed_total", "reason=\"auth-timeout\"") >= closed + 1, "close not counted as auth-timeout");
@@ -128,7 +128,7 @@ public sealed class BadInputTests(BadInputFixture fx)
 
         // A request every few seconds, each well within the auth timeout: the timeout runs from the connection
         // to a login, so the peer is still cut off (see docs/configuration.md, limits.auth-timeout).
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var until = DateTime.UtcNow + CloseBound;
         bool cut = false;
         while (!cut && DateTime.UtcNow < until)
@@ -157,7 +157,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         var witness = Witness();
         double closed = fx.Metric("isotun_connections_closed_total", "reason=\"bad-request\"");
 
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var pad = string.Concat(Enumerable.Repeat("X-Pad: " + new string('a', 200) + "\r\n", 100)); // 20 KiB, no end
         await c.SendAsync(Encoding.ASCII.GetBytes("POST / HTTP/1.1\r\nHost: vpn\r\n" + pad));
         var response = await c.ReadResponseAsync();
@@ -179,7 +179,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         var witness = Witness();
         double closed = fx.Metric("isotun_connections_closed_total", "reason=\"bad-request\"");
 
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         await c.SendAsync(Encoding.ASCII.GetBytes($"POST / HTTP/1.1\r\nHost: vpn\r\nContent-Type: application/xml\r\nContent-Length: {length}\r\n\r\n<config-auth"));
         var response = await c.ReadResponseAsync();
         Assert.NotNull(response);
@@ -217,13 +217,13 @@ public sealed class BadInputTests(BadInputFixture fx)
         });
         var xml = xmlTemplate.Replace("{port}", ((IPEndPoint)trap.LocalEndPoint!).Port.ToString());
 
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var (head, body) = await c.RequestAsync("POST", "/", [("X-Aggregate-Auth", "1"), ("Content-Type", "application/xml")], Encoding.UTF8.GetBytes(xml));
         Assert.True(head.StatusCode == 400, $"{name}: HTTP {head.StatusCode}");
         Assert.DoesNotContain("root:", Encoding.UTF8.GetString(body));
         Assert.False(trap.Poll(TimeSpan.FromSeconds(1), SelectMode.SelectRead), $"{name}: the server fetched what the XML named");
         // "Connection: close" in the reply, and the server does close: no second try on this connection.
-        Assert.True(await c.WaitForCloseAsync(RawTunnelClient.Guard), $"{name}: the connection stayed open after the 400");
+        Assert.True(await c.WaitForCloseAsync(RawCstpClient.Guard), $"{name}: the connection stayed open after the 400");
 
         AssertEventually(() => fx.Metric("isotun_auth_attempts_total", "result=\"bad-request\"") >= before + 1, $"{name}: not counted as bad-request");
         AssertUnharmed(witness);
@@ -239,7 +239,7 @@ public sealed class BadInputTests(BadInputFixture fx)
         var witness = Witness();
         double before = fx.Metric("isotun_auth_attempts_total", "result=\"unknown-tenant\"");
 
-        using var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var xml = Protocol.Auth.AuthXml.BuildReply("v9.01-raw", [new("username", LabLayout.User), new("password", fx.Password)], group, null);
         var (head, body) = await c.RequestAsync("POST", target, [("X-Aggregate-Auth", "1")], Encoding.UTF8.GetBytes(xml));
         var text = Encoding.UTF8.GetString(body);
@@ -258,9 +258,9 @@ public sealed class BadInputTests(BadInputFixture fx)
     private static void SkipUnlessRoot() => Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
 
     /// <summary>A fresh session of the lab user with its own tunnel (a second session: its own address).</summary>
-    private async Task<RawTunnelClient> TunnelAsync()
+    private async Task<RawCstpClient> TunnelAsync()
     {
-        var c = await RawTunnelClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         try
         {
             var cookie = await c.LoginAsync(LabLayout.User, fx.Password, LabLayout.Tenant);
@@ -275,13 +275,13 @@ public sealed class BadInputTests(BadInputFixture fx)
     }
 
     /// <summary>A ping to the tenant gateway through this raw tunnel gets its reply on this same connection.</summary>
-    private async Task AssertEchoAsync(RawTunnelClient c, ushort sequence, int totalLength = 84)
+    private async Task AssertEchoAsync(RawCstpClient c, ushort sequence, int totalLength = 84)
     {
         const ushort id = 0x1b1b;
         // A few tries: the first packet of a fresh tunnel may race the server attaching the route back.
         for (int attempt = 0; attempt < 5; attempt++)
         {
-            await c.SendFrameAsync(CstpPacketType.Data, RawTunnelClient.EchoRequest(c.Address!, L.TunnelGateway, id, sequence, totalLength));
+            await c.SendFrameAsync(CstpPacketType.Data, RawCstpClient.EchoRequest(c.Address, L.TunnelGateway, id, sequence, totalLength));
             if (await c.ReceiveEchoReplyAsync(id, sequence, TimeSpan.FromSeconds(5)) is not null) return;
         }
         Assert.Fail($"no echo reply through the raw tunnel (address {c.Address}, {totalLength} bytes)");
@@ -300,5 +300,5 @@ public sealed class BadInputTests(BadInputFixture fx)
     }
 
     private static void AssertEventually(Func<bool> condition, string message) =>
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(15), condition), message);
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), condition), message);
 }

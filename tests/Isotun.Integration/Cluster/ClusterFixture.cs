@@ -155,7 +155,7 @@ public sealed class ClusterFixture : TopologyFixture
             no-sni: default
             """);
         LabProcess.Start(Files, "gateway", ServerNs, TestEnvironment.IsotunExe, ["gateway", "--config", Path.Combine(Dir, "gateway.yaml")]);
-        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, GatewayPort)))
+        if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, GatewayPort)))
             throw new InvalidOperationException("the gateway did not start:\n" + LabProcess.Tail(Files, "gateway"));
     }
 
@@ -172,7 +172,7 @@ public sealed class ClusterFixture : TopologyFixture
             "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
             "--initial-cluster", "isotun-cl=http://127.0.0.1:23800",
         ]);
-        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, EtcdPort)))
+        if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, EtcdPort)))
             throw new InvalidOperationException("etcd did not start:\n" + LabProcess.Tail(Files, "etcd"));
     }
 
@@ -180,7 +180,7 @@ public sealed class ClusterFixture : TopologyFixture
     {
         int port = Nodes.Single(n => n.Name == node).Port;
         LabProcess.Start(Files, node, ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigOf(node)]);
-        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, port)))
+        if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, port)))
             throw new InvalidOperationException($"{node} did not start:\n" + LabProcess.Tail(Files, node));
     }
 

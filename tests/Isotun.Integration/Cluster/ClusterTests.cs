@@ -46,14 +46,14 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         {
             AssertTunnelUp("alice");
             Isotun("node-1", "revoke", "--tenant", "acme", "--user", "alice");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("alice") is null),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("alice") is null),
                 "alice's tunnel on node-2 stayed up after node-1 revoked her:\n" + LabProcess.Tail(cl.Files, "node-2"));
             Assert.Contains("user revoked on another node", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-2")));
             foreach (var node in new[] { "node-1", "node-2" })
                 Assert.NotEqual(0, TryLogin("alice", node).ExitCode);
 
             Isotun("node-2", "revoke", "--tenant", "acme", "--user", "alice", "--enable");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => TryLogin("alice", "node-1").ExitCode == 0), "alice could not log in on node-1 after node-2 enabled her");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => TryLogin("alice", "node-1").ExitCode == 0), "alice could not log in on node-1 after node-2 enabled her");
         }
         finally
         {
@@ -72,14 +72,14 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             AssertTunnelUp("carol");
             var id = Json(Isotun("node-1", "sessions", "--user", "carol", "--json")).EnumerateArray().Single().GetProperty("id").GetString()!;
             Isotun("node-1", "kick", id);
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("carol") is null), "carol's tunnel stayed up after the kick");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("carol") is null), "carol's tunnel stayed up after the kick");
         }
         finally
         {
             LabProcess.Stop(cl.Files, "client-carol", TimeSpan.FromSeconds(5));
         }
         // The same cookie at the other node: refused there too (the revocation came through etcd).
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
         {
             var r = Run.Exec("ip", ["netns", "exec", ClusterFixture.ClientNs, TestEnvironment.IsotunExe, "connect", cl.Url("node-2").ToString(), "--servercert", cl.Pin,
                 "--interface", "cl-carol2", "--reconnect-timeout", "0", "--cookie-on-stdin"], stdin: cookie + "\n", timeoutSeconds: 30);
@@ -98,7 +98,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             LabProcess.Stop(cl.Files, "etcd", TimeSpan.FromSeconds(10));
             try
             {
-                Assert.True(Poll.Until(TimeSpan.FromSeconds(20), () => !Cluster("node-1").GetProperty("connected").GetBoolean()), "node-1 did not notice etcd was down");
+                Assert.True(Eventually.Until(TimeSpan.FromSeconds(20), () => !Cluster("node-1").GetProperty("connected").GetBoolean()), "node-1 did not notice etcd was down");
                 Assert.Equal(0.0, Metric("node-1", "isotun_cluster_connected"));
                 // The data plane does not need etcd.
                 AssertPing("dave");
@@ -115,9 +115,9 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             {
                 cl.StartEtcd();
             }
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => Cluster("node-1") is var c && c.GetProperty("connected").GetBoolean() && c.GetProperty("pendingWrites").GetInt32() == 0),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => Cluster("node-1") is var c && c.GetProperty("connected").GetBoolean() && c.GetProperty("pendingWrites").GetInt32() == 0),
                 "node-1 did not write its waiting change once etcd was back:\n" + LabProcess.Tail(cl.Files, "node-1"));
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("dave") is null),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("dave") is null),
                 "dave's tunnel on node-2 stayed up after the waiting revocation reached etcd:\n" + LabProcess.Tail(cl.Files, "node-2"));
             Assert.Contains("cannot reach the store", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-1")));
         }
@@ -145,7 +145,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             // The client comes back with its cookie on node-2 (until node-1's lease ends, node-2 answers 503: the
             // address is still node-1's), and gets the same address.
             IPAddress? again = null;
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(40), () =>
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(40), () =>
             {
                 if (LabProcess.Pid(cl.Files, "client-erin") is not int pid || !LabProcess.IsAlive(pid)) cl.StartClient("erin", "node-2", cookie);
                 return (again = ClusterFixture.TunnelAddress("erin")) is not null;
@@ -167,7 +167,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         SkipUnlessReady();
         // Every node up in the gateway's eyes first (an earlier test may have restarted one): then both client hosts
         // go to the node their addresses rank first, the same one.
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, ClusterFixture.GatewayAdmin),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, ClusterFixture.GatewayAdmin),
             "isotun_gateway_backend_up") == ClusterFixture.Nodes.Length), "the gateway does not see every node up");
         // frank runs isotun connect, gina a stock openconnect; both reach the nodes through the gateway only.
         cl.StartClient("frank", "gateway");
@@ -179,7 +179,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         try
         {
             AssertTunnelUp("frank");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns) is not null), "gina's openconnect did not come up:\n" + gina.Output);
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns) is not null), "gina's openconnect did not come up:\n" + gina.Output);
             var (frank, ginaAddress) = (ClusterFixture.TunnelAddress("frank")!, ClusterFixture.TunnelAddress("gina", ClusterFixture.Client2Ns)!);
             var serving = ClusterFixture.Nodes.Single(n => ConnectedOn(n.Name, "frank"));
             Assert.True(ConnectedOn(serving.Name, "gina"),
@@ -198,7 +198,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             foreach (var (user, address) in new[] { ("frank", frank), ("gina", ginaAddress) })
             {
                 string? now = null;
-                Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => (now = NodeOf(user)) is not null),
+                Assert.True(Eventually.Until(TimeSpan.FromSeconds(60), () => (now = NodeOf(user)) is not null),
                     $"{user} did not come back on another node:\n{(user == "gina" ? gina.Output : LabProcess.Tail(cl.Files, "client-frank"))}"
                     + string.Concat(others.Select(n => $"\n{n.Name}:\n{LabProcess.Tail(cl.Files, n.Name)}")));
                 output.WriteLine($"failover through the gateway: {serving.Name} killed, {user} up on {now} after {killed.Elapsed.TotalSeconds:0.0} s");
@@ -209,7 +209,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             }
             AssertPing("frank");
             // The node frank is on now announced his address on the tenant's segment: the service reaches him again.
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => Pinger.Ping(ClusterFixture.ServiceNs, frank, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Pinger.Ping(ClusterFixture.ServiceNs, frank, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success),
                 $"the tenant's service does not reach frank ({frank}) on {other}:\n{Run.InNs(ClusterFixture.ServiceNs, "ip", "neigh").Stdout}\n{LabProcess.Tail(cl.Files, other)}");
             output.WriteLine($"the service reaches frank again {killed.Elapsed.TotalSeconds:0.0} s after the kill");
             AssertPingFromService(ginaAddress);
@@ -233,7 +233,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         {
             AssertTunnelUp("hank");
             JsonElement hank = default;
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
                 Json(Isotun("node-1", "sessions", "--cluster", "--user", "hank", "--json")).EnumerateArray().FirstOrDefault(s => s.GetProperty("connected").GetBoolean()) is { ValueKind: JsonValueKind.Object } found
                 && (hank = found).ValueKind == JsonValueKind.Object), "node-1 does not list hank's session on node-2");
             Assert.Equal("node-2", hank.GetProperty("node").GetString());
@@ -241,8 +241,8 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             Assert.Contains("node-2", Isotun("node-1", "sessions", "--cluster", "--user", "hank"));
 
             Isotun("node-1", "kick", hank.GetProperty("id").GetString()!);
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("hank") is null), "hank's tunnel on node-2 stayed up after node-1 kicked it");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () =>
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("hank") is null), "hank's tunnel on node-2 stayed up after node-1 kicked it");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
                 !Json(Isotun("node-1", "sessions", "--cluster", "--user", "hank", "--json")).EnumerateArray().Any()), "the kicked session is still listed");
         }
         finally
@@ -261,12 +261,12 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         for (int i = 0; i < 3; i++) Assert.NotEqual(0, TryLogin("ivan", "node-1", wrong).ExitCode);
         // node-2 never saw a failure of ivan's: the ban reaches it through etcd, and it refuses the right password.
         Run.Result last = TryLogin("ivan", "node-2");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => (last = TryLogin("ivan", "node-2")).ExitCode != 0 && last.ToString().Contains("too many failed logins")),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => (last = TryLogin("ivan", "node-2")).ExitCode != 0 && last.ToString().Contains("too many failed logins")),
             "node-2 let the user banned on node-1 log in: " + last + "\n" + LabProcess.Tail(cl.Files, "node-2"));
 
         // An unban on a third node lifts it everywhere.
         Isotun("node-3", "unban", "--tenant", "acme", "--user", "ivan");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => TryLogin("ivan", "node-1").ExitCode == 0 && TryLogin("ivan", "node-2").ExitCode == 0),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => TryLogin("ivan", "node-1").ExitCode == 0 && TryLogin("ivan", "node-2").ExitCode == 0),
             "the unban on node-3 did not reach node-1 and node-2: " + TryLogin("ivan", "node-1") + "\n" + TryLogin("ivan", "node-2"));
     }
 
@@ -292,7 +292,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
 
     private void AssertTunnelUp(string user)
     {
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress(user) is not null),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress(user) is not null),
             $"{user}'s tunnel did not come up:\n{LabProcess.Tail(cl.Files, "client-" + user)}");
         AssertPing(user);
     }

@@ -53,7 +53,7 @@ public sealed class DataPathTests(DataPathFixture fx, Xunit.Abstractions.ITestOu
             var address = client.Address;
             // The client still reads super-packets from its own TUN (offloads do not depend on the peer) and cuts them itself.
             Assert.Contains("gso_max_size 65000", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", client.Device]).Stdout);
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => fx.LogLines("server").Any(l => l.Contains($"at {address} (mtu {Mtu}, extensions: none)"))),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => fx.LogLines("server").Any(l => l.Contains($"at {address} (mtu {Mtu}, extensions: none)"))),
                 "the server did not log the plain tunnel without extensions");
 
             var (bytes0, packets0) = Rx();

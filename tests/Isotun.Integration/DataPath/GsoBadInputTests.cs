@@ -24,7 +24,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
     public async Task Gso_frames_without_the_extension_are_dropped_counted_and_repeats_close_the_connection()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
-        using var c = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var head = await c.ConnectTunnelAsync(fx.Cookie(), extensions: null);
         Assert.Null(head.Headers.Get(IsotunExtensions.Header)); // nothing offered, nothing granted
         var echo = await c.EchoAsync(L.TunnelGateway, 1);
@@ -35,7 +35,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
         for (int i = 1; i <= TunnelConnection.MaxBadGso; i++)
         {
             // A plain packet in a GSO frame counts the same as a super-packet: the frame type was not negotiated.
-            if (i % 2 == 0) await c.SendGsoAsync(new VirtioNetHeader(), Packets.EchoRequest(c.Address, L.TunnelGateway, 0x150, 7));
+            if (i % 2 == 0) await c.SendGsoAsync(new VirtioNetHeader(), RawCstpClient.EchoRequest(c.Address, L.TunnelGateway, 0x150, 7));
             else await c.SendGsoAsync(header, packet);
             // Dropped, not fatal: the next echo still comes back (and, being behind it, shows it was handled).
             Assert.NotNull(await c.EchoAsync(L.TunnelGateway, (ushort)(100 + i)));
@@ -44,7 +44,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
 
         await c.SendGsoAsync(header, packet);
         Assert.True(await c.WaitForCloseAsync(), "the connection stayed open after repeated GSO frames");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
         Assert.Equal(dropped + TunnelConnection.MaxBadGso + 1, Drops("gso-not-negotiated"));
         AssertWitnessUnharmed();
     }
@@ -53,7 +53,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
     public async Task Bad_gso_headers_from_a_peer_that_negotiated_gso_are_dropped_counted_and_repeats_close_the_connection()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
-        using var c = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         var head = await c.ConnectTunnelAsync(fx.Cookie(), extensions: "gso");
         Assert.Equal(IsotunExtension.Gso, IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header)));
 
@@ -88,7 +88,7 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
         // A super-packet cut short (its IP length no longer matches) is refused too, and is one too many.
         await c.SendGsoAsync(good, packet[..^1]);
         Assert.True(await c.WaitForCloseAsync(), "the connection stayed open after repeated bad GSO headers");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => ClosedBadFrame() == closed + 1), "close not counted as bad-frame");
         Assert.Equal(bad + TunnelConnection.MaxBadGso + 1, Drops("bad-gso-header"));
         AssertWitnessUnharmed();
     }
@@ -97,16 +97,16 @@ public sealed class GsoBadInputTests(DataPathFixture fx)
     public async Task A_plain_packet_above_the_mtu_in_a_gso_frame_is_dropped_as_oversize_like_a_data_frame()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
-        using var c = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
         await c.ConnectTunnelAsync(fx.Cookie(), extensions: "gso");
         double oversize = Drops("oversize"), bad = Drops("bad-gso-header");
 
         // Without GSO the header cannot make a packet larger than the MTU acceptable: the peer's TUN never makes one.
-        await c.SendGsoAsync(new VirtioNetHeader(), Packets.EchoRequest(c.Address, L.TunnelGateway, 0x150, 1, length: 3000));
-        await c.SendGsoAsync(new VirtioNetHeader(), Packets.EchoRequest(c.Address, L.TunnelGateway, 0x150, 2));
-        var reply = await c.ReceiveAsync(p => Packets.IsEchoReply(p, 0x150, 1) || Packets.IsEchoReply(p, 0x150, 2));
+        await c.SendGsoAsync(new VirtioNetHeader(), RawCstpClient.EchoRequest(c.Address, L.TunnelGateway, 0x150, 1, totalLength: 3000));
+        await c.SendGsoAsync(new VirtioNetHeader(), RawCstpClient.EchoRequest(c.Address, L.TunnelGateway, 0x150, 2));
+        var reply = await c.ReceiveAsync(p => RawCstpClient.IsEchoReply(p, 0x150, 1) || RawCstpClient.IsEchoReply(p, 0x150, 2));
         Assert.NotNull(reply);
-        Assert.True(Packets.IsEchoReply(reply.Value.Packet, 0x150, 2), "the oversize echo request reached the tunnel network and was answered");
+        Assert.True(RawCstpClient.IsEchoReply(reply.Value.Packet, 0x150, 2), "the oversize echo request reached the tunnel network and was answered");
         Assert.Equal(oversize + 1, Drops("oversize"));
         Assert.Equal(bad, Drops("bad-gso-header")); // a size drop, not a header fault: it does not count towards closing
         AssertWitnessUnharmed();

@@ -27,7 +27,7 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         // Both TUNs are multi-queue with two queues.
         Assert.Contains("multi_queue numqueues 2", Run.Exec("ip", ["-n", L.ClientNs, "-d", "link", "show", "dev", LabLayout.ClientTun]).Stdout);
         Assert.Contains("multi_queue numqueues 2", Run.Exec("ip", ["-n", L.TenantNs, "-d", "link", "show"]).Stdout);
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => QueueJoins(fx.ClientAddress).Count > 0), "the lab client's session has no queue 1");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => QueueJoins(fx.ClientAddress).Count > 0), "the lab client's session has no queue 1");
         Assert.Contains(fx.LogLines("client"), l => l.Contains("2 queues up"));
 
         const int flows = 16;
@@ -65,29 +65,29 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         using (var client = new SideClient(L, fx.Pin, "queue-client", "dpq0", "1011", "--queues", "2"))
         {
             var address = client.Address;
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => client.Count("2 queues up (TLS") == 1 && QueueJoins(address).Count == 1),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => client.Count("2 queues up (TLS") == 1 && QueueJoins(address).Count == 1),
                 "the queue client did not join its queue:\n" + client.Tail());
             double active = Metric("isotun_queues_active");
 
             // Only the queue's TCP connection dies: the server lets it go, and the session goes on, both ways.
             var kill = Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{QueueJoins(address)[0]}");
             Assert.True(kill.ExitCode == 0, kill.ToString());
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 lost") == 1), "the client did not notice the lost queue");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => fx.LogLines("server").Any(l => l.Contains("(queue 1)") && l.Contains($"session={SessionOf(address)}"))),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 lost") == 1), "the client did not notice the lost queue");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => fx.LogLines("server").Any(l => l.Contains("(queue 1)") && l.Contains($"session={SessionOf(address)}"))),
                 "the server did not let the queue go");
             AssertTransfers(address);
             // The client joins the queue again by itself, without a reconnect of the session.
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 joined again") == 1 && QueueJoins(address).Count == 2),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => client.Count("queue 1 joined again") == 1 && QueueJoins(address).Count == 2),
                 "the queue was not joined again:\n" + client.Tail());
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server does not count the queue again");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server does not count the queue again");
             AssertTransfers(address);
             Assert.Equal(1, client.Count("2 queues up (TLS"));
             Assert.Equal(0, client.Count("connection lost"));
 
             // Then the primary goes too: the client reconnects the whole group, with the same address.
             Assert.True(Run.InNs(L.ClientNs, "ss", "-K", "dst", L.ServerIp.ToString(), "dport", "=", ":443", "sport", "=", $":{PrimaryPort(address)}").ExitCode == 0);
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => client.Count("2 queues up (TLS") == 2), "the group did not come back:\n" + client.Tail());
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active), "the server does not count the new queue");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => client.Count("2 queues up (TLS") == 2), "the group did not come back:\n" + client.Tail());
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => Metric("isotun_queues_active") == active), "the server does not count the new queue");
             Assert.Equal(1, client.Count($"reconnected with the same address {address}"));
             Assert.Equal(address, DataPathTests.AddressOf(L, client.Device));
             AssertTransfers(address);
@@ -113,30 +113,30 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
         var cookie = fx.Cookie();
-        using var primary = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
-        var head = await primary.ConnectTunnelAsync(cookie, Offer, (IsotunExtensions.QueuesHeader, "8"));
+        using var primary = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        var head = await primary.ConnectTunnelAsync(cookie, Offer, null, (IsotunExtensions.QueuesHeader, "8"));
         Assert.Equal(IsotunExtension.Batch | IsotunExtension.Gso | IsotunExtension.Queues, IsotunExtensions.Parse(head.Headers.Get(IsotunExtensions.Header)));
         Assert.Equal("2", head.Headers.Get(IsotunExtensions.QueuesHeader)); // asked 8, the tenant allows 2
         double active = Metric("isotun_queues_active"), rx1 = QueueBytes("rx")[1];
 
-        using var queue = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
-        var qhead = await queue.ConnectTunnelAsync(cookie, Offer, (IsotunExtensions.QueueHeader, "1"));
+        using var queue = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        var qhead = await queue.ConnectTunnelAsync(cookie, Offer, null, (IsotunExtensions.QueueHeader, "1"));
         Assert.Equal(primary.Address, queue.Address);
         Assert.Equal("1", qhead.Headers.Get(IsotunExtensions.QueueHeader));
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active + 1), "the queue is not counted");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active + 1), "the queue is not counted");
 
         // An echo sent on the queue is taken in as the queue's; the reply comes on the connection its flow hashes to.
-        var request = Packets.EchoRequest(queue.Address, L.TunnelGateway, 0x151, 1);
+        var request = RawCstpClient.EchoRequest(queue.Address, L.TunnelGateway, 0x151, 1);
         Assert.Equal(IpParseResult.Ok, IpPacket.TryParse(request, out var info));
         var replyOn = FlowHash.Pick(FlowHash.Of(request, info), 2) == 0 ? primary : queue; // the hash is symmetric
         await queue.SendFrameAsync(CstpPacketType.Data, request);
-        Assert.NotNull(await replyOn.ReceiveAsync(p => Packets.IsEchoReply(p, 0x151, 1)));
+        Assert.NotNull(await replyOn.ReceiveAsync(p => RawCstpClient.IsEchoReply(p, 0x151, 1)));
         Assert.True(QueueBytes("rx")[1] > rx1, "the server did not count the echo on queue 1");
 
         // The primary goes: the server closes its queue too.
         primary.Dispose();
         Assert.True(await queue.WaitForCloseAsync(), "the queue outlived its primary");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server still counts the queue");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(5), () => Metric("isotun_queues_active") == active), "the server still counts the queue");
     }
 
     [SkippableFact]
@@ -147,8 +147,8 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
         double refused = fx.Metric("isotun_connections_closed_total", "reason=\"bad-request\"");
         // No primary yet: nothing to join.
         await Refused(cookie, Offer, "1", 409);
-        using var primary = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
-        await primary.ConnectTunnelAsync(cookie, Offer, (IsotunExtensions.QueuesHeader, "2"));
+        using var primary = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        await primary.ConnectTunnelAsync(cookie, Offer, null, (IsotunExtensions.QueuesHeader, "2"));
         await Refused(cookie, Offer, "2", 409);            // at the granted count
         await Refused(cookie, "batch, gso", "1", 400);     // without the extension
         string[] malformed = ["0", "16", "-1", "+1", "x", "1 1", "0x1", "99999999999", ""];
@@ -161,8 +161,8 @@ public sealed partial class QueueTests(DataPathFixture fx, Xunit.Abstractions.IT
 
     private async Task Refused(string cookie, string offer, string index, int status)
     {
-        using var c = await GsoRawClient.ConnectAsync(L.ClientNs, fx.Server, fx.Pin);
-        var head = await c.TryConnectTunnelAsync(cookie, offer, (IsotunExtensions.QueueHeader, index));
+        using var c = await RawCstpClient.ConnectTlsAsync(L.ClientNs, fx.Server, fx.Pin);
+        var head = await c.TryConnectTunnelAsync(cookie, offer, null, (IsotunExtensions.QueueHeader, index));
         Assert.True(head.StatusCode == status, $"queue '{index}' with '{offer}': HTTP {head.StatusCode}, expected {status}");
         Assert.True(await c.WaitForCloseAsync(), $"queue '{index}': the connection stayed open");
     }

@@ -26,7 +26,7 @@ internal sealed class SideClient : IDisposable
         try
         {
             IPAddress? address = null;
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => (address = DataPathTests.AddressOf(lab, dev)) is not null),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(60), () => (address = DataPathTests.AddressOf(lab, dev)) is not null),
                 $"{name} never got an address:\n" + LabProcess.Tail(lab, name));
             Address = address!;
             Assert.True(Run.InNs(lab.ClientNs, "ip", "rule", "add", "from", Address.ToString(), "lookup", table, "priority", table).ExitCode == 0);

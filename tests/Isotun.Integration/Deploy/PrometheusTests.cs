@@ -164,13 +164,7 @@ public sealed class PrometheusTests(LabFixture lab)
 
     private static async Task Until(Func<Task<bool>> done, Process prometheus, StringBuilder log, string what)
     {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (DateTime.UtcNow < until)
-        {
-            if (await done()) return;
-            if (prometheus.HasExited) break;
-            await Task.Delay(500);
-        }
+        if (await Eventually.Holds(done, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(500), () => prometheus.HasExited)) return;
         string text;
         lock (log) text = log.ToString();
         Assert.Fail($"timed out waiting for {what}{(prometheus.HasExited ? $" (Prometheus exited with {prometheus.ExitCode})" : "")}; its log:\n{text}");

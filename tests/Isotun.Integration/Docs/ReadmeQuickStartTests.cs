@@ -3,7 +3,6 @@ using Isotun.Integration.Infrastructure;
 using Isotun.Integration.Interop;
 using Isotun.Lab;
 using Isotun.Linux;
-using Isotun.TestSupport;
 
 namespace Isotun.Integration.Docs;
 
@@ -56,7 +55,7 @@ public sealed class ReadmeQuickStartTests
 
             // sudo ./isotun server --config isotun.yaml, in the server host.
             LabProcess.Start(layout, "server", Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(dir, "isotun.yaml")]);
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Srv, 443)), LabProcess.Tail(layout, "server"));
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Srv, 443)), LabProcess.Tail(layout, "server"));
 
             var script = InteropEnvironment.InstallScript("tun-script.sh", Path.Combine(dir, "scripts"));
             string[] common = ["--protocol=anyconnect", "--non-inter", "--servercert", pin!, "--resolve", $"vpn.example:{ServerIp}", "--script", script];

@@ -182,15 +182,9 @@ public sealed class GatewayLabFixture : TopologyFixture
 
     private void WaitListening(string ns, int port, string process)
     {
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < until)
-        {
-            if (DemoLab.Listening(ns, port)) return;
-            if (LabProcess.Pid(Layout, process) is int pid && !LabProcess.IsAlive(pid))
-                throw new InvalidOperationException($"{process} exited:\n{LabProcess.Tail(Layout, process)}");
-            Thread.Sleep(200);
-        }
-
+        bool Exited() => LabProcess.Pid(Layout, process) is int pid && !LabProcess.IsAlive(pid);
+        if (Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ns, port), hopeless: Exited)) return;
+        if (Exited()) throw new InvalidOperationException($"{process} exited:\n{LabProcess.Tail(Layout, process)}");
         throw new TimeoutException($"{process} not listening on {port}:\n{LabProcess.Tail(Layout, process)}");
     }
 

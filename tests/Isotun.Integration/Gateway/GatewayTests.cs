@@ -111,7 +111,7 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         var stderr = oc.StandardError.ReadToEndAsync();
         try
         {
-            bool up = Poll.Until(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", Cli, "-4", "-o", "addr", "show", "dev", device]).Stdout.Contains("inet "));
+            bool up = Eventually.Until(TimeSpan.FromSeconds(30), () => Run.Exec("ip", ["-n", Cli, "-4", "-o", "addr", "show", "dev", device]).Stdout.Contains("inet "));
             Assert.True(up, $"{tenant}: no tunnel address; openconnect said: {(oc.HasExited ? stdout.Result + stderr.Result : "(running)")}");
             var ping = Run.InNs(Cli, "ping", "-c", "3", "-i", "0.2", "-W", "2", serverTunnelIp);
             Assert.True(ping.ExitCode == 0, $"{tenant}: ping {serverTunnelIp} through the tunnel failed: {ping}");
@@ -147,7 +147,7 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         var http = Run.InNs(Cli, "curl", "-s", "--max-time", "5", $"http://{EdgeIp}:443/");
         Assert.NotEqual(0, http.ExitCode);
 
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () =>
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(5), () =>
             GatewayMetric("isotun_gateway_clienthello_total", "outcome=\"no-sni\"") + GatewayMetric("isotun_gateway_clienthello_total", "outcome=\"no-route\"") >= refusedBefore + 2));
         Assert.True(GatewayMetric("isotun_gateway_clienthello_total", "outcome=\"not-tls\"") >= 1);
     }
@@ -175,7 +175,7 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         broken[ProxyV2.PrefixLength + 12 + 1] = 0x7F;
         Assert.True(SendAndIsClosed(EdgeSrvSide, broken), "malformed header was not closed");
 
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(5), () =>
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(5), () =>
             Metric(Srv, InitechAdmin, "isotun_proxy_connections_total", "result=\"untrusted\"") >= untrusted + 1
             && Metric(Srv, InitechAdmin, "isotun_proxy_connections_total", "result=\"malformed\"") >= malformed + 1));
     }

@@ -77,17 +77,8 @@ public sealed class BackgroundProcess : IDisposable
         return n;
     }
 
-    public bool WaitFor(Func<bool> condition, TimeSpan timeout)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < until)
-        {
-            if (condition()) return true;
-            if (_process.HasExited) return condition();
-            Thread.Sleep(100);
-        }
-        return condition();
-    }
+    public bool WaitFor(Func<bool> condition, TimeSpan timeout) =>
+        Eventually.Until(timeout, condition, TimeSpan.FromMilliseconds(100), () => _process.HasExited);
 
     /// <summary>Waits for the process to end; true if it did.</summary>
     public bool WaitForExit(TimeSpan timeout)

@@ -25,7 +25,7 @@ public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
         Traffic.AssertTransfer(L.ClientNs, L.ServiceIp, seed: 6);
 
         AssertLogsOff(client);
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => lab.OcservLog.Contains("received BYE packet")), "ocserv did not get the BYE:\n" + Tail());
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => lab.OcservLog.Contains("received BYE packet")), "ocserv did not get the BYE:\n" + Tail());
     }
 
     [SkippableFact]

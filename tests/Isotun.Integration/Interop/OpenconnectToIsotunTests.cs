@@ -192,7 +192,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         oc.Signal("STOP"); // silent: no DPD answers, no keepalives, but its TCP connection stays open
         try
         {
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(90), () => lab.Metric("isotun_connections_closed_total", "reason=\"dead-peer\"") > deadBefore),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(90), () => lab.Metric("isotun_connections_closed_total", "reason=\"dead-peer\"") > deadBefore),
                 "the server did not drop the silent client:\n" + LabProcess.Tail(L, "server"));
         }
         finally
@@ -289,7 +289,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
             "openconnect did not reconnect to the new server: " + oc);
         Assert.Equal(address, Traffic.TunAddress(L.ClientNs, "oc-restart"));
         Assert.Equal(0, lab.Metric("isotun_auth_attempts_total", "result=\"ok\""));
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(20), () => Isotun.Linux.Pinger.Ping(L.ClientNs, L.ServiceIp, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success), "no traffic after the reconnect");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(20), () => Isotun.Linux.Pinger.Ping(L.ClientNs, L.ServiceIp, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success), "no traffic after the reconnect");
         AssertLogsOff(oc);
     }
 
@@ -308,7 +308,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
             ["connect", Url, "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--servercert", lab.Pin, "--interface", "isotun-adm", "--no-routes"]);
         try
         {
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(L.ClientNs, "isotun-adm") is not null), LabProcess.Tail(L, "client-admin"));
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(L.ClientNs, "isotun-adm") is not null), LabProcess.Tail(L, "client-admin"));
             AdminListsKicksAndLeavesTheOther(oc, withCookie, auth["COOKIE"], address);
         }
         finally

@@ -70,7 +70,7 @@ public sealed class SiteToSiteTests(SitesFixture lab)
             for (int i = 0; i < 5; i++) s.SendTo("spoofed"u8.ToArray(), new IPEndPoint(HostB, 9));
             return 0;
         });
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => SpoofedDrops() >= before + 5),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => SpoofedDrops() >= before + 5),
             $"the server did not count the spoofed packets (before {before}, now {SpoofedDrops()})");
         AssertPing(SitesFixture.HostA, HostB); // the gateway's real traffic goes on
     }
@@ -112,7 +112,7 @@ public sealed class SiteToSiteTests(SitesFixture lab)
         lab.StartServer();
         // openconnect and isotun connect both come back with their cookies; the site routes follow their sessions.
         foreach (var (from, to) in new[] { (SitesFixture.HostA, HostB), (SitesFixture.HostB, HostA), (SitesFixture.ClientOf("alice").Ns, HostB) })
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(60), () => Pinger.Ping(from, to, 1, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)).Success),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(60), () => Pinger.Ping(from, to, 1, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)).Success),
                 $"{from} does not reach {to} after the restart:\n{LabProcess.Tail(lab.Files, "server")}\n{lab.ClientLog("gw-b")}");
         Assert.Equal($"hello from {SitesFixture.HostB}", Fetch(SitesFixture.HostA, HostB));
     }

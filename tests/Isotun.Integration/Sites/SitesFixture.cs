@@ -114,7 +114,7 @@ public sealed class SitesFixture : TopologyFixture
         foreach (var user in new[] { "gw-a", "alice", "gw-x" }) StartIsotunClient(user);
         StartOpenconnect();
         foreach (var c in Clients)
-            if (!Poll.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(c.Ns, TunName(c.User)) is not null))
+            if (!Eventually.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(c.Ns, TunName(c.User)) is not null))
                 throw new InvalidOperationException($"{c.User} did not connect:\n{ClientLog(c.User)}\n{LabProcess.Tail(Files, "server")}");
     }
 
@@ -136,7 +136,7 @@ public sealed class SitesFixture : TopologyFixture
     public void StartServer()
     {
         LabProcess.Start(Files, "server", ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigPath]);
-        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
+        if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
             throw new InvalidOperationException("server did not start:\n" + LabProcess.Tail(Files, "server"));
     }
 

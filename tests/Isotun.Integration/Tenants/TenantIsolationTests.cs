@@ -46,7 +46,7 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         {
             IpCommand.RunIn(ns, "addr", "del", "10.10.0.200/32", "dev", "isotun0");
         }
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"spoofed-source\"", "tenant=\"alpha\"") >= before + 3),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"spoofed-source\"", "tenant=\"alpha\"") >= before + 3),
             "spoofed packets not counted:\n" + Scrape());
         // The honest source still works.
         TunnelTests.AssertPing(ns, ServiceIp);
@@ -60,7 +60,7 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         var carol = ClientAddress("carol")!;
         var blocked = Run.InNs(ClientOf("alice").Ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", carol.ToString());
         Assert.NotEqual(0, blocked.ExitCode);
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"client-to-client\"", "tenant=\"alpha\"") >= before + 2),
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_tunnel_drops_total", "reason=\"client-to-client\"", "tenant=\"alpha\"") >= before + 2),
             "client-to-client drops not counted:\n" + Scrape());
         // Beta allows it.
         TunnelTests.AssertPing(ClientOf("bob").Ns, ClientAddress("dave")!);
@@ -109,7 +109,7 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         // Nothing about the other tenant leaks in the refusal.
         var other = path == Alpha ? Beta : Alpha;
         Assert.DoesNotContain(other, r.Stderr.Replace(fx.Dir, ""));
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_auth_attempts_total", $"tenant=\"{path}\"") >= before + 1), Scrape());
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Metric("isotun_auth_attempts_total", $"tenant=\"{path}\"") >= before + 1), Scrape());
     }
 
     [SkippableFact]
@@ -170,13 +170,13 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Assert.Equal(0, Run.Exec("ip", ["-n", ServerNs, "link", "show", "dev", GammaLink]).ExitCode);
         fx.StartServer();
         fx.StartClient("carol");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClientAddress("carol") is not null), LabProcess.Tail(fx.Files, "carol"));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress("carol") is not null), LabProcess.Tail(fx.Files, "carol"));
         fx.StartClient("alice");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => ClientAddress("alice") is not null), LabProcess.Tail(fx.Files, "alice"));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress("alice") is not null), LabProcess.Tail(fx.Files, "alice"));
         Assert.Equal(carolBefore, ClientAddress("carol"));
         Assert.Equal(aliceBefore, ClientAddress("alice"));
         // The other tenant's clients reconnected on their own with their cookies.
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(30), () => FetchTextOrNull("bob") == "hello from tenant beta"), LabProcess.Tail(fx.Files, "bob"));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => FetchTextOrNull("bob") == "hello from tenant beta"), LabProcess.Tail(fx.Files, "bob"));
     }
 
     [SkippableFact]
@@ -231,14 +231,14 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Isotun.Security.PasswordFile.SetUser(Path.Combine(fx.Dir, "alpha.passwd"), "zed", Isotun.Security.PasswordHasher.Hash("zed-secret-1", 10_000));
         Assert.StartsWith("exit 3", Login("zed", "zed-secret-1"));
         LabProcess.Signal(server, "HUP");
-        Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => Login("zed", "zed-secret-1").StartsWith("exit 0")), LabProcess.Tail(fx.Files, "server"));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => Login("zed", "zed-secret-1").StartsWith("exit 0")), LabProcess.Tail(fx.Files, "server"));
 
         // A broken file is refused with every error listed; the server and its sessions carry on.
         File.WriteAllText(config, good.Replace("client-to-client: false", "client-to-client: false\n    bogus-key: 1").Replace("rate-limit: ", "rate-limit: -"));
         try
         {
             LabProcess.Signal(server, "HUP");
-            Assert.True(Poll.Until(TimeSpan.FromSeconds(15), () => File.ReadAllText(LabProcess.LogPath(fx.Files, "server")).Contains("reload refused")),
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => File.ReadAllText(LabProcess.LogPath(fx.Files, "server")).Contains("reload refused")),
                 LabProcess.Tail(fx.Files, "server"));
             var log = File.ReadAllText(LabProcess.LogPath(fx.Files, "server"));
             Assert.Contains("tenants[0].bogus-key: unknown key", log);

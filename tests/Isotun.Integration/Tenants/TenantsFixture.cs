@@ -148,14 +148,14 @@ public sealed class TenantsFixture : TopologyFixture
         StartServer();
         foreach (var c in Clients) StartClient(c.User);
         foreach (var c in Clients)
-            if (!Poll.Until(TimeSpan.FromSeconds(30), () => ClientAddress(c.User) is not null))
+            if (!Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress(c.User) is not null))
                 throw new InvalidOperationException($"{c.User} did not connect:\n{LabProcess.Tail(Files, c.User)}\n{LabProcess.Tail(Files, "server")}");
     }
 
     public void StartServer()
     {
         LabProcess.Start(Files, "server", ServerNs, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(Dir, "server.yaml")]);
-        if (!Poll.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
+        if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, 443)))
             throw new InvalidOperationException("server did not start:\n" + LabProcess.Tail(Files, "server"));
     }
 

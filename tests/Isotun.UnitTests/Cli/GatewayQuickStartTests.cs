@@ -1,4 +1,3 @@
-using Isotun.TestSupport;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Cli;

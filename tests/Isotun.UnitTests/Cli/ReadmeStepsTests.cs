@@ -5,7 +5,6 @@ using Isotun.Pki;
 using Isotun.Protocol.Auth;
 using Isotun.Server;
 using Isotun.State;
-using Isotun.TestSupport;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 

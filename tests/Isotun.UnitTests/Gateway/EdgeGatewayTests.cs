@@ -56,7 +56,7 @@ public sealed class EdgeGatewayTests
         var reply = h.SendAndDrain(sent);
 
         Assert.Equal("backend-says-hi"u8.ToArray(), reply);
-        Assert.True(GatewayHarness.Eventually(() => backend.Accepted == 1 && backend.Bytes(0).Length == sent.Length));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => backend.Accepted == 1 && backend.Bytes(0).Length == sent.Length));
         Assert.Equal(sent, backend.Bytes(0));
         Assert.Equal(1, h.Metrics.Total("clienthello", "routed"));
         Assert.Equal(1, h.Metrics.Total("forwarded", "vpn.acme.example"));
@@ -83,7 +83,7 @@ public sealed class EdgeGatewayTests
         try { n = client.Receive(reply); }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { n = 0; }
         Assert.Equal(0, n);
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("relays.closed", "idle") == 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("relays.closed", "idle") == 1));
     }
 
     [Fact]
@@ -95,7 +95,7 @@ public sealed class EdgeGatewayTests
 
         using var s = h.Connect();
         s.Send(TlsVectors.OpenSslWithSni);
-        Assert.True(GatewayHarness.Eventually(() => backend.Accepted == 1 && backend.Bytes(0).Length > TlsVectors.OpenSslWithSni.Length));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => backend.Accepted == 1 && backend.Bytes(0).Length > TlsVectors.OpenSslWithSni.Length));
         var got = backend.Bytes(0);
         Assert.Equal(ProxyParseResult.Ok, ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed));
         Assert.Equal(ProxyCommand.Proxy, header!.Command);
@@ -152,7 +152,7 @@ public sealed class EdgeGatewayTests
         var reply = h.SendAndDrain(data, halfClose);
 
         Assert.True(reply is null || reply.Length == 0, $"{name}: got {reply?.Length} bytes back");
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("clienthello", outcome) == 1), $"{name}: not counted as {outcome}");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("clienthello", outcome) == 1), $"{name}: not counted as {outcome}");
         Thread.Sleep(100);
         Assert.Equal(0, backend.Accepted);
     }
@@ -179,7 +179,7 @@ public sealed class EdgeGatewayTests
             // The gateway may reset while we still send: that is the point.
         }
 
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("clienthello", "too-large") == 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("clienthello", "too-large") == 1));
         Assert.Equal(0, backend.Accepted);
     }
 
@@ -218,7 +218,7 @@ public sealed class EdgeGatewayTests
 
     private static ProxyHeader ReadProxy(FakeBackend backend, int connection, out byte[] rest)
     {
-        Assert.True(GatewayHarness.Eventually(() => backend.Accepted > connection && ProxyV2Parser.TryParse(backend.Bytes(connection), 4096, out _, out _) == ProxyParseResult.Ok));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => backend.Accepted > connection && ProxyV2Parser.TryParse(backend.Bytes(connection), 4096, out _, out _) == ProxyParseResult.Ok));
         var got = backend.Bytes(connection);
         ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed);
         rest = got[consumed..];
@@ -310,7 +310,7 @@ public sealed class EdgeGatewayTests
             }
         }
 
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("handshakes", "bad-client-certificate") == 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("handshakes", "bad-client-certificate") == 1));
         Assert.Equal(0, backend.Accepted);
     }
 
@@ -334,7 +334,7 @@ public sealed class EdgeGatewayTests
 
         Assert.Equal("second", System.Text.Encoding.ASCII.GetString(h.SendAndDrain(TlsVectors.OpenSslWithSni)!));
         established.Send("still here"u8);
-        Assert.True(GatewayHarness.Eventually(() => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 10));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 10));
 
         // A bad file: every error listed, nothing changes.
         File.WriteAllText(h.ConfigPath, yaml.Replace("passthrough:", "passthru:").Replace("preread-timeout: 1", "preread-timeout: 0"));
@@ -346,7 +346,7 @@ public sealed class EdgeGatewayTests
         Assert.Equal(1, h.Metrics.Total("reloads", "ok"));
 
         established.Send("and now"u8);
-        Assert.True(GatewayHarness.Eventually(() => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 17));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => first.Bytes(0).Length == TlsVectors.OpenSslWithSni.Length + 17));
     }
 
     [Fact]
@@ -357,12 +357,12 @@ public sealed class EdgeGatewayTests
         h.Start(Yaml(Pass("vpn.acme.example", backend.Endpoint), limits: "  ban-after: 3\n  ban-time: 60"));
 
         for (int i = 0; i < 3; i++) h.SendAndDrain("GET / HTTP/1.0\r\n\r\n"u8.ToArray());
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("bans", "all") == 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("bans", "all") == 1));
 
         // Even a good hello is now refused at accept time.
         var reply = h.SendAndDrain(TlsVectors.OpenSslWithSni);
         Assert.True(reply is null || reply.Length == 0);
-        Assert.True(GatewayHarness.Eventually(() => h.Metrics.Total("rejected", "banned") >= 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("rejected", "banned") >= 1));
         Assert.Equal(0, backend.Accepted);
     }
 
@@ -375,7 +375,7 @@ public sealed class EdgeGatewayTests
 
         using var a = h.Connect();
         using var b = h.Connect();
-        Assert.True(GatewayHarness.Eventually(() => h.Gateway!.Limiter.Active == 2));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Gateway!.Limiter.Active == 2));
         var reply = h.SendAndDrain(TlsVectors.OpenSslWithSni);
         Assert.True(reply is null || reply.Length == 0);
         Assert.Equal(1, h.Metrics.Total("rejected", "ip-concurrency"));

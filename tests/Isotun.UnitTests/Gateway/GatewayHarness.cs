@@ -126,18 +126,6 @@ internal sealed class GatewayHarness : IAsyncDisposable
         }
     }
 
-    public static bool Eventually(Func<bool> condition, int seconds = 10)
-    {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < until)
-        {
-            if (condition()) return true;
-            Thread.Sleep(20);
-        }
-
-        return condition();
-    }
-
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();

@@ -68,9 +68,9 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
             "frame too long" => [(byte)'S', (byte)'T', (byte)'F', 1, 0xff, 0xff, 0, 0],
             _ => RawCstpClient.Frame(CstpPacketType.Compressed, [1, 2, 3, 4]),
         };
-        await peer.SendRawAsync(bad);
+        await peer.SendAsync(bad);
 
-        Assert.True(await peer.ClosedByServerAsync(), $"the server kept a connection that sent {what}");
+        Assert.True(await peer.WaitForCloseAsync(), $"the server kept a connection that sent {what}");
         Assert.Same(bystanderConnection, server.Session(bystander.Address)!.Connection);
         var packet = Packets.Udp(bystander.Address, Packets.Far4, 40000, 53, "unaffected"u8);
         bystander.Send(packet);
@@ -84,7 +84,7 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
         await using var peer = await RawCstpClient.ConnectAsync(server.Options());
 
         await peer.SendFrameAsync(CstpPacketType.Compressed, [1, 2, 3, 4]);
-        Assert.True(await peer.ClosedByServerAsync());
+        Assert.True(await peer.WaitForCloseAsync());
         await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.Compressed) == 1, "the compressed frame was not counted");
     }
 
@@ -129,7 +129,7 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
         await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.GsoNotNegotiated) == 1, "the GSO frame was not counted");
         for (int i = 0; i < 8; i++) await peer.SendFrameAsync(CstpPacketType.IsotunGso, packet);
 
-        Assert.True(await peer.ClosedByServerAsync(), "the server kept a peer that keeps sending GSO frames");
+        Assert.True(await peer.WaitForCloseAsync(), "the server kept a peer that keeps sending GSO frames");
         Assert.True(Packets.NothingArrives(server.Tun()), "a GSO frame that was not negotiated reached the TUN");
     }
 

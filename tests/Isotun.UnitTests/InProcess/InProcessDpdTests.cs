@@ -25,7 +25,7 @@ public sealed class InProcessDpdTests(InProcessPki pki)
         var session = server.Session(peer.Parameters!.Address)!;
 
         Assert.NotNull(await peer.ReadFrameAsync(CstpPacketType.DpdRequest));
-        Assert.True(await peer.ClosedByServerAsync(), "the server kept a dead peer");
+        Assert.True(await peer.WaitForCloseAsync(), "the server kept a dead peer");
         await Eventually.True(() => session.Connection is null, "the session still holds the dead connection");
         // Dead is not logged off: the session waits for a reconnect with its cookie.
         Assert.Same(session, server.Session(peer.Parameters.Address));

@@ -59,7 +59,7 @@ public sealed class InProcessReconnectTests(InProcessPki pki)
         await using (var first = await RawCstpClient.ConnectAsync(server.Options()))
         {
             Assert.Equal(200, first.Status);
-            cookie = first.Cookie;
+            cookie = first.Cookie!;
             address = first.Parameters!.Address;
         }
         await Eventually.True(() => server.Session(address)?.Connection is null, "the server did not notice the closed connection");
@@ -78,7 +78,7 @@ public sealed class InProcessReconnectTests(InProcessPki pki)
         byte[] bye = [CstpDisconnectReason.User, .. "bye"u8];
 
         Assert.True(await peer.SendFrameAsync(CstpPacketType.Disconnect, bye));
-        Assert.True(await peer.ClosedByServerAsync(), "the server kept the connection after DISCONNECT");
+        Assert.True(await peer.WaitForCloseAsync(), "the server kept the connection after DISCONNECT");
         await Eventually.True(() => !server.Server.Sessions.All.Any(), "the session outlived its DISCONNECT");
 
         await using var again = await RawCstpClient.ConnectAsync(server.Options(), peer.Cookie);

@@ -105,13 +105,13 @@ public class BatchingTests
         var (first, firstBytes) = Frame(CstpPacketType.Data, 84, 1);
         Assert.True(writer.TryEnqueue(first));
         // Written with nothing else queued and the writer not completed: no batch is waited for.
-        await EventuallyAsync(() => stream.WriteCount == 1 && stream.Flushes >= 1);
+        await Eventually.True(() => stream.WriteCount == 1 && stream.Flushes >= 1, "condition not reached", Guard);
         Assert.Equal(firstBytes, stream.Writes[0]);
         Assert.False(run.IsCompleted);
 
         var (second, secondBytes) = Frame(CstpPacketType.DpdResponse, 0, 2);
         Assert.True(writer.TryEnqueue(second));
-        await EventuallyAsync(() => stream.WriteCount == 2);
+        await Eventually.True(() => stream.WriteCount == 2, "condition not reached", Guard);
         Assert.Equal(secondBytes, stream.Writes[1]);
 
         writer.Complete();
@@ -141,7 +141,7 @@ public class BatchingTests
         using var cts = new CancellationTokenSource();
         var run = writer.RunAsync(cts.Token);
         Assert.True(writer.TryEnqueue(Frame(CstpPacketType.Data, 10, 1).Buffer));
-        await EventuallyAsync(() => stream.WriteCount == 1);
+        await Eventually.True(() => stream.WriteCount == 1, "condition not reached", Guard);
         Assert.False(run.IsCompleted);
 
         cts.Cancel();
@@ -158,15 +158,5 @@ public class BatchingTests
         new Random(seed).NextBytes(payload);
         var buffer = PacketBuffer.Control(type, payload);
         return (buffer, buffer.Frame.ToArray());
-    }
-
-    private static async Task EventuallyAsync(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow + Guard;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "condition not reached");
-            await Task.Delay(5);
-        }
     }
 }

@@ -118,7 +118,7 @@ public class FrameWriterTests
         var writer = new FrameWriter(stream, queueDepth: 300);
         for (int i = 0; i < 300; i++) Assert.True(writer.TryEnqueue(Data(CstpPacketType.Data, 60 + i, i).Buffer));
         var run = writer.RunAsync(default);
-        await EventuallyAsync(() => stream.WriteCount == 300);
+        await Eventually.True(() => stream.WriteCount == 300, "condition not reached", Guard);
         // Frames queued while the writer runs are still written one by one.
         for (int i = 0; i < 50; i++) await writer.EnqueueAsync(Data(CstpPacketType.Data, 100, i).Buffer, default);
         writer.Complete();
@@ -199,13 +199,13 @@ public class FrameWriterTests
         var run = writer.RunAsync(default);
 
         // Three frames fit the burst; the fourth waits for time to pass.
-        await EventuallyAsync(() => stream.WriteCount == 3);
+        await Eventually.True(() => stream.WriteCount == 3, "condition not reached", Guard);
         await Task.Yield();
         Assert.Equal(3, stream.WriteCount);
         Assert.False(run.IsCompleted);
 
         time.Advance(TimeSpan.FromSeconds(1));
-        await EventuallyAsync(() => stream.WriteCount == 4);
+        await Eventually.True(() => stream.WriteCount == 4, "condition not reached", Guard);
         writer.Complete();
         await run.WaitAsync(Guard);
         Assert.All(stream.Writes, w => Assert.Equal(CstpFrame.HeaderLength + 32768, w.Length));
@@ -238,15 +238,5 @@ public class FrameWriterTests
         new Random(seed).NextBytes(payload);
         var buffer = PacketBuffer.Control(type, payload);
         return (buffer, buffer.Frame.ToArray());
-    }
-
-    private static async Task EventuallyAsync(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow + Guard;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "condition not reached");
-            await Task.Delay(5);
-        }
     }
 }

@@ -90,18 +90,17 @@ public sealed class EtcdServer : IAsyncLifetime
         _process.BeginErrorReadLine();
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var end = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (DateTime.UtcNow < end && !_process.HasExited)
-        {
-            try
+        if (await Eventually.Holds(async () =>
             {
-                if ((await http.GetStringAsync(health)).Contains("\"health\":\"true\"", StringComparison.Ordinal)) return;
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-            {
-            }
-            await Task.Delay(100);
-        }
+                try
+                {
+                    return (await http.GetStringAsync(health)).Contains("\"health\":\"true\"", StringComparison.Ordinal);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    return false;
+                }
+            }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(100), () => _process.HasExited)) return;
         string log;
         lock (_log) log = _log.ToString();
         throw new InvalidOperationException($"etcd did not become healthy on {Endpoint} (exited: {_process.HasExited}). Its output:\n{log}");

@@ -63,18 +63,18 @@ public sealed class ConnectionListenerTests
 
         using var a = Connect(listening);
         using var b = Connect(listening);
-        Assert.True(GatewayHarness.Eventually(() => served.Count == 2));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 2));
         using var third = Connect(listening);
         Assert.True(ClosedByServer(third));
-        Assert.True(GatewayHarness.Eventually(() => events.Refusals.Count == 1));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => events.Refusals.Count == 1));
         Assert.Equal(ConcurrencyCaps.SourceCap, events.Refusals.Single());
         Assert.Equal(2, caps.Active);
 
         // One ends: its place is free again.
         release.SetResult();
-        Assert.True(GatewayHarness.Eventually(() => caps.Active == 0));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => caps.Active == 0));
         using var fourth = Connect(listening);
-        Assert.True(GatewayHarness.Eventually(() => served.Count == 3));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 3));
         stop.Cancel();
         await run;
         Assert.Equal([1L, 2L, 3L], served.Order());
@@ -126,7 +126,7 @@ public sealed class ConnectionListenerTests
             using var c = Connect(listening);
             Assert.True(ClosedByServer(c));
         }
-        Assert.True(GatewayHarness.Eventually(() => served.Count == 3));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 3));
         Assert.Equal([1L], events.HandlerFailures); // the I/O error is the peer's, not a bug
         stop.Cancel();
         await run;
