@@ -48,6 +48,11 @@ internal static class CidrParser
         return hostBitsSet ? CidrParseOutcome.HostBitsSet : CidrParseOutcome.Ok;
     }
 
+    /// <summary>The network as the server and the protocol code carry it.</summary>
+    public static IpNetwork ToIpNetwork(this IPNetwork n) => new(n.BaseAddress, n.PrefixLength);
+
+    public static IPNetwork ToIPNetwork(this IpNetwork n) => new(n.Network, n.PrefixLength);
+
     public static bool Overlaps(IPNetwork a, IPNetwork b) =>
         a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily && (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
 }

@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Net;
 using System.Net.Sockets;
 using Isotun.Pki;
@@ -17,8 +18,8 @@ public static partial class ServerConfigLoader
         var sites = new List<SiteConfig>();
         // Every subnet seen so far in this tenant, with where it was given: one address has one site.
         var claimed = new List<(IPNetwork Net, string Path)>();
-        if (CidrParser.TryParse(tenant.Pool, out var pool) == CidrParseOutcome.Ok) claimed.Add((pool, $"{path}.pool"));
-        if (tenant.Pool6 is not null && CidrParser.TryParse(tenant.Pool6, out var pool6) == CidrParseOutcome.Ok) claimed.Add((pool6, $"{path}.pool6"));
+        if (tenant.Pool.Network is not null) claimed.Add((tenant.Pool.ToIPNetwork(), $"{path}.pool"));
+        if (tenant.Pool6 is { } pool6) claimed.Add((pool6.ToIPNetwork(), $"{path}.pool6"));
         for (int i = 0; sequence is not null && i < sequence.Items.Count; i++)
         {
             var itemPath = ConfigWalker.Item(sitesPath, i);
@@ -32,7 +33,7 @@ public static partial class ServerConfigLoader
             if (user is null) walker.Error($"{itemPath}.user", "required: the user whose session carries the site");
             else if (!PasswordFile.IsValidUserName(user)) walker.Error($"{itemPath}.user", "not a valid user name");
             else if (sites.FirstOrDefault(s => s.User == user) is { } other) walker.Error($"{itemPath}.user", $"'{user}' already carries site '{other.Name}'; give that site all of the user's subnets");
-            var subnets = new List<string>();
+            var subnets = new List<IpNetwork>();
             var subnetsPath = $"{itemPath}.subnets";
             foreach (var (text, subnetPath) in walker.TextList(site.GetValueOrDefault("subnets"), subnetsPath))
             {
@@ -42,7 +43,7 @@ public static partial class ServerConfigLoader
                 else
                 {
                     claimed.Add((net, subnetPath));
-                    subnets.Add(net.ToString());
+                    subnets.Add(net.ToIpNetwork());
                 }
             }
             if (subnets.Count == 0 && ConfigWalker.IsAbsent(site.GetValueOrDefault("subnets"))) walker.Error(subnetsPath, "required: the networks behind the user's client, e.g. [192.168.10.0/24]");

@@ -26,7 +26,7 @@ public static partial class ServerConfigLoader
             ns = string.Empty;
         }
 
-        string? pool6 = null;
+        IpNetwork? pool6 = null;
         var pool6Path = $"{path}.pool6";
         if (walker.Text(keys.GetValueOrDefault("pool6"), pool6Path) is { } text6)
         {
@@ -39,7 +39,7 @@ public static partial class ServerConfigLoader
                     walker.Error(pool6Path, "prefix length must be between /48 and /120");
                     break;
                 case CidrParseOutcome.Ok:
-                    pool6 = net6.ToString();
+                    pool6 = net6.ToIpNetwork();
                     break;
                 case CidrParseOutcome.HostBitsSet:
                     walker.Error(pool6Path, $"host bits are set; did you mean {net6}?");
@@ -133,7 +133,7 @@ public static partial class ServerConfigLoader
     /// <summary>Checks one tenant against those before it: IPv6 pools within a namespace, and server names.</summary>
     private static void ClaimIsolation(ConfigWalker walker, string path, int index, TenantConfig tenant, TenantClaims claims)
     {
-        if (tenant.Pool6 is not null && CidrParser.TryParse(tenant.Pool6, out var pool6) == CidrParseOutcome.Ok)
+        if (tenant.Pool6?.ToIPNetwork() is { } pool6)
         {
             foreach (var (other, i, ns) in claims.Pools6)
             {

@@ -486,14 +486,14 @@ public static partial class ServerConfigLoader
             pool = ReadPool(walker, poolText, poolPath);
         }
 
-        var routes = new List<string>();
+        var routes = new List<IpNetwork>();
         foreach (var (text, itemPath) in walker.TextList(keys.GetValueOrDefault("routes"), $"{path}.routes"))
         {
             var outcome = CidrParser.TryParse(text, out var route);
             switch (outcome)
             {
                 case CidrParseOutcome.Ok:
-                    routes.Add(route.ToString());
+                    routes.Add(route.ToIpNetwork());
                     break;
                 case CidrParseOutcome.HostBitsSet:
                     walker.Error(itemPath, $"host bits are set; did you mean {route}?");
@@ -531,7 +531,7 @@ public static partial class ServerConfigLoader
             device = string.Empty;
         }
 
-        var tenant = new TenantConfig(name, pool?.ToString() ?? string.Empty, routes, dns, mtu, dpd, keepalive, passwordFile, device);
+        var tenant = new TenantConfig(name, pool?.ToIpNetwork() ?? default, routes, dns, mtu, dpd, keepalive, passwordFile, device);
         return ReadSites(walker, keys, path, ReadTenantIsolation(walker, keys, path, tenant));
     }
 

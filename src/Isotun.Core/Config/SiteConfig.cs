@@ -1,3 +1,5 @@
+using Isotun.Protocol.Addressing;
+
 namespace Isotun.Config;
 
 /// <summary>
@@ -7,8 +9,8 @@ namespace Isotun.Config;
 /// </summary>
 /// <param name="Name">The site's name within its tenant: <c>[a-z0-9][a-z0-9-]{0,30}</c>, not <c>clients</c>.</param>
 /// <param name="User">The user (password login or certificate UID) whose session carries the site.</param>
-/// <param name="Subnets">CIDRs in canonical form, IPv4 or IPv6.</param>
-public sealed record SiteConfig(string Name, string User, IReadOnlyList<string> Subnets);
+/// <param name="Subnets">IPv4 or IPv6 networks, parsed and checked at load.</param>
+public sealed record SiteConfig(string Name, string User, IReadOnlyList<IpNetwork> Subnets);
 
 /// <summary>Two ends that may exchange packets: site names, or <see cref="TenantConfig.ClientsName"/> for the tenant's other clients.</summary>
 public sealed record SiteLink(string A, string B)

@@ -1,11 +1,12 @@
 using System.Net;
+using Isotun.Protocol.Addressing;
 
 namespace Isotun.Config;
 
 /// <summary>One tenant: a group with its own pool, routes, DNS, tunnel parameters, users and TUN device.</summary>
 /// <param name="Name">Group label and value; <c>[a-z0-9][a-z0-9-]{0,30}</c>.</param>
-/// <param name="Pool">IPv4 CIDR in canonical form, e.g. <c>10.10.0.0/24</c>.</param>
-/// <param name="Routes">Split-include CIDRs in canonical form; empty means the default route.</param>
+/// <param name="Pool">The IPv4 pool, e.g. <c>10.10.0.0/24</c>, parsed and checked at load.</param>
+/// <param name="Routes">Split-include networks, parsed and checked at load; empty means the default route.</param>
 /// <param name="Dns">DNS servers pushed to clients.</param>
 /// <param name="Mtu">Tunnel MTU.</param>
 /// <param name="Dpd">Dead peer detection interval, seconds.</param>
@@ -14,8 +15,8 @@ namespace Isotun.Config;
 /// <param name="Device">TUN device name, at most 15 characters.</param>
 public sealed record TenantConfig(
     string Name,
-    string Pool,
-    IReadOnlyList<string> Routes,
+    IpNetwork Pool,
+    IReadOnlyList<IpNetwork> Routes,
     IReadOnlyList<IPAddress> Dns,
     int Mtu,
     int Dpd,
@@ -24,7 +25,7 @@ public sealed record TenantConfig(
     string Device)
 {
     /// <summary>The IPv6 pool (dual stack inside the tunnel), or null for IPv4 only.</summary>
-    public string? Pool6 { get; init; }
+    public IpNetwork? Pool6 { get; init; }
 
     /// <summary>The network namespace holding the tenant's TUN: <c>isotun-&lt;name&gt;</c> by default, or <see cref="HostNamespace"/>.</summary>
     public string Namespace { get; init; } = "";

@@ -43,8 +43,7 @@ public sealed class SiteTable
         var sites = new List<Site>();
         foreach (var s in config.Sites)
         {
-            var subnets = s.Subnets.Select(t => IpNetwork.TryParse(t, out var n) ? n : throw new ArgumentException($"site {s.Name}: bad subnet {t}")).ToArray();
-            var site = new Site(s.Name, s.User, subnets, sites.Count);
+            var site = new Site(s.Name, s.User, s.Subnets, sites.Count);
             if (before?.Sites.FirstOrDefault(b => b.Name == s.Name && b.User == s.User) is { } old) site.CarryCounts(old);
             sites.Add(site);
         }

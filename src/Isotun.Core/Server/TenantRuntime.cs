@@ -56,19 +56,13 @@ public sealed class TenantRuntime : IDisposable
         Config = config;
         _log = log;
         _state = state;
-        Pool = IpNetwork.TryParse(config.Pool, out var pool) ? pool : throw new ArgumentException($"tenant {config.Name}: bad pool {config.Pool}");
-        _leases = new LeaseAllocator(pool);
-        if (config.Pool6 is not null)
-        {
-            Pool6 = IpNetwork.TryParse(config.Pool6, out var pool6) ? pool6 : throw new ArgumentException($"tenant {config.Name}: bad pool6 {config.Pool6}");
-            _leases6 = new LeaseAllocator(pool6);
-        }
+        _leases = new LeaseAllocator(config.Pool);
+        if (config.Pool6 is { } pool6) _leases6 = new LeaseAllocator(pool6);
         _network = network ?? new TenantNamespace(config);
         _pool4Match = (PrefixMatch.Of(Pool), IpKey.FromAddress(_leases.Gateway));
         _pool6Match = _leases6 is null ? default : (PrefixMatch.Of(Pool6!.Value), IpKey.FromAddress(_leases6.Gateway));
         _sites = SiteTable.Build(config);
         Traffic = IsotunMetrics.Instance.Tenant(config.Name);
-        Routes = config.Routes.Select(r => IpNetwork.TryParse(r, out var n) ? n : throw new ArgumentException($"bad route {r}")).ToArray();
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
         ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
         RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
@@ -78,9 +72,10 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>The live settings; swapped whole by <see cref="TryApply"/> on a reload.</summary>
     public TenantConfig Config { get; private set; }
     public string Name => Config.Name;
-    public IpNetwork Pool { get; }
-    public IpNetwork? Pool6 { get; }
-    public IReadOnlyList<IpNetwork> Routes { get; private set; }
+    // Parsed and checked when the config was loaded; a reload that changes a pool is refused.
+    public IpNetwork Pool => Config.Pool;
+    public IpNetwork? Pool6 => Config.Pool6;
+    public IReadOnlyList<IpNetwork> Routes => Config.Routes;
     public PasswordFile? Passwords { get; private set; }
     /// <summary>On a cluster node: where the tenant's IPv4 addresses come from (the cluster's blocks); null on one node alone.</summary>
     public ClusterAddresses? Cluster { get; set; }
@@ -199,7 +194,6 @@ public sealed class TenantRuntime : IDisposable
         PasswordFile? passwords;
         X509Certificate2Collection? cas;
         RevocationList crl;
-        IpNetwork[] routes = new IpNetwork[next.Routes.Count];
         try
         {
             passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
@@ -210,24 +204,13 @@ public sealed class TenantRuntime : IDisposable
         {
             return $"not applied: {e.Message}";
         }
-        for (int i = 0; i < routes.Length; i++)
-            if (!IpNetwork.TryParse(next.Routes[i], out routes[i])) return $"not applied: bad route {next.Routes[i]}";
-        SiteTable sites;
-        try
-        {
-            sites = SiteTable.Build(next, _sites);
-        }
-        catch (ArgumentException e)
-        {
-            return $"not applied: {e.Message}";
-        }
+        var sites = SiteTable.Build(next, _sites);
         commit = () =>
         {
             ApplySites(sites);
             Passwords = passwords;
             ClientCas = cas;
             RevokedCertificates = crl;
-            Routes = routes;
             if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
             Config = next;
         };

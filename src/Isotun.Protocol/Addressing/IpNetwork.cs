@@ -20,6 +20,10 @@ public readonly record struct IpNetwork(IPAddress Network, int PrefixLength)
         }
     }
 
+    /// <summary>A network from trusted text (a constant, a checked config); throws <see cref="FormatException"/> where <see cref="TryParse"/> says false.</summary>
+    public static IpNetwork Parse(string text) =>
+        TryParse(text, out var network) ? network : throw new FormatException($"not a network in address/prefix form: '{text}'");
+
     /// <summary>
     /// Parses <c>address/prefix</c>. Strict: IPv4 must be four plain decimal octets (no octal, no shorthand),
     /// IPv6 may not carry a scope id, the prefix must be in range and the host bits must be zero.

@@ -93,7 +93,7 @@ public class ServerConfigLoaderTests
 
         var tenant = Assert.Single(config.Tenants);
         Assert.Equal("acme", tenant.Name);
-        Assert.Equal("10.10.0.0/24", tenant.Pool);
+        Assert.Equal("10.10.0.0/24", tenant.Pool.ToString());
         Assert.Equal((1400, 30, 20), (tenant.Mtu, tenant.Dpd, tenant.Keepalive));
         Assert.Null(tenant.PasswordFile);
         Assert.Equal("isotun-acme", tenant.Device);
@@ -207,7 +207,7 @@ public class ServerConfigLoaderTests
         Assert.Equal(TimeSpan.FromSeconds(600), config.Cookie.Lifetime);
         Assert.Equal(new LimitsConfig(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(30), 10), config.Limits);
         var tenant = config.Tenants[0];
-        Assert.Equal(["10.20.0.0/16", "2001:db8:1::/48"], tenant.Routes);
+        Assert.Equal(["10.20.0.0/16", "2001:db8:1::/48"], tenant.Routes.Select(r => r.ToString()));
         Assert.Equal([IPAddress.Parse("10.20.0.53"), IPAddress.Parse("2001:db8::53")], tenant.Dns);
         Assert.Equal((1300, 60, 25), (tenant.Mtu, tenant.Dpd, tenant.Keepalive));
         Assert.Equal(temp.File("etc/acme.passwd"), tenant.PasswordFile);

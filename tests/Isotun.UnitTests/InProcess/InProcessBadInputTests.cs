@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Net;
 using Isotun.Metrics;
 using Isotun.Protocol.Cstp;
@@ -28,7 +29,7 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
     [Fact]
     public async Task A_spoofed_ipv6_source_is_dropped_and_counted()
     {
-        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = "fd77::/64" });
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = IpNetwork.Parse("fd77::/64") });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options());
 
         client.Send(Packets.Udp(IPAddress.Parse("fd77::dead"), Packets.Far6, 40000, 53, "spoofed"u8));

@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Net;
 using Isotun.Metrics;
 using Isotun.UnitTests.Offload;
@@ -28,7 +29,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
     [InlineData(true)]
     public async Task An_ipv6_packet_crosses_from_client_to_server_and_back(bool offload)
     {
-        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = "fd77::/64", Offload = offload });
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = IpNetwork.Parse("fd77::/64"), Offload = offload });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Offload = offload });
         RoundTrip(server, client, client.Parameters.Address6!, Packets.Far6);
     }

@@ -105,7 +105,7 @@ public sealed class InProcessLoginTests(InProcessPki pki)
     [Fact]
     public async Task A_dual_stack_tenant_gives_an_ipv6_address_as_well()
     {
-        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = "fd77::/64" });
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = IpNetwork.Parse("fd77::/64") });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options());
 
         Assert.NotNull(client.Parameters.Address6);

@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Net;
 using Isotun.Config;
 using Isotun.Metrics;
@@ -26,8 +27,8 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
         return t => t with
         {
             PasswordFile = passwd,
-            Routes = ["198.18.30.0/24"],
-            Sites = [new SiteConfig("a", "gw-a", ["192.168.50.0/24"]), new SiteConfig("b", "gw-b", ["192.168.60.0/24"])],
+            Routes = [IpNetwork.Parse("198.18.30.0/24")],
+            Sites = [new SiteConfig("a", "gw-a", [IpNetwork.Parse("192.168.50.0/24")]), new SiteConfig("b", "gw-b", [IpNetwork.Parse("192.168.60.0/24")])],
             EastWest = eastWest,
         };
     }
@@ -132,8 +133,8 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
         await using var server = await InProcessServer.StartAsync(pki, t => t with
         {
             AllowedOus = [InProcessPki.CertOu],
-            Routes = ["198.18.30.0/24"],
-            Sites = [new SiteConfig("cert-site", InProcessPki.CertUser, ["192.168.70.0/24"])],
+            Routes = [IpNetwork.Parse("198.18.30.0/24")],
+            Sites = [new SiteConfig("cert-site", InProcessPki.CertUser, [IpNetwork.Parse("192.168.70.0/24")])],
         });
         await using var gw = await InProcessClient.ConnectAsync(server,
             server.Options(user: null, password: null) with { CertificateFile = pki.ClientCertificate, KeyFile = pki.ClientKey });

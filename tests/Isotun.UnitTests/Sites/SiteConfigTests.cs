@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using Isotun.Config;
 using Isotun.UnitTests.Security;
 
@@ -32,7 +33,7 @@ public sealed class SiteConfigTests
             """);
         Assert.True(result.Ok, string.Join("\n", result.Errors));
         var t = result.Config!.Tenants[0];
-        Assert.Equal([new SiteConfig("branch-a", "gw-a", ["192.168.10.0/24", "fd00:a::/64"]), new SiteConfig("branch-b", "gw-b", ["192.168.20.0/24"])],
+        Assert.Equal([new SiteConfig("branch-a", "gw-a", [IpNetwork.Parse("192.168.10.0/24"), IpNetwork.Parse("fd00:a::/64")]), new SiteConfig("branch-b", "gw-b", [IpNetwork.Parse("192.168.20.0/24")])],
             t.Sites.Select(s => s with { Subnets = s.Subnets.ToArray() }), new SiteComparer());
         Assert.Equal([new SiteLink("branch-a", "branch-b"), new SiteLink("clients", "branch-a")], t.EastWest!);
     }

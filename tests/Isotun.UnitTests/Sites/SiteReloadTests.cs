@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using Isotun.Config;
 using Isotun.Server;
 using Isotun.State;
@@ -10,18 +11,18 @@ namespace Isotun.UnitTests.Sites;
 public sealed class SiteReloadTests
 {
     private static TenantConfig Tenant(params SiteConfig[] sites) =>
-        new TenantConfig("reload-sites", "10.10.0.0/24", [], [], 1400, 30, 30, null, "isotun-rs") { Sites = sites, Queues = 1 };
+        new TenantConfig("reload-sites", IpNetwork.Parse("10.10.0.0/24"), [], [], 1400, 30, 30, null, "isotun-rs") { Sites = sites, Queues = 1 };
 
     [Fact]
     public void Added_and_removed_subnets_are_routed_and_unrouted_and_the_policy_swaps_whole()
     {
-        var before = Tenant(new SiteConfig("a", "gw-a", ["192.168.50.0/24"]), new SiteConfig("b", "gw-b", ["192.168.60.0/24"]));
+        var before = Tenant(new SiteConfig("a", "gw-a", [IpNetwork.Parse("192.168.50.0/24")]), new SiteConfig("b", "gw-b", [IpNetwork.Parse("192.168.60.0/24")]));
         var network = new MemoryTenantNetwork(before, uso: true);
         using var tenant = new TenantRuntime(before, new MemoryStateStore(), NullLogger.Instance, network: network);
         tenant.Start();
         Assert.Equal(["192.168.50.0/24", "192.168.60.0/24"], network.Routes.Select(r => r.ToString()).Order());
 
-        var next = Tenant(new SiteConfig("a", "gw-a", ["192.168.50.0/24", "192.168.51.0/24"]), new SiteConfig("c", "gw-c", ["172.20.0.0/16"])) with
+        var next = Tenant(new SiteConfig("a", "gw-a", [IpNetwork.Parse("192.168.50.0/24"), IpNetwork.Parse("192.168.51.0/24")]), new SiteConfig("c", "gw-c", [IpNetwork.Parse("172.20.0.0/16")])) with
         {
             EastWest = [new SiteLink("a", "c")],
         };

@@ -10,11 +10,11 @@ namespace Isotun.UnitTests.Sites;
 public sealed class SiteTableTests
 {
     private static TenantConfig Tenant(IReadOnlyList<SiteLink>? eastWest, params SiteConfig[] sites) =>
-        new TenantConfig("acme", "10.10.0.0/24", ["198.18.30.0/24"], [], 1400, 30, 30, null, "isotun-acme") { Sites = sites, EastWest = eastWest };
+        new TenantConfig("acme", IpNetwork.Parse("10.10.0.0/24"), [IpNetwork.Parse("198.18.30.0/24")], [], 1400, 30, 30, null, "isotun-acme") { Sites = sites, EastWest = eastWest };
 
-    private static readonly SiteConfig A = new("a", "gw-a", ["192.168.0.0/16", "fd00:a::/64"]);
-    private static readonly SiteConfig B = new("b", "gw-b", ["192.168.20.0/24"]);
-    private static readonly SiteConfig C = new("c", "gw-c", ["172.20.0.0/16"]);
+    private static readonly SiteConfig A = new("a", "gw-a", [IpNetwork.Parse("192.168.0.0/16"), IpNetwork.Parse("fd00:a::/64")]);
+    private static readonly SiteConfig B = new("b", "gw-b", [IpNetwork.Parse("192.168.20.0/24")]);
+    private static readonly SiteConfig C = new("c", "gw-c", [IpNetwork.Parse("172.20.0.0/16")]);
 
     private static IpKey Key(string address) => IpKey.FromAddress(IPAddress.Parse(address));
 

@@ -58,7 +58,7 @@ public class TenantIsolationConfigTests
                     peer-address: 198.18.3.2/24
             """, temp);
         Assert.Equal("tenant_acme.1", t.Namespace);
-        Assert.Equal("fd00:10::/64", t.Pool6);
+        Assert.Equal("fd00:10::/64", t.Pool6?.ToString());
         Assert.Equal(pki.CaCertificatePath, t.ClientCa);
         Assert.Equal(["acme", "acme-partners"], t.AllowedOus);
         Assert.Equal(["acme", "acme-partners"], t.EffectiveOus);

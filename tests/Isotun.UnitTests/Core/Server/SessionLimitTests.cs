@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using Isotun.Config;
 using Isotun.Server;
 using Isotun.State;
@@ -26,7 +27,7 @@ public sealed class SessionLimitTests
     [Fact]
     public void Defaults_keep_one_user_and_one_tenant_below_the_server()
     {
-        var config = new TenantConfig("t", "10.10.0.0/24", [], [], 1400, 30, 20, null, "isotun-t");
+        var config = new TenantConfig("t", IpNetwork.Parse("10.10.0.0/24"), [], [], 1400, 30, 20, null, "isotun-t");
         Assert.Equal(16, config.MaxSessionsPerUser);
         Assert.Equal(UserLimitAction.ReplaceOldestIdle, config.OverUserLimit);
         Assert.True(config.MaxSessions < ServerConfigLoader.DefaultMaxSessions);

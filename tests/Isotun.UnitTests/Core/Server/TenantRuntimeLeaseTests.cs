@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Net;
 using Isotun.Protocol.Ip;
 using Isotun.Server;
@@ -11,10 +12,10 @@ public class TenantRuntimeLeaseTests
 {
     // 10.10.0.0/29: gateway .1, leasable .2 to .6.
     private static TenantRuntime Runtime(IStateStore store, TimeSpan? lifetime = null, string? pool6 = "fd00:10::/120") =>
-        TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = pool6, LeaseLifetime = lifetime }, store);
+        TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = pool6 is null ? null : IpNetwork.Parse(pool6), LeaseLifetime = lifetime }, store);
 
     private static TenantRuntime Runtime(IStateStore store, TimeProvider clock, TimeSpan lifetime) =>
-        new(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = "fd00:10::/120", LeaseLifetime = lifetime }, store,
+        new(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { Pool6 = IpNetwork.Parse("fd00:10::/120"), LeaseLifetime = lifetime }, store,
             Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, clock);
 
     private static VpnSession Session(TenantRuntime t, string user) => new(Guid.NewGuid(), t, user, DateTimeOffset.UtcNow.AddHours(1));

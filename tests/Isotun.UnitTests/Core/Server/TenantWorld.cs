@@ -1,3 +1,4 @@
+using Isotun.Protocol.Addressing;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
 using Isotun.Pki;
@@ -68,7 +69,7 @@ public sealed class TenantWorld : IDisposable
     public string File(string name) => _dir.File(name);
 
     public static TenantConfig Tenant(string name, string pool, string? passwordFile) =>
-        new(name, pool, [], [], 1400, 30, 20, passwordFile, "isotun-" + name) { Namespace = "isotun-" + name };
+        new(name, IpNetwork.Parse(pool), [], [], 1400, 30, 20, passwordFile, "isotun-" + name) { Namespace = "isotun-" + name };
 
     public static TenantRuntime Runtime(TenantConfig config, IStateStore? state = null) =>
         new(config, state ?? new MemoryStateStore(), NullLogger.Instance);
