@@ -30,7 +30,7 @@ public sealed class AdminApi : IAsyncDisposable
     private const int MaxBody = 16 * 1024;
 
     private readonly WebApplication _app;
-    private readonly PrometheusExporter _exporter = new();
+    private readonly PrometheusExporter _exporter;
     private readonly VpnServer _server;
     private readonly byte[]? _token;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
@@ -38,6 +38,7 @@ public sealed class AdminApi : IAsyncDisposable
     private AdminApi(VpnServer server, AdminConfig config, ILoggerFactory logs)
     {
         _server = server;
+        _exporter = server.Metrics.Exporter();
         _token = config.TokenFile is { } file ? Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim()) : null;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -81,7 +82,7 @@ public sealed class AdminApi : IAsyncDisposable
         bool overTcp = ctx.Connection.LocalIpAddress is not null;
         if (overTcp && ctx.Request.Path.StartsWithSegments(ApiPrefix) && !Authorized(ctx.Request.Headers.Authorization.ToString()))
         {
-            IsotunMetrics.Instance.AdminRequest("unauthorized");
+            _server.Metrics.AdminRequest("unauthorized");
             ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
             await ctx.Response.WriteAsJsonAsync(new ErrorView(_token is null
@@ -98,7 +99,7 @@ public sealed class AdminApi : IAsyncDisposable
             ctx.Response.StatusCode = e.StatusCode;
             await ctx.Response.WriteAsJsonAsync(new ErrorView(e.Message)).ConfigureAwait(false);
         }
-        IsotunMetrics.Instance.AdminRequest(ctx.Response.StatusCode switch
+        _server.Metrics.AdminRequest(ctx.Response.StatusCode switch
         {
             < 400 => "ok",
             400 => "bad-request",

@@ -4,14 +4,15 @@ using System.Diagnostics.Metrics;
 namespace Isotun.Metrics;
 
 /// <summary>
-/// The server's instruments. Labels are bounded: tenant names come from the config (never from the
-/// peer), reasons and results from fixed enums. Per-packet traffic is kept in plain counters and read
-/// by observable instruments, so the hot path never touches the metrics pipeline.
+/// A server's instruments, made by the server and handed to what it runs (tenants, connections, listeners, the admin
+/// API), so that two servers in one process (tests) never mix their counts. Labels are bounded: tenant names come
+/// from the config (never from the peer), reasons and results from fixed enums (<see cref="ReasonLabels"/>).
+/// Per-packet traffic is kept in plain counters and read by observable instruments, so the hot path never touches
+/// the metrics pipeline.
 /// </summary>
-public sealed class IsotunMetrics
+public sealed class IsotunMetrics : IDisposable
 {
     public const string MeterName = "Isotun.Server";
-    public static readonly IsotunMetrics Instance = new();
 
     private readonly Meter _meter = new(MeterName);
     private readonly ConcurrentDictionary<string, TenantTraffic> _tenants = new();
@@ -24,6 +25,7 @@ public sealed class IsotunMetrics
     private readonly Counter<long> _acceptErrors;
     private readonly Counter<long> _loginBans;
     private readonly Counter<long> _adminRequests;
+    private readonly Counter<long> _proxyConnections;
     private readonly UpDownCounter<long> _sessions;
     private readonly UpDownCounter<long> _queues;
     private readonly ConcurrentDictionary<Watch<SessionLimits>, byte> _limitWatches = new();
@@ -31,7 +33,7 @@ public sealed class IsotunMetrics
     private readonly ConcurrentDictionary<Watch<IReadOnlyList<SiteSample>>, byte> _siteWatches = new();
     private readonly ConcurrentDictionary<Watch<ClusterSample>, byte> _clusterWatches = new();
 
-    private IsotunMetrics()
+    public IsotunMetrics()
     {
         _handshakes = _meter.CreateCounter<long>("isotun.tls.handshakes", description: "TLS handshakes by result");
         _handshakeDuration = _meter.CreateHistogram<double>("isotun.tls.handshake.duration", unit: "s", description: "TLS handshake duration");
@@ -41,6 +43,7 @@ public sealed class IsotunMetrics
         _refused = _meter.CreateCounter<long>("isotun.listener.refused", description: "Connections refused at accept, before a byte was read, by listener and reason");
         _acceptErrors = _meter.CreateCounter<long>("isotun.listener.accept.errors", description: "Accept failures that made a listener back off (emfile, enfile, enobufs, enomem, other), by listener");
         _adminRequests = _meter.CreateCounter<long>("isotun.admin.requests", description: "Admin API requests by result (ok, unauthorized, bad-request, not-found, too-large, ...)");
+        _proxyConnections = _meter.CreateCounter<long>("isotun.proxy.connections", description: "Connections on the PROXY v2 listener, by result");
         _loginBans = _meter.CreateCounter<long>("isotun.login.bans", description: "Temporary login bans after repeated failed logins, by scope (source, user)");
         _sessions = _meter.CreateUpDownCounter<long>("isotun.sessions.active", description: "Sessions with a live tunnel connection");
         _queues = _meter.CreateUpDownCounter<long>("isotun.queues.active", description: "Further connections joined to sessions as queues (the primary is counted in isotun.sessions.active)");
@@ -75,7 +78,18 @@ public sealed class IsotunMetrics
         _meter.CreateObservableCounter("isotun.site.bytes", ObserveSites, unit: "By", description: "Bytes from (rx) and to (tx) a site's subnets, by tenant and site");
     }
 
+    /// <summary>This server's meter: an exporter for this server reads it alone (<see cref="Exporter"/>).</summary>
+    public Meter Meter => _meter;
+
+    /// <summary>A Prometheus exporter of this server's instruments only.</summary>
+    public PrometheusExporter Exporter() => new(m => m == _meter);
+
+    public void Dispose() => _meter.Dispose();
+
     public TenantTraffic Tenant(string tenant) => _tenants.GetOrAdd(tenant, t => new TenantTraffic(t));
+
+    /// <summary>A connection on the PROXY v2 listener, by result: accepted, untrusted, malformed, not-proxy, timeout, closed-early, local, or a cap.</summary>
+    public void ProxyConnection(string result) => _proxyConnections.Add(1, new KeyValuePair<string, object?>("result", result));
 
     /// <param name="kind">For a handshake that succeeded: <c>full</c> or <c>resumed</c> (a session ticket).</param>
     public void Handshake(string result, TimeSpan duration, string? kind = null)

@@ -18,11 +18,17 @@ public sealed class PrometheusExporter : IDisposable
     private readonly ConcurrentDictionary<Instrument, Series> _series = new();
     private readonly Lock _scrapeLock = new();
 
-    public PrometheusExporter(string meterPrefix = "Isotun")
+    /// <summary>Every meter whose name starts with <paramref name="meterPrefix"/> (a process that runs one server or one gateway).</summary>
+    public PrometheusExporter(string meterPrefix = "Isotun") : this(m => m.Name.StartsWith(meterPrefix, StringComparison.Ordinal))
+    {
+    }
+
+    /// <summary>The meters <paramref name="include"/> picks, e.g. one server's own.</summary>
+    public PrometheusExporter(Func<Meter, bool> include)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (!instrument.Meter.Name.StartsWith(meterPrefix, StringComparison.Ordinal)) return;
+            if (!include(instrument.Meter)) return;
             _series[instrument] = new Series(instrument);
             listener.EnableMeasurementEvents(instrument);
         };

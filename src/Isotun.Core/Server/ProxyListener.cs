@@ -33,8 +33,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 {
     // Room for the usual TLVs and a forwarded client certificate.
     private const int MaxHeader = ProxyV2.DefaultMaxLength + ProxyV2.MaxClientCertificateLength;
-    private readonly ProxyListenerMetrics _metrics = ProxyListenerMetrics.Instance;
-    private readonly ServerListenerEvents _events = new("proxy", log);
+    private readonly ServerListenerEvents _events = new("proxy", server.Metrics, log);
     // At accept only the gateway's address is known: the global cap applies there; the per-source cap applies to the
     // client's address once the header names it (server.Caps, shared with the TLS listener).
     private readonly ConcurrencyCaps _acceptCap = new(server.Config.Limits.MaxConnections, int.MaxValue);
@@ -98,7 +97,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
             {
-                _metrics.Connection("closed-early");
+                server.Metrics.ProxyConnection("closed-early");
                 socket.Dispose();
                 return;
             }
@@ -107,7 +106,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         if (header.Command == ProxyCommand.Local)
         {
             // A gateway's health check: nothing to serve.
-            _metrics.Connection("local");
+            server.Metrics.ProxyConnection("local");
             socket.Dispose();
             return;
         }
@@ -119,7 +118,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
             return;
         }
 
-        _metrics.Connection("accepted");
+        server.Metrics.ProxyConnection("accepted");
         var connection = new ServerConnection(server, id, log);
         var certificate = config.Tls ? null : Certificate(header);
         try
@@ -214,7 +213,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 
     private void Refused(string result, string detail)
     {
-        _metrics.Connection(result);
+        server.Metrics.ProxyConnection(result);
         // Refusals can come in floods; the metric counts them all, the log shows a few per result and period.
         if (server.LogThrottle.Allow("proxy " + result, out long suppressed))
             log.LogWarning("PROXY listener closed a connection: {Detail} ({Suppressed} similar suppressed)", detail, suppressed);

@@ -24,7 +24,7 @@ public sealed partial class ServerConnection
     /// <summary>One auth request: go on reading requests, go on after a login (a cookie was sent), or close.</summary>
     private async Task<AuthStep> AuthAsync(Stream tls, HttpRequestHead head, byte[] body, CancellationToken ct)
     {
-        var metrics = IsotunMetrics.Instance;
+        var metrics = server.Metrics;
         var parsed = AuthXml.TryParseClientMessage(body, out var msg);
         if (parsed != AuthXmlResult.Ok || msg is null)
         {
@@ -140,7 +140,7 @@ public sealed partial class ServerConnection
 
     private void LoginBanned(string tenant, string scope, string who)
     {
-        IsotunMetrics.Instance.LoginBan(scope);
+        server.Metrics.LoginBan(scope);
         ServerLog.LoginBanned(log, tenant, scope, who, (int)server.Config.Limits.LoginBanTime.TotalSeconds);
     }
 }

@@ -21,7 +21,7 @@ public sealed partial class ServerConnection
 {
     private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
     {
-        var metrics = IsotunMetrics.Instance;
+        var metrics = server.Metrics;
         if (head.Target != "/CSCOSSLC/tunnel")
         {
             await RefuseAsync(tls, 404, "Not Found", "CONNECT to an unknown target", stopping).ConfigureAwait(false);
@@ -177,7 +177,7 @@ public sealed partial class ServerConnection
     {
         var why = tunnel.StalledOut ? $"{end}: the peer stopped reading" : end.ToString();
         ServerLog.TunnelDown(log, session.Tenant.Name, session.ShortId, id, tunnel.Queue == 0 ? why : $"{why} (queue {tunnel.Queue})");
-        IsotunMetrics.Instance.Closed(end switch
+        server.Metrics.Closed(end switch
         {
             TunnelEnd.BadFrame => CloseReason.BadFrame,
             TunnelEnd.DeadPeer => CloseReason.DeadPeer,

@@ -39,7 +39,7 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
     /// </summary>
     public async Task RunTlsAsync(Socket socket, CancellationToken stopping, IPEndPoint? remote = null)
     {
-        var metrics = IsotunMetrics.Instance;
+        var metrics = server.Metrics;
         SocketTuning.Apply(socket);
         await using var net = new NetworkStream(socket, ownsSocket: true);
         // Records are gathered under the TLS layer until each flush: bursts of small frames share a send().
@@ -58,7 +58,7 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
                 // few seconds neither fill the log nor make the handshake failure ratio look like an attack.
                 if (await socket.ReceiveAsync(s_peek, SocketFlags.Peek, hsCts.Token).ConfigureAwait(false) == 0)
                 {
-                    IsotunMetrics.Instance.Closed(CloseReason.NoData);
+                    server.Metrics.Closed(CloseReason.NoData);
                     ServerLog.ConnectionClosed(log, LogLevel.Debug, id, "closed by the peer before it sent a byte");
                     return;
                 }
@@ -193,7 +193,7 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
 
     private void Close(CloseReason reason, string detail)
     {
-        IsotunMetrics.Instance.Closed(reason);
+        server.Metrics.Closed(reason);
         ServerLog.ConnectionClosed(log, Throttled("closed " + reason.ToLabel()), id, detail);
     }
 

@@ -10,20 +10,20 @@ namespace Isotun.Server;
 /// The server's listeners report here: refusals and accept failures are counted (<c>isotun_listener_refused_total</c>,
 /// <c>isotun_listener_accept_errors_total</c>, by listener) and logged, at most a few lines per reason and period.
 /// </summary>
-internal sealed class ServerListenerEvents(string listener, ILogger log) : IListenerEvents
+internal sealed class ServerListenerEvents(string listener, IsotunMetrics metrics, ILogger log) : IListenerEvents
 {
     private readonly LogThrottle _throttle = new();
 
     public void Refused(IPEndPoint remote, string reason)
     {
-        IsotunMetrics.Instance.ListenerRefused(listener, reason);
+        metrics.ListenerRefused(listener, reason);
         if (_throttle.Allow(reason, out long suppressed))
             ServerLog.ListenerRefused(log, listener, remote.ToString(), reason, suppressed);
     }
 
     public void AcceptFailed(string error, TimeSpan backoff)
     {
-        IsotunMetrics.Instance.AcceptError(listener, error);
+        metrics.AcceptError(listener, error);
         if (_throttle.Allow("accept-" + error, out long suppressed))
             ServerLog.AcceptFailed(log, listener, error, (int)backoff.TotalMilliseconds, suppressed);
     }
@@ -31,7 +31,7 @@ internal sealed class ServerListenerEvents(string listener, ILogger log) : IList
     public void HandlerFailed(long id, Exception error)
     {
         // A bug in one connection must not take the server down.
-        IsotunMetrics.Instance.Closed(CloseReason.Error);
+        metrics.Closed(CloseReason.Error);
         log.LogError(error, "conn={Conn} failed", id);
     }
 }

@@ -41,7 +41,7 @@ public sealed class SessionAttachment : IDisposable
 
     private void Count(int delta)
     {
-        var metrics = IsotunMetrics.Instance;
+        var metrics = _session.Tenant.Metrics;
         string tenant = _session.Tenant.Name;
         switch (_connection.Queue, delta)
         {

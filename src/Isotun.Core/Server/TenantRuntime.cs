@@ -50,8 +50,10 @@ public sealed class TenantRuntime : IDisposable
     private readonly TimeProvider _time;
 
     /// <param name="network">Where the TUN comes from: the tenant's namespace by default, a twin in tests.</param>
-    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null)
+    /// <param name="metrics">The server's instruments; a tenant on its own (tests) gets its own.</param>
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null, IsotunMetrics? metrics = null)
     {
+        Metrics = metrics ?? new IsotunMetrics();
         _time = time ?? TimeProvider.System;
         Config = config;
         _log = log;
@@ -62,7 +64,7 @@ public sealed class TenantRuntime : IDisposable
         _pool4Match = (PrefixMatch.Of(Pool), IpKey.FromAddress(_leases.Gateway));
         _pool6Match = _leases6 is null ? default : (PrefixMatch.Of(Pool6!.Value), IpKey.FromAddress(_leases6.Gateway));
         _sites = SiteTable.Build(config);
-        Traffic = IsotunMetrics.Instance.Tenant(config.Name);
+        Traffic = Metrics.Tenant(config.Name);
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
         ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
         RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
@@ -72,6 +74,9 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>The live settings; swapped whole by <see cref="TryApply"/> on a reload.</summary>
     public TenantConfig Config { get; private set; }
     public string Name => Config.Name;
+
+    /// <summary>The server's instruments, which this tenant's sessions and connections count in.</summary>
+    public IsotunMetrics Metrics { get; }
     // Parsed and checked when the config was loaded; a reload that changes a pool is refused.
     public IpNetwork Pool => Config.Pool;
     public IpNetwork? Pool6 => Config.Pool6;
@@ -434,7 +439,7 @@ public sealed class TenantRuntime : IDisposable
 
     private void ReadLoop(ITunQueue tun, int index)
     {
-        var metrics = IsotunMetrics.Instance;
+        var metrics = Metrics;
         Volatile.Write(ref _readerStarted[index], System.Diagnostics.Stopwatch.GetTimestamp());
         int skip = tun.Offload ? VirtioNetHeader.Length : 0;
         // A batch of one: each buffer passes to a connection's queue as soon as it is read.

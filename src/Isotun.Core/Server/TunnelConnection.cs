@@ -170,7 +170,7 @@ public sealed class TunnelConnection
                 }
                 while (_reader.TryReadBufferedFrame(maxPayload, out frame));
                 if (MorePending?.Invoke() == true) continue;
-                if (_tunWriter?.Flush() == false) IsotunMetrics.Instance.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+                if (_tunWriter?.Flush() == false) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
             }
         }
         finally
@@ -183,7 +183,7 @@ public sealed class TunnelConnection
     private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, byte[] scratch, CancellationToken ct)
     {
         var tenant = _session.Tenant;
-        var metrics = IsotunMetrics.Instance;
+        var metrics = _session.Tenant.Metrics;
         if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
         if (frame.Status == FrameReadStatus.BadFrame)
         {
@@ -240,7 +240,7 @@ public sealed class TunnelConnection
     private int CheckPacket(CstpPacketType type, Span<byte> payload, byte[] scratch, bool tunOffload, out bool inPlace)
     {
         var tenant = _session.Tenant;
-        var metrics = IsotunMetrics.Instance;
+        var metrics = _session.Tenant.Metrics;
         inPlace = false;
         if (payload.Length == 0) return 0;
         Span<byte> packet;

@@ -48,6 +48,7 @@ public sealed class VpnServer : IAsyncDisposable
     public VpnServer(ServerConfig config, ILoggerFactory logs, IStateStore? state = null, TimeProvider? time = null, Func<TenantConfig, ITenantNetwork>? networks = null,
         SharedState? shared = null)
     {
+        Metrics = new IsotunMetrics();
         Shared = shared;
         Config = config;
         _log = logs.CreateLogger("isotun.server");
@@ -78,14 +79,14 @@ public sealed class VpnServer : IAsyncDisposable
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
         foreach (var tc in config.Tenants) _tenants[tc.Name] = MakeTenant(tc);
         Authenticator = new Authenticator(_tenants, clientCas);
-        _limitsWatch = IsotunMetrics.Instance.WatchSessionLimits(ReadSessionLimits);
-        _queuesWatch = IsotunMetrics.Instance.WatchQueues(ReadQueues);
-        _clusterWatch = shared is null ? null : IsotunMetrics.Instance.WatchCluster(() =>
+        _limitsWatch = Metrics.WatchSessionLimits(ReadSessionLimits);
+        _queuesWatch = Metrics.WatchQueues(ReadQueues);
+        _clusterWatch = shared is null ? null : Metrics.WatchCluster(() =>
         {
             var c = shared.Status;
             return new ClusterSample(c.Node, c.Connected, c.PendingWrites);
         });
-        _sitesWatch = IsotunMetrics.Instance.WatchSites(() =>
+        _sitesWatch = Metrics.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
         TlsOptions = new SslServerAuthenticationOptions
         {
@@ -104,6 +105,9 @@ public sealed class VpnServer : IAsyncDisposable
     public IStateStore State { get; }
     public CookieSealer Cookies { get; }
     public SessionRegistry Sessions { get; }
+
+    /// <summary>This server's instruments (its admin API exports them); its tenants, connections and listeners count in them.</summary>
+    public IsotunMetrics Metrics { get; }
     public Authenticator Authenticator { get; }
     public SslServerAuthenticationOptions TlsOptions { get; }
     public X509Certificate2 ServerCertificate { get; }
@@ -191,7 +195,7 @@ public sealed class VpnServer : IAsyncDisposable
     /// <summary>A tenant's runtime; on a cluster node, its IPv4 addresses come from the cluster's address blocks.</summary>
     private TenantRuntime MakeTenant(TenantConfig tc)
     {
-        var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc));
+        var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics);
         if (Shared is not null) tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);
         return tenant;
     }
@@ -248,7 +252,7 @@ public sealed class VpnServer : IAsyncDisposable
         var reaper = ReapLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
-        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", _log), NextConnectionId);
+        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", Metrics, _log), NextConnectionId);
         using (stopping.Register(() =>
         {
             SystemdNotify.Stopping();
@@ -411,7 +415,7 @@ public sealed class VpnServer : IAsyncDisposable
         catch (OperationCanceledException) when (stopping.IsCancellationRequested) { }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
-            IsotunMetrics.Instance.Closed(CloseReason.PeerClosed);
+            Metrics.Closed(CloseReason.PeerClosed);
             _log.LogDebug("conn={Conn} closed: {Error}", id, e.Message);
         }
     }
@@ -495,6 +499,7 @@ public sealed class VpnServer : IAsyncDisposable
         _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();
         State.Dispose();
+        Metrics.Dispose();
         await Task.CompletedTask;
     }
 }

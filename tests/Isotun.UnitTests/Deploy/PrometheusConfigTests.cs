@@ -135,14 +135,13 @@ public sealed partial class PrometheusConfigTests
     }
 
     /// <summary>
-    /// What a scrape of the Isotun meters declares, through the real exporter: every family of the server, its PROXY
-    /// listener and the gateway, with a histogram's _bucket, _sum and _count.
+    /// What a scrape of the Isotun meters declares, through the real exporter: every family of the server (with its
+    /// PROXY listener) and the gateway, with a histogram's _bucket, _sum and _count.
     /// </summary>
     internal static HashSet<string> ExportedSeries()
     {
         using var exporter = new PrometheusExporter("Isotun.");
-        _ = IsotunMetrics.Instance;
-        _ = ProxyListenerMetrics.Instance;
+        using var server = new IsotunMetrics();
         using var gateway = new GatewayMetrics();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var line in exporter.Render().Split('\n'))

@@ -18,8 +18,8 @@ public sealed class InProcessCryptoShareTests(InProcessPki pki)
     [Fact]
     public async Task Traffic_both_ways_gives_the_tenant_encrypt_and_decrypt_seconds_below_the_process_cpu()
     {
-        using var exporter = new PrometheusExporter();
         await using var server = await InProcessServer.StartAsync(pki);
+        using var exporter = server.Server.Metrics.Exporter();
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Extensions = false });
         var payload = new byte[1300];
         for (int round = 0; round < 10; round++) // in rounds: the memory TUNs hold a bounded number of packets

@@ -21,9 +21,9 @@ public sealed class InProcessMemoryBudgetTests(InProcessPki pki)
     [Fact]
     public async Task A_peer_that_stops_reading_pins_no_more_than_its_sessions_budget_and_the_rest_is_counted()
     {
-        using var exporter = new PrometheusExporter();
         await using var server = await InProcessServer.StartAsync(pki, uso: true, server: c => c with { Limits = c.Limits with { SessionMemory = Budget } },
             t => t with { PasswordFile = pki.Passwords });
+        using var exporter = server.Server.Metrics.Exporter();
         // The stalled peer logs in and connects, then never reads a byte.
         await using var stalled = await RawCstpClient.ConnectAsync(server.Options());
         var stalledAddress = stalled.Parameters!.Address;

@@ -21,8 +21,8 @@ public sealed class InProcessQueueMetricsTests(InProcessPki pki)
     [Fact]
     public async Task A_scrape_shows_the_readers_busy_and_running_time_and_the_send_queues()
     {
-        using var exporter = new PrometheusExporter();
         await using var server = await InProcessServer.StartAsync(pki);
+        using var exporter = server.Server.Metrics.Exporter();
         await using var client = await InProcessClient.ConnectAsync(server, server.Options());
         for (int i = 0; i < 50; i++)
             Assert.True(server.Tun().Inject(Packets.Framed(Packets.Numbered(Packets.Far4, client.Address, i), server.Tun().Offload)));

@@ -13,10 +13,11 @@ public sealed class InProcessSessionLimitMetricsTests(InProcessPki pki)
     [Fact]
     public async Task The_metrics_export_each_tenants_max_sessions_and_the_sessions_it_holds_and_the_server_limit()
     {
-        using var exporter = new PrometheusExporter(IsotunMetrics.MeterName);
         string tenant;
+        PrometheusExporter exporter;
         await using (var server = await InProcessServer.StartAsync(pki, t => t with { MaxSessions = 7 }))
         {
+            exporter = server.Server.Metrics.Exporter();
             tenant = server.Tenant;
             Assert.Contains($"isotun_sessions_limit{{tenant=\"{tenant}\"}} 7\n", exporter.Render());
             Assert.Contains($"isotun_sessions_held{{tenant=\"{tenant}\"}} 0\n", exporter.Render());
@@ -37,5 +38,6 @@ public sealed class InProcessSessionLimitMetricsTests(InProcessPki pki)
         }
         // A stopped server's tenants are no longer reported.
         Assert.DoesNotContain($"tenant=\"{tenant}\"}} ", string.Join('\n', exporter.Render().Split('\n').Where(l => l.StartsWith("isotun_sessions_", StringComparison.Ordinal))));
+        exporter.Dispose();
     }
 }

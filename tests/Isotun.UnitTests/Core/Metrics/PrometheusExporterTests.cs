@@ -198,11 +198,33 @@ public sealed partial class PrometheusExporterTests : IDisposable
     }
 
     [Fact]
+    public void Two_servers_in_one_process_each_export_their_own_counts_only()
+    {
+        using var first = new IsotunMetrics();
+        using var second = new IsotunMetrics();
+        using var firstExport = first.Exporter();
+        using var secondExport = second.Exporter();
+        first.Drop("acme", DropReason.QueueFull);
+        first.Drop("acme", DropReason.QueueFull);
+        second.Drop("acme", DropReason.QueueFull);
+        second.ProxyConnection("untrusted");
+
+        var one = firstExport.Render();
+        var two = secondExport.Render();
+        AssertValidExposition(one);
+        AssertValidExposition(two);
+        Assert.Contains("isotun_tunnel_drops_total{reason=\"queue-full\",tenant=\"acme\"} 2\n", one);
+        Assert.Contains("isotun_tunnel_drops_total{reason=\"queue-full\",tenant=\"acme\"} 1\n", two);
+        Assert.DoesNotContain("result=\"untrusted\"", one);
+        Assert.Contains("isotun_proxy_connections_total{result=\"untrusted\"} 1\n", two);
+    }
+
+    [Fact]
     public void The_server_instruments_render_validly()
     {
-        // The real instruments, through an exporter that listens to the real meter.
-        using var exporter = new PrometheusExporter(IsotunMetrics.MeterName);
-        var m = IsotunMetrics.Instance;
+        // A server's real instruments, through the exporter of that server alone.
+        using var m = new IsotunMetrics();
+        using var exporter = m.Exporter();
         m.Handshake("ok", TimeSpan.FromMilliseconds(12));
         m.Handshake("timeout", TimeSpan.FromSeconds(5));
         m.Auth("acme", AuthOutcome.BadPassword);
