@@ -82,7 +82,7 @@ public sealed class AdminApi : IAsyncDisposable
         bool overTcp = ctx.Connection.LocalIpAddress is not null;
         if (overTcp && ctx.Request.Path.StartsWithSegments(ApiPrefix) && !Authorized(ctx.Request.Headers.Authorization.ToString()))
         {
-            _server.Metrics.AdminRequest("unauthorized");
+            _server.Metrics.AdminRequest(AdminResult.Unauthorized);
             ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
             await ctx.Response.WriteAsJsonAsync(new ErrorView(_token is null
@@ -101,13 +101,13 @@ public sealed class AdminApi : IAsyncDisposable
         }
         _server.Metrics.AdminRequest(ctx.Response.StatusCode switch
         {
-            < 400 => "ok",
-            400 => "bad-request",
-            404 => "not-found",
-            405 => "bad-method",
-            409 => "conflict",
-            413 => "too-large",
-            _ => "error",
+            < 400 => AdminResult.Ok,
+            400 => AdminResult.BadRequest,
+            404 => AdminResult.NotFound,
+            405 => AdminResult.BadMethod,
+            409 => AdminResult.Conflict,
+            413 => AdminResult.TooLarge,
+            _ => AdminResult.Error,
         });
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Isotun.Metrics;
 
 namespace Isotun.Doctor;
 
@@ -111,15 +112,16 @@ public static class MetricsDoctor
         foreach (var (reason, count) in byReason)
         {
             string found = $"{tenant}: {count:0} packets dropped ({reason})";
-            yield return reason switch
+            DropReason? known = ReasonLabels.TryParse(reason, out DropReason parsed) ? parsed : null;
+            yield return known switch
             {
-                "queue-full" => new("server", FindingLevel.Warn, found + ": a connection's send queue was full",
+                DropReason.QueueFull => new("server", FindingLevel.Warn, found + ": a connection's send queue was full",
                     "a client could not keep up, or the host ran out of CPU (see the host checks); a tenant whose sessions carry many flows may need more `queues`"),
-                "over-budget" => new("server", FindingLevel.Warn, found + ": a session's queued frames reached its memory budget",
+                DropReason.OverBudget => new("server", FindingLevel.Warn, found + ": a session's queued frames reached its memory budget",
                     "a client stopped reading (it ends after 3×DPD), or its link is long and fast: raise limits.session-memory-kib if the host has the memory"),
-                "tun-write-failed" => new("server", FindingLevel.Warn, found + ": the tenant's TUN refused packets",
+                DropReason.TunWriteFailed => new("server", FindingLevel.Warn, found + ": the tenant's TUN refused packets",
                     $"give the tenant's TUN a longer queue (ip -n isotun-{tenant} link set <its TUN> txqueuelen 10000) and check its uplink"),
-                "spoofed-source" or "malformed" or "bad-gso-header" or "gso-not-negotiated" or "compressed-not-negotiated"
+                DropReason.SpoofedSource or DropReason.Malformed or DropReason.BadGsoHeader or DropReason.GsoNotNegotiated or DropReason.CompressedNotNegotiated
                     => new("server", FindingLevel.Info, found + ": misbehaving peers, not a capacity problem"),
                 _ => new("server", FindingLevel.Info, found + ": policy or client behaviour"),
             };
@@ -164,8 +166,9 @@ public static class MetricsDoctor
 
     private static IEnumerable<Finding> Handshakes(IReadOnlyList<Sample> samples)
     {
-        double ok = Sum(samples, "isotun_tls_handshakes_total", ("result", "ok"));
-        double bad = Sum(samples, "isotun_tls_handshakes_total", ("result", "failed")) + Sum(samples, "isotun_tls_handshakes_total", ("result", "timeout"));
+        double ok = Sum(samples, "isotun_tls_handshakes_total", ("result", HandshakeResult.Ok.ToLabel()));
+        double bad = Sum(samples, "isotun_tls_handshakes_total", ("result", HandshakeResult.Failed.ToLabel()))
+            + Sum(samples, "isotun_tls_handshakes_total", ("result", HandshakeResult.Timeout.ToLabel()));
         if (bad >= 100 && bad > ok)
             yield return new("server", FindingLevel.Warn, $"{bad:0} TLS handshakes failed or timed out, against {ok:0} that succeeded",
                 "scanners or slow clients hold the listener: put `isotun gateway` in front (handshake timeouts, rate limits, bans; see docs/gateway.md)");

@@ -91,17 +91,17 @@ public sealed class IsotunMetrics : IDisposable
     /// <summary>A connection on the PROXY v2 listener, by result: accepted, untrusted, malformed, not-proxy, timeout, closed-early, local, or a cap.</summary>
     public void ProxyConnection(string result) => _proxyConnections.Add(1, new KeyValuePair<string, object?>("result", result));
 
-    /// <param name="kind">For a handshake that succeeded: <c>full</c> or <c>resumed</c> (a session ticket).</param>
-    public void Handshake(string result, TimeSpan duration, string? kind = null)
+    /// <param name="kind">For a handshake that succeeded: full, or resumed from a session ticket.</param>
+    public void Handshake(HandshakeResult result, TimeSpan duration, HandshakeKind? kind = null)
     {
-        if (kind is null)
+        if (kind is not { } k)
         {
-            _handshakes.Add(1, new KeyValuePair<string, object?>("result", result));
-            if (result == "ok") _handshakeDuration.Record(duration.TotalSeconds);
+            _handshakes.Add(1, new KeyValuePair<string, object?>("result", result.ToLabel()));
+            if (result == HandshakeResult.Ok) _handshakeDuration.Record(duration.TotalSeconds);
             return;
         }
-        _handshakes.Add(1, new("result", result), new("kind", kind));
-        _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("kind", kind));
+        _handshakes.Add(1, new("result", result.ToLabel()), new("kind", k.ToLabel()));
+        _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("kind", k.ToLabel()));
     }
 
     public void Auth(string tenant, AuthOutcome outcome) =>
@@ -116,9 +116,9 @@ public sealed class IsotunMetrics : IDisposable
 
     public void AcceptError(string listener, string error) => _acceptErrors.Add(1, new("listener", listener), new("error", error));
 
-    public void AdminRequest(string result) => _adminRequests.Add(1, new KeyValuePair<string, object?>("result", result));
+    public void AdminRequest(AdminResult result) => _adminRequests.Add(1, new KeyValuePair<string, object?>("result", result.ToLabel()));
 
-    public void LoginBan(string scope) => _loginBans.Add(1, new KeyValuePair<string, object?>("scope", scope));
+    public void LoginBan(BanScope scope) => _loginBans.Add(1, new KeyValuePair<string, object?>("scope", scope.ToLabel()));
 
     public void SessionUp(string tenant) => _sessions.Add(1, new KeyValuePair<string, object?>("tenant", tenant));
 

@@ -1,64 +1,88 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+
 namespace Isotun.Metrics;
 
 public enum AuthOutcome { Ok, BadPassword, UnknownUser, UnknownTenant, BadCertificate, WrongTenant, BadRequest, CookieRejected, TooManySessions, Throttled, Busy, Revoked }
 
-public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, Compressed, ClientToClient, BadGso, GsoNotNegotiated, EastWest, OverBudget }
+public enum DropReason { SpoofedSource, Oversize, Malformed, NoSession, QueueFull, TunWriteFailed, CompressedNotNegotiated, ClientToClient, BadGsoHeader, GsoNotNegotiated, EastWest, OverBudget }
 
 public enum CloseReason { HandshakeFailed, HandshakeTimeout, AuthTimeout, BadRequest, BadFrame, PeerClosed, DeadPeer, Replaced, UserDisconnect, Shutdown, Error, RequestTimeout, SlowBody, WriteTimeout, Revoked, NoData }
 
+public enum HandshakeResult { Ok, Failed, Timeout }
+
+/// <summary>A handshake that succeeded: a full one, or one resumed from a session ticket.</summary>
+public enum HandshakeKind { Full, Resumed }
+
+public enum AdminResult { Ok, Unauthorized, BadRequest, NotFound, BadMethod, Conflict, TooLarge, Error }
+
+/// <summary>What a temporary login ban holds back: a source address (or IPv6 /64), or a user name.</summary>
+public enum BanScope { Source, User }
+
+/// <summary>
+/// The label values of the server's metrics: each enum above is one label's values, and a value's label is its name in
+/// kebab case (<c>QueueFull</c> is <c>queue-full</c>), with no exceptions. <see cref="Families"/> says which family
+/// and label each enum fills; the operations guide's metrics table and <c>isotun doctor --metrics</c> read the same
+/// values (a test holds the guide to them).
+/// </summary>
 public static class ReasonLabels
 {
-    public static string ToLabel(this AuthOutcome o) => o switch
-    {
-        AuthOutcome.Ok => "ok",
-        AuthOutcome.BadPassword => "bad-password",
-        AuthOutcome.UnknownUser => "unknown-user",
-        AuthOutcome.UnknownTenant => "unknown-tenant",
-        AuthOutcome.BadCertificate => "bad-certificate",
-        AuthOutcome.WrongTenant => "wrong-tenant",
-        AuthOutcome.BadRequest => "bad-request",
-        AuthOutcome.CookieRejected => "cookie-rejected",
-        AuthOutcome.TooManySessions => "too-many-sessions",
-        AuthOutcome.Throttled => "throttled",
-        AuthOutcome.Busy => "busy",
-        AuthOutcome.Revoked => "revoked",
-        _ => "other",
-    };
+    /// <summary>A labelled family of the server's metrics (as exported), one of its labels, and that label's values.</summary>
+    public sealed record Family(string Name, string Label, IReadOnlyList<string> Values);
 
-    public static string ToLabel(this DropReason r) => r switch
-    {
-        DropReason.SpoofedSource => "spoofed-source",
-        DropReason.Oversize => "oversize",
-        DropReason.Malformed => "malformed",
-        DropReason.NoSession => "no-session",
-        DropReason.QueueFull => "queue-full",
-        DropReason.OverBudget => "over-budget",
-        DropReason.TunWriteFailed => "tun-write-failed",
-        DropReason.Compressed => "compressed-not-negotiated",
-        DropReason.ClientToClient => "client-to-client",
-        DropReason.EastWest => "east-west",
-        DropReason.BadGso => "bad-gso-header",
-        DropReason.GsoNotNegotiated => "gso-not-negotiated",
-        _ => "other",
-    };
+    public static readonly IReadOnlyList<Family> Families =
+    [
+        new("isotun_auth_attempts_total", "result", All<AuthOutcome>()),
+        new("isotun_tunnel_drops_total", "reason", All<DropReason>()),
+        new("isotun_connections_closed_total", "reason", All<CloseReason>()),
+        new("isotun_tls_handshakes_total", "result", All<HandshakeResult>()),
+        new("isotun_tls_handshakes_total", "kind", All<HandshakeKind>()),
+        new("isotun_admin_requests_total", "result", All<AdminResult>()),
+        new("isotun_login_bans_total", "scope", All<BanScope>()),
+    ];
 
-    public static string ToLabel(this CloseReason r) => r switch
+    /// <summary>The label of <paramref name="value"/>: its name in kebab case. No allocation (a table per enum).</summary>
+    public static string ToLabel<T>(this T value) where T : struct, Enum
     {
-        CloseReason.HandshakeFailed => "handshake-failed",
-        CloseReason.HandshakeTimeout => "handshake-timeout",
-        CloseReason.AuthTimeout => "auth-timeout",
-        CloseReason.BadRequest => "bad-request",
-        CloseReason.BadFrame => "bad-frame",
-        CloseReason.PeerClosed => "peer-closed",
-        CloseReason.DeadPeer => "dead-peer",
-        CloseReason.Replaced => "replaced",
-        CloseReason.UserDisconnect => "user-disconnect",
-        CloseReason.Shutdown => "shutdown",
-        CloseReason.RequestTimeout => "request-timeout",
-        CloseReason.SlowBody => "slow-body",
-        CloseReason.WriteTimeout => "write-timeout",
-        CloseReason.Revoked => "revoked",
-        CloseReason.NoData => "no-data",
-        _ => "error",
-    };
+        var labels = Table<T>.Labels;
+        int i = Unsafe.As<T, int>(ref value);
+        return (uint)i < (uint)labels.Length ? labels[i] : "other";
+    }
+
+    /// <summary>Every label of <typeparamref name="T"/>, in the enum's order.</summary>
+    public static IReadOnlyList<string> All<T>() where T : struct, Enum => Table<T>.Labels;
+
+    /// <summary>The value whose label is <paramref name="label"/>, as read back from a scrape.</summary>
+    public static bool TryParse<T>(string? label, out T value) where T : struct, Enum
+    {
+        int i = label is null ? -1 : Array.IndexOf(Table<T>.Labels, label);
+        value = i < 0 ? default : Enum.GetValues<T>()[i];
+        return i >= 0;
+    }
+
+    public static string KebabCase(string name)
+    {
+        var sb = new StringBuilder(name.Length + 4);
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0) sb.Append('-');
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
+
+    // Enums with int values 0..n-1 in order, so a value indexes its label.
+    private static class Table<T> where T : struct, Enum
+    {
+        public static readonly string[] Labels = Build();
+
+        private static string[] Build()
+        {
+            var values = Enum.GetValues<T>();
+            if (Enum.GetUnderlyingType(typeof(T)) != typeof(int)) throw new InvalidOperationException($"{typeof(T).Name}: a label enum must be int-based");
+            for (int i = 0; i < values.Length; i++)
+                if (Unsafe.As<T, int>(ref values[i]) != i) throw new InvalidOperationException($"{typeof(T).Name}: a label enum's values must be 0, 1, 2, ... in order");
+            return [.. values.Select(v => KebabCase(v.ToString()))];
+        }
+    }
 }

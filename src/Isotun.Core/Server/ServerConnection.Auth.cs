@@ -85,8 +85,8 @@ public sealed partial class ServerConnection
         if (!decision.ShowForm && !decision.Success)
         {
             var (sourceBanned, userBanned) = server.Logins.Failed(source, userKey);
-            if (sourceBanned) LoginBanned(tenantLabel, "source", source?.ToString() ?? "-");
-            if (userBanned) LoginBanned(tenantLabel, "user", PasswordSafe(msg.Username ?? "-"));
+            if (sourceBanned) LoginBanned(tenantLabel, BanScope.Source, source?.ToString() ?? "-");
+            if (userBanned) LoginBanned(tenantLabel, BanScope.User, PasswordSafe(msg.Username ?? "-"));
         }
         else if (decision.Success && userKey is not null)
         {
@@ -138,9 +138,9 @@ public sealed partial class ServerConnection
     }
 
 
-    private void LoginBanned(string tenant, string scope, string who)
+    private void LoginBanned(string tenant, BanScope scope, string who)
     {
         server.Metrics.LoginBan(scope);
-        ServerLog.LoginBanned(log, tenant, scope, who, (int)server.Config.Limits.LoginBanTime.TotalSeconds);
+        ServerLog.LoginBanned(log, tenant, scope.ToLabel(), who, (int)server.Config.Limits.LoginBanTime.TotalSeconds);
     }
 }

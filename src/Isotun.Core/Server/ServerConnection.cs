@@ -64,17 +64,17 @@ public sealed partial class ServerConnection(VpnServer server, long id, ILogger 
                 }
                 await tls.AuthenticateAsServerAsync(server.TlsOptions, hsCts.Token).ConfigureAwait(false);
                 // .NET says nothing of resumption: a first flight shorter than our certificate cannot have carried it.
-                metrics.Handshake("ok", sw.Elapsed, _under.FirstFlightBytes < server.ServerCertificate.RawData.Length ? "resumed" : "full");
+                metrics.Handshake(HandshakeResult.Ok, sw.Elapsed, _under.FirstFlightBytes < server.ServerCertificate.RawData.Length ? HandshakeKind.Resumed : HandshakeKind.Full);
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
-                metrics.Handshake("timeout", sw.Elapsed);
+                metrics.Handshake(HandshakeResult.Timeout, sw.Elapsed);
                 Close(CloseReason.HandshakeTimeout, "TLS handshake timed out");
                 return;
             }
             catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
             {
-                metrics.Handshake("failed", sw.Elapsed);
+                metrics.Handshake(HandshakeResult.Failed, sw.Elapsed);
                 Close(CloseReason.HandshakeFailed, "TLS handshake failed: " + e.Message);
                 return;
             }

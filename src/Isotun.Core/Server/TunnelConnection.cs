@@ -225,7 +225,7 @@ public sealed class TunnelConnection
                 return TunnelEnd.PeerDisconnect;
             case CstpPacketType.Compressed:
                 // Compression is never negotiated; ocserv closes here too.
-                metrics.Drop(tenant.Name, DropReason.Compressed);
+                metrics.Drop(tenant.Name, DropReason.CompressedNotNegotiated);
                 return TunnelEnd.BadFrame;
             default:
                 return null; // DPD-RESP, KEEPALIVE: liveness only
@@ -254,7 +254,7 @@ public sealed class TunnelConnection
             }
             if (payload.Length <= VirtioNetHeader.Length)
             {
-                metrics.Drop(tenant.Name, DropReason.BadGso);
+                metrics.Drop(tenant.Name, DropReason.BadGsoHeader);
                 return ++_badGso > MaxBadGso ? -1 : 0;
             }
             // Checked and normalised where it lies in the read buffer: a super-packet is not copied.
@@ -263,7 +263,7 @@ public sealed class TunnelConnection
             inPlace = true;
             if (GsoPacket.Validate(ref header, packet, Mtu, allowUdp: PeerUso) != GsoCheckResult.Ok)
             {
-                metrics.Drop(tenant.Name, DropReason.BadGso);
+                metrics.Drop(tenant.Name, DropReason.BadGsoHeader);
                 return ++_badGso > MaxBadGso ? -1 : 0;
             }
             // Only a super-packet may exceed the MTU; a plain one is held to it exactly as in a DATA frame.

@@ -86,7 +86,7 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
 
         await peer.SendFrameAsync(CstpPacketType.Compressed, [1, 2, 3, 4]);
         Assert.True(await peer.WaitForCloseAsync());
-        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.Compressed) == 1, "the compressed frame was not counted");
+        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.CompressedNotNegotiated) == 1, "the compressed frame was not counted");
     }
 
     [Fact]

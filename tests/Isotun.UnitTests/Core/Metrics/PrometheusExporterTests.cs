@@ -225,8 +225,8 @@ public sealed partial class PrometheusExporterTests : IDisposable
         // A server's real instruments, through the exporter of that server alone.
         using var m = new IsotunMetrics();
         using var exporter = m.Exporter();
-        m.Handshake("ok", TimeSpan.FromMilliseconds(12));
-        m.Handshake("timeout", TimeSpan.FromSeconds(5));
+        m.Handshake(HandshakeResult.Ok, TimeSpan.FromMilliseconds(12));
+        m.Handshake(HandshakeResult.Timeout, TimeSpan.FromSeconds(5));
         m.Auth("acme", AuthOutcome.BadPassword);
         m.Drop("acme", DropReason.SpoofedSource);
         m.Closed(CloseReason.BadFrame);
