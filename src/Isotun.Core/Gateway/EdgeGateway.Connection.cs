@@ -1,3 +1,4 @@
+using Isotun.Metrics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -21,56 +22,64 @@ public sealed partial class EdgeGateway
         var limits = runtime.Config.Limits;
         using var reader = new ClientHelloReader();
 
-        Metrics.Active("preread", 1);
-        string? outcomeLabel;
+        Metrics.Active(ConnectionMode.Preread, 1);
+        HelloOutcome? outcome;
         try
         {
-            outcomeLabel = await PrereadAsync(socket, reader, limits.PrereadTimeout, stopping).ConfigureAwait(false);
+            outcome = await PrereadAsync(socket, reader, limits.PrereadTimeout, stopping).ConfigureAwait(false);
         }
         finally
         {
-            Metrics.Active("preread", -1);
+            Metrics.Active(ConnectionMode.Preread, -1);
         }
 
         RouteRuntime? route = null;
-        if (outcomeLabel is null)
+        if (outcome is null)
         {
             switch (reader.Outcome)
             {
                 case ClientHelloOutcome.ServerName:
                     route = runtime.Router.Match(reader.ServerName);
-                    outcomeLabel = route is null ? "no-route" : "routed";
+                    outcome = route is null ? HelloOutcome.NoRoute : HelloOutcome.Routed;
                     break;
                 case ClientHelloOutcome.NoServerName:
-                    outcomeLabel = "no-sni";
+                    outcome = HelloOutcome.NoSni;
                     if (runtime.Config.NoSni == UnmatchedAction.Default) route = runtime.Router.Default;
                     break;
                 case ClientHelloOutcome.NotTls:
-                    outcomeLabel = "not-tls";
+                    outcome = HelloOutcome.NotTls;
                     if (runtime.Config.NonTls == UnmatchedAction.Default && runtime.Router.Default is { Route.Mode: RouteMode.Passthrough } d) route = d;
                     break;
                 case ClientHelloOutcome.TooLarge:
-                    outcomeLabel = "too-large";
+                    outcome = HelloOutcome.TooLarge;
                     break;
                 default:
-                    outcomeLabel = "malformed";
+                    outcome = HelloOutcome.Malformed;
                     break;
             }
         }
 
-        Metrics.Hello(outcomeLabel);
+        Metrics.Hello(outcome.Value);
         if (route is null)
         {
             // Nothing has been sent to any backend: close, count, and hold it against the source address.
-            if (outcomeLabel is "no-sni" or "not-tls" or "no-route") Metrics.Rejected(outcomeLabel);
+            var rejection = outcome switch
+            {
+                HelloOutcome.NoSni => GatewayRejection.NoSni,
+                HelloOutcome.NotTls => GatewayRejection.NotTls,
+                HelloOutcome.NoRoute => GatewayRejection.NoRoute,
+                _ => (GatewayRejection?)null,
+            };
+            if (rejection is { } r) Metrics.Rejected(r);
             Failure(remote);
-            if (_throttle.Allow(outcomeLabel, out long suppressed)) GatewayLog.Refused(_log, id, remote.ToString(), outcomeLabel, suppressed);
+            string label = outcome.Value.ToLabel();
+            if (_throttle.Allow(label, out long suppressed)) GatewayLog.Refused(_log, id, remote.ToString(), label, suppressed);
             Abort(socket);
             return;
         }
 
-        GatewayLog.Forwarding(_log, id, route.Name, route.ModeLabel, remote.ToString(), reader.ServerName ?? "-");
-        Metrics.Active(route.ModeLabel, 1);
+        GatewayLog.Forwarding(_log, id, route.Name, route.Mode.ToLabel(), remote.ToString(), reader.ServerName ?? "-");
+        Metrics.Active(route.Mode, 1);
         try
         {
             if (route.Route.Mode == RouteMode.Passthrough)
@@ -80,12 +89,12 @@ public sealed partial class EdgeGateway
         }
         finally
         {
-            Metrics.Active(route.ModeLabel, -1);
+            Metrics.Active(route.Mode, -1);
         }
     }
 
-    /// <summary>Reads until the reader decides; null when it did, else "timeout" or "closed-early".</summary>
-    private async Task<string?> PrereadAsync(Socket socket, ClientHelloReader reader, TimeSpan timeout, CancellationToken stopping)
+    /// <summary>Reads until the reader decides; null when it did, else why not (a timeout, or the peer closed).</summary>
+    private async Task<HelloOutcome?> PrereadAsync(Socket socket, ClientHelloReader reader, TimeSpan timeout, CancellationToken stopping)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         cts.CancelAfter(timeout);
@@ -96,17 +105,17 @@ public sealed partial class EdgeGateway
                 var memory = reader.GetMemory();
                 if (memory.IsEmpty) return null; // the reader has reported TooLarge
                 int n = await socket.ReceiveAsync(memory, SocketFlags.None, cts.Token).ConfigureAwait(false);
-                if (n == 0) return "closed-early";
+                if (n == 0) return HelloOutcome.ClosedEarly;
                 if (reader.Advance(n) != ClientHelloOutcome.NeedMore) return null;
             }
         }
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
-            return "timeout";
+            return HelloOutcome.Timeout;
         }
         catch (SocketException)
         {
-            return "closed-early";
+            return HelloOutcome.ClosedEarly;
         }
     }
 
@@ -119,7 +128,7 @@ public sealed partial class EdgeGateway
             return;
         }
 
-        Metrics.Forwarded(route.Name, route.ModeLabel);
+        Metrics.Forwarded(route.Name, route.Mode);
         await using var backendStream = new NetworkStream(backend, ownsSocket: false);
         if (route.Route.ProxyProtocol)
         {
@@ -152,12 +161,12 @@ public sealed partial class EdgeGateway
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {
-                HandshakeFailed(client, remote, id, route, "timeout", started);
+                HandshakeFailed(client, remote, id, route, GatewayHandshake.Timeout, started);
                 return;
             }
             catch (Exception e) when (e is AuthenticationException or IOException or SocketException or InvalidOperationException)
             {
-                HandshakeFailed(client, remote, id, route, "failed", started);
+                HandshakeFailed(client, remote, id, route, GatewayHandshake.Failed, started);
                 return;
             }
         }
@@ -181,11 +190,11 @@ public sealed partial class EdgeGateway
         bool verified = (flags & ProxyClientFlags.CertificateOnConnection) != 0 && verify == 0;
         if (route.Route.Terminate!.ClientCertificateRequired && !verified)
         {
-            HandshakeFailed(client, remote, id, route, "bad-client-certificate", started);
+            HandshakeFailed(client, remote, id, route, GatewayHandshake.BadClientCertificate, started);
             return;
         }
 
-        Metrics.Handshake(route.Name, "ok", _time.GetElapsedTime(started));
+        Metrics.Handshake(route.Name, GatewayHandshake.Ok, _time.GetElapsedTime(started));
         using var backend = await ConnectBackendAsync(route, remote.Address, limits, stopping).ConfigureAwait(false);
         if (backend is null)
         {
@@ -193,7 +202,7 @@ public sealed partial class EdgeGateway
             return;
         }
 
-        Metrics.Forwarded(route.Name, route.ModeLabel);
+        Metrics.Forwarded(route.Name, route.Mode);
         await using var backendStream = new NetworkStream(backend, ownsSocket: false);
         if (route.Route.ProxyProtocol)
         {
@@ -209,14 +218,14 @@ public sealed partial class EdgeGateway
         if (end == RelayEnd.Idle) RelayIdle(route);
     }
 
-    private void RelayIdle(RouteRuntime route) => Metrics.Closed(route.Name, "idle");
+    private void RelayIdle(RouteRuntime route) => Metrics.Closed(route.Name, RelayClose.Idle);
 
-    private void HandshakeFailed(Socket client, IPEndPoint remote, long id, RouteRuntime route, string result, long started)
+    private void HandshakeFailed(Socket client, IPEndPoint remote, long id, RouteRuntime route, GatewayHandshake result, long started)
     {
         Metrics.Handshake(route.Name, result, _time.GetElapsedTime(started));
         Failure(remote);
-        if (_throttle.Allow("handshake-" + result, out long suppressed))
-            GatewayLog.Refused(_log, id, remote.ToString(), $"TLS handshake on route {route.Name}: {result}", suppressed);
+        if (_throttle.Allow("handshake-" + result.ToLabel(), out long suppressed))
+            GatewayLog.Refused(_log, id, remote.ToString(), $"TLS handshake on route {route.Name}: {result.ToLabel()}", suppressed);
         Abort(client);
     }
 

@@ -104,17 +104,24 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     }
 
     /// <summary>A connection refused at accept time (reset at once by the listener): counted, and rate refusals count towards a ban.</summary>
-    void IListenerEvents.Refused(IPEndPoint remote, string reason)
+    void IListenerEvents.Refused(IPEndPoint remote, AdmissionRefusal reason)
     {
-        Metrics.Rejected(reason);
-        if (reason is "ip-rate" or "ip-concurrency") Failure(remote);
-        if (_throttle.Allow(reason, out long suppressed)) GatewayLog.RefusedAtAccept(_log, remote.ToString(), reason, suppressed);
+        var rejection = reason switch
+        {
+            AdmissionRefusal.IpConcurrency => GatewayRejection.IpConcurrency,
+            AdmissionRefusal.IpRate => GatewayRejection.IpRate,
+            AdmissionRefusal.Banned => GatewayRejection.Banned,
+            _ => GatewayRejection.GlobalCap,
+        };
+        Metrics.Rejected(rejection);
+        if (rejection is GatewayRejection.IpRate or GatewayRejection.IpConcurrency) Failure(remote);
+        if (_throttle.Allow(rejection.ToLabel(), out long suppressed)) GatewayLog.RefusedAtAccept(_log, remote.ToString(), rejection.ToLabel(), suppressed);
     }
 
-    void IListenerEvents.AcceptFailed(string error, TimeSpan backoff)
+    void IListenerEvents.AcceptFailed(AcceptFailure error, TimeSpan backoff)
     {
         Metrics.AcceptError(error);
-        if (_throttle.Allow("accept-" + error, out long suppressed)) GatewayLog.AcceptFailed(_log, error, (int)backoff.TotalMilliseconds, suppressed);
+        if (_throttle.Allow("accept-" + error.ToLabel(), out long suppressed)) GatewayLog.AcceptFailed(_log, error.ToLabel(), (int)backoff.TotalMilliseconds, suppressed);
     }
 
     // A bug in one connection must not take the gateway down.

@@ -1,3 +1,5 @@
+using Isotun.Transport.Listening;
+using Isotun.Metrics;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
@@ -51,44 +53,47 @@ public sealed class GatewayMetrics : IDisposable
         }, unit: "By", description: "Bytes relayed: up = client to backend, down = backend to client");
     }
 
+    /// <summary>This gateway's meter, for an exporter of it alone.</summary>
+    public Meter Meter => _meter;
+
     /// <summary>Read at a scrape: every route's backends and whether each is up.</summary>
     public Func<IEnumerable<(string Route, string Backend, bool Up)>>? BackendStates { get; set; }
 
     /// <summary>Total of one series, e.g. <c>Total("clienthello", "routed")</c>; for tests and status output.</summary>
     public long Total(string instrument, string label) => _totals.GetValueOrDefault(instrument + "/" + label);
 
-    public void Hello(string outcome) => Add(_hello, "clienthello", "outcome", outcome);
+    public void Hello(HelloOutcome outcome) => Add(_hello, "clienthello", "outcome", outcome.ToLabel());
 
-    public void Rejected(string reason) => Add(_rejected, "rejected", "reason", reason);
+    public void Rejected(GatewayRejection reason) => Add(_rejected, "rejected", "reason", reason.ToLabel());
 
-    public void AcceptError(string error) => Add(_acceptErrors, "accept.errors", "error", error);
+    public void AcceptError(AcceptFailure error) => Add(_acceptErrors, "accept.errors", "error", error.ToLabel());
 
     public void Ban() => Add(_bans, "bans", "all", "all");
 
-    public void Reload(bool ok) => Add(_reloads, "reloads", "result", ok ? "ok" : "refused");
+    public void Reload(bool ok) => Add(_reloads, "reloads", "result", (ok ? ReloadResult.Ok : ReloadResult.Refused).ToLabel());
 
-    public void Forwarded(string route, string mode)
+    public void Forwarded(string route, ConnectionMode mode)
     {
-        _forwarded.Add(1, new("route", route), new("mode", mode));
+        _forwarded.Add(1, new("route", route), new("mode", mode.ToLabel()));
         _totals.AddOrUpdate("forwarded/" + route, 1, static (_, v) => v + 1);
     }
 
-    public void Closed(string route, string reason)
+    public void Closed(string route, RelayClose reason)
     {
-        _closed.Add(1, new("route", route), new("reason", reason));
-        _totals.AddOrUpdate("relays.closed/" + reason, 1, (_, v) => v + 1);
+        _closed.Add(1, new("route", route), new("reason", reason.ToLabel()));
+        _totals.AddOrUpdate("relays.closed/" + reason.ToLabel(), 1, (_, v) => v + 1);
     }
 
     public void BackendFailure(string route) => Add(_backendFailures, "backend.failures", "route", route);
 
-    public void Handshake(string route, string result, TimeSpan duration)
+    public void Handshake(string route, GatewayHandshake result, TimeSpan duration)
     {
-        _handshakes.Add(1, new("route", route), new("result", result));
-        _totals.AddOrUpdate("handshakes/" + result, 1, static (_, v) => v + 1);
-        if (result == "ok") _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("route", route));
+        _handshakes.Add(1, new("route", route), new("result", result.ToLabel()));
+        _totals.AddOrUpdate("handshakes/" + result.ToLabel(), 1, static (_, v) => v + 1);
+        if (result == GatewayHandshake.Ok) _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("route", route));
     }
 
-    public void Active(string mode, int delta) => _active.Add(delta, new KeyValuePair<string, object?>("mode", mode));
+    public void Active(ConnectionMode mode, int delta) => _active.Add(delta, new KeyValuePair<string, object?>("mode", mode.ToLabel()));
 
     public void BytesUp(long n) => Interlocked.Add(ref _bytesUp, n);
 

@@ -1,3 +1,4 @@
+using Isotun.Metrics;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
@@ -16,7 +17,7 @@ public sealed class RouteRuntime
         Route = route;
         Tls = tls;
         ClientCas = clientCas;
-        ModeLabel = route.Mode == RouteMode.Passthrough ? "passthrough" : "terminate";
+        Mode = route.Mode == RouteMode.Passthrough ? ConnectionMode.Passthrough : ConnectionMode.Terminate;
         Backends = new BackendPool(route.Backends);
     }
 
@@ -26,7 +27,7 @@ public sealed class RouteRuntime
     public GatewayRoute Route { get; }
     public SslServerAuthenticationOptions? Tls { get; }
     public X509Certificate2Collection? ClientCas { get; }
-    public string ModeLabel { get; }
+    public ConnectionMode Mode { get; }
     public string Name => Route.Name;
 
     internal static RouteRuntime Build(GatewayRoute route, List<ConfigError> errors)

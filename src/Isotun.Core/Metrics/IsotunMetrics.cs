@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Isotun.Transport.Listening;
 
 namespace Isotun.Metrics;
 
@@ -88,8 +89,8 @@ public sealed class IsotunMetrics : IDisposable
 
     public TenantTraffic Tenant(string tenant) => _tenants.GetOrAdd(tenant, t => new TenantTraffic(t));
 
-    /// <summary>A connection on the PROXY v2 listener, by result: accepted, untrusted, malformed, not-proxy, timeout, closed-early, local, or a cap.</summary>
-    public void ProxyConnection(string result) => _proxyConnections.Add(1, new KeyValuePair<string, object?>("result", result));
+    /// <summary>A connection on the PROXY v2 listener, by result.</summary>
+    public void ProxyConnection(ProxyResult result) => _proxyConnections.Add(1, new KeyValuePair<string, object?>("result", result.ToLabel()));
 
     /// <param name="kind">For a handshake that succeeded: full, or resumed from a session ticket.</param>
     public void Handshake(HandshakeResult result, TimeSpan duration, HandshakeKind? kind = null)
@@ -112,9 +113,9 @@ public sealed class IsotunMetrics : IDisposable
 
     public void Closed(CloseReason reason) => _closed.Add(1, new KeyValuePair<string, object?>("reason", reason.ToLabel()));
 
-    public void ListenerRefused(string listener, string reason) => _refused.Add(1, new("listener", listener), new("reason", reason));
+    public void ListenerRefused(ListenerName listener, AdmissionRefusal reason) => _refused.Add(1, new("listener", listener.ToLabel()), new("reason", reason.ToLabel()));
 
-    public void AcceptError(string listener, string error) => _acceptErrors.Add(1, new("listener", listener), new("error", error));
+    public void AcceptError(ListenerName listener, AcceptFailure error) => _acceptErrors.Add(1, new("listener", listener.ToLabel()), new("error", error.ToLabel()));
 
     public void AdminRequest(AdminResult result) => _adminRequests.Add(1, new KeyValuePair<string, object?>("result", result.ToLabel()));
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using Isotun.Transport.Listening;
 
 namespace Isotun.Metrics;
 
@@ -19,6 +20,29 @@ public enum AdminResult { Ok, Unauthorized, BadRequest, NotFound, BadMethod, Con
 /// <summary>What a temporary login ban holds back: a source address (or IPv6 /64), or a user name.</summary>
 public enum BanScope { Source, User }
 
+/// <summary>The server's listeners: TLS, and PROXY v2 behind a gateway.</summary>
+public enum ListenerName { Tls, Proxy }
+
+/// <summary>A connection on the server's PROXY v2 listener: served, or why not (a cap is the client's, named in the header).</summary>
+public enum ProxyResult { Accepted, Untrusted, Malformed, NotProxy, Timeout, ClosedEarly, Local, GlobalCap, SourceCap }
+
+/// <summary>What the gateway read of a connection's ClientHello.</summary>
+public enum HelloOutcome { Routed, NoRoute, NoSni, NotTls, TooLarge, Malformed, Timeout, ClosedEarly }
+
+/// <summary>Why the gateway refused a connection: at accept (a limit, a ban), or for its ClientHello (no route for it).</summary>
+public enum GatewayRejection { GlobalCap, IpConcurrency, IpRate, Banned, NoSni, NotTls, NoRoute }
+
+/// <summary>A TLS handshake on a gateway route that terminates TLS.</summary>
+public enum GatewayHandshake { Ok, Failed, Timeout, BadClientCertificate }
+
+/// <summary>Why the gateway closed a relay itself.</summary>
+public enum RelayClose { Idle }
+
+/// <summary>What a gateway connection is doing: reading its ClientHello, then relaying as its route says.</summary>
+public enum ConnectionMode { Preread, Passthrough, Terminate }
+
+public enum ReloadResult { Ok, Refused }
+
 /// <summary>
 /// The label values of the server's metrics: each enum above is one label's values, and a value's label is its name in
 /// kebab case (<c>QueueFull</c> is <c>queue-full</c>), with no exceptions. <see cref="Families"/> says which family
@@ -27,8 +51,11 @@ public enum BanScope { Source, User }
 /// </summary>
 public static class ReasonLabels
 {
-    /// <summary>A labelled family of the server's metrics (as exported), one of its labels, and that label's values.</summary>
-    public sealed record Family(string Name, string Label, IReadOnlyList<string> Values);
+    /// <summary>
+    /// A labelled family (as exported), one of its labels, that label's values, and the document (under docs/) whose
+    /// metrics table describes it.
+    /// </summary>
+    public sealed record Family(string Name, string Label, IReadOnlyList<string> Values, string Doc = "operations.md");
 
     public static readonly IReadOnlyList<Family> Families =
     [
@@ -39,6 +66,18 @@ public static class ReasonLabels
         new("isotun_tls_handshakes_total", "kind", All<HandshakeKind>()),
         new("isotun_admin_requests_total", "result", All<AdminResult>()),
         new("isotun_login_bans_total", "scope", All<BanScope>()),
+        new("isotun_proxy_connections_total", "result", All<ProxyResult>()),
+        new("isotun_listener_refused_total", "listener", All<ListenerName>()),
+        // The TLS listener's own admission: the caps. The PROXY listener counts its refusals in isotun_proxy_connections.
+        new("isotun_listener_refused_total", "reason", [AdmissionRefusal.GlobalCap.ToLabel(), AdmissionRefusal.SourceCap.ToLabel()]),
+        new("isotun_listener_accept_errors_total", "error", All<AcceptFailure>()),
+        new("isotun_gateway_clienthello_total", "outcome", All<HelloOutcome>(), "gateway.md"),
+        new("isotun_gateway_rejected_total", "reason", All<GatewayRejection>(), "gateway.md"),
+        new("isotun_gateway_accept_errors_total", "error", All<AcceptFailure>(), "gateway.md"),
+        new("isotun_gateway_tls_handshakes_total", "result", All<GatewayHandshake>(), "gateway.md"),
+        new("isotun_gateway_relays_closed_total", "reason", All<RelayClose>(), "gateway.md"),
+        new("isotun_gateway_connections_active", "mode", All<ConnectionMode>(), "gateway.md"),
+        new("isotun_gateway_reloads_total", "result", All<ReloadResult>(), "gateway.md"),
     ];
 
     /// <summary>The label of <paramref name="value"/>: its name in kebab case. No allocation (a table per enum).</summary>

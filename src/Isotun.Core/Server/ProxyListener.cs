@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Isotun.Metrics;
 using Isotun.Config;
 using Isotun.Protocol.Proxy;
 using Isotun.Transport.Listening;
@@ -33,7 +34,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
 {
     // Room for the usual TLVs and a forwarded client certificate.
     private const int MaxHeader = ProxyV2.DefaultMaxLength + ProxyV2.MaxClientCertificateLength;
-    private readonly ServerListenerEvents _events = new("proxy", server.Metrics, log);
+    private readonly ServerListenerEvents _events = new(ListenerName.Proxy, server.Metrics, log);
     // At accept only the gateway's address is known: the global cap applies there; the per-source cap applies to the
     // client's address once the header names it (server.Caps, shared with the TLS listener).
     private readonly ConcurrencyCaps _acceptCap = new(server.Config.Limits.MaxConnections, int.MaxValue);
@@ -63,19 +64,26 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     }
 
     /// <summary>Only configured gateways are served; anyone else is reset before a byte is read.</summary>
-    string? IConnectionAdmission.Admit(IPAddress source)
+    AdmissionRefusal? IConnectionAdmission.Admit(IPAddress source)
     {
-        if (!config.Trusts(source)) return "untrusted";
+        if (!config.Trusts(source)) return AdmissionRefusal.Untrusted;
         _acceptCap.Update(server.Config.Limits.MaxConnections, int.MaxValue);
         return _acceptCap.Admit(source);
     }
 
     void IConnectionAdmission.Release(IPAddress source) => _acceptCap.Release(source);
 
-    void IListenerEvents.Refused(IPEndPoint remote, string reason) =>
-        Refused(reason, reason == "untrusted" ? $"{remote.Address} is not a trusted gateway" : $"from gateway {remote.Address}: {reason}");
+    void IListenerEvents.Refused(IPEndPoint remote, AdmissionRefusal reason) =>
+        Refused(Result(reason), reason == AdmissionRefusal.Untrusted ? $"{remote.Address} is not a trusted gateway" : $"from gateway {remote.Address}: {reason.ToLabel()}");
 
-    void IListenerEvents.AcceptFailed(string error, TimeSpan backoff) => _events.AcceptFailed(error, backoff);
+    private static ProxyResult Result(AdmissionRefusal refusal) => refusal switch
+    {
+        AdmissionRefusal.Untrusted => ProxyResult.Untrusted,
+        AdmissionRefusal.SourceCap => ProxyResult.SourceCap,
+        _ => ProxyResult.GlobalCap,
+    };
+
+    void IListenerEvents.AcceptFailed(AcceptFailure error, TimeSpan backoff) => _events.AcceptFailed(error, backoff);
 
     void IListenerEvents.HandlerFailed(long id, Exception error) => log.LogError(error, "PROXY connection conn={Conn} failed", id);
 
@@ -88,16 +96,16 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         {
             try
             {
-                (header, string? failure) = await ReadHeaderAsync(headerStream, stopping).ConfigureAwait(false);
+                (header, ProxyResult? failure) = await ReadHeaderAsync(headerStream, stopping).ConfigureAwait(false);
                 if (header is null)
                 {
-                    Refuse(socket, failure!, $"from gateway {gateway.Address}: {failure}");
+                    Refuse(socket, failure!.Value, $"from gateway {gateway.Address}: {failure.Value.ToLabel()}");
                     return;
                 }
             }
             catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
             {
-                server.Metrics.ProxyConnection("closed-early");
+                server.Metrics.ProxyConnection(ProxyResult.ClosedEarly);
                 socket.Dispose();
                 return;
             }
@@ -106,7 +114,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         if (header.Command == ProxyCommand.Local)
         {
             // A gateway's health check: nothing to serve.
-            server.Metrics.ProxyConnection("local");
+            server.Metrics.ProxyConnection(ProxyResult.Local);
             socket.Dispose();
             return;
         }
@@ -114,11 +122,11 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         var client = header.Source ?? gateway;
         if (server.Caps.Admit(client.Address) is { } capped)
         {
-            Refuse(socket, capped, $"client {client.Address} via gateway {gateway.Address}: {capped}");
+            Refuse(socket, Result(capped), $"client {client.Address} via gateway {gateway.Address}: {capped.ToLabel()}");
             return;
         }
 
-        server.Metrics.ProxyConnection("accepted");
+        server.Metrics.ProxyConnection(ProxyResult.Accepted);
         var connection = new ServerConnection(server, id, log);
         var certificate = config.Tls ? null : Certificate(header);
         try
@@ -140,7 +148,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
     }
 
     /// <summary>Reads exactly one header: the 16-byte prefix, then the length it declares (bounded).</summary>
-    private async Task<(ProxyHeader? Header, string? Failure)> ReadHeaderAsync(NetworkStream stream, CancellationToken stopping)
+    private async Task<(ProxyHeader? Header, ProxyResult? Failure)> ReadHeaderAsync(NetworkStream stream, CancellationToken stopping)
     {
         var buffer = new byte[MaxHeader];
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -151,26 +159,26 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
             while (got < ProxyV2.PrefixLength)
             {
                 int n = await stream.ReadAsync(buffer.AsMemory(got, ProxyV2.PrefixLength - got), cts.Token).ConfigureAwait(false);
-                if (n == 0) return (null, "closed-early");
+                if (n == 0) return (null, ProxyResult.ClosedEarly);
                 got += n;
                 // Refuse a non-PROXY peer on its first bytes rather than waiting for sixteen.
                 if (ProxyV2Parser.TryReadLength(buffer.AsSpan(0, got), MaxHeader, out _) is ProxyParseResult.NotProxy)
-                    return (null, "not-proxy");
+                    return (null, ProxyResult.NotProxy);
             }
 
             var result = ProxyV2Parser.TryReadLength(buffer.AsSpan(0, ProxyV2.PrefixLength), MaxHeader, out int total);
-            if (result != ProxyParseResult.Ok) return (null, result == ProxyParseResult.NotProxy ? "not-proxy" : "malformed");
+            if (result != ProxyParseResult.Ok) return (null, result == ProxyParseResult.NotProxy ? ProxyResult.NotProxy : ProxyResult.Malformed);
             await stream.ReadExactlyAsync(buffer.AsMemory(ProxyV2.PrefixLength, total - ProxyV2.PrefixLength), cts.Token).ConfigureAwait(false);
             result = ProxyV2Parser.TryParse(buffer.AsSpan(0, total), MaxHeader, out var header, out _);
-            return result == ProxyParseResult.Ok ? (header, null) : (null, "malformed");
+            return result == ProxyParseResult.Ok ? (header, null) : (null, ProxyResult.Malformed);
         }
         catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
         {
-            return (null, "timeout");
+            return (null, ProxyResult.Timeout);
         }
         catch (EndOfStreamException)
         {
-            return (null, "closed-early");
+            return (null, ProxyResult.ClosedEarly);
         }
     }
 
@@ -197,7 +205,7 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         return ssl.CertificateVerified ? info : info with { Problem = "the gateway could not verify the client certificate" };
     }
 
-    private void Refuse(Socket socket, string result, string detail)
+    private void Refuse(Socket socket, ProxyResult result, string detail)
     {
         try
         {
@@ -211,11 +219,11 @@ public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger 
         Refused(result, detail);
     }
 
-    private void Refused(string result, string detail)
+    private void Refused(ProxyResult result, string detail)
     {
         server.Metrics.ProxyConnection(result);
         // Refusals can come in floods; the metric counts them all, the log shows a few per result and period.
-        if (server.LogThrottle.Allow("proxy " + result, out long suppressed))
+        if (server.LogThrottle.Allow("proxy " + result.ToLabel(), out long suppressed))
             log.LogWarning("PROXY listener closed a connection: {Detail} ({Suppressed} similar suppressed)", detail, suppressed);
     }
 }

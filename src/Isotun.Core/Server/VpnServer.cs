@@ -252,7 +252,7 @@ public sealed class VpnServer : IAsyncDisposable
         var reaper = ReapLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
-        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents("tls", Metrics, _log), NextConnectionId);
+        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
         using (stopping.Register(() =>
         {
             SystemdNotify.Stopping();

@@ -79,13 +79,13 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         }
     }
 
-    string? IConnectionAdmission.Admit(IPAddress source) => TryAdmit(source) switch
+    AdmissionRefusal? IConnectionAdmission.Admit(IPAddress source) => TryAdmit(source) switch
     {
         Admission.Accepted => null,
-        Admission.GlobalCap => "global-cap",
-        Admission.IpConcurrency => "ip-concurrency",
-        Admission.IpRate => "ip-rate",
-        _ => "banned",
+        Admission.GlobalCap => AdmissionRefusal.GlobalCap,
+        Admission.IpConcurrency => AdmissionRefusal.IpConcurrency,
+        Admission.IpRate => AdmissionRefusal.IpRate,
+        _ => AdmissionRefusal.Banned,
     };
 
     public void Release(IPAddress address)

@@ -5,13 +5,11 @@ namespace Isotun.Transport.Listening;
 
 /// <summary>
 /// A global cap on open connections and a cap per source (<see cref="SourceKey"/>: an IPv4 address or an IPv6 /64).
-/// Refusals are labelled <c>global-cap</c> and <c>source-cap</c>. The caps can change at any time (a reload); open
+/// It refuses with <see cref="AdmissionRefusal.GlobalCap"/> or <see cref="AdmissionRefusal.SourceCap"/>. The caps can change at any time (a reload); open
 /// connections are never closed by a lower cap. The table holds only sources with open connections.
 /// </summary>
 public sealed class ConcurrencyCaps(int maxConnections, int perSource) : IConnectionAdmission
 {
-    public const string GlobalCap = "global-cap", SourceCap = "source-cap";
-
     private readonly ConcurrentDictionary<IPAddress, int> _bySource = new();
     private int _active;
     private (int Max, int PerSource) _caps = (maxConnections, perSource);
@@ -20,20 +18,20 @@ public sealed class ConcurrencyCaps(int maxConnections, int perSource) : IConnec
 
     public void Update(int max, int perSourceCap) => _caps = (max, perSourceCap);
 
-    public string? Admit(IPAddress source)
+    public AdmissionRefusal? Admit(IPAddress source)
     {
         var (max, per) = _caps;
         var key = SourceKey.Of(source);
         if (Interlocked.Increment(ref _active) > max)
         {
             Interlocked.Decrement(ref _active);
-            return GlobalCap;
+            return AdmissionRefusal.GlobalCap;
         }
         int now = _bySource.AddOrUpdate(key, 1, static (_, n) => n + 1);
         if (now > per)
         {
             Release(source);
-            return SourceCap;
+            return AdmissionRefusal.SourceCap;
         }
         return null;
     }

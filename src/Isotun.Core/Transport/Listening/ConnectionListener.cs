@@ -49,7 +49,7 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
             catch (SocketException e)
             {
                 backoff = backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(10) : TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
-                events.AcceptFailed(ErrorLabel(e), backoff);
+                events.AcceptFailed(Failure(e), backoff);
                 try
                 {
                     await Task.Delay(backoff, stopping).ConfigureAwait(false);
@@ -125,13 +125,13 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
         socket.Dispose();
     }
 
-    /// <summary>A bounded label for an accept error: the errno names for resource exhaustion, else "other".</summary>
-    internal static string ErrorLabel(SocketException e) => (e.SocketErrorCode, e.NativeErrorCode) switch
+    /// <summary>What an accept error was: resource exhaustion by its errno, else other.</summary>
+    internal static AcceptFailure Failure(SocketException e) => (e.SocketErrorCode, e.NativeErrorCode) switch
     {
-        (_, 24) or (SocketError.TooManyOpenSockets, _) => "emfile",
-        (_, 23) => "enfile",
-        (_, 105) or (SocketError.NoBufferSpaceAvailable, _) => "enobufs",
-        (_, 12) => "enomem",
-        _ => "other",
+        (_, 24) or (SocketError.TooManyOpenSockets, _) => AcceptFailure.Emfile,
+        (_, 23) => AcceptFailure.Enfile,
+        (_, 105) or (SocketError.NoBufferSpaceAvailable, _) => AcceptFailure.Enobufs,
+        (_, 12) => AcceptFailure.Enomem,
+        _ => AcceptFailure.Other,
     };
 }

@@ -5,8 +5,8 @@ namespace Isotun.Transport.Listening;
 /// <summary>Decides at accept time, before a byte is read, whether a connection from a source may go on.</summary>
 public interface IConnectionAdmission
 {
-    /// <summary>Null when admitted (then <see cref="Release"/> follows when the connection ends), else the refusal's metric label.</summary>
-    string? Admit(IPAddress source);
+    /// <summary>Null when admitted (then <see cref="Release"/> follows when the connection ends), else why not.</summary>
+    AdmissionRefusal? Admit(IPAddress source);
 
     void Release(IPAddress source);
 }

@@ -1,11 +1,13 @@
 using System.Text.RegularExpressions;
+using Isotun.Gateway;
 using Isotun.Metrics;
+using Isotun.Transport.Listening;
 
 namespace Isotun.UnitTests.Core.Metrics;
 
 /// <summary>
 /// One table of label values (<see cref="ReasonLabels"/>): every value is its enum name in kebab case, the exporter
-/// writes exactly those, the doctor reads them back, and the operations guide's metrics table names every one.
+/// writes exactly those, the doctor reads them back, and the metrics tables of the docs name every one.
 /// </summary>
 public class MetricLabelTableTests
 {
@@ -18,14 +20,14 @@ public class MetricLabelTableTests
 
     [Theory]
     [MemberData(nameof(Families))]
-    public void The_operations_guide_names_every_value_of_each_label(string family, string label)
+    public void The_docs_name_every_value_of_each_label(string family, string label)
     {
-        var values = ReasonLabels.Families.Single(f => f.Name == family && f.Label == label).Values;
-        var row = File.ReadLines(Path.Combine(RepositoryRoot.Path, "docs", "operations.md"))
+        var f = ReasonLabels.Families.Single(f => f.Name == family && f.Label == label);
+        var row = File.ReadLines(Path.Combine(RepositoryRoot.Path, "docs", f.Doc))
             .SingleOrDefault(l => l.StartsWith($"| `{family}` |", StringComparison.Ordinal));
-        Assert.True(row is not null, $"docs/operations.md has no row for {family}");
-        var missing = values.Where(v => !Regex.IsMatch(row!, $@"(?<![a-z-]){Regex.Escape(v)}(?![a-z-])")).ToList();
-        Assert.True(missing.Count == 0, $"the {family} row of docs/operations.md does not name {label} = {string.Join(", ", missing)}");
+        Assert.True(row is not null, $"docs/{f.Doc} has no row for {family}");
+        var missing = f.Values.Where(v => !Regex.IsMatch(row!, $@"(?<![a-z-]){Regex.Escape(v)}(?![a-z-])")).ToList();
+        Assert.True(missing.Count == 0, $"the {family} row of docs/{f.Doc} does not name {label} = {string.Join(", ", missing)}");
     }
 
     [Fact]
@@ -57,9 +59,37 @@ public class MetricLabelTableTests
         metrics.Handshake(HandshakeResult.Timeout, TimeSpan.FromMilliseconds(3));
         foreach (var a in Enum.GetValues<AdminResult>()) metrics.AdminRequest(a);
         foreach (var s in Enum.GetValues<BanScope>()) metrics.LoginBan(s);
+        foreach (var p in Enum.GetValues<ProxyResult>()) metrics.ProxyConnection(p);
+        foreach (var l in Enum.GetValues<ListenerName>())
+        {
+            metrics.ListenerRefused(l, AdmissionRefusal.GlobalCap);
+            metrics.ListenerRefused(l, AdmissionRefusal.SourceCap);
+            foreach (var e in Enum.GetValues<AcceptFailure>()) metrics.AcceptError(l, e);
+        }
+        AssertWritten(exporter.Render(), "isotun_gateway_");
+    }
 
+    [Fact]
+    public void The_gateway_exporter_writes_the_labels_of_the_table()
+    {
+        using var metrics = new GatewayMetrics();
+        using var exporter = new PrometheusExporter(m => m == metrics.Meter);
+        foreach (var o in Enum.GetValues<HelloOutcome>()) metrics.Hello(o);
+        foreach (var r in Enum.GetValues<GatewayRejection>()) metrics.Rejected(r);
+        foreach (var e in Enum.GetValues<AcceptFailure>()) metrics.AcceptError(e);
+        foreach (var h in Enum.GetValues<GatewayHandshake>()) metrics.Handshake("r", h, TimeSpan.FromMilliseconds(2));
+        foreach (var c in Enum.GetValues<RelayClose>()) metrics.Closed("r", c);
+        foreach (var m in Enum.GetValues<ConnectionMode>()) metrics.Active(m, 1);
+        metrics.Reload(true);
+        metrics.Reload(false);
         var text = exporter.Render();
-        foreach (var family in ReasonLabels.Families)
+        // Only the gateway's families: a family of the server has a name outside it.
+        AssertWritten(text, "isotun_gateway_", gatewayOnly: true);
+    }
+
+    private static void AssertWritten(string text, string gatewayPrefix, bool gatewayOnly = false)
+    {
+        foreach (var family in ReasonLabels.Families.Where(f => f.Name.StartsWith(gatewayPrefix, StringComparison.Ordinal) == gatewayOnly))
         {
             var written = Regex.Matches(text, $@"^{family.Name}\{{[^}}]*\b{family.Label}=""([^""]*)""", RegexOptions.Multiline)
                 .Select(m => m.Groups[1].Value).ToHashSet();

@@ -207,7 +207,7 @@ public sealed partial class PrometheusExporterTests : IDisposable
         first.Drop("acme", DropReason.QueueFull);
         first.Drop("acme", DropReason.QueueFull);
         second.Drop("acme", DropReason.QueueFull);
-        second.ProxyConnection("untrusted");
+        second.ProxyConnection(ProxyResult.Untrusted);
 
         var one = firstExport.Render();
         var two = secondExport.Render();

@@ -11,11 +11,11 @@ public sealed class ConnectionListenerTests
 {
     private sealed class Events : IListenerEvents
     {
-        public readonly ConcurrentQueue<string> Refusals = new();
-        public readonly ConcurrentQueue<(string Error, TimeSpan Backoff)> AcceptFailures = new();
+        public readonly ConcurrentQueue<AdmissionRefusal> Refusals = new();
+        public readonly ConcurrentQueue<(AcceptFailure Error, TimeSpan Backoff)> AcceptFailures = new();
         public readonly ConcurrentQueue<long> HandlerFailures = new();
-        public void Refused(IPEndPoint remote, string reason) => Refusals.Enqueue(reason);
-        public void AcceptFailed(string error, TimeSpan backoff) => AcceptFailures.Enqueue((error, backoff));
+        public void Refused(IPEndPoint remote, AdmissionRefusal reason) => Refusals.Enqueue(reason);
+        public void AcceptFailed(AcceptFailure error, TimeSpan backoff) => AcceptFailures.Enqueue((error, backoff));
         public void HandlerFailed(long id, Exception error) => HandlerFailures.Enqueue(id);
     }
 
@@ -67,7 +67,7 @@ public sealed class ConnectionListenerTests
         using var third = Connect(listening);
         Assert.True(ClosedByServer(third));
         Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => events.Refusals.Count == 1));
-        Assert.Equal(ConcurrencyCaps.SourceCap, events.Refusals.Single());
+        Assert.Equal(AdmissionRefusal.SourceCap, events.Refusals.Single());
         Assert.Equal(2, caps.Active);
 
         // One ends: its place is free again.
@@ -98,7 +98,7 @@ public sealed class ConnectionListenerTests
         using var client = Connect(listening);
         await served.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(3, events.AcceptFailures.Count);
-        Assert.All(events.AcceptFailures, f => Assert.Equal("emfile", f.Error));
+        Assert.All(events.AcceptFailures, f => Assert.Equal(AcceptFailure.Emfile, f.Error));
         // 10, 20, 40 ms: doubling, so a lasting shortage costs little CPU.
         Assert.Equal([10.0, 20.0, 40.0], events.AcceptFailures.Select(f => f.Backoff.TotalMilliseconds));
         stop.Cancel();
@@ -170,15 +170,15 @@ public sealed class ConnectionListenerTests
         var caps = new ConcurrencyCaps(maxConnections: 3, perSource: 2);
         Assert.Null(caps.Admit(IPAddress.Parse("2001:db8::1")));
         Assert.Null(caps.Admit(IPAddress.Parse("2001:db8::2")));
-        Assert.Equal(ConcurrencyCaps.SourceCap, caps.Admit(IPAddress.Parse("2001:db8::3")));
+        Assert.Equal(AdmissionRefusal.SourceCap, caps.Admit(IPAddress.Parse("2001:db8::3")));
         Assert.Null(caps.Admit(IPAddress.Parse("2001:db8:0:1::1"))); // another /64
-        Assert.Equal(ConcurrencyCaps.GlobalCap, caps.Admit(IPAddress.Parse("198.18.0.9")));
+        Assert.Equal(AdmissionRefusal.GlobalCap, caps.Admit(IPAddress.Parse("198.18.0.9")));
         Assert.Equal(3, caps.Active);
         caps.Release(IPAddress.Parse("2001:db8::2"));
         Assert.Null(caps.Admit(IPAddress.Parse("198.18.0.9")));
         // A lower cap on reload refuses new connections and leaves open ones alone.
         caps.Update(2, 1);
-        Assert.Equal(ConcurrencyCaps.GlobalCap, caps.Admit(IPAddress.Parse("198.18.0.10")));
+        Assert.Equal(AdmissionRefusal.GlobalCap, caps.Admit(IPAddress.Parse("198.18.0.10")));
         Assert.Equal(3, caps.Active);
     }
 }
