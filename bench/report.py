@@ -93,7 +93,7 @@ if mem:
     L.append(f"**Memory per idle session:** {mem['sessions']} concurrent sessions ({mem['active']} active at the measurement) "
              f"from `isotun lab load` (certificate login, CONNECT, then idle; no TUN on the load side). Server RSS "
              f"{mem['rss_before_kib']} KiB → {mem['rss_after_kib']} KiB: **{mem['per_session_kib']:.1f} KiB per idle session** "
-             "(TLS state, socket, a 16 KiB receive buffer, session and queue objects; 64 KiB buffers are taken only when data flows).")
+             "(TLS state, socket, session and queue objects; an idle connection holds no receive buffer: it waits with a zero-byte read).")
     L.append("")
 section = "\n".join(L)
 

@@ -57,6 +57,7 @@ public sealed class TunnelConnection
             Crypto = crypto,
         };
         reader.Crypto = crypto;
+        reader.ReleaseWhenIdle = true; // a session may idle for hours: it holds no receive buffer meanwhile
         Offer = Writer.Offer;
         _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
     }

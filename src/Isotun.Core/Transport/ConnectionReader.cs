@@ -39,6 +39,23 @@ public sealed class ConnectionReader : IDisposable
     /// <summary>Samples the decryption of what this reader reads, for the tenant's crypto meter (set once the tunnel is up).</summary>
     public CryptoSampler? Crypto { get; set; }
 
+    /// <summary>How long a wait for data makes the connection idle.</summary>
+    public static readonly TimeSpan IdleAfter = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// An idle connection holds no buffer (set for tunnels, whose sessions may idle for hours): when the buffer is empty
+    /// and the last wait for data took <see cref="IdleAfter"/> or more (or it is the first wait since this was set), the reader gives its buffer
+    /// back to the pool and waits with a zero-byte read, which takes no buffer in TLS or in the socket; it rents one
+    /// again when data is there. A busy connection never waits that long, so it keeps its buffer and pays nothing.
+    /// </summary>
+    public bool ReleaseWhenIdle
+    {
+        get => _releaseWhenIdle;
+        set => _releaseWhenIdle = _idle = value; // the first wait after it is set may be a long one
+    }
+
+    private bool _releaseWhenIdle, _idle;
+
     /// <summary>Reads more bytes; false at end of stream.</summary>
     // Pooled state machine: this suspends on every read that finds no data yet (one packet per read at light
     // load), and a fresh box per suspension would be a per-packet allocation.
@@ -59,6 +76,8 @@ public sealed class ConnectionReader : IDisposable
             _buffer = bigger;
         }
         if (_end == _buffer.Length) return true; // caller's bound is smaller than the buffer
+        long waitStarted = Environment.TickCount64;
+        if (ReleaseWhenIdle && _idle && _end == 0) await WaitHoldingNothingAsync(ct).ConfigureAwait(false);
         int n;
         if (Crypto is { } crypto && crypto.SampleRead())
         {
@@ -70,7 +89,23 @@ public sealed class ConnectionReader : IDisposable
         else n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
         if (n <= 0) return false;
         _end += n;
+        _idle = Environment.TickCount64 - waitStarted >= (long)IdleAfter.TotalMilliseconds;
         return true;
+    }
+
+    /// <summary>Waits for data with a zero-byte read, the buffer back in the pool meanwhile.</summary>
+    private async ValueTask WaitHoldingNothingAsync(CancellationToken ct)
+    {
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = [];
+        try
+        {
+            await _stream.ReadAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+        }
     }
 
     /// <summary>Waits until at least one byte is buffered; false at end of stream. Lets a caller time a request from its first byte.</summary>
