@@ -233,17 +233,21 @@ CONF
   sleep 3
   local before after active
   before=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
-  ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 40 >"$d/load.log" 2>&1 &
+  ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 60 >"$d/load.log" 2>&1 &
   local lp=$!
   wait_for $(( n / 25 + 60 )) sh -c "ip netns exec '$NS_SRV' curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=\$2} END {exit !(s >= $n)}'" \
     || fail "not all $n sessions came up: $(tail -3 "$d/load.log")"
   sleep 5
   after=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
   active=$(ip netns exec "$NS_SRV" curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=$2} END {print s}')
+  # What the idle sessions cost in CPU: the server's user + system time over 20 s of nothing but idling.
+  local t0 t1 hz; hz=$(getconf CLK_TCK)
+  t0=$(awk '{print $14 + $15}' "/proc/$s/stat"); sleep 20; t1=$(awk '{print $14 + $15}' "/proc/$s/stat")
+  local idle_ms=$(( (t1 - t0) * 1000 / hz ))
   kill -TERM "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
-  jq -n --argjson n "$n" --argjson b "$before" --argjson a "$after" --argjson act "$active" \
-    '{name:"isotun_sessions", sessions:$n, active:$act, rss_before_kib:$b, rss_after_kib:$a, per_session_kib:(($a - $b) / $n)}' >"$ISOTUN_BENCH_OUT/sessions.json"
-  log "[isotun_sessions] $n idle sessions: RSS $before -> $after KiB, $(jq -r '.per_session_kib|.*10|round/10' "$ISOTUN_BENCH_OUT/sessions.json") KiB per session"
+  jq -n --argjson n "$n" --argjson b "$before" --argjson a "$after" --argjson act "$active" --argjson cpu "$idle_ms" \
+    '{name:"isotun_sessions", sessions:$n, active:$act, rss_before_kib:$b, rss_after_kib:$a, per_session_kib:(($a - $b) / $n), idle_cpu_ms_per_s:($cpu / 20)}' >"$ISOTUN_BENCH_OUT/sessions.json"
+  log "[isotun_sessions] $n idle sessions: RSS $before -> $after KiB, $(jq -r '.per_session_kib|.*10|round/10' "$ISOTUN_BENCH_OUT/sessions.json") KiB per session; server CPU while idle $(jq -r '.idle_cpu_ms_per_s' "$ISOTUN_BENCH_OUT/sessions.json") ms per second"
   echo isotun_sessions >>"$RES/order"
   jq -n '{name:"isotun_sessions", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(memory, see sessions.json)", notes:"not a throughput row"}' >"$RES/isotun_sessions.json"
 }

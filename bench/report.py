@@ -93,7 +93,8 @@ if mem:
     L.append(f"**Memory per idle session:** {mem['sessions']} concurrent sessions ({mem['active']} active at the measurement) "
              f"from `isotun lab load` (certificate login, CONNECT, then idle; no TUN on the load side). Server RSS "
              f"{mem['rss_before_kib']} KiB → {mem['rss_after_kib']} KiB: **{mem['per_session_kib']:.1f} KiB per idle session** "
-             "(TLS state, socket, session and queue objects; an idle connection holds no receive buffer: it waits with a zero-byte read).")
+             "(TLS state, socket, session and queue objects; an idle connection holds no receive buffer: it waits with a zero-byte read)."
+             + (f" Server CPU while they idled, over 20 s: {mem['idle_cpu_ms_per_s']:.1f} ms per second." if 'idle_cpu_ms_per_s' in mem else ""))
     L.append("")
 section = "\n".join(L)
 
