@@ -7,8 +7,9 @@ namespace Isotun.Transport;
 /// every <see cref="SampleEvery"/> is timed with the thread's CPU clock around the SslStream call, less the CPU of the
 /// socket calls made under it (which the <see cref="WriteCoalescingStream"/> times). What is left is encryption or
 /// decryption and the record framing around it. A call that did not finish on the spot (the thread may change before
-/// it ends) is not a sample, nor one during which the thread was switched out (the switch's kernel time would count).
-/// Four system calls per sample, so the rest of the traffic pays nothing.
+/// it ends) is not a sample, nor one during which the thread was switched out (the switch's kernel time would count);
+/// then the next call is timed instead, so that a connection whose reads mostly wait for data (a slow stock client)
+/// is still measured. Four system calls per sample, so the rest of the traffic pays nothing.
 /// </summary>
 public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under)
 {
@@ -16,11 +17,12 @@ public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under
 
     private int _writes, _reads; // one writer and one reader per connection: no interlocking
     private long _writeSwitches, _readSwitches;
+    private bool _writeOwed, _readOwed; // the last timed call was no sample: time the next one
 
     /// <summary>Whether to time this write; then call <see cref="BeginWrite"/> and <see cref="EndWrite"/> around it.</summary>
-    public bool SampleWrite() => (++_writes & (SampleEvery - 1)) == 0;
+    public bool SampleWrite() => (++_writes & (SampleEvery - 1)) == 0 || _writeOwed;
 
-    public bool SampleRead() => (++_reads & (SampleEvery - 1)) == 0;
+    public bool SampleRead() => (++_reads & (SampleEvery - 1)) == 0 || _readOwed;
 
     public long BeginWrite()
     {
@@ -32,7 +34,8 @@ public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under
     public void EndWrite(long start, bool completed, int bytes)
     {
         long spent = ThreadCpu.NowNs() - start, socket = under.EndWriteTiming();
-        if (completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _writeSwitches) meter.Encrypted(Math.Max(0, spent - socket), bytes);
+        _writeOwed = !(completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _writeSwitches);
+        if (!_writeOwed) meter.Encrypted(Math.Max(0, spent - socket), bytes);
     }
 
     public long BeginRead()
@@ -45,6 +48,7 @@ public sealed class CryptoSampler(CryptoMeter meter, WriteCoalescingStream under
     public void EndRead(long start, bool completed, int bytes)
     {
         long spent = ThreadCpu.NowNs() - start, socket = under.EndReadTiming();
-        if (completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _readSwitches) meter.Decrypted(Math.Max(0, spent - socket), bytes);
+        _readOwed = !(completed && socket >= 0 && bytes > 0 && ThreadCpu.Switches() == _readSwitches);
+        if (!_readOwed) meter.Decrypted(Math.Max(0, spent - socket), bytes);
     }
 }

@@ -1,0 +1,31 @@
+using Isotun.Metrics;
+using Isotun.Transport;
+
+namespace Isotun.UnitTests.Core.Transport;
+
+/// <summary>One read in 16 is timed; one that could not be a sample (it waited for data) passes the turn to the next.</summary>
+public class CryptoSamplerTests
+{
+    [Fact]
+    public void A_read_that_was_no_sample_makes_the_next_one_timed_until_one_is()
+    {
+        var meter = new CryptoMeter();
+        var sampler = new CryptoSampler(meter, new WriteCoalescingStream(Stream.Null));
+        for (int i = 1; i < CryptoSampler.SampleEvery; i++) Assert.False(sampler.SampleRead());
+        Assert.True(sampler.SampleRead());
+
+        // It waited for data: no sample, and the next read is timed instead.
+        sampler.EndRead(sampler.BeginRead(), completed: false, bytes: 0);
+        Assert.True(sampler.SampleRead());
+        sampler.EndRead(sampler.BeginRead(), completed: false, bytes: 0);
+        Assert.True(sampler.SampleRead());
+        Assert.Equal(0, meter.Estimate(encrypt: false, 1_000_000));
+
+        // Done on the spot: a sample, and the turns go back to one in 16.
+        var start = sampler.BeginRead();
+        for (int i = 0; i < 10_000; i++) _ = i * i; // some CPU to time
+        sampler.EndRead(start, completed: true, bytes: 1500);
+        if (meter.Estimate(encrypt: false, 1_000_000) > 0) // unless the thread was switched out meanwhile (then it is owed again)
+            Assert.False(sampler.SampleRead());
+    }
+}
