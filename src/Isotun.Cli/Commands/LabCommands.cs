@@ -67,7 +67,17 @@ public static class LabCommands
         var loadParallel = new Option<int>("--parallel") { DefaultValueFactory = _ => 32 };
         var loadHold = new Option<int>("--hold") { Description = "Seconds to keep the sessions open", DefaultValueFactory = _ => 20 };
         var loadStorm = new Option<bool>("--reconnect-storm") { Description = "Once all are up, drop every connection at once and bring all back with their cookies; report the time" };
-        var load = new Command("load", "Open many idle sessions (certificate login, no TUN); for benchmarks") { loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm };
+        var loadTraffic = new Option<int?>("--traffic")
+        {
+            Description = "Move data for the hold: each session sends this many ICMP echo requests a second to its tenant's gateway (answered behind the server's TUN) and answers DPD; 0 only answers DPD and sends keepalives",
+        };
+        var loadPacket = new Option<int>("--packet-bytes") { Description = "Size of each echo packet, IP header included", DefaultValueFactory = _ => 1000 };
+        var loadTimed = new Option<int>("--timed-logins") { Description = "Instead: log in this many times one after another (after one warm-up login), each timed and logged off; report the slowest" };
+        var loadInterval = new Option<int>("--login-interval-ms") { Description = "Pause between timed logins", DefaultValueFactory = _ => 1000 };
+        var load = new Command("load", "Open many sessions (certificate login, no TUN), idle or moving data, or time logins; for benchmarks")
+        {
+            loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm, loadTraffic, loadPacket, loadTimed, loadInterval,
+        };
         load.Hidden = true;
         load.SetAction(async (parse, _) =>
         {
@@ -79,8 +89,17 @@ public static class LabCommands
                 KeyFile = parse.GetValue(loadKey),
                 CaFile = parse.GetValue(loadCa),
             };
+            if (parse.GetValue(loadTimed) is > 0 and var timed)
+                return await LoadClient.TimeLoginsAsync(options, timed, TimeSpan.FromMilliseconds(Math.Max(0, parse.GetValue(loadInterval))), Console.WriteLine, signals.Token);
+            int pps = parse.GetValue(loadTraffic) ?? 0, bytes = parse.GetValue(loadPacket);
+            if (pps < 0 || bytes is < LoadTraffic.MinPacketBytes or > LoadTraffic.MaxPacketBytes)
+            {
+                Console.Error.WriteLine($"isotun lab load: --traffic must be 0 or more, --packet-bytes {LoadTraffic.MinPacketBytes} to {LoadTraffic.MaxPacketBytes}");
+                return 2;
+            }
             return await LoadClient.RunAsync(options, parse.GetValue(loadSessions), parse.GetValue(loadParallel),
-                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token, parse.GetValue(loadStorm));
+                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token, parse.GetValue(loadStorm),
+                parse.GetValue(loadTraffic) is null ? null : (pps, bytes));
         });
 
         command.Subcommands.Add(up);
