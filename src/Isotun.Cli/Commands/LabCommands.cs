@@ -102,8 +102,35 @@ public static class LabCommands
                 parse.GetValue(loadTraffic) is null ? null : (pps, bytes));
         });
 
+        var floodTarget = new Argument<string>("TARGET") { Description = "The listener, ADDRESS:PORT" };
+        var floodSources = new Option<string>("--sources") { Description = "Network whose first host addresses the connections come from (they must be this host's)", Required = true };
+        var floodCount = new Option<int>("--source-count") { Description = "How many of its addresses", DefaultValueFactory = _ => 200 };
+        var floodPer = new Option<int>("--per-source") { Description = "Connections from each address", DefaultValueFactory = _ => 50 };
+        var floodMix = new Option<string>("--mix") { Description = "Weights of the kinds: idle (sends nothing), hello (part of a ClientHello, a byte now and then), head (TLS, then part of a request head, a byte now and then)", DefaultValueFactory = _ => FloodMix.Default.ToString() };
+        var floodHold = new Option<int>("--hold") { Description = "Seconds to hold the flood, opening again what the server closes", DefaultValueFactory = _ => 60 };
+        var floodParallel = new Option<int>("--parallel") { Description = "Connections being opened at once", DefaultValueFactory = _ => 256 };
+        var flood = new Command("flood", "Hold many connections from many source addresses against a TLS listener, slowloris style; for benchmarks")
+        {
+            floodTarget, floodSources, floodCount, floodPer, floodMix, floodHold, floodParallel,
+        };
+        flood.Hidden = true;
+        flood.SetAction(async (parse, _) =>
+        {
+            var errors = new List<string>();
+            if (!System.Net.IPEndPoint.TryParse(parse.GetValue(floodTarget)!, out var target) || target.Port == 0) errors.Add("TARGET must be ADDRESS:PORT");
+            if (!FloodClient.TryListSources(parse.GetValue(floodSources)!, parse.GetValue(floodCount), out var sources, out var sourceError)) errors.Add("--sources: " + sourceError);
+            if (!FloodMix.TryParse(parse.GetValue(floodMix), out var mix, out var mixError)) errors.Add("--mix: " + mixError);
+            if (parse.GetValue(floodPer) < 1 || parse.GetValue(floodHold) < 1 || parse.GetValue(floodParallel) < 1) errors.Add("--per-source, --hold and --parallel must be 1 or more");
+            foreach (var e in errors) Console.Error.WriteLine($"isotun lab flood: {e}");
+            if (errors.Count > 0) return 2;
+            using var signals = new Signals();
+            var plan = new FloodPlan(target!, sources, parse.GetValue(floodPer), mix, TimeSpan.FromSeconds(parse.GetValue(floodHold))) { Parallel = parse.GetValue(floodParallel) };
+            return await FloodClient.RunAsync(plan, Console.WriteLine, signals.Token);
+        });
+
         command.Subcommands.Add(up);
         command.Subcommands.Add(load);
+        command.Subcommands.Add(flood);
         command.Subcommands.Add(down);
         command.Subcommands.Add(status);
         command.Subcommands.Add(check);
