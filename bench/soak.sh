@@ -21,10 +21,13 @@ bytes=${BYTES:-1000}
 interval=30
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/isotun" --help >/dev/null # builds the CLI when needed
-exe="$root/.isotun/bin/isotun"
 mkdir -p "$root/bench/out"
 tsv="$root/bench/out/soak-$(date -u +%Y%m%dT%H%M%SZ).tsv"
 work=$(mktemp -d)
+# The run's own copy of the build: a rebuild during the hour must not replace the files under its processes.
+cp -a "$root/.isotun/bin" "$work/bin"
+exe="$work/bin/isotun"
+. "$root/bench/server-lib.sh"
 srv=isotun-soak-srv cli=isotun-soak-cli
 pids=()
 cleanup() {
@@ -47,17 +50,8 @@ ip -n "$srv" link set sk-s0 up
 ip -n "$cli" link set sk-c0 up
 
 cd "$work"
-"$exe" pki init >/dev/null
-"$exe" pki server --name soak --ip 198.19.204.1 >/dev/null
-"$exe" pki client --tenant soak --user load >/dev/null
-cat >server.yaml <<CONF
-listen: 198.19.204.1:443
-tls:
-  certificate: pki/soak.crt
-  key: pki/soak.key
-  client-ca: pki/ca.crt
-admin:
-  listen: off
+bench_server_config soak 198.19.204.1 off load
+cat >>server.yaml <<CONF
 limits:
   max-sessions: $((n + 100))
   # every session comes from the one client host
@@ -70,11 +64,7 @@ tenants:
     max-sessions: $n
     max-sessions-per-user: $n
 CONF
-ip netns exec "$srv" "$exe" server --config server.yaml >server.log 2>&1 &
-spid=$!
-pids+=("$spid")
-for _ in $(seq 150); do ip netns exec "$srv" ss -Htln 'sport = :443' | grep -q . && break; sleep 0.2; done
-ip netns exec "$srv" ss -Htln 'sport = :443' | grep -q . || { tail -5 server.log; exit 1; }
+bench_server_start "$srv"
 
 ip netns exec "$cli" "$exe" lab load https://198.19.204.1/ -c pki/soak-load.crt -k pki/soak-load.key --cafile pki/ca.crt \
   --sessions "$n" --parallel 32 --hold $((minutes * 60)) --traffic "$pps" --packet-bytes "$bytes" >load.log 2>&1 &
