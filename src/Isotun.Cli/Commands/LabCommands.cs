@@ -67,7 +67,17 @@ public static class LabCommands
         var loadParallel = new Option<int>("--parallel") { DefaultValueFactory = _ => 32 };
         var loadHold = new Option<int>("--hold") { Description = "Seconds to keep the sessions open", DefaultValueFactory = _ => 20 };
         var loadStorm = new Option<bool>("--reconnect-storm") { Description = "Once all are up, drop every connection at once and bring all back with their cookies; report the time" };
-        var load = new Command("load", "Open many idle sessions (certificate login, no TUN); for benchmarks") { loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm };
+        var loadTraffic = new Option<int?>("--traffic")
+        {
+            Description = "Move data for the hold: each session sends this many ICMP echo requests a second to its tenant's gateway (answered behind the server's TUN) and answers DPD; 0 only answers DPD and sends keepalives",
+        };
+        var loadPacket = new Option<int>("--packet-bytes") { Description = "Size of each echo packet, IP header included", DefaultValueFactory = _ => 1000 };
+        var loadTimed = new Option<int>("--timed-logins") { Description = "Instead: log in this many times one after another (after one warm-up login), each timed and logged off; report the slowest" };
+        var loadInterval = new Option<int>("--login-interval-ms") { Description = "Pause between timed logins", DefaultValueFactory = _ => 1000 };
+        var load = new Command("load", "Open many sessions (certificate login, no TUN), idle or moving data, or time logins; for benchmarks")
+        {
+            loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm, loadTraffic, loadPacket, loadTimed, loadInterval,
+        };
         load.Hidden = true;
         load.SetAction(async (parse, _) =>
         {
@@ -79,12 +89,48 @@ public static class LabCommands
                 KeyFile = parse.GetValue(loadKey),
                 CaFile = parse.GetValue(loadCa),
             };
+            if (parse.GetValue(loadTimed) is > 0 and var timed)
+                return await LoadClient.TimeLoginsAsync(options, timed, TimeSpan.FromMilliseconds(Math.Max(0, parse.GetValue(loadInterval))), Console.WriteLine, signals.Token);
+            int pps = parse.GetValue(loadTraffic) ?? 0, bytes = parse.GetValue(loadPacket);
+            if (pps < 0 || bytes is < LoadTraffic.MinPacketBytes or > LoadTraffic.MaxPacketBytes)
+            {
+                Console.Error.WriteLine($"isotun lab load: --traffic must be 0 or more, --packet-bytes {LoadTraffic.MinPacketBytes} to {LoadTraffic.MaxPacketBytes}");
+                return 2;
+            }
             return await LoadClient.RunAsync(options, parse.GetValue(loadSessions), parse.GetValue(loadParallel),
-                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token, parse.GetValue(loadStorm));
+                TimeSpan.FromSeconds(parse.GetValue(loadHold)), Console.WriteLine, signals.Token, parse.GetValue(loadStorm),
+                parse.GetValue(loadTraffic) is null ? null : (pps, bytes));
+        });
+
+        var floodTarget = new Argument<string>("TARGET") { Description = "The listener, ADDRESS:PORT" };
+        var floodSources = new Option<string>("--sources") { Description = "Network whose first host addresses the connections come from (they must be this host's)", Required = true };
+        var floodCount = new Option<int>("--source-count") { Description = "How many of its addresses", DefaultValueFactory = _ => 200 };
+        var floodPer = new Option<int>("--per-source") { Description = "Connections from each address", DefaultValueFactory = _ => 50 };
+        var floodMix = new Option<string>("--mix") { Description = "Weights of the kinds: idle (sends nothing), hello (part of a ClientHello, a byte now and then), head (TLS, then part of a request head, a byte now and then)", DefaultValueFactory = _ => FloodMix.Default.ToString() };
+        var floodHold = new Option<int>("--hold") { Description = "Seconds to hold the flood, opening again what the server closes", DefaultValueFactory = _ => 60 };
+        var floodParallel = new Option<int>("--parallel") { Description = "Connections being opened at once", DefaultValueFactory = _ => 256 };
+        var flood = new Command("flood", "Hold many connections from many source addresses against a TLS listener, slowloris style; for benchmarks")
+        {
+            floodTarget, floodSources, floodCount, floodPer, floodMix, floodHold, floodParallel,
+        };
+        flood.Hidden = true;
+        flood.SetAction(async (parse, _) =>
+        {
+            var errors = new List<string>();
+            if (!System.Net.IPEndPoint.TryParse(parse.GetValue(floodTarget)!, out var target) || target.Port == 0) errors.Add("TARGET must be ADDRESS:PORT");
+            if (!FloodClient.TryListSources(parse.GetValue(floodSources)!, parse.GetValue(floodCount), out var sources, out var sourceError)) errors.Add("--sources: " + sourceError);
+            if (!FloodMix.TryParse(parse.GetValue(floodMix), out var mix, out var mixError)) errors.Add("--mix: " + mixError);
+            if (parse.GetValue(floodPer) < 1 || parse.GetValue(floodHold) < 1 || parse.GetValue(floodParallel) < 1) errors.Add("--per-source, --hold and --parallel must be 1 or more");
+            foreach (var e in errors) Console.Error.WriteLine($"isotun lab flood: {e}");
+            if (errors.Count > 0) return 2;
+            using var signals = new Signals();
+            var plan = new FloodPlan(target!, sources, parse.GetValue(floodPer), mix, TimeSpan.FromSeconds(parse.GetValue(floodHold))) { Parallel = parse.GetValue(floodParallel) };
+            return await FloodClient.RunAsync(plan, Console.WriteLine, signals.Token);
         });
 
         command.Subcommands.Add(up);
         command.Subcommands.Add(load);
+        command.Subcommands.Add(flood);
         command.Subcommands.Add(down);
         command.Subcommands.Add(status);
         command.Subcommands.Add(check);

@@ -266,7 +266,8 @@ public sealed partial class VpnClient
         }
     }
 
-    private static async Task SendByeAsync(HttpsConnection conn)
+    /// <summary>Logs off: a DISCONNECT with the user's reason, so the server ends the session and its cookie.</summary>
+    internal static async Task SendByeAsync(HttpsConnection conn)
     {
         // Written directly: the writer loop has already stopped.
         var bye = new byte[CstpFrame.HeaderLength + 18];

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
 using Isotun.Protocol.Offload;
 
 namespace Isotun.Protocol.Ip;
@@ -43,6 +45,31 @@ public static class IcmpEcho
         payload.CopyTo(destination[HeaderLength..]);
         if (!ipv6) BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum.Of(destination[..length]));
         return length;
+    }
+
+    /// <summary>
+    /// Writes a whole IPv4 packet carrying an echo request (20-byte header, DF, TTL 64), as a tunnel client puts it in a
+    /// DATA frame where there is no kernel to add the header; returns its length.
+    /// </summary>
+    public static int WriteIpv4Request(Span<byte> destination, IPAddress source, IPAddress target, ushort identifier, ushort sequence, ReadOnlySpan<byte> payload)
+    {
+        const int header = 20;
+        int length = header + HeaderLength + payload.Length;
+        if (destination.Length < length || length > ushort.MaxValue) throw new ArgumentException("destination too small or packet too long", nameof(destination));
+        if (source.AddressFamily != AddressFamily.InterNetwork || target.AddressFamily != AddressFamily.InterNetwork)
+            throw new ArgumentException("IPv4 addresses expected");
+        var ip = destination[..header];
+        ip.Clear();
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)length);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], sequence);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[6..], 0x4000);
+        ip[8] = 64;
+        ip[9] = 1;
+        source.TryWriteBytes(ip[12..16], out _);
+        target.TryWriteBytes(ip[16..20], out _);
+        Checksum.WriteIpv4HeaderChecksum(ip, header);
+        return header + WriteRequest(destination[header..], ipv6: false, identifier, sequence, payload);
     }
 
     /// <summary>

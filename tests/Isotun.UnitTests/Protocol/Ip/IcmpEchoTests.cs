@@ -108,6 +108,37 @@ public class IcmpEchoTests
     }
 
     [Fact]
+    public void A_whole_ipv4_request_parses_and_its_reply_reads_as_ours()
+    {
+        var packet = new byte[100];
+        var source = System.Net.IPAddress.Parse("10.206.0.2");
+        var target = System.Net.IPAddress.Parse("10.206.0.1");
+        int n = IcmpEcho.WriteIpv4Request(packet, source, target, 0x1234, 7, Payload);
+        Assert.Equal(20 + IcmpEcho.HeaderLength + Payload.Length, n);
+        Assert.Equal(IpParseResult.Ok, IpPacket.TryParse(packet.AsSpan(0, n), out var info));
+        Assert.Equal((4, 20, n, (byte)1), (info.Version, info.HeaderLength, info.TotalLength, info.Protocol));
+        Assert.Equal(0, Checksum.Of(packet.AsSpan(0, 20))); // the header's checksum
+        Assert.Equal(0, Checksum.Of(packet.AsSpan(20, n - 20))); // the message's
+        Assert.Equal(source, new System.Net.IPAddress(packet.AsSpan(12, 4)));
+        Assert.Equal(target, new System.Net.IPAddress(packet.AsSpan(16, 4)));
+        Assert.Equal(Payload, packet[(20 + IcmpEcho.HeaderLength)..n]);
+
+        // The kernel's answer: addresses swapped, type 0; the request itself is not a reply.
+        Assert.Equal(IcmpEchoOutcome.NotOurs, IcmpEcho.TryRead(packet.AsSpan(0, n), false, 0x1234, out _, out _, out _));
+        var reply = Reply(packet[20..n], v6: false);
+        Assert.Equal(IcmpEchoOutcome.Reply, IcmpEcho.TryRead(InIpv4(reply), false, 0x1234, out ushort seq, out _, out _));
+        Assert.Equal(7, seq);
+    }
+
+    [Fact]
+    public void A_whole_ipv4_request_wants_room_and_ipv4_addresses()
+    {
+        var v4 = System.Net.IPAddress.Loopback;
+        Assert.Throws<ArgumentException>(() => IcmpEcho.WriteIpv4Request(new byte[20 + IcmpEcho.HeaderLength + Payload.Length - 1], v4, v4, 1, 1, Payload));
+        Assert.Throws<ArgumentException>(() => IcmpEcho.WriteIpv4Request(new byte[100], System.Net.IPAddress.IPv6Loopback, v4, 1, 1, Payload));
+    }
+
+    [Fact]
     public void Truncated_and_hostile_messages_never_throw()
     {
         var rng = new Random(11);

@@ -1,0 +1,32 @@
+# Sourced by bench scripts that run one isotun server in a network namespace of their own (flood.sh, soak.sh). They
+# set $exe (the CLI), keep the ids of what they start in the array pids (their trap ends them), and call these from
+# their work directory.
+
+# bench_server_config NAME IP ADMIN USER: a CA, a server certificate for IP, a client certificate for USER of tenant
+# NAME (pki/NAME-USER.crt and .key), and the head of server.yaml (listener IP:443, TLS, the admin listener ADMIN);
+# the caller appends its limits and tenants.
+bench_server_config() {
+  "$exe" pki init >/dev/null
+  "$exe" pki server --name "$1" --ip "$2" >/dev/null
+  "$exe" pki client --tenant "$1" --user "$4" >/dev/null
+  cat >server.yaml <<CONF
+listen: $2:443
+tls:
+  certificate: pki/$1.crt
+  key: pki/$1.key
+  client-ca: pki/ca.crt
+admin:
+  listen: $3
+CONF
+}
+
+# bench_server_start NS: runs the server of ./server.yaml in NS (log server.log, its id in spid and pids) and waits
+# for its listener; exits with the log's end when it does not come up.
+bench_server_start() {
+  ip netns exec "$1" "$exe" server --config server.yaml >server.log 2>&1 &
+  spid=$!
+  pids+=("$spid")
+  for _ in $(seq 150); do ip netns exec "$1" ss -Htln 'sport = :443' | grep -q . && return 0; sleep 0.2; done
+  tail -5 server.log
+  exit 1
+}
