@@ -10,6 +10,7 @@
 #     to end more than 5 % above the first block;
 #   - descriptors not growing: the last third's most is at most the second third's most plus 2 % (at least 5);
 #   - every session up to the end, and at least 99 % of the echoes answered.
+# Runtime settings in the environment reach the server, e.g. DOTNET_GCgen0size=0x400000 (see docs/benchmarks.md).
 # Root (network namespaces); traffic stays on a veth between two namespaces this script makes (198.19.204.0/24) and
 # removes, with everything else it started.
 #   sudo bench/soak.sh [MINUTES] [SESSIONS]
@@ -95,7 +96,8 @@ load_rc=0
 wait "$lpid" || load_rc=$?
 kill -0 "$spid" 2>/dev/null || { echo "the server is gone"; tail -5 server.log; exit 1; }
 
-echo "== the load client"
+cp load.log "${tsv%.tsv}.load.log"
+echo "== the load client (all its lines: ${tsv%.tsv}.load.log)"
 grep -E '^(sessions=|traffic)' load.log | tail -3
 result=$(grep '^traffic: ' load.log | tail -1)
 sent=$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' <<<"$result")
