@@ -21,15 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$srv"
-ip netns add "$cli"
-ip -n "$srv" link set lo up
-ip -n "$cli" link set lo up
-ip link add st-s0 netns "$srv" type veth peer name st-c0 netns "$cli"
-ip -n "$srv" addr add 198.18.60.1/24 dev st-s0
-ip -n "$cli" addr add 198.18.60.2/24 dev st-c0
-ip -n "$srv" link set st-s0 up
-ip -n "$cli" link set st-c0 up
+. "$root/bench/server-lib.sh"
+bench_two_hosts "$srv" "$cli" st 198.18.60.1 198.18.60.2
 
 cd "$work"
 "$exe" pki init >/dev/null

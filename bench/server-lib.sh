@@ -1,4 +1,5 @@
-# Sourced by bench scripts that run one isotun server in a network namespace of their own (flood.sh, soak.sh). They
+# Sourced by bench scripts that run one isotun server in a network namespace of their own (flood.sh, soak.sh,
+# reconnect-storm.sh). They
 # set $exe (the CLI), keep the ids of what they start in the array pids (their trap ends them), and call these from
 # their work directory.
 
@@ -29,4 +30,18 @@ bench_server_start() {
   for _ in $(seq 150); do ip netns exec "$1" ss -Htln 'sport = :443' | grep -q . && return 0; sleep 0.2; done
   tail -5 server.log
   exit 1
+}
+
+# bench_two_hosts SRV CLI IF SRVIP CLIIP: namespaces SRV and CLI, joined by a veth (IF-s0 in SRV, IF-c0 in CLI) with
+# SRVIP/24 and CLIIP/24; the caller's trap deletes both namespaces.
+bench_two_hosts() {
+  ip netns add "$1"
+  ip netns add "$2"
+  ip -n "$1" link set lo up
+  ip -n "$2" link set lo up
+  ip link add "$3-s0" netns "$1" type veth peer name "$3-c0" netns "$2"
+  ip -n "$1" addr add "$4/24" dev "$3-s0"
+  ip -n "$2" addr add "$5/24" dev "$3-c0"
+  ip -n "$1" link set "$3-s0" up
+  ip -n "$2" link set "$3-c0" up
 }

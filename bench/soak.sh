@@ -40,15 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$srv"
-ip netns add "$cli"
-ip -n "$srv" link set lo up
-ip -n "$cli" link set lo up
-ip link add sk-s0 netns "$srv" type veth peer name sk-c0 netns "$cli"
-ip -n "$srv" addr add 198.19.204.1/24 dev sk-s0
-ip -n "$cli" addr add 198.19.204.2/24 dev sk-c0
-ip -n "$srv" link set sk-s0 up
-ip -n "$cli" link set sk-c0 up
+bench_two_hosts "$srv" "$cli" sk 198.19.204.1 198.19.204.2
 
 cd "$work"
 bench_server_config soak 198.19.204.1 off load
