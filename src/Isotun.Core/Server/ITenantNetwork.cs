@@ -23,6 +23,13 @@ public interface ITenantNetwork
     IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove);
 
     /// <summary>
+    /// A pool of one family changed (<paramref name="before"/> or <paramref name="after"/> null when there was or is
+    /// none): the TUN takes the new gateway address before it drops the old one, and the uplink's peer routes the new
+    /// pool back to the tenant instead of the old one. Returns what failed, one line each; empty when all went.
+    /// </summary>
+    IReadOnlyList<string> Readdress(IpNetwork? before, IPAddress? beforeGateway, IpNetwork? after, IPAddress? afterGateway);
+
+    /// <summary>
     /// A client's IPv4 address is attached to this server (<paramref name="attached"/>) or no longer is: with an uplink
     /// that answers ARP for its clients, the answer is added and announced, or withdrawn. Returns what failed, or null.
     /// </summary>

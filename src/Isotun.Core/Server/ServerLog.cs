@@ -65,4 +65,10 @@ internal static partial class ServerLog
 
     [LoggerMessage(48, LogLevel.Warning, "tenant={Tenant} uplink announcement failed: {Error}")]
     public static partial void AnnounceFailed(ILogger logger, string tenant, string error);
+
+    [LoggerMessage(49, LogLevel.Information, "tenant={Tenant} pools changed from {Before} to {After}")]
+    public static partial void PoolChanged(ILogger logger, string tenant, string before, string after);
+
+    [LoggerMessage(50, LogLevel.Error, "tenant={Tenant} new pool: {Failure}")]
+    public static partial void PoolReaddressFailed(ILogger logger, string tenant, string failure);
 }

@@ -115,6 +115,35 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         return failed;
     }
 
+    public IReadOnlyList<string> Readdress(IpNetwork? before, IPAddress? beforeGateway, IpNetwork? after, IPAddress? afterGateway)
+    {
+        var ns = Name;
+        var failed = new List<string>();
+        var u = config.Uplink;
+        var via = u.Kind == "veth" ? u.Address!.Split('/')[0] : null;
+        void Do(string what, string[] args)
+        {
+            var (code, _, error) = IpCommand.Exec("ip", args, check: false);
+            if (code != 0) failed.Add($"{what}: {error.Trim()}");
+        }
+        // The new address first, so the TUN is never without one; its prefix route comes with it.
+        if (after is { } a && afterGateway is not null)
+        {
+            string[] add = [Family(a), "addr", "replace", $"{afterGateway}/{a.PrefixLength}", "dev", config.Device];
+            if (Family(a) == "-6") add = [.. add, "nodad"];
+            Do($"address {afterGateway}/{a.PrefixLength}", In(ns, add));
+            if (via is not null && SameFamily(a, via))
+                Do($"uplink route {a}", ["-n", u.PeerNamespace!, "route", "replace", a.ToString(), "via", via, "dev", u.PeerName!]);
+        }
+        if (before is { } b && beforeGateway is not null)
+        {
+            Do($"remove address {beforeGateway}/{b.PrefixLength}", In(ns, Family(b), "addr", "del", $"{beforeGateway}/{b.PrefixLength}", "dev", config.Device));
+            if (via is not null && SameFamily(b, via))
+                Do($"remove uplink route {b}", ["-n", u.PeerNamespace!, "route", "del", b.ToString(), "via", via]);
+        }
+        return failed;
+    }
+
     public string? Announce(IPAddress address, bool attached)
     {
         var u = config.Uplink;

@@ -30,14 +30,14 @@ public sealed class TenantRuntime : IDisposable
     private readonly ConcurrentDictionary<string, (TokenBucket, TokenBucket)> _limits = new(StringComparer.Ordinal);
     private readonly ILogger _log;
     private readonly IStateStore _state;
-    private readonly LeaseAllocator _leases;
-    private readonly LeaseAllocator? _leases6;
+    // The pools, swapped whole by a reload that changes them. Leases and releases, and the swap, hold _leaseGate, so
+    // that no lease is made in pools about to be replaced; the packet path reads _pools without it.
+    private volatile TenantPools _pools;
+    private readonly Lock _leaseGate = new();
     private readonly ITenantNetwork _network;
     private ITunQueue[] _tuns = [];
     private Thread[] _readers = [];
     private volatile bool _stopping;
-    private readonly (PrefixMatch Pool, IpKey Gateway) _pool4Match;
-    private readonly (PrefixMatch Pool, IpKey Gateway) _pool6Match;
     // Who owns each site changes under this lock (attach, detach, reload); the packet path reads without it.
     private readonly Lock _siteGate = new();
     private volatile SiteTable _sites;
@@ -58,17 +58,14 @@ public sealed class TenantRuntime : IDisposable
         Config = config;
         _log = log;
         _state = state;
-        _leases = new LeaseAllocator(config.Pool);
-        if (config.Pool6 is { } pool6) _leases6 = new LeaseAllocator(pool6);
+        _pools = new TenantPools(config.Pool, config.Pool6);
         _network = network ?? new TenantNamespace(config);
-        _pool4Match = (PrefixMatch.Of(Pool), IpKey.FromAddress(_leases.Gateway));
-        _pool6Match = _leases6 is null ? default : (PrefixMatch.Of(Pool6!.Value), IpKey.FromAddress(_leases6.Gateway));
         _sites = SiteTable.Build(config);
         Traffic = Metrics.Tenant(config.Name);
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
         ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
         RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
-        ReserveStoredLeases();
+        ReserveStoredLeases(_pools, _state.Leases(Name));
     }
 
     /// <summary>The live settings; swapped whole by <see cref="TryApply"/> on a reload.</summary>
@@ -77,7 +74,7 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>The server's instruments, which this tenant's sessions and connections count in.</summary>
     public IsotunMetrics Metrics { get; }
-    // Parsed and checked when the config was loaded; a reload that changes a pool is refused.
+    // Parsed and checked when the config was loaded; a reload changes them only when no live lease is outside the new ones.
     public IpNetwork Pool => Config.Pool;
     public IpNetwork? Pool6 => Config.Pool6;
     public IReadOnlyList<IpNetwork> Routes => Config.Routes;
@@ -156,8 +153,8 @@ public sealed class TenantRuntime : IDisposable
     public RevocationList RevokedCertificates { get; private set; } = RevocationList.Empty;
     public TenantTraffic Traffic { get; }
     public int Mtu => Config.Mtu;
-    public IPAddress Gateway => _leases.Gateway;
-    public IPAddress? Gateway6 => _leases6?.Gateway;
+    public IPAddress Gateway => _pools.V4.Gateway;
+    public IPAddress? Gateway6 => _pools.V6?.Gateway;
     /// <summary>The TUN's first queue (null before <see cref="Start"/>); every queue has the same flags.</summary>
     public ITunQueue? Tun => _tuns.Length > 0 ? _tuns[0] : null;
 
@@ -167,8 +164,9 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>
     /// Applies a reloaded tenant config without touching sessions: users, CA and OUs, server names, limits,
-    /// routes, DNS, timers and policy. Changes to what the kernel holds (namespace, pools, device, MTU, uplink,
-    /// offload) need a restart: then nothing is applied and the reason is returned.
+    /// routes, DNS, timers and policy, and new pools when every live lease fits in them. Other changes to what the
+    /// kernel holds (namespace, device, MTU, uplink, offload, queues) need a restart: then nothing is applied and the
+    /// reason is returned.
     /// </summary>
     public string? TryApply(TenantConfig next)
     {
@@ -188,14 +186,16 @@ public sealed class TenantRuntime : IDisposable
         var c = Config;
         var structural = new List<string>();
         if (next.Namespace != c.Namespace) structural.Add("namespace");
-        if (next.Pool != c.Pool) structural.Add("pool");
-        if (next.Pool6 != c.Pool6) structural.Add("pool6");
+        // A cluster's nodes share the IPv4 pool, in blocks: one node alone cannot change it.
+        if (next.Pool != c.Pool && Cluster is not null) structural.Add("pool (the cluster's nodes share it: restart every node with the new one)");
         if (next.Device != c.Device) structural.Add("device");
         if (next.Mtu != c.Mtu) structural.Add("mtu");
         if (next.Uplink != c.Uplink) structural.Add("uplink");
         if (next.Offload != c.Offload) structural.Add("offload");
         if (next.Queues != c.Queues) structural.Add("queues");
         if (structural.Count > 0) return $"changed {string.Join(", ", structural)}: restart the server to apply";
+        bool repool = next.Pool != c.Pool || next.Pool6 != c.Pool6;
+        if (repool && PoolConflicts(new TenantPools(next.Pool, next.Pool6)) is { } conflict) return conflict;
         PasswordFile? passwords;
         X509Certificate2Collection? cas;
         RevocationList crl;
@@ -212,6 +212,7 @@ public sealed class TenantRuntime : IDisposable
         var sites = SiteTable.Build(next, _sites);
         commit = () =>
         {
+            if (repool) ApplyPools(c, next);
             ApplySites(sites);
             Passwords = passwords;
             ClientCas = cas;
@@ -239,14 +240,74 @@ public sealed class TenantRuntime : IDisposable
     /// Sticky leases: a user's last addresses are held for them across reconnects and restarts (until
     /// lease-lifetime passes), so they are handed out to others last.
     /// </summary>
-    private void ReserveStoredLeases()
+    private void ReserveStoredLeases(TenantPools pools, IEnumerable<LeaseRecord> stored)
     {
-        foreach (var lease in _state.Leases(Name))
+        foreach (var lease in stored)
         {
             if (Expired(lease)) continue;
-            if (lease.Address is not null && _leases.Lease(OwnerKey(lease.User), lease.Address) is { } a) _leases.Release(a);
-            if (lease.Address6 is not null && _leases6?.Lease(OwnerKey(lease.User), lease.Address6) is { } b) _leases6.Release(b);
+            foreach (var address in (ReadOnlySpan<IPAddress?>)[lease.Address, lease.Address6])
+            {
+                // An address a session holds now is leased already; leasing and releasing it again would free it.
+                if (address is null || _holders.ContainsKey(IpKey.FromAddress(address))) continue;
+                var pool = pools.For(address);
+                if (pool?.Lease(OwnerKey(lease.User), address) is { } leased) pool.Release(leased);
+            }
         }
+    }
+
+    /// <summary>Why <paramref name="next"/> cannot replace the pools now (live leases outside it), or null.</summary>
+    private string? PoolConflicts(TenantPools next)
+    {
+        var outside = new List<string>();
+        lock (_leaseGate)
+        {
+            foreach (var (key, session) in _holders)
+            {
+                var address = key.ToAddress();
+                if (!next.Fits(address)) outside.Add($"{address} ({session.User}, session {session.ShortId})");
+            }
+        }
+        if (outside.Count == 0) return null;
+        outside.Sort(StringComparer.Ordinal);
+        return $"pool change refused: {outside.Count} live lease(s) fall outside the new pools: {string.Join(", ", outside.Take(10))}"
+            + (outside.Count > 10 ? $" and {outside.Count - 10} more" : "")
+            + "; end those sessions (isotun kick) or keep a pool that holds them";
+    }
+
+    /// <summary>
+    /// A reload's new pools: every live lease moves into them (a lease made since <see cref="Prepare"/> that does not
+    /// fit is left out; the server ends its session, see <see cref="HoldsAddressOutsidePools"/>), then the TUN gets the
+    /// new gateway addresses and the uplink the new routes.
+    /// </summary>
+    private void ApplyPools(TenantConfig before, TenantConfig next)
+    {
+        var pools = new TenantPools(next.Pool, next.Pool6);
+        var stored = _state.Leases(Name).ToList();
+        TenantPools old;
+        lock (_leaseGate)
+        {
+            foreach (var (key, session) in _holders)
+            {
+                var address = key.ToAddress();
+                if (pools.Fits(address)) pools.For(address)!.Lease(OwnerKey(session.User), address);
+            }
+            ReserveStoredLeases(pools, stored);
+            old = _pools;
+            _pools = pools;
+        }
+        ServerLog.PoolChanged(_log, Name, $"{before.Pool}{(before.Pool6 is { } b6 ? " " + b6 : "")}", $"{next.Pool}{(next.Pool6 is { } n6 ? " " + n6 : "")}");
+        if (_tuns.Length == 0) return;
+        var failed = new List<string>();
+        if (next.Pool != before.Pool) failed.AddRange(_network.Readdress(before.Pool, old.V4.Gateway, next.Pool, pools.V4.Gateway));
+        if (next.Pool6 != before.Pool6) failed.AddRange(_network.Readdress(before.Pool6, old.V6?.Gateway, next.Pool6, pools.V6?.Gateway));
+        foreach (var failure in failed) ServerLog.PoolReaddressFailed(_log, Name, failure);
+    }
+
+    /// <summary>True when the session holds an address its tenant's pools no longer lease (it raced a pool change).</summary>
+    public bool HoldsAddressOutsidePools(VpnSession session)
+    {
+        var pools = _pools;
+        return (session.Address is { } a && pools.V4.OwnerOf(a) is null) || (session.Address6 is { } b && pools.V6?.OwnerOf(b) is null);
     }
 
     private bool Expired(LeaseRecord lease) =>
@@ -263,27 +324,37 @@ public sealed class TenantRuntime : IDisposable
         if (session.HasAddresses) return true;
         var stored = _state.GetLease(Name, session.User);
         if (stored is not null && Expired(stored)) stored = null;
+        lock (_leaseGate)
+        {
+            if (!TryLeaseLocked(session, asked, stored)) return false;
+        }
+        _state.SaveLease(Name, session.User, session.Address!, session.Address6);
+        return true;
+    }
+
+    private bool TryLeaseLocked(VpnSession session, IPAddress? asked, LeaseRecord? stored)
+    {
         string owner = OwnerKey(session.User);
         var preferred = asked ?? stored?.Address;
         // The user's sticky (or asked-for) address may be held by another session of the same user.
         if (HeldByOther(preferred, session) || HeldByOther(stored?.Address6, session))
             owner = "s:" + session.Id.ToString("N");
-        var v4 = _leases.Lease(owner, preferred);
+        var pools = _pools;
+        var v4 = pools.V4.Lease(owner, preferred);
         if (v4 is null) return false;
         IPAddress? v6 = null;
-        if (_leases6 is not null)
+        if (pools.V6 is not null)
         {
-            v6 = _leases6.Lease(owner, stored?.Address6);
+            v6 = pools.V6.Lease(owner, stored?.Address6);
             if (v6 is null)
             {
-                _leases.Release(v4);
+                pools.V4.Release(v4);
                 return false;
             }
         }
         session.Assign(v4, v6);
         _holders[session.AddressKey] = session;
         if (v6 is not null) _holders[session.AddressKey6] = session;
-        _state.SaveLease(Name, session.User, v4, v6);
         return true;
     }
 
@@ -307,8 +378,12 @@ public sealed class TenantRuntime : IDisposable
         // A further session's cluster binding ends with it; a user's own stays, as their sticky address.
         if (Cluster is { } cluster && session.ClusterBinding is { } binding && binding != session.User)
             _ = ReleaseBindingAsync(cluster, binding);
-        if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session))) _leases.Release(a);
-        if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session))) _leases6?.Release(b);
+        lock (_leaseGate)
+        {
+            var pools = _pools;
+            if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session))) pools.V4.Release(a);
+            if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session))) pools.V6?.Release(b);
+        }
     }
 
     /// <summary>The user's limiters, shared by all of the user's sessions in this tenant.</summary>
@@ -406,11 +481,7 @@ public sealed class TenantRuntime : IDisposable
     }
 
     /// <summary>Is this destination another client of this tenant (not the gateway)? No allocation: compares keys.</summary>
-    public bool IsClientAddress(IpKey destination)
-    {
-        var (pool, gw) = destination.Version == 4 ? _pool4Match : _pool6Match;
-        return pool.Contains(destination) && destination != gw;
-    }
+    public bool IsClientAddress(IpKey destination) => _pools.IsClientAddress(destination);
 
     /// <summary>
     /// TUN → sessions: a dedicated thread per TUN queue, a routing lookup per packet, and for a session with

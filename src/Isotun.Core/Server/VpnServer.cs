@@ -285,10 +285,11 @@ public sealed class VpnServer : IAsyncDisposable
 
     /// <summary>
     /// SIGHUP: reads the config file again and applies it whole or not at all. A file with errors, or with a change
-    /// that cannot be applied to a running server (listener, TLS, state, cookie, the tenant set, or a tenant's
-    /// namespace, pools, device, MTU, uplink, offload or queues), is refused with every reason listed, and the running
-    /// config stays. Otherwise every tenant's new users, CAs, limits, routes, DNS and timers apply at once. Sessions are
-    /// never dropped by a reload. Reloads run one at a time, and nothing a reload meets ends the process.
+    /// that cannot be applied to a running server (listener, TLS, state, cookie, proxy, cluster, or a tenant's
+    /// namespace, device, MTU, uplink, offload or queues, or a pool that a live lease does not fit in), is refused with
+    /// every reason listed, and the running config stays. Otherwise tenants are added and removed, and every tenant's
+    /// new users, CAs, limits, routes, DNS, timers and pools apply at once. Only the sessions of removed tenants, users
+    /// and certificates end. Reloads run one at a time, and nothing a reload meets ends the process.
     /// </summary>
     public IReadOnlyList<string> Reload()
     {
@@ -370,6 +371,9 @@ public sealed class VpnServer : IAsyncDisposable
             commit();
             report.Add($"tenant {tenant}: applied");
         }
+        // A session that got its address between the check of a new pool and its commit, outside the new pool.
+        if (Sessions.KickWhere(s => s.Tenant.HoldsAddressOutsidePools(s) ? "its address is outside the tenant's new pool" : null) is > 0 and var raced)
+            report.Add($"{raced} session(s) ended: their address is outside their tenant's new pool");
         if (added.Count > 0 || removed.Count > 0)
         {
             var tenants = new Dictionary<string, TenantRuntime>(_tenants, StringComparer.Ordinal);

@@ -144,6 +144,13 @@ public sealed class LeaseAllocator
         }
     }
 
+    /// <summary>True when the address is one this pool hands out (inside it, and neither its gateway nor reserved).</summary>
+    public bool IsLeasable(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        return TryIndex(address, out _);
+    }
+
     /// <summary>True when the address is currently leased.</summary>
     public bool IsLeased(IPAddress address) => OwnerOf(address) is not null;
 

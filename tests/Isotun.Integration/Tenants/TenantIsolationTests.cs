@@ -218,6 +218,51 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
     }
 
     [SkippableFact]
+    public void A_reload_changes_a_pool_around_live_leases_and_refuses_one_that_would_strand_them()
+    {
+        SkipUnlessRoot();
+        var config = Path.Combine(fx.Dir, "server.yaml");
+        var good = File.ReadAllText(config);
+        int beta = good.IndexOf($"- name: {Beta}", StringComparison.Ordinal);
+        int betaPool = good.IndexOf("pool: 10.10.0.0/24", beta, StringComparison.Ordinal);
+        string WithBetaPool(string pool) => good[..betaPool] + $"pool: {pool}" + good[(betaPool + "pool: 10.10.0.0/24".Length)..];
+        string TunAddresses() => IpCommand.Exec("ip", ["-n", TenantNsB, "-4", "-o", "addr", "show"], check: false).Output;
+        string ServiceRoutes() => IpCommand.Exec("ip", ["-n", SvcB, "-4", "route", "show"], check: false).Output;
+        var bobBefore = ClientAddress("bob")!;
+        int bobReconnects = File.ReadAllText(LabProcess.LogPath(fx.Files, "bob")).Split("reconnected").Length;
+        try
+        {
+            // Grown around the live leases: the gateway keeps its address on the wider prefix, the service's side
+            // routes the wider pool back, and the sessions carry on.
+            File.WriteAllText(config, WithBetaPool("10.10.0.0/23"));
+            var grown = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+            Assert.True(grown.ExitCode == 0 && grown.Stdout.Contains($"tenant {Beta}: applied"), grown.ToString());
+            Assert.Contains("10.10.0.1/23", TunAddresses());
+            Assert.DoesNotContain("10.10.0.1/24", TunAddresses());
+            Assert.Contains("10.10.0.0/23 via 198.18.30.1", ServiceRoutes());
+            Assert.DoesNotContain("10.10.0.0/24", ServiceRoutes());
+            Assert.Equal("hello from tenant beta", FetchTextOrNull("bob"));
+
+            // Moved away from them: refused, naming each lease in the way, and nothing changes.
+            File.WriteAllText(config, WithBetaPool("10.40.0.0/24"));
+            var moved = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+            Assert.True(moved.ExitCode != 0 && moved.Stdout.Contains("live lease(s) fall outside the new pools") && moved.Stdout.Contains($"{bobBefore} (bob,"),
+                moved.ToString());
+            Assert.Contains("10.10.0.1/23", TunAddresses());
+            Assert.Equal("hello from tenant beta", FetchTextOrNull("bob"));
+        }
+        finally
+        {
+            File.WriteAllText(config, good);
+            Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", config]);
+        }
+        Assert.Contains("10.10.0.1/24", TunAddresses());
+        Assert.Equal("hello from tenant beta", FetchTextOrNull("bob"));
+        Assert.Equal(bobBefore, ClientAddress("bob"));
+        Assert.Equal(bobReconnects, File.ReadAllText(LabProcess.LogPath(fx.Files, "bob")).Split("reconnected").Length);
+    }
+
+    [SkippableFact]
     public void A_reload_applies_new_users_and_refuses_a_bad_file_without_dropping_sessions()
     {
         SkipUnlessRoot();

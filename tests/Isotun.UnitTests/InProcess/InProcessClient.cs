@@ -67,6 +67,23 @@ internal sealed class InProcessClient : IAsyncDisposable
     /// <summary>Injects <paramref name="packet"/> (a bare IP packet) into TUN queue <paramref name="queue"/>, with an empty virtio header when the TUN has offloads.</summary>
     public void Send(byte[] packet, int queue = 0) => Assert.True(Tun.Inject(Packets.Framed(packet, Offload), queue), "the client's TUN queue is full");
 
+    /// <summary>
+    /// A request from <paramref name="local"/> (the client's address by default) to <paramref name="far"/> (a host
+    /// behind the server by default) comes out of the server's TUN as sent, and the reply out of the client's.
+    /// </summary>
+    public void RoundTrip(InProcessServer server, IPAddress? local = null, IPAddress? far = null)
+    {
+        local ??= Address;
+        far ??= Packets.Far4;
+        var request = Packets.Udp(local, far, 40000, 53, "question"u8);
+        Send(request);
+        Assert.Equal(request, Packets.Take(server.Tun(), $"the packet from {local} did not come out of the server's TUN"));
+
+        var reply = Packets.Udp(far, local, 53, 40000, "answer"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(reply, server.Tun().Offload)));
+        Assert.Equal(reply, Receive($"the reply to {local} did not come out of the client's TUN"));
+    }
+
     /// <summary>The next bare IP packet the client wrote into its TUN.</summary>
     public byte[] Receive(string because) => Packets.Take(Tun, because);
 

@@ -21,7 +21,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
         var connection = server.Session(client.Address)!.Connection!;
         Assert.Equal(extensions, connection.Writer.Batching);
         Assert.Equal(extensions && offload, connection.PeerGso);
-        RoundTrip(server, client, client.Address, Packets.Far4);
+        client.RoundTrip(server);
     }
 
     [Theory]
@@ -31,19 +31,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
     {
         await using var server = await InProcessServer.StartAsync(pki, t => t with { Pool6 = IpNetwork.Parse("fd77::/64"), Offload = offload });
         await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Offload = offload });
-        RoundTrip(server, client, client.Parameters.Address6!, Packets.Far6);
-    }
-
-    /// <summary>A request from <paramref name="local"/> comes out of the server's TUN as sent, and the reply out of the client's.</summary>
-    private static void RoundTrip(InProcessServer server, InProcessClient client, IPAddress local, IPAddress far)
-    {
-        var request = Packets.Udp(local, far, 40000, 53, "question"u8);
-        client.Send(request);
-        Assert.Equal(request, Packets.Take(server.Tun(), $"the packet from {local} did not come out of the server's TUN"));
-
-        var reply = Packets.Udp(far, local, 53, 40000, "answer"u8);
-        Assert.True(server.Tun().Inject(Packets.Framed(reply, server.Tun().Offload)));
-        Assert.Equal(reply, client.Receive($"the reply to {local} did not come out of the client's TUN"));
+        client.RoundTrip(server, client.Parameters.Address6!, Packets.Far6);
     }
 
     [Theory]

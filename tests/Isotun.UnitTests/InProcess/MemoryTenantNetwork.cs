@@ -39,6 +39,20 @@ internal sealed class MemoryTenantNetwork(TenantConfig config, bool uso) : ITena
         return [];
     }
 
+    private readonly List<(IPAddress? Before, IPAddress? After)> _readdressed = [];
+
+    /// <summary>Each change of a gateway address the TUN was given, in order.</summary>
+    public IReadOnlyList<(IPAddress? Before, IPAddress? After)> Readdressed
+    {
+        get { lock (_readdressed) return _readdressed.ToList(); }
+    }
+
+    public IReadOnlyList<string> Readdress(IpNetwork? before, IPAddress? beforeGateway, IpNetwork? after, IPAddress? afterGateway)
+    {
+        lock (_readdressed) _readdressed.Add((beforeGateway, afterGateway));
+        return [];
+    }
+
     private readonly List<(IPAddress Address, bool Attached)> _announced = [];
 
     /// <summary>Every announcement, in order.</summary>

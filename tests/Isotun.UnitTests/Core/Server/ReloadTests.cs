@@ -24,7 +24,7 @@ public sealed class ReloadTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private void Write(string poolB, string extraLimits = "") => TestServerConfig.Write(_temp, $"""
+    private void Write(string poolB, string extraLimits = "", int mtuB = 1400) => TestServerConfig.Write(_temp, $"""
         limits:
           max-sessions: 100{extraLimits}
         tenants:
@@ -33,6 +33,7 @@ public sealed class ReloadTests : IDisposable
             password-file: a.passwd
           - name: b
             pool: {poolB}
+            mtu: {mtuB}
             password-file: b.passwd
         """);
 
@@ -63,14 +64,25 @@ public sealed class ReloadTests : IDisposable
     public async Task A_change_that_cannot_be_applied_live_refuses_the_whole_reload()
     {
         await using var server = await StartAsync();
-        // tenant a gets a new user (applicable), tenant b a new pool (needs a restart): nothing at all is applied.
+        // tenant a gets a new user (applicable), tenant b a new MTU (needs a restart): nothing at all is applied.
         PasswordFile.SetUser(_temp.File("a.passwd"), "zed", PasswordHasher.Hash("zed-secret", 1000));
-        Write(poolB: "10.21.0.0/24", extraLimits: "\n  per-source-connections: 7");
+        Write(poolB: "10.21.0.0/24", extraLimits: "\n  per-source-connections: 7", mtuB: 1300);
         var report = server.Reload();
         Assert.StartsWith("reload refused, 1 change(s) cannot be applied live; nothing was applied", report[0]);
-        Assert.Contains("  tenant b: changed pool: restart the server to apply", report);
+        Assert.Contains("  tenant b: changed mtu: restart the server to apply", report);
+        Assert.Equal("10.20.0.0/24", server.Config.Tenants[1].Pool.ToString());
         Assert.False(Knows(server, "a", "zed"));
         Assert.Equal(LimitsConfig.DefaultPerSourceConnections, server.Config.Limits.PerSourceConnections);
+    }
+
+    [Fact]
+    public async Task A_new_pool_that_no_live_lease_is_in_the_way_of_is_applied_by_a_reload()
+    {
+        await using var server = await StartAsync();
+        Write(poolB: "10.21.0.0/23");
+        Assert.Equal(["tenant a: applied", "tenant b: applied"], server.Reload());
+        Assert.Equal("10.21.0.0/23", server.Config.Tenants[1].Pool.ToString());
+        Assert.Equal("10.21.0.1", server.TenantRuntimes.Single(t => t.Name == "b").Gateway.ToString());
     }
 
     [Fact]
