@@ -21,7 +21,8 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public long FirstFlightBytes => _flight == 2 ? _firstFlight : 0;
 
     // CPU nanoseconds of the inner (socket) calls made while a CryptoSampler times a write or a read: Off when not
-    // timing, Lost once a call did not finish on the spot (its CPU cannot be told apart from the thread's).
+    // timing, Lost once a call did not finish on the spot (its CPU cannot be told apart from the thread's). Each call
+    // counts one clock read more than it measured: the sampler's span holds both reads around it, whole.
     private const long Off = -1, Lost = long.MinValue;
     private long _writeSocketNs = Off, _readSocketNs = Off;
 
@@ -48,7 +49,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         if (_writeSocketNs < 0) return inner.WriteAsync(data, ct);
         long start = ThreadCpu.NowNs();
         var write = inner.WriteAsync(data, ct);
-        _writeSocketNs = write.IsCompletedSuccessfully ? _writeSocketNs + ThreadCpu.NowNs() - start : Lost;
+        _writeSocketNs = write.IsCompletedSuccessfully ? _writeSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
         return write;
     }
 
@@ -66,7 +67,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
         long start = ThreadCpu.NowNs();
         var read = inner.ReadAsync(buffer, ct);
-        _readSocketNs = read.IsCompletedSuccessfully ? _readSocketNs + ThreadCpu.NowNs() - start : Lost;
+        _readSocketNs = read.IsCompletedSuccessfully ? _readSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
         return read;
     }
 

@@ -28,4 +28,21 @@ public class CryptoSamplerTests
         if (meter.Estimate(encrypt: false, 1_000_000) > 0) // unless the thread was switched out meanwhile (then it is owed again)
             Assert.False(sampler.SampleRead());
     }
+
+    [Fact]
+    public void The_clock_reads_own_cost_is_not_counted_as_record_work()
+    {
+        // Spans with nothing in them: all they measure is the clock reads around them, which are taken out. Left in,
+        // each would count about one read's cost (and a sample's weight multiplies it into the estimate).
+        const int Spans = 2000;
+        var sampler = new CryptoSampler(new CryptoMeter(), new WriteCoalescingStream(Stream.Null));
+        for (int i = 0; i < Spans; i++) sampler.EndRead(sampler.BeginRead(), completed: true, bytes: 1); // warm
+        var meter = new CryptoMeter();
+        sampler = new CryptoSampler(meter, new WriteCoalescingStream(Stream.Null));
+        for (int i = 0; i < Spans; i++) sampler.EndRead(sampler.BeginRead(), completed: true, bytes: 1);
+        Assert.True(ThreadCpu.ReadCostNs > 0, "the clock read's cost was not measured");
+        double leftNs = meter.Estimate(encrypt: false, totalBytes: 0) * 1e9; // the sampled spans' own nanoseconds
+        Assert.True(leftNs < Spans * ThreadCpu.ReadCostNs,
+            $"{leftNs / Spans:F0} ns left per empty span, with one clock read costing {ThreadCpu.ReadCostNs} ns");
+    }
 }
