@@ -38,7 +38,9 @@ public static partial class ServerConfigLoader
             foreach (var (text, subnetPath) in walker.TextList(site.GetValueOrDefault("subnets"), subnetsPath))
             {
                 if (ReadSubnet(walker, text, subnetPath) is not { } net) continue;
-                if (claimed.FirstOrDefault(c => CidrParser.Overlaps(net, c.Net)) is { Path: not null } clash)
+                if (tenant.Routes.FirstOrDefault(r => CidrParser.Overlaps(net, r.ToIPNetwork())) is { Network: not null } route)
+                    walker.Error(subnetPath, $"{net} overlaps {route} ({path}.routes): a route leads to the tenant's own networks, a site to a client");
+                else if (claimed.FirstOrDefault(c => CidrParser.Overlaps(net, c.Net)) is { Path: not null } clash)
                     walker.Error(subnetPath, $"{net} overlaps {clash.Net} ({clash.Path}): an address belongs to one site or client");
                 else
                 {

@@ -70,6 +70,37 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
     }
 
     [Fact]
+    public async Task A_subnet_moved_to_another_site_by_a_reload_goes_to_that_sites_session_and_no_longer_to_the_old_one()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, Sites());
+        await using var gwA = await Connect(server, "gw-a");
+        await using var gwB = await Connect(server, "gw-b");
+        var tenant = server.Server.TenantRuntimes.Single();
+        // Site a's 192.168.50.0/24 moves to site b, and site a gets 192.168.51.0/24 instead.
+        Assert.Null(tenant.TryApply(tenant.Config with
+        {
+            Sites = [new SiteConfig("a", "gw-a", [IpNetwork.Parse("192.168.51.0/24")]), new SiteConfig("b", "gw-b", [IpNetwork.Parse("192.168.60.0/24"), IpNetwork.Parse("192.168.50.0/24")])],
+        }));
+        Assert.Equal(["192.168.50.0/24", "192.168.51.0/24", "192.168.60.0/24"], server.Network().Routes.Select(r => r.ToString()).Order());
+
+        // Down: a packet for the moved subnet goes to gw-b, and gw-a gets nothing.
+        var down = Packets.Udp(Packets.Far4, HostA, 53, 40000, "to the moved subnet"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(down, server.Tun().Offload)));
+        Assert.Equal(down, gwB.Receive("a packet for the moved subnet did not reach its new site's gateway"));
+        Assert.True(Packets.NothingArrives(gwA.Tun), "a packet for the moved subnet reached its old site's gateway");
+
+        // Up: gw-b may send from it now, gw-a no longer may (dropped and counted); gw-a's new subnet is its own.
+        long spoofed = ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource);
+        gwA.Send(Packets.Udp(HostA, Packets.Far4, 40000, 53, "gw-a from its old subnet"u8));
+        await Eventually.True(() => ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource) == spoofed + 1, "gw-a's packet from its old subnet was not dropped as spoofed");
+        Assert.True(Packets.NothingArrives(server.Tun()));
+        var up = Packets.Udp(HostA, Packets.Far4, 40000, 53, "gw-b from the moved subnet"u8);
+        gwB.Send(up);
+        Assert.Equal(up, Packets.Take(server.Tun(), "gw-b's packet from the moved subnet did not come out of the server's TUN"));
+        gwA.RoundTrip(server, IPAddress.Parse("192.168.51.7"));
+    }
+
+    [Fact]
     public async Task Sites_of_one_tenant_reach_each_other_through_the_server()
     {
         await using var server = await InProcessServer.StartAsync(pki, Sites());

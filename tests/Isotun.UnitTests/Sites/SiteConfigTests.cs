@@ -50,6 +50,17 @@ public sealed class SiteConfigTests
     }
 
     [Fact]
+    public void A_subnet_that_overlaps_a_route_of_the_tenant_is_refused()
+    {
+        Assert.Equal(
+            [
+                "tenants[0].sites[0].subnets[1]: 10.30.5.0/24 overlaps 10.30.0.0/16 (tenants[0].routes): a route leads to the tenant's own networks, a site to a client",
+                "tenants[0].sites[1].subnets[0]: 10.0.0.0/8 overlaps 10.30.0.0/16 (tenants[0].routes): a route leads to the tenant's own networks, a site to a client",
+            ],
+            Errors("    routes: [10.30.0.0/16]\n    sites: [{name: a, user: u, subnets: [192.168.1.0/24, 10.30.5.0/24]}, {name: b, user: v, subnets: [10.0.0.0/8]}]\n"));
+    }
+
+    [Fact]
     public void Every_fault_is_listed_with_its_path()
     {
         var errors = Errors("""
