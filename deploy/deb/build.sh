@@ -67,7 +67,8 @@ fi
 exe="$from/isotun"
 [ -x "$exe" ] && [ -f "$from/libcoreclr.so" ] || fail "$from is not a self-contained isotun build (dotnet publish --self-contained)"
 
-# `isotun --version` prints the assembly's informational version, e.g. 1.0.0+<commit>; the commit is not a version.
+# `isotun --version` prints the assembly's informational version, e.g. 0.1.0+<commit> (VersionPrefix in
+# Directory.Build.props); the commit is not a version.
 upstream="$("$exe" --version)" || fail "$exe --version failed"
 upstream="${upstream%%+*}"
 [[ "$upstream" =~ ^[0-9][A-Za-z0-9.~]*$ ]] || fail "'$upstream' from $exe --version is not a Debian upstream version"
