@@ -21,6 +21,7 @@ public static partial class ServerConfigLoader
     internal const int DefaultDpd = 30;
     internal const int DefaultKeepalive = 20;
     internal const int DefaultCookieLifetime = 3600;
+    internal const int DefaultCookieRotateHours = 24;
     internal const int DefaultHandshakeTimeout = 10;
     internal const int DefaultAuthTimeout = 60;
     internal const int DefaultMaxSessions = 1024;
@@ -31,7 +32,7 @@ public static partial class ServerConfigLoader
     private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy", "cluster"];
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
     private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
-    private static readonly string[] CookieKeys = ["key-file", "lifetime"];
+    private static readonly string[] CookieKeys = ["key-file", "lifetime", "rotate-hours"];
     private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time", "session-memory-kib"];
     private static readonly string[] TenantKeys =
     [
@@ -153,10 +154,12 @@ public static partial class ServerConfigLoader
         state: {StatePath(stateDir, "isotun.db")}
 
         cookie:
-          # Key that signs session cookies; created at first start (mode 0600).
+          # Keys that seal session cookies; created at first start (mode 0600).
           key-file: {StatePath(stateDir, "cookie.key")}
           # Seconds a session cookie stays valid (60..604800).
           lifetime: 3600
+          # Hours until a new key takes over sealing (1..8760); older keys open their cookies until those expire.
+          rotate-hours: 24
 
         limits:
           handshake-timeout: 10   # seconds (1..120)
@@ -315,7 +318,8 @@ public static partial class ServerConfigLoader
         var keys = walker.Keys(walker.Mapping(node, "cookie"), "cookie", CookieKeys);
         var keyFile = walker.FilePath(keys.GetValueOrDefault("key-file"), "cookie.key-file") ?? walker.Resolve("cookie.key");
         var lifetime = walker.Integer(keys.GetValueOrDefault("lifetime"), "cookie.lifetime", DefaultCookieLifetime, 60, 604_800);
-        return new CookieConfig(keyFile, TimeSpan.FromSeconds(lifetime));
+        var rotate = walker.Integer(keys.GetValueOrDefault("rotate-hours"), "cookie.rotate-hours", DefaultCookieRotateHours, 1, 8760);
+        return new CookieConfig(keyFile, TimeSpan.FromSeconds(lifetime)) { RotateEvery = TimeSpan.FromHours(rotate) };
     }
 
     private static LimitsConfig ReadLimits(ConfigWalker walker, YamlTreeNode? node)

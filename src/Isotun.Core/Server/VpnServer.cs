@@ -62,7 +62,7 @@ public sealed class VpnServer : IAsyncDisposable
         Logins.Configure(config.Limits.LoginBanAfter, config.Limits.LoginSourceBanAfter, config.Limits.LoginFailureWindow, config.Limits.LoginBanTime);
         var local = state ?? new SqliteStateStore(config.StatePath, t);
         State = shared is null ? local : new SharedStateStore(local, shared);
-        Cookies = new CookieSealer(shared?.CookieKey ?? LoadOrCreateCookieKey(config.Cookie.KeyFile), t);
+        Cookies = new CookieSealer(shared?.CookieKeys ?? CookieKeyFile.LoadOrCreate(config.Cookie.KeyFile, t.GetUtcNow()), t);
         Sessions = new SessionRegistry(State, t, config.Cookie.Lifetime, _log, () => Config.Limits.SessionMemory);
         if (shared is not null)
         {
@@ -130,7 +130,10 @@ public sealed class VpnServer : IAsyncDisposable
     /// <summary>The cluster's shared state, when this server is a node of one.</summary>
     public SharedState? Shared { get; }
 
-    /// <summary>Another node revoked a user or a cookie (the sessions concerned end here too), or banned or unbanned a login.</summary>
+    /// <summary>
+    /// Another node revoked a user or a cookie (the sessions concerned end here too), banned or unbanned a login, or
+    /// rotated the cookie keys.
+    /// </summary>
     private void OnSharedChange(SharedChange change)
     {
         switch (change)
@@ -140,6 +143,10 @@ public sealed class VpnServer : IAsyncDisposable
                 return;
             case SharedChange.LoginBanLifted l:
                 Logins.Lift(l.Scope, l.Key);
+                return;
+            case SharedChange.CookieKeysRotated:
+                Cookies.Use(Shared!.CookieKeys);
+                _log.LogInformation("cluster: the cookie keys were rotated: key {Id} seals from {Start:O}", Shared.CookieKeys.Current.Id, Shared.CookieKeys.Current.Created);
                 return;
         }
         int ended = change switch
@@ -250,6 +257,7 @@ public sealed class VpnServer : IAsyncDisposable
         SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
 
         var reaper = ReapLoopAsync(stopping);
+        var rotator = CookieKeyLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
         var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
@@ -260,6 +268,7 @@ public sealed class VpnServer : IAsyncDisposable
         }))
             await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await rotator.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
         await publisher.ConfigureAwait(false);
     }
@@ -451,21 +460,51 @@ public sealed class VpnServer : IAsyncDisposable
         return (PemLoader.LoadCertificateWithKey(tls.Certificate, tls.Key), tls.Certificate);
     }
 
-    private static byte[] LoadOrCreateCookieKey(string path)
+    private async Task CookieKeyLoopAsync(CancellationToken ct)
     {
-        if (File.Exists(path))
+        while (!ct.IsCancellationRequested)
         {
-            var mode = File.GetUnixFileMode(path);
-            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
-                throw new InvalidOperationException($"{path}: cookie key must not be readable by group or others (chmod 600)");
-            var key = File.ReadAllBytes(path);
-            if (key.Length != CookieSealer.KeyLength) throw new InvalidOperationException($"{path}: cookie key must be {CookieSealer.KeyLength} bytes");
-            return key;
+            await Task.Delay(TimeSpan.FromMinutes(1), _time, ct).ConfigureAwait(false);
+            await RotateCookieKeysAsync(ct).ConfigureAwait(false);
         }
-        var fresh = RandomNumberGenerator.GetBytes(CookieSealer.KeyLength);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        SecretFile.WriteAllBytes(path, fresh, overwrite: false);
-        return fresh;
+    }
+
+    /// <summary>
+    /// Puts a new cookie key to work when the newest is <c>cookie.rotate-hours</c> old. Alone, the ring goes to the key
+    /// file first (a ring that cannot be kept is not used: a restart would lose its key); on a cluster, one node rotates
+    /// the shared ring and every node takes it. Older keys open their cookies until those expire. Never throws but for
+    /// cancellation: a failed rotation keeps the keys in use and is tried again a minute later.
+    /// </summary>
+    internal async Task RotateCookieKeysAsync(CancellationToken ct)
+    {
+        var cookie = Config.Cookie;
+        if (Shared is { } shared)
+        {
+            try
+            {
+                Cookies.Use(await shared.RotateCookieKeysAsync(cookie.RotateEvery, cookie.Lifetime, ct).ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is KeyValueStoreException or InvalidDataException)
+            {
+                _log.LogWarning("cluster: the cookie keys could not be checked for rotation: {Error}; the keys in use stay", e.Message);
+            }
+            return;
+        }
+        var ring = Cookies.Ring;
+        var now = _time.GetUtcNow();
+        if (!ring.RotationDue(now, cookie.RotateEvery)) return;
+        var next = ring.Rotated(now, cookie.Lifetime);
+        try
+        {
+            CookieKeyFile.Save(cookie.KeyFile, next);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.LogError("cookie keys not rotated: cannot write {Path}: {Error}; key {Id} keeps sealing", cookie.KeyFile, e.Message, ring.Current.Id);
+            return;
+        }
+        Cookies.Use(next);
+        _log.LogInformation("cookie keys rotated: key {Id} seals now; {Older} older key(s) kept until their cookies expire", next.Current.Id, next.Keys.Count - 1);
     }
 
     /// <summary>At a scrape: each tenant's TUN readers, and its live connections' send queues together.</summary>

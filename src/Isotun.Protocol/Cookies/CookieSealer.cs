@@ -9,10 +9,11 @@ namespace Isotun.Protocol.Cookies;
 /// <summary>
 /// Seals <see cref="SessionTicket"/>s into the <c>webvpn</c> cookie with AES-256-GCM, so the server needs no
 /// lookup to trust a cookie and clients can neither read nor forge one. Format (base64url, unpadded):
-/// <c>version 2 | nonce (12) | ciphertext | tag (16)</c> with AAD <c>"isotun-cookie-v1"</c>; the plaintext is
-/// <c>session id (16) | expiry unix seconds (i64 BE) | u16 BE length + UTF-8 tenant | u16 BE length + UTF-8 user |
-/// credential (u64 BE)</c>. Version 1 (without the credential) is still opened, with credential 0.
-/// Thread-safe: a fresh <see cref="AesGcm"/> is used per call.
+/// <c>version 3 | key id (u32 BE) | nonce (12) | ciphertext | tag (16)</c> with AAD <c>"isotun-cookie-v1"</c>; the
+/// plaintext is <c>session id (16) | expiry unix seconds (i64 BE) | u16 BE length + UTF-8 tenant | u16 BE length +
+/// UTF-8 user | credential (u64 BE)</c>. The key id names the key of the <see cref="CookieKeyRing"/> that sealed it.
+/// Versions 2 (no key id) and 1 (no key id nor credential, which opens as 0) are still opened, with key 0.
+/// Thread-safe: a fresh <see cref="AesGcm"/> is used per call, and the ring is swapped whole (<see cref="Use"/>).
 /// </summary>
 public sealed class CookieSealer
 {
@@ -25,30 +26,39 @@ public sealed class CookieSealer
     /// <summary>Longest tenant or user name, in UTF-8 bytes, that fits in a cookie.</summary>
     public const int MaxNameBytes = 256;
 
-    private const byte FormatVersion = 2, FormatVersion1 = 1;
+    private const byte FormatVersion = 3, FormatVersion2 = 2, FormatVersion1 = 1;
     private const int NonceLength = 12;
     private const int TagLength = 16;
-    private const int Overhead = 1 + NonceLength + TagLength;
+    private const int KeyIdLength = 4;
+    private const int Overhead = 1 + NonceLength + TagLength; // versions 1 and 2; version 3 adds the key id
     private const int FixedPlaintext = 16 + 8 + 2 + 2;
 
     private static readonly byte[] AssociatedData = "isotun-cookie-v1"u8.ToArray();
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    private readonly byte[] _key;
+    private volatile CookieKeyRing _ring;
     private readonly TimeProvider _time;
 
-    /// <summary>Creates a sealer for a 32-byte key.</summary>
+    /// <summary>Creates a sealer for one 32-byte key (a ring of one, id 0).</summary>
     public CookieSealer(ReadOnlySpan<byte> key, TimeProvider time)
+        : this(key.Length == KeyLength ? CookieKeyRing.Of(key.ToArray(), DateTimeOffset.UnixEpoch) : throw new ArgumentException($"Cookie key must be {KeyLength} bytes.", nameof(key)), time)
     {
-        if (key.Length != KeyLength)
-        {
-            throw new ArgumentException($"Cookie key must be {KeyLength} bytes.", nameof(key));
-        }
+    }
 
+    /// <summary>Creates a sealer that seals with the ring's current key and opens with any of its keys.</summary>
+    public CookieSealer(CookieKeyRing ring, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(ring);
         ArgumentNullException.ThrowIfNull(time);
-        _key = key.ToArray();
+        _ring = ring;
         _time = time;
     }
+
+    /// <summary>The keys in use.</summary>
+    public CookieKeyRing Ring => _ring;
+
+    /// <summary>Swaps in another ring (after a rotation): cookies sealed from now on carry its current key.</summary>
+    public void Use(CookieKeyRing ring) => _ring = ring ?? throw new ArgumentNullException(nameof(ring));
 
     /// <summary>Seals a ticket into a cookie value. Throws when tenant or user exceed <see cref="MaxNameBytes"/>.</summary>
     public string Seal(SessionTicket ticket)
@@ -71,13 +81,16 @@ public sealed class CookieSealer
         offset += WriteName(plaintext[offset..], ticket.User);
         BinaryPrimitives.WriteUInt64BigEndian(plaintext[offset..], ticket.Credential);
 
-        var sealedBytes = new byte[Overhead + plaintextLength];
+        var key = _ring.SealingKey(_time.GetUtcNow());
+        var sealedBytes = new byte[Overhead + KeyIdLength + plaintextLength];
         sealedBytes[0] = FormatVersion;
-        var nonce = sealedBytes.AsSpan(1, NonceLength);
+        BinaryPrimitives.WriteUInt32BigEndian(sealedBytes.AsSpan(1), key.Id);
+        var body = sealedBytes.AsSpan(1 + KeyIdLength);
+        var nonce = body[..NonceLength];
         RandomNumberGenerator.Fill(nonce);
-        var ciphertext = sealedBytes.AsSpan(1 + NonceLength, plaintextLength);
-        var tag = sealedBytes.AsSpan(1 + NonceLength + plaintextLength, TagLength);
-        using (var aes = new AesGcm(_key, TagLength))
+        var ciphertext = body.Slice(NonceLength, plaintextLength);
+        var tag = body.Slice(NonceLength + plaintextLength, TagLength);
+        using (var aes = new AesGcm(key.Key, TagLength))
         {
             aes.Encrypt(nonce, plaintext, ciphertext, tag, AssociatedData);
         }
@@ -119,20 +132,30 @@ public sealed class CookieSealer
             return CookieOpenResult.Malformed;
         }
 
-        if (raw.Length < Overhead + FixedPlaintext || raw[0] is not (FormatVersion or FormatVersion1))
+        byte version = raw.Length > 0 ? raw[0] : (byte)0;
+        int header = version == FormatVersion ? 1 + KeyIdLength : 1;
+        if (version is not (FormatVersion or FormatVersion2 or FormatVersion1) || raw.Length < header + NonceLength + TagLength + FixedPlaintext)
         {
             return CookieOpenResult.Malformed;
         }
 
-        int plaintextLength = raw.Length - Overhead;
-        var nonce = raw.Slice(1, NonceLength);
-        var ciphertext = raw.Slice(1 + NonceLength, plaintextLength);
-        var tag = raw.Slice(1 + NonceLength + plaintextLength, TagLength);
+        // A key the ring no longer holds sealed only cookies that have expired since; or the id is forged.
+        uint keyId = version == FormatVersion ? BinaryPrimitives.ReadUInt32BigEndian(raw[1..]) : 0;
+        if (_ring.Find(keyId) is not { } key)
+        {
+            return CookieOpenResult.Tampered;
+        }
+
+        var body = raw[header..];
+        int plaintextLength = body.Length - NonceLength - TagLength;
+        var nonce = body[..NonceLength];
+        var ciphertext = body.Slice(NonceLength, plaintextLength);
+        var tag = body.Slice(NonceLength + plaintextLength, TagLength);
         Span<byte> plaintext = stackalloc byte[MaxCookieLength];
         plaintext = plaintext[..plaintextLength];
         try
         {
-            using var aes = new AesGcm(_key, TagLength);
+            using var aes = new AesGcm(key.Key, TagLength);
             aes.Decrypt(nonce, ciphertext, tag, plaintext, AssociatedData);
         }
         catch (CryptographicException)
@@ -147,7 +170,7 @@ public sealed class CookieSealer
             int offset = 24;
             ulong credential = 0;
             bool named = TryReadName(plaintext, ref offset, out string? tenant) & TryReadName(plaintext, ref offset, out string? user);
-            if (named && raw[0] == FormatVersion && offset + 8 == plaintext.Length)
+            if (named && version != FormatVersion1 && offset + 8 == plaintext.Length)
             {
                 credential = BinaryPrimitives.ReadUInt64BigEndian(plaintext[offset..]);
                 offset += 8;

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using System.Text;
+using Isotun.Protocol.Cookies;
 using Microsoft.Extensions.Logging;
 
 namespace Isotun.State.Cluster;
@@ -19,6 +19,9 @@ public abstract record SharedChange
 
     /// <summary>An operator lifted a login ban on another node.</summary>
     public sealed record LoginBanLifted(string Scope, string Key) : SharedChange;
+
+    /// <summary>Another node rotated the cluster's cookie keys: the new key begins to seal a little later.</summary>
+    public sealed record CookieKeysRotated(CookieKeyRing Ring) : SharedChange;
 }
 
 /// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
@@ -35,7 +38,13 @@ public sealed record SharedStatus(string Node, bool Connected, int PendingWrites
 /// </summary>
 public sealed class SharedState : IAsyncDisposable
 {
-    private const string CookieKeyName = "cookie-key";
+    // The cluster's cookie keys (a CookieKeyRing). A single key from before rings, if the store holds one, becomes the
+    // ring's key 0.
+    private const string CookieKeysName = "cookie-keys";
+    private const string LegacyCookieKeyName = "cookie-key";
+
+    /// <summary>How long before it begins to seal a rotated key is in the store: every node learns it first.</summary>
+    public static readonly TimeSpan CookieKeyActivation = TimeSpan.FromMinutes(1);
     private const string UsersDir = "revoked-users/";
     private const string SessionsDir = "revoked-sessions/";
     private const string LiveDir = "sessions/";
@@ -90,8 +99,10 @@ public sealed class SharedState : IAsyncDisposable
     /// <summary>Where this cluster's keys live, ending with '/'.</summary>
     public string Prefix => _prefix;
 
-    /// <summary>The cluster's cookie key: made by the first node that joined, read by the others.</summary>
-    public byte[] CookieKey { get; private set; } = [];
+    /// <summary>The cluster's cookie keys: made by the first node that joined, rotated by any, read by all.</summary>
+    public CookieKeyRing CookieKeys => _cookieKeys!;
+
+    private volatile CookieKeyRing? _cookieKeys;
 
     /// <summary>Called (on a background thread) for each change another node made.</summary>
     public Action<SharedChange>? Changed { get; set; }
@@ -101,15 +112,15 @@ public sealed class SharedState : IAsyncDisposable
     public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
 
     /// <summary>
-    /// Joins the cluster: reads (or, as its first node, makes) the cookie key of <paramref name="keyLength"/> bytes, reads
-    /// the revocations, and starts the watch and the writer. Fails when the store cannot be reached: a node needs the
-    /// cookie key before it can take a login.
+    /// Joins the cluster: reads (or, as its first node, makes) the cookie keys (of <paramref name="keyLength"/> bytes),
+    /// reads the revocations, and starts the watch and the writer. Fails when the store cannot be reached: a node needs
+    /// the cookie keys before it can take a login.
     /// </summary>
     public static async Task<SharedState> JoinAsync(IKeyValueStore store, string prefix, string node, int keyLength, ILogger log,
         TimeProvider? time = null, CancellationToken ct = default)
     {
         var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System);
-        shared.CookieKey = await shared.CookieKeyAsync(keyLength, ct).ConfigureAwait(false);
+        shared._cookieKeys = await shared.CookieKeysAsync(keyLength, ct).ConfigureAwait(false);
         await shared.LoadAsync(ct).ConfigureAwait(false);
         await shared.GrantNodeLeaseAsync(ct).ConfigureAwait(false);
         shared._leaseLoop = Task.Run(shared.LeaseLoopAsync);
@@ -119,22 +130,63 @@ public sealed class SharedState : IAsyncDisposable
         return shared;
     }
 
-    private async Task<byte[]> CookieKeyAsync(int length, CancellationToken ct)
+    private async Task<CookieKeyRing> CookieKeysAsync(int length, CancellationToken ct)
     {
-        string key = _prefix + CookieKeyName;
+        string key = _prefix + CookieKeysName;
         for (int attempt = 0; attempt < 3; attempt++)
         {
-            if (await _store.GetAsync(key, ct).ConfigureAwait(false) is { } entry)
-            {
-                if (entry.Value.Length != length)
-                    throw new InvalidDataException($"{key} in the cluster store holds {entry.Value.Length} bytes, not a {length}-byte cookie key");
-                return entry.Value.ToArray();
-            }
-            // The first node makes it; of two first nodes, one wins and the other reads the winner's.
-            var fresh = RandomNumberGenerator.GetBytes(length);
-            if ((await _store.CompareAndPutAsync(key, fresh, 0, ct: ct).ConfigureAwait(false)).Succeeded) return fresh;
+            if (await _store.GetAsync(key, ct).ConfigureAwait(false) is { } entry) return ReadRing(entry);
+            // The first node makes the ring (from the key of a cluster from before rings, if there is one); of two first
+            // nodes, one wins and the other reads the winner's.
+            var now = _time.GetUtcNow();
+            var legacy = await _store.GetAsync(_prefix + LegacyCookieKeyName, ct).ConfigureAwait(false);
+            if (legacy is not null && legacy.Value.Length != length)
+                throw new InvalidDataException($"{legacy.Key} in the cluster store holds {legacy.Value.Length} bytes, not a {length}-byte cookie key");
+            var ring = legacy is null ? CookieKeyRing.Create(now) : CookieKeyRing.Of(legacy.Value.ToArray(), now);
+            if ((await _store.CompareAndPutAsync(key, ring.ToBytes(), 0, ct: ct).ConfigureAwait(false)).Succeeded) return ring;
         }
-        throw new InvalidOperationException($"{key}: could neither read nor create the cookie key");
+        throw new InvalidOperationException($"{key}: could neither read nor create the cookie keys");
+    }
+
+    private static CookieKeyRing ReadRing(KeyValueEntry entry) =>
+        CookieKeyRing.Parse(entry.Value.Span, DateTimeOffset.UnixEpoch, out var error)
+        ?? throw new InvalidDataException($"{entry.Key} in the cluster store is not a cookie key ring: {error}");
+
+    /// <summary>
+    /// Rotates the cluster's cookie keys when the newest is <paramref name="every"/> old: one node's rotation wins, and
+    /// every node, this one too, adopts the ring in the store. The new key begins to seal
+    /// <see cref="CookieKeyActivation"/> later. Returns the ring now in use; throws <see cref="KeyValueStoreException"/>
+    /// when the store cannot be reached (the keys in use stay).
+    /// </summary>
+    public async Task<CookieKeyRing> RotateCookieKeysAsync(TimeSpan every, TimeSpan cookieLifetime, CancellationToken ct)
+    {
+        string key = _prefix + CookieKeysName;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            var entry = await _store.GetAsync(key, ct).ConfigureAwait(false)
+                ?? throw new InvalidDataException($"{key} is missing from the cluster store");
+            var ring = ReadRing(entry);
+            var now = _time.GetUtcNow();
+            if (ring.RotationDue(now, every))
+            {
+                var next = ring.Rotated(now, cookieLifetime, CookieKeyActivation);
+                if (!(await _store.CompareAndPutAsync(key, next.ToBytes(), entry.ModRevision, ct: ct).ConfigureAwait(false)).Succeeded) continue;
+                ring = next;
+                _log.LogInformation("cluster: rotated the cookie keys: key {Id} seals from {Start:O}", ring.Current.Id, ring.Current.Created);
+            }
+            AdoptKeys(ring);
+            return CookieKeys;
+        }
+        return CookieKeys;
+    }
+
+    /// <summary>Takes a ring from the store unless this node knows a newer one; true when it was new here.</summary>
+    private bool AdoptKeys(CookieKeyRing ring)
+    {
+        var known = _cookieKeys;
+        if (known is not null && known.Current.Id >= ring.Current.Id) return false;
+        _cookieKeys = ring;
+        return true;
     }
 
     private async Task GrantNodeLeaseAsync(CancellationToken ct)
@@ -336,7 +388,7 @@ public sealed class SharedState : IAsyncDisposable
                 await _wake.WaitAsync(ProbeEvery, ct).ConfigureAwait(false);
                 using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 call.CancelAfter(CallTimeout);
-                if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeyName, call.Token).ConfigureAwait(false);
+                if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeysName, call.Token).ConfigureAwait(false);
                 while (_pending.TryPeek(out var next))
                 {
                     var held = _held!;
@@ -454,7 +506,16 @@ public sealed class SharedState : IAsyncDisposable
     /// <summary>One change seen in the store: this node's own come back too, and change nothing here.</summary>
     private void Apply(KeyValueEvent e)
     {
-        if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
+        if (e.Key == _prefix + CookieKeysName)
+        {
+            string? error = "deleted";
+            if (e.Kind == KeyValueEventKind.Put && CookieKeyRing.Parse(e.Value.Span, DateTimeOffset.UnixEpoch, out error) is { } ring)
+            {
+                if (AdoptKeys(ring)) Notify(new SharedChange.CookieKeysRotated(ring));
+            }
+            else _log.LogError("cluster: {Key} changed to something that is not a cookie key ring ({Error}); the keys in use stay", e.Key, error);
+        }
+        else if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
         {
             var who = e.Key[(_prefix.Length + UsersDir.Length)..];
             if (e.Kind == KeyValueEventKind.Delete) _revokedUsers.TryRemove(who, out _);

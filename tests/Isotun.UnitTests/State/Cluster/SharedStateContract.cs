@@ -32,8 +32,55 @@ public abstract class SharedStateContract
         await using (a)
         await using (b)
         {
-            Assert.Equal(32, a.CookieKey.Length);
-            Assert.Equal(a.CookieKey, b.CookieKey);
+            Assert.Equal(32, a.CookieKeys.Current.Key.Length);
+            Assert.Equal(a.CookieKeys.ToBytes(), b.CookieKeys.ToBytes());
+        }
+    }
+
+    [SkippableFact]
+    public async Task A_cluster_cookie_key_from_before_key_rings_becomes_key_0_of_the_ring()
+    {
+        var legacy = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        await using (var store = Connect()) Assert.True((await store.CompareAndPutAsync(_prefix + "/cookie-key", legacy, 0)).Succeeded);
+        await using var a = await SharedState.JoinAsync(Connect(), _prefix, "node-a", 32, NullLogger.Instance);
+        Assert.Equal(0u, a.CookieKeys.Current.Id);
+        Assert.Equal(legacy, a.CookieKeys.Current.Key);
+    }
+
+    [SkippableFact]
+    public async Task One_node_rotates_the_cookie_keys_and_the_other_opens_cookies_sealed_with_the_new_key()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            var lifetime = TimeSpan.FromHours(1);
+            var before = new Isotun.Protocol.Cookies.CookieSealer(a.CookieKeys, TimeProvider.System)
+                .Seal(new(Guid.NewGuid(), "acme", "alice", DateTimeOffset.UtcNow + lifetime));
+            await Task.Delay(10);
+            // Both due at once: one rotation wins, and both nodes end up with its ring.
+            var rings = await Task.WhenAll(a.RotateCookieKeysAsync(TimeSpan.FromTicks(1), lifetime, default), b.RotateCookieKeysAsync(TimeSpan.FromTicks(1), lifetime, default));
+            Assert.All(rings, r => Assert.Equal(1u, r.Current.Id));
+            Assert.Equal(rings[0].ToBytes(), rings[1].ToBytes());
+            var rotated = rings[0];
+            Assert.True(rotated.Current.Created >= DateTimeOffset.UtcNow + SharedState.CookieKeyActivation - TimeSpan.FromSeconds(10),
+                "the new key must begin to seal only after every node had time to learn it");
+
+            // Once the new key seals, a's cookies open on b; a cookie from before the rotation still does too.
+            // (Whole seconds: a cookie carries its expiry in seconds.)
+            var later = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds((DateTimeOffset.UtcNow + SharedState.CookieKeyActivation).ToUnixTimeSeconds() + 5));
+            var ticket = new Isotun.Protocol.Cookies.SessionTicket(Guid.NewGuid(), "acme", "alice", later.GetUtcNow() + lifetime);
+            var sealedByA = new Isotun.Protocol.Cookies.CookieSealer(a.CookieKeys, later).Seal(ticket);
+            var onB = new Isotun.Protocol.Cookies.CookieSealer(b.CookieKeys, later);
+            Assert.Equal(Isotun.Protocol.Cookies.CookieOpenResult.Ok, onB.TryOpen(sealedByA, out var opened));
+            Assert.Equal(ticket, opened);
+            Assert.Equal(Isotun.Protocol.Cookies.CookieOpenResult.Ok, new Isotun.Protocol.Cookies.CookieSealer(b.CookieKeys, TimeProvider.System).TryOpen(before, out _));
+
+            // A rotation a node did not make itself reaches it through the watch, and it is told (forced here: the newest
+            // key has not even begun).
+            Assert.Equal(2u, (await a.RotateCookieKeysAsync(TimeSpan.MinValue, lifetime, default)).Current.Id);
+            await Eventually.True(() => b.CookieKeys.Current.Id == 2, "node b did not learn the rotation");
+            await Eventually.True(() => { lock (seen) return seen.OfType<SharedChange.CookieKeysRotated>().Any(r => r.Ring.Current.Id == 2); }, "node b was not told");
         }
     }
 

@@ -1,0 +1,33 @@
+using Isotun.Protocol.Cookies;
+using Isotun.Security;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// The file that keeps a server's cookie keys when it runs alone (a cluster keeps them in its store): a
+/// <see cref="CookieKeyRing"/> in its stored form, mode 0600, made at first start and rewritten whole at each rotation.
+/// </summary>
+public static class CookieKeyFile
+{
+    /// <summary>Reads the ring, or makes a ring of one fresh key and writes it when there is no file yet.</summary>
+    /// <exception cref="InvalidOperationException">The file is readable by others, or not a ring.</exception>
+    public static CookieKeyRing LoadOrCreate(string path, DateTimeOffset now)
+    {
+        if (!File.Exists(path))
+        {
+            var ring = CookieKeyRing.Create(now);
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            SecretFile.WriteAllBytes(path, ring.ToBytes(), overwrite: false);
+            return ring;
+        }
+        var mode = File.GetUnixFileMode(path);
+        if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            throw new InvalidOperationException($"{path}: cookie keys must not be readable by group or others (chmod 600)");
+        // A bare key from before rings counts from the file's last change.
+        return CookieKeyRing.Parse(File.ReadAllBytes(path), File.GetLastWriteTimeUtc(path), out var error)
+            ?? throw new InvalidOperationException($"{path}: {error}");
+    }
+
+    /// <summary>Replaces the file with <paramref name="ring"/>, atomically and 0600.</summary>
+    public static void Save(string path, CookieKeyRing ring) => SecretFile.WriteAllBytes(path, ring.ToBytes(), overwrite: true);
+}
