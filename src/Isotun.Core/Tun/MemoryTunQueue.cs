@@ -74,12 +74,14 @@ public sealed class MemoryTunQueue : ITunQueue
         int written = 0;
         foreach (var packet in bufs)
         {
-            if (!_closed && _device.Deliver(packet.Span[offset..]))
+            // Counted before it is delivered: a reader that took the packet then sees it counted.
+            Interlocked.Increment(ref _writes);
+            if (!_closed && _device.Deliver(packet.Span[offset..])) written++;
+            else
             {
-                written++;
-                Interlocked.Increment(ref _writes);
+                Interlocked.Decrement(ref _writes);
+                Interlocked.Increment(ref _refused);
             }
-            else Interlocked.Increment(ref _refused);
         }
         return written;
     }
