@@ -68,7 +68,8 @@ public static class ServerCommand
         var log = logs.CreateLogger("isotun.cluster");
         // The configuration loader checked the TLS files; one that changed since fails the start with its path.
         var tls = cluster.Tls is { } t ? EtcdTls.Load(t.Ca, t.Certificate, t.Key) : null;
-        var store = new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls);
+        var credentials = cluster.Auth is { } a ? EtcdCredentials.Load(a.User, a.PasswordFile) : null;
+        var store = new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls, credentials);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         try

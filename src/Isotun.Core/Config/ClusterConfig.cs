@@ -12,8 +12,14 @@ public sealed record ClusterConfig(IReadOnlyList<string> Etcd, string Node, stri
     /// <summary>TLS to etcd, for <c>https://</c> endpoints; null for <c>http://</c> ones.</summary>
     public ClusterTlsConfig? Tls { get; init; }
 
+    /// <summary>The etcd user this node logs in as, when etcd has authentication on; null otherwise.</summary>
+    public ClusterAuthConfig? Auth { get; init; }
+
     public const int DefaultBindingTtlDays = 30;
 
     /// <summary>A user's address binding not used for this long (and held by no session) is released.</summary>
     public TimeSpan BindingTtl { get; init; } = TimeSpan.FromDays(DefaultBindingTtlDays);
 }
+
+/// <summary><c>cluster.auth</c>: an etcd user, and the file (mode 0600) whose first line is its password.</summary>
+public sealed record ClusterAuthConfig(string User, string PasswordFile);

@@ -8,8 +8,6 @@ namespace Isotun.Config;
 /// </summary>
 internal static class PemFileCheck
 {
-    private const UnixFileMode GroupOrOthers = UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
-
     /// <summary>A CA bundle: the file exists and holds at least one certificate.</summary>
     public static void Bundle(ConfigWalker walker, string file, string path)
     {
@@ -38,7 +36,7 @@ internal static class PemFileCheck
         var before = walker.Errors.Count;
         if (!File.Exists(certificate)) walker.Error(certificatePath, $"file not found: {certificate}");
         if (!File.Exists(key)) walker.Error(keyPath, $"file not found: {key}");
-        else if ((File.GetUnixFileMode(key) & GroupOrOthers) != 0)
+        else if (Isotun.Security.SecretFile.OpenToOthers(key))
             walker.Error(keyPath, $"{key}: private key must not be readable by group or others (chmod 600)");
         if (walker.Errors.Count != before) return;
         try

@@ -3,8 +3,9 @@ namespace Isotun.Config;
 /// <summary>The optional <c>cluster</c> section: the etcd this server shares state through.</summary>
 public static partial class ServerConfigLoader
 {
-    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls", "binding-ttl-days"];
+    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls", "auth", "binding-ttl-days"];
     private static readonly string[] ClusterTlsKeys = ["ca", "certificate", "key"];
+    private static readonly string[] ClusterAuthKeys = ["user", "password-file"];
 
     private static ClusterConfig? ReadCluster(ConfigWalker walker, YamlTreeNode? node)
     {
@@ -28,8 +29,30 @@ public static partial class ServerConfigLoader
         if (!prefix.StartsWith('/') || prefix.EndsWith('/') || prefix.Length > 128 || prefix.Any(c => c <= ' ' || c > '~'))
             walker.Error("cluster.prefix", "must start with '/', not end with one, and be at most 128 printable characters, e.g. /isotun");
         var tls = ReadClusterTls(walker, keys.GetValueOrDefault("tls"), endpoints);
+        var auth = ReadClusterAuth(walker, keys.GetValueOrDefault("auth"));
         var bindingTtl = walker.Integer(keys.GetValueOrDefault("binding-ttl-days"), "cluster.binding-ttl-days", ClusterConfig.DefaultBindingTtlDays, 1, 3650);
-        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls, BindingTtl = TimeSpan.FromDays(bindingTtl) };
+        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls, Auth = auth, BindingTtl = TimeSpan.FromDays(bindingTtl) };
+    }
+
+    /// <summary><c>cluster.auth</c>: the etcd user this node logs in as, and its password in a file only its owner may read.</summary>
+    private static ClusterAuthConfig? ReadClusterAuth(ConfigWalker walker, YamlTreeNode? node)
+    {
+        if (ConfigWalker.IsAbsent(node)) return null;
+        var keys = walker.Keys(walker.Mapping(node, "cluster.auth"), "cluster.auth", ClusterAuthKeys);
+        var user = walker.Text(keys.GetValueOrDefault("user"), "cluster.auth.user");
+        if (user is null) walker.Error("cluster.auth.user", "required: the etcd user this node logs in as");
+        else if (user.Length is 0 or > 128 || user.Any(c => c <= ' ' || c > '~'))
+            walker.Error("cluster.auth.user", "must be 1-128 printable characters without spaces");
+        var passwordFile = walker.FilePath(keys.GetValueOrDefault("password-file"), "cluster.auth.password-file");
+        if (passwordFile is null)
+        {
+            if (ConfigWalker.IsAbsent(keys.GetValueOrDefault("password-file")))
+                walker.Error("cluster.auth.password-file", "required: a file (mode 0600) whose first line is the etcd user's password");
+        }
+        else if (!File.Exists(passwordFile)) walker.Error("cluster.auth.password-file", $"file not found: {passwordFile}");
+        else if (Isotun.Security.SecretFile.OpenToOthers(passwordFile))
+            walker.Error("cluster.auth.password-file", $"{passwordFile} must not be readable by group or others (chmod 600)");
+        return user is null || passwordFile is null ? null : new ClusterAuthConfig(user, passwordFile);
     }
 
     /// <summary>

@@ -307,7 +307,7 @@ public static partial class ServerConfigLoader
         if (tokenFile is not null)
         {
             if (!File.Exists(tokenFile)) walker.Error("admin.token-file", $"file not found: {tokenFile} (make one with `isotun admin token --file {tokenFile}`)");
-            else if ((File.GetUnixFileMode(tokenFile) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            else if (Isotun.Security.SecretFile.OpenToOthers(tokenFile))
                 walker.Error("admin.token-file", $"{tokenFile} must not be readable by group or others (chmod 600)");
         }
         return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile };

@@ -5,6 +5,10 @@ namespace Isotun.Security;
 /// <summary>Writes private keys and other secrets: mode 0600 from creation, atomically (temporary file + rename).</summary>
 public static class SecretFile
 {
+    /// <summary>Whether group or others may read or write <paramref name="path"/>: a secret's file is its owner's alone.</summary>
+    public static bool OpenToOthers(string path) =>
+        (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0;
+
     /// <exception cref="IOException">The file exists and <paramref name="overwrite"/> is false, or the write failed.</exception>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, bool overwrite) =>
         AtomicFile.Write(path, bytes, overwrite, AtomicFile.SecretMode);

@@ -20,8 +20,7 @@ public static class CookieKeyFile
             SecretFile.WriteAllBytes(path, ring.ToBytes(), overwrite: false);
             return ring;
         }
-        var mode = File.GetUnixFileMode(path);
-        if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+        if (SecretFile.OpenToOthers(path))
             throw new InvalidOperationException($"{path}: cookie keys must not be readable by group or others (chmod 600)");
         // A bare key from before rings counts from the file's last change.
         return CookieKeyRing.Parse(File.ReadAllBytes(path), File.GetLastWriteTimeUtc(path), out var error)

@@ -22,7 +22,7 @@ public sealed class ClusterFixture : TopologyFixture
     /// <summary>The tenant's own network: a bridge shared by both nodes' uplinks, where a service host reaches the clients.</summary>
     public const string ServiceNs = "isotun-cl-svc";
     public static readonly IPAddress ServiceIp = IPAddress.Parse("198.18.68.2");
-    public const string EtcdBinary = "/usr/bin/etcd";
+    public const string EtcdBinary = "/usr/bin/etcd", Etcdctl = "/usr/bin/etcdctl";
     public const int EtcdPort = 23790;
     public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
     public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan"];
@@ -34,7 +34,8 @@ public sealed class ClusterFixture : TopologyFixture
 
     public ClusterFixture()
         : base(new LabLayout("cl", 33, Path.Combine(Path.GetTempPath(), $"isotun-cl-{Environment.ProcessId}")),
-            TestEnvironment.SkipReason ?? (File.Exists(EtcdBinary) ? null : $"{EtcdBinary} is missing (Debian package etcd-server; .ci/install-deps installs it)")) => Open();
+            TestEnvironment.SkipReason ?? (File.Exists(EtcdBinary) ? null : $"{EtcdBinary} is missing (Debian package etcd-server; .ci/install-deps installs it)")
+            ?? (File.Exists(Etcdctl) ? null : $"{Etcdctl} is missing (Debian package etcd-client; .ci/install-deps installs it)")) => Open();
 
     protected override IEnumerable<string> OwnNamespaces => [ServerNs, ClientNs, Client2Ns, ServiceNs, .. Nodes.Select(n => TenantNs(n.Name))];
 
@@ -109,6 +110,11 @@ public sealed class ClusterFixture : TopologyFixture
         var nodeClient = etcdPki.IssueClient("cluster", "nodes");
         _etcdCa = etcdPki.CaCertificatePath;
         StartEtcd();
+        // And with authentication on, as docs/cluster.md sets it up: the nodes log in as a user whose role holds the
+        // cluster's prefix only. (Without their token etcd would take the client certificate's name, which is no user.)
+        var etcdPassword = Path.Combine(Dir, "etcd.password");
+        SecretFile.WriteAllText(etcdPassword, $"etcd-{Guid.NewGuid():N}\n", overwrite: true);
+        EnableEtcdAuth(nodeClient, File.ReadAllText(etcdPassword).Trim());
         foreach (var (node, port, admin) in Nodes)
         {
             int index = Array.FindIndex(Nodes, n => n.Name == node);
@@ -130,6 +136,9 @@ public sealed class ClusterFixture : TopologyFixture
                     ca: {_etcdCa}
                     certificate: {nodeClient.CertificatePath}
                     key: {nodeClient.KeyPath}
+                  auth:
+                    user: isotun
+                    password-file: {etcdPassword}
                 tenants:
                   - name: acme
                     namespace: {TenantNs(node)}
@@ -174,6 +183,24 @@ public sealed class ClusterFixture : TopologyFixture
         ]);
         if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, EtcdPort)))
             throw new InvalidOperationException("etcd did not start:\n" + LabProcess.Tail(Files, "etcd"));
+    }
+
+    /// <summary>etcdctl, in the server namespace, over TLS with the nodes' client certificate.</summary>
+    private void RunEtcdctl(IssuedCertificate client, params string[] args)
+    {
+        var run = Run.InNs(ServerNs, [Etcdctl, "--endpoints", $"https://127.0.0.1:{EtcdPort}", "--cacert", _etcdCa!,
+            "--cert", client.CertificatePath, "--key", client.KeyPath, .. args]);
+        if (run.ExitCode != 0) throw new InvalidOperationException($"etcdctl {string.Join(' ', args.Where(a => !a.Contains(':')))} failed: {run.Stderr}");
+    }
+
+    private void EnableEtcdAuth(IssuedCertificate client, string password)
+    {
+        RunEtcdctl(client, "user", "add", "root:" + Guid.NewGuid().ToString("N"));
+        RunEtcdctl(client, "role", "add", "isotun");
+        RunEtcdctl(client, "role", "grant-permission", "isotun", "--prefix=true", "readwrite", "/isotun/");
+        RunEtcdctl(client, "user", "add", "isotun:" + password);
+        RunEtcdctl(client, "user", "grant-role", "isotun", "isotun");
+        RunEtcdctl(client, "auth", "enable");
     }
 
     public void StartNode(string node)

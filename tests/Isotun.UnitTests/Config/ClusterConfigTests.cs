@@ -132,6 +132,34 @@ public sealed class ClusterConfigTests : IDisposable
     }
 
     [Fact]
+    public void An_etcd_login_is_read_with_its_password_file_resolved_next_to_the_configuration()
+    {
+        Isotun.Security.SecretFile.WriteAllText(_temp.File("etcd.password"), "secret\n", overwrite: true);
+        var result = Parse("cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  auth:\n    user: isotun\n    password-file: etcd.password\n");
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.Equal(new ClusterAuthConfig("isotun", _temp.File("etcd.password")), result.Config!.Cluster!.Auth);
+        var credentials = Isotun.State.Cluster.EtcdCredentials.Load("isotun", _temp.File("etcd.password"));
+        Assert.Equal("secret", credentials.Password);
+        Assert.DoesNotContain("secret", credentials.ToString());
+    }
+
+    [Fact]
+    public void An_etcd_login_fault_is_listed_with_its_path()
+    {
+        File.WriteAllText(_temp.File("open.password"), "secret\n");
+        File.SetUnixFileMode(_temp.File("open.password"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        const string Head = "cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  auth:\n";
+        Assert.Equal(
+            ["cluster.auth.password-file: required: a file (mode 0600) whose first line is the etcd user's password", "cluster.auth.user: required: the etcd user this node logs in as"],
+            Errors(Head + "    other: 1\n").Where(e => !e.Contains("other")).Order(StringComparer.Ordinal));
+        Assert.Contains($"cluster.auth.password-file: {_temp.File("open.password")} must not be readable by group or others (chmod 600)",
+            Errors(Head + "    user: isotun\n    password-file: open.password\n"));
+        Assert.Contains($"cluster.auth.password-file: file not found: {_temp.File("missing.password")}",
+            Errors(Head + "    user: isotun\n    password-file: missing.password\n"));
+        Assert.Contains("cluster.auth.user: must be 1-128 printable characters without spaces", Errors(Head + "    user: \"two words\"\n    password-file: open.password\n"));
+    }
+
+    [Fact]
     public void Http_and_https_endpoints_are_not_mixed()
     {
         Assert.Equal(

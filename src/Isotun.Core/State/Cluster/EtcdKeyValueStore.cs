@@ -24,6 +24,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     private readonly EtcdClient _client;
     private readonly string _endpoints;
     private readonly EtcdTls? _tls;
+    private readonly EtcdCredentials? _credentials;
 
     // Why the last TLS handshake refused etcd's certificate, for the message of the call that failed on it: gRPC
     // reports only that the connection could not be made.
@@ -31,9 +32,10 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
 
     /// <summary>
     /// Connects to <paramref name="endpoints"/>, e.g. <c>http://127.0.0.1:2379</c> (comma-separated for several); with
-    /// <paramref name="tls"/> (which the store then owns), to <c>https://</c> endpoints only.
+    /// <paramref name="tls"/> (which the store then owns), to <c>https://</c> endpoints only; with
+    /// <paramref name="credentials"/>, as that etcd user (the client gets a token with them and renews it).
     /// </summary>
-    public EtcdKeyValueStore(string endpoints, EtcdTls? tls = null)
+    public EtcdKeyValueStore(string endpoints, EtcdTls? tls = null, EtcdCredentials? credentials = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(endpoints);
         // The client picks TLS for all endpoints or none, whatever each URL's scheme says: refuse a URL that says otherwise.
@@ -51,6 +53,9 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         _client = tls is null
             ? new EtcdClient(endpoints, configureChannelOptions: backoff)
             : new EtcdClient(endpoints, o => ConfigureTls(o, tls), configureChannelOptions: backoff);
+        // A token lives 5 minutes in etcd's default (simple) token mode: the client fetches a new one every minute.
+        _credentials = credentials;
+        if (credentials is not null) _client.SetCredentials(credentials.User, credentials.Password, TimeSpan.FromMinutes(1));
     }
 
     /// <summary>
@@ -240,6 +245,13 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             return $"etcd refused the TLS connection ({alert.Message[(alert.Message.LastIndexOf("::", StringComparison.Ordinal) + 1)..].Trim(':', ' ')}){hint}";
         if (causes.FirstOrDefault(c => c is IOException or HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded }) is { } closed)
             return $"etcd closed the TLS connection ({closed.Message}){hint}";
+        // Authentication: etcd says little about it, so say what to change.
+        if (e.Status.Detail.Contains("user name is empty", StringComparison.Ordinal))
+            return $"{e.Status.Detail} ({e.StatusCode}): etcd has authentication on, and this node logs in as no user (cluster.auth)";
+        if (e.Status.Detail.Contains("authentication failed", StringComparison.Ordinal))
+            return $"{e.Status.Detail} ({e.StatusCode}): etcd refused {_credentials?.ToString() ?? "the login"}";
+        if (e.StatusCode == StatusCode.PermissionDenied)
+            return $"{e.Status.Detail} ({e.StatusCode}): {_credentials?.ToString() ?? "this client"} lacks a role that may read and write the cluster's prefix";
         return $"{e.Status.Detail} ({e.StatusCode})";
     }
 

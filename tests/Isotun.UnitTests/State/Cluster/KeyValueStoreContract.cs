@@ -18,7 +18,12 @@ public abstract class KeyValueStoreContract : IAsyncLifetime
     private readonly List<IKeyValueStore> _opened = [];
 
     /// <summary>A unique prefix per test, so tests on a shared etcd never see each other's keys.</summary>
-    protected string P { get; } = $"/test-{Guid.NewGuid():N}/";
+    protected string P => _prefix ??= KeyPrefix;
+
+    private string? _prefix;
+
+    /// <summary>Where <see cref="P"/> is made: a store whose user may use some keys only puts it under those.</summary>
+    protected virtual string KeyPrefix => $"/test-{Guid.NewGuid():N}/";
 
     /// <summary>A new client of the one backing store this test uses (skips the test when that store is missing).</summary>
     protected abstract IKeyValueStore Connect();
