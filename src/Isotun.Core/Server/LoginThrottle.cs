@@ -12,6 +12,8 @@ public enum LoginBlock { None, Source, User }
 /// their thresholds within <c>window</c>, that source or that user is refused for <c>ban-time</c> without a
 /// password hash being computed, so a guesser costs the server almost nothing. A success clears the user's count, never
 /// the source's. Tables are bounded: idle entries are swept, and when full, new keys are not tracked (never refused).
+/// On a cluster node, the failures the other nodes counted add to this node's (<see cref="FailuresElsewhere"/>), and
+/// this node's are shared (<see cref="FailuresCounted"/>), so a guesser spread over the nodes gets no more tries.
 /// </summary>
 public sealed class LoginThrottle(TimeProvider time)
 {
@@ -37,6 +39,12 @@ public sealed class LoginThrottle(TimeProvider time)
     /// <summary>An operator lifted a ban here (scope, key): a cluster node shares that too.</summary>
     public Action<string, string>? BanLifted { get; set; }
 
+    /// <summary>The failures other nodes counted for (scope, key) within their windows; a cluster node asks its store.</summary>
+    public Func<string, string, int>? FailuresElsewhere { get; set; }
+
+    /// <summary>This node's failures for (scope, key) changed: how many (0: cleared) and until when they count.</summary>
+    public Action<string, string, int, DateTimeOffset>? FailuresCounted { get; set; }
+
     public const string SourceScope = "source", UserScope = "user";
 
     /// <summary>
@@ -56,7 +64,14 @@ public sealed class LoginThrottle(TimeProvider time)
             _ => null,
         };
         if (e is null) return scope is SourceScope or UserScope; // a full table tracks no new key (as for local failures)
-        lock (e) e.BannedUntil = Math.Max(e.BannedUntil, end);
+        bool counted;
+        lock (e)
+        {
+            e.BannedUntil = Math.Max(e.BannedUntil, end);
+            counted = e.Failures > 0;
+            e.Failures = 0; // the ban is what they led to
+        }
+        if (counted) FailuresCounted?.Invoke(scope, key, 0, default);
         return true;
     }
 
@@ -83,8 +98,8 @@ public sealed class LoginThrottle(TimeProvider time)
     public (bool SourceBanned, bool UserBanned) Failed(IPAddress? source, string? userKey)
     {
         long now = time.GetTimestamp();
-        bool sourceBanned = source is not null && Count(_sources, SourceKey.Of(source), _settings.SourceBanAfter, now);
-        bool userBanned = userKey is not null && Count(_users, userKey, _settings.UserBanAfter, now);
+        bool sourceBanned = source is not null && Count(_sources, SourceKey.Of(source), SourceScope, SourceKey.Of(source).ToString(), _settings.SourceBanAfter, now);
+        bool userBanned = userKey is not null && Count(_users, userKey, UserScope, userKey, _settings.UserBanAfter, now);
         if (BanStarted is { } started && (sourceBanned || userBanned))
         {
             var until = time.GetUtcNow() + _settings.BanTime;
@@ -94,7 +109,10 @@ public sealed class LoginThrottle(TimeProvider time)
         return (sourceBanned, userBanned);
     }
 
-    public void Succeeded(string userKey) => _users.TryRemove(userKey, out _);
+    public void Succeeded(string userKey)
+    {
+        if (_users.TryRemove(userKey, out var e) && e.Failures > 0) FailuresCounted?.Invoke(UserScope, userKey, 0, default);
+    }
 
     /// <summary>Lifts a ban (the operator's unban).</summary>
     public bool UnbanSource(IPAddress source)
@@ -121,7 +139,7 @@ public sealed class LoginThrottle(TimeProvider time)
         lock (e) return e.BannedUntil > now;
     }
 
-    private bool Count<TKey>(ConcurrentDictionary<TKey, Entry> table, TKey key, int banAfter, long now) where TKey : notnull
+    private bool Count<TKey>(ConcurrentDictionary<TKey, Entry> table, TKey key, string scope, string name, int banAfter, long now) where TKey : notnull
     {
         var (_, _, window, banTime) = _settings;
         if (banAfter <= 0) return false;
@@ -130,6 +148,10 @@ public sealed class LoginThrottle(TimeProvider time)
             if (table.Count >= MaxTracked) return false;
             e = table.GetOrAdd(key, _ => new Entry());
         }
+        int elsewhere = FailuresElsewhere?.Invoke(scope, name) ?? 0; // read outside the lock: it may ask the store's copy
+        int counted;
+        DateTimeOffset until;
+        bool banned;
         lock (e)
         {
             if (e.BannedUntil > now) return false;
@@ -138,11 +160,17 @@ public sealed class LoginThrottle(TimeProvider time)
                 e.Failures = 0;
                 e.FirstFailure = now;
             }
-            if (++e.Failures < banAfter) return false;
-            e.Failures = 0;
-            e.BannedUntil = now + (long)(banTime.TotalSeconds * time.TimestampFrequency);
-            return true;
+            until = time.GetUtcNow() + window - time.GetElapsedTime(e.FirstFailure, now);
+            banned = ++e.Failures + elsewhere >= banAfter;
+            if (banned)
+            {
+                e.Failures = 0;
+                e.BannedUntil = now + (long)(banTime.TotalSeconds * time.TimestampFrequency);
+            }
+            counted = e.Failures;
         }
+        FailuresCounted?.Invoke(scope, name, counted, until);
+        return banned;
     }
 
     /// <summary>At most once a minute: drops entries neither banned nor failing within the window.</summary>
@@ -160,11 +188,15 @@ public sealed class LoginThrottle(TimeProvider time)
     {
         foreach (var (key, e) in table)
         {
+            bool counted;
             lock (e)
             {
-                if (e.BannedUntil <= now && (e.Failures == 0 || time.GetElapsedTime(e.FirstFailure, now) > window))
-                    table.TryRemove(new KeyValuePair<TKey, Entry>(key, e));
+                if (e.BannedUntil > now || (e.Failures > 0 && time.GetElapsedTime(e.FirstFailure, now) <= window)) continue;
+                counted = e.Failures > 0;
+                table.TryRemove(new KeyValuePair<TKey, Entry>(key, e));
             }
+            // Failures that aged out: the count this node shared goes too.
+            if (counted) FailuresCounted?.Invoke(key is IPAddress ? SourceScope : UserScope, key.ToString()!, 0, default);
         }
     }
 }

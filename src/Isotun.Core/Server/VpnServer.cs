@@ -71,6 +71,9 @@ public sealed class VpnServer : IAsyncDisposable
             foreach (var (scope, key, until) in shared.LoginBans) Logins.Apply(scope, key, until);
             Logins.BanStarted = shared.BanLogin;
             Logins.BanLifted = shared.LiftLoginBan;
+            // Failed logins count across the nodes: a guesser spread over them gets no more tries than on one.
+            Logins.FailuresElsewhere = shared.LoginFailuresElsewhere;
+            Logins.FailuresCounted = shared.CountLoginFailures;
         }
 
         var (cert, certPath) = LoadServerCertificate(config);

@@ -49,6 +49,7 @@ public sealed class SharedState : IAsyncDisposable
     private const string SessionsDir = "revoked-sessions/";
     private const string LiveDir = "sessions/";
     private const string BansDir = "login-bans/";
+    private const string FailuresDir = "login-failures/";
     private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan WatchIdle = TimeSpan.FromSeconds(30);
@@ -61,6 +62,8 @@ public sealed class SharedState : IAsyncDisposable
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
     // Login bans by their name in the store ("scope/escaped key").
     private readonly ConcurrentDictionary<string, (string Scope, string Key, DateTimeOffset Until)> _loginBans = new(StringComparer.Ordinal);
+    // Failed logins each node counted, by ban name then node: how many, and until when they count.
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, (int Count, DateTimeOffset Until)>> _failures = new(StringComparer.Ordinal);
     // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then.
     private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease)> _pending = new();
     // What this node last published of its sessions (key → value), and under which lease generation.
@@ -263,6 +266,9 @@ public sealed class SharedState : IAsyncDisposable
         var users = await _store.RangeAsync(_prefix + UsersDir, ct).ConfigureAwait(false);
         var sessions = await _store.RangeAsync(_prefix + SessionsDir, ct).ConfigureAwait(false);
         var bans = await _store.RangeAsync(_prefix + BansDir, ct).ConfigureAwait(false);
+        var failures = await _store.RangeAsync(_prefix + FailuresDir, ct).ConfigureAwait(false);
+        _failures.Clear();
+        foreach (var e in failures.Entries) ApplyFailures(e.Key, e.Value.Span, deleted: false);
         _loginBans.Clear();
         foreach (var e in bans.Entries)
             if (ParseBan(e.Key, e.Value.Span) is var (name, scope, key, until)) _loginBans[name] = (scope, key, until);
@@ -318,6 +324,53 @@ public sealed class SharedState : IAsyncDisposable
         string name = BanName(scope, key);
         _loginBans.TryRemove(name, out _);
         Write(KeyWrite.Delete(_prefix + BansDir + name));
+    }
+
+    /// <summary>
+    /// Shares this node's count of failed logins for a source or user (scope and key as for bans), counted until
+    /// <paramref name="until"/>; 0 withdraws it. The entry lives on the node's lease: a node that dies takes its counts.
+    /// </summary>
+    public void CountLoginFailures(string scope, string key, int count, DateTimeOffset until)
+    {
+        string storeKey = _prefix + FailuresDir + BanName(scope, key) + "/" + Node;
+        if (count > 0) Write(KeyWrite.Put(storeKey, Encoding.UTF8.GetBytes($"{count} {until.ToUnixTimeSeconds()}")), nodeLease: true);
+        else Write(KeyWrite.Delete(storeKey));
+    }
+
+    /// <summary>The failed logins for a source or user that the other nodes counted and that still count.</summary>
+    public int LoginFailuresElsewhere(string scope, string key)
+    {
+        if (!_failures.TryGetValue(BanName(scope, key), out var byNode)) return 0;
+        var now = _time.GetUtcNow();
+        int sum = 0;
+        foreach (var (node, (count, until)) in byNode)
+            if (node != Node && until > now) sum += count;
+        return sum;
+    }
+
+    /// <summary>A node's failure count from the store (<c>login-failures/scope/escaped key/node</c>: "count until").</summary>
+    private void ApplyFailures(string key, ReadOnlySpan<byte> value, bool deleted)
+    {
+        var rest = key[(_prefix.Length + FailuresDir.Length)..];
+        int slash = rest.LastIndexOf('/');
+        if (slash <= 0) return;
+        string name = rest[..slash], node = rest[(slash + 1)..];
+        if (deleted)
+        {
+            if (_failures.TryGetValue(name, out var gone) && gone.TryRemove(node, out _) && gone.IsEmpty)
+                _failures.TryRemove(new KeyValuePair<string, ConcurrentDictionary<string, (int, DateTimeOffset)>>(name, gone));
+            return;
+        }
+        var parts = Encoding.UTF8.GetString(value).Split(' ');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out int count) || count <= 0 || !long.TryParse(parts[1], out long until)
+            || until < 0 || until > DateTimeOffset.MaxValue.ToUnixTimeSeconds()) return;
+        // Bounded as the login throttle's own tables are: past the limit, new names are not tracked.
+        if (!_failures.TryGetValue(name, out var byNode))
+        {
+            if (_failures.Count >= 100_000) return;
+            byNode = _failures.GetOrAdd(name, _ => new(StringComparer.Ordinal));
+        }
+        byNode[node] = (count, DateTimeOffset.FromUnixTimeSeconds(until));
     }
 
     /// <summary>The login bans the cluster holds now (scope, key, until), for a node that has just joined.</summary>
@@ -514,6 +567,10 @@ public sealed class SharedState : IAsyncDisposable
                 if (AdoptKeys(ring)) Notify(new SharedChange.CookieKeysRotated(ring));
             }
             else _log.LogError("cluster: {Key} changed to something that is not a cookie key ring ({Error}); the keys in use stay", e.Key, error);
+        }
+        else if (e.Key.StartsWith(_prefix + FailuresDir, StringComparison.Ordinal))
+        {
+            ApplyFailures(e.Key, e.Value.Span, e.Kind == KeyValueEventKind.Delete);
         }
         else if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
         {

@@ -33,6 +33,52 @@ public sealed class LoginThrottleTests
     }
 
     [Fact]
+    public void Failures_other_nodes_counted_add_to_this_nodes_and_this_nodes_are_shared_until_a_ban_or_the_window_clears_them()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
+        var throttle = new LoginThrottle(time);
+        throttle.Configure(userBanAfter: 10, sourceBanAfter: 100, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        var alice = LoginThrottle.UserKey("acme", "alice");
+        var shared = new List<(string Scope, string Key, int Count, DateTimeOffset Until)>();
+        throttle.FailuresCounted = (scope, key, count, until) => shared.Add((scope, key, count, until));
+        int elsewhere = 7;
+        throttle.FailuresElsewhere = (scope, key) => scope == LoginThrottle.UserScope && key == alice ? elsewhere : 0;
+
+        // 7 elsewhere and 3 here make the 10 that ban.
+        Assert.Equal((false, false), throttle.Failed(A, alice));
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal((false, false), throttle.Failed(A, alice));
+        Assert.Equal((false, true), throttle.Failed(A, alice));
+        var end = new DateTimeOffset(2026, 12, 5, 12, 5, 0, TimeSpan.Zero); // the window runs from the first failure
+        Assert.Equal(
+            [
+                (LoginThrottle.SourceScope, A.ToString(), 1, end), (LoginThrottle.UserScope, alice, 1, end),
+                (LoginThrottle.SourceScope, A.ToString(), 2, end), (LoginThrottle.UserScope, alice, 2, end),
+                (LoginThrottle.SourceScope, A.ToString(), 3, end), (LoginThrottle.UserScope, alice, 0, end), // the ban clears it
+            ],
+            shared);
+
+        // A source whose failures age out of the window is withdrawn at the next sweep.
+        shared.Clear();
+        time.Advance(TimeSpan.FromMinutes(6));
+        Assert.Equal(LoginBlock.None, throttle.Check(A, null));
+        Assert.Contains((LoginThrottle.SourceScope, A.ToString(), 0, default(DateTimeOffset)), shared);
+
+        // A ban from another node clears what this node counted of it; a success clears the user's count.
+        var bob = LoginThrottle.UserKey("acme", "bob");
+        elsewhere = 0;
+        throttle.Failed(B, bob);
+        shared.Clear();
+        Assert.True(throttle.Apply(LoginThrottle.UserScope, bob, time.GetUtcNow() + TimeSpan.FromMinutes(2)));
+        Assert.Equal([(LoginThrottle.UserScope, bob, 0, default(DateTimeOffset))], shared);
+        var carol = LoginThrottle.UserKey("acme", "carol");
+        throttle.Failed(B, carol);
+        shared.Clear();
+        throttle.Succeeded(carol);
+        Assert.Equal([(LoginThrottle.UserScope, carol, 0, default(DateTimeOffset))], shared);
+    }
+
+    [Fact]
     public void Bans_made_here_are_reported_for_the_cluster_and_bans_from_elsewhere_apply_without_echo()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));

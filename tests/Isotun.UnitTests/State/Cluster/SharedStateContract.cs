@@ -38,6 +38,31 @@ public abstract class SharedStateContract
     }
 
     [SkippableFact]
+    public async Task Failed_logins_one_node_counted_reach_the_other_until_withdrawn_or_expired()
+    {
+        var (a, b, _) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            const string User = "acme/al ice"; // escaped into one key segment
+            a.CountLoginFailures("user", User, 3, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5));
+            b.CountLoginFailures("user", User, 2, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5));
+            await Eventually.True(() => b.LoginFailuresElsewhere("user", User) == 3 && a.LoginFailuresElsewhere("user", User) == 2,
+                "each node did not see the other's failures (and only those)");
+            Assert.Equal(0, b.LoginFailuresElsewhere("source", User));
+
+            a.CountLoginFailures("user", User, 0, default);
+            await Eventually.True(() => b.LoginFailuresElsewhere("user", User) == 0, "node b still counts what node a withdrew");
+
+            // A count whose window ended does not count, wherever it is.
+            a.CountLoginFailures("source", "198.18.5.1", 4, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1));
+            a.CountLoginFailures("source", "198.18.5.2", 1, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5));
+            await Eventually.True(() => b.LoginFailuresElsewhere("source", "198.18.5.2") == 1, "node b did not see node a's second count");
+            Assert.Equal(0, b.LoginFailuresElsewhere("source", "198.18.5.1"));
+        }
+    }
+
+    [SkippableFact]
     public async Task A_cluster_cookie_key_from_before_key_rings_becomes_key_0_of_the_ring()
     {
         var legacy = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
