@@ -1,5 +1,5 @@
 using System.Text;
-using Isotun.Config;
+using Isotun.Server.Configuration;
 
 namespace Isotun.Fuzz.Targets;
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Isotun.Config;
+using Isotun.Server.Configuration;
 
 namespace Isotun.Cli.Commands;
 

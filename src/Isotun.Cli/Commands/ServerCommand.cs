@@ -1,11 +1,11 @@
 using System.CommandLine;
 using Isotun.Admin;
-using Isotun.Config;
 using Isotun.Protocol.Cookies;
+using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State.Cluster;
 using Isotun.Transport;
 using Microsoft.Extensions.Logging;
-using Isotun.Server;
 
 namespace Isotun.Cli.Commands;
 

@@ -2,7 +2,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
-using Isotun.Config;
+using Isotun.Server.Configuration;
 
 namespace Isotun.Admin;
 

@@ -1,10 +1,10 @@
-using Isotun.Metrics;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
 using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Routing;
+using Isotun.Metrics;
 using Isotun.Pki;
 
 namespace Isotun.Gateway;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Isotun.Config;
 using Isotun.Protocol.Cookies;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.Transport;
 using Microsoft.Extensions.Logging;

@@ -1,6 +1,6 @@
-using Isotun.Config;
 using Isotun.Protocol.Addressing;
 using Isotun.Protocol.Ip;
+using Isotun.Server.Configuration;
 
 namespace Isotun.Server;
 

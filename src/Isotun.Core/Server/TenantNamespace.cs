@@ -1,7 +1,7 @@
 using System.Net;
-using Isotun.Config;
 using Isotun.Linux;
 using Isotun.Protocol.Addressing;
+using Isotun.Server.Configuration;
 using Isotun.Tun;
 
 namespace Isotun.Server;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using Isotun.Config;
 using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
@@ -9,6 +8,7 @@ using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
 using Isotun.Protocol.Offload;
 using Isotun.Security;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.State.Cluster;
 using Isotun.Transport;

@@ -12,6 +12,7 @@ using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Cookies;
 using Isotun.Security;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.State.Cluster;
 using Isotun.Transport.Listening;

@@ -1,9 +1,9 @@
 using System.Security.Cryptography.X509Certificates;
 using System.Text.RegularExpressions;
-using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Protocol.Auth;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,5 +1,5 @@
-using Isotun.Config;
 using Isotun.Pki;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Config;

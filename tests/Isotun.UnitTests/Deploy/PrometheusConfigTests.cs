@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Isotun.Gateway;
 using Isotun.Metrics;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 
 namespace Isotun.UnitTests.Deploy;
 
@@ -76,7 +77,7 @@ public sealed partial class PrometheusConfigTests
         var text = File.ReadAllText(Config);
         Assert.Contains("job_name: isotun-server", text);
         Assert.Contains("job_name: isotun-gateway", text);
-        Assert.Contains($"'127.0.0.1:{Isotun.Config.ServerConfigLoader.DefaultAdminPort}'", text);
+        Assert.Contains($"'127.0.0.1:{Isotun.Server.Configuration.ServerConfigLoader.DefaultAdminPort}'", text);
         Assert.Contains($"'127.0.0.1:{Isotun.Gateway.Configuration.GatewayConfigLoader.DefaultAdminPort}'", text);
         Assert.Contains("- isotun-rules.yml", text);
     }

@@ -1,5 +1,5 @@
 using System.Net;
-using Isotun.Config;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Gateway;

@@ -3,8 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using Isotun.Admin;
 using Isotun.Client;
-using Isotun.Config;
 using Isotun.Metrics;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 

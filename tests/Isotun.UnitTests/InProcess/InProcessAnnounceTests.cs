@@ -1,4 +1,4 @@
-using Isotun.Config;
+using Isotun.Server.Configuration;
 
 namespace Isotun.UnitTests.InProcess;
 

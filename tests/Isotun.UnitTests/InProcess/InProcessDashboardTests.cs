@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Isotun.Admin;
 using Isotun.Client;
-using Isotun.Config;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Playwright;

@@ -1,8 +1,8 @@
 using System.Net;
 using Isotun.Client;
-using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.Tun;
 using Isotun.UnitTests.Security;

@@ -1,8 +1,8 @@
-using Isotun.Protocol.Addressing;
 using System.Net;
-using Isotun.Config;
 using Isotun.Metrics;
+using Isotun.Protocol.Addressing;
 using Isotun.Security;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.InProcess;

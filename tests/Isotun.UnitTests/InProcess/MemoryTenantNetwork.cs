@@ -1,7 +1,7 @@
 using System.Net;
-using Isotun.Config;
 using Isotun.Protocol.Addressing;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.Tun;
 
 namespace Isotun.UnitTests.InProcess;

@@ -1,4 +1,3 @@
-using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Security;
 using Isotun.Server;

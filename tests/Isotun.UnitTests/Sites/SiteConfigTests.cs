@@ -1,5 +1,5 @@
 using Isotun.Protocol.Addressing;
-using Isotun.Config;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Sites;

@@ -1,6 +1,6 @@
 using Isotun.Protocol.Addressing;
-using Isotun.Config;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.UnitTests.InProcess;
 using Microsoft.Extensions.Logging.Abstractions;

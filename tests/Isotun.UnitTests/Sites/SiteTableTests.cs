@@ -1,8 +1,8 @@
 using System.Net;
-using Isotun.Config;
 using Isotun.Protocol.Addressing;
 using Isotun.Protocol.Ip;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 
 namespace Isotun.UnitTests.Sites;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using Isotun.Config;
 using Isotun.Pki;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Core.Config;

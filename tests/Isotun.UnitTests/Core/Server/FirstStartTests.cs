@@ -1,8 +1,8 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;

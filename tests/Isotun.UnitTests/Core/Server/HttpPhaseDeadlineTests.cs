@@ -1,6 +1,5 @@
 using System.Text;
 using System.Threading.Channels;
-using Isotun.Config;
 using Isotun.Server;
 using Isotun.State;
 using Isotun.UnitTests.Core.Logs;

@@ -1,7 +1,7 @@
-using Isotun.Config;
+using Isotun.Protocol.Cookies;
 using Isotun.Security;
 using Isotun.Server;
-using Isotun.Protocol.Cookies;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,9 +1,9 @@
-using Isotun.Protocol.Addressing;
 using System.Security.Cryptography.X509Certificates;
-using Isotun.Config;
 using Isotun.Pki;
+using Isotun.Protocol.Addressing;
 using Isotun.Security;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,4 +1,4 @@
-using Isotun.Config;
+using Isotun.Server.Configuration;
 using Isotun.UnitTests.Security;
 
 namespace Isotun.UnitTests.Core.Server;

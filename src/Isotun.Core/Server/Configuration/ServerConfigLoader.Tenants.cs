@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using Isotun.Config;
 using Isotun.Protocol.Addressing;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>The isolation half of a tenant: namespace, IPv6 pool, who may log in, limits and the uplink.</summary>
 public static partial class ServerConfigLoader

@@ -1,7 +1,7 @@
 using System.Net;
 using Isotun.Protocol.Addressing;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>One tenant: a group with its own pool, routes, DNS, tunnel parameters, users and TUN device.</summary>
 /// <param name="Name">Group label and value; <c>[a-z0-9][a-z0-9-]{0,30}</c>.</param>

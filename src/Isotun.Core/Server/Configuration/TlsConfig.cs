@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// Server certificate and key (generated at first start when both files are missing), the optional client CA that enables

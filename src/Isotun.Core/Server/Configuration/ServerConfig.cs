@@ -1,6 +1,7 @@
 using System.Net;
+using Isotun.Config;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>The whole server configuration, immutable, with every default applied and every path absolute.</summary>
 public sealed record ServerConfig(

@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// The admin plane. <see cref="Listen"/> (TCP, loopback by default; null when off) serves <c>GET /metrics</c>,

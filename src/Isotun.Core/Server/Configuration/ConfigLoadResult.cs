@@ -1,4 +1,5 @@
-namespace Isotun.Config;
+using Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>Either a configuration or every error found in it.</summary>
 public sealed record ConfigLoadResult(ServerConfig? Config, IReadOnlyList<ConfigError> Errors)

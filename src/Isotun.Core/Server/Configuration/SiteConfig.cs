@@ -1,6 +1,6 @@
 using Isotun.Protocol.Addressing;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// A site: networks that live behind one user's client (a site gateway), like ocserv's and OpenVPN's <c>iroute</c>.

@@ -1,4 +1,4 @@
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// The cluster this server is a node of: the etcd it shares state through, its own name, and the key prefix of its

@@ -1,4 +1,4 @@
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// The key file that seals session cookies, how long a cookie stays valid, and how often a new key takes over

@@ -1,4 +1,4 @@
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>How a cluster node reaches etcd over TLS: the <c>cluster.tls</c> section, with absolute paths.</summary>
 /// <param name="Ca">PEM bundle of the CAs that sign etcd's server certificate; the only roots trusted for etcd.</param>

@@ -1,10 +1,11 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// Loads and validates the server's YAML configuration. Validation reports every problem at once, each with its key path

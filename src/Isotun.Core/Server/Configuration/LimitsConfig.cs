@@ -1,4 +1,4 @@
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>
 /// Connection limits: how long a TLS handshake and the authentication exchange may take, how many sessions may exist,

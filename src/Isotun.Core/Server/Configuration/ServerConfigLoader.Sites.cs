@@ -1,10 +1,11 @@
-using Isotun.Protocol.Addressing;
 using System.Net;
 using System.Net.Sockets;
+using Isotun.Config;
 using Isotun.Pki;
+using Isotun.Protocol.Addressing;
 using Isotun.Security;
 
-namespace Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>A tenant's sites (networks behind users' clients) and its east-west policy between them.</summary>
 public static partial class ServerConfigLoader

@@ -1,4 +1,5 @@
-namespace Isotun.Config;
+using Isotun.Config;
+namespace Isotun.Server.Configuration;
 
 /// <summary>The optional <c>cluster</c> section: the etcd this server shares state through.</summary>
 public static partial class ServerConfigLoader
