@@ -12,7 +12,7 @@ public sealed record ClusterSession(string Id, string Node, string Tenant, strin
 /// every <see cref="Every"/> the node publishes what changed (under its lease, so a dead node's entries go with it).
 /// A kick of a session on another node needs none of this: it revokes the session's cookie, which every node hears.
 /// </summary>
-public sealed class ClusterSessions(VpnServer server, SharedState shared, ILogger log)
+internal sealed class ClusterSessions(IConnectionHost server, SharedState shared, ILogger log)
 {
     public static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
 

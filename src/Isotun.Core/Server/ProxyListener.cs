@@ -30,7 +30,7 @@ namespace Isotun.Server;
 /// shared by several tenants cannot carry one tenant's user into another. Without the certificate (a gateway that sends
 /// only the CN), certificate login is refused with the reason.
 /// </remarks>
-public sealed class ProxyListener(VpnServer server, ProxyConfig config, ILogger log) : IConnectionAdmission, IListenerEvents
+internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, ILogger log) : IConnectionAdmission, IListenerEvents
 {
     // Room for the usual TLVs and a forwarded client certificate.
     private const int MaxHeader = ProxyV2.DefaultMaxLength + ProxyV2.MaxClientCertificateLength;

@@ -17,7 +17,7 @@ using Microsoft.Extensions.Logging;
 namespace Isotun.Server;
 
 /// <summary>The login phase: XML auth, bans, the login gate, session limits, the cookie.</summary>
-public sealed partial class ServerConnection
+internal sealed partial class ServerConnection
 {
     private enum AuthStep { Continue, LoggedIn, Close }
 

@@ -17,7 +17,7 @@ using Microsoft.Extensions.Logging;
 namespace Isotun.Server;
 
 /// <summary>CONNECT: the cookie checked, the session resumed or a queue joined, the reply, the tunnel and its end.</summary>
-public sealed partial class ServerConnection
+internal sealed partial class ServerConnection
 {
     private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
     {

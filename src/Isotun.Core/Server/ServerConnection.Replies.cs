@@ -17,7 +17,7 @@ using Microsoft.Extensions.Logging;
 namespace Isotun.Server;
 
 /// <summary>Every reply of the HTTP phase, each under <c>limits.write-timeout</c>.</summary>
-public sealed partial class ServerConnection
+internal sealed partial class ServerConnection
 {
     /// <summary>A reply of the HTTP phase that the peer did not take within <c>limits.write-timeout</c>.</summary>
     private sealed class WriteTimeoutException : Exception;

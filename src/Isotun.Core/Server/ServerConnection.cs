@@ -22,7 +22,7 @@ namespace Isotun.Server;
 /// The phases are partial files: this one (TLS and the request loop with its deadlines), <c>.Auth</c> (logins),
 /// <c>.Connect</c> (CONNECT, queue joins, the tunnel's end) and <c>.Replies</c> (writes under their deadline).
 /// </summary>
-public sealed partial class ServerConnection(VpnServer server, long id, ILogger log)
+internal sealed partial class ServerConnection(IConnectionHost server, long id, ILogger log)
 {
     private const int MaxHead = HttpHeadParser.DefaultMaxHeadBytes;
     private static readonly byte[] s_peek = new byte[1]; // shared: what a peek copies into it is never read

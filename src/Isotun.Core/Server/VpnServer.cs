@@ -24,7 +24,7 @@ namespace Isotun.Server;
 /// The VPN concentrator: a TLS listener speaking OpenConnect's CSTP, one <see cref="TenantRuntime"/> per
 /// tenant, a session registry, the state store and the metrics endpoint.
 /// </summary>
-public sealed class VpnServer : IAsyncDisposable
+public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 {
     private readonly ILogger _log;
     // Copy-on-write: a reload that adds or removes tenants swaps in a new dictionary (the Authenticator gets it too).
@@ -119,6 +119,7 @@ public sealed class VpnServer : IAsyncDisposable
 
     /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
     internal LogThrottle LogThrottle { get; }
+    LogThrottle IConnectionHost.LogThrottle => LogThrottle;
 
     // Users an operator revoked, "tenant/user": refused at login and at CONNECT until enabled again. Kept in a file
     // next to the state, so a revocation outlives a restart.
@@ -215,7 +216,7 @@ public sealed class VpnServer : IAsyncDisposable
         a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls;
 
     /// <summary>The tenants now (a reload may add or remove some).</summary>
-    internal IReadOnlyCollection<TenantRuntime> TenantRuntimes => _tenants.Values;
+    public IReadOnlyCollection<TenantRuntime> TenantRuntimes => _tenants.Values;
 
     /// <summary>Kicks one session: it ends, its connections close and its cookie is refused from now on.</summary>
     public bool Kick(Guid session)
@@ -246,7 +247,7 @@ public sealed class VpnServer : IAsyncDisposable
     public LoginThrottle Logins { get; }
 
     /// <summary>Bounds how many logins are decided (passwords hashed) at once.</summary>
-    internal LoginGate LoginGate { get; } = new(LoginGate.DefaultConcurrency, LoginGate.DefaultQueue);
+    public LoginGate LoginGate { get; } = new(LoginGate.DefaultConcurrency, LoginGate.DefaultQueue);
 
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -291,10 +292,10 @@ public sealed class VpnServer : IAsyncDisposable
     }
 
     /// <summary>The caps on open connections (global and per source), shared by the TLS and the PROXY listener.</summary>
-    internal ConcurrencyCaps Caps => _caps;
+    public ConcurrencyCaps Caps => _caps;
 
     /// <summary>A fresh connection id, shared by the TLS and the PROXY listener so logs never reuse one.</summary>
-    internal long NextConnectionId() => Interlocked.Increment(ref _nextConnection);
+    public long NextConnectionId() => Interlocked.Increment(ref _nextConnection);
 
     /// <summary>
     /// SIGHUP: reads the config file again and applies it whole or not at all. A file with errors, or with a change

@@ -50,6 +50,20 @@ public sealed partial class DependencyRuleTests
     }
 
     [Fact]
+    public void What_the_server_runs_knows_its_host_by_an_interface_not_the_server_itself()
+    {
+        // Connections, the PROXY listener and the cluster's publisher take IConnectionHost: VpnServer creates them, and
+        // none of them names it back.
+        var offenders = Directory.EnumerateFiles(Path.Combine(Root, "src/Isotun.Core/Server"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/obj/") && Path.GetFileName(f) != "VpnServer.cs")
+            .SelectMany(f => File.ReadAllLines(f).Select((line, i) => (File: f, Line: i + 1, Code: StripComment(line))))
+            .Where(x => Regex.IsMatch(x.Code, @"\bVpnServer\b"))
+            .Select(x => $"{Path.GetRelativePath(Root, x.File)}:{x.Line}: {x.Code.Trim()}")
+            .ToList();
+        Assert.Empty(offenders);
+    }
+
+    [Fact]
     public void The_protocol_project_references_no_other_project()
     {
         var project = File.ReadAllText(Path.Combine(Root, "src/Isotun.Protocol/Isotun.Protocol.csproj"));
