@@ -1,7 +1,18 @@
 # Sourced by bench scripts that run one isotun server in a network namespace of their own (flood.sh, soak.sh,
-# reconnect-storm.sh). They
-# set $exe (the CLI), keep the ids of what they start in the array pids (their trap ends them), and call these from
-# their work directory.
+# reconnect-storm.sh, sites.sh), with $root set to the repository. They set $exe (the CLI; bench_workdir does it for
+# some), keep the ids of what they start in the array pids (their trap ends them), and call these from their work
+# directory.
+
+# bench_workdir NAME: makes bench/out, sets $tsv to bench/out/NAME-<time>.tsv, $work to a new temporary directory (the
+# caller's trap removes it) and $exe to the CLI in the run's own copy of the build there: a rebuild during a long run
+# must not replace the files under its processes.
+bench_workdir() {
+  mkdir -p "$root/bench/out"
+  tsv="$root/bench/out/$1-$(date -u +%Y%m%dT%H%M%SZ).tsv"
+  work=$(mktemp -d)
+  cp -a "$root/.isotun/bin" "$work/bin"
+  exe="$work/bin/isotun"
+}
 
 # bench_server_config NAME IP ADMIN USER: a CA, a server certificate for IP, a client certificate for USER of tenant
 # NAME (pki/NAME-USER.crt and .key), and the head of server.yaml (listener IP:443, TLS, the admin listener ADMIN);

@@ -22,13 +22,8 @@ bytes=${BYTES:-1000}
 interval=30
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/isotun" --help >/dev/null # builds the CLI when needed
-mkdir -p "$root/bench/out"
-tsv="$root/bench/out/soak-$(date -u +%Y%m%dT%H%M%SZ).tsv"
-work=$(mktemp -d)
-# The run's own copy of the build: a rebuild during the hour must not replace the files under its processes.
-cp -a "$root/.isotun/bin" "$work/bin"
-exe="$work/bin/isotun"
 . "$root/bench/server-lib.sh"
+bench_workdir soak
 srv=isotun-soak-srv cli=isotun-soak-cli
 pids=()
 cleanup() {
