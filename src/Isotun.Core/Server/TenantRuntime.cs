@@ -74,9 +74,10 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>The server's instruments, which this tenant's sessions and connections count in.</summary>
     public IsotunMetrics Metrics { get; }
-    // Parsed and checked when the config was loaded; a reload changes them only when no live lease is outside the new ones.
-    public IpNetwork Pool => Config.Pool;
-    public IpNetwork? Pool6 => Config.Pool6;
+    // Parsed and checked when the config was loaded; a reload changes them only when no live lease is outside the new
+    // ones. Read from the pools in use, so that a session never gets an address of one pool and the netmask of another.
+    public IpNetwork Pool => _pools.V4.Network;
+    public IpNetwork? Pool6 => _pools.V6?.Network;
     public IReadOnlyList<IpNetwork> Routes => Config.Routes;
     public PasswordFile? Passwords { get; private set; }
     /// <summary>On a cluster node: where the tenant's IPv4 addresses come from (the cluster's blocks); null on one node alone.</summary>

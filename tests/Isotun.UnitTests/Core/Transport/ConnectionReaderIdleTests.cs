@@ -64,7 +64,7 @@ public class ConnectionReaderIdleTests
     public async Task A_tunnel_waits_for_its_first_data_and_after_a_long_silence_with_a_zero_byte_read_and_reads_straight_in_while_busy()
     {
         var stream = new ChunkStream();
-        using var reader = new ConnectionReader(stream) { ReleaseWhenIdle = true };
+        using var reader = new ConnectionReader(stream) { ReleaseWhenIdle = true, IdleAfter = TimeSpan.FromSeconds(1) };
 
         var first = NextAsync(reader);
         await Eventually.True(() => stream.Reads.Length == 1, "the reader did not start waiting");
@@ -81,9 +81,9 @@ public class ConnectionReaderIdleTests
         Assert.Equal(3, stream.Reads.Length);
         Assert.True(stream.Reads[2] > 0);
 
-        // A wait of more than a second makes it idle again: the wait after it holds nothing.
+        // A wait longer than IdleAfter makes it idle again: the wait after it holds nothing.
         var third = NextAsync(reader);
-        await Task.Delay(ConnectionReader.IdleAfter + TimeSpan.FromMilliseconds(200));
+        await Task.Delay(reader.IdleAfter + TimeSpan.FromMilliseconds(200));
         stream.Send(Frame(3));
         Assert.Equal(3, await third);
         var fourth = NextAsync(reader);
