@@ -2,7 +2,13 @@ namespace Isotun.Admin;
 
 /// <summary>The JSON shapes of the admin API (version 1). Field names are camelCase on the wire.</summary>
 public sealed record StatusView(string Version, DateTimeOffset Started, long UptimeSeconds, string? Listen, int Tenants, int Sessions,
-    int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready, ClusterView? Cluster);
+    int ConnectedSessions, int RevokedUsers, int BannedSources, int BannedUsers, bool Ready, ClusterView? Cluster, CookieKeysView CookieKeys);
+
+/// <summary>
+/// The cookie keys: the one sealing now (its id, since when), how many the ring holds (older ones still open their
+/// cookies), and when the next rotation is due.
+/// </summary>
+public sealed record CookieKeysView(uint Sealing, DateTimeOffset SealingSince, int Keys, DateTimeOffset NextRotation);
 
 /// <summary>This node's link to the cluster's shared store: reachable or not, changes waiting to be written, the last error.</summary>
 public sealed record ClusterView(string Node, bool Connected, int PendingWrites, long Revision, string? LastError);

@@ -99,6 +99,10 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         {
             var status = await admin.GetAsync("api/v1/status");
             Assert.True(status.Json!.Value.GetProperty("ready").GetBoolean());
+            var keys = status.Json.Value.GetProperty("cookieKeys");
+            Assert.Equal(server.Server.Cookies.Ring.Current.Id, keys.GetProperty("sealing").GetUInt32());
+            Assert.Equal(1, keys.GetProperty("keys").GetInt32());
+            Assert.Equal(keys.GetProperty("sealingSince").GetDateTimeOffset() + server.Server.Config.Cookie.RotateEvery, keys.GetProperty("nextRotation").GetDateTimeOffset());
             Assert.Contains((await admin.GetAsync("api/v1/tenants")).Json!.Value.EnumerateArray(), t => t.GetProperty("name").GetString() == server.Tenant);
             Assert.Equal("ok\n", (await admin.GetAsync("healthz")).Text);
             Assert.Equal("ready\n", (await admin.GetAsync("readyz")).Text);
