@@ -57,8 +57,19 @@ public sealed class CookieSealer
     /// <summary>The keys in use.</summary>
     public CookieKeyRing Ring => _ring;
 
-    /// <summary>Swaps in another ring (after a rotation): cookies sealed from now on carry its current key.</summary>
-    public void Use(CookieKeyRing ring) => _ring = ring ?? throw new ArgumentNullException(nameof(ring));
+    /// <summary>
+    /// Swaps in another ring (after a rotation): cookies sealed from now on carry its sealing key. A ring older than the
+    /// one in use (a smaller newest id, from a caller that raced a newer rotation) is ignored.
+    /// </summary>
+    public void Use(CookieKeyRing ring)
+    {
+        ArgumentNullException.ThrowIfNull(ring);
+        while (true)
+        {
+            var known = _ring;
+            if (known.Current.Id > ring.Current.Id || Interlocked.CompareExchange(ref _ring, ring, known) == known) return;
+        }
+    }
 
     /// <summary>Seals a ticket into a cookie value. Throws when tenant or user exceed <see cref="MaxNameBytes"/>.</summary>
     public string Seal(SessionTicket ticket)

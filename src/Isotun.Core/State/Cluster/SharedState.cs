@@ -186,10 +186,13 @@ public sealed class SharedState : IAsyncDisposable
     /// <summary>Takes a ring from the store unless this node knows a newer one; true when it was new here.</summary>
     private bool AdoptKeys(CookieKeyRing ring)
     {
-        var known = _cookieKeys;
-        if (known is not null && known.Current.Id >= ring.Current.Id) return false;
-        _cookieKeys = ring;
-        return true;
+        // The watch and a rotation may both bring a ring: the newer one stays, whichever comes last.
+        while (true)
+        {
+            var known = _cookieKeys;
+            if (known is not null && known.Current.Id >= ring.Current.Id) return false;
+            if (Interlocked.CompareExchange(ref _cookieKeys, ring, known) == known) return true;
+        }
     }
 
     private async Task GrantNodeLeaseAsync(CancellationToken ct)

@@ -31,6 +31,8 @@ public class CookieKeyRingTests
         Assert.Equal([1u, 0u], rotated.Keys.Select(k => k.Id));
         Assert.False(rotated.RotationDue(_time.GetUtcNow(), TimeSpan.FromHours(24)));
         sealer.Use(rotated);
+        sealer.Use(ring); // an older ring, from a caller that raced the rotation, does not undo it
+        Assert.Same(rotated, sealer.Ring);
         var fresh = Ticket();
         var cookie = sealer.Seal(fresh);
         Assert.Equal(CookieOpenResult.Ok, sealer.TryOpen(cookie, out var opened));
