@@ -248,10 +248,11 @@ public sealed class TenantRuntime : IDisposable
             if (Expired(lease)) continue;
             foreach (var address in (ReadOnlySpan<IPAddress?>)[lease.Address, lease.Address6])
             {
-                // An address a session holds now is leased already; leasing and releasing it again would free it.
-                if (address is null || _holders.ContainsKey(IpKey.FromAddress(address))) continue;
-                var pool = pools.For(address);
-                if (pool?.Lease(OwnerKey(lease.User), address) is { } leased) pool.Release(leased);
+                // An address a session holds now is leased already; leasing and releasing it again would free it. One
+                // outside the pools (they changed) is nothing to keep: asked for, the pool would hand out another.
+                if (address is null || _holders.ContainsKey(IpKey.FromAddress(address)) || !pools.Fits(address)) continue;
+                var pool = pools.For(address)!;
+                if (pool.Lease(OwnerKey(lease.User), address) is { } leased) pool.Release(leased);
             }
         }
     }

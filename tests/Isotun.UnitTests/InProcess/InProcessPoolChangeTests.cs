@@ -56,6 +56,18 @@ public sealed class InProcessPoolChangeTests(InProcessPki pki)
     }
 
     [Fact]
+    public async Task A_sticky_address_left_outside_a_new_pool_reserves_nothing_in_it()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var tenant = Runtime(server);
+        // A user who left, whose sticky address the new pool does not hold.
+        server.Server.State.SaveLease(tenant.Name, "gone", IPAddress.Parse("10.77.0.5"), null);
+        Assert.Null(tenant.TryApply(tenant.Config with { Pool = IpNetwork.Parse("10.80.0.0/24") }));
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        Assert.Equal("10.80.0.2", client.Address.ToString()); // the new pool's first address, not one kept for "gone"
+    }
+
+    [Fact]
     public async Task A_lease_made_between_the_check_and_the_commit_outside_the_new_pool_is_marked_for_the_server_to_end()
     {
         await using var server = await InProcessServer.StartAsync(pki);
