@@ -240,7 +240,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             return $"TLS handshake failed: {_tlsRejection ?? (refused.InnerException ?? refused).Message}";
         // etcd judges the client's certificate after our side of a TLS 1.3 handshake has completed: a refusal comes as
         // an alert (OpenSSL's message ends with its name) or, when it races our first write, as a closed connection.
-        var hint = _tls?.ClientCertificate is null ? "; no client certificate was given, and etcd with --client-cert-auth asks for one" : "";
+        var hint = _tls is { ClientCertificate: null } ? "; no client certificate was given, and etcd with --client-cert-auth asks for one" : "";
         if (causes.OfType<CryptographicException>().FirstOrDefault() is { } alert)
             return $"etcd refused the TLS connection ({alert.Message[(alert.Message.LastIndexOf("::", StringComparison.Ordinal) + 1)..].Trim(':', ' ')}){hint}";
         if (causes.FirstOrDefault(c => c is IOException or HttpRequestException { HttpRequestError: HttpRequestError.InvalidResponse or HttpRequestError.ResponseEnded }) is { } closed)
@@ -252,7 +252,8 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
             return $"{e.Status.Detail} ({e.StatusCode}): etcd refused {_credentials?.ToString() ?? "the login"}";
         if (e.StatusCode == StatusCode.PermissionDenied)
             return $"{e.Status.Detail} ({e.StatusCode}): {_credentials?.ToString() ?? "this client"} lacks a role that may read and write the cluster's prefix";
-        return $"{e.Status.Detail} ({e.StatusCode})";
+        // A refused client certificate also comes, now and then, as a bare failure to connect, with no cause gRPC keeps.
+        return $"{e.Status.Detail} ({e.StatusCode}){(e.StatusCode == StatusCode.Unavailable ? hint : "")}";
     }
 
     public ValueTask DisposeAsync()
