@@ -73,10 +73,9 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                 IpCommand.Run("-n", u.PeerNamespace!, "link", "set", u.PeerName!, "up");
                 IpCommand.Run("-n", ns, "route", "replace", "default", "via", u.Gateway!.ToString(), "dev", u.Name!);
                 // The far side reaches the tenant's clients through the tenant namespace.
-                var via = u.Address!.Split('/')[0];
                 foreach (var pool in pools)
                     if (pool.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-                        IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", via, "dev", u.PeerName!);
+                        IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", UplinkVia!, "dev", u.PeerName!);
                 break;
             case "link":
                 // After a crash the link is still in the leftover namespace this server takes over.
@@ -92,25 +91,15 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     {
         var ns = Name;
         var failed = new List<string>();
-        var u = config.Uplink;
-        // The far side of a veth uplink reaches the sites through the tenant namespace, as it reaches the pools.
-        var via = u.Kind == "veth" ? u.Address!.Split('/')[0] : null;
-        void Do(string what, IpNetwork net, string[] args)
-        {
-            var (code, _, error) = IpCommand.Exec("ip", args, check: false);
-            if (code != 0) failed.Add($"{what} {net}: {error.Trim()}");
-        }
         foreach (var net in remove)
         {
-            Do("remove route", net, In(ns, Family(net), "route", "del", net.ToString(), "dev", config.Device));
-            if (via is not null && SameFamily(net, via))
-                Do("remove uplink route", net, ["-n", u.PeerNamespace!, Family(net), "route", "del", net.ToString(), "via", via]);
+            TryIp(failed, $"remove route {net}", In(ns, Family(net), "route", "del", net.ToString(), "dev", config.Device));
+            UplinkRoute(failed, net, add: false);
         }
         foreach (var net in add)
         {
-            Do("route", net, In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
-            if (via is not null && SameFamily(net, via))
-                Do("uplink route", net, ["-n", u.PeerNamespace!, Family(net), "route", "replace", net.ToString(), "via", via, "dev", u.PeerName!]);
+            TryIp(failed, $"route {net}", In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
+            UplinkRoute(failed, net, add: true);
         }
         return failed;
     }
@@ -119,29 +108,40 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     {
         var ns = Name;
         var failed = new List<string>();
-        var u = config.Uplink;
-        var via = u.Kind == "veth" ? u.Address!.Split('/')[0] : null;
-        void Do(string what, string[] args)
-        {
-            var (code, _, error) = IpCommand.Exec("ip", args, check: false);
-            if (code != 0) failed.Add($"{what}: {error.Trim()}");
-        }
         // The new address first, so the TUN is never without one; its prefix route comes with it.
         if (after is { } a && afterGateway is not null)
         {
             string[] add = [Family(a), "addr", "replace", $"{afterGateway}/{a.PrefixLength}", "dev", config.Device];
             if (Family(a) == "-6") add = [.. add, "nodad"];
-            Do($"address {afterGateway}/{a.PrefixLength}", In(ns, add));
-            if (via is not null && SameFamily(a, via))
-                Do($"uplink route {a}", ["-n", u.PeerNamespace!, "route", "replace", a.ToString(), "via", via, "dev", u.PeerName!]);
+            TryIp(failed, $"address {afterGateway}/{a.PrefixLength}", In(ns, add));
+            UplinkRoute(failed, a, add: true);
         }
         if (before is { } b && beforeGateway is not null)
         {
-            Do($"remove address {beforeGateway}/{b.PrefixLength}", In(ns, Family(b), "addr", "del", $"{beforeGateway}/{b.PrefixLength}", "dev", config.Device));
-            if (via is not null && SameFamily(b, via))
-                Do($"remove uplink route {b}", ["-n", u.PeerNamespace!, "route", "del", b.ToString(), "via", via]);
+            TryIp(failed, $"remove address {beforeGateway}/{b.PrefixLength}", In(ns, Family(b), "addr", "del", $"{beforeGateway}/{b.PrefixLength}", "dev", config.Device));
+            UplinkRoute(failed, b, add: false);
         }
         return failed;
+    }
+
+    // A veth uplink's far side reaches the tenant's pools and sites through the tenant namespace, via this address.
+    private string? UplinkVia => config.Uplink.Kind == "veth" ? config.Uplink.Address!.Split('/')[0] : null;
+
+    /// <summary>Adds or removes the veth uplink peer's route to <paramref name="net"/> (none for a family the uplink lacks).</summary>
+    private void UplinkRoute(List<string> failed, IpNetwork net, bool add)
+    {
+        var u = config.Uplink;
+        if (UplinkVia is not { } via || !SameFamily(net, via)) return;
+        TryIp(failed, $"{(add ? "" : "remove ")}uplink route {net}", add
+            ? ["-n", u.PeerNamespace!, Family(net), "route", "replace", net.ToString(), "via", via, "dev", u.PeerName!]
+            : ["-n", u.PeerNamespace!, Family(net), "route", "del", net.ToString(), "via", via]);
+    }
+
+    /// <summary>Runs `ip`; a failure is added to <paramref name="failed"/> as "what: error" instead of thrown.</summary>
+    private static void TryIp(List<string> failed, string what, string[] args)
+    {
+        var (code, _, error) = IpCommand.Exec("ip", args, check: false);
+        if (code != 0) failed.Add($"{what}: {error.Trim()}");
     }
 
     public string? Announce(IPAddress address, bool attached)
