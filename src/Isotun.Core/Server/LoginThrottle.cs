@@ -98,12 +98,13 @@ public sealed class LoginThrottle(TimeProvider time)
     public (bool SourceBanned, bool UserBanned) Failed(IPAddress? source, string? userKey)
     {
         long now = time.GetTimestamp();
-        bool sourceBanned = source is not null && Count(_sources, SourceKey.Of(source), SourceScope, SourceKey.Of(source).ToString(), _settings.SourceBanAfter, now);
+        var sourceKey = source is null ? null : SourceKey.Of(source);
+        bool sourceBanned = sourceKey is not null && Count(_sources, sourceKey, SourceScope, sourceKey.ToString(), _settings.SourceBanAfter, now);
         bool userBanned = userKey is not null && Count(_users, userKey, UserScope, userKey, _settings.UserBanAfter, now);
         if (BanStarted is { } started && (sourceBanned || userBanned))
         {
             var until = time.GetUtcNow() + _settings.BanTime;
-            if (sourceBanned) started(SourceScope, SourceKey.Of(source!).ToString(), until);
+            if (sourceBanned) started(SourceScope, sourceKey!.ToString(), until);
             if (userBanned) started(UserScope, userKey!, until);
         }
         return (sourceBanned, userBanned);
