@@ -76,7 +76,7 @@ internal sealed partial class ServerConnection
         // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
         // for it wait in its queue until its writer starts, after the reply.
         TunnelEnd end;
-        using (var attached = server.Sessions.AttachPrimary(session, tunnel, queues))
+        using (var attached = server.Sessions.AttachPrimary(session, tunnel.Link, queues))
         {
             if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
             attached.Up();
@@ -112,7 +112,7 @@ internal sealed partial class ServerConnection
         var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value, CryptoFor(tenant)) { MorePending = _morePending };
         // The primary may have gone since the check: then this connection ends, as its group has.
         TunnelEnd end;
-        using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel))
+        using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel.Link))
         {
             if (attached is null)
             {

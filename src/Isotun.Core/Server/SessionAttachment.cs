@@ -12,10 +12,10 @@ namespace Isotun.Server;
 public sealed class SessionAttachment : IDisposable
 {
     private readonly VpnSession _session;
-    private readonly TunnelConnection _connection;
+    private readonly Downlink _connection;
     private bool _up, _disposed;
 
-    internal SessionAttachment(VpnSession session, TunnelConnection connection)
+    internal SessionAttachment(VpnSession session, Downlink connection)
     {
         _session = session;
         _connection = connection;

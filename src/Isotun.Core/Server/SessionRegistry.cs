@@ -97,14 +97,14 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// A new primary connection for a session: it starts a new group of <paramref name="queues"/> queues and takes the
     /// session's routes (the old group is let go). The attachment must be disposed when the connection ends.
     /// </summary>
-    public SessionAttachment AttachPrimary(VpnSession session, TunnelConnection primary, int queues)
+    public SessionAttachment AttachPrimary(VpnSession session, Downlink primary, int queues)
     {
         session.AttachPrimary(primary, queues);
         return new SessionAttachment(session, primary);
     }
 
     /// <summary>A further connection joining the session's group as queue <paramref name="index"/>; null when it cannot (<see cref="VpnSession.TryAttachQueue"/>).</summary>
-    public SessionAttachment? TryAttachQueue(VpnSession session, int index, TunnelConnection connection) =>
+    public SessionAttachment? TryAttachQueue(VpnSession session, int index, Downlink connection) =>
         session.TryAttachQueue(index, connection) ? new SessionAttachment(session, connection) : null;
 
     /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>

@@ -17,13 +17,13 @@ public sealed class Site(string name, string user, IReadOnlyList<IpNetwork> subn
     internal int Index { get; } = index;
 
     private readonly PrefixMatch[] _prefixes = subnets.Select(PrefixMatch.Of).ToArray();
-    private VpnSession? _owner;
+    private TenantSession? _owner;
     private long _rxBytes, _txBytes;
 
     /// <summary>The session the site's subnets are routed to; null while the user has no live tunnel.</summary>
-    public VpnSession? Owner => Volatile.Read(ref _owner);
+    public TenantSession? Owner => Volatile.Read(ref _owner);
 
-    internal void SetOwner(VpnSession? session) => Volatile.Write(ref _owner, session);
+    internal void SetOwner(TenantSession? session) => Volatile.Write(ref _owner, session);
 
     public long RxBytes => Interlocked.Read(ref _rxBytes);
     public long TxBytes => Interlocked.Read(ref _txBytes);

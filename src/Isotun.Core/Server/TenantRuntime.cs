@@ -24,9 +24,9 @@ namespace Isotun.Server;
 /// </summary>
 public sealed class TenantRuntime : IDisposable
 {
-    private readonly ConcurrentDictionary<IpKey, VpnSession> _routes = new();
+    private readonly ConcurrentDictionary<IpKey, TenantSession> _routes = new();
     // Who holds each leased address, attached or not: a session waiting for its reconnect still owns its addresses.
-    private readonly ConcurrentDictionary<IpKey, VpnSession> _holders = new();
+    private readonly ConcurrentDictionary<IpKey, TenantSession> _holders = new();
     private readonly ConcurrentDictionary<string, (TokenBucket, TokenBucket)> _limits = new(StringComparer.Ordinal);
     private readonly ILogger _log;
     private readonly IStateStore _state;
@@ -89,7 +89,7 @@ public sealed class TenantRuntime : IDisposable
     /// served by another node now). Null, with the reason, when there is none: the pool is full, or the store cannot
     /// be reached and this node never served the user.
     /// </summary>
-    public async Task<(IPAddress? Address, string? Refusal)> ClusterAddressAsync(VpnSession session, CancellationToken ct)
+    public async Task<(IPAddress? Address, string? Refusal)> ClusterAddressAsync(TenantSession session, CancellationToken ct)
     {
         if (Cluster is null || session.HasAddresses) return (null, null);
         for (int n = 1; n <= Config.MaxSessionsPerUser; n++)
@@ -306,7 +306,7 @@ public sealed class TenantRuntime : IDisposable
     }
 
     /// <summary>True when the session holds an address its tenant's pools no longer lease (it raced a pool change).</summary>
-    public bool HoldsAddressOutsidePools(VpnSession session)
+    public bool HoldsAddressOutsidePools(TenantSession session)
     {
         var pools = _pools;
         return (session.Address is { } a && pools.V4.OwnerOf(a) is null) || (session.Address6 is { } b && pools.V6?.OwnerOf(b) is null);
@@ -321,7 +321,7 @@ public sealed class TenantRuntime : IDisposable
     /// Leases addresses for a session: the ones the client asks back (on reconnect), else the user's
     /// sticky ones, else any free ones. A user with two live sessions gets a second pair.
     /// </summary>
-    public bool TryLease(VpnSession session, IPAddress? asked)
+    public bool TryLease(TenantSession session, IPAddress? asked)
     {
         if (session.HasAddresses) return true;
         var stored = _state.GetLease(Name, session.User);
@@ -334,7 +334,7 @@ public sealed class TenantRuntime : IDisposable
         return true;
     }
 
-    private bool TryLeaseLocked(VpnSession session, IPAddress? asked, LeaseRecord? stored)
+    private bool TryLeaseLocked(TenantSession session, IPAddress? asked, LeaseRecord? stored)
     {
         string owner = OwnerKey(session.User);
         var preferred = asked ?? stored?.Address;
@@ -372,10 +372,10 @@ public sealed class TenantRuntime : IDisposable
         }
     }
 
-    private bool HeldByOther(IPAddress? address, VpnSession session) =>
+    private bool HeldByOther(IPAddress? address, TenantSession session) =>
         address is not null && _holders.TryGetValue(IpKey.FromAddress(address), out var holder) && holder != session;
 
-    public void Release(VpnSession session)
+    public void Release(TenantSession session)
     {
         // A further session's cluster binding ends with it; a user's own stays, as their sticky address.
         if (Cluster is { } cluster && session.ClusterBinding is { } binding && binding != session.User)
@@ -383,8 +383,8 @@ public sealed class TenantRuntime : IDisposable
         lock (_leaseGate)
         {
             var pools = _pools;
-            if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session))) pools.V4.Release(a);
-            if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session))) pools.V6?.Release(b);
+            if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey, session))) pools.V4.Release(a);
+            if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey6, session))) pools.V6?.Release(b);
         }
     }
 
@@ -392,7 +392,7 @@ public sealed class TenantRuntime : IDisposable
     public (TokenBucket Rx, TokenBucket Tx)? LimitsFor(string user) =>
         Config.RateLimit <= 0 ? null : _limits.GetOrAdd(user, _ => (new TokenBucket(Config.RateLimit), new TokenBucket(Config.RateLimit)));
 
-    public void Attach(VpnSession session)
+    public void Attach(TenantSession session)
     {
         _routes[session.AddressKey] = session;
         if (session.Address6 is not null) _routes[session.AddressKey6] = session;
@@ -411,13 +411,13 @@ public sealed class TenantRuntime : IDisposable
     }
 
     /// <summary>The session attached at this address (whose primary connection is up), if any.</summary>
-    public VpnSession? RouteTo(IpKey address) => _routes.GetValueOrDefault(address);
+    public TenantSession? RouteTo(IpKey address) => _routes.GetValueOrDefault(address);
 
-    public void Detach(VpnSession session)
+    public void Detach(TenantSession session)
     {
-        if (_routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey, session)) && Config.Uplink.ProxyArp && session.Address is { } address)
+        if (_routes.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey, session)) && Config.Uplink.ProxyArp && session.Address is { } address)
             _announcements.Writer.TryWrite((address, false));
-        if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, VpnSession>(session.AddressKey6, session));
+        if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey6, session));
         lock (_siteGate)
         {
             if (session.Site is not { } site) return;
@@ -449,7 +449,7 @@ public sealed class TenantRuntime : IDisposable
         }
     }
 
-    private IEnumerable<VpnSession> AttachedSessionsOf(string user) =>
+    private IEnumerable<TenantSession> AttachedSessionsOf(string user) =>
         _routes.Values.Where(s => s.User == user && s.Connection is not null).Distinct();
 
     /// <summary>

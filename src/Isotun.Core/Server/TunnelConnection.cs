@@ -7,22 +7,16 @@ using Microsoft.Extensions.Logging;
 
 namespace Isotun.Server;
 
-public enum TunnelEnd { PeerClosed, UserDisconnect, PeerDisconnect, BadFrame, DeadPeer, Replaced, PrimaryEnded, Shutdown, Error, Revoked }
-
 /// <summary>
 /// One TLS connection carrying a session's CSTP frames. The reader loop (this class) moves client
-/// packets into the tenant's TUN after checking them; the <see cref="FrameWriter"/> sends the frames the
-/// TUN reader queued. Bad input ends only this connection.
+/// packets into the tenant's TUN after checking them; its <see cref="Downlink"/>, which the session holds, sends the
+/// frames the TUN reader queued. Bad input ends only this connection.
 /// </summary>
 public sealed class TunnelConnection
 {
     private readonly VpnSession _session;
     private readonly ConnectionReader _reader;
     private readonly ILogger _log;
-    // Never disposed: Abort may come from another connection at any time, even after the run ended (a new
-    // primary replacing this one, or this primary's end aborting a queue that is ending too). Nothing in it
-    // needs disposing once the server's stop is unhooked (_onServerStop), which RunAsync does on its way out.
-    private readonly CancellationTokenSource _cts = new();
     private readonly CancellationTokenRegistration _onServerStop;
     // Made on the first packet: an idle connection holds no merge state.
     private TunWriter? _tunWriter;
@@ -41,42 +35,39 @@ public sealed class TunnelConnection
         CryptoSampler? crypto = null)
     {
         Id = id;
-        Queue = queue;
         _session = session;
         _reader = reader;
         _log = log;
-        Mtu = mtu;
-        PeerGso = extensions.HasFlag(IsotunExtension.Gso);
-        PeerUso = PeerGso && extensions.HasFlag(IsotunExtension.Uso);
+        bool gso = extensions.HasFlag(IsotunExtension.Gso);
         // Super-packets use 64 KiB buffers: a shorter queue bounds the memory a session can pin.
-        Writer = new FrameWriter(stream, PeerGso ? 256 : FrameWriter.DefaultQueueDepth, inline: PeerGso)
+        var writer = new FrameWriter(stream, gso ? 256 : FrameWriter.DefaultQueueDepth, inline: gso)
         {
             Limiter = session.Limits?.Tx,
             Batching = extensions.HasFlag(IsotunExtension.Batch),
             Budget = session.Budget,
             Crypto = crypto,
         };
+        Link = new Downlink(queue, mtu, gso, gso && extensions.HasFlag(IsotunExtension.Uso), writer);
         reader.Crypto = crypto;
         reader.ReleaseWhenIdle = true; // a session may idle for hours: it holds no receive buffer meanwhile
-        Offer = Writer.Offer;
-        _onServerStop = serverStopping.UnsafeRegister(static c => ((TunnelConnection)c!).Abort(TunnelEnd.Shutdown), this);
+        _onServerStop = serverStopping.UnsafeRegister(static l => ((Downlink)l!).Abort(TunnelEnd.Shutdown), Link);
     }
 
-    /// <summary>Payload bytes and frames received on this connection and written to the TUN (its reader alone adds to them).</summary>
-    public long RxBytes;
-    public long RxFrames;
+    /// <summary>
+    /// What the session holds of this connection: the writer, the totals, the off switch. Never disposed: an abort may
+    /// come from another connection at any time, even after the run ended (a new primary replacing this one, or this
+    /// primary's end aborting a queue that is ending too).
+    /// </summary>
+    public Downlink Link { get; }
 
     /// <summary>The peer stopped reading: its send queue made no progress for 3×DPD (set before the dead-peer end).</summary>
     public bool StalledOut { get; private set; }
 
-    /// <summary>The writer's <see cref="FrameWriter.Offer"/> as one cached delegate, for the TUN reader's hot path.</summary>
-    public Func<PacketBuffer, EnqueueResult> Offer { get; }
-
     public long Id { get; }
-    public int Mtu { get; }
+    public int Mtu => Link.Mtu;
 
     /// <summary>Which queue of its session this connection is: 0 for the primary (and every stock client).</summary>
-    public int Queue { get; }
+    public int Queue => Link.Queue;
 
     /// <summary>
     /// Tells whether more bytes already wait in the socket. Then the merged packet is held across the next
@@ -85,41 +76,15 @@ public sealed class TunnelConnection
     public Func<bool>? MorePending { get; init; }
 
     /// <summary>The peer negotiated GSO: it gets super-packets whole, and may send them.</summary>
-    public bool PeerGso { get; }
+    public bool PeerGso => Link.PeerGso;
 
     /// <summary>The peer negotiated USO as well: UDP super-packets cross whole both ways.</summary>
-    public bool PeerUso { get; }
-    public FrameWriter Writer { get; }
-    public TunnelEnd? EndReason { get; private set; }
-
-    /// <summary>
-    /// Ends the connection for good from outside (a kick, a revoked user): the peer is sent a CSTP DISCONNECT with the
-    /// reason, as ocserv does on a kick (openconnect then stops instead of retrying), given up to a second to go out,
-    /// and the connection is closed. Blocks its caller for that second at most; call it off the data path.
-    /// </summary>
-    public void Kick(string reason)
-    {
-        var text = System.Text.Encoding.ASCII.GetBytes(reason.Length > 100 ? reason[..100] : reason);
-        var payload = new byte[1 + text.Length];
-        payload[0] = CstpDisconnectReason.Error;
-        text.CopyTo(payload, 1);
-        long before = Volatile.Read(ref Writer.FramesWritten);
-        // Written is not enough: the frame sits under the TLS layer until the writer flushes.
-        if (Writer.TryEnqueue(PacketBuffer.Control(CstpPacketType.Disconnect, payload)))
-            SpinWait.SpinUntil(() => Volatile.Read(ref Writer.FramesFlushed) > before || EndReason is not null, TimeSpan.FromSeconds(1));
-        Abort(TunnelEnd.Revoked);
-    }
-
-    /// <summary>Ends the connection from outside (replaced by a reconnect, server shutdown). Harmless once it has ended.</summary>
-    public void Abort(TunnelEnd reason)
-    {
-        EndReason ??= reason;
-        _cts.Cancel();
-    }
+    public bool PeerUso => Link.PeerUso;
+    public FrameWriter Writer => Link.Writer;
 
     public async Task<TunnelEnd> RunAsync()
     {
-        var ct = _cts.Token;
+        var ct = Link.Ending;
         var writerTask = Writer.RunAsync(ct);
         var dpdTask = DeadPeerLoopAsync(ct);
         TunnelEnd end;
@@ -129,21 +94,21 @@ public sealed class TunnelConnection
         }
         catch (OperationCanceledException)
         {
-            end = EndReason ?? TunnelEnd.Shutdown;
+            end = Link.EndReason ?? TunnelEnd.Shutdown;
         }
         catch (IOException)
         {
             end = TunnelEnd.PeerClosed;
         }
-        EndReason ??= end;
+        Link.Ended(end);
         Writer.Complete();
         if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error or TunnelEnd.Revoked)
-            _cts.Cancel();
+            Link.Abort(end);
         try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
-        _cts.Cancel();
+        Link.Abort(end);
         try { await dpdTask.ConfigureAwait(false); } catch (OperationCanceledException) { }
         _onServerStop.Dispose();
-        return EndReason.Value;
+        return Link.EndReason!.Value;
     }
 
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
@@ -211,8 +176,8 @@ public sealed class TunnelConnection
                     int bytes = len - (offload ? VirtioNetHeader.Length : 0);
                     tenant.Traffic.Rx(bytes, Queue);
                     // This connection's own totals: one reader writes them, so plain adds (read with Volatile for the API).
-                    RxBytes += bytes;
-                    RxFrames++;
+                    Link.RxBytes += bytes;
+                    Link.RxFrames++;
                 }
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;
@@ -353,7 +318,7 @@ public sealed class TunnelConnection
             long silent = now - lastRx;
             if (silent >= 3 * dpdMs)
             {
-                Abort(TunnelEnd.DeadPeer);
+                Link.Abort(TunnelEnd.DeadPeer);
                 return;
             }
             long nowWritten = Volatile.Read(ref Writer.FramesWritten);
@@ -365,7 +330,7 @@ public sealed class TunnelConnection
             else if (now - progressAt >= 3 * dpdMs)
             {
                 StalledOut = true;
-                Abort(TunnelEnd.DeadPeer);
+                Link.Abort(TunnelEnd.DeadPeer);
                 return;
             }
             if (silent >= 2 * dpdMs && probedAt < 0)

@@ -63,6 +63,31 @@ public sealed partial class DependencyRuleTests
         Assert.Empty(offenders);
     }
 
+    public static TheoryData<string, string[]> TypeRules() => new()
+    {
+        // A tenant holds its sessions as TenantSession and their connections as Downlink: it knows neither the login's
+        // session nor the connection's reading half, which both name the tenant.
+        { "TenantRuntime.cs", ["VpnSession", "TunnelConnection", "SessionRegistry"] },
+        { "TenantSession.cs", ["VpnSession", "TenantRuntime", "TunnelConnection"] },
+        { "Site.cs", ["VpnSession", "TunnelConnection"] },
+        { "SiteTable.cs", ["VpnSession", "TunnelConnection"] },
+        // A session holds its connections as Downlink; the connection names its session, not the other way round.
+        { "VpnSession.cs", ["TunnelConnection"] },
+        { "Downlink.cs", ["TunnelConnection", "VpnSession", "TenantRuntime"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(TypeRules))]
+    public void The_tenant_session_and_connection_depend_one_way(string file, string[] forbidden)
+    {
+        var path = Path.Combine(Root, "src/Isotun.Core/Server", file);
+        var offenders = File.ReadAllLines(path)
+            .Select((line, i) => (Line: i + 1, Code: StripComment(line)))
+            .SelectMany(x => forbidden.Where(type => Regex.IsMatch(x.Code, $@"\b{type}\b")).Select(type => $"{file}:{x.Line} names {type}: {x.Code.Trim()}"))
+            .ToList();
+        Assert.Empty(offenders);
+    }
+
     [Fact]
     public void The_protocol_project_references_no_other_project()
     {

@@ -72,7 +72,7 @@ public sealed class InProcessQueueTests(InProcessPki pki)
     }
 
     /// <summary>The session's connection of queue <paramref name="queue"/>, found by the flow hash the TUN reader uses.</summary>
-    private static TunnelConnection QueueConnection(VpnSession session, System.Net.IPAddress address, int queue)
+    private static Downlink QueueConnection(VpnSession session, System.Net.IPAddress address, int queue)
     {
         for (ushort port = 1; port < 2000; port++)
         {

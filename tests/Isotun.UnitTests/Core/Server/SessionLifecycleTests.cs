@@ -53,10 +53,10 @@ public sealed class SessionLifecycleTests : IDisposable
         return session;
     }
 
-    private static TunnelConnection Connection(VpnSession s, int queue = 0)
+    private static Downlink Connection(VpnSession s, int queue = 0)
     {
         var stream = new MemoryStream();
-        return new TunnelConnection(queue + 1, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue);
+        return new TunnelConnection(queue + 1, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue).Link;
     }
 
     [Fact]

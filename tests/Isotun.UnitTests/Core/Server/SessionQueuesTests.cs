@@ -23,14 +23,16 @@ public class SessionQueuesTests
         return s;
     }
 
-    private static TunnelConnection Connection(VpnSession s, int queue)
+    private static Downlink Connection(VpnSession s, int queue) => Tunnel(s, queue).Link;
+
+    private static TunnelConnection Tunnel(VpnSession s, int queue)
     {
         var stream = new MemoryStream();
         return new TunnelConnection(queue + 100, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue);
     }
 
     /// <summary>A session with a whole group attached: the primary, then queues 1…<paramref name="queues"/>-1.</summary>
-    private (VpnSession Session, TunnelConnection[] Group) WholeGroup(int queues)
+    private (VpnSession Session, Downlink[] Group) WholeGroup(int queues)
     {
         var s = NewSession();
         var group = Enumerable.Range(0, queues).Select(q => Connection(s, q)).ToArray();
@@ -52,7 +54,7 @@ public class SessionQueuesTests
         return p;
     }
 
-    private static TunnelConnection? Pick(VpnSession s, byte[] packet)
+    private static Downlink? Pick(VpnSession s, byte[] packet)
     {
         Assert.Equal(IpParseResult.Ok, IpPacket.TryParse(packet, out var info));
         return s.Pick(packet, info);
@@ -78,7 +80,7 @@ public class SessionQueuesTests
         Assert.Equal(3, s.LiveQueues);
         Assert.Same(primary, s.Connection);
 
-        var used = new HashSet<TunnelConnection>();
+        var used = new HashSet<Downlink>();
         for (ushort port = 40000; port < 40100; port++)
         {
             var first = Pick(s, Tcp(port))!;
@@ -179,10 +181,13 @@ public class SessionQueuesTests
         // A client that stops closes all its connections at once. Here the queue has finished its run (its peer
         // closed) but is not detached yet when the primary's DISCONNECT ends the group: the group must still end
         // (the caller then logs the session off), and aborting the finished queue is a no-op.
-        var (s, g) = WholeGroup(2);
-        var (primary, queue) = (g[0], g[1]);
+        var s = NewSession();
+        var (primary, queueTunnel) = (Connection(s, 0), Tunnel(s, 1));
+        var queue = queueTunnel.Link;
+        s.AttachPrimary(primary, 2);
+        Assert.True(s.TryAttachQueue(1, queue));
 
-        Assert.Equal(TunnelEnd.PeerClosed, await queue.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(TunnelEnd.PeerClosed, await queueTunnel.RunAsync().WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.True(s.Detach(primary));
         Assert.Equal(TunnelEnd.PeerClosed, queue.EndReason);
         Assert.Null(_tenant.RouteTo(s.AddressKey));
