@@ -17,6 +17,7 @@ public static class IsotunCli
         root.Subcommands.Add(PkiCommands.Create());
         root.Subcommands.Add(UserCommands.Create());
         root.Subcommands.Add(ConfigCommands.Create());
+        root.Subcommands.Add(ClusterCommands.Create());
         root.Subcommands.Add(DoctorCommand.Create());
         foreach (var verb in AdminCommands.Create()) root.Subcommands.Add(verb);
         return root;

@@ -61,15 +61,21 @@ public static class ServerCommand
         return command;
     }
 
+    /// <summary>The cluster's etcd, as <paramref name="cluster"/> says to reach it (TLS, user).</summary>
+    internal static EtcdKeyValueStore OpenStore(ClusterConfig cluster)
+    {
+        // The configuration loader checked the TLS files; one that changed since fails with its path.
+        var tls = cluster.Tls is { } t ? EtcdTls.Load(t.Ca, t.Certificate, t.Key) : null;
+        var credentials = cluster.Auth is { } a ? EtcdCredentials.Load(a.User, a.PasswordFile) : null;
+        return new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls, credentials);
+    }
+
     /// <summary>With a <c>cluster</c> section: joins the cluster through etcd within 15 s, or fails the start with the reason.</summary>
     private static async Task<SharedState?> JoinClusterAsync(ClusterConfig? cluster, ILoggerFactory logs, CancellationToken ct)
     {
         if (cluster is null) return null;
         var log = logs.CreateLogger("isotun.cluster");
-        // The configuration loader checked the TLS files; one that changed since fails the start with its path.
-        var tls = cluster.Tls is { } t ? EtcdTls.Load(t.Ca, t.Certificate, t.Key) : null;
-        var credentials = cluster.Auth is { } a ? EtcdCredentials.Load(a.User, a.PasswordFile) : null;
-        var store = new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls, credentials);
+        var store = OpenStore(cluster);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         try

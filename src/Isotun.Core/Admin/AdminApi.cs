@@ -178,7 +178,7 @@ public sealed class AdminApi : IAsyncDisposable
         return new StatusView(typeof(AdminApi).Assembly.GetName().Version?.ToString() ?? "0", _started, (long)(DateTimeOffset.UtcNow - _started).TotalSeconds,
             _server.LocalEndpoint?.ToString(), _server.Authenticator.Tenants.Count, sessions.Count, sessions.Count(s => s.Connection is not null),
             _server.RevokedUsers.Count, _server.Logins.BannedSources, _server.Logins.BannedUsers, _server.LocalEndpoint is not null,
-            _server.Shared?.Status is { } c ? new ClusterView(c.Node, c.Connected, c.PendingWrites, c.Revision, c.LastError) : null,
+            _server.Shared?.Status is { } c ? new ClusterView(c.Node, c.Connected, c.PendingWrites, c.Revision, c.LastError, _server.SharedTenantsStatus) : null,
             CookieKeys());
     }
 

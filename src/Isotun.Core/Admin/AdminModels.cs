@@ -1,3 +1,5 @@
+using Isotun.Server;
+
 namespace Isotun.Admin;
 
 /// <summary>The JSON shapes of the admin API (version 1). Field names are camelCase on the wire.</summary>
@@ -11,7 +13,7 @@ public sealed record StatusView(string Version, DateTimeOffset Started, long Upt
 public sealed record CookieKeysView(uint Sealing, DateTimeOffset SealingSince, int Keys, DateTimeOffset NextRotation);
 
 /// <summary>This node's link to the cluster's shared store: reachable or not, changes waiting to be written, the last error.</summary>
-public sealed record ClusterView(string Node, bool Connected, int PendingWrites, long Revision, string? LastError);
+public sealed record ClusterView(string Node, bool Connected, int PendingWrites, long Revision, string? LastError, SharedTenantsView? Tenants);
 
 public sealed record TenantView(string Name, string? Namespace, string Pool, string? Pool6, int Sessions, int MaxSessions, int MaxSessionsPerUser,
     IReadOnlyList<SiteView> Sites);

@@ -51,7 +51,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         Metrics = new IsotunMetrics();
         Shared = shared;
-        Config = config;
+        Config = config.Cluster is { ShareTenants: true } ? config with { Tenants = SharedTenantsAtStart(config, shared) } : config;
+        config = Config;
+        if (config.Cluster is { ShareTenants: true }) _sharedTenants = new SharedTenantsView(shared!.Tenants!.Revision, shared.Tenants.Revision, null);
         _log = logs.CreateLogger("isotun.server");
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
@@ -88,7 +90,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _clusterWatch = shared is null ? null : Metrics.WatchCluster(() =>
         {
             var c = shared.Status;
-            return new ClusterSample(c.Node, c.Connected, c.PendingWrites);
+            return new ClusterSample(c.Node, c.Connected, c.PendingWrites, SharedTenantsStatus is { Stale: true });
         });
         _sitesWatch = Metrics.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
@@ -102,7 +104,12 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
         };
+        // Tenants published while this server was being made are applied now that it is whole.
+        _built = true;
+        if (_sharedTenants is { } view && shared?.Tenants?.Revision > view.Applied) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
     }
+
+    private volatile bool _built;
 
     /// <summary>The live config: replaced by <see cref="Reload"/> when a new file validates.</summary>
     public ServerConfig Config { get; private set; }
@@ -149,6 +156,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             case SharedChange.LoginBanLifted l:
                 Logins.Lift(l.Scope, l.Key);
                 return;
+            case SharedChange.TenantsPublished:
+                // Off the watch's thread: applying tenants may set up namespaces, and revocations must not wait for it.
+                if (_built) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
+                return;
             case SharedChange.CookieKeysRotated:
                 Cookies.Use(Shared!.CookieKeys);
                 _log.LogInformation("cluster: the cookie keys were rotated: key {Id} seals from {Start:O}", Shared.CookieKeys.Current.Id, Shared.CookieKeys.Current.Created);
@@ -161,6 +172,70 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             _ => 0,
         };
         if (ended > 0) _log.LogWarning("cluster: {Change}: {Sessions} session(s) ended here", change, ended);
+    }
+
+    /// <summary>With <c>cluster.share-tenants</c>: the tenants published in the cluster, read against this node's files; the start fails without them.</summary>
+    private SharedTenantsView? _sharedTenants;
+
+    private static IReadOnlyList<TenantConfig> SharedTenantsAtStart(ServerConfig config, SharedState? shared)
+    {
+        if (shared?.Tenants is not { } published)
+            throw new InvalidOperationException("cluster.share-tenants is on, and no tenants were published in the cluster yet: publish them with `isotun cluster push-tenants FILE`");
+        var read = ServerConfigLoader.ParseTenants(published.Yaml, config.SourcePath);
+        if (!read.Ok)
+            throw new InvalidOperationException($"the tenants published in the cluster (revision {published.Revision}) do not hold on this node: "
+                + string.Join("; ", read.Errors.Select(e => $"{e.Path}: {e.Message}")));
+        return read.Tenants!;
+    }
+
+    /// <summary>
+    /// With <c>cluster.share-tenants</c>: the revision of the tenants published in the cluster, the one this node runs,
+    /// and why it does not run a newer one (its errors, or what a reload refused). Null on a node that reads its tenants
+    /// from its file.
+    /// </summary>
+    public SharedTenantsView? SharedTenantsStatus => _sharedTenants is { } view && Shared?.Tenants is { } published
+        ? view with { Published = Math.Max(view.Published, published.Revision) }
+        : _sharedTenants;
+
+    /// <summary>
+    /// Applies the tenants published in the cluster, as a reload applies a file's: whole or not at all, every reason
+    /// listed. A document that does not hold here (a file it names is missing on this node) or a change that cannot be
+    /// applied live leaves the running tenants as they are, and the status says so until a later publish applies.
+    /// </summary>
+    public IReadOnlyList<string> ApplySharedTenants()
+    {
+        lock (_reloadLock)
+        {
+            if (Shared?.Tenants is not { } published || Config.Cluster is not { ShareTenants: true }) return [];
+            if (_sharedTenants is { } known && known.Applied >= published.Revision) return [];
+            SystemdNotify.Reloading();
+            List<string> report;
+            bool applied = false;
+            var read = ServerConfigLoader.ParseTenants(published.Yaml, Config.SourcePath);
+            if (!read.Ok)
+            {
+                report = [$"cluster tenants of revision {published.Revision} refused, {read.Errors.Count} error(s) on this node; the running tenants stay:"];
+                report.AddRange(read.Errors.Select(e => $"  {e.Path}: {e.Message}"));
+                foreach (var line in report) _log.LogError("{Line}", line);
+            }
+            else
+            {
+                try
+                {
+                    report = ApplyLocked(Config with { Tenants = read.Tenants! }, $"cluster tenants of revision {published.Revision}", out applied);
+                }
+                catch (Exception e)
+                {
+                    report = [$"cluster tenants of revision {published.Revision} failed, the running tenants stay: {e.Message}"];
+                    _log.LogError(e, "cluster tenants of revision {Revision} failed; the running tenants stay", published.Revision);
+                }
+            }
+            _sharedTenants = applied
+                ? new SharedTenantsView(published.Revision, published.Revision, null)
+                : _sharedTenants! with { Published = published.Revision, Error = string.Join("\n", report) };
+            SystemdNotify.Ready($"cluster tenants of revision {published.Revision}: {(applied ? "applied" : "refused")}");
+            return report;
+        }
     }
 
     /// <summary>
@@ -213,7 +288,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     }
 
     private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
-        a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls;
+        a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls
+            && a.ShareTenants == b.ShareTenants;
 
     /// <summary>The tenants now (a reload may add or remove some).</summary>
     public IReadOnlyCollection<TenantRuntime> TenantRuntimes => _tenants.Values;
@@ -328,16 +404,25 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
     private List<string> ReloadLocked()
     {
-        var report = new List<string>();
         var loaded = ServerConfigLoader.Load(Config.SourcePath);
         if (!loaded.Ok)
         {
-            report.Add($"reload refused, {loaded.Errors.Count} error(s); the running config stays:");
+            List<string> report = [$"reload refused, {loaded.Errors.Count} error(s); the running config stays:"];
             report.AddRange(loaded.Errors.Select(e => $"  {e.Path}: {e.Message}"));
             foreach (var line in report) _log.LogError("{Line}", line);
             return report;
         }
         var next = loaded.Config!;
+        // Tenants shared through the cluster are not in the file: the ones running stay (a publish changes them).
+        if (next.Cluster is { ShareTenants: true } && Config.Cluster is { ShareTenants: true }) next = next with { Tenants = Config.Tenants };
+        return ApplyLocked(next, "reload", out _);
+    }
+
+    /// <summary>Applies <paramref name="next"/> whole or not at all; <paramref name="what"/> names it in the report ("reload").</summary>
+    private List<string> ApplyLocked(ServerConfig next, string what, out bool applied)
+    {
+        applied = false;
+        var report = new List<string>();
         var problems = new List<string>();
         if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
@@ -375,7 +460,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (problems.Count > 0)
         {
             foreach (var fresh in added) fresh.Dispose();
-            report.Add($"reload refused, {problems.Count} change(s) cannot be applied live; nothing was applied:");
+            report.Add($"{what} refused, {problems.Count} change(s) cannot be applied live; nothing was applied:");
             report.AddRange(problems.Select(p => "  " + p));
             foreach (var line in report) _log.LogError("{Line}", line);
             return report;
@@ -409,7 +494,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");
-        foreach (var line in report) _log.LogInformation("reload: {Line}", line);
+        foreach (var line in report) _log.LogInformation("{What}: {Line}", what, line);
+        applied = true;
         return report;
     }
 

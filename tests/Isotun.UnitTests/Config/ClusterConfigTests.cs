@@ -46,6 +46,51 @@ public sealed class ClusterConfigTests : IDisposable
     public void A_binding_ttl_out_of_range_is_refused(string value) =>
         Assert.Contains(Errors($"cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  binding-ttl-days: {value}\n"), e => e.StartsWith("cluster.binding-ttl-days", StringComparison.Ordinal));
 
+    private const string Shared = "cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n  share-tenants: true\n";
+
+    [Fact]
+    public void With_shared_tenants_the_file_holds_none_and_one_that_does_is_refused_with_the_way_to_publish_them()
+    {
+        var result = ServerConfigLoader.Parse(Shared, _temp.File("isotun.yaml"));
+        Assert.True(result.Ok, string.Join("\n", result.Errors));
+        Assert.True(result.Config!.Cluster!.ShareTenants);
+        Assert.Empty(result.Config.Tenants);
+
+        var both = Errors(Shared);
+        Assert.Contains(both, e => e.StartsWith("tenants:", StringComparison.Ordinal) && e.Contains("isotun cluster push-tenants", StringComparison.Ordinal));
+        Assert.False(Parse("cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n").Config!.Cluster!.ShareTenants);
+    }
+
+    [Fact]
+    public void A_shared_tenants_document_is_read_against_the_nodes_own_directory()
+    {
+        File.WriteAllText(_temp.File("acme.passwd"), "");
+        var read = ServerConfigLoader.ParseTenants("tenants:\n  - name: acme\n    pool: 10.10.0.0/24\n    password-file: acme.passwd\n", _temp.File("node-1.yaml"));
+        Assert.True(read.Ok, string.Join("\n", read.Errors));
+        Assert.Equal(_temp.File("acme.passwd"), read.Tenants!.Single().PasswordFile);
+    }
+
+    [Theory]
+    [InlineData("", "tenants: at least one tenant is required")]
+    [InlineData("tenants: []\n", "tenants: at least one tenant is required")]
+    [InlineData("listen: 0.0.0.0:443\ntenants:\n  - name: acme\n    pool: 10.10.0.0/24\n", "listen: unknown key")]
+    [InlineData("tenants:\n  - name: acme\n    pool: 10.10.0.0/24\n    password-file: absent.passwd\n", "tenants[0].password-file")]
+    [InlineData("tenants:\n  - name: acme\n    pool: 10.10.0.0/24\n  - name: acme\n    pool: 10.10.0.0/24\n", "duplicate tenant name")]
+    [InlineData("- acme\n", "expected a mapping")]
+    public void A_shared_tenants_document_with_faults_lists_them(string yaml, string expected)
+    {
+        var read = ServerConfigLoader.ParseTenants(yaml, _temp.File("node-1.yaml"));
+        Assert.False(read.Ok);
+        Assert.Contains(read.Errors, e => e.ToString().Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_shared_tenants_document_larger_than_one_store_value_is_refused()
+    {
+        var read = ServerConfigLoader.ParseTenants("# " + new string('x', ServerConfigLoader.MaxSharedTenantsBytes) + "\ntenants: []\n", _temp.File("node-1.yaml"));
+        Assert.Contains("64 KiB", Assert.Single(read.Errors).ToString());
+    }
+
     [Fact]
     public void Without_a_cluster_section_the_server_runs_on_its_own()
     {

@@ -69,18 +69,20 @@ internal sealed class InProcessClient : IAsyncDisposable
 
     /// <summary>
     /// A request from <paramref name="local"/> (the client's address by default) to <paramref name="far"/> (a host
-    /// behind the server by default) comes out of the server's TUN as sent, and the reply out of the client's.
+    /// behind the server by default) comes out of the server's TUN (of <paramref name="tenant"/>, the server's first by
+    /// default) as sent, and the reply out of the client's.
     /// </summary>
-    public void RoundTrip(InProcessServer server, IPAddress? local = null, IPAddress? far = null)
+    public void RoundTrip(InProcessServer server, IPAddress? local = null, IPAddress? far = null, string? tenant = null)
     {
         local ??= Address;
         far ??= Packets.Far4;
+        var tun = server.Tun(tenant);
         var request = Packets.Udp(local, far, 40000, 53, "question"u8);
         Send(request);
-        Assert.Equal(request, Packets.Take(server.Tun(), $"the packet from {local} did not come out of the server's TUN"));
+        Assert.Equal(request, Packets.Take(tun, $"the packet from {local} did not come out of the server's TUN"));
 
         var reply = Packets.Udp(far, local, 53, 40000, "answer"u8);
-        Assert.True(server.Tun().Inject(Packets.Framed(reply, server.Tun().Offload)));
+        Assert.True(tun.Inject(Packets.Framed(reply, tun.Offload)));
         Assert.Equal(reply, Receive($"the reply to {local} did not come out of the client's TUN"));
     }
 

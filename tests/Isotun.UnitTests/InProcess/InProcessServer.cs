@@ -4,6 +4,7 @@ using Isotun.Pki;
 using Isotun.Server;
 using Isotun.Server.Configuration;
 using Isotun.State;
+using Isotun.State.Cluster;
 using Isotun.Tun;
 using Isotun.UnitTests.Security;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -23,7 +24,7 @@ internal sealed class InProcessServer : IAsyncDisposable
     private readonly Dictionary<string, MemoryTenantNetwork> _networks = new(StringComparer.Ordinal);
     private readonly Task _run;
 
-    private InProcessServer(TempDirectory dir, ServerConfig config, bool uso)
+    private InProcessServer(TempDirectory dir, ServerConfig config, bool uso, SharedState? shared = null)
     {
         _dir = dir;
         Server = new VpnServer(config, NullLoggerFactory.Instance, new MemoryStateStore(), networks: tc =>
@@ -31,8 +32,8 @@ internal sealed class InProcessServer : IAsyncDisposable
             var network = new MemoryTenantNetwork(tc, uso);
             lock (_networks) _networks[tc.Name] = network;
             return network;
-        });
-        Tenants = config.Tenants.Select(t => t.Name).ToArray();
+        }, shared: shared);
+        Tenants = Server.Config.Tenants.Select(t => t.Name).ToArray();
         _run = Task.Run(() => Server.RunAsync(_stop.Token));
     }
 
@@ -60,15 +61,7 @@ internal sealed class InProcessServer : IAsyncDisposable
         if (tenants.Length == 0) tenants = [t => t];
         var dir = new TempDirectory();
         int id = Interlocked.Increment(ref s_next);
-        var yaml = $"""
-            listen: 127.0.0.1:4443
-            tls:
-              certificate: {pki.ServerCertificate}
-              key: {pki.ServerKey}
-              client-ca: {pki.Ca}
-            admin:
-              listen: off
-            state: {dir.File("state.db")}
+        var yaml = Head(pki, dir.File("state.db")) + $"""
             cookie:
               key-file: {dir.File("cookie.key")}
             tenants:
@@ -98,6 +91,62 @@ internal sealed class InProcessServer : IAsyncDisposable
         if (started._run.IsCompleted) await started._run;
         return started;
     }
+
+    /// <summary>
+    /// A node of a cluster whose tenants are shared (<c>cluster.share-tenants</c>): its file names no tenant, and it
+    /// runs the ones published in <paramref name="shared"/>'s store. Its file is written in <paramref name="dir"/>, so
+    /// relative paths in the tenants are read from there.
+    /// </summary>
+    internal static async Task<InProcessServer> StartNodeAsync(InProcessPki pki, SharedState shared, TempDirectory dir)
+    {
+        ServerMetrics.Start();
+        var loaded = ServerConfigLoader.Load(WriteNodeConfig(pki, shared.Node, dir));
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        var own = new TempDirectory();
+        InProcessServer started;
+        try
+        {
+            started = new InProcessServer(own, loaded.Config! with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, uso: true, shared);
+        }
+        catch
+        {
+            own.Dispose();
+            throw;
+        }
+        await Eventually.True(() => started.Server.LocalEndpoint is not null || started._run.IsCompleted, "the server did not start listening");
+        if (started._run.IsCompleted) await started._run;
+        return started;
+    }
+
+    /// <summary>
+    /// Writes the configuration file of node <paramref name="node"/> of a cluster that shares its tenants, in
+    /// <paramref name="dir"/>, with <paramref name="extra"/> settings at the end; returns its path.
+    /// </summary>
+    internal static string WriteNodeConfig(InProcessPki pki, string node, TempDirectory dir, string extra = "")
+    {
+        var path = dir.File($"{node}.yaml");
+        File.WriteAllText(path, Head(pki, dir.File(node + ".db")) + $"""
+            cluster:
+              etcd: [http://127.0.0.1:2379]
+              node: {node}
+              share-tenants: true
+
+            """ + extra);
+        return path;
+    }
+
+    /// <summary>What every test server's file begins with: a listener, the test PKI, no admin listener, the state file.</summary>
+    private static string Head(InProcessPki pki, string state) => $"""
+        listen: 127.0.0.1:4443
+        tls:
+          certificate: {pki.ServerCertificate}
+          key: {pki.ServerKey}
+          client-ca: {pki.Ca}
+        admin:
+          listen: off
+        state: {state}
+
+        """;
 
     /// <summary>The memory TUN of tenant <paramref name="tenant"/> (the first by default).</summary>
     public MemoryTun Tun(string? tenant = null) => Network(tenant).Tun!;

@@ -19,6 +19,12 @@ public sealed record ClusterConfig(IReadOnlyList<string> Etcd, string Node, stri
 
     /// <summary>A user's address binding not used for this long (and held by no session) is released.</summary>
     public TimeSpan BindingTtl { get; init; } = TimeSpan.FromDays(DefaultBindingTtlDays);
+
+    /// <summary>
+    /// The tenants come from the cluster (<c>isotun cluster push-tenants</c>), the same on every node and applied live
+    /// when they change, instead of from this file's <c>tenants</c>.
+    /// </summary>
+    public bool ShareTenants { get; init; }
 }
 
 /// <summary><c>cluster.auth</c>: an etcd user, and the file (mode 0600) whose first line is its password.</summary>

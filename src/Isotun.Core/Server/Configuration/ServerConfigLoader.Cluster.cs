@@ -4,7 +4,7 @@ namespace Isotun.Server.Configuration;
 /// <summary>The optional <c>cluster</c> section: the etcd this server shares state through.</summary>
 public static partial class ServerConfigLoader
 {
-    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls", "auth", "binding-ttl-days"];
+    private static readonly string[] ClusterKeys = ["etcd", "node", "prefix", "tls", "auth", "binding-ttl-days", "share-tenants"];
     private static readonly string[] ClusterTlsKeys = ["ca", "certificate", "key"];
     private static readonly string[] ClusterAuthKeys = ["user", "password-file"];
 
@@ -32,7 +32,9 @@ public static partial class ServerConfigLoader
         var tls = ReadClusterTls(walker, keys.GetValueOrDefault("tls"), endpoints);
         var auth = ReadClusterAuth(walker, keys.GetValueOrDefault("auth"));
         var bindingTtl = walker.Integer(keys.GetValueOrDefault("binding-ttl-days"), "cluster.binding-ttl-days", ClusterConfig.DefaultBindingTtlDays, 1, 3650);
-        return name is null || endpoints.Count == 0 ? null : new ClusterConfig(endpoints, name, prefix) { Tls = tls, Auth = auth, BindingTtl = TimeSpan.FromDays(bindingTtl) };
+        var shareTenants = walker.Boolean(keys.GetValueOrDefault("share-tenants"), "cluster.share-tenants", false);
+        return name is null || endpoints.Count == 0 ? null
+            : new ClusterConfig(endpoints, name, prefix) { Tls = tls, Auth = auth, BindingTtl = TimeSpan.FromDays(bindingTtl), ShareTenants = shareTenants };
     }
 
     /// <summary><c>cluster.auth</c>: the etcd user this node logs in as, and its password in a file only its owner may read.</summary>

@@ -108,9 +108,9 @@ public static partial class ServerConfigLoader
         var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"), state);
         var cookie = ReadCookie(walker, keys.GetValueOrDefault("cookie"));
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
-        var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
-        var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
         var cluster = ReadCluster(walker, keys.GetValueOrDefault("cluster"));
+        var tenants = cluster is { ShareTenants: true } ? NoTenantsHere(walker, keys.GetValueOrDefault("tenants")) : ReadTenants(walker, keys.GetValueOrDefault("tenants"));
+        var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
 
         if (walker.Errors.Count > 0)
         {

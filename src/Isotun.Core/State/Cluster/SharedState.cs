@@ -22,6 +22,9 @@ public abstract record SharedChange
 
     /// <summary>Another node rotated the cluster's cookie keys: the new key begins to seal a little later.</summary>
     public sealed record CookieKeysRotated(CookieKeyRing Ring) : SharedChange;
+
+    /// <summary>A tenants document was published (<c>cluster.share-tenants</c>); this node's own reads come too.</summary>
+    public sealed record TenantsPublished(SharedTenants Tenants) : SharedChange;
 }
 
 /// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
@@ -113,6 +116,11 @@ public sealed class SharedState : IAsyncDisposable
     public SharedStatus Status => new(Node, _connected, _pending.Count, Interlocked.Read(ref _revision), _lastError);
 
     public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+
+    private volatile SharedTenants? _tenants;
+
+    /// <summary>The tenants document in the store, as read when the node joined and kept current by the watch; null when none was published.</summary>
+    public SharedTenants? Tenants => _tenants;
 
     /// <summary>
     /// Joins the cluster: reads (or, as its first node, makes) the cookie keys (of <paramref name="keyLength"/> bytes),
@@ -280,6 +288,7 @@ public sealed class SharedState : IAsyncDisposable
         _revokedSessions.Clear();
         foreach (var e in sessions.Entries)
             if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
+        if (await _store.GetAsync(_prefix + SharedTenants.KeyName, ct).ConfigureAwait(false) is { } tenants) AdoptTenants(SharedTenants.Of(tenants));
         Interlocked.Exchange(ref _revision, Math.Min(Math.Min(users.Revision, sessions.Revision), bans.Revision));
     }
 
@@ -532,9 +541,11 @@ public sealed class SharedState : IAsyncDisposable
                 try
                 {
                     var users = RevokedUsers;
+                    var tenantsBefore = _tenants;
                     await LoadAsync(ct).ConfigureAwait(false);
                     foreach (var u in RevokedUsers.Except(users)) Notify(new SharedChange.UserRevoked(u.Split('/', 2)[0], u.Split('/', 2)[1]));
                     foreach (var id in _revokedSessions.Keys) Notify(new SharedChange.SessionRevoked(id));
+                    if (_tenants is { } tenants && tenants.Revision != tenantsBefore?.Revision) Notify(new SharedChange.TenantsPublished(tenants));
                 }
                 catch (Exception again) when (again is KeyValueStoreException or OperationCanceledException or IOException)
                 {
@@ -571,6 +582,12 @@ public sealed class SharedState : IAsyncDisposable
             }
             else _log.LogError("cluster: {Key} changed to something that is not a cookie key ring ({Error}); the keys in use stay", e.Key, error);
         }
+        else if (e.Key == _prefix + SharedTenants.KeyName)
+        {
+            // Deleting the document changes no node's tenants: each keeps the last it applied.
+            if (e.Kind == KeyValueEventKind.Delete) _log.LogWarning("cluster: the shared tenants were deleted from the store; each node keeps the tenants it has");
+            else if (AdoptTenants(new SharedTenants(Encoding.UTF8.GetString(e.Value.Span), e.Revision))) Notify(new SharedChange.TenantsPublished(_tenants!));
+        }
         else if (e.Key.StartsWith(_prefix + FailuresDir, StringComparison.Ordinal))
         {
             ApplyFailures(e.Key, e.Value.Span, e.Kind == KeyValueEventKind.Delete);
@@ -599,6 +616,14 @@ public sealed class SharedState : IAsyncDisposable
                 Notify(new SharedChange.LoginBanned(scope, key, bannedUntil));
             }
         }
+    }
+
+    /// <summary>Takes a tenants document newer than the one known (the watch may replay what the join read); false when it was not newer.</summary>
+    private bool AdoptTenants(SharedTenants tenants)
+    {
+        if (_tenants is { } known && known.Revision >= tenants.Revision) return false;
+        _tenants = tenants;
+        return true;
     }
 
     private (Guid, DateTimeOffset)? ParseSession(string key, ReadOnlySpan<byte> value)

@@ -38,6 +38,36 @@ public abstract class SharedStateContract
     }
 
     [SkippableFact]
+    public async Task Published_tenants_reach_every_node_a_node_joining_later_reads_them_and_a_stale_expected_revision_is_refused()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            Assert.Null(b.Tenants);
+            // Only if none was published yet (expected revision 0): the first push wins.
+            var first = await SharedTenants.PublishAsync(a.Store, a.Prefix, "tenants: [{name: acme}]\n", expectedRevision: 0);
+            Assert.True(first.Succeeded);
+            await Eventually.True(() => b.Tenants?.Revision == first.Revision, "node b did not see the published tenants");
+            Assert.Equal("tenants: [{name: acme}]\n", b.Tenants!.Yaml);
+            await Eventually.True(() => { lock (seen) return seen.OfType<SharedChange.TenantsPublished>().Any(t => t.Tenants.Revision == first.Revision); }, "node b was not told");
+
+            // A push that read an older revision does not overwrite a newer one.
+            var second = await SharedTenants.PublishAsync(a.Store, a.Prefix, "tenants: [{name: acme}, {name: globex}]\n", expectedRevision: first.Revision);
+            Assert.True(second.Succeeded);
+            var stale = await SharedTenants.PublishAsync(a.Store, a.Prefix, "tenants: [{name: initech}]\n", expectedRevision: first.Revision);
+            Assert.False(stale.Succeeded);
+            await Eventually.True(() => b.Tenants?.Revision == second.Revision, "node b did not see the second push");
+            Assert.Contains("globex", b.Tenants!.Yaml);
+            Assert.Equal(second.Revision, (await SharedTenants.ReadAsync(a.Store, a.Prefix))!.Revision);
+
+            // A node that joins later reads them when it joins.
+            await using var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance);
+            Assert.Equal((second.Revision, b.Tenants.Yaml), (c.Tenants!.Revision, c.Tenants.Yaml));
+        }
+    }
+
+    [SkippableFact]
     public async Task Failed_logins_one_node_counted_reach_the_other_until_withdrawn_or_expired()
     {
         var (a, b, _) = await TwoNodesAsync();

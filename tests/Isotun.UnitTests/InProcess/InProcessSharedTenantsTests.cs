@@ -1,0 +1,131 @@
+using Isotun.State.Cluster;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.InProcess;
+
+/// <summary>
+/// <c>cluster.share-tenants</c>: two nodes over one cluster store (SQLite here; the same contract holds on etcd) run
+/// the tenants published there, and apply a new publish live as a reload would: whole or not at all, with the last
+/// good tenants kept and the refusal shown in the status when a publish does not hold on a node.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
+{
+    private const string Prefix = "/isotun-shared-tenants";
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private Task<SharedState> JoinAsync(string node) =>
+        SharedState.JoinAsync(new SqliteKeyValueStore(_dir.File("cluster.db")), Prefix, node, 32, NullLogger.Instance);
+
+    private string Tenant(string name, int pool, string extra = "") => $"""
+          - name: {name}
+            pool: 10.79.{pool}.0/24
+            password-file: {pki.Passwords}
+            queues: 1
+        {extra}
+        """;
+
+    /// <summary>Publishes, and waits until <paramref name="via"/> has heard of it through its watch.</summary>
+    private static async Task<long> PublishAsync(SharedState via, params string[] tenants)
+    {
+        long revision = (await SharedTenants.PublishAsync(via.Store, via.Prefix, "tenants:\n" + string.Concat(tenants))).Revision;
+        await Eventually.True(() => via.Tenants?.Revision >= revision, $"{via.Node} did not hear of revision {revision}");
+        return revision;
+    }
+
+    private static IEnumerable<string> Names(InProcessServer node) => node.Server.TenantRuntimes.Select(t => t.Name).Order(StringComparer.Ordinal);
+
+    [Fact]
+    public async Task Every_node_runs_the_published_tenants_and_applies_a_new_publish_live_keeping_live_sessions()
+    {
+        await using var a = await JoinAsync("node-a");
+        await using var b = await JoinAsync("node-b");
+        long first = await PublishAsync(a, Tenant("acme", 0));
+        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
+        await using var nodeA = await InProcessServer.StartNodeAsync(pki, a, _dir);
+        await using var nodeB = await InProcessServer.StartNodeAsync(pki, b, _dir);
+        Assert.Equal(["acme"], Names(nodeA));
+        Assert.Equal(["acme"], Names(nodeB));
+        Assert.Equal(new Isotun.Server.SharedTenantsView(first, first, null), nodeB.Server.SharedTenantsStatus);
+
+        await using var client = await InProcessClient.ConnectAsync(nodeA, nodeA.Options("acme"));
+        client.RoundTrip(nodeA);
+
+        // A second tenant and a new DNS server for the first: both nodes apply it, and the live session goes on.
+        long second = await PublishAsync(b, Tenant("acme", 0, "    dns: [198.18.0.53]\n"), Tenant("globex", 1));
+        foreach (var node in new[] { nodeA, nodeB })
+        {
+            await Eventually.True(() => node.Server.SharedTenantsStatus is { Applied: var applied } && applied == second, $"{node.Server.Shared!.Node} did not apply the publish");
+            Assert.Equal(["acme", "globex"], Names(node));
+            Assert.Equal("198.18.0.53", node.Server.TenantRuntimes.Single(t => t.Name == "acme").Config.Dns.Single().ToString());
+            Assert.False(node.Server.SharedTenantsStatus!.Stale);
+        }
+        client.RoundTrip(nodeA);
+        await using var joined = await InProcessClient.ConnectAsync(nodeB, nodeB.Options("globex"), tenant: "globex");
+        joined.RoundTrip(nodeB, tenant: "globex");
+
+        // Without globex: its sessions end on its node, acme's go on.
+        long third = await PublishAsync(a, Tenant("acme", 0, "    dns: [198.18.0.53]\n"));
+        await Eventually.True(() => nodeB.Server.SharedTenantsStatus?.Applied == third && nodeA.Server.SharedTenantsStatus?.Applied == third, "the nodes did not apply the removal");
+        Assert.Equal(["acme"], Names(nodeB));
+        await Eventually.True(() => nodeB.Server.Sessions.Count == 0, "globex's session did not end with its tenant");
+        client.RoundTrip(nodeA);
+    }
+
+    [Fact]
+    public async Task A_publish_that_does_not_hold_on_a_node_is_refused_there_with_every_error_and_the_last_good_tenants_stay()
+    {
+        await using var a = await JoinAsync("node-a");
+        long good = await PublishAsync(a, Tenant("acme", 0));
+        await using var node = await InProcessServer.StartNodeAsync(pki, a, _dir);
+        await using var client = await InProcessClient.ConnectAsync(node, node.Options("acme"));
+
+        // Checked where it was pushed, but a file it names is missing on this node; and a new pool, which the nodes of
+        // a cluster share in blocks (it takes a restart of every node): both leave the running tenants as they were.
+        long missing = await PublishAsync(a, Tenant("acme", 0), Tenant("globex", 1).Replace(pki.Passwords, _dir.File("absent.passwd")));
+        await Eventually.True(() => node.Server.SharedTenantsStatus is { Published: var p, Error: not null } && p == missing, "the node did not report the refusal");
+        var status = node.Server.SharedTenantsStatus!;
+        Assert.True(status.Stale);
+        Assert.Equal(good, status.Applied);
+        Assert.Contains("tenants[1].password-file", status.Error);
+        Assert.Contains("absent.passwd", status.Error);
+        Assert.Equal(["acme"], Names(node));
+
+        long moved = await PublishAsync(a, Tenant("acme", 5));
+        await Eventually.True(() => node.Server.SharedTenantsStatus?.Published == moved && node.Server.SharedTenantsStatus.Error?.Contains("restart every node", StringComparison.Ordinal) == true,
+            "the node did not refuse a new pool");
+        Assert.Equal("10.79.0.0/24", node.Server.TenantRuntimes.Single().Pool.ToString());
+        client.RoundTrip(node);
+
+        // A publish that holds clears the refusal.
+        long fixedUp = await PublishAsync(a, Tenant("acme", 0), Tenant("globex", 1));
+        await Eventually.True(() => node.Server.SharedTenantsStatus is { Stale: false, Error: null, Applied: var applied } && applied == fixedUp, "the node did not apply the good publish");
+        Assert.Equal(["acme", "globex"], Names(node));
+    }
+
+    [Fact]
+    public async Task A_reload_of_a_nodes_own_file_applies_its_settings_and_keeps_the_clusters_tenants()
+    {
+        await using var a = await JoinAsync("node-a");
+        await PublishAsync(a, Tenant("acme", 0));
+        var path = InProcessServer.WriteNodeConfig(pki, "node-a", _dir);
+        await using var server = new Isotun.Server.VpnServer(Isotun.Server.Configuration.ServerConfigLoader.Load(path).Config!, NullLoggerFactory.Instance,
+            new Isotun.State.MemoryStateStore(), networks: tc => new MemoryTenantNetwork(tc, uso: true), shared: a);
+
+        InProcessServer.WriteNodeConfig(pki, "node-a", _dir, "limits:\n  per-source-connections: 7\n");
+        Assert.Equal(["tenant acme: applied"], server.Reload());
+        Assert.Equal(7, server.Config.Limits.PerSourceConnections);
+        Assert.Equal(["acme"], server.TenantRuntimes.Select(t => t.Name));
+    }
+
+    [Fact]
+    public async Task A_node_sharing_tenants_does_not_start_before_any_were_published_and_says_how_to_publish_them()
+    {
+        await using var a = await JoinAsync("node-a");
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => InProcessServer.StartNodeAsync(pki, a, _dir));
+        Assert.Contains("isotun cluster push-tenants", failure.Message);
+    }
+}
