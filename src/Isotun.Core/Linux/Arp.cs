@@ -31,7 +31,7 @@ public static unsafe class Arp
         try
         {
             Span<byte> mac = stackalloc byte[6];
-            ReadMac(fd, device, mac);
+            ReadMac(fd, device, mac, "ARP");
             Span<byte> frame = stackalloc byte[28];
             Write(frame, mac, address);
             // struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8].
@@ -68,16 +68,17 @@ public static unsafe class Arp
         address.TryWriteBytes(frame[24..], out _);
     }
 
-    private static void ReadMac(int fd, string device, Span<byte> mac)
+    /// <summary>The hardware address of <paramref name="device"/>, read through any socket <paramref name="fd"/>; errors begin with <paramref name="what"/>.</summary>
+    internal static void ReadMac(int fd, string device, Span<byte> mac, string what)
     {
         // struct ifreq: name[16], then sockaddr ifr_hwaddr (family, data[14]).
         byte* req = stackalloc byte[40];
         new Span<byte>(req, 40).Clear();
         var name = System.Text.Encoding.ASCII.GetBytes(device);
-        if (name.Length > 15) throw new InvalidOperationException($"ARP on {device}: name too long");
+        if (name.Length > 15) throw new InvalidOperationException($"{what} on {device}: name too long");
         name.CopyTo(new Span<byte>(req, 16));
         if (Libc.ioctl(fd, Libc.SIOCGIFHWADDR, req) < 0)
-            throw new InvalidOperationException($"ARP on {device}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
+            throw new InvalidOperationException($"{what} on {device}: {Libc.ErrorText(Marshal.GetLastPInvokeError())}");
         new Span<byte>(req + 18, 6).CopyTo(mac);
     }
 }

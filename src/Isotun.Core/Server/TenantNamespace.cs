@@ -85,6 +85,9 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                 if (u.Gateway is not null) IpCommand.Run("-n", ns, "route", "replace", "default", "via", u.Gateway.ToString(), "dev", u.Name!);
                 break;
         }
+        // Answering neighbour solicitations for the clients' IPv6 addresses takes proxy NDP on the link (proxy ARP
+        // needs no such switch: the kernel answers for each proxy entry).
+        if (u.ProxyArp && config.Pool6 is not null) Sysctl(ns, $"net.ipv6.conf.{u.Name}.proxy_ndp=1");
     }
 
     public IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove)
@@ -147,14 +150,16 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     public string? Announce(IPAddress address, bool attached)
     {
         var u = config.Uplink;
-        if (!u.ProxyArp || u.Name is null || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork) return null;
+        if (!u.ProxyArp || u.Name is null) return null;
         var ns = Name;
-        var (code, _, error) = IpCommand.Exec("ip", In(ns, "neigh", attached ? "replace" : "del", "proxy", address.ToString(), "dev", u.Name), check: false);
-        if (code != 0 && attached) return $"proxy ARP for {address} on {u.Name}: {error.Trim()}";
+        bool v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        var (code, _, error) = IpCommand.Exec("ip", In(ns, v6 ? "-6" : "-4", "neigh", attached ? "replace" : "del", "proxy", address.ToString(), "dev", u.Name), check: false);
+        if (code != 0 && attached) return $"proxy {(v6 ? "NDP" : "ARP")} for {address} on {u.Name}: {error.Trim()}";
         if (!attached) return null;
         try
         {
-            Arp.Announce(ns, u.Name, address);
+            if (v6) Ndp.Announce(ns, u.Name, address);
+            else Arp.Announce(ns, u.Name, address);
             return null;
         }
         catch (InvalidOperationException e)

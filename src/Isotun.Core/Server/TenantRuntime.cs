@@ -41,8 +41,8 @@ public sealed class TenantRuntime : IDisposable
     // Who owns each site changes under this lock (attach, detach, reload); the packet path reads without it.
     private readonly Lock _siteGate = new();
     private volatile SiteTable _sites;
-    // Attach and detach of IPv4 clients, for an uplink that answers ARP for them: applied in order by one worker, off
-    // the locks that attach and detach run under (each runs `ip` and sends an ARP announcement).
+    // Attach and detach of clients, for an uplink that answers ARP and NDP for them: applied in order by one worker, off
+    // the locks that attach and detach run under (each runs `ip` and sends an ARP or NDP announcement).
     private readonly System.Threading.Channels.Channel<(IPAddress Address, bool Attached)> _announcements =
         System.Threading.Channels.Channel.CreateUnbounded<(IPAddress, bool)>(new() { SingleReader = true });
     private Task _announcer = Task.CompletedTask;
@@ -347,7 +347,8 @@ public sealed class TenantRuntime : IDisposable
         IPAddress? v6 = null;
         if (pools.V6 is not null)
         {
-            v6 = pools.V6.Lease(owner, stored?.Address6);
+            // On a cluster node the IPv6 address follows the IPv4 one the cluster bound, so it is the same on every node.
+            v6 = pools.V6.Lease(owner, Cluster is not null ? pools.Mapped6(v4) : stored?.Address6);
             if (v6 is null)
             {
                 pools.V4.Release(v4);
@@ -396,7 +397,11 @@ public sealed class TenantRuntime : IDisposable
     {
         _routes[session.AddressKey] = session;
         if (session.Address6 is not null) _routes[session.AddressKey6] = session;
-        if (Config.Uplink.ProxyArp && session.Address is { } address) _announcements.Writer.TryWrite((address, true));
+        if (Config.Uplink.ProxyArp)
+        {
+            if (session.Address is { } address) _announcements.Writer.TryWrite((address, true));
+            if (session.Address6 is { } address6) _announcements.Writer.TryWrite((address6, true));
+        }
         // The newest session of a site's user carries the site: a site gateway that logs in again takes its networks
         // along, and its older session (waiting for a reconnect that may never come) no longer may send from them.
         lock (_siteGate)
@@ -417,7 +422,8 @@ public sealed class TenantRuntime : IDisposable
     {
         if (_routes.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey, session)) && Config.Uplink.ProxyArp && session.Address is { } address)
             _announcements.Writer.TryWrite((address, false));
-        if (session.Address6 is not null) _routes.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey6, session));
+        if (session.Address6 is { } address6 && _routes.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey6, session)) && Config.Uplink.ProxyArp)
+            _announcements.Writer.TryWrite((address6, false));
         lock (_siteGate)
         {
             if (session.Site is not { } site) return;

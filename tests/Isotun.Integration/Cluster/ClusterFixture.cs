@@ -87,6 +87,10 @@ public sealed class ClusterFixture : TopologyFixture
         IpCommand.RunIn(ServiceNs, "addr", "add", $"{ServiceIp}/24", "dev", "br0");
         IpCommand.RunIn(ServiceNs, "link", "set", "br0", "up");
         IpCommand.RunIn(ServiceNs, "route", "add", "10.20.0.0/24", "dev", "br0");
+        // IPv6 the same way: pool6 on-link on the segment, where the node serving a client answers neighbour
+        // solicitations for it (proxy NDP).
+        IpCommand.RunIn(ServiceNs, "-6", "addr", "add", $"{ServiceIp6}/64", "dev", "br0", "nodad");
+        IpCommand.RunIn(ServiceNs, "-6", "route", "add", Pool6, "dev", "br0");
         for (int i = 0; i < Nodes.Length; i++)
         {
             IpCommand.Run("link", "add", Uplink(i), "netns", ServerNs, "type", "veth", "peer", "name", $"cl{i + 1}b", "netns", ServiceNs);
@@ -143,7 +147,8 @@ public sealed class ClusterFixture : TopologyFixture
                   - name: acme
                     namespace: {TenantNs(node)}
                     pool: 10.20.0.0/24
-                    routes: [198.18.68.0/24]
+                    pool6: {Pool6}
+                    routes: [198.18.68.0/24, {Segment6}]
                     password-file: ../acme.passwd
                     uplink:
                       link:
@@ -209,6 +214,25 @@ public sealed class ClusterFixture : TopologyFixture
         LabProcess.Start(Files, node, ServerNs, TestEnvironment.IsotunExe, ["server", "--config", ConfigOf(node)]);
         if (!Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ServerNs, port)))
             throw new InvalidOperationException($"{node} did not start:\n" + LabProcess.Tail(Files, node));
+        // The segment's IPv6 prefix, on-link from the tenant namespace: a link uplink carries one address (IPv4 here),
+        // so the route the tenant's network would give is added by hand.
+        IpCommand.RunIn(TenantNs(node), "-6", "route", "replace", Segment6, "dev", Uplink(Array.FindIndex(Nodes, n => n.Name == node)));
+    }
+
+    /// <summary>The tenant's IPv6 pool: on a cluster node a client's IPv6 address sits where its IPv4 one does in the IPv4 pool.</summary>
+    public const string Pool6 = "fd00:20::/64";
+
+    /// <summary>The tenant's service host on the segment, in IPv6, and the segment's prefix.</summary>
+    public const string ServiceIp6 = "fd00:68::5";
+    public const string Segment6 = "fd00:68::/64";
+
+    /// <summary>The global IPv6 address of <paramref name="user"/>'s TUN, or null.</summary>
+    public static IPAddress? TunnelAddress6(string user, string ns = ClientNs)
+    {
+        var r = Run.Exec("ip", ["-n", ns, "-6", "-o", "addr", "show", "dev", "cl-" + user, "scope", "global"]);
+        var parts = r.ExitCode == 0 ? r.Stdout.Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
+        int i = Array.IndexOf(parts, "inet6");
+        return i >= 0 && i + 1 < parts.Length && IPAddress.TryParse(parts[i + 1].Split('/')[0], out var a) ? a : null;
     }
 
     /// <summary>`isotun connect` as <paramref name="user"/> to <paramref name="node"/> in the client namespace, TUN cl-&lt;user&gt;; a cookie instead of the password when given.</summary>

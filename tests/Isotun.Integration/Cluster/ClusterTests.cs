@@ -186,8 +186,13 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
                 $"gina is not on {serving.Name} with frank: the gateway should rank it first for both client hosts; gina's sessions: "
                 + string.Join("; ", ClusterFixture.Nodes.Select(n => n.Name + " " + Isotun(n.Name, "sessions", "--user", "gina", "--json").ReplaceLineEndings(" ")))
                 + "\ngateway: " + LabProcess.Tail(cl.Files, "gateway", 15));
-            // The tenant's service host reaches frank through the node that answers ARP for him.
+            // The tenant's service host reaches frank through the node that answers ARP (and NDP) for him; his IPv6
+            // address is his IPv4 one's place in pool6.
             AssertPingFromService(frank);
+            var frank6 = ClusterFixture.TunnelAddress6("frank");
+            Assert.NotNull(frank6);
+            Assert.Equal(IPAddress.Parse("fd00:20::" + frank.GetAddressBytes()[3].ToString("x")), frank6);
+            AssertPingFromService(frank6);
             var others = ClusterFixture.Nodes.Where(n => n.Name != serving.Name).ToList();
             string? NodeOf(string user) => others.FirstOrDefault(n =>
                 ConnectedOn(n.Name, user)).Name;
@@ -212,6 +217,11 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Pinger.Ping(ClusterFixture.ServiceNs, frank, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success),
                 $"the tenant's service does not reach frank ({frank}) on {other}:\n{Run.InNs(ClusterFixture.ServiceNs, "ip", "neigh").Stdout}\n{LabProcess.Tail(cl.Files, other)}");
             output.WriteLine($"the service reaches frank again {killed.Elapsed.TotalSeconds:0.0} s after the kill");
+            // His IPv6 address came along, and the new node's neighbour advertisement moved the service to it.
+            Assert.Equal(frank6, ClusterFixture.TunnelAddress6("frank"));
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => Pinger.Ping(ClusterFixture.ServiceNs, frank6, 1, TimeSpan.Zero, TimeSpan.FromSeconds(1)).Success),
+                $"the tenant's service does not reach frank ({frank6}) on {other}:\n{Run.InNs(ClusterFixture.ServiceNs, "ip", "-6", "neigh").Stdout}\n{LabProcess.Tail(cl.Files, other)}");
+            output.WriteLine($"the service reaches frank's IPv6 address again {killed.Elapsed.TotalSeconds:0.0} s after the kill");
             AssertPingFromService(ginaAddress);
             Assert.Equal(0.0, ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, ClusterFixture.GatewayAdmin),
                 "isotun_gateway_backend_up", $"backend=\"{ClusterFixture.ServerIp}:{serving.Port}\""));

@@ -92,6 +92,19 @@ public sealed class ClusterConfigTests : IDisposable
     }
 
     [Fact]
+    public void On_a_cluster_node_pool6_must_hold_as_many_addresses_as_pool()
+    {
+        const string Tenant = "tenants:\n  - name: acme\n    pool: 10.10.0.0/23\n    pool6: fd00:10::/{0}\n";
+        const string Cluster = "cluster:\n  etcd: [http://10.0.0.5:2379]\n  node: node-1\n";
+        Assert.True(ServerConfigLoader.Parse(Cluster + string.Format(Tenant, 119), _temp.File("isotun.yaml")).Ok);
+        var errors = ServerConfigLoader.Parse(Cluster + string.Format(Tenant, 120), _temp.File("isotun.yaml")).Errors.Select(e => e.ToString()).ToList();
+        Assert.Contains(errors, e => e.StartsWith("tenants[0].pool6:", StringComparison.Ordinal) && e.Contains("/119 or shorter", StringComparison.Ordinal));
+        // Alone, a server hands out IPv6 addresses of its own: any pool6 will do.
+        Assert.True(ServerConfigLoader.Parse(string.Format(Tenant, 120), _temp.File("isotun.yaml")).Ok);
+        Assert.Contains(ServerConfigLoader.ParseTenants(string.Format(Tenant, 120), _temp.File("isotun.yaml")).Errors, e => e.Path == "tenants[0].pool6");
+    }
+
+    [Fact]
     public void Without_a_cluster_section_the_server_runs_on_its_own()
     {
         var result = Parse("");

@@ -37,6 +37,22 @@ public static partial class ServerConfigLoader
             : new ClusterConfig(endpoints, name, prefix) { Tls = tls, Auth = auth, BindingTtl = TimeSpan.FromDays(bindingTtl), ShareTenants = shareTenants };
     }
 
+    /// <summary>
+    /// On a cluster node a client's IPv6 address sits at the same place in <c>pool6</c> as its IPv4 address in
+    /// <c>pool</c> (so it is the same on every node): <c>pool6</c> must hold at least as many addresses.
+    /// </summary>
+    private static void CheckClusterPool6(ConfigWalker walker, IReadOnlyList<TenantConfig> tenants)
+    {
+        for (int i = 0; i < tenants.Count; i++)
+        {
+            if (tenants[i].Pool6 is not { } pool6 || tenants[i].Pool is not { Network: not null } pool) continue;
+            int needed = 128 - (32 - pool.PrefixLength);
+            if (pool6.PrefixLength > needed)
+                walker.Error($"{ConfigWalker.Item("tenants", i)}.pool6",
+                    $"on a cluster node a client's IPv6 address follows its IPv4 one (the same place in the pool), so pool6 must hold as many addresses as pool ({pool}): use /{needed} or shorter");
+        }
+    }
+
     /// <summary><c>cluster.auth</c>: the etcd user this node logs in as, and its password in a file only its owner may read.</summary>
     private static ClusterAuthConfig? ReadClusterAuth(ConfigWalker walker, YamlTreeNode? node)
     {

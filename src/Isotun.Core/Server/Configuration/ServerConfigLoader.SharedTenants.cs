@@ -41,6 +41,7 @@ public static partial class ServerConfigLoader
         }
         var keys = walker.Keys(mapping, string.Empty, SharedTenantsKeys);
         var tenants = ReadTenants(walker, keys.GetValueOrDefault("tenants"));
+        CheckClusterPool6(walker, tenants);
         return walker.Errors.Count > 0 ? new TenantsLoadResult(null, walker.Errors) : new TenantsLoadResult(tenants, []);
     }
 }

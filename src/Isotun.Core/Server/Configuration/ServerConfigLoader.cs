@@ -111,6 +111,7 @@ public static partial class ServerConfigLoader
         var cluster = ReadCluster(walker, keys.GetValueOrDefault("cluster"));
         var tenants = cluster is { ShareTenants: true } ? NoTenantsHere(walker, keys.GetValueOrDefault("tenants")) : ReadTenants(walker, keys.GetValueOrDefault("tenants"));
         var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
+        if (cluster is not null) CheckClusterPool6(walker, tenants);
 
         if (walker.Errors.Count > 0)
         {

@@ -231,3 +231,49 @@ public class TenantRuntimeLeaseTests
         Assert.Null(Runtime(new MemoryStateStore()).LimitsFor("alice"));
     }
 }
+
+/// <summary>On the nodes of a cluster a user's IPv6 address follows the IPv4 one the cluster binds to them.</summary>
+public sealed class ClusterIpv6LeaseTests : IDisposable
+{
+    private readonly Isotun.UnitTests.Security.TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<(Isotun.State.Cluster.SharedState Shared, TenantRuntime Tenant)> NodeAsync(string node)
+    {
+        var shared = await Isotun.State.Cluster.SharedState.JoinAsync(new Isotun.State.Cluster.SqliteKeyValueStore(_dir.File("cluster.db")), "/ipv6", node, 32,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/24", null) with { Pool6 = IpNetwork.Parse("fd00:10::/64") }, new MemoryStateStore());
+        tenant.Cluster = new ClusterAddresses(shared, tenant.Name, tenant.Pool);
+        return (shared, tenant);
+    }
+
+    private static async Task<VpnSession> ConnectAsync(TenantRuntime tenant, string user)
+    {
+        var session = new VpnSession(Guid.NewGuid(), tenant, user, DateTimeOffset.UtcNow.AddHours(1));
+        var (address, refusal) = await tenant.ClusterAddressAsync(session, CancellationToken.None);
+        Assert.True(address is not null, refusal);
+        Assert.True(tenant.TryLease(session, address));
+        return session;
+    }
+
+    [Fact]
+    public async Task A_user_moving_to_another_node_keeps_both_addresses_whoever_that_node_served_first()
+    {
+        var (a, nodeA) = await NodeAsync("node-a");
+        var (b, nodeB) = await NodeAsync("node-b");
+        await using (a)
+        await using (b)
+        {
+            var alice = await ConnectAsync(nodeA, "alice");
+            // Node b served bob first: on its own it would have handed alice the next IPv6 address in its pool.
+            var bob = await ConnectAsync(nodeB, "bob");
+            var moved = await ConnectAsync(nodeB, "alice");
+
+            Assert.Equal((alice.Address, alice.Address6), (moved.Address, moved.Address6));
+            foreach (var s in new[] { alice, bob })
+                Assert.Equal(IPAddress.Parse("fd00:10::" + s.Address!.GetAddressBytes()[3].ToString("x")), s.Address6);
+            Assert.NotEqual(bob.Address6, moved.Address6);
+        }
+    }
+}
