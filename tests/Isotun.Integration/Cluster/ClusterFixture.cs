@@ -25,7 +25,7 @@ public sealed class ClusterFixture : TopologyFixture
     public const string EtcdBinary = "/usr/bin/etcd", Etcdctl = "/usr/bin/etcdctl";
     public const int EtcdPort = 23790;
     public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
-    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan"];
+    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan", "judy"];
     /// <summary>The edge gateway in front of both nodes (no SNI: the default route, balanced over the two).</summary>
     public const int GatewayPort = 4443, GatewayAdmin = 9420;
     public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412), ("node-3", 9443, 9413)];

@@ -299,6 +299,76 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             + $"\nclient: {Run.Exec("ip", ["-n", ClusterFixture.ClientNs, "route"]).Stdout}");
     }
 
+    [SkippableFact]
+    public void A_node_sharing_tenants_runs_what_push_tenants_published_and_applies_the_next_publish_live()
+    {
+        SkipUnlessReady();
+        // A fourth node, on the same etcd (TLS, client certificate, user) but with share-tenants: its file names no
+        // tenant. Its tenants' namespaces and its process are this test's to clean up.
+        const string Node = "node-s";
+        const int Port = 10443, Admin = 9414;
+        var dir = Path.Combine(cl.Dir, Node);
+        Directory.CreateDirectory(dir);
+        var config = Path.Combine(dir, "isotun.yaml");
+        File.WriteAllText(config, File.ReadAllText(cl.ConfigOf("node-1"))
+            .Replace($"listen: {ClusterFixture.ServerIp}:443", $"listen: {ClusterFixture.ServerIp}:{Port}")
+            .Replace("listen: 127.0.0.1:9411", $"listen: 127.0.0.1:{Admin}")
+            .Replace("node: node-1", $"node: {Node}\n  share-tenants: true")
+            .Split("\ntenants:")[0] + "\n");
+        // etcd listens on the server namespace's loopback, as the nodes see it.
+        Run.Result PushTenants(string file) => Run.Exec("ip", ["netns", "exec", ClusterFixture.ServerNs, TestEnvironment.IsotunExe, "cluster", "push-tenants", file, "--config", config]);
+        string Tenant(string name, int pool) => $"  - name: {name}\n    namespace: isotun-cl-s-{name}\n    pool: 10.{pool}.0.0/24\n    password-file: ../acme.passwd\n";
+        string Push(params string[] tenants)
+        {
+            var file = Path.Combine(dir, $"tenants-{Guid.NewGuid():N}.yaml");
+            File.WriteAllText(file, "tenants:\n" + string.Concat(tenants));
+            var r = PushTenants(file);
+            Assert.True(r.ExitCode == 0, $"push-tenants failed: {r}");
+            return System.Text.RegularExpressions.Regex.Match(r.Stdout, @"at revision (\d+)").Groups[1].Value;
+        }
+        JsonElement Status()
+        {
+            var r = Run.Exec(TestEnvironment.IsotunExe, ["status", "--json", "--config", config]);
+            return r.ExitCode == 0 ? Json(r.Stdout) : default;
+        }
+        long Applied() => Status() is { ValueKind: JsonValueKind.Object } s && s.GetProperty("cluster").GetProperty("tenants") is { ValueKind: JsonValueKind.Object } t
+            ? t.GetProperty("applied").GetInt64() : -1;
+        try
+        {
+            // A file with a fault publishes nothing; a good one does, and the node starts with it.
+            var bad = Path.Combine(dir, "bad.yaml");
+            File.WriteAllText(bad, "tenants:\n" + Tenant("shared", 21).Replace("../acme.passwd", "../absent.passwd"));
+            var refused = PushTenants(bad);
+            Assert.Equal(2, refused.ExitCode);
+            Assert.Contains("tenants[0].password-file", refused.Stderr);
+            var first = long.Parse(Push(Tenant("shared", 21)));
+            LabProcess.Start(cl.Files, Node, ClusterFixture.ServerNs, TestEnvironment.IsotunExe, ["server", "--config", config]);
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ClusterFixture.ServerNs, Port)), $"{Node} did not start:\n" + LabProcess.Tail(cl.Files, Node));
+            Assert.Equal(first, Applied());
+
+            // judy logs into the tenant that exists only by the publish.
+            LabProcess.Start(cl.Files, "client-judy", ClusterFixture.ClientNs, TestEnvironment.IsotunExe,
+                ["connect", $"https://{ClusterFixture.ServerIp}:{Port}/shared", "--servercert", cl.Pin, "--interface", "cl-judy", "--reconnect-timeout", "0",
+                 "--user", "judy", "--password-file", cl.PasswordPath("judy")]);
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("judy")?.ToString().StartsWith("10.21.0.", StringComparison.Ordinal) == true),
+                "judy's tunnel into the published tenant did not come up:\n" + LabProcess.Tail(cl.Files, "client-judy") + LabProcess.Tail(cl.Files, Node));
+
+            // A second tenant, published while the node runs: applied live, and judy's tunnel goes on.
+            var second = long.Parse(Push(Tenant("shared", 21), Tenant("other", 22)));
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => Applied() == second), $"{Node} did not apply revision {second}:\n" + LabProcess.Tail(cl.Files, Node));
+            Assert.Equal(2, Status().GetProperty("tenants").GetInt32());
+            Assert.True(Pinger.Ping(ClusterFixture.ClientNs, IPAddress.Parse("10.21.0.1"), 3, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(2)).Success,
+                "judy's tunnel stopped carrying traffic after the publish");
+            Assert.Contains($"cluster tenants of revision {second}: tenant other: added", File.ReadAllText(LabProcess.LogPath(cl.Files, Node)));
+        }
+        finally
+        {
+            LabProcess.Stop(cl.Files, "client-judy", TimeSpan.FromSeconds(5));
+            LabProcess.Stop(cl.Files, Node, TimeSpan.FromSeconds(10));
+            foreach (var name in new[] { "shared", "other" }) IpCommand.TryRun("netns", "del", $"isotun-cl-s-{name}");
+        }
+    }
+
     /// <summary>Whether `isotun sessions` on <paramref name="node"/> shows a session of <paramref name="user"/> with a live tunnel.</summary>
     private bool ConnectedOn(string node, string user) =>
         Json(Isotun(node, "sessions", "--user", user, "--json")).EnumerateArray().Any(s => s.GetProperty("connected").GetBoolean());
