@@ -8,6 +8,7 @@ using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Forwarding;
 using Isotun.Logs;
 using Isotun.Protocol.Proxy;
+using Isotun.Transport;
 using Isotun.Protocol.Tls;
 
 namespace Isotun.Gateway;
@@ -158,6 +159,7 @@ public sealed partial class EdgeGateway
             try
             {
                 await tls.AuthenticateAsServerAsync(route.Tls!, cts.Token).ConfigureAwait(false);
+                TlsBufferRelease.Apply(tls); // an idle terminated connection then holds no TLS record buffers
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {

@@ -1,0 +1,81 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Transport;
+
+namespace Isotun.UnitTests.Core.Transport;
+
+/// <summary>
+/// SSL_MODE_RELEASE_BUFFERS on a real SslStream over loopback TCP: set after the handshake (this runtime's SslStream
+/// and the system's libssl 3 are what the server runs on), and the connection carries data both ways afterwards, in
+/// records large and small, with idle gaps in between (when OpenSSL has given its buffers back).
+/// </summary>
+public sealed class TlsBufferReleaseTests
+{
+    private static X509Certificate2 Certificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var self = new CertificateRequest("CN=release-buffers", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(self.Export(X509ContentType.Pkcs12), null);
+    }
+
+    private static async Task<(SslStream Server, SslStream Client, IDisposable Sockets)> PairAsync(SslProtocols protocol)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var accepted = await listener.AcceptTcpClientAsync();
+        var server = new SslStream(accepted.GetStream());
+        var tls = new SslStream(client.GetStream(), false, (_, _, _, _) => true);
+        using var cert = Certificate();
+        await Task.WhenAll(
+            server.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = cert, EnabledSslProtocols = protocol }),
+            tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "release-buffers", EnabledSslProtocols = protocol }));
+        return (server, tls, new Both(accepted, client));
+    }
+
+    private sealed class Both(TcpClient a, TcpClient b) : IDisposable
+    {
+        public void Dispose()
+        {
+            a.Dispose();
+            b.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData(SslProtocols.Tls13)]
+    [InlineData(SslProtocols.Tls12)]
+    public async Task The_mode_is_set_after_the_handshake_and_data_still_flows_both_ways(SslProtocols protocol)
+    {
+        var (server, client, sockets) = await PairAsync(protocol);
+        using (sockets)
+        await using (server)
+        await using (client)
+        {
+            Assert.True(TlsBufferRelease.Available);
+            Assert.True(TlsBufferRelease.Apply(server));
+            Assert.True(TlsBufferRelease.Apply(client));
+            foreach (int size in new[] { 1, 1400, 16384, 100_000 })
+            {
+                var data = RandomNumberGenerator.GetBytes(size);
+                await server.WriteAsync(data);
+                Assert.Equal(data, await ReadExactlyAsync(client, size));
+                await client.WriteAsync(data);
+                Assert.Equal(data, await ReadExactlyAsync(server, size));
+                await Task.Delay(20); // idle: OpenSSL holds no record buffer now
+            }
+        }
+    }
+
+    private static async Task<byte[]> ReadExactlyAsync(Stream stream, int size)
+    {
+        var buffer = new byte[size];
+        await stream.ReadExactlyAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+        return buffer;
+    }
+}
