@@ -18,8 +18,7 @@ public static unsafe class Arp
     public static void Announce(string? ns, string device, IPAddress address)
     {
         if (address.AddressFamily != AddressFamily.InterNetwork) throw new ArgumentException("ARP announces IPv4 addresses", nameof(address));
-        if (ns is null) Send(device, address);
-        else NetworkNamespace.Run(ns, () => { Send(device, address); return 0; });
+        NetworkNamespace.Run(ns, () => Send(device, address));
     }
 
     private static void Send(string device, IPAddress address)

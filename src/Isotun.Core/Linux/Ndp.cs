@@ -20,8 +20,7 @@ public static class Ndp
     public static void Announce(string? ns, string device, IPAddress address)
     {
         if (address.AddressFamily != AddressFamily.InterNetworkV6) throw new ArgumentException("neighbour advertisements announce IPv6 addresses", nameof(address));
-        if (ns is null) Send(device, address);
-        else NetworkNamespace.Run(ns, () => { Send(device, address); return 0; });
+        NetworkNamespace.Run(ns, () => Send(device, address));
     }
 
     private static void Send(string device, IPAddress address)

@@ -32,8 +32,13 @@ public static class NetworkNamespace
         return false;
     }
 
-    public static T Run<T>(string name, Func<T> work)
+    /// <summary>
+    /// Runs <paramref name="work"/> in network namespace <paramref name="name"/>, on a thread of its own that enters it
+    /// and ends after; null runs it here, in this thread's namespace.
+    /// </summary>
+    public static T Run<T>(string? name, Func<T> work)
     {
+        if (name is null) return work();
         T result = default!;
         Exception? error = null;
         var thread = new Thread(() =>
@@ -68,4 +73,11 @@ public static class NetworkNamespace
         if (error is not null) throw error;
         return result;
     }
+
+    /// <inheritdoc cref="Run{T}(string?, Func{T})"/>
+    public static void Run(string? name, Action work) => Run(name, () =>
+    {
+        work();
+        return 0;
+    });
 }

@@ -31,7 +31,7 @@ public static class Pinger
 {
     /// <summary>Sends <paramref name="count"/> echoes, <paramref name="interval"/> apart, each waited for up to <paramref name="wait"/>.</summary>
     public static PingResult Ping(string? ns, IPAddress target, int count, TimeSpan interval, TimeSpan wait) =>
-        ns is null ? Run(target, count, interval, wait) : NetworkNamespace.Run(ns, () => Run(target, count, interval, wait));
+        NetworkNamespace.Run(ns, () => Run(target, count, interval, wait));
 
     private static PingResult Run(IPAddress target, int count, TimeSpan interval, TimeSpan wait)
     {

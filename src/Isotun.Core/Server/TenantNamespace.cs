@@ -32,10 +32,8 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
             Sysctl(ns, "net.ipv6.conf.all.forwarding=1");
         }
         // A TUN left by a crashed run would hold the name: remove it first.
-        IpCommand.TryRun(ns is null ? ["link", "del", "dev", config.Device] : ["-n", ns, "link", "del", "dev", config.Device]);
-        var queues = ns is null
-            ? TunDevice.OpenQueues(config.Device, config.Offload, config.Queues)
-            : NetworkNamespace.Run(ns, () => TunDevice.OpenQueues(config.Device, config.Offload, config.Queues));
+        IpCommand.TryRun(In(ns, "link", "del", "dev", config.Device));
+        var queues = NetworkNamespace.Run(ns, () => TunDevice.OpenQueues(config.Device, config.Offload, config.Queues));
         var tun = queues[0];
         try
         {
