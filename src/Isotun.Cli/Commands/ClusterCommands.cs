@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text;
+using Isotun.Config;
 using Isotun.Server.Configuration;
 using Isotun.State.Cluster;
 
@@ -47,19 +47,10 @@ public static class ClusterCommands
             var error = parse.InvocationConfiguration.Error;
             var path = parse.GetValue(file)!;
             if (LoadCluster(parse.GetValue(config)!, error) is not var (cluster, configPath)) return ConfigError;
-            string yaml;
-            try
+            if (!ConfigFile.TryRead(path, ServerConfigLoader.MaxSharedTenantsBytes,
+                    $"larger than {ServerConfigLoader.MaxSharedTenantsBytes / 1024} KiB, the most one value in the cluster's store holds", out var yaml, out _, out var unreadable))
             {
-                if (new FileInfo(path).Length > ServerConfigLoader.MaxSharedTenantsBytes)
-                {
-                    error.WriteLine($"{path}: larger than {ServerConfigLoader.MaxSharedTenantsBytes / 1024} KiB, the most one value in the cluster's store holds");
-                    return ConfigError;
-                }
-                yaml = File.ReadAllText(path, Encoding.UTF8);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                error.WriteLine($"{path}: {e.Message}");
+                error.WriteLine(unreadable);
                 return ConfigError;
             }
             var read = ServerConfigLoader.ParseTenants(yaml, configPath);

@@ -50,30 +50,9 @@ public static partial class ServerConfigLoader
             return Failed("(file)", "no configuration file given");
         }
 
-        string fullPath;
-        string text;
-        try
-        {
-            fullPath = Path.GetFullPath(path);
-            var info = new FileInfo(fullPath);
-            if (!info.Exists)
-            {
-                return Failed("(file)", $"{path}: file not found");
-            }
-
-            if (info.Length > MaxFileBytes)
-            {
-                return Failed("(file)", $"{path}: larger than 1 MiB");
-            }
-
-            text = File.ReadAllText(fullPath, Encoding.UTF8);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            return Failed("(file)", $"{path}: {ex.Message}");
-        }
-
-        return Parse(text, fullPath);
+        return ConfigFile.TryRead(path, MaxFileBytes, "larger than 1 MiB", out var text, out var fullPath, out var error)
+            ? Parse(text, fullPath)
+            : Failed("(file)", error);
     }
 
     /// <summary>Validates YAML text; relative paths in it are resolved against the directory of <paramref name="sourcePath"/>.</summary>
