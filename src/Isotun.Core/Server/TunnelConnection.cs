@@ -64,7 +64,7 @@ public sealed class TunnelConnection
     public bool StalledOut { get; private set; }
 
     public long Id { get; }
-    public int Mtu => Link.Mtu;
+    private int Mtu => Link.Mtu;
 
     /// <summary>Which queue of its session this connection is: 0 for the primary (and every stock client).</summary>
     public int Queue => Link.Queue;
@@ -75,12 +75,10 @@ public sealed class TunnelConnection
     /// </summary>
     public Func<bool>? MorePending { get; init; }
 
-    /// <summary>The peer negotiated GSO: it gets super-packets whole, and may send them.</summary>
-    public bool PeerGso => Link.PeerGso;
-
-    /// <summary>The peer negotiated USO as well: UDP super-packets cross whole both ways.</summary>
-    public bool PeerUso => Link.PeerUso;
-    public FrameWriter Writer => Link.Writer;
+    // The peer negotiated GSO (it may send super-packets), USO as well (UDP ones too).
+    private bool PeerGso => Link.PeerGso;
+    private bool PeerUso => Link.PeerUso;
+    private FrameWriter Writer => Link.Writer;
 
     public async Task<TunnelEnd> RunAsync()
     {

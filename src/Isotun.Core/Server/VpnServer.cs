@@ -51,9 +51,14 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         Metrics = new IsotunMetrics();
         Shared = shared;
-        Config = config.Cluster is { ShareTenants: true } ? config with { Tenants = SharedTenantsAtStart(config, shared) } : config;
-        config = Config;
-        if (config.Cluster is { ShareTenants: true }) _sharedTenants = new SharedTenantsView(shared!.Tenants!.Revision, shared.Tenants.Revision, null);
+        if (config.Cluster is { ShareTenants: true })
+        {
+            // One read of the published tenants, so the revision said to run is the one whose tenants run.
+            var (tenants, revision) = SharedTenantsAtStart(config, shared);
+            config = config with { Tenants = tenants };
+            _sharedTenants = new SharedTenantsView(revision, revision, null);
+        }
+        Config = config;
         _log = logs.CreateLogger("isotun.server");
         _caps = new ConcurrencyCaps(config.Limits.MaxConnections, config.Limits.PerSourceConnections);
         var t = time ?? TimeProvider.System;
@@ -174,10 +179,11 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (ended > 0) _log.LogWarning("cluster: {Change}: {Sessions} session(s) ended here", change, ended);
     }
 
-    /// <summary>With <c>cluster.share-tenants</c>: the tenants published in the cluster, read against this node's files; the start fails without them.</summary>
+    // With cluster.share-tenants: the revision of the tenants running here, and why a newer one is not; null otherwise.
     private SharedTenantsView? _sharedTenants;
 
-    private static IReadOnlyList<TenantConfig> SharedTenantsAtStart(ServerConfig config, SharedState? shared)
+    /// <summary>With <c>cluster.share-tenants</c>: the tenants published in the cluster, read against this node's files, and their revision; the start fails without them.</summary>
+    private static (IReadOnlyList<TenantConfig> Tenants, long Revision) SharedTenantsAtStart(ServerConfig config, SharedState? shared)
     {
         if (shared?.Tenants is not { } published)
             throw new InvalidOperationException("cluster.share-tenants is on, and no tenants were published in the cluster yet: publish them with `isotun cluster push-tenants FILE`");
@@ -185,7 +191,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (!read.Ok)
             throw new InvalidOperationException($"the tenants published in the cluster (revision {published.Revision}) do not hold on this node: "
                 + string.Join("; ", read.Errors.Select(e => $"{e.Path}: {e.Message}")));
-        return read.Tenants!;
+        return (read.Tenants!, published.Revision);
     }
 
     /// <summary>
