@@ -40,6 +40,7 @@ public sealed class HttpsConnection : IAsyncDisposable
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(o.ConnectTimeout);
+        var material = ClientTlsMaterial.For(o); // before the socket: a bad file leaves nothing open
         var host = o.Server.IdnHost;
         int port = o.Server.IsDefaultPort ? 443 : o.Server.Port;
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -55,7 +56,6 @@ public sealed class HttpsConnection : IAsyncDisposable
         }
 
         string? rejection = null;
-        X509Certificate2Collection? cas = o.CaFile is null ? null : PemLoader.LoadBundle(o.CaFile);
         var tls = new SslStream(new WriteCoalescingStream(new NetworkStream(socket, ownsSocket: true)), leaveInnerStreamOpen: false);
         var conn = new HttpsConnection(socket, tls);
         var options = new SslClientAuthenticationOptions
@@ -64,6 +64,10 @@ public sealed class HttpsConnection : IAsyncDisposable
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
+            ClientCertificateContext = material.Identity,
+            // With a pin or a CA bundle the system's trust store plays no part, so the runtime's own chain is built
+            // against the bundle (or nothing) alone, offline: one chain per handshake, not the system store's.
+            CertificateChainPolicy = o.ServerPin is null && material.Authorities is null ? null : ChainPolicy(material.Authorities),
             RemoteCertificateValidationCallback = (_, cert, _, errors) =>
             {
                 if (cert is null) { rejection = "server sent no certificate"; return false; }
@@ -75,23 +79,17 @@ public sealed class HttpsConnection : IAsyncDisposable
                     rejection = $"server certificate does not match the pin (server has {CertificatePin.Compute(c)})";
                     return false;
                 }
-                if (cas is not null)
+                if (material.Authorities is not null)
                 {
-                    using var chain = new X509Chain();
-                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.AddRange(cas);
-                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    if (!chain.Build(c)) { rejection = "server certificate is not issued by the given CA"; return false; }
-                    if (!c.MatchesHostname(host)) { rejection = $"server certificate is not valid for {host}"; return false; }
-                    return true;
+                    if ((errors & SslPolicyErrors.RemoteCertificateChainErrors) != 0) { rejection = "server certificate is not issued by the given CA"; return false; }
+                    if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0) { rejection = $"server certificate is not valid for {host}"; return false; }
+                    return errors == SslPolicyErrors.None;
                 }
                 if (errors == SslPolicyErrors.None) return true;
                 rejection = $"server certificate is not trusted ({errors}); pass --servercert pin-sha256:… or --cafile";
                 return false;
             },
         };
-        if (o.CertificateFile is not null)
-            options.ClientCertificates = [PemLoader.LoadCertificateWithKey(o.CertificateFile, o.KeyFile ?? o.CertificateFile)];
         try
         {
             await tls.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
@@ -103,6 +101,18 @@ public sealed class HttpsConnection : IAsyncDisposable
             throw new ClientException(ClientExitCode.Failure, $"TLS handshake with {host}:{port} failed: {(e is OperationCanceledException ? "timed out" : e.Message)}");
         }
         return conn;
+    }
+
+    private static X509ChainPolicy ChainPolicy(X509Certificate2Collection? authorities)
+    {
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+        };
+        if (authorities is not null) policy.CustomTrustStore.AddRange(authorities);
+        return policy;
     }
 
     /// <summary>Sends one request and reads the response head (and body unless <paramref name="headOnly"/>).</summary>
