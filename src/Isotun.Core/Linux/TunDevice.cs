@@ -123,7 +123,7 @@ public sealed unsafe class TunDevice : ITunQueue
         int count = 0;
         while (count < bufs.Length)
         {
-            int n = ReadOne(bufs[count].Span[offset..], count == 0 ? timeoutMs : -1);
+            int n = ReadOne(bufs[count].Span[offset..], count == 0 ? timeoutMs : 0);
             if (n < 0) return count > 0 ? count : -1;
             if (n == 0) break;
             sizes[count++] = n;
@@ -133,7 +133,7 @@ public sealed unsafe class TunDevice : ITunQueue
 
     /// <summary>
     /// Reads one packet. Returns its length, 0 when <paramref name="timeoutMs"/> passed without a packet (at
-    /// once when it is negative), or -1 when the device is closed.
+    /// once when it is 0), or -1 when the device is closed.
     /// </summary>
     private int ReadOne(Span<byte> buffer, int timeoutMs)
     {
@@ -149,11 +149,20 @@ public sealed unsafe class TunDevice : ITunQueue
                 if (Volatile.Read(ref _fd) < 0) return -1;
                 if (errno == Libc.EINTR) continue;
                 if (errno != Libc.EAGAIN) throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
-                if (attempt > 0 || timeoutMs < 0) return 0;
+                if (attempt > 0 || timeoutMs <= 0) return 0;
                 Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
                 if (Libc.poll(&pfd, 1, timeoutMs) <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
             }
         }
+    }
+
+    /// <summary>poll() alone; see <see cref="ITunQueue.WaitReadable"/>.</summary>
+    public bool WaitReadable(int timeoutMs)
+    {
+        int fd = Volatile.Read(ref _fd);
+        if (fd < 0) return true;
+        Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
+        return Libc.poll(&pfd, 1, timeoutMs) != 0;
     }
 
     /// <summary>Writes each packet with its own write; see <see cref="ITunQueue.Write"/>.</summary>

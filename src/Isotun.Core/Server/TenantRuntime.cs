@@ -36,8 +36,7 @@ public sealed class TenantRuntime : IDisposable
     private readonly Lock _leaseGate = new();
     private readonly ITenantNetwork _network;
     private ITunQueue[] _tuns = [];
-    private Thread[] _readers = [];
-    private volatile bool _stopping;
+    private TunQueueReader[] _readers = [];
     // Who owns each site changes under this lock (attach, detach, reload); the packet path reads without it.
     private readonly Lock _siteGate = new();
     private volatile SiteTable _sites;
@@ -230,9 +229,8 @@ public sealed class TenantRuntime : IDisposable
         IpNetwork[] pools = Pool6 is { } p6 ? [Pool, p6] : [Pool];
         _tuns = _network.Setup(Gateway, Pool.PrefixLength, Gateway6, Pool6?.PrefixLength ?? 0, pools);
         LogRouteFailures(_network.Route(_sites.Subnets, []));
-        _readerStarted = new long[_tuns.Length];
-        _readerWaiting = new long[_tuns.Length];
-        _readers = _tuns.Select((tun, i) => new Thread(() => ReadLoop(tun, i)) { IsBackground = true, Name = $"tun-{Name}-{i}" }).ToArray();
+        _readers = _tuns.Select((tun, i) => new TunQueueReader(tun, $"tun-{Name}-{i}", tun.Offload ? PacketBuffer.Capacity : Config.Mtu, Forward,
+            error => ServerLog.TunFailed(_log, Name, tun.Name, error))).ToArray();
         foreach (var reader in _readers) reader.Start();
         _announcer = Task.Run(AnnounceLoopAsync);
     }
@@ -497,99 +495,79 @@ public sealed class TenantRuntime : IDisposable
     /// </summary>
     // Per TUN queue: the reader's start and the ticks it spent inside Read (waiting for packets). Written by that reader
     // only; read at scrapes.
-    private long[] _readerStarted = [];
-    private long[] _readerWaiting = [];
-
     /// <summary>Each TUN queue reader's busy and running time, for the queue-utilization metrics.</summary>
     public IEnumerable<ReaderSample> ReaderSamples()
     {
-        long now = System.Diagnostics.Stopwatch.GetTimestamp();
-        double tick = 1.0 / System.Diagnostics.Stopwatch.Frequency;
-        var started = _readerStarted;
-        var waiting = _readerWaiting;
-        for (int q = 0; q < started.Length && q < waiting.Length; q++)
-        {
-            long start = Volatile.Read(ref started[q]);
-            if (start == 0) continue;
-            double running = (now - start) * tick;
-            yield return new ReaderSample(Name, q, Math.Max(0, running - Volatile.Read(ref waiting[q]) * tick), running);
-        }
+        var readers = _readers;
+        for (int q = 0; q < readers.Length; q++)
+            if (readers[q].Sample() is var (busy, running))
+                yield return new ReaderSample(Name, q, busy, running);
     }
 
-    private void ReadLoop(ITunQueue tun, int index)
+    /// <summary>
+    /// A connection on queue <paramref name="queue"/> has just written packets into the TUN: what they caused and the
+    /// queue already holds (a ping's reply) goes out from the connection's thread when the queue's reader is waiting.
+    /// </summary>
+    public void ServeAfterWrite(int queue)
+    {
+        var readers = _readers;
+        if (readers.Length > 0) readers[queue % readers.Length].ServeAfterWrite();
+    }
+
+    /// <summary>Packets of this tenant's TUN queues that connections read right after their writes.</summary>
+    internal long ServedAfterWrite => _readers.Sum(r => r.ServedAfterWrite);
+
+    /// <summary>
+    /// One packet read from a TUN queue, at <see cref="CstpFrame.HeaderLength"/> in <paramref name="buf"/>: to the
+    /// connection of the session (or site) it is addressed to, or counted as a drop. True when the connection's queue
+    /// took the buffer.
+    /// </summary>
+    private bool Forward(ITunQueue tun, PacketBuffer buf, int n)
     {
         var metrics = Metrics;
-        Volatile.Write(ref _readerStarted[index], System.Diagnostics.Stopwatch.GetTimestamp());
         int skip = tun.Offload ? VirtioNetHeader.Length : 0;
-        // A batch of one: each buffer passes to a connection's queue as soon as it is read.
-        var bufs = new Memory<byte>[1];
-        var sizes = new int[1];
-        PacketBuffer? buf = null;
-        while (!_stopping)
+        var packet = buf.PayloadSpace[skip..n];
+        if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
         {
-            buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : Config.Mtu);
-            bufs[0] = buf.Array;
-            int read;
-            long before = System.Diagnostics.Stopwatch.GetTimestamp();
-            try
-            {
-                read = tun.Read(bufs, sizes, CstpFrame.HeaderLength);
-            }
-            catch (TunException e)
-            {
-                ServerLog.TunFailed(_log, Name, tun.Name, e.Message);
-                break;
-            }
-            // Time inside Read is waiting (poll), but for the copy of a packet that was already there: close enough.
-            Volatile.Write(ref _readerWaiting[index], _readerWaiting[index] + System.Diagnostics.Stopwatch.GetTimestamp() - before);
-            if (read < 0) break;
-            if (read == 0) continue;
-            int n = sizes[0];
-            var packet = buf.PayloadSpace[skip..n];
-            if (IpPacket.TryParse(packet, out var info) != IpParseResult.Ok)
-            {
-                metrics.Drop(Name, DropReason.Malformed);
-                continue;
-            }
-            var dst = IpKey.FromBytes(IpPacket.Destination(packet, info));
-            var session = RouteTo(dst);
-            Site? site = null;
-            if (session is null && !_sites.IsEmpty)
-            {
-                site = _sites.Match(dst);
-                session = site?.Owner;
-            }
-            if (session?.Pick(packet, info) is not { } conn)
-            {
-                metrics.Drop(Name, DropReason.NoSession);
-                continue;
-            }
-            if (!tun.Offload && n > conn.Mtu)
-            {
-                metrics.Drop(Name, DropReason.Oversize);
-                continue;
-            }
-            var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.PeerUso, conn.Mtu, conn.Offer, out bool consumed);
-            if (consumed) buf = null;
-            if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
-            if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
-            if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
-            if (result.OverBudget > 0) metrics.Drop(Name, DropReason.OverBudget, result.OverBudget);
-            if (result.Queued > 0)
-            {
-                Traffic.Tx(n - skip, conn.Queue);
-                site?.CountTx(n - skip);
-            }
+            metrics.Drop(Name, DropReason.Malformed);
+            return false;
         }
-        buf?.Return();
+        var dst = IpKey.FromBytes(IpPacket.Destination(packet, info));
+        var session = RouteTo(dst);
+        Site? site = null;
+        if (session is null && !_sites.IsEmpty)
+        {
+            site = _sites.Match(dst);
+            session = site?.Owner;
+        }
+        if (session?.Pick(packet, info) is not { } conn)
+        {
+            metrics.Drop(Name, DropReason.NoSession);
+            return false;
+        }
+        if (!tun.Offload && n > conn.Mtu)
+        {
+            metrics.Drop(Name, DropReason.Oversize);
+            return false;
+        }
+        var result = TunFrames.Send(buf, n, tun.Offload, conn.PeerGso, conn.PeerUso, conn.Mtu, conn.Offer, out bool consumed);
+        if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
+        if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
+        if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
+        if (result.OverBudget > 0) metrics.Drop(Name, DropReason.OverBudget, result.OverBudget);
+        if (result.Queued > 0)
+        {
+            Traffic.Tx(n - skip, conn.Queue);
+            site?.CountTx(n - skip);
+        }
+        return consumed;
     }
 
     public void Dispose()
     {
-        _stopping = true;
         _announcements.Writer.TryComplete();
         _announcer.Wait(TimeSpan.FromSeconds(2));
-        foreach (var reader in _readers) reader.Join(TimeSpan.FromSeconds(2));
+        foreach (var reader in _readers) reader.Stop(TimeSpan.FromSeconds(2));
         foreach (var tun in _tuns) tun.Dispose();
         _network.Teardown();
     }

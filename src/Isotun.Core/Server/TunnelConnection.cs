@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Isotun.Metrics;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Ip;
@@ -109,9 +110,13 @@ public sealed class TunnelConnection
         return Link.EndReason!.Value;
     }
 
+    /// <summary>A burst that comes this long after the one before is served as interactive traffic (1 ms).</summary>
+    private static readonly long QuietTicks = Stopwatch.Frequency / 1000;
+
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
     {
         byte[]? scratch = null;
+        long writesServed = 0, lastBurst = 0;
         // Without GSO a frame is one packet of at most the MTU (9000), so it fits one TLS record; a peer that
         // announces more is broken or hostile, and its connection closes (bad-frame) before we buffer it.
         int maxPayload = PeerGso ? CstpFrame.MaxPayloadLength : MaxPlainFramePayload;
@@ -134,7 +139,19 @@ public sealed class TunnelConnection
                 }
                 while (_reader.TryReadBufferedFrame(maxPayload, out frame));
                 if (MorePending?.Invoke() == true) continue;
-                if (_tunWriter?.Flush() == false) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+                if (_tunWriter is not { } tunWriter) continue;
+                if (!tunWriter.Flush()) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+                long now = Stopwatch.GetTimestamp();
+                if (tunWriter.Writes != writesServed && now - lastBurst >= QuietTicks)
+                {
+                    // A burst after a quiet spell (a ping, a request) is in the TUN, and an answer the host gave at
+                    // once may be there already: send it from here rather than wake the TUN's reader for it. Under
+                    // a stream of bursts this is skipped: the reader is awake anyway, and reading after every burst
+                    // would cost a read (mostly empty) per burst.
+                    _session.Tenant.ServeAfterWrite(Queue);
+                }
+                writesServed = tunWriter.Writes;
+                lastBurst = now;
             }
         }
         finally

@@ -28,11 +28,17 @@ public interface ITunQueue : IDisposable
 
     /// <summary>
     /// Reads up to <paramref name="bufs"/>.Length packets, packet i into bufs[i] from <paramref name="offset"/> on,
-    /// its length in sizes[i]. Waits up to <paramref name="timeoutMs"/> for the first; the rest are only those
-    /// already waiting. Returns how many were read, 0 when none came in time, or -1 once the queue is closed.
+    /// its length in sizes[i]. Waits up to <paramref name="timeoutMs"/> for the first (0: not at all); the rest are
+    /// only those already waiting. Returns how many were read, 0 when none came in time, or -1 once the queue is closed.
     /// </summary>
     /// <exception cref="TunException">The device failed.</exception>
     int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250);
+
+    /// <summary>
+    /// Waits up to <paramref name="timeoutMs"/> until a packet can be read, the queue closes or fails, and reads
+    /// nothing: true when there is something for <see cref="Read"/> to say.
+    /// </summary>
+    bool WaitReadable(int timeoutMs);
 
     /// <summary>
     /// Writes bufs[i] from <paramref name="offset"/> on, one packet each. Returns how many the device took; a

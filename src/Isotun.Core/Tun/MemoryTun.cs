@@ -26,6 +26,13 @@ public sealed class MemoryTun : IDisposable
     public bool Offload => Queues[0].Offload;
     public MemoryTunQueue[] Queues { get; }
 
+    /// <summary>
+    /// The host answering at once, as the kernel answers a ping to a local address: called with each packet the data
+    /// path writes (as written, virtio header included on an offload TUN); a non-null answer is queued for reading on
+    /// the same TUN queue before the write returns.
+    /// </summary>
+    public Func<byte[], byte[]?>? Answer { get; set; }
+
     /// <summary>Packets the data path wrote and no one has taken yet.</summary>
     public int Pending => _written.Count;
 

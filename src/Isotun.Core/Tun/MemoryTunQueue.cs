@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Threading.Channels;
 
 namespace Isotun.Tun;
 
@@ -6,7 +6,7 @@ namespace Isotun.Tun;
 public sealed class MemoryTunQueue : ITunQueue
 {
     private readonly MemoryTun _device;
-    private readonly BlockingCollection<byte[]> _injected;
+    private readonly Channel<byte[]> _injected;
     private volatile bool _closed;
     private long _reads, _writes, _refused;
 
@@ -17,7 +17,7 @@ public sealed class MemoryTunQueue : ITunQueue
         Mtu = mtu;
         Offload = offload;
         Uso = offload && uso;
-        _injected = new BlockingCollection<byte[]>(capacity);
+        _injected = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(capacity) { FullMode = BoundedChannelFullMode.Wait });
     }
 
     public string Name => _device.Name;
@@ -37,19 +37,9 @@ public sealed class MemoryTunQueue : ITunQueue
     public long Refused => Interlocked.Read(ref _refused);
 
     /// <summary>Packets injected and not read yet.</summary>
-    public int Waiting => _injected.Count;
+    public int Waiting => _injected.Reader.Count;
 
-    internal bool Inject(ReadOnlySpan<byte> packet)
-    {
-        try
-        {
-            return !_closed && _injected.TryAdd(packet.ToArray());
-        }
-        catch (InvalidOperationException)
-        {
-            return false; // closed meanwhile
-        }
-    }
+    internal bool Inject(ReadOnlySpan<byte> packet) => !_closed && _injected.Writer.TryWrite(packet.ToArray());
 
     public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250)
     {
@@ -57,8 +47,11 @@ public sealed class MemoryTunQueue : ITunQueue
         while (count < bufs.Length)
         {
             if (_closed) return count > 0 ? count : -1;
-            if (!_injected.TryTake(out var packet, count == 0 ? timeoutMs : 0))
-                return count == 0 && _closed ? -1 : count;
+            if (!_injected.Reader.TryRead(out var packet))
+            {
+                if (count > 0 || timeoutMs <= 0 || !WaitReadable(timeoutMs) || !_injected.Reader.TryRead(out packet))
+                    return count == 0 && _closed ? -1 : count;
+            }
             // Too long for the buffer: cut, as a short read of the kernel's would be.
             var room = bufs[count].Span[offset..];
             int n = Math.Min(packet.Length, room.Length);
@@ -69,6 +62,13 @@ public sealed class MemoryTunQueue : ITunQueue
         return count;
     }
 
+    public bool WaitReadable(int timeoutMs)
+    {
+        if (_closed || _injected.Reader.Count > 0) return true;
+        // Done within the time: a packet came, or the queue was closed.
+        return _injected.Reader.WaitToReadAsync().AsTask().Wait(timeoutMs);
+    }
+
     public int Write(ReadOnlySpan<ReadOnlyMemory<byte>> bufs, int offset)
     {
         int written = 0;
@@ -76,7 +76,11 @@ public sealed class MemoryTunQueue : ITunQueue
         {
             // Counted before it is delivered: a reader that took the packet then sees it counted.
             Interlocked.Increment(ref _writes);
-            if (!_closed && _device.Deliver(packet.Span[offset..])) written++;
+            if (!_closed && _device.Deliver(packet.Span[offset..]))
+            {
+                written++;
+                if (_device.Answer?.Invoke(packet.Span[offset..].ToArray()) is { } answer) Inject(answer);
+            }
             else
             {
                 Interlocked.Decrement(ref _writes);
@@ -89,6 +93,6 @@ public sealed class MemoryTunQueue : ITunQueue
     public void Dispose()
     {
         _closed = true;
-        _injected.CompleteAdding();
+        _injected.Writer.TryComplete();
     }
 }

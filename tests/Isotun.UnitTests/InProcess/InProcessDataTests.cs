@@ -53,6 +53,37 @@ public sealed class InProcessDataTests(InProcessPki pki)
         for (int i = 0; i < count; i++) Assert.Equal(i, Packets.Number(client.Receive($"packet {i} of the download did not arrive")));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_answer_the_host_gives_at_once_goes_back_from_the_connections_thread_in_order(bool offload)
+    {
+        // As the kernel answers a ping: the answer is in the TUN queue before the server's write returns, and the
+        // connection that wrote sends it on while the queue's reader waits. With a burst, the reader and the connection
+        // take turns at the queue, and the answers still come back complete and in order.
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Offload = offload });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Offload = offload });
+        var tun = server.Tun();
+        tun.Answer = framed =>
+        {
+            var packet = Packets.Unframed(framed, tun.Offload);
+            return Packets.IsProbe(packet) ? null : Packets.Framed(Packets.Numbered(Packets.Far4, client.Address, Packets.Number(packet)), tun.Offload);
+        };
+        var tenant = server.Session(client.Address)!.Tenant;
+
+        for (int i = 0; i < 50; i++)
+        {
+            await Task.Delay(5); // pings come apart; a stream of bursts is left to the reader
+            client.Send(Packets.Numbered(client.Address, Packets.Far4, i));
+            Assert.Equal(i, Packets.Number(client.Receive($"the answer to packet {i} did not arrive")));
+        }
+        Assert.True(tenant.ServedAfterWrite > 0, "no answer was sent from the connection's thread");
+
+        const int burst = 300;
+        for (int i = 0; i < burst; i++) client.Send(Packets.Numbered(client.Address, Packets.Far4, 1000 + i));
+        for (int i = 0; i < burst; i++) Assert.Equal(1000 + i, Packets.Number(client.Receive($"the answer to packet {1000 + i} did not arrive")));
+    }
+
     [Fact]
     public async Task The_server_routes_each_packet_to_the_client_holding_its_destination()
     {

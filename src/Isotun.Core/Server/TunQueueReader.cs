@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using Isotun.Metrics;
+using Isotun.Protocol.Cstp;
+using Isotun.Transport;
+using Isotun.Tun;
+
+namespace Isotun.Server;
+
+/// <summary>
+/// The reading side of one TUN queue: a dedicated thread waits for packets and hands each to the tenant's router; and a
+/// connection that has just written into the queue may read what that write caused (a ping's reply, say) itself
+/// (<see cref="ServeAfterWrite"/>), so an idle answer goes out without waking the thread first.
+/// Reading a packet and handing it on are one step under a turn that the thread and a connection take in turn, so
+/// packets leave in the order the queue gave them.
+/// </summary>
+internal sealed class TunQueueReader
+{
+    /// <summary>Packets a connection reads after its write: one, an answer; the rest stay with the queue's thread, so a burst does not hold the socket's thread.</summary>
+    private const int MaxServedAfterWrite = 1;
+
+    /// <summary>Hands a packet read from the queue to the router; true when the buffer was taken along with it.</summary>
+    public delegate bool Forward(ITunQueue tun, PacketBuffer buffer, int length);
+
+    private readonly ITunQueue _tun;
+    private readonly Forward _forward;
+    private readonly Action<string> _failed;
+    private readonly int _bufferSize;
+    private readonly Lock _turn = new();
+    private readonly Thread _thread;
+    private volatile bool _waiting;
+    private volatile bool _stopping;
+    private long _started;
+    private long _waitedTicks;
+    private long _servedAfterWrite;
+
+    /// <param name="bufferSize">Payload room for one read: a super-packet on a TUN with offloads, else the tenant's MTU.</param>
+    public TunQueueReader(ITunQueue tun, string name, int bufferSize, Forward forward, Action<string> failed)
+    {
+        _tun = tun;
+        _bufferSize = bufferSize;
+        _forward = forward;
+        _failed = failed;
+        _thread = new Thread(Run) { IsBackground = true, Name = name };
+    }
+
+    public ITunQueue Tun => _tun;
+
+    /// <summary>Packets read by connections right after their writes, not by the thread.</summary>
+    public long ServedAfterWrite => Interlocked.Read(ref _servedAfterWrite);
+
+    public void Start() => _thread.Start();
+
+    /// <summary>Stops the thread (it notices within its wait of 250 ms, or at once when the queue closes).</summary>
+    public void Stop(TimeSpan wait)
+    {
+        _stopping = true;
+        _thread.Join(wait);
+    }
+
+    /// <summary>Seconds the thread has run and of them spent busy (not waiting for a packet); null before it started.</summary>
+    public (double Busy, double Running)? Sample()
+    {
+        long start = Volatile.Read(ref _started);
+        if (start == 0) return null;
+        double running = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return (Math.Max(0, running - Volatile.Read(ref _waitedTicks) / (double)Stopwatch.Frequency), running);
+    }
+
+    /// <summary>
+    /// Called by a connection right after it wrote into this queue: when the thread is waiting (the queue was empty),
+    /// reads what is there now and forwards it from the caller's thread. Does nothing when the thread is busy, so under
+    /// load the thread keeps the reading to itself.
+    /// </summary>
+    public void ServeAfterWrite()
+    {
+        if (!_waiting || !_turn.TryEnter()) return;
+        PacketBuffer? buffer = null;
+        try
+        {
+            for (int i = 0; i < MaxServedAfterWrite; i++)
+            {
+                int n = ReadOne(ref buffer);
+                if (n <= 0) break;
+                Interlocked.Increment(ref _servedAfterWrite);
+                if (_forward(_tun, buffer!, n)) buffer = null;
+            }
+        }
+        catch (TunException)
+        {
+            // The thread meets the same failure on its next read and reports it.
+        }
+        finally
+        {
+            _turn.Exit();
+            buffer?.Return();
+        }
+    }
+
+    /// <summary>Reads one packet already waiting, into <paramref name="buffer"/> (rented when null); its length, 0, or -1 once closed.</summary>
+    private int ReadOne(ref PacketBuffer? buffer)
+    {
+        buffer ??= PacketBuffer.Rent(_bufferSize);
+        Memory<byte> space = buffer.Array;
+        Span<int> size = stackalloc int[1];
+        int read = _tun.Read(new ReadOnlySpan<Memory<byte>>(in space), size, CstpFrame.HeaderLength, timeoutMs: 0);
+        return read > 0 ? size[0] : read;
+    }
+
+    private void Run()
+    {
+        Volatile.Write(ref _started, Stopwatch.GetTimestamp());
+        PacketBuffer? buffer = null;
+        try
+        {
+            while (!_stopping)
+            {
+                int n;
+                lock (_turn)
+                {
+                    n = ReadOne(ref buffer);
+                    if (n > 0 && _forward(_tun, buffer!, n)) buffer = null;
+                }
+                if (n < 0) break;
+                if (n > 0) continue;
+                long before = Stopwatch.GetTimestamp();
+                _waiting = true;
+                _tun.WaitReadable(250); // then the read says what there is: a packet, nothing yet, or closed
+                _waiting = false;
+                Interlocked.Add(ref _waitedTicks, Stopwatch.GetTimestamp() - before);
+            }
+        }
+        catch (TunException e)
+        {
+            _failed(e.Message);
+        }
+        finally
+        {
+            buffer?.Return();
+        }
+    }
+}
