@@ -489,12 +489,10 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>Is this destination another client of this tenant (not the gateway)? No allocation: compares keys.</summary>
     public bool IsClientAddress(IpKey destination) => _pools.IsClientAddress(destination);
 
-    /// <summary>
-    /// TUN → sessions: a dedicated thread per TUN queue, a routing lookup per packet, and for a session with
-    /// several queues the connection its flow hashes to.
-    /// </summary>
-    // Per TUN queue: the reader's start and the ticks it spent inside Read (waiting for packets). Written by that reader
-    // only; read at scrapes.
+    // TUN → sessions: a TunQueueReader per TUN queue (its thread, and connections right after their writes) hands each
+    // packet to Forward: a routing lookup per packet, and for a session with several queues the connection its flow
+    // hashes to.
+
     /// <summary>Each TUN queue reader's busy and running time, for the queue-utilization metrics.</summary>
     public IEnumerable<ReaderSample> ReaderSamples()
     {
