@@ -48,7 +48,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             Isotun("node-1", "revoke", "--tenant", "acme", "--user", "alice");
             Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => ClusterFixture.TunnelAddress("alice") is null),
                 "alice's tunnel on node-2 stayed up after node-1 revoked her:\n" + LabProcess.Tail(cl.Files, "node-2"));
-            Assert.Contains("user revoked on another node", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-2")));
+            Assert.Contains("user revoked on another node", ProcessLogs.Once(cl.Files, "node-2", "user revoked on another node"));
             foreach (var node in new[] { "node-1", "node-2" })
                 Assert.NotEqual(0, TryLogin("alice", node).ExitCode);
 
@@ -119,7 +119,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
                 "node-1 did not write its waiting change once etcd was back:\n" + LabProcess.Tail(cl.Files, "node-1"));
             Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClusterFixture.TunnelAddress("dave") is null),
                 "dave's tunnel on node-2 stayed up after the waiting revocation reached etcd:\n" + LabProcess.Tail(cl.Files, "node-2"));
-            Assert.Contains("cannot reach the store", File.ReadAllText(LabProcess.LogPath(cl.Files, "node-1")));
+            Assert.Contains("cannot reach the store", ProcessLogs.Once(cl.Files, "node-1", "cannot reach the store"));
         }
         finally
         {
@@ -359,7 +359,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
             Assert.Equal(2, Status().GetProperty("tenants").GetInt32());
             Assert.True(Pinger.Ping(ClusterFixture.ClientNs, IPAddress.Parse("10.21.0.1"), 3, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(2)).Success,
                 "judy's tunnel stopped carrying traffic after the publish");
-            Assert.Contains($"cluster tenants of revision {second}: tenant other: added", File.ReadAllText(LabProcess.LogPath(cl.Files, Node)));
+            Assert.Contains($"cluster tenants of revision {second}: tenant other: added", ProcessLogs.Once(cl.Files, Node, $"cluster tenants of revision {second}: tenant other: added"));
         }
         finally
         {

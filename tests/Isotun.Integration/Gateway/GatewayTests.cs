@@ -76,8 +76,7 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         SkipUnlessReady();
         var r = Authenticate("initech", lab.Pins["initech-edge"], null, "-c", lab.AliceCert.CertificatePath, "-k", lab.AliceCert.KeyPath);
         Assert.True(r.ExitCode == 0 && r.Stdout.Contains("COOKIE="), r.ToString());
-        var log = File.ReadAllText(LabProcess.LogPath(lab.Layout, "server-initech"));
-        Assert.Contains("login alice: ok", log);
+        Assert.Contains("login alice: ok", ProcessLogs.Once(lab.Layout, "server-initech", "login alice: ok"));
     }
 
     [SkippableFact]
@@ -90,7 +89,7 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         var r = Authenticate("initech", lab.Pins["initech-edge"], null, "-c", cert.CertificatePath, "-k", cert.KeyPath);
         Assert.False(r.Stdout.Contains("COOKIE="), r.ToString());
         Assert.NotEqual(0, r.ExitCode);
-        var log = File.ReadAllText(LabProcess.LogPath(lab.Layout, "server-initech"));
+        var log = ProcessLogs.Once(lab.Layout, "server-initech", "login -: wrong-tenant");
         Assert.Contains("login -: wrong-tenant", log);
         Assert.DoesNotContain("login mallory: ok", log);
         Assert.True(Metric(Srv, InitechAdmin, "isotun_auth_attempts_total", "result=\"wrong-tenant\"") >= 1);

@@ -22,6 +22,7 @@ public sealed class EtcdServer : IAsyncLifetime
     private readonly StringBuilder _log = new();
     private Process? _process;
     private int _client, _peer, _metrics;
+    private string _data = "";
 
     /// <summary>Why the etcd tests cannot run here, or null.</summary>
     public string? SkipReason { get; private set; }
@@ -46,9 +47,24 @@ public sealed class EtcdServer : IAsyncLifetime
             SkipReason = $"{Binary} is missing (Debian package etcd-server; .ci/install-deps installs it): the etcd store was not tested";
             return;
         }
-        (_client, _peer, _metrics) = (FreePort(), FreePort(), FreePort());
-        Endpoint = $"{(Tls is null ? "http" : "https")}://127.0.0.1:{_client}";
-        await StartAsync();
+        for (int attempt = 1; ; attempt++)
+        {
+            (_client, _peer, _metrics) = (FreePort(), FreePort(), FreePort());
+            Endpoint = $"{(Tls is null ? "http" : "https")}://127.0.0.1:{_client}";
+            _data = _dir.File($"data-{attempt}");
+            try
+            {
+                await StartAsync();
+                return;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && _process is { HasExited: true })
+            {
+                // A port found free was taken before etcd bound it (other tests bind ports too): again with new ones.
+                _process.Dispose();
+                _process = null;
+                lock (_log) _log.Clear();
+            }
+        }
     }
 
     /// <summary>Stops etcd as an operator would (SIGTERM, then its graceful shutdown); its data stays for <see cref="StartAsync"/>.</summary>
@@ -67,7 +83,7 @@ public sealed class EtcdServer : IAsyncLifetime
         var psi = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[]
                  {
-                     "--name", "isotun-test", "--data-dir", _dir.File("data"),
+                     "--name", "isotun-test", "--data-dir", _data,
                      "--listen-client-urls", Endpoint, "--advertise-client-urls", Endpoint,
                      "--listen-peer-urls", $"http://127.0.0.1:{_peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{_peer}",
                      "--initial-cluster", $"isotun-test=http://127.0.0.1:{_peer}",
