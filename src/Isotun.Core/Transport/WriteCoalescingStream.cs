@@ -1,3 +1,6 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
 namespace Isotun.Transport;
 
 /// <summary>
@@ -6,6 +9,11 @@ namespace Isotun.Transport;
 /// boundaries are untouched; only the TCP segmentation changes. Large writes go straight through. Reads pass
 /// through. The frame writer flushes whenever its queue runs dry, so nothing waits for more data. The buffer
 /// is pooled and held only between a write and the next flush, so idle connections hold none.
+/// A peer's reset (RST) ends the stream quietly: from then on reads return 0 and writes are dropped, as after a close.
+/// A client that closes with bytes still unread resets instead of closing (openssl s_time leaves before the server's
+/// session tickets arrive; a probe reads only a reply's first byte), and the socket's error used to surface as an
+/// exception here and again at every layer above (TLS, the handshake, the HTTP reader): three or four per connection, at
+/// tens of microseconds each, where an end of stream costs none. Any other socket error is thrown as before.
 /// </summary>
 public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024) : Stream
 {
@@ -44,13 +52,53 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         return ns;
     }
 
+    private volatile bool _reset;
+
+    /// <summary>The peer reset the connection: reads end and writes are dropped.</summary>
+    public bool PeerReset => _reset;
+
     private ValueTask InnerWriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        if (_writeSocketNs < 0) return inner.WriteAsync(data, ct);
+        if (_reset) return ValueTask.CompletedTask;
+        if (_writeSocketNs < 0) return DropOnReset(inner.WriteAsync(data, ct));
         long start = ThreadCpu.NowNs();
         var write = inner.WriteAsync(data, ct);
         _writeSocketNs = write.IsCompletedSuccessfully ? _writeSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
-        return write;
+        return DropOnReset(write);
+    }
+
+    private static bool IsReset(IOException e) =>
+        e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown };
+
+    private ValueTask DropOnReset(ValueTask write) => write.IsCompletedSuccessfully ? write : AwaitDropOnReset(write);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // pooled: a pending write allocates nothing
+    private async ValueTask AwaitDropOnReset(ValueTask write)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch (IOException e) when (IsReset(e))
+        {
+            _reset = true;
+        }
+    }
+
+    private ValueTask<int> EndOnReset(ValueTask<int> read) => read.IsCompletedSuccessfully ? read : AwaitEndOnReset(read);
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // pooled: a pending read allocates nothing
+    private async ValueTask<int> AwaitEndOnReset(ValueTask<int> read)
+    {
+        try
+        {
+            return await read.ConfigureAwait(false);
+        }
+        catch (IOException e) when (IsReset(e))
+        {
+            _reset = true;
+            return 0;
+        }
     }
 
     public override bool CanRead => inner.CanRead;
@@ -64,14 +112,15 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
         if (_flight == 1) _flight = 2;
-        if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
+        if (_reset) return ValueTask.FromResult(0);
+        if (_readSocketNs < 0) return EndOnReset(inner.ReadAsync(buffer, ct));
         long start = ThreadCpu.NowNs();
         var read = inner.ReadAsync(buffer, ct);
         _readSocketNs = read.IsCompletedSuccessfully ? _readSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
-        return read;
+        return EndOnReset(read);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => inner.ReadAsync(buffer, offset, count, ct);
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
 
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -106,7 +155,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     private ValueTask FlushBufferAsync(CancellationToken ct) => _used == 0 ? ValueTask.CompletedTask : WriteOutAsync(ct);
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteOutAsync(CancellationToken ct)
     {
         // Detach first: anything written while this send is in flight goes into a fresh buffer.
@@ -127,7 +176,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public override async Task FlushAsync(CancellationToken ct)
     {
         await FlushBufferAsync(ct).ConfigureAwait(false);
-        await inner.FlushAsync(ct).ConfigureAwait(false);
+        if (!_reset) await inner.FlushAsync(ct).ConfigureAwait(false);
     }
 
     public override void Flush() => FlushAsync(default).GetAwaiter().GetResult();

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Isotun.Transport;
+
+namespace Isotun.UnitTests.Core.Transport;
+
+/// <summary>
+/// A peer's reset (RST) ends a <see cref="WriteCoalescingStream"/> as a close would: reads return 0 and writes are
+/// dropped, over real TCP on loopback, and a TLS server over it sees a client that resets as one that left.
+/// </summary>
+public sealed class WriteCoalescingStreamResetTests
+{
+    private static async Task<(Socket Server, Socket Client)> PairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        return (await listener.AcceptAsync(), client);
+    }
+
+    /// <summary>Closes with SO_LINGER 0: the kernel sends a reset, not a FIN.</summary>
+    private static void Reset(Socket socket)
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
+    [Fact]
+    public async Task After_a_reset_reads_end_and_writes_are_dropped_without_an_exception()
+    {
+        var (server, client) = await PairAsync();
+        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        var pending = stream.ReadAsync(new byte[16]).AsTask(); // waiting when the reset comes
+        Reset(client);
+
+        Assert.Equal(0, await pending.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(stream.PeerReset);
+        await stream.WriteAsync(new byte[100]);
+        await stream.FlushAsync();
+        Assert.Equal(0, await stream.ReadAsync(new byte[16]));
+    }
+
+    [Fact]
+    public async Task A_write_that_meets_the_reset_is_dropped_and_the_next_read_ends()
+    {
+        var (server, client) = await PairAsync();
+        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        Reset(client);
+        // The first send after the reset may still be accepted by the kernel; the one after it meets the reset.
+        for (int i = 0; i < 5 && !stream.PeerReset; i++)
+        {
+            await stream.WriteAsync(new byte[1000]);
+            await stream.FlushAsync();
+            await Task.Delay(20);
+        }
+        Assert.True(stream.PeerReset);
+        Assert.Equal(0, await stream.ReadAsync(new byte[16]));
+    }
+
+    [Fact]
+    public async Task Data_before_a_plain_close_is_read_whole_and_the_close_ends_the_stream()
+    {
+        var (server, client) = await PairAsync();
+        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        await client.SendAsync("hello"u8.ToArray());
+        client.Shutdown(SocketShutdown.Send);
+        var buffer = new byte[16];
+        Assert.Equal(5, await stream.ReadAtLeastAsync(buffer, 5));
+        Assert.Equal(0, await stream.ReadAsync(buffer));
+        Assert.False(stream.PeerReset);
+        client.Dispose();
+    }
+
+    [Fact]
+    public async Task A_tls_client_that_resets_after_its_handshake_reads_as_gone_on_the_server()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var self = new CertificateRequest("CN=reset", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        using var cert = X509CertificateLoader.LoadPkcs12(self.Export(X509ContentType.Pkcs12), null);
+        var (server, client) = await PairAsync();
+        await using var tls = new SslStream(new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true)));
+        await using var peer = new SslStream(new NetworkStream(client, ownsSocket: false), false, (_, _, _, _) => true);
+        await Task.WhenAll(
+            tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = cert }),
+            peer.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "reset" }));
+
+        var read = tls.ReadAsync(new byte[64]).AsTask();
+        Reset(client);
+        Assert.Equal(0, await read.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+}
