@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Isotun.Metrics;
 using Isotun.Protocol.Cstp;
 using Isotun.Transport;
 using Isotun.Tun;
@@ -15,9 +14,6 @@ namespace Isotun.Server;
 /// </summary>
 internal sealed class TunQueueReader
 {
-    /// <summary>Packets a connection reads after its write: one, an answer; the rest stay with the queue's thread, so a burst does not hold the socket's thread.</summary>
-    private const int MaxServedAfterWrite = 1;
-
     /// <summary>Hands a packet read from the queue to the router; true when the buffer was taken along with it.</summary>
     public delegate bool Forward(ITunQueue tun, PacketBuffer buffer, int length);
 
@@ -43,8 +39,6 @@ internal sealed class TunQueueReader
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
-    public ITunQueue Tun => _tun;
-
     /// <summary>Packets read by connections right after their writes, not by the thread.</summary>
     public long ServedAfterWrite => Interlocked.Read(ref _servedAfterWrite);
 
@@ -68,7 +62,8 @@ internal sealed class TunQueueReader
 
     /// <summary>
     /// Called by a connection right after it wrote into this queue: when the thread is waiting (the queue was empty),
-    /// reads what is there now and forwards it from the caller's thread. Does nothing when the thread is busy, so under
+    /// reads one packet, if one is there now, and forwards it from the caller's thread; anything after it stays with the
+    /// thread, so a burst does not hold the caller (a socket's thread). Does nothing when the thread is busy, so under
     /// load the thread keeps the reading to itself.
     /// </summary>
     public void ServeAfterWrite()
@@ -77,10 +72,9 @@ internal sealed class TunQueueReader
         PacketBuffer? buffer = null;
         try
         {
-            for (int i = 0; i < MaxServedAfterWrite; i++)
+            int n = ReadOne(ref buffer);
+            if (n > 0)
             {
-                int n = ReadOne(ref buffer);
-                if (n <= 0) break;
                 Interlocked.Increment(ref _servedAfterWrite);
                 if (_forward(_tun, buffer!, n)) buffer = null;
             }
