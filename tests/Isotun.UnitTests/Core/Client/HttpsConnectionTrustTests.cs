@@ -68,8 +68,15 @@ public sealed class HttpsConnectionTrustTests : IDisposable
         return new() { Server = url, CaFile = ca, ServerPin = pin, CertificateFile = client?.CertificatePath, KeyFile = client?.KeyPath };
     }
 
-    private static async Task<ClientException> RefusedAsync(ClientOptions o, CancellationToken ct) =>
-        await Assert.ThrowsAsync<ClientException>(async () => await (await HttpsConnection.OpenAsync(o, ct)).DisposeAsync());
+    /// <summary>Serves <paramref name="server"/>'s certificate to a client that trusts as <paramref name="options"/> says: it refuses; why.</summary>
+    private static async Task<string> RefusalAsync(IssuedCertificate server, Func<Uri, ClientOptions> options)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var (_, url) = await ListenAsync(server, cts.Token);
+        var e = await Assert.ThrowsAsync<ClientException>(async () => await (await HttpsConnection.OpenAsync(options(url), cts.Token)).DisposeAsync());
+        Assert.Equal(ClientExitCode.CertificateRejected, e.Code);
+        return e.Message;
+    }
 
     [Fact]
     public async Task A_server_issued_by_the_given_CA_for_the_address_dialled_is_trusted_and_sees_the_client_certificate()
@@ -82,24 +89,14 @@ public sealed class HttpsConnectionTrustTests : IDisposable
     }
 
     [Fact]
-    public async Task A_server_issued_by_another_CA_is_refused_with_that_reason()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var (_, url) = await ListenAsync(_otherPki.IssueServer("vpn", [IPAddress.Loopback], []), cts.Token);
-        var e = await RefusedAsync(Options(url, ca: _pki.CaCertificatePath), cts.Token);
-        Assert.Equal(ClientExitCode.CertificateRejected, e.Code);
-        Assert.Equal("server certificate is not issued by the given CA", e.Message);
-    }
+    public async Task A_server_issued_by_another_CA_is_refused_with_that_reason() =>
+        Assert.Equal("server certificate is not issued by the given CA",
+            await RefusalAsync(_otherPki.IssueServer("vpn", [IPAddress.Loopback], []), url => Options(url, ca: _pki.CaCertificatePath)));
 
     [Fact]
-    public async Task A_server_of_the_given_CA_but_for_another_name_is_refused_with_that_reason()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var (_, url) = await ListenAsync(_pki.IssueServer("elsewhere", [], ["elsewhere.example"]), cts.Token);
-        var e = await RefusedAsync(Options(url, ca: _pki.CaCertificatePath), cts.Token);
-        Assert.Equal(ClientExitCode.CertificateRejected, e.Code);
-        Assert.Equal("server certificate is not valid for 127.0.0.1", e.Message);
-    }
+    public async Task A_server_of_the_given_CA_but_for_another_name_is_refused_with_that_reason() =>
+        Assert.Equal("server certificate is not valid for 127.0.0.1",
+            await RefusalAsync(_pki.IssueServer("elsewhere", [], ["elsewhere.example"]), url => Options(url, ca: _pki.CaCertificatePath)));
 
     [Fact]
     public async Task A_pin_trusts_the_pinned_certificate_whatever_its_issuer_and_refuses_any_other()
@@ -113,10 +110,8 @@ public sealed class HttpsConnectionTrustTests : IDisposable
             Assert.Equal(cert.Thumbprint, conn.ServerCertificate!.Thumbprint);
         }
 
-        var (_, other) = await ListenAsync(_pki.IssueServer("vpn", [IPAddress.Loopback], []), cts.Token);
-        var e = await RefusedAsync(Options(other, pin: "pin-sha256:" + Convert.ToBase64String(new byte[32])), cts.Token);
-        Assert.Equal(ClientExitCode.CertificateRejected, e.Code);
-        Assert.StartsWith("server certificate does not match the pin", e.Message);
+        Assert.StartsWith("server certificate does not match the pin",
+            await RefusalAsync(_pki.IssueServer("vpn", [IPAddress.Loopback], []), url => Options(url, pin: "pin-sha256:" + Convert.ToBase64String(new byte[32]))));
     }
 
     [Fact]
