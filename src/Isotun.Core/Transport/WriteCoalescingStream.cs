@@ -128,6 +128,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
     {
+        if (_reset) return ValueTask.CompletedTask; // dropped where it comes in, not buffered to be dropped at the flush
         if (_flight < 2)
         {
             _flight = 1;
