@@ -159,7 +159,7 @@ public sealed partial class EdgeGateway
             try
             {
                 await tls.AuthenticateAsServerAsync(route.Tls!, cts.Token).ConfigureAwait(false);
-                TlsBufferRelease.Apply(tls); // an idle terminated connection then holds no TLS record buffers
+                NativeTls.ReleaseBuffers(tls); // an idle terminated connection then holds no TLS record buffers
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {

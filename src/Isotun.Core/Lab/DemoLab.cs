@@ -104,6 +104,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
               certificate: pki/server.crt
               key: pki/server.key
               client-ca: pki/ca.crt
+              ticket-key-file: ticket.key
             admin:
               listen: 127.0.0.1:{LabLayout.AdminPort}
             state: isotun.db

@@ -63,9 +63,11 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
                     return;
                 }
                 await tls.AuthenticateAsServerAsync(server.TlsOptions, hsCts.Token).ConfigureAwait(false);
-                TlsBufferRelease.Apply(tls); // an idle session then holds no TLS record buffers
-                // .NET says nothing of resumption: a first flight shorter than our certificate cannot have carried it.
-                metrics.Handshake(HandshakeResult.Ok, sw.Elapsed, _under.FirstFlightBytes < server.ServerCertificate.RawData.Length ? HandshakeKind.Resumed : HandshakeKind.Full);
+                NativeTls.ReleaseBuffers(tls); // an idle session then holds no TLS record buffers
+                // OpenSSL says whether the session was resumed; where it cannot be asked, a first flight shorter than
+                // our certificate cannot have carried it.
+                bool resumed = NativeTls.Resumed(tls) ?? _under.FirstFlightBytes < server.ServerCertificate.RawData.Length;
+                metrics.Handshake(HandshakeResult.Ok, sw.Elapsed, resumed ? HandshakeKind.Resumed : HandshakeKind.Full);
             }
             catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
             {

@@ -15,6 +15,7 @@ using Isotun.Security;
 using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.State.Cluster;
+using Isotun.Transport;
 using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
@@ -109,6 +110,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             AllowRenegotiation = false,
         };
+        _ticketKey = config.Tls.TicketKeyFile is { } ticketKeyFile ? TicketKeyFile.LoadOrCreate(ticketKeyFile) : null;
         // Tenants published while this server was being made are applied now that it is whole.
         _built = true;
         if (_sharedTenants is { } view && shared?.Tenants?.Revision > view.Applied) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
@@ -328,11 +330,34 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     /// <summary>Failed logins per source and per user, and the bans they lead to.</summary>
     public LoginThrottle Logins { get; }
 
+    /// <summary>The key of <c>tls.ticket-key-file</c>, or null: tickets sealed with a key of this run only.</summary>
+    private readonly byte[]? _ticketKey;
+
+    /// <summary>With <c>tls.ticket-key-file</c>, seals session tickets with its key from the first client on (run
+    /// before the listener opens).</summary>
+    internal async Task UseTicketKeyAsync(CancellationToken stopping)
+    {
+        if (_ticketKey is not { } key || Config.Tls.TicketKeyFile is not { } path) return;
+        bool set;
+        try
+        {
+            set = await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, stopping).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
+        {
+            ServerLog.TicketKeyNotUsed(_log, path, e.Message);
+            return;
+        }
+        if (set) ServerLog.TicketKey(_log, path);
+        else ServerLog.TicketKeyNotUsed(_log, path, "this runtime's TLS gives no way to set it");
+    }
+
     /// <summary>Bounds how many logins are decided (passwords hashed) at once.</summary>
     public LoginGate LoginGate { get; } = new(LoginGate.DefaultConcurrency, LoginGate.DefaultQueue);
 
     public async Task RunAsync(CancellationToken stopping)
     {
+        await UseTicketKeyAsync(stopping).ConfigureAwait(false);
         foreach (var t in _tenants.Values) t.Start();
         _started = true;
         _listener = new Socket(Config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);

@@ -293,6 +293,28 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
         AssertLogsOff(oc);
     }
 
+    /// <summary>The lab keeps its ticket key (tls.ticket-key-file): a session ticket outlives the server process, so
+    /// the first client back after a restart resumes its TLS session instead of a full handshake.</summary>
+    [SkippableFact]
+    public void A_tls_session_ticket_from_one_server_process_resumes_on_the_next()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        var session = Path.Combine(L.Directory, "s_client-session.pem");
+        // s_client's stdin stays open a second, long enough for the tickets that follow a TLS 1.3 handshake.
+        string SClient(string option) =>
+            Run.InNs(L.ClientNs, "sh", "-c", $"sleep 1 | openssl s_client -connect {L.ServerIp}:443 -tls1_3 {option} {session}").Stdout;
+        var first = SClient("-sess_out");
+        Assert.True(first.Contains("New, TLSv1.3"), first);
+        Assert.True(File.Exists(session), "s_client kept no session: " + first);
+
+        LabProcess.Stop(L, "server", TimeSpan.FromSeconds(20));
+        lab.StartServer();
+        Assert.Contains("TLS session tickets sealed with the key in", lab.ServerLog);
+        var second = SClient("-sess_in");
+        Assert.True(second.Contains("Reused, TLSv1.3"), second + "\nserver log:\n" + lab.ServerLog);
+        Assert.Equal(1, lab.Metric("isotun_tls_handshakes_total", "kind=\"resumed\""));
+    }
+
     [SkippableFact]
     public void The_admin_cli_lists_a_stock_and_an_isotun_session_and_a_kick_ends_the_stock_one_for_good()
     {

@@ -618,6 +618,30 @@ public class ServerConfigLoaderTests
     }
 
     [Fact]
+    public void A_ticket_key_file_that_is_not_one_key_or_is_open_to_others_is_an_error_and_a_missing_one_is_made_at_start()
+    {
+        using var temp = new TempDirectory();
+        string yaml = "tls:\n  ticket-key-file: ticket.key\n" + MinimalTenant;
+        ConfigLoadResult Parse() => ServerConfigLoader.Parse(yaml, temp.File("isotun.yaml"));
+
+        var missing = Parse();
+        Assert.True(missing.Ok, string.Join("\n", missing.Errors));
+        Assert.Equal(temp.File("ticket.key"), missing.Config!.Tls.TicketKeyFile);
+
+        Isotun.Security.SecretFile.WriteAllBytes(temp.File("ticket.key"), new byte[48], overwrite: true);
+        var error = Assert.Single(Parse().Errors);
+        Assert.Equal("tls.ticket-key-file", error.Path);
+        Assert.Contains("must hold exactly 80 bytes", error.Message);
+
+        Isotun.Security.SecretFile.WriteAllBytes(temp.File("ticket.key"), new byte[80], overwrite: true);
+        Assert.True(Parse().Ok);
+        File.SetUnixFileMode(temp.File("ticket.key"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        error = Assert.Single(Parse().Errors);
+        Assert.Equal("tls.ticket-key-file", error.Path);
+        Assert.Contains("must not be readable by group or others", error.Message);
+    }
+
+    [Fact]
     public void ErrorToStringIsPathColonMessage()
     {
         Assert.Equal("tenants[0].mtu: must be between 576 and 9000", new ConfigError("tenants[0].mtu", "must be between 576 and 9000").ToString());

@@ -4,6 +4,8 @@ using System.Text;
 using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
+using Isotun.Security;
+using Isotun.Transport;
 
 namespace Isotun.Server.Configuration;
 
@@ -31,7 +33,7 @@ public static partial class ServerConfigLoader
     private const string DevicePrefix = "isotun-";
 
     private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy", "cluster"];
-    private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips"];
+    private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips", "ticket-key-file"];
     private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime", "rotate-hours"];
     private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time", "session-memory-kib"];
@@ -126,6 +128,10 @@ public static partial class ServerConfigLoader
           # CA that signs client certificates (`isotun pki client`); enables certificate login.
           # The certificate's OU selects the tenant and its UID names the user.
           client-ca: pki/ca.crt
+          # Keeps the key that seals TLS session tickets, so that clients resume their TLS session
+          # after a restart, and on every server given the same file (80 bytes, made 0600 at first
+          # start). Without it each start makes a key of its own. See docs/configuration.md.
+          # ticket-key-file: {StatePath(stateDir, "ticket.key")}
 
         # Prometheus metrics (GET /metrics). "off" disables it.
         admin:
@@ -246,7 +252,19 @@ public static partial class ServerConfigLoader
             key ?? walker.Resolve("pki/server.key"),
             clientCa,
             serverName,
-            generateIps);
+            generateIps) { TicketKeyFile = ReadTicketKeyFile(walker, keys.GetValueOrDefault("ticket-key-file")) };
+    }
+
+    /// <summary>The ticket key's path; a file that is there already must be one key, for its owner alone (a missing one is made at start).</summary>
+    private static string? ReadTicketKeyFile(ConfigWalker walker, YamlTreeNode? node)
+    {
+        var path = walker.FilePath(node, "tls.ticket-key-file");
+        if (path is null || !File.Exists(path)) return path;
+        if (new FileInfo(path).Length != NativeTls.TicketKeyLength)
+            walker.Error("tls.ticket-key-file", $"{path} must hold exactly {NativeTls.TicketKeyLength} bytes (openssl rand {NativeTls.TicketKeyLength} writes one), or be removed to have one made at start");
+        else if (SecretFile.OpenToOthers(path))
+            walker.Error("tls.ticket-key-file", $"{path} must not be readable by group or others (chmod 600)");
+        return path;
     }
 
     private static List<IPAddress> ReadAddresses(ConfigWalker walker, YamlTreeNode? node, string path)

@@ -15,15 +15,17 @@ public sealed class FirstStartTests
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>One host-namespace tenant on 127.0.0.1:4443, admin off, no PKI files yet.</summary>
-    internal static ServerConfig Config(TempDirectory temp)
+    /// <summary>A config in <paramref name="temp"/>; <paramref name="tls"/> adds lines to its tls section.</summary>
+    internal static ServerConfig Config(TempDirectory temp, string tls = "")
     {
         var path = temp.File("isotun.yaml");
-        File.WriteAllText(path, """
+        File.WriteAllText(path, $$"""
             listen: 127.0.0.1:4443
             tls:
               certificate: pki/server.crt
               key: pki/server.key
               generate-ips: [198.18.0.1]
+              {{tls}}
             admin:
               listen: off
             tenants:

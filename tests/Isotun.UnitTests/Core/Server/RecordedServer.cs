@@ -12,13 +12,17 @@ namespace Isotun.UnitTests.Core.Server;
 /// </summary>
 internal sealed class RecordedServer : IAsyncDisposable
 {
-    private readonly TempDirectory _temp = new();
+    private readonly TempDirectory? _temp;
+    private readonly TempDirectory _files;
     private readonly ILoggerFactory _logs;
 
-    public RecordedServer()
+    /// <summary>A server of its own temporary directory, or of <paramref name="files"/> (the caller's, kept on
+    /// dispose: a second server there is the first one restarted), with <paramref name="tls"/> added to its tls section.</summary>
+    public RecordedServer(TempDirectory? files = null, string tls = "")
     {
+        _files = files ?? (_temp = new TempDirectory());
         _logs = Recording.Factory;
-        Server = new VpnServer(FirstStartTests.Config(_temp), _logs, new MemoryStateStore());
+        Server = new VpnServer(FirstStartTests.Config(_files, tls), _logs, new MemoryStateStore());
         Log = _logs.CreateLogger("isotun.server");
     }
 
@@ -30,12 +34,12 @@ internal sealed class RecordedServer : IAsyncDisposable
     public ILogger Log { get; }
 
     /// <summary>A path in the server's temporary directory.</summary>
-    public string File(string name) => _temp.File(name);
+    public string File(string name) => _files.File(name);
 
     public async ValueTask DisposeAsync()
     {
         await Server.DisposeAsync();
         _logs.Dispose();
-        _temp.Dispose();
+        _temp?.Dispose();
     }
 }

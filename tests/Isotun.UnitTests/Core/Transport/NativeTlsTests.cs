@@ -13,7 +13,7 @@ namespace Isotun.UnitTests.Core.Transport;
 /// and the system's libssl 3 are what the server runs on), and the connection carries data both ways afterwards, in
 /// records large and small, with idle gaps in between (when OpenSSL has given its buffers back).
 /// </summary>
-public sealed class TlsBufferReleaseTests
+public sealed class NativeTlsTests
 {
     private static X509Certificate2 Certificate()
     {
@@ -57,9 +57,9 @@ public sealed class TlsBufferReleaseTests
         await using (server)
         await using (client)
         {
-            Assert.True(TlsBufferRelease.Available);
-            Assert.True(TlsBufferRelease.Apply(server));
-            Assert.True(TlsBufferRelease.Apply(client));
+            Assert.True(NativeTls.Available);
+            Assert.True(NativeTls.ReleaseBuffers(server));
+            Assert.True(NativeTls.ReleaseBuffers(client));
             foreach (int size in new[] { 1, 1400, 16384, 100_000 })
             {
                 var data = RandomNumberGenerator.GetBytes(size);

@@ -1,0 +1,192 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+namespace Isotun.Transport;
+
+/// <summary>
+/// What a TLS connection needs from OpenSSL that <see cref="SslStream"/> has no API for, set on its <c>SSL*</c>:
+/// <list type="bullet">
+/// <item><see cref="ReleaseBuffers"/>: OpenSSL keeps a read and a write buffer of about 17 KiB each for a connection's
+/// whole life unless <c>SSL_MODE_RELEASE_BUFFERS</c> is set, and .NET never sets it: every idle VPN session held some
+/// 34 KiB of native memory for nothing (10,000 idle sessions: about a third of the server's memory). With the mode, an
+/// idle connection holds no record buffer, and a busy one takes one per record from malloc's free lists.</item>
+/// <item><see cref="Resumed"/>: whether the handshake resumed a session (<c>SSL_session_reused</c>).</item>
+/// <item><see cref="PrimeTicketKeyAsync"/>: the key that seals session tickets. OpenSSL makes a random one for each
+/// <c>SSL_CTX</c>, so no ticket outlives the process; one kept in a file lets clients resume across a restart, and
+/// on any node that has the same file.</item>
+/// </list>
+/// Hand-written, because there is no API: SslStream's <c>SSL*</c> is reached by private reflection (its
+/// <c>_securityContext</c>, a SafeHandle around the <c>SSL*</c> on Linux), and libssl 3 is called directly. Each call is
+/// made right after a handshake, before the stream is read or written again (an <c>SSL*</c> is not to be used from two
+/// threads at once). Guarded: on a runtime laid out otherwise, or without libssl 3, nothing is done and each method
+/// says so.
+/// </summary>
+public static partial class NativeTls
+{
+    /// <summary>A ticket key's length: a 16-byte name, a 32-byte HMAC secret and a 32-byte AES key, in that order.</summary>
+    public const int TicketKeyLength = 80;
+
+    private const int SslCtrlMode = 33;             // SSL_CTRL_MODE: SSL_set_mode is SSL_ctrl(ssl, 33, mode, NULL)
+    private const long SslModeReleaseBuffers = 0x10; // SSL_MODE_RELEASE_BUFFERS
+    private const int SslCtrlGetTicketKeys = 58;    // SSL_CTRL_GET_TLSEXT_TICKET_KEYS
+    private const int SslCtrlSetTicketKeys = 59;    // SSL_CTRL_SET_TLSEXT_TICKET_KEYS
+
+    private static readonly FieldInfo? s_context = typeof(SslStream).GetField("_securityContext", BindingFlags.Instance | BindingFlags.NonPublic) is { } f
+        && typeof(SafeHandle).IsAssignableFrom(f.FieldType) && f.FieldType.Name == "SafeDeleteSslContext" ? f : null;
+
+    private static volatile bool s_unavailable = s_context is null || !OperatingSystem.IsLinux();
+
+    /// <summary>Whether this runtime's SslStream and libssl 3 allow these calls, as far as known so far.</summary>
+    public static bool Available => !s_unavailable;
+
+    /// <summary>Sets <c>SSL_MODE_RELEASE_BUFFERS</c> on <paramref name="tls"/>, whose handshake is done; true when it was set.</summary>
+    public static bool ReleaseBuffers(SslStream tls)
+    {
+        var ssl = Enter(tls, out var handle);
+        try
+        {
+            return ssl != 0 && (SSL_ctrl(ssl, SslCtrlMode, SslModeReleaseBuffers, 0) & SslModeReleaseBuffers) != 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+            return false;
+        }
+        finally
+        {
+            handle?.DangerousRelease();
+        }
+    }
+
+    /// <summary>Whether <paramref name="tls"/>'s handshake resumed a session; null when that cannot be known here.</summary>
+    public static bool? Resumed(SslStream tls)
+    {
+        var ssl = Enter(tls, out var handle);
+        try
+        {
+            return ssl == 0 ? null : SSL_session_reused(ssl) == 1;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+            return null;
+        }
+        finally
+        {
+            handle?.DangerousRelease();
+        }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="key"/> the ticket key of every later handshake under <paramref name="options"/>.
+    /// The runtime keeps one <c>SSL_CTX</c> per server certificate context and makes it at the first handshake, so a
+    /// handshake with ourselves, over a socket pair in this process, makes it now; the key is then set on it, before
+    /// any client is served, so even the first client after a restart can resume. The options must carry a
+    /// <see cref="SslServerAuthenticationOptions.ServerCertificateContext"/>; false when the key could not be set.
+    /// </summary>
+    public static async Task<bool> PrimeTicketKeyAsync(SslServerAuthenticationOptions options, ReadOnlyMemory<byte> key, CancellationToken cancel = default)
+    {
+        if (key.Length != TicketKeyLength) throw new ArgumentException($"a ticket key has {TicketKeyLength} bytes", nameof(key));
+        if (options.ServerCertificateContext is null) throw new ArgumentException("the options need a ServerCertificateContext (the runtime keeps its SSL_CTX there)", nameof(options));
+        if (s_unavailable) return false;
+        // An abstract Unix socket: no file, no network, and present in any network namespace.
+        var endpoint = new UnixDomainSocketEndPoint("\0isotun-ticket-key-" + Guid.NewGuid().ToString("N"));
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(endpoint);
+        listener.Listen(1);
+        using var dialer = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        await dialer.ConnectAsync(endpoint, timeout.Token).ConfigureAwait(false);
+        using var accepted = await listener.AcceptAsync(timeout.Token).ConfigureAwait(false);
+        await using var server = new SslStream(new NetworkStream(accepted), leaveInnerStreamOpen: false);
+        await using var client = new SslStream(new NetworkStream(dialer), leaveInnerStreamOpen: false, (_, _, _, _) => true);
+        await Task.WhenAll(
+            server.AuthenticateAsServerAsync(options, timeout.Token),
+            client.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "isotun-ticket-key", EnabledSslProtocols = options.EnabledSslProtocols }, timeout.Token)).ConfigureAwait(false);
+        return SetTicketKey(server, key.Span);
+    }
+
+    /// <summary>Sets <paramref name="key"/> on the <c>SSL_CTX</c> of <paramref name="tls"/>'s connection (done before
+    /// anyone else uses that context); true when the context holds it.</summary>
+    private static bool SetTicketKey(SslStream tls, ReadOnlySpan<byte> key)
+    {
+        var ssl = Enter(tls, out var handle);
+        try
+        {
+            if (ssl == 0 || SSL_get_SSL_CTX(ssl) is var ctx && ctx == 0) return false;
+            unsafe
+            {
+                // A resumed session must carry the server's session ID context, and the runtime's is not the same in
+                // two processes: without this, a restarted server with the same key made a full handshake for a client
+                // that brought its predecessor's ticket. Servers of one key share one context, derived from the key
+                // (a hash; the context never leaves the server).
+                Span<byte> context = stackalloc byte[SHA256.HashSizeInBytes];
+                SHA256.HashData(key, context);
+                fixed (byte* k = key)
+                fixed (byte* c = context)
+                {
+                    if (SSL_CTX_ctrl(ctx, SslCtrlSetTicketKeys, key.Length, (nint)k) != 1
+                        || SSL_CTX_set_session_id_context(ctx, (nint)c, (uint)context.Length) != 1) return false;
+                }
+                Span<byte> held = stackalloc byte[TicketKeyLength];
+                try
+                {
+                    fixed (byte* h = held)
+                        return SSL_CTX_ctrl(ctx, SslCtrlGetTicketKeys, held.Length, (nint)h) == 1 && held.SequenceEqual(key);
+                }
+                finally
+                {
+                    held.Clear();
+                }
+            }
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+            return false;
+        }
+        finally
+        {
+            handle?.DangerousRelease();
+        }
+    }
+
+    /// <summary>The <c>SSL*</c> of <paramref name="tls"/>, with its handle held (release it), or 0 and no handle.</summary>
+    private static nint Enter(SslStream tls, out SafeHandle? held)
+    {
+        held = null;
+        if (s_unavailable || s_context!.GetValue(tls) is not SafeHandle ssl || ssl.IsInvalid) return 0;
+        bool added = false;
+        try
+        {
+            ssl.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0; // closed meanwhile
+        }
+        if (!added) return 0;
+        held = ssl;
+        return ssl.DangerousGetHandle();
+    }
+
+    [LibraryImport("libssl.so.3")]
+    private static partial long SSL_ctrl(nint ssl, int cmd, long larg, nint parg);
+
+    [LibraryImport("libssl.so.3")]
+    private static partial long SSL_CTX_ctrl(nint ctx, int cmd, long larg, nint parg);
+
+    [LibraryImport("libssl.so.3")]
+    private static partial nint SSL_get_SSL_CTX(nint ssl);
+
+    [LibraryImport("libssl.so.3")]
+    private static partial int SSL_session_reused(nint ssl);
+
+    [LibraryImport("libssl.so.3")]
+    private static partial int SSL_CTX_set_session_id_context(nint ctx, nint context, uint length);
+}
