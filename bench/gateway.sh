@@ -3,6 +3,7 @@
 # same backend, same client. Both proxies route by SNI (HAProxy: req.ssl_sni after inspect-delay) and pass TLS through.
 # Needs root, haproxy, python3, openssl. Traffic stays in namespaces made here (198.18.22.0/24, 198.18.23.0/24).
 # Usage: sudo bench/gateway.sh [bulk-bytes] [rate-seconds] [rate-threads]      Results: bench/out/gateway-*.txt
+# ISOTUN=path runs that isotun build as the gateway (say, a published one) instead of the ./isotun build.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 size="${1:-1073741824}"; secs="${2:-10}"; threads="${3:-4}"; rounds="${ROUNDS:-3}"
@@ -54,7 +55,7 @@ frontend fe
 backend be
   server s1 198.18.23.2:443
 CFG
-ip netns exec $GW "$root/.isotun/bin/isotun" gateway --config "$work/gateway.yaml" >"$work/gateway.log" 2>&1 & pids+=($!)
+ip netns exec $GW "${ISOTUN:-$root/.isotun/bin/isotun}" gateway --config "$work/gateway.yaml" >"$work/gateway.log" 2>&1 & pids+=($!)
 ip netns exec $GW haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
 for port in 443 8443; do
   for _ in $(seq 50); do ip netns exec $GW ss -Htln "sport = :$port" | grep -q . && break; sleep 0.2; done

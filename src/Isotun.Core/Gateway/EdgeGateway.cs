@@ -193,6 +193,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
             if (r is null) continue;
             GatewayLog.Route(_log, r.Name, r.Sni ?? "(default)", r.Mode.ToString().ToLowerInvariant(), string.Join(", ", r.Backends), r.ProxyProtocol ? " with PROXY v2" : "");
         }
+        if (c.TicketKeyFile is { } keyFile)
+        {
+            if (runtime.TicketKeyProblem is { } problem) GatewayLog.TicketKeyNotUsed(_log, keyFile, problem);
+            else GatewayLog.TicketKey(_log, keyFile);
+        }
     }
 
     public ValueTask DisposeAsync()

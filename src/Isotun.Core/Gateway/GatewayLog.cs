@@ -14,6 +14,12 @@ internal static partial class GatewayLog
     [LoggerMessage(3, LogLevel.Information, "route {Route}: {Sni} -> {Mode} {Backend}{Proxy}")]
     public static partial void Route(ILogger logger, string route, string sni, string mode, string backend, string proxy);
 
+    [LoggerMessage(4, LogLevel.Information, "TLS session tickets of terminating routes sealed with the key in {Path}: clients resume after a restart or reload, and on every gateway with the same file")]
+    public static partial void TicketKey(ILogger logger, string path);
+
+    [LoggerMessage(5, LogLevel.Warning, "ticket-key-file {Path} not used ({Reason}): session tickets are sealed with a key of this configuration only")]
+    public static partial void TicketKeyNotUsed(ILogger logger, string path, string reason);
+
     [LoggerMessage(10, LogLevel.Information, "reloaded {Path}: {Routes} route(s); established connections keep their route")]
     public static partial void Reloaded(ILogger logger, string path, int routes);
 

@@ -1,4 +1,5 @@
 using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Config;
@@ -6,6 +7,8 @@ using Isotun.Gateway.Configuration;
 using Isotun.Gateway.Routing;
 using Isotun.Metrics;
 using Isotun.Pki;
+using Isotun.Security;
+using Isotun.Transport;
 
 namespace Isotun.Gateway;
 
@@ -71,6 +74,10 @@ public sealed class GatewayRuntime
         Routes = routes;
     }
 
+    /// <summary>With <see cref="GatewayConfig.TicketKeyFile"/>: null when every terminating route seals its session
+    /// tickets with the file's key, else why not. Without it: null.</summary>
+    public string? TicketKeyProblem { get; private set; }
+
     /// <summary>Every route, the default one included.</summary>
     public IReadOnlyList<RouteRuntime> Routes { get; }
 
@@ -80,10 +87,46 @@ public sealed class GatewayRuntime
     public static GatewayRuntime? Build(GatewayConfig config, out List<ConfigError> errors)
     {
         errors = [];
+        byte[]? ticketKey = null;
+        if (config.TicketKeyFile is { } keyFile)
+        {
+            try
+            {
+                ticketKey = TicketKeyFile.LoadOrCreate(keyFile);
+            }
+            catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                errors.Add(new ConfigError("ticket-key-file", e.Message));
+            }
+        }
         var routes = new List<(string, RouteRuntime)>();
         foreach (var r in config.Routes) routes.Add((r.Sni!, RouteRuntime.Build(r, errors)));
         var fallback = config.Default is { } d ? RouteRuntime.Build(d, errors) : null;
-        return errors.Count > 0 ? null
-            : new GatewayRuntime(config, new SniRouter<RouteRuntime>(routes, fallback), [.. routes.Select(r => r.Item2), .. fallback is null ? [] : new[] { fallback }]);
+        if (errors.Count > 0) return null;
+        var runtime = new GatewayRuntime(config, new SniRouter<RouteRuntime>(routes, fallback), [.. routes.Select(r => r.Item2), .. fallback is null ? [] : new[] { fallback }]);
+        if (ticketKey is not null) runtime.TicketKeyProblem = UseTicketKey(runtime.Routes, ticketKey);
+        return runtime;
+    }
+
+    /// <summary>Seals each terminating route's session tickets with <paramref name="key"/> before the route serves, a
+    /// session resuming only on its own route; null, or why not.</summary>
+    private static string? UseTicketKey(IEnumerable<RouteRuntime> routes, byte[] key)
+    {
+        foreach (var route in routes)
+        {
+            if (route.Tls is not { } tls) continue;
+            try
+            {
+                // Synchronous: a configuration is built (at start and on reload) before it serves; this is one
+                // handshake with ourselves over a local socket pair per terminating route.
+                if (!NativeTls.PrimeTicketKeyAsync(tls, key, route.Name).GetAwaiter().GetResult())
+                    return "this runtime's TLS gives no way to set it";
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException)
+            {
+                return $"route {route.Name}: {e.Message}";
+            }
+        }
+        return null;
     }
 }

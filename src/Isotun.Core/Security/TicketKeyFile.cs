@@ -9,6 +9,12 @@ namespace Isotun.Security;
 /// </summary>
 public static class TicketKeyFile
 {
+    /// <summary>What is wrong with the key file at <paramref name="path"/>, which exists; null when nothing is.</summary>
+    public static string? Problem(string path) =>
+        new FileInfo(path).Length is var length && length != NativeTls.TicketKeyLength
+            ? $"must hold exactly {NativeTls.TicketKeyLength} bytes (openssl rand {NativeTls.TicketKeyLength} writes one), not {length}; or remove it to have one made at start"
+            : SecretFile.OpenToOthers(path) ? "must not be readable by group or others (chmod 600)" : null;
+
     /// <summary>Reads the key, or makes a fresh one and writes it when there is no file yet.</summary>
     /// <exception cref="InvalidOperationException">The file is readable by others or does not hold exactly one key.</exception>
     public static byte[] LoadOrCreate(string path)
@@ -20,11 +26,7 @@ public static class TicketKeyFile
             SecretFile.WriteAllBytes(path, key, overwrite: false);
             return key;
         }
-        if (SecretFile.OpenToOthers(path))
-            throw new InvalidOperationException($"{path}: a ticket key must not be readable by group or others (chmod 600)");
-        var length = new FileInfo(path).Length;
-        if (length != NativeTls.TicketKeyLength)
-            throw new InvalidOperationException($"{path}: a ticket key file holds exactly {NativeTls.TicketKeyLength} bytes (openssl rand {NativeTls.TicketKeyLength} writes one); this one has {length}");
+        if (Problem(path) is { } problem) throw new InvalidOperationException($"{path}: {problem}");
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length != NativeTls.TicketKeyLength)
             throw new InvalidOperationException($"{path}: changed while it was read; try again");

@@ -341,7 +341,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         bool set;
         try
         {
-            set = await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, stopping).ConfigureAwait(false);
+            set = await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, cancel: stopping).ConfigureAwait(false);
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
         {

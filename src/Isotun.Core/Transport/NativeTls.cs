@@ -87,8 +87,10 @@ public static partial class NativeTls
     /// handshake with ourselves, over a socket pair in this process, makes it now; the key is then set on it, before
     /// any client is served, so even the first client after a restart can resume. The options must carry a
     /// <see cref="SslServerAuthenticationOptions.ServerCertificateContext"/>; false when the key could not be set.
+    /// A session resumes only where it began: under the same key and <paramref name="scope"/> (a gateway's route name,
+    /// so that one route's tickets never open a session on another).
     /// </summary>
-    public static async Task<bool> PrimeTicketKeyAsync(SslServerAuthenticationOptions options, ReadOnlyMemory<byte> key, CancellationToken cancel = default)
+    public static async Task<bool> PrimeTicketKeyAsync(SslServerAuthenticationOptions options, ReadOnlyMemory<byte> key, string scope = "", CancellationToken cancel = default)
     {
         if (key.Length != TicketKeyLength) throw new ArgumentException($"a ticket key has {TicketKeyLength} bytes", nameof(key));
         if (options.ServerCertificateContext is null) throw new ArgumentException("the options need a ServerCertificateContext (the runtime keeps its SSL_CTX there)", nameof(options));
@@ -108,12 +110,12 @@ public static partial class NativeTls
         await Task.WhenAll(
             server.AuthenticateAsServerAsync(options, timeout.Token),
             client.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "isotun-ticket-key", EnabledSslProtocols = options.EnabledSslProtocols }, timeout.Token)).ConfigureAwait(false);
-        return SetTicketKey(server, key.Span);
+        return SetTicketKey(server, key.Span, scope);
     }
 
     /// <summary>Sets <paramref name="key"/> on the <c>SSL_CTX</c> of <paramref name="tls"/>'s connection (done before
     /// anyone else uses that context); true when the context holds it.</summary>
-    private static bool SetTicketKey(SslStream tls, ReadOnlySpan<byte> key)
+    private static bool SetTicketKey(SslStream tls, ReadOnlySpan<byte> key, string scope)
     {
         var ssl = Enter(tls, out var handle);
         try
@@ -123,10 +125,13 @@ public static partial class NativeTls
             {
                 // A resumed session must carry the server's session ID context, and the runtime's is not the same in
                 // two processes: without this, a restarted server with the same key made a full handshake for a client
-                // that brought its predecessor's ticket. Servers of one key share one context, derived from the key
-                // (a hash; the context never leaves the server).
+                // that brought its predecessor's ticket. Servers of one key and scope share one context, derived from
+                // both (a hash; the context never leaves the server).
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                hash.AppendData(key);
+                hash.AppendData(System.Text.Encoding.UTF8.GetBytes(scope));
                 Span<byte> context = stackalloc byte[SHA256.HashSizeInBytes];
-                SHA256.HashData(key, context);
+                hash.GetHashAndReset(context);
                 fixed (byte* k = key)
                 fixed (byte* c = context)
                 {

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using Isotun.Gateway.Configuration;
 using Isotun.Pki;
 using Isotun.Protocol.Proxy;
 using Isotun.UnitTests.Protocol.Tls;
@@ -223,6 +224,53 @@ public sealed class EdgeGatewayTests
         ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed);
         rest = got[consumed..];
         return header!;
+    }
+
+    /// <summary>
+    /// ticket-key-file: a client back with the session ticket a terminating route gave it resumes after a reload and
+    /// after a restart when the key is the same, and makes a full handshake when the file holds another key.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_terminating_route_resumes_its_tickets_after_a_reload_and_a_restart_when_the_key_is_kept(bool sameKey)
+    {
+        const string openssl = "/usr/bin/openssl";
+        Skip.If(!File.Exists(openssl), $"{openssl} is missing (Debian package openssl; .ci/install-deps installs it): gateway resumption was not checked");
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, null), extra: "ticket-key-file: state/ticket.key", limits: NoBan));
+        var key = h.Dir.File("state/ticket.key");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(key));
+        var session = h.Dir.File("session.pem");
+
+        async Task<string> SClientAsync(string option)
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo(openssl,
+                ["s_client", "-connect", h.Endpoint.ToString(), "-servername", "vpn.initech.example", "-tls1_3", option, session])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+            using var client = System.Diagnostics.Process.Start(psi)!;
+            var output = client.StandardOutput.ReadToEndAsync();
+            await Task.Delay(500); // the tickets follow the handshake
+            client.StandardInput.Close();
+            await client.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            return await output;
+        }
+
+        var first = await SClientAsync("-sess_out");
+        Assert.True(first.Contains("New, TLSv1.3"), first);
+        if (!sameKey) Isotun.Security.SecretFile.WriteAllBytes(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(80), overwrite: true);
+        var expected = sameKey ? "Reused, TLSv1.3" : "New, TLSv1.3";
+
+        // A reload builds every route anew (a new TLS context each) and reads the key file again.
+        var reload = GatewayConfigLoader.Load(h.ConfigPath);
+        Assert.Empty(h.Gateway!.Apply(reload.Config!));
+        var afterReload = await SClientAsync("-sess_in");
+        Assert.True(afterReload.Contains(expected), afterReload);
+
+        await h.RestartAsync();
+        var afterRestart = await SClientAsync("-sess_in");
+        Assert.True(afterRestart.Contains(expected), afterRestart);
     }
 
     [Fact]

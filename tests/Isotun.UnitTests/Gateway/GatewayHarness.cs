@@ -69,7 +69,7 @@ internal sealed class FakeBackend : IDisposable
 /// <summary>A gateway on 127.0.0.1:0 built from YAML in a temp directory, with a PKI for terminating routes.</summary>
 internal sealed class GatewayHarness : IAsyncDisposable
 {
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource _stop = new();
     private Task? _run;
 
     public GatewayHarness()
@@ -95,6 +95,20 @@ internal sealed class GatewayHarness : IAsyncDisposable
         var loaded = GatewayConfigLoader.Load(ConfigPath);
         Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
         Gateway = new EdgeGateway(loaded.Config!, NullLoggerFactory.Instance, time);
+        Gateway.Start();
+        _run = Gateway.RunAsync(_stop.Token);
+    }
+
+    /// <summary>Stops the gateway and starts a new one from the same config file and files, as a restart does.</summary>
+    public async Task RestartAsync()
+    {
+        _stop.Cancel();
+        if (_run is not null) { try { await _run; } catch (Exception) { } }
+        if (Gateway is not null) await Gateway.DisposeAsync();
+        _stop = new CancellationTokenSource();
+        var loaded = GatewayConfigLoader.Load(ConfigPath);
+        Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
+        Gateway = new EdgeGateway(loaded.Config!, NullLoggerFactory.Instance);
         Gateway.Start();
         _run = Gateway.RunAsync(_stop.Token);
     }

@@ -12,7 +12,12 @@ public sealed record GatewayConfig(
     UnmatchedAction NoSni,
     UnmatchedAction NonTls,
     GatewayLimits Limits,
-    string SourcePath);
+    string SourcePath)
+{
+    /// <summary>The key file that seals the terminating routes' TLS session tickets (made 0600 when missing); null:
+    /// a key of each configuration only.</summary>
+    public string? TicketKeyFile { get; init; }
+}
 
 /// <summary>What to do with a connection the SNI cannot route: a ClientHello without SNI, or bytes that are not TLS.</summary>
 public enum UnmatchedAction

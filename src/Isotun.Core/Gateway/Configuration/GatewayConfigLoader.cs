@@ -27,7 +27,7 @@ public static class GatewayConfigLoader
     internal const int DefaultFailureWindow = 60;
     internal const int DefaultBanTime = 300;
 
-    private static readonly string[] RootKeys = ["listen", "admin", "routes", "default", "no-sni", "non-tls", "limits"];
+    private static readonly string[] RootKeys = ["listen", "admin", "routes", "default", "no-sni", "non-tls", "limits", "ticket-key-file"];
     private static readonly string[] AdminKeys = ["listen"];
     private static readonly string[] RouteKeys = ["sni", "name", "passthrough", "terminate"];
     private static readonly string[] DefaultKeys = ["name", "passthrough", "terminate"];
@@ -89,8 +89,9 @@ public static class GatewayConfigLoader
             walker.Error("routes", "at least one route (or a default route) is required");
 
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
+        var ticketKeyFile = TicketKeyFileCheck.Read(walker, keys.GetValueOrDefault("ticket-key-file"), "ticket-key-file");
         if (walker.Errors.Count > 0) return new GatewayConfigLoadResult(null, walker.Errors);
-        return new GatewayConfigLoadResult(new GatewayConfig(listen, admin, routes, defaultRoute, noSni, nonTls, limits, fullSource), []);
+        return new GatewayConfigLoadResult(new GatewayConfig(listen, admin, routes, defaultRoute, noSni, nonTls, limits, fullSource) { TicketKeyFile = ticketKeyFile }, []);
     }
 
     /// <summary>A commented example that validates when its certificate files exist.</summary>
@@ -124,6 +125,10 @@ public static class GatewayConfigLoader
         # TLS without SNI, and bytes that are not TLS: reject (default) or send to the default route.
         no-sni: reject
         non-tls: reject
+
+        # Keeps the key that seals the terminating routes' TLS session tickets, so that clients resume
+        # after a reload or a restart (80 bytes, made 0600 at first start). See docs/gateway.md.
+        # ticket-key-file: ticket.key
 
         limits:
           preread-timeout: 5        # seconds to receive the whole ClientHello (slowloris)

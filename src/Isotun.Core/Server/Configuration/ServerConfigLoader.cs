@@ -4,8 +4,6 @@ using System.Text;
 using Isotun.Config;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
-using Isotun.Security;
-using Isotun.Transport;
 
 namespace Isotun.Server.Configuration;
 
@@ -252,19 +250,7 @@ public static partial class ServerConfigLoader
             key ?? walker.Resolve("pki/server.key"),
             clientCa,
             serverName,
-            generateIps) { TicketKeyFile = ReadTicketKeyFile(walker, keys.GetValueOrDefault("ticket-key-file")) };
-    }
-
-    /// <summary>The ticket key's path; a file that is there already must be one key, for its owner alone (a missing one is made at start).</summary>
-    private static string? ReadTicketKeyFile(ConfigWalker walker, YamlTreeNode? node)
-    {
-        var path = walker.FilePath(node, "tls.ticket-key-file");
-        if (path is null || !File.Exists(path)) return path;
-        if (new FileInfo(path).Length != NativeTls.TicketKeyLength)
-            walker.Error("tls.ticket-key-file", $"{path} must hold exactly {NativeTls.TicketKeyLength} bytes (openssl rand {NativeTls.TicketKeyLength} writes one), or be removed to have one made at start");
-        else if (SecretFile.OpenToOthers(path))
-            walker.Error("tls.ticket-key-file", $"{path} must not be readable by group or others (chmod 600)");
-        return path;
+            generateIps) { TicketKeyFile = TicketKeyFileCheck.Read(walker, keys.GetValueOrDefault("ticket-key-file"), "tls.ticket-key-file") };
     }
 
     private static List<IPAddress> ReadAddresses(ConfigWalker walker, YamlTreeNode? node, string path)
