@@ -202,6 +202,46 @@ test_isotun_handshake() {
   jq -n '{name:"isotun_handshake", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(handshakes, see handshake table)", notes:"not a throughput row"}' >"$RES/isotun_handshake.json"
 }
 
+# Full TLS 1.3 handshakes from HS_PAR (default 4) openssl s_time -new clients at once, for HS_TIME seconds, against
+# stunnel (its handshake service, as in anchors' own s_time row) and against the warmed isotun listener, one after the
+# other in this run: with several clients at once, accept and handshake may use both cores (client and server share
+# them here). Rate = all clients' connections / wall time; CPU = the server process's, per handshake.
+test_handshake_par() {
+  local p=${HS_PAR:-4} d="$WORK/hs-par" spec name addr pid t0 t1 i n; mkdir -p "$d"
+  write_probe
+  write_stunnel_srv "$WORK/stunnel-hs-par.conf"
+  spawn echo-backend-par "$NS_SRV" "$PY" "$WORK/tlsprobe.py" echo 127.0.0.1 5209
+  spawn stunnel-hs-par "$NS_SRV" stunnel "$WORK/stunnel-hs-par.conf"; local st=$SPAWN_PID
+  wait_for 10 listening "$NS_SRV" 5209 || fail "echo backend not listening: $(logtail echo-backend-par)"
+  wait_for 10 listening "$NS_SRV" 5444 || fail "stunnel (hs) not listening: $(logtail stunnel-hs-par)"
+  isotun_server_setup
+  # Warm both (isotun: a few thousand handshakes for tiered compilation, as in test_isotun_handshake).
+  nsx "$NS_CLI" timeout 60 openssl s_time -connect "$IP_SRV:5444" -new -tls1_3 -time 2 >/dev/null 2>&1
+  nsx "$NS_CLI" timeout 60 openssl s_time -connect "$IP_SRV:8443" -new -tls1_3 -time "${HS_WARM_S:-6}" >"$d/warm.out" 2>&1 \
+    || { hs_fail "isotun_full_tls13_p$p" "warm-up failed: $(tail -3 "$d/warm.out" | tr '\n' ' ')"; return 0; }
+  for spec in "stunnel_full_tls13_p$p $IP_SRV:5444 $st" "isotun_full_tls13_p$p $IP_SRV:8443 $ISOTUN_SRV_PID"; do
+    set -- $spec; name=$1 addr=$2 pid=$3
+    snap_cpu "$pid" >"$d/$name.c0"
+    t0=$(date +%s.%N)
+    local clients=()
+    for i in $(seq "$p"); do
+      nsx "$NS_CLI" timeout $((HS_TIME + 30)) openssl s_time -connect "$addr" -new -tls1_3 -time "$HS_TIME" >"$d/$name.$i.out" 2>&1 &
+      clients+=($!)
+    done
+    wait "${clients[@]}" # the clients only: the servers are children of this shell too
+    t1=$(date +%s.%N)
+    snap_cpu "$pid" >"$d/$name.c1"
+    n=$(cat "$d/$name".*.out | grep -oE '^[0-9]+ connections in [0-9.]+s' | awk '{s += $1} END {print s + 0}')
+    [ "$n" -gt 0 ] || { hs_fail "$name" "s_time failed: $(tail -3 "$d/$name.1.out" | tr '\n' ' ')"; continue; }
+    jq -n --argjson n "$n" --arg w "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')" '
+      ($w|tonumber) as $w | { n: $n, ok: $n, errors: 0, reused: 0, full_handshakes: $n,
+        wall_s: $w, rate_per_s: ($n / $w), mean_ms: null, p50_ms: null, p90_ms: null, p99_ms: null }' >"$d/$name.json"
+    hs_record "$name" "openssl s_time -new, $p at once (no cert verify)" 1.3 no "$(cpu_delta "$d/$name.c0" "$d/$name.c1")" "$d/$name.json"
+  done
+  echo handshake_par >>"$RES/order"
+  jq -n '{name:"handshake_par", ok:true, sender_gbps:0, receiver_gbps:0, cipher:"(handshakes, see handshake table)", notes:"not a throughput row"}' >"$RES/handshake_par.json"
+}
+
 # Memory per idle session: N certificate logins that CONNECT and then stay idle (no TUN on the load side).
 test_isotun_sessions() {
   local n=${SESSIONS_N:-1000} d="$WORK/isotun-mem"; mkdir -p "$d"

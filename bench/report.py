@@ -82,7 +82,9 @@ if rtt:
 if hs:
     L.append("**TLS handshakes**, sequential from the client namespace, the same python probe against stunnel and against "
              "the isotun listener (for isotun the probe's 1-byte echo is the first byte of an HTTP answer; the isotun server "
-             "is first warmed with 3,000 full handshakes, `HS_WARM`, see [Handshake cost](#handshake-cost-cold-and-warm)), ECDSA P-256:")
+             "is first warmed with 3,000 full handshakes, `HS_WARM`, see [Handshake cost](#handshake-cost-cold-and-warm)), ECDSA P-256; "
+             "the `_p` rows are several `openssl s_time -new` clients at once against stunnel and against the warmed isotun listener, "
+             "one after the other (client and server share the two cores):")
     L.append("")
     L.append("| probe | TLS | handshakes/s | mean ms | p99 ms | resumed | server CPU ms/handshake |")
     L.append("|---|---|---|---|---|---|---|")
@@ -90,6 +92,15 @@ if hs:
         L.append(f"| {n} | {h.get('tls')} | {f(h.get('rate_per_s'), 1)} | {f(h.get('mean_ms'), 3)} | {f(h.get('p99_ms'), 3)} | "
                  f"{h.get('reused', '–')} | {f(h.get('srv_cpu_ms_per_hs'), 2)} |")
     L.append("")
+    par = next((n[len("isotun_full_tls13_p"):] for n in hs if n.startswith("isotun_full_tls13_p")), None)
+    pairs = [("the python probe, one at a time", "isotun_full_tls13", "py_full_tls13")]
+    if par:
+        pairs.append((f"{par} openssl s_time clients at once", f"isotun_full_tls13_p{par}", f"stunnel_full_tls13_p{par}"))
+    goals = [f"{what}: **{ratio(hs[i]['rate_per_s'], hs[s_]['rate_per_s'])}** the rate at **{ratio(hs[i]['srv_cpu_ms_per_hs'], hs[s_]['srv_cpu_ms_per_hs'])}** the CPU"
+             for what, i, s_ in pairs if i in hs and s_ in hs]
+    if goals:
+        L.append("Full TLS 1.3 handshakes, isotun vs stunnel (goals: ≥ 1.2× the rate, ≤ 1.0× the CPU), " + "; ".join(goals) + ".")
+        L.append("")
 if mem:
     L.append(f"**Memory per idle session:** {mem['sessions']} concurrent sessions ({mem['active']} active at the measurement) "
              f"from `isotun lab load` (certificate login, CONNECT, then idle; no TUN on the load side). Server RSS "
