@@ -196,7 +196,8 @@ public sealed partial class EdgeGateway
             return;
         }
 
-        Metrics.Handshake(route.Name, GatewayHandshake.Ok, _time.GetElapsedTime(started));
+        Metrics.Handshake(route.Name, GatewayHandshake.Ok, _time.GetElapsedTime(started),
+            NativeTls.Resumed(tls) is { } resumed ? resumed ? HandshakeKind.Resumed : HandshakeKind.Full : null);
         using var backend = await ConnectBackendAsync(route, remote.Address, limits, stopping).ConfigureAwait(false);
         if (backend is null)
         {

@@ -86,9 +86,18 @@ public sealed class GatewayMetrics : IDisposable
 
     public void BackendFailure(string route) => Add(_backendFailures, "backend.failures", "route", route);
 
-    public void Handshake(string route, GatewayHandshake result, TimeSpan duration)
+    /// <param name="kind">For a handshake that succeeded: full, or resumed from a session ticket (when known).</param>
+    public void Handshake(string route, GatewayHandshake result, TimeSpan duration, HandshakeKind? kind = null)
     {
-        _handshakes.Add(1, new("route", route), new("result", result.ToLabel()));
+        if (kind is { } k)
+        {
+            _handshakes.Add(1, new("route", route), new("result", result.ToLabel()), new("kind", k.ToLabel()));
+            _totals.AddOrUpdate("handshakes/" + k.ToLabel(), 1, static (_, v) => v + 1);
+        }
+        else
+        {
+            _handshakes.Add(1, new("route", route), new("result", result.ToLabel()));
+        }
         _totals.AddOrUpdate("handshakes/" + result.ToLabel(), 1, static (_, v) => v + 1);
         if (result == GatewayHandshake.Ok) _handshakeDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("route", route));
     }

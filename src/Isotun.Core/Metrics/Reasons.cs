@@ -75,6 +75,7 @@ public static class ReasonLabels
         new("isotun_gateway_rejected_total", "reason", All<GatewayRejection>(), "gateway.md"),
         new("isotun_gateway_accept_errors_total", "error", All<AcceptFailure>(), "gateway.md"),
         new("isotun_gateway_tls_handshakes_total", "result", All<GatewayHandshake>(), "gateway.md"),
+        new("isotun_gateway_tls_handshakes_total", "kind", All<HandshakeKind>(), "gateway.md"),
         new("isotun_gateway_relays_closed_total", "reason", All<RelayClose>(), "gateway.md"),
         new("isotun_gateway_connections_active", "mode", All<ConnectionMode>(), "gateway.md"),
         new("isotun_gateway_reloads_total", "result", All<ReloadResult>(), "gateway.md"),

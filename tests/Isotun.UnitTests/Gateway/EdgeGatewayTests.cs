@@ -267,10 +267,13 @@ public sealed class EdgeGatewayTests
         Assert.Empty(h.Gateway!.Apply(reload.Config!));
         var afterReload = await SClientAsync("-sess_in");
         Assert.True(afterReload.Contains(expected), afterReload);
+        Assert.Equal(sameKey ? 1 : 0, h.Metrics.Total("handshakes", "resumed"));
+        Assert.Equal(sameKey ? 1 : 2, h.Metrics.Total("handshakes", "full"));
 
         await h.RestartAsync();
         var afterRestart = await SClientAsync("-sess_in");
         Assert.True(afterRestart.Contains(expected), afterRestart);
+        Assert.Equal(sameKey ? 1 : 0, h.Metrics.Total("handshakes", "resumed"));
     }
 
     [Fact]

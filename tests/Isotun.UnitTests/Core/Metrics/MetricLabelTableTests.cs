@@ -78,6 +78,7 @@ public class MetricLabelTableTests
         foreach (var r in Enum.GetValues<GatewayRejection>()) metrics.Rejected(r);
         foreach (var e in Enum.GetValues<AcceptFailure>()) metrics.AcceptError(e);
         foreach (var h in Enum.GetValues<GatewayHandshake>()) metrics.Handshake("r", h, TimeSpan.FromMilliseconds(2));
+        foreach (var k in Enum.GetValues<HandshakeKind>()) metrics.Handshake("r", GatewayHandshake.Ok, TimeSpan.FromMilliseconds(2), k);
         foreach (var c in Enum.GetValues<RelayClose>()) metrics.Closed("r", c);
         foreach (var m in Enum.GetValues<ConnectionMode>()) metrics.Active(m, 1);
         metrics.Reload(true);
