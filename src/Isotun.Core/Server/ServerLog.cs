@@ -11,11 +11,11 @@ internal static partial class ServerLog
     [LoggerMessage(2, LogLevel.Information, "server certificate {Path}, {Pin}")]
     public static partial void ServerCertificate(ILogger logger, string path, string pin);
 
-    [LoggerMessage(4, LogLevel.Information, "TLS session tickets sealed with the key in {Path}: clients resume after a restart and on every server with the same file")]
-    public static partial void TicketKey(ILogger logger, string path);
+    [LoggerMessage(4, LogLevel.Information, "TLS session tickets sealed with the key in {Source}: clients resume after a restart and on every server with the same key")]
+    public static partial void TicketKey(ILogger logger, string source);
 
-    [LoggerMessage(5, LogLevel.Warning, "tls.ticket-key-file {Path} not used ({Reason}): session tickets are sealed with a key of this run only")]
-    public static partial void TicketKeyNotUsed(ILogger logger, string path, string reason);
+    [LoggerMessage(5, LogLevel.Warning, "the ticket key in {Source} is not used ({Reason}): session tickets are sealed with a key of this run only")]
+    public static partial void TicketKeyNotUsed(ILogger logger, string source, string reason);
 
     [LoggerMessage(3, LogLevel.Information, "metrics on http://{Endpoint}/metrics")]
     public static partial void Metrics(ILogger logger, System.Net.IPEndPoint endpoint);

@@ -333,23 +333,23 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     /// <summary>The key of <c>tls.ticket-key-file</c>, or null: tickets sealed with a key of this run only.</summary>
     private readonly byte[]? _ticketKey;
 
-    /// <summary>With <c>tls.ticket-key-file</c>, seals session tickets with its key from the first client on (run
-    /// before the listener opens).</summary>
+    /// <summary>With <c>tls.ticket-key-file</c>, or in a cluster (whose nodes share a key in the store unless the file
+    /// is set), seals session tickets with that key from the first client on (run before the listener opens).</summary>
     internal async Task UseTicketKeyAsync(CancellationToken stopping)
     {
-        if (_ticketKey is not { } key || Config.Tls.TicketKeyFile is not { } path) return;
-        bool set;
+        var (key, source) = (_ticketKey, Config.Tls.TicketKeyFile);
         try
         {
-            set = await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, cancel: stopping).ConfigureAwait(false);
+            if (key is null && Shared is { } shared)
+                (key, source) = (await shared.TicketKeyAsync(NativeTls.TicketKeyLength, stopping).ConfigureAwait(false), "the cluster store");
+            if (key is null || source is null) return;
+            if (await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, cancel: stopping).ConfigureAwait(false)) ServerLog.TicketKey(_log, source);
+            else ServerLog.TicketKeyNotUsed(_log, source, "this runtime's TLS gives no way to set it");
         }
-        catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException or KeyValueStoreException or InvalidDataException or InvalidOperationException)
         {
-            ServerLog.TicketKeyNotUsed(_log, path, e.Message);
-            return;
+            ServerLog.TicketKeyNotUsed(_log, source ?? "the cluster store", e.Message);
         }
-        if (set) ServerLog.TicketKey(_log, path);
-        else ServerLog.TicketKeyNotUsed(_log, path, "this runtime's TLS gives no way to set it");
     }
 
     /// <summary>Bounds how many logins are decided (passwords hashed) at once.</summary>

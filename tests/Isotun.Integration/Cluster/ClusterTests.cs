@@ -37,6 +37,25 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
         }
     }
 
+    /// <summary>The nodes seal TLS session tickets with the cluster's key (made by the first, kept in etcd): a ticket
+    /// one node gave resumes the TLS session on another.</summary>
+    [SkippableFact]
+    public void A_tls_session_ticket_one_node_gave_resumes_on_another()
+    {
+        SkipUnlessReady();
+        var session = Path.Combine(cl.Dir, "s_client-session.pem");
+        // s_client's stdin stays open a second, long enough for the tickets that follow a TLS 1.3 handshake.
+        string SClient(string node, string option) =>
+            Run.InNs(ClusterFixture.ClientNs, "sh", "-c",
+                $"sleep 1 | openssl s_client -connect {ClusterFixture.ServerIp}:{ClusterFixture.Nodes.Single(n => n.Name == node).Port} -tls1_3 {option} {session}").Stdout;
+        var first = SClient("node-1", "-sess_out");
+        Assert.True(first.Contains("New, TLSv1.3"), first);
+        double before = NodeMetric("node-2", "isotun_tls_handshakes_total", "kind=\"resumed\"");
+        var second = SClient("node-2", "-sess_in");
+        Assert.True(second.Contains("Reused, TLSv1.3"), second);
+        Assert.Equal(before + 1, NodeMetric("node-2", "isotun_tls_handshakes_total", "kind=\"resumed\""));
+    }
+
     [SkippableFact]
     public void A_user_revoked_on_one_node_loses_the_session_on_the_other_and_cannot_log_in_anywhere_until_enabled()
     {
@@ -375,10 +394,13 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
 
     private JsonElement Cluster(string node) => Json(Isotun(node, "status", "--json")).GetProperty("cluster");
 
-    private double Metric(string node, string name)
+    private double Metric(string node, string name) => NodeMetric(node, name, $"node=\"{node}\"");
+
+    /// <summary>A metric of <paramref name="node"/>'s own scrape.</summary>
+    private static double NodeMetric(string node, string name, params string[] filters)
     {
         int port = ClusterFixture.Nodes.Single(n => n.Name == node).Admin;
-        return ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, port), name, $"node=\"{node}\"");
+        return ServerMetrics.Sum(ServerMetrics.Scrape(ClusterFixture.ServerNs, port), name, filters);
     }
 
     private void AssertTunnelUp(string user)

@@ -45,6 +45,8 @@ public sealed class SharedState : IAsyncDisposable
     // ring's key 0.
     private const string CookieKeysName = "cookie-keys";
     private const string LegacyCookieKeyName = "cookie-key";
+    // The key that seals the nodes' TLS session tickets, so a client resumes its TLS session on any node.
+    private const string TicketKeyName = "tls-ticket-key";
 
     /// <summary>How long before it begins to seal a rotated key is in the store: every node learns it first.</summary>
     public static readonly TimeSpan CookieKeyActivation = TimeSpan.FromMinutes(1);
@@ -157,6 +159,25 @@ public sealed class SharedState : IAsyncDisposable
             if ((await _store.CompareAndPutAsync(key, ring.ToBytes(), 0, ct: ct).ConfigureAwait(false)).Succeeded) return ring;
         }
         throw new InvalidOperationException($"{key}: could neither read nor create the cookie keys");
+    }
+
+    /// <summary>
+    /// The cluster's TLS session ticket key, of <paramref name="length"/> bytes: the first node to ask makes it (of two
+    /// at once, one wins and the other reads the winner's), every node reads the same. Throws
+    /// <see cref="KeyValueStoreException"/> when the store cannot be reached.
+    /// </summary>
+    public async Task<byte[]> TicketKeyAsync(int length, CancellationToken ct)
+    {
+        string key = _prefix + TicketKeyName;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            if (await _store.GetAsync(key, ct).ConfigureAwait(false) is { } entry)
+                return entry.Value.Length == length ? entry.Value.ToArray()
+                    : throw new InvalidDataException($"{entry.Key} in the cluster store holds {entry.Value.Length} bytes, not a {length}-byte ticket key");
+            var fresh = System.Security.Cryptography.RandomNumberGenerator.GetBytes(length);
+            if ((await _store.CompareAndPutAsync(key, fresh, 0, ct: ct).ConfigureAwait(false)).Succeeded) return fresh;
+        }
+        throw new InvalidOperationException($"{key}: could neither read nor create the ticket key");
     }
 
     private static CookieKeyRing ReadRing(KeyValueEntry entry) =>

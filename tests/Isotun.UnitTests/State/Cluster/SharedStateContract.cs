@@ -38,6 +38,21 @@ public abstract class SharedStateContract
     }
 
     [SkippableFact]
+    public async Task Nodes_agree_on_the_tls_ticket_key_the_first_one_to_ask_made()
+    {
+        var (a, b, _) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            var first = await b.TicketKeyAsync(80, CancellationToken.None);
+            Assert.Equal(80, first.Length);
+            Assert.Equal(first, await a.TicketKeyAsync(80, CancellationToken.None));
+            Assert.Equal(first, await b.TicketKeyAsync(80, CancellationToken.None)); // made once, then read
+            await Assert.ThrowsAsync<InvalidDataException>(() => a.TicketKeyAsync(48, CancellationToken.None));
+        }
+    }
+
+    [SkippableFact]
     public async Task Published_tenants_reach_every_node_a_node_joining_later_reads_them_and_a_stale_expected_revision_is_refused()
     {
         var (a, b, seen) = await TwoNodesAsync();
