@@ -16,8 +16,8 @@ namespace Isotun.Transport;
 /// idle connection holds no record buffer, and a busy one takes one per record from malloc's free lists.</item>
 /// <item><see cref="Resumed"/>: whether the handshake resumed a session (<c>SSL_session_reused</c>).</item>
 /// <item><see cref="PrimeTicketKeyAsync"/>: the key that seals session tickets. OpenSSL makes a random one for each
-/// <c>SSL_CTX</c>, so no ticket outlives the process; one kept in a file lets clients resume across a restart, and
-/// on any node that has the same file.</item>
+/// <c>SSL_CTX</c>, so no ticket outlives the process; a kept one (a file, or a cluster's key) lets clients resume
+/// across a restart, and on any server that has the same key.</item>
 /// </list>
 /// Hand-written, because there is no API: SslStream's <c>SSL*</c> is reached by private reflection (its
 /// <c>_securityContext</c>, a SafeHandle around the <c>SSL*</c> on Linux), and libssl 3 is called directly. Each call is
@@ -87,8 +87,8 @@ public static partial class NativeTls
     /// handshake with ourselves, over a socket pair in this process, makes it now; the key is then set on it, before
     /// any client is served, so even the first client after a restart can resume. The options must carry a
     /// <see cref="SslServerAuthenticationOptions.ServerCertificateContext"/>; false when the key could not be set.
-    /// A session resumes only where it began: under the same key and <paramref name="scope"/> (a gateway's route name,
-    /// so that one route's tickets never open a session on another).
+    /// A session resumes only under the same key and <paramref name="scope"/> (a gateway's route name: routes with TLS
+    /// contexts of their own do not resume each other's sessions).
     /// </summary>
     public static async Task<bool> PrimeTicketKeyAsync(SslServerAuthenticationOptions options, ReadOnlyMemory<byte> key, string scope = "", CancellationToken cancel = default)
     {
