@@ -44,10 +44,8 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
     {
         SkipUnlessReady();
         var session = Path.Combine(cl.Dir, "s_client-session.pem");
-        // s_client's stdin stays open a second, long enough for the tickets that follow a TLS 1.3 handshake.
         string SClient(string node, string option) =>
-            Run.InNs(ClusterFixture.ClientNs, "sh", "-c",
-                $"sleep 1 | openssl s_client -connect {ClusterFixture.ServerIp}:{ClusterFixture.Nodes.Single(n => n.Name == node).Port} -tls1_3 {option} {session}").Stdout;
+            Run.SClientSession(ClusterFixture.ClientNs, $"{ClusterFixture.ServerIp}:{ClusterFixture.Nodes.Single(n => n.Name == node).Port}", option, session);
         var first = SClient("node-1", "-sess_out");
         Assert.True(first.Contains("New, TLSv1.3"), first);
         double before = NodeMetric("node-2", "isotun_tls_handshakes_total", "kind=\"resumed\"");

@@ -40,4 +40,12 @@ public static class Run
         Exec("ip", ["netns", "exec", ns, TestEnvironment.IsotunExe, .. args], stdin, timeoutSeconds);
 
     public static Result InNs(string ns, params string[] args) => Exec("ip", ["netns", "exec", ns, .. args]);
+
+    /// <summary>
+    /// One TLS 1.3 connection of openssl s_client from <paramref name="ns"/> to <paramref name="endpoint"/>, which saves
+    /// its session to (<c>-sess_out</c>) or brings it back from (<c>-sess_in</c>) <paramref name="session"/>; what it
+    /// printed. Its input stays open a second, long enough for the tickets that follow a TLS 1.3 handshake.
+    /// </summary>
+    public static string SClientSession(string ns, string endpoint, string sessionOption, string session) =>
+        InNs(ns, "sh", "-c", $"sleep 1 | openssl s_client -connect {endpoint} -tls1_3 {sessionOption} {session}").Stdout;
 }

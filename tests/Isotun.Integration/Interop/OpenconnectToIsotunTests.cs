@@ -300,9 +300,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
     {
         Skip.If(lab.SkipReason is not null, lab.SkipReason);
         var session = Path.Combine(L.Directory, "s_client-session.pem");
-        // s_client's stdin stays open a second, long enough for the tickets that follow a TLS 1.3 handshake.
-        string SClient(string option) =>
-            Run.InNs(L.ClientNs, "sh", "-c", $"sleep 1 | openssl s_client -connect {L.ServerIp}:443 -tls1_3 {option} {session}").Stdout;
+        string SClient(string option) => Run.SClientSession(L.ClientNs, $"{L.ServerIp}:443", option, session);
         var first = SClient("-sess_out");
         Assert.True(first.Contains("New, TLSv1.3"), first);
         Assert.True(File.Exists(session), "s_client kept no session: " + first);

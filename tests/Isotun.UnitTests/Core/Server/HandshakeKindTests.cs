@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
@@ -18,12 +17,11 @@ namespace Isotun.UnitTests.Core.Server;
 [Collection(InProcess.InProcessCollection.Name)] // apart from the in-process tests, whose clients may resume sessions of their own
 public sealed class HandshakeKindTests
 {
-    private const string OpenSsl = "/usr/bin/openssl";
-
     [SkippableFact]
     public async Task A_client_back_with_its_ticket_is_a_resumed_handshake_and_its_first_a_full_one()
     {
-        Skip.If(!File.Exists(OpenSsl), $"{OpenSsl} is missing (Debian package openssl; .ci/install-deps installs it): handshake kinds were not checked");
+        var skip = SClient.SkipReason("handshake kinds");
+        Skip.If(skip is not null, skip);
         await using var recorded = new RecordedServer();
         var (server, log) = (recorded.Server, recorded.Log);
         // This server's handshakes only: servers of tests running beside this one count theirs in meters of the same name.
@@ -58,7 +56,8 @@ public sealed class HandshakeKindTests
     [InlineData(false)]
     public async Task A_client_resumes_its_session_after_a_restart_when_the_ticket_key_is_kept(bool sameKey)
     {
-        Skip.If(!File.Exists(OpenSsl), $"{OpenSsl} is missing (Debian package openssl; .ci/install-deps installs it): resumption across a restart was not checked");
+        var skip = SClient.SkipReason("resumption across a restart");
+        Skip.If(skip is not null, skip);
         using var files = new TempDirectory();
         var key = files.File("state/ticket.key");
         var session = files.File("session.pem");
@@ -109,19 +108,12 @@ public sealed class HandshakeKindTests
     /// <summary>One openssl s_client connection, served by RunTlsAsync; returns what the client printed.</summary>
     private static async Task<string> HandshakeAsync(VpnServer server, ILogger log, Socket listen, long id, int port, string sessionOption, string session)
     {
-        var psi = new ProcessStartInfo(OpenSsl, ["s_client", "-connect", $"127.0.0.1:{port}", "-tls1_3", sessionOption, session])
-        {
-            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        using var client = Process.Start(psi)!;
-        var output = client.StandardOutput.ReadToEndAsync();
+        using var client = SClient.Start("-connect", $"127.0.0.1:{port}", "-tls1_3", sessionOption, session);
         var accepted = await listen.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(30));
         var serve = new ServerConnection(server, id, log).RunTlsAsync(accepted, CancellationToken.None);
         // Give the ticket time to arrive, then end the client: it saves the session as it leaves.
-        await Task.Delay(500);
-        client.StandardInput.Close();
+        var output = await client.EndAsync(TimeSpan.FromMilliseconds(500));
         await serve.WaitAsync(TimeSpan.FromSeconds(30));
-        await client.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        return await output;
+        return output;
     }
 }
