@@ -44,42 +44,11 @@ public static partial class NativeTls
     public static bool Available => !s_unavailable;
 
     /// <summary>Sets <c>SSL_MODE_RELEASE_BUFFERS</c> on <paramref name="tls"/>, whose handshake is done; true when it was set.</summary>
-    public static bool ReleaseBuffers(SslStream tls)
-    {
-        var ssl = Enter(tls, out var handle);
-        try
-        {
-            return ssl != 0 && (SSL_ctrl(ssl, SslCtrlMode, SslModeReleaseBuffers, 0) & SslModeReleaseBuffers) != 0;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            s_unavailable = true;
-            return false;
-        }
-        finally
-        {
-            handle?.DangerousRelease();
-        }
-    }
+    public static bool ReleaseBuffers(SslStream tls) =>
+        With(tls, false, static ssl => (SSL_ctrl(ssl, SslCtrlMode, SslModeReleaseBuffers, 0) & SslModeReleaseBuffers) != 0);
 
     /// <summary>Whether <paramref name="tls"/>'s handshake resumed a session; null when that cannot be known here.</summary>
-    public static bool? Resumed(SslStream tls)
-    {
-        var ssl = Enter(tls, out var handle);
-        try
-        {
-            return ssl == 0 ? null : SSL_session_reused(ssl) == 1;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            s_unavailable = true;
-            return null;
-        }
-        finally
-        {
-            handle?.DangerousRelease();
-        }
-    }
+    public static bool? Resumed(SslStream tls) => With<bool?>(tls, null, static ssl => SSL_session_reused(ssl) == 1);
 
     /// <summary>
     /// Makes <paramref name="key"/> the ticket key of every later handshake under <paramref name="options"/>.
@@ -110,74 +79,69 @@ public static partial class NativeTls
         await Task.WhenAll(
             server.AuthenticateAsServerAsync(options, timeout.Token),
             client.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "isotun-ticket-key", EnabledSslProtocols = options.EnabledSslProtocols }, timeout.Token)).ConfigureAwait(false);
-        return SetTicketKey(server, key.Span, scope);
+        return With(server, false, ssl => SetTicketKey(ssl, key.Span, scope));
     }
 
-    /// <summary>Sets <paramref name="key"/> on the <c>SSL_CTX</c> of <paramref name="tls"/>'s connection (done before
-    /// anyone else uses that context); true when the context holds it.</summary>
-    private static bool SetTicketKey(SslStream tls, ReadOnlySpan<byte> key, string scope)
+    /// <summary>Sets <paramref name="key"/> on the <c>SSL_CTX</c> of <paramref name="ssl"/> (done before anyone else
+    /// uses that context); true when the context holds it.</summary>
+    private static unsafe bool SetTicketKey(nint ssl, ReadOnlySpan<byte> key, string scope)
     {
-        var ssl = Enter(tls, out var handle);
+        var ctx = SSL_get_SSL_CTX(ssl);
+        if (ctx == 0) return false;
+        // A resumed session must carry the server's session ID context, and the runtime's is not the same in two
+        // processes: without this, a restarted server with the same key made a full handshake for a client that
+        // brought its predecessor's ticket. Servers of one key and scope share one context, derived from both (a hash;
+        // the context never leaves the server).
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(key);
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(scope));
+        Span<byte> context = stackalloc byte[SHA256.HashSizeInBytes];
+        hash.GetHashAndReset(context);
+        fixed (byte* k = key)
+        fixed (byte* c = context)
+        {
+            if (SSL_CTX_ctrl(ctx, SslCtrlSetTicketKeys, key.Length, (nint)k) != 1
+                || SSL_CTX_set_session_id_context(ctx, (nint)c, (uint)context.Length) != 1) return false;
+        }
+        Span<byte> held = stackalloc byte[TicketKeyLength];
         try
         {
-            if (ssl == 0 || SSL_get_SSL_CTX(ssl) is var ctx && ctx == 0) return false;
-            unsafe
-            {
-                // A resumed session must carry the server's session ID context, and the runtime's is not the same in
-                // two processes: without this, a restarted server with the same key made a full handshake for a client
-                // that brought its predecessor's ticket. Servers of one key and scope share one context, derived from
-                // both (a hash; the context never leaves the server).
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                hash.AppendData(key);
-                hash.AppendData(System.Text.Encoding.UTF8.GetBytes(scope));
-                Span<byte> context = stackalloc byte[SHA256.HashSizeInBytes];
-                hash.GetHashAndReset(context);
-                fixed (byte* k = key)
-                fixed (byte* c = context)
-                {
-                    if (SSL_CTX_ctrl(ctx, SslCtrlSetTicketKeys, key.Length, (nint)k) != 1
-                        || SSL_CTX_set_session_id_context(ctx, (nint)c, (uint)context.Length) != 1) return false;
-                }
-                Span<byte> held = stackalloc byte[TicketKeyLength];
-                try
-                {
-                    fixed (byte* h = held)
-                        return SSL_CTX_ctrl(ctx, SslCtrlGetTicketKeys, held.Length, (nint)h) == 1 && held.SequenceEqual(key);
-                }
-                finally
-                {
-                    held.Clear();
-                }
-            }
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            s_unavailable = true;
-            return false;
+            fixed (byte* h = held)
+                return SSL_CTX_ctrl(ctx, SslCtrlGetTicketKeys, held.Length, (nint)h) == 1 && held.SequenceEqual(key);
         }
         finally
         {
-            handle?.DangerousRelease();
+            held.Clear();
         }
     }
 
-    /// <summary>The <c>SSL*</c> of <paramref name="tls"/>, with its handle held (release it), or 0 and no handle.</summary>
-    private static nint Enter(SslStream tls, out SafeHandle? held)
+    /// <summary>
+    /// <paramref name="call"/> on the <c>SSL*</c> of <paramref name="tls"/>, its handle held meanwhile; or
+    /// <paramref name="unknown"/> when the <c>SSL*</c> cannot be reached here (another runtime's layout, no libssl 3,
+    /// or the stream closed).
+    /// </summary>
+    private static T With<T>(SslStream tls, T unknown, Func<nint, T> call)
     {
-        held = null;
-        if (s_unavailable || s_context!.GetValue(tls) is not SafeHandle ssl || ssl.IsInvalid) return 0;
+        if (s_unavailable || s_context!.GetValue(tls) is not SafeHandle ssl || ssl.IsInvalid) return unknown;
         bool added = false;
         try
         {
             ssl.DangerousAddRef(ref added);
+            return added ? call(ssl.DangerousGetHandle()) : unknown;
         }
         catch (ObjectDisposedException)
         {
-            return 0; // closed meanwhile
+            return unknown; // closed meanwhile
         }
-        if (!added) return 0;
-        held = ssl;
-        return ssl.DangerousGetHandle();
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+            return unknown;
+        }
+        finally
+        {
+            if (added) ssl.DangerousRelease();
+        }
     }
 
     [LibraryImport("libssl.so.3")]
