@@ -56,7 +56,7 @@ public sealed class HttpsConnection : IAsyncDisposable
         }
 
         string? rejection = null;
-        var tls = new SslStream(new WriteCoalescingStream(new NetworkStream(socket, ownsSocket: true)), leaveInnerStreamOpen: false);
+        var tls = new SslStream(new WriteCoalescingStream(new SocketStream(socket)), leaveInnerStreamOpen: false);
         var conn = new HttpsConnection(socket, tls);
         var options = new SslClientAuthenticationOptions
         {

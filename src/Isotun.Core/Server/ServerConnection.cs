@@ -41,7 +41,7 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
     {
         var metrics = server.Metrics;
         SocketTuning.Apply(socket);
-        await using var net = new NetworkStream(socket, ownsSocket: true);
+        await using var net = new SocketStream(socket);
         // Records are gathered under the TLS layer until each flush: bursts of small frames share a send().
         _under = new WriteCoalescingStream(net);
         await using var tls = new SslStream(_under, leaveInnerStreamOpen: false);

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 
 namespace Isotun.Transport;
@@ -8,12 +7,8 @@ namespace Isotun.Transport;
 /// frames (one record each, as stock peers require) leaves in one send() instead of one per record. Record
 /// boundaries are untouched; only the TCP segmentation changes. Large writes go straight through. Reads pass
 /// through. The frame writer flushes whenever its queue runs dry, so nothing waits for more data. The buffer
-/// is pooled and held only between a write and the next flush, so idle connections hold none.
-/// A peer's reset (RST) ends the stream quietly: from then on reads return 0 and writes are dropped, as after a close.
-/// A client that closes with bytes still unread resets instead of closing (openssl s_time leaves before the server's
-/// session tickets arrive; a probe reads only a reply's first byte), and the socket's error used to surface as an
-/// exception here and again at every layer above (TLS, the handshake, the HTTP reader): three or four per connection, at
-/// tens of microseconds each, where an end of stream costs none. Any other socket error is thrown as before.
+/// is pooled and held only between a write and the next flush, so idle connections hold none. Under it is a
+/// <see cref="SocketStream"/>, which ends quietly when the peer resets.
 /// </summary>
 public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024) : Stream
 {
@@ -52,53 +47,13 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         return ns;
     }
 
-    private volatile bool _reset;
-
-    /// <summary>The peer reset the connection: reads end and writes are dropped.</summary>
-    public bool PeerReset => _reset;
-
     private ValueTask InnerWriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        if (_reset) return ValueTask.CompletedTask;
-        if (_writeSocketNs < 0) return DropOnReset(inner.WriteAsync(data, ct));
+        if (_writeSocketNs < 0) return inner.WriteAsync(data, ct);
         long start = ThreadCpu.NowNs();
         var write = inner.WriteAsync(data, ct);
         _writeSocketNs = write.IsCompletedSuccessfully ? _writeSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
-        return DropOnReset(write);
-    }
-
-    private static bool IsReset(IOException e) =>
-        e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown };
-
-    private ValueTask DropOnReset(ValueTask write) => write.IsCompletedSuccessfully ? write : AwaitDropOnReset(write);
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // pooled: a pending write allocates nothing
-    private async ValueTask AwaitDropOnReset(ValueTask write)
-    {
-        try
-        {
-            await write.ConfigureAwait(false);
-        }
-        catch (IOException e) when (IsReset(e))
-        {
-            _reset = true;
-        }
-    }
-
-    private ValueTask<int> EndOnReset(ValueTask<int> read) => read.IsCompletedSuccessfully ? read : AwaitEndOnReset(read);
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // pooled: a pending read allocates nothing
-    private async ValueTask<int> AwaitEndOnReset(ValueTask<int> read)
-    {
-        try
-        {
-            return await read.ConfigureAwait(false);
-        }
-        catch (IOException e) when (IsReset(e))
-        {
-            _reset = true;
-            return 0;
-        }
+        return write;
     }
 
     public override bool CanRead => inner.CanRead;
@@ -112,12 +67,11 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
         if (_flight == 1) _flight = 2;
-        if (_reset) return ValueTask.FromResult(0);
-        if (_readSocketNs < 0) return EndOnReset(inner.ReadAsync(buffer, ct));
+        if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
         long start = ThreadCpu.NowNs();
         var read = inner.ReadAsync(buffer, ct);
         _readSocketNs = read.IsCompletedSuccessfully ? _readSocketNs + ThreadCpu.NowNs() - start + ThreadCpu.ReadCostNs : Lost;
-        return EndOnReset(read);
+        return read;
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
@@ -128,7 +82,6 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
     {
-        if (_reset) return ValueTask.CompletedTask; // dropped where it comes in, not buffered to be dropped at the flush
         if (_flight < 2)
         {
             _flight = 1;
@@ -177,7 +130,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public override async Task FlushAsync(CancellationToken ct)
     {
         await FlushBufferAsync(ct).ConfigureAwait(false);
-        if (!_reset) await inner.FlushAsync(ct).ConfigureAwait(false);
+        await inner.FlushAsync(ct).ConfigureAwait(false);
     }
 
     public override void Flush() => FlushAsync(default).GetAwaiter().GetResult();

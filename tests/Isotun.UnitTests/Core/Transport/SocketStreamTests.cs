@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Isotun.Transport;
@@ -8,11 +9,20 @@ using Isotun.Transport;
 namespace Isotun.UnitTests.Core.Transport;
 
 /// <summary>
-/// A peer's reset (RST) ends a <see cref="WriteCoalescingStream"/> as a close would: reads return 0 and writes are
-/// dropped, over real TCP on loopback, and a TLS server over it sees a client that resets as one that left.
+/// A peer's reset (RST) ends a <see cref="SocketStream"/> as a close would: reads return 0 and writes are dropped,
+/// over real TCP on loopback, without an exception where the reset is already there; a TLS server over it sees a
+/// client that resets as one that left. Other failures are IOExceptions, as NetworkStream's.
 /// </summary>
-public sealed class WriteCoalescingStreamResetTests
+public sealed class SocketStreamTests
 {
+    // First-chance exceptions raised in a test's own flow (the marker flows with its awaits), not in tests beside it.
+    private static readonly AsyncLocal<StrongBox<int>?> s_thrown = new();
+
+    static SocketStreamTests() =>
+        AppDomain.CurrentDomain.FirstChanceException += (_, _) => { if (s_thrown.Value is { } n) Interlocked.Increment(ref n.Value); };
+
+    private static StrongBox<int> CountExceptions() => s_thrown.Value = new StrongBox<int>();
+
     private static async Task<(Socket Server, Socket Client)> PairAsync()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -34,7 +44,7 @@ public sealed class WriteCoalescingStreamResetTests
     public async Task After_a_reset_reads_end_and_writes_are_dropped_without_an_exception()
     {
         var (server, client) = await PairAsync();
-        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        await using var stream = new SocketStream(server);
         var pending = stream.ReadAsync(new byte[16]).AsTask(); // waiting when the reset comes
         Reset(client);
 
@@ -46,11 +56,12 @@ public sealed class WriteCoalescingStreamResetTests
     }
 
     [Fact]
-    public async Task A_write_that_meets_the_reset_is_dropped_and_the_next_read_ends()
+    public async Task A_write_that_meets_the_reset_is_dropped_and_the_next_read_ends_without_an_exception()
     {
         var (server, client) = await PairAsync();
-        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        await using var stream = new SocketStream(server);
         Reset(client);
+        var thrown = CountExceptions();
         // The first send after the reset may still be accepted by the kernel; the one after it meets the reset.
         for (int i = 0; i < 5 && !stream.PeerReset; i++)
         {
@@ -60,13 +71,60 @@ public sealed class WriteCoalescingStreamResetTests
         }
         Assert.True(stream.PeerReset);
         Assert.Equal(0, await stream.ReadAsync(new byte[16]));
+        Assert.Equal(0, thrown.Value);
+    }
+
+    [Fact]
+    public async Task A_read_that_finds_the_reset_ends_without_an_exception()
+    {
+        var (server, client) = await PairAsync();
+        await using var stream = new SocketStream(server);
+        await client.SendAsync(new byte[10]);
+        await Task.Delay(50); // unread by the client: its close resets
+        var thrown = CountExceptions();
+        Assert.Equal(10, await stream.ReadAtLeastAsync(new byte[10], 10));
+        await stream.WriteAsync(new byte[10]);
+        Reset(client);
+        await Task.Delay(50);
+        Assert.Equal(0, await stream.ReadAsync(new byte[16]));
+        Assert.True(stream.PeerReset);
+        Assert.Equal(0, thrown.Value);
+    }
+
+    [Fact]
+    public async Task A_closed_socket_fails_as_an_io_error_and_a_cancelled_read_as_a_cancellation()
+    {
+        var (server, client) = await PairAsync();
+        using var _ = client;
+        var stream = new SocketStream(server);
+        using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.ReadAsync(new byte[16], cts.Token).AsTask());
+        await stream.DisposeAsync();
+        await Assert.ThrowsAsync<IOException>(() => stream.ReadAsync(new byte[16]).AsTask());
+        await Assert.ThrowsAsync<IOException>(() => stream.WriteAsync(new byte[16]).AsTask());
+    }
+
+    [Fact]
+    public async Task A_write_larger_than_the_socket_buffers_waits_and_arrives_whole()
+    {
+        var (server, client) = await PairAsync();
+        using var _ = client;
+        await using var stream = new SocketStream(server);
+        var data = new byte[8 << 20];
+        new Random(1).NextBytes(data);
+        var write = stream.WriteAsync(data).AsTask();
+        var got = new byte[data.Length];
+        int n = 0;
+        while (n < got.Length) n += await client.ReceiveAsync(got.AsMemory(n));
+        await write.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(data, got);
     }
 
     [Fact]
     public async Task Data_before_a_plain_close_is_read_whole_and_the_close_ends_the_stream()
     {
         var (server, client) = await PairAsync();
-        await using var stream = new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true));
+        await using var stream = new SocketStream(server);
         await client.SendAsync("hello"u8.ToArray());
         client.Shutdown(SocketShutdown.Send);
         var buffer = new byte[16];
@@ -83,7 +141,7 @@ public sealed class WriteCoalescingStreamResetTests
         using var self = new CertificateRequest("CN=reset", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         using var cert = X509CertificateLoader.LoadPkcs12(self.Export(X509ContentType.Pkcs12), null);
         var (server, client) = await PairAsync();
-        await using var tls = new SslStream(new WriteCoalescingStream(new NetworkStream(server, ownsSocket: true)));
+        await using var tls = new SslStream(new WriteCoalescingStream(new SocketStream(server)));
         await using var peer = new SslStream(new NetworkStream(client, ownsSocket: false), false, (_, _, _, _) => true);
         await Task.WhenAll(
             tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = cert }),
