@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 
 namespace Isotun.Transport;
 
@@ -10,12 +11,13 @@ namespace Isotun.Transport;
 /// <para>
 /// Hand-written for the cost of a reset: a client that closes with bytes still unread resets instead of closing
 /// (openssl s_time leaves before a TLS 1.3 server's session tickets arrive; a probe reads one byte of a reply), and
-/// the runtime's socket calls report the reset as an exception with its stack trace rendered as text, which took a
-/// fifth of a busy server's CPU under such a handshake load. So each call first tries the socket once without waiting,
-/// which reports errors as codes; only a call that has to wait goes through the runtime's awaitable socket calls,
-/// which keep cancellation (the connection's deadlines) and throw, and a reset that arrives while a read waits still
-/// costs that one exception.
+/// the runtime's awaitable socket calls report the reset as an exception with its stack trace rendered as text, which
+/// took a fifth of a busy server's CPU under such a handshake load. So each call first tries the socket once without
+/// waiting, which reports errors as codes; a read that has to wait waits for readability the same way (a zero-byte
+/// receive on event args of its own) and then reads. Only a write that has to wait for room goes through the
+/// runtime's awaitable send (a reset then still costs its exception).
 /// </para>
+/// <para>A cancelled read (the connection's deadlines, a stop) ends reading on this stream for good; writes go on.</para>
 /// </summary>
 public sealed class SocketStream : Stream
 {
@@ -68,19 +70,89 @@ public sealed class SocketStream : Stream
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // pooled: a pending read allocates nothing
     private async ValueTask<int> WaitReadAsync(Memory<byte> buffer, CancellationToken ct)
     {
+        while (true)
+        {
+            SocketError waited;
+            // A cancelled wait (a deadline, a stop) ends reading on this socket: shutting down its receive side is the
+            // one way to wake a waiting readiness check, and every caller closes the connection after a cancelled read.
+            using (ct.CanBeCanceled ? ct.UnsafeRegister(static s => ((SocketStream)s!).StopReading(), this) : default)
+            {
+                try
+                {
+                    waited = await (_readable ??= new Readiness()).WaitAsync(_socket).ConfigureAwait(false);
+                }
+                catch (ObjectDisposedException e)
+                {
+                    throw Failure(e);
+                }
+            }
+            ct.ThrowIfCancellationRequested();
+            if (IsReset(waited))
+            {
+                _reset = true;
+                return 0;
+            }
+            if (waited != SocketError.Success) throw Failure(waited);
+            if (buffer.IsEmpty) return 0;
+            int n;
+            SocketError error;
+            try
+            {
+                n = _socket.Receive(buffer.Span, SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException e)
+            {
+                throw Failure(e);
+            }
+            if (error == SocketError.Success) return n;
+            if (error == SocketError.WouldBlock) continue; // woken without data after all: wait again
+            if (IsReset(error))
+            {
+                _reset = true;
+                return 0;
+            }
+            throw Failure(error);
+        }
+    }
+
+    private void StopReading()
+    {
         try
         {
-            return await _socket.ReceiveAsync(buffer, SocketFlags.None, ct).ConfigureAwait(false);
-        }
-        catch (SocketException e) when (IsReset(e.SocketErrorCode))
-        {
-            _reset = true;
-            return 0;
+            _socket.Shutdown(SocketShutdown.Receive);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            throw Failure(e);
+            // Already closed or gone: the wait ends anyway.
         }
+    }
+
+    private Readiness? _readable; // made at the first read that has to wait
+
+    /// <summary>
+    /// Waits until the socket has data, an end or an error to read, and reports an error as a code, not an exception:
+    /// a zero-byte receive, which the runtime answers when the socket becomes readable without taking any data.
+    /// </summary>
+    private sealed class Readiness : SocketAsyncEventArgs, IValueTaskSource<SocketError>
+    {
+        private ManualResetValueTaskSourceCore<SocketError> _core;
+
+        public Readiness() : base(unsafeSuppressExecutionContextFlow: true) => SetBuffer(Memory<byte>.Empty);
+
+        public ValueTask<SocketError> WaitAsync(Socket socket)
+        {
+            _core.Reset();
+            return socket.ReceiveAsync(this) ? new ValueTask<SocketError>(this, _core.Version) : new ValueTask<SocketError>(SocketError);
+        }
+
+        protected override void OnCompleted(SocketAsyncEventArgs e) => _core.SetResult(e.SocketError);
+
+        public SocketError GetResult(short token) => _core.GetResult(token);
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)

@@ -45,7 +45,9 @@ public sealed class SocketStreamTests
     {
         var (server, client) = await PairAsync();
         await using var stream = new SocketStream(server);
+        var thrown = CountExceptions();
         var pending = stream.ReadAsync(new byte[16]).AsTask(); // waiting when the reset comes
+        await Task.Delay(50);
         Reset(client);
 
         Assert.Equal(0, await pending.WaitAsync(TimeSpan.FromSeconds(10)));
@@ -53,6 +55,23 @@ public sealed class SocketStreamTests
         await stream.WriteAsync(new byte[100]);
         await stream.FlushAsync();
         Assert.Equal(0, await stream.ReadAsync(new byte[16]));
+        Assert.Equal(0, thrown.Value);
+    }
+
+    [Fact]
+    public async Task A_zero_byte_read_waits_for_data_without_taking_it()
+    {
+        var (server, client) = await PairAsync();
+        using var _ = client;
+        await using var stream = new SocketStream(server);
+        var wait = stream.ReadAsync(Memory<byte>.Empty).AsTask();
+        await Task.Delay(50);
+        Assert.False(wait.IsCompleted);
+        await client.SendAsync("hi"u8.ToArray());
+        Assert.Equal(0, await wait.WaitAsync(TimeSpan.FromSeconds(10)));
+        var buffer = new byte[8];
+        Assert.Equal(2, await stream.ReadAtLeastAsync(buffer, 2));
+        Assert.Equal("hi"u8.ToArray(), buffer[..2]);
     }
 
     [Fact]
@@ -92,13 +111,18 @@ public sealed class SocketStreamTests
     }
 
     [Fact]
-    public async Task A_closed_socket_fails_as_an_io_error_and_a_cancelled_read_as_a_cancellation()
+    public async Task A_cancelled_read_is_a_cancellation_that_lets_writes_on_and_a_closed_socket_an_io_error()
     {
         var (server, client) = await PairAsync();
         using var _ = client;
         var stream = new SocketStream(server);
         using (var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.ReadAsync(new byte[16], cts.Token).AsTask());
+        // A cancelled read ends reading, not writing: a last word (a TLS close_notify, a DISCONNECT) still goes out.
+        await stream.WriteAsync("bye"u8.ToArray());
+        var got = new byte[3];
+        Assert.Equal(3, await client.ReceiveAsync(got));
+        Assert.Equal("bye"u8.ToArray(), got);
         await stream.DisposeAsync();
         await Assert.ThrowsAsync<IOException>(() => stream.ReadAsync(new byte[16]).AsTask());
         await Assert.ThrowsAsync<IOException>(() => stream.WriteAsync(new byte[16]).AsTask());
@@ -135,7 +159,7 @@ public sealed class SocketStreamTests
     }
 
     [Fact]
-    public async Task A_tls_client_that_resets_after_its_handshake_reads_as_gone_on_the_server()
+    public async Task A_tls_client_that_resets_after_its_handshake_reads_as_gone_on_the_server_without_an_exception()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var self = new CertificateRequest("CN=reset", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
@@ -147,8 +171,11 @@ public sealed class SocketStreamTests
             tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = cert }),
             peer.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "reset" }));
 
+        var thrown = CountExceptions();
         var read = tls.ReadAsync(new byte[64]).AsTask();
+        await Task.Delay(50); // waiting when the reset comes
         Reset(client);
         Assert.Equal(0, await read.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, thrown.Value); // not one exception on the way, in the socket, TLS or above
     }
 }
