@@ -48,23 +48,35 @@ public sealed class SocketStream : Stream
         // A zero-byte read waits for data without taking any (an idle connection holds no buffer): nothing to try.
         if (buffer.IsEmpty) return WaitReadAsync(buffer, ct);
         int n;
+        try
+        {
+            n = ReceiveNow(buffer.Span);
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException<int>(e);
+        }
+        return n < 0 ? WaitReadAsync(buffer, ct) : ValueTask.FromResult(n);
+    }
+
+    /// <summary>One receive that does not wait: the bytes read (0 at the end, or after a reset), or -1 when none are there yet.</summary>
+    private int ReceiveNow(Span<byte> buffer)
+    {
+        int n;
         SocketError error;
         try
         {
-            n = _socket.Receive(buffer.Span, SocketFlags.None, out error);
+            n = _socket.Receive(buffer, SocketFlags.None, out error);
         }
         catch (ObjectDisposedException e)
         {
-            return ValueTask.FromException<int>(Failure(e));
+            throw Failure(e);
         }
-        if (error == SocketError.Success) return ValueTask.FromResult(n);
-        if (error == SocketError.WouldBlock) return WaitReadAsync(buffer, ct);
-        if (IsReset(error))
-        {
-            _reset = true;
-            return ValueTask.FromResult(0);
-        }
-        return ValueTask.FromException<int>(Failure(error));
+        if (error == SocketError.Success) return n;
+        if (error == SocketError.WouldBlock) return -1;
+        if (!IsReset(error)) throw Failure(error);
+        _reset = true;
+        return 0;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // pooled: a pending read allocates nothing
@@ -94,24 +106,8 @@ public sealed class SocketStream : Stream
             }
             if (waited != SocketError.Success) throw Failure(waited);
             if (buffer.IsEmpty) return 0;
-            int n;
-            SocketError error;
-            try
-            {
-                n = _socket.Receive(buffer.Span, SocketFlags.None, out error);
-            }
-            catch (ObjectDisposedException e)
-            {
-                throw Failure(e);
-            }
-            if (error == SocketError.Success) return n;
-            if (error == SocketError.WouldBlock) continue; // woken without data after all: wait again
-            if (IsReset(error))
-            {
-                _reset = true;
-                return 0;
-            }
-            throw Failure(error);
+            int n = ReceiveNow(buffer.Span);
+            if (n >= 0) return n; // else woken without data after all: wait again
         }
     }
 
