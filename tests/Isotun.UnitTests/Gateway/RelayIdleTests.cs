@@ -15,18 +15,8 @@ public sealed class RelayIdleTests : IDisposable
     private static readonly TimeSpan Guard = TimeSpan.FromSeconds(30); // only against hangs
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
     private readonly GatewayMetrics _metrics = new();
-    private readonly (Socket Outer, Socket Inner) _client = Pair();
-    private readonly (Socket Outer, Socket Inner) _backend = Pair();
-
-    private static (Socket Outer, Socket Inner) Pair()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var outer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        outer.Connect(listener.LocalEndPoint!);
-        return (outer, listener.Accept());
-    }
+    private readonly (Socket Outer, Socket Inner) _client = LoopbackTcp.Pair();
+    private readonly (Socket Outer, Socket Inner) _backend = LoopbackTcp.Pair();
 
     private Task<RelayEnd> Start(TimeSpan idle) => Relay.RunAsync(
         new NetworkStream(_client.Inner), new NetworkStream(_backend.Inner),
