@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Isotun.Gateway;
 using Isotun.Gateway.Configuration;
+using Isotun.Transport;
 
 namespace Isotun.Cli.Commands;
 
@@ -25,6 +26,9 @@ public static class GatewayCommand
         command.Options.Add(verbose);
         command.SetAction(async (parse, _) =>
         {
+            // Before the first socket (a terminating route's ticket key is primed over one): relayed bytes are read and
+            // passed on by the thread the kernel woke, with no hand-off to a pool thread (see IoThreads).
+            IoThreads.PreferInlineCompletions();
             if (parse.GetValue(example))
             {
                 Console.Out.Write(GatewayConfigLoader.Example());

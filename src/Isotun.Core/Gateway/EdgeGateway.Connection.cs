@@ -153,6 +153,9 @@ public sealed partial class EdgeGateway
 
     private async Task TerminateAsync(Socket client, IPEndPoint remote, long id, ClientHelloReader reader, RouteRuntime route, GatewayLimits limits, CancellationToken stopping)
     {
+        // The handshake's first flight (key exchange and signature, a millisecond of CPU) is made on a pool thread, not
+        // on the epoll thread that read the ClientHello, whose other sockets would wait for it (see IoThreads).
+        await IoThreads.LeaveAsync();
         var network = new NetworkStream(client, ownsSocket: false);
         await using var tls = new SslStream(new PrefixedStream(reader.Buffered.ToArray(), network), leaveInnerStreamOpen: false);
         var started = _time.GetTimestamp();
