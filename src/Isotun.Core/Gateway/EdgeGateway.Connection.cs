@@ -130,24 +130,21 @@ public sealed partial class EdgeGateway
         }
 
         Metrics.Forwarded(route.Name, route.Mode);
-        try
+        await using var backendStream = new NetworkStream(backend, ownsSocket: false);
+        if (route.Route.ProxyProtocol)
         {
-            if (route.Route.ProxyProtocol)
-            {
-                var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName);
-                await backend.SendAsync(ProxyV2Writer.ToArray(header), SocketFlags.None, stopping).ConfigureAwait(false);
-            }
+            var header = new ProxyHeader(ProxyCommand.Proxy, remote, client.LocalEndPoint as IPEndPoint, reader.ServerName);
+            await backendStream.WriteAsync(ProxyV2Writer.ToArray(header), stopping).ConfigureAwait(false);
+        }
 
-            // Replay exactly the bytes consumed while routing: the backend sees the client's TLS stream from its first byte.
-            await backend.SendAsync(reader.Buffered, SocketFlags.None, stopping).ConfigureAwait(false);
-        }
-        catch (SocketException)
-        {
-            Abort(client);
-            return;
-        }
+        // Replay exactly the bytes consumed while routing: the backend sees the client's TLS stream from its first byte.
+        await backendStream.WriteAsync(reader.Buffered, stopping).ConfigureAwait(false);
         Metrics.BytesUp(reader.Buffered.Length);
-        var end = await Relay.RunAsync(client, backend, Metrics, stopping, limits.IdleTimeout, _time).ConfigureAwait(false);
+        await using var clientStream = new NetworkStream(client, ownsSocket: false);
+        var end = await Relay.RunAsync(clientStream, backendStream,
+            () => { ShutdownSend(client); return ValueTask.CompletedTask; },
+            () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
+            Metrics, stopping, limits.IdleTimeout, _time).ConfigureAwait(false);
         if (end == RelayEnd.Idle) RelayIdle(route);
     }
 

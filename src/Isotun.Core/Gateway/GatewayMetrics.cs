@@ -108,13 +108,6 @@ public sealed class GatewayMetrics : IDisposable
 
     public void BytesDown(long n) => Interlocked.Add(ref _bytesDown, n);
 
-    /// <summary>Bytes relayed: towards the backend when <paramref name="upstream"/>, else towards the client.</summary>
-    public void Bytes(bool upstream, long n)
-    {
-        if (upstream) BytesUp(n);
-        else BytesDown(n);
-    }
-
     private void Add(Counter<long> counter, string instrument, string key, string label)
     {
         if (key == "all") counter.Add(1);

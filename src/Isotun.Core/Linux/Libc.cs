@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Isotun.Linux;
 
-/// <summary>The few libc calls the data path and the gateway's relay need. Everything else goes through iproute2.</summary>
+/// <summary>The few libc calls the data path needs. Everything else goes through iproute2.</summary>
 internal static unsafe partial class Libc
 {
     public const int O_RDWR = 0x2;
@@ -61,20 +61,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial uint if_nametoindex(string name);
-
-    public const uint SPLICE_F_MOVE = 1;
-    public const uint SPLICE_F_NONBLOCK = 2;
-    public const int F_SETPIPE_SZ = 1031;
-    public const int F_GETPIPE_SZ = 1032;
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial nint splice(int fdIn, long* offIn, int fdOut, long* offOut, nuint length, uint flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int pipe2(int* fds, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int fcntl(int fd, int command, int argument);
 
     public static string ErrorText(int errno) => Marshal.GetPInvokeErrorMessage(errno) + $" (errno {errno})";
 }
