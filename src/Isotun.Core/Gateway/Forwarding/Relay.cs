@@ -47,8 +47,8 @@ public static class Relay
         time ??= TimeProvider.System;
         using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var activity = new Activity(time.GetTimestamp());
-        using var watching = new CancellationTokenSource();
-        var watch = idleTimeout > TimeSpan.Zero ? WatchIdleAsync(activity, idleTimeout, time, both, watching.Token) : Task.CompletedTask;
+        // Disposed before `both` (declared after it): a late check cannot cancel a disposed source.
+        using var watch = idleTimeout > TimeSpan.Zero ? new IdleWatch(activity, idleTimeout, time, both) : null;
         var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both, activity, time);
         var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both, activity, time);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
@@ -63,31 +63,56 @@ public static class Relay
         {
             end = await (first == up ? down : up).ConfigureAwait(false);
         }
-        watching.Cancel();
-        await watch.ConfigureAwait(false);
         if (stopping.IsCancellationRequested) return RelayEnd.Cancelled;
         return activity.TimedOut ? RelayEnd.Idle : end;
     }
 
-    private static async Task WatchIdleAsync(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both, CancellationToken done)
+    /// <summary>
+    /// Ends a relay when neither direction has moved a byte for the timeout: a timer that looks at the relay's activity
+    /// when the timeout could be up, and sleeps again for what is left of it otherwise. A timer, not a task that waits:
+    /// a waiting task cancelled at the relay's end threw on each connection and carried the end of the connection over
+    /// to a pool thread.
+    /// </summary>
+    private sealed class IdleWatch : IDisposable
     {
-        while (true)
+        private readonly Activity _activity;
+        private readonly TimeSpan _timeout;
+        private readonly TimeProvider _time;
+        private readonly CancellationTokenSource _both;
+        private readonly ITimer _timer;
+        private readonly Lock _gate = new();
+        private bool _done;
+
+        public IdleWatch(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both)
         {
-            var idle = time.GetElapsedTime(Volatile.Read(ref activity.Last));
-            if (idle >= timeout)
+            _activity = activity;
+            _timeout = timeout;
+            _time = time;
+            _both = both;
+            _timer = time.CreateTimer(static s => ((IdleWatch)s!).Check(), this, timeout, Timeout.InfiniteTimeSpan);
+        }
+
+        private void Check()
+        {
+            lock (_gate) // held while cancelling, so that Dispose returns only after any check in progress
             {
-                activity.TimedOut = true;
-                both.Cancel();
-                return;
+                if (_done) return;
+                var idle = _time.GetElapsedTime(Volatile.Read(ref _activity.Last));
+                if (idle < _timeout)
+                {
+                    _timer.Change(_timeout - idle, Timeout.InfiniteTimeSpan);
+                    return;
+                }
+                _done = true;
+                _activity.TimedOut = true;
+                _both.Cancel();
             }
-            try
-            {
-                await Task.Delay(timeout - idle, time, done).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+        }
+
+        public void Dispose()
+        {
+            lock (_gate) _done = true;
+            _timer.Dispose();
         }
     }
 
