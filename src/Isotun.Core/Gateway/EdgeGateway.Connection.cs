@@ -79,7 +79,7 @@ public sealed partial class EdgeGateway
             return;
         }
 
-        GatewayLog.Forwarding(_log, id, route.Name, route.Mode.ToLabel(), remote.ToString(), reader.ServerName ?? "-");
+        GatewayLog.Forwarding(_log, id, route.Name, route.Mode.ToLabel(), remote, reader.ServerName ?? "-"); // the address is formatted only when the event is logged
         Metrics.Active(route.Mode, 1);
         try
         {

@@ -77,7 +77,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         using var stoppingNotice = stopping.Register(static () => SystemdNotify.Stopping());
         var listener = new ConnectionListener(_listener!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
         var probes = ProbeBackendsAsync(stopping);
-        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping).ConfigureAwait(false);
+        // A connection starts on the accepting thread: it reads its ClientHello first, and a terminating route leaves
+        // that thread before its handshake.
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping, startOnAcceptThread: true).ConfigureAwait(false);
         await probes.ConfigureAwait(false);
     }
 

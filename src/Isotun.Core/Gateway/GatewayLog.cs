@@ -48,7 +48,7 @@ internal static partial class GatewayLog
     public static partial void BackendFailed(ILogger logger, string route, System.Net.IPEndPoint backend, string error);
 
     [LoggerMessage(24, LogLevel.Debug, "conn={Conn} route {Route} ({Mode}) for {Remote}, sni {Sni}")]
-    public static partial void Forwarding(ILogger logger, long conn, string route, string mode, string remote, string sni);
+    public static partial void Forwarding(ILogger logger, long conn, string route, string mode, System.Net.IPEndPoint remote, string sni);
 
     [LoggerMessage(30, LogLevel.Warning, "route {Route}: backend {Backend} down ({Why}): its clients go to the route's other backends")]
     public static partial void BackendDown(ILogger logger, string route, System.Net.IPEndPoint backend, string why);

@@ -27,7 +27,10 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
         }
     }
 
-    public async Task RunAsync(Func<AcceptedConnection, CancellationToken, Task> handler, TimeSpan drain, CancellationToken stopping)
+    /// <param name="startOnAcceptThread">Run each handler on the accepting thread up to its first wait, instead of on a
+    /// task of its own: one thread hand-off less per connection, for a handler that does nothing heavy before its first
+    /// read (the gateway, which reads the ClientHello first). Otherwise the next accept would wait for it.</param>
+    public async Task RunAsync(Func<AcceptedConnection, CancellationToken, Task> handler, TimeSpan drain, CancellationToken stopping, bool startOnAcceptThread = false)
     {
         var backoff = TimeSpan.Zero;
         while (!stopping.IsCancellationRequested)
@@ -73,7 +76,7 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
                 continue;
             }
             var connection = new AcceptedConnection(socket, remote, nextId());
-            var task = Task.Run(() => ServeAsync(connection, handler, stopping), CancellationToken.None);
+            var task = startOnAcceptThread ? ServeAsync(connection, handler, stopping) : Task.Run(() => ServeAsync(connection, handler, stopping), CancellationToken.None);
             lock (_running) _running.Add(task);
             _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
