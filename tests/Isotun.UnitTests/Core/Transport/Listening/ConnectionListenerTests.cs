@@ -105,8 +105,10 @@ public sealed class ConnectionListenerTests
         await run;
     }
 
-    [Fact]
-    public async Task A_handler_that_throws_ends_only_its_connection_and_is_reported()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_handler_that_throws_ends_only_its_connection_and_is_reported(bool startOnAcceptThread)
     {
         using var listening = Listen();
         var events = new Events();
@@ -120,7 +122,7 @@ public sealed class ConnectionListenerTests
                 if (c.Id == 1) throw new InvalidOperationException("a bug");
                 if (c.Id == 2) throw new IOException("the peer went away");
                 return Task.CompletedTask;
-            }, TimeSpan.FromSeconds(5), stop.Token);
+            }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread);
         for (int i = 0; i < 3; i++)
         {
             using var c = Connect(listening);
@@ -132,8 +134,10 @@ public sealed class ConnectionListenerTests
         await run;
     }
 
-    [Fact]
-    public async Task Stop_closes_the_listener_and_waits_for_running_handlers_up_to_the_drain()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Stop_closes_the_listener_and_waits_for_running_handlers_up_to_the_drain(bool startOnAcceptThread)
     {
         using var listening = Listen();
         var endpoint = listening.LocalEndPoint!;
@@ -146,7 +150,7 @@ public sealed class ConnectionListenerTests
                 started.SetResult();
                 try { await Task.Delay(Timeout.Infinite, ct); }
                 finally { await Task.Delay(200, CancellationToken.None); finished = true; }
-            }, TimeSpan.FromSeconds(10), stop.Token);
+            }, TimeSpan.FromSeconds(10), stop.Token, startOnAcceptThread);
         using var c = Connect(listening);
         await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
         stop.Cancel();
@@ -155,6 +159,28 @@ public sealed class ConnectionListenerTests
         using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         Assert.ThrowsAny<SocketException>(() => late.Connect(endpoint));
     }
+
+    [Fact]
+    public async Task Handlers_started_on_the_accepting_thread_that_wait_do_not_hold_up_the_next_accept()
+    {
+        using var listening = Listen();
+        long id = 0;
+        using var stop = new CancellationTokenSource();
+        var never = new TaskCompletionSource();
+        var served = new ConcurrentQueue<long>();
+        var run = new ConnectionListener(listening, null, new Events(), () => Interlocked.Increment(ref id))
+            .RunAsync(async (c, ct) =>
+            {
+                served.Enqueue(c.Id);
+                await never.Task.WaitAsync(ct); // each one waits (as for its first read) until the stop
+            }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
+        var clients = Enumerable.Range(0, 5).Select(_ => Connect(listening)).ToList();
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 5));
+        stop.Cancel();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        foreach (var c in clients) c.Dispose();
+    }
+
 
     [Theory]
     [InlineData("192.0.2.7", "192.0.2.7")]
