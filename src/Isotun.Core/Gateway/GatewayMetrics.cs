@@ -29,6 +29,7 @@ public sealed class GatewayMetrics : IDisposable
     private readonly ConcurrentDictionary<string, long> _totals = new(StringComparer.Ordinal);
     private long _bytesUp;
     private long _bytesDown;
+    private long _relayBuffers;
 
     public GatewayMetrics()
     {
@@ -51,6 +52,8 @@ public sealed class GatewayMetrics : IDisposable
             new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
             new Measurement<long>(Interlocked.Read(ref _bytesDown), new KeyValuePair<string, object?>("direction", "down")),
         }, unit: "By", description: "Bytes relayed: up = client to backend, down = backend to client");
+        _meter.CreateObservableGauge("isotun.gateway.relay.buffers", () => Interlocked.Read(ref _relayBuffers),
+            description: "Relay buffers held (64 KiB each): a direction holds one while it carries data, none once it idles");
     }
 
     /// <summary>This gateway's meter, for an exporter of it alone.</summary>
@@ -107,6 +110,11 @@ public sealed class GatewayMetrics : IDisposable
     public void BytesUp(long n) => Interlocked.Add(ref _bytesUp, n);
 
     public void BytesDown(long n) => Interlocked.Add(ref _bytesDown, n);
+
+    /// <summary>Relay buffers held now (each <see cref="Forwarding.Relay.BufferSize"/> bytes).</summary>
+    public long RelayBuffersHeld => Interlocked.Read(ref _relayBuffers);
+
+    internal void RelayBuffers(int delta) => Interlocked.Add(ref _relayBuffers, delta);
 
     private void Add(Counter<long> counter, string instrument, string key, string label)
     {

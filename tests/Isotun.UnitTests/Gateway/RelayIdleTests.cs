@@ -75,6 +75,30 @@ public sealed class RelayIdleTests : IDisposable
         _clock.Advance(TimeSpan.FromMinutes(10)); // the watcher is gone: nothing fires afterwards
     }
 
+    [Fact]
+    public async Task A_direction_that_waited_long_holds_no_buffer_while_it_waits_and_takes_one_when_data_comes()
+    {
+        var relay = Start(TimeSpan.Zero);
+        Through(_client.Outer, _backend.Outer);
+        Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 2)); // busy: each direction keeps its buffer
+
+        _clock.Advance(Relay.IdleAfter + TimeSpan.FromSeconds(1));
+        Through(_client.Outer, _backend.Outer); // upwards, a wait of IdleAfter and more ended
+        Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 1), $"held {_metrics.RelayBuffersHeld}");
+        Through(_backend.Outer, _client.Outer); // and downwards
+        Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 0), $"held {_metrics.RelayBuffersHeld}");
+
+        // Data after a short wait: the direction is busy again and keeps its buffer.
+        Through(_client.Outer, _backend.Outer);
+        Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 1), $"held {_metrics.RelayBuffersHeld}");
+        Through(_client.Outer, _backend.Outer); // carried whole, in order, as before
+        _client.Outer.Shutdown(SocketShutdown.Send);
+        _backend.Outer.Shutdown(SocketShutdown.Send);
+        Assert.Equal(RelayEnd.Completed, await relay.WaitAsync(Guard));
+        Assert.Equal(0, _metrics.RelayBuffersHeld);
+    }
+
+
     public void Dispose()
     {
         foreach (var s in new[] { _client.Outer, _client.Inner, _backend.Outer, _backend.Inner }) s.Dispose();

@@ -116,18 +116,34 @@ public static class Relay
         }
     }
 
+    /// <summary>
+    /// How long a wait for data makes a direction idle: its next waits hold no buffer (a zero-byte read waits for data
+    /// without taking any), until a wait is short again. A relay carrying a VPN tunnel idles between its DPD probes, so
+    /// an idle session through the gateway holds no relay buffer after its first long wait; traffic with pauses of a
+    /// few seconds never pays the zero-byte read.
+    /// </summary>
+    public static readonly TimeSpan IdleAfter = TimeSpan.FromSeconds(10);
+
     private static async Task<RelayEnd> PumpAsync(Stream from, Stream to, Func<ValueTask> closeWrite, GatewayMetrics metrics, bool upstream, CancellationTokenSource both, Activity activity, TimeProvider time)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        byte[]? buffer = Rent(metrics);
+        bool idle = false;
         var readError = upstream ? RelayEnd.ClientError : RelayEnd.BackendError;
         var writeError = upstream ? RelayEnd.BackendError : RelayEnd.ClientError;
         try
         {
             while (true)
             {
+                long waitStarted = time.GetTimestamp();
                 int n;
                 try
                 {
+                    if (idle)
+                    {
+                        Return(ref buffer, metrics);
+                        await from.ReadAsync(Memory<byte>.Empty, both.Token).ConfigureAwait(false);
+                        buffer = Rent(metrics);
+                    }
                     n = await from.ReadAsync(buffer, both.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
@@ -139,7 +155,9 @@ public static class Relay
                     return readError;
                 }
 
-                Volatile.Write(ref activity.Last, time.GetTimestamp());
+                long now = time.GetTimestamp();
+                idle = time.GetElapsedTime(waitStarted, now) >= IdleAfter;
+                Volatile.Write(ref activity.Last, now);
                 if (n == 0)
                 {
                     try
@@ -172,7 +190,21 @@ public static class Relay
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            Return(ref buffer, metrics);
         }
+    }
+
+    private static byte[] Rent(GatewayMetrics metrics)
+    {
+        metrics.RelayBuffers(1);
+        return ArrayPool<byte>.Shared.Rent(BufferSize);
+    }
+
+    private static void Return(ref byte[]? buffer, GatewayMetrics metrics)
+    {
+        if (buffer is null) return;
+        ArrayPool<byte>.Shared.Return(buffer);
+        buffer = null;
+        metrics.RelayBuffers(-1);
     }
 }
