@@ -18,8 +18,8 @@ public enum RelayEnd
 /// Copies bytes both ways between a client and a backend until both directions end. End of stream on one side is passed
 /// on as a half-close of the other side's write direction, so protocols that half-close keep working. A relay on which
 /// neither direction carries a byte for the idle timeout is ended (a peer that vanished without a FIN or RST would
-/// otherwise hold its connection slot for ever). Errors are returned, not thrown. Buffers are pooled; nothing is
-/// allocated per read.
+/// otherwise hold its connection slot for ever). Errors are returned, not thrown. Buffers are pooled (an idle direction
+/// holds none, see <see cref="IdleAfter"/>); nothing is allocated per read.
 /// </summary>
 public static class Relay
 {
