@@ -153,7 +153,9 @@ public sealed partial class EdgeGateway
         // The handshake's first flight (key exchange and signature, a millisecond of CPU) is made on a pool thread, not
         // on the epoll thread that read the ClientHello, whose other sockets would wait for it (see IoThreads).
         await IoThreads.LeaveAsync();
-        var network = new NetworkStream(client, ownsSocket: false);
+        // A client's reset reads as an end here, not as an exception (a reset costs a thrown exception with its stack
+        // trace rendered as text on the runtime's socket streams: see SocketStream), and the relay is told it was one.
+        var network = new SocketStream(client);
         await using var tls = new SslStream(new PrefixedStream(reader.Buffered.ToArray(), network), leaveInnerStreamOpen: false);
         var started = _time.GetTimestamp();
         using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping))
@@ -220,7 +222,7 @@ public sealed partial class EdgeGateway
         var end = await Relay.RunAsync(tls, backendStream,
             async () => await tls.ShutdownAsync().ConfigureAwait(false),
             () => { ShutdownSend(backend); return ValueTask.CompletedTask; },
-            Metrics, stopping, limits.IdleTimeout, _time).ConfigureAwait(false);
+            Metrics, stopping, limits.IdleTimeout, _time, clientReset: () => network.PeerReset).ConfigureAwait(false);
         if (end == RelayEnd.Idle) RelayIdle(route);
     }
 

@@ -184,6 +184,43 @@ public sealed class EdgeGatewayTests
         Assert.Equal(0, backend.Accepted);
     }
 
+    [Fact]
+    public async Task A_terminated_client_that_resets_ends_its_relay_and_the_backend_connection_at_once()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term((IPEndPoint)listener.LocalEndpoint, h, clientCa: null), limits: NoBan));
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(h.Endpoint);
+        var tls = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: true);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "vpn.initech.example",
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            EnabledSslProtocols = SslProtocols.Tls13,
+        });
+        await tls.WriteAsync("hello"u8.ToArray());
+        using var backend = await listener.AcceptSocketAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        backend.ReceiveTimeout = 10_000;
+        Assert.True(backend.Receive(new byte[4096]) > 0); // the PROXY header and the hello
+
+        tcp.Client.LingerState = new LingerOption(true, 0);
+        tcp.Client.Close(); // the client goes away with a reset, while the backend keeps sending
+        var chunk = new byte[16 * 1024];
+        var sending = Task.Run(() =>
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (DateTime.UtcNow < until)
+            {
+                backend.Send(chunk); // the gateway closing its side makes this fail
+                Thread.Sleep(10);
+            }
+        });
+        await Assert.ThrowsAnyAsync<SocketException>(() => sending.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+
     private static string Term(IPEndPoint backend, GatewayHarness h, string? clientCa, string mode = "optional") => $"""
           - sni: vpn.initech.example
             name: initech

@@ -79,10 +79,9 @@ public sealed class RelayIdleTests : IDisposable
     public async Task A_direction_that_waited_long_holds_no_buffer_while_it_waits_and_takes_one_when_data_comes()
     {
         var relay = Start(TimeSpan.Zero);
-        Through(_client.Outer, _backend.Outer);
-        Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 2)); // busy: each direction keeps its buffer
+        Assert.Equal(2, _metrics.RelayBuffersHeld); // both directions wait for their first bytes, each with its buffer
 
-        _clock.Advance(Relay.IdleAfter + TimeSpan.FromSeconds(1));
+        _clock.Advance(Relay.IdleAfter + TimeSpan.FromSeconds(1)); // while both wait (a byte sent first would race this)
         Through(_client.Outer, _backend.Outer); // upwards, a wait of IdleAfter and more ended
         Assert.True(Eventually.Until(Guard, () => _metrics.RelayBuffersHeld == 1), $"held {_metrics.RelayBuffersHeld}");
         Through(_backend.Outer, _client.Outer); // and downwards

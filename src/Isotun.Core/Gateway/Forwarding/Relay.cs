@@ -34,6 +34,9 @@ public static class Relay
 
     /// <param name="idleTimeout">End the relay after this long without a byte either way; zero for never.</param>
     /// <param name="time">The clock for the idle timeout (tests pass a fake one).</param>
+    /// <param name="clientReset">Whether the client's stream, when it ends, ended by a reset (a stream that reads a reset as
+    /// an end, as <see cref="Transport.SocketStream"/> does): then the relay ends at once as on a client error, instead of
+    /// passing a half-close on to a backend that might go on sending into the void.</param>
     public static async Task<RelayEnd> RunAsync(
         Stream client,
         Stream backend,
@@ -42,15 +45,16 @@ public static class Relay
         GatewayMetrics metrics,
         CancellationToken stopping,
         TimeSpan idleTimeout = default,
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        Func<bool>? clientReset = null)
     {
         time ??= TimeProvider.System;
         using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var activity = new Activity(time.GetTimestamp());
         // Disposed before `both` (declared after it): a late check cannot cancel a disposed source.
         using var watch = idleTimeout > TimeSpan.Zero ? new IdleWatch(activity, idleTimeout, time, both) : null;
-        var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both, activity, time);
-        var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both, activity, time);
+        var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both, activity, time, clientReset);
+        var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both, activity, time, reset: null);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
         var end = await first.ConfigureAwait(false);
         if (end != RelayEnd.Completed)
@@ -124,7 +128,7 @@ public static class Relay
     /// </summary>
     public static readonly TimeSpan IdleAfter = TimeSpan.FromSeconds(10);
 
-    private static async Task<RelayEnd> PumpAsync(Stream from, Stream to, Func<ValueTask> closeWrite, GatewayMetrics metrics, bool upstream, CancellationTokenSource both, Activity activity, TimeProvider time)
+    private static async Task<RelayEnd> PumpAsync(Stream from, Stream to, Func<ValueTask> closeWrite, GatewayMetrics metrics, bool upstream, CancellationTokenSource both, Activity activity, TimeProvider time, Func<bool>? reset)
     {
         byte[]? buffer = Rent(metrics);
         bool idle = false;
@@ -160,6 +164,7 @@ public static class Relay
                 Volatile.Write(ref activity.Last, now);
                 if (n == 0)
                 {
+                    if (reset?.Invoke() == true) return readError;
                     try
                     {
                         await closeWrite().ConfigureAwait(false);
