@@ -25,7 +25,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     private readonly LogThrottle _throttle;
     private readonly Lock _reloadLock = new();
     private GatewayRuntime _runtime;
-    private Socket? _listener;
+    private Socket[]? _listeners;
     private MetricsEndpoint? _metricsEndpoint;
     private long _nextConnection;
 
@@ -49,16 +49,13 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     public ConnectionLimiter Limiter => _limiter;
 
     /// <summary>The bound listener address (after <see cref="Start"/>); useful with port 0 in tests.</summary>
-    public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
+    public IPEndPoint? LocalEndpoint => _listeners?[0].LocalEndPoint as IPEndPoint;
 
     /// <summary>Binds the listener (and the metrics endpoint); <see cref="RunAsync"/> then accepts.</summary>
     public void Start()
     {
         var config = Config;
-        _listener = new Socket(config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(config.Listen);
-        _listener.Listen(4096);
+        _listeners = ListeningSockets.Open(config.Listen, 4096, ListeningSockets.DefaultCount);
         if (config.Admin is { } admin)
         {
             _metricsEndpoint = new MetricsEndpoint(admin);
@@ -70,15 +67,15 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
 
     public async Task RunAsync(CancellationToken stopping)
     {
-        if (_listener is null) Start();
+        if (_listeners is null) Start();
         // systemd (Type=notify) counts the service as started from here, and as stopping once a stop begins; no-ops
         // without $NOTIFY_SOCKET.
         SystemdNotify.Ready($"listening on {Config.Listen}");
         using var stoppingNotice = stopping.Register(static () => SystemdNotify.Stopping());
-        var listener = new ConnectionListener(_listener!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
+        var listener = new ConnectionListener(_listeners!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
         var probes = ProbeBackendsAsync(stopping);
-        // A connection starts on the accepting thread: it reads its ClientHello first, and a terminating route leaves
-        // that thread before its handshake.
+        // A connection starts on the accepting thread (one listening socket per core): it reads its ClientHello first,
+        // and a terminating route leaves that thread before its handshake.
         await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping, startOnAcceptThread: true).ConfigureAwait(false);
         await probes.ConfigureAwait(false);
     }
@@ -204,7 +201,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
 
     public ValueTask DisposeAsync()
     {
-        _listener?.Dispose();
+        foreach (var s in _listeners ?? []) s.Dispose();
         _metricsEndpoint?.Dispose();
         return ValueTask.CompletedTask;
     }

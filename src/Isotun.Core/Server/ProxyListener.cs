@@ -38,18 +38,15 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
     // At accept only the gateway's address is known: the global cap applies there; the per-source cap applies to the
     // client's address once the header names it (server.Caps, shared with the TLS listener).
     private readonly ConcurrencyCaps _acceptCap = new(server.Config.Limits.MaxConnections, int.MaxValue);
-    private Socket? _listener;
+    private Socket[] _listeners = [];
 
-    public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
+    public IPEndPoint? LocalEndpoint => _listeners.FirstOrDefault()?.LocalEndPoint as IPEndPoint;
 
     public async Task RunAsync(CancellationToken stopping)
     {
-        _listener = new Socket(config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         try
         {
-            _listener.Bind(config.Listen);
-            _listener.Listen(512);
+            _listeners = ListeningSockets.Open(config.Listen, 512, ListeningSockets.DefaultCount);
         }
         catch (SocketException e)
         {
@@ -59,7 +56,7 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
 
         log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
             config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
-        var listener = new ConnectionListener(_listener, this, this, server.NextConnectionId);
+        var listener = new ConnectionListener(_listeners, this, this, server.NextConnectionId);
         await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), server.Config.Limits.DrainTime, stopping).ConfigureAwait(false);
     }
 

@@ -33,7 +33,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private readonly Func<TenantConfig, ITenantNetwork>? _networks;
     private readonly TimeProvider _time;
     private volatile bool _started;
-    private Socket? _listener;
+    private Socket[] _listeners = [];
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
@@ -129,7 +129,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     public Authenticator Authenticator { get; }
     public SslServerAuthenticationOptions TlsOptions { get; }
     public X509Certificate2 ServerCertificate { get; }
-    public IPEndPoint? LocalEndpoint => _listener?.LocalEndPoint as IPEndPoint;
+    public IPEndPoint? LocalEndpoint => _listeners.FirstOrDefault()?.LocalEndPoint as IPEndPoint;
 
     /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
     internal LogThrottle LogThrottle { get; }
@@ -360,10 +360,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         await UseTicketKeyAsync(stopping).ConfigureAwait(false);
         foreach (var t in _tenants.Values) t.Start();
         _started = true;
-        _listener = new Socket(Config.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Bind(Config.Listen);
-        _listener.Listen(512);
+        _listeners = ListeningSockets.Open(Config.Listen, 512, ListeningSockets.DefaultCount);
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
         // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
         SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
@@ -372,13 +369,15 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var rotator = CookieKeyLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
-        var listener = new ConnectionListener(_listener, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
+        var listener = new ConnectionListener(_listeners, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
         using (stopping.Register(() =>
         {
             SystemdNotify.Stopping();
             ServerLog.Stopping(_log, Sessions.All.Count(s => s.Connection is not null), (int)Config.Limits.DrainTime.TotalSeconds);
         }))
-            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping).ConfigureAwait(false);
+            // A connection starts on the accepting thread (one listening socket per core): when its ClientHello is
+            // already there, the handshake's first flight is made without a hand-off to the pool.
+            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping, startOnAcceptThread: true).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await rotator.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }

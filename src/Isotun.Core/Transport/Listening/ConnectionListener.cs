@@ -4,14 +4,15 @@ using System.Net.Sockets;
 namespace Isotun.Transport.Listening;
 
 /// <summary>
-/// The one accept loop of every listener (the server's TLS listener, its PROXY v2 listener, the gateway): accept, admit
+/// The accept loop of every listener (the server's TLS listener, its PROXY v2 listener, the gateway): accept, admit
 /// (<see cref="IConnectionAdmission"/>, before a byte is read; a refusal is reset and reported), then run the handler
-/// on its own task. The next steps (PROXY v2, TLS with its deadline) are the handler's, so each listener composes the
-/// ones it needs. The loop never ends on a socket error: running out of file descriptors or buffers (EMFILE, ENFILE,
-/// ENOBUFS, ENOMEM) backs off, up to a second, and is reported, and one connection's error is only that connection's.
-/// On stop it closes the listening socket and gives running handlers <c>drain</c> to finish.
+/// on its own task (or on the accepting thread). The next steps (PROXY v2, TLS with its deadline) are the handler's, so each listener composes the
+/// ones it needs. Each listening socket (<see cref="ListeningSockets"/>: one per core on one port) has a loop of its own.
+/// A loop never ends on a socket error: running out of file descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+/// backs off, up to a second, and is reported, and one connection's error is only that connection's. On stop it closes
+/// the listening sockets and gives running handlers <c>drain</c> to finish.
 /// </summary>
-public sealed class ConnectionListener(Socket listening, IConnectionAdmission? admission, IListenerEvents events, Func<long> nextId)
+public sealed class ConnectionListener(IReadOnlyList<Socket> listening, IConnectionAdmission? admission, IListenerEvents events, Func<long> nextId)
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
     private readonly HashSet<Task> _running = [];
@@ -28,9 +29,26 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
     }
 
     /// <param name="startOnAcceptThread">Run each handler on the accepting thread up to its first wait, instead of on a
-    /// task of its own: one thread hand-off less per connection, for a handler that does nothing heavy before its first
-    /// read (the gateway, which reads the ClientHello first). Otherwise the next accept would wait for it.</param>
+    /// task of its own: one thread hand-off less per connection, for a handler that does little before its first wait
+    /// (the gateway reads the ClientHello first; the server's TLS handshake makes its first flight when the ClientHello
+    /// is already there). The next accept of that socket waits for it, so it needs a listening socket per core.</param>
     public async Task RunAsync(Func<AcceptedConnection, CancellationToken, Task> handler, TimeSpan drain, CancellationToken stopping, bool startOnAcceptThread = false)
+    {
+        // Started one after the other from here, the loops' sockets join the runtime's socket threads in turn.
+        await Task.WhenAll(listening.Select(s => AcceptLoopAsync(s, handler, stopping, startOnAcceptThread))).ConfigureAwait(false);
+        Task[] pending;
+        lock (_running) pending = [.. _running];
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(drain).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Handlers end themselves on stopping; the ones still running after the drain are left to the process's end.
+        }
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, Func<AcceptedConnection, CancellationToken, Task> handler, CancellationToken stopping, bool startOnAcceptThread)
     {
         var backoff = TimeSpan.Zero;
         while (!stopping.IsCancellationRequested)
@@ -38,7 +56,7 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
             Socket socket;
             try
             {
-                socket = await Accept(listening, stopping).ConfigureAwait(false);
+                socket = await Accept(listener, stopping).ConfigureAwait(false);
                 backoff = TimeSpan.Zero;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -81,17 +99,7 @@ public sealed class ConnectionListener(Socket listening, IConnectionAdmission? a
             _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
-        listening.Dispose();
-        Task[] pending;
-        lock (_running) pending = [.. _running];
-        try
-        {
-            await Task.WhenAll(pending).WaitAsync(drain).ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // Handlers end themselves on stopping; the ones still running after the drain are left to the process's end.
-        }
+        listener.Dispose();
     }
 
     private async Task ServeAsync(AcceptedConnection connection, Func<AcceptedConnection, CancellationToken, Task> handler, CancellationToken stopping)

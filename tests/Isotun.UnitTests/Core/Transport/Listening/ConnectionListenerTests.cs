@@ -58,7 +58,7 @@ public sealed class ConnectionListenerTests
         using var stop = new CancellationTokenSource();
         var release = new TaskCompletionSource();
         var served = new ConcurrentQueue<long>();
-        var run = new ConnectionListener(listening, caps, events, () => Interlocked.Increment(ref id))
+        var run = new ConnectionListener([listening], caps, events, () => Interlocked.Increment(ref id))
             .RunAsync(async (c, ct) => { served.Enqueue(c.Id); await release.Task.WaitAsync(ct); }, TimeSpan.FromSeconds(5), stop.Token);
 
         using var a = Connect(listening);
@@ -88,7 +88,7 @@ public sealed class ConnectionListenerTests
         int failures = 0;
         using var stop = new CancellationTokenSource();
         var served = new TaskCompletionSource();
-        var listener = new ConnectionListener(listening, null, events, () => 1)
+        var listener = new ConnectionListener([listening], null, events, () => 1)
         {
             Accept = (s, ct) => Interlocked.Increment(ref failures) <= 3
                 ? ValueTask.FromException<Socket>(new SocketException(24)) // EMFILE
@@ -115,7 +115,7 @@ public sealed class ConnectionListenerTests
         long id = 0;
         using var stop = new CancellationTokenSource();
         var served = new ConcurrentQueue<long>();
-        var run = new ConnectionListener(listening, new ConcurrencyCaps(10, 10), events, () => Interlocked.Increment(ref id))
+        var run = new ConnectionListener([listening], new ConcurrencyCaps(10, 10), events, () => Interlocked.Increment(ref id))
             .RunAsync((c, _) =>
             {
                 served.Enqueue(c.Id);
@@ -144,7 +144,7 @@ public sealed class ConnectionListenerTests
         using var stop = new CancellationTokenSource();
         var started = new TaskCompletionSource();
         var finished = false;
-        var run = new ConnectionListener(listening, null, new Events(), () => 1)
+        var run = new ConnectionListener([listening], null, new Events(), () => 1)
             .RunAsync(async (_, ct) =>
             {
                 started.SetResult();
@@ -168,7 +168,7 @@ public sealed class ConnectionListenerTests
         using var stop = new CancellationTokenSource();
         var never = new TaskCompletionSource();
         var served = new ConcurrentQueue<long>();
-        var run = new ConnectionListener(listening, null, new Events(), () => Interlocked.Increment(ref id))
+        var run = new ConnectionListener([listening], null, new Events(), () => Interlocked.Increment(ref id))
             .RunAsync(async (c, ct) =>
             {
                 served.Enqueue(c.Id);
@@ -181,6 +181,63 @@ public sealed class ConnectionListenerTests
         foreach (var c in clients) c.Dispose();
     }
 
+    [Fact]
+    public async Task A_listening_socket_per_core_shares_one_port_and_the_kernel_spreads_connections_over_them()
+    {
+        var sockets = ListeningSockets.Open(new IPEndPoint(IPAddress.Loopback, 0), 64, 2);
+        var port = ((IPEndPoint)sockets[0].LocalEndPoint!).Port;
+        Assert.Equal(port, ((IPEndPoint)sockets[1].LocalEndPoint!).Port);
+        long id = 0;
+        using var stop = new CancellationTokenSource();
+        var served = new ConcurrentQueue<long>();
+        var acceptedBy = new ConcurrentDictionary<Socket, int>();
+        var listener = new ConnectionListener(sockets, null, new Events(), () => Interlocked.Increment(ref id))
+        {
+            Accept = async (s, ct) =>
+            {
+                var accepted = await s.AcceptAsync(ct);
+                acceptedBy.AddOrUpdate(s, 1, (_, n) => n + 1);
+                return accepted;
+            },
+        };
+        var run = listener.RunAsync((c, _) => { served.Enqueue(c.Id); return Task.CompletedTask; }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
+
+        for (int i = 0; i < 40; i++)
+        {
+            using var c = Connect(sockets[0]);
+            Assert.True(ClosedByServer(c));
+        }
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 40));
+        // By the hash of each connection's addresses and ports: both sockets, all but surely, over 40 source ports.
+        Assert.Equal(2, acceptedBy.Count);
+        Assert.Equal(40, acceptedBy.Values.Sum());
+
+        stop.Cancel();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        // Both closed on stop: the port is free for the next server.
+        foreach (var s in ListeningSockets.Open(new IPEndPoint(IPAddress.Loopback, port), 64, 2)) s.Dispose();
+    }
+
+    [Fact]
+    public void A_port_already_listened_on_is_refused_even_by_a_second_set_of_shared_sockets()
+    {
+        var first = ListeningSockets.Open(new IPEndPoint(IPAddress.Loopback, 0), 64, 2);
+        try
+        {
+            var at = (IPEndPoint)first[0].LocalEndPoint!;
+            var e = Assert.Throws<SocketException>(() => ListeningSockets.Open(at, 64, 2));
+            Assert.Equal(SocketError.AddressAlreadyInUse, e.SocketErrorCode);
+            using var plain = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            plain.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            plain.Listen(1);
+            e = Assert.Throws<SocketException>(() => ListeningSockets.Open((IPEndPoint)plain.LocalEndPoint!, 64, 1));
+            Assert.Equal(SocketError.AddressAlreadyInUse, e.SocketErrorCode);
+        }
+        finally
+        {
+            foreach (var s in first) s.Dispose();
+        }
+    }
 
     [Theory]
     [InlineData("192.0.2.7", "192.0.2.7")]
