@@ -1,4 +1,5 @@
 using System.Buffers;
+using Isotun.Transport;
 
 namespace Isotun.Gateway.Forwarding;
 
@@ -52,7 +53,7 @@ public static class Relay
         using var both = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         var activity = new Activity(time.GetTimestamp());
         // Disposed before `both` (declared after it): a late check cannot cancel a disposed source.
-        using var watch = idleTimeout > TimeSpan.Zero ? new IdleWatch(activity, idleTimeout, time, both) : null;
+        using var watch = idleTimeout > TimeSpan.Zero ? IdleWatch(activity, idleTimeout, time, both) : null;
         var up = PumpAsync(client, backend, closeBackendWrite, metrics, upstream: true, both, activity, time, clientReset);
         var down = PumpAsync(backend, client, closeClientWrite, metrics, upstream: false, both, activity, time, reset: null);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
@@ -72,53 +73,18 @@ public static class Relay
     }
 
     /// <summary>
-    /// Ends a relay when neither direction has moved a byte for the timeout: a timer that looks at the relay's activity
-    /// when the timeout could be up, and sleeps again for what is left of it otherwise. A timer, not a task that waits:
-    /// a waiting task cancelled at the relay's end threw on each connection and carried the end of the connection over
-    /// to a pool thread.
+    /// Ends a relay when neither direction has moved a byte for the timeout: looks at the relay's activity when the
+    /// timeout could be up, and sleeps again for what is left of it otherwise.
     /// </summary>
-    private sealed class IdleWatch : IDisposable
-    {
-        private readonly Activity _activity;
-        private readonly TimeSpan _timeout;
-        private readonly TimeProvider _time;
-        private readonly CancellationTokenSource _both;
-        private readonly ITimer _timer;
-        private readonly Lock _gate = new();
-        private bool _done;
-
-        public IdleWatch(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both)
+    private static RecheckTimer IdleWatch(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both) =>
+        new(() =>
         {
-            _activity = activity;
-            _timeout = timeout;
-            _time = time;
-            _both = both;
-            _timer = time.CreateTimer(static s => ((IdleWatch)s!).Check(), this, timeout, Timeout.InfiniteTimeSpan);
-        }
-
-        private void Check()
-        {
-            lock (_gate) // held while cancelling, so that Dispose returns only after any check in progress
-            {
-                if (_done) return;
-                var idle = _time.GetElapsedTime(Volatile.Read(ref _activity.Last));
-                if (idle < _timeout)
-                {
-                    _timer.Change(_timeout - idle, Timeout.InfiniteTimeSpan);
-                    return;
-                }
-                _done = true;
-                _activity.TimedOut = true;
-                _both.Cancel();
-            }
-        }
-
-        public void Dispose()
-        {
-            lock (_gate) _done = true;
-            _timer.Dispose();
-        }
-    }
+            var idle = time.GetElapsedTime(Volatile.Read(ref activity.Last));
+            if (idle < timeout) return timeout - idle;
+            activity.TimedOut = true;
+            both.Cancel();
+            return null;
+        }, timeout, time);
 
     /// <summary>
     /// How long a wait for data makes a direction idle: its next waits hold no buffer (a zero-byte read waits for data
