@@ -183,18 +183,21 @@ public sealed partial class EdgeGateway
         uint verify = 0;
         string? commonName = null;
         byte[]? der = null;
+        var resumed = NativeTls.Resumed(tls);
         if (tls.RemoteCertificate is { } presented)
         {
             der = presented.GetRawCertData();
             using var cert = X509CertificateLoader.LoadCertificate(der);
-            flags |= ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
+            // A resumed session's certificate was presented in the handshake that made the session, not on this
+            // connection (TLS 1.3 allows none with a PSK): PP2_CLIENT_CERT_SESS without PP2_CLIENT_CERT_CONN.
+            flags |= resumed == true ? ProxyClientFlags.CertificateInSession : ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
             verify = route.Verify(cert) ? 0u : 1u;
             commonName = SafeTlvString(cert.GetNameInfo(X509NameType.SimpleName, forIssuer: false));
             // The backend checks the certificate itself against the tenant it picks; one too large to forward is not sent.
             if (der.Length > ProxyV2.MaxClientCertificateLength) der = null;
         }
 
-        bool verified = (flags & ProxyClientFlags.CertificateOnConnection) != 0 && verify == 0;
+        bool verified = tls.RemoteCertificate is not null && verify == 0;
         if (route.Route.Terminate!.ClientCertificateRequired && !verified)
         {
             HandshakeFailed(client, remote, id, route, GatewayHandshake.BadClientCertificate, started);
@@ -202,7 +205,7 @@ public sealed partial class EdgeGateway
         }
 
         Metrics.Handshake(route.Name, GatewayHandshake.Ok, _time.GetElapsedTime(started),
-            NativeTls.Resumed(tls) is { } resumed ? resumed ? HandshakeKind.Resumed : HandshakeKind.Full : null);
+            resumed is { } r ? r ? HandshakeKind.Resumed : HandshakeKind.Full : null);
         using var backend = await ConnectBackendAsync(route, remote.Address, limits, stopping).ConfigureAwait(false);
         if (backend is null)
         {

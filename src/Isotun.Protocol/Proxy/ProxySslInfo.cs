@@ -6,8 +6,9 @@ namespace Isotun.Protocol.Proxy;
 /// </summary>
 public sealed record ProxySslInfo(ProxyClientFlags Client, uint Verify, string? Version = null, string? CommonName = null, string? Cipher = null)
 {
-    /// <summary>A client certificate was presented on this connection and the sender verified it.</summary>
-    public bool CertificateVerified => (Client & ProxyClientFlags.CertificateOnConnection) != 0 && Verify == 0;
+    /// <summary>A client certificate was presented, on this connection or in the TLS session it resumed, and the sender
+    /// verified it.</summary>
+    public bool CertificateVerified => CertificatePresented && Verify == 0;
 
     /// <summary>A client certificate was presented (verified or not).</summary>
     public bool CertificatePresented => (Client & (ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession)) != 0;

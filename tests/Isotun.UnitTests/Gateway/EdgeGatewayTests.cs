@@ -306,6 +306,44 @@ public sealed class EdgeGatewayTests
         Assert.Equal(sameKey ? 1 : 0, h.Metrics.Total("handshakes", "resumed"));
     }
 
+    /// <summary>
+    /// A resumed session presents no certificate on its connection (TLS 1.3 has no client certificate with a PSK); the
+    /// one it presented earlier in the session travels on, flagged as from the session (PP2_CLIENT_CERT_SESS), not as
+    /// presented on this connection, and still verified.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_resumed_session_forwards_its_certificate_as_presented_in_the_session_not_on_the_connection()
+    {
+        var skip = SClient.SkipReason("gateway resumption with a client certificate");
+        Skip.If(skip is not null, skip);
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath), limits: NoBan));
+        var session = h.Dir.File("session.pem");
+
+        async Task<string> SClientAsync(string option)
+        {
+            using var client = SClient.Start("-connect", h.Endpoint.ToString(), "-servername", "vpn.initech.example", "-tls1_3",
+                "-cert", h.Client.CertificatePath, "-key", h.Client.KeyPath, option, session);
+            return await client.EndAsync(TimeSpan.FromMilliseconds(500));
+        }
+
+        var first = await SClientAsync("-sess_out");
+        Assert.True(first.Contains("New, TLSv1.3"), first);
+        var second = await SClientAsync("-sess_in");
+        Assert.True(second.Contains("Reused, TLSv1.3"), second);
+        Assert.Equal(1, h.Metrics.Total("handshakes", "resumed"));
+
+        var full = ReadProxy(backend, 0, out _);
+        Assert.Equal(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession, full.Ssl!.Client);
+        Assert.True(full.Ssl.CertificateVerified);
+        var resumed = ReadProxy(backend, 1, out _);
+        Assert.Equal(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateInSession, resumed.Ssl!.Client);
+        Assert.True(resumed.Ssl.CertificateVerified);
+        Assert.Equal("alice", resumed.Ssl.CommonName);
+        Assert.Equal(full.ClientCertificate, resumed.ClientCertificate);
+    }
+
     [Fact]
     public async Task Terminate_verifies_the_client_certificate_and_sends_ssl_tlvs()
     {

@@ -223,4 +223,13 @@ public class ProxyV2Tests
             Assert.InRange(consumed, 0, data.Length);
         }
     }
+
+    [Theory]
+    [InlineData(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession, 0u, true)]
+    [InlineData(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateInSession, 0u, true)] // a resumed session's certificate
+    [InlineData(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateOnConnection, 0u, true)]
+    [InlineData(ProxyClientFlags.Ssl | ProxyClientFlags.CertificateInSession, 1u, false)]
+    [InlineData(ProxyClientFlags.Ssl, 0u, false)] // verify is 0, but no certificate was presented
+    public void A_certificate_counts_as_verified_when_presented_on_the_connection_or_in_its_session_and_verify_is_zero(ProxyClientFlags flags, uint verify, bool verified) =>
+        Assert.Equal(verified, new ProxySslInfo(flags, verify).CertificateVerified);
 }
