@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Isotun.Admin;
+using Isotun.Linux;
 using Isotun.Protocol.Cookies;
 using Isotun.Server;
 using Isotun.Server.Configuration;
@@ -30,6 +31,16 @@ public static class ServerCommand
                 Console.Error.WriteLine($"{path}: {loaded.Errors.Count} error(s); the server was not started");
                 foreach (var e in loaded.Errors) Console.Error.WriteLine($"  {e.Path}: {e.Message}");
                 return 2;
+            }
+            // One server per state file, claimed before anything is touched: a second server started with the same
+            // config fails here, and leaves the running one's admin socket, namespaces and state alone.
+            var claimPath = Path.GetFullPath(loaded.Config!.StatePath + ".lock");
+            Directory.CreateDirectory(Path.GetDirectoryName(claimPath)!); // as the state file's own would be
+            using var claim = FileClaim.TryTake(claimPath, create: true);
+            if (claim is null)
+            {
+                Console.Error.WriteLine($"isotun server: another isotun server is running with the state file {loaded.Config.StatePath} (it holds {claimPath}); stop it first");
+                return 1;
             }
             using var signals = new Signals();
             using var logs = Logging.Create(parse, parse.GetValue(verbose));

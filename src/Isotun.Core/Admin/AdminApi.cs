@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
@@ -55,7 +56,12 @@ public sealed class AdminApi : IAsyncDisposable
             k.Limits.MaxConcurrentConnections = 64;
             if (config.Socket is { } socket)
             {
-                if (File.Exists(socket)) File.Delete(socket); // left by a crash; the server's own lock is the state file
+                if (File.Exists(socket))
+                {
+                    // Left by a crash, unless a live server answers on it: that one's socket is not taken over.
+                    if (Answers(socket)) throw new InvalidOperationException($"the admin socket {socket} is in use by a running server");
+                    File.Delete(socket);
+                }
                 k.ListenUnixSocket(socket, o => o.Protocols = HttpProtocols.Http1);
             }
             if (config.Listen is { } tcp) k.Listen(tcp, o => o.Protocols = HttpProtocols.Http1);
@@ -63,6 +69,21 @@ public sealed class AdminApi : IAsyncDisposable
         _app = builder.Build();
         _app.Use(GuardAsync);
         Map(_app);
+    }
+
+    /// <summary>True when something accepts a connection on the unix socket at <paramref name="path"/>.</summary>
+    private static bool Answers(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     public static async Task<AdminApi> StartAsync(VpnServer server, AdminConfig config, ILoggerFactory logs, CancellationToken ct = default)

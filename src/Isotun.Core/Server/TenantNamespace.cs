@@ -10,10 +10,16 @@ namespace Isotun.Server;
 /// The network namespace a tenant lives in. The server creates and owns it (isotun-&lt;tenant&gt; by default; a leftover one is taken over), puts
 /// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown. The kernel then
 /// keeps tenants apart: there is no shared routing table in which a packet could cross.
+/// A server claims the namespace before it touches anything in it (<see cref="FileClaim"/> on the namespace's file in
+/// /run/netns): a second server given the same tenant fails there, and leaves the running one's TUN, uplink and
+/// namespace alone. Only a namespace that no live server holds counts as a leftover.
 /// </summary>
 public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 {
     public string? Name => config.InHostNamespace ? null : config.Namespace;
+
+    /// <summary>The namespace's file, held open and locked while this server uses the namespace; null before that.</summary>
+    private FileStream? _claim;
 
     /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN's queues inside and configures it.</summary>
     public ITunQueue[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
@@ -26,6 +32,7 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                 if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns); // a stale name, see IsMounted
                 IpCommand.Run("netns", "add", ns);
             }
+            _claim = Claim(config.Name, ns);
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
             // Routing between the tunnel and the uplink happens inside the namespace.
             Sysctl(ns, "net.ipv4.ip_forward=1");
@@ -171,16 +178,25 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 
     private static bool SameFamily(IpNetwork net, string address) => IPAddress.Parse(address).AddressFamily == net.Network.AddressFamily;
 
-    /// <summary>Removes the namespace the server owns; a moved-in link goes back to the server's namespace first.</summary>
+    /// <summary>Claims the namespace for this server, or says that another one holds it.</summary>
+    private static FileStream Claim(string tenant, string ns) =>
+        FileClaim.TryTake(NetworkNamespace.PathOf(ns), create: false)
+        ?? throw new InvalidOperationException(
+            $"tenant {tenant}: network namespace {ns} is in use by another isotun server; stop that one first, or give this tenant another namespace");
+
+    /// <summary>Removes the namespace the server owns; a moved-in link goes back to the server's namespace first. Nothing
+    /// is done for a namespace this server never claimed (another server's).</summary>
     public void Teardown()
     {
         var ns = Name;
-        if (ns is null) return;
+        if (ns is null || _claim is null) return;
         var u = config.Uplink;
         if (u.Kind == "veth") IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
         // Back to the namespace the server runs in, where it was found.
         if (u.Kind == "link") IpCommand.TryRun("-n", ns, "link", "set", "dev", u.Name!, "netns", Environment.ProcessId.ToString());
         IpCommand.TryRun("netns", "del", ns);
+        _claim.Dispose();
+        _claim = null;
     }
 
     private static string[] In(string? ns, params string[] args) => ns is null ? args : ["-n", ns, .. args];

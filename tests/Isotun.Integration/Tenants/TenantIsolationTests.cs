@@ -154,6 +154,37 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Assert.True(rate >= BetaRate * 0.5, $"rate {rate:0} B/s is far below the limit {BetaRate}");
     }
 
+    /// <summary>
+    /// A second server started by mistake fails, and the running one keeps its admin socket, state, and tenants'
+    /// namespaces, TUNs and uplinks. Before, the second one took the admin socket's path and the namespaces over as
+    /// leftovers (removing the TUN and the uplink of the running one) and removed them when it failed. With the same
+    /// config it stops at the state file; with its own state and admin endpoints, at the first tenant's namespace.
+    /// </summary>
+    [SkippableFact]
+    public void A_second_server_fails_and_leaves_the_running_one_alone()
+    {
+        SkipUnlessRoot();
+        Assert.Equal("hello from tenant alpha", FetchText("alice"));
+        var same = Run.Isotun(ServerNs, ["server", "--config", Path.Combine(fx.Dir, "server.yaml")], timeoutSeconds: 60);
+        Assert.True(same.ExitCode != 0, same.ToString());
+        Assert.Contains("another isotun server is running with the state file", same.Stderr);
+
+        var other = Path.Combine(fx.Dir, "second.yaml");
+        File.WriteAllText(other, "state: second.db\n" + File.ReadAllText(Path.Combine(fx.Dir, "server.yaml"))
+            .Replace("admin:\n  listen: 127.0.0.1:9410", "admin:\n  listen: 127.0.0.1:9411\n  socket: second.sock", StringComparison.Ordinal));
+        var second = Run.Isotun(ServerNs, ["server", "--config", other], timeoutSeconds: 60);
+        Assert.True(second.ExitCode != 0, second.ToString());
+        Assert.Contains("is in use by another isotun server", second.Stderr);
+
+        Assert.True(NetworkNamespace.Exists(TenantNsA));
+        Assert.True(NetworkNamespace.Exists(TenantNsB));
+        Assert.True(File.Exists(Path.Combine(fx.Dir, "admin.sock")));
+        Assert.Equal("hello from tenant alpha", FetchText("alice"));
+        Assert.Equal("hello from tenant beta", FetchText("bob"));
+        var reload = Run.Exec(TestEnvironment.IsotunExe, ["reload", "--config", Path.Combine(fx.Dir, "server.yaml")]);
+        Assert.True(reload.ExitCode == 0, reload.ToString());
+    }
+
     [SkippableFact]
     public void A_lease_survives_a_server_restart()
     {
