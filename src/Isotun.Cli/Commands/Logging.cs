@@ -63,5 +63,8 @@ public static class Logging
         // ASP.NET Core (the admin API) logs each request at Information, several lines a scrape: only its warnings
         // and errors, unless --verbose.
         if (!verbose) b.AddFilter("Microsoft", LogLevel.Warning);
+        // The admin API's host logs a failed start (a port or socket in use) with its whole stack trace, then the
+        // command prints the reason in one line: only that line, unless --verbose.
+        if (!verbose) b.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
     });
 }
