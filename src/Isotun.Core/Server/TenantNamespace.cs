@@ -8,7 +8,8 @@ namespace Isotun.Server;
 
 /// <summary>
 /// The network namespace a tenant lives in. The server creates and owns it (isotun-&lt;tenant&gt; by default; a leftover one is taken over), puts
-/// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown. The kernel then
+/// the tenant's TUN inside, wires the configured uplink, and removes it all on shutdown; a namespace that someone
+/// else made is used as it is and left in place. The kernel then
 /// keeps tenants apart: there is no shared routing table in which a packet could cross.
 /// A server claims the namespace before it touches anything in it (<see cref="FileClaim"/> on the namespace's file in
 /// /run/netns): a second server given the same tenant fails there, and leaves the running one's TUN, uplink and
@@ -21,18 +22,30 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     /// <summary>The namespace's file, held open and locked while this server uses the namespace; null before that.</summary>
     private FileStream? _claim;
 
+    /// <summary>The alias of <c>lo</c> in a namespace that isotun created: one found with it was left by an isotun that
+    /// did not stop cleanly, and is removed at stop like a new one; one found without it was made by someone else, and
+    /// is left in place.</summary>
+    private const string Marker = "isotun";
+
+    /// <summary>The namespace is isotun's: removed at stop.</summary>
+    private bool _owned;
+
     /// <summary>Creates the namespace (or takes over a leftover one), opens the TUN's queues inside and configures it.</summary>
     public ITunQueue[] Setup(IPAddress gateway, int prefix, IPAddress? gateway6, int prefix6, IEnumerable<IpNetwork> pools)
     {
         var ns = Name;
         if (ns is not null)
         {
+            bool created = false;
             if (!NetworkNamespace.IsMounted(ns))
             {
                 if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns); // a stale name, see IsMounted
                 IpCommand.Run("netns", "add", ns);
+                created = true;
             }
             _claim = Claim(config.Name, ns);
+            if (created) IpCommand.RunIn(ns, "link", "set", "dev", "lo", "alias", Marker);
+            _owned = created || IsMarked(ns);
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
             // Routing between the tunnel and the uplink happens inside the namespace.
             Sysctl(ns, "net.ipv4.ip_forward=1");
@@ -69,8 +82,9 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
             case "veth":
                 if (!NetworkNamespace.Exists(u.PeerNamespace!))
                     throw new InvalidOperationException($"tenant {config.Name}: uplink peer namespace '{u.PeerNamespace}' does not exist");
+                // A leftover pair goes with its end in the namespace; a link of that name in the peer's namespace is
+                // someone else's (another server's uplink, say) and is not removed: the add below then fails.
                 IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
-                IpCommand.TryRun("-n", u.PeerNamespace!, "link", "del", "dev", u.PeerName!);
                 IpCommand.Run("-n", ns, "link", "add", u.Name!, "type", "veth", "peer", "name", u.PeerName!, "netns", u.PeerNamespace!);
                 IpCommand.Run("-n", ns, "addr", "add", u.Address!, "dev", u.Name!);
                 IpCommand.Run("-n", u.PeerNamespace!, "addr", "add", u.PeerAddress!, "dev", u.PeerName!);
@@ -178,6 +192,12 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 
     private static bool SameFamily(IpNetwork net, string address) => IPAddress.Parse(address).AddressFamily == net.Network.AddressFamily;
 
+    private static bool IsMarked(string ns)
+    {
+        var (code, output, _) = IpCommand.Exec("ip", ["-n", ns, "-o", "link", "show", "dev", "lo"], check: false);
+        return code == 0 && output.Contains($"alias {Marker}", StringComparison.Ordinal);
+    }
+
     /// <summary>Claims the namespace for this server, or says that another one holds it.</summary>
     private static FileStream Claim(string tenant, string ns) =>
         FileClaim.TryTake(NetworkNamespace.PathOf(ns), create: false)
@@ -194,7 +214,8 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         if (u.Kind == "veth") IpCommand.TryRun("-n", ns, "link", "del", "dev", u.Name!);
         // Back to the namespace the server runs in, where it was found.
         if (u.Kind == "link") IpCommand.TryRun("-n", ns, "link", "set", "dev", u.Name!, "netns", Environment.ProcessId.ToString());
-        IpCommand.TryRun("netns", "del", ns);
+        // The TUN went with its queues; a namespace someone else made stays, with what they put in it.
+        if (_owned) IpCommand.TryRun("netns", "del", ns);
         _claim.Dispose();
         _claim = null;
     }

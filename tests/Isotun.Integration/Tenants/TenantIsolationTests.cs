@@ -185,6 +185,49 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Assert.True(reload.ExitCode == 0, reload.ToString());
     }
 
+    /// <summary>
+    /// A tenant namespace that someone else made (here with an interface of theirs in it) is used, and left in place
+    /// with what is in it when the server stops; before, the server removed it as if it were its own.
+    /// </summary>
+    [SkippableFact]
+    public void A_namespace_the_server_did_not_make_is_left_in_place()
+    {
+        SkipUnlessRoot();
+        const string foreign = "isotun-mt-foreign", peer = "isotun-mt-fpeer";
+        foreach (var ns in (string[])[foreign, peer])
+        {
+            IpCommand.TryRun("netns", "del", ns);
+            IpCommand.Run("netns", "add", ns);
+        }
+        try
+        {
+            IpCommand.Run("-n", foreign, "link", "add", "theirs0", "type", "veth", "peer", "name", "theirs1");
+            // Its own state and admin endpoints, alpha in the foreign namespace with its uplink to a namespace of its
+            // own; beta's namespace is the running server's, so this one stops there, after alpha was set up, and
+            // tears alpha down again.
+            var config = Path.Combine(fx.Dir, "foreign.yaml");
+            File.WriteAllText(config, "state: foreign.db\n" + File.ReadAllText(Path.Combine(fx.Dir, "server.yaml"))
+                .Replace("admin:\n  listen: 127.0.0.1:9410", "admin:\n  listen: 127.0.0.1:9412\n  socket: foreign.sock", StringComparison.Ordinal)
+                .Replace($"namespace: {TenantNsA}", $"namespace: {foreign}", StringComparison.Ordinal)
+                .Replace($"peer-namespace: {SvcA}", $"peer-namespace: {peer}", StringComparison.Ordinal));
+            var run = Run.Isotun(ServerNs, ["server", "--config", config], timeoutSeconds: 60);
+            Assert.True(run.ExitCode != 0, run.ToString());
+            Assert.Contains($"network namespace {TenantNsB} is in use by another isotun server", run.Stderr);
+
+            Assert.True(NetworkNamespace.Exists(foreign), run.ToString());
+            Assert.Equal(0, Run.Exec("ip", ["-n", foreign, "link", "show", "dev", "theirs0"]).ExitCode);
+            // What the server put in it went with it: its TUN and its uplink.
+            Assert.NotEqual(0, Run.Exec("ip", ["-n", foreign, "link", "show", "dev", "isotun-alpha"]).ExitCode);
+            Assert.NotEqual(0, Run.Exec("ip", ["-n", foreign, "link", "show", "dev", "up0"]).ExitCode);
+            Assert.Equal("hello from tenant alpha", FetchText("alice"));
+        }
+        finally
+        {
+            IpCommand.TryRun("netns", "del", foreign);
+            IpCommand.TryRun("netns", "del", peer);
+        }
+    }
+
     [SkippableFact]
     public void A_lease_survives_a_server_restart()
     {
