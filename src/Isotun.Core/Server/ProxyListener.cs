@@ -46,11 +46,11 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
     {
         try
         {
-            _listeners = ListeningSockets.Open(config.Listen, 512, ListeningSockets.DefaultCount);
+            _listeners = ListeningSockets.Open("PROXY v2 listener", config.Listen, 512, ListeningSockets.DefaultCount);
         }
-        catch (SocketException e)
+        catch (IOException e)
         {
-            log.LogError("PROXY v2 listener cannot listen on {Endpoint}: {Error}", config.Listen, e.Message);
+            log.LogError("{Error}", e.Message);
             throw;
         }
 

@@ -360,7 +360,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         await UseTicketKeyAsync(stopping).ConfigureAwait(false);
         foreach (var t in _tenants.Values) t.Start();
         _started = true;
-        _listeners = ListeningSockets.Open(Config.Listen, 512, ListeningSockets.DefaultCount);
+        _listeners = ListeningSockets.Open("TLS listener", Config.Listen, 512, ListeningSockets.DefaultCount);
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
         // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
         SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");

@@ -22,6 +22,19 @@ public static class ListeningSockets
     /// <summary>One per core: the runtime runs as many socket threads when its completions run inline.</summary>
     public static int DefaultCount => Math.Max(1, Environment.ProcessorCount);
 
+    /// <summary><see cref="Open"/>, with the listener and its address in the error an operator reads.</summary>
+    public static Socket[] Open(string listener, IPEndPoint at, int backlog, int count)
+    {
+        try
+        {
+            return Open(at, backlog, count);
+        }
+        catch (SocketException e)
+        {
+            throw new IOException($"the {listener} cannot listen on {at}: {e.Message}", e);
+        }
+    }
+
     /// <summary>Binds and listens; on any error nothing stays open and the error is thrown.</summary>
     public static Socket[] Open(IPEndPoint at, int backlog, int count)
     {
