@@ -58,7 +58,16 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         _listeners = ListeningSockets.Open("gateway", config.Listen, 4096, ListeningSockets.DefaultCount);
         if (config.Admin is { } admin)
         {
-            _metricsEndpoint = new MetricsEndpoint(admin);
+            try
+            {
+                _metricsEndpoint = new MetricsEndpoint(admin);
+            }
+            catch (IOException)
+            {
+                foreach (var s in _listeners) s.Dispose();
+                _listeners = null;
+                throw;
+            }
             GatewayLog.Metrics(_log, admin);
         }
 

@@ -17,7 +17,15 @@ public sealed class MetricsEndpoint : IDisposable
     {
         string host = listen.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
         _http.Prefixes.Add($"http://{host}:{listen.Port}/");
-        _http.Start();
+        try
+        {
+            _http.Start();
+        }
+        catch (HttpListenerException e)
+        {
+            _http.Close();
+            throw new IOException($"the metrics endpoint cannot listen on {listen}: {e.Message}", e);
+        }
         _ = Task.Run(ServeAsync);
     }
 
