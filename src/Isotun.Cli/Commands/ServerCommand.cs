@@ -35,8 +35,18 @@ public static class ServerCommand
             // One server per state file, claimed before anything is touched: a second server started with the same
             // config fails here, and leaves the running one's admin socket, namespaces and state alone.
             var claimPath = Path.GetFullPath(loaded.Config!.StatePath + ".lock");
-            Directory.CreateDirectory(Path.GetDirectoryName(claimPath)!); // as the state file's own would be
-            using var claim = FileClaim.TryTake(claimPath, create: true);
+            FileStream? claim;
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(claimPath)!); // as the state file's own would be
+                claim = FileClaim.TryTake(claimPath, create: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"isotun server: cannot lock {claimPath}: {e.Message}");
+                return 1;
+            }
+            using var held = claim;
             if (claim is null)
             {
                 Console.Error.WriteLine($"isotun server: another isotun server is running with the state file {loaded.Config.StatePath} (it holds {claimPath}); stop it first");
