@@ -42,18 +42,18 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
 
     public IPEndPoint? LocalEndpoint => _listeners.FirstOrDefault()?.LocalEndPoint as IPEndPoint;
 
+    /// <summary>Binds the listening sockets; throws, naming the address, when it cannot (the server's start then fails).</summary>
+    public void Open() => _listeners = ListeningSockets.Open("PROXY v2 listener", config.Listen, 512, ListeningSockets.DefaultCount);
+
+    /// <summary>Closes what <see cref="Open"/> opened, for a start that failed after it.</summary>
+    public void Close()
+    {
+        foreach (var s in _listeners) s.Dispose();
+    }
+
+    /// <summary>Accepts on the sockets <see cref="Open"/> bound, until <paramref name="stopping"/>.</summary>
     public async Task RunAsync(CancellationToken stopping)
     {
-        try
-        {
-            _listeners = ListeningSockets.Open("PROXY v2 listener", config.Listen, 512, ListeningSockets.DefaultCount);
-        }
-        catch (IOException e)
-        {
-            log.LogError("{Error}", e.Message);
-            throw;
-        }
-
         log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
             config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
         var listener = new ConnectionListener(_listeners, this, this, server.NextConnectionId);

@@ -360,7 +360,18 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         await UseTicketKeyAsync(stopping).ConfigureAwait(false);
         foreach (var t in _tenants.Values) t.Start();
         _started = true;
-        _listeners = ListeningSockets.Open("TLS listener", Config.Listen, 512, ListeningSockets.DefaultCount);
+        // Both listeners are bound before either accepts: a port that cannot be had fails the start, with its address.
+        var proxyListener = Config.Proxy is { } pc ? new ProxyListener(this, pc, _log) : null;
+        proxyListener?.Open();
+        try
+        {
+            _listeners = ListeningSockets.Open("TLS listener", Config.Listen, 512, ListeningSockets.DefaultCount);
+        }
+        catch
+        {
+            proxyListener?.Close();
+            throw;
+        }
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
         // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
         SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
@@ -368,7 +379,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var reaper = ReapLoopAsync(stopping);
         var rotator = CookieKeyLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
-        var proxy = Config.Proxy is { } pc ? Task.Run(() => new ProxyListener(this, pc, _log).RunAsync(stopping), CancellationToken.None) : Task.CompletedTask;
+        var proxy = proxyListener is null ? Task.CompletedTask : Task.Run(() => proxyListener.RunAsync(stopping), CancellationToken.None);
         var listener = new ConnectionListener(_listeners, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
         using (stopping.Register(() =>
         {
