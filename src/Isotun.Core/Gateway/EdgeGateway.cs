@@ -55,7 +55,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     public void Start()
     {
         var config = Config;
-        _listeners = ListeningSockets.Open("gateway", config.Listen, 4096, ListeningSockets.DefaultCount);
+        _listeners = ListeningSockets.Open("gateway", config.Listen, 4096);
         if (config.Admin is { } admin)
         {
             try

@@ -43,7 +43,7 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
     public IPEndPoint? LocalEndpoint => _listeners.FirstOrDefault()?.LocalEndPoint as IPEndPoint;
 
     /// <summary>Binds the listening sockets; throws, naming the address, when it cannot (the server's start then fails).</summary>
-    public void Open() => _listeners = ListeningSockets.Open("PROXY v2 listener", config.Listen, 512, ListeningSockets.DefaultCount);
+    public void Open() => _listeners = ListeningSockets.Open("PROXY v2 listener", config.Listen, 512);
 
     /// <summary>Closes what <see cref="Open"/> opened, for a start that failed after it.</summary>
     public void Close()

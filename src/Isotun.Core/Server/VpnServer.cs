@@ -365,7 +365,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         proxyListener?.Open();
         try
         {
-            _listeners = ListeningSockets.Open("TLS listener", Config.Listen, 512, ListeningSockets.DefaultCount);
+            _listeners = ListeningSockets.Open("TLS listener", Config.Listen, 512);
         }
         catch
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net.Sockets;
 using Isotun.Transport;
 
 namespace Isotun.Gateway.Forwarding;
@@ -120,7 +121,7 @@ public static class Relay
                 {
                     return RelayEnd.Cancelled;
                 }
-                catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException or InvalidOperationException)
+                catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or System.Security.Authentication.AuthenticationException or InvalidOperationException)
                 {
                     return readError;
                 }
@@ -135,7 +136,7 @@ public static class Relay
                     {
                         await closeWrite().ConfigureAwait(false);
                     }
-                    catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException)
+                    catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
                     {
                     }
 
@@ -150,7 +151,7 @@ public static class Relay
                 {
                     return RelayEnd.Cancelled;
                 }
-                catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException or InvalidOperationException)
+                catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
                 {
                     return writeError;
                 }

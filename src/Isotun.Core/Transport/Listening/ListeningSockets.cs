@@ -20,14 +20,14 @@ public static class ListeningSockets
     private const int SoReusePort = 15;
 
     /// <summary>One per core: the runtime runs as many socket threads when its completions run inline.</summary>
-    public static int DefaultCount => Math.Max(1, Environment.ProcessorCount);
+    private static int DefaultCount => Math.Max(1, Environment.ProcessorCount);
 
-    /// <summary><see cref="Open"/>, with the listener and its address in the error an operator reads.</summary>
-    public static Socket[] Open(string listener, IPEndPoint at, int backlog, int count)
+    /// <summary>One per core (<see cref="DefaultCount"/>), with the listener and its address in the error an operator reads.</summary>
+    public static Socket[] Open(string listener, IPEndPoint at, int backlog)
     {
         try
         {
-            return Open(at, backlog, count);
+            return Open(at, backlog, DefaultCount);
         }
         catch (SocketException e)
         {
