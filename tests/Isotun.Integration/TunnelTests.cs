@@ -30,6 +30,21 @@ public sealed class TunnelTests(LabFixture lab)
     }
 
     [SkippableFact]
+    public void The_server_runs_with_its_small_gen0_budget_under_the_pid_it_was_started_with()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        // The lab starts the server with no runtime variables; it re-executes itself with the budget, in place.
+        int pid = LabProcess.Pid(L, "server") ?? throw new InvalidOperationException("no server PID file");
+        var environment = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+        Assert.Contains("DOTNET_GCgen0size=0x400000", environment);
+        Assert.Equal(["server", "--config", L.ConfigPath], File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0')[1..]);
+        // Nothing of the first image's signal state is carried over but SIGPIPE ignored, as any .NET process has it.
+        var status = File.ReadAllLines($"/proc/{pid}/status");
+        Assert.Contains("SigBlk:\t0000000000000000", status);
+        Assert.Contains("SigIgn:\t0000000000001000", status);
+    }
+
+    [SkippableFact]
     public void A_200_MB_transfer_arrives_byte_identical()
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
