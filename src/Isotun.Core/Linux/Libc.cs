@@ -44,6 +44,12 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setns(int fd, int nstype);
 
+    public const int EFD_CLOEXEC = 0x80000;
+    public const int EFD_NONBLOCK = 0x800;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int eventfd(uint initval, int flags);
+
     [LibraryImport("libc")]
     public static partial int geteuid();
 

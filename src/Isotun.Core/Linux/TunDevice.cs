@@ -24,10 +24,20 @@ public sealed unsafe class TunDevice : ITunQueue
     private const int IfReqSize = 40;
 
     private int _fd;
+    // Signalled by Interrupt: a reader waits on it beside the device, with no timeout (made with the device, so that
+    // its number cannot be reused while a reader may poll it; closed at Dispose).
+    private readonly int _interrupt;
 
     private TunDevice(int fd, string name, bool offload, bool uso)
     {
         _fd = fd;
+        _interrupt = Libc.eventfd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (_interrupt < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Libc.close(fd);
+            throw new TunException($"eventfd for {name}: {Libc.ErrorText(errno)}");
+        }
         Name = name;
         Offload = offload;
         Uso = uso;
@@ -156,13 +166,21 @@ public sealed unsafe class TunDevice : ITunQueue
         }
     }
 
-    /// <summary>poll() alone; see <see cref="ITunQueue.WaitReadable"/>.</summary>
+    /// <summary>poll() alone, on the device and the interrupt; see <see cref="ITunQueue.WaitReadable"/>.</summary>
     public bool WaitReadable(int timeoutMs)
     {
         int fd = Volatile.Read(ref _fd);
         if (fd < 0) return true;
-        Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
-        return Libc.poll(&pfd, 1, timeoutMs) != 0;
+        Libc.PollFd* pfd = stackalloc Libc.PollFd[2];
+        pfd[0] = new() { Fd = fd, Events = Libc.POLLIN };
+        pfd[1] = new() { Fd = _interrupt, Events = Libc.POLLIN };
+        return Libc.poll(pfd, 2, timeoutMs) != 0;
+    }
+
+    public void Interrupt()
+    {
+        ulong one = 1;
+        Libc.write(_interrupt, (byte*)&one, sizeof(ulong)); // stays readable: later waits end at once too
     }
 
     /// <summary>Writes each packet with its own write; see <see cref="ITunQueue.Write"/>.</summary>
@@ -199,6 +217,8 @@ public sealed unsafe class TunDevice : ITunQueue
     public void Dispose()
     {
         int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0) Libc.close(fd);
+        if (fd < 0) return;
+        Libc.close(fd);
+        Libc.close(_interrupt);
     }
 }

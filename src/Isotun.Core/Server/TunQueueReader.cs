@@ -44,11 +44,12 @@ internal sealed class TunQueueReader
 
     public void Start() => _thread.Start();
 
-    /// <summary>Stops the thread (it notices within its wait of 250 ms, or at once when the queue closes).</summary>
-    public void Stop(TimeSpan wait)
+    /// <summary>Stops the thread (its wait for a packet is interrupted); false when it had not ended within <paramref name="wait"/>.</summary>
+    public bool Stop(TimeSpan wait)
     {
         _stopping = true;
-        _thread.Join(wait);
+        _tun.Interrupt();
+        return !_thread.IsAlive || _thread.Join(wait);
     }
 
     /// <summary>Seconds the thread has run and of them spent busy (not waiting for a packet); null before it started.</summary>
@@ -118,7 +119,9 @@ internal sealed class TunQueueReader
                 if (n > 0) continue;
                 long before = Stopwatch.GetTimestamp();
                 _waiting = true;
-                _tun.WaitReadable(250); // then the read says what there is: a packet, nothing yet, or closed
+                // No timeout: an idle queue costs no wake-ups; Stop interrupts the wait. Then the read says what
+                // there is: a packet, nothing (interrupted), or closed.
+                _tun.WaitReadable(Timeout.Infinite);
                 _waiting = false;
                 Interlocked.Add(ref _waitedTicks, Stopwatch.GetTimestamp() - before);
             }

@@ -35,10 +35,17 @@ public interface ITunQueue : IDisposable
     int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250);
 
     /// <summary>
-    /// Waits up to <paramref name="timeoutMs"/> until a packet can be read, the queue closes or fails, and reads
-    /// nothing: true when there is something for <see cref="Read"/> to say.
+    /// Waits up to <paramref name="timeoutMs"/> (-1: for as long as it takes) until a packet can be read, the queue
+    /// closes or fails, or <see cref="Interrupt"/> was called, and reads nothing: true when there is something for
+    /// <see cref="Read"/> to say, or the wait was interrupted.
     /// </summary>
     bool WaitReadable(int timeoutMs);
+
+    /// <summary>
+    /// Ends a <see cref="WaitReadable"/> in progress, and every later one at once: for the thread that reads the queue
+    /// to notice it is told to stop, without waking on a timeout while idle.
+    /// </summary>
+    void Interrupt();
 
     /// <summary>
     /// Writes bufs[i] from <paramref name="offset"/> on, one packet each. Returns how many the device took; a

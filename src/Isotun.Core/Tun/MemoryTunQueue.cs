@@ -8,7 +8,8 @@ public sealed class MemoryTunQueue : ITunQueue
     private readonly MemoryTun _device;
     private readonly Channel<byte[]> _injected;
     private volatile bool _closed;
-    private long _reads, _writes, _refused;
+    private readonly TaskCompletionSource _interrupted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _reads, _writes, _refused, _waits;
 
     internal MemoryTunQueue(MemoryTun device, int index, int mtu, bool offload, bool uso, int capacity)
     {
@@ -64,10 +65,16 @@ public sealed class MemoryTunQueue : ITunQueue
 
     public bool WaitReadable(int timeoutMs)
     {
-        if (_closed || _injected.Reader.Count > 0) return true;
-        // Done within the time: a packet came, or the queue was closed.
-        return _injected.Reader.WaitToReadAsync().AsTask().Wait(timeoutMs);
+        Interlocked.Increment(ref _waits);
+        if (_closed || _injected.Reader.Count > 0 || _interrupted.Task.IsCompleted) return true;
+        // Done within the time: a packet came, the queue was closed, or the wait was interrupted.
+        return Task.WhenAny(_injected.Reader.WaitToReadAsync().AsTask(), _interrupted.Task).Wait(timeoutMs);
     }
+
+    public void Interrupt() => _interrupted.TrySetResult();
+
+    /// <summary>Calls of <see cref="WaitReadable"/> so far: each is a wake-up of the thread that reads the queue.</summary>
+    public long Waits => Interlocked.Read(ref _waits);
 
     public int Write(ReadOnlySpan<ReadOnlyMemory<byte>> bufs, int offset)
     {
