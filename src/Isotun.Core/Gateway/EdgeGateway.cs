@@ -24,6 +24,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     private readonly ConnectionLimiter _limiter;
     private readonly LogThrottle _throttle;
     private readonly Lock _reloadLock = new();
+    private readonly ServiceNotifier _notify = new(); // READY, RELOADING, STOPPING for systemd
     private GatewayRuntime _runtime;
     private Socket[]? _listeners;
     private MetricsEndpoint? _metricsEndpoint;
@@ -79,8 +80,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         if (_listeners is null) Start();
         // systemd (Type=notify) counts the service as started from here, and as stopping once a stop begins; no-ops
         // without $NOTIFY_SOCKET.
-        SystemdNotify.Ready($"listening on {Config.Listen}");
-        using var stoppingNotice = stopping.Register(static () => SystemdNotify.Stopping());
+        _notify.Ready($"listening on {Config.Listen}");
+        using var stoppingNotice = stopping.Register(static n => ((ServiceNotifier)n!).Stopping(), _notify);
         var listener = new ConnectionListener(_listeners!, _limiter, this, () => Interlocked.Increment(ref _nextConnection));
         var probes = ProbeBackendsAsync(stopping);
         // A connection starts on the accepting thread (one listening socket per core): it reads its ClientHello first,
@@ -152,11 +153,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     public IReadOnlyList<ConfigError> Reload()
     {
         // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
-        SystemdNotify.Reloading();
+        _notify.Reloading();
         var path = Config.SourcePath;
         var loaded = GatewayConfigLoader.Load(path);
         var errors = loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
-        SystemdNotify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
+        _notify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
         return errors;
     }
 

@@ -37,6 +37,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
     private readonly Lock _reloadLock = new();
+    private readonly ServiceNotifier _notify = new(); // READY, RELOADING, STOPPING for systemd
     private readonly IDisposable _limitsWatch;
     private readonly IDisposable _queuesWatch;
     private readonly IDisposable _sitesWatch;
@@ -216,7 +217,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             if (Shared?.Tenants is not { } published || Config.Cluster is not { ShareTenants: true }) return [];
             if (_sharedTenants is { } known && known.Applied >= published.Revision) return [];
-            SystemdNotify.Reloading();
+            _notify.Reloading();
             List<string> report;
             bool applied = false;
             var read = ServerConfigLoader.ParseTenants(published.Yaml, Config.SourcePath);
@@ -241,7 +242,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             _sharedTenants = applied
                 ? new SharedTenantsView(published.Revision, published.Revision, null)
                 : _sharedTenants! with { Published = published.Revision, Error = string.Join("\n", report) };
-            SystemdNotify.Ready($"cluster tenants of revision {published.Revision}: {(applied ? "applied" : "refused")}");
+            _notify.Ready($"cluster tenants of revision {published.Revision}: {(applied ? "applied" : "refused")}");
             return report;
         }
     }
@@ -374,7 +375,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         }
         ServerLog.Listening(_log, Config.Listen, string.Join(", ", _tenants.Keys));
         // systemd (Type=notify) counts the service as started from here; a no-op without $NOTIFY_SOCKET.
-        SystemdNotify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
+        _notify.Ready($"listening on {Config.Listen}; tenants: {string.Join(", ", _tenants.Keys)}");
 
         var reaper = ReapLoopAsync(stopping);
         var rotator = CookieKeyLoopAsync(stopping);
@@ -383,7 +384,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var listener = new ConnectionListener(_listeners, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
         using (stopping.Register(() =>
         {
-            SystemdNotify.Stopping();
+            _notify.Stopping();
             ServerLog.Stopping(_log, Sessions.All.Count(s => s.Connection is not null), (int)Config.Limits.DrainTime.TotalSeconds);
         }))
             // A connection starts on the accepting thread (one listening socket per core): when its ClientHello is
@@ -427,7 +428,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         lock (_reloadLock)
         {
             // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
-            SystemdNotify.Reloading();
+            _notify.Reloading();
             List<string> report;
             try
             {
@@ -438,7 +439,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 report = [$"reload failed, the running config stays: {e.Message}"];
                 _log.LogError(e, "reload failed; the running config stays");
             }
-            SystemdNotify.Ready("reload: " + (report.Count > 0 ? string.Join("; ", report.Take(3)) : "nothing to apply"));
+            _notify.Ready("reload: " + (report.Count > 0 ? string.Join("; ", report.Take(3)) : "nothing to apply"));
             return report;
         }
     }

@@ -66,7 +66,7 @@ public sealed class InstallTests : IDisposable
 
         var server = File.ReadAllText(Path.Combine(UnitDir, "isotun-server.service"));
         Assert.Contains($"ExecStart={bin} server --config {ConfigDir}/isotun.yaml\n", server);
-        Assert.Contains($"ReadWritePaths={StateDir} /run/netns\n", server);
+        Assert.Contains($"ReadWritePaths={StateDir} -/run/netns\n", server);
         var gateway = File.ReadAllText(Path.Combine(UnitDir, "isotun-gateway.service"));
         Assert.Contains($"ExecStart={bin} gateway --config {ConfigDir}/gateway.yaml\n", gateway);
 

@@ -82,6 +82,10 @@ public sealed class ServiceNotifyTests : IDisposable
         stop.Cancel();
         await run;
         Assert.Equal("1", Next()["STOPPING"]);
+
+        // A reload that comes after the stop began (a SIGHUP just before SIGTERM) tells systemd nothing more.
+        gateway.Reload();
+        Assert.Null(_socket.Receive(TimeSpan.FromMilliseconds(500)));
     }
 
     [Fact]
