@@ -51,6 +51,29 @@ public sealed class FreshMachineLabTests
         Assert.False(NetworkNamespace.Exists("isotun-lab-cli"), "lab down left the client namespace");
     }
 
+    [SkippableFact]
+    public void A_missing_program_is_named_with_the_package_that_provides_it_before_anything_is_made()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        // A PATH with every program the lab needs but ss (iproute2) and setsid (util-linux).
+        var bin = Path.Combine(Path.GetTempPath(), $"isotun-path-{Environment.ProcessId}");
+        Directory.CreateDirectory(bin);
+        try
+        {
+            foreach (var program in new[] { "ip", "nsenter" })
+                File.CreateSymbolicLink(Path.Combine(bin, program), Run.Exec("sh", ["-c", $"command -v {program}"]).Stdout.Trim());
+            var r = Run.Exec("env", [$"PATH={bin}", TestEnvironment.IsotunExe, "lab", "up", "--dir", Path.Combine(bin, "lab")]);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Equal("isotun lab: missing: `ss` (Debian package iproute2), `setsid` (Debian package util-linux); install with: apt-get install iproute2 util-linux",
+                r.Stderr.Trim());
+            Assert.False(Directory.Exists(Path.Combine(bin, "lab")), "the lab wrote its files before refusing");
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
     /// <summary>Every file on the PATH (and in the usual directories) that would run one of <see cref="Hidden"/>.</summary>
     private static string[] HiddenPrograms()
     {
