@@ -114,7 +114,7 @@ public sealed partial class VpnClient
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(group.Token);
         var writer = lane.Writer;
         var writerTask = writer.RunAsync(cts.Token);
-        var timers = TimersAsync(lane, cts);
+        using var timers = StartTimers(lane, cts);
         TunnelEnd end;
         try
         {
@@ -140,7 +140,6 @@ public sealed partial class VpnClient
         writer.Complete();
         cts.Cancel();
         try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
-        try { await timers.ConfigureAwait(false); } catch (OperationCanceledException) { }
         return end;
     }
 
@@ -232,24 +231,25 @@ public sealed partial class VpnClient
 
     /// <summary>
     /// DPD per connection: probe after DPD seconds of silence, give up after twice that. Keepalive after idle tx,
-    /// on the primary only (the server probes idle queues itself).
+    /// on the primary only (the server probes idle queues itself). Checked when one of them can next be due, not on a
+    /// fixed tick: an idle client wakes for its DPD and keepalive, nothing else.
     /// </summary>
-    private async Task TimersAsync(Lane lane, CancellationTokenSource cts)
+    private RecheckTimer StartTimers(Lane lane, CancellationTokenSource cts)
     {
         var writer = lane.Writer;
-        var p = _params!;
-        long dpdMs = p.Dpd * 1000L, kaMs = p.Keepalive * 1000L;
+        long dpdMs = _params!.Dpd * 1000L, kaMs = _params.Keepalive * 1000L; // both at least a second (ConnectReply)
         long lastProbe = 0;
-        while (!cts.IsCancellationRequested)
+        TimeSpan? Check()
         {
-            await Task.Delay(500, cts.Token).ConfigureAwait(false);
+            if (cts.IsCancellationRequested) return null;
             long now = Environment.TickCount64;
-            long silent = now - Volatile.Read(ref lane.LastRxTicks);
+            long lastRx = Volatile.Read(ref lane.LastRxTicks);
+            long silent = now - lastRx;
             if (silent >= 2 * dpdMs)
             {
                 Log.DeadPeer(log, silent / 1000);
-                cts.Cancel();
-                return;
+                _ = cts.CancelAsync(); // the lane ends on its own threads, not on the timer's
+                return null;
             }
             if (silent >= dpdMs && now - lastProbe >= dpdMs / 2)
             {
@@ -257,14 +257,25 @@ public sealed partial class VpnClient
                 var probe = PacketBuffer.Control(CstpPacketType.DpdRequest, ReadOnlySpan<byte>.Empty);
                 if (!writer.TryEnqueue(probe)) probe.Return();
             }
-            if (lane.Queue == 0 && now - Volatile.Read(ref _lastTxTicks) >= kaMs)
+            long due = Math.Min(lastRx + 2 * dpdMs, Math.Max(lastRx + dpdMs, lastProbe + dpdMs / 2));
+            if (lane.Queue == 0)
             {
-                Volatile.Write(ref _lastTxTicks, now);
-                var ka = PacketBuffer.Control(CstpPacketType.Keepalive, ReadOnlySpan<byte>.Empty);
-                if (!writer.TryEnqueue(ka)) ka.Return();
+                if (now - Volatile.Read(ref _lastTxTicks) >= kaMs)
+                {
+                    Volatile.Write(ref _lastTxTicks, now);
+                    var ka = PacketBuffer.Control(CstpPacketType.Keepalive, ReadOnlySpan<byte>.Empty);
+                    if (!writer.TryEnqueue(ka)) ka.Return();
+                }
+                due = Math.Min(due, Volatile.Read(ref _lastTxTicks) + kaMs);
             }
+            // Traffic moves the times on, so the check may come early and find nothing due; it then waits again.
+            return TimeSpan.FromMilliseconds(Math.Max(due - now, MinRecheckMs));
         }
+        return new RecheckTimer(Check, TimeSpan.FromMilliseconds(Math.Min(dpdMs, kaMs)));
     }
+
+    /// <summary>The shortest wait between two checks of the timers: a due time just missed is not spun on.</summary>
+    private const long MinRecheckMs = 50;
 
     /// <summary>Logs off: a DISCONNECT with the user's reason, so the server ends the session and its cookie.</summary>
     internal static async Task SendByeAsync(HttpsConnection conn)

@@ -21,6 +21,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     // The writers of the connections up now, queue 0 (the primary) first; empty while reconnecting.
     private volatile FrameWriter[] _writers = [];
     private volatile bool _peerGso, _peerUso;
+    private volatile bool _tunStopping;
     private IsotunExtension _accepted;
     private int _granted = 1;
     private TunnelParameters? _params;
@@ -100,8 +101,12 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
         finally
         {
             _writers = [];
-            foreach (var tun in _tuns) tun.Dispose();
+            // The TUN threads wait without a timeout: told to stop, their waits are interrupted; the devices close
+            // once the threads are out (a closed descriptor wakes no one waiting on it).
+            _tunStopping = true;
+            foreach (var tun in _tuns) tun.Interrupt();
             foreach (var t in tunThreads) t.Join(TimeSpan.FromSeconds(1));
+            foreach (var tun in _tuns) tun.Dispose();
         }
     }
 
@@ -246,7 +251,8 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     /// <summary>
     /// TUN → server: a dedicated thread per TUN queue, sending on the connection of the same queue (or, with
     /// fewer connections up, on one picked by the queue number). Packets are dropped (and counted) only while
-    /// reconnecting. The kernel keeps each flow on one TUN queue, so a flow keeps its order.
+    /// reconnecting. The kernel keeps each flow on one TUN queue, so a flow keeps its order. An idle queue's thread
+    /// sleeps until a packet comes or the client stops: no timer wakes it.
     /// </summary>
     private void TunReadLoop(ITunQueue tun, int queue)
     {
@@ -255,7 +261,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
         var bufs = new Memory<byte>[1];
         var sizes = new int[1];
         PacketBuffer? buf = null;
-        while (true)
+        while (!_tunStopping)
         {
             buf ??= PacketBuffer.Rent(tun.Offload ? PacketBuffer.Capacity : _params!.Mtu);
             bufs[0] = buf.Array;
@@ -263,7 +269,11 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             try { read = tun.Read(bufs, sizes, CstpFrame.HeaderLength); }
             catch (TunException e) { Log.TunFailed(log, e.Message); break; }
             if (read < 0) break;
-            if (read == 0) continue;
+            if (read == 0)
+            {
+                tun.WaitReadable(Timeout.Infinite);
+                continue;
+            }
             int n = sizes[0];
             TunFrames.Send(buf, n, tun.Offload, _peerGso, _peerUso, _params!.Mtu, enqueue, out bool consumed);
             if (consumed)

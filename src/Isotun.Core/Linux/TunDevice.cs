@@ -5,8 +5,9 @@ namespace Isotun.Linux;
 
 /// <summary>
 /// A layer-3 TUN device opened through /dev/net/tun (IFF_TUN | IFF_NO_PI): one read is one IP packet.
-/// Reads block, so each device is served by a dedicated thread; <see cref="Read"/> polls with a short
-/// timeout so that thread can notice cancellation (closing the fd does not wake a blocked read).
+/// The device is non-blocking: <see cref="Read"/> takes what is waiting, and the dedicated thread that serves a queue
+/// waits in <see cref="WaitReadable"/>, on the device and an eventfd that <see cref="Interrupt"/> signals (closing the
+/// fd does not wake a waiting thread), with no timeout: an idle queue costs no wake-ups.
 /// </summary>
 public sealed unsafe class TunDevice : ITunQueue
 {
@@ -124,16 +125,13 @@ public sealed unsafe class TunDevice : ITunQueue
         return new TunDevice(fd, actual.Length > 0 ? actual : name, offload, uso);
     }
 
-    /// <summary>
-    /// Reads up to <paramref name="bufs"/>.Length packets: one read per packet, waiting (poll) only for the first,
-    /// so a batch of one makes exactly the syscalls of a single read. See <see cref="ITunQueue.Read"/>.
-    /// </summary>
-    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250)
+    /// <summary>Reads the packets already waiting, one read each (a batch of one is a single read); see <see cref="ITunQueue.Read"/>.</summary>
+    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset)
     {
         int count = 0;
         while (count < bufs.Length)
         {
-            int n = ReadOne(bufs[count].Span[offset..], count == 0 ? timeoutMs : 0);
+            int n = ReadOne(bufs[count].Span[offset..]);
             if (n < 0) return count > 0 ? count : -1;
             if (n == 0) break;
             sizes[count++] = n;
@@ -141,27 +139,22 @@ public sealed unsafe class TunDevice : ITunQueue
         return count;
     }
 
-    /// <summary>
-    /// Reads one packet. Returns its length, 0 when <paramref name="timeoutMs"/> passed without a packet (at
-    /// once when it is 0), or -1 when the device is closed.
-    /// </summary>
-    private int ReadOne(Span<byte> buffer, int timeoutMs)
+    /// <summary>Reads one packet: its length, 0 when none is waiting, or -1 when the device is closed.</summary>
+    private int ReadOne(Span<byte> buffer)
     {
         int fd = Volatile.Read(ref _fd);
         if (fd < 0) return -1;
         fixed (byte* p = buffer)
         {
-            for (int attempt = 0; ; attempt++)
+            while (true)
             {
                 nint r = Libc.read(fd, p, (nuint)buffer.Length);
                 if (r >= 0) return (int)r;
                 int errno = Marshal.GetLastPInvokeError();
                 if (Volatile.Read(ref _fd) < 0) return -1;
                 if (errno == Libc.EINTR) continue;
-                if (errno != Libc.EAGAIN) throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
-                if (attempt > 0 || timeoutMs <= 0) return 0;
-                Libc.PollFd pfd = new() { Fd = fd, Events = Libc.POLLIN };
-                if (Libc.poll(&pfd, 1, timeoutMs) <= 0) return Volatile.Read(ref _fd) < 0 ? -1 : 0;
+                if (errno == Libc.EAGAIN) return 0;
+                throw new TunException($"read {Name}: {Libc.ErrorText(errno)}");
             }
         }
     }

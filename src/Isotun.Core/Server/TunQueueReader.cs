@@ -97,7 +97,7 @@ internal sealed class TunQueueReader
         buffer ??= PacketBuffer.Rent(_bufferSize);
         Memory<byte> space = buffer.Array;
         Span<int> size = stackalloc int[1];
-        int read = _tun.Read(new ReadOnlySpan<Memory<byte>>(in space), size, CstpFrame.HeaderLength, timeoutMs: 0);
+        int read = _tun.Read(new ReadOnlySpan<Memory<byte>>(in space), size, CstpFrame.HeaderLength);
         return read > 0 ? size[0] : read;
     }
 

@@ -27,12 +27,12 @@ public interface ITunQueue : IDisposable
     bool Uso { get; }
 
     /// <summary>
-    /// Reads up to <paramref name="bufs"/>.Length packets, packet i into bufs[i] from <paramref name="offset"/> on,
-    /// its length in sizes[i]. Waits up to <paramref name="timeoutMs"/> for the first (0: not at all); the rest are
-    /// only those already waiting. Returns how many were read, 0 when none came in time, or -1 once the queue is closed.
+    /// Reads up to <paramref name="bufs"/>.Length packets already waiting, packet i into bufs[i] from
+    /// <paramref name="offset"/> on, its length in sizes[i]; it never waits (<see cref="WaitReadable"/> does). Returns how
+    /// many were read, 0 when none was waiting, or -1 once the queue is closed.
     /// </summary>
     /// <exception cref="TunException">The device failed.</exception>
-    int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250);
+    int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset);
 
     /// <summary>
     /// Waits up to <paramref name="timeoutMs"/> (-1: for as long as it takes) until a packet can be read, the queue

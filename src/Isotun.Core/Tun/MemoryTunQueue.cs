@@ -42,17 +42,13 @@ public sealed class MemoryTunQueue : ITunQueue
 
     internal bool Inject(ReadOnlySpan<byte> packet) => !_closed && _injected.Writer.TryWrite(packet.ToArray());
 
-    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset, int timeoutMs = 250)
+    public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset)
     {
         int count = 0;
         while (count < bufs.Length)
         {
             if (_closed) return count > 0 ? count : -1;
-            if (!_injected.Reader.TryRead(out var packet))
-            {
-                if (count > 0 || timeoutMs <= 0 || !WaitReadable(timeoutMs) || !_injected.Reader.TryRead(out packet))
-                    return count == 0 && _closed ? -1 : count;
-            }
+            if (!_injected.Reader.TryRead(out var packet)) return count;
             // Too long for the buffer: cut, as a short read of the kernel's would be.
             var room = bufs[count].Span[offset..];
             int n = Math.Min(packet.Length, room.Length);

@@ -38,7 +38,7 @@ public sealed class TunDeviceWaitTests
             Assert.True(tun.WaitReadable(Timeout.Infinite));
             Span<int> size = stackalloc int[1];
             Memory<byte> buffer = new byte[2048];
-            Assert.Equal(0, tun.Read(new ReadOnlySpan<Memory<byte>>(in buffer), size, 0, timeoutMs: 0));
+            Assert.Equal(0, tun.Read(new ReadOnlySpan<Memory<byte>>(in buffer), size, 0));
         }
         finally
         {
@@ -50,6 +50,6 @@ public sealed class TunDeviceWaitTests
     {
         Span<int> size = stackalloc int[1];
         Memory<byte> buffer = new byte[2048];
-        while (tun.Read(new ReadOnlySpan<Memory<byte>>(in buffer), size, 0, timeoutMs: 200) > 0) { }
+        while (tun.WaitReadable(200) && tun.Read(new ReadOnlySpan<Memory<byte>>(in buffer), size, 0) > 0) { }
     }
 }

@@ -42,11 +42,20 @@ internal sealed class InProcessClient : IAsyncDisposable
         var client = new InProcessClient(options, uso);
         await Eventually.True(() => client.Run.IsCompleted || (client.Network.Tun is not null && client.Client.Parameters is not null), "the client did not connect");
         if (client.Run.IsCompleted) await client.Run;
-        // A TUN thread may read before the connection's writer is published: probe until one gets through.
+        await client.CarriesAsync(server, tenant);
+        return client;
+    }
+
+    /// <summary>
+    /// Waits until a probe from each TUN queue reaches the server's TUN (whose probes are then taken away): a TUN thread
+    /// may read before the connection's writer is published, at the start or after a reconnect.
+    /// </summary>
+    public async Task CarriesAsync(InProcessServer server, string? tenant = null)
+    {
         var serverTun = server.Tun(tenant);
-        for (int q = 0; q < client.Tun.Queues.Length; q++)
+        for (int q = 0; q < Tun.Queues.Length; q++)
         {
-            var probe = Packets.Framed(Packets.Probe(client.Address), client.Offload);
+            var probe = Packets.Framed(Packets.Probe(Address), Offload);
             var sent = DateTime.MinValue;
             int queue = q;
             await Eventually.True(() =>
@@ -55,13 +64,12 @@ internal sealed class InProcessClient : IAsyncDisposable
                     if (Packets.IsProbe(Packets.Unframed(p, serverTun.Offload))) return true;
                 if (DateTime.UtcNow - sent > TimeSpan.FromMilliseconds(500))
                 {
-                    client.Tun.Inject(probe, queue);
+                    Tun.Inject(probe, queue);
                     sent = DateTime.UtcNow;
                 }
                 return false;
             }, $"no probe from client TUN queue {q} reached the server");
         }
-        return client;
     }
 
     /// <summary>Injects <paramref name="packet"/> (a bare IP packet) into TUN queue <paramref name="queue"/>, with an empty virtio header when the TUN has offloads.</summary>

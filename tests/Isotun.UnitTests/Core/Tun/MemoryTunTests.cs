@@ -23,7 +23,7 @@ public sealed class MemoryTunTests
         Assert.Equal(3, tun.Queues[0].Read(bufs, sizes, offset: 8));
         Assert.Equal(2, tun.Queues[0].Read(bufs, sizes, offset: 8));
         for (int i = 0; i < 2; i++) Assert.Equal(3 + i, Packets.Number(bufs[i].Span.Slice(8, sizes[i]).ToArray()));
-        Assert.Equal(0, tun.Queues[0].Read(bufs, sizes, offset: 8, timeoutMs: 0));
+        Assert.Equal(0, tun.Queues[0].Read(bufs, sizes, offset: 8));
     }
 
     [Fact]
