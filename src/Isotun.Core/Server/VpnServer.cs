@@ -439,9 +439,25 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 report = [$"reload failed, the running config stays: {e.Message}"];
                 _log.LogError(e, "reload failed; the running config stays");
             }
-            _notify.Ready("reload: " + (report.Count > 0 ? string.Join("; ", report.Take(3)) : "nothing to apply"));
+            _notify.Ready(ReloadStatus(report));
             return report;
         }
+    }
+
+    /// <summary>
+    /// The status line systemd shows after a reload: the report's first three lines, each trimmed, a heading (ending
+    /// in a colon) joined to the line under it by a space, the others by "; ".
+    /// </summary>
+    internal static string ReloadStatus(IReadOnlyList<string> report)
+    {
+        if (report.Count == 0) return "reload: nothing to apply";
+        var status = new System.Text.StringBuilder("reload: ");
+        foreach (var line in report.Take(3).Select(l => l.Trim()))
+        {
+            if (status.Length > "reload: ".Length) status.Append(status[^1] == ':' ? " " : "; ");
+            status.Append(line);
+        }
+        return status.ToString();
     }
 
     private List<string> ReloadLocked()

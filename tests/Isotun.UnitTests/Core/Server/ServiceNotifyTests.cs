@@ -98,4 +98,14 @@ public sealed class ServiceNotifyTests : IDisposable
         Assert.Equal("1", ready["READY"]);
         Assert.StartsWith("reload: ", ready["STATUS"]);
     }
+
+    [Fact]
+    public void The_reload_status_reads_as_one_line()
+    {
+        Assert.Equal("reload: nothing to apply", VpnServer.ReloadStatus([]));
+        Assert.Equal("reload: tenant a: applied; tenant b: added", VpnServer.ReloadStatus(["tenant a: applied", "tenant b: added"]));
+        Assert.Equal("reload: reload refused, 2 change(s) cannot be applied live; nothing was applied: listen changed: restart the server to apply",
+            VpnServer.ReloadStatus(["reload refused, 2 change(s) cannot be applied live; nothing was applied:", "  listen changed: restart the server to apply"]));
+        Assert.Equal("reload: refused: a; b", VpnServer.ReloadStatus(["refused:", "  a", "  b", "  c"]));
+    }
 }
