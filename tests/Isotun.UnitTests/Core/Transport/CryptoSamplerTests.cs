@@ -3,22 +3,27 @@ using Isotun.Transport;
 
 namespace Isotun.UnitTests.Core.Transport;
 
-/// <summary>One read in 16 is timed; one that could not be a sample (it waited for data) passes the turn to the next.</summary>
+/// <summary>
+/// One read in 16 is timed; one that could not be a sample (it waited for data) passes the turn to the next, and each
+/// further miss doubles the wait for the next try, up to 16 reads.
+/// </summary>
 public class CryptoSamplerTests
 {
     [Fact]
-    public void A_read_that_was_no_sample_makes_the_next_one_timed_until_one_is()
+    public void A_read_that_was_no_sample_makes_a_later_one_timed_sooner_and_sooner_until_one_is()
     {
         var meter = new CryptoMeter();
         var sampler = new CryptoSampler(meter, new WriteCoalescingStream(Stream.Null));
         for (int i = 1; i < CryptoSampler.SampleEvery; i++) Assert.False(sampler.SampleRead());
         Assert.True(sampler.SampleRead());
 
-        // It waited for data: no sample, and the next read is timed instead.
-        sampler.EndRead(sampler.BeginRead(), completed: false, bytes: 0);
-        Assert.True(sampler.SampleRead());
-        sampler.EndRead(sampler.BeginRead(), completed: false, bytes: 0);
-        Assert.True(sampler.SampleRead());
+        // Each waited for data: no sample; the next try comes after 1, 2, 4, 8, 16, 16 reads.
+        foreach (int gap in new[] { 1, 2, 4, 8, 16, 16 })
+        {
+            sampler.EndRead(sampler.BeginRead(), completed: false, bytes: 0);
+            for (int i = 1; i < gap; i++) Assert.False(sampler.SampleRead(), $"read {i} of a gap of {gap} was timed");
+            Assert.True(sampler.SampleRead(), $"the read after a gap of {gap} was not timed");
+        }
         Assert.Equal(0, meter.Estimate(encrypt: false, 1_000_000));
 
         // Done on the spot: a sample, and the turns go back to one in 16.
