@@ -205,7 +205,14 @@ public static class AdminCommands
             string? token = parse.GetValue(TokenOption) is { } f ? File.ReadAllText(f).Trim() : null;
             return new AdminClient(target, token);
         }
-        if (parse.GetValue(ConfigOption) is { } config) return AdminClient.FromConfig(config, out problem);
+        if (parse.GetValue(ConfigOption) is { } config)
+        {
+            var client = AdminClient.FromConfig(config, out problem, out var warning);
+            // A reload says every error itself (the server reads the file), so the warning would only repeat the first.
+            if (warning is not null && parse.CommandResult.Command.Name != "reload")
+                Console.Error.WriteLine($"isotun {parse.CommandResult.Command.Name}: warning: {warning}");
+            return client;
+        }
         problem = "give --config FILE (the server's config) or --admin SOCKET|URL";
         return null;
     }

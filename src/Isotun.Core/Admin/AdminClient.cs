@@ -61,17 +61,21 @@ public sealed class AdminClient : IDisposable
     /// <summary>
     /// Where a server's admin plane is, from its config file: the unix socket when it exists, else TCP with the token of
     /// <c>admin.token-file</c> (read here; this process must be allowed to read it). Null with the reason when neither.
+    /// Only the admin settings must be right: when the rest of the file has errors the server is still reached (it runs
+    /// on the config it has, and a reload lists every error), and <paramref name="warning"/> says so.
     /// </summary>
-    public static AdminClient? FromConfig(string configPath, out string? problem)
+    public static AdminClient? FromConfig(string configPath, out string? problem, out string? warning)
     {
-        problem = null;
-        var loaded = ServerConfigLoader.Load(configPath);
-        if (!loaded.Ok)
+        problem = warning = null;
+        var (admin, errors) = ServerConfigLoader.LoadAdmin(configPath);
+        if (admin is null)
         {
-            problem = $"{configPath}: {loaded.Errors.Count} error(s), first: {loaded.Errors[0].Path}: {loaded.Errors[0].Message}";
+            problem = $"{configPath}: {errors.Count} error(s) where the admin settings are read: " + string.Join("; ", errors.Take(5));
             return null;
         }
-        var admin = loaded.Config!.Admin;
+        var loaded = ServerConfigLoader.Load(configPath);
+        if (!loaded.Ok)
+            warning = $"{configPath} has {loaded.Errors.Count} error(s) (first: {loaded.Errors[0]}); a running server keeps the config it has. `isotun config validate {configPath}` lists them all.";
         if (admin.Socket is { } socket && File.Exists(socket)) return new AdminClient(socket);
         if (admin.Listen is { } tcp && admin.TokenFile is { } tokenFile)
             return new AdminClient($"http://{tcp}", File.ReadAllText(tokenFile).Trim());

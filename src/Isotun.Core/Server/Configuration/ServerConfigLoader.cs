@@ -55,6 +55,27 @@ public static partial class ServerConfigLoader
             : Failed("(file)", error);
     }
 
+    /// <summary>
+    /// Only the admin settings of a file (with the state path, next to which the socket lives by default): what the
+    /// admin commands need to reach a running server even when the rest of the file has errors (the server keeps its
+    /// running config then, and lists every error when told to reload). Null, with the errors, when the file cannot be
+    /// read or parsed, or its admin or state settings are wrong themselves.
+    /// </summary>
+    public static (AdminConfig? Admin, IReadOnlyList<ConfigError> Errors) LoadAdmin(string path)
+    {
+        if (string.IsNullOrEmpty(path)) return (null, [new ConfigError("(file)", "no configuration file given")]);
+        if (!ConfigFile.TryRead(path, MaxFileBytes, "larger than 1 MiB", out var text, out var fullPath, out var error))
+            return (null, [new ConfigError("(file)", error)]);
+        if (!YamlTreeReader.TryRead(text, out var root, out var syntaxError)) return (null, [syntaxError!]);
+        if (root is not YamlTreeMapping mapping) return (null, [new ConfigError("(file)", "expected a mapping of settings")]);
+        var walker = new ConfigWalker(Path.GetDirectoryName(fullPath) ?? "/");
+        var keys = walker.Keys(mapping, string.Empty, RootKeys);
+        var state = walker.FilePath(keys.GetValueOrDefault("state"), "state") ?? walker.Resolve("isotun.db");
+        var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"), state);
+        var own = walker.Errors.Where(e => e.Path == "state" || e.Path == "admin" || e.Path.StartsWith("admin.", StringComparison.Ordinal)).ToList();
+        return own.Count > 0 ? (null, own) : (admin, []);
+    }
+
     /// <summary>Validates YAML text; relative paths in it are resolved against the directory of <paramref name="sourcePath"/>.</summary>
     public static ConfigLoadResult Parse(string yaml, string sourcePath)
     {

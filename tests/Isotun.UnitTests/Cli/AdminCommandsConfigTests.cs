@@ -1,0 +1,83 @@
+using Isotun.Admin;
+using Isotun.Server.Configuration;
+using Isotun.UnitTests.InProcess;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.Cli;
+
+/// <summary>
+/// The admin commands find the server through <c>--config FILE</c>: only the file's admin settings need to be right.
+/// An operator who is still fixing the rest of the file (the server runs on the config it has) reaches the server,
+/// and is told that the file has errors; a file whose admin settings cannot be read says why.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class AdminCommandsConfigTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+    private readonly InProcessPki _pki = new();
+
+    public void Dispose()
+    {
+        _pki.Dispose();
+        _dir.Dispose();
+    }
+
+    [Fact]
+    public async Task Status_reaches_the_server_through_a_file_with_errors_outside_its_admin_settings_and_warns()
+    {
+        await using var server = await InProcessServer.StartAsync(_pki);
+        var socket = _dir.File("admin.sock");
+        await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(null) { Socket = socket }, NullLoggerFactory.Instance);
+        var config = _dir.File("edited.yaml");
+        File.WriteAllText(config, $"""
+            admin:
+              listen: off
+              socket: {socket}
+            tenants:
+              - name: acme
+                pool: 10.0.0.0/33
+                mtu: 20
+            """);
+
+        var status = await ConsoleCapture.RunAsync(_dir.Path, null, "status", "--config", config);
+
+        Assert.True(status.ExitCode == 0, status.Error);
+        Assert.StartsWith("version", status.Out); // the server's answer
+        Assert.Contains("warning:", status.Error);
+        int errors = ServerConfigLoader.Load(config).Errors.Count;
+        Assert.True(errors >= 2, $"{errors} error(s)");
+        Assert.Contains($"{config} has {errors} error(s)", status.Error);
+        Assert.Contains("a running server keeps the config it has", status.Error);
+        Assert.Contains($"isotun config validate {config}", status.Error);
+    }
+
+    [Fact]
+    public async Task A_file_whose_admin_settings_cannot_be_read_is_named_with_why()
+    {
+        var broken = _dir.File("broken.yaml");
+        File.WriteAllText(broken, "admin:\n  socket: [unclosed\n");
+        var syntax = await ConsoleCapture.RunAsync(_dir.Path, null, "status", "--config", broken);
+        Assert.Equal(1, syntax.ExitCode);
+        Assert.Contains($"{broken}: 1 error(s) where the admin settings are read", syntax.Error);
+
+        var wrong = _dir.File("wrong.yaml");
+        File.WriteAllText(wrong, $"admin:\n  socket: /{new string('s', 120)}\n  sokcet: x\ntenants: nonsense\n");
+        var admin = await ConsoleCapture.RunAsync(_dir.Path, null, "status", "--config", wrong);
+        Assert.Equal(1, admin.ExitCode);
+        Assert.Contains("admin.socket: a unix socket path is at most 107 bytes", admin.Error);
+        Assert.Contains("admin.sokcet", admin.Error);
+        Assert.DoesNotContain("tenants", admin.Error); // errors elsewhere do not stop the admin commands
+    }
+
+    [Fact]
+    public void Only_the_admin_and_state_settings_decide_whether_the_admin_settings_load()
+    {
+        var path = _dir.File("partial.yaml");
+        File.WriteAllText(path, "admin:\n  socket: run/admin.sock\nlisten: nowhere\nbogus: 1\n");
+        var (admin, errors) = ServerConfigLoader.LoadAdmin(path);
+        Assert.Empty(errors);
+        Assert.Equal(Path.Combine(_dir.Path, "run", "admin.sock"), admin!.Socket);
+        Assert.False(ServerConfigLoader.Load(path).Ok);
+    }
+}
