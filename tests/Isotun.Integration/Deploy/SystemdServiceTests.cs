@@ -7,7 +7,7 @@ namespace Isotun.Integration.Deploy;
 /// The units in deploy/systemd under a real systemd: installed by `isotun install` into a machine of the test's own
 /// (<see cref="SystemdMachine"/>), started, reloaded and stopped with systemctl, as an operator does. They start with
 /// every hardening option they name in force, tell systemd READY=1, RELOADING=1 and READY=1 around a reload, and
-/// STOPPING=1, and stop cleanly; a reload of the server that is refused fails `systemctl reload` and changes nothing.
+/// STOPPING=1, and stop cleanly; a reload that is refused fails `systemctl reload` and changes nothing.
 /// </summary>
 [Collection(PublishCollection.Name)]
 public sealed class SystemdServiceTests(PublishFixture publish, SystemdMachine machine) : IClassFixture<SystemdMachine>
@@ -90,6 +90,21 @@ public sealed class SystemdServiceTests(PublishFixture publish, SystemdMachine m
         Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => machine.Show(Unit, "StatusText") == "reloaded /etc/isotun/gateway.yaml"),
             "no reload in the status: " + machine.Show(Unit, "StatusText"));
         Assert.Equal("active", machine.Show(Unit, "ActiveState"));
+
+        // A file with errors fails the reload, every error in the journal, and the gateway is not even signalled.
+        machine.Must("cp", "/etc/isotun/gateway.yaml", "/etc/isotun/gateway.yaml.good");
+        machine.Must("sh", "-c", "printf 'nonsense: 1\\nbogus: 2\\n' >> /etc/isotun/gateway.yaml");
+        var refused = machine.Exec("systemctl", "reload", Unit);
+        Assert.NotEqual(0, refused.ExitCode);
+        var journal = machine.Must("journalctl", "-u", Unit, "--no-pager", "-o", "cat");
+        Assert.Contains("/etc/isotun/gateway.yaml: ", journal);
+        Assert.Contains("2 error(s)", journal);
+        Assert.Contains("nonsense", journal);
+        Assert.Contains("bogus", journal);
+        Assert.Equal("active", machine.Show(Unit, "ActiveState"));
+        Assert.Equal("reloaded /etc/isotun/gateway.yaml", machine.Show(Unit, "StatusText"));
+        Assert.Equal(mainPid, machine.Show(Unit, "MainPID"));
+        machine.Must("mv", "/etc/isotun/gateway.yaml.good", "/etc/isotun/gateway.yaml");
 
         machine.Must("systemctl", "stop", Unit);
         Assert.Equal("inactive", machine.Show(Unit, "ActiveState"));

@@ -1,6 +1,6 @@
 namespace Isotun.UnitTests.Deploy;
 
-/// <summary>The shipped units: Type=notify, reload by SIGHUP, and the hardening each role can live with.</summary>
+/// <summary>The shipped units: Type=notify, a reload that fails on a refused file, and the hardening each role can live with.</summary>
 public sealed class SystemdUnitTests
 {
     private static Dictionary<string, string> Service(string unit)
@@ -10,8 +10,9 @@ public sealed class SystemdUnitTests
         {
             if (line.StartsWith('#') || !line.Contains('=')) continue;
             var (key, value) = (line[..line.IndexOf('=')], line[(line.IndexOf('=') + 1)..]);
-            Assert.False(settings.ContainsKey(key) && key is not ("ExecStartPre" or "Wants" or "After"), $"{unit}: {key} twice");
-            settings[key] = value;
+            bool repeatable = key is "ExecStartPre" or "ExecReload" or "Wants" or "After";
+            Assert.False(settings.ContainsKey(key) && !repeatable, $"{unit}: {key} twice");
+            settings[key] = settings.TryGetValue(key, out var before) && repeatable ? before + "\n" + value : value; // in order, one per line
         }
         return settings;
     }
@@ -23,7 +24,10 @@ public sealed class SystemdUnitTests
     {
         var s = Service(unit);
         Assert.Equal("notify", s["Type"]);
-        Assert.Equal(unit == "isotun-server.service" ? "/usr/local/bin/isotun reload --config /etc/isotun/isotun.yaml" : "/bin/kill -HUP $MAINPID", s["ExecReload"]);
+        // The server's reload waits for the outcome (admin socket); the gateway's checks the file before it signals.
+        Assert.Equal(unit == "isotun-server.service"
+            ? "/usr/local/bin/isotun reload --config /etc/isotun/isotun.yaml"
+            : "/usr/local/bin/isotun gateway --check --config /etc/isotun/gateway.yaml\n/bin/kill -HUP $MAINPID", s["ExecReload"]);
         Assert.Equal(capabilities, s["CapabilityBoundingSet"]);
         foreach (var (key, value) in new[]
         {
