@@ -67,15 +67,19 @@ public sealed class AdminClient : IDisposable
     public static AdminClient? FromConfig(string configPath, out string? problem, out string? warning)
     {
         problem = warning = null;
-        var (admin, errors) = ServerConfigLoader.LoadAdmin(configPath);
+        var loaded = ServerConfigLoader.Load(configPath);
+        var admin = loaded.Config?.Admin;
         if (admin is null)
         {
-            problem = $"{configPath}: {errors.Count} error(s) where the admin settings are read: " + string.Join("; ", errors.Take(5));
-            return null;
-        }
-        var loaded = ServerConfigLoader.Load(configPath);
-        if (!loaded.Ok)
+            // The file has errors: its admin settings alone may still say where the server is.
+            (admin, var errors) = ServerConfigLoader.LoadAdmin(configPath);
+            if (admin is null)
+            {
+                problem = $"{configPath}: {errors.Count} error(s) where the admin settings are read: " + string.Join("; ", errors.Take(5));
+                return null;
+            }
             warning = $"{configPath} has {loaded.Errors.Count} error(s) (first: {loaded.Errors[0]}); a running server keeps the config it has. `isotun config validate {configPath}` lists them all.";
+        }
         if (admin.Socket is { } socket && File.Exists(socket)) return new AdminClient(socket);
         if (admin.Listen is { } tcp && admin.TokenFile is { } tokenFile)
             return new AdminClient($"http://{tcp}", File.ReadAllText(tokenFile).Trim());
