@@ -44,5 +44,12 @@ internal sealed class SClient : IDisposable
         return await _output;
     }
 
+    /// <summary>Types <paramref name="line"/> into the client (data for the server, or one of its command letters).</summary>
+    public async Task SendLineAsync(string line)
+    {
+        await _process.StandardInput.WriteAsync(line + "\n");
+        await _process.StandardInput.FlushAsync();
+    }
+
     public void Dispose() => _process.Dispose();
 }

@@ -19,21 +19,33 @@ public sealed class HttpsConnection : IAsyncDisposable
 
     private readonly Socket _socket;
     private readonly SslStream _tls;
-    private readonly ResponsePrefixStream _responses;
+    private readonly WriteCoalescingStream _under;
+    private Stream _stream;
+    private ResponsePrefixStream? _responses;
+    private ConnectionReader? _reader;
 
-    private HttpsConnection(Socket socket, SslStream tls)
+    private HttpsConnection(Socket socket)
     {
         _socket = socket;
-        _tls = tls;
-        _responses = new ResponsePrefixStream(tls);
-        Reader = new ConnectionReader(_responses);
+        // The handshake is read record by record, so that a TlsRecordStream can carry the connection after it.
+        _under = new WriteCoalescingStream(new SocketStream(socket), recordReads: true);
+        _stream = _tls = new SslStream(_under, leaveInnerStreamOpen: false);
     }
 
-    public SslStream Stream => _tls;
+    /// <summary>The connection's records after the handshake: on OpenSSL's connection directly (TLS 1.3), else SslStream.</summary>
+    public Stream Stream => _stream;
 
     /// <summary>Bytes already wait in the socket's receive queue, so the next read will not block.</summary>
     public bool MorePending => SocketTuning.BytesWaiting(_socket);
-    public ConnectionReader Reader { get; }
+    public ConnectionReader Reader => _reader ?? throw new InvalidOperationException("no TLS handshake yet");
+
+    /// <summary>After the handshake: the records taken over where that can be done, and the reader on them.</summary>
+    private void Carry()
+    {
+        if (TlsRecordStream.TryTake(_tls, _under) is { } records) _stream = records;
+        _responses = new ResponsePrefixStream(_stream);
+        _reader = new ConnectionReader(_responses);
+    }
     public X509Certificate2? ServerCertificate { get; private set; }
 
     public static async Task<HttpsConnection> OpenAsync(ClientOptions o, CancellationToken ct)
@@ -56,8 +68,8 @@ public sealed class HttpsConnection : IAsyncDisposable
         }
 
         string? rejection = null;
-        var tls = new SslStream(new WriteCoalescingStream(new SocketStream(socket)), leaveInnerStreamOpen: false);
-        var conn = new HttpsConnection(socket, tls);
+        var conn = new HttpsConnection(socket);
+        var tls = conn._tls;
         var options = new SslClientAuthenticationOptions
         {
             TargetHost = host,
@@ -100,6 +112,7 @@ public sealed class HttpsConnection : IAsyncDisposable
             if (rejection is not null) throw new ClientException(ClientExitCode.CertificateRejected, rejection);
             throw new ClientException(ClientExitCode.Failure, $"TLS handshake with {host}:{port} failed: {(e is OperationCanceledException ? "timed out" : e.Message)}");
         }
+        conn.Carry();
         return conn;
     }
 
@@ -128,14 +141,15 @@ public sealed class HttpsConnection : IAsyncDisposable
         cts.CancelAfter(timeout);
         try
         {
-            await _tls.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), cts.Token).ConfigureAwait(false);
-            if (body is not null) await _tls.WriteAsync(body, cts.Token).ConfigureAwait(false);
-            await _tls.FlushAsync(cts.Token).ConfigureAwait(false);
+            await _stream.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), cts.Token).ConfigureAwait(false);
+            if (body is not null) await _stream.WriteAsync(body, cts.Token).ConfigureAwait(false);
+            await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
 
-            _responses.StartResponse();
+            var responses = _responses!;
+            responses.StartResponse();
             var (result, head) = await Reader.ReadResponseHeadAsync(HttpHeadParser.DefaultMaxHeadBytes, cts.Token).ConfigureAwait(false);
-            string? notHttp = _responses.NotHttpPrefix();
-            _responses.StopRecording();
+            string? notHttp = responses.NotHttpPrefix();
+            responses.StopRecording();
             if (head is null && notHttp is not null)
                 throw new ClientException(ClientExitCode.ProtocolError, $"server's reply is not HTTP (it starts with \"{notHttp}\"): wrong port or not a VPN server?");
             if (head is null)
@@ -164,8 +178,9 @@ public sealed class HttpsConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_stream != _tls) await _stream.DisposeAsync().ConfigureAwait(false);
         try { await _tls.DisposeAsync().ConfigureAwait(false); } catch (Exception) { }
         _socket.Dispose();
-        Reader.Dispose();
+        _reader?.Dispose();
     }
 }

@@ -137,11 +137,17 @@ internal sealed partial class ServerConnection
     /// </summary>
     private static async Task GoingAwayAsync(Stream tls)
     {
-        if (tls is not SslStream ssl) return;
+        Func<Task>? shutdown = tls switch
+        {
+            TlsRecordStream records => () => records.ShutdownAsync(),
+            SslStream ssl => ssl.ShutdownAsync,
+            _ => null,
+        };
+        if (shutdown is null) return;
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
         try
         {
-            await ssl.ShutdownAsync().WaitAsync(cts.Token).ConfigureAwait(false);
+            await shutdown().WaitAsync(cts.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {

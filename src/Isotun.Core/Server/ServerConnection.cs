@@ -42,8 +42,9 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
         var metrics = server.Metrics;
         SocketTuning.Apply(socket);
         await using var net = new SocketStream(socket);
-        // Records are gathered under the TLS layer until each flush: bursts of small frames share a send().
-        _under = new WriteCoalescingStream(net);
+        // Records are gathered under the TLS layer until each flush: bursts of small frames share a send(). The
+        // handshake is read record by record, so that a TlsRecordStream can carry the connection after it.
+        _under = new WriteCoalescingStream(net, recordReads: true);
         await using var tls = new SslStream(_under, leaveInnerStreamOpen: false);
         var limits = server.Config.Limits;
 
@@ -86,7 +87,9 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
         if (tls.RemoteCertificate is { } rc) cert = Authenticator.Inspect(rc as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(rc.GetRawCertData()));
         _morePending = () => SocketTuning.BytesWaiting(socket);
         var peer = new PeerInfo(remote ?? socket.RemoteEndPoint as IPEndPoint, string.IsNullOrEmpty(tls.TargetHostName) ? null : tls.TargetHostName, cert);
-        await RunAsync(tls, peer, stopping).ConfigureAwait(false);
+        // After a TLS 1.3 handshake the records are read and written on OpenSSL's connection directly; else by SslStream.
+        await using var records = TlsRecordStream.TryTake(tls, _under);
+        await RunAsync(records ?? (Stream)tls, peer, stopping).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -144,6 +144,90 @@ public static partial class NativeTls
         }
     }
 
+    /// <summary>
+    /// The <c>SSL*</c> of <paramref name="tls"/> as its SafeHandle (for <see cref="TlsRecordStream"/>, which holds a
+    /// reference on it around each call), or null when it cannot be reached here.
+    /// </summary>
+    internal static SafeHandle? Handle(SslStream tls)
+    {
+        if (s_unavailable || s_context!.GetValue(tls) is not SafeHandle ssl || ssl.IsInvalid) return null;
+        try
+        {
+            ERR_clear_error(); // loads libcrypto: a missing library shows here, not in the middle of a read
+            return ssl;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+            return null;
+        }
+    }
+
+    // The record layer's calls (TlsRecordStream). SSL_read and SSL_write may run OpenSSL callbacks into the runtime
+    // (a client's new-session callback), so none of them suppresses the GC transition.
+    [LibraryImport("libssl.so.3")]
+    internal static unsafe partial int SSL_read(nint ssl, byte* buffer, int length);
+
+    [LibraryImport("libssl.so.3")]
+    internal static unsafe partial int SSL_write(nint ssl, byte* buffer, int length);
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial int SSL_pending(nint ssl);
+
+    internal const int SslReceivedShutdown = 2; // SSL_RECEIVED_SHUTDOWN: the peer's close_notify came
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial int SSL_get_shutdown(nint ssl);
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static partial nuint ERR_peek_error();
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial int SSL_shutdown(nint ssl);
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial void SSL_set_quiet_shutdown(nint ssl, int mode);
+
+    private const int SslCtrlGetReadAhead = 40; // SSL_CTRL_GET_READ_AHEAD: SSL_get_read_ahead is SSL_ctrl(ssl, 40, 0, NULL)
+
+    /// <summary>Whether OpenSSL reads ahead on <paramref name="ssl"/> (pulls more than the record it is on out of its read BIO).</summary>
+    internal static bool ReadsAhead(nint ssl) => SSL_ctrl(ssl, SslCtrlGetReadAhead, 0, 0) != 0;
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial nint SSL_get_rbio(nint ssl);
+
+    [LibraryImport("libssl.so.3")]
+    internal static partial nint SSL_get_wbio(nint ssl);
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static unsafe partial int BIO_read(nint bio, byte* buffer, int length);
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static unsafe partial int BIO_write(nint bio, byte* buffer, int length);
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static partial nuint BIO_ctrl_pending(nint bio);
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static partial void ERR_clear_error();
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static partial nuint ERR_get_error();
+
+    [LibraryImport("libcrypto.so.3")]
+    internal static unsafe partial void ERR_error_string_n(nuint error, byte* buffer, nuint length);
+
+    /// <summary>OpenSSL's first queued error as text (the queue is then cleared), or null when there is none.</summary>
+    internal static unsafe string? TakeError()
+    {
+        nuint e = ERR_get_error();
+        ERR_clear_error();
+        if (e == 0) return null;
+        byte* text = stackalloc byte[256];
+        ERR_error_string_n(e, text, 256);
+        return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((nint)text);
+    }
+
     [LibraryImport("libssl.so.3")]
     private static partial long SSL_ctrl(nint ssl, int cmd, long larg, nint parg);
 

@@ -10,10 +10,25 @@ namespace Isotun.Transport;
 /// is pooled and held only between a write and the next flush, so idle connections hold none. Under it is a
 /// <see cref="SocketStream"/>, which ends quietly when the peer resets.
 /// </summary>
-public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024) : Stream
+/// <param name="recordReads">
+/// Reads stop at the end of each TLS record until <see cref="EndRecordReads"/>: set while SslStream runs the
+/// handshake, it then holds no byte past the handshake's last record, and a <see cref="TlsRecordStream"/> can take
+/// the connection over without losing what the peer sent right after it.
+/// </param>
+public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024, bool recordReads = false) : Stream
 {
     private byte[]? _buffer;
     private int _used;
+
+    private const int RecordHeader = 5; // TLS record: type, version (2), length (2)
+    private bool _recordReads = recordReads;
+    private int _headerSeen, _recordLength, _recordLeft;
+
+    /// <summary>Reads are no longer bounded by TLS records (see the constructor).</summary>
+    public void EndRecordReads() => _recordReads = false;
+
+    /// <summary>Whether no TLS record has been read in part: true unless reads bounded by records stopped in one.</summary>
+    public bool AtRecordBoundary => _headerSeen == 0;
 
     // The bytes written from the first write until the next read: the server's first TLS flight (ServerHello to
     // Finished). A full TLS 1.3 handshake sends the certificate in it, a resumed one does not.
@@ -67,6 +82,7 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
         if (_flight == 1) _flight = 2;
+        if (_recordReads && !buffer.IsEmpty) return ReadInRecordAsync(buffer, ct);
         if (_readSocketNs < 0) return inner.ReadAsync(buffer, ct);
         long start = ThreadCpu.NowNs();
         var read = inner.ReadAsync(buffer, ct);
@@ -75,6 +91,23 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    /// <summary>A read that ends at the current record's end at the latest: its header first, then its body.</summary>
+    private async ValueTask<int> ReadInRecordAsync(Memory<byte> buffer, CancellationToken ct)
+    {
+        int want = _headerSeen < RecordHeader ? RecordHeader - _headerSeen : _recordLeft;
+        int n = await inner.ReadAsync(buffer[..Math.Min(want, buffer.Length)], ct).ConfigureAwait(false);
+        var got = buffer.Span[..Math.Max(n, 0)];
+        if (_headerSeen < RecordHeader)
+        {
+            foreach (byte b in got)
+                if (++_headerSeen > 3) _recordLength = _recordLength << 8 | b; // bytes 3 and 4: the length
+            if (_headerSeen == RecordHeader) (_recordLeft, _recordLength) = (_recordLength, 0);
+        }
+        else _recordLeft -= got.Length;
+        if (_headerSeen == RecordHeader && _recordLeft == 0) _headerSeen = 0;
+        return n;
+    }
 
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -106,6 +139,10 @@ public sealed class WriteCoalescingStream(Stream inner, int capacity = 64 * 1024
         data.Span.CopyTo((_buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(capacity)).AsSpan(_used));
         _used += data.Length;
     }
+
+    /// <summary>Sends <paramref name="data"/> now, after anything gathered before it, whatever its size (no copy).</summary>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct) =>
+        _used == 0 ? InnerWriteAsync(data, ct) : WriteLargeAsync(data, ct);
 
     private ValueTask FlushBufferAsync(CancellationToken ct) => _used == 0 ? ValueTask.CompletedTask : WriteOutAsync(ct);
 

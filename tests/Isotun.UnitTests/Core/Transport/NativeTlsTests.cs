@@ -15,7 +15,8 @@ namespace Isotun.UnitTests.Core.Transport;
 /// </summary>
 public sealed class NativeTlsTests
 {
-    private static X509Certificate2 Certificate()
+    /// <summary>A self-signed ECDSA server certificate with its key (also for the record layer's tests).</summary>
+    internal static X509Certificate2 Certificate()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var self = new CertificateRequest("CN=release-buffers", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));

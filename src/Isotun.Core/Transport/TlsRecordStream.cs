@@ -1,0 +1,334 @@
+using System.Buffers;
+using System.Net.Security;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Security.Authentication;
+
+namespace Isotun.Transport;
+
+/// <summary>
+/// A TLS 1.3 connection's records after its handshake, read and written on SslStream's own OpenSSL connection: the
+/// same <c>SSL*</c> and memory BIOs SslStream uses, called directly (<c>SSL_write</c> then <c>BIO_read</c> to
+/// encrypt, <c>BIO_write</c> then <c>SSL_read</c> to decrypt). SslStream runs the handshake and stays the owner of
+/// the connection (its certificate, its disposal); this stream carries the data after it.
+/// <para>
+/// Hand-written for the hot path: SslStream's layers (its buffers, locks and async state per record) were a fixed
+/// cost on every packet of a tunnel. Here a read decrypts every whole record it has into the caller's buffer in one
+/// pass, and a write encrypts straight into one outgoing buffer, sent at the flush (or when full) with no copy more.
+/// </para>
+/// <para>
+/// Safe to take over only where SslStream holds nothing unread: the stream under it must have read the handshake
+/// record by record (<see cref="WriteCoalescingStream"/>'s record reads), so whatever the peer sent after the handshake
+/// is still in the socket or in OpenSSL's read BIO, where this stream finds it. One reader and one writer may run at
+/// once, as with SslStream (which also calls <c>SSL_read</c> and <c>SSL_write</c> on one <c>SSL*</c> from two
+/// threads). Post-handshake messages (session tickets, key updates) are handled by OpenSSL inside <c>SSL_read</c>;
+/// a reply one of them needs is left in the write BIO and leaves before the next record written, as TLS 1.3 asks.
+/// </para>
+/// </summary>
+public sealed class TlsRecordStream : Stream
+{
+    /// <summary>Plaintext per <c>SSL_write</c>: one full record.</summary>
+    private const int RecordPlaintext = 16 * 1024;
+
+    /// <summary>What a record adds to its plaintext in TLS 1.3 (header 5, content type 1, AEAD tag 16), with room to spare.</summary>
+    private const int RecordOverhead = 64;
+
+    /// <summary>The outgoing buffer: encrypted records gathered until a flush, or until it is full.</summary>
+    private const int OutCapacity = 64 * 1024;
+
+    /// <summary>Bytes read from the socket at once.</summary>
+    private const int InChunk = 32 * 1024;
+
+    private readonly SslStream _tls;
+    private readonly SafeHandle _ssl;
+    private readonly WriteCoalescingStream _under;
+    private byte[]? _out; // rented at the first write after a flush, given back at the flush: an idle connection holds none
+    private int _used;
+    private bool _closeNotified;
+
+    private TlsRecordStream(SslStream tls, SafeHandle ssl, WriteCoalescingStream under)
+    {
+        _tls = tls;
+        _ssl = ssl;
+        _under = under;
+    }
+
+    /// <summary>
+    /// Takes over the records of <paramref name="tls"/>, whose handshake just finished over <paramref name="under"/>
+    /// (made with record reads); null when it cannot be done here, and the caller goes on with SslStream: not TLS 1.3,
+    /// or SslStream's <c>SSL*</c> out of reach (another runtime's layout, no libssl 3). Ends the record reads either way.
+    /// </summary>
+    public static TlsRecordStream? TryTake(SslStream tls, WriteCoalescingStream under)
+    {
+        bool whole = under.AtRecordBoundary;
+        under.EndRecordReads();
+        if (!whole || tls.SslProtocol != SslProtocols.Tls13 || NativeTls.Handle(tls) is not { } ssl) return null;
+        var records = new TlsRecordStream(tls, ssl, under);
+        // Reading ahead, OpenSSL would hold whole records where neither SSL_pending nor the read BIO shows them.
+        return records.Call(static s => !NativeTls.ReadsAhead(s)) ? records : null;
+    }
+
+    /// <summary>The SslStream whose connection this carries (its certificate, protocol and name).</summary>
+    public SslStream Tls => _tls;
+
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    // ---- reading ----
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // suspends whenever the socket has nothing yet
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        while (true)
+        {
+            if (HasInput())
+            {
+                // A zero-byte read only waits for data: there is some.
+                if (buffer.IsEmpty) return 0;
+                int n = Decrypt(buffer.Span, out bool ended);
+                if (n > 0 || ended) return n;
+            }
+            else if (buffer.IsEmpty)
+            {
+                // Waits holding no buffer (an idle connection's read); the caller reads again when data is there.
+                await _under.ReadAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
+                return 0;
+            }
+            var cipher = ArrayPool<byte>.Shared.Rent(InChunk);
+            try
+            {
+                int got = await _under.ReadAsync(cipher.AsMemory(0, InChunk), ct).ConfigureAwait(false);
+                if (got <= 0) return 0; // the peer closed (without close_notify: its end all the same)
+                Feed(cipher.AsSpan(0, got));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(cipher);
+            }
+        }
+    }
+
+    /// <summary>Whether OpenSSL holds plaintext or ciphertext not yet read.</summary>
+    private bool HasInput() => Call(static ssl => NativeTls.SSL_pending(ssl) > 0 || NativeTls.BIO_ctrl_pending(NativeTls.SSL_get_rbio(ssl)) > 0);
+
+    /// <summary>Hands ciphertext from the socket to OpenSSL's read BIO (a memory BIO: it takes all of it).</summary>
+    private unsafe void Feed(ReadOnlySpan<byte> cipher)
+    {
+        using var ssl = new Lease(_ssl);
+        var rbio = NativeTls.SSL_get_rbio(ssl.Ssl);
+        fixed (byte* p = cipher)
+        {
+            int done = 0;
+            while (done < cipher.Length)
+            {
+                int n = NativeTls.BIO_write(rbio, p + done, cipher.Length - done);
+                if (n <= 0) throw new IOException("TLS: OpenSSL's read buffer refused data");
+                done += n;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Decrypts every whole record OpenSSL has, up to <paramref name="plain"/>'s length; 0 when it needs more
+    /// ciphertext first. <paramref name="ended"/>: the peer's close_notify came (nothing more will).
+    /// </summary>
+    private unsafe int Decrypt(Span<byte> plain, out bool ended)
+    {
+        ended = false;
+        int total = 0;
+        using var lease = new Lease(_ssl);
+        nint ssl = lease.Ssl;
+        var rbio = NativeTls.SSL_get_rbio(ssl);
+        fixed (byte* p = plain)
+        {
+            while (total < plain.Length)
+            {
+                NativeTls.ERR_clear_error();
+                nuint before = NativeTls.BIO_ctrl_pending(rbio);
+                int n = NativeTls.SSL_read(ssl, p + total, plain.Length - total);
+                if (n > 0)
+                {
+                    total += n;
+                    // Nothing left to decrypt: stop here rather than pay a read that would only say so.
+                    if (NativeTls.SSL_pending(ssl) == 0 && NativeTls.BIO_ctrl_pending(rbio) == 0) break;
+                    continue;
+                }
+                // Why no data, told without SSL_get_error: that reads the connection's last I/O state, which the
+                // writer's SSL_write on another thread resets meanwhile (a want-read then read as a failure). An
+                // error is on this thread's queue; a close_notify marks the connection; a record taken from the
+                // read BIO without data for us was a post-handshake message (a ticket, a key update), and more
+                // may follow it; else OpenSSL needs more of a record: a memory BIO has no other way to say no.
+                if (NativeTls.ERR_peek_error() != 0) throw Failure("read");
+                ended = (NativeTls.SSL_get_shutdown(ssl) & NativeTls.SslReceivedShutdown) != 0;
+                if (!ended && NativeTls.BIO_ctrl_pending(rbio) < before) continue;
+                break;
+            }
+        }
+        return total;
+    }
+
+    private static IOException Failure(string what) => new($"TLS {what} failed: {NativeTls.TakeError() ?? "no reason given"}");
+
+    // ---- writing ----
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))] // suspends whenever the socket is full
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
+    {
+        ct.ThrowIfCancellationRequested();
+        while (!data.IsEmpty)
+        {
+            int chunk = Math.Min(data.Length, RecordPlaintext);
+            if (_out is not null && OutCapacity - _used < chunk + RecordOverhead) await SendOutAsync(ct).ConfigureAwait(false);
+            Encrypt(data.Span[..chunk]);
+            data = data[chunk..];
+            // A large write leaves as the buffer fills, not all at the flush.
+            if (OutCapacity - _used < RecordPlaintext + RecordOverhead) await SendOutAsync(ct).ConfigureAwait(false);
+        }
+        // Anything still in the write BIO (a reply to a post-handshake message, larger than the room left): out first.
+        while (WriteBioPending())
+        {
+            await SendOutAsync(ct).ConfigureAwait(false);
+            Drain();
+        }
+    }
+
+    /// <summary>Encrypts <paramref name="plain"/> (one record's worth at most) and moves the records into the outgoing buffer.</summary>
+    private unsafe void Encrypt(ReadOnlySpan<byte> plain)
+    {
+        using (var ssl = new Lease(_ssl))
+        {
+            NativeTls.ERR_clear_error();
+            int n;
+            fixed (byte* p = plain) n = NativeTls.SSL_write(ssl.Ssl, p, plain.Length);
+            // A memory BIO takes every record, so a write is whole or an error (the connection is then unusable).
+            if (n != plain.Length) throw Failure("write");
+        }
+        Drain();
+    }
+
+    /// <summary>Moves what the write BIO holds into the outgoing buffer, as much as fits.</summary>
+    private unsafe void Drain()
+    {
+        _out ??= ArrayPool<byte>.Shared.Rent(OutCapacity);
+        using var ssl = new Lease(_ssl);
+        var wbio = NativeTls.SSL_get_wbio(ssl.Ssl);
+        fixed (byte* p = _out)
+        {
+            while (_used < OutCapacity && NativeTls.BIO_ctrl_pending(wbio) > 0)
+            {
+                int n = NativeTls.BIO_read(wbio, p + _used, OutCapacity - _used);
+                if (n <= 0) break;
+                _used += n;
+            }
+        }
+    }
+
+    private bool WriteBioPending() => Call(static ssl => NativeTls.BIO_ctrl_pending(NativeTls.SSL_get_wbio(ssl)) > 0);
+
+    /// <summary>Sends the outgoing buffer (the buffer stays for the next records).</summary>
+    private ValueTask SendOutAsync(CancellationToken ct)
+    {
+        if (_used == 0) return ValueTask.CompletedTask;
+        var send = _under.SendAsync(_out.AsMemory(0, _used), ct);
+        _used = 0; // the buffer is not written again before the send completes: writes are awaited one by one
+        return send;
+    }
+
+    public override async Task FlushAsync(CancellationToken ct)
+    {
+        if (WriteBioPending()) Drain();
+        while (_used > 0)
+        {
+            await SendOutAsync(ct).ConfigureAwait(false);
+            if (WriteBioPending()) Drain();
+        }
+        if (_out is { } buffer)
+        {
+            _out = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        await _under.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    public override void Flush() => FlushAsync(default).GetAwaiter().GetResult();
+
+    /// <summary>Sends a close_notify (once): the peer reads the end of the stream, not a cut connection.</summary>
+    public async Task ShutdownAsync(CancellationToken ct = default)
+    {
+        if (_closeNotified) return;
+        _closeNotified = true;
+        Call(static ssl =>
+        {
+            NativeTls.ERR_clear_error();
+            // The runtime makes its connections quiet (no close_notify when it frees one) and lifts that only in
+            // SslStream.ShutdownAsync: so here too, or OpenSSL would mark the close sent and send nothing.
+            NativeTls.SSL_set_quiet_shutdown(ssl, 0);
+            NativeTls.SSL_shutdown(ssl); // 0: sent, the peer's not read (not waited for); <0: already failed
+            NativeTls.ERR_clear_error();
+            return true;
+        });
+        await FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary><paramref name="call"/> on the <c>SSL*</c>, a reference held meanwhile.</summary>
+    private bool Call(Func<nint, bool> call)
+    {
+        using var ssl = new Lease(_ssl);
+        return call(ssl.Ssl);
+    }
+
+    /// <summary>
+    /// A reference on the <c>SSL*</c> for one call, so SslStream's disposal on another thread cannot free it meanwhile;
+    /// a connection already closed reads as an I/O error.
+    /// </summary>
+    private readonly ref struct Lease
+    {
+        private readonly SafeHandle _handle;
+
+        public Lease(SafeHandle handle)
+        {
+            bool added = false;
+            try
+            {
+                handle.DangerousAddRef(ref added);
+            }
+            catch (ObjectDisposedException e)
+            {
+                throw new IOException("TLS: the connection is closed", e);
+            }
+            _handle = handle;
+            Ssl = handle.DangerousGetHandle();
+        }
+
+        public nint Ssl { get; }
+
+        public void Dispose() => _handle.DangerousRelease();
+    }
+
+    // ---- the rest of Stream ----
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    /// <summary>
+    /// Drops the outgoing buffer (not given back to the pool: a send cut short may still be reading it); the connection
+    /// itself is the SslStream's to close.
+    /// </summary>
+    protected override void Dispose(bool disposing)
+    {
+        _out = null;
+        base.Dispose(disposing);
+    }
+}
