@@ -8,7 +8,8 @@
 #     followed, but in a running tunnel all of OpenSSL's work is records; likewise the C library's memcpy, memset,
 #     strcmp or malloc when its caller cannot be followed (the code here without frame pointers is OpenSSL); or
 #   - walking outwards past the runtime's and the C library's frames, is first owned by System.Net.Security
-#     (SslStream's framing and buffers).
+#     (SslStream's framing and buffers: the handshake, and TLS 1.2 tunnels) or is Isotun's own record layer on
+#     OpenSSL's connection (Isotun.Transport.TlsRecordStream: TLS 1.3 tunnels).
 # Interrupts are counted as the server's own measure counts them: without IRQ time accounting (CONFIG_IRQ_TIME_ACCOUNTING
 # off, as on Debian's and most cloud kernels) the kernel charges an interrupt's work to the thread it came in on.
 function owner(line,   a, n, p) {
@@ -47,6 +48,6 @@ function flush() {
   if (user == 1) libcleaf = o ~ /^libc\.so/
   if (user == 2 && libcleaf && (o == "" || o == "[unknown]")) { verdict = "tls"; next }
   if (neutral(o)) next
-  verdict = o ~ /^System\.Net\.Security/ ? "tls" : "no"
+  verdict = o ~ /^System\.Net\.Security/ || $0 ~ /Isotun\.Transport\.TlsRecordStream[:+]/ ? "tls" : "no"
 }
 END { flush(); printf "%d %d %.4f\n", tls, total, total ? tls / total : 0 }

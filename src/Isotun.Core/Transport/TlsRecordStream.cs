@@ -36,14 +36,21 @@ public sealed class TlsRecordStream : Stream
     /// <summary>The outgoing buffer: encrypted records gathered until a flush, or until it is full.</summary>
     private const int OutCapacity = 64 * 1024;
 
-    /// <summary>Bytes read from the socket at once.</summary>
-    private const int InChunk = 32 * 1024;
+    /// <summary>The incoming buffer: ciphertext read from the socket, handed to OpenSSL a record at a time.</summary>
+    private const int InCapacity = 64 * 1024;
+
+    private const int RecordHeader = 5; // type, version (2), length (2)
+
+    /// <summary>The largest record a peer may send, header included (TLS 1.2's bound, the larger).</summary>
+    private const int MaxRecord = RecordHeader + 16 * 1024 + 2048;
 
     private readonly SslStream _tls;
     private readonly SafeHandle _ssl;
     private readonly WriteCoalescingStream _under;
     private byte[]? _out; // rented at the first write after a flush, given back at the flush: an idle connection holds none
     private int _used;
+    private byte[]? _in; // rented when ciphertext is read, given back when all of it went to OpenSSL
+    private int _inStart, _inEnd;
     private bool _closeNotified;
 
     private TlsRecordStream(SslStream tls, SafeHandle ssl, WriteCoalescingStream under)
@@ -84,56 +91,64 @@ public sealed class TlsRecordStream : Stream
     {
         while (true)
         {
-            if (HasInput())
+            if (buffer.IsEmpty)
             {
-                // A zero-byte read only waits for data: there is some.
-                if (buffer.IsEmpty) return 0;
+                // A zero-byte read only waits for data.
+                if (HasRecord() || Call(static ssl => NativeTls.SSL_pending(ssl) > 0)) return 0;
+                if (_inStart == _inEnd)
+                {
+                    // Waits holding no buffer (an idle connection's read); the caller reads again when data is there.
+                    ReleaseIn();
+                    await _under.ReadAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
+                    return 0;
+                }
+            }
+            else
+            {
                 int n = Decrypt(buffer.Span, out bool ended);
                 if (n > 0 || ended) return n;
             }
-            else if (buffer.IsEmpty)
+            // More ciphertext is needed: a whole record at least.
+            _in ??= ArrayPool<byte>.Shared.Rent(InCapacity);
+            if (_inStart > 0 && _in.Length - _inEnd < MaxRecord)
             {
-                // Waits holding no buffer (an idle connection's read); the caller reads again when data is there.
-                await _under.ReadAsync(Memory<byte>.Empty, ct).ConfigureAwait(false);
-                return 0;
+                Buffer.BlockCopy(_in, _inStart, _in, 0, _inEnd - _inStart);
+                _inEnd -= _inStart;
+                _inStart = 0;
             }
-            var cipher = ArrayPool<byte>.Shared.Rent(InChunk);
-            try
-            {
-                int got = await _under.ReadAsync(cipher.AsMemory(0, InChunk), ct).ConfigureAwait(false);
-                if (got <= 0) return 0; // the peer closed (without close_notify: its end all the same)
-                Feed(cipher.AsSpan(0, got));
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(cipher);
-            }
+            int got = await _under.ReadAsync(_in.AsMemory(_inEnd), ct).ConfigureAwait(false);
+            if (got <= 0) return 0; // the peer closed (without close_notify: its end all the same)
+            _inEnd += got;
         }
     }
 
-    /// <summary>Whether OpenSSL holds plaintext or ciphertext not yet read.</summary>
-    private bool HasInput() => Call(static ssl => NativeTls.SSL_pending(ssl) > 0 || NativeTls.BIO_ctrl_pending(NativeTls.SSL_get_rbio(ssl)) > 0);
-
-    /// <summary>Hands ciphertext from the socket to OpenSSL's read BIO (a memory BIO: it takes all of it).</summary>
-    private unsafe void Feed(ReadOnlySpan<byte> cipher)
+    /// <summary>The length of the whole record at the start of the ciphertext read so far, or 0 when it is not all there.</summary>
+    private int WholeRecord()
     {
-        using var ssl = new Lease(_ssl);
-        var rbio = NativeTls.SSL_get_rbio(ssl.Ssl);
-        fixed (byte* p = cipher)
+        int available = _inEnd - _inStart;
+        if (available < RecordHeader) return 0;
+        int length = RecordHeader + (_in![_inStart + 3] << 8 | _in[_inStart + 4]);
+        // A length no record may have: OpenSSL refuses it from the header alone, so its header is enough.
+        if (length > MaxRecord) return available;
+        return available >= length ? length : 0;
+    }
+
+    private bool HasRecord() => _in is not null && WholeRecord() > 0;
+
+    private void ReleaseIn()
+    {
+        if (_in is { } buffer && _inStart == _inEnd)
         {
-            int done = 0;
-            while (done < cipher.Length)
-            {
-                int n = NativeTls.BIO_write(rbio, p + done, cipher.Length - done);
-                if (n <= 0) throw new IOException("TLS: OpenSSL's read buffer refused data");
-                done += n;
-            }
+            _in = null;
+            _inStart = _inEnd = 0;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
     /// <summary>
-    /// Decrypts every whole record OpenSSL has, up to <paramref name="plain"/>'s length; 0 when it needs more
-    /// ciphertext first. <paramref name="ended"/>: the peer's close_notify came (nothing more will).
+    /// Decrypts whole records into <paramref name="plain"/> until it is full or no whole record is left; 0 when more
+    /// ciphertext is needed first. OpenSSL is given one record at a time, so its read BIO (which keeps the memory it
+    /// once grew to) never holds more than one. <paramref name="ended"/>: the peer's close_notify came.
     /// </summary>
     private unsafe int Decrypt(Span<byte> plain, out bool ended)
     {
@@ -146,27 +161,33 @@ public sealed class TlsRecordStream : Stream
         {
             while (total < plain.Length)
             {
+                if (NativeTls.SSL_pending(ssl) == 0 && NativeTls.BIO_ctrl_pending(rbio) == 0)
+                {
+                    int record = _in is null ? 0 : WholeRecord();
+                    if (record == 0) break;
+                    fixed (byte* r = &_in![_inStart])
+                        if (NativeTls.BIO_write(rbio, r, record) != record) throw new IOException("TLS: OpenSSL's read buffer refused a record");
+                    _inStart += record;
+                }
                 NativeTls.ERR_clear_error();
                 nuint before = NativeTls.BIO_ctrl_pending(rbio);
                 int n = NativeTls.SSL_read(ssl, p + total, plain.Length - total);
                 if (n > 0)
                 {
                     total += n;
-                    // Nothing left to decrypt: stop here rather than pay a read that would only say so.
-                    if (NativeTls.SSL_pending(ssl) == 0 && NativeTls.BIO_ctrl_pending(rbio) == 0) break;
                     continue;
                 }
                 // Why no data, told without SSL_get_error: that reads the connection's last I/O state, which the
                 // writer's SSL_write on another thread resets meanwhile (a want-read then read as a failure). An
-                // error is on this thread's queue; a close_notify marks the connection; a record taken from the
-                // read BIO without data for us was a post-handshake message (a ticket, a key update), and more
-                // may follow it; else OpenSSL needs more of a record: a memory BIO has no other way to say no.
+                // error is on this thread's queue; a close_notify marks the connection; a record taken without data
+                // for us was a post-handshake message (a ticket, a key update), and more may follow it.
                 if (NativeTls.ERR_peek_error() != 0) throw Failure("read");
                 ended = (NativeTls.SSL_get_shutdown(ssl) & NativeTls.SslReceivedShutdown) != 0;
                 if (!ended && NativeTls.BIO_ctrl_pending(rbio) < before) continue;
                 break;
             }
         }
+        if (_inStart == _inEnd) ReleaseIn();
         return total;
     }
 
@@ -323,12 +344,13 @@ public sealed class TlsRecordStream : Stream
     public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>
-    /// Drops the outgoing buffer (not given back to the pool: a send cut short may still be reading it); the connection
-    /// itself is the SslStream's to close.
+    /// Drops the buffers (not given back to the pool: a send or a receive cut short may still be using one); the
+    /// connection itself is the SslStream's to close.
     /// </summary>
     protected override void Dispose(bool disposing)
     {
         _out = null;
+        _in = null;
         base.Dispose(disposing);
     }
 }
