@@ -38,6 +38,27 @@ public static partial class NativeTls
     private static readonly FieldInfo? s_context = typeof(SslStream).GetField("_securityContext", BindingFlags.Instance | BindingFlags.NonPublic) is { } f
         && typeof(SafeHandle).IsAssignableFrom(f.FieldType) && f.FieldType.Name == "SafeDeleteSslContext" ? f : null;
 
+    // SslStream's read buffer (a struct, SslBuffer): how much it holds, and the method that gives its array back.
+    private static readonly FieldInfo? s_readBuffer = typeof(SslStream).GetField("_buffer", BindingFlags.Instance | BindingFlags.NonPublic);
+    private static readonly PropertyInfo? s_readBufferHolds = s_readBuffer?.FieldType.GetProperty("ActiveLength", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public);
+    private static readonly MethodInfo? s_readBufferReturn = s_readBuffer?.FieldType.GetMethod("ReturnBuffer", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public, Type.EmptyTypes);
+
+    /// <summary>
+    /// For a stream that carries <paramref name="tls"/>'s records itself after the handshake: true when SslStream holds
+    /// no bytes of the peer's in its read buffer, which is then given back to the pool (SslStream keeps its handshake's
+    /// 8 KiB read buffer until a read of its own returns it, and no read of its own will come: kept, it was 8 KiB more
+    /// per idle session). False when it holds bytes, or when this runtime's SslStream is laid out otherwise.
+    /// </summary>
+    internal static bool GiveUpReadBuffer(SslStream tls)
+    {
+        if (s_readBuffer is null || s_readBufferHolds is null || s_readBufferReturn is null || !s_readBuffer.FieldType.IsValueType) return false;
+        object buffer = s_readBuffer.GetValue(tls)!; // a boxed copy of the struct: changed, then set back
+        if (s_readBufferHolds.GetValue(buffer) is not int held || held != 0) return false;
+        s_readBufferReturn.Invoke(buffer, null);
+        s_readBuffer.SetValue(tls, buffer);
+        return true;
+    }
+
     private static volatile bool s_unavailable = s_context is null || !OperatingSystem.IsLinux();
 
     /// <summary>Whether this runtime's SslStream and libssl 3 allow these calls, as far as known so far.</summary>

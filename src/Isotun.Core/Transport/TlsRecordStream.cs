@@ -63,13 +63,16 @@ public sealed class TlsRecordStream : Stream
     /// <summary>
     /// Takes over the records of <paramref name="tls"/>, whose handshake just finished over <paramref name="under"/>
     /// (made with record reads); null when it cannot be done here, and the caller goes on with SslStream: not TLS 1.3,
-    /// or SslStream's <c>SSL*</c> out of reach (another runtime's layout, no libssl 3). Ends the record reads either way.
+    /// SslStream holding bytes of the peer's, or SslStream's <c>SSL*</c> out of reach (another runtime's layout, no
+    /// libssl 3). Ends the record reads either way. SslStream's read buffer, which it would not use again, goes back to
+    /// the pool.
     /// </summary>
     public static TlsRecordStream? TryTake(SslStream tls, WriteCoalescingStream under)
     {
         bool whole = under.AtRecordBoundary;
         under.EndRecordReads();
         if (!whole || tls.SslProtocol != SslProtocols.Tls13 || NativeTls.Handle(tls) is not { } ssl) return null;
+        if (!NativeTls.GiveUpReadBuffer(tls)) return null; // SslStream holds bytes after all, or cannot be asked
         var records = new TlsRecordStream(tls, ssl, under);
         // Reading ahead, OpenSSL would hold whole records where neither SSL_pending nor the read BIO shows them.
         return records.Call(static s => !NativeTls.ReadsAhead(s)) ? records : null;
