@@ -20,9 +20,9 @@ namespace Isotun.Transport;
 /// Safe to take over only where SslStream holds nothing unread: the stream under it must have read the handshake
 /// record by record (<see cref="WriteCoalescingStream"/>'s record reads), so whatever the peer sent after the handshake
 /// is still in the socket or in OpenSSL's read BIO, where this stream finds it. One reader and one writer may run at
-/// once, as with SslStream (which also calls <c>SSL_read</c> and <c>SSL_write</c> on one <c>SSL*</c> from two
-/// threads). Post-handshake messages (session tickets, key updates) are handled by OpenSSL inside <c>SSL_read</c>;
-/// a reply one of them needs is left in the write BIO and leaves before the next record written, as TLS 1.3 asks.
+/// once; their calls into OpenSSL take turns, a record at a time. Post-handshake messages (session tickets, key
+/// updates) are handled by OpenSSL inside <c>SSL_read</c>; a reply one of them needs is left in the write BIO and
+/// leaves before the next record written, as TLS 1.3 asks.
 /// </para>
 /// </summary>
 public sealed class TlsRecordStream : Stream
@@ -52,6 +52,13 @@ public sealed class TlsRecordStream : Stream
     private byte[]? _in; // rented when ciphertext is read, given back when all of it went to OpenSSL
     private int _inStart, _inEnd;
     private bool _closeNotified;
+
+    // Every call into OpenSSL on this connection is made under this lock, the reader's and the writer's alike. OpenSSL
+    // does not take an SSL* from two threads at once: a post-handshake message (a session ticket, a key update) read on
+    // one thread runs its state machine while a write on another thread sends records, and one of them then went out
+    // corrupt (the peer failed it as a bad record MAC, in a test that wrote both ways right after the handshake). Held
+    // for one record's work at a time, never across a wait.
+    private readonly Lock _gate = new();
 
     private TlsRecordStream(SslStream tls, SafeHandle ssl, WriteCoalescingStream under)
     {
@@ -164,30 +171,33 @@ public sealed class TlsRecordStream : Stream
         {
             while (total < plain.Length)
             {
-                if (NativeTls.SSL_pending(ssl) == 0 && NativeTls.BIO_ctrl_pending(rbio) == 0)
+                lock (_gate)
                 {
-                    int record = _in is null ? 0 : WholeRecord();
-                    if (record == 0) break;
-                    fixed (byte* r = &_in![_inStart])
-                        if (NativeTls.BIO_write(rbio, r, record) != record) throw new IOException("TLS: OpenSSL's read buffer refused a record");
-                    _inStart += record;
+                    if (NativeTls.SSL_pending(ssl) == 0 && NativeTls.BIO_ctrl_pending(rbio) == 0)
+                    {
+                        int record = _in is null ? 0 : WholeRecord();
+                        if (record == 0) break;
+                        fixed (byte* r = &_in![_inStart])
+                            if (NativeTls.BIO_write(rbio, r, record) != record) throw new IOException("TLS: OpenSSL's read buffer refused a record");
+                        _inStart += record;
+                    }
+                    NativeTls.ERR_clear_error();
+                    nuint before = NativeTls.BIO_ctrl_pending(rbio);
+                    int n = NativeTls.SSL_read(ssl, p + total, plain.Length - total);
+                    if (n > 0)
+                    {
+                        total += n;
+                        continue;
+                    }
+                    // Why no data, told from this thread's error queue and the connection's state (SSL_get_error reads
+                    // the last I/O state, which the writer's calls set too): an error is on the queue; a close_notify
+                    // marks the connection; a record taken without data for us was a post-handshake message (a ticket,
+                    // a key update), and more may follow it; else a record is not all there yet.
+                    if (NativeTls.ERR_peek_error() != 0) throw Failure("read");
+                    ended = (NativeTls.SSL_get_shutdown(ssl) & NativeTls.SslReceivedShutdown) != 0;
+                    if (!ended && NativeTls.BIO_ctrl_pending(rbio) < before) continue;
+                    break;
                 }
-                NativeTls.ERR_clear_error();
-                nuint before = NativeTls.BIO_ctrl_pending(rbio);
-                int n = NativeTls.SSL_read(ssl, p + total, plain.Length - total);
-                if (n > 0)
-                {
-                    total += n;
-                    continue;
-                }
-                // Why no data, told without SSL_get_error: that reads the connection's last I/O state, which the
-                // writer's SSL_write on another thread resets meanwhile (a want-read then read as a failure). An
-                // error is on this thread's queue; a close_notify marks the connection; a record taken without data
-                // for us was a post-handshake message (a ticket, a key update), and more may follow it.
-                if (NativeTls.ERR_peek_error() != 0) throw Failure("read");
-                ended = (NativeTls.SSL_get_shutdown(ssl) & NativeTls.SslReceivedShutdown) != 0;
-                if (!ended && NativeTls.BIO_ctrl_pending(rbio) < before) continue;
-                break;
             }
         }
         if (_inStart == _inEnd) ReleaseIn();
@@ -223,6 +233,7 @@ public sealed class TlsRecordStream : Stream
     private unsafe void Encrypt(ReadOnlySpan<byte> plain)
     {
         using (var ssl = new Lease(_ssl))
+        lock (_gate)
         {
             NativeTls.ERR_clear_error();
             int n;
@@ -240,6 +251,7 @@ public sealed class TlsRecordStream : Stream
         using var ssl = new Lease(_ssl);
         var wbio = NativeTls.SSL_get_wbio(ssl.Ssl);
         fixed (byte* p = _out)
+        lock (_gate)
         {
             while (_used < OutCapacity && NativeTls.BIO_ctrl_pending(wbio) > 0)
             {
@@ -301,7 +313,7 @@ public sealed class TlsRecordStream : Stream
     private bool Call(Func<nint, bool> call)
     {
         using var ssl = new Lease(_ssl);
-        return call(ssl.Ssl);
+        lock (_gate) return call(ssl.Ssl);
     }
 
     /// <summary>
