@@ -143,7 +143,7 @@ public static partial class NativeTls
     /// </summary>
     private static T With<T>(SslStream tls, T unknown, Func<nint, T> call)
     {
-        if (s_unavailable || s_context!.GetValue(tls) is not SafeHandle ssl || ssl.IsInvalid) return unknown;
+        if (Handle(tls) is not { } ssl) return unknown;
         bool added = false;
         try
         {
@@ -166,8 +166,8 @@ public static partial class NativeTls
     }
 
     /// <summary>
-    /// The <c>SSL*</c> of <paramref name="tls"/> as its SafeHandle (for <see cref="TlsRecordStream"/>, which holds a
-    /// reference on it around each call), or null when it cannot be reached here.
+    /// The <c>SSL*</c> of <paramref name="tls"/> as its SafeHandle (the caller holds a reference on it around each
+    /// call), or null when it cannot be reached here: another runtime's layout, no libssl 3, or the stream closed.
     /// </summary>
     internal static SafeHandle? Handle(SslStream tls)
     {

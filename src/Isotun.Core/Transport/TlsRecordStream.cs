@@ -44,7 +44,6 @@ public sealed class TlsRecordStream : Stream
     /// <summary>The largest record a peer may send, header included (TLS 1.2's bound, the larger).</summary>
     private const int MaxRecord = RecordHeader + 16 * 1024 + 2048;
 
-    private readonly SslStream _tls;
     private readonly SafeHandle _ssl;
     private readonly WriteCoalescingStream _under;
     private byte[]? _out; // rented at the first write after a flush, given back at the flush: an idle connection holds none
@@ -60,9 +59,8 @@ public sealed class TlsRecordStream : Stream
     // for one record's work at a time, never across a wait.
     private readonly Lock _gate = new();
 
-    private TlsRecordStream(SslStream tls, SafeHandle ssl, WriteCoalescingStream under)
+    private TlsRecordStream(SafeHandle ssl, WriteCoalescingStream under)
     {
-        _tls = tls;
         _ssl = ssl;
         _under = under;
     }
@@ -80,13 +78,10 @@ public sealed class TlsRecordStream : Stream
         under.EndRecordReads();
         if (!whole || tls.SslProtocol != SslProtocols.Tls13 || NativeTls.Handle(tls) is not { } ssl) return null;
         if (!NativeTls.GiveUpReadBuffer(tls)) return null; // SslStream holds bytes after all, or cannot be asked
-        var records = new TlsRecordStream(tls, ssl, under);
+        var records = new TlsRecordStream(ssl, under);
         // Reading ahead, OpenSSL would hold whole records where neither SSL_pending nor the read BIO shows them.
         return records.Call(static s => !NativeTls.ReadsAhead(s)) ? records : null;
     }
-
-    /// <summary>The SslStream whose connection this carries (its certificate, protocol and name).</summary>
-    public SslStream Tls => _tls;
 
     public override bool CanRead => true;
     public override bool CanWrite => true;
