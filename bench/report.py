@@ -83,7 +83,8 @@ if rtt:
 if hs:
     L.append("**TLS handshakes**, sequential from the client namespace, the same python probe against stunnel and against "
              "the isotun listener (for isotun the probe's 1-byte echo is the first byte of an HTTP answer; the isotun server "
-             "is first warmed with 3,000 full handshakes, `HS_WARM`, see [Handshake cost](#handshake-cost-cold-and-warm)), ECDSA P-256; "
+             "is first warmed with 3,000 full TLS 1.3 handshakes and 1,000 of each other kind, `HS_WARM`, then left until its "
+             "compiler is idle, see [Handshake cost](#handshake-cost-cold-and-warm)), ECDSA P-256, 1,000 handshakes per probe (`HS_N`); "
              "the `_p` rows are several `openssl s_time -new` clients at once against stunnel and against the warmed isotun listener, "
              "one after the other (client and server share the two cores):")
     L.append("")
