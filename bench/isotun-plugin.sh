@@ -38,11 +38,41 @@ CONF
   wait_for 30 listening "$NS_SRV" 8443 || fail "isotun server not listening: $(logtail isotun-srv 8)"
 }
 
+# jit_settle <pid>: waits (up to 30 s) until the runtime's background compiler in that process has been idle for 1 s.
+# After a warm-up it still compiles, optimised, what the warm-up ran often (tiered compilation works through a
+# backlog, in the background, after a delay): measured right away, that work was charged to the handshakes measured
+# (seen as a probe whose server took twice its usual CPU per handshake, a fifth of it in that thread).
+jit_settle() {
+  local pid=$1 task last=-1 now i
+  task=$(grep -l '^.NET Tiered Com' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
+  [ -n "$task" ] || { sleep 1; return 0; }
+  task=${task%/comm}
+  for i in $(seq 30); do
+    now=$(sed -E 's/^.*\) //' "$task/stat" 2>/dev/null | awk '{print $12 + $13}') || return 0
+    [ "$now" = "$last" ] && return 0
+    last=$now; sleep 1
+  done
+}
+
+# Warms a tunnel before its throughput is taken, as every isotun row is: a 2 s transfer through it, then a wait until
+# both processes' background compilers are idle. A fresh .NET process runs its first calls through unoptimised code
+# and compiles the hot ones again, optimised, in the background; an operator's server and client have long done that
+# (the C anchors have nothing to warm). ISOTUN_TPUT_WARM=0 measures them cold.
+tput_warm() {  # tput_warm <dst_ip> <pids...>
+  local dst=$1 p; shift
+  [ "${ISOTUN_TPUT_WARM:-2}" -gt 0 ] || return 0
+  spawn iperf3-warm "$NS_SRV" iperf3 -s -1 -p 5302
+  wait_for 10 listening "$NS_SRV" 5302 || fail "iperf3 (warm-up) not listening"
+  nsx "$NS_CLI" timeout 30 iperf3 -c "$dst" -p 5302 -t "${ISOTUN_TPUT_WARM:-2}" $IPERF_ARGS >/dev/null 2>&1 || true
+  for p in "$@"; do jit_settle "$p"; done
+}
+
 isotun_tput() {  # isotun_tput <row> <notes> <isotun connect args...>
   local row=$1 notes=$2; shift 2
   start_iperf_server
   isotun_server_setup
   isotun_client_up "$@"
+  tput_warm 10.203.0.1 "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID"
   measure "$row" 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" "$notes"
 }
 
@@ -84,6 +114,7 @@ SCRIPT
   local c=$SPAWN_PID
   wait_for 30 sh -c "ip -n '$NS_CLI' -4 -o addr show dev oc1 | grep -q inet" || fail "openconnect -> isotun not up: $(logtail openconnect-isotun 8) / $(logtail isotun-srv 6)"
   wait_for 10 ip netns exec "$NS_CLI" ping -c1 -W1 10.203.0.1 || fail "no ping through openconnect -> isotun"
+  tput_warm 10.203.0.1 "$ISOTUN_SRV_PID"
   measure isotun_oc 10.203.0.1 "$IPERF_PORT" "$c" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" oc1)" "TLS1.3" \
     "stock openconnect -> isotun server"
 }
@@ -107,6 +138,7 @@ test_isotun_plain() {
   start_iperf_server
   isotun_server_setup
   isotun_client_up --no-extensions --no-offload
+  tput_warm 10.203.0.1 "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID"
   measure isotun_plain 10.203.0.1 "$IPERF_PORT" "$ISOTUN_CLI_PID" "$ISOTUN_SRV_PID" "$(link_mtu "$NS_CLI" isotun-c0)" "TLS1.3 (SslStream/OpenSSL)" \
     "isotun connect --no-extensions --no-offload -> isotun server"
 }
@@ -122,9 +154,10 @@ ping_stats() {  # ping_stats <count> [target] -> JSON {count,min,avg,p50,p99,max
       printf "{\"count\":%d,\"received\":%d,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"loss\":\"%d%%\"}\n", n, k, t[1], sum / k, p50, p99, t[k], (n - k) * 100 / n }'
 }
 
-# Every tunnel is warmed up the same way before its idle RTT is taken: 400 quick pings, then a second of rest. A
-# fresh .NET process runs its first calls through unoptimized code and compiles the hot ones in the background;
-# a server that has run for a while has long done that, and the C anchors have nothing to warm.
+# Every tunnel is warmed up the same way before its idle RTT is taken: 400 quick pings, then a second of rest (and,
+# for a .NET end, until its background compiler is idle: jit_settle). A fresh .NET process runs its first calls
+# through unoptimized code and compiles the hot ones in the background; a server that has run for a while has long
+# done that, and the C anchors have nothing to warm.
 rtt_warm() {  # rtt_warm <target>
   ip netns exec "$NS_CLI" ping -q -n -c 400 -i 0.005 -W 2 "$1" >/dev/null 2>&1 || true
   sleep 1
@@ -147,6 +180,7 @@ rtt_of() {  # rtt_of <row> <anchors test function> [args...]
   eval "measure_tput() $(declare -f measure | tail -n +2)"
   measure() {
     rtt_warm "$2"
+    local p; for p in $4 $5; do jit_settle "$p"; done # a .NET end's compiler (a C anchor's: a second's rest more)
     local st; st=$(ping_stats "${RTT_N:-25}" "$2") || fail "ping $2 through the tunnel failed"
     rtt_record "$rtt_row" "$st"
   }
@@ -164,6 +198,7 @@ test_isotun_rtt() {
   isotun_client_up
   local idle busy
   rtt_warm 10.203.0.1
+  jit_settle "$ISOTUN_CLI_PID"; jit_settle "$ISOTUN_SRV_PID"
   idle=$(ping_stats "${RTT_N:-25}") || fail "ping through the tunnel failed"
   spawn iperf3-rtt "$NS_SRV" iperf3 -s -1 -p 5301
   wait_for 10 listening "$NS_SRV" 5301 || fail "iperf3 (rtt) not listening"
@@ -173,22 +208,6 @@ test_isotun_rtt() {
   busy=$(ping_stats 50) || fail "ping under bulk failed"
   wait "$bulk"
   rtt_record isotun_rtt "$idle" "$busy"
-}
-
-# jit_settle <pid>: waits (up to 30 s) until the runtime's background compiler in that process has been idle for 1 s.
-# After a warm-up it still compiles, optimised, what the warm-up ran often (tiered compilation works through a
-# backlog, in the background, after a delay): measured right away, that work was charged to the handshakes measured
-# (seen as a probe whose server took twice its usual CPU per handshake, a fifth of it in that thread).
-jit_settle() {
-  local pid=$1 task last=-1 now i
-  task=$(grep -l '^.NET Tiered Com' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
-  [ -n "$task" ] || { sleep 1; return 0; }
-  task=${task%/comm}
-  for i in $(seq 30); do
-    now=$(sed -E 's/^.*\) //' "$task/stat" 2>/dev/null | awk '{print $12 + $13}') || return 0
-    [ "$now" = "$last" ] && return 0
-    last=$now; sleep 1
-  done
 }
 
 # TLS handshakes/s against the Isotun listener with the same python probe as stunnel's. The probe's

@@ -32,6 +32,8 @@ def f(x, d=2): return "–" if x is None else f"{x:.{d}f}"
 L = []
 L.append(f"Run of {meta['timestamp']} on {meta['cpu_model']} ({meta['nproc']} vCPU, kernel {meta['kernel']}), "
          f"iperf3 {meta['duration_s']} s single TCP stream {meta['topology']}. Command: `sudo bench/run.sh`. "
+         "Every isotun row is measured warm: after a 2 s transfer through its tunnel and a wait until the runtime's background "
+         "compiler is idle in both processes (see [Warm throughput](#warm-throughput)). "
          "All rows come from this one run; the machine is shared and noisy, so read the ratios, not the absolutes.")
 L.append("")
 L.append("![throughput and CPU per GB](benchmarks.svg)")
@@ -62,7 +64,7 @@ L.append("")
 if rtt:
     rtt_labels = [("rtt_raw", "no tunnel (veth)"), ("rtt_ovpn_udp", "OpenVPN UDP"), ("rtt_ocserv", "openconnect → ocserv"),
                   ("rtt_isotun_oc", "openconnect → isotun"), ("isotun_rtt", "isotun → isotun")]
-    L.append("**Ping RTT through each tunnel, idle** (after the same warm-up for every tunnel, 400 quick pings and 1 s of rest; "
+    L.append("**Ping RTT through each tunnel, idle** (after the same warm-up for every tunnel, 400 quick pings and 1 s of rest, and for a .NET end until its compiler is idle; "
              "then 25 pings 0.2 s apart, the same run; under bulk = 50 pings during a 12 s iperf3 through the same tunnel):")
     L.append("")
     L.append("| path | min ms | avg ms | p50 ms | p99 ms | max ms | loss |")
