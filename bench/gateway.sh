@@ -57,6 +57,7 @@ backend be
   server s1 198.18.23.2:443
 CFG
 ip netns exec $GW "${ISOTUN:-$root/.isotun/bin/isotun}" gateway --config "$work/gateway.yaml" >"$work/gateway.log" 2>&1 & pids+=($!)
+gwpid=$!
 ip netns exec $GW haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
 for port in 443 8443; do
   for _ in $(seq 50); do ip netns exec $GW ss -Htln "sport = :$port" | grep -q . && break; sleep 0.2; done
@@ -72,6 +73,8 @@ if [ "${GW_WARM:-5}" -gt 0 ]; then
   peer rate 198.18.22.1 443 bench.example "$threads" "${GW_WARM:-5}" >/dev/null
   peer rate 198.18.22.1 8443 bench.example "$threads" "${GW_WARM:-5}" >/dev/null
   peer bulk 198.18.22.1 443 bench.example 268435456 >/dev/null
+  # ...and let its background compiler finish what the warm-up started.
+  bash "$root/bench/jit-settle.sh" "$gwpid"
 fi
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ); res="$out/gateway-$(date -u +%Y%m%dT%H%M%S).txt"
 {

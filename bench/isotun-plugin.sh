@@ -38,21 +38,8 @@ CONF
   wait_for 30 listening "$NS_SRV" 8443 || fail "isotun server not listening: $(logtail isotun-srv 8)"
 }
 
-# jit_settle <pid>: waits (up to 30 s) until the runtime's background compiler in that process has been idle for 1 s.
-# After a warm-up it still compiles, optimised, what the warm-up ran often (tiered compilation works through a
-# backlog, in the background, after a delay): measured right away, that work was charged to the handshakes measured
-# (seen as a probe whose server took twice its usual CPU per handshake, a fifth of it in that thread).
-jit_settle() {
-  local pid=$1 task last=-1 now i
-  task=$(grep -l '^.NET Tiered Com' /proc/"$pid"/task/*/comm 2>/dev/null | head -1) || true
-  [ -n "$task" ] || { sleep 1; return 0; }
-  task=${task%/comm}
-  for i in $(seq 30); do
-    now=$(sed -E 's/^.*\) //' "$task/stat" 2>/dev/null | awk '{print $12 + $13}') || return 0
-    [ "$now" = "$last" ] && return 0
-    last=$now; sleep 1
-  done
-}
+# jit_settle <pid>: until that process's background compiler is idle (bench/jit-settle.sh; at once for a C program).
+jit_settle() { bash "$ISOTUN_ROOT/bench/jit-settle.sh" "$1"; }
 
 # Warms a tunnel before its throughput is taken, as every isotun row is: a 2 s transfer through it, then a wait until
 # both processes' background compilers are idle. A fresh .NET process runs its first calls through unoptimised code
@@ -180,7 +167,7 @@ rtt_of() {  # rtt_of <row> <anchors test function> [args...]
   eval "measure_tput() $(declare -f measure | tail -n +2)"
   measure() {
     rtt_warm "$2"
-    local p; for p in $4 $5; do jit_settle "$p"; done # a .NET end's compiler (a C anchor's: a second's rest more)
+    local p; for p in $4 $5; do jit_settle "$p"; done # a .NET end's compiler
     local st; st=$(ping_stats "${RTT_N:-25}" "$2") || fail "ping $2 through the tunnel failed"
     rtt_record "$rtt_row" "$st"
   }
