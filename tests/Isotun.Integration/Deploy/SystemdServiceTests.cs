@@ -57,7 +57,10 @@ public sealed class SystemdServiceTests(PublishFixture publish, SystemdMachine m
         Assert.NotEqual(0, refused.ExitCode);
         Assert.Contains("reload refused", machine.Show(Unit, "StatusText"));
         Assert.Equal("active", machine.Show(Unit, "ActiveState"));
-        Assert.Contains("listen, tls, state or cookie changed: restart the server to apply", machine.Must("journalctl", "-t", "isotun-server", "--no-pager", "-o", "cat"));
+        // The reasons reach the journal through journald's stream a moment after the reload failed: wait for them.
+        const string Reason = "listen, tls, state or cookie changed: restart the server to apply";
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => machine.Must("journalctl", "-t", "isotun-server", "--no-pager", "-o", "cat").Contains(Reason)),
+            "not in the journal: " + Reason + "\nthe journal's last lines:\n" + machine.Must("journalctl", "-n", "40", "--no-pager", "-o", "short-monotonic"));
         Assert.Equal(0, machine.Exec("/usr/local/bin/isotun", "status", "--config", "/etc/isotun/isotun.yaml").ExitCode);
         machine.Must("sed", "-i", "s/^listen: 0.0.0.0:8443/listen: 0.0.0.0:443/", "/etc/isotun/isotun.yaml");
 
