@@ -20,7 +20,7 @@ public sealed class HttpPhaseDeadlineTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     /// <summary>A peer: what the server reads comes from <see cref="Send"/>; what it writes is kept, or never taken.</summary>
-    private sealed class ScriptedPeer(bool neverReads) : Stream
+    private sealed class ScriptedPeer(bool neverReads) : DuplexTestStream
     {
         private readonly Channel<byte[]> _incoming = Channel.CreateUnbounded<byte[]>();
         private byte[] _current = [];
@@ -51,18 +51,6 @@ public sealed class HttpPhaseDeadlineTests : IDisposable
             if (neverReads) await Task.Delay(Timeout.Infinite, ct); // a full socket buffer, for ever
             lock (Written) Written.Write(buffer.Span);
         }
-
-        public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override void Flush() { }
-        public override bool CanRead => true;
-        public override bool CanWrite => true;
-        public override bool CanSeek => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
     private async Task<VpnServer> ServerAsync()
