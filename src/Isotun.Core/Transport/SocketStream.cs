@@ -19,7 +19,7 @@ namespace Isotun.Transport;
 /// </para>
 /// <para>A cancelled read (the connection's deadlines, a stop) ends reading on this stream for good; writes go on.</para>
 /// </summary>
-public sealed class SocketStream : Stream
+public sealed class SocketStream : DuplexStream
 {
     private readonly Socket _socket;
     private volatile bool _reset;
@@ -204,22 +204,6 @@ public sealed class SocketStream : Stream
     public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask;
 
     public override void Flush() { }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -25,7 +25,7 @@ namespace Isotun.Transport;
 /// leaves before the next record written, as TLS 1.3 asks.
 /// </para>
 /// </summary>
-public sealed class TlsRecordStream : Stream
+public sealed class TlsRecordStream : DuplexStream
 {
     /// <summary>Plaintext per <c>SSL_write</c>: one full record.</summary>
     private const int RecordPlaintext = 16 * 1024;
@@ -82,12 +82,6 @@ public sealed class TlsRecordStream : Stream
         // Reading ahead, OpenSSL would hold whole records where neither SSL_pending nor the read BIO shows them.
         return records.Call(static s => !NativeTls.ReadsAhead(s)) ? records : null;
     }
-
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     // ---- reading ----
 
@@ -338,20 +332,6 @@ public sealed class TlsRecordStream : Stream
 
         public void Dispose() => _handle.DangerousRelease();
     }
-
-    // ---- the rest of Stream ----
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <summary>
     /// Drops the buffers (not given back to the pool: a send or a receive cut short may still be using one); the
