@@ -1,16 +1,26 @@
 using System.Net;
 using Isotun.Integration.Infrastructure;
 using Isotun.Lab;
+using Isotun.Linux;
 using Xunit.Abstractions;
 
 namespace Isotun.Integration.Interop;
 
 /// <summary>`isotun connect` against a stock Debian ocserv 1.1.x, for real: separate processes in namespaces, a kernel TUN.</summary>
 [Collection(OcservLabCollection.Name)]
-public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
+public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Up = TimeSpan.FromSeconds(30);
     private LabLayout L => lab.Layout;
+
+    // Each client tells its READY=1 here, as it tells systemd: its TUN is then up and routed and a connection takes
+    // packets. An address on the TUN comes before that, and a ping sent at once was lost (once in a CI run).
+    private readonly Dictionary<string, NotifySocket> _ready = [];
+
+    public void Dispose()
+    {
+        foreach (var socket in _ready.Values) socket.Dispose();
+    }
 
     [SkippableFact]
     public void Password_login_through_ocservs_form_steps_pings_and_moves_100_MB_byte_identical()
@@ -89,12 +99,20 @@ public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
         Assert.DoesNotContain("COOKIE=", r.Stdout);
     }
 
-    private BackgroundProcess Connect(string device, string[] credentials) =>
-        BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
-            ["connect", lab.Url, .. credentials, "--servercert", lab.Pin, "--interface", device]);
+    private BackgroundProcess Connect(string device, string[] credentials)
+    {
+        var ready = _ready[device] = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-ocs-{Environment.ProcessId}-{device}.notify"));
+        return BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
+            ["connect", lab.Url, .. credentials, "--servercert", lab.Pin, "--interface", device],
+            environment: new Dictionary<string, string> { ["NOTIFY_SOCKET"] = ready.Path });
+    }
 
+    /// <summary>Waits for the client's READY=1 when it was started by <see cref="Connect"/>, then for the TUN's address.</summary>
     private IPAddress WaitForAddress(BackgroundProcess client, string device)
     {
+        if (_ready.TryGetValue(device, out var ready))
+            Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", Up),
+                $"{device}: the client did not report the tunnel ready: {client}\nocserv:\n{Tail()}");
         IPAddress? address = null;
         Assert.True(client.WaitFor(() => (address = Traffic.TunAddress(L.ClientNs, device)) is not null, Up),
             $"no address on {device}: {client}\nocserv:\n{Tail()}");
