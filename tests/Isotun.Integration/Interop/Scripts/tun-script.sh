@@ -5,7 +5,6 @@
 [ "$reason" = connect ] || exit 0
 set -e
 ip link set dev "$TUNDEV" up mtu "$INTERNAL_IP4_MTU"
-ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
 if [ -n "$INTERNAL_IP4_NETADDR" ] && [ -n "$INTERNAL_IP4_NETMASKLEN" ]; then
   ip route replace "$INTERNAL_IP4_NETADDR/$INTERNAL_IP4_NETMASKLEN" dev "$TUNDEV"
 fi
@@ -15,3 +14,6 @@ while [ "$i" -lt "${CISCO_SPLIT_INC:-0}" ]; do
   ip route replace "$addr/$len" dev "$TUNDEV"
   i=$((i + 1))
 done
+# The address last: the tests take an address on the device as "the tunnel is up", so the routes must be there
+# by then (a ping sent between the two once found no route).
+ip addr add "$INTERNAL_IP4_ADDRESS/32" dev "$TUNDEV"
