@@ -22,7 +22,9 @@ public static class SystemdNotify
         if (socketName[0] is not ('/' or '@')) return false;
         try
         {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            // Never blocks: a supervisor that stops reading its socket (a full queue) must not stall the caller, which
+            // may be a tunnel's own thread; the message is dropped and false returned instead.
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified) { Blocking = false };
             var name = socketName[0] == '@' ? "\0" + socketName[1..] : socketName;
             socket.SendTo(Encoding.UTF8.GetBytes(state), new UnixDomainSocketEndPoint(name));
             return true;

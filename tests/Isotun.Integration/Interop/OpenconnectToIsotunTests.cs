@@ -1,6 +1,7 @@
 using System.Net;
 using Isotun.Integration.Infrastructure;
 using Isotun.Lab;
+using Isotun.Linux;
 
 namespace Isotun.Integration.Interop;
 
@@ -237,10 +238,15 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
     public void Isotun_connect_detects_a_frozen_server_by_DPD_and_reconnects_when_it_thaws()
     {
         Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        // The client's READY=1 (through NOTIFY_SOCKET, as the lab waits for it): its TUN is up, routed and read, which
+        // an address alone does not say; the server is frozen only once the session is whole.
+        using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-it-dpd.notify"));
         using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
             ["connect", Url, "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--authgroup", IsotunServerLab.QuickTenant,
-             "--servercert", lab.Pin, "--interface", "it-dpd"]);
-        Assert.True(client.WaitFor(() => Traffic.TunAddress(L.ClientNs, "it-dpd") is not null, Up), "isotun connect did not come up: " + client);
+             "--servercert", lab.Pin, "--interface", "it-dpd"],
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
+        Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", Up),
+            "isotun connect did not report the tunnel ready: " + client);
         var address = Traffic.TunAddress(L.ClientNs, "it-dpd");
 
         int server = lab.ServerPid;

@@ -111,12 +111,32 @@ public sealed class SitesFixture : TopologyFixture
             LabProcess.Start(Files, host!, host!, TestEnvironment.IsotunExe,
                 ["lab", "serve", "--text", $"hello from {host}", "--port", LabLayout.ServicePort.ToString(), "--sink-port", LabLayout.SinkPort.ToString()]);
         StartServer();
-        foreach (var user in new[] { "gw-a", "alice", "gw-x" }) StartIsotunClient(user);
-        StartOpenconnect();
-        foreach (var c in Clients)
-            if (!Eventually.Until(TimeSpan.FromSeconds(30), () => Traffic.TunAddress(c.Ns, TunName(c.User)) is not null))
-                throw new InvalidOperationException($"{c.User} did not connect:\n{ClientLog(c.User)}\n{LabProcess.Tail(Files, "server")}");
+        var ready = new Dictionary<string, NotifySocket>();
+        try
+        {
+            foreach (var user in new[] { "gw-a", "alice", "gw-x" })
+                StartIsotunClient(user, (ready[user] = new NotifySocket(Path.Combine(Dir, $"{user}.notify"))).Path);
+            StartOpenconnect();
+            foreach (var c in Clients)
+                if (!Eventually.Until(TimeSpan.FromSeconds(30), () => IsUp(c, ready.GetValueOrDefault(c.User))))
+                    throw new InvalidOperationException($"{c.User} did not connect:\n{ClientLog(c.User)}\n{LabProcess.Tail(Files, "server")}");
+        }
+        finally
+        {
+            foreach (var socket in ready.Values) socket.Dispose();
+        }
     }
+
+    /// <summary>
+    /// An isotun client is up when it reports READY=1 (its TUN addressed, routed and taking packets); an address alone
+    /// comes before that. openconnect's gateway is up when its script has run to the end: the address (added last by
+    /// the TUN script) and then forwarding, which site-gateway.sh turns on after it.
+    /// </summary>
+    private static bool IsUp((string Ns, string User, string Tenant, int Net, string? Lan, string? Host) c, NotifySocket? ready) =>
+        ready is not null
+            ? ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1"
+            : Traffic.TunAddress(c.Ns, TunName(c.User)) is not null
+              && Run.InNs(c.Ns, "cat", "/proc/sys/net/ipv4/ip_forward").Stdout.Trim() == "1";
 
     private static void Link(string ns, string dev, string address, string peerNs, string peerDev, string peerAddress)
     {
@@ -140,11 +160,12 @@ public sealed class SitesFixture : TopologyFixture
             throw new InvalidOperationException("server did not start:\n" + LabProcess.Tail(Files, "server"));
     }
 
-    private void StartIsotunClient(string user)
+    private void StartIsotunClient(string user, string notifySocket)
     {
         var c = ClientOf(user);
         string[] args = ["connect", Url(user).ToString(), "--user", user, "--password-file", PasswordPath(user), "--servercert", Pin, "--interface", TunName(user)];
-        LabProcess.Start(Files, user, c.Ns, TestEnvironment.IsotunExe, c.Host is null ? args : [.. args, "--site-gateway"]);
+        LabProcess.Start(Files, user, c.Ns, TestEnvironment.IsotunExe, c.Host is null ? args : [.. args, "--site-gateway"],
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = notifySocket });
     }
 
     /// <summary>gw-b: the stock openconnect with the shipped site-gateway.sh, over the test's TUN-only script.</summary>

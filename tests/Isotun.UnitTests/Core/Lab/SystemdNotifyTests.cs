@@ -37,6 +37,18 @@ public sealed class SystemdNotifyTests : IDisposable
         Assert.False(SystemdNotify.Send(name, "READY=1"));
 
     [Fact]
+    public void A_supervisor_that_never_reads_does_not_stall_the_sender()
+    {
+        using var socket = new NotifySocket(Path.Combine(_dir, "full.sock"));
+        // The receiving queue holds a bounded number of datagrams (net.unix.max_dgram_qlen, and its buffer): past it a
+        // blocking send would wait forever. Every send returns, the late ones with a quiet no.
+        var sent = Task.Run(() => Enumerable.Range(0, 5000).Count(i => SystemdNotify.Send(socket.Path, $"STATUS=message {i}")));
+        Assert.True(sent.Wait(TimeSpan.FromSeconds(30)), "a send blocked on the full queue");
+        Assert.InRange(sent.Result, 1, 4999);
+        Assert.Equal("message 0", socket.Receive(TimeSpan.FromSeconds(1))!["STATUS"]);
+    }
+
+    [Fact]
     public void The_socket_is_removed_when_disposed()
     {
         var path = Path.Combine(_dir, "gone.sock");
