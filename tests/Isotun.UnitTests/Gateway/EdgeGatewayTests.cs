@@ -254,9 +254,16 @@ public sealed class EdgeGatewayTests
         }
     }
 
-    private static ProxyHeader ReadProxy(FakeBackend backend, int connection, out byte[] rest)
+    /// <summary>
+    /// The PROXY header the backend got on <paramref name="connection"/>, once it has come with at least
+    /// <paramref name="restAtLeast"/> bytes after it: the backend answers its first read, which may hold the header
+    /// alone, so the client's data can still be on its way when the client has the answer.
+    /// </summary>
+    private static ProxyHeader ReadProxy(FakeBackend backend, int connection, out byte[] rest, int restAtLeast = 0)
     {
-        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => backend.Accepted > connection && ProxyV2Parser.TryParse(backend.Bytes(connection), 4096, out _, out _) == ProxyParseResult.Ok));
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => backend.Accepted > connection
+            && ProxyV2Parser.TryParse(backend.Bytes(connection), 4096, out _, out int used) == ProxyParseResult.Ok
+            && backend.Bytes(connection).Length >= used + restAtLeast));
         var got = backend.Bytes(connection);
         ProxyV2Parser.TryParse(got, 4096, out var header, out int consumed);
         rest = got[consumed..];
@@ -358,12 +365,12 @@ public sealed class EdgeGatewayTests
         {
             Assert.Equal("CN=vpn.initech.example", tls!.RemoteCertificate!.Subject);
             await tls.WriteAsync("hello in plaintext"u8.ToArray());
-            var buf = new byte[64];
-            int n = await tls.ReadAsync(buf);
-            Assert.Equal("plain-reply", System.Text.Encoding.ASCII.GetString(buf, 0, n));
+            var buf = new byte["plain-reply".Length];
+            await tls.ReadExactlyAsync(buf).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal("plain-reply", System.Text.Encoding.ASCII.GetString(buf));
         }
 
-        var header = ReadProxy(backend, 0, out var rest);
+        var header = ReadProxy(backend, 0, out var rest, restAtLeast: "hello in plaintext".Length);
         Assert.Equal("vpn.initech.example", header.Authority);
         Assert.NotNull(header.Ssl);
         Assert.Equal("TLSv1.3", header.Ssl!.Version);
