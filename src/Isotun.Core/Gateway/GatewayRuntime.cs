@@ -48,7 +48,7 @@ public sealed class RouteRuntime
                 // The chain is checked against this route's CA after the handshake, so a client without a certificate
                 // can still reach a backend that accepts passwords (unless the route requires a certificate).
                 RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                CertificateChainPolicy = ClientCertificateCheck.HandshakePolicy(),
                 AllowRenegotiation = false,
             };
             return new RouteRuntime(route, tls, cas);

@@ -108,7 +108,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             ClientCertificateRequired = Authenticator.CertificateAuthEnabled,
             // The client CA is checked by the authenticator, so a client without a certificate can still use a password.
             RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-            CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            CertificateChainPolicy = ClientCertificateCheck.HandshakePolicy(),
             AllowRenegotiation = false,
         };
         _ticketKey = config.Tls.TicketKeyFile is { } ticketKeyFile ? TicketKeyFile.LoadOrCreate(ticketKeyFile) : null;

@@ -6,6 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using Isotun.Gateway.Configuration;
 using Isotun.Pki;
 using Isotun.Protocol.Proxy;
+using Isotun.UnitTests.Pki;
 using Isotun.UnitTests.Protocol.Tls;
 
 namespace Isotun.UnitTests.Gateway;
@@ -412,6 +413,39 @@ public sealed class EdgeGatewayTests
         Assert.Equal(malloryCert.RawData, bad.ClientCertificate);
         plain.Dispose();
         foreign.Dispose();
+    }
+
+    /// <summary>
+    /// A foreign certificate naming where its issuer may be fetched (its AIA): the gateway looks it up nowhere, neither in
+    /// the handshake nor in its own check, and tells the backend it is not verified.
+    /// </summary>
+    [Fact]
+    public async Task Terminate_fetches_nothing_a_client_certificate_names()
+    {
+        using var site = new IssuerSite();
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath), limits: NoBan));
+        using var mallory = OfflineChainTests.ForeignClientCertificate(site.Url);
+
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(h.Endpoint);
+        await using var tls = new SslStream(tcp.GetStream(), false);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "vpn.initech.example",
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            // The client's own chain offline too: only the gateway is under test.
+            ClientCertificateContext = SslStreamCertificateContext.Create(mallory, null, offline: true),
+            EnabledSslProtocols = SslProtocols.Tls13,
+        });
+        await tls.WriteAsync("x"u8.ToArray());
+        var header = ReadProxy(backend, 0, out _);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"the gateway took {clock.Elapsed} to pass the connection on");
+        Assert.True(header.Ssl!.CertificatePresented);
+        Assert.False(header.Ssl.CertificateVerified);
+        site.AssertNobodyCame();
     }
 
     [Fact]

@@ -64,7 +64,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     /// </summary>
     private void ConfigureTls(SslClientAuthenticationOptions o, EtcdTls tls)
     {
-        o.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        o.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck, DisableCertificateDownloads = true };
         o.CertificateChainPolicy.CustomTrustStore.AddRange(tls.TrustedCas);
         if (tls.ClientCertificate is { } client) o.LocalCertificateSelectionCallback = (_, _, _, _, _) => client;
         o.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
