@@ -182,7 +182,7 @@ public sealed partial class VpnClient
                         }
                         break;
                     case CstpPacketType.DpdRequest:
-                        await writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
+                        await writer.EnqueueAsync(PacketBuffer.DpdResponse(frame.Payload.Span), ct).ConfigureAwait(false);
                         break;
                     case CstpPacketType.Disconnect:
                     case CstpPacketType.Terminate:

@@ -198,7 +198,14 @@ public sealed class TunnelConnection
                 else metrics.Drop(tenant.Name, DropReason.TunWriteFailed);
                 return null;
             case CstpPacketType.DpdRequest:
-                await Writer.EnqueueAsync(PacketBuffer.Control(CstpPacketType.DpdResponse, frame.Payload.Span), ct).ConfigureAwait(false);
+                // Offered like data, within the session's memory budget: a peer that sends requests and never reads
+                // the answers has them dropped (and counted), not queued past the budget. Any frame is liveness to it.
+                var answer = PacketBuffer.DpdResponse(frame.Payload.Span);
+                if (Writer.Offer(answer) is var offered and not EnqueueResult.Queued)
+                {
+                    answer.Return();
+                    metrics.Drop(tenant.Name, offered == EnqueueResult.OverBudget ? DropReason.OverBudget : DropReason.QueueFull);
+                }
                 return null;
             case CstpPacketType.Disconnect:
                 bool user = frame.Payload.Length == 0 || frame.Payload.Span[0] == CstpDisconnectReason.User;

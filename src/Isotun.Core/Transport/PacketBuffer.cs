@@ -67,6 +67,14 @@ public sealed class PacketBuffer
         return b.Seal(type, payload.Length);
     }
 
+    /// <summary>
+    /// The answer to a DPD-REQ: its payload echoed, as ocserv does, when it fits a small buffer, and none otherwise. The
+    /// peer picks the request's size (up to a whole record); echoing a large one would let it make us pin a 64 KiB
+    /// buffer per 2 KiB it sends.
+    /// </summary>
+    public static PacketBuffer DpdResponse(ReadOnlySpan<byte> request) =>
+        Control(CstpPacketType.DpdResponse, request.Length <= SmallPayload ? request : []);
+
     /// <summary>A bounded free list of pinned buffers of one size; extras are left to the GC.</summary>
     private sealed class ConcurrentPool(int payloadCapacity)
     {

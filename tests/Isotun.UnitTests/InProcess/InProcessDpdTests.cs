@@ -1,4 +1,5 @@
 using Isotun.Protocol.Cstp;
+using Isotun.Server;
 
 namespace Isotun.UnitTests.InProcess;
 
@@ -13,6 +14,43 @@ public sealed class InProcessDpdTests(InProcessPki pki)
         await using var peer = await RawCstpClient.ConnectAsync(server.Options());
 
         Assert.True(await peer.SendFrameAsync(CstpPacketType.DpdRequest, []));
+        Assert.NotNull(await peer.ReadFrameAsync(CstpPacketType.DpdResponse));
+    }
+
+    [Fact]
+    public async Task A_dpd_request_is_echoed_when_small_and_answered_without_its_payload_when_large()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var peer = await RawCstpClient.ConnectAsync(server.Options());
+
+        var small = Enumerable.Range(0, 1500).Select(i => (byte)i).ToArray();
+        Assert.True(await peer.SendFrameAsync(CstpPacketType.DpdRequest, small));
+        Assert.Equal(small, (await peer.ReadFrameAsync(CstpPacketType.DpdResponse))!.Value.Payload.ToArray());
+        Assert.True(await peer.SendFrameAsync(CstpPacketType.DpdRequest, new byte[TunnelConnection.MaxPlainFramePayload]));
+        Assert.Equal(0, (await peer.ReadFrameAsync(CstpPacketType.DpdResponse))!.Value.Payload.Length);
+    }
+
+    /// <summary>
+    /// A peer that floods DPD requests of a whole record each and reads nothing makes the server hold no more than the
+    /// session's memory budget: the answers are small, and are dropped (and counted) when there is no room.
+    /// </summary>
+    [Fact]
+    public async Task A_peer_that_floods_dpd_requests_and_never_reads_stays_within_the_sessions_memory_budget()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var peer = await RawCstpClient.ConnectAsync(server.Options());
+        var session = Assert.Single(server.Server.Sessions.All);
+        var request = RawCstpClient.Frame(CstpPacketType.DpdRequest, new byte[TunnelConnection.MaxPlainFramePayload]);
+        long most = 0;
+        for (int i = 0; i < 2048; i++)
+        {
+            Assert.True(await peer.SendAsync(request), $"the server closed the connection after {i} requests");
+            most = Math.Max(most, session.Budget!.Held);
+        }
+        await Task.Delay(200);
+        most = Math.Max(most, session.Budget!.Held);
+        Assert.True(most <= session.Budget.Limit, $"the session held {most} bytes, over its budget of {session.Budget.Limit}");
+        // Still served: it answers once it reads again.
         Assert.NotNull(await peer.ReadFrameAsync(CstpPacketType.DpdResponse));
     }
 
