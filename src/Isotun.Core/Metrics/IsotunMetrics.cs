@@ -76,6 +76,8 @@ public sealed class IsotunMetrics : IDisposable
             description: "1 while this node reaches the cluster's shared store (etcd), 0 while it does not (the data plane goes on; changes wait)");
         _meter.CreateObservableGauge("isotun.cluster.pending.writes", () => ObserveCluster(c => c.PendingWrites),
             description: "Changes (revocations) this node holds until the cluster's store is reachable");
+        _meter.CreateObservableCounter("isotun.cluster.dropped.writes", () => ObserveCluster(c => c.DroppedWrites),
+            description: "Changes this node dropped because the store cannot take them (a key or value past its limits); each is logged");
         _meter.CreateObservableGauge("isotun.cluster.tenants.stale", () => ObserveCluster(c => c.TenantsStale ? 1 : 0),
             description: "1 while this node runs older tenants than the ones published in the cluster (cluster.share-tenants): it refused them, or has yet to apply them");
         _meter.CreateObservableCounter("isotun.site.bytes", ObserveSites, unit: "By", description: "Bytes from (rx) and to (tx) a site's subnets, by tenant and site");
@@ -303,7 +305,7 @@ public sealed record WriterSample(string Tenant, long Depth, long Capacity, long
 
 /// <summary>What <see cref="IsotunMetrics.WatchQueues"/> reads at a scrape.</summary>
 /// <summary>A cluster node's link to its shared store.</summary>
-public sealed record ClusterSample(string Node, bool Connected, int PendingWrites, bool TenantsStale = false);
+public sealed record ClusterSample(string Node, bool Connected, int PendingWrites, bool TenantsStale = false, long DroppedWrites = 0);
 
 /// <summary>A site's byte counts: from its subnets (rx) and to them (tx).</summary>
 public sealed record SiteSample(string Tenant, string Site, long RxBytes, long TxBytes);

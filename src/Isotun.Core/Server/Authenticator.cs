@@ -46,6 +46,21 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         return path.Split('/', 2)[0];
     }
 
+    /// <summary>
+    /// The key a login's failures count under per user (<see cref="LoginThrottle.UserKey"/>), or null when the request
+    /// names no valid user name, or a group that is no tenant here: such a login fails anyway and counts for its source
+    /// only. A key of the peer's own making (any length, any text) would grow the throttle's table, and a cluster's
+    /// store keys, without bound.
+    /// </summary>
+    public string? ThrottleKey(ClientAuthMessage msg, string target)
+    {
+        if (string.IsNullOrEmpty(msg.Username) || !PasswordFile.IsValidUserName(msg.Username)) return null;
+        string pathTenant = PathTenant(target);
+        string? group = pathTenant.Length > 0 ? pathTenant : msg.GroupSelect;
+        if (!string.IsNullOrEmpty(group) && !_tenants.ContainsKey(group)) return null;
+        return LoginThrottle.UserKey(group, msg.Username);
+    }
+
     public TenantRuntime? TenantForServerName(string? sni)
     {
         if (string.IsNullOrEmpty(sni)) return null;

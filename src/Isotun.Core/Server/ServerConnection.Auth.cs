@@ -48,8 +48,7 @@ internal sealed partial class ServerConnection
         bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0 || server.Authenticator.TenantForServerName(_peer.ServerName) is not null;
         string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
         // A source or user with too many failed logins is refused before any password is hashed.
-        var pathTenant = Authenticator.PathTenant(head.Target);
-        string? userKey = string.IsNullOrEmpty(msg.Username) ? null : LoginThrottle.UserKey(pathTenant.Length > 0 ? pathTenant : msg.GroupSelect, msg.Username);
+        string? userKey = server.Authenticator.ThrottleKey(msg, head.Target);
         var source = _peer.Remote?.Address;
         if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
         {

@@ -97,7 +97,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _clusterWatch = shared is null ? null : Metrics.WatchCluster(() =>
         {
             var c = shared.Status;
-            return new ClusterSample(c.Node, c.Connected, c.PendingWrites, SharedTenantsStatus is { Stale: true });
+            return new ClusterSample(c.Node, c.Connected, c.PendingWrites, SharedTenantsStatus is { Stale: true }, c.DroppedWrites);
         });
         _sitesWatch = Metrics.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());

@@ -28,7 +28,7 @@ public abstract record SharedChange
 }
 
 /// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
-public sealed record SharedStatus(string Node, bool Connected, int PendingWrites, long Revision, string? LastError);
+public sealed record SharedStatus(string Node, bool Connected, int PendingWrites, long Revision, string? LastError, long DroppedWrites = 0);
 
 /// <summary>
 /// What the nodes of one cluster share through the store (etcd): the cookie key, so that any node opens any node's
@@ -62,6 +62,7 @@ public sealed class SharedState : IAsyncDisposable
     private readonly IKeyValueStore _store;
     private readonly string _prefix;
     private readonly ILogger _log;
+    private long _unstorable;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
@@ -115,7 +116,7 @@ public sealed class SharedState : IAsyncDisposable
     /// <summary>Called (on a background thread) for each change another node made.</summary>
     public Action<SharedChange>? Changed { get; set; }
 
-    public SharedStatus Status => new(Node, _connected, _pending.Count, Interlocked.Read(ref _revision), _lastError);
+    public SharedStatus Status => new(Node, _connected, _pending.Count, Interlocked.Read(ref _revision), _lastError, Interlocked.Read(ref _unstorable));
 
     public IReadOnlyList<string> RevokedUsers => [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
 
@@ -421,10 +422,30 @@ public sealed class SharedState : IAsyncDisposable
         return (name, scope, Uri.UnescapeDataString(escaped), UnixSeconds.Parse(value) ?? DateTimeOffset.UnixEpoch);
     }
 
+    /// <summary>
+    /// Queues a write for the store. One the store would refuse (a key or value past its limits) is dropped here with
+    /// an error: at the head of the queue it would stop every write behind it (revocations, bans, sessions).
+    /// </summary>
     private void Write(KeyWrite write, bool nodeLease = false)
     {
+        if (!Storable(write)) return;
         _pending.Enqueue((write, nodeLease));
         _wake.Release();
+    }
+
+    private bool Storable(KeyWrite write)
+    {
+        try
+        {
+            KeyValueLimits.CheckCommit([], [write]);
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            Interlocked.Increment(ref _unstorable);
+            _log.LogError("cluster: a write the store cannot take was dropped ({Error})", e.Message);
+            return false;
+        }
     }
 
     /// <summary>
@@ -489,6 +510,13 @@ public sealed class SharedState : IAsyncDisposable
                         LeaseRefused(held.Lease);
                         await LeaseAfterAsync(held.Generation, call.Token).ConfigureAwait(false);
                         continue;
+                    }
+                    catch (ArgumentException e)
+                    {
+                        // Refused as malformed (Write checks the limits first, so a store's own stricter rule): this
+                        // write can never go in, and the ones behind it must.
+                        Interlocked.Increment(ref _unstorable);
+                        _log.LogError("cluster: the store refused a write as malformed ({Error}); dropped", e.Message);
                     }
                     _pending.TryDequeue(out _);
                 }

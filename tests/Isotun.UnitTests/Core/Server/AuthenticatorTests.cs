@@ -320,6 +320,32 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
 
     // ---- Helpers ---------------------------------------------------------------------------------------
 
+    // ---- Throttling ------------------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("/alpha", null, "alice", "alpha/alice")]
+    [InlineData("/", "beta", "bob", "beta/bob")]
+    [InlineData("/", null, "bob", "/bob")]
+    public void Failures_count_per_user_under_the_tenant_and_the_valid_name(string target, string? group, string user, string key) =>
+        Assert.Equal(key, Auth.ThrottleKey(Reply(user, "x", group), target));
+
+    /// <summary>
+    /// A made-up name or group is no key: the login fails and counts for its source only, so a peer cannot fill the
+    /// throttle's table (or a cluster's store) with keys of its own making, however long.
+    /// </summary>
+    [Theory]
+    [InlineData("/alpha", null, "")]
+    [InlineData("/alpha", null, "alice smith")]
+    [InlineData("/alpha", null, "an-overlong-name-" + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
+    [InlineData("/no-such-tenant", null, "alice")]
+    [InlineData("/", "no-such-tenant", "alice")]
+    public void A_login_naming_no_valid_user_of_a_known_tenant_has_no_user_key(string target, string? group, string user) =>
+        Assert.Null(Auth.ThrottleKey(Reply(user, "x", group), target));
+
+    [Fact]
+    public void A_name_of_a_thousand_characters_has_no_user_key() =>
+        Assert.Null(Auth.ThrottleKey(Reply(new string('a', 1100), "x"), "/alpha"));
+
     private static ClientAuthMessage Reply(string user, string? password, string? group = null)
     {
         var fields = new Dictionary<string, string> { ["username"] = user };

@@ -176,6 +176,22 @@ public abstract class SharedStateContract
         }
     }
 
+    /// <summary>A write the store cannot take (a key past its limit) is dropped and counted; the writes after it go in.</summary>
+    [SkippableFact]
+    public async Task A_write_the_store_cannot_take_is_dropped_and_the_changes_behind_it_still_reach_the_others()
+    {
+        var (a, b, _) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        {
+            a.CountLoginFailures(LoginThrottle.UserScope, "acme/" + new string('x', KeyValueLimits.MaxKeyBytes), 3, DateTimeOffset.UtcNow.AddMinutes(5));
+            Assert.True(a.RevokeUser("acme", "alice"));
+            await Eventually.True(() => b.IsUserRevoked("acme", "alice"), "the revocation behind the unstorable write did not reach node b");
+            await Eventually.True(() => a.Status.PendingWrites == 0, "node a still holds writes");
+            Assert.Equal(1, a.Status.DroppedWrites);
+        }
+    }
+
     [SkippableFact]
     public async Task A_cookie_revoked_on_one_node_is_refused_on_the_others_and_a_late_node_reads_it()
     {
