@@ -40,7 +40,8 @@ public sealed class AdminApi : IAsyncDisposable
     {
         _server = server;
         _exporter = server.Metrics.Exporter();
-        _token = config.TokenFile is { } file ? Encoding.UTF8.GetBytes(File.ReadAllText(file).Trim()) : null;
+        // A short token (the loader refuses one; a caller that skips it) admits nobody: an empty one would match an empty header.
+        _token = config.TokenFile is { } file && AdminConfig.ReadToken(file) is { Length: >= AdminConfig.MinTokenLength } token ? Encoding.UTF8.GetBytes(token) : null;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(logs);

@@ -487,6 +487,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (!SameCluster(next.Cluster, Config.Cluster))
             problems.Add("cluster changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
+        if (next.Admin != Config.Admin) problems.Add("admin changed: restart the server to apply");
         var names = next.Tenants.Select(t => t.Name).ToHashSet();
         var removed = _tenants.Values.Where(t => !names.Contains(t.Name)).ToList();
         var commits = new List<(string Tenant, Action Commit)>();
@@ -548,7 +549,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             }
         }
         // The cluster section is the same but for what applies live (binding-ttl-days).
-        Config = Config with { Limits = next.Limits, Admin = Config.Admin, Tenants = next.Tenants, Cluster = next.Cluster };
+        Config = Config with { Limits = next.Limits, Tenants = next.Tenants, Cluster = next.Cluster };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");

@@ -511,6 +511,30 @@ public class ServerConfigLoaderTests
         Assert.Equal(new IPEndPoint(IPAddress.Any, 9410), result.Config!.Admin.Listen);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("  \n")]
+    [InlineData("short-token\n")]
+    public void AnAdminTokenFileWithAnEmptyOrShortTokenIsRefused(string content)
+    {
+        using var temp = new TempDirectory();
+        Isotun.Security.SecretFile.WriteAllText(temp.File("admin.token"), content, overwrite: true);
+        var result = ServerConfigLoader.Parse("admin:\n  token-file: admin.token\n" + MinimalTenant, temp.File("c.yaml"));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("admin.token-file", error.Path);
+        Assert.Contains($"at least {Isotun.Server.Configuration.AdminConfig.MinTokenLength}", error.Message);
+    }
+
+    [Fact]
+    public void AnAdminTokenFileWithALongEnoughTokenIsTaken()
+    {
+        using var temp = new TempDirectory();
+        Isotun.Security.SecretFile.WriteAllText(temp.File("admin.token"), new string('a', 64) + "\n", overwrite: true);
+        var result = ServerConfigLoader.Parse("admin:\n  token-file: admin.token\n" + MinimalTenant, temp.File("c.yaml"));
+        Assert.True(result.Ok, string.Join("; ", result.Errors));
+        Assert.Equal(temp.File("admin.token"), result.Config!.Admin.TokenFile);
+    }
+
     [Fact]
     public void TlsFilesBothMissingIsFineButOneMissingIsAnError()
     {

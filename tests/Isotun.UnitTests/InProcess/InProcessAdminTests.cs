@@ -146,7 +146,7 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
     {
         await using var server = await InProcessServer.StartAsync(pki);
         var tokenFile = _dir.File("admin.token");
-        Isotun.Security.SecretFile.WriteAllText(tokenFile, "s3cret-token\n", overwrite: true);
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, "s3cret-token-of-at-least-32-characters\n", overwrite: true);
         int port = FreePort();
         ServerMetrics.Start();
         var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
@@ -160,8 +160,31 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
             Assert.Equal(401, (await new AdminClient($"http://127.0.0.1:{port}", "wrong").GetAsync("api/v1/sessions")).Status);
             Assert.Equal(200, (await anonymous.GetAsync("metrics")).Status);
             Assert.Equal(200, (await anonymous.GetAsync("healthz")).Status);
-            using var authorized = new AdminClient($"http://127.0.0.1:{port}", "s3cret-token");
+            using var authorized = new AdminClient($"http://127.0.0.1:{port}", "s3cret-token-of-at-least-32-characters");
             Assert.True((await authorized.GetAsync("api/v1/status")).Ok);
+        }
+    }
+
+    /// <summary>An empty token (a file the loader would refuse) lets nobody in, not even a request with an empty one.</summary>
+    [Fact]
+    public async Task Over_tcp_an_empty_token_file_admits_nobody()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var tokenFile = _dir.File("empty.token");
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, "\n", overwrite: true);
+        int port = FreePort();
+        var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
+        await using (api)
+        {
+            using var http = new HttpClient();
+            foreach (var header in new[] { "Bearer ", "Bearer \u000b", "Bearer \u000c" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/api/v1/status");
+                request.Headers.TryAddWithoutValidation("Authorization", header);
+                using var response = await http.SendAsync(request);
+                Assert.False(response.IsSuccessStatusCode, $"'{header}' was let in");
+            }
+            Assert.Equal(401, (await new AdminClient($"http://127.0.0.1:{port}", "").GetAsync("api/v1/status")).Status);
         }
     }
 

@@ -28,7 +28,7 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         await using var server = await InProcessServer.StartAsync(pki);
         await using var client = await InProcessClient.ConnectAsync(server, server.Options());
         var tokenFile = _dir.File("admin.token");
-        const string token = "dashboard-test-token";
+        const string token = "dashboard-test-token-of-32-characters";
         Isotun.Security.SecretFile.WriteAllText(tokenFile, token + "\n", overwrite: true);
         int port = FreePort();
         await using var api = await AdminApi.StartAsync(server.Server,

@@ -13,4 +13,10 @@ public sealed record AdminConfig(IPEndPoint? Listen)
     public string? Socket { get; init; }
 
     public string? TokenFile { get; init; }
+
+    /// <summary>The fewest characters a bearer token may have (`isotun admin token` writes 64).</summary>
+    public const int MinTokenLength = 32;
+
+    /// <summary>The token in <paramref name="file"/>: its text without surrounding white space.</summary>
+    public static string ReadToken(string file) => File.ReadAllText(file).Trim();
 }

@@ -315,6 +315,8 @@ public static partial class ServerConfigLoader
             if (!File.Exists(tokenFile)) walker.Error("admin.token-file", $"file not found: {tokenFile} (make one with `isotun admin token --file {tokenFile}`)");
             else if (Isotun.Security.SecretFile.OpenToOthers(tokenFile))
                 walker.Error("admin.token-file", $"{tokenFile} must not be readable by group or others (chmod 600)");
+            else if (AdminConfig.ReadToken(tokenFile) is { Length: < AdminConfig.MinTokenLength } token)
+                walker.Error("admin.token-file", $"{tokenFile} holds a token of {token.Length} characters; a token is at least {AdminConfig.MinTokenLength} (make one with `isotun admin token --file {tokenFile} --force`)");
         }
         return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile };
     }

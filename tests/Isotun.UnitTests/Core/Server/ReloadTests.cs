@@ -24,7 +24,7 @@ public sealed class ReloadTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private void Write(string poolB, string extraLimits = "", int mtuB = 1400) => TestServerConfig.Write(_temp, $"""
+    private void Write(string poolB, string extraLimits = "", int mtuB = 1400, string? adminSocket = null) => TestServerConfig.Write(_temp, $"""
         limits:
           max-sessions: 100{extraLimits}
         tenants:
@@ -35,7 +35,7 @@ public sealed class ReloadTests : IDisposable
             pool: {poolB}
             mtu: {mtuB}
             password-file: b.passwd
-        """);
+        """, adminSocket: adminSocket);
 
     private async Task<VpnServer> StartAsync()
     {
@@ -72,6 +72,20 @@ public sealed class ReloadTests : IDisposable
         Assert.Contains("  tenant b: changed mtu: restart the server to apply", report);
         Assert.Equal("10.20.0.0/24", server.Config.Tenants[1].Pool.ToString());
         Assert.False(Knows(server, "a", "zed"));
+        Assert.Equal(LimitsConfig.DefaultPerSourceConnections, server.Config.Limits.PerSourceConnections);
+    }
+
+    /// <summary>The admin plane is opened at start: a reload that changes it is refused, not quietly kept as it was.</summary>
+    [Fact]
+    public async Task A_changed_admin_section_refuses_the_reload()
+    {
+        await using var server = await StartAsync();
+        var socket = server.Config.Admin.Socket;
+        Write(poolB: "10.20.0.0/24", extraLimits: "\n  per-source-connections: 7", adminSocket: _temp.File("elsewhere.sock"));
+        var report = server.Reload();
+        Assert.StartsWith("reload refused", report[0]);
+        Assert.Contains("  admin changed: restart the server to apply", report);
+        Assert.Equal(socket, server.Config.Admin.Socket);
         Assert.Equal(LimitsConfig.DefaultPerSourceConnections, server.Config.Limits.PerSourceConnections);
     }
 

@@ -7,7 +7,8 @@ namespace Isotun.UnitTests.Core.Server;
 internal static class TestServerConfig
 {
     /// <summary>Writes <c>isotun.yaml</c> in <paramref name="dir"/> with <paramref name="sections"/> (top-level YAML) after the common part.</summary>
-    public static string Write(TempDirectory dir, string sections, int port = 4443)
+    /// <param name="adminSocket">The admin socket (admin.socket), or its default beside the state file.</param>
+    public static string Write(TempDirectory dir, string sections, int port = 4443, string? adminSocket = null)
     {
         var path = dir.File("isotun.yaml");
         File.WriteAllText(path, $"""
@@ -17,6 +18,7 @@ internal static class TestServerConfig
               key: pki/server.key
             admin:
               listen: off
+            {(adminSocket is null ? "" : "  socket: " + adminSocket)}
 
             """ + sections);
         return path;
