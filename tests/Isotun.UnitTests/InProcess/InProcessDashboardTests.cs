@@ -56,6 +56,10 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         Assert.Contains(server.Tenant, cells);
         Assert.Contains("up", cells);
         Assert.True(await page.Locator("#tenants tbody tr", new() { HasText = server.Tenant }).CountAsync() == 1);
+        // The crypto CPU share, from the server's own counters.
+        await page.WaitForFunctionAsync("() => document.querySelector('#crypto').textContent.length > 0", null, new() { Timeout = 20_000 });
+        Assert.Matches(@"^(TLS record work: (\d+\.\d % of the server's CPU now, )?\d+\.\d % since start|no TLS record work measured yet)$",
+            await page.Locator("#crypto").InnerTextAsync());
         // The token left the address bar as soon as the page read it.
         Assert.DoesNotContain(token, page.Url);
         if (Environment.GetEnvironmentVariable("ISOTUN_DASHBOARD_SCREENSHOT") is { Length: > 0 } shot)
