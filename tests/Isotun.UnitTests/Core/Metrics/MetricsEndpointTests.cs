@@ -1,10 +1,15 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using Isotun.Metrics;
 
 namespace Isotun.UnitTests.Core.Metrics;
 
-/// <summary>The gateway's metrics endpoint on a real loopback port: it serves, and a port in use is named in the error.</summary>
+/// <summary>
+/// The gateway's metrics endpoint on a real loopback port: it serves, a port in use is named in the error, and a
+/// scraper that stops reading neither holds up the others nor keeps its connection past the write deadline.
+/// </summary>
 public sealed class MetricsEndpointTests
 {
     [Fact]
@@ -24,5 +29,72 @@ public sealed class MetricsEndpointTests
 
         var e = Assert.Throws<IOException>(() => new MetricsEndpoint(at));
         Assert.StartsWith($"the metrics endpoint cannot listen on {at}: ", e.Message);
+    }
+
+    [Fact]
+    public async Task A_scraper_that_stops_reading_holds_up_no_other()
+    {
+        using var big = BigMeter();
+        int port = FreePort();
+        using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port)) { WriteTimeout = TimeSpan.FromMinutes(2) };
+        using var stuck = await StuckScraperAsync(port);
+
+        // Served one after the other, this scrape would wait for the stuck one's two minutes.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        var body = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.Contains("isotun_test_big_series", body);
+        Assert.True(body.Length > 8_000_000, $"the body ({body.Length} bytes) is too small to stall a writer");
+    }
+
+    [Fact]
+    public async Task A_scraper_that_stops_reading_is_cut_off_at_the_write_deadline()
+    {
+        using var big = BigMeter();
+        int port = FreePort();
+        using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port)) { WriteTimeout = TimeSpan.FromSeconds(1) };
+        using var stuck = await StuckScraperAsync(port);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        // Reading now finds the connection ended short of the body: aborted, not finished.
+        long read = 0;
+        var buffer = new byte[65536];
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            int n;
+            while ((n = await stuck.ReceiveAsync(buffer, guard.Token)) > 0) read += n;
+        }
+        catch (SocketException)
+        {
+            // reset: the same
+        }
+        Assert.False(guard.IsCancellationRequested, "the stuck scraper's connection was never closed");
+        Assert.InRange(read, 1, 8_000_000);
+    }
+
+    /// <summary>A meter (picked up by the endpoint's "Isotun" prefix) whose scrape is over 8 MB: more than socket buffers hold.</summary>
+    private static Meter BigMeter()
+    {
+        var meter = new Meter("Isotun.Test.BigScrape." + Guid.NewGuid().ToString("N"));
+        var series = Enumerable.Range(0, 250_000).Select(i => new Measurement<long>(1, new KeyValuePair<string, object?>("series", $"series-{i:D6}"))).ToArray();
+        meter.CreateObservableGauge("isotun.test.big.series", () => series);
+        return meter;
+    }
+
+    /// <summary>Asks for /metrics with a small receive window, and then reads nothing.</summary>
+    private static async Task<Socket> StuckScraperAsync(int port)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+        await s.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        await Task.Delay(500); // its scrape is under way, stalled
+        return s;
+    }
+
+    private static int FreePort()
+    {
+        using var free = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        free.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)free.LocalEndPoint!).Port;
     }
 }
