@@ -148,7 +148,7 @@ public static class PkiCommands
 
     private static Command CreatePin()
     {
-        var certificate = new Argument<string>("CERT") { Description = "PEM certificate file" };
+        var certificate = new Argument<string>("CERT") { Description = "Certificate file, PEM or DER" };
         var command = new Command("pin", "Print the pin-sha256: pin of a certificate, for openconnect --servercert");
         command.Arguments.Add(certificate);
         command.SetAction(parseResult =>
