@@ -15,12 +15,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task Serves_metrics_and_a_second_one_on_the_same_port_names_the_port_in_its_error()
     {
-        int port;
-        using (var free = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-        {
-            free.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            port = ((IPEndPoint)free.LocalEndPoint!).Port;
-        }
+        int port = FreePort();
         var at = new IPEndPoint(IPAddress.Loopback, port);
         using var first = new MetricsEndpoint(at);
         using var http = new HttpClient();
