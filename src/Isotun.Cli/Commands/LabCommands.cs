@@ -48,10 +48,9 @@ public static class LabCommands
         check.SetAction(parse => Run(() => Make(parse.GetValue(dir)!).Check()));
 
         var text = new Option<string>("--text") { Description = "Line to answer on the text port", DefaultValueFactory = _ => "hello" };
-        var port = new Option<int>("--port") { DefaultValueFactory = _ => LabLayout.ServicePort };
-        var sinkPort = new Option<int>("--sink-port") { DefaultValueFactory = _ => LabLayout.SinkPort };
+        var port = new Option<int>("--port") { Description = "Port of the text answer", DefaultValueFactory = _ => LabLayout.ServicePort };
+        var sinkPort = new Option<int>("--sink-port") { Description = "Port that reads everything sent and answers its SHA-256", DefaultValueFactory = _ => LabLayout.SinkPort };
         var serve = new Command("serve", "The lab's demo service (text port and SHA-256 sink); used by `lab up`") { text, port, sinkPort };
-        serve.Hidden = true;
         serve.SetAction(async (parse, _) =>
         {
             using var signals = new Signals();
@@ -59,12 +58,12 @@ public static class LabCommands
             return 0;
         });
 
-        var loadUrl = new Argument<string>("URL");
-        var loadCert = new Option<string>("--certificate", "-c") { Required = true };
-        var loadKey = new Option<string>("--sslkey", "-k") { Required = true };
-        var loadCa = new Option<string>("--cafile") { Required = true };
-        var loadSessions = new Option<int>("--sessions") { DefaultValueFactory = _ => 1000 };
-        var loadParallel = new Option<int>("--parallel") { DefaultValueFactory = _ => 32 };
+        var loadUrl = new Argument<string>("URL") { Description = "The server, with its tenant's path (https://HOST/TENANT)" };
+        var loadCert = new Option<string>("--certificate", "-c") { Description = "Client certificate (PEM) every session logs in with", Required = true };
+        var loadKey = new Option<string>("--sslkey", "-k") { Description = "Its private key (PEM)", Required = true };
+        var loadCa = new Option<string>("--cafile") { Description = "CA that the server's certificate must chain to", Required = true };
+        var loadSessions = new Option<int>("--sessions") { Description = "Sessions to open", DefaultValueFactory = _ => 1000 };
+        var loadParallel = new Option<int>("--parallel") { Description = "Logins under way at once", DefaultValueFactory = _ => 32 };
         var loadHold = new Option<int>("--hold") { Description = "Seconds to keep the sessions open", DefaultValueFactory = _ => 20 };
         var loadStorm = new Option<bool>("--reconnect-storm") { Description = "Once all are up, drop every connection at once and bring all back with their cookies; report the time" };
         var loadTraffic = new Option<int?>("--traffic")
@@ -78,7 +77,6 @@ public static class LabCommands
         {
             loadUrl, loadCert, loadKey, loadCa, loadSessions, loadParallel, loadHold, loadStorm, loadTraffic, loadPacket, loadTimed, loadInterval,
         };
-        load.Hidden = true;
         load.SetAction(async (parse, _) =>
         {
             using var signals = new Signals();
@@ -113,7 +111,6 @@ public static class LabCommands
         {
             floodTarget, floodSources, floodCount, floodPer, floodMix, floodHold, floodParallel,
         };
-        flood.Hidden = true;
         flood.SetAction(async (parse, _) =>
         {
             var errors = new List<string>();
