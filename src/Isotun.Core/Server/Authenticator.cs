@@ -10,6 +10,13 @@ namespace Isotun.Server;
 public sealed record AuthDecision(AuthOutcome Outcome, TenantRuntime? Tenant, string? User, string Message, bool ShowForm)
 {
     public bool Success => Outcome == AuthOutcome.Ok && Tenant is not null && User is not null;
+
+    /// <summary>
+    /// For a success: the fingerprint of the credential that was checked (<see cref="CredentialStamp"/>), the very hash
+    /// or certificate, for the cookie to carry. Taken from what was verified, not read again after: a reload that
+    /// changes the password or removes the user while the hash is being checked must still kill this login's cookie.
+    /// </summary>
+    public ulong Credential { get; init; }
 }
 
 /// <summary>
@@ -105,7 +112,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         }
         if (!PasswordHasher.Verify(password, hash))
             return Refuse(AuthOutcome.BadPassword, tenant, "login failed");
-        return new AuthDecision(AuthOutcome.Ok, tenant, username, "ok", false);
+        return new AuthDecision(AuthOutcome.Ok, tenant, username, "ok", false) { Credential = CredentialStamp.ForPassword(hash) };
     }
 
     /// <summary>Certificate auth: the certificate must chain to the tenant's CA and carry one of its OUs.</summary>
@@ -133,7 +140,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");
         if (string.IsNullOrEmpty(cert.User) || !PasswordFile.IsValidUserName(cert.User))
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate carries no usable user id");
-        return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false);
+        return new AuthDecision(AuthOutcome.Ok, tenant, cert.User, "ok", false) { Credential = CredentialStamp.ForCertificate(raw.SerialNumber) };
     }
 
     private static AuthDecision Refuse(AuthOutcome outcome, TenantRuntime? tenant, string message) =>

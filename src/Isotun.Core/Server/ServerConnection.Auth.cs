@@ -117,9 +117,8 @@ internal sealed partial class ServerConnection
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(revoked with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
-        // The cookie carries a fingerprint of the credential: a removed user, a new password or a revoked certificate kills it.
-        ulong credential = _peer.Certificate?.Raw is { } certificate ? Security.CredentialStamp.ForCertificate(certificate.SerialNumber)
-            : tenant.Passwords?.TryGetHash(decision.User!, out var stored) == true ? Security.CredentialStamp.ForPassword(stored!) : 0;
+        // The cookie carries a fingerprint of the credential checked: a removed user, a new password or a revoked certificate kills it.
+        ulong credential = decision.Credential;
         var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {

@@ -320,6 +320,34 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
 
     // ---- Helpers ---------------------------------------------------------------------------------------
 
+    // ---- The credential a cookie carries -------------------------------------------------------------
+
+    /// <summary>
+    /// A success names the credential it checked: the stored hash it verified the password against, or the
+    /// certificate's serial. The cookie carries that, so a password changed (or a user removed) by a reload while the
+    /// hash was being checked leaves a cookie that the next CONNECT refuses, never one stamped with the new hash or none.
+    /// </summary>
+    [Fact]
+    public void A_success_carries_the_fingerprint_of_the_credential_it_checked()
+    {
+        var password = Auth.Decide(Reply("alice", TenantWorld.AlicePassword, "alpha"), "/alpha", Peer());
+        AssertSuccess(password, "alpha", "alice");
+        Assert.True(world.Tenants["alpha"].Passwords!.TryGetHash("alice", out var hash));
+        Assert.Equal(Isotun.Security.CredentialStamp.ForPassword(hash), password.Credential);
+        Assert.NotEqual(0UL, password.Credential);
+
+        var certificate = Auth.Decide(Init(), "/", Peer(cert: world.AliceCert));
+        AssertSuccess(certificate, "alpha", "alice");
+        Assert.Equal(Isotun.Security.CredentialStamp.ForCertificate(world.AliceCert.SerialNumber), certificate.Credential);
+    }
+
+    [Fact]
+    public void A_refusal_or_a_form_carries_no_credential()
+    {
+        Assert.Equal(0UL, Auth.Decide(Reply("alice", "wrong", "alpha"), "/alpha", Peer()).Credential);
+        Assert.Equal(0UL, Auth.Decide(Init(), "/alpha", Peer()).Credential);
+    }
+
     // ---- Throttling ------------------------------------------------------------------------------------
 
     [Theory]
