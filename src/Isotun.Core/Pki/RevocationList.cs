@@ -47,11 +47,21 @@ public sealed class RevocationList
             if (info.Length > MaxBytes) throw new PkiException(PkiError.BadInput, $"{path}: larger than {MaxBytes >> 20} MiB");
             bytes = File.ReadAllBytes(path);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new PkiException(PkiError.Io, $"{path}: {e.Message}");
         }
-        return TryParse(Der(bytes), out var list) ? list! : throw new PkiException(PkiError.BadInput, $"{path}: not an X.509 CRL (PEM or DER)");
+        byte[] der;
+        try
+        {
+            der = Der(bytes);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            // A PEM block cut short or with a damaged body: the same refusal as any other malformed CRL.
+            der = [];
+        }
+        return TryParse(der, out var list) ? list! : throw new PkiException(PkiError.BadInput, $"{path}: not an X.509 CRL (PEM or DER)");
     }
 
     /// <summary>Reads the revoked serials of a DER CRL; false on anything malformed. Never throws.</summary>

@@ -220,24 +220,25 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             _notify.Reloading();
             List<string> report;
             bool applied = false;
-            var read = ServerConfigLoader.ParseTenants(published.Yaml, Config.SourcePath);
-            if (!read.Ok)
+            // Runs on a pool thread of its own: nothing the document meets (a file this node cannot read, say) may escape.
+            try
             {
-                report = [$"cluster tenants of revision {published.Revision} refused, {read.Errors.Count} error(s) on this node; the running tenants stay:"];
-                report.AddRange(read.Errors.Select(e => $"  {e.Path}: {e.Message}"));
-                foreach (var line in report) _log.LogError("{Line}", line);
-            }
-            else
-            {
-                try
+                var read = ServerConfigLoader.ParseTenants(published.Yaml, Config.SourcePath);
+                if (!read.Ok)
+                {
+                    report = [$"cluster tenants of revision {published.Revision} refused, {read.Errors.Count} error(s) on this node; the running tenants stay:"];
+                    report.AddRange(read.Errors.Select(e => $"  {e.Path}: {e.Message}"));
+                    foreach (var line in report) _log.LogError("{Line}", line);
+                }
+                else
                 {
                     report = ApplyLocked(Config with { Tenants = read.Tenants! }, $"cluster tenants of revision {published.Revision}", out applied);
                 }
-                catch (Exception e)
-                {
-                    report = [$"cluster tenants of revision {published.Revision} failed, the running tenants stay: {e.Message}"];
-                    _log.LogError(e, "cluster tenants of revision {Revision} failed; the running tenants stay", published.Revision);
-                }
+            }
+            catch (Exception e)
+            {
+                report = [$"cluster tenants of revision {published.Revision} failed, the running tenants stay: {e.Message}"];
+                _log.LogError(e, "cluster tenants of revision {Revision} failed; the running tenants stay", published.Revision);
             }
             _sharedTenants = applied
                 ? new SharedTenantsView(published.Revision, published.Revision, null)

@@ -511,6 +511,24 @@ public class ServerConfigLoaderTests
         Assert.Equal(new IPEndPoint(IPAddress.Any, 9410), result.Config!.Admin.Listen);
     }
 
+    /// <summary>A client CRL cut short is one more listed error at its key, with the others, not an exception.</summary>
+    [Fact]
+    public void A_truncated_client_crl_is_listed_with_the_other_errors()
+    {
+        using var temp = new TempDirectory();
+        File.WriteAllText(temp.File("cut.crl"), "-----BEGIN X509 CRL-----\nMIIB\n");
+        var result = ServerConfigLoader.Parse("""
+            tenants:
+              - name: acme
+                pool: 10.10.0.0/24
+                client-crl: cut.crl
+                mtu: 10
+            """, temp.File("c.yaml"));
+        Assert.False(result.Ok);
+        Assert.Contains(result.Errors, e => e.Path == "tenants[0].client-crl" && e.Message.Contains("not an X.509 CRL"));
+        Assert.Contains(result.Errors, e => e.Path == "tenants[0].mtu");
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("  \n")]

@@ -39,6 +39,17 @@ public sealed class RevocationListTests : IDisposable
         Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.Revoke(stranger.CertificatePath)).Error);
     }
 
+    /// <summary>A PEM block cut short (a half-copied file) or with a damaged body is refused like any malformed CRL, not thrown past the config loader.</summary>
+    [Theory]
+    [InlineData("-----BEGIN X509 CRL-----\nMIIB\n")]
+    [InlineData("-----BEGIN X509 CRL-----\nnot base64 at all!\n-----END X509 CRL-----\n")]
+    [InlineData("junk before -----BEGIN X509 CRL-----")]
+    public void A_truncated_or_damaged_pem_crl_is_refused(string text)
+    {
+        File.WriteAllText(_temp.File("cut.crl"), text);
+        Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => RevocationList.Load(_temp.File("cut.crl"))).Error);
+    }
+
     [Fact]
     public void A_file_that_is_not_a_crl_is_refused_and_hostile_bytes_never_throw()
     {
