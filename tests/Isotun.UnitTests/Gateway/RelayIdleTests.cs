@@ -51,6 +51,27 @@ public sealed class RelayIdleTests : IDisposable
         Assert.Equal(RelayEnd.Idle, await relay.WaitAsync(Guard));
     }
 
+    /// <summary>
+    /// Passing the backend's end on to the client (a terminating route's close_notify) can wait for ever on a client
+    /// that reads nothing: the idle timeout still ends the relay.
+    /// </summary>
+    [Fact]
+    public async Task A_half_close_that_never_completes_is_ended_by_the_idle_timeout()
+    {
+        var never = new TaskCompletionSource();
+        var relay = Relay.RunAsync(
+            new NetworkStream(_client.Inner), new NetworkStream(_backend.Inner),
+            () => new ValueTask(never.Task),
+            () => { _backend.Inner.Shutdown(SocketShutdown.Send); return ValueTask.CompletedTask; },
+            _metrics, CancellationToken.None, TimeSpan.FromMinutes(5), _clock);
+        Through(_client.Outer, _backend.Outer);
+        _backend.Outer.Shutdown(SocketShutdown.Send); // the backend is done: its end goes to the client, and sticks
+        Assert.False(await EndsSoon(relay));
+
+        _clock.Advance(TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(1));
+        Assert.Equal(RelayEnd.Idle, await relay.WaitAsync(Guard));
+    }
+
     [Fact]
     public async Task With_no_timeout_a_silent_relay_stays_until_both_sides_close()
     {

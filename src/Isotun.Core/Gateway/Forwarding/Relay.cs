@@ -132,9 +132,18 @@ public static class Relay
                 if (n == 0)
                 {
                     if (reset?.Invoke() == true) return readError;
+                    // Passing the end on (a TLS close_notify, a FIN) writes too, and a peer that reads nothing can
+                    // hold that write for ever: it waits within the relay's own end (the idle timeout, a stop).
+                    var closing = closeWrite().AsTask();
                     try
                     {
-                        await closeWrite().ConfigureAwait(false);
+                        await closing.WaitAsync(both.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        // The write ends when the caller closes the stream; its outcome is of no interest then.
+                        _ = closing.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                        return RelayEnd.Cancelled;
                     }
                     catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
                     {
