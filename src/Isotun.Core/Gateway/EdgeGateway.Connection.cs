@@ -186,6 +186,9 @@ public sealed partial class EdgeGateway
         var resumed = NativeTls.Resumed(tls);
         if (tls.RemoteCertificate is { } presented)
         {
+            // The handshake's last flight completed on an epoll thread; building a chain (offline, but over the
+            // client's certificates and the runtime's stores) is not work for it.
+            await IoThreads.LeaveAsync();
             der = presented.GetRawCertData();
             using var cert = X509CertificateLoader.LoadCertificate(der);
             // A resumed session's certificate was presented in the handshake that made the session, not on this
