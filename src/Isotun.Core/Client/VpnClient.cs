@@ -15,6 +15,9 @@ namespace Isotun.Client;
 /// <param name="network">Opens and configures the TUN: the kernel's by default, a memory twin in tests.</param>
 public sealed partial class VpnClient(ClientOptions options, ILogger log, IClientNetwork? network = null)
 {
+    /// <summary>A connection up at least this long was a good one: the reconnects after it start afresh.</summary>
+    public static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(10);
+
     private readonly IClientNetwork _network = network ?? new KernelClientNetwork(options);
     // The TUN's queues, opened at the first CONNECT: as many as the server granted then.
     private ITunQueue[] _tuns = [];
@@ -43,6 +46,24 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
         {
             DateTimeOffset? lostAt = null;
             int attempt = 0;
+            // Waits before the next attempt (1, 2, 4, then every 8 s); false when stopped meanwhile. Past the reconnect
+            // timeout since the connection was lost, the client gives up.
+            async Task<bool> BackOffAsync(string why)
+            {
+                if (DateTimeOffset.UtcNow - lostAt > options.ReconnectTimeout)
+                    throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: {why}");
+                var delay = TimeSpan.FromSeconds(1 << Math.Min(attempt++, 3));
+                Log.ReconnectFailed(log, why, delay.TotalSeconds);
+                try
+                {
+                    await Task.Delay(delay, stop).ConfigureAwait(false);
+                    return true;
+                }
+                catch (OperationCanceledException)
+                {
+                    return false;
+                }
+            }
             while (true)
             {
                 HttpsConnection conn;
@@ -53,15 +74,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 catch (ClientException e) when (_params is not null && e.Code == ClientExitCode.Failure && !stop.IsCancellationRequested)
                 {
                     lostAt ??= DateTimeOffset.UtcNow;
-                    if (DateTimeOffset.UtcNow - lostAt > options.ReconnectTimeout)
-                        throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: {e.Message}");
-                    var delay = TimeSpan.FromSeconds(Math.Min(10, 1 << Math.Min(attempt++, 3)));
-                    Log.ReconnectFailed(log, e.Message, delay.TotalSeconds);
-                    try
-                    {
-                        await Task.Delay(delay, stop).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException)
+                    if (!await BackOffAsync(e.Message).ConfigureAwait(false))
                     {
                         await LogOffAsync().ConfigureAwait(false);
                         return ClientExitCode.Ok;
@@ -74,8 +87,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                     await LogOffAsync().ConfigureAwait(false);
                     return ClientExitCode.Ok;
                 }
-                lostAt = null;
-                attempt = 0;
+                var upAt = DateTimeOffset.UtcNow;
                 var connections = await JoinQueuesAsync(conn, stop).ConfigureAwait(false);
                 if (tunThreads.Length == 0)
                 {
@@ -95,6 +107,23 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                     default:
                         Log.ConnectionLost(log, end.ToString());
                         break;
+                }
+                // A connection that stayed up a while starts the reconnects afresh. One that ended at once (a server
+                // that answers CONNECT and closes) counts as a failed attempt: it waits its turn, and the reconnect
+                // timeout runs on, instead of the client reconnecting in a loop as fast as it can.
+                if (DateTimeOffset.UtcNow - upAt >= StableAfter)
+                {
+                    lostAt = null;
+                    attempt = 0;
+                }
+                else
+                {
+                    lostAt ??= upAt;
+                    if (!await BackOffAsync($"the connection ended after {(DateTimeOffset.UtcNow - upAt).TotalSeconds:0.#} s ({end})").ConfigureAwait(false))
+                    {
+                        await LogOffAsync().ConfigureAwait(false);
+                        return ClientExitCode.Ok;
+                    }
                 }
             }
         }

@@ -217,6 +217,30 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
         Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"'{name}' left {Device} behind");
     }
 
+    /// <summary>
+    /// A server that answers every CONNECT and closes at once: the client waits between its attempts (1, 2, 4 s…) and
+    /// gives up at its reconnect timeout, instead of reconnecting as fast as it can for ever.
+    /// </summary>
+    [SkippableFact]
+    public void A_server_that_closes_every_tunnel_at_once_is_retried_with_back_off_until_the_reconnect_timeout()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        using var server = new FakeVpnServer(Ns, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync(GoodConnected);
+        });
+        var r = Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device,
+            "--reconnect-timeout", "6"], stdin: "cookie\n", timeoutSeconds: 90);
+        output.WriteLine($"exit {r.ExitCode} after {server.Requests.Count} CONNECTs: {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 1, $"expected exit 1 (gave up): {r}");
+        Assert.Contains("could not reconnect within 6 s", r.Stderr);
+        // Lost at 0 s, then attempts after 1, 2 and 4 s of waiting: a handful, not hundreds.
+        Assert.InRange(server.Requests.Count, 3, 6);
+        Assert.True(server.Errors.IsEmpty, "the fake server itself failed: " + string.Join("\n", server.Errors));
+        Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"{Device} was left behind");
+    }
+
     [SkippableFact]
     public void A_wrong_pin_stops_the_client_before_it_sends_anything()
     {
