@@ -97,10 +97,11 @@ public static class ConnectCommand
             {
                 if (parse.GetValue(authenticate))
                 {
-                    // Like openconnect: the cookie goes to stdout on request only, for the caller to pass on.
+                    // Like openconnect: the cookie goes to stdout on request only, for the caller to pass on, each value
+                    // quoted for a shell (`eval "$(isotun connect --authenticate …)"`).
                     var c = await AuthClient.LoginAsync(options, signals.Token);
-                    Console.Out.WriteLine($"COOKIE={c}");
-                    Console.Out.WriteLine($"HOST={server.Host}");
+                    Console.Out.WriteLine($"COOKIE={ShellQuoted(c)}");
+                    Console.Out.WriteLine($"HOST={ShellQuoted(server.Host)}");
                     return 0;
                 }
                 return (int)await new VpnClient(options, log).RunAsync(signals.Token);
@@ -125,4 +126,7 @@ public static class ConnectCommand
     }
 
     private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd('\r');
+
+    /// <summary>A value in single quotes for a POSIX shell, as openconnect prints its <c>--authenticate</c> lines.</summary>
+    internal static string ShellQuoted(string value) => "'" + value.Replace("'", "'\\''") + "'";
 }

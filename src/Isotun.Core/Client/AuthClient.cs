@@ -39,7 +39,7 @@ public static class AuthClient
             foreach (var sc in head.Headers.GetAll("Set-Cookie"))
             {
                 if (!SessionCookie.TryParseSetCookie(sc, out var name, out var value)) continue;
-                if (name == SessionCookie.Name && !string.IsNullOrEmpty(value)) return value;
+                if (name == SessionCookie.Name && !string.IsNullOrEmpty(value)) return Checked(value);
                 // ocserv keys the steps of its login on this cookie, and clears it with an empty value.
                 if (name == "webvpncontext") context = string.IsNullOrEmpty(value) ? null : value;
             }
@@ -50,7 +50,7 @@ public static class AuthClient
                 throw new ClientException(ClientExitCode.ProtocolError, $"server answered the login with HTTP {head.StatusCode} {Bounded(head.Reason)}");
             if (parsed != AuthXmlResult.Ok || msg is null)
                 throw new ClientException(ClientExitCode.ProtocolError, $"server sent an unreadable login reply ({parsed})");
-            if (msg.SessionToken is { Length: > 0 } token) return token;
+            if (msg.SessionToken is { Length: > 0 } token) return Checked(token);
             if (msg.Type == "complete")
                 throw new ClientException(ClientExitCode.ProtocolError, "server completed the login without giving a session cookie");
             if (msg.ClientCertRequest)
@@ -117,6 +117,11 @@ public static class AuthClient
         msg?.Form?.Error ?? head.Headers.Get("X-Reason") ?? msg?.Form?.Message ?? $"HTTP {head.StatusCode}";
 
     private static string Bounded(string s) => s.Length > 60 ? s[..60] : s;
+
+    /// <summary>The server's session cookie, if it is a cookie value at all (<see cref="SessionCookie.IsValidValue"/>).</summary>
+    private static string Checked(string cookie) => SessionCookie.IsValidValue(cookie) ? cookie
+        : throw new ClientException(ClientExitCode.ProtocolError,
+            $"server sent a session cookie that is not a cookie value ({cookie.Length} characters; at most {SessionCookie.MaxValueLength} of printable ASCII without space, quote, comma, semicolon or backslash)");
 
     private static string? FirstLine(string? text) =>
         text?.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() is { Length: > 0 } line ? Bounded(line) : null;

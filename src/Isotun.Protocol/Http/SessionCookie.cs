@@ -30,6 +30,24 @@ public static class SessionCookie
         return false;
     }
 
+    /// <summary>Longest session cookie a client takes from a server: far above any VPN server's, far below a header's limit.</summary>
+    public const int MaxValueLength = 4096;
+
+    /// <summary>
+    /// Whether a server's session cookie (from <c>Set-Cookie</c> or the XML's <c>session-token</c>) is one a client may
+    /// keep, send back in a header and print: 1 to <see cref="MaxValueLength"/> characters of RFC 6265's cookie-octet
+    /// (printable ASCII but for the space, <c>"</c>, <c>,</c>, <c>;</c> and <c>\</c>). A line break from a hostile server
+    /// would otherwise add a header to the CONNECT, or a line to <c>--authenticate</c>'s output.
+    /// </summary>
+    public static bool IsValidValue(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.Length is 0 or > MaxValueLength) return false;
+        foreach (char c in value)
+            if (c is < '!' or > '~' or '"' or ',' or ';' or '\\') return false;
+        return true;
+    }
+
     /// <summary>The <c>Set-Cookie</c> value that hands a client its session cookie (the server's own, sealed, value).</summary>
     public static string SetCookieValue(string cookie)
     {

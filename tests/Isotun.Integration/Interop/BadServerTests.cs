@@ -112,6 +112,16 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
                 await ex.WriteAsync($"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {body.Length}\r\n\r\n{body}");
         }, 5, "did not finish"),
 
+        ["a session cookie with a line in it"] = new(Phase.Login, async ex =>
+        {
+            // Printed as it is, it would have added a line (HOST=…) to --authenticate's output, and a header to the CONNECT.
+            const string body = "<?xml version=\"1.0\"?><config-auth client=\"vpn\" type=\"complete\"><auth id=\"success\"/>" +
+                "<session-token>abc&#10;HOST=evil.example</session-token></config-auth>";
+            await ex.ReadRequestAsync();
+            await ex.WriteAsync($"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {body.Length}\r\n\r\n{body}");
+            await ex.HoldAsync();
+        }, 5, "not a cookie value"),
+
         // --- the tunnel phase (CONNECT with a cookie) ---
         ["the cookie is refused"] = new(Phase.Tunnel, async ex =>
         {
@@ -212,6 +222,7 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
         Assert.False(r.ExitCode == -1, $"isotun connect hung on '{name}': {r}");
         Assert.True(r.ExitCode == c.ExitCode, $"'{name}': expected exit {c.ExitCode}: {r}");
         Assert.Contains(c.Message, r.Stderr);
+        Assert.DoesNotContain("HOST=", r.Stdout); // a failed --authenticate prints nothing for a shell to take
         Assert.StartsWith("isotun connect: ", r.Stderr.Trim().Split('\n')[^1]);
         Assert.True(server.Errors.IsEmpty, "the fake server itself failed: " + string.Join("\n", server.Errors));
         Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"'{name}' left {Device} behind");

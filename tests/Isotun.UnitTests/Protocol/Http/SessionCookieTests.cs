@@ -74,4 +74,29 @@ public class SessionCookieTests
         Assert.True(SessionCookie.TryGet(h, out var back));
         Assert.Equal("tok3n", back);
     }
+
+    [Theory]
+    [InlineData("dGhlLXNlYWxlZC1jb29raWU")] // ours: base64url
+    [InlineData("Zm9v+YmFy/YmF6==")] // ocserv's: base64
+    [InlineData("a$(b)`c'd")] // odd, but a cookie value: the shell quoting of --authenticate carries it
+    public void A_cookie_value_from_a_server_is_kept(string value) => Assert.True(SessionCookie.IsValidValue(value));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("a\nHOST=evil")]
+    [InlineData("a\r\nX-Injected: 1")]
+    [InlineData("with space")]
+    [InlineData("a;b")]
+    [InlineData("a,b")]
+    [InlineData("a\"b")]
+    [InlineData("a\\b")]
+    [InlineData("caf\u00e9")]
+    public void A_value_that_is_no_cookie_value_is_refused(string value) => Assert.False(SessionCookie.IsValidValue(value));
+
+    [Fact]
+    public void A_cookie_value_is_at_most_4096_characters()
+    {
+        Assert.True(SessionCookie.IsValidValue(new string('a', SessionCookie.MaxValueLength)));
+        Assert.False(SessionCookie.IsValidValue(new string('a', SessionCookie.MaxValueLength + 1)));
+    }
 }
