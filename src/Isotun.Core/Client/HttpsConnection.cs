@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -24,6 +25,16 @@ public sealed class HttpsConnection : IAsyncDisposable
     private ResponsePrefixStream? _responses;
     private ConnectionReader? _reader;
 
+    /// <summary>The server's address this connection went to (an IPv4 one as such, not mapped into IPv6).</summary>
+    public IPAddress RemoteAddress
+    {
+        get
+        {
+            var a = ((IPEndPoint)_socket.RemoteEndPoint!).Address;
+            return a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a;
+        }
+    }
+
     private HttpsConnection(Socket socket)
     {
         _socket = socket;
@@ -48,7 +59,9 @@ public sealed class HttpsConnection : IAsyncDisposable
     }
     public X509Certificate2? ServerCertificate { get; private set; }
 
-    public static async Task<HttpsConnection> OpenAsync(ClientOptions o, CancellationToken ct)
+    /// <param name="address">Where to connect instead of resolving the server's name (the address of the tunnel's first
+    /// connection, for its queues and reconnects: the one kept outside the tunnel); the name still goes in the SNI.</param>
+    public static async Task<HttpsConnection> OpenAsync(ClientOptions o, CancellationToken ct, IPAddress? address = null)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(o.ConnectTimeout);
@@ -59,7 +72,8 @@ public sealed class HttpsConnection : IAsyncDisposable
         SocketTuning.Apply(socket);
         try
         {
-            await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+            if (address is null) await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+            else await socket.ConnectAsync(new IPEndPoint(address, port), cts.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
         {

@@ -1,3 +1,4 @@
+using System.Net;
 using Isotun.Tun;
 
 namespace Isotun.Client;
@@ -8,6 +9,9 @@ namespace Isotun.Client;
 /// </summary>
 public interface IClientNetwork
 {
-    /// <summary>Opens <paramref name="queues"/> queues of the TUN and gives it the tunnel's addresses, MTU and routes.</summary>
-    ITunQueue[] Open(TunnelParameters parameters, int queues);
+    /// <summary>
+    /// Opens <paramref name="queues"/> queues of the TUN and gives it the tunnel's addresses, MTU and routes;
+    /// <paramref name="server"/> is the address the tunnel's own connections go to, which must stay outside it.
+    /// </summary>
+    ITunQueue[] Open(TunnelParameters parameters, int queues, IPAddress server);
 }

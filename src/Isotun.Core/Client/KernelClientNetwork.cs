@@ -1,5 +1,6 @@
 using System.Net;
 using Isotun.Linux;
+using Isotun.Protocol.Addressing;
 using Isotun.Protocol.Cstp;
 using Isotun.Tun;
 
@@ -7,18 +8,18 @@ namespace Isotun.Client;
 
 /// <summary>
 /// The client's TUN in the kernel: opened in the client's own namespace, given the leased addresses and MTU, and
-/// the routes the server pushed (split-include, or everything with the server itself pinned to the underlay).
+/// the routes the server pushed (split-include, or everything), with the server itself pinned to the underlay.
 /// </summary>
 public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
 {
-    public ITunQueue[] Open(TunnelParameters p, int queues)
+    public ITunQueue[] Open(TunnelParameters p, int queues, IPAddress server)
     {
         // Offloads whenever allowed: super-packets go whole to a server that negotiated GSO and are split for
         // one that did not; packets from the server are merged before the TUN write either way.
         var tuns = TunDevice.OpenQueues(options.TunName, options.Offload, queues);
         try
         {
-            Configure(tuns[0], p);
+            Configure(tuns[0], p, server);
             foreach (var q in tuns) q.Mtu = p.Mtu;
             return tuns;
         }
@@ -46,7 +47,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         }
     }
 
-    private void Configure(TunDevice tun, TunnelParameters p)
+    private void Configure(TunDevice tun, TunnelParameters p, IPAddress server)
     {
         var dev = tun.Name;
         if (tun.Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
@@ -57,24 +58,39 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
         if (options.SiteGateway) EnableForwarding();
         if (!options.ConfigureRoutes) return;
+        // The server itself stays on the underlay, whatever the tunnel's routes cover (a pushed 10.0.0.0/8 around a
+        // server at 10.1.2.3, or everything): its way there is read before any route into the tunnel exists, and
+        // pinned after them, so that it wins even over a route the server pushed for its own address.
+        var family = Family(server);
+        var via = IpCommand.Run(family, "route", "get", server.ToString()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var pin = new List<string> { family, "route", "replace", $"{server}/{(family == "-6" ? 128 : 32)}" };
+        for (int i = 0; i + 1 < via.Length; i++)
+            if (via[i] is "via" or "dev") pin.AddRange([via[i], via[i + 1]]);
         // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
         if (p.Netmask is not null && ConnectReply.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
             IpCommand.Run("-4", "route", "replace", own.ToString(), "dev", dev);
-        if (p.SplitInclude.Count > 0)
-        {
-            foreach (var r in p.SplitInclude)
-                IpCommand.Run(r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4", "route", "replace", r.ToString(), "dev", dev);
-            return;
-        }
-        // No split-include means "everything": keep the server itself reachable over the underlay, then
-        // take the two halves of the address space (more specific than, and not replacing, the default route).
-        var server = Dns.GetHostAddresses(options.Server.IdnHost).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
-        var via = IpCommand.Run("-4", "route", "get", server.ToString()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var pin = new List<string> { "-4", "route", "replace", $"{server}/32" };
-        for (int i = 0; i + 1 < via.Length; i++)
-            if (via[i] is "via" or "dev") pin.AddRange([via[i], via[i + 1]]);
+        // No split-include means "everything". A whole address space goes in as its two halves: more specific than
+        // the default route, which stays as it was (`replace` of a /0 would overwrite it, and exit would not restore it).
+        IEnumerable<IpNetwork> routes = p.SplitInclude.Count > 0 ? p.SplitInclude : [new IpNetwork(IPAddress.Any, 0)];
+        foreach (var r in routes)
+            foreach (var part in Halves(r))
+                IpCommand.Run(Family(part.Network), "route", "replace", part.ToString(), "dev", dev);
         IpCommand.Run([.. pin]);
-        IpCommand.Run("-4", "route", "replace", "0.0.0.0/1", "dev", dev);
-        IpCommand.Run("-4", "route", "replace", "128.0.0.0/1", "dev", dev);
+    }
+
+    private static string Family(IPAddress a) => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+
+    /// <summary>A /0 as its two /1 halves; any other network as it is.</summary>
+    private static IEnumerable<IpNetwork> Halves(IpNetwork r)
+    {
+        if (r.PrefixLength > 0)
+        {
+            yield return r;
+            yield break;
+        }
+        var high = r.Network.GetAddressBytes();
+        high[0] = 0x80;
+        yield return new IpNetwork(r.Network, 1);
+        yield return new IpNetwork(new IPAddress(high), 1);
     }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using Isotun.Linux;
 using Isotun.Protocol.Cstp;
 using Isotun.Protocol.Http;
@@ -25,6 +26,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     private volatile FrameWriter[] _writers = [];
     private volatile bool _peerGso, _peerUso;
     private volatile bool _tunStopping;
+    // The server's address, from the tunnel's first connection: queues and reconnects go there (not to what the name
+    // resolves to later, perhaps through the tunnel), and the routes keep it on the underlay.
+    private IPAddress? _serverAddress;
     private IsotunExtension _accepted;
     private int _granted = 1;
     private TunnelParameters? _params;
@@ -192,7 +196,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     /// </summary>
     private async Task<HttpsConnection> ConnectTunnelAsync(CancellationToken stop, int queue = 0)
     {
-        var conn = await HttpsConnection.OpenAsync(options, stop).ConfigureAwait(false);
+        var conn = await HttpsConnection.OpenAsync(options, stop, _serverAddress).ConfigureAwait(false);
         try
         {
             var headers = new List<KeyValuePair<string, string>>
@@ -231,7 +235,8 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             if (_params is null)
             {
                 await IoThreads.LeaveAsync(); // opening the TUN runs `ip`: not on the epoll thread the reply may have come in on
-                _tuns = _network.Open(p, _granted);
+                _serverAddress = conn.RemoteAddress;
+                _tuns = _network.Open(p, _granted, _serverAddress);
                 _params = p;
                 Log.Connected(log, p.Address6 is null ? p.Address.ToString() : $"{p.Address} {p.Address6}", p.Mtu, string.Join(", ", p.SplitInclude), string.Join(", ", p.Dns));
             }

@@ -18,6 +18,11 @@ public sealed class IsotunServerLab : DemoLabFixture
     public const int QuickDpd = 5;
     public static readonly IPAddress QuickGateway = IPAddress.Parse("10.10.1.1");
 
+    /// <summary>A tenant whose pushed routes cover the server's own address: a client must keep its connection outside the tunnel.</summary>
+    public const string WideTenant = "wide";
+    public const string WidePool = "10.10.2.0/24";
+    public static readonly IPAddress WideGateway = IPAddress.Parse("10.10.2.1");
+
     public IsotunServerLab() : base("oc", 20, TimeSpan.FromSeconds(60), InteropEnvironment.SkipOpenconnect)
     {
         if (Lab is null) return;
@@ -39,6 +44,7 @@ public sealed class IsotunServerLab : DemoLabFixture
     }
 
     public string QuickNamespace => $"isotun-{Layout.Tag}-t-{QuickTenant}";
+    public string WideNamespace => $"isotun-{Layout.Tag}-t-{WideTenant}";
 
     public string ConfigPath => Path.Combine(Layout.Directory, "interop-server.yaml");
     public string TunScript { get; } = "";
@@ -73,6 +79,16 @@ public sealed class IsotunServerLab : DemoLabFixture
                 dpd: {QuickDpd}
                 keepalive: 20
                 password-file: users.passwd
+              # Routes that take in the server's own address (and the same small DPD, so a tunnel that swallowed its
+              # own connection would show within seconds).
+              - name: {WideTenant}
+                namespace: {WideNamespace}
+                pool: {WidePool}
+                routes: [{WidePool}, {Layout.ServerIp}/32]
+                mtu: 1400
+                dpd: {QuickDpd}
+                keepalive: 20
+                password-file: users.passwd
 
             """;
     }
@@ -84,7 +100,8 @@ public sealed class IsotunServerLab : DemoLabFixture
         {
             Lab.Down(keepFiles: false);
             // The server deletes its tenant namespaces when it stops; this one is not in the lab's list if it did not.
-            if (NetworkNamespace.Exists(QuickNamespace)) IpCommand.TryRun("netns", "del", QuickNamespace);
+            foreach (var ns in new[] { QuickNamespace, WideNamespace })
+                if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
         }
         finally
         {

@@ -12,7 +12,7 @@ internal sealed class MemoryClientNetwork(bool offload, bool uso) : IClientNetwo
     public MemoryTun? Tun => _tun;
     public TunnelParameters? Parameters { get; private set; }
 
-    public ITunQueue[] Open(TunnelParameters parameters, int queues)
+    public ITunQueue[] Open(TunnelParameters parameters, int queues, System.Net.IPAddress server)
     {
         Parameters = parameters;
         var tun = new MemoryTun("isotun-client", queues, parameters.Mtu, offload, uso);

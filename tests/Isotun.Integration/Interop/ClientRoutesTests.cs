@@ -1,0 +1,43 @@
+using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
+using Isotun.Linux;
+
+namespace Isotun.Integration.Interop;
+
+/// <summary>
+/// The routes `isotun connect` sets keep its own connection outside the tunnel: a tenant that pushes a route taking
+/// in the server's own address (here the address itself) leaves the server reached over the underlay, and the tunnel
+/// stays up past its dead-peer time instead of swallowing its own TLS connection.
+/// </summary>
+[Collection(IsotunServerLabCollection.Name)]
+public sealed class ClientRoutesTests(IsotunServerLab lab)
+{
+    private LabLayout L => lab.Layout;
+
+    [SkippableFact]
+    public void A_pushed_route_over_the_servers_own_address_leaves_the_server_on_the_underlay()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        const string device = "it-wide";
+        using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-{device}.notify"));
+        using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
+            ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
+             "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
+        Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", TimeSpan.FromSeconds(30)),
+            "isotun connect did not report the tunnel ready: " + client);
+
+        // The pushed /32 is in the table, and yet the server goes over the underlay.
+        var route = Run.InNs(L.ClientNs, "ip", "-4", "route", "get", L.ServerIp.ToString()).Stdout;
+        Assert.DoesNotContain($"dev {device}", route);
+        Assert.Contains($"{IsotunServerLab.WidePool} dev {device}", Run.InNs(L.ClientNs, "ip", "-4", "route").Stdout);
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.WideGateway);
+
+        // Past twice the tenant's DPD the connection is the same one: nothing was lost, nothing reconnected.
+        Thread.Sleep(TimeSpan.FromSeconds(2 * IsotunServerLab.QuickDpd + 2));
+        Assert.DoesNotContain("connection lost", client.Output);
+        Traffic.AssertPing(L.ClientNs, IsotunServerLab.WideGateway);
+        client.Signal("TERM");
+        Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)) && client.ExitCode == 0, "isotun connect did not log off cleanly: " + client);
+    }
+}
