@@ -39,6 +39,9 @@ public sealed class NotifySocket : IDisposable
         return fields;
     }
 
+    /// <summary>Whether a message within <paramref name="timeout"/> says READY=1 (a poll, for a wait that also watches the process).</summary>
+    public bool ReadyWithin(TimeSpan timeout) => Receive(timeout) is { } m && m.GetValueOrDefault("READY") == "1";
+
     public void Dispose()
     {
         _socket.Dispose();

@@ -24,7 +24,7 @@ public sealed class ClientRoutesTests(IsotunServerLab lab)
             ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
              "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
             environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
-        Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", TimeSpan.FromSeconds(30)),
+        Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), TimeSpan.FromSeconds(30)),
             "isotun connect did not report the tunnel ready: " + client);
 
         // The pushed /32 is in the table, and yet the server goes over the underlay.

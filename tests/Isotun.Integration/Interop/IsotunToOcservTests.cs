@@ -111,7 +111,7 @@ public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
     private IPAddress WaitForAddress(BackgroundProcess client, string device)
     {
         if (_ready.TryGetValue(device, out var ready))
-            Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", Up),
+            Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), Up),
                 $"{device}: the client did not report the tunnel ready: {client}\nocserv:\n{Tail()}");
         IPAddress? address = null;
         Assert.True(client.WaitFor(() => (address = Traffic.TunAddress(L.ClientNs, device)) is not null, Up),

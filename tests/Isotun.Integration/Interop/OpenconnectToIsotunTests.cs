@@ -245,7 +245,7 @@ public sealed class OpenconnectToIsotunTests(IsotunServerLab lab)
             ["connect", Url, "--user", LabLayout.User, "--password-file", L.UserPasswordPath, "--authgroup", IsotunServerLab.QuickTenant,
              "--servercert", lab.Pin, "--interface", "it-dpd"],
             environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
-        Assert.True(client.WaitFor(() => ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1", Up),
+        Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), Up),
             "isotun connect did not report the tunnel ready: " + client);
         var address = Traffic.TunAddress(L.ClientNs, "it-dpd");
 

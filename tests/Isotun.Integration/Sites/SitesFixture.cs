@@ -134,7 +134,7 @@ public sealed class SitesFixture : TopologyFixture
     /// </summary>
     private static bool IsUp((string Ns, string User, string Tenant, int Net, string? Lan, string? Host) c, NotifySocket? ready) =>
         ready is not null
-            ? ready.Receive(TimeSpan.FromMilliseconds(200)) is { } m && m.GetValueOrDefault("READY") == "1"
+            ? ready.ReadyWithin(TimeSpan.FromMilliseconds(200))
             : Traffic.TunAddress(c.Ns, TunName(c.User)) is not null
               && Run.InNs(c.Ns, "cat", "/proc/sys/net/ipv4/ip_forward").Stdout.Trim() == "1";
 
