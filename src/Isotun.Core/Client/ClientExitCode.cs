@@ -19,7 +19,24 @@ public enum ClientExitCode
     CertificateRejected = 6,
 }
 
-public sealed class ClientException(ClientExitCode code, string message) : Exception(message)
+/// <remarks>
+/// The message often quotes the server (a reason, a form's error): it is made safe for a terminal and a log line here,
+/// once for every such text. Control characters (C0 and C1, which some terminals act on), bidirectional overrides and
+/// line breaks become '?', and it is cut at <see cref="MaxMessageLength"/> characters.
+/// </remarks>
+public sealed class ClientException(ClientExitCode code, string message) : Exception(Printable(message))
 {
+    public const int MaxMessageLength = 500;
+
     public ClientExitCode Code { get; } = code;
+
+    public static string Printable(string text)
+    {
+        var shown = text.Length > MaxMessageLength ? text[..MaxMessageLength] + "…" : text;
+        return string.Create(shown.Length, shown, static (span, s) =>
+        {
+            for (int i = 0; i < s.Length; i++)
+                span[i] = char.IsControl(s[i]) || s[i] is >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069' ? '?' : s[i];
+        });
+    }
 }

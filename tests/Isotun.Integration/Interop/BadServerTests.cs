@@ -252,6 +252,30 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
         Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"{Device} was left behind");
     }
 
+    /// <summary>A server's reason is shown tamed: no terminal controls (a C1 CSI here), no line breaks, and short.</summary>
+    [SkippableFact]
+    public void A_hostile_reason_reaches_the_terminal_printable_and_short()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        using var server = new FakeVpnServer(Ns, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            // Header bytes are read as Latin-1: 0x9b is the C1 control CSI, which some terminals act on.
+            var head = new List<byte>(Encoding.ASCII.GetBytes("HTTP/1.1 503 Service Unavailable\r\nX-Reason: pool empty "));
+            head.AddRange([0x9b, (byte)'2', (byte)'J']);
+            head.AddRange(Encoding.ASCII.GetBytes(new string('A', 10_000) + "\r\nContent-Length: 0\r\n\r\n"));
+            await ex.WriteAsync(head.ToArray());
+        });
+        var r = Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device,
+            "--reconnect-timeout", "1"], stdin: "cookie\n");
+        var last = r.Stderr.Trim().Split('\n')[^1];
+        output.WriteLine($"exit {r.ExitCode}: {last.Length} characters");
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Contains("CONNECT refused: HTTP 503 pool empty ?2J", last);
+        Assert.DoesNotContain('\u009b', r.Stderr);
+        Assert.InRange(last.Length, 1, 600);
+    }
+
     [SkippableFact]
     public void A_wrong_pin_stops_the_client_before_it_sends_anything()
     {
