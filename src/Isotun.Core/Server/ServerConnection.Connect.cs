@@ -78,6 +78,12 @@ internal sealed partial class ServerConnection
         TunnelEnd end;
         using (var attached = server.Sessions.AttachPrimary(session, tunnel.Link, queues))
         {
+            if (!StillAllowed(ticket, tenant, session))
+            {
+                metrics.Auth("-", AuthOutcome.CookieRejected);
+                await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
+                return;
+            }
             if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
             attached.Up();
             var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
@@ -89,6 +95,16 @@ internal sealed partial class ServerConnection
         Ended(session, tunnel, end);
         if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The cookie's checks once more, after the connection is attached: a kick, a revocation or a changed credential
+    /// between the first check and the attachment (a cluster node's address claim is a round trip to etcd) found no
+    /// connection to end, and must not leave one running. From the attachment on, a kick finds this one
+    /// (<see cref="SessionRegistry.Kick"/> reads the connection after ending the session).
+    /// </summary>
+    private bool StillAllowed(SessionTicket ticket, TenantRuntime tenant, VpnSession session) =>
+        server.Sessions.TryGet(ticket.SessionId) == session && !server.State.IsRevoked(ticket.SessionId)
+        && server.CredentialStillValid(tenant, ticket.User, ticket.Credential);
 
     /// <summary>
     /// A further connection of a live session, joining its group as queue k (the `queues` extension). It
@@ -117,6 +133,12 @@ internal sealed partial class ServerConnection
             if (attached is null)
             {
                 await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
+                return;
+            }
+            if (!StillAllowed(ticket, tenant, session))
+            {
+                server.Metrics.Auth("-", AuthOutcome.CookieRejected);
+                await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
                 return;
             }
             if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false)) return;

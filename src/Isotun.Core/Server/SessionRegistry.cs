@@ -133,6 +133,9 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         var live = session.Connection;
         End(session, reason);
         live?.Kick(reason);
+        // A connection attached meanwhile (a CONNECT that passed its checks just before the end) is ended too: read
+        // after the end, it is either here or it checks again after attaching and finds the session gone.
+        if (session.Connection is { } late && late != live) late.Kick(reason);
     }
 
     /// <summary>Kicks every session <paramref name="reason"/> gives a reason for (null keeps it); returns how many were kicked.</summary>

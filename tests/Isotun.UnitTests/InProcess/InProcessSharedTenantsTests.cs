@@ -36,6 +36,69 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
         return revision;
     }
 
+    /// <summary>
+    /// A kick that lands while a CONNECT waits for its address (a cluster node's claim is a round trip to the store):
+    /// the CONNECT finds the session ended once it is attached, and is refused; no tunnel runs for a kicked cookie.
+    /// </summary>
+    [Fact]
+    public async Task A_kick_while_a_connect_waits_for_its_address_refuses_that_connect()
+    {
+        var store = new GatedStore(new SqliteKeyValueStore(_dir.File("cluster.db")));
+        await using var a = await SharedState.JoinAsync(store, Prefix, "node-a", 32, NullLogger.Instance);
+        await PublishAsync(a, Tenant("acme", 0));
+        await using var node = await InProcessServer.StartNodeAsync(pki, a, _dir);
+        var options = node.Options("acme");
+        var cookie = await Isotun.Client.AuthClient.LoginAsync(options, CancellationToken.None);
+        var session = Assert.Single(node.Server.Sessions.All);
+
+        store.Close();
+        var connecting = RawCstpClient.ConnectAsync(options, cookie);
+        Assert.True(await store.Held.WaitAsync(TimeSpan.FromSeconds(30)), "the CONNECT never claimed an address");
+        node.Server.Sessions.Kick(session, "kicked while connecting");
+        store.Open();
+
+        await using var raw = await connecting;
+        Assert.Equal(401, raw.Status);
+        Assert.Empty(node.Server.Sessions.All);
+    }
+
+    /// <summary>A store whose conditional commits (an address claim's) wait while it is closed.</summary>
+    private sealed class GatedStore(IKeyValueStore inner) : IKeyValueStore
+    {
+        private volatile TaskCompletionSource? _gate;
+
+        public SemaphoreSlim Held { get; } = new(0);
+
+        public void Close() => _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Open() => Interlocked.Exchange(ref _gate, null)?.TrySetResult();
+
+        public async Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
+        {
+            if (conditions.Count > 0 && _gate is { } gate)
+            {
+                Held.Release();
+                await gate.Task.WaitAsync(ct);
+            }
+            return await inner.CommitAsync(conditions, writes, ct);
+        }
+
+        public Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) => inner.GetAsync(key, ct);
+
+        public Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default) => inner.RangeAsync(prefix, ct);
+
+        public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default) => inner.GrantLeaseAsync(ttl, ct);
+
+        public Task RevokeLeaseAsync(long lease, CancellationToken ct = default) => inner.RevokeLeaseAsync(lease, ct);
+
+        public ILeaseKeepAlive KeepAlive(long lease) => inner.KeepAlive(lease);
+
+        public IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default) =>
+            inner.WatchAsync(prefix, fromRevision, ct);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+
     private static IEnumerable<string> Names(InProcessServer node) => node.Server.TenantRuntimes.Select(t => t.Name).Order(StringComparer.Ordinal);
 
     [Fact]
