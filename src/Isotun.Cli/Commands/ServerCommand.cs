@@ -38,7 +38,7 @@ public static class ServerCommand
             FileStream? claim;
             try
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(claimPath)!); // as the state file's own would be
+                Security.SecretFile.CreateDirectoryFor(claimPath); // as the state file's own would be
                 claim = FileClaim.TryTake(claimPath, create: true);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

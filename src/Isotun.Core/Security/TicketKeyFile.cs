@@ -22,7 +22,7 @@ public static class TicketKeyFile
         if (!File.Exists(path))
         {
             var key = RandomNumberGenerator.GetBytes(NativeTls.TicketKeyLength);
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            SecretFile.CreateDirectoryFor(path);
             SecretFile.WriteAllBytes(path, key, overwrite: false);
             return key;
         }

@@ -16,7 +16,7 @@ public static class CookieKeyFile
         if (!File.Exists(path))
         {
             var ring = CookieKeyRing.Create(now);
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            SecretFile.CreateDirectoryFor(path);
             SecretFile.WriteAllBytes(path, ring.ToBytes(), overwrite: false);
             return ring;
         }

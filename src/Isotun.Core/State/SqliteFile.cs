@@ -10,11 +10,24 @@ internal static class SqliteFile
     /// <exception cref="UnauthorizedAccessException">The path cannot be made or its mode set.</exception>
     public static void Prepare(string path)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        Security.SecretFile.CreateDirectoryFor(path);
         if (Directory.Exists(path)) throw new IOException("is a directory");
         if (!File.Exists(path))
-            using (File.Create(path, 1, FileOptions.None)) { }
+        {
+            // 0600 from creation: a file made 0644 and narrowed afterwards could be opened by another user in between,
+            // and read for ever after through that handle.
+            try
+            {
+                using var _ = new FileStream(path, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                });
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                // made meanwhile by another process: its mode is set below
+            }
+        }
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 

@@ -26,6 +26,17 @@ public sealed class SqliteStateFileTests : IDisposable
         Assert.Contains("cookie key file", e.Message);
     }
 
+    /// <summary>A new state file is its owner's alone, and so are the directories made for it.</summary>
+    [Fact]
+    public void A_new_state_file_and_the_directories_made_for_it_are_the_owners_alone()
+    {
+        var path = _temp.File(Path.Combine("new", "deeper", "state.db"));
+        new SqliteStateStore(path).Dispose();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        foreach (var dir in new[] { _temp.File("new"), _temp.File(Path.Combine("new", "deeper")) })
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
+    }
+
     [Fact]
     public void A_file_that_is_not_a_database_is_refused()
     {
