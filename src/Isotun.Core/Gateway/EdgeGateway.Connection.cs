@@ -140,6 +140,7 @@ public sealed partial class EdgeGateway
         // Replay exactly the bytes consumed while routing: the backend sees the client's TLS stream from its first byte.
         await backendStream.WriteAsync(reader.Buffered, stopping).ConfigureAwait(false);
         Metrics.BytesUp(reader.Buffered.Length);
+        reader.Dispose(); // its buffers go back now, not when the relay ends: a relay may last for days
         await using var clientStream = new NetworkStream(client, ownsSocket: false);
         var end = await Relay.RunAsync(clientStream, backendStream,
             () => { ShutdownSend(client); return ValueTask.CompletedTask; },
@@ -157,6 +158,7 @@ public sealed partial class EdgeGateway
         // trace rendered as text on the runtime's socket streams: see SocketStream), and the relay is told it was one.
         var network = new SocketStream(client);
         await using var tls = new SslStream(new PrefixedStream(reader.Buffered.ToArray(), network), leaveInnerStreamOpen: false);
+        reader.Dispose(); // copied: its buffers go back now, not when the relay ends
         var started = _time.GetTimestamp();
         using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping))
         {

@@ -41,7 +41,7 @@ public sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner) : 
         if (buffer.IsEmpty) return true;
         n = Math.Min(buffer.Length, _prefix.Length);
         _prefix.Span[..n].CopyTo(buffer);
-        _prefix = _prefix[n..];
+        _prefix = n == _prefix.Length ? default : _prefix[n..]; // used up: the copy of the ClientHello can go
         return true;
     }
 
