@@ -171,7 +171,7 @@ public sealed class TunnelTests(LabFixture lab)
     {
         var auth = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: lab.Password + "\n");
         Assert.True(auth.ExitCode == 0, auth.ToString());
-        return auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim().Trim('\'');
+        return auth.Cookie();
     }
 
     private void AssertCookieRefused(string ns, string cookie, CookieClient before)

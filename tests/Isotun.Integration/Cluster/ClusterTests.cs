@@ -419,7 +419,7 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
     {
         var r = TryLogin(user, node);
         Assert.True(r.ExitCode == 0, $"{user} could not log in on {node}: {r}");
-        return r.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim();
+        return r.Cookie();
     }
 
     private Run.Result TryLogin(string user, string node, string? passwordFile = null) =>

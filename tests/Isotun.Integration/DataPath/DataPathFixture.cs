@@ -25,7 +25,7 @@ public sealed class DataPathFixture : DemoLabFixture
     {
         var auth = Run.Isotun(Layout.ClientNs, ["connect", Layout.ServerUrl.ToString(), "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin", "--servercert", Pin], stdin: Password + "\n");
         Assert.True(auth.ExitCode == 0, auth.ToString());
-        return auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim().Trim('\'');
+        return auth.Cookie();
     }
 }
 

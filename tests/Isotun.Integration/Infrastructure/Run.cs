@@ -8,6 +8,17 @@ public static class Run
     public sealed record Result(int ExitCode, string Stdout, string Stderr)
     {
         public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+
+        /// <summary>
+        /// The cookie `isotun connect --authenticate` printed: its <c>COOKIE='…'</c> line, unquoted as a shell would
+        /// (single quotes, and <c>'\''</c> for a quote inside).
+        /// </summary>
+        public string Cookie()
+        {
+            var line = Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim();
+            Assert.True(line.Length >= 2 && line[0] == '\'' && line[^1] == '\'', $"COOKIE is not quoted for a shell: {line}");
+            return line[1..^1].Replace("'\\''", "'");
+        }
     }
 
     public static Result Exec(string file, IEnumerable<string> args, string? stdin = null, int timeoutSeconds = 60)

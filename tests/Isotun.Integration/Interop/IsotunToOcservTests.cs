@@ -75,7 +75,7 @@ public sealed class IsotunToOcservTests(OcservLab lab, ITestOutputHelper output)
         var auth = Run.Isotun(L.ClientNs, ["connect", lab.Url, "--authenticate", "--user", LabLayout.User, "--passwd-on-stdin",
             "--authgroup", LabLayout.Tenant, "--servercert", lab.Pin], stdin: File.ReadAllText(lab.PasswordPath));
         Assert.True(auth.ExitCode == 0, auth.ToString());
-        var cookie = auth.Stdout.Split('\n').Single(l => l.StartsWith("COOKIE=", StringComparison.Ordinal))["COOKIE=".Length..].Trim().Trim('\'');
+        var cookie = auth.Cookie();
 
         string[] withCookie = ["connect", lab.Url, "--cookie-on-stdin", "--servercert", lab.Pin, "--interface", "ocs-bye"];
         using (var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe, withCookie, stdin: cookie + "\n"))
