@@ -30,6 +30,12 @@ public sealed class ClientException(ClientExitCode code, string message) : Excep
 
     public ClientExitCode Code { get; } = code;
 
+    /// <summary>
+    /// A failure of the moment rather than of the server's protocol (an answer cut short, or none in time): exit
+    /// <see cref="Code"/> on a first connection, but a reconnect tries again, as after a lost connection.
+    /// </summary>
+    public bool Transient { get; init; }
+
     public static string Printable(string text)
     {
         var shown = text.Length > MaxMessageLength ? text[..MaxMessageLength] + "…" : text;

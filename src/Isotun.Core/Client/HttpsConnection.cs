@@ -169,7 +169,7 @@ public sealed class HttpsConnection : IAsyncDisposable
             if (head is null)
                 throw new ClientException(ClientExitCode.ProtocolError, result == HttpParseResult.NeedMore
                     ? "server closed the connection before a complete HTTP response (truncated headers)"
-                    : $"server sent a bad HTTP response ({result})");
+                    : $"server sent a bad HTTP response ({result})") { Transient = result == HttpParseResult.NeedMore };
             if (headOnly) return (head, []);
             long len = head.Headers.ContentLength ?? -1;
             byte[]? data;
@@ -182,7 +182,7 @@ public sealed class HttpsConnection : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new ClientException(ClientExitCode.ProtocolError, $"server did not answer {method} in {timeout.TotalSeconds:0} s");
+            throw new ClientException(ClientExitCode.ProtocolError, $"server did not answer {method} in {timeout.TotalSeconds:0} s") { Transient = true };
         }
         catch (IOException e)
         {

@@ -75,7 +75,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 {
                     conn = await ConnectTunnelAsync(stop).ConfigureAwait(false);
                 }
-                catch (ClientException e) when (_params is not null && e.Code == ClientExitCode.Failure && !stop.IsCancellationRequested)
+                catch (ClientException e) when (_params is not null && (e.Code == ClientExitCode.Failure || e.Transient) && !stop.IsCancellationRequested)
                 {
                     lostAt ??= DateTimeOffset.UtcNow;
                     if (!await BackOffAsync(e.Message).ConfigureAwait(false))

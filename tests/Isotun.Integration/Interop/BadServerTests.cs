@@ -252,6 +252,29 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
         Assert.False(NetworkNamespace.Exists(Ns) && Traffic.TunDevices(Ns).Contains(Device), $"{Device} was left behind");
     }
 
+    /// <summary>
+    /// Once the tunnel was up, an answer cut short (or none in time) while reconnecting is a failure of the moment: the
+    /// client tries again until its reconnect timeout, where on a first connection it is a protocol error (exit 5).
+    /// </summary>
+    [SkippableFact]
+    public void A_reconnect_answered_with_a_cut_short_head_is_tried_again_until_the_reconnect_timeout()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        int connections = 0;
+        using var server = new FakeVpnServer(Ns, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            if (Interlocked.Increment(ref connections) == 1) await ex.WriteAsync(GoodConnected);
+            else await ex.WriteAsync("HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1400\r\nX-CSTP-Addr");
+        });
+        var r = Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device,
+            "--reconnect-timeout", "6"], stdin: "cookie\n", timeoutSeconds: 90);
+        output.WriteLine($"exit {r.ExitCode} after {connections} connections: {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 1, $"expected exit 1 (gave up reconnecting): {r}");
+        Assert.Contains("could not reconnect within 6 s: server closed the connection before a complete HTTP response", r.Stderr);
+        Assert.InRange(connections, 3, 6);
+    }
+
     /// <summary>A server's reason is shown tamed: no terminal controls (a C1 CSI here), no line breaks, and short.</summary>
     [SkippableFact]
     public void A_hostile_reason_reaches_the_terminal_printable_and_short()
