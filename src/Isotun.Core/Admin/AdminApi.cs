@@ -96,6 +96,27 @@ public sealed class AdminApi : IAsyncDisposable
     }
 
     /// <summary>
+    /// On the unix socket, whether the peer is root or the server's own user (SO_PEERCRED). The socket file's mode
+    /// (0600) is the access control; this holds as well for a connection made before that mode was set (the socket
+    /// exists from the bind on), or through a mode someone loosened.
+    /// </summary>
+    private static bool PeerIsOwner(HttpContext ctx)
+    {
+        if (ctx.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is not { } socket) return false;
+        Span<byte> credentials = stackalloc byte[12]; // struct ucred: pid, uid, gid
+        try
+        {
+            if (socket.GetRawSocketOption(1 /* SOL_SOCKET */, 17 /* SO_PEERCRED */, credentials) < credentials.Length) return false;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+        uint uid = System.Runtime.InteropServices.MemoryMarshal.Read<uint>(credentials[4..]);
+        return uid == 0 || uid == (uint)Linux.Libc.geteuid();
+    }
+
+    /// <summary>
     /// Counts every request by result, and on TCP asks the API for the bearer token (compared in constant time). On the
     /// unix socket the file's mode is the access control.
     /// </summary>
@@ -110,6 +131,13 @@ public sealed class AdminApi : IAsyncDisposable
             await ctx.Response.WriteAsJsonAsync(new ErrorView(_token is null
                 ? "the API is not served over TCP without admin.token-file; use the unix socket"
                 : "a valid bearer token is required")).ConfigureAwait(false);
+            return;
+        }
+        if (!overTcp && !PeerIsOwner(ctx))
+        {
+            _server.Metrics.AdminRequest(AdminResult.Unauthorized);
+            ctx.Response.StatusCode = StatusCodes.Status403Forbidden;
+            await ctx.Response.WriteAsJsonAsync(new ErrorView("the admin socket serves root and the server's own user only")).ConfigureAwait(false);
             return;
         }
         try

@@ -165,6 +165,54 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         }
     }
 
+    /// <summary>
+    /// The unix socket serves root and the server's own user only, whatever the file's mode: a connection made before
+    /// the mode was narrowed, or through a mode someone loosened, is refused. A client run as nobody (setpriv), from
+    /// a copy of the CLI it may read, against a socket opened to everyone.
+    /// </summary>
+    [SkippableFact]
+    public async Task Over_the_unix_socket_another_user_is_refused_whatever_the_sockets_mode()
+    {
+        Skip.IfNot(Isotun.Linux.Libc.geteuid() == 0, "runs a client as another user: needs root");
+        Skip.IfNot(File.Exists("/usr/bin/setpriv"), "/usr/bin/setpriv is missing (util-linux)");
+        await using var server = await InProcessServer.StartAsync(pki);
+        var open = Directory.CreateTempSubdirectory("isotun-admin-peer-").FullName;
+        try
+        {
+            File.SetUnixFileMode(open, (UnixFileMode)0b111_101_101);
+            var socket = Path.Combine(open, "admin.sock");
+            await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(null) { Socket = socket }, NullLoggerFactory.Instance);
+            File.SetUnixFileMode(socket, (UnixFileMode)0b110_110_110);
+            var app = Path.Combine(open, "app");
+            foreach (var file in Directory.EnumerateFiles(AppContext.BaseDirectory, "*", SearchOption.AllDirectories))
+            {
+                var copy = Path.Combine(app, Path.GetRelativePath(AppContext.BaseDirectory, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+                File.Copy(file, copy);
+            }
+            var cli = Path.Combine(app, "isotun");
+            Assert.True(File.Exists(cli), $"the CLI is not beside the tests at {AppContext.BaseDirectory}");
+            File.SetUnixFileMode(cli, (UnixFileMode)0b111_101_101);
+
+            var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", cli, "status", "--admin", socket])
+            {
+                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            };
+            psi.Environment["HOME"] = "/tmp";
+            using var nobody = System.Diagnostics.Process.Start(psi)!;
+            var error = await nobody.StandardError.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            await nobody.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.NotEqual(0, nobody.ExitCode);
+            Assert.Contains("the admin socket serves root and the server's own user only (HTTP 403)", error);
+            // Its owner (root here) is served as ever.
+            Assert.True((await new AdminClient(socket).GetAsync("api/v1/status")).Ok);
+        }
+        finally
+        {
+            Directory.Delete(open, recursive: true);
+        }
+    }
+
     /// <summary>An empty token (a file the loader would refuse) lets nobody in, not even a request with an empty one.</summary>
     [Fact]
     public async Task Over_tcp_an_empty_token_file_admits_nobody()
