@@ -53,8 +53,8 @@ public static class SessionCookie
     {
         ArgumentNullException.ThrowIfNull(cookie);
         // Sealed cookies are base64url: anything that could end the pair or the header is a bug here, not a peer's input.
-        if (cookie.Length == 0 || cookie.AsSpan().IndexOfAny(";,\r\n \t") >= 0)
-            throw new ArgumentException("a cookie value must be non-empty and hold no ';', ',', white space or line break", nameof(cookie));
+        if (!IsValidValue(cookie))
+            throw new ArgumentException($"a cookie value must be 1 to {MaxValueLength} characters of printable ASCII without space, '\"', ',', ';' or '\\'", nameof(cookie));
         return $"{Name}={cookie}; Secure; HttpOnly";
     }
 
