@@ -62,7 +62,6 @@ public sealed class SharedState : IAsyncDisposable
     private readonly IKeyValueStore _store;
     private readonly string _prefix;
     private readonly ILogger _log;
-    private long _unstorable;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
@@ -82,6 +81,7 @@ public sealed class SharedState : IAsyncDisposable
     private volatile HeldLease? _held;
     private CancellationTokenSource? _watchRun; // the current watch's, to restart it
     private long _revision;
+    private long _unstorable; // writes dropped because the store cannot take them
     private volatile bool _connected;
     private volatile string? _lastError;
 
@@ -428,24 +428,24 @@ public sealed class SharedState : IAsyncDisposable
     /// </summary>
     private void Write(KeyWrite write, bool nodeLease = false)
     {
-        if (!Storable(write)) return;
+        try
+        {
+            KeyValueLimits.CheckCommit([], [write]);
+        }
+        catch (ArgumentException e)
+        {
+            Unstorable(e);
+            return;
+        }
         _pending.Enqueue((write, nodeLease));
         _wake.Release();
     }
 
-    private bool Storable(KeyWrite write)
+    /// <summary>Counts and logs a write dropped because the store cannot take it.</summary>
+    private void Unstorable(ArgumentException e)
     {
-        try
-        {
-            KeyValueLimits.CheckCommit([], [write]);
-            return true;
-        }
-        catch (ArgumentException e)
-        {
-            Interlocked.Increment(ref _unstorable);
-            _log.LogError("cluster: a write the store cannot take was dropped ({Error})", e.Message);
-            return false;
-        }
+        Interlocked.Increment(ref _unstorable);
+        _log.LogError("cluster: a write the store cannot take was dropped ({Error})", e.Message);
     }
 
     /// <summary>
@@ -515,8 +515,7 @@ public sealed class SharedState : IAsyncDisposable
                     {
                         // Refused as malformed (Write checks the limits first, so a store's own stricter rule): this
                         // write can never go in, and the ones behind it must.
-                        Interlocked.Increment(ref _unstorable);
-                        _log.LogError("cluster: the store refused a write as malformed ({Error}); dropped", e.Message);
+                        Unstorable(e);
                     }
                     _pending.TryDequeue(out _);
                 }
