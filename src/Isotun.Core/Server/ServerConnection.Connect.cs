@@ -21,19 +21,15 @@ internal sealed partial class ServerConnection
 {
     private async Task ConnectAsync(Stream tls, ConnectionReader reader, HttpRequestHead head, CancellationToken stopping)
     {
-        var metrics = server.Metrics;
         if (head.Target != "/CSCOSSLC/tunnel")
         {
             await RefuseAsync(tls, 404, "Not Found", "CONNECT to an unknown target", stopping).ConfigureAwait(false);
             return;
         }
         if (!SessionCookie.TryGet(head.Headers, out var cookie) || server.Cookies.TryOpen(cookie, out var ticket) != CookieOpenResult.Ok || ticket is null
-            || server.State.IsRevoked(ticket.SessionId)
-            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant)
-            || !server.CredentialStillValid(tenant, ticket.User, ticket.Credential))
+            || !server.Authenticator.Tenants.TryGetValue(ticket.Tenant, out var tenant) || !Usable(ticket, tenant))
         {
-            metrics.Auth("-", AuthOutcome.CookieRejected);
-            await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected", stopping).ConfigureAwait(false);
+            await RefuseCookieAsync(tls, "cookie rejected", stopping).ConfigureAwait(false);
             return;
         }
 
@@ -80,8 +76,7 @@ internal sealed partial class ServerConnection
         {
             if (!StillAllowed(ticket, tenant, session))
             {
-                metrics.Auth("-", AuthOutcome.CookieRejected);
-                await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
+                await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
                 return;
             }
             if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
@@ -103,8 +98,17 @@ internal sealed partial class ServerConnection
     /// (<see cref="SessionRegistry.Kick"/> reads the connection after ending the session).
     /// </summary>
     private bool StillAllowed(SessionTicket ticket, TenantRuntime tenant, VpnSession session) =>
-        server.Sessions.TryGet(ticket.SessionId) == session && !server.State.IsRevoked(ticket.SessionId)
-        && server.CredentialStillValid(tenant, ticket.User, ticket.Credential);
+        server.Sessions.TryGet(ticket.SessionId) == session && Usable(ticket, tenant);
+
+    /// <summary>A cookie's session is not revoked, and its user and credential still hold.</summary>
+    private bool Usable(SessionTicket ticket, TenantRuntime tenant) =>
+        !server.State.IsRevoked(ticket.SessionId) && server.CredentialStillValid(tenant, ticket.User, ticket.Credential);
+
+    private async Task RefuseCookieAsync(Stream tls, string why, CancellationToken ct)
+    {
+        server.Metrics.Auth("-", AuthOutcome.CookieRejected);
+        await RefuseAsync(tls, 401, "Cookie is not acceptable", why, ct).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// A further connection of a live session, joining its group as queue k (the `queues` extension). It
@@ -137,8 +141,7 @@ internal sealed partial class ServerConnection
             }
             if (!StillAllowed(ticket, tenant, session))
             {
-                server.Metrics.Auth("-", AuthOutcome.CookieRejected);
-                await RefuseAsync(tls, 401, "Cookie is not acceptable", "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
+                await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
                 return;
             }
             if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false)) return;
