@@ -63,7 +63,7 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
     }
 
     /// <summary>A store whose conditional commits (an address claim's) wait while it is closed.</summary>
-    private sealed class GatedStore(IKeyValueStore inner) : IKeyValueStore
+    private sealed class GatedStore(IKeyValueStore inner) : Isotun.UnitTests.State.Cluster.DelegatingStore(inner)
     {
         private volatile TaskCompletionSource? _gate;
 
@@ -73,30 +73,15 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
 
         public void Open() => Interlocked.Exchange(ref _gate, null)?.TrySetResult();
 
-        public async Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
+        public override async Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
         {
             if (conditions.Count > 0 && _gate is { } gate)
             {
                 Held.Release();
                 await gate.Task.WaitAsync(ct);
             }
-            return await inner.CommitAsync(conditions, writes, ct);
+            return await base.CommitAsync(conditions, writes, ct);
         }
-
-        public Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) => inner.GetAsync(key, ct);
-
-        public Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default) => inner.RangeAsync(prefix, ct);
-
-        public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default) => inner.GrantLeaseAsync(ttl, ct);
-
-        public Task RevokeLeaseAsync(long lease, CancellationToken ct = default) => inner.RevokeLeaseAsync(lease, ct);
-
-        public ILeaseKeepAlive KeepAlive(long lease) => inner.KeepAlive(lease);
-
-        public IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default) =>
-            inner.WatchAsync(prefix, fromRevision, ct);
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 
     private static IEnumerable<string> Names(InProcessServer node) => node.Server.TenantRuntimes.Select(t => t.Name).Order(StringComparer.Ordinal);
