@@ -56,7 +56,7 @@ public static class ServerCommand
             using var logs = Logging.Create(parse, parse.GetValue(verbose));
             try
             {
-                await using var shared = await JoinClusterAsync(loaded.Config!.Cluster, logs, signals.Token);
+                await using var shared = await JoinClusterAsync(loaded.Config!.Cluster, loaded.Config.StatePath, logs, signals.Token);
                 await using var server = new VpnServer(loaded.Config!, logs, shared: shared);
                 // The admin plane: the unix socket (and TCP, for /metrics and the API with a token).
                 await using var admin = await AdminApi.StartAsync(server, loaded.Config!.Admin, logs);
@@ -91,23 +91,28 @@ public static class ServerCommand
         return new EtcdKeyValueStore(string.Join(',', cluster.Etcd), tls, credentials);
     }
 
-    /// <summary>With a <c>cluster</c> section: joins the cluster through etcd within 15 s, or fails the start with the reason.</summary>
-    private static async Task<SharedState?> JoinClusterAsync(ClusterConfig? cluster, ILoggerFactory logs, CancellationToken ct)
+    /// <summary>
+    /// With a <c>cluster</c> section: joins the cluster through etcd within 15 s, or fails the start with the reason.
+    /// The changes waiting for etcd are kept beside the state file (<see cref="WriteJournal.PathFor"/>).
+    /// </summary>
+    private static async Task<SharedState?> JoinClusterAsync(ClusterConfig? cluster, string statePath, ILoggerFactory logs, CancellationToken ct)
     {
         if (cluster is null) return null;
         var log = logs.CreateLogger("isotun.cluster");
+        var journal = WriteJournal.Open(WriteJournal.PathFor(statePath));
         var store = OpenStore(cluster);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(TimeSpan.FromSeconds(15));
         try
         {
-            var shared = await SharedState.JoinAsync(store, cluster.Prefix, cluster.Node, CookieSealer.KeyLength, log, ct: timeout.Token);
+            var shared = await SharedState.JoinAsync(store, cluster.Prefix, cluster.Node, CookieSealer.KeyLength, log, journal: journal, ct: timeout.Token);
             log.LogInformation("cluster: node {Node} joined through {Etcd} (prefix {Prefix}); {Users} revoked user(s)", cluster.Node, string.Join(", ", cluster.Etcd), cluster.Prefix, shared.RevokedUsers.Count);
             return shared;
         }
         catch (Exception e) when (e is KeyValueStoreException or OperationCanceledException or InvalidDataException or InvalidOperationException)
         {
             await store.DisposeAsync();
+            journal.Dispose();
             throw new InvalidOperationException($"cluster: cannot join through etcd at {string.Join(", ", cluster.Etcd)}: {(e is OperationCanceledException ? "no answer within 15 s" : e.Message)}");
         }
     }

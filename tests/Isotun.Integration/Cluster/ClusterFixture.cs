@@ -11,7 +11,7 @@ namespace Isotun.Integration.Cluster;
 /// <summary>
 /// Three server nodes of one cluster and a real etcd (Debian's etcd-server), all in isotun-cl-srv: node-1 listens on
 /// 198.18.66.1:443, node-2 on :8443 and node-3 on :9443, each with its own state file and its own namespace for tenant
-/// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave, erin, frank, gina, hank, ivan. An edge gateway on 198.18.66.1:4443 balances
+/// acme; etcd on 127.0.0.1:23790. Clients run in isotun-cl-cli (198.18.66.2). Users: alice, bob, carol, dave, erin, frank, gina, hank, ivan, judy, kate. An edge gateway on 198.18.66.1:4443 balances
 /// over the three nodes.
 /// </summary>
 public sealed class ClusterFixture : TopologyFixture
@@ -25,7 +25,7 @@ public sealed class ClusterFixture : TopologyFixture
     public const string EtcdBinary = "/usr/bin/etcd", Etcdctl = "/usr/bin/etcdctl";
     public const int EtcdPort = 23790;
     public static readonly IPAddress ServerIp = IPAddress.Parse("198.18.66.1");
-    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan", "judy"];
+    public static readonly string[] Users = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank", "ivan", "judy", "kate"];
     /// <summary>The edge gateway in front of both nodes (no SNI: the default route, balanced over the two).</summary>
     public const int GatewayPort = 4443, GatewayAdmin = 9420;
     public static readonly (string Name, int Port, int Admin)[] Nodes = [("node-1", 443, 9411), ("node-2", 8443, 9412), ("node-3", 9443, 9413)];

@@ -146,6 +146,44 @@ public sealed class ClusterTests(ClusterFixture cl, ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public void A_revocation_waiting_for_etcd_outlives_a_kill_of_its_node_and_reaches_the_others_once_both_are_back()
+    {
+        SkipUnlessReady();
+        try
+        {
+            LabProcess.Stop(cl.Files, "etcd", TimeSpan.FromSeconds(10));
+            try
+            {
+                Assert.True(Eventually.Until(TimeSpan.FromSeconds(20), () => !Cluster("node-1").GetProperty("connected").GetBoolean()), "node-1 did not notice etcd was down");
+                Isotun("node-1", "revoke", "--tenant", "acme", "--user", "kate");
+                // node-1 dies with the revocation unwritten (it waits on node-1's disk).
+                int pid = LabProcess.Pid(cl.Files, "node-1")!.Value;
+                LabProcess.Signal(pid, "KILL");
+                Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => !LabProcess.IsAlive(pid)), "node-1 did not die");
+            }
+            finally
+            {
+                cl.StartEtcd();
+            }
+            // node-2 has not heard of it: kate still logs in there.
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => TryLogin("kate", "node-2").ExitCode == 0), "kate could not log in on node-2 before node-1 came back");
+            cl.StartNode("node-1");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => Cluster("node-1") is var c && c.GetProperty("connected").GetBoolean() && c.GetProperty("pendingWrites").GetInt32() == 0),
+                "node-1 did not write what it kept once it was back:\n" + LabProcess.Tail(cl.Files, "node-1"));
+            Run.Result last = TryLogin("kate", "node-2");
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(15), () => (last = TryLogin("kate", "node-2")).ExitCode != 0),
+                "node-2 still lets kate log in after node-1 came back with her revocation: " + last + "\n" + LabProcess.Tail(cl.Files, "node-1"));
+            Assert.NotEqual(0, TryLogin("kate", "node-1").ExitCode);
+            Assert.Contains("had not reached the store", ProcessLogs.Once(cl.Files, "node-1", "had not reached the store"));
+        }
+        finally
+        {
+            if (LabProcess.Pid(cl.Files, "node-1") is not int pid || !LabProcess.IsAlive(pid)) cl.StartNode("node-1");
+            Isotun("node-1", "revoke", "--tenant", "acme", "--user", "kate", "--enable");
+        }
+    }
+
+    [SkippableFact]
     public void A_client_whose_node_dies_comes_back_on_another_node_with_the_same_address()
     {
         SkipUnlessReady();

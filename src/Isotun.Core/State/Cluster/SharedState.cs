@@ -36,8 +36,9 @@ public sealed record SharedStatus(string Node, bool Connected, int PendingWrites
 /// Each node holds a copy in memory, read whole when it joins and kept current by a watch, so a check is a dictionary
 /// lookup and no login or packet waits on the store. A change made here applies to the copy at once and is written to
 /// the store in the background, in order: while the store cannot be reached, the changes wait and are written when it
-/// is back, and the watch resumes from the last revision it saw. A change another node made is handed to
-/// <see cref="Changed"/>, so that this node ends the sessions it concerns. It owns the store it is given.
+/// is back, and the watch resumes from the last revision it saw; with a <see cref="WriteJournal"/>, the lasting ones
+/// (revocations, bans) also wait on disk, so a restart of the node loses none. A change another node made is handed
+/// to <see cref="Changed"/>, so that this node ends the sessions it concerns. It owns the store and journal it is given.
 /// </summary>
 public sealed class SharedState : IAsyncDisposable
 {
@@ -69,8 +70,11 @@ public sealed class SharedState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, (string Scope, string Key, DateTimeOffset Until)> _loginBans = new(StringComparer.Ordinal);
     // Failed logins each node counted, by ban name then node: how many, and until when they count.
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, (int Count, DateTimeOffset Until)>> _failures = new(StringComparer.Ordinal);
-    // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then.
-    private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease)> _pending = new();
+    // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then,
+    // and one with a Kept number waits in the journal too until the store has it.
+    private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease, long Kept)> _pending = new();
+    private readonly WriteJournal? _journal;
+    private readonly Lock _keepOrder = new(); // a kept write's number and its place in the queue agree
     // What this node last published of its sessions (key → value), and under which lease generation.
     private readonly Dictionary<string, byte[]> _published = new(StringComparer.Ordinal);
     private int _publishedGeneration;
@@ -82,12 +86,14 @@ public sealed class SharedState : IAsyncDisposable
     private CancellationTokenSource? _watchRun; // the current watch's, to restart it
     private long _revision;
     private long _unstorable; // writes dropped because the store cannot take them
+    private int _disposed;
     private volatile bool _connected;
     private volatile string? _lastError;
 
-    private SharedState(IKeyValueStore store, string prefix, string node, ILogger log, TimeProvider time)
+    private SharedState(IKeyValueStore store, string prefix, string node, ILogger log, TimeProvider time, WriteJournal? journal)
     {
         _store = store;
+        _journal = journal;
         _prefix = prefix.TrimEnd('/') + "/";
         Node = node;
         _log = log;
@@ -127,15 +133,17 @@ public sealed class SharedState : IAsyncDisposable
 
     /// <summary>
     /// Joins the cluster: reads (or, as its first node, makes) the cookie keys (of <paramref name="keyLength"/> bytes),
-    /// reads the revocations, and starts the watch and the writer. Fails when the store cannot be reached: a node needs
-    /// the cookie keys before it can take a login.
+    /// reads the revocations, applies and queues again what <paramref name="journal"/> kept of an earlier run, and starts
+    /// the watch and the writer. Fails when the store cannot be reached: a node needs the cookie keys before it can take
+    /// a login.
     /// </summary>
     public static async Task<SharedState> JoinAsync(IKeyValueStore store, string prefix, string node, int keyLength, ILogger log,
-        TimeProvider? time = null, CancellationToken ct = default)
+        TimeProvider? time = null, WriteJournal? journal = null, CancellationToken ct = default)
     {
-        var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System);
+        var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System, journal);
         shared._cookieKeys = await shared.CookieKeysAsync(keyLength, ct).ConfigureAwait(false);
         await shared.LoadAsync(ct).ConfigureAwait(false);
+        shared.Replay();
         await shared.GrantNodeLeaseAsync(ct).ConfigureAwait(false);
         shared._leaseLoop = Task.Run(shared.LeaseLoopAsync);
         shared._connected = true;
@@ -322,7 +330,7 @@ public sealed class SharedState : IAsyncDisposable
     public bool RevokeUser(string tenant, string user)
     {
         if (!_revokedUsers.TryAdd($"{tenant}/{user}", 0)) return false;
-        Write(KeyWrite.Put(_prefix + UsersDir + $"{tenant}/{user}", Encoding.UTF8.GetBytes(Node)));
+        Write(KeyWrite.Put(_prefix + UsersDir + $"{tenant}/{user}", Encoding.UTF8.GetBytes(Node)), keep: true);
         return true;
     }
 
@@ -330,7 +338,7 @@ public sealed class SharedState : IAsyncDisposable
     public bool EnableUser(string tenant, string user)
     {
         if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
-        Write(KeyWrite.Delete(_prefix + UsersDir + $"{tenant}/{user}"));
+        Write(KeyWrite.Delete(_prefix + UsersDir + $"{tenant}/{user}"), keep: true);
         return true;
     }
 
@@ -338,7 +346,7 @@ public sealed class SharedState : IAsyncDisposable
     public void RevokeSession(Guid session, DateTimeOffset until)
     {
         if (!_revokedSessions.TryAdd(session, until)) return;
-        Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), UnixSeconds.Bytes(until)));
+        Write(KeyWrite.Put(_prefix + SessionsDir + session.ToString("N"), UnixSeconds.Bytes(until)), keep: true);
     }
 
     /// <summary>
@@ -349,7 +357,7 @@ public sealed class SharedState : IAsyncDisposable
     {
         string name = BanName(scope, key);
         _loginBans[name] = (scope, key, until);
-        Write(KeyWrite.Put(_prefix + BansDir + name, UnixSeconds.Bytes(until)));
+        Write(KeyWrite.Put(_prefix + BansDir + name, UnixSeconds.Bytes(until)), keep: true);
     }
 
     /// <summary>Lifts a login ban everywhere (an operator's unban).</summary>
@@ -357,7 +365,7 @@ public sealed class SharedState : IAsyncDisposable
     {
         string name = BanName(scope, key);
         _loginBans.TryRemove(name, out _);
-        Write(KeyWrite.Delete(_prefix + BansDir + name));
+        Write(KeyWrite.Delete(_prefix + BansDir + name), keep: true);
     }
 
     /// <summary>
@@ -423,10 +431,11 @@ public sealed class SharedState : IAsyncDisposable
     }
 
     /// <summary>
-    /// Queues a write for the store. One the store would refuse (a key or value past its limits) is dropped here with
-    /// an error: at the head of the queue it would stop every write behind it (revocations, bans, sessions).
+    /// Queues a write for the store, and with <paramref name="keep"/> keeps it in the journal too until the store has
+    /// it. One the store would refuse (a key or value past its limits) is dropped here with an error: at the head of
+    /// the queue it would stop every write behind it (revocations, bans, sessions).
     /// </summary>
-    private void Write(KeyWrite write, bool nodeLease = false)
+    private void Write(KeyWrite write, bool nodeLease = false, bool keep = false)
     {
         try
         {
@@ -437,8 +446,66 @@ public sealed class SharedState : IAsyncDisposable
             Unstorable(e);
             return;
         }
-        _pending.Enqueue((write, nodeLease));
+        if (keep && _journal is not null)
+        {
+            lock (_keepOrder) _pending.Enqueue((write, nodeLease, Keep(write)));
+        }
+        else _pending.Enqueue((write, nodeLease, 0));
         _wake.Release();
+    }
+
+    /// <summary>Keeps a write in the journal; 0 when the disk refused it (it still waits in memory).</summary>
+    private long Keep(KeyWrite write)
+    {
+        try
+        {
+            return _journal!.Append(write);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        {
+            _log.LogError("cluster: a change for {Key} could not be kept in {Journal} ({Error}); it waits in memory only, and a restart before the store has it loses it",
+                write.Key, _journal!.Path, e.Message);
+            return 0;
+        }
+    }
+
+    /// <summary>Forgets a kept write the store has taken (or can never take).</summary>
+    private void Forget(long kept)
+    {
+        if (kept == 0) return;
+        try
+        {
+            _journal!.Remove(kept);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+        {
+            // Written again at the next start: the same put or delete twice changes nothing.
+            _log.LogWarning("cluster: {Journal}: could not forget a change the store has ({Error})", _journal!.Path, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// The changes an earlier run of this node made and the store never took: applied here over what was read, and
+    /// queued again in their order (a change for another cluster prefix is dropped with a warning).
+    /// </summary>
+    private void Replay()
+    {
+        if (_journal is null) return;
+        int replayed = 0;
+        foreach (var (kept, write) in _journal.Entries())
+        {
+            if (!write.Key.StartsWith(_prefix, StringComparison.Ordinal))
+            {
+                _log.LogWarning("cluster: a waiting change for {Key} is outside this cluster's prefix {Prefix}; dropped", write.Key, _prefix);
+                Forget(kept);
+                continue;
+            }
+            Apply(new KeyValueEvent(write.IsDelete ? KeyValueEventKind.Delete : KeyValueEventKind.Put, write.Key, write.Value, 0));
+            _pending.Enqueue((write, false, kept));
+            replayed++;
+        }
+        if (replayed > 0)
+            _log.LogWarning("cluster: {Count} change(s) made before this node last stopped had not reached the store; applied here and written now", replayed);
     }
 
     /// <summary>Counts and logs a write dropped because the store cannot take it.</summary>
@@ -518,6 +585,7 @@ public sealed class SharedState : IAsyncDisposable
                         Unstorable(e);
                     }
                     _pending.TryDequeue(out _);
+                    Forget(next.Kept);
                 }
                 Reachable();
                 if (_time.GetUtcNow() >= nextSweep)
@@ -721,6 +789,7 @@ public sealed class SharedState : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         // One last try to write what waits, then stop.
         _wake.Release();
         await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(2)), DrainedAsync()).ConfigureAwait(false);
@@ -744,6 +813,8 @@ public sealed class SharedState : IAsyncDisposable
         }
         _stop.Dispose();
         _wake.Dispose();
+        // What the store did not take stays in the journal for the next start.
+        _journal?.Dispose();
         await _store.DisposeAsync().ConfigureAwait(false);
     }
 

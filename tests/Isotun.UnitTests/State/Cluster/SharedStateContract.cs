@@ -316,8 +316,42 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
         await Eventually.True(() => b.IsUserRevoked("acme", "alice"), "node b did not see the change made while the store was down");
     }
 
+    [Fact]
+    public async Task Changes_waiting_for_the_store_outlive_a_restart_of_the_node_and_reach_the_others_in_their_order()
+    {
+        string path = WriteJournal.PathFor(_temp.File("isotun.db"));
+        await using var b = await SharedState.JoinAsync(Connect(), "/c", "node-b", 32, NullLogger.Instance);
+        var flaky = new FlakyStore(Connect());
+        var a = await SharedState.JoinAsync(flaky, "/c", "node-a", 32, NullLogger.Instance, journal: WriteJournal.Open(path));
+        var session = Guid.NewGuid();
+        flaky.Down = true;
+        await Eventually.True(() => !a.Status.Connected, "node a did not notice the store was down");
+        a.RevokeUser("acme", "alice");
+        a.RevokeUser("acme", "bob");
+        a.EnableUser("acme", "bob"); // the last word on bob: enabled
+        a.RevokeSession(session, DateTimeOffset.UtcNow.AddHours(1));
+        a.BanLogin("source", "198.18.0.9", DateTimeOffset.UtcNow.AddHours(1));
+        Assert.Equal(5, a.Status.PendingWrites);
+        await a.DisposeAsync(); // stops with the store still down: nothing written
+        Assert.False(b.IsUserRevoked("acme", "alice"));
+        using (var kept = WriteJournal.Open(path)) Assert.Equal(5, kept.Entries().Count);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+
+        // The next run of node a, with the store back: what it kept applies there at once and reaches node b.
+        await using var again = await SharedState.JoinAsync(Connect(), "/c", "node-a", 32, NullLogger.Instance, journal: WriteJournal.Open(path));
+        Assert.True(again.IsUserRevoked("acme", "alice"));
+        Assert.True(again.IsSessionRevoked(session));
+        await Eventually.True(() => again.Status.PendingWrites == 0, "node a did not write what it kept");
+        await Eventually.True(() => b.IsUserRevoked("acme", "alice") && b.IsSessionRevoked(session), "node b did not see the changes kept across node a's restart");
+        await Eventually.True(() => b.LoginBans.Any(x => x.Key == "198.18.0.9"), "node b did not see the ban kept across node a's restart");
+        Assert.False(b.IsUserRevoked("acme", "bob"));
+        Assert.False(again.IsUserRevoked("acme", "bob"));
+        await again.DisposeAsync();
+        using (var kept = WriteJournal.Open(path)) Assert.Empty(kept.Entries());
+    }
+
     /// <summary>The in-memory way to take a store away: every call fails as unavailable while <see cref="Down"/>.</summary>
-    private sealed class FlakyStore(IKeyValueStore inner) : IKeyValueStore
+    private sealed class FlakyStore(IKeyValueStore inner) : DelegatingStore(inner)
     {
         public volatile bool Down;
 
@@ -326,33 +360,29 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
             if (Down) throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the store is down (test)");
         }
 
-        public Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) { Check(); return inner.GetAsync(key, ct); }
+        public override Task<KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) { Check(); return base.GetAsync(key, ct); }
 
-        public Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default) { Check(); return inner.RangeAsync(prefix, ct); }
+        public override Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default) { Check(); return base.RangeAsync(prefix, ct); }
 
-        public Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
+        public override Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
         {
             Check();
-            return inner.CommitAsync(conditions, writes, ct);
+            return base.CommitAsync(conditions, writes, ct);
         }
 
-        public Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default) { Check(); return inner.GrantLeaseAsync(ttl, ct); }
+        public override Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default) { Check(); return base.GrantLeaseAsync(ttl, ct); }
 
-        public Task RevokeLeaseAsync(long lease, CancellationToken ct = default) { Check(); return inner.RevokeLeaseAsync(lease, ct); }
+        public override Task RevokeLeaseAsync(long lease, CancellationToken ct = default) { Check(); return base.RevokeLeaseAsync(lease, ct); }
 
-        public ILeaseKeepAlive KeepAlive(long lease) => inner.KeepAlive(lease);
-
-        public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
         {
             Check();
-            await foreach (var e in inner.WatchAsync(prefix, fromRevision, ct))
+            await foreach (var e in base.WatchAsync(prefix, fromRevision, ct))
             {
                 Check();
                 yield return e;
             }
         }
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }
 
