@@ -18,10 +18,17 @@ public sealed class PasswordFile
     {
         _hashes = hashes;
         _users = users;
+        // The cost most of its users' hashes have (of two as common, the higher): an unknown user is checked at that
+        // cost, so a login's time does not tell a known name from an unknown one.
+        UsualIterations = hashes.Values.Select(PasswordHasher.IterationsOf).GroupBy(n => n)
+            .OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key).Select(g => g.Key).FirstOrDefault(PasswordHasher.DefaultIterations);
     }
 
     /// <summary>User names in file order.</summary>
     public IReadOnlyCollection<string> Users => _users;
+
+    /// <summary>The iteration count most hashes in the file have; the default for a file without users.</summary>
+    public int UsualIterations { get; }
 
     /// <exception cref="InvalidDataException">Malformed lines, duplicate users or bad user names; the message lists every one with its line number.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>

@@ -52,16 +52,23 @@ public static class PasswordHasher
         return CryptographicOperations.FixedTimeEquals(actual, expected);
     }
 
-    /// <summary>Spends the time of a real <see cref="Verify"/> at the default cost, for users that do not exist.</summary>
-    public static void VerifyDummy(string password)
+    /// <summary>
+    /// Spends the time of a real <see cref="Verify"/> at <paramref name="iterations"/> (the cost the known users' hashes
+    /// have), for users that do not exist.
+    /// </summary>
+    public static void VerifyDummy(string password, int iterations = DefaultIterations)
     {
         Span<byte> actual = stackalloc byte[HashBytes];
-        Derive(password ?? string.Empty, DummySalt, DefaultIterations, actual);
+        Derive(password ?? string.Empty, DummySalt, Math.Clamp(iterations, MinIterations, MaxIterations), actual);
         _ = CryptographicOperations.FixedTimeEquals(actual, DummyHash);
     }
 
     /// <summary>True when <paramref name="encodedHash"/> has the shape <see cref="Verify"/> accepts.</summary>
     internal static bool IsWellFormed(string? encodedHash) => TryDecode(encodedHash, out _, out _, out _);
+
+    /// <summary>The iteration count of a well-formed hash; <see cref="DefaultIterations"/> for any other string.</summary>
+    internal static int IterationsOf(string encodedHash) =>
+        TryDecode(encodedHash, out var iterations, out _, out _) ? iterations : DefaultIterations;
 
     private static void Derive(string password, ReadOnlySpan<byte> salt, int iterations, Span<byte> destination)
     {

@@ -107,7 +107,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return Refuse(AuthOutcome.BadRequest, tenant, "login failed");
         if (tenant.Passwords is null || !tenant.Passwords.TryGetHash(username, out var hash))
         {
-            PasswordHasher.VerifyDummy(password);
+            PasswordHasher.VerifyDummy(password, tenant.Passwords?.UsualIterations ?? PasswordHasher.DefaultIterations);
             return Refuse(AuthOutcome.UnknownUser, tenant, "login failed");
         }
         if (!PasswordHasher.Verify(password, hash))

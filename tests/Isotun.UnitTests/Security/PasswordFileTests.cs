@@ -25,6 +25,19 @@ public class PasswordFileTests
     }
 
     [Fact]
+    public void TheUsualCostIsTheOneMostHashesHaveAndTheDefaultForAnEmptyFile()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File("users");
+        File.WriteAllText(path, $"alice:{AliceHash}\nbob:{BobHash}\ncarol:{PasswordHasher.Hash("c", 2000)}\n");
+        Assert.Equal(1000, PasswordFile.Load(path).UsualIterations);
+        File.WriteAllText(path, $"alice:{AliceHash}\ncarol:{PasswordHasher.Hash("c", 2000)}\n");
+        Assert.Equal(2000, PasswordFile.Load(path).UsualIterations); // as common: the higher
+        File.WriteAllText(path, "# nobody yet\n");
+        Assert.Equal(PasswordHasher.DefaultIterations, PasswordFile.Load(path).UsualIterations);
+    }
+
+    [Fact]
     public void DuplicateUsersAreReportedWithLineNumbers()
     {
         using var temp = new TempDirectory();

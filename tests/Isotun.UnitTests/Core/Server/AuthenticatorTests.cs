@@ -116,6 +116,32 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
         Assert.Equal(wrong.ShowForm, unknown.ShowForm);
     }
 
+    [Fact]
+    public void An_unknown_user_costs_what_a_known_users_wrong_password_costs_at_the_files_hash_cost()
+    {
+        // The tenant's hashes have the least cost (1,000 iterations); an unknown user checked at the default cost
+        // (310,000) took some 300 times as long, which told known names from unknown ones by the time of a reply.
+        // Medians of interleaved logins, and a bound far from both: a timing side channel, not a benchmark.
+        var wrong = new List<double>();
+        var unknown = new List<double>();
+        for (int i = 0; i < 15; i++)
+        {
+            wrong.Add(Time(() => Auth.Decide(Reply("alice", "guess"), "/alpha", Peer())));
+            unknown.Add(Time(() => Auth.Decide(Reply("mallory", "guess"), "/alpha", Peer())));
+        }
+        double ratio = Median(unknown) / Median(wrong);
+        Assert.True(ratio is > 0.2 and < 5, $"an unknown user took {ratio:0.0}x a known user's wrong password ({Median(unknown):0.000} ms against {Median(wrong):0.000} ms)");
+
+        static double Time(Action login)
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            login();
+            return watch.Elapsed.TotalMilliseconds;
+        }
+
+        static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    }
+
     [Theory]
     [InlineData("/beta", null, "alice", TenantWorld.AlicePassword)]
     [InlineData("/", "beta", "alice", TenantWorld.AlicePassword)]
