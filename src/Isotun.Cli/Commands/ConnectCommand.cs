@@ -23,6 +23,10 @@ public static class ConnectCommand
         var tun = new Option<string>("--interface", "-i") { Description = "TUN device name", DefaultValueFactory = _ => "isotun0" };
         var noRoutes = new Option<bool>("--no-routes") { Description = "Configure the address only, no routes" };
         var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting after this many seconds", DefaultValueFactory = _ => 300 };
+        var forceDpd = new Option<int?>("--force-dpd")
+        {
+            Description = "Probe the server after at most this many seconds of silence (and leave the connection for a new one after twice that), whatever DPD the server asks (1-3600)",
+        };
         var noExtensions = new Option<bool>("--no-extensions") { Description = "Plain CSTP only: do not offer Isotun's batching and GSO extensions" };
         var noOffload = new Option<bool>("--no-offload") { Description = "Open the TUN without virtio-net headers and TSO" };
         var queues = new Option<int>("--queues")
@@ -38,7 +42,7 @@ public static class ConnectCommand
 
         var command = new Command("connect", "Connect to a VPN server and route traffic through a TUN device")
         {
-            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, noExtensions, noOffload, queues, siteGateway, verbose,
+            url, user, passwordFile, passwdStdin, cookieStdin, authenticate, group, cert, key, pin, ca, tun, noRoutes, reconnect, forceDpd, noExtensions, noOffload, queues, siteGateway, verbose,
         };
         command.SetAction(async (parse, _) =>
         {
@@ -52,6 +56,11 @@ public static class ConnectCommand
             if (parse.GetValue(queues) is < 1 or > Protocol.Cstp.IsotunExtensions.MaxQueues)
             {
                 Console.Error.WriteLine($"isotun connect: --queues must be 1-{Protocol.Cstp.IsotunExtensions.MaxQueues}");
+                return (int)ClientExitCode.Usage;
+            }
+            if (parse.GetValue(forceDpd) is < 1 or > 3600)
+            {
+                Console.Error.WriteLine("isotun connect: --force-dpd must be 1-3600 seconds");
                 return (int)ClientExitCode.Usage;
             }
             string? password = null, cookie = null;
@@ -85,6 +94,7 @@ public static class ConnectCommand
                 TunName = parse.GetValue(tun)!,
                 ConfigureRoutes = !parse.GetValue(noRoutes),
                 ReconnectTimeout = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(reconnect))),
+                ForceDpd = parse.GetValue(forceDpd),
                 Extensions = !parse.GetValue(noExtensions),
                 Offload = !parse.GetValue(noOffload),
                 Queues = parse.GetValue(queues),

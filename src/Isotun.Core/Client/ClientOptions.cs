@@ -17,6 +17,12 @@ public sealed record ClientOptions
     public string TunName { get; init; } = "isotun0";
     public bool ConfigureRoutes { get; init; } = true;
     public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// At most this many seconds of silence before the client probes the server, and twice that before it gives up
+    /// on the connection, whatever DPD the server asks (openconnect's <c>--force-dpd</c>); null: the server's.
+    /// </summary>
+    public int? ForceDpd { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     public string UserAgent { get; init; } = "Open AnyConnect VPN Agent v9.01-isotun";
 

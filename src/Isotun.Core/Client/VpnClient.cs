@@ -221,6 +221,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 throw new ClientException(head.StatusCode == 503 ? ClientExitCode.Failure : ClientExitCode.ProtocolError,
                     $"CONNECT refused: HTTP {head.StatusCode} {head.Headers.Get("X-Reason") ?? head.Reason}");
             var p = TunnelParameters.Parse(head);
+            // The server's DPD may be a day (a silent server, or a path a NAT dropped, found two days later): the
+            // user's --force-dpd bounds it, as openconnect's does.
+            if (options.ForceDpd is int force && force < p.Dpd) p = p with { Dpd = force };
             if (queue > 0)
             {
                 if (_params is null || !p.Address.Equals(_params.Address))

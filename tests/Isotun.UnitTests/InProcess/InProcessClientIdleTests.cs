@@ -51,6 +51,25 @@ public sealed class InProcessClientIdleTests(InProcessPki pki)
         client.RoundTrip(server);
     }
 
+    [Fact]
+    public async Task With_force_dpd_a_client_finds_a_silent_server_dead_long_before_the_servers_own_dpd()
+    {
+        // The server asks for an hour; the user's --force-dpd 1 makes the client give up on a silent one in 2 s.
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Dpd = 3600, Keepalive = 3600 });
+        await using var relay = new FreezingRelay(server.Port);
+        var options = server.Options() with { Server = new Uri($"https://127.0.0.1:{relay.Port}/{server.Tenant}"), ForceDpd = 1 };
+        await using var client = await InProcessClient.ConnectAsync(server, options);
+        var session = server.Session(client.Address)!;
+        var first = session.Connection;
+        int accepted = relay.Accepted;
+
+        relay.Freeze();
+
+        await Eventually.True(() => relay.Accepted > accepted && session.Connection is { } c && !ReferenceEquals(c, first),
+            "the client did not leave the silent connection for a new one", TimeSpan.FromSeconds(15));
+        await client.CarriesAsync(server);
+    }
+
     /// <summary>The names of this process's threads that read a client TUN (the client names them tun-client-N).</summary>
     private static List<string> ClientTunThreads() =>
         Directory.EnumerateDirectories("/proc/self/task")
