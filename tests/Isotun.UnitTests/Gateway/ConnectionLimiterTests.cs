@@ -100,6 +100,27 @@ public class ConnectionLimiterTests
     }
 
     [Fact]
+    public void A_table_full_of_live_entries_is_swept_once_a_second_not_at_every_connection()
+    {
+        var time = new FakeTimeProvider();
+        var limiter = new ConnectionLimiter(Limits(), time, maxTrackedAddresses: 10);
+        for (int i = 0; i < 10; i++) Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse($"198.18.30.{i + 1}"))); // held open
+        long sweeps = limiter.Sweeps;
+        for (int i = 0; i < 1000; i++) Assert.Equal(Admission.GlobalCap, limiter.TryAdmit(IPAddress.Parse($"198.18.32.{i % 250 + 1}")));
+        Assert.True(limiter.Sweeps - sweeps <= 1, $"{limiter.Sweeps - sweeps} sweeps for 1,000 refused connections within a second");
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(Admission.GlobalCap, limiter.TryAdmit(IPAddress.Parse("198.18.33.1")));
+        Assert.True(limiter.Sweeps - sweeps <= 2);
+        Assert.Equal(10, limiter.TrackedAddresses);
+
+        // Once one source has gone quiet, its place is free at the next sweep.
+        limiter.Release(IPAddress.Parse("198.18.30.1"));
+        time.Advance(TimeSpan.FromSeconds(120));
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse("198.18.33.1")));
+        Assert.Equal(10, limiter.TrackedAddresses);
+    }
+
+    [Fact]
     public void New_limits_apply_to_new_connections()
     {
         var limiter = new ConnectionLimiter(Limits(perIp: 1), new FakeTimeProvider());

@@ -20,6 +20,8 @@ public enum Admission
 /// for the connection rate, and a temporary ban once an address piles up failures (bad hellos, timeouts, failed handshakes,
 /// rate refusals) within a window. Sources are counted by <see cref="SourceKey"/>: an IPv4 address, or an IPv6 /64. Time comes from a <see cref="TimeProvider"/>, so tests drive it. The address table is
 /// bounded: idle entries are swept, and when it is full of live entries new addresses are refused as a global cap.
+/// A full table is swept at most once a second, not at every connection: a source that keeps it full of live entries
+/// (banned addresses, IPv6 prefixes) cannot make each accept walk the whole table.
 /// </summary>
 public sealed class ConnectionLimiter : IConnectionAdmission
 {
@@ -29,8 +31,11 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     private readonly TimeProvider _time;
     private readonly int _maxTracked;
     private GatewayLimits _limits;
+    private static readonly TimeSpan SweepEvery = TimeSpan.FromSeconds(5), FullSweepEvery = TimeSpan.FromSeconds(1);
     private int _active;
+    private int _tracked; // the table's size: ConcurrentDictionary.Count takes every lock of the table
     private long _lastSweep;
+    private long _sweeps;
 
     public ConnectionLimiter(GatewayLimits limits, TimeProvider? time = null, int maxTrackedAddresses = DefaultMaxTrackedAddresses)
     {
@@ -42,7 +47,10 @@ public sealed class ConnectionLimiter : IConnectionAdmission
 
     public int Active => Volatile.Read(ref _active);
 
-    public int TrackedAddresses => _addresses.Count;
+    public int TrackedAddresses => Volatile.Read(ref _tracked);
+
+    /// <summary>How many times the table was swept.</summary>
+    internal long Sweeps => Interlocked.Read(ref _sweeps);
 
     /// <summary>Applies new limits (a reload); connections already admitted are not affected.</summary>
     public void Update(GatewayLimits limits) => Volatile.Write(ref _limits, limits);
@@ -55,12 +63,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         long now = _time.GetTimestamp();
         MaybeSweep(now);
 
-        if (!_addresses.TryGetValue(address, out var state))
-        {
-            if (_addresses.Count >= _maxTracked) return Admission.GlobalCap;
-            state = _addresses.GetOrAdd(address, static (_, s) => new AddressState(s), (now, limits.PerIpBurst));
-        }
-
+        if (StateOf(address, now, limits) is not { } state) return Admission.GlobalCap;
         lock (state)
         {
             state.LastSeen = now;
@@ -109,12 +112,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         var limits = Volatile.Read(ref _limits);
         if (limits.BanAfterFailures <= 0) return false;
         long now = _time.GetTimestamp();
-        if (!_addresses.TryGetValue(address, out var state))
-        {
-            if (_addresses.Count >= _maxTracked) return false;
-            state = _addresses.GetOrAdd(address, static (_, s) => new AddressState(s), (now, limits.PerIpBurst));
-        }
-
+        if (StateOf(address, now, limits) is not { } state) return false;
         lock (state)
         {
             state.LastSeen = now;
@@ -139,12 +137,30 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         lock (state) return state.BannedUntil > _time.GetTimestamp();
     }
 
-    /// <summary>Drops entries with no connection, no ban and no recent activity, at most every few seconds.</summary>
+    /// <summary>The entry of <paramref name="address"/>, made if there is room; null when the table is full.</summary>
+    private AddressState? StateOf(IPAddress address, long now, GatewayLimits limits)
+    {
+        while (true)
+        {
+            if (_addresses.TryGetValue(address, out var state)) return state;
+            if (Volatile.Read(ref _tracked) >= _maxTracked) return null;
+            var fresh = new AddressState((now, limits.PerIpBurst));
+            if (_addresses.TryAdd(address, fresh))
+            {
+                Interlocked.Increment(ref _tracked);
+                return fresh;
+            }
+        }
+    }
+
+    /// <summary>Drops entries with no connection, no ban and no recent activity: every 5 s, every second when full.</summary>
     private void MaybeSweep(long now)
     {
         long last = Volatile.Read(ref _lastSweep);
-        if (_time.GetElapsedTime(last, now) < TimeSpan.FromSeconds(5) && _addresses.Count < _maxTracked) return;
+        var every = Volatile.Read(ref _tracked) >= _maxTracked ? FullSweepEvery : SweepEvery;
+        if (_time.GetElapsedTime(last, now) < every) return;
         if (Interlocked.CompareExchange(ref _lastSweep, now, last) != last) return;
+        Interlocked.Increment(ref _sweeps);
         var limits = Volatile.Read(ref _limits);
         var idle = limits.FailureWindow > TimeSpan.FromSeconds(10) ? limits.FailureWindow : TimeSpan.FromSeconds(10);
         foreach (var (address, state) in _addresses)
@@ -152,7 +168,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
             lock (state)
             {
                 if (state.Active == 0 && state.BannedUntil <= now && _time.GetElapsedTime(state.LastSeen, now) > idle)
-                    _addresses.TryRemove(new KeyValuePair<IPAddress, AddressState>(address, state));
+                    if (_addresses.TryRemove(new KeyValuePair<IPAddress, AddressState>(address, state))) Interlocked.Decrement(ref _tracked);
             }
         }
     }
