@@ -152,51 +152,59 @@ public sealed partial class VpnClient
         // Rented for the life of the connection (and only touched pages count): idle sessions stay small.
         byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
         int badGso = 0;
-        while (true)
+        try
         {
-            // A frame already buffered is returned without looking at the token: a stop must not wait for silence.
-            ct.ThrowIfCancellationRequested();
-            var frame = await conn.Reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
-            // Every frame already buffered is handled before reading again, so runs of segments can merge.
-            do
+            while (true)
             {
-                if (frame.Status == FrameReadStatus.EndOfStream) { tunWriter.Flush(); return TunnelEnd.PeerClosed; }
-                if (frame.Status == FrameReadStatus.BadFrame)
+                // A frame already buffered is returned without looking at the token: a stop must not wait for silence.
+                ct.ThrowIfCancellationRequested();
+                var frame = await conn.Reader.ReadFrameAsync(CstpFrame.MaxPayloadLength, ct).ConfigureAwait(false);
+                // Every frame already buffered is handled before reading again, so runs of segments can merge.
+                do
                 {
-                    Log.BadFrame(log, frame.Parse.ToString());
-                    return TunnelEnd.BadFrame;
-                }
-                Volatile.Write(ref lane.LastRxTicks, Environment.TickCount64);
-                switch (frame.Type)
-                {
-                    case CstpPacketType.Data:
-                    case CstpPacketType.IsotunGso:
-                        var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
-                        int len = ToTun(frame.Type, payload.Span, scratch, tun.Offload);
-                        // GSO frames are checked where they lie in the read buffer; plain packets are laid out in scratch.
-                        if (len > 0) tunWriter.Write(frame.Type == CstpPacketType.IsotunGso ? payload[..len] : scratch.AsMemory(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
-                        else if (len < 0 && ++badGso > 8)
-                        {
-                            Log.BadFrame(log, "repeated bad GSO frames");
-                            return TunnelEnd.BadFrame;
-                        }
-                        break;
-                    case CstpPacketType.DpdRequest:
-                        await writer.EnqueueAsync(PacketBuffer.DpdResponse(frame.Payload.Span), ct).ConfigureAwait(false);
-                        break;
-                    case CstpPacketType.Disconnect:
-                    case CstpPacketType.Terminate:
-                        tunWriter.Flush();
-                        _serverEndReason = frame.Payload.Length > 1 ? Printable(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString();
-                        Log.ServerEnded(log, _serverEndReason);
-                        return TunnelEnd.PeerDisconnect;
-                    case CstpPacketType.Compressed:
+                    if (frame.Status == FrameReadStatus.EndOfStream) { tunWriter.Flush(); return TunnelEnd.PeerClosed; }
+                    if (frame.Status == FrameReadStatus.BadFrame)
+                    {
+                        Log.BadFrame(log, frame.Parse.ToString());
                         return TunnelEnd.BadFrame;
+                    }
+                    Volatile.Write(ref lane.LastRxTicks, Environment.TickCount64);
+                    switch (frame.Type)
+                    {
+                        case CstpPacketType.Data:
+                        case CstpPacketType.IsotunGso:
+                            var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
+                            int len = ToTun(frame.Type, payload.Span, scratch, tun.Offload);
+                            // GSO frames are checked where they lie in the read buffer; plain packets are laid out in scratch.
+                            if (len > 0) tunWriter.Write(frame.Type == CstpPacketType.IsotunGso ? payload[..len] : scratch.AsMemory(0, len), mayCoalesce: frame.Type == CstpPacketType.Data);
+                            else if (len < 0 && ++badGso > 8)
+                            {
+                                Log.BadFrame(log, "repeated bad GSO frames");
+                                return TunnelEnd.BadFrame;
+                            }
+                            break;
+                        case CstpPacketType.DpdRequest:
+                            await writer.EnqueueAsync(PacketBuffer.DpdResponse(frame.Payload.Span), ct).ConfigureAwait(false);
+                            break;
+                        case CstpPacketType.Disconnect:
+                        case CstpPacketType.Terminate:
+                            tunWriter.Flush();
+                            _serverEndReason = frame.Payload.Length > 1 ? Printable(frame.Payload.Span[1..Math.Min(frame.Payload.Length, 200)]) : frame.Type.ToString();
+                            Log.ServerEnded(log, _serverEndReason);
+                            return TunnelEnd.PeerDisconnect;
+                        case CstpPacketType.Compressed:
+                            return TunnelEnd.BadFrame;
+                    }
                 }
+                while (conn.Reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
+                // Hold the merge across the next read only when that read will not wait.
+                if (!conn.MorePending) tunWriter.Flush();
             }
-            while (conn.Reader.TryReadBufferedFrame(CstpFrame.MaxPayloadLength, out frame));
-            // Hold the merge across the next read only when that read will not wait.
-            if (!conn.MorePending) tunWriter.Flush();
+        }
+        finally
+        {
+            // Back for the next connection's reader (a reconnect): nothing holds it once this loop has ended.
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
         }
     }
 
