@@ -199,20 +199,25 @@ public sealed class TenantRuntime : IDisposable
         PasswordFile? passwords;
         X509Certificate2Collection? cas;
         RevocationList crl;
+        List<LeaseRecord> stored = [];
         try
         {
+            // The sticky leases a new pool must keep for their users, read now: the commit touches no disk, so it
+            // cannot fail after other tenants committed theirs.
+            if (repool) stored = [.. _state.Leases(Name)];
             passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
             cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
             crl = next.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(next.ClientCrl);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Security.Cryptography.CryptographicException or PkiException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or System.Security.Cryptography.CryptographicException or PkiException
+                                   or System.Data.Common.DbException or StateStoreException)
         {
             return $"not applied: {e.Message}";
         }
         var sites = SiteTable.Build(next, _sites);
         commit = () =>
         {
-            if (repool) ApplyPools(c, next);
+            if (repool) ApplyPools(c, next, stored);
             ApplySites(sites);
             Passwords = passwords;
             ClientCas = cas;
@@ -279,10 +284,9 @@ public sealed class TenantRuntime : IDisposable
     /// fit is left out; the server ends its session, see <see cref="HoldsAddressOutsidePools"/>), then the TUN gets the
     /// new gateway addresses and the uplink the new routes.
     /// </summary>
-    private void ApplyPools(TenantConfig before, TenantConfig next)
+    private void ApplyPools(TenantConfig before, TenantConfig next, List<LeaseRecord> stored)
     {
         var pools = new TenantPools(next.Pool, next.Pool6);
-        var stored = _state.Leases(Name).ToList();
         TenantPools old;
         lock (_leaseGate)
         {

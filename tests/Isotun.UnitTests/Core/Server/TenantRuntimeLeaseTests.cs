@@ -49,6 +49,48 @@ public class TenantRuntimeLeaseTests
     }
 
     [Fact]
+    public void A_pool_change_whose_sticky_leases_cannot_be_read_is_refused_before_anything_changes()
+    {
+        var store = new UnreadableLeases(new MemoryStateStore());
+        var t = Runtime(store);
+        var alice = Session(t, "alice");
+        Lease(t, alice);
+        store.Broken = true;
+        var refused = t.Prepare(t.Config with { Pool = IpNetwork.Parse("10.10.0.0/28") }, out var commit);
+        Assert.Null(commit);
+        Assert.Contains("not applied", refused);
+        Assert.Contains("database is locked", refused);
+        Assert.Equal("10.10.0.0/29", t.Pool.ToString());
+
+        // Read in the first half, the commit (which cannot fail) touches no disk.
+        store.Broken = false;
+        Assert.Null(t.Prepare(t.Config with { Pool = IpNetwork.Parse("10.10.0.0/28") }, out commit));
+        store.Broken = true;
+        commit!();
+        Assert.Equal("10.10.0.0/28", t.Pool.ToString());
+        Assert.Equal("10.10.0.2", alice.Address!.ToString());
+    }
+
+    /// <summary>A store whose leases cannot be read while <see cref="Broken"/> (a file locked by another program).</summary>
+    private sealed class UnreadableLeases(IStateStore inner) : IStateStore
+    {
+        public volatile bool Broken;
+
+        public IReadOnlyList<LeaseRecord> Leases(string tenant) =>
+            Broken ? throw new Microsoft.Data.Sqlite.SqliteException("SQLite Error 5: 'database is locked'.", 5) : inner.Leases(tenant);
+
+        public bool IsRevoked(Guid sessionId) => inner.IsRevoked(sessionId);
+
+        public void Revoke(Guid sessionId, DateTimeOffset until) => inner.Revoke(sessionId, until);
+
+        public LeaseRecord? GetLease(string tenant, string user) => inner.GetLease(tenant, user);
+
+        public void SaveLease(string tenant, string user, IPAddress? address, IPAddress? address6) => inner.SaveLease(tenant, user, address, address6);
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Fact]
     public void A_session_asking_back_its_address_gets_it_and_cannot_take_anothers()
     {
         var t = Runtime(new MemoryStateStore());
