@@ -210,9 +210,9 @@ public sealed class AdminApi : IAsyncDisposable
             : _server.Shared is not null && Guid.TryParseExact(id, "N", out var full) && _server.KickEverywhere(full) ? Results.Ok(new KickResult(id, true))
             : NotFound($"no session {id}"));
         api.MapPost("/tenants/{tenant}/users/{user}/revoke", (string tenant, string user) =>
-            _server.Authenticator.Tenants.ContainsKey(tenant) ? Results.Ok(new RevokeResult(tenant, user, _server.RevokeUser(tenant, user))) : NotFound($"no tenant {tenant}"));
+            UserProblem(tenant, user) ?? Saved(() => Results.Ok(new RevokeResult(tenant, user, _server.RevokeUser(tenant, user)))));
         api.MapPost("/tenants/{tenant}/users/{user}/enable", (string tenant, string user) =>
-            _server.Authenticator.Tenants.ContainsKey(tenant) ? Results.Ok(new EnableResult(tenant, user, _server.EnableUser(tenant, user))) : NotFound($"no tenant {tenant}"));
+            UserProblem(tenant, user) ?? Saved(() => Results.Ok(new EnableResult(tenant, user, _server.EnableUser(tenant, user)))));
         api.MapPost("/unban", UnbanAsync);
         api.MapPost("/reload", () =>
         {
@@ -285,13 +285,32 @@ public sealed class AdminApi : IAsyncDisposable
             return Results.Ok(new UnbanResult(_server.Logins.UnbanSource(address)));
         }
         if (body?.User is { } user)
-            return Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
+            return UserProblem(body.Tenant ?? "", user) ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
         return Results.BadRequest(new ErrorView("give \"source\", or \"user\" (with \"tenant\")"));
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, PropertyNameCaseInsensitive = true };
 
     private static IResult NotFound(string message) => Results.NotFound(new ErrorView(message));
+
+    /// <summary>Why a tenant and user named in a request cannot be acted on (no such tenant, not a user name), or null.</summary>
+    private IResult? UserProblem(string tenant, string user) =>
+        !_server.Authenticator.Tenants.ContainsKey(tenant) ? NotFound(tenant.Length == 0 ? "give the user's \"tenant\"" : $"no tenant {tenant}")
+        : !Security.PasswordFile.IsValidUserName(user) ? Results.BadRequest(new ErrorView("not a user name: 1-64 characters of A-Z a-z 0-9 . _ @ -"))
+        : null;
+
+    /// <summary>The answer of a change that is kept on disk; 500 with the reason when it could not be written.</summary>
+    private static IResult Saved(Func<IResult> change)
+    {
+        try
+        {
+            return change();
+        }
+        catch (IOException e)
+        {
+            return Results.Json(new ErrorView(e.Message), statusCode: StatusCodes.Status500InternalServerError);
+        }
+    }
 
     private static Stream OpenApi() => Resource("Isotun.Admin.openapi.json");
 

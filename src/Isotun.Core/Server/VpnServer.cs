@@ -260,17 +260,27 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
-    /// <summary>Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.</summary>
+    /// <summary>
+    /// Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.
+    /// The revocation holds in memory and the sessions end even when saving it fails; then it throws
+    /// <see cref="IOException"/> saying so (it does not outlive a restart).
+    /// </summary>
     public int RevokeUser(string tenant, string user)
     {
+        Exception? unsaved = null;
         if (Shared is not null) Shared.RevokeUser(tenant, user);
         else lock (_revokedLock)
         {
             _revokedUsers[$"{tenant}/{user}"] = 0;
-            SaveRevokedUsers();
+            unsaved = TrySaveRevokedUsers();
         }
         int ended = Sessions.KickWhere(s => s.Tenant.Name == tenant && s.User == user ? "user revoked by the operator" : null);
         _log.LogWarning("tenant={Tenant} user {User} revoked: {Sessions} session(s) ended", tenant, user, ended);
+        if (unsaved is not null)
+        {
+            _log.LogError("tenant={Tenant} user {User}: the revocation holds until a restart only: {Path} could not be written ({Error})", tenant, user, RevokedUsersPath, unsaved.Message);
+            throw new IOException($"revoked and {ended} session(s) ended, but {RevokedUsersPath} could not be written ({unsaved.Message}): the revocation does not outlive a restart", unsaved);
+        }
         return ended;
     }
 
@@ -283,7 +293,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         else lock (_revokedLock)
         {
             if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
-            SaveRevokedUsers();
+            if (TrySaveRevokedUsers() is { } unsaved)
+                throw new IOException($"enabled, but {RevokedUsersPath} could not be written ({unsaved.Message}): after a restart the user is revoked again", unsaved);
         }
         _log.LogInformation("tenant={Tenant} user {User} enabled again", tenant, user);
         return true;
@@ -319,10 +330,21 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             if (line.Trim() is { Length: > 0 } key && !key.StartsWith('#')) _revokedUsers[key] = 0;
     }
 
-    private void SaveRevokedUsers() =>
-        AtomicFile.Write(RevokedUsersPath, System.Text.Encoding.UTF8.GetBytes("# tenant/user, revoked by an operator; `isotun revoke --enable` lifts it\n"
-            + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))), overwrite: true,
-            UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    /// <summary>Writes the revoked users beside the state file; the error when the disk refused.</summary>
+    private Exception? TrySaveRevokedUsers()
+    {
+        try
+        {
+            AtomicFile.Write(RevokedUsersPath, System.Text.Encoding.UTF8.GetBytes("# tenant/user, revoked by an operator; `isotun revoke --enable` lifts it\n"
+                + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))), overwrite: true,
+                UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return e;
+        }
+    }
 
     /// <summary>After a reload: sessions whose user was removed from the password file, given a new password, or whose certificate was revoked, end.</summary>
     private int EndSessionsWithStaleCredentials() => Sessions.KickWhere(s =>

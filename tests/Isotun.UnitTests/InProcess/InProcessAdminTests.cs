@@ -86,6 +86,34 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
             Assert.True((await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/enable")).Json!.Value.GetProperty("wasRevoked").GetBoolean());
             await using var back = await InProcessClient.ConnectAsync(server, server.Options());
             Assert.Equal(404, (await admin.PostAsync($"api/v1/tenants/nosuch/users/x/revoke")).Status);
+            // A name no login can have is refused, not kept (a line break in it split the file's line).
+            var crafted = await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/a%0Ab/revoke");
+            Assert.Equal(400, crafted.Status);
+            Assert.Contains("not a user name", crafted.Error);
+            Assert.Equal(0, (await admin.GetAsync("api/v1/status")).Json!.Value.GetProperty("revokedUsers").GetInt32());
+            Assert.Equal(400, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, server.Tenant, "x y"))).Status);
+            Assert.Equal(404, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, null, "alice"))).Status);
+        }
+    }
+
+    [Fact]
+    public async Task A_revocation_that_cannot_be_saved_still_ends_the_users_sessions_and_says_so()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        // The file beside the state file cannot be written: a directory stands where it goes.
+        Directory.CreateDirectory(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(server.Server.Config.StatePath))!, "revoked-users"));
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+        {
+            var revoked = await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/revoke");
+            Assert.Equal(500, revoked.Status);
+            Assert.Contains("1 session(s) ended", revoked.Error);
+            Assert.Contains("does not outlive a restart", revoked.Error);
+            Assert.Equal(ClientExitCode.SessionEnded, (await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(30)))).Code);
+            await using var again = InProcessClient.Start(server.Options());
+            Assert.Equal(ClientExitCode.AuthFailed, (await Assert.ThrowsAsync<ClientException>(() => again.Run)).Code);
         }
     }
 

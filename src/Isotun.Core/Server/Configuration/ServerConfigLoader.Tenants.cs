@@ -164,15 +164,23 @@ public static partial class ServerConfigLoader
         if (tenant.Uplink.Kind == "veth" && tenant.Uplink.PeerNamespace is { } peer) claims.Veths.Add(($"{path}.uplink.veth.peer-namespace", index, peer));
     }
 
-    /// <summary>A veth into a tenant's own namespace would be a path between tenants: exactly what namespaces prevent.</summary>
+    /// <summary>
+    /// A veth into a tenant's own namespace would be a path between tenants: exactly what namespaces prevent. So would
+    /// two tenants' veths into one namespace: the server routes each tenant's pool and sites there, so their routes
+    /// would meet in one table (and with overlapping pools, one tenant's would replace the other's, sending its
+    /// replies to the other tenant's client).
+    /// </summary>
     private static void CheckUplinksAcrossTenants(ConfigWalker walker, TenantClaims claims)
     {
+        var peers = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (path, index, peer) in claims.Veths)
         {
-            if (!claims.Namespaces.TryGetValue(peer, out var owner)) continue;
-            walker.Error(path, owner == index
-                ? "is this tenant's own namespace"
-                : $"is the namespace of tenants[{owner}]: tenants must not be joined");
+            if (claims.Namespaces.TryGetValue(peer, out var owner))
+                walker.Error(path, owner == index
+                    ? "is this tenant's own namespace"
+                    : $"is the namespace of tenants[{owner}]: tenants must not be joined");
+            else if (!peers.TryAdd(peer, index))
+                walker.Error(path, $"is also the peer namespace of tenants[{peers[peer]}]: each tenant's veth needs a namespace of its own, or the two tenants' routes meet there");
         }
     }
 

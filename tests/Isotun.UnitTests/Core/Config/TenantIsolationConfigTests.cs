@@ -397,6 +397,26 @@ public class TenantIsolationConfigTests
     }
 
     [Fact]
+    public void Two_tenants_veths_into_one_namespace_are_refused()
+    {
+        // Both tenants' routes would go into that namespace's one table: with the same pool, the second's replaced the
+        // first's, and replies for the first tenant's clients went to the second's.
+        var errors = Errors("""
+            tenants:
+              - name: alpha
+                pool: 10.10.0.0/24
+                uplink:
+                  veth: {peer-namespace: core, address: 198.18.3.1/24, peer-address: 198.18.3.2/24}
+              - name: beta
+                pool: 10.10.0.0/24
+                uplink:
+                  veth: {peer-namespace: core, address: 198.18.4.1/24, peer-address: 198.18.4.2/24}
+            """);
+        Assert.Equal(["tenants[1].uplink.veth.peer-namespace"], errors.Select(e => e.Path));
+        Assert.Contains("tenants[0]", errors[0].Message);
+    }
+
+    [Fact]
     public void Many_faults_across_tenants_are_reported_together()
     {
         var errors = Errors("""
