@@ -78,15 +78,21 @@ public class LeaseAllocatorTests
     [Fact]
     public void Sticky_address_taken_by_someone_else_yields_another()
     {
-        var pool = new LeaseAllocator(Net("10.10.0.0/29")); // 5 leasable
+        var pool = new LeaseAllocator(Net("10.10.0.0/29")); // 5 leasable: .2 to .6
         var alice = pool.Lease("alice")!;
         pool.Release(alice);
-        Assert.Equal(alice, pool.Lease("bob", alice));
+        // Asked for by another while alice is away: not given (see the preferred-address tests)...
+        var bob = pool.Lease("bob", alice)!;
+        Assert.NotEqual(alice, bob);
+        for (int i = 0; i < 3; i++) Assert.NotNull(pool.Lease("other" + i));
+        // ...but handed out once no other address is free.
+        Assert.Equal(alice, pool.Lease("carol"));
+        pool.Release(bob);
 
         var next = pool.Lease("alice");
         Assert.NotNull(next);
         Assert.NotEqual(alice, next);
-        Assert.Equal("bob", pool.OwnerOf(alice));
+        Assert.Equal("carol", pool.OwnerOf(alice));
     }
 
     [Fact]
@@ -112,6 +118,27 @@ public class LeaseAllocatorTests
         // The same owner asking again (reconnect before the old session was reaped) keeps it.
         Assert.Equal(wanted, pool.Lease("t/alice", wanted));
         Assert.Equal(1, pool.ActiveCount);
+    }
+
+    [Fact]
+    public void Preferred_is_refused_when_it_is_another_owners_sticky_address_while_they_are_away()
+    {
+        var pool = new LeaseAllocator(Net("10.10.0.0/24"));
+        var bobs = pool.Lease("t/bob")!;
+        pool.Release(bobs);
+
+        // Carol asks for bob's address while he is offline: she gets another, and bob gets his back.
+        var carols = pool.Lease("t/carol", bobs);
+        Assert.NotNull(carols);
+        Assert.NotEqual(bobs, carols);
+        Assert.Equal(bobs, pool.Lease("t/bob", bobs));
+
+        // Kept at start for a stored lease (leased and released, as the server does), the same.
+        var fresh = new LeaseAllocator(Net("10.10.0.0/24"));
+        var kept = IPAddress.Parse("10.10.0.40");
+        fresh.Release(fresh.Lease("t/dave", kept)!);
+        Assert.NotEqual(kept, fresh.Lease("t/carol", kept));
+        Assert.Equal(kept, fresh.Lease("t/dave", kept));
     }
 
     [Fact]
