@@ -65,8 +65,16 @@ public sealed class SiteTable
     /// <summary>The site <paramref name="user"/> carries, if any.</summary>
     public Site? OfUser(string user) => _byUser.GetValueOrDefault(user);
 
-    /// <summary>May <paramref name="from"/> reach <paramref name="to"/>? Null stands for the tenant's clients without a site.</summary>
-    public bool Allows(Site? from, Site? to) => _links[(from?.Index ?? Sites.Count) * _width + (to?.Index ?? Sites.Count)];
+    /// <summary>
+    /// May <paramref name="from"/> reach <paramref name="to"/>? Null stands for the tenant's clients without a site. A
+    /// site of another table (a packet read one table while a reload swapped in the next) reaches nothing here: its
+    /// index means another site in this table, or none.
+    /// </summary>
+    public bool Allows(Site? from, Site? to) => Slot(from) is int a && Slot(to) is int b && _links[a * _width + b];
+
+    /// <summary>A site's row and column in the links: its index if it is this table's, Sites.Count for none.</summary>
+    private int? Slot(Site? site) =>
+        site is null ? Sites.Count : site.Index < Sites.Count && ReferenceEquals(Sites[site.Index], site) ? site.Index : null;
 
     /// <summary>The subnets a client carrying <paramref name="own"/> (null: none) may reach: the routes to push to it.</summary>
     public IEnumerable<IpNetwork> RoutesFor(Site? own) =>

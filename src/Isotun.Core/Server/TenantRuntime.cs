@@ -404,12 +404,14 @@ public sealed class TenantRuntime : IDisposable
             if (session.Address is { } address) _announcements.Writer.TryWrite((address, true));
             if (session.Address6 is { } address6) _announcements.Writer.TryWrite((address6, true));
         }
-        // The newest session of a site's user carries the site: a site gateway that logs in again takes its networks
-        // along, and its older session (waiting for a reconnect that may never come) no longer may send from them.
+        // The newest live session of a site's user carries the site: a site gateway that logs in again takes its
+        // networks along, and its older session (waiting for a reconnect that may never come) no longer may send from
+        // them; should that older one reconnect after all, it does not take them back from a newer one still up.
         lock (_siteGate)
         {
             if (_sites.OfUser(session.User) is not { } site) return;
             var before = site.Owner;
+            if (before is not null && before != session && before.Connection is not null && before.Since > session.Since) return;
             if (before is not null && before != session) before.Site = null;
             site.SetOwner(session);
             session.Site = site;

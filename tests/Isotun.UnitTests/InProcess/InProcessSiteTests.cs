@@ -140,6 +140,25 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
     }
 
     [Fact]
+    public async Task An_older_session_that_reconnects_does_not_take_the_site_from_a_newer_one_still_up()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, Sites());
+        await using var first = await Connect(server, "gw-a");
+        await using var second = await Connect(server, "gw-a");
+        var older = server.Session(first.Address)!;
+        var newer = server.Session(second.Address)!;
+        var dropped = older.Connection!;
+
+        dropped.Abort(Isotun.Server.TunnelEnd.DeadPeer); // the older gateway's connection breaks; it comes back with its cookie
+        await Eventually.True(() => older.Connection is { } c && !ReferenceEquals(c, dropped), "the older session did not reconnect", TimeSpan.FromSeconds(20));
+        Assert.Equal("a", newer.Site?.Name);
+        Assert.Null(older.Site);
+        var down = Packets.Udp(Packets.Far4, HostA, 53, 40000, "to site a"u8);
+        Assert.True(server.Tun().Inject(Packets.Framed(down, server.Tun().Offload)));
+        Assert.Equal(down, second.Receive("the site's packet did not stay with the newest session"));
+    }
+
+    [Fact]
     public async Task The_east_west_policy_drops_and_counts_what_it_does_not_link()
     {
         // a and b may talk; the road warriors reach neither.

@@ -57,6 +57,19 @@ public sealed class SiteTableTests
     }
 
     [Fact]
+    public void A_site_of_another_table_reaches_nothing_and_never_reads_past_the_links()
+    {
+        // A packet may read the session's site from the table a reload just made and the tenant's table from before it.
+        var before = SiteTable.Build(Tenant([new SiteLink("a", "b")], A, B));
+        var after = SiteTable.Build(Tenant([new SiteLink("a", "b")], A, B, C, new SiteConfig("d", "gw-d", [IpNetwork.Parse("172.21.0.0/16")])), before);
+        Assert.False(before.Allows(after.Sites[3], null)); // an index past the old table's links threw
+        Assert.False(before.Allows(null, after.Sites[3]));
+        Assert.False(before.Allows(after.Sites[0], before.Sites[1])); // the same name in another table is another site
+        Assert.True(before.Allows(before.Sites[0], before.Sites[1]));
+        Assert.True(after.Allows(after.Sites[0], after.Sites[1]));
+    }
+
+    [Fact]
     public void A_client_is_given_the_subnets_it_may_reach_and_never_its_own()
     {
         var table = SiteTable.Build(Tenant([new SiteLink("a", "b"), new SiteLink("clients", "c")], A, B, C));
