@@ -61,6 +61,19 @@ public sealed class SiteConfigTests
     }
 
     [Fact]
+    public void A_subnet_over_the_uplinks_own_networks_is_refused()
+    {
+        // Its route would replace the link's connected route: the upstream router's traffic would go to a client.
+        Assert.Equal(
+            [
+                "tenants[0].sites[0].subnets[0]: 198.18.3.0/24 overlaps 198.18.3.0/24 (tenants[0].uplink.veth.address): an address belongs to one site or client",
+                "tenants[0].sites[1].subnets[0]: 198.18.3.2/32 overlaps 198.18.3.0/24 (tenants[0].uplink.veth.address): an address belongs to one site or client",
+            ],
+            Errors("    uplink: {veth: {peer-namespace: n, address: 198.18.3.1/24, peer-address: 198.18.3.2/24}}\n"
+                + "    sites: [{name: a, user: u, subnets: [198.18.3.0/24]}, {name: b, user: v, subnets: [198.18.3.2/32]}]\n"));
+    }
+
+    [Fact]
     public void Every_fault_is_listed_with_its_path()
     {
         var errors = Errors("""

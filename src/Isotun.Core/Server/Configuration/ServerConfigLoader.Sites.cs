@@ -21,6 +21,12 @@ public static partial class ServerConfigLoader
         var claimed = new List<(IPNetwork Net, string Path)>();
         if (tenant.Pool.Network is not null) claimed.Add((tenant.Pool.ToIPNetwork(), $"{path}.pool"));
         if (tenant.Pool6 is { } pool6) claimed.Add((pool6.ToIPNetwork(), $"{path}.pool6"));
+        // The uplink's own networks too: a site's route over one would replace the link's connected route, and send
+        // the traffic for the upstream router to a client.
+        var uplinkPath = $"{path}.uplink.{tenant.Uplink.Kind}";
+        foreach (var (cidr, key) in new[] { (tenant.Uplink.Address, "address"), (tenant.Uplink.PeerAddress, "peer-address") })
+            if (cidr is not null && CidrParser.TryParse(cidr, out var link) is CidrParseOutcome.Ok or CidrParseOutcome.HostBitsSet) claimed.Add((link, $"{uplinkPath}.{key}"));
+        if (tenant.Uplink.Gateway is { } gateway) claimed.Add((new IPNetwork(gateway, gateway.AddressFamily == AddressFamily.InterNetwork ? 32 : 128), $"{uplinkPath}.gateway"));
         for (int i = 0; sequence is not null && i < sequence.Items.Count; i++)
         {
             var itemPath = ConfigWalker.Item(sitesPath, i);
