@@ -118,6 +118,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     private bool Remove(VpnSession session, string reason)
     {
         if (!_sessions.TryRemove(session.Id, out _)) return false;
+        session.MarkEnded();
         session.Tenant.Detach(session);
         session.Tenant.Release(session);
         ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);

@@ -395,10 +395,15 @@ public sealed class TenantRuntime : IDisposable
     public (TokenBucket Rx, TokenBucket Tx)? LimitsFor(string user) =>
         Config.RateLimit <= 0 ? null : _limits.GetOrAdd(user, _ => (new TokenBucket(Config.RateLimit), new TokenBucket(Config.RateLimit)));
 
+    /// <summary>
+    /// Routes the session's addresses to it. An ended session (a CONNECT that raced its end) routes nothing, and no
+    /// session takes over an address another live session holds: the pool gave it to that one.
+    /// </summary>
     public void Attach(TenantSession session)
     {
-        _routes[session.AddressKey] = session;
-        if (session.Address6 is not null) _routes[session.AddressKey6] = session;
+        if (session.Ended) return;
+        Route(session.AddressKey, session);
+        if (session.Address6 is not null) Route(session.AddressKey6, session);
         if (Config.Uplink.ProxyArp)
         {
             if (session.Address is { } address) _announcements.Writer.TryWrite((address, true));
@@ -421,6 +426,9 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>The session attached at this address (whose primary connection is up), if any.</summary>
     public TenantSession? RouteTo(IpKey address) => _routes.GetValueOrDefault(address);
+
+    private void Route(IpKey key, TenantSession session) =>
+        _routes.AddOrUpdate(key, static (_, s) => s, static (_, held, s) => held == s || held.Ended ? s : held, session);
 
     public void Detach(TenantSession session)
     {

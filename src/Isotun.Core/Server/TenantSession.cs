@@ -34,8 +34,19 @@ public abstract class TenantSession(Guid id, string user)
         if (address6 is not null) AddressKey6 = IpKey.FromAddress(address6);
     }
 
-    /// <summary>Is <paramref name="source"/> one of this session's own addresses?</summary>
-    public bool Owns(IpKey source) => source == AddressKey || (Address6 is not null && source == AddressKey6);
+    /// <summary>
+    /// Is <paramref name="source"/> one of this session's own addresses? Not once the session has ended: its addresses
+    /// go back to the pool while a kicked connection may still read for a moment (its DISCONNECT going out), and
+    /// must not send from what may be someone else's address by then.
+    /// </summary>
+    public bool Owns(IpKey source) => !Ended && (source == AddressKey || (Address6 is not null && source == AddressKey6));
+
+    private volatile bool _ended;
+
+    /// <summary>Set once the session has ended (before its addresses are released); it routes and sends nothing after.</summary>
+    public bool Ended => _ended;
+
+    internal void MarkEnded() => _ended = true;
 
     /// <summary>On a cluster node: the name the session's IPv4 address is bound to in the cluster (the user, or user~N).</summary>
     public string? ClusterBinding { get; set; }

@@ -153,6 +153,35 @@ public class TenantRuntimeLeaseTests
     }
 
     [Fact]
+    public void An_ended_session_owns_no_address_and_routes_nothing_and_never_takes_a_live_sessions_route()
+    {
+        var t = Runtime(new MemoryStateStore());
+        var alice = Session(t, "alice");
+        Lease(t, alice);
+        t.Attach(alice);
+        Assert.True(alice.Owns(alice.AddressKey));
+
+        // Ended (a kick): marked before its addresses are released, so its connection, still reading for a moment
+        // while the DISCONNECT goes out, cannot send from them once another user holds them.
+        alice.MarkEnded();
+        t.Detach(alice);
+        t.Release(alice);
+        Assert.False(alice.Owns(alice.AddressKey));
+        Assert.False(alice.Owns(alice.AddressKey6));
+        for (int i = 0; i < 4; i++) Lease(t, Session(t, "other" + i)); // .3 to .6: only alice's address is left
+        var bob = Session(t, "bob");
+        Lease(t, bob);
+        Assert.Equal(alice.Address, bob.Address);
+        t.Attach(bob);
+
+        // A CONNECT that raced alice's end attaches her after all: nothing is routed to her, bob keeps his route.
+        t.Attach(alice);
+        Assert.Same(bob, t.RouteTo(bob.AddressKey));
+        t.Detach(alice);
+        Assert.Same(bob, t.RouteTo(bob.AddressKey));
+    }
+
+    [Fact]
     public void A_second_live_session_of_one_user_gets_other_addresses()
     {
         var t = Runtime(new MemoryStateStore());
