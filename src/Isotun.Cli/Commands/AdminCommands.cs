@@ -177,7 +177,17 @@ public static class AdminCommands
 
     private static async Task<int> RunAsync(ParseResult parse, Func<AdminClient, bool, Task<int>> action)
     {
-        var client = Connect(parse, out var problem);
+        AdminClient? client;
+        string? problem;
+        try
+        {
+            client = Connect(parse, out problem);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or UriFormatException or ArgumentException)
+        {
+            // A token file that is missing or not readable by this user, an address that is not one.
+            (client, problem) = (null, e.Message);
+        }
         if (client is null)
         {
             Console.Error.WriteLine($"isotun {parse.CommandResult.Command.Name}: {problem}");
@@ -192,6 +202,12 @@ public static class AdminCommands
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
             {
                 Console.Error.WriteLine($"isotun {parse.CommandResult.Command.Name}: cannot reach the admin API at {client.Target}: {e.Message}");
+                return 1;
+            }
+            catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException)
+            {
+                // Not JSON, or not the JSON this version reads: another program on that address, or another version.
+                Console.Error.WriteLine($"isotun {parse.CommandResult.Command.Name}: the answer of {client.Target} is not what this isotun expects ({e.Message})");
                 return 1;
             }
         }

@@ -71,6 +71,32 @@ public sealed class AdminCommandsConfigTests : IDisposable
     }
 
     [Fact]
+    public async Task A_missing_token_file_and_an_answer_that_is_not_the_apis_are_one_line_each()
+    {
+        var missing = await ConsoleCapture.RunAsync(_dir.Path, null, "status", "--admin", "http://127.0.0.1:1", "--token-file", _dir.File("no-such-token"));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("no-such-token", missing.Error);
+        Assert.Single(missing.Error.Trim().Split('\n'));
+
+        // Something else answers on the address: 200 with text where the API gives JSON.
+        using var other = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        other.Start();
+        var answer = Task.Run(async () =>
+        {
+            using var peer = await other.AcceptTcpClientAsync();
+            var stream = peer.GetStream();
+            var buffer = new byte[4096];
+            _ = await stream.ReadAsync(buffer);
+            await stream.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"u8.ToArray());
+        });
+        var foreign = await ConsoleCapture.RunAsync(_dir.Path, null, "status", "--admin", $"http://127.0.0.1:{((System.Net.IPEndPoint)other.LocalEndpoint).Port}");
+        await answer;
+        Assert.Equal(1, foreign.ExitCode);
+        Assert.Contains("is not what this isotun expects", foreign.Error);
+        Assert.Single(foreign.Error.Trim().Split('\n'));
+    }
+
+    [Fact]
     public void Only_the_admin_and_state_settings_decide_whether_the_admin_settings_load()
     {
         var path = _dir.File("partial.yaml");
