@@ -192,23 +192,23 @@ public sealed class AdminApi : IAsyncDisposable
             if (scope is null or "node") return Results.Ok(Sessions(tenant, user));
             if (scope != "cluster") return Results.BadRequest(new ErrorView("scope must be node or cluster"));
             if (_server.Shared is not { } shared) return Results.BadRequest(new ErrorView("this server is not a node of a cluster"));
-            try
-            {
-                var all = await ClusterSessions.ListAsync(shared, ct);
-                return Results.Ok(all.Where(s => (tenant is null || s.Tenant == tenant) && (user is null || s.User == user))
-                    .OrderBy(s => s.Tenant, StringComparer.Ordinal).ThenBy(s => s.User, StringComparer.Ordinal).ThenBy(s => s.Since));
-            }
-            catch (KeyValueStoreException e)
-            {
-                return Results.Json(new ErrorView($"the cluster's store cannot be reached: {e.Message}"), statusCode: 503);
-            }
+            var (all, failed) = await ClusterSessionsAsync(shared, ct);
+            return failed ?? Results.Ok(all!.Where(s => (tenant is null || s.Tenant == tenant) && (user is null || s.User == user))
+                .OrderBy(s => s.Tenant, StringComparer.Ordinal).ThenBy(s => s.User, StringComparer.Ordinal).ThenBy(s => s.Since));
         });
         api.MapGet("/sessions/{id}", (string id) => Find(id) is { } s ? Results.Ok(Session(s)) : NotFound($"no session {id}"));
         // A session of this node by its full or short id; in a cluster, any node's session by its full id.
-        api.MapDelete("/sessions/{id}", (string id) =>
-            Find(id) is { } s && _server.Kick(s.Id) ? Results.Ok(new KickResult(s.Id.ToString("N"), true))
-            : _server.Shared is not null && Guid.TryParseExact(id, "N", out var full) && _server.KickEverywhere(full) ? Results.Ok(new KickResult(id, true))
-            : NotFound($"no session {id}"));
+        api.MapDelete("/sessions/{id}", async (string id, CancellationToken ct) =>
+        {
+            if (Find(id) is { } s && _server.Kick(s.Id)) return Results.Ok(new KickResult(s.Id.ToString("N"), true));
+            if (_server.Shared is not { } shared || !Guid.TryParseExact(id, "N", out var full)) return NotFound($"no session {id}");
+            // Another node's: only one the cluster lists (a mistyped id is not "kicked" while the real one stays up).
+            var (all, failed) = await ClusterSessionsAsync(shared, ct);
+            if (failed is not null) return failed;
+            if (!all!.Any(c => c.Id == full.ToString("N"))) return NotFound($"no session {id} on any node (a new session is listed within {ClusterSessions.Every.TotalSeconds:0} s)");
+            _server.KickEverywhere(full);
+            return Results.Ok(new KickResult(id, true));
+        });
         api.MapPost("/tenants/{tenant}/users/{user}/revoke", (string tenant, string user) =>
             UserProblem(tenant, user) ?? Saved(() => Results.Ok(new RevokeResult(tenant, user, _server.RevokeUser(tenant, user)))));
         api.MapPost("/tenants/{tenant}/users/{user}/enable", (string tenant, string user) =>
@@ -292,6 +292,21 @@ public sealed class AdminApi : IAsyncDisposable
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, PropertyNameCaseInsensitive = true };
 
     private static IResult NotFound(string message) => Results.NotFound(new ErrorView(message));
+
+    /// <summary>Every node's sessions, or the 503 that says why not (the store cannot be reached, or did not answer in 5 s).</summary>
+    private static async Task<(IReadOnlyList<ClusterSession>? All, IResult? Failed)> ClusterSessionsAsync(SharedState shared, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            return (await ClusterSessions.ListAsync(shared, deadline.Token).ConfigureAwait(false), null);
+        }
+        catch (Exception e) when (e is KeyValueStoreException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            return (null, Results.Json(new ErrorView($"the cluster's store cannot be reached: {(e is OperationCanceledException ? "no answer within 5 s" : e.Message)}"), statusCode: 503));
+        }
+    }
 
     /// <summary>Why a tenant and user named in a request cannot be acted on (no such tenant, not a user name), or null.</summary>
     private IResult? UserProblem(string tenant, string user) =>

@@ -7,7 +7,8 @@ namespace Isotun.UnitTests.InProcess;
 /// <summary>
 /// <c>cluster.share-tenants</c>: two nodes over one cluster store (SQLite here; the same contract holds on etcd) run
 /// the tenants published there, and apply a new publish live as a reload would: whole or not at all, with the last
-/// good tenants kept and the refusal shown in the status when a publish does not hold on a node.
+/// good tenants kept and the refusal shown in the status when a publish does not hold on a node. And what one node
+/// does to another's sessions: a kick by id.
 /// </summary>
 [Collection(InProcessCollection.Name)]
 public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
@@ -85,6 +86,35 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
     }
 
     private static IEnumerable<string> Names(InProcessServer node) => node.Server.TenantRuntimes.Select(t => t.Name).Order(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A kick on one node of another node's session by its full id: a mistyped id is 404 (it was "kicked", and a revocation
+    /// written for it, while the real session went on); the listed one ends on its node.
+    /// </summary>
+    [Fact]
+    public async Task A_kick_of_an_id_no_node_lists_is_refused_and_one_of_another_nodes_session_ends_it()
+    {
+        await using var a = await JoinAsync("node-a");
+        await using var b = await JoinAsync("node-b");
+        long first = await PublishAsync(a, Tenant("acme", 0));
+        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
+        await using var nodeA = await InProcessServer.StartNodeAsync(pki, a, _dir);
+        await using var nodeB = await InProcessServer.StartNodeAsync(pki, b, _dir);
+        await using var client = await InProcessClient.ConnectAsync(nodeA, nodeA.Options("acme"));
+        string id = nodeA.Server.Sessions.All.Single().Id.ToString("N");
+        var socket = _dir.File("b-admin.sock");
+        await using var api = await Isotun.Admin.AdminApi.StartAsync(nodeB.Server, new Isotun.Server.Configuration.AdminConfig(null) { Socket = socket }, NullLoggerFactory.Instance);
+        using var admin = new Isotun.Admin.AdminClient(socket);
+        Assert.True(await Eventually.Holds(async () => (await admin.GetAsync("api/v1/sessions?scope=cluster")).Text.Contains(id), TimeSpan.FromSeconds(15)), "node b does not list node a's session");
+
+        var typo = await admin.DeleteAsync($"api/v1/sessions/{Guid.NewGuid():N}");
+        Assert.Equal(404, typo.Status);
+        Assert.Contains("on any node", typo.Error);
+        Assert.Equal(0, b.Status.PendingWrites);
+
+        Assert.Equal(200, (await admin.DeleteAsync($"api/v1/sessions/{id}")).Status);
+        await Eventually.True(() => nodeA.Server.Sessions.Count == 0, "node a's session did not end after the kick on node b");
+    }
 
     [Fact]
     public async Task Every_node_runs_the_published_tenants_and_applies_a_new_publish_live_keeping_live_sessions()
