@@ -85,6 +85,27 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
         }
     }
 
+    /// <summary>Nodes a and b over one store, running the tenant acme published through a (revision First).</summary>
+    private async Task<TwoNodes> TwoNodesAsync()
+    {
+        var a = await JoinAsync("node-a");
+        var b = await JoinAsync("node-b");
+        long first = await PublishAsync(a, Tenant("acme", 0));
+        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
+        return new TwoNodes(a, b, first, await InProcessServer.StartNodeAsync(pki, a, _dir), await InProcessServer.StartNodeAsync(pki, b, _dir));
+    }
+
+    private sealed record TwoNodes(SharedState A, SharedState B, long First, InProcessServer NodeA, InProcessServer NodeB) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await NodeB.DisposeAsync();
+            await NodeA.DisposeAsync();
+            await B.DisposeAsync();
+            await A.DisposeAsync();
+        }
+    }
+
     private static IEnumerable<string> Names(InProcessServer node) => node.Server.TenantRuntimes.Select(t => t.Name).Order(StringComparer.Ordinal);
 
     /// <summary>
@@ -94,12 +115,8 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
     [Fact]
     public async Task A_kick_of_an_id_no_node_lists_is_refused_and_one_of_another_nodes_session_ends_it()
     {
-        await using var a = await JoinAsync("node-a");
-        await using var b = await JoinAsync("node-b");
-        long first = await PublishAsync(a, Tenant("acme", 0));
-        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
-        await using var nodeA = await InProcessServer.StartNodeAsync(pki, a, _dir);
-        await using var nodeB = await InProcessServer.StartNodeAsync(pki, b, _dir);
+        await using var two = await TwoNodesAsync();
+        var (a, b, first, nodeA, nodeB) = (two.A, two.B, two.First, two.NodeA, two.NodeB);
         await using var client = await InProcessClient.ConnectAsync(nodeA, nodeA.Options("acme"));
         string id = nodeA.Server.Sessions.All.Single().Id.ToString("N");
         var socket = _dir.File("b-admin.sock");
@@ -119,12 +136,8 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
     [Fact]
     public async Task Every_node_runs_the_published_tenants_and_applies_a_new_publish_live_keeping_live_sessions()
     {
-        await using var a = await JoinAsync("node-a");
-        await using var b = await JoinAsync("node-b");
-        long first = await PublishAsync(a, Tenant("acme", 0));
-        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
-        await using var nodeA = await InProcessServer.StartNodeAsync(pki, a, _dir);
-        await using var nodeB = await InProcessServer.StartNodeAsync(pki, b, _dir);
+        await using var two = await TwoNodesAsync();
+        var (a, b, first, nodeA, nodeB) = (two.A, two.B, two.First, two.NodeA, two.NodeB);
         Assert.Equal(["acme"], Names(nodeA));
         Assert.Equal(["acme"], Names(nodeB));
         Assert.Equal(new Isotun.Server.SharedTenantsView(first, first, null), nodeB.Server.SharedTenantsStatus);
