@@ -21,14 +21,14 @@ namespace Isotun.Admin;
 /// <summary>
 /// The admin plane of <c>isotun server</c>, on Kestrel: a unix socket (0600; whoever may open it is an operator) and,
 /// optionally, TCP (loopback by default), where <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> are open and the API
-/// under <c>/api/v1/</c> needs the bearer token of <c>admin.token-file</c>. Requests are small and bounded (16 KiB
-/// bodies and heads, a 10 s head deadline, 64 connections); nothing here holds a lock the data path needs: every
+/// under <c>/api/v1/</c> needs the bearer token of <c>admin.token-file</c>. Requests are small and bounded
+/// (<see cref="OperatorListener"/>: 16 KiB bodies and heads, a 10 s head deadline, 64 connections, 8 from one address
+/// over TCP); nothing here holds a lock the data path needs: every
 /// handler reads snapshots or calls the server's own thread-safe operations.
 /// </summary>
 public sealed class AdminApi : IAsyncDisposable
 {
     public const string ApiPrefix = "/api/v1";
-    private const int MaxBody = 16 * 1024;
 
     private readonly WebApplication _app;
     private readonly PrometheusExporter _exporter;
@@ -48,13 +48,7 @@ public sealed class AdminApi : IAsyncDisposable
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = MaxBody;
-            k.Limits.MaxRequestHeadersTotalSize = MaxBody;
-            k.Limits.MaxRequestLineSize = 4096;
-            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
-            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
-            k.Limits.MaxConcurrentConnections = 64;
+            OperatorListener.Limit(k);
             if (config.Socket is { } socket)
             {
                 if (File.Exists(socket))
@@ -65,7 +59,7 @@ public sealed class AdminApi : IAsyncDisposable
                 }
                 k.ListenUnixSocket(socket, o => o.Protocols = HttpProtocols.Http1);
             }
-            if (config.Listen is { } tcp) k.Listen(tcp, o => o.Protocols = HttpProtocols.Http1);
+            if (config.Listen is { } tcp) k.Listen(tcp, o => OperatorListener.Http1PerSource(o));
         });
         _app = builder.Build();
         _app.Use(GuardAsync);

@@ -209,10 +209,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         }
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         foreach (var s in _listeners ?? []) s.Dispose();
-        _metricsEndpoint?.Dispose();
-        return ValueTask.CompletedTask;
+        if (_metricsEndpoint is { } metrics) await metrics.DisposeAsync().ConfigureAwait(false);
     }
 }

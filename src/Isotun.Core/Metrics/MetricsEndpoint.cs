@@ -1,81 +1,76 @@
 using System.Net;
 using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Isotun.Metrics;
 
 /// <summary>
-/// The admin listener: GET /metrics in Prometheus text format. Loopback by default; it carries no secrets
-/// but does reveal tenant names and traffic, so exposing it is an explicit configuration choice. A few requests are
-/// served at once, each within a write deadline: a scraper that stops reading is cut off, and holds up no other.
+/// The gateway's admin listener: GET /metrics in Prometheus text format, on Kestrel with the limits of every operator
+/// listener (<see cref="OperatorListener"/>: a head deadline, a cap per source). Loopback by default; it carries no
+/// secrets but does reveal tenant names and traffic, so exposing it is an explicit configuration choice. A few
+/// requests are served at once, each within a write deadline: a scraper that stops reading is cut off, and holds up
+/// no other.
 /// </summary>
-public sealed class MetricsEndpoint : IDisposable
+public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
 {
     /// <summary>Requests served at once; more are answered 503.</summary>
     public const int MaxConcurrent = 4;
 
-    private readonly HttpListener _http = new();
+    private readonly WebApplication _app;
     private readonly PrometheusExporter _exporter = new();
-    private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxConcurrent);
+    private int _disposed;
 
     /// <summary>How long a response may take to be written; then its connection is aborted.</summary>
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <exception cref="IOException">The address cannot be listened on (in use, not this host's); the message names it.</exception>
     public MetricsEndpoint(IPEndPoint listen)
     {
-        string host = listen.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{listen.Address}]" : listen.Address.ToString();
-        _http.Prefixes.Add($"http://{host}:{listen.Port}/");
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            OperatorListener.Limit(k);
+            k.Listen(listen, o => OperatorListener.Http1PerSource(o));
+        });
+        _app = builder.Build();
+        _app.MapGet("/metrics", ServeAsync);
+        _app.MapGet("/", ServeAsync);
         try
         {
-            _http.Start();
+            _app.StartAsync().GetAwaiter().GetResult();
         }
-        catch (HttpListenerException e)
+        catch (IOException e)
         {
-            _http.Close();
+            _app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw new IOException($"the metrics endpoint cannot listen on {listen}: {e.Message}", e);
         }
-        _ = Task.Run(ServeAsync);
     }
 
-    private async Task ServeAsync()
+    private async Task ServeAsync(HttpContext ctx)
     {
-        while (!_stop.IsCancellationRequested)
+        if (!_slots.Wait(0))
         {
-            HttpListenerContext ctx;
-            try { ctx = await _http.GetContextAsync().ConfigureAwait(false); }
-            catch (Exception) when (_stop.IsCancellationRequested || !_http.IsListening) { return; }
-            catch (HttpListenerException) { continue; }
-            if (!_slots.Wait(0))
-            {
-                Answer(ctx, 503);
-                continue;
-            }
-            _ = ServeOneAsync(ctx);
+            ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
         }
-    }
-
-    private async Task ServeOneAsync(HttpListenerContext ctx)
-    {
-        // The listener's response stream may not heed a token: the deadline aborts the connection, which ends the write.
-        using var deadline = new CancellationTokenSource(WriteTimeout);
-        using var abort = deadline.Token.Register(() => ctx.Response.Abort());
         try
         {
-            var path = ctx.Request.Url?.AbsolutePath ?? "/";
-            if (ctx.Request.HttpMethod != "GET" || (path != "/metrics" && path != "/"))
-            {
-                Answer(ctx, 404);
-                return;
-            }
+            // The deadline aborts the connection, which ends the write however far it got.
+            using var deadline = new CancellationTokenSource(WriteTimeout);
+            using var abort = deadline.Token.Register(static c => ((HttpContext)c!).Abort(), ctx);
             var body = Encoding.UTF8.GetBytes(_exporter.Render());
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-            ctx.Response.ContentLength64 = body.Length;
-            await ctx.Response.OutputStream.WriteAsync(body, deadline.Token).ConfigureAwait(false);
-            ctx.Response.Close();
+            ctx.Response.ContentLength = body.Length;
+            await ctx.Response.Body.WriteAsync(body, deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
         {
-            ctx.Response.Abort();
+            ctx.Abort();
         }
         finally
         {
@@ -83,24 +78,20 @@ public sealed class MetricsEndpoint : IDisposable
         }
     }
 
-    private static void Answer(HttpListenerContext ctx, int status)
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
         {
-            ctx.Response.StatusCode = status;
-            ctx.Response.ContentLength64 = 0;
-            ctx.Response.Close();
+            await _app.StopAsync(quick.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException)
+        catch (OperationCanceledException)
         {
-            ctx.Response.Abort();
         }
-    }
-
-    public void Dispose()
-    {
-        _stop.Cancel();
-        try { _http.Stop(); _http.Close(); } catch (ObjectDisposedException) { }
+        await _app.DisposeAsync().ConfigureAwait(false);
         _exporter.Dispose();
     }
 }

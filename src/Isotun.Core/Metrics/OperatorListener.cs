@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Isotun.Metrics;
+
+/// <summary>
+/// What every Kestrel listener of the operator's plane has (the server's admin API, the gateway's metrics): small
+/// bounded requests, a deadline on the request head (Kestrel's, which also holds against a head sent a byte at a time),
+/// Kestrel's minimum data rates on bodies and answers, a cap on connections, and a cap per source address, so one peer
+/// that opens connections and sends nothing cannot shut out the scrapers and operators.
+/// </summary>
+public static class OperatorListener
+{
+    /// <summary>Request bodies and heads are at most this.</summary>
+    public const int MaxRequest = 16 * 1024;
+
+    /// <summary>Connections at once, in all.</summary>
+    public const int MaxConnections = 64;
+
+    /// <summary>Connections at once from one address.</summary>
+    public const int PerSource = 8;
+
+    /// <summary>The limits, for <c>ConfigureKestrel</c>.</summary>
+    public static void Limit(KestrelServerOptions k)
+    {
+        k.AddServerHeader = false;
+        k.Limits.MaxRequestBodySize = MaxRequest;
+        k.Limits.MaxRequestHeadersTotalSize = MaxRequest;
+        k.Limits.MaxRequestLineSize = 4096;
+        k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+        k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+        k.Limits.MaxConcurrentConnections = MaxConnections;
+    }
+
+    /// <summary>HTTP/1.1 only, and at most <paramref name="perSource"/> connections at once from one address (TCP).</summary>
+    public static void Http1PerSource(ListenOptions listen, int perSource = PerSource)
+    {
+        listen.Protocols = HttpProtocols.Http1;
+        var open = new ConcurrentDictionary<IPAddress, int>();
+        listen.Use(next => async connection =>
+        {
+            if (connection.RemoteEndPoint is not IPEndPoint { Address: var source })
+            {
+                await next(connection).ConfigureAwait(false);
+                return;
+            }
+            try
+            {
+                // Past the cap the connection ends here, before a byte of HTTP is read.
+                if (open.AddOrUpdate(source, 1, static (_, n) => n + 1) <= perSource) await next(connection).ConfigureAwait(false);
+            }
+            finally
+            {
+                Leave(open, source);
+            }
+        });
+    }
+
+    private static void Leave(ConcurrentDictionary<IPAddress, int> open, IPAddress source)
+    {
+        while (open.TryGetValue(source, out int n))
+        {
+            if (n <= 1 ? open.TryRemove(KeyValuePair.Create(source, n)) : open.TryUpdate(source, n - 1, n)) return;
+        }
+    }
+}
