@@ -134,25 +134,31 @@ public sealed class AdminApi : IAsyncDisposable
             await ctx.Response.WriteAsJsonAsync(new ErrorView("the admin socket serves root and the server's own user only")).ConfigureAwait(false);
             return;
         }
+        bool failed = true; // until the handler returns: one that throws (a client gone mid-body, a fault) counts as an error
         try
         {
             await next(ctx).ConfigureAwait(false);
+            failed = false;
         }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
         {
             ctx.Response.StatusCode = e.StatusCode;
             await ctx.Response.WriteAsJsonAsync(new ErrorView(e.Message)).ConfigureAwait(false);
+            failed = false;
         }
-        _server.Metrics.AdminRequest(ctx.Response.StatusCode switch
+        finally
         {
-            < 400 => AdminResult.Ok,
-            400 => AdminResult.BadRequest,
-            404 => AdminResult.NotFound,
-            405 => AdminResult.BadMethod,
-            409 => AdminResult.Conflict,
-            413 => AdminResult.TooLarge,
-            _ => AdminResult.Error,
-        });
+            _server.Metrics.AdminRequest(failed ? AdminResult.Error : ctx.Response.StatusCode switch
+            {
+                < 400 => AdminResult.Ok,
+                400 => AdminResult.BadRequest,
+                404 => AdminResult.NotFound,
+                405 => AdminResult.BadMethod,
+                409 => AdminResult.Conflict,
+                413 => AdminResult.TooLarge,
+                _ => AdminResult.Error,
+            });
+        }
     }
 
     private bool Authorized(string header)
@@ -170,7 +176,8 @@ public sealed class AdminApi : IAsyncDisposable
         // The dashboard: one embedded page, no outside URL; its data comes from the API (so over TCP it needs the token).
         app.MapGet("/dashboard", (HttpContext ctx) =>
         {
-            ctx.Response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'";
+            ctx.Response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'; frame-ancestors 'none'";
+            ctx.Response.Headers.XFrameOptions = "DENY"; // and for browsers without frame-ancestors: no page of another site frames it
             ctx.Response.Headers.XContentTypeOptions = "nosniff";
             ctx.Response.Headers["Referrer-Policy"] = "no-referrer";
             return Results.Stream(Resource("Isotun.Admin.dashboard.html"), "text/html; charset=utf-8");

@@ -88,6 +88,19 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         Assert.DoesNotContain("http://", page.Text.Replace("http://127.0.0.1", ""));
     }
 
+    [Fact]
+    public async Task No_page_of_another_site_may_frame_the_dashboard()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        int port = FreePort();
+        await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)), NullLoggerFactory.Instance);
+        using var http = new HttpClient();
+        using var page = await http.GetAsync($"http://127.0.0.1:{port}/dashboard");
+        Assert.True(page.IsSuccessStatusCode, page.StatusCode.ToString());
+        Assert.Contains("frame-ancestors 'none'", page.Headers.GetValues("Content-Security-Policy").Single());
+        Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
+    }
+
     private static int FreePort()
     {
         using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
