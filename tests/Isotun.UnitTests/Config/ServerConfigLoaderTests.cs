@@ -554,6 +554,20 @@ public class ServerConfigLoaderTests
     }
 
     [Fact]
+    public void AnAdminTokenOnAListenerOffLoopbackIsRefused()
+    {
+        using var temp = new TempDirectory();
+        Isotun.Security.SecretFile.WriteAllText(temp.File("admin.token"), new string('a', 64) + "\n", overwrite: true);
+        var result = ServerConfigLoader.Parse("admin:\n  listen: 198.18.0.10:9410\n  token-file: admin.token\n" + MinimalTenant, temp.File("c.yaml"));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("admin.token-file", error.Path);
+        Assert.Contains("in clear", error.Message);
+        // Without the token, metrics and health may be served there.
+        Assert.True(ServerConfigLoader.Parse("admin:\n  listen: 198.18.0.10:9410\n" + MinimalTenant, temp.File("c.yaml")).Ok);
+        Assert.True(ServerConfigLoader.Parse("admin:\n  listen: \"[::1]:9410\"\n  token-file: admin.token\n" + MinimalTenant, temp.File("c.yaml")).Ok);
+    }
+
+    [Fact]
     public void TlsFilesBothMissingIsFineButOneMissingIsAnError()
     {
         using var temp = new TempDirectory();

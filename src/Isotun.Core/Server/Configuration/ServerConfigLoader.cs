@@ -317,6 +317,11 @@ public static partial class ServerConfigLoader
                 walker.Error("admin.token-file", $"{tokenFile} must not be readable by group or others (chmod 600)");
             else if (AdminConfig.ReadToken(tokenFile) is { Length: < AdminConfig.MinTokenLength } token)
                 walker.Error("admin.token-file", $"{tokenFile} holds a token of {token.Length} characters; a token is at least {AdminConfig.MinTokenLength} (make one with `isotun admin token --file {tokenFile} --force`)");
+            // The TCP listener is plain HTTP: off loopback, the token (and with it the whole API) would cross the network
+            // in clear for anyone on the path to read.
+            if (listen is not null && !IPAddress.IsLoopback(listen.Address))
+                walker.Error("admin.token-file", $"the API's token would cross the network in clear on {listen} (plain HTTP): keep admin.listen on loopback "
+                    + "for the API (reach it through the unix socket or an SSH tunnel), or leave token-file out to serve only /metrics, /healthz and /readyz there");
         }
         return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile };
     }
