@@ -159,11 +159,22 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
             : ["-n", u.PeerNamespace!, Family(net), "route", "del", net.ToString(), "via", via]);
     }
 
-    /// <summary>Runs `ip`; a failure is added to <paramref name="failed"/> as "what: error" instead of thrown.</summary>
+    /// <summary>
+    /// Runs `ip`; a failure is added to <paramref name="failed"/> as "what: error" instead of thrown, also one that
+    /// never ran or did not end (no process could be made, or `ip` hung): a reload's commit calls this, and must not
+    /// stop half-way.
+    /// </summary>
     private static void TryIp(List<string> failed, string what, string[] args)
     {
-        var (code, _, error) = IpCommand.Exec("ip", args, check: false);
-        if (code != 0) failed.Add($"{what}: {error.Trim()}");
+        try
+        {
+            var (code, _, error) = IpCommand.Exec("ip", args, check: false);
+            if (code != 0) failed.Add($"{what}: {error.Trim()}");
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or TimeoutException or IOException or InvalidOperationException)
+        {
+            failed.Add($"{what}: {e.Message}");
+        }
     }
 
     public string? Announce(IPAddress address, bool attached)

@@ -87,6 +87,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         }
 
         var (cert, certPath) = LoadServerCertificate(config);
+        _tlsFiles = TlsFilesDigest(config.Tls); // after the certificate is made, on a first start without one
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
@@ -140,6 +141,30 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     // next to the state, so a revocation outlives a restart.
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly Lock _revokedLock = new();
+
+    // What the TLS files (certificate, key, client CAs) held when the server started: they are read only then, so a
+    // reload that finds them changed says so instead of reporting the rest applied.
+    private readonly string? _tlsFiles;
+
+    /// <summary>A digest of the TLS files' contents; null when one cannot be read.</summary>
+    private static string? TlsFilesDigest(TlsConfig tls)
+    {
+        try
+        {
+            using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            foreach (var file in new[] { tls.Certificate, tls.Key, tls.ClientCa })
+            {
+                if (file is null || !File.Exists(file)) { sha.AppendData([0]); continue; }
+                sha.AppendData(File.ReadAllBytes(file));
+                sha.AppendData([1]);
+            }
+            return Convert.ToHexString(sha.GetHashAndReset());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     private string RevokedUsersPath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Config.StatePath)) ?? ".", "revoked-users");
 
@@ -310,7 +335,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
     private static bool SameCluster(ClusterConfig? a, ClusterConfig? b) =>
         a is null ? b is null : b is not null && a.Node == b.Node && a.Prefix == b.Prefix && a.Etcd.SequenceEqual(b.Etcd) && a.Tls == b.Tls
-            && a.ShareTenants == b.ShareTenants;
+            && a.ShareTenants == b.ShareTenants && a.Auth == b.Auth;
 
     /// <summary>The tenants now (a reload may add or remove some).</summary>
     public IReadOnlyCollection<TenantRuntime> TenantRuntimes => _tenants.Values;
@@ -507,6 +532,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var problems = new List<string>();
         if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
+        else if (TlsFilesDigest(next.Tls) != _tlsFiles)
+            problems.Add("the contents of tls.certificate, tls.key or tls.client-ca changed (they are read at start): restart the server to apply");
         if (!SameCluster(next.Cluster, Config.Cluster))
             problems.Add("cluster changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
@@ -562,7 +589,6 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             foreach (var fresh in added) tenants[fresh.Name] = fresh;
             _tenants = tenants;
             Authenticator.Replace(tenants);
-            TlsOptions.ClientCertificateRequired = Authenticator.CertificateAuthEnabled;
             foreach (var fresh in added) report.Add($"tenant {fresh.Name}: added");
             foreach (var gone in removed)
             {
@@ -571,6 +597,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 report.Add($"tenant {gone.Name}: removed, {kicked} session(s) ended");
             }
         }
+        // Asked for when any tenant takes certificates, as it may have begun or ceased to (its client-ca) in this reload.
+        TlsOptions.ClientCertificateRequired = Authenticator.CertificateAuthEnabled;
         // The cluster section is the same but for what applies live (binding-ttl-days).
         Config = Config with { Limits = next.Limits, Tenants = next.Tenants, Cluster = next.Cluster };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);

@@ -89,6 +89,43 @@ public sealed class ReloadTests : IDisposable
         Assert.Equal(LimitsConfig.DefaultPerSourceConnections, server.Config.Limits.PerSourceConnections);
     }
 
+    /// <summary>The TLS files are read at start: a reload that finds them changed says so, not "applied".</summary>
+    [Fact]
+    public async Task New_contents_of_the_tls_files_refuse_the_reload()
+    {
+        await using var server = await StartAsync();
+        Assert.Equal(["tenant a: applied", "tenant b: applied"], server.Reload()); // unchanged: nothing to say
+        var certificate = server.Config.Tls.Certificate;
+        File.AppendAllText(certificate, "\n"); // another certificate in the same place, as far as a reload can tell
+        PasswordFile.SetUser(_temp.File("a.passwd"), "zed", PasswordHasher.Hash("zed-secret", 1000));
+        var report = server.Reload();
+        Assert.StartsWith("reload refused", report[0]);
+        Assert.Contains(report, l => l.Contains("contents of tls.certificate, tls.key or tls.client-ca changed"));
+        Assert.False(Knows(server, "a", "zed"));
+    }
+
+    [Fact]
+    public async Task A_tenant_that_begins_to_take_certificates_in_a_reload_has_the_handshake_ask_for_them()
+    {
+        await using var server = await StartAsync();
+        Assert.False(server.TlsOptions.ClientCertificateRequired);
+        TestServerConfig.Write(_temp, """
+            limits:
+              max-sessions: 100
+            tenants:
+              - name: a
+                pool: 10.10.0.0/24
+                password-file: a.passwd
+                client-ca: pki/server.crt
+              - name: b
+                pool: 10.20.0.0/24
+                mtu: 1400
+                password-file: b.passwd
+            """);
+        Assert.Equal(["tenant a: applied", "tenant b: applied"], server.Reload());
+        Assert.True(server.TlsOptions.ClientCertificateRequired); // asked for only when tenants came or went, before
+    }
+
     [Fact]
     public async Task A_new_pool_that_no_live_lease_is_in_the_way_of_is_applied_by_a_reload()
     {
