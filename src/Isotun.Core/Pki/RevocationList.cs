@@ -51,17 +51,26 @@ public sealed class RevocationList
         {
             throw new PkiException(PkiError.Io, $"{path}: {e.Message}");
         }
-        byte[] der;
+        // A PEM file may hold several CRLs (one per CA of a tenant whose client-ca holds several, concatenated): every
+        // one is read, and a certificate any of them revokes is revoked.
+        var serials = new HashSet<string>(StringComparer.Ordinal);
+        List<byte[]> blocks;
         try
         {
-            der = Der(bytes);
+            blocks = DerBlocks(bytes);
         }
         catch (Exception e) when (e is ArgumentException or FormatException)
         {
             // A PEM block cut short or with a damaged body: the same refusal as any other malformed CRL.
-            der = [];
+            blocks = [[]];
         }
-        return TryParse(der, out var list) ? list! : throw new PkiException(PkiError.BadInput, $"{path}: not an X.509 CRL (PEM or DER)");
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            if (!TryParse(blocks[i], out var one))
+                throw new PkiException(PkiError.BadInput, blocks.Count == 1 ? $"{path}: not an X.509 CRL (PEM or DER)" : $"{path}: CRL {i + 1} of {blocks.Count} is not an X.509 CRL");
+            serials.UnionWith(one!._serials);
+        }
+        return new RevocationList(serials);
     }
 
     /// <summary>Reads the revoked serials of a DER CRL; false on anything malformed. Never throws.</summary>
@@ -72,6 +81,7 @@ public sealed class RevocationList
         {
             var reader = new AsnReader(der.ToArray(), AsnEncodingRules.DER);
             var certList = reader.ReadSequence();
+            reader.ThrowIfNotEmpty(); // one CRL, and nothing after it
             var tbs = certList.ReadSequence();
             if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer)) tbs.ReadInteger(); // version v2
             tbs.ReadSequence(); // signature algorithm
@@ -116,6 +126,21 @@ public sealed class RevocationList
         File.WriteAllText(tmp, pem + "\n");
         File.Move(tmp, crlPath, overwrite: true);
         return TryParse(der, out var list) ? list!.Count : 0;
+    }
+
+    /// <summary>Every "X509 CRL" PEM block's DER, in order; the whole input when it holds none (a DER file).</summary>
+    private static List<byte[]> DerBlocks(byte[] bytes)
+    {
+        var text = Encoding.ASCII.GetString(bytes);
+        const string Begin = "-----BEGIN X509 CRL-----";
+        var blocks = new List<byte[]>();
+        for (int at = text.IndexOf(Begin, StringComparison.Ordinal); at >= 0; at = text.IndexOf(Begin, at, StringComparison.Ordinal))
+        {
+            var fields = PemEncoding.Find(text.AsSpan(at));
+            blocks.Add(Convert.FromBase64String(text.Substring(at + fields.Base64Data.Start.Value, fields.Base64Data.End.Value - fields.Base64Data.Start.Value)));
+            at += fields.Location.End.Value;
+        }
+        return blocks.Count > 0 ? blocks : [bytes];
     }
 
     private static byte[] Der(byte[] bytes)

@@ -39,6 +39,33 @@ public sealed class RevocationListTests : IDisposable
         Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.Revoke(stranger.CertificatePath)).Error);
     }
 
+    [Fact]
+    public void Every_crl_of_a_concatenated_file_counts_and_a_damaged_one_among_them_refuses_the_file()
+    {
+        // A tenant whose client-ca holds two CAs gets both CAs' CRLs in one file: only the first was read.
+        var one = new PkiDirectory(_temp.File("one"));
+        one.InitCa();
+        var alice = one.IssueClient("acme", "alice");
+        one.Revoke(alice.CertificatePath);
+        var two = new PkiDirectory(_temp.File("two"));
+        two.InitCa();
+        var bob = two.IssueClient("acme", "bob");
+        two.Revoke(bob.CertificatePath);
+        var both = _temp.File("both.crl");
+        File.WriteAllText(both, File.ReadAllText(one.CrlPath) + File.ReadAllText(two.CrlPath));
+        var list = RevocationList.Load(both);
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        using var b = PemLoader.LoadCertificate(bob.CertificatePath);
+        Assert.True(list.IsRevoked(a.SerialNumber));
+        Assert.True(list.IsRevoked(b.SerialNumber));
+
+        File.WriteAllText(both, File.ReadAllText(one.CrlPath) + "-----BEGIN X509 CRL-----\nMIIBAgMEBQ==\n-----END X509 CRL-----\n");
+        Assert.Contains("CRL 2 of 2", Assert.Throws<PkiException>(() => RevocationList.Load(both)).Message);
+        // DER with bytes after the CRL: not a CRL file.
+        File.WriteAllBytes(both, [.. Convert.FromBase64String(string.Concat(File.ReadAllLines(one.CrlPath).Where(l => !l.StartsWith("-----")))), 0x00]);
+        Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => RevocationList.Load(both)).Error);
+    }
+
     /// <summary>A PEM block cut short (a half-copied file) or with a damaged body is refused like any malformed CRL, not thrown past the config loader.</summary>
     [Theory]
     [InlineData("-----BEGIN X509 CRL-----\nMIIB\n")]
