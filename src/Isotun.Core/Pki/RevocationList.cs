@@ -122,9 +122,8 @@ public sealed class RevocationList
         var now = DateTimeOffset.UtcNow;
         var der = builder.Build(signer, number + 1, now.AddYears(10), HashAlgorithmName.SHA256, thisUpdate: now.AddMinutes(-5));
         var pem = PemEncoding.WriteString("X509 CRL", der);
-        var tmp = crlPath + ".tmp";
-        File.WriteAllText(tmp, pem + "\n");
-        File.Move(tmp, crlPath, overwrite: true);
+        // Through a temporary file of its own and a rename (synced): a reader sees the old list or the new one whole.
+        Security.AtomicFile.Write(crlPath, Encoding.ASCII.GetBytes(pem + "\n"), overwrite: true, Security.AtomicFile.PublicMode);
         return TryParse(der, out var list) ? list!.Count : 0;
     }
 

@@ -66,6 +66,24 @@ public sealed class RevocationListTests : IDisposable
         Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => RevocationList.Load(both)).Error);
     }
 
+    [Fact]
+    public async Task Revocations_made_at_once_are_all_kept_and_a_damaged_list_is_a_clear_refusal()
+    {
+        var pki = new PkiDirectory(_temp.File("pki"));
+        pki.InitCa();
+        var certificates = Enumerable.Range(0, 8).Select(i => pki.IssueClient("acme", $"user{i}")).ToList();
+        // As a script offboarding several users at once would: each read the list, added one and wrote it back.
+        await Task.WhenAll(certificates.Select(c => Task.Run(() => pki.Revoke(c.CertificatePath))));
+        var list = RevocationList.Load(pki.CrlPath);
+        Assert.Equal(certificates.Count, list.Count);
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(pki.CrlPath)!, "*.tmp"));
+
+        File.WriteAllText(pki.CrlPath, "-----BEGIN X509 CRL-----\nMIIBAgMEBQ==\n-----END X509 CRL-----\n");
+        var e = Assert.Throws<PkiException>(() => pki.Revoke(certificates[0].CertificatePath));
+        Assert.Equal(PkiError.BadInput, e.Error);
+        Assert.Contains("move it aside", e.Message);
+    }
+
     /// <summary>A PEM block cut short (a half-copied file) or with a damaged body is refused like any malformed CRL, not thrown past the config loader.</summary>
     [Theory]
     [InlineData("-----BEGIN X509 CRL-----\nMIIB\n")]
