@@ -54,6 +54,15 @@ public static class ServerCommand
             }
             using var signals = new Signals();
             using var logs = Logging.Create(parse, parse.GetValue(verbose));
+            // SIGHUP reloads the config file; a bad file is refused and the running config stays. Handled from here on:
+            // left to its default until the server exists (a cluster join takes up to 15 s), it would end the process.
+            VpnServer? running = null;
+            using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>
+            {
+                ctx.Cancel = true;
+                if (Volatile.Read(ref running) is { } server) ThreadPool.QueueUserWorkItem(_ => server.Reload());
+                else logs.CreateLogger("isotun.server").LogWarning("SIGHUP before the server started: nothing to reload yet");
+            });
             try
             {
                 await using var shared = await JoinClusterAsync(loaded.Config!.Cluster, loaded.Config.StatePath, logs, signals.Token);
@@ -64,12 +73,7 @@ public static class ServerCommand
                 if (loaded.Config.Admin.Socket is { } socket) log.LogInformation("admin API on unix socket {Socket} (mode 0600)", socket);
                 if (loaded.Config.Admin.Listen is { } tcp)
                     log.LogInformation("admin on http://{Endpoint}: /metrics, /healthz, /readyz{Api}", tcp, loaded.Config.Admin.TokenFile is null ? "" : ", and /api/v1 with the bearer token");
-                // SIGHUP reloads the config file; a bad file is refused and the running config stays.
-                using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>
-                {
-                    ctx.Cancel = true;
-                    ThreadPool.QueueUserWorkItem(_ => server.Reload());
-                });
+                Volatile.Write(ref running, server); // its start and a reload take turns (VpnServer.RunAsync)
                 await server.RunAsync(signals.Token);
                 return 0;
             }

@@ -152,13 +152,18 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
     /// </summary>
     public IReadOnlyList<ConfigError> Reload()
     {
-        // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
-        _notify.Reloading();
-        var path = Config.SourcePath;
-        var loaded = GatewayConfigLoader.Load(path);
-        var errors = loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
-        _notify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
-        return errors;
+        // One reload at a time, from reading the file to applying it: of two (two quick SIGHUPs around an edit), the
+        // one that read the older file must not be applied last. (The lock is taken again inside Apply.)
+        lock (_reloadLock)
+        {
+            // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
+            _notify.Reloading();
+            var path = Config.SourcePath;
+            var loaded = GatewayConfigLoader.Load(path);
+            var errors = loaded.Ok ? Apply(loaded.Config!) : Refuse(path, loaded.Errors);
+            _notify.Ready(errors.Count == 0 ? $"reloaded {path}" : $"reload of {path} refused ({errors.Count} error(s)); the previous configuration stays live");
+            return errors;
+        }
     }
 
     /// <summary>Applies an already loaded configuration (what <see cref="Reload"/> does after loading).</summary>

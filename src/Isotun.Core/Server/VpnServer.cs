@@ -242,7 +242,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             if (Shared?.Tenants is not { } published || Config.Cluster is not { ShareTenants: true }) return [];
             if (_sharedTenants is { } known && known.Applied >= published.Revision) return [];
-            _notify.Reloading();
+            // Before the listener is open, READY=1 would tell systemd the server is up when it is not.
+            bool listening = _listeners.Length > 0;
+            if (listening) _notify.Reloading();
             List<string> report;
             bool applied = false;
             // Runs on a pool thread of its own: nothing the document meets (a file this node cannot read, say) may escape.
@@ -268,7 +270,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             _sharedTenants = applied
                 ? new SharedTenantsView(published.Revision, published.Revision, null)
                 : _sharedTenants! with { Published = published.Revision, Error = string.Join("\n", report) };
-            _notify.Ready($"cluster tenants of revision {published.Revision}: {(applied ? "applied" : "refused")}");
+            if (listening) _notify.Ready($"cluster tenants of revision {published.Revision}: {(applied ? "applied" : "refused")}");
             return report;
         }
     }
@@ -407,8 +409,13 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     public async Task RunAsync(CancellationToken stopping)
     {
         await UseTicketKeyAsync(stopping).ConfigureAwait(false);
-        foreach (var t in _tenants.Values) t.Start();
-        _started = true;
+        // Under the reload lock: a reload that comes meanwhile either adds its tenants before this starts them all, or
+        // starts them itself once the others are (a tenant added between the two was never started).
+        lock (_reloadLock)
+        {
+            foreach (var t in _tenants.Values) t.Start();
+            _started = true;
+        }
         // Both listeners are bound before either accepts: a port that cannot be had fails the start, with its address.
         var proxyListener = Config.Proxy is { } pc ? new ProxyListener(this, pc, _log) : null;
         proxyListener?.Open();
@@ -476,7 +483,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         lock (_reloadLock)
         {
             // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
-            _notify.Reloading();
+            // Before the listener is open, READY=1 would tell systemd the server is up when it is not.
+            bool listening = _listeners.Length > 0;
+            if (listening) _notify.Reloading();
             List<string> report;
             try
             {
@@ -487,7 +496,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 report = [$"reload failed, the running config stays: {e.Message}"];
                 _log.LogError(e, "reload failed; the running config stays");
             }
-            _notify.Ready(ReloadStatus(report));
+            if (listening) _notify.Ready(ReloadStatus(report));
             return report;
         }
     }
