@@ -310,9 +310,20 @@ public sealed class PkiDirectory
         {
             EnsureDirectory();
             var keyPem = key.ExportPkcs8PrivateKeyPem();
+            // A replaced pair whose certificate cannot be written gets its old key back: a new key beside the old
+            // certificate would serve nothing, and the old key (a CA's, say) would be gone.
+            string? oldKey = overwrite && File.Exists(keyPath) ? File.ReadAllText(keyPath) : null;
             SecretFile.WriteAllText(keyPath, keyPem, overwrite);
-            AtomicFile.Write(
-                certificatePath, System.Text.Encoding.ASCII.GetBytes(certificate.ExportCertificatePem() + "\n"), overwrite, AtomicFile.PublicMode);
+            try
+            {
+                AtomicFile.Write(
+                    certificatePath, System.Text.Encoding.ASCII.GetBytes(certificate.ExportCertificatePem() + "\n"), overwrite, AtomicFile.PublicMode);
+            }
+            catch (Exception) when (oldKey is not null)
+            {
+                SecretFile.WriteAllText(keyPath, oldKey, overwrite: true);
+                throw;
+            }
         }
         catch (IOException ex)
         {

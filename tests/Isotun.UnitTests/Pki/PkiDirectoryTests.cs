@@ -12,6 +12,21 @@ public class PkiDirectoryTests
     private const UnixFileMode Mode0644 = Mode0600 | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
     [Fact]
+    public void A_forced_reissue_whose_certificate_cannot_be_written_keeps_the_old_key()
+    {
+        using var temp = new TempDirectory();
+        var pki = new PkiDirectory(temp.File("pki"));
+        pki.InitCa();
+        var alice = pki.IssueClient("acme", "alice");
+        var oldKey = File.ReadAllBytes(alice.KeyPath);
+        File.Delete(alice.CertificatePath);
+        Directory.CreateDirectory(alice.CertificatePath); // the certificate cannot be written there
+        Assert.Throws<PkiException>(() => pki.IssueClient("acme", "alice", force: true));
+        Assert.Equal(oldKey, File.ReadAllBytes(alice.KeyPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(alice.KeyPath));
+    }
+
+    [Fact]
     public void InitCaWritesKey0600AndCaCertificate()
     {
         using var temp = new TempDirectory();
