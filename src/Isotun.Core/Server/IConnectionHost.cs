@@ -42,6 +42,9 @@ internal interface IConnectionHost
     /// <summary>Whether an operator revoked the user (here, or on any node of the cluster).</summary>
     bool IsRevoked(string tenant, string user);
 
-    /// <summary>Whether a cookie's user may still connect: not revoked, and with the password the cookie was issued under.</summary>
-    bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential);
+    /// <summary>
+    /// Whether a cookie's user may still connect: not revoked, with the password the cookie was issued under, or with
+    /// a certificate its tenant still trusts as it did at <paramref name="loggedIn"/>.
+    /// </summary>
+    bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential, DateTimeOffset loggedIn);
 }

@@ -102,7 +102,10 @@ internal sealed partial class ServerConnection
 
     /// <summary>A cookie's session is not revoked, and its user and credential still hold.</summary>
     private bool Usable(SessionTicket ticket, TenantRuntime tenant) =>
-        !server.State.IsRevoked(ticket.SessionId) && server.CredentialStillValid(tenant, ticket.User, ticket.Credential);
+        !server.State.IsRevoked(ticket.SessionId) && server.CredentialStillValid(tenant, ticket.User, ticket.Credential, LoggedIn(ticket));
+
+    /// <summary>When the cookie was issued: its expiry less the lifetime, give or take the second the expiry is rounded to.</summary>
+    private DateTimeOffset LoggedIn(SessionTicket ticket) => ticket.ExpiresAt - server.Config.Cookie.Lifetime + TimeSpan.FromSeconds(1);
 
     private async Task RefuseCookieAsync(Stream tls, string why, CancellationToken ct)
     {

@@ -149,6 +149,24 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>
     public X509Certificate2Collection? ClientCas { get; private set; }
 
+    /// <summary>
+    /// When a reload last narrowed whom the tenant trusts with a certificate (a CA taken out of its client-ca, its own
+    /// CAs put in place of the server's or the other way round, an OU taken out of allowed-ous): certificate logins
+    /// from before then end, and their cookies are refused, since which of them the change concerns cannot be told
+    /// from a cookie. Their users log in again, and only certificates still trusted get in. Held in memory only.
+    /// </summary>
+    public DateTimeOffset CertificatesTrustedSince { get; private set; } = DateTimeOffset.MinValue;
+
+    /// <summary>Whether <paramref name="next"/> trusts less than <paramref name="before"/> with its CAs (<paramref name="cas"/>) and OUs.</summary>
+    private bool Narrows(TenantConfig before, TenantConfig next, X509Certificate2Collection? cas)
+    {
+        if (before.EffectiveOus.Except(next.EffectiveOus).Any()) return true;
+        if (ClientCas is null != cas is null) return true; // its own CAs in place of the server's, or back: whom they admit is not known here
+        if (ClientCas is null || cas is null) return false;
+        var kept = cas.Select(c => c.Thumbprint).ToHashSet(StringComparer.Ordinal);
+        return ClientCas.Any(c => !kept.Contains(c.Thumbprint));
+    }
+
     /// <summary>Serials of revoked client certificates (<c>client-crl</c>); empty without one.</summary>
     public RevocationList RevokedCertificates { get; private set; } = RevocationList.Empty;
     public TenantTraffic Traffic { get; }
@@ -215,8 +233,10 @@ public sealed class TenantRuntime : IDisposable
             return $"not applied: {e.Message}";
         }
         var sites = SiteTable.Build(next, _sites);
+        bool narrows = Narrows(c, next, cas);
         commit = () =>
         {
+            if (narrows) CertificatesTrustedSince = _time.GetUtcNow();
             if (repool) ApplyPools(c, next, stored);
             ApplySites(sites);
             Passwords = passwords;

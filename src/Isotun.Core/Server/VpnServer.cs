@@ -277,13 +277,15 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
     /// <summary>
     /// Whether a cookie's user may still connect: not revoked, and for a password login, still in the tenant's password
-    /// file with the same password (the stored hash's fingerprint is in the cookie).
+    /// file with the same password (the stored hash's fingerprint is in the cookie); for a certificate login, not
+    /// revoked, and logged in (<paramref name="loggedIn"/>) after the tenant last narrowed whom it trusts.
     /// </summary>
-    public bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential)
+    public bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential, DateTimeOffset loggedIn)
     {
         if (IsRevoked(tenant.Name, user)) return false;
         if (credential == 0) return true;
-        if (CredentialStamp.IsCertificate(credential)) return !tenant.RevokedCertificates.IsRevokedStamp(credential);
+        if (CredentialStamp.IsCertificate(credential))
+            return !tenant.RevokedCertificates.IsRevokedStamp(credential) && loggedIn >= tenant.CertificatesTrustedSince;
         return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
@@ -375,8 +377,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
     /// <summary>After a reload: sessions whose user was removed from the password file, given a new password, or whose certificate was revoked, end.</summary>
     private int EndSessionsWithStaleCredentials() => Sessions.KickWhere(s =>
-        s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential) ? null
-        : CredentialStamp.IsCertificate(s.Credential) ? "the certificate was revoked" : "the user was removed or given a new password");
+        s.Credential == 0 || CredentialStillValid(s.Tenant, s.User, s.Credential, s.Since) ? null
+        : CredentialStamp.IsCertificate(s.Credential) ? "the certificate was revoked, or its tenant no longer trusts it as it did" : "the user was removed or given a new password");
 
     /// <summary>Failed logins per source and per user, and the bans they lead to.</summary>
     public LoginThrottle Logins { get; }
@@ -612,7 +614,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         Config = Config with { Limits = next.Limits, Tenants = next.Tenants, Cluster = next.Cluster };
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
-        if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked");
+        if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted");
         foreach (var line in report) _log.LogInformation("{What}: {Line}", what, line);
         applied = true;
         return report;

@@ -136,15 +136,59 @@ public sealed class RevocationListTests : IDisposable
         pki.Revoke(alice.CertificatePath);
         Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant(crl: true));
         var report = server.Reload();
-        Assert.Contains("1 session(s) ended: their user was removed or given a new password, or their certificate revoked", report);
+        Assert.Contains("1 session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted", report);
         Assert.Null(server.Sessions.TryGet(aliceSession.SessionId));
         Assert.NotNull(server.Sessions.TryGet(bobSession.SessionId));
-        Assert.False(server.CredentialStillValid(tenant, "alice", aliceSession.Credential)); // also after a restart, from the cookie
+        Assert.False(server.CredentialStillValid(tenant, "alice", aliceSession.Credential, DateTimeOffset.UtcNow)); // also after a restart, from the cookie
 
         var msg = new Isotun.Protocol.Auth.ClientAuthMessage("init", "v9.01", null, null, new Dictionary<string, string>(), null, false);
         var refused = server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(a)));
         Assert.Equal(Isotun.Metrics.AuthOutcome.BadCertificate, refused.Outcome);
         Assert.Equal("certificate revoked", refused.Message);
         Assert.True(server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(b))).Success);
+    }
+
+    [Fact]
+    public async Task A_reload_that_takes_a_ca_out_of_a_tenant_ends_its_earlier_certificate_logins_and_one_that_adds_a_ca_does_not()
+    {
+        var one = new PkiDirectory(_temp.File("pki"));
+        one.InitCa();
+        var two = new PkiDirectory(_temp.File("pki2"));
+        two.InitCa();
+        var alice = one.IssueClient("acme", "alice");
+        var bob = two.IssueClient("acme", "bob");
+        File.WriteAllText(_temp.File("both.crt"), File.ReadAllText(one.CaCertificatePath) + File.ReadAllText(two.CaCertificatePath));
+        string Tenant(string ca) => $"""
+            tenants:
+              - name: acme
+                pool: 10.10.0.0/24
+                client-ca: {ca}
+            """;
+        var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        await using var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(config), NullLoggerFactory.Instance, new MemoryStateStore());
+        var tenant = server.Authenticator.Tenants["acme"];
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        using var b = PemLoader.LoadCertificate(bob.CertificatePath);
+        var loggedIn = DateTimeOffset.UtcNow;
+        var aliceSession = server.Sessions.TryCreate(tenant, "alice", 100, out _, CredentialStamp.ForCertificate(a.SerialNumber))!;
+        var bobSession = server.Sessions.TryCreate(tenant, "bob", 100, out _, CredentialStamp.ForCertificate(b.SerialNumber))!;
+
+        // The second CA is taken out (compromised): which sessions it admitted cannot be told from them, so every
+        // certificate login from before ends, and its cookie is refused; the users log in again, and only bob cannot.
+        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("pki/ca.crt"));
+        Assert.Contains("2 session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted", server.Reload());
+        Assert.Null(server.Sessions.TryGet(bobSession.SessionId));
+        Assert.Null(server.Sessions.TryGet(aliceSession.SessionId));
+        Assert.False(server.CredentialStillValid(tenant, "bob", bobSession.Credential, loggedIn));
+        Assert.True(server.CredentialStillValid(tenant, "alice", aliceSession.Credential, DateTimeOffset.UtcNow.AddSeconds(1)));
+        var msg = new Isotun.Protocol.Auth.ClientAuthMessage("init", "v9.01", null, null, new Dictionary<string, string>(), null, false);
+        Assert.True(server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(a))).Success);
+        Assert.False(server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(b))).Success);
+
+        // Trusting more ends nothing.
+        var again = server.Sessions.TryCreate(tenant, "alice", 100, out _, CredentialStamp.ForCertificate(a.SerialNumber))!;
+        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        server.Reload();
+        Assert.NotNull(server.Sessions.TryGet(again.SessionId));
     }
 }

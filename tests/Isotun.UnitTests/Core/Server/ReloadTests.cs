@@ -198,16 +198,16 @@ public sealed class ReloadRevocationTests : IDisposable
         PasswordFile.RemoveUser(passwd, "alice");
         PasswordFile.SetUser(passwd, "bob", PasswordHasher.Hash("bob-2", 1000));
         var report = server.Reload();
-        Assert.Contains("2 session(s) ended: their user was removed or given a new password, or their certificate revoked", report);
+        Assert.Contains("2 session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted", report);
         Assert.Null(server.Sessions.TryGet(alice.SessionId));
         Assert.Null(server.Sessions.TryGet(bob.SessionId));
         Assert.NotNull(server.Sessions.TryGet(carol.SessionId));
         Assert.NotNull(server.Sessions.TryGet(certificate.SessionId));
         Assert.True(server.State.IsRevoked(alice.SessionId));
         // The cookies' credentials no longer match, even on a server that restarted and has no session in memory.
-        Assert.False(server.CredentialStillValid(tenant, "alice", alice.Credential));
-        Assert.False(server.CredentialStillValid(tenant, "bob", bob.Credential));
-        Assert.True(server.CredentialStillValid(tenant, "carol", carol.Credential));
+        Assert.False(server.CredentialStillValid(tenant, "alice", alice.Credential, DateTimeOffset.UtcNow));
+        Assert.False(server.CredentialStillValid(tenant, "bob", bob.Credential, DateTimeOffset.UtcNow));
+        Assert.True(server.CredentialStillValid(tenant, "carol", carol.Credential, DateTimeOffset.UtcNow));
     }
 
     [Fact]
@@ -227,14 +227,14 @@ public sealed class ReloadRevocationTests : IDisposable
             first = server.Sessions.TryCreate(tenant, "mallory", 100, out _)!.SessionId;
             Assert.Equal(1, server.RevokeUser("a", "mallory"));
             Assert.Null(server.Sessions.TryGet(first));
-            Assert.False(server.CredentialStillValid(tenant, "mallory", 0));
+            Assert.False(server.CredentialStillValid(tenant, "mallory", 0, DateTimeOffset.UtcNow));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.File("revoked-users")));
         }
         await using (var again = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
         {
             Assert.True(again.IsRevoked("a", "mallory"));
             Assert.True(again.EnableUser("a", "mallory"));
-            Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0));
+            Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0, DateTimeOffset.UtcNow));
         }
         await using (var third = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
             Assert.False(third.IsRevoked("a", "mallory"));
