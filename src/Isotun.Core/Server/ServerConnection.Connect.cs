@@ -67,7 +67,7 @@ internal sealed partial class ServerConnection
             queues = Math.Min(IsotunExtensions.ParseCount(head.Headers.Get(IsotunExtensions.QueuesHeader), 1, IsotunExtensions.MaxQueues) ?? 1, tenant.Config.Queues);
             if (queues < 2) accepted &= ~IsotunExtension.Queues;
         }
-        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping, crypto: CryptoFor(session.Tenant)) { MorePending = _morePending };
+        var tunnel = new TunnelConnection(id, session, tls, reader, mtu, accepted, log, stopping, crypto: CryptoFor(session.Tenant)) { MorePending = _morePending, Throttle = server.LogThrottle };
         // A new primary starts a new group: the old one (a lost connection and its queues) is let go. Attached
         // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
         // for it wait in its queue until its writer starts, after the reply.
@@ -132,7 +132,7 @@ internal sealed partial class ServerConnection
             await RefuseAsync(tls, 409, "Conflict", session?.Connection is null ? "a queue for a session with no primary connection" : $"queue {index} of a group of {queues}", stopping).ConfigureAwait(false);
             return;
         }
-        var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value, CryptoFor(tenant)) { MorePending = _morePending };
+        var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value, CryptoFor(tenant)) { MorePending = _morePending, Throttle = server.LogThrottle };
         // The primary may have gone since the check: then this connection ends, as its group has.
         TunnelEnd end;
         using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel.Link))

@@ -32,6 +32,9 @@ public sealed class TunnelConnection
     private int _badGso;
 
     /// <param name="crypto">Samples the TLS record work for the tenant's crypto meter; null when this process does no TLS for the connection (a gateway terminated it).</param>
+    /// <summary>Holds back the lines a peer can make at will (a bad frame, again and again); null: every line.</summary>
+    internal Logs.LogThrottle? Throttle { get; init; }
+
     public TunnelConnection(long id, VpnSession session, Stream stream, ConnectionReader reader, int mtu, IsotunExtension extensions, ILogger log, CancellationToken serverStopping, int queue = 0,
         CryptoSampler? crypto = null)
     {
@@ -169,7 +172,11 @@ public sealed class TunnelConnection
         if (frame.Status == FrameReadStatus.EndOfStream) return TunnelEnd.PeerClosed;
         if (frame.Status == FrameReadStatus.BadFrame)
         {
-            ServerLog.BadFrame(_log, tenant.Name, _session.ShortId, Id, frame.Parse.ToString());
+            // A client with a good cookie can come back and send another bad frame at once: the lines are throttled
+            // (the metric counts every one).
+            long suppressed = 0;
+            if (Throttle is null || Throttle.Allow("bad-frame", out suppressed))
+                ServerLog.BadFrame(_log, tenant.Name, _session.ShortId, Id, suppressed > 0 ? $"{frame.Parse}; {suppressed} more not logged" : frame.Parse.ToString());
             metrics.Drop(tenant.Name, DropReason.Malformed);
             return TunnelEnd.BadFrame;
         }
