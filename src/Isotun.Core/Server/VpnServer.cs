@@ -553,16 +553,18 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var removed = _tenants.Values.Where(t => !names.Contains(t.Name)).ToList();
         var commits = new List<(string Tenant, Action Commit)>();
         var added = new List<TenantRuntime>();
+        // Every tenant is checked whatever else is wrong, so the report lists every reason at once.
+        foreach (var t in next.Tenants)
+        {
+            if (!_tenants.TryGetValue(t.Name, out var runtime)) continue;
+            if (runtime.Prepare(t, out var commit) is { } why) problems.Add($"tenant {t.Name}: {why}");
+            else commits.Add((t.Name, commit!));
+        }
         if (problems.Count == 0)
         {
             foreach (var t in next.Tenants)
             {
-                if (_tenants.TryGetValue(t.Name, out var runtime))
-                {
-                    if (runtime.Prepare(t, out var commit) is { } why) problems.Add($"tenant {t.Name}: {why}");
-                    else commits.Add((t.Name, commit!));
-                    continue;
-                }
+                if (_tenants.ContainsKey(t.Name)) continue;
                 // A new tenant is made (and, on a running server, its namespace and TUN set up) before anything is
                 // applied, so that a failure leaves everything as it was.
                 try

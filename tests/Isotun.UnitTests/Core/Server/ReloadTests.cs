@@ -75,6 +75,17 @@ public sealed class ReloadTests : IDisposable
         Assert.Equal(LimitsConfig.DefaultPerSourceConnections, server.Config.Limits.PerSourceConnections);
     }
 
+    [Fact]
+    public async Task A_refused_reload_lists_every_reason_not_only_the_first()
+    {
+        await using var server = await StartAsync();
+        Write(poolB: "10.20.0.0/24", mtuB: 1300, adminSocket: _temp.File("elsewhere.sock"));
+        var report = server.Reload();
+        Assert.StartsWith("reload refused, 2 change(s)", report[0]);
+        Assert.Contains("  admin changed: restart the server to apply", report);
+        Assert.Contains("  tenant b: changed mtu: restart the server to apply", report);
+    }
+
     /// <summary>The admin plane is opened at start: a reload that changes it is refused, not quietly kept as it was.</summary>
     [Fact]
     public async Task A_changed_admin_section_refuses_the_reload()
