@@ -67,14 +67,21 @@ public static class ServerCommand
             {
                 await using var shared = await JoinClusterAsync(loaded.Config!.Cluster, loaded.Config.StatePath, logs, signals.Token);
                 await using var server = new VpnServer(loaded.Config!, logs, shared: shared);
-                // The admin plane: the unix socket (and TCP, for /metrics and the API with a token).
-                await using var admin = await AdminApi.StartAsync(server, loaded.Config!.Admin, logs);
-                var log = logs.CreateLogger("isotun.server");
-                if (loaded.Config.Admin.Socket is { } socket) log.LogInformation("admin API on unix socket {Socket} (mode 0600)", socket);
-                if (loaded.Config.Admin.Listen is { } tcp)
-                    log.LogInformation("admin on http://{Endpoint}: /metrics, /healthz, /readyz{Api}", tcp, loaded.Config.Admin.TokenFile is null ? "" : ", and /api/v1 with the bearer token");
                 Volatile.Write(ref running, server); // its start and a reload take turns (VpnServer.RunAsync)
-                await server.RunAsync(signals.Token);
+                try
+                {
+                    // The admin plane: the unix socket (and TCP, for /metrics and the API with a token).
+                    await using var admin = await AdminApi.StartAsync(server, loaded.Config!.Admin, logs);
+                    var log = logs.CreateLogger("isotun.server");
+                    if (loaded.Config.Admin.Socket is { } socket) log.LogInformation("admin API on unix socket {Socket} (mode 0600)", socket);
+                    if (loaded.Config.Admin.Listen is { } tcp)
+                        log.LogInformation("admin on http://{Endpoint}: /metrics, /healthz, /readyz{Api}", tcp, loaded.Config.Admin.TokenFile is null ? "" : ", and /api/v1 with the bearer token");
+                    await server.RunAsync(signals.Token);
+                }
+                finally
+                {
+                    Volatile.Write(ref running, null); // a SIGHUP while it stops reloads nothing
+                }
                 return 0;
             }
             catch (Exception e) when (e is not OutOfMemoryException)

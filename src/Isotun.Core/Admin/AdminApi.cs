@@ -286,7 +286,9 @@ public sealed class AdminApi : IAsyncDisposable
             return Results.Ok(new UnbanResult(_server.Logins.UnbanSource(address)));
         }
         if (body?.User is { } user)
-            return UserProblem(body.Tenant ?? "", user) ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
+            // Without a tenant: the ban of a login that named no group (the server name or the only tenant chose it).
+            return (body.Tenant is null ? NameProblem(user) : UserProblem(body.Tenant, user))
+                ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
         return Results.BadRequest(new ErrorView("give \"source\", or \"user\" (with \"tenant\")"));
     }
 
@@ -311,9 +313,10 @@ public sealed class AdminApi : IAsyncDisposable
 
     /// <summary>Why a tenant and user named in a request cannot be acted on (no such tenant, not a user name), or null.</summary>
     private IResult? UserProblem(string tenant, string user) =>
-        !_server.Authenticator.Tenants.ContainsKey(tenant) ? NotFound(tenant.Length == 0 ? "give the user's \"tenant\"" : $"no tenant {tenant}")
-        : !Security.PasswordFile.IsValidUserName(user) ? Results.BadRequest(new ErrorView("not a user name: 1-64 characters of A-Z a-z 0-9 . _ @ -"))
-        : null;
+        !_server.Authenticator.Tenants.ContainsKey(tenant) ? NotFound($"no tenant {tenant}") : NameProblem(user);
+
+    private static IResult? NameProblem(string user) =>
+        Security.PasswordFile.IsValidUserName(user) ? null : Results.BadRequest(new ErrorView("not a user name: 1-64 characters of A-Z a-z 0-9 . _ @ -"));
 
     /// <summary>The answer of a change that is kept on disk; 500 with the reason when it could not be written.</summary>
     private static IResult Saved(Func<IResult> change)

@@ -44,8 +44,10 @@ public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
         {
             _app.StartAsync().GetAwaiter().GetResult();
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
+            // Kestrel wraps "address in use" as an IOException, and lets "address not available" or "permission
+            // denied" out as they are: either is this endpoint's failure to listen, named.
             _app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             throw new IOException($"the metrics endpoint cannot listen on {listen}: {e.Message}", e);
         }

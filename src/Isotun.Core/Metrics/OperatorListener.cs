@@ -34,18 +34,19 @@ public static class OperatorListener
         k.Limits.MaxConcurrentConnections = MaxConnections;
     }
 
-    /// <summary>HTTP/1.1 only, and at most <paramref name="perSource"/> connections at once from one address (TCP).</summary>
+    /// <summary>HTTP/1.1 only, and at most <paramref name="perSource"/> connections at once from one address (an IPv6 /64) over TCP.</summary>
     public static void Http1PerSource(ListenOptions listen, int perSource = PerSource)
     {
         listen.Protocols = HttpProtocols.Http1;
         var open = new ConcurrentDictionary<IPAddress, int>();
         listen.Use(next => async connection =>
         {
-            if (connection.RemoteEndPoint is not IPEndPoint { Address: var source })
+            if (connection.RemoteEndPoint is not IPEndPoint { Address: var address })
             {
                 await next(connection).ConfigureAwait(false);
                 return;
             }
+            var source = Transport.Listening.SourceKey.Of(address); // an IPv6 peer has its /64
             try
             {
                 // Past the cap the connection ends here, before a byte of HTTP is read.

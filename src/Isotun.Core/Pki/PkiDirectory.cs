@@ -170,7 +170,7 @@ public sealed class PkiDirectory
             {
                 throw new PkiException(PkiError.Io, $"{CrlPath}: {e.Message}");
             }
-            catch (Exception e) when (e is CryptographicException or FormatException or System.Formats.Asn1.AsnContentException)
+            catch (Exception e) when (e is CryptographicException or FormatException or ArgumentException or System.Formats.Asn1.AsnContentException)
             {
                 throw new PkiException(PkiError.BadInput, $"{CrlPath} is not a CRL this CA can add to ({e.Message}); move it aside to start a new list");
             }

@@ -115,7 +115,14 @@ public sealed class RevocationList
     {
         CertificateRevocationListBuilder builder;
         BigInteger number = 0;
-        if (File.Exists(crlPath)) builder = CertificateRevocationListBuilder.Load(Der(File.ReadAllBytes(crlPath)), out number);
+        if (File.Exists(crlPath))
+        {
+            // This CA's own list: a file that also holds other CAs' lists (a tenant's client-crl may) is not rewritten
+            // with this one alone.
+            var blocks = DerBlocks(File.ReadAllBytes(crlPath));
+            if (blocks.Count > 1) throw new FormatException($"it holds {blocks.Count} CRLs; `isotun pki revoke` keeps one CA's list in a file of its own");
+            builder = CertificateRevocationListBuilder.Load(blocks[0], out number);
+        }
         else builder = new CertificateRevocationListBuilder();
         builder.AddEntry(certificate, DateTimeOffset.UtcNow, X509RevocationReason.Unspecified);
         using var signer = ca.CopyWithPrivateKey(caKey);
@@ -140,15 +147,6 @@ public sealed class RevocationList
             at += fields.Location.End.Value;
         }
         return blocks.Count > 0 ? blocks : [bytes];
-    }
-
-    private static byte[] Der(byte[] bytes)
-    {
-        var text = Encoding.ASCII.GetString(bytes);
-        int begin = text.IndexOf("-----BEGIN X509 CRL-----", StringComparison.Ordinal);
-        if (begin < 0) return bytes;
-        var fields = PemEncoding.Find(text.AsSpan(begin));
-        return Convert.FromBase64String(text.Substring(begin + fields.Base64Data.Start.Value, fields.Base64Data.End.Value - fields.Base64Data.Start.Value));
     }
 
     private static bool IsTime(Asn1Tag tag) => tag.HasSameClassAndValue(Asn1Tag.UtcTime) || tag.HasSameClassAndValue(Asn1Tag.GeneralizedTime);

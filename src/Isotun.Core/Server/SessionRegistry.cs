@@ -83,7 +83,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
             if (clustered is null) return (refusal!, $"tenant {tenant.Name}: {refusal}");
             asked = clustered;
         }
-        if (!tenant.TryLease(session, asked)) return ("no address left in the pool", $"tenant {tenant.Name}: pool exhausted");
+        if (!tenant.TryLease(session, asked, authoritative: clustered is not null)) return ("no address left in the pool", $"tenant {tenant.Name}: pool exhausted");
         if (clustered is not null && !clustered.Equals(session.Address))
         {
             tenant.Release(session);

@@ -275,7 +275,7 @@ public sealed class TenantRuntime : IDisposable
                 // outside the pools (they changed) is nothing to keep: asked for, the pool would hand out another.
                 if (address is null || _holders.ContainsKey(IpKey.FromAddress(address)) || !pools.Fits(address)) continue;
                 var pool = pools.For(address)!;
-                if (pool.Lease(OwnerKey(lease.User), address) is { } leased) pool.Release(leased);
+                if (pool.Lease(OwnerKey(lease.User), address, authoritative: true) is { } leased) pool.Release(leased);
             }
         }
     }
@@ -313,7 +313,7 @@ public sealed class TenantRuntime : IDisposable
             foreach (var (key, session) in _holders)
             {
                 var address = key.ToAddress();
-                if (pools.Fits(address)) pools.For(address)!.Lease(OwnerKey(session.User), address);
+                if (pools.Fits(address)) pools.For(address)!.Lease(OwnerKey(session.User), address, authoritative: true);
             }
             ReserveStoredLeases(pools, stored);
             old = _pools;
@@ -343,20 +343,22 @@ public sealed class TenantRuntime : IDisposable
     /// Leases addresses for a session: the ones the client asks back (on reconnect), else the user's
     /// sticky ones, else any free ones. A user with two live sessions gets a second pair.
     /// </summary>
-    public bool TryLease(TenantSession session, IPAddress? asked)
+    /// <param name="authoritative">The address is the server's choice (the cluster bound it to the session), not one a
+    /// client asked for: given when free, whoever it was sticky for.</param>
+    public bool TryLease(TenantSession session, IPAddress? asked, bool authoritative = false)
     {
         if (session.HasAddresses) return true;
         var stored = _state.GetLease(Name, session.User);
         if (stored is not null && Expired(stored)) stored = null;
         lock (_leaseGate)
         {
-            if (!TryLeaseLocked(session, asked, stored)) return false;
+            if (!TryLeaseLocked(session, asked, stored, authoritative)) return false;
         }
         _state.SaveLease(Name, session.User, session.Address!, session.Address6);
         return true;
     }
 
-    private bool TryLeaseLocked(TenantSession session, IPAddress? asked, LeaseRecord? stored)
+    private bool TryLeaseLocked(TenantSession session, IPAddress? asked, LeaseRecord? stored, bool authoritative)
     {
         string owner = OwnerKey(session.User);
         var preferred = asked ?? stored?.Address;
@@ -364,13 +366,13 @@ public sealed class TenantRuntime : IDisposable
         if (HeldByOther(preferred, session) || HeldByOther(stored?.Address6, session))
             owner = "s:" + session.Id.ToString("N");
         var pools = _pools;
-        var v4 = pools.V4.Lease(owner, preferred);
+        var v4 = pools.V4.Lease(owner, preferred, authoritative);
         if (v4 is null) return false;
         IPAddress? v6 = null;
         if (pools.V6 is not null)
         {
             // On a cluster node the IPv6 address follows the IPv4 one the cluster bound, so it is the same on every node.
-            v6 = pools.V6.Lease(owner, Cluster is not null ? pools.Mapped6(v4) : stored?.Address6);
+            v6 = Cluster is not null ? pools.V6.Lease(owner, pools.Mapped6(v4), authoritative: true) : pools.V6.Lease(owner, stored?.Address6);
             if (v6 is null)
             {
                 pools.V4.Release(v4);

@@ -33,6 +33,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private readonly Func<TenantConfig, ITenantNetwork>? _networks;
     private readonly TimeProvider _time;
     private volatile bool _started;
+    private bool _disposing; // under _reloadLock
     private Socket[] _listeners = [];
     private long _nextConnection;
     private readonly ConcurrencyCaps _caps;
@@ -240,7 +241,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         lock (_reloadLock)
         {
-            if (Shared?.Tenants is not { } published || Config.Cluster is not { ShareTenants: true }) return [];
+            if (_disposing || Shared?.Tenants is not { } published || Config.Cluster is not { ShareTenants: true }) return [];
             if (_sharedTenants is { } known && known.Applied >= published.Revision) return [];
             // Before the listener is open, READY=1 would tell systemd the server is up when it is not.
             bool listening = _listeners.Length > 0;
@@ -484,6 +485,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         lock (_reloadLock)
         {
+            if (_disposing) return ["reload: the server is stopping; nothing applied"];
             // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
             // Before the listener is open, READY=1 would tell systemd the server is up when it is not.
             bool listening = _listeners.Length > 0;
@@ -532,18 +534,20 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var next = loaded.Config!;
         // Tenants shared through the cluster are not in the file: the ones running stay (a publish changes them).
         if (next.Cluster is { ShareTenants: true } && Config.Cluster is { ShareTenants: true }) next = next with { Tenants = Config.Tenants };
-        return ApplyLocked(next, "reload", out _);
+        return ApplyLocked(next, "reload", out _, tlsFilesChanged: TlsFilesDigest(next.Tls) != _tlsFiles);
     }
 
     /// <summary>Applies <paramref name="next"/> whole or not at all; <paramref name="what"/> names it in the report ("reload").</summary>
-    private List<string> ApplyLocked(ServerConfig next, string what, out bool applied)
+    /// <param name="tlsFilesChanged">A reload of the file found new contents in the TLS files (a publish of the
+    /// cluster's tenants does not look: it changes tenants only).</param>
+    private List<string> ApplyLocked(ServerConfig next, string what, out bool applied, bool tlsFilesChanged = false)
     {
         applied = false;
         var report = new List<string>();
         var problems = new List<string>();
         if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
-        else if (TlsFilesDigest(next.Tls) != _tlsFiles)
+        else if (tlsFilesChanged)
             problems.Add("the contents of tls.certificate, tls.key or tls.client-ca changed (they are read at start): restart the server to apply");
         if (!SameCluster(next.Cluster, Config.Cluster))
             problems.Add("cluster changed: restart the server to apply");
@@ -750,6 +754,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
     public async ValueTask DisposeAsync()
     {
+        lock (_reloadLock) _disposing = true; // a reload still queued (a late SIGHUP) finds it and does nothing
         _queuesWatch.Dispose();
         _sitesWatch.Dispose();
         _clusterWatch?.Dispose();

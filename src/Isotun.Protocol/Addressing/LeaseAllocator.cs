@@ -81,16 +81,17 @@ public sealed class LeaseAllocator
     /// <summary>
     /// Leases an address to <paramref name="owner"/>. <paramref name="preferred"/> (e.g. the client's
     /// X-CSTP-Address on reconnect) wins when it is leasable and held by this owner, or free and no other owner's
-    /// sticky address (a client asks for any address it likes: it must not take another user's while they are away);
+    /// sticky address (a client asks for any address it likes: it must not take another user's while they are away),
+    /// or free and <paramref name="authoritative"/> (the server's own choice: a cluster's binding, a stored lease);
     /// then the owner's previous address if free; then any free address. Null when the pool is exhausted.
     /// </summary>
-    public IPAddress? Lease(string owner, IPAddress? preferred = null)
+    public IPAddress? Lease(string owner, IPAddress? preferred = null, bool authoritative = false)
     {
         ArgumentNullException.ThrowIfNull(owner);
         lock (_lock)
         {
             if (preferred is not null && TryIndex(preferred, out int wanted)
-                && (_holders[wanted] == owner || (_holders[wanted] is null && (_rememberedBy[wanted] is null || _rememberedBy[wanted] == owner))))
+                && (_holders[wanted] == owner || (_holders[wanted] is null && (authoritative || _rememberedBy[wanted] is null || _rememberedBy[wanted] == owner))))
             {
                 return Assign(wanted, owner);
             }

@@ -78,10 +78,20 @@ public sealed class RevocationListTests : IDisposable
         Assert.Equal(certificates.Count, list.Count);
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(pki.CrlPath)!, "*.tmp"));
 
-        File.WriteAllText(pki.CrlPath, "-----BEGIN X509 CRL-----\nMIIBAgMEBQ==\n-----END X509 CRL-----\n");
-        var e = Assert.Throws<PkiException>(() => pki.Revoke(certificates[0].CertificatePath));
-        Assert.Equal(PkiError.BadInput, e.Error);
-        Assert.Contains("move it aside", e.Message);
+        var good = File.ReadAllText(pki.CrlPath);
+        foreach (var bad in new[]
+        {
+            "-----BEGIN X509 CRL-----\nMIIBAgMEBQ==\n-----END X509 CRL-----\n", // damaged
+            "-----BEGIN X509 CRL-----\nMIIB\n", // cut short
+            good + good, // two lists: rewritten with one, the other would be lost
+        })
+        {
+            File.WriteAllText(pki.CrlPath, bad);
+            var e = Assert.Throws<PkiException>(() => pki.Revoke(certificates[0].CertificatePath));
+            Assert.Equal(PkiError.BadInput, e.Error);
+            Assert.Contains("move it aside", e.Message);
+            Assert.Equal(bad, File.ReadAllText(pki.CrlPath));
+        }
     }
 
     /// <summary>A PEM block cut short (a half-copied file) or with a damaged body is refused like any malformed CRL, not thrown past the config loader.</summary>

@@ -139,6 +139,10 @@ public class LeaseAllocatorTests
         fresh.Release(fresh.Lease("t/dave", kept)!);
         Assert.NotEqual(kept, fresh.Lease("t/carol", kept));
         Assert.Equal(kept, fresh.Lease("t/dave", kept));
+
+        // The server's own choice (a cluster bound that address to carol) is given, whoever it was sticky for.
+        fresh.Release(kept);
+        Assert.Equal(kept, fresh.Lease("t/carol", kept, authoritative: true));
     }
 
     [Fact]
