@@ -18,9 +18,10 @@ public sealed class RevocationList
     private readonly HashSet<string> _serials;
     private readonly HashSet<ulong> _stamps;
 
-    private RevocationList(HashSet<string> serials)
+    private RevocationList(HashSet<string> serials, DateTimeOffset? nextUpdate = null)
     {
         _serials = serials;
+        NextUpdate = nextUpdate;
         _stamps = serials.Select(Security.CredentialStamp.ForCertificate).ToHashSet();
     }
 
@@ -35,6 +36,15 @@ public sealed class RevocationList
     public bool IsRevoked(string serialHex) => _serials.Contains(Normalize(serialHex));
 
     public IReadOnlyCollection<string> Serials => _serials;
+
+    /// <summary>
+    /// When the CA said it would publish the next list (of several, the earliest); null when it did not say. A list
+    /// past it still holds what it lists, but its CA may have revoked more since.
+    /// </summary>
+    public DateTimeOffset? NextUpdate { get; }
+
+    /// <summary>Whether the list is past its next update at <paramref name="now"/>.</summary>
+    public bool IsStale(DateTimeOffset now) => NextUpdate is { } next && next < now;
 
     /// <exception cref="PkiException">The file is missing, too large, or not a CRL.</exception>
     public static RevocationList Load(string path)
@@ -54,6 +64,7 @@ public sealed class RevocationList
         // A PEM file may hold several CRLs (one per CA of a tenant whose client-ca holds several, concatenated): every
         // one is read, and a certificate any of them revokes is revoked.
         var serials = new HashSet<string>(StringComparer.Ordinal);
+        DateTimeOffset? nextUpdate = null;
         List<byte[]> blocks;
         try
         {
@@ -69,8 +80,9 @@ public sealed class RevocationList
             if (!TryParse(blocks[i], out var one))
                 throw new PkiException(PkiError.BadInput, blocks.Count == 1 ? $"{path}: not an X.509 CRL (PEM or DER)" : $"{path}: CRL {i + 1} of {blocks.Count} is not an X.509 CRL");
             serials.UnionWith(one!._serials);
+            if (one.NextUpdate is { } next && (nextUpdate is null || next < nextUpdate)) nextUpdate = next;
         }
-        return new RevocationList(serials);
+        return new RevocationList(serials, nextUpdate);
     }
 
     /// <summary>Reads the revoked serials of a DER CRL; false on anything malformed. Never throws.</summary>
@@ -88,7 +100,7 @@ public sealed class RevocationList
             tbs.ReadSequence(); // issuer
             ReadTime(tbs); // thisUpdate
             var serials = new HashSet<string>(StringComparer.Ordinal);
-            if (tbs.HasData && IsTime(tbs.PeekTag())) ReadTime(tbs); // nextUpdate
+            DateTimeOffset? nextUpdate = tbs.HasData && IsTime(tbs.PeekTag()) ? ReadTime(tbs) : null;
             if (tbs.HasData && tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Sequence))
             {
                 var revoked = tbs.ReadSequence();
@@ -98,7 +110,7 @@ public sealed class RevocationList
                     serials.Add(Normalize(Convert.ToHexString(entry.ReadIntegerBytes().Span)));
                 }
             }
-            list = new RevocationList(serials);
+            list = new RevocationList(serials, nextUpdate);
             return true;
         }
         catch (Exception e) when (e is AsnContentException or CryptographicException or ArgumentException)
@@ -151,11 +163,8 @@ public sealed class RevocationList
 
     private static bool IsTime(Asn1Tag tag) => tag.HasSameClassAndValue(Asn1Tag.UtcTime) || tag.HasSameClassAndValue(Asn1Tag.GeneralizedTime);
 
-    private static void ReadTime(AsnReader reader)
-    {
-        if (reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime)) reader.ReadUtcTime();
-        else reader.ReadGeneralizedTime();
-    }
+    private static DateTimeOffset ReadTime(AsnReader reader) =>
+        reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? reader.ReadUtcTime() : reader.ReadGeneralizedTime();
 
     private static string Normalize(string hex) => Security.CredentialStamp.Normalize(hex);
 }

@@ -77,4 +77,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(50, LogLevel.Error, "tenant={Tenant} new pool: {Failure}")]
     public static partial void PoolReaddressFailed(ILogger logger, string tenant, string failure);
+
+    [LoggerMessage(51, LogLevel.Warning, "tenant={Tenant} client-crl {Path} is past its next update ({NextUpdate:O}): what it lists stays refused, but its CA may have revoked more since; put a fresh CRL there and reload")]
+    public static partial void CrlStale(ILogger logger, string tenant, string path, DateTimeOffset nextUpdate);
 }

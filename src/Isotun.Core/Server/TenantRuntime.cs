@@ -64,6 +64,7 @@ public sealed class TenantRuntime : IDisposable
         Passwords = config.PasswordFile is null ? null : PasswordFile.Load(config.PasswordFile);
         ClientCas = config.ClientCa is null ? null : PemLoader.LoadBundle(config.ClientCa);
         RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
+        WarnIfStale(config, RevokedCertificates);
         ReserveStoredLeases(_pools, _state.Leases(Name));
     }
 
@@ -157,6 +158,12 @@ public sealed class TenantRuntime : IDisposable
     /// </summary>
     public DateTimeOffset CertificatesTrustedSince { get; private set; } = DateTimeOffset.MinValue;
 
+    /// <summary>A client CRL past its next update is logged (at start and at each reload), not refused: what it lists still holds.</summary>
+    private void WarnIfStale(TenantConfig config, RevocationList crl)
+    {
+        if (config.ClientCrl is { } path && crl.IsStale(_time.GetUtcNow())) ServerLog.CrlStale(_log, config.Name, path, crl.NextUpdate!.Value);
+    }
+
     /// <summary>Whether <paramref name="next"/> trusts less than <paramref name="before"/> with its CAs (<paramref name="cas"/>) and OUs.</summary>
     private bool Narrows(TenantConfig before, TenantConfig next, X509Certificate2Collection? cas)
     {
@@ -242,6 +249,7 @@ public sealed class TenantRuntime : IDisposable
             Passwords = passwords;
             ClientCas = cas;
             RevokedCertificates = crl;
+            WarnIfStale(next, crl);
             if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
             Config = next;
         };

@@ -94,6 +94,31 @@ public sealed class RevocationListTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_list_past_its_next_update_still_refuses_what_it_lists_and_says_it_is_stale()
+    {
+        var pki = new PkiDirectory(_temp.File("pki"));
+        pki.InitCa();
+        var alice = pki.IssueClient("acme", "alice");
+        using var ca = PemLoader.LoadCertificate(pki.CaCertificatePath);
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        key.ImportFromPem(File.ReadAllText(pki.CaKeyPath));
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        var builder = new System.Security.Cryptography.X509Certificates.CertificateRevocationListBuilder();
+        builder.AddEntry(a, DateTimeOffset.UtcNow.AddDays(-10));
+        using var signer = System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions.CopyWithPrivateKey(ca, key);
+        var nextUpdate = DateTimeOffset.UtcNow.AddDays(-1);
+        var der = builder.Build(signer, 1, nextUpdate, System.Security.Cryptography.HashAlgorithmName.SHA256, thisUpdate: DateTimeOffset.UtcNow.AddDays(-8));
+        File.WriteAllBytes(_temp.File("stale.crl"), der);
+
+        var list = RevocationList.Load(_temp.File("stale.crl"));
+        Assert.True(list.IsRevoked(a.SerialNumber));
+        Assert.True(list.IsStale(DateTimeOffset.UtcNow));
+        Assert.False(list.IsStale(DateTimeOffset.UtcNow.AddDays(-2)));
+        pki.Revoke(alice.CertificatePath);
+        Assert.False(RevocationList.Load(pki.CrlPath).IsStale(DateTimeOffset.UtcNow)); // the lists isotun writes run ten years
+    }
+
     /// <summary>A PEM block cut short (a half-copied file) or with a damaged body is refused like any malformed CRL, not thrown past the config loader.</summary>
     [Theory]
     [InlineData("-----BEGIN X509 CRL-----\nMIIB\n")]
