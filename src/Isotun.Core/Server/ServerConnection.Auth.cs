@@ -71,6 +71,7 @@ internal sealed partial class ServerConnection
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(busy with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
+        var decidedAt = DateTimeOffset.UtcNow; // what the checks below trust is what the tenant trusted from here on
         try
         {
             decision = hashes ? await Task.Run(() => server.Authenticator.Decide(msg, head.Target, _peer), ct).ConfigureAwait(false)
@@ -119,6 +120,15 @@ internal sealed partial class ServerConnection
         }
         // The cookie carries a fingerprint of the credential checked: a removed user, a new password or a revoked certificate kills it.
         ulong credential = decision.Credential;
+        if (Security.CredentialStamp.IsCertificate(credential) && tenant.CertificatesTrustedSince > decidedAt)
+        {
+            // A reload narrowed whom the tenant trusts while this certificate was checked against the CAs from before:
+            // the session it would make would look newer than the change, and outlive it.
+            metrics.Auth(tenantLabel, AuthOutcome.BadCertificate);
+            var changed = server.Authenticator.BuildForm(action, "Login failed.", "the group's trusted certificates changed during the login; try again", false, null);
+            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(changed with { Inputs = [] }), null, ct).ConfigureAwait(false);
+            return AuthStep.Continue;
+        }
         var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {
