@@ -15,11 +15,12 @@ namespace Isotun.Gateway;
 /// <summary>A route ready to serve: its config plus, for terminating routes, the loaded certificate and client CAs.</summary>
 public sealed class RouteRuntime
 {
-    private RouteRuntime(GatewayRoute route, SslServerAuthenticationOptions? tls, X509Certificate2Collection? clientCas)
+    private RouteRuntime(GatewayRoute route, SslServerAuthenticationOptions? tls, X509Certificate2Collection? clientCas, RevocationList? crl = null)
     {
         Route = route;
         Tls = tls;
         ClientCas = clientCas;
+        Crl = crl ?? RevocationList.Empty;
         Mode = route.Mode == RouteMode.Passthrough ? ConnectionMode.Passthrough : ConnectionMode.Terminate;
         Backends = new BackendPool(route.Backends);
     }
@@ -30,6 +31,10 @@ public sealed class RouteRuntime
     public GatewayRoute Route { get; }
     public SslServerAuthenticationOptions? Tls { get; }
     public X509Certificate2Collection? ClientCas { get; }
+
+    /// <summary>The route's client CRL (read again at each reload, as the whole route is); empty without one.</summary>
+    public RevocationList Crl { get; }
+
     public ConnectionMode Mode { get; }
     public string Name => Route.Name;
 
@@ -40,6 +45,7 @@ public sealed class RouteRuntime
         {
             var cert = PemLoader.LoadCertificateWithKey(t.Certificate, t.Key);
             X509Certificate2Collection? cas = t.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
+            var crl = t.ClientCrl is { } crlPath ? RevocationList.Load(crlPath) : null;
             var tls = new SslServerAuthenticationOptions
             {
                 ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
@@ -51,7 +57,7 @@ public sealed class RouteRuntime
                 CertificateChainPolicy = ClientCertificateCheck.HandshakePolicy(),
                 AllowRenegotiation = false,
             };
-            return new RouteRuntime(route, tls, cas);
+            return new RouteRuntime(route, tls, cas, crl);
         }
         catch (PkiException e)
         {
@@ -60,8 +66,9 @@ public sealed class RouteRuntime
         }
     }
 
-    /// <summary>True when <paramref name="certificate"/> chains to this route's client CA for client authentication.</summary>
-    public bool Verify(X509Certificate2 certificate) => ClientCas is not null && ClientCertificateCheck.ChainsTo(certificate, ClientCas);
+    /// <summary>True when <paramref name="certificate"/> chains to this route's client CA for client authentication and its CRL does not list it.</summary>
+    public bool Verify(X509Certificate2 certificate) =>
+        ClientCas is not null && ClientCertificateCheck.ChainsTo(certificate, ClientCas) && !Crl.IsRevoked(certificate.SerialNumber);
 }
 
 /// <summary>A whole configuration ready to serve; immutable, swapped as one on reload.</summary>

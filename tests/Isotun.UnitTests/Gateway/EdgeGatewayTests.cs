@@ -475,6 +475,35 @@ public sealed class EdgeGatewayTests
     }
 
     [Fact]
+    public async Task A_route_that_requires_a_certificate_refuses_one_its_client_crl_lists()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Pki.Revoke(h.Client.CertificatePath);
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath, mode: "required").Replace(
+            "client-certificate: required", $"client-certificate: required\n      client-crl: {h.Pki.CrlPath}"), limits: NoBan));
+        Assert.Equal(h.Pki.CrlPath, h.Gateway!.Config.Routes.Single().Terminate!.ClientCrl);
+        using var alice = PemLoader.LoadCertificateWithKey(h.Client.CertificatePath, h.Client.KeyPath);
+
+        var (tls, _) = await TlsConnectAsync(h, alice);
+        if (tls is not null)
+        {
+            using (tls)
+            {
+                await Assert.ThrowsAnyAsync<Exception>(async () =>
+                {
+                    await tls.WriteAsync("x"u8.ToArray());
+                    var buf = new byte[16];
+                    if (await tls.ReadAsync(buf) == 0) throw new IOException("closed");
+                });
+            }
+        }
+
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("handshakes", "bad-client-certificate") == 1));
+        Assert.Equal(0, backend.Accepted);
+    }
+
+    [Fact]
     public async Task Reload_changes_routes_without_dropping_established_connections_and_refuses_bad_files()
     {
         using var first = new FakeBackend("first"u8.ToArray());

@@ -53,7 +53,11 @@ public sealed record GatewayRoute(
     string Path);
 
 /// <summary>TLS termination: the route's certificate and key (PEM files), and an optional CA for client certificates.</summary>
-public sealed record TerminateSettings(string Certificate, string Key, string? ClientCa, bool ClientCertificateRequired);
+public sealed record TerminateSettings(string Certificate, string Key, string? ClientCa, bool ClientCertificateRequired)
+{
+    /// <summary>A CRL (PEM or DER, several in one PEM file) of client certificates the route refuses as unverified.</summary>
+    public string? ClientCrl { get; init; }
+}
 
 /// <summary>Abuse limits; see docs/gateway.md. All counts are per gateway process.</summary>
 public sealed record GatewayLimits(

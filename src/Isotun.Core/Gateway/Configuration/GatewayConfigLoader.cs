@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Isotun.Config;
+using Isotun.Pki;
 using Isotun.Protocol.Tls;
 
 namespace Isotun.Gateway.Configuration;
@@ -32,7 +33,7 @@ public static class GatewayConfigLoader
     private static readonly string[] RouteKeys = ["sni", "name", "passthrough", "terminate"];
     private static readonly string[] DefaultKeys = ["name", "passthrough", "terminate"];
     private static readonly string[] PassthroughKeys = ["backend", "backends", "proxy-protocol"];
-    private static readonly string[] TerminateKeys = ["certificate", "key", "client-ca", "client-certificate", "backend", "backends", "proxy-protocol"];
+    private static readonly string[] TerminateKeys = ["certificate", "key", "client-ca", "client-crl", "client-certificate", "backend", "backends", "proxy-protocol"];
     private static readonly string[] LimitsKeys =
     [
         "preread-timeout", "handshake-timeout", "connect-timeout", "idle-timeout", "max-connections", "per-ip-connections", "per-ip-rate",
@@ -119,6 +120,7 @@ public static class GatewayConfigLoader
               key: pki/vpn.initech.example.key
               client-ca: pki/ca.crt               # optional: ask for client certificates signed by this CA
               client-certificate: optional        # or required
+              # client-crl: pki/ca.crl            # optional: certificates revoked there count as unverified
               backend: 198.18.23.2:8443
               proxy-protocol: true
 
@@ -318,8 +320,21 @@ public static class GatewayConfigLoader
         if (cert is null || key is null) return null;
         PemFileCheck.CertificateAndKey(walker, cert, $"{p}.certificate", key, $"{p}.key");
         if (clientCa is not null) PemFileCheck.Bundle(walker, clientCa, $"{p}.client-ca");
+        var clientCrl = walker.FilePath(k.GetValueOrDefault("client-crl"), $"{p}.client-crl");
+        if (clientCrl is not null)
+        {
+            if (clientCa is null) walker.Error($"{p}.client-crl", "needs client-ca");
+            try
+            {
+                RevocationList.Load(clientCrl);
+            }
+            catch (PkiException e)
+            {
+                walker.Error($"{p}.client-crl", e.Message);
+            }
+        }
 
-        return new TerminateSettings(cert, key, clientCa, required);
+        return new TerminateSettings(cert, key, clientCa, required) { ClientCrl = clientCrl };
     }
 
     private static GatewayLimits ReadLimits(ConfigWalker walker, YamlTreeNode? node)
