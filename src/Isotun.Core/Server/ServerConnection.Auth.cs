@@ -125,6 +125,7 @@ internal sealed partial class ServerConnection
             // A reload narrowed whom the tenant trusts while this certificate was checked against the CAs from before:
             // the session it would make would look newer than the change, and outlive it.
             metrics.Auth(tenantLabel, AuthOutcome.BadCertificate);
+            ServerLog.Login(log, Throttled("login bad-certificate"), tenantLabel, id, decision.User!, "the tenant's trusted certificates changed during the login");
             var changed = server.Authenticator.BuildForm(action, "Login failed.", "the group's trusted certificates changed during the login; try again", false, null);
             await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(changed with { Inputs = [] }), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
