@@ -52,11 +52,8 @@ internal sealed partial class ServerConnection
         var source = _peer.Remote?.Address;
         if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
         {
-            metrics.Auth("-", AuthOutcome.Throttled);
-            ServerLog.Login(log, Throttled("login throttled"), "-", id, PasswordSafe(msg.Username ?? "-"), block == LoginBlock.Source ? "throttled (source)" : "throttled (user)");
-            var banned = server.Authenticator.BuildForm(action, "Login failed.", "too many failed logins; try again later", false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(banned with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
+            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Throttled, PasswordSafe(msg.Username ?? "-"),
+                block == LoginBlock.Source ? "throttled (source)" : "throttled (user)", "too many failed logins; try again later", ct).ConfigureAwait(false);
         }
 
         // Password hashing runs a bounded number at a time, so a storm of logins cannot starve the data path. A login
@@ -65,11 +62,7 @@ internal sealed partial class ServerConnection
         bool hashes = _peer.Certificate is null && msg.Password is not null;
         if (hashes && !await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
         {
-            metrics.Auth("-", AuthOutcome.Busy);
-            ServerLog.Login(log, Throttled("login busy"), "-", id, PasswordSafe(msg.Username ?? "-"), "busy");
-            var busy = server.Authenticator.BuildForm(action, "Login failed.", "the server is busy; try again", false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(busy with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
+            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Busy, PasswordSafe(msg.Username ?? "-"), "busy", "the server is busy; try again", ct).ConfigureAwait(false);
         }
         var decidedAt = DateTimeOffset.UtcNow; // what the checks below trust is what the tenant trusted from here on
         try
@@ -102,43 +95,23 @@ internal sealed partial class ServerConnection
         if (!decision.Success)
         {
             // A success is counted further down, once the session limits let it through.
-            metrics.Auth(tenantLabel, decision.Outcome);
-            ServerLog.Login(log, Throttled("login " + decision.Outcome.ToLabel()), tenantLabel, id, PasswordSafe(who), decision.Outcome.ToLabel());
-            // A refusal lists no groups: it names nothing of any tenant (docs/isolation.md).
-            var form = server.Authenticator.BuildForm(action, "Login failed.", decision.Message, false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
+            return await RefuseLoginAsync(tls, action, tenantLabel, decision.Outcome, PasswordSafe(who), decision.Outcome.ToLabel(), decision.Message, ct).ConfigureAwait(false);
         }
         var tenant = decision.Tenant!;
         if (server.IsRevoked(tenant.Name, decision.User!))
-        {
-            metrics.Auth(tenantLabel, AuthOutcome.Revoked);
-            ServerLog.Login(log, Throttled("login revoked"), tenantLabel, id, decision.User!, "revoked");
-            var revoked = server.Authenticator.BuildForm(action, "Login failed.", "this user is revoked", false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(revoked with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
-        }
+            return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.Revoked, decision.User!, "revoked", "this user is revoked", ct).ConfigureAwait(false);
         // The cookie carries a fingerprint of the credential checked: a removed user, a new password or a revoked certificate kills it.
         ulong credential = decision.Credential;
+        // A reload narrowed whom the tenant trusts while this certificate was checked against the CAs from before: the
+        // session it would make would look newer than the change, and outlive it.
         if (Security.CredentialStamp.IsCertificate(credential) && tenant.CertificatesTrustedSince > decidedAt)
-        {
-            // A reload narrowed whom the tenant trusts while this certificate was checked against the CAs from before:
-            // the session it would make would look newer than the change, and outlive it.
-            metrics.Auth(tenantLabel, AuthOutcome.BadCertificate);
-            ServerLog.Login(log, Throttled("login bad-certificate"), tenantLabel, id, decision.User!, "the tenant's trusted certificates changed during the login");
-            var changed = server.Authenticator.BuildForm(action, "Login failed.", "the group's trusted certificates changed during the login; try again", false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(changed with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
-        }
+            return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.BadCertificate, decision.User!,
+                "the tenant's trusted certificates changed during the login", "the group's trusted certificates changed during the login; try again", ct).ConfigureAwait(false);
         var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {
-            metrics.Auth(tenantLabel, AuthOutcome.TooManySessions);
             var why = limit == SessionLimit.User ? "too many sessions for this user" : "too many sessions for this group";
-            ServerLog.Login(log, Throttled("login too-many-sessions"), tenantLabel, id, decision.User!, why);
-            var full = server.Authenticator.BuildForm(action, "Login failed.", why, false, null);
-            await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(full with { Inputs = [] }), null, ct).ConfigureAwait(false);
-            return AuthStep.Continue;
+            return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.TooManySessions, decision.User!, why, why, ct).ConfigureAwait(false);
         }
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
@@ -146,6 +119,20 @@ internal sealed partial class ServerConnection
         return AuthStep.LoggedIn;
     }
 
+
+    /// <summary>
+    /// Refuses a login: counted by <paramref name="outcome"/>, logged (throttled per outcome) with <paramref name="logged"/>,
+    /// and answered 401 with <paramref name="shown"/> and a form that lists no groups: a refusal names nothing of any
+    /// tenant (docs/isolation.md).
+    /// </summary>
+    private async Task<AuthStep> RefuseLoginAsync(Stream tls, string action, string tenantLabel, AuthOutcome outcome, string user, string logged, string shown, CancellationToken ct)
+    {
+        server.Metrics.Auth(tenantLabel, outcome);
+        ServerLog.Login(log, Throttled("login " + outcome.ToLabel()), tenantLabel, id, user, logged);
+        var form = server.Authenticator.BuildForm(action, "Login failed.", shown, false, null);
+        await WriteXmlAsync(tls, 401, AuthXml.BuildAuthRequest(form with { Inputs = [] }), null, ct).ConfigureAwait(false);
+        return AuthStep.Continue;
+    }
 
     private void LoginBanned(string tenant, BanScope scope, string who)
     {
