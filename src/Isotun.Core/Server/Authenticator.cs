@@ -134,7 +134,7 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate login is not enabled for this group");
         if (cert.Raw is not { } raw || !ClientCertificateCheck.ChainsTo(raw, cas))
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate not issued by a CA this group trusts");
-        if (tenant.RevokedCertificates.IsRevoked(raw.SerialNumber))
+        if (tenant.IsCertificateRevoked(raw.SerialNumber))
             return Refuse(AuthOutcome.BadCertificate, tenant, "certificate revoked");
         if (!cert.OrganizationalUnits.Any(tenant.Config.EffectiveOus.Contains))
             return Refuse(AuthOutcome.WrongTenant, tenant, "certificate is not valid for this group");

@@ -176,6 +176,17 @@ public sealed class TenantRuntime : IDisposable
 
     /// <summary>Serials of revoked client certificates (<c>client-crl</c>); empty without one.</summary>
     public RevocationList RevokedCertificates { get; private set; } = RevocationList.Empty;
+
+    /// <summary>On a cluster node: the certificates other nodes' CRLs revoke, refused here too before this node's CRL lists them.</summary>
+    public SharedState? SharedRevocations { get; set; }
+
+    /// <summary>Whether a client certificate of this tenant (serial number in hex) is revoked, by this node's CRL or another node's.</summary>
+    public bool IsCertificateRevoked(string serialHex) =>
+        RevokedCertificates.IsRevoked(serialHex) || SharedRevocations?.IsCertificateRevoked(Name, serialHex) == true;
+
+    /// <summary>Whether the certificate a cookie's credential stamp names is revoked, by this node's CRL or another node's.</summary>
+    public bool IsCertificateStampRevoked(ulong stamp) =>
+        RevokedCertificates.IsRevokedStamp(stamp) || SharedRevocations?.IsCertificateStampRevoked(Name, stamp) == true;
     public TenantTraffic Traffic { get; }
     public int Mtu => Config.Mtu;
     public IPAddress Gateway => _pools.V4.Gateway;

@@ -94,6 +94,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
         foreach (var tc in config.Tenants) _tenants[tc.Name] = MakeTenant(tc);
         Authenticator = new Authenticator(_tenants, clientCas);
+        ShareCertificateRevocations();
         _limitsWatch = Metrics.WatchSessionLimits(ReadSessionLimits);
         _queuesWatch = Metrics.WatchQueues(ReadQueues);
         _clusterWatch = shared is null ? null : Metrics.WatchCluster(() =>
@@ -194,6 +195,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 // Off the watch's thread: applying tenants may set up namespaces, and revocations must not wait for it.
                 if (_built) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
                 return;
+            case SharedChange.CertificateRevocationLifted:
+                // Off the watch's thread, under the reload lock: shared again at once if this node's own CRL lists it.
+                if (_built) ThreadPool.QueueUserWorkItem(_ => { lock (_reloadLock) ShareCertificateRevocations(); });
+                return;
             case SharedChange.CookieKeysRotated:
                 Cookies.Use(Shared!.CookieKeys);
                 _log.LogInformation("cluster: the cookie keys were rotated: key {Id} seals from {Start:O}", Shared.CookieKeys.Current.Id, Shared.CookieKeys.Current.Created);
@@ -203,6 +208,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             SharedChange.UserRevoked u => Sessions.KickWhere(s => s.Tenant.Name == u.Tenant && s.User == u.User ? "user revoked on another node" : null),
             SharedChange.SessionRevoked r => Sessions.KickWhere(s => s.Id == r.Session ? "cookie revoked on another node" : null),
+            SharedChange.CertificateRevoked c => Sessions.KickWhere(s => s.Tenant.Name == c.Tenant && s.Credential == CredentialStamp.ForCertificate(c.Serial)
+                ? "certificate revoked by another node's CRL" : null),
             _ => 0,
         };
         if (ended > 0) _log.LogWarning("cluster: {Change}: {Sessions} session(s) ended here", change, ended);
@@ -286,7 +293,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (IsRevoked(tenant.Name, user)) return false;
         if (credential == 0) return true;
         if (CredentialStamp.IsCertificate(credential))
-            return !tenant.RevokedCertificates.IsRevokedStamp(credential) && loggedIn >= tenant.CertificatesTrustedSince;
+            return !tenant.IsCertificateStampRevoked(credential) && loggedIn >= tenant.CertificatesTrustedSince;
         return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
@@ -334,7 +341,11 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private TenantRuntime MakeTenant(TenantConfig tc)
     {
         var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics);
-        if (Shared is not null) tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);
+        if (Shared is not null)
+        {
+            tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);
+            tenant.SharedRevocations = Shared;
+        }
         return tenant;
     }
 
@@ -375,6 +386,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             return e;
         }
     }
+
+    /// <summary>On a cluster node: shares what this node's CRLs revoke, so every node refuses those certificates at once (call under the reload lock).</summary>
+    private void ShareCertificateRevocations() =>
+        Shared?.ShareCertificateRevocations(_tenants.Values.ToDictionary(t => t.Name, t => t.RevokedCertificates.Serials, StringComparer.Ordinal));
 
     /// <summary>After a reload: sessions whose user was removed from the password file, given a new password, or whose certificate was revoked, end.</summary>
     private int EndSessionsWithStaleCredentials() => Sessions.KickWhere(s =>
@@ -621,6 +636,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _caps.Update(next.Limits.MaxConnections, next.Limits.PerSourceConnections);
         Logins.Configure(next.Limits.LoginBanAfter, next.Limits.LoginSourceBanAfter, next.Limits.LoginFailureWindow, next.Limits.LoginBanTime);
         if (EndSessionsWithStaleCredentials() is > 0 and var ended) report.Add($"{ended} session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted");
+        ShareCertificateRevocations();
         foreach (var line in report) _log.LogInformation("{What}: {Line}", what, line);
         applied = true;
         return report;

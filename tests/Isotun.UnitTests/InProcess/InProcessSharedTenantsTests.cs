@@ -133,6 +133,53 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
         await Eventually.True(() => nodeA.Server.Sessions.Count == 0, "node a's session did not end after the kick on node b");
     }
 
+    /// <summary>
+    /// Each node reads its own CRL file. One node's CRL revokes a certificate (a reload there): the other node, whose
+    /// file does not list it yet, ends the certificate's session at once, refuses its cookie and a new login with it.
+    /// </summary>
+    [Fact]
+    public async Task A_certificate_one_nodes_crl_revokes_ends_its_session_on_another_node_and_is_refused_there()
+    {
+        using var dirA = new TempDirectory();
+        using var dirB = new TempDirectory();
+        File.WriteAllBytes(dirA.File("revoked.crl"), Crl());
+        File.WriteAllBytes(dirB.File("revoked.crl"), Crl());
+        await using var a = await JoinAsync("node-a");
+        await using var b = await JoinAsync("node-b");
+        long first = await PublishAsync(a, Tenant(InProcessPki.CertOu, 0, $"    allowed-ous: [{InProcessPki.CertOu}]\n    client-crl: revoked.crl\n"));
+        await Eventually.True(() => b.Tenants?.Revision == first, "node b did not hear of the tenants");
+        // Node a need not listen: what matters is its reload (SIGHUP), which reads its CRL again.
+        await using var nodeA = new Isotun.Server.VpnServer(Isotun.Server.Configuration.ServerConfigLoader.Load(InProcessServer.WriteNodeConfig(pki, "node-a", dirA)).Config!,
+            NullLoggerFactory.Instance, new Isotun.State.MemoryStateStore(), networks: tc => new MemoryTenantNetwork(tc, uso: true), shared: a);
+        await using var nodeB = await InProcessServer.StartNodeAsync(pki, b, dirB);
+        var options = nodeB.Options(InProcessPki.CertOu, user: null, password: null) with { CertificateFile = pki.ClientCertificate, KeyFile = pki.ClientKey };
+        await using var client = await InProcessClient.ConnectAsync(nodeB, options, tenant: InProcessPki.CertOu);
+        var session = Assert.Single(nodeB.Server.Sessions.All);
+
+        using var certificate = Isotun.Pki.PemLoader.LoadBundle(pki.ClientCertificate)[0];
+        File.WriteAllBytes(dirA.File("revoked.crl"), Crl(certificate.SerialNumber));
+        Assert.Equal([$"tenant {InProcessPki.CertOu}: applied"], nodeA.Reload());
+
+        await Eventually.True(() => nodeB.Server.Sessions.Count == 0, "the session on node b did not end");
+        Assert.True(nodeB.Server.State.IsRevoked(session.Id) || !nodeB.Server.CredentialStillValid(session.Tenant, session.User, session.Credential, session.Since),
+            "node b would still take the session's cookie");
+        Assert.False(nodeB.Server.TenantRuntimes.Single().RevokedCertificates.IsRevoked(certificate.SerialNumber)); // its own file still does not list it
+        var refused = await Assert.ThrowsAsync<Isotun.Client.ClientException>(() => Isotun.Client.AuthClient.LoginAsync(options, CancellationToken.None));
+        Assert.Equal(Isotun.Client.ClientExitCode.AuthFailed, refused.Code);
+    }
+
+    /// <summary>A CRL listing <paramref name="serials"/>, signed by a throwaway CA (a CRL file is configuration: its signature is not checked).</summary>
+    private static byte[] Crl(params string[] serials)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=crl test", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+        using var ca = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        var builder = new System.Security.Cryptography.X509Certificates.CertificateRevocationListBuilder();
+        foreach (var serial in serials) builder.AddEntry(Convert.FromHexString(serial));
+        return builder.Build(ca, 1, DateTimeOffset.UtcNow.AddDays(1), System.Security.Cryptography.HashAlgorithmName.SHA256);
+    }
+
     [Fact]
     public async Task Every_node_runs_the_published_tenants_and_applies_a_new_publish_live_keeping_live_sessions()
     {

@@ -25,6 +25,12 @@ public abstract record SharedChange
 
     /// <summary>A tenants document was published (<c>cluster.share-tenants</c>); this node's own reads come too.</summary>
     public sealed record TenantsPublished(SharedTenants Tenants) : SharedChange;
+
+    /// <summary>A node's CRL revokes a tenant's client certificate (serial number, normalised hex): its sessions here end too.</summary>
+    public sealed record CertificateRevoked(string Tenant, string Serial) : SharedChange;
+
+    /// <summary>The node that shared a certificate's revocation no longer lists it: a node whose own CRL does shares it again.</summary>
+    public sealed record CertificateRevocationLifted(string Tenant, string Serial) : SharedChange;
 }
 
 /// <summary>How this node's link to the shared store is, for status, metrics and logs.</summary>
@@ -40,7 +46,7 @@ public sealed record SharedStatus(string Node, bool Connected, int PendingWrites
 /// (revocations, bans) also wait on disk, so a restart of the node loses none. A change another node made is handed
 /// to <see cref="Changed"/>, so that this node ends the sessions it concerns. It owns the store and journal it is given.
 /// </summary>
-public sealed class SharedState : IAsyncDisposable
+public sealed partial class SharedState : IAsyncDisposable
 {
     // The cluster's cookie keys (a CookieKeyRing). A single key from before rings, if the store holds one, becomes the
     // ring's key 0.
@@ -308,6 +314,8 @@ public sealed class SharedState : IAsyncDisposable
         var sessions = await _store.RangeAsync(_prefix + SessionsDir, ct).ConfigureAwait(false);
         var bans = await _store.RangeAsync(_prefix + BansDir, ct).ConfigureAwait(false);
         var failures = await _store.RangeAsync(_prefix + FailuresDir, ct).ConfigureAwait(false);
+        var certificates = await _store.RangeAsync(_prefix + CertificatesDir, ct).ConfigureAwait(false);
+        LoadCertificates(certificates.Entries);
         _failures.Clear();
         foreach (var e in failures.Entries) ApplyFailures(e.Key, e.Value.Span, deleted: false);
         _loginBans.Clear();
@@ -319,7 +327,7 @@ public sealed class SharedState : IAsyncDisposable
         foreach (var e in sessions.Entries)
             if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
         if (await _store.GetAsync(_prefix + SharedTenants.KeyName, ct).ConfigureAwait(false) is { } tenants) AdoptTenants(SharedTenants.Of(tenants));
-        Interlocked.Exchange(ref _revision, Math.Min(Math.Min(users.Revision, sessions.Revision), bans.Revision));
+        Interlocked.Exchange(ref _revision, new[] { users.Revision, sessions.Revision, bans.Revision, failures.Revision, certificates.Revision }.Min());
     }
 
     public bool IsUserRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
@@ -657,9 +665,11 @@ public sealed class SharedState : IAsyncDisposable
                 try
                 {
                     var users = RevokedUsers;
+                    var certificatesBefore = RevokedCertificates;
                     var tenantsBefore = _tenants;
                     await LoadAsync(ct).ConfigureAwait(false);
                     foreach (var u in RevokedUsers.Except(users)) Notify(new SharedChange.UserRevoked(u.Split('/', 2)[0], u.Split('/', 2)[1]));
+                    NotifyCertificateChanges(certificatesBefore);
                     foreach (var id in _revokedSessions.Keys) Notify(new SharedChange.SessionRevoked(id));
                     if (_tenants is { } tenants && tenants.Revision != tenantsBefore?.Revision) Notify(new SharedChange.TenantsPublished(tenants));
                 }
@@ -707,6 +717,10 @@ public sealed class SharedState : IAsyncDisposable
         else if (e.Key.StartsWith(_prefix + FailuresDir, StringComparison.Ordinal))
         {
             ApplyFailures(e.Key, e.Value.Span, e.Kind == KeyValueEventKind.Delete);
+        }
+        else if (e.Key.StartsWith(_prefix + CertificatesDir, StringComparison.Ordinal))
+        {
+            ApplyCertificate(e.Key, e.Value.Span, e.Kind == KeyValueEventKind.Delete);
         }
         else if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
         {

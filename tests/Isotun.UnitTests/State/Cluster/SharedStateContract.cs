@@ -272,6 +272,54 @@ public abstract class SharedStateContract
         }
     }
 
+    /// <summary>
+    /// A node's CRL revokes a certificate: the others refuse it at once (by serial and by a cookie's stamp), and are told.
+    /// Shared once: a second node whose CRL lists it too shares nothing more. When the node that shared it takes it out
+    /// of its CRL, it is taken back; a node that restarts with a CRL that no longer lists it takes back what it shared.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_certificate_one_nodes_crl_revokes_is_revoked_on_the_others_until_that_crl_no_longer_lists_it()
+    {
+        var (a, b, seen) = await TwoNodesAsync();
+        await using (b)
+        {
+            await using (a)
+            {
+                a.ShareCertificateRevocations(Crls(("acme", ["0A1B", "77"])));
+                Assert.True(a.IsCertificateRevoked("acme", "0A1B"));
+                await Eventually.True(() => b.IsCertificateRevoked("acme", "0a1b"), "node b did not see the revoked certificate");
+                Assert.True(b.IsCertificateRevoked("acme", "000A1B")); // as X509Certificate2.SerialNumber may give it
+                Assert.True(b.IsCertificateStampRevoked("acme", Isotun.Security.CredentialStamp.ForCertificate("0A1B")));
+                Assert.False(b.IsCertificateRevoked("initech", "0A1B")); // another tenant's certificate with the same serial
+                Assert.False(b.IsCertificateStampRevoked("initech", Isotun.Security.CredentialStamp.ForCertificate("0A1B")));
+                await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.CertificateRevoked("acme", "0A1B")); }, "node b was not told");
+
+                // b's CRL lists one of them too, and one more: only the new one is written (and a is told of it).
+                b.ShareCertificateRevocations(Crls(("acme", ["77", "99"])));
+                await Eventually.True(() => a.IsCertificateRevoked("acme", "99"), "node a did not see b's revocation");
+
+                // a takes 77 out of its CRL: a shared it, so it is taken back everywhere; b, whose CRL lists it, shares it again.
+                a.ShareCertificateRevocations(Crls(("acme", ["0A1B"])));
+                Assert.False(a.IsCertificateRevoked("acme", "77"));
+                await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.CertificateRevocationLifted("acme", "77")); }, "node b was not told of the lift");
+                b.ShareCertificateRevocations(Crls(("acme", ["77", "99"])));
+                await Eventually.True(() => a.IsCertificateRevoked("acme", "77"), "b's CRL still lists 77, and it was not shared again");
+                await Eventually.True(() => a.Status.PendingWrites == 0, "node a still holds writes");
+            }
+
+            // a comes back with a CRL that lists nothing: what it shared is taken back; what b shared stays.
+            await using var again = await SharedState.JoinAsync(Connect(), _prefix, "node-a", 32, NullLogger.Instance);
+            Assert.True(again.IsCertificateRevoked("acme", "0A1B")); // read at the join, before its own CRL is shared
+            again.ShareCertificateRevocations(Crls(("acme", [])));
+            await Eventually.True(() => !b.IsCertificateRevoked("acme", "0A1B"), "what node a shared was not taken back after its restart");
+            Assert.True(b.IsCertificateRevoked("acme", "77"));
+            Assert.True(again.IsCertificateRevoked("acme", "99"));
+        }
+    }
+
+    private static Dictionary<string, IReadOnlyCollection<string>> Crls(params (string Tenant, string[] Serials)[] crls) =>
+        crls.ToDictionary(c => c.Tenant, c => (IReadOnlyCollection<string>)c.Serials.ToHashSet(StringComparer.Ordinal));
+
     [SkippableFact]
     public async Task A_nodes_own_changes_are_not_reported_back_to_it()
     {
