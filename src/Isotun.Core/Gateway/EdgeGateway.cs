@@ -86,7 +86,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         var probes = ProbeBackendsAsync(stopping);
         // A connection starts on the accepting thread (one listening socket per core): it reads its ClientHello first,
         // and a terminating route leaves that thread before its handshake.
-        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), TimeSpan.FromSeconds(5), stopping, startOnAcceptThread: true).ConfigureAwait(false);
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), static () => TimeSpan.FromSeconds(5), stopping, startOnAcceptThread: true).ConfigureAwait(false);
         await probes.ConfigureAwait(false);
     }
 

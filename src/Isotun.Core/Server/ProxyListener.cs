@@ -57,7 +57,7 @@ internal sealed class ProxyListener(IConnectionHost server, ProxyConfig config, 
         log.LogInformation("PROXY v2 listener on {Endpoint} ({Mode}); trusted gateways: {Gateways}", config.Listen,
             config.Tls ? "the client's TLS follows the header" : "plaintext after the header", string.Join(", ", config.TrustedGateways));
         var listener = new ConnectionListener(_listeners, this, this, server.NextConnectionId);
-        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), server.Config.Limits.DrainTime, stopping).ConfigureAwait(false);
+        await listener.RunAsync((c, ct) => HandleAsync(c.Socket, c.Remote, c.Id, ct), () => server.Config.Limits.DrainTime, stopping).ConfigureAwait(false);
     }
 
     /// <summary>Only configured gateways are served; anyone else is reset before a byte is read.</summary>

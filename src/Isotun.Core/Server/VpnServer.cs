@@ -462,7 +462,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         }))
             // A connection starts on the accepting thread (one listening socket per core): when its ClientHello is
             // already there, the handshake's first flight is made without a hand-off to the pool.
-            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), Config.Limits.DrainTime, stopping, startOnAcceptThread: true).ConfigureAwait(false);
+            await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), () => Config.Limits.DrainTime, stopping, startOnAcceptThread: true).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await rotator.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }

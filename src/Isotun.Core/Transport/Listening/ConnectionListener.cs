@@ -32,7 +32,8 @@ public sealed class ConnectionListener(IReadOnlyList<Socket> listening, IConnect
     /// task of its own: one thread hand-off less per connection, for a handler that does little before its first wait
     /// (the gateway reads the ClientHello first; the server's TLS handshake makes its first flight when the ClientHello
     /// is already there). The next accept of that socket waits for it, so it needs a listening socket per core.</param>
-    public async Task RunAsync(Func<AcceptedConnection, CancellationToken, Task> handler, TimeSpan drain, CancellationToken stopping, bool startOnAcceptThread = false)
+    /// <param name="drain">How long the handlers still running get once the listeners close, read then (a reload may have changed it).</param>
+    public async Task RunAsync(Func<AcceptedConnection, CancellationToken, Task> handler, Func<TimeSpan> drain, CancellationToken stopping, bool startOnAcceptThread = false)
     {
         // Started one after the other from here, the loops' sockets join the runtime's socket threads in turn.
         await Task.WhenAll(listening.Select(s => AcceptLoopAsync(s, handler, stopping, startOnAcceptThread))).ConfigureAwait(false);
@@ -40,7 +41,7 @@ public sealed class ConnectionListener(IReadOnlyList<Socket> listening, IConnect
         lock (_running) pending = [.. _running];
         try
         {
-            await Task.WhenAll(pending).WaitAsync(drain).ConfigureAwait(false);
+            await Task.WhenAll(pending).WaitAsync(drain()).ConfigureAwait(false);
         }
         catch (Exception)
         {

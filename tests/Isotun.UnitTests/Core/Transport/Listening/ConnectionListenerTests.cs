@@ -59,7 +59,7 @@ public sealed class ConnectionListenerTests
         var release = new TaskCompletionSource();
         var served = new ConcurrentQueue<long>();
         var run = new ConnectionListener([listening], caps, events, () => Interlocked.Increment(ref id))
-            .RunAsync(async (c, ct) => { served.Enqueue(c.Id); await release.Task.WaitAsync(ct); }, TimeSpan.FromSeconds(5), stop.Token);
+            .RunAsync(async (c, ct) => { served.Enqueue(c.Id); await release.Task.WaitAsync(ct); }, () => TimeSpan.FromSeconds(5), stop.Token);
 
         using var a = Connect(listening);
         using var b = Connect(listening);
@@ -80,6 +80,30 @@ public sealed class ConnectionListenerTests
         Assert.Equal([1L, 2L, 3L], served.Order());
     }
 
+    /// <summary>
+    /// The drain is read when the listeners close, not when they open: a reload that shortens drain-time holds for the
+    /// stop that follows. A handler that does not end on stopping is left once the drain is over.
+    /// </summary>
+    [Fact]
+    public async Task The_drain_is_the_one_configured_when_the_stop_comes()
+    {
+        using var listening = Listen();
+        using var stop = new CancellationTokenSource();
+        var served = new TaskCompletionSource();
+        var never = new TaskCompletionSource();
+        var drain = TimeSpan.FromMinutes(10);
+        var run = new ConnectionListener([listening], null, new Events(), () => 1)
+            .RunAsync(async (_, _) => { served.TrySetResult(); await never.Task; }, () => drain, stop.Token);
+        using var client = Connect(listening);
+        await served.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        drain = TimeSpan.FromMilliseconds(100); // a reload
+        stop.Cancel();
+        // Ten minutes if the drain were read at the start; well under a minute on the slowest machine otherwise.
+        await run.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.False(never.Task.IsCompleted);
+    }
+
     [Fact]
     public async Task Resource_exhaustion_at_accept_backs_off_and_the_loop_goes_on()
     {
@@ -94,7 +118,7 @@ public sealed class ConnectionListenerTests
                 ? ValueTask.FromException<Socket>(new SocketException(24)) // EMFILE
                 : s.AcceptAsync(ct),
         };
-        var run = listener.RunAsync((_, _) => { served.TrySetResult(); return Task.CompletedTask; }, TimeSpan.FromSeconds(5), stop.Token);
+        var run = listener.RunAsync((_, _) => { served.TrySetResult(); return Task.CompletedTask; }, () => TimeSpan.FromSeconds(5), stop.Token);
         using var client = Connect(listening);
         await served.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(3, events.AcceptFailures.Count);
@@ -122,7 +146,7 @@ public sealed class ConnectionListenerTests
                 if (c.Id == 1) throw new InvalidOperationException("a bug");
                 if (c.Id == 2) throw new IOException("the peer went away");
                 return Task.CompletedTask;
-            }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread);
+            }, () => TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread);
         for (int i = 0; i < 3; i++)
         {
             using var c = Connect(listening);
@@ -150,7 +174,7 @@ public sealed class ConnectionListenerTests
                 started.SetResult();
                 try { await Task.Delay(Timeout.Infinite, ct); }
                 finally { await Task.Delay(200, CancellationToken.None); finished = true; }
-            }, TimeSpan.FromSeconds(10), stop.Token, startOnAcceptThread);
+            }, () => TimeSpan.FromSeconds(10), stop.Token, startOnAcceptThread);
         using var c = Connect(listening);
         await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
         stop.Cancel();
@@ -173,7 +197,7 @@ public sealed class ConnectionListenerTests
             {
                 served.Enqueue(c.Id);
                 await never.Task.WaitAsync(ct); // each one waits (as for its first read) until the stop
-            }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
+            }, () => TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
         var clients = Enumerable.Range(0, 5).Select(_ => Connect(listening)).ToList();
         Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => served.Count == 5));
         stop.Cancel();
@@ -200,7 +224,7 @@ public sealed class ConnectionListenerTests
                 return accepted;
             },
         };
-        var run = listener.RunAsync((c, _) => { served.Enqueue(c.Id); return Task.CompletedTask; }, TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
+        var run = listener.RunAsync((c, _) => { served.Enqueue(c.Id); return Task.CompletedTask; }, () => TimeSpan.FromSeconds(5), stop.Token, startOnAcceptThread: true);
 
         for (int i = 0; i < 40; i++)
         {
