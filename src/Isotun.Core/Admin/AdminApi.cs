@@ -62,6 +62,8 @@ public sealed class AdminApi : IAsyncDisposable
             if (config.Listen is { } tcp) k.Listen(tcp, o => OperatorListener.Http1PerSource(o));
         });
         _app = builder.Build();
+        // A request naming a host it was not told of (DNS rebinding, through an operator's browser) goes no further.
+        _app.Use(HostFilter.Middleware(config.Hosts, () => _server.Metrics.AdminRequest(AdminResult.WrongHost)));
         _app.Use(GuardAsync);
         Map(_app);
     }

@@ -27,6 +27,10 @@ public static class MetricsDoctor
             using var http = new HttpClient { Timeout = timeout, MaxResponseContentBufferSize = MaxScrapeBytes };
             return (await http.GetStringAsync(url, ct).ConfigureAwait(false), null);
         }
+        catch (HttpRequestException e) when (e.StatusCode == System.Net.HttpStatusCode.MisdirectedRequest)
+        {
+            return (null, $"the listener does not answer to the name {url.Host}: use its IP address, or list {url.Host} in its admin.hosts");
+        }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or InvalidOperationException)
         {
             return (null, e is TaskCanceledException ? $"no answer within {timeout.TotalSeconds:0} s" : e.Message);

@@ -61,7 +61,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         {
             try
             {
-                _metricsEndpoint = new MetricsEndpoint(admin);
+                _metricsEndpoint = new MetricsEndpoint(admin, config.AdminHosts);
             }
             catch (IOException)
             {
@@ -177,6 +177,8 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
                 errors.Add(new ConfigError("listen", $"cannot change from {current.Listen} without a restart"));
             if (!Equals(config.Admin, current.Admin))
                 errors.Add(new ConfigError("admin.listen", "cannot change without a restart"));
+            if (!config.AdminHosts.SequenceEqual(current.AdminHosts))
+                errors.Add(new ConfigError("admin.hosts", "cannot change without a restart"));
             if (errors.Count > 0) return Refuse(config.SourcePath, errors);
             var runtime = GatewayRuntime.Build(config, out var buildErrors);
             if (runtime is null) return Refuse(config.SourcePath, buildErrors);

@@ -28,7 +28,8 @@ public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <exception cref="IOException">The address cannot be listened on (in use, not this host's); the message names it.</exception>
-    public MetricsEndpoint(IPEndPoint listen)
+    /// <param name="hosts">Host names a request may name besides IP addresses and localhost (<see cref="HostFilter"/>).</param>
+    public MetricsEndpoint(IPEndPoint listen, IReadOnlyCollection<string>? hosts = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -38,6 +39,7 @@ public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
             k.Listen(listen, o => OperatorListener.Http1PerSource(o));
         });
         _app = builder.Build();
+        _app.Use(HostFilter.Middleware(hosts ?? []));
         _app.MapGet("/metrics", ServeAsync);
         _app.MapGet("/", ServeAsync);
         try

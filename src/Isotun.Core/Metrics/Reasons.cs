@@ -15,7 +15,7 @@ public enum HandshakeResult { Ok, Failed, Timeout }
 /// <summary>A handshake that succeeded: a full one, or one resumed from a session ticket.</summary>
 public enum HandshakeKind { Full, Resumed }
 
-public enum AdminResult { Ok, Unauthorized, BadRequest, NotFound, BadMethod, Conflict, TooLarge, Error }
+public enum AdminResult { Ok, Unauthorized, BadRequest, NotFound, BadMethod, Conflict, TooLarge, Error, WrongHost }
 
 /// <summary>What a temporary login ban holds back: a source address (or IPv6 /64), or a user name.</summary>
 public enum BanScope { Source, User }

@@ -567,7 +567,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         if (!SameCluster(next.Cluster, Config.Cluster))
             problems.Add("cluster changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
-        if (next.Admin != Config.Admin) problems.Add("admin changed: restart the server to apply");
+        if (!next.Admin.Same(Config.Admin)) problems.Add("admin changed: restart the server to apply");
         var names = next.Tenants.Select(t => t.Name).ToHashSet();
         var removed = _tenants.Values.Where(t => !names.Contains(t.Name)).ToList();
         var commits = new List<(string Tenant, Action Commit)>();

@@ -554,6 +554,20 @@ public class ServerConfigLoaderTests
     }
 
     [Fact]
+    public void AdminHostsAreHostNamesAndEveryWrongOneIsListed()
+    {
+        using var temp = new TempDirectory();
+        var ok = ServerConfigLoader.Parse("admin:\n  hosts: [VPN-1.Example.net, \"*.fleet.example.net\", vpn-1.example.net.]\n" + MinimalTenant, temp.File("c.yaml"));
+        Assert.True(ok.Ok, string.Join("; ", ok.Errors));
+        Assert.Equal(["vpn-1.example.net", "*.fleet.example.net"], ok.Config!.Admin.Hosts);
+
+        var bad = ServerConfigLoader.Parse("admin:\n  hosts: [198.18.0.10, \"a b\", ok.example.net, \"*.net\"]\n" + MinimalTenant, temp.File("c.yaml"));
+        Assert.Equal(["admin.hosts[0]", "admin.hosts[1]", "admin.hosts[3]"], bad.Errors.Select(e => e.Path));
+        Assert.Contains("is an IP address", bad.Errors[0].Message);
+        Assert.Contains("is not a host name", bad.Errors[1].Message);
+    }
+
+    [Fact]
     public void AnAdminTokenOnAListenerOffLoopbackIsRefused()
     {
         using var temp = new TempDirectory();

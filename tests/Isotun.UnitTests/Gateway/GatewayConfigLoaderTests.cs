@@ -13,6 +13,16 @@ public sealed class GatewayConfigLoaderTests : IDisposable
     private GatewayConfigLoadResult Parse(string yaml) => GatewayConfigLoader.Parse(yaml, _dir.File("gateway.yaml"));
 
     [Fact]
+    public void Admin_hosts_are_read_and_a_wrong_one_is_named()
+    {
+        var ok = Parse("admin:\n  hosts: [Scrape.Example.net]\nroutes:\n  - sni: a.example\n    passthrough: { backend: 198.18.21.2:443 }\n");
+        Assert.True(ok.Ok, string.Join("; ", ok.Errors));
+        Assert.Equal(["scrape.example.net"], ok.Config!.AdminHosts);
+        var bad = Parse("admin:\n  hosts: [\"127.0.0.1\"]\nroutes:\n  - sni: a.example\n    passthrough: { backend: 198.18.21.2:443 }\n");
+        Assert.Equal("admin.hosts[0]", Assert.Single(bad.Errors).Path);
+    }
+
+    [Fact]
     public void A_hybrid_config_loads_with_defaults()
     {
         var pki = new PkiDirectory(_dir.File("pki"));

@@ -101,6 +101,30 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
     }
 
+    /// <summary>
+    /// DNS rebinding: a page of another site, whose name was pointed at 127.0.0.1, reaches the admin listener through
+    /// the operator's browser with its own name in the Host header; it is refused (and counted) before any page or
+    /// metric. The listener's addresses and localhost pass, and so does a name listed in admin.hosts.
+    /// </summary>
+    [Fact]
+    public async Task A_request_naming_another_host_is_refused_before_the_dashboard_or_the_metrics()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        int port = FreePort();
+        await using var api = await AdminApi.StartAsync(server.Server,
+            new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)) { Hosts = ["vpn-1.example.net"] }, NullLoggerFactory.Instance);
+        foreach (var path in new[] { "/dashboard", "/metrics", "/healthz" })
+        {
+            var (status, body) = await Core.Metrics.HostFilterTests.GetAsync(port, "rebound.example:" + port, path);
+            Assert.Equal(421, status);
+            Assert.DoesNotContain("isotun_", body);
+        }
+        Assert.Equal(200, (await Core.Metrics.HostFilterTests.GetAsync(port, "localhost:" + port, "/dashboard")).Status);
+        Assert.Equal(200, (await Core.Metrics.HostFilterTests.GetAsync(port, "vpn-1.example.net:" + port)).Status);
+        var (_, metrics) = await Core.Metrics.HostFilterTests.GetAsync(port, "127.0.0.1:" + port);
+        Assert.Contains("isotun_admin_requests_total{result=\"wrong-host\"} 3", metrics);
+    }
+
     private static int FreePort()
     {
         using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

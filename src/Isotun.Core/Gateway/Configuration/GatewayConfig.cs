@@ -17,6 +17,9 @@ public sealed record GatewayConfig(
     /// <summary>The key file that seals the terminating routes' TLS session tickets (made 0600 when missing); null:
     /// a key of each configuration only.</summary>
     public string? TicketKeyFile { get; init; }
+
+    /// <summary>Host names (besides IP addresses and localhost) a request to <see cref="Admin"/> may name (<c>admin.hosts</c>).</summary>
+    public IReadOnlyList<string> AdminHosts { get; init; } = [];
 }
 
 /// <summary>What to do with a connection the SNI cannot route: a ClientHello without SNI, or bytes that are not TLS.</summary>

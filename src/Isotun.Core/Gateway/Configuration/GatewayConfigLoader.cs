@@ -29,7 +29,7 @@ public static class GatewayConfigLoader
     internal const int DefaultBanTime = 300;
 
     private static readonly string[] RootKeys = ["listen", "admin", "routes", "default", "no-sni", "non-tls", "limits", "ticket-key-file"];
-    private static readonly string[] AdminKeys = ["listen"];
+    private static readonly string[] AdminKeys = ["listen", "hosts"];
     private static readonly string[] RouteKeys = ["sni", "name", "passthrough", "terminate"];
     private static readonly string[] DefaultKeys = ["name", "passthrough", "terminate"];
     private static readonly string[] PassthroughKeys = ["backend", "backends", "proxy-protocol"];
@@ -65,7 +65,7 @@ public static class GatewayConfigLoader
 
         var keys = walker.Keys(rootMapping, string.Empty, RootKeys);
         var listen = ReadEndpoint(walker, keys.GetValueOrDefault("listen"), "listen", new IPEndPoint(IPAddress.Any, DefaultListenPort))!;
-        var admin = ReadAdmin(walker, keys.GetValueOrDefault("admin"));
+        var (admin, adminHosts) = ReadAdmin(walker, keys.GetValueOrDefault("admin"));
         var routes = ReadRoutes(walker, keys.GetValueOrDefault("routes"));
         GatewayRoute? defaultRoute = null;
         var defaultMapping = walker.Mapping(keys.GetValueOrDefault("default"), "default");
@@ -92,7 +92,7 @@ public static class GatewayConfigLoader
         var limits = ReadLimits(walker, keys.GetValueOrDefault("limits"));
         var ticketKeyFile = TicketKeyFileCheck.Read(walker, keys.GetValueOrDefault("ticket-key-file"), "ticket-key-file");
         if (walker.Errors.Count > 0) return new GatewayConfigLoadResult(null, walker.Errors);
-        return new GatewayConfigLoadResult(new GatewayConfig(listen, admin, routes, defaultRoute, noSni, nonTls, limits, fullSource) { TicketKeyFile = ticketKeyFile }, []);
+        return new GatewayConfigLoadResult(new GatewayConfig(listen, admin, routes, defaultRoute, noSni, nonTls, limits, fullSource) { TicketKeyFile = ticketKeyFile, AdminHosts = adminHosts }, []);
     }
 
     /// <summary>A commented example that validates when its certificate files exist.</summary>
@@ -101,6 +101,7 @@ public static class GatewayConfigLoader
         listen: 0.0.0.0:443
         admin:
           listen: 127.0.0.1:9420         # Prometheus /metrics; "off" disables it
+          # hosts: [gw1.example.net]     # names a scraper may use for it, besides its IP addresses and localhost
 
         routes:
           # Passthrough: the tenant's own server terminates TLS and keeps its keys.
@@ -162,13 +163,14 @@ public static class GatewayConfigLoader
         return fallback;
     }
 
-    private static IPEndPoint? ReadAdmin(ConfigWalker walker, YamlTreeNode? node)
+    private static (IPEndPoint? Listen, IReadOnlyList<string> Hosts) ReadAdmin(ConfigWalker walker, YamlTreeNode? node)
     {
         var keys = walker.Keys(walker.Mapping(node, "admin"), "admin", AdminKeys);
+        var hosts = Metrics.HostFilter.Read(walker, keys.GetValueOrDefault("hosts"), "admin.hosts");
         var text = walker.Text(keys.GetValueOrDefault("listen"), "admin.listen");
-        if (text is null) return new IPEndPoint(IPAddress.Loopback, DefaultAdminPort);
-        if (text.Equals("off", StringComparison.OrdinalIgnoreCase) || text.Equals("false", StringComparison.OrdinalIgnoreCase)) return null;
-        return ReadEndpoint(walker, keys.GetValueOrDefault("listen"), "admin.listen", null);
+        if (text is null) return (new IPEndPoint(IPAddress.Loopback, DefaultAdminPort), hosts);
+        if (text.Equals("off", StringComparison.OrdinalIgnoreCase) || text.Equals("false", StringComparison.OrdinalIgnoreCase)) return (null, hosts);
+        return (ReadEndpoint(walker, keys.GetValueOrDefault("listen"), "admin.listen", null), hosts);
     }
 
     private static UnmatchedAction ReadAction(ConfigWalker walker, YamlTreeNode? node, string path)

@@ -14,6 +14,15 @@ public sealed record AdminConfig(IPEndPoint? Listen)
 
     public string? TokenFile { get; init; }
 
+    /// <summary>
+    /// Host names (besides IP addresses and <c>localhost</c>) that a request over TCP may name in its Host header
+    /// (<see cref="Metrics.HostFilter"/>); lower case, a leading <c>*.</c> for every name under a domain.
+    /// </summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
+
+    /// <summary>Equal, <see cref="Hosts"/> item by item (a record compares lists by reference).</summary>
+    public bool Same(AdminConfig other) => this with { Hosts = [] } == other with { Hosts = [] } && Hosts.SequenceEqual(other.Hosts);
+
     /// <summary>The fewest characters a bearer token may have (`isotun admin token` writes 64).</summary>
     public const int MinTokenLength = 32;
 

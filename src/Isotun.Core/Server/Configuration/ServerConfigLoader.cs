@@ -32,7 +32,7 @@ public static partial class ServerConfigLoader
 
     private static readonly string[] RootKeys = ["listen", "tls", "admin", "state", "cookie", "limits", "tenants", "proxy", "cluster"];
     private static readonly string[] TlsKeys = ["certificate", "key", "client-ca", "server-name", "generate-ips", "ticket-key-file"];
-    private static readonly string[] AdminKeys = ["listen", "socket", "token-file"];
+    private static readonly string[] AdminKeys = ["listen", "socket", "token-file", "hosts"];
     private static readonly string[] CookieKeys = ["key-file", "lifetime", "rotate-hours"];
     private static readonly string[] LimitsKeys = ["handshake-timeout", "auth-timeout", "request-timeout", "min-body-rate", "write-timeout", "max-sessions", "max-connections", "per-source-connections", "login-ban-after", "login-source-ban-after", "login-failure-window", "login-ban-time", "drain-time", "session-memory-kib"];
     private static readonly string[] TenantKeys =
@@ -323,7 +323,8 @@ public static partial class ServerConfigLoader
                 walker.Error("admin.token-file", $"the API's token would cross the network in clear on {listen} (plain HTTP): keep admin.listen on loopback "
                     + "for the API (reach it through the unix socket or an SSH tunnel), or leave token-file out to serve only /metrics, /healthz and /readyz there");
         }
-        return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile };
+        var hosts = Metrics.HostFilter.Read(walker, keys.GetValueOrDefault("hosts"), "admin.hosts");
+        return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile, Hosts = hosts };
     }
 
     private static CookieConfig ReadCookie(ConfigWalker walker, YamlTreeNode? node)

@@ -108,7 +108,7 @@ public sealed class MetricsEndpointTests
             await Task.Delay(300); // all of them counted
             using var extra = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await extra.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-            await extra.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+            await extra.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
             using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             int n;
             try
@@ -125,7 +125,7 @@ public sealed class MetricsEndpointTests
             using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             other.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
             await other.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
-            await other.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            await other.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
             var answer = new byte[64];
             Assert.True(await other.ReceiveAsync(answer, guard.Token) > 0);
             Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(answer));
