@@ -155,6 +155,8 @@ public static partial class ServerConfigLoader
         # Prometheus metrics (GET /metrics). "off" disables it.
         admin:
           listen: 127.0.0.1:9410
+          # Names a scraper may use for it besides its IP addresses and localhost.
+          # hosts: [vpn-1.example.net]
 
         # SQLite file for leases and revocations.
         state: {StatePath(stateDir, "isotun.db")}
