@@ -50,8 +50,11 @@ public sealed class TenantRuntime : IDisposable
 
     /// <param name="network">Where the TUN comes from: the tenant's namespace by default, a twin in tests.</param>
     /// <param name="metrics">The server's instruments; a tenant on its own (tests) gets its own.</param>
-    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null, IsotunMetrics? metrics = null)
+    /// <param name="serverCas">The server's <c>tls.client-ca</c>, which the tenant trusts without a <c>client-ca</c> of its own.</param>
+    public TenantRuntime(TenantConfig config, IStateStore state, ILogger log, TimeProvider? time = null, ITenantNetwork? network = null, IsotunMetrics? metrics = null,
+        X509Certificate2Collection? serverCas = null)
     {
+        _serverCas = serverCas;
         Metrics = metrics ?? new IsotunMetrics();
         _time = time ?? TimeProvider.System;
         Config = config;
@@ -66,6 +69,47 @@ public sealed class TenantRuntime : IDisposable
         RevokedCertificates = config.ClientCrl is null ? RevocationList.Empty : RevocationList.Load(config.ClientCrl);
         WarnIfStale(config, RevokedCertificates);
         ReserveStoredLeases(_pools, _state.Leases(Name));
+        CertificatesTrustedSince = RecallTrust();
+    }
+
+    private readonly X509Certificate2Collection? _serverCas;
+
+    /// <summary>Whom the tenant trusts with <paramref name="config"/> and its own CAs <paramref name="cas"/> (null: the server's).</summary>
+    private TrustRecord Trust(TenantConfig config, X509Certificate2Collection? cas, DateTimeOffset since) => new(
+        [.. ((IEnumerable<X509Certificate2>?)(cas ?? _serverCas) ?? []).Select(c => c.Thumbprint).Distinct().Order(StringComparer.Ordinal)],
+        [.. config.EffectiveOus.Distinct().Order(StringComparer.Ordinal)],
+        since);
+
+    /// <summary>
+    /// Since when certificate logins count, from whom the tenant trusted when the server last ran: from now when it
+    /// trusts less than then (a CA or OU taken out while the server was down, or a reload that narrowed it before a
+    /// restart), else as recorded. Recorded again when it changed.
+    /// </summary>
+    private DateTimeOffset RecallTrust()
+    {
+        var before = _state.GetTrust(Name);
+        var now = Trust(Config, ClientCas, before?.Since ?? DateTimeOffset.UnixEpoch);
+        if (before is not null && before.NarrowedBy(now))
+        {
+            now = now with { Since = _time.GetUtcNow() };
+            _log.LogWarning("tenant={Tenant}: it trusts fewer CAs or OUs than when the server last ran: cookies of earlier certificate logins are refused", Name);
+        }
+        if (before is null || !before.SameTrust(now) || before.Since != now.Since) _state.SaveTrust(Name, now);
+        return now.Since;
+    }
+
+    /// <summary>Records whom the tenant trusts after a reload; a disk that refuses is logged (the narrowing holds in memory).</summary>
+    private void RememberTrust(TrustRecord trust)
+    {
+        try
+        {
+            _state.SaveTrust(Name, trust);
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or StateStoreException or IOException)
+        {
+            _log.LogError("tenant={Tenant}: whom it trusts could not be recorded in the state file ({Error}); after a restart, cookies of certificate logins from before this reload may be taken again",
+                Name, e.Message);
+        }
     }
 
     /// <summary>The live settings; swapped whole by <see cref="TryApply"/> on a reload.</summary>
@@ -151,10 +195,11 @@ public sealed class TenantRuntime : IDisposable
     public X509Certificate2Collection? ClientCas { get; private set; }
 
     /// <summary>
-    /// When a reload last narrowed whom the tenant trusts with a certificate (a CA taken out of its client-ca, its own
-    /// CAs put in place of the server's or the other way round, an OU taken out of allowed-ous): certificate logins
-    /// from before then end, and their cookies are refused, since which of them the change concerns cannot be told
-    /// from a cookie. Their users log in again, and only certificates still trusted get in. Held in memory only.
+    /// When whom the tenant trusts with a certificate last narrowed (a CA taken out of its client-ca or of the
+    /// server's, its own CAs put in place of the server's or the other way round, an OU taken out of allowed-ous), at a
+    /// reload or while the server was down: certificate logins from before then end, and their cookies are refused,
+    /// since which of them the change concerns cannot be told from a cookie. Their users log in again, and only
+    /// certificates still trusted get in. Kept in the state file, so it holds across restarts.
     /// </summary>
     public DateTimeOffset CertificatesTrustedSince { get; private set; } = DateTimeOffset.MinValue;
 
@@ -164,15 +209,6 @@ public sealed class TenantRuntime : IDisposable
         if (config.ClientCrl is { } path && crl.IsStale(_time.GetUtcNow())) ServerLog.CrlStale(_log, config.Name, path, crl.NextUpdate!.Value);
     }
 
-    /// <summary>Whether <paramref name="next"/> trusts less than <paramref name="before"/> with its CAs (<paramref name="cas"/>) and OUs.</summary>
-    private bool Narrows(TenantConfig before, TenantConfig next, X509Certificate2Collection? cas)
-    {
-        if (before.EffectiveOus.Except(next.EffectiveOus).Any()) return true;
-        if (ClientCas is null != cas is null) return true; // its own CAs in place of the server's, or back: whom they admit is not known here
-        if (ClientCas is null || cas is null) return false;
-        var kept = cas.Select(c => c.Thumbprint).ToHashSet(StringComparer.Ordinal);
-        return ClientCas.Any(c => !kept.Contains(c.Thumbprint));
-    }
 
     /// <summary>Serials of revoked client certificates (<c>client-crl</c>); empty without one.</summary>
     public RevocationList RevokedCertificates { get; private set; } = RevocationList.Empty;
@@ -238,8 +274,8 @@ public sealed class TenantRuntime : IDisposable
         List<LeaseRecord> stored = [];
         try
         {
-            // The sticky leases a new pool must keep for their users, read now: the commit touches no disk, so it
-            // cannot fail after other tenants committed theirs.
+            // The sticky leases a new pool must keep for their users, read now: the commit reads no disk, so it
+            // cannot fail after other tenants committed theirs (what it writes, whom the tenant trusts, it logs if refused).
             if (repool) stored = [.. _state.Leases(Name)];
             passwords = next.PasswordFile is null ? null : PasswordFile.Load(next.PasswordFile);
             cas = next.ClientCa is null ? null : PemLoader.LoadBundle(next.ClientCa);
@@ -251,10 +287,16 @@ public sealed class TenantRuntime : IDisposable
             return $"not applied: {e.Message}";
         }
         var sites = SiteTable.Build(next, _sites);
-        bool narrows = Narrows(c, next, cas);
+        var trustBefore = Trust(c, ClientCas, CertificatesTrustedSince);
+        var trustNext = Trust(next, cas, CertificatesTrustedSince);
         commit = () =>
         {
-            if (narrows) CertificatesTrustedSince = _time.GetUtcNow();
+            if (trustBefore.NarrowedBy(trustNext))
+            {
+                CertificatesTrustedSince = _time.GetUtcNow();
+                trustNext = trustNext with { Since = CertificatesTrustedSince };
+            }
+            if (!trustBefore.SameTrust(trustNext) || trustNext.Since != trustBefore.Since) RememberTrust(trustNext);
             if (repool) ApplyPools(c, next, stored);
             ApplySites(sites);
             Passwords = passwords;

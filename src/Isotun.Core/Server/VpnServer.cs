@@ -91,9 +91,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _tlsFiles = TlsFilesDigest(config.Tls); // after the certificate is made, on a first start without one
         ServerCertificate = cert;
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
-        X509Certificate2Collection? clientCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
+        _serverCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
         foreach (var tc in config.Tenants) _tenants[tc.Name] = MakeTenant(tc);
-        Authenticator = new Authenticator(_tenants, clientCas);
+        Authenticator = new Authenticator(_tenants, _serverCas);
         ShareCertificateRevocations();
         _limitsWatch = Metrics.WatchSessionLimits(ReadSessionLimits);
         _queuesWatch = Metrics.WatchQueues(ReadQueues);
@@ -121,6 +121,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     }
 
     private volatile bool _built;
+
+    // tls.client-ca, read at start (a change needs a restart): the CAs of every tenant without its own.
+    private readonly X509Certificate2Collection? _serverCas;
 
     /// <summary>The live config: replaced by <see cref="Reload"/> when a new file validates.</summary>
     public ServerConfig Config { get; private set; }
@@ -340,7 +343,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     /// <summary>A tenant's runtime; on a cluster node, its IPv4 addresses come from the cluster's address blocks.</summary>
     private TenantRuntime MakeTenant(TenantConfig tc)
     {
-        var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics);
+        var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics, _serverCas);
         if (Shared is not null)
         {
             tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);

@@ -6,7 +6,21 @@ namespace Isotun.State;
 public sealed record LeaseRecord(string User, IPAddress? Address, IPAddress? Address6, DateTimeOffset Updated);
 
 /// <summary>
-/// What the server must remember across restarts: revoked sessions and sticky leases. Calls may block on the disk:
+/// Whom a tenant trusted with a client certificate when the server last started or reloaded: the thumbprints of the CAs
+/// (its own or the server's) and the OUs, each sorted, and since when certificate logins count (a narrowing since then
+/// refuses the cookies of earlier certificate logins).
+/// </summary>
+public sealed record TrustRecord(IReadOnlyList<string> Cas, IReadOnlyList<string> Ous, DateTimeOffset Since)
+{
+    /// <summary>Whether <paramref name="now"/> trusts less than this did: a CA or an OU is no longer in it.</summary>
+    public bool NarrowedBy(TrustRecord now) => Cas.Except(now.Cas).Any() || Ous.Except(now.Ous).Any();
+
+    /// <summary>The same CAs and OUs (since when aside).</summary>
+    public bool SameTrust(TrustRecord other) => Cas.SequenceEqual(other.Cas) && Ous.SequenceEqual(other.Ous);
+}
+
+/// <summary>
+/// What the server must remember across restarts: revoked sessions, sticky leases, and whom each tenant trusted. Calls may block on the disk:
 /// they belong to the control plane (login, CONNECT, session end, tenant start), never to the packet path.
 /// Safe to call from several threads.
 /// </summary>
@@ -25,4 +39,10 @@ public interface IStateStore : IDisposable
 
     /// <summary>Every stored lease of a tenant, oldest first, to reserve them at start.</summary>
     IReadOnlyList<LeaseRecord> Leases(string tenant);
+
+    /// <summary>Whom the tenant trusted at the last start or reload; null when never recorded.</summary>
+    TrustRecord? GetTrust(string tenant);
+
+    /// <summary>Records (or replaces) whom the tenant trusts now.</summary>
+    void SaveTrust(string tenant, TrustRecord trust);
 }

@@ -9,6 +9,7 @@ public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revoked = new();
     private readonly ConcurrentDictionary<(string Tenant, string User), LeaseRecord> _leases = new();
+    private readonly ConcurrentDictionary<string, TrustRecord> _trust = new(StringComparer.Ordinal);
 
     public bool IsRevoked(Guid sessionId) => _revoked.ContainsKey(sessionId);
 
@@ -22,6 +23,12 @@ public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
     public IReadOnlyList<LeaseRecord> Leases(string tenant) =>
         _leases.Where(kv => kv.Key.Tenant == tenant).Select(kv => kv.Value)
             .OrderBy(l => l.Updated).ThenBy(l => l.User, StringComparer.Ordinal).ToList();
+
+    public TrustRecord? GetTrust(string tenant) => _trust.TryGetValue(tenant, out var t) ? t : null;
+
+    // Kept to the second, as the SQLite store keeps it.
+    public void SaveTrust(string tenant, TrustRecord trust) =>
+        _trust[tenant] = trust with { Cas = [.. trust.Cas], Ous = [.. trust.Ous], Since = DateTimeOffset.FromUnixTimeSeconds(trust.Since.ToUnixTimeSeconds()) };
 
     public void Dispose() { }
 }

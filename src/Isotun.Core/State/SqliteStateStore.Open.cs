@@ -114,6 +114,10 @@ public sealed partial class SqliteStateStore
             // One statement per command: a reader left on a first SELECT never prepares the second.
             Exec(db, "SELECT session, until FROM revoked LIMIT 0");
             Exec(db, "SELECT tenant, user, address, address6, updated FROM leases LIMIT 0");
+            // Added within version 1 (made here once the file is known to be Isotun's), so that an Isotun from before
+            // it still opens the file, and leaves the table alone.
+            Exec(db, "CREATE TABLE IF NOT EXISTS trust (tenant TEXT PRIMARY KEY, cas TEXT NOT NULL, ous TEXT NOT NULL, since INTEGER NOT NULL)");
+            Exec(db, "SELECT tenant, cas, ous, since FROM trust LIMIT 0");
         }
         catch (SqliteException e) when (e.SqliteErrorCode == SQLitePCL.raw.SQLITE_ERROR)
         {

@@ -87,6 +87,42 @@ public sealed partial class SqliteStateStore : IStateStore
         }
     }
 
+    public TrustRecord? GetTrust(string tenant)
+    {
+        lock (_lock)
+        {
+            using var cmd = Command("SELECT cas, ous, since FROM trust WHERE tenant = $t");
+            cmd.Parameters.AddWithValue("$t", tenant);
+            using var r = cmd.ExecuteReader();
+            if (!r.Read()) return null;
+            // What cannot be read back is no record: the next start or reload writes a good one.
+            try
+            {
+                return new TrustRecord(
+                    System.Text.Json.JsonSerializer.Deserialize(r.GetString(0), StateJson.Default.StringArray) ?? [],
+                    System.Text.Json.JsonSerializer.Deserialize(r.GetString(1), StateJson.Default.StringArray) ?? [],
+                    DateTimeOffset.FromUnixTimeSeconds(Math.Clamp(r.GetInt64(2), 0, DateTimeOffset.MaxValue.ToUnixTimeSeconds())));
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return null;
+            }
+        }
+    }
+
+    public void SaveTrust(string tenant, TrustRecord trust)
+    {
+        lock (_lock)
+        {
+            using var cmd = Command("INSERT OR REPLACE INTO trust (tenant, cas, ous, since) VALUES ($t, $c, $o, $s)");
+            cmd.Parameters.AddWithValue("$t", tenant);
+            cmd.Parameters.AddWithValue("$c", System.Text.Json.JsonSerializer.Serialize([.. trust.Cas], StateJson.Default.StringArray));
+            cmd.Parameters.AddWithValue("$o", System.Text.Json.JsonSerializer.Serialize([.. trust.Ous], StateJson.Default.StringArray));
+            cmd.Parameters.AddWithValue("$s", trust.Since.ToUnixTimeSeconds());
+            cmd.ExecuteNonQuery();
+        }
+    }
+
     private SqliteCommand Command(string sql)
     {
         var cmd = _db.CreateCommand();
@@ -99,3 +135,7 @@ public sealed partial class SqliteStateStore : IStateStore
         lock (_lock) _db.Dispose();
     }
 }
+
+/// <summary>Source-generated JSON for the state file's lists (trimmed builds have no reflection-based serializer).</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class StateJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -226,4 +226,57 @@ public sealed class RevocationListTests : IDisposable
         server.Reload();
         Assert.NotNull(server.Sessions.TryGet(again.SessionId));
     }
+
+    /// <summary>
+    /// Whom a tenant trusted is kept in the state file: a CA taken out while the server was down (or by a reload before
+    /// a restart) refuses the cookies of earlier certificate logins after the start too; a start that trusts as much
+    /// or more keeps them, and so does a restart after the narrowing (it is not narrowed again).
+    /// </summary>
+    [Fact]
+    public async Task A_ca_taken_out_while_the_server_was_down_refuses_the_cookies_of_earlier_certificate_logins()
+    {
+        var one = new PkiDirectory(_temp.File("pki"));
+        one.InitCa();
+        var two = new PkiDirectory(_temp.File("pki2"));
+        two.InitCa();
+        var alice = one.IssueClient("acme", "alice");
+        File.WriteAllText(_temp.File("both.crt"), File.ReadAllText(one.CaCertificatePath) + File.ReadAllText(two.CaCertificatePath));
+        string Tenant(string ca) => $"""
+            tenants:
+              - name: acme
+                pool: 10.10.0.0/24
+                client-ca: {ca}
+            """;
+        using var a = PemLoader.LoadCertificate(alice.CertificatePath);
+        ulong stamp = CredentialStamp.ForCertificate(a.SerialNumber);
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));
+        var state = new MemoryStateStore(clock);
+        var loggedIn = clock.GetUtcNow();
+        async Task<bool> CookieTakenAfterStart(string ca)
+        {
+            clock.Advance(TimeSpan.FromMinutes(1));
+            var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant(ca));
+            await using var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(config), NullLoggerFactory.Instance, state, clock);
+            return server.CredentialStillValid(server.Authenticator.Tenants["acme"], "alice", stamp, loggedIn);
+        }
+
+        Assert.True(await CookieTakenAfterStart("both.crt"));
+        Assert.True(await CookieTakenAfterStart("both.crt")); // nothing changed
+        Assert.False(await CookieTakenAfterStart("pki/ca.crt")); // the second CA went while the server was down
+        Assert.False(await CookieTakenAfterStart("pki/ca.crt")); // and stays gone: the login is still from before
+        loggedIn = clock.GetUtcNow();
+        Assert.True(await CookieTakenAfterStart("pki/ca.crt")); // a login after the narrowing
+        Assert.True(await CookieTakenAfterStart("both.crt")); // trusting more narrows nothing
+
+        // A reload that narrows, then a restart: still refused.
+        var reloaded = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        await using (var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(reloaded), NullLoggerFactory.Instance, state, clock))
+        {
+            clock.Advance(TimeSpan.FromMinutes(1));
+            Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("pki2/ca.crt"));
+            server.Reload();
+            Assert.False(server.CredentialStillValid(server.Authenticator.Tenants["acme"], "alice", stamp, loggedIn));
+        }
+        Assert.False(await CookieTakenAfterStart("pki2/ca.crt"));
+    }
 }

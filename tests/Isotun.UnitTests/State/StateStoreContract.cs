@@ -35,6 +35,25 @@ public abstract class StateStoreContract : IDisposable
     }
 
     [Fact]
+    public void Whom_a_tenant_trusts_is_recorded_per_tenant_and_replaced()
+    {
+        var store = Store();
+        Assert.Null(store.GetTrust("acme"));
+        var since = Clock.GetUtcNow();
+        store.SaveTrust("acme", new TrustRecord(["AB01", "CD02"], ["acme", "acme ops/\"x\""], since));
+        store.SaveTrust("globex", new TrustRecord([], ["globex"], DateTimeOffset.UnixEpoch));
+        var acme = store.GetTrust("acme")!;
+        Assert.Equal(["AB01", "CD02"], acme.Cas);
+        Assert.Equal(["acme", "acme ops/\"x\""], acme.Ous);
+        Assert.Equal(since, acme.Since);
+        Assert.Empty(store.GetTrust("globex")!.Cas);
+
+        store.SaveTrust("acme", new TrustRecord(["AB01"], ["acme"], since.AddMinutes(1)));
+        Assert.Equal(["AB01"], store.GetTrust("acme")!.Cas);
+        Assert.Equal(since.AddMinutes(1), store.GetTrust("acme")!.Since);
+    }
+
+    [Fact]
     public void A_session_never_revoked_is_not_revoked()
     {
         Assert.False(Store().IsRevoked(Guid.NewGuid()));

@@ -22,5 +22,9 @@ public sealed class SharedStateStore(IStateStore local, SharedState shared) : IS
 
     public IReadOnlyList<LeaseRecord> Leases(string tenant) => local.Leases(tenant);
 
+    public TrustRecord? GetTrust(string tenant) => local.GetTrust(tenant);
+
+    public void SaveTrust(string tenant, TrustRecord trust) => local.SaveTrust(tenant, trust);
+
     public void Dispose() => local.Dispose();
 }

@@ -87,6 +87,10 @@ public class TenantRuntimeLeaseTests
 
         public void SaveLease(string tenant, string user, IPAddress? address, IPAddress? address6) => inner.SaveLease(tenant, user, address, address6);
 
+        public TrustRecord? GetTrust(string tenant) => inner.GetTrust(tenant);
+
+        public void SaveTrust(string tenant, TrustRecord trust) => inner.SaveTrust(tenant, trust);
+
         public void Dispose() => inner.Dispose();
     }
 
