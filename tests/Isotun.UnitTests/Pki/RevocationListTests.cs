@@ -183,23 +183,32 @@ public sealed class RevocationListTests : IDisposable
         Assert.True(server.Authenticator.Decide(msg, "/acme", new PeerInfo(null, null, Authenticator.Inspect(b))).Success);
     }
 
-    [Fact]
-    public async Task A_reload_that_takes_a_ca_out_of_a_tenant_ends_its_earlier_certificate_logins_and_one_that_adds_a_ca_does_not()
+    /// <summary>Two CAs, pki/ and pki2/, and both.crt with both.</summary>
+    private (PkiDirectory One, PkiDirectory Two) TwoCas()
     {
         var one = new PkiDirectory(_temp.File("pki"));
         one.InitCa();
         var two = new PkiDirectory(_temp.File("pki2"));
         two.InitCa();
+        File.WriteAllText(_temp.File("both.crt"), File.ReadAllText(one.CaCertificatePath) + File.ReadAllText(two.CaCertificatePath));
+        return (one, two);
+    }
+
+    /// <summary>Tenant acme, trusting the CAs of <paramref name="ca"/>.</summary>
+    private static string CaTenant(string ca) => $"""
+        tenants:
+          - name: acme
+            pool: 10.10.0.0/24
+            client-ca: {ca}
+        """;
+
+    [Fact]
+    public async Task A_reload_that_takes_a_ca_out_of_a_tenant_ends_its_earlier_certificate_logins_and_one_that_adds_a_ca_does_not()
+    {
+        var (one, two) = TwoCas();
         var alice = one.IssueClient("acme", "alice");
         var bob = two.IssueClient("acme", "bob");
-        File.WriteAllText(_temp.File("both.crt"), File.ReadAllText(one.CaCertificatePath) + File.ReadAllText(two.CaCertificatePath));
-        string Tenant(string ca) => $"""
-            tenants:
-              - name: acme
-                pool: 10.10.0.0/24
-                client-ca: {ca}
-            """;
-        var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant("both.crt"));
         await using var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(config), NullLoggerFactory.Instance, new MemoryStateStore());
         var tenant = server.Authenticator.Tenants["acme"];
         using var a = PemLoader.LoadCertificate(alice.CertificatePath);
@@ -210,7 +219,7 @@ public sealed class RevocationListTests : IDisposable
 
         // The second CA is taken out (compromised): which sessions it admitted cannot be told from them, so every
         // certificate login from before ends, and its cookie is refused; the users log in again, and only bob cannot.
-        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("pki/ca.crt"));
+        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant("pki/ca.crt"));
         Assert.Contains("2 session(s) ended: their user was removed or given a new password, or their certificate revoked or no longer trusted", server.Reload());
         Assert.Null(server.Sessions.TryGet(bobSession.SessionId));
         Assert.Null(server.Sessions.TryGet(aliceSession.SessionId));
@@ -222,7 +231,7 @@ public sealed class RevocationListTests : IDisposable
 
         // Trusting more ends nothing.
         var again = server.Sessions.TryCreate(tenant, "alice", 100, out _, CredentialStamp.ForCertificate(a.SerialNumber))!;
-        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant("both.crt"));
         server.Reload();
         Assert.NotNull(server.Sessions.TryGet(again.SessionId));
     }
@@ -235,18 +244,8 @@ public sealed class RevocationListTests : IDisposable
     [Fact]
     public async Task A_ca_taken_out_while_the_server_was_down_refuses_the_cookies_of_earlier_certificate_logins()
     {
-        var one = new PkiDirectory(_temp.File("pki"));
-        one.InitCa();
-        var two = new PkiDirectory(_temp.File("pki2"));
-        two.InitCa();
+        var (one, _) = TwoCas();
         var alice = one.IssueClient("acme", "alice");
-        File.WriteAllText(_temp.File("both.crt"), File.ReadAllText(one.CaCertificatePath) + File.ReadAllText(two.CaCertificatePath));
-        string Tenant(string ca) => $"""
-            tenants:
-              - name: acme
-                pool: 10.10.0.0/24
-                client-ca: {ca}
-            """;
         using var a = PemLoader.LoadCertificate(alice.CertificatePath);
         ulong stamp = CredentialStamp.ForCertificate(a.SerialNumber);
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));
@@ -255,7 +254,7 @@ public sealed class RevocationListTests : IDisposable
         async Task<bool> CookieTakenAfterStart(string ca)
         {
             clock.Advance(TimeSpan.FromMinutes(1));
-            var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant(ca));
+            var config = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant(ca));
             await using var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(config), NullLoggerFactory.Instance, state, clock);
             return server.CredentialStillValid(server.Authenticator.Tenants["acme"], "alice", stamp, loggedIn);
         }
@@ -269,11 +268,11 @@ public sealed class RevocationListTests : IDisposable
         Assert.True(await CookieTakenAfterStart("both.crt")); // trusting more narrows nothing
 
         // A reload that narrows, then a restart: still refused.
-        var reloaded = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("both.crt"));
+        var reloaded = Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant("both.crt"));
         await using (var server = new VpnServer(Isotun.UnitTests.Core.Server.TestServerConfig.Load(reloaded), NullLoggerFactory.Instance, state, clock))
         {
             clock.Advance(TimeSpan.FromMinutes(1));
-            Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, Tenant("pki2/ca.crt"));
+            Isotun.UnitTests.Core.Server.TestServerConfig.Write(_temp, CaTenant("pki2/ca.crt"));
             server.Reload();
             Assert.False(server.CredentialStillValid(server.Authenticator.Tenants["acme"], "alice", stamp, loggedIn));
         }
