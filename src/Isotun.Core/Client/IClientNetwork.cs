@@ -14,4 +14,7 @@ public interface IClientNetwork
     /// <paramref name="server"/> is the address the tunnel's own connections go to, which must stay outside it.
     /// </summary>
     ITunQueue[] Open(TunnelParameters parameters, int queues, IPAddress server);
+
+    /// <summary>Undoes what <see cref="Open"/> set outside the TUN (the host route to the server), once the TUN is closed.</summary>
+    void Close() { }
 }

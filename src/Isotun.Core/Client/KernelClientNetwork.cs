@@ -62,20 +62,46 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         // server at 10.1.2.3, or everything): its way there is read before any route into the tunnel exists, and
         // pinned after them, so that it wins even over a route the server pushed for its own address.
         var family = Family(server);
+        string host = $"{server}/{(family == "-6" ? 128 : 32)}";
         var via = IpCommand.Run(family, "route", "get", server.ToString()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var pin = new List<string> { family, "route", "replace", $"{server}/{(family == "-6" ? 128 : 32)}" };
+        var pin = new List<string> { family, "route", "replace", host };
         for (int i = 0; i + 1 < via.Length; i++)
             if (via[i] is "via" or "dev") pin.AddRange([via[i], via[i + 1]]);
-        // The tunnel's own network (gateway and, where allowed, other clients) is always reached through it.
-        if (p.Netmask is not null && ConnectReply.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32)
-            IpCommand.Run("-4", "route", "replace", own.ToString(), "dev", dev);
-        // No split-include means "everything". A whole address space goes in as its two halves: more specific than
-        // the default route, which stays as it was (`replace` of a /0 would overwrite it, and exit would not restore it).
-        IEnumerable<IpNetwork> routes = p.SplitInclude.Count > 0 ? p.SplitInclude : [new IpNetwork(IPAddress.Any, 0)];
-        foreach (var r in routes)
-            foreach (var part in Halves(r))
-                IpCommand.Run(Family(part.Network), "route", "replace", part.ToString(), "dev", dev);
+        // A host route the user had to the server stays theirs (and stays after the client); one made here goes with it.
+        bool hadHostRoute = IpCommand.Run(family, "route", "show", "exact", host).Trim().Length > 0;
+        foreach (var route in Routes(p))
+            IpCommand.Run(Family(route.Network), "route", "replace", route.ToString(), "dev", dev);
         IpCommand.Run([.. pin]);
+        if (!hadHostRoute) _pinned = (family, host);
+    }
+
+    // The host route to the server made by Open, taken away by Close.
+    private (string Family, string Host)? _pinned;
+
+    /// <summary>Takes away the host route to the server that <see cref="Open"/> made (the TUN's own routes go with the TUN).</summary>
+    public void Close()
+    {
+        if (_pinned is not var (family, host)) return;
+        _pinned = null;
+        IpCommand.TryRun(family, "route", "del", host);
+    }
+
+    /// <summary>
+    /// The routes into the tunnel: its own network (gateway and, where allowed, other clients), then the split-include
+    /// routes, decided per address family: a family with none gets its whole space (IPv6 only when the tunnel has an
+    /// IPv6 address), as vpnc-script does. A whole space goes in as its two halves, more specific than the default
+    /// route, which stays as it was: `replace` of a /0 would overwrite it, and the exit would not restore it.
+    /// </summary>
+    public static IReadOnlyList<IpNetwork> Routes(TunnelParameters p)
+    {
+        var routes = new List<IpNetwork>();
+        if (p.Netmask is not null && ConnectReply.TryParseRoute($"{p.Address}/{p.Netmask}", out var own) && own.PrefixLength < 32) routes.Add(own);
+        var v4 = p.SplitInclude.Where(r => r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).ToList();
+        var v6 = p.SplitInclude.Where(r => r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6).ToList();
+        routes.AddRange(v4.Count > 0 ? v4 : [new IpNetwork(IPAddress.Any, 0)]);
+        if (v6.Count > 0) routes.AddRange(v6);
+        else if (p.Address6 is not null) routes.Add(new IpNetwork(IPAddress.IPv6Any, 0));
+        return [.. routes.SelectMany(Halves).Distinct()];
     }
 
     private static string Family(IPAddress a) => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";

@@ -140,6 +140,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             foreach (var tun in _tuns) tun.Interrupt();
             foreach (var t in tunThreads) t.Join(TimeSpan.FromSeconds(1));
             foreach (var tun in _tuns) tun.Dispose();
+            if (_tuns.Length > 0) _network.Close();
         }
     }
 

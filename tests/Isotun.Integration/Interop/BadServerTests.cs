@@ -275,6 +275,61 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
         Assert.InRange(connections, 3, 6);
     }
 
+    /// <summary>
+    /// Routes a server cannot break: a netmask of 0.0.0.0 does not replace the host's default route, a dual-stack
+    /// reply with only its IPv6 network still takes all of IPv4 (as its two halves), and the host route pinned to
+    /// the server is taken away when the client ends.
+    /// </summary>
+    [SkippableFact]
+    public void A_hostile_netmask_leaves_the_default_route_alone_and_the_client_takes_away_its_host_route_at_exit()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        const string uplink = "ocf-up";
+        IpCommand.RunIn(Ns, "link", "add", uplink, "type", "veth", "peer", "name", uplink + "p"); // an uplink with a default route
+        try
+        {
+            IpCommand.RunIn(Ns, "addr", "add", "198.18.99.1/24", "dev", uplink);
+            IpCommand.RunIn(Ns, "link", "set", uplink, "up");
+            IpCommand.RunIn(Ns, "link", "set", uplink + "p", "up");
+            IpCommand.RunIn(Ns, "route", "add", "default", "via", "198.18.99.254");
+            string v4 = "", v6 = "";
+            int connections = 0;
+            using var server = new FakeVpnServer(Ns, async ex =>
+            {
+                await ex.ReadRequestAsync();
+                if (Interlocked.Increment(ref connections) > 1)
+                {
+                    await ex.WriteAsync("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                await ex.WriteAsync("HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\nX-CSTP-Address: 10.99.0.2\r\nX-CSTP-Netmask: 0.0.0.0\r\n" +
+                    "X-CSTP-Address-IP6: fd00:99::2/64\r\nX-CSTP-Split-Include-IP6: fd00:99::/64\r\nX-CSTP-DPD: 30\r\nX-CSTP-Keepalive: 20\r\nX-CSTP-MTU: 1400\r\n\r\n");
+                // The client sets its routes once it has read the reply: seen here, then the tunnel ends.
+                Eventually.Until(TimeSpan.FromSeconds(20), () => IpCommand.Exec("ip", ["-n", Ns, "-4", "route", "show", "dev", Device], check: false).Output.Contains("128.0.0.0/1"));
+                v4 = IpCommand.RunIn(Ns, "-4", "route", "show");
+                v6 = IpCommand.RunIn(Ns, "-6", "route", "show", "dev", Device);
+            });
+            var r = Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device,
+                "--reconnect-timeout", "1"], stdin: "cookie\n", timeoutSeconds: 60);
+            output.WriteLine($"{r}\nIPv4 routes while up:\n{v4}\nIPv6 routes on {Device}:\n{v6}\nserver errors: {string.Join("\n", server.Errors)}");
+            Assert.True(r.ExitCode == 1, r.ToString());
+            Assert.Contains("default via 198.18.99.254", v4);
+            Assert.Contains($"0.0.0.0/1 dev {Device}", v4);
+            Assert.Contains($"128.0.0.0/1 dev {Device}", v4);
+            Assert.DoesNotContain($"default dev {Device}", v4);
+            Assert.Contains("127.0.0.1 dev lo", v4); // the pin to the server
+            Assert.Contains("fd00:99::/64", v6);
+            var after = IpCommand.RunIn(Ns, "-4", "route", "show");
+            Assert.Contains("default via 198.18.99.254", after);
+            Assert.DoesNotContain("127.0.0.1", after);
+        }
+        finally
+        {
+            IpCommand.TryRun("-n", Ns, "route", "del", "127.0.0.1/32");
+            IpCommand.TryRun("-n", Ns, "link", "del", uplink);
+        }
+    }
+
     /// <summary>A server's reason is shown tamed: no terminal controls (a C1 CSI here), no line breaks, and short.</summary>
     [SkippableFact]
     public void A_hostile_reason_reaches_the_terminal_printable_and_short()
