@@ -70,7 +70,7 @@ public static class ConnectCommand
                 else if (parse.GetValue(passwdStdin)) password = FirstLine(Console.In.ReadLine() ?? "");
                 if (parse.GetValue(cookieStdin)) cookie = FirstLine(Console.In.ReadLine() ?? "");
             }
-            catch (IOException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 Console.Error.WriteLine($"isotun connect: {e.Message}");
                 return (int)ClientExitCode.Usage;
@@ -100,6 +100,15 @@ public static class ConnectCommand
                 Queues = parse.GetValue(queues),
                 SiteGateway = parse.GetValue(siteGateway),
             };
+            try
+            {
+                ClientTlsMaterial.For(options); // -c, -k and --cafile are read now: a bad one is a usage error, before any connection
+            }
+            catch (Exception e) when (e is Pki.PkiException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"isotun connect: {e.Message}");
+                return (int)ClientExitCode.Usage;
+            }
             using var signals = new Signals();
             using var logs = Logging.Create(parse, parse.GetValue(verbose));
             var log = logs.CreateLogger("isotun.client");

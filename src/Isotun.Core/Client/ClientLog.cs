@@ -17,7 +17,7 @@ internal static partial class Log
     [LoggerMessage(14, LogLevel.Information, "queue {Queue} joined again; {Queues} queues up")]
     public static partial void QueueRejoined(ILogger logger, int queue, int queues);
 
-    [LoggerMessage(15, LogLevel.Warning, "stopped while reconnecting, and could not log off ({Error}): the server keeps the session until its cookie expires")]
+    [LoggerMessage(15, LogLevel.Warning, "stopped, and could not log off ({Error}): the server keeps the session until its cookie expires")]
     public static partial void LogOffFailed(ILogger logger, string error);
 
     [LoggerMessage(1, LogLevel.Information, "logged in to {Host}")]

@@ -65,7 +65,16 @@ public sealed class HttpsConnection : IAsyncDisposable
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(o.ConnectTimeout);
-        var material = ClientTlsMaterial.For(o); // before the socket: a bad file leaves nothing open
+        ClientTlsMaterial material;
+        try
+        {
+            material = ClientTlsMaterial.For(o); // before the socket: a bad file leaves nothing open
+        }
+        catch (Exception e) when (e is Pki.PkiException or IOException or UnauthorizedAccessException)
+        {
+            // Checked before the first connection (exit 2); here, while reconnecting, a file being rewritten: tried again.
+            throw new ClientException(ClientExitCode.Failure, $"cannot read the TLS files: {e.Message}") { Transient = true };
+        }
         var host = o.Server.IdnHost;
         int port = o.Server.IsDefaultPort ? 443 : o.Server.Port;
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -75,10 +84,12 @@ public sealed class HttpsConnection : IAsyncDisposable
             if (address is null) await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
             else await socket.ConnectAsync(new IPEndPoint(address, port), cts.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e)
         {
-            socket.Dispose();
-            throw new ClientException(ClientExitCode.Failure, $"cannot reach {host}:{port}: {(e is SocketException se ? se.Message : "timed out")}");
+            socket.Dispose(); // whatever ended the connect, a caller's cancellation too
+            if (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+                throw new ClientException(ClientExitCode.Failure, $"cannot reach {host}:{port}: {(e is SocketException se ? se.Message : "timed out")}");
+            throw;
         }
 
         string? rejection = null;
@@ -120,9 +131,10 @@ public sealed class HttpsConnection : IAsyncDisposable
         {
             await tls.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e)
         {
-            await conn.DisposeAsync().ConfigureAwait(false);
+            await conn.DisposeAsync().ConfigureAwait(false); // whatever ended the handshake, a caller's cancellation too
+            if (e is not (AuthenticationException or IOException or OperationCanceledException) || ct.IsCancellationRequested) throw;
             if (rejection is not null) throw new ClientException(ClientExitCode.CertificateRejected, rejection);
             throw new ClientException(ClientExitCode.Failure, $"TLS handshake with {host}:{port} failed: {(e is OperationCanceledException ? "timed out" : e.Message)}");
         }

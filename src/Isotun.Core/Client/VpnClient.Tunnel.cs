@@ -126,7 +126,7 @@ public sealed partial class VpnClient
             // The primary says it for the group; the server then closes the queues.
             writer.Complete();
             try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
-            await SendByeAsync(lane.Connection).ConfigureAwait(false);
+            _byeError = await SendByeAsync(lane.Connection).ConfigureAwait(false);
             end = TunnelEnd.UserDisconnect;
         }
         catch (OperationCanceledException)
@@ -285,8 +285,11 @@ public sealed partial class VpnClient
     /// <summary>The shortest wait between two checks of the timers: a due time just missed is not spun on.</summary>
     private const long MinRecheckMs = 50;
 
-    /// <summary>Logs off: a DISCONNECT with the user's reason, so the server ends the session and its cookie.</summary>
-    internal static async Task SendByeAsync(HttpsConnection conn)
+    /// <summary>
+    /// Logs off: a DISCONNECT with the user's reason, so the server ends the session and its cookie. Returns why it
+    /// could not be sent (within 2 s), or null once it is written.
+    /// </summary>
+    internal static async Task<string?> SendByeAsync(HttpsConnection conn)
     {
         // Written directly: the writer loop has already stopped.
         var bye = new byte[CstpFrame.HeaderLength + 18];
@@ -299,8 +302,12 @@ public sealed partial class VpnClient
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await conn.Stream.WriteAsync(bye.AsMemory(0, n), cts.Token).ConfigureAwait(false);
             await conn.Stream.FlushAsync(cts.Token).ConfigureAwait(false);
+            return null;
         }
-        catch (Exception) { }
+        catch (Exception e)
+        {
+            return e is OperationCanceledException ? "the DISCONNECT could not be sent within 2 s" : e.Message;
+        }
     }
 
     /// <summary>The server's reason text, for the log and the exit message: printable ASCII only.</summary>

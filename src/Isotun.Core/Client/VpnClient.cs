@@ -34,6 +34,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     private TunnelParameters? _params;
     private string? _cookie;
     private string? _serverEndReason;
+    private string? _byeError; // why the DISCONNECT of a stop could not be sent, if it could not
     private long _lastTxTicks;
 
     public TunnelParameters? Parameters => _params;
@@ -50,13 +51,13 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
         {
             DateTimeOffset? lostAt = null;
             int attempt = 0;
-            // Waits before the next attempt (1, 2, 4, then every 8 s); false when stopped meanwhile. Past the reconnect
-            // timeout since the connection was lost, the client gives up.
+            // Waits before the next attempt (1, 2, 4, then every 8 s); false when stopped meanwhile. When the next attempt
+            // would start past the reconnect timeout since the connection was lost, the client gives up now.
             async Task<bool> BackOffAsync(string why)
             {
-                if (DateTimeOffset.UtcNow - lostAt > options.ReconnectTimeout)
-                    throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: {why}");
                 var delay = TimeSpan.FromSeconds(1 << Math.Min(attempt++, 3));
+                if (DateTimeOffset.UtcNow - lostAt + delay >= options.ReconnectTimeout)
+                    throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: {why}");
                 Log.ReconnectFailed(log, why, delay.TotalSeconds);
                 try
                 {
@@ -71,9 +72,17 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             while (true)
             {
                 HttpsConnection conn;
+                // While reconnecting, an attempt gets no more than the time left (a CONNECT the server never answers
+                // takes 30 s, on top of 15 s to connect): the reconnect timeout holds to the second.
+                using var attemptEnds = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                if (lostAt is { } since) attemptEnds.CancelAfter(TimeSpan.FromTicks(Math.Max(options.ReconnectTimeout.Ticks - (DateTimeOffset.UtcNow - since).Ticks, TimeSpan.TicksPerMillisecond)));
                 try
                 {
-                    conn = await ConnectTunnelAsync(stop).ConfigureAwait(false);
+                    conn = await ConnectTunnelAsync(attemptEnds.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (_params is not null && attemptEnds.IsCancellationRequested && !stop.IsCancellationRequested)
+                {
+                    throw new ClientException(ClientExitCode.Failure, $"could not reconnect within {options.ReconnectTimeout.TotalSeconds:0} s: the last attempt did not finish in time");
                 }
                 catch (ClientException e) when (_params is not null && (e.Code == ClientExitCode.Failure || e.Transient) && !stop.IsCancellationRequested)
                 {
@@ -102,7 +111,8 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 switch (end)
                 {
                     case TunnelEnd.UserDisconnect:
-                        Log.Disconnected(log);
+                        if (_byeError is { } error) Log.LogOffFailed(log, error);
+                        else Log.Disconnected(log);
                         return ClientExitCode.Ok;
                     case TunnelEnd.PeerDisconnect:
                         throw new ClientException(ClientExitCode.SessionEnded, $"the server ended the session ({_serverEndReason})");
@@ -117,7 +127,7 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                 // timeout runs on, instead of the client reconnecting in a loop as fast as it can.
                 if (DateTimeOffset.UtcNow - upAt >= StableAfter)
                 {
-                    lostAt = null;
+                    lostAt = DateTimeOffset.UtcNow; // the reconnect timeout runs from the loss, not from a first failed attempt
                     attempt = 0;
                 }
                 else
@@ -154,9 +164,10 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
         try
         {
             var conn = await ConnectTunnelAsync(cts.Token).ConfigureAwait(false);
-            await SendByeAsync(conn).ConfigureAwait(false);
+            var error = await SendByeAsync(conn).ConfigureAwait(false);
             await conn.DisposeAsync().ConfigureAwait(false);
-            Log.Disconnected(log);
+            if (error is not null) Log.LogOffFailed(log, error);
+            else Log.Disconnected(log);
         }
         catch (Exception e)
         {

@@ -253,6 +253,31 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
     }
 
     /// <summary>
+    /// A reconnect whose CONNECT the server never answers: the attempt is cut at the reconnect timeout, and the client
+    /// gives up then, not after the attempt's own 30 s wait for an answer.
+    /// </summary>
+    [SkippableFact]
+    public void A_reconnect_the_server_never_answers_gives_up_at_the_reconnect_timeout()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        int connections = 0;
+        using var server = new FakeVpnServer(Ns, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            if (Interlocked.Increment(ref connections) == 1) await ex.WriteAsync(GoodConnected);
+            else await ex.HoldAsync();
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var r = Run.Isotun(Ns, ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device,
+            "--reconnect-timeout", "4"], stdin: "cookie\n", timeoutSeconds: 90);
+        output.WriteLine($"exit {r.ExitCode} after {clock.Elapsed.TotalSeconds:0.0} s and {connections} connections: {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 1, $"expected exit 1 (gave up reconnecting): {r}");
+        Assert.Contains("could not reconnect within 4 s: the last attempt did not finish in time", r.Stderr);
+        // 4 s, and the start; an attempt left to its own 30 s wait would end it past 30 s.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(25), $"gave up after {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>
     /// Once the tunnel was up, an answer cut short (or none in time) while reconnecting is a failure of the moment: the
     /// client tries again until its reconnect timeout, where on a first connection it is a protocol error (exit 5).
     /// </summary>
