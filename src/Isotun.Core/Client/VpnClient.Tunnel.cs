@@ -18,7 +18,8 @@ public sealed partial class VpnClient
     /// <summary>
     /// Runs the connections of one group (the primary and its queues) until the primary ends, or any of them
     /// brings the session's end (a DISCONNECT, a bad frame). A queue that ends alone is let go and joined again
-    /// (after 1, 2, 4… up to 30 s) while the primary lives; meanwhile its TUN queue sends on the others. The group
+    /// (after 1, 2, 4… up to 30 s; a queue that lived less than <see cref="StableAfter"/> goes on from its last wait)
+    /// while the primary lives; meanwhile its TUN queue sends on the others. The group
     /// owns its connections and disposes of them.
     /// </summary>
     private async Task<TunnelEnd> RunGroupAsync(List<(int Queue, HttpsConnection Connection)> connections, CancellationToken stop)
@@ -30,7 +31,10 @@ public sealed partial class VpnClient
         Volatile.Write(ref _lastTxTicks, Environment.TickCount64);
         var lanes = new List<Lane>();
         var running = new List<Task<TunnelEnd>>();
-        var rejoins = new List<Task<(int Queue, HttpsConnection? Connection)>>();
+        var rejoins = new List<Task<(int Queue, HttpsConnection? Connection, TimeSpan Waited)>>();
+        // Per queue: when it last joined, and the wait before that join (a queue that keeps dropping at once is not
+        // joined again every second: its waits go on doubling).
+        var joined = new Dictionary<int, (DateTimeOffset At, TimeSpan Waited)>();
         // In queue order, so that with every queue up TUN queue k sends on connection k.
         void Publish() => _writers = lanes.OrderBy(l => l.Queue).Select(l => l.Writer).ToArray();
         void Add(int queue, HttpsConnection connection)
@@ -42,22 +46,24 @@ public sealed partial class VpnClient
                 Batching = _accepted.HasFlag(IsotunExtension.Batch),
             });
             lanes.Add(lane);
+            joined[queue] = (DateTimeOffset.UtcNow, joined.GetValueOrDefault(queue).Waited);
             running.Add(RunLaneAsync(lane, group, stop));
             Publish();
         }
         foreach (var (queue, connection) in connections) Add(queue, connection);
         TunnelReady();
         foreach (int missing in Enumerable.Range(1, Math.Max(0, Math.Min(_granted, _tuns.Length) - 1)).Except(connections.Select(c => c.Queue)))
-            rejoins.Add(RejoinAsync(missing, group.Token));
+            rejoins.Add(RejoinAsync(missing, TimeSpan.FromSeconds(1), group.Token));
 
         TunnelEnd end;
         while (true)
         {
             var done = await Task.WhenAny(running.Cast<Task>().Concat(rejoins)).ConfigureAwait(false);
-            if (done is Task<(int, HttpsConnection?)> rejoin && rejoins.Remove(rejoin))
+            if (done is Task<(int, HttpsConnection?, TimeSpan)> rejoin && rejoins.Remove(rejoin))
             {
-                var (queue, connection) = await rejoin.ConfigureAwait(false);
+                var (queue, connection, waited) = await rejoin.ConfigureAwait(false);
                 if (connection is null) continue;
+                joined[queue] = (default, waited);
                 Add(queue, connection);
                 Log.QueueRejoined(log, queue, lanes.Count);
                 continue;
@@ -75,7 +81,9 @@ public sealed partial class VpnClient
             Publish();
             await lane.Connection.DisposeAsync().ConfigureAwait(false);
             Log.QueueLost(log, lane.Queue, laneEnd.ToString(), lanes.Count);
-            rejoins.Add(RejoinAsync(lane.Queue, group.Token));
+            var (at, before) = joined.GetValueOrDefault(lane.Queue);
+            var wait = DateTimeOffset.UtcNow - at < StableAfter && before > TimeSpan.Zero ? NextWait(before) : TimeSpan.FromSeconds(1);
+            rejoins.Add(RejoinAsync(lane.Queue, wait, group.Token));
         }
         _writers = [];
         group.Cancel();
@@ -86,28 +94,33 @@ public sealed partial class VpnClient
         return end;
     }
 
-    /// <summary>Joins queue <paramref name="queue"/> again, retrying with back-off; null once the group ends.</summary>
-    private async Task<(int Queue, HttpsConnection? Connection)> RejoinAsync(int queue, CancellationToken group)
+    /// <summary>
+    /// Joins queue <paramref name="queue"/> again after <paramref name="delay"/>, retrying with back-off; null once the
+    /// group ends. Also returns the wait before the join that succeeded.
+    /// </summary>
+    private async Task<(int Queue, HttpsConnection? Connection, TimeSpan Waited)> RejoinAsync(int queue, TimeSpan delay, CancellationToken group)
     {
-        var delay = TimeSpan.FromSeconds(1);
         while (true)
         {
             try
             {
                 await Task.Delay(delay, group).ConfigureAwait(false);
-                return (queue, await ConnectTunnelAsync(group, queue).ConfigureAwait(false));
+                return (queue, await ConnectTunnelAsync(group, queue).ConfigureAwait(false), delay);
             }
             catch (Exception) when (group.IsCancellationRequested)
             {
-                return (queue, null);
+                return (queue, null, delay);
             }
             catch (Exception e)
             {
                 Log.QueueFailed(log, queue, e.Message);
             }
-            delay = TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2));
+            delay = NextWait(delay);
         }
     }
+
+    /// <summary>The wait after <paramref name="delay"/>: twice as long, up to 30 s.</summary>
+    private static TimeSpan NextWait(TimeSpan delay) => TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2));
 
     private async Task<TunnelEnd> RunLaneAsync(Lane lane, CancellationTokenSource group, CancellationToken stop)
     {

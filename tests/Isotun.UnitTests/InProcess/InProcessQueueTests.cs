@@ -71,6 +71,32 @@ public sealed class InProcessQueueTests(InProcessPki pki)
         Assert.Equal(packet, Packets.Take(server.Tun(), "the session does not carry data after the rejoin"));
     }
 
+    /// <summary>
+    /// A queue that drops right after each rejoin (a server or middlebox that takes it and cuts it) waits longer each
+    /// time, 1, 2, 4 s…, instead of a full handshake and CONNECT every second for ever.
+    /// </summary>
+    [Fact]
+    public async Task A_queue_that_drops_right_after_each_rejoin_waits_longer_each_time()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 2 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options() with { Queues = 2 });
+        var session = await server.LiveSessionAsync(client.Address, 2);
+        var gaps = new List<TimeSpan>();
+        var queue = QueueConnection(session, client.Address, 1);
+        for (int i = 0; i < 3; i++)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            queue.Abort(TunnelEnd.Error);
+            var dropped = queue;
+            await Eventually.True(() => session.LiveQueues == 2 && QueueConnection(session, client.Address, 1) != dropped, $"queue 1 was not joined again ({i})",
+                TimeSpan.FromSeconds(30));
+            gaps.Add(clock.Elapsed);
+            queue = QueueConnection(session, client.Address, 1);
+        }
+        // About 1, 2 and 4 s; each one at least the wait it was owed.
+        Assert.True(gaps[1] >= TimeSpan.FromSeconds(1.9) && gaps[2] >= TimeSpan.FromSeconds(3.9), $"waits: {string.Join(", ", gaps.Select(g => g.TotalSeconds.ToString("0.0")))} s");
+    }
+
     /// <summary>The session's connection of queue <paramref name="queue"/>, found by the flow hash the TUN reader uses.</summary>
     private static Downlink QueueConnection(VpnSession session, System.Net.IPAddress address, int queue)
     {
