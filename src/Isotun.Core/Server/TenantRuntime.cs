@@ -87,14 +87,24 @@ public sealed class TenantRuntime : IDisposable
     /// </summary>
     private DateTimeOffset RecallTrust()
     {
-        var before = _state.GetTrust(Name);
+        TrustRecord? before;
+        try
+        {
+            before = _state.GetTrust(Name);
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or StateStoreException)
+        {
+            // Not known whether it narrowed: only logins from now count, and their users log in again.
+            _log.LogError("tenant={Tenant}: whom it trusted could not be read from the state file ({Error}); cookies of earlier certificate logins are refused", Name, e.Message);
+            return _time.GetUtcNow();
+        }
         var now = Trust(Config, ClientCas, before?.Since ?? DateTimeOffset.UnixEpoch);
         if (before is not null && before.NarrowedBy(now))
         {
             now = now with { Since = _time.GetUtcNow() };
             _log.LogWarning("tenant={Tenant}: it trusts fewer CAs or OUs than when the server last ran: cookies of earlier certificate logins are refused", Name);
         }
-        if (before is null || !before.SameTrust(now) || before.Since != now.Since) _state.SaveTrust(Name, now);
+        if (before is null || !before.SameTrust(now) || before.Since != now.Since) RememberTrust(now);
         return now.Since;
     }
 
@@ -107,7 +117,7 @@ public sealed class TenantRuntime : IDisposable
         }
         catch (Exception e) when (e is System.Data.Common.DbException or StateStoreException or IOException)
         {
-            _log.LogError("tenant={Tenant}: whom it trusts could not be recorded in the state file ({Error}); after a restart, cookies of certificate logins from before this reload may be taken again",
+            _log.LogError("tenant={Tenant}: whom it trusts could not be recorded in the state file ({Error}); after a restart, cookies of certificate logins from before a narrowing may be taken again",
                 Name, e.Message);
         }
     }
@@ -195,8 +205,8 @@ public sealed class TenantRuntime : IDisposable
     public X509Certificate2Collection? ClientCas { get; private set; }
 
     /// <summary>
-    /// When whom the tenant trusts with a certificate last narrowed (a CA taken out of its client-ca or of the
-    /// server's, its own CAs put in place of the server's or the other way round, an OU taken out of allowed-ous), at a
+    /// When whom the tenant trusts with a certificate last narrowed (a CA it trusted, by its own client-ca or the
+    /// server's, no longer among those it trusts; an OU taken out of allowed-ous), at a
     /// reload or while the server was down: certificate logins from before then end, and their cookies are refused,
     /// since which of them the change concerns cannot be told from a cookie. Their users log in again, and only
     /// certificates still trusted get in. Kept in the state file, so it holds across restarts.

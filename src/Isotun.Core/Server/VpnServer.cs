@@ -118,6 +118,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         // Tenants published while this server was being made are applied now that it is whole.
         _built = true;
         if (_sharedTenants is { } view && shared?.Tenants?.Revision > view.Applied) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
+        if (Interlocked.Exchange(ref _reshareWanted, 0) == 1) ReshareSoon(); // a lift heard while this server was being made
     }
 
     private volatile bool _built;
@@ -199,8 +200,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 if (_built) ThreadPool.QueueUserWorkItem(_ => ApplySharedTenants());
                 return;
             case SharedChange.CertificateRevocationLifted:
-                // Off the watch's thread, under the reload lock: shared again at once if this node's own CRL lists it.
-                if (_built) ThreadPool.QueueUserWorkItem(_ => { lock (_reloadLock) ShareCertificateRevocations(); });
+                ReshareSoon();
                 return;
             case SharedChange.CookieKeysRotated:
                 Cookies.Use(Shared!.CookieKeys);
@@ -388,6 +388,34 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             return e;
         }
+    }
+
+    // 1 while a reshare is wanted and not yet run (lifts come in bursts: thousands are one pass).
+    private int _reshareWanted;
+
+    /// <summary>
+    /// Another node took back a revocation it shared: shared again from here if this node's CRL lists it. Off the
+    /// watch's thread and under the reload lock, once for a burst of lifts; wanted before the server is whole, run then.
+    /// </summary>
+    private void ReshareSoon()
+    {
+        if (Interlocked.Exchange(ref _reshareWanted, 1) == 1 || !_built) return;
+        ThreadPool.QueueUserWorkItem(_ =>
+        {
+            lock (_reloadLock)
+            {
+                Volatile.Write(ref _reshareWanted, 0);
+                if (_disposing) return;
+                try
+                {
+                    ShareCertificateRevocations();
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+                {
+                    _log.LogWarning("cluster: the certificate revocations could not be shared again ({Error})", e.Message);
+                }
+            }
+        });
     }
 
     /// <summary>On a cluster node: shares what this node's CRLs revoke, so every node refuses those certificates at once (call under the reload lock).</summary>

@@ -17,6 +17,12 @@ public sealed record TrustRecord(IReadOnlyList<string> Cas, IReadOnlyList<string
 
     /// <summary>The same CAs and OUs (since when aside).</summary>
     public bool SameTrust(TrustRecord other) => Cas.SequenceEqual(other.Cas) && Ous.SequenceEqual(other.Ous);
+
+    /// <summary>
+    /// <see cref="Since"/> as the stores keep it, in whole seconds, rounded up: a login in the second of a narrowing
+    /// but before it stays refused after a restart, as it was before.
+    /// </summary>
+    public long SinceSeconds => Since.ToUnixTimeSeconds() + (Since.Ticks % TimeSpan.TicksPerSecond != 0 ? 1 : 0);
 }
 
 /// <summary>

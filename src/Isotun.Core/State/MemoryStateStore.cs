@@ -26,9 +26,9 @@ public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
 
     public TrustRecord? GetTrust(string tenant) => _trust.TryGetValue(tenant, out var t) ? t : null;
 
-    // Kept to the second, as the SQLite store keeps it.
+    // Kept to the second (rounded up), as the SQLite store keeps it.
     public void SaveTrust(string tenant, TrustRecord trust) =>
-        _trust[tenant] = trust with { Cas = [.. trust.Cas], Ous = [.. trust.Ous], Since = DateTimeOffset.FromUnixTimeSeconds(trust.Since.ToUnixTimeSeconds()) };
+        _trust[tenant] = trust with { Cas = [.. trust.Cas], Ous = [.. trust.Ous], Since = DateTimeOffset.FromUnixTimeSeconds(trust.SinceSeconds) };
 
     public void Dispose() { }
 }

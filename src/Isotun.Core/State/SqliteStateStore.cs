@@ -118,7 +118,7 @@ public sealed partial class SqliteStateStore : IStateStore
             cmd.Parameters.AddWithValue("$t", tenant);
             cmd.Parameters.AddWithValue("$c", System.Text.Json.JsonSerializer.Serialize([.. trust.Cas], StateJson.Default.StringArray));
             cmd.Parameters.AddWithValue("$o", System.Text.Json.JsonSerializer.Serialize([.. trust.Ous], StateJson.Default.StringArray));
-            cmd.Parameters.AddWithValue("$s", trust.Since.ToUnixTimeSeconds());
+            cmd.Parameters.AddWithValue("$s", trust.SinceSeconds);
             cmd.ExecuteNonQuery();
         }
     }

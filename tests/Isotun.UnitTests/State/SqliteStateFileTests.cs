@@ -78,6 +78,34 @@ public sealed class SqliteStateFileTests : IDisposable
         SaysToMoveItAside(e);
     }
 
+    /// <summary>
+    /// A file an earlier Isotun wrote (schema 1, without the trust table) opens, keeps its leases, and gets the table;
+    /// the version stays 1, so that earlier Isotun still opens it.
+    /// </summary>
+    [Fact]
+    public void A_file_from_before_the_trust_table_opens_and_gets_it()
+    {
+        var path = _temp.File("isotun.db");
+        using (var db = SqliteStateStoreTests.Connect(path))
+            SqliteStateStoreTests.Exec(db, """
+                CREATE TABLE revoked (session TEXT PRIMARY KEY, until INTEGER NOT NULL);
+                CREATE TABLE leases (tenant TEXT NOT NULL, user TEXT NOT NULL, address TEXT, address6 TEXT, updated INTEGER NOT NULL, PRIMARY KEY (tenant, user));
+                INSERT INTO leases VALUES ('acme', 'alice', '10.10.0.7', NULL, 1800000000);
+                PRAGMA user_version = 1;
+                """);
+        using (var store = new SqliteStateStore(path))
+        {
+            Assert.Equal("10.10.0.7", store.GetLease("acme", "alice")!.Address!.ToString());
+            Assert.Null(store.GetTrust("acme"));
+            store.SaveTrust("acme", new TrustRecord(["AB"], ["acme"], DateTimeOffset.FromUnixTimeSeconds(1800000000)));
+        }
+        using (var store = new SqliteStateStore(path)) Assert.Equal(["AB"], store.GetTrust("acme")!.Cas);
+        using var check = SqliteStateStoreTests.Connect(path);
+        using var cmd = check.CreateCommand();
+        cmd.CommandText = "PRAGMA user_version";
+        Assert.Equal(1L, (long)cmd.ExecuteScalar()!);
+    }
+
     [Fact]
     public void Another_programs_database_is_refused()
     {

@@ -96,16 +96,33 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     public async Task<RangeResult> RangeAsync(string prefix, CancellationToken ct = default)
     {
         var start = KeyValueLimits.KeyBytes(prefix, "prefix");
-        var request = new RangeRequest
+        var end = ByteString.CopyFrom(KeyValueLimits.PrefixEnd(start));
+        var entries = new List<KeyValueEntry>();
+        var next = ByteString.CopyFrom(start);
+        long revision = 0;
+        // In pages, all at the revision of the first: a prefix with many keys (a long list of revoked certificates)
+        // would not fit in one answer (gRPC takes 4 MiB at most), and the pages together are one consistent view.
+        while (true)
         {
-            Key = ByteString.CopyFrom(start),
-            RangeEnd = ByteString.CopyFrom(KeyValueLimits.PrefixEnd(start)),
-            SortTarget = RangeRequest.Types.SortTarget.Key,
-            SortOrder = RangeRequest.Types.SortOrder.Ascend,
-        };
-        var response = await Call(() => _client.GetAsync(request, cancellationToken: ct), $"range {prefix}").ConfigureAwait(false);
-        return new RangeResult(response.Kvs.Select(Entry).ToList(), response.Header.Revision);
+            var request = new RangeRequest
+            {
+                Key = next,
+                RangeEnd = end,
+                SortTarget = RangeRequest.Types.SortTarget.Key,
+                SortOrder = RangeRequest.Types.SortOrder.Ascend,
+                Limit = RangePage,
+                Revision = revision,
+            };
+            var response = await Call(() => _client.GetAsync(request, cancellationToken: ct), $"range {prefix}").ConfigureAwait(false);
+            if (revision == 0) revision = response.Header.Revision;
+            entries.AddRange(response.Kvs.Select(Entry));
+            if (!response.More || response.Kvs.Count == 0) return new RangeResult(entries, revision);
+            next = ByteString.CopyFrom([.. response.Kvs[^1].Key.Span, 0]); // the next key after the last one read
+        }
     }
+
+    /// <summary>Keys read per answer of a range (each key and value at most 65 KiB: well under gRPC's 4 MiB).</summary>
+    internal const int RangePage = 50;
 
     public async Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
     {

@@ -24,6 +24,8 @@ public sealed partial class SharedState
     // "tenant/serial" → the node that shared it, and its credential stamp (a cookie carries the stamp, not the serial).
     private readonly ConcurrentDictionary<string, (string Node, ulong Stamp)> _revokedCertificates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Tenant, ulong Stamp), string> _revokedStamps = new();
+    // Changes to the two maps together (the watch's thread and a reload's); reads take no lock.
+    private readonly Lock _certificatesLock = new();
 
     /// <summary>The certificate revocations the cluster shares now, as "tenant/serial".</summary>
     public IReadOnlyCollection<string> RevokedCertificates => [.. _revokedCertificates.Keys.Order(StringComparer.Ordinal)];
@@ -74,12 +76,21 @@ public sealed partial class SharedState
         }
     }
 
+    /// <summary>
+    /// Takes the store's list as read whole: what it lacks goes, what it has comes; what is in both is never missing
+    /// meanwhile (a login checked during a read again of the store must still find it).
+    /// </summary>
     private void LoadCertificates(IEnumerable<KeyValueEntry> entries)
     {
-        _revokedCertificates.Clear();
-        _revokedStamps.Clear();
+        var read = new Dictionary<string, (string Tenant, string Serial, string Node)>(StringComparer.Ordinal);
         foreach (var e in entries)
-            if (CertificateName(e.Key) is var (name, tenant, serial)) AddCertificate(name, tenant, serial, Encoding.UTF8.GetString(e.Value.Span));
+            if (CertificateName(e.Key) is var (name, tenant, serial)) read[name] = (tenant, serial, Encoding.UTF8.GetString(e.Value.Span));
+        lock (_certificatesLock)
+        {
+            foreach (var name in _revokedCertificates.Keys)
+                if (!read.ContainsKey(name) && name.Split('/', 2) is [var tenant, var serial]) RemoveCertificate(name, tenant, serial);
+            foreach (var (name, (tenant, serial, node)) in read) AddCertificate(name, tenant, serial, node);
+        }
     }
 
     /// <summary>A change to the shared certificate revocations, seen in the store (this node's own come back too).</summary>
@@ -110,21 +121,24 @@ public sealed partial class SharedState
     private bool AddCertificate(string name, string tenant, string serial, string node)
     {
         ulong stamp = CredentialStamp.ForCertificate(serial);
-        bool added = true;
-        _revokedCertificates.AddOrUpdate(name, (node, stamp), (_, _) =>
+        lock (_certificatesLock)
         {
-            added = false;
-            return (node, stamp);
-        });
-        _revokedStamps[(tenant, stamp)] = serial;
-        return added;
+            bool added = !_revokedCertificates.ContainsKey(name);
+            // The stamp first: a cookie check never finds the name without it.
+            _revokedStamps[(tenant, stamp)] = serial;
+            _revokedCertificates[name] = (node, stamp);
+            return added;
+        }
     }
 
     private bool RemoveCertificate(string name, string tenant, string serial)
     {
-        if (!_revokedCertificates.TryRemove(name, out var gone)) return false;
-        _revokedStamps.TryRemove(new KeyValuePair<(string, ulong), string>((tenant, gone.Stamp), serial));
-        return true;
+        lock (_certificatesLock)
+        {
+            if (!_revokedCertificates.TryRemove(name, out var gone)) return false;
+            _revokedStamps.TryRemove(new KeyValuePair<(string, ulong), string>((tenant, gone.Stamp), serial));
+            return true;
+        }
     }
 
     /// <summary>A shared revocation's key: its name ("tenant/serial"), tenant and serial; null for anything else found there.</summary>

@@ -558,6 +558,26 @@ public sealed partial class SharedState : IAsyncDisposable
         return range.Entries.Select(e => (e.Key[(_prefix.Length + LiveDir.Length)..].Split('/')[0], e.Value)).ToList();
     }
 
+    /// <summary>Waiting writes one commit may take together, from the head of the queue: at most <paramref name="most"/>,
+    /// each key once (a store refuses a commit that writes a key twice), and at most <see cref="BatchBytes"/> in all.</summary>
+    private List<(KeyWrite Write, bool NodeLease, long Kept)> NextBatch(int most)
+    {
+        var batch = new List<(KeyWrite, bool, long)>();
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        long bytes = 0;
+        // Only this loop takes from the queue, so its head stays as enumerated.
+        foreach (var item in _pending)
+        {
+            bytes += item.Write.Key.Length + item.Write.Value.Length;
+            if (batch.Count == most || (batch.Count > 0 && bytes > BatchBytes) || !keys.Add(item.Write.Key)) break;
+            batch.Add(item);
+        }
+        return batch;
+    }
+
+    /// <summary>The most bytes of keys and values one batched commit carries (etcd takes requests up to 1.5 MiB by default).</summary>
+    private const int BatchBytes = 256 * 1024;
+
     /// <summary>Writes the waiting changes in order; probes the store when there are none, and forgets expired cookies.</summary>
     private async Task WriteLoopAsync()
     {
@@ -568,22 +588,36 @@ public sealed partial class SharedState : IAsyncDisposable
             try
             {
                 await _wake.WaitAsync(ProbeEvery, ct).ConfigureAwait(false);
-                using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                call.CancelAfter(CallTimeout);
-                if (_pending.IsEmpty) await _store.GetAsync(_prefix + CookieKeysName, call.Token).ConfigureAwait(false);
-                while (_pending.TryPeek(out var next))
+                if (_pending.IsEmpty)
                 {
+                    using var probe = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    probe.CancelAfter(CallTimeout);
+                    await _store.GetAsync(_prefix + CookieKeysName, probe.Token).ConfigureAwait(false);
+                }
+                int most = KeyValueLimits.MaxOperations;
+                while (!_pending.IsEmpty)
+                {
+                    // The waiting writes go in batches (one commit, one round trip, each within its own deadline): a
+                    // node that shares a long CRL queues thousands at once, and the revocations behind them must not
+                    // wait for each to make its own round trip.
+                    var batch = NextBatch(most);
                     var held = _held!;
-                    var write = next.NodeLease ? KeyWrite.Put(next.Write.Key, next.Write.Value, held.Lease) : next.Write;
+                    using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    call.CancelAfter(CallTimeout);
                     try
                     {
-                        await _store.CommitAsync([], [write], call.Token).ConfigureAwait(false);
+                        await _store.CommitAsync([], [.. batch.Select(b => b.NodeLease ? KeyWrite.Put(b.Write.Key, b.Write.Value, held.Lease) : b.Write)], call.Token).ConfigureAwait(false);
                     }
-                    catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && next.NodeLease)
+                    catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && batch.Any(b => b.NodeLease))
                     {
                         // The store no longer knows the lease (its keepalive has not said so yet, or failed to): take a new one, and write with it.
                         LeaseRefused(held.Lease);
                         await LeaseAfterAsync(held.Generation, call.Token).ConfigureAwait(false);
+                        continue;
+                    }
+                    catch (ArgumentException) when (batch.Count > 1)
+                    {
+                        most = 1; // one of them is refused: one at a time, to find it and let the others in
                         continue;
                     }
                     catch (ArgumentException e)
@@ -592,8 +626,12 @@ public sealed partial class SharedState : IAsyncDisposable
                         // write can never go in, and the ones behind it must.
                         Unstorable(e);
                     }
-                    _pending.TryDequeue(out _);
-                    Forget(next.Kept);
+                    foreach (var written in batch)
+                    {
+                        _pending.TryDequeue(out _);
+                        Forget(written.Kept);
+                    }
+                    most = KeyValueLimits.MaxOperations;
                 }
                 Reachable();
                 if (_time.GetUtcNow() >= nextSweep)

@@ -155,6 +155,19 @@ public abstract class KeyValueStoreContract : IAsyncLifetime
         Assert.Empty((await store.RangeAsync(P + "zzz/")).Entries);
     }
 
+    /// <summary>A range longer than one answer of the store (etcd's is read in pages) comes whole, in order, once each.</summary>
+    [SkippableFact]
+    public async Task A_long_range_comes_whole_in_key_order()
+    {
+        var store = Store();
+        var keys = Enumerable.Range(0, 130).Select(i => $"{P}long/{i:D3}").ToList();
+        for (int i = 0; i < keys.Count; i += KeyValueLimits.MaxOperations)
+            await store.CommitAsync([], [.. keys.Skip(i).Take(KeyValueLimits.MaxOperations).Select(k => KeyWrite.Put(k, B(k)))]);
+        await store.CompareAndPutAsync(P + "long0", B("x"), 0); // past the prefix's end
+        var range = await store.RangeAsync(P + "long/");
+        Assert.Equal(keys, range.Entries.Select(e => e.Key));
+    }
+
     [SkippableFact]
     public async Task An_expired_lease_takes_its_keys_and_a_watch_sees_the_delete()
     {
