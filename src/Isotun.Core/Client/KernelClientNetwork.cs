@@ -58,32 +58,49 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         if (p.Address6 is not null) IpCommand.Run("-6", "addr", "replace", $"{p.Address6}/128", "dev", dev, "nodad");
         if (options.SiteGateway) EnableForwarding();
         if (!options.ConfigureRoutes) return;
-        // The server itself stays on the underlay, whatever the tunnel's routes cover (a pushed 10.0.0.0/8 around a
-        // server at 10.1.2.3, or everything): its way there is read before any route into the tunnel exists, and
-        // pinned after them, so that it wins even over a route the server pushed for its own address.
         var family = Family(server);
         string host = $"{server}/{(family == "-6" ? 128 : 32)}";
-        var via = IpCommand.Run(family, "route", "get", server.ToString()).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var pin = new List<string> { family, "route", "replace", host };
-        for (int i = 0; i + 1 < via.Length; i++)
-            if (via[i] is "via" or "dev") pin.AddRange([via[i], via[i + 1]]);
-        // A host route the user had to the server stays theirs (and stays after the client); one made here goes with it.
-        bool hadHostRoute = IpCommand.Run(family, "route", "show", "exact", host).Trim().Length > 0;
+        // Kept on the underlay, each the way it went before the tunnel (read before any route into the tunnel exists,
+        // set after them): the server itself, whatever the tunnel's routes cover (a pushed 10.0.0.0/8 around a server
+        // at 10.1.2.3, or everything, or its own address), and the networks the server excludes from the tunnel.
+        // A route the host had already for one of them stays theirs (and stays after the client); one made here goes
+        // with the client.
+        var underlay = new List<(string Family, string Network, List<string> Route, bool Existed)>();
+        foreach (var (network, to) in p.SplitExclude.Select(x => (x.ToString(), x.Network)).Prepend((host, server)))
+        {
+            var f = Family(to);
+            bool isServer = network == host;
+            bool existed = IpCommand.Exec("ip", [f, "route", "show", "exact", network], check: false).Output.Trim().Length > 0;
+            if (existed && !isServer) continue; // the host's own route for an excluded network: left as it is
+            var (code, via, error) = IpCommand.Exec("ip", [f, "route", "get", to.ToString()], check: false);
+            if (code != 0)
+            {
+                if (isServer) throw new TunException($"no route to the server {server} outside the tunnel: {error.Trim()}");
+                continue; // no way there outside the tunnel: nothing to keep
+            }
+            var words = via.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var route = new List<string> { f, "route", "replace", network };
+            for (int i = 0; i + 1 < words.Length; i++)
+                if (words[i] is "via" or "dev") route.AddRange([words[i], words[i + 1]]);
+            underlay.Add((f, network, route, existed));
+        }
         foreach (var route in Routes(p))
             IpCommand.Run(Family(route.Network), "route", "replace", route.ToString(), "dev", dev);
-        IpCommand.Run([.. pin]);
-        if (!hadHostRoute) _pinned = (family, host);
+        foreach (var (f, network, route, existed) in underlay)
+        {
+            IpCommand.Run([.. route]);
+            if (!existed) _made.Add((f, network));
+        }
     }
 
-    // The host route to the server made by Open, taken away by Close.
-    private (string Family, string Host)? _pinned;
+    // The underlay routes made by Open (to the server, and the excluded networks), taken away by Close.
+    private readonly List<(string Family, string Network)> _made = [];
 
-    /// <summary>Takes away the host route to the server that <see cref="Open"/> made (the TUN's own routes go with the TUN).</summary>
+    /// <summary>Takes away the underlay routes <see cref="Open"/> made (the TUN's own routes go with the TUN).</summary>
     public void Close()
     {
-        if (_pinned is not var (family, host)) return;
-        _pinned = null;
-        IpCommand.TryRun(family, "route", "del", host);
+        foreach (var (family, network) in _made) IpCommand.TryRun(family, "route", "del", network);
+        _made.Clear();
     }
 
     /// <summary>

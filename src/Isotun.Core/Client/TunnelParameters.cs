@@ -18,6 +18,9 @@ public sealed record TunnelParameters(
     /// <summary>The IPv6 address inside the tunnel (dual stack), from X-CSTP-Address-IP6, or null.</summary>
     public IPAddress? Address6 { get; init; }
 
+    /// <summary>Networks the server keeps off the tunnel (X-CSTP-Split-Exclude, -IP6): they stay on the way they had.</summary>
+    public IReadOnlyList<IpNetwork> SplitExclude { get; init; } = [];
+
     public const int MinMtu = ConnectReply.MinMtu;
     public const int MaxMtu = ConnectReply.MaxMtu;
 
@@ -40,5 +43,5 @@ public sealed record TunnelParameters(
     }
 
     private static TunnelParameters From(ConnectReply r) =>
-        new(r.Address, r.Netmask, r.Mtu, r.SplitInclude, r.Dns, r.Dpd, r.Keepalive) { Address6 = r.Address6 };
+        new(r.Address, r.Netmask, r.Mtu, r.SplitInclude, r.Dns, r.Dpd, r.Keepalive) { Address6 = r.Address6, SplitExclude = r.SplitExclude };
 }

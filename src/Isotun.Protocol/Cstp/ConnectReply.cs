@@ -61,6 +61,12 @@ public sealed record ConnectReply
     /// </summary>
     public IReadOnlyList<IpNetwork> SplitInclude { get; init; } = [];
 
+    /// <summary>
+    /// <c>X-CSTP-Split-Exclude</c> and <c>X-CSTP-Split-Exclude-IP6</c> routes (ocserv's <c>no-route</c>): networks kept
+    /// off the tunnel. Parsed only (a client reads them); an Isotun server sends none.
+    /// </summary>
+    public IReadOnlyList<IpNetwork> SplitExclude { get; init; } = [];
+
     /// <summary><c>X-CSTP-DPD</c> seconds.</summary>
     public int Dpd { get; init; } = DefaultDpd;
 
@@ -187,6 +193,12 @@ public sealed record ConnectReply
         foreach (var r in headers.GetAll("X-CSTP-Split-Include-IP6"))
             if (TryParseRoute(r, out var net)) routes.Add(net);
 
+        var excluded = new List<IpNetwork>();
+        foreach (var r in headers.GetAll("X-CSTP-Split-Exclude"))
+            if (TryParseRoute(r, out var net)) excluded.Add(net);
+        foreach (var r in headers.GetAll("X-CSTP-Split-Exclude-IP6"))
+            if (TryParseRoute(r, out var net)) excluded.Add(net);
+
         var dns = new List<IPAddress>();
         foreach (var d in headers.GetAll("X-CSTP-DNS"))
             if (dns.Count < MaxDns && TryAddress(d, out var server)) dns.Add(server);
@@ -201,6 +213,7 @@ public sealed record ConnectReply
             Dns = dns,
             DefaultDomain = Text(headers.Get("X-CSTP-Default-Domain")),
             SplitInclude = routes,
+            SplitExclude = excluded,
             Dpd = Seconds(headers.Get("X-CSTP-DPD")) ?? DefaultDpd,
             Keepalive = Seconds(headers.Get("X-CSTP-Keepalive")) ?? DefaultKeepalive,
             IdleTimeout = Seconds(headers.Get("X-CSTP-Idle-Timeout")),

@@ -302,8 +302,9 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
 
     /// <summary>
     /// Routes a server cannot break: a netmask of 0.0.0.0 does not replace the host's default route, a dual-stack
-    /// reply with only its IPv6 network still takes all of IPv4 (as its two halves), and the host route pinned to
-    /// the server is taken away when the client ends.
+    /// reply with only its IPv6 network still takes all of IPv4 (as its two halves), an excluded network keeps the way
+    /// it had, and the routes made on the underlay (the host route to the server, the excluded network) are taken away
+    /// when the client ends.
     /// </summary>
     [SkippableFact]
     public void A_hostile_netmask_leaves_the_default_route_alone_and_the_client_takes_away_its_host_route_at_exit()
@@ -328,7 +329,8 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
                     return;
                 }
                 await ex.WriteAsync("HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\nX-CSTP-Address: 10.99.0.2\r\nX-CSTP-Netmask: 0.0.0.0\r\n" +
-                    "X-CSTP-Address-IP6: fd00:99::2/64\r\nX-CSTP-Split-Include-IP6: fd00:99::/64\r\nX-CSTP-DPD: 30\r\nX-CSTP-Keepalive: 20\r\nX-CSTP-MTU: 1400\r\n\r\n");
+                    "X-CSTP-Address-IP6: fd00:99::2/64\r\nX-CSTP-Split-Include-IP6: fd00:99::/64\r\nX-CSTP-Split-Exclude: 198.18.77.0/255.255.255.0\r\n" +
+                    "X-CSTP-DPD: 30\r\nX-CSTP-Keepalive: 20\r\nX-CSTP-MTU: 1400\r\n\r\n");
                 // The client sets its routes once it has read the reply: seen here, then the tunnel ends.
                 Eventually.Until(TimeSpan.FromSeconds(20), () => IpCommand.Exec("ip", ["-n", Ns, "-4", "route", "show", "dev", Device], check: false).Output.Contains("128.0.0.0/1"));
                 v4 = IpCommand.RunIn(Ns, "-4", "route", "show");
@@ -343,10 +345,12 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
             Assert.Contains($"128.0.0.0/1 dev {Device}", v4);
             Assert.DoesNotContain($"default dev {Device}", v4);
             Assert.Contains("127.0.0.1 dev lo", v4); // the pin to the server
+            Assert.Contains("198.18.77.0/24 via 198.18.99.254 dev ocf-up", v4); // excluded: kept the way it went
             Assert.Contains("fd00:99::/64", v6);
             var after = IpCommand.RunIn(Ns, "-4", "route", "show");
             Assert.Contains("default via 198.18.99.254", after);
             Assert.DoesNotContain("127.0.0.1", after);
+            Assert.DoesNotContain("198.18.77.0", after);
         }
         finally
         {

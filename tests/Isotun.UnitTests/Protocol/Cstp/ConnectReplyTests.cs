@@ -413,6 +413,16 @@ public class ConnectReplyTests
         Assert.False(ConnectReply.TryParseRoute(text, out _), text);
     }
 
+    /// <summary>ocserv's no-route: the excluded networks are read apart from the included ones, unusable ones skipped.</summary>
+    [Fact]
+    public void Split_exclude_routes_are_read_apart_from_the_included_ones()
+    {
+        var r = Parse(("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "10.10.0.2"), ("X-CSTP-Split-Include", "10.0.0.0/255.0.0.0"),
+            ("X-CSTP-Split-Exclude", "10.1.0.0/255.255.0.0"), ("X-CSTP-Split-Exclude", "junk"), ("X-CSTP-Split-Exclude-IP6", "fd00:1::/48"));
+        Assert.Equal(["10.0.0.0/8"], r.SplitInclude.Select(n => n.ToString()));
+        Assert.Equal(["10.1.0.0/16", "fd00:1::/48"], r.SplitExclude.Select(n => n.ToString()));
+    }
+
     private static ConnectReply Parse(params (string Name, string Value)[] headers)
     {
         Assert.Equal(ConnectReplyParseResult.Ok, ConnectReply.TryParse(Headers(headers), out var reply, out _));
