@@ -26,6 +26,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         catch
         {
             foreach (var q in tuns) q.Dispose();
+            Close(); // what was made on the underlay before the failure
             throw;
         }
     }
