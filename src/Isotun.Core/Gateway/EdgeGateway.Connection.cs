@@ -255,20 +255,29 @@ public sealed partial class EdgeGateway
         foreach (int i in pool.Order(client))
         {
             var target = pool.Backends[i];
-            var backend = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Socket? backend = null;
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             cts.CancelAfter(limits.ConnectTimeout);
             try
             {
+                // Made inside: a socket that cannot be made (no IPv6 here, no descriptors left) fails this backend, and the next is tried.
+                backend = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
                 await backend.ConnectAsync(target, cts.Token).ConfigureAwait(false);
+                // A connect that works says the backend is up (a route of one backend is not probed).
+                if (!pool.IsUp(i))
+                {
+                    pool.MarkUp(i);
+                    if (_throttle.Allow("backend-up-" + route.Name, out _)) GatewayLog.BackendUp(_log, route.Name, target);
+                }
                 return backend;
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
-                backend.Dispose();
+                backend?.Dispose();
                 if (stopping.IsCancellationRequested) return null;
                 Metrics.BackendFailure(route.Name);
-                if (pool.IsUp(i) && pool.Backends.Count > 1) GatewayLog.BackendDown(_log, route.Name, target, "a connect failed");
+                if (pool.IsUp(i) && pool.Backends.Count > 1 && _throttle.Allow("backend-down-" + route.Name, out _))
+                    GatewayLog.BackendDown(_log, route.Name, target, "a connect failed");
                 pool.MarkDown(i);
                 if (_throttle.Allow("backend-" + route.Name, out _))
                     GatewayLog.BackendFailed(_log, route.Name, target, e is OperationCanceledException ? "connect timed out" : e.Message);

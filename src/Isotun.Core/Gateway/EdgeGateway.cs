@@ -109,6 +109,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
             {
                 return;
             }
+            catch (Exception e)
+            {
+                // Whatever a probe meets, probing goes on: a backend marked down is marked up again only by a probe.
+                _log.LogError(e, "backend probes failed; they go on");
+            }
         }
     }
 
@@ -142,7 +147,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         if (_limiter.RecordFailure(remote.Address))
         {
             Metrics.Ban();
-            GatewayLog.Banned(_log, remote.Address.ToString(), (int)Config.Limits.BanTime.TotalSeconds);
+            // Throttled as the refusals are: a peer rotating its addresses makes a ban per few refusals.
+            if (_throttle.Allow("ban", out long suppressed))
+                GatewayLog.Banned(_log, remote.Address.ToString(), (int)Config.Limits.BanTime.TotalSeconds, suppressed);
         }
     }
 

@@ -41,8 +41,8 @@ internal static partial class GatewayLog
     [LoggerMessage(26, LogLevel.Error, "cannot accept: {Error}; backing off {BackoffMs} ms ({Suppressed} similar suppressed)")]
     public static partial void AcceptFailed(ILogger logger, string error, int backoffMs, long suppressed);
 
-    [LoggerMessage(22, LogLevel.Warning, "source {Remote} banned for {Seconds} s after repeated failures")]
-    public static partial void Banned(ILogger logger, string remote, int seconds);
+    [LoggerMessage(22, LogLevel.Warning, "source {Remote} banned for {Seconds} s after repeated failures ({Suppressed} similar suppressed)")]
+    public static partial void Banned(ILogger logger, string remote, int seconds, long suppressed);
 
     [LoggerMessage(23, LogLevel.Warning, "route {Route}: backend {Backend} unreachable: {Error}")]
     public static partial void BackendFailed(ILogger logger, string route, System.Net.IPEndPoint backend, string error);

@@ -22,7 +22,7 @@ public sealed class RouteRuntime
         ClientCas = clientCas;
         Crl = crl ?? RevocationList.Empty;
         Mode = route.Mode == RouteMode.Passthrough ? ConnectionMode.Passthrough : ConnectionMode.Terminate;
-        Backends = new BackendPool(route.Backends);
+        Backends = new BackendPool(route.Backends) { ProbeSaysLocal = route.ProxyProtocol };
     }
 
     /// <summary>The route's backends and their health.</summary>

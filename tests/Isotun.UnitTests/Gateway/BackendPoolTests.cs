@@ -65,6 +65,28 @@ public sealed class BackendPoolTests
         Assert.True(pool.IsUp(1));
     }
 
+    /// <summary>
+    /// A route whose backends read PROXY v2 probes with the LOCAL command (the server counts a health check, not a
+    /// connection closed before its header); a plain one connects and closes.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_probe_of_proxy_protocol_backends_says_local(bool proxy)
+    {
+        using var listener = Listen(0);
+        var pool = new BackendPool([(IPEndPoint)listener.LocalEndPoint!]) { ProbeSaysLocal = proxy };
+        var probe = pool.ProbeAsync(CancellationToken.None);
+        using var accepted = await listener.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await probe;
+        var received = new MemoryStream();
+        var buffer = new byte[64];
+        int n;
+        while ((n = await accepted.ReceiveAsync(buffer).WaitAsync(TimeSpan.FromSeconds(10))) > 0) received.Write(buffer, 0, n);
+        var expected = proxy ? Isotun.Protocol.Proxy.ProxyV2Writer.ToArray(Isotun.Protocol.Proxy.ProxyHeader.Local()) : [];
+        Assert.Equal(expected, received.ToArray());
+    }
+
     [Fact]
     public void Routes_take_one_backend_or_a_list_of_them_and_faults_are_listed()
     {

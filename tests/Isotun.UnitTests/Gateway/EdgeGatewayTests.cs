@@ -64,6 +64,25 @@ public sealed class EdgeGatewayTests
         Assert.Equal(1, h.Metrics.Total("forwarded", "vpn.acme.example"));
     }
 
+    /// <summary>
+    /// A route of one backend is not probed: a connect that fails marks it down, and the next that works marks it up
+    /// again (it stayed down, in isotun_gateway_backend_up, until a reload).
+    /// </summary>
+    [Fact]
+    public async Task A_single_backend_marked_down_by_a_failed_connect_is_up_again_after_one_that_works()
+    {
+        var port = FakeBackend.FreePort();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Pass("vpn.acme.example", new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port)), limits: NoBan));
+        bool Up() => h.Metrics.BackendStates!().Single().Item3;
+
+        Assert.Null(h.SendAndDrain(TlsVectors.OpenSslWithSni)); // nothing listens: closed
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => !Up()), "the failed connect did not mark the backend down");
+        using var backend = new FakeBackend(port: port);
+        Assert.Equal("backend-says-hi"u8.ToArray(), h.SendAndDrain(TlsVectors.OpenSslWithSni));
+        Assert.True(Up(), "the connect that worked did not mark the backend up");
+    }
+
     [Fact]
     public async Task A_relay_silent_for_the_idle_timeout_is_closed_and_counted()
     {

@@ -11,16 +11,25 @@ namespace Isotun.UnitTests.Gateway;
 /// <summary>A backend on loopback that records what each connection sent and answers with a fixed reply.</summary>
 internal sealed class FakeBackend : IDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
 
-    public FakeBackend(byte[]? reply = null)
+    public FakeBackend(byte[]? reply = null, int port = 0)
     {
+        _listener = new(IPAddress.Loopback, port);
         _listener.Start();
         _ = Task.Run(() => AcceptAsync(reply ?? "backend-says-hi"u8.ToArray()));
     }
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    /// <summary>A loopback port nothing listens on now.</summary>
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
     public int Accepted => Received.Count;
     public List<MemoryStream> Received { get; } = [];
 

@@ -21,6 +21,14 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
 
     public IReadOnlyList<IPEndPoint> Backends { get; } = backends;
 
+    /// <summary>
+    /// The backends read PROXY v2: a probe sends the LOCAL command a health check sends (a server counts it as one,
+    /// not as a connection closed before its header).
+    /// </summary>
+    public bool ProbeSaysLocal { get; init; }
+
+    private static readonly byte[] LocalHeader = Isotun.Protocol.Proxy.ProxyV2Writer.ToArray(Isotun.Protocol.Proxy.ProxyHeader.Local());
+
     public bool IsUp(int index) => Volatile.Read(ref _down[index]) == 0;
 
     public void MarkDown(int index) => Volatile.Write(ref _down[index], 1);
@@ -38,7 +46,7 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
     /// <summary>Probes every backend once (a TCP connect within <see cref="ProbeTimeout"/>); returns the ones whose state changed.</summary>
     public async Task<IReadOnlyList<(IPEndPoint Backend, bool Up)>> ProbeAsync(CancellationToken ct)
     {
-        var results = await Task.WhenAll(Backends.Select(async (b, i) => (i, up: await ReachableAsync(b, ct).ConfigureAwait(false)))).ConfigureAwait(false);
+        var results = await Task.WhenAll(Backends.Select(async (b, i) => (i, up: await ReachableAsync(b, ProbeSaysLocal ? LocalHeader : null, ct).ConfigureAwait(false)))).ConfigureAwait(false);
         var changed = new List<(IPEndPoint, bool)>();
         foreach (var (i, up) in results)
         {
@@ -50,19 +58,26 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
         return changed;
     }
 
-    private static async Task<bool> ReachableAsync(IPEndPoint backend, CancellationToken ct)
+    private static async Task<bool> ReachableAsync(IPEndPoint backend, byte[]? hello, CancellationToken ct)
     {
-        using var socket = new Socket(backend.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(ProbeTimeout);
+        Socket? socket = null;
         try
         {
+            // Made inside: a socket that cannot be made (no IPv6 here, no descriptors left) is a failed probe, not the end of probing.
+            socket = new Socket(backend.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             await socket.ConnectAsync(backend, timeout.Token).ConfigureAwait(false);
+            if (hello is not null) await socket.SendAsync(hello, SocketFlags.None, timeout.Token).ConfigureAwait(false);
             return true;
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             return false;
+        }
+        finally
+        {
+            socket?.Dispose();
         }
     }
 
