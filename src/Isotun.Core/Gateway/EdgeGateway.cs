@@ -39,6 +39,7 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
             ?? throw new InvalidOperationException(string.Join("; ", errors.Select(e => e.ToString())));
         _limiter = new ConnectionLimiter(config.Limits, _time);
         _throttle = new LogThrottle(time: _time);
+        Metrics.Sources = () => (_limiter.TrackedAddresses, _limiter.Overflowed);
         Metrics.BackendStates = () => Volatile.Read(ref _runtime).Routes
             .SelectMany(r => r.Backends.Backends.Select((b, i) => (r.Name, b.ToString(), r.Backends.IsUp(i))));
     }

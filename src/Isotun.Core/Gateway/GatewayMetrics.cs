@@ -54,7 +54,14 @@ public sealed class GatewayMetrics : IDisposable
         }, unit: "By", description: "Bytes relayed: up = client to backend, down = backend to client");
         _meter.CreateObservableGauge("isotun.gateway.relay.buffers", () => Interlocked.Read(ref _relayBuffers),
             description: "Relay buffers held (64 KiB each): a direction holds one while it carries data, none once it idles");
+        _meter.CreateObservableGauge("isotun.gateway.sources.tracked", () => Sources?.Invoke().Tracked ?? 0,
+            description: "Source addresses (IPv6: /64 prefixes) the admission table tracks now; at its bound, new ones share the overflow bucket");
+        _meter.CreateObservableCounter("isotun.gateway.sources.overflow", () => Sources?.Invoke().Overflowed ?? 0,
+            description: "Connections admitted through the overflow bucket, the admission table being full");
     }
+
+    /// <summary>Read at a scrape: the admission table's size now, and the connections admitted through its overflow bucket.</summary>
+    public Func<(int Tracked, long Overflowed)>? Sources { get; set; }
 
     /// <summary>This gateway's meter, for an exporter of it alone.</summary>
     public Meter Meter => _meter;

@@ -93,10 +93,16 @@ public class ConnectionLimiterTests
             limiter.Release(ip);
         }
 
-        Assert.Equal(Admission.GlobalCap, limiter.TryAdmit(IPAddress.Parse("198.18.31.1")));
+        // Full: a new address goes through the shared overflow bucket, untracked.
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse("198.18.31.1")));
+        limiter.Release(IPAddress.Parse("198.18.31.1"));
+        Assert.Equal(1, limiter.Overflowed);
+        Assert.Equal(10, limiter.TrackedAddresses);
         time.Advance(TimeSpan.FromSeconds(120));
         Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse("198.18.31.1")));
+        Assert.Equal(1, limiter.Overflowed); // tracked again, after the sweep
         Assert.True(limiter.TrackedAddresses <= 10);
+        Assert.Equal(1, limiter.Active);
     }
 
     [Fact]
@@ -106,10 +112,24 @@ public class ConnectionLimiterTests
         var limiter = new ConnectionLimiter(Limits(), time, maxTrackedAddresses: 10);
         for (int i = 0; i < 10; i++) Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse($"198.18.30.{i + 1}"))); // held open
         long sweeps = limiter.Sweeps;
-        for (int i = 0; i < 1000; i++) Assert.Equal(Admission.GlobalCap, limiter.TryAdmit(IPAddress.Parse($"198.18.32.{i % 250 + 1}")));
-        Assert.True(limiter.Sweeps - sweeps <= 1, $"{limiter.Sweeps - sweeps} sweeps for 1,000 refused connections within a second");
+        // New addresses share the overflow bucket: ten times one address's burst (10), then its rate; never a ban.
+        int admitted = 0;
+        for (int i = 0; i < 1000; i++)
+        {
+            var ip = IPAddress.Parse($"198.18.32.{i % 250 + 1}");
+            var result = limiter.TryAdmit(ip);
+            Assert.True(result is Admission.Accepted or Admission.IpRate, result.ToString());
+            if (result == Admission.Accepted)
+            {
+                admitted++;
+                limiter.Release(ip);
+            }
+            else Assert.False(limiter.RecordFailure(ip)); // a refusal there bans nobody
+        }
+        Assert.Equal(10 * ConnectionLimiter.OverflowShare, admitted);
+        Assert.True(limiter.Sweeps - sweeps <= 1, $"{limiter.Sweeps - sweeps} sweeps for 1,000 connections within a second");
         time.Advance(TimeSpan.FromSeconds(1));
-        Assert.Equal(Admission.GlobalCap, limiter.TryAdmit(IPAddress.Parse("198.18.33.1")));
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(IPAddress.Parse("198.18.33.1")));
         Assert.True(limiter.Sweeps - sweeps <= 2);
         Assert.Equal(10, limiter.TrackedAddresses);
 

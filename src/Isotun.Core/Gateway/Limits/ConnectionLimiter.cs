@@ -19,13 +19,18 @@ public enum Admission
 /// Admission control for new connections: a global cap, per-source-address concurrency, a per-source-address token bucket
 /// for the connection rate, and a temporary ban once an address piles up failures (bad hellos, timeouts, failed handshakes,
 /// rate refusals) within a window. Sources are counted by <see cref="SourceKey"/>: an IPv4 address, or an IPv6 /64. Time comes from a <see cref="TimeProvider"/>, so tests drive it. The address table is
-/// bounded: idle entries are swept, and when it is full of live entries new addresses are refused as a global cap.
-/// A full table is swept at most once a second, not at every connection: a source that keeps it full of live entries
-/// (banned addresses, IPv6 prefixes) cannot make each accept walk the whole table.
+/// bounded: idle entries are swept, and while it is full of live entries (a peer spread over many addresses or IPv6
+/// prefixes, keeping them busy or banned), new addresses share one overflow bucket, with <see cref="OverflowShare"/>
+/// times one address's rate and burst, and no ban: the gateway stays open to new clients, at a bounded rate, instead
+/// of refusing every new address. A full table is swept at most once a second, not at every connection, so such a
+/// peer cannot make each accept walk the whole table.
 /// </summary>
 public sealed class ConnectionLimiter : IConnectionAdmission
 {
     public const int DefaultMaxTrackedAddresses = 100_000;
+
+    /// <summary>The overflow bucket takes this many times one address's rate and burst.</summary>
+    public const int OverflowShare = 10;
 
     private readonly ConcurrentDictionary<IPAddress, AddressState> _addresses = new();
     private readonly TimeProvider _time;
@@ -36,6 +41,11 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     private int _tracked; // the table's size: ConcurrentDictionary.Count takes every lock of the table
     private long _lastSweep;
     private long _sweeps;
+    private long _overflowed;
+    // Tokens of the overflow bucket, and when it was last refilled (under its own lock).
+    private readonly Lock _overflowLock = new();
+    private double _overflowTokens = -1;
+    private long _overflowRefilled;
 
     public ConnectionLimiter(GatewayLimits limits, TimeProvider? time = null, int maxTrackedAddresses = DefaultMaxTrackedAddresses)
     {
@@ -52,6 +62,9 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     /// <summary>How many times the table was swept.</summary>
     internal long Sweeps => Interlocked.Read(ref _sweeps);
 
+    /// <summary>Connections admitted through the overflow bucket, the table being full.</summary>
+    public long Overflowed => Interlocked.Read(ref _overflowed);
+
     /// <summary>Applies new limits (a reload); connections already admitted are not affected.</summary>
     public void Update(GatewayLimits limits) => Volatile.Write(ref _limits, limits);
 
@@ -63,7 +76,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         long now = _time.GetTimestamp();
         MaybeSweep(now);
 
-        if (StateOf(address, now, limits) is not { } state) return Admission.GlobalCap;
+        if (StateOf(address, now, limits) is not { } state) return AdmitOverflow(now, limits);
         lock (state)
         {
             state.LastSeen = now;
@@ -78,6 +91,24 @@ public sealed class ConnectionLimiter : IConnectionAdmission
             state.Tokens -= 1;
             state.Active++;
             Interlocked.Increment(ref _active);
+            return Admission.Accepted;
+        }
+    }
+
+    /// <summary>A new address while the table is full: the shared bucket's rate, the global cap, and nothing per address.</summary>
+    private Admission AdmitOverflow(long now, GatewayLimits limits)
+    {
+        lock (_overflowLock)
+        {
+            if (Volatile.Read(ref _active) >= limits.MaxConnections) return Admission.GlobalCap;
+            double burst = (double)limits.PerIpBurst * OverflowShare;
+            _overflowTokens = _overflowTokens < 0 ? burst
+                : Math.Min(burst, _overflowTokens + _time.GetElapsedTime(_overflowRefilled, now).TotalSeconds * limits.PerIpRate * OverflowShare);
+            _overflowRefilled = now;
+            if (_overflowTokens < 1) return Admission.IpRate;
+            _overflowTokens -= 1;
+            Interlocked.Increment(ref _active);
+            Interlocked.Increment(ref _overflowed);
             return Admission.Accepted;
         }
     }

@@ -83,9 +83,13 @@ public class MetricLabelTableTests
         foreach (var m in Enum.GetValues<ConnectionMode>()) metrics.Active(m, 1);
         metrics.Reload(true);
         metrics.Reload(false);
+        metrics.Sources = () => (7, 3);
         var text = exporter.Render();
         // Only the gateway's families: a family of the server has a name outside it.
         AssertWritten(text, "isotun_gateway_", gatewayOnly: true);
+        // The admission table's series, by the names the docs give them.
+        Assert.Matches(@"(?m)^isotun_gateway_sources_tracked 7$", text);
+        Assert.Matches(@"(?m)^isotun_gateway_sources_overflow_total 3$", text);
     }
 
     private static void AssertWritten(string text, string gatewayPrefix, bool gatewayOnly = false)
