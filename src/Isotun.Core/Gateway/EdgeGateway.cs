@@ -191,6 +191,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
             var runtime = GatewayRuntime.Build(config, out var buildErrors);
             if (runtime is null) return Refuse(config.SourcePath, buildErrors);
 
+            // A backend a route had before keeps its health: a node found down stays down until a probe or a connect
+            // finds it up, instead of being ranked first again by every client for a probe's time after each reload.
+            var before = Volatile.Read(ref _runtime).Routes.ToDictionary(r => r.Name, r => r.Backends, StringComparer.Ordinal);
+            foreach (var route in runtime.Routes)
+                if (before.TryGetValue(route.Name, out var old)) route.Backends.KeepHealthOf(old);
             Volatile.Write(ref _runtime, runtime);
             _limiter.Update(config.Limits);
             Metrics.Reload(true);

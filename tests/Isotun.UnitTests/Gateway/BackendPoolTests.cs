@@ -87,6 +87,20 @@ public sealed class BackendPoolTests
         Assert.Equal(expected, received.ToArray());
     }
 
+    /// <summary>A reload's new pool keeps the health of the backends the old one had; a new backend starts up.</summary>
+    [Fact]
+    public void A_new_pool_keeps_the_health_of_the_backends_the_old_one_had()
+    {
+        var a = new IPEndPoint(IPAddress.Parse("198.18.66.1"), 443);
+        var b = new IPEndPoint(IPAddress.Parse("198.18.66.2"), 443);
+        var c = new IPEndPoint(IPAddress.Parse("198.18.66.3"), 443);
+        var old = new BackendPool([a, b]);
+        old.MarkDown(1);
+        var fresh = new BackendPool([b, c, new IPEndPoint(IPAddress.Parse("198.18.66.1"), 443)]);
+        fresh.KeepHealthOf(old);
+        Assert.Equal([false, true, true], Enumerable.Range(0, 3).Select(fresh.IsUp));
+    }
+
     [Fact]
     public void Routes_take_one_backend_or_a_list_of_them_and_faults_are_listed()
     {

@@ -35,6 +35,17 @@ public sealed class BackendPool(IReadOnlyList<IPEndPoint> backends)
 
     public void MarkUp(int index) => Volatile.Write(ref _down[index], 0);
 
+    /// <summary>Takes the health <paramref name="old"/> knew of the backends both have (a reload); the others start up.</summary>
+    public void KeepHealthOf(BackendPool old)
+    {
+        var known = old.Backends.ToList();
+        for (int i = 0; i < Backends.Count; i++)
+        {
+            int j = known.IndexOf(Backends[i]);
+            if (j >= 0 && !old.IsUp(j)) MarkDown(i);
+        }
+    }
+
     /// <summary>The order to try the backends in for <paramref name="client"/>: the healthy ones by rank, then the others (a last resort).</summary>
     public int[] Order(IPAddress client)
     {
