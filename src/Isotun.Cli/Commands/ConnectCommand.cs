@@ -22,7 +22,7 @@ public static class ConnectCommand
         var ca = new Option<string?>("--cafile") { Description = "Trust server certificates issued by this CA (PEM)" };
         var tun = new Option<string>("--interface", "-i") { Description = "TUN device name", DefaultValueFactory = _ => "isotun0" };
         var noRoutes = new Option<bool>("--no-routes") { Description = "Configure the address only, no routes" };
-        var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting after this many seconds", DefaultValueFactory = _ => 300 };
+        var reconnect = new Option<int>("--reconnect-timeout") { Description = "Give up reconnecting this many seconds after the connection was lost", DefaultValueFactory = _ => 300 };
         var forceDpd = new Option<int?>("--force-dpd")
         {
             Description = "Probe the server after at most this many seconds of silence (and leave the connection for a new one after twice that), whatever DPD the server asks (1-3600)",
