@@ -34,7 +34,7 @@ public sealed class SystemdServiceTests(PublishFixture publish, SystemdMachine m
         string mainPid = machine.Show(Unit, "MainPID");
         var status = machine.Must("cat", $"/proc/{mainPid}/status");
         // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12) and CAP_SYS_ADMIN (21), nothing else; no new privileges.
-        Assert.Contains("CapBnd:\t0000000000201400", status);
+        Assert.Contains("CapBnd:\t0000000000203400", status); // CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN
         Assert.Contains("NoNewPrivs:\t1", status);
         Assert.Contains("Seccomp:\t2", status);
         // The tenants' namespaces are made in the service's own mount namespace; the admin API answers on its socket.

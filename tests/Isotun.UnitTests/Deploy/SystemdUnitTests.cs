@@ -18,7 +18,7 @@ public sealed class SystemdUnitTests
     }
 
     [Theory]
-    [InlineData("isotun-server.service", "CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_SYS_ADMIN")]
+    [InlineData("isotun-server.service", "CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW CAP_SYS_ADMIN")]
     [InlineData("isotun-gateway.service", "CAP_NET_BIND_SERVICE")]
     public void Each_unit_is_a_hardened_notify_service_with_only_the_capabilities_it_needs(string unit, string capabilities)
     {
