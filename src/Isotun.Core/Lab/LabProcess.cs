@@ -84,10 +84,16 @@ public static class LabProcess
         File.Delete(PidPath(lab, name));
     }
 
+    /// <summary>Sends <paramref name="signal"/> (HUP, INT, KILL, TERM, STOP, CONT) to <paramref name="pid"/>; a process gone already is no error.</summary>
     public static void Signal(int pid, string signal)
     {
-        using var p = Process.Start(new ProcessStartInfo("kill", ["-s", signal, pid.ToString()]) { UseShellExecute = false });
-        p?.WaitForExit();
+        // The kill(2) call itself: `kill` is procps's, which a minimal Debian has not.
+        int number = signal switch
+        {
+            "HUP" => 1, "INT" => 2, "KILL" => 9, "TERM" => 15, "CONT" => 18, "STOP" => 19,
+            _ => throw new ArgumentException($"unknown signal {signal}", nameof(signal)),
+        };
+        Linux.Libc.kill(pid, number);
     }
 
     public static string Tail(LabLayout lab, string name, int lines = 20)

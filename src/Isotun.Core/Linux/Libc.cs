@@ -44,6 +44,9 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setns(int fd, int nstype);
 
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
     public const int EFD_CLOEXEC = 0x80000;
     public const int EFD_NONBLOCK = 0x800;
 

@@ -48,8 +48,8 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
             _owned = created || IsMarked(ns);
             IpCommand.RunIn(ns, "link", "set", "lo", "up");
             // Routing between the tunnel and the uplink happens inside the namespace.
-            Sysctl(ns, "net.ipv4.ip_forward=1");
-            Sysctl(ns, "net.ipv6.conf.all.forwarding=1");
+            Sysctl(ns, "net/ipv4/ip_forward");
+            Sysctl(ns, "net/ipv6/conf/all/forwarding");
         }
         // A TUN left by a crashed run would hold the name: remove it first.
         IpCommand.TryRun(In(ns, "link", "del", "dev", config.Device));
@@ -106,7 +106,7 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         }
         // Answering neighbour solicitations for the clients' IPv6 addresses takes proxy NDP on the link (proxy ARP
         // needs no such switch: the kernel answers for each proxy entry).
-        if (u.ProxyArp && config.Pool6 is not null) Sysctl(ns, $"net.ipv6.conf.{u.Name}.proxy_ndp=1");
+        if (u.ProxyArp && config.Pool6 is not null) Sysctl(ns, $"net/ipv6/conf/{u.Name}/proxy_ndp");
     }
 
     public IReadOnlyList<string> Route(IEnumerable<IpNetwork> add, IEnumerable<IpNetwork> remove)
@@ -233,6 +233,20 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 
     private static string[] In(string? ns, params string[] args) => ns is null ? args : ["-n", ns, .. args];
 
-    private static void Sysctl(string ns, string setting) =>
-        IpCommand.Exec("ip", ["netns", "exec", ns, "sysctl", "-qw", setting], check: true);
+    /// <summary>
+    /// Turns on the setting at /proc/sys/<paramref name="path"/> in namespace <paramref name="ns"/>: written from a
+    /// thread inside it (/proc/sys/net is the writer's namespace's), without procps's `sysctl`, which a minimal Debian
+    /// has not. A path, not sysctl's dotted name: an interface name may hold a dot (eth0.100).
+    /// </summary>
+    private static void Sysctl(string ns, string path) => NetworkNamespace.Run(ns, () =>
+    {
+        try
+        {
+            File.WriteAllText("/proc/sys/" + path, "1");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new TunException($"namespace {ns}: cannot turn on {path.Replace('/', '.')}: {e.Message}");
+        }
+    });
 }
