@@ -9,11 +9,13 @@ isotun_configs=(isotun.yaml gateway.yaml)
 # copy_program FROM LIB: a fresh copy of the published build FROM as LIB, with the openconnect --script that makes a
 # stock client a site gateway (docs/sites.md).
 copy_program() {
-  rm -rf "$2.new"
+  rm -rf "$2.new" "$2.old"
   cp -a "$1/." "$2.new"
   install -m 0755 "$deploy_dir/openconnect/site-gateway.sh" "$2.new/site-gateway.sh"
-  rm -rf "$2"
+  # Swapped by two renames, so that the program is missing for no longer than between them.
+  if [ -e "$2" ]; then mv "$2" "$2.old"; fi
   mv "$2.new" "$2"
+  rm -rf "$2.old"
 }
 
 # example_config NAME EXE STATE_DIR: the commented example of NAME (isotun.yaml or gateway.yaml) on stdout.

@@ -15,7 +15,8 @@ Usage:
 install    publishes a self-contained build (dotnet publish -c Release --self-contained) into PREFIX/lib/isotun,
            links PREFIX/bin/isotun to it, writes CONFIG-DIR/isotun.yaml and gateway.yaml (commented examples;
            existing files are kept), creates STATE-DIR (0700) and installs isotun-server.service and
-           isotun-gateway.service into UNIT-DIR. Nothing is enabled or started.
+           isotun-gateway.service into UNIT-DIR. Nothing is enabled or started; run again to upgrade: the units
+           that are running are restarted.
 uninstall  stops and disables the units, removes them, the link and PREFIX/lib/isotun; keeps the config and the
            state unless --purge.
 
@@ -84,8 +85,9 @@ install_all() {
   echo "installed $bin -> $lib/isotun"
 
   # Config: commented examples, never over an existing file. State outside /etc, which the units keep read-only.
-  install -d -m 0755 "$config_dir"
-  install -d -m 0700 "$state_dir"
+  # Made if missing; an existing directory keeps the mode its operator gave it.
+  [ -d "$config_dir" ] || install -d -m 0755 "$config_dir"
+  [ -d "$state_dir" ] || install -d -m 0700 "$state_dir"
   for f in "${isotun_configs[@]}"; do
     if [ -e "$config_dir/$f" ]; then
       echo "kept $config_dir/$f"
@@ -105,7 +107,13 @@ install_all() {
     mv "$unit_dir/$u.new" "$unit_dir/$u"
     echo "installed $unit_dir/$u"
   done
-  if with_systemd; then systemctl daemon-reload; fi
+  if with_systemd; then
+    systemctl daemon-reload
+    # An upgrade: a unit that runs now runs the new program (and its unit) from here on.
+    for u in "${isotun_units[@]}"; do
+      if systemctl is-active --quiet "$u"; then systemctl try-restart "$u" && echo "restarted $u"; fi
+    done
+  fi
 
   cat <<EOF
 

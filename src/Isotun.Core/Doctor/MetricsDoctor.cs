@@ -124,7 +124,7 @@ public static class MetricsDoctor
                 DropReason.OverBudget => new("server", FindingLevel.Warn, found + ": a session's queued frames reached its memory budget",
                     "a client stopped reading (it ends after 3×DPD), or its link is long and fast: raise limits.session-memory-kib if the host has the memory"),
                 DropReason.TunWriteFailed => new("server", FindingLevel.Warn, found + ": the tenant's TUN refused packets",
-                    $"give the tenant's TUN a longer queue (ip -n isotun-{tenant} link set <its TUN> txqueuelen 10000) and check its uplink"),
+                    $"give tenant {tenant}'s TUN a longer queue (in its namespace: ip link set <its TUN> txqueuelen 10000) and check its uplink"),
                 DropReason.SpoofedSource or DropReason.Malformed or DropReason.BadGsoHeader or DropReason.GsoNotNegotiated or DropReason.CompressedNotNegotiated
                     => new("server", FindingLevel.Info, found + ": misbehaving peers, not a capacity problem"),
                 _ => new("server", FindingLevel.Info, found + ": policy or client behaviour"),

@@ -130,8 +130,9 @@ public static class GatewayConfigLoader
         non-tls: reject
 
         # Keeps the key that seals the terminating routes' TLS session tickets, so that clients resume
-        # after a reload or a restart (80 bytes, made 0600 at first start). See docs/gateway.md.
-        # ticket-key-file: ticket.key
+        # after a reload or a restart (80 bytes, made 0600 at first start; under the installed unit only
+        # /var/lib/isotun-gateway is writable). See docs/gateway.md.
+        # ticket-key-file: /var/lib/isotun-gateway/ticket.key
 
         limits:
           preread-timeout: 5        # seconds to receive the whole ClientHello (slowloris)
