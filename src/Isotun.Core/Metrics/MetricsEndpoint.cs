@@ -29,14 +29,19 @@ public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
 
     /// <exception cref="IOException">The address cannot be listened on (in use, not this host's); the message names it.</exception>
     /// <param name="hosts">Host names a request may name besides IP addresses and localhost (<see cref="HostFilter"/>).</param>
-    public MetricsEndpoint(IPEndPoint listen, IReadOnlyCollection<string>? hosts = null)
+    public MetricsEndpoint(IPEndPoint listen, IReadOnlyCollection<string>? hosts = null) : this(listen, hosts, capLoopback: false)
+    {
+    }
+
+    /// <param name="capLoopback">Caps loopback peers per address too (<see cref="OperatorListener.Http1PerSource"/>), for tests.</param>
+    internal MetricsEndpoint(IPEndPoint listen, IReadOnlyCollection<string>? hosts, bool capLoopback)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
             OperatorListener.Limit(k);
-            k.Listen(listen, o => OperatorListener.Http1PerSource(o));
+            k.Listen(listen, o => OperatorListener.Http1PerSource(o, capLoopback: capLoopback));
         });
         _app = builder.Build();
         _app.Use(HostFilter.Middleware(hosts ?? []));

@@ -34,14 +34,18 @@ public static class OperatorListener
         k.Limits.MaxConcurrentConnections = MaxConnections;
     }
 
-    /// <summary>HTTP/1.1 only, and at most <paramref name="perSource"/> connections at once from one address (an IPv6 /64) over TCP.</summary>
-    public static void Http1PerSource(ListenOptions listen, int perSource = PerSource)
+    /// <summary>HTTP/1.1 only, and at most <paramref name="perSource"/> connections at once from one address (an IPv6 /64) over TCP, loopback aside.</summary>
+    /// <param name="capLoopback">Cap loopback peers too (tests, whose peers are all on loopback).</param>
+    public static void Http1PerSource(ListenOptions listen, int perSource = PerSource, bool capLoopback = false)
     {
         listen.Protocols = HttpProtocols.Http1;
         var open = new ConcurrentDictionary<IPAddress, int>();
         listen.Use(next => async connection =>
         {
-            if (connection.RemoteEndPoint is not IPEndPoint { Address: var address })
+            // Loopback is not capped per source: every local peer (a browser with the dashboard in two tabs, a local
+            // Prometheus, the CLI) is the same address there, and the cap would set them against each other; the cap
+            // on all connections still holds.
+            if (connection.RemoteEndPoint is not IPEndPoint { Address: var address } || (!capLoopback && IPAddress.IsLoopback(address)))
             {
                 await next(connection).ConfigureAwait(false);
                 return;

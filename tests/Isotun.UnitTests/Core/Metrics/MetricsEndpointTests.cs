@@ -91,11 +91,40 @@ public sealed class MetricsEndpointTests
         Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(25));
     }
 
+    /// <summary>
+    /// Loopback peers are not capped per address: every local client (a browser with the dashboard in two tabs, a local
+    /// Prometheus, the CLI) is 127.0.0.1, and the cap set them against each other.
+    /// </summary>
+    [Fact]
+    public async Task Loopback_peers_are_not_capped_per_address()
+    {
+        int port = FreePort();
+        using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port));
+        var held = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 2 * OperatorListener.PerSource; i++)
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
+                held.Add(s);
+            }
+            await Task.Delay(300); // all of them counted
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            Assert.True((await http.GetAsync($"http://127.0.0.1:{port}/metrics")).IsSuccessStatusCode);
+        }
+        finally
+        {
+            foreach (var s in held) s.Dispose();
+        }
+    }
+
     [Fact]
     public async Task One_address_gets_a_few_connections_and_the_others_still_scrape()
     {
         int port = FreePort();
-        using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port));
+        // Loopback peers are capped here only because the test has no other addresses (the product leaves them uncapped).
+        using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port), null, capLoopback: true);
         var held = new List<Socket>();
         try
         {
