@@ -14,15 +14,8 @@ namespace Isotun.UnitTests.Gateway;
 /// <summary>The whole gateway in one process over loopback: routing, replay, PROXY v2, termination, bad input, limits, reload.</summary>
 public sealed class EdgeGatewayTests
 {
-    private static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
-
     private static string Yaml(string routes, string extra = "", string limits = "") => $"""
-        listen: 127.0.0.1:{FreePort()}
+        listen: 127.0.0.1:{LoopbackTcp.FreePort()}
         admin:
           listen: off
         routes:
@@ -71,7 +64,7 @@ public sealed class EdgeGatewayTests
     [Fact]
     public async Task A_single_backend_marked_down_by_a_failed_connect_is_up_again_after_one_that_works()
     {
-        var port = FakeBackend.FreePort();
+        var port = LoopbackTcp.FreePort();
         await using var h = new GatewayHarness();
         h.Start(Yaml(Pass("vpn.acme.example", new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port)), limits: NoBan));
         bool Up() => h.Metrics.BackendStates!().Single().Item3;
@@ -239,7 +232,6 @@ public sealed class EdgeGatewayTests
         });
         await Assert.ThrowsAnyAsync<SocketException>(() => sending.WaitAsync(TimeSpan.FromSeconds(30)));
     }
-
 
     private static string Term(IPEndPoint backend, GatewayHarness h, string? clientCa, string mode = "optional") => $"""
           - sni: vpn.initech.example

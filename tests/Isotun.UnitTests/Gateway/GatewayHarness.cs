@@ -22,14 +22,6 @@ internal sealed class FakeBackend : IDisposable
     }
 
     public IPEndPoint Endpoint => (IPEndPoint)_listener.LocalEndpoint;
-
-    /// <summary>A loopback port nothing listens on now.</summary>
-    public static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
     public int Accepted => Received.Count;
     public List<MemoryStream> Received { get; } = [];
 

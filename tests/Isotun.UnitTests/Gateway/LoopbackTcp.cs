@@ -3,9 +3,17 @@ using System.Net.Sockets;
 
 namespace Isotun.UnitTests.Gateway;
 
-/// <summary>Connected TCP sockets on loopback, for tests of what runs between two real sockets.</summary>
+/// <summary>Loopback TCP for tests: connected pairs of real sockets, and free ports.</summary>
 internal static class LoopbackTcp
 {
+    /// <summary>A loopback port nothing listens on now (bound and let go: the kernel does not hand it out again at once).</summary>
+    public static int FreePort()
+    {
+        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)l.LocalEndPoint!).Port;
+    }
+
     /// <summary>Both ends of one connection: the dialing end and the accepted one.</summary>
     public static (Socket Outer, Socket Inner) Pair()
     {

@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -184,7 +185,7 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         await using var server = await InProcessServer.StartAsync(pki);
         var tokenFile = _dir.File("admin.token");
         Isotun.Security.SecretFile.WriteAllText(tokenFile, "s3cret-token-of-at-least-32-characters\n", overwrite: true);
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         ServerMetrics.Start();
         var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
         await using (api)
@@ -257,7 +258,7 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         await using var server = await InProcessServer.StartAsync(pki);
         var tokenFile = _dir.File("empty.token");
         Isotun.Security.SecretFile.WriteAllText(tokenFile, "\n", overwrite: true);
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
         await using (api)
         {
@@ -278,12 +279,5 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
         return new NetworkStream(s, ownsSocket: true);
-    }
-
-    private static int FreePort()
-    {
-        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 }

@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using System.Net;
 using System.Net.Sockets;
 using Isotun.Admin;
@@ -30,7 +31,7 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         var tokenFile = _dir.File("admin.token");
         const string token = "dashboard-test-token-of-32-characters";
         Isotun.Security.SecretFile.WriteAllText(tokenFile, token + "\n", overwrite: true);
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         await using var api = await AdminApi.StartAsync(server.Server,
             new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)) { Socket = _dir.File("admin.sock"), TokenFile = tokenFile }, NullLoggerFactory.Instance);
 
@@ -92,7 +93,7 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
     public async Task No_page_of_another_site_may_frame_the_dashboard()
     {
         await using var server = await InProcessServer.StartAsync(pki);
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)), NullLoggerFactory.Instance);
         using var http = new HttpClient();
         using var page = await http.GetAsync($"http://127.0.0.1:{port}/dashboard");
@@ -110,7 +111,7 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
     public async Task A_request_naming_another_host_is_refused_before_the_dashboard_or_the_metrics()
     {
         await using var server = await InProcessServer.StartAsync(pki);
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         await using var api = await AdminApi.StartAsync(server.Server,
             new AdminConfig(new IPEndPoint(IPAddress.Loopback, port)) { Hosts = ["vpn-1.example.net"] }, NullLoggerFactory.Instance);
         foreach (var path in new[] { "/dashboard", "/metrics", "/healthz" })
@@ -123,12 +124,5 @@ public sealed class InProcessDashboardTests(InProcessPki pki) : IDisposable
         Assert.Equal(200, (await Core.Metrics.HostFilterTests.GetAsync(port, "vpn-1.example.net:" + port)).Status);
         var (_, metrics) = await Core.Metrics.HostFilterTests.GetAsync(port, "127.0.0.1:" + port);
         Assert.Contains("isotun_admin_requests_total{result=\"wrong-host\"} 3", metrics);
-    }
-
-    private static int FreePort()
-    {
-        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 }

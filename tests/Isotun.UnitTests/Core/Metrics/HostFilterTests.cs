@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -34,7 +35,7 @@ public sealed class HostFilterTests
     [Fact]
     public async Task The_metrics_endpoint_refuses_a_name_it_was_not_given_and_serves_one_it_was()
     {
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port), ["scrape.example.net"]);
         var (status, body) = await GetAsync(port, "rebound.example");
         Assert.Equal(421, status);
@@ -58,12 +59,5 @@ public sealed class HostFilterTests
         var text = Encoding.UTF8.GetString(answer.ToArray());
         int status = int.Parse(text.Split(' ', 3)[1], System.Globalization.CultureInfo.InvariantCulture);
         return (status, text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]);
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }

@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
@@ -15,7 +16,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task Serves_metrics_and_a_second_one_on_the_same_port_names_the_port_in_its_error()
     {
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         var at = new IPEndPoint(IPAddress.Loopback, port);
         using var first = new MetricsEndpoint(at);
         using var http = new HttpClient();
@@ -30,7 +31,7 @@ public sealed class MetricsEndpointTests
     public async Task A_scraper_that_stops_reading_holds_up_no_other()
     {
         using var big = BigMeter();
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port)) { WriteTimeout = TimeSpan.FromMinutes(2) };
         using var stuck = await StuckScraperAsync(port);
 
@@ -45,7 +46,7 @@ public sealed class MetricsEndpointTests
     public async Task A_scraper_that_stops_reading_is_cut_off_at_the_write_deadline()
     {
         using var big = BigMeter();
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port)) { WriteTimeout = TimeSpan.FromSeconds(1) };
         using var stuck = await StuckScraperAsync(port);
         await Task.Delay(TimeSpan.FromSeconds(3));
@@ -71,7 +72,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task A_peer_that_sends_part_of_a_head_and_stops_is_cut_off_at_the_head_deadline()
     {
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port));
         using var slow = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await slow.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port));
@@ -98,7 +99,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task Loopback_peers_are_not_capped_per_address()
     {
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port));
         var held = new List<Socket>();
         try
@@ -122,7 +123,7 @@ public sealed class MetricsEndpointTests
     [Fact]
     public async Task One_address_gets_a_few_connections_and_the_others_still_scrape()
     {
-        int port = FreePort();
+        int port = LoopbackTcp.FreePort();
         // Loopback peers are capped here only because the test has no other addresses (the product leaves them uncapped).
         using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port), null, capLoopback: true);
         var held = new List<Socket>();
@@ -182,12 +183,5 @@ public sealed class MetricsEndpointTests
         await s.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
         await Task.Delay(500); // its scrape is under way, stalled
         return s;
-    }
-
-    private static int FreePort()
-    {
-        using var free = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        free.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)free.LocalEndPoint!).Port;
     }
 }

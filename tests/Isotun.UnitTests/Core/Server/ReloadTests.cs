@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using Isotun.Protocol.Cookies;
 using Isotun.Security;
 using Isotun.Server;
@@ -259,14 +260,7 @@ public sealed class ReloadTenantSetTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private readonly int _port = FreePort();
-
-    private static int FreePort()
-    {
-        using var l = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        l.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        return ((System.Net.IPEndPoint)l.LocalEndPoint!).Port;
-    }
+    private readonly int _port = LoopbackTcp.FreePort();
 
     private string Yaml(params string[] tenants) =>
         "tenants:\n" + string.Concat(tenants.Select((t, i) => $"  - name: {t}\n    pool: 10.{40 + i}.0.0/24\n"));

@@ -1,3 +1,4 @@
+using Isotun.UnitTests.Gateway;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -49,7 +50,7 @@ public sealed class EtcdServer : IAsyncLifetime
         }
         for (int attempt = 1; ; attempt++)
         {
-            (_client, _peer, _metrics) = (FreePort(), FreePort(), FreePort());
+            (_client, _peer, _metrics) = (LoopbackTcp.FreePort(), LoopbackTcp.FreePort(), LoopbackTcp.FreePort());
             Endpoint = $"{(Tls is null ? "http" : "https")}://127.0.0.1:{_client}";
             _data = _dir.File($"data-{attempt}");
             try
@@ -132,13 +133,6 @@ public sealed class EtcdServer : IAsyncLifetime
         _process?.Dispose();
         _dir.Dispose();
         return Task.CompletedTask;
-    }
-
-    private static int FreePort()
-    {
-        using var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        l.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)l.LocalEndPoint!).Port;
     }
 }
 
