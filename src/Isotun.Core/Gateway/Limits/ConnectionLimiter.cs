@@ -42,10 +42,8 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     private long _lastSweep;
     private long _sweeps;
     private long _overflowed;
-    // Tokens of the overflow bucket, and when it was last refilled (under its own lock).
-    private readonly Lock _overflowLock = new();
-    private double _overflowTokens = -1;
-    private long _overflowRefilled;
+    // The bucket the addresses share while the table is full (its rate and burst OverflowShare times one address's).
+    private readonly AddressState _overflow;
 
     public ConnectionLimiter(GatewayLimits limits, TimeProvider? time = null, int maxTrackedAddresses = DefaultMaxTrackedAddresses)
     {
@@ -53,6 +51,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         _time = time ?? TimeProvider.System;
         _maxTracked = maxTrackedAddresses;
         _lastSweep = _time.GetTimestamp();
+        _overflow = new AddressState((_lastSweep, limits.PerIpBurst * OverflowShare));
     }
 
     public int Active => Volatile.Read(ref _active);
@@ -84,11 +83,7 @@ public sealed class ConnectionLimiter : IConnectionAdmission
             if (Volatile.Read(ref _active) >= limits.MaxConnections) return Admission.GlobalCap;
             if (state.Active >= limits.PerIpConnections) return Admission.IpConcurrency;
 
-            double elapsed = _time.GetElapsedTime(state.RefilledAt, now).TotalSeconds;
-            state.Tokens = Math.Min(limits.PerIpBurst, state.Tokens + elapsed * limits.PerIpRate);
-            state.RefilledAt = now;
-            if (state.Tokens < 1) return Admission.IpRate;
-            state.Tokens -= 1;
+            if (!TakeToken(state, limits.PerIpRate, limits.PerIpBurst, now)) return Admission.IpRate;
             state.Active++;
             Interlocked.Increment(ref _active);
             return Admission.Accepted;
@@ -98,19 +93,24 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     /// <summary>A new address while the table is full: the shared bucket's rate, the global cap, and nothing per address.</summary>
     private Admission AdmitOverflow(long now, GatewayLimits limits)
     {
-        lock (_overflowLock)
+        lock (_overflow)
         {
             if (Volatile.Read(ref _active) >= limits.MaxConnections) return Admission.GlobalCap;
-            double burst = (double)limits.PerIpBurst * OverflowShare;
-            _overflowTokens = _overflowTokens < 0 ? burst
-                : Math.Min(burst, _overflowTokens + _time.GetElapsedTime(_overflowRefilled, now).TotalSeconds * limits.PerIpRate * OverflowShare);
-            _overflowRefilled = now;
-            if (_overflowTokens < 1) return Admission.IpRate;
-            _overflowTokens -= 1;
+            if (!TakeToken(_overflow, (double)limits.PerIpRate * OverflowShare, (double)limits.PerIpBurst * OverflowShare, now)) return Admission.IpRate;
             Interlocked.Increment(ref _active);
             Interlocked.Increment(ref _overflowed);
             return Admission.Accepted;
         }
+    }
+
+    /// <summary>Refills <paramref name="state"/>'s bucket for the time since its last refill and takes a token; false when none is left. Call under its lock.</summary>
+    private bool TakeToken(AddressState state, double rate, double burst, long now)
+    {
+        state.Tokens = Math.Min(burst, state.Tokens + _time.GetElapsedTime(state.RefilledAt, now).TotalSeconds * rate);
+        state.RefilledAt = now;
+        if (state.Tokens < 1) return false;
+        state.Tokens -= 1;
+        return true;
     }
 
     AdmissionRefusal? IConnectionAdmission.Admit(IPAddress source) => TryAdmit(source) switch
