@@ -76,6 +76,7 @@ internal sealed partial class ServerConnection
         {
             if (!StillAllowed(ticket, tenant, session))
             {
+                server.Sessions.Abandon(session, "its cookie was refused while it connected");
                 await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
                 return;
             }

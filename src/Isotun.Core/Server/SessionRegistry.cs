@@ -114,15 +114,34 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         Remove(session, reason);
     }
 
-    /// <summary>Takes the session out: its routes and addresses go, and the end is logged. False when it was gone already.</summary>
+    /// <summary>
+    /// Takes the session out: its routes and addresses go, and the end is logged. False when it was gone already (or
+    /// its id is another session's now: only this one is taken out).
+    /// </summary>
     private bool Remove(VpnSession session, string reason)
     {
-        if (!_sessions.TryRemove(session.Id, out _)) return false;
+        if (!_sessions.TryRemove(new KeyValuePair<Guid, VpnSession>(session.Id, session))) return false;
+        LetGo(session);
+        ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
+        return true;
+    }
+
+    private static void LetGo(VpnSession session)
+    {
         session.MarkEnded();
         session.Tenant.Detach(session);
         session.Tenant.Release(session);
-        ServerLog.SessionEnded(log, session.Tenant.Name, session.ShortId, reason);
-        return true;
+    }
+
+    /// <summary>
+    /// Lets go of the session of a CONNECT that lost a race with the session's end (a kick, a revocation, a changed
+    /// credential between the cookie's check and the attachment): taken out if the registry still holds it (its cookie
+    /// was revoked meanwhile), and its addresses go back to the pool either way: an ended session may have been given
+    /// them after its end, by a lease that was under way (a cluster node's claim is a round trip to the store).
+    /// </summary>
+    public void Abandon(VpnSession session, string reason)
+    {
+        if (!Remove(session, reason)) LetGo(session);
     }
 
     /// <summary>

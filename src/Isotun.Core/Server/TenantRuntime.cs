@@ -405,6 +405,9 @@ public sealed class TenantRuntime : IDisposable
         return (session.Address is { } a && pools.V4.OwnerOf(a) is null) || (session.Address6 is { } b && pools.V6?.OwnerOf(b) is null);
     }
 
+    /// <summary>How many addresses (IPv4 and IPv6) sessions hold now.</summary>
+    internal int LeasedAddresses => _holders.Count;
+
     private bool Expired(LeaseRecord lease) =>
         Config.LeaseLifetime is { } life && _time.GetUtcNow() - lease.Updated > life;
 

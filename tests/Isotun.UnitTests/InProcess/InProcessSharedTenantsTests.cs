@@ -39,7 +39,8 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
 
     /// <summary>
     /// A kick that lands while a CONNECT waits for its address (a cluster node's claim is a round trip to the store):
-    /// the CONNECT finds the session ended once it is attached, and is refused; no tunnel runs for a kicked cookie.
+    /// the CONNECT finds the session ended once it is attached, and is refused; no tunnel runs for a kicked cookie, and
+    /// the address its claim brought back goes back to the pool (the session it was given to had ended).
     /// </summary>
     [Fact]
     public async Task A_kick_while_a_connect_waits_for_its_address_refuses_that_connect()
@@ -61,6 +62,7 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
         await using var raw = await connecting;
         Assert.Equal(401, raw.Status);
         Assert.Empty(node.Server.Sessions.All);
+        Assert.Equal(0, node.Server.TenantRuntimes.Single().LeasedAddresses);
     }
 
     /// <summary>A store whose conditional commits (an address claim's) wait while it is closed.</summary>
