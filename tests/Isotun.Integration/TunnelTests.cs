@@ -245,11 +245,17 @@ public sealed class TunnelTests(LabFixture lab)
         Assert.True(wrong.ExitCode == 3, wrong.ToString());
         Assert.Contains("login refused", wrong.Stderr);
 
-        var unknown = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", "mallory", "--passwd-on-stdin", "--servercert", lab.Pin], stdin: "whatever\n");
+        // A name that is no user may be a password typed into the wrong field: the server's log does not show it.
+        const string typedPassword = "Winter-2026-unknown";
+        var unknown = Run.Isotun(L.ClientNs, ["connect", L.ServerUrl.ToString(), "--authenticate", "--user", typedPassword, "--passwd-on-stdin", "--servercert", lab.Pin], stdin: "whatever\n");
         Assert.True(unknown.ExitCode == 3, unknown.ToString());
         Assert.Contains("login refused", unknown.Stderr);
         // The refusal does not tell an unknown user from a wrong password.
         Assert.Equal(wrong.Stderr.Trim(), unknown.Stderr.Trim());
+        var log = ProcessLogs.Once(L, "server", "login (unknown user): unknown-user");
+        Assert.Contains("login (unknown user): unknown-user", log);
+        Assert.Contains($"login {LabLayout.User}: bad-password", log);
+        Assert.DoesNotContain(typedPassword, log);
 
         Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
             Metric("isotun_auth_attempts_total", "result=\"bad-password\"") >= badBefore + 1 &&

@@ -132,14 +132,14 @@ public static class AdminCommands
         }));
 
         var source = new Option<string?>("--source") { Description = "The source address whose login ban to lift" };
-        var banTenant = new Option<string?>("--tenant") { Description = "With --user: the tenant (group) the user logged into" };
+        var banTenant = new Option<string?>("--tenant") { Description = "With --user: the tenant (group) of the user; without it, the user's bans in every tenant are lifted" };
         var banUser = new Option<string?>("--user") { Description = "The user whose login ban to lift" };
         var unban = Verb("unban", "Lift a login ban of a source address or of a user", source, banTenant, banUser);
         unban.SetAction((parse, ct) => RunAsync(parse, async (client, json) =>
         {
             if (parse.GetValue(source) is null && parse.GetValue(banUser) is null)
             {
-                Console.Error.WriteLine("isotun unban: give --source ADDRESS, or --user USER (with --tenant)");
+                Console.Error.WriteLine("isotun unban: give --source ADDRESS, or --user USER (and --tenant TENANT)");
                 return 2;
             }
             var r = await client.PostAsync("api/v1/unban", new UnbanRequest(parse.GetValue(source), parse.GetValue(banTenant), parse.GetValue(banUser)), ct);

@@ -288,9 +288,10 @@ public sealed class AdminApi : IAsyncDisposable
             return Results.Ok(new UnbanResult(_server.Logins.UnbanSource(address)));
         }
         if (body?.User is { } user)
-            // Without a tenant: the ban of a login that named no group (the server name or the only tenant chose it).
-            return (body.Tenant is null ? NameProblem(user) : UserProblem(body.Tenant, user))
-                ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
+            // Without a tenant: the user's bans in every tenant.
+            return body.Tenant is null
+                ? NameProblem(user) ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUserInEveryTenant(user)))
+                : UserProblem(body.Tenant, user) ?? Results.Ok(new UnbanResult(_server.Logins.UnbanUser(LoginThrottle.UserKey(body.Tenant, user))));
         return Results.BadRequest(new ErrorView("give \"source\", or \"user\" (with \"tenant\")"));
     }
 

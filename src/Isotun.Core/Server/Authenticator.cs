@@ -54,18 +54,24 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
     }
 
     /// <summary>
-    /// The key a login's failures count under per user (<see cref="LoginThrottle.UserKey"/>), or null when the request
-    /// names no valid user name, or a group that is no tenant here: such a login fails anyway and counts for its source
-    /// only. A key of the peer's own making (any length, any text) would grow the throttle's table, and a cluster's
-    /// store keys, without bound.
+    /// The key a password login's failures count under per user (<see cref="LoginThrottle.UserKey"/>): the tenant the
+    /// login resolves to (as <see cref="Decide"/> picks it, whether the URL path, the group, the server name or the only
+    /// tenant there is named it) and the user name. Null when the request names no valid user name, picks no tenant here
+    /// or picks one inconsistently: such a login fails (or gets a form) without a password being checked, and counts for
+    /// its source only, so a peer can neither fill the throttle's table (or a cluster's store) with keys of its own
+    /// making, nor spread one account's failures over several spellings, nor lock a user out of another tenant. Null for
+    /// a certificate login too: the user name it sends is not what it logs in as, and must neither be locked out by it
+    /// nor have its failures cleared by it. <paramref name="tenant"/> is the tenant of the key.
     /// </summary>
-    public string? ThrottleKey(ClientAuthMessage msg, string target)
+    public string? ThrottleKey(ClientAuthMessage msg, string target, PeerInfo peer, out TenantRuntime? tenant)
     {
+        tenant = null;
+        if (peer.Certificate is not null) return null;
         if (string.IsNullOrEmpty(msg.Username) || !PasswordFile.IsValidUserName(msg.Username)) return null;
-        string pathTenant = PathTenant(target);
-        string? group = pathTenant.Length > 0 ? pathTenant : msg.GroupSelect;
-        if (!string.IsNullOrEmpty(group) && !_tenants.ContainsKey(group)) return null;
-        return LoginThrottle.UserKey(group, msg.Username);
+        tenant = ChooseTenant(msg, target, peer, out var refusal);
+        if (refusal is not null) return null;
+        tenant ??= OnlyTenant();
+        return tenant is null ? null : LoginThrottle.UserKey(tenant.Name, msg.Username);
     }
 
     public TenantRuntime? TenantForServerName(string? sni)
@@ -77,26 +83,52 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         return null;
     }
 
-    public AuthDecision Decide(ClientAuthMessage msg, string target, PeerInfo peer)
+    /// <summary>
+    /// The tenant the URL path, the group or the server name picks; null when none does (then a certificate's OU or
+    /// the only tenant there is may), or, with <paramref name="refusal"/>, when they disagree or name no tenant here.
+    /// </summary>
+    private TenantRuntime? ChooseTenant(ClientAuthMessage msg, string target, PeerInfo peer, out AuthDecision? refusal)
     {
+        refusal = null;
         string pathTenant = PathTenant(target);
         string? named = pathTenant.Length > 0 ? pathTenant : msg.GroupSelect;
         if (pathTenant.Length > 0 && !string.IsNullOrEmpty(msg.GroupSelect) && msg.GroupSelect != pathTenant)
-            return Refuse(AuthOutcome.WrongTenant, null, "the group does not match the URL");
+        {
+            refusal = Refuse(AuthOutcome.WrongTenant, null, "the group does not match the URL");
+            return null;
+        }
 
         TenantRuntime? tenant = null;
         if (!string.IsNullOrEmpty(named) && !_tenants.TryGetValue(named, out tenant))
-            return Refuse(AuthOutcome.UnknownTenant, null, "unknown group");
+        {
+            refusal = Refuse(AuthOutcome.UnknownTenant, null, "unknown group");
+            return null;
+        }
         // A tenant's own server name admits only that tenant: no crafted path or group gets past it.
         var bySni = TenantForServerName(peer.ServerName);
         if (tenant is not null && bySni is not null && bySni != tenant)
-            return Refuse(AuthOutcome.WrongTenant, null, "the group does not match the server name");
+        {
+            refusal = Refuse(AuthOutcome.WrongTenant, null, "the group does not match the server name");
+            return null;
+        }
+        return tenant ?? bySni;
+    }
+
+    private TenantRuntime? OnlyTenant()
+    {
+        var tenants = _tenants;
+        return tenants.Count == 1 ? tenants.Values.First() : null;
+    }
+
+    public AuthDecision Decide(ClientAuthMessage msg, string target, PeerInfo peer)
+    {
+        var tenant = ChooseTenant(msg, target, peer, out var refusal);
+        if (refusal is not null) return refusal;
 
         if (peer.Certificate is { } cert)
-            return DecideCertificate(cert, tenant ?? bySni);
+            return DecideCertificate(cert, tenant);
 
-        tenant ??= bySni;
-        if (tenant is null && _tenants.Count == 1) tenant = _tenants.Values.First();
+        tenant ??= OnlyTenant();
 
         string? username = msg.Username, password = msg.Password;
         if (msg.Type != "auth-reply" || string.IsNullOrEmpty(username) || password is null)

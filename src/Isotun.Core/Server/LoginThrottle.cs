@@ -128,6 +128,16 @@ public sealed class LoginThrottle(TimeProvider time)
         return _users.TryRemove(userKey, out _);
     }
 
+    /// <summary>Lifts <paramref name="user"/>'s bans in every tenant (keys of every group); true when there was one.</summary>
+    public bool UnbanUserInEveryTenant(string user)
+    {
+        bool any = false;
+        foreach (var key in _users.Keys)
+            if (key.Length > user.Length && key.EndsWith(user, StringComparison.Ordinal) && key.IndexOf('/') == key.Length - user.Length - 1)
+                any |= UnbanUser(key);
+        return any;
+    }
+
     public int BannedSources => _sources.Values.Count(e => Banned(e, time.GetTimestamp()));
 
     public int BannedUsers => _users.Values.Count(e => Banned(e, time.GetTimestamp()));

@@ -48,11 +48,11 @@ internal sealed partial class ServerConnection
         bool pathFixed = Authenticator.PathTenant(head.Target).Length > 0 || server.Authenticator.TenantForServerName(_peer.ServerName) is not null;
         string action = pathFixed ? head.Target.Split('?', 2)[0] : "/auth";
         // A source or user with too many failed logins is refused before any password is hashed.
-        string? userKey = server.Authenticator.ThrottleKey(msg, head.Target);
+        string? userKey = server.Authenticator.ThrottleKey(msg, head.Target, _peer, out var keyTenant);
         var source = _peer.Remote?.Address;
         if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
         {
-            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Throttled, PasswordSafe(msg.Username ?? "-"),
+            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Throttled, LoggedName(msg.Username, keyTenant),
                 block == LoginBlock.Source ? "throttled (source)" : "throttled (user)", "too many failed logins; try again later", ct).ConfigureAwait(false);
         }
 
@@ -60,9 +60,10 @@ internal sealed partial class ServerConnection
         // that hashes nothing (a certificate, or a request for the form) does not wait for the gate.
         AuthDecision decision;
         bool hashes = _peer.Certificate is null && msg.Password is not null;
-        if (hashes && !await server.LoginGate.EnterAsync(ct).ConfigureAwait(false))
+        if (hashes && await server.LoginGate.EnterAsync(source, ct).ConfigureAwait(false) is var entry and not GateEntry.Entered)
         {
-            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Busy, PasswordSafe(msg.Username ?? "-"), "busy", "the server is busy; try again", ct).ConfigureAwait(false);
+            return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Busy, LoggedName(msg.Username, keyTenant),
+                entry == GateEntry.SourceBusy ? "busy (too many logins of this source at once)" : "busy", "the server is busy; try again", ct).ConfigureAwait(false);
         }
         var decidedAt = DateTimeOffset.UtcNow; // what the checks below trust is what the tenant trusted from here on
         try
@@ -72,14 +73,16 @@ internal sealed partial class ServerConnection
         }
         finally
         {
-            if (hashes) server.LoginGate.Exit();
+            if (hashes) server.LoginGate.Exit(source);
         }
         string tenantLabel = decision.Tenant?.Name ?? "-";
+        // A certificate names its user; a password login's name is logged only if the tenant knows it.
+        string who = decision.User ?? LoggedName(msg.Username, decision.Tenant ?? keyTenant);
         if (!decision.ShowForm && !decision.Success)
         {
             var (sourceBanned, userBanned) = server.Logins.Failed(source, userKey);
             if (sourceBanned) LoginBanned(tenantLabel, BanScope.Source, source?.ToString() ?? "-");
-            if (userBanned) LoginBanned(tenantLabel, BanScope.User, PasswordSafe(msg.Username ?? "-"));
+            if (userBanned) LoginBanned(tenantLabel, BanScope.User, who);
         }
         else if (decision.Success && userKey is not null)
         {
@@ -91,11 +94,10 @@ internal sealed partial class ServerConnection
             await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(form), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;
         }
-        string who = decision.User ?? msg.Username ?? "-";
         if (!decision.Success)
         {
             // A success is counted further down, once the session limits let it through.
-            return await RefuseLoginAsync(tls, action, tenantLabel, decision.Outcome, PasswordSafe(who), decision.Outcome.ToLabel(), decision.Message, ct).ConfigureAwait(false);
+            return await RefuseLoginAsync(tls, action, tenantLabel, decision.Outcome, who, decision.Outcome.ToLabel(), decision.Message, ct).ConfigureAwait(false);
         }
         var tenant = decision.Tenant!;
         if (server.IsRevoked(tenant.Name, decision.User!))

@@ -188,8 +188,10 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
             }
             if (head.Method == "GET")
             {
-                // Stock clients fall back to GET only when XML auth failed; point them at XML auth.
-                await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(server.Authenticator.BuildForm(head.Target, "Please log in.", null, Authenticator.PathTenant(head.Target).Length == 0, null)), null, stopping).ConfigureAwait(false);
+                // Stock clients fall back to GET only when XML auth failed; point them at XML auth. A tenant picked by
+                // the path or by its own server name is not shown the others' names, as for a POST.
+                bool groups = Authenticator.PathTenant(head.Target).Length == 0 && server.Authenticator.TenantForServerName(_peer.ServerName) is null;
+                await WriteXmlAsync(tls, 200, AuthXml.BuildAuthRequest(server.Authenticator.BuildForm(head.Target, "Please log in.", null, groups, null)), null, stopping).ConfigureAwait(false);
                 continue;
             }
             await RefuseAsync(tls, 405, "Method Not Allowed", $"method {Sanitize(head.Method)} not allowed", stopping).ConfigureAwait(false);
@@ -220,6 +222,10 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
 
     private static string Sanitize(string s) => s.Length > 32 ? s[..32] : s;
 
-    // A user name that was refused may be a mistyped password: log only a bounded, harmless form of it.
-    private static string PasswordSafe(string user) => Security.PasswordFile.IsValidUserName(user) ? user : "(invalid name)";
+    /// <summary>
+    /// A login's user name as the log may show it: the name when <paramref name="tenant"/>'s password file lists it,
+    /// else a marker. A name that is no user may be a password typed into the wrong field.
+    /// </summary>
+    private static string LoggedName(string? name, TenantRuntime? tenant) =>
+        string.IsNullOrEmpty(name) ? "-" : tenant?.Passwords?.TryGetHash(name, out _) == true ? name : "(unknown user)";
 }

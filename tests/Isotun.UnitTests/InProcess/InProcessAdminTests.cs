@@ -94,7 +94,7 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
             Assert.Equal(0, (await admin.GetAsync("api/v1/status")).Json!.Value.GetProperty("revokedUsers").GetInt32());
             Assert.Equal(400, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, server.Tenant, "x y"))).Status);
             Assert.Equal(404, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, "nosuch", "alice"))).Status);
-            Assert.Equal(200, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, null, "alice"))).Status); // a login that named no group
+            Assert.Equal(200, (await admin.PostAsync("api/v1/unban", new UnbanRequest(null, null, "alice"))).Status); // the user in every tenant
         }
     }
 

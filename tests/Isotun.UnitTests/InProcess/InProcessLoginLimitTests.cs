@@ -86,7 +86,7 @@ public sealed class InProcessLoginGateTests(InProcessPki pki)
     {
         await using var server = await InProcessServer.StartAsync(pki, t => t with { AllowedOus = [InProcessPki.CertOu] });
         // Every slot taken, as by password logins in the middle of their PBKDF2.
-        for (int i = 0; i < LoginGate.DefaultConcurrency; i++) Assert.True(await server.Server.LoginGate.EnterAsync(CancellationToken.None));
+        for (int i = 0; i < LoginGate.DefaultConcurrency; i++) Assert.Equal(GateEntry.Entered, await server.Server.LoginGate.EnterAsync(null, CancellationToken.None));
         try
         {
             var options = server.Options(user: null, password: null) with { CertificateFile = pki.ClientCertificate, KeyFile = pki.ClientKey };
@@ -95,7 +95,44 @@ public sealed class InProcessLoginGateTests(InProcessPki pki)
         }
         finally
         {
-            for (int i = 0; i < LoginGate.DefaultConcurrency; i++) server.Server.LoginGate.Exit();
+            for (int i = 0; i < LoginGate.DefaultConcurrency; i++) server.Server.LoginGate.Exit(null);
+        }
+    }
+}
+
+/// <summary>
+/// The group list a stock client falls back to with GET: every tenant's name when nothing picked one, and none once the
+/// path or a tenant's own server name has (a customer of one tenant is not shown the others' names).
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessGroupListTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task A_get_lists_the_groups_only_when_neither_the_path_nor_the_server_name_picked_a_tenant()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { ServerNames = ["vpn.first.test"] }, t => t);
+        var first = server.Server.TenantRuntimes.Single(t => t.Config.ServerNames.Count > 0).Name;
+        var second = server.Server.TenantRuntimes.Single(t => t.Config.ServerNames.Count == 0).Name;
+
+        async Task<string> GetAsync(string host, string target)
+        {
+            var options = server.Options() with { Server = new Uri($"https://{host}:{server.Port}/") };
+            using var cts = new CancellationTokenSource(Eventually.Deadline);
+            await using var conn = await HttpsConnection.OpenAsync(options, cts.Token, System.Net.IPAddress.Loopback);
+            var (head, body) = await conn.SendAsync("GET", target, host, [], null, false, Eventually.Deadline, cts.Token);
+            Assert.Equal(200, head.StatusCode);
+            return System.Text.Encoding.UTF8.GetString(body);
+        }
+
+        var open = await GetAsync("127.0.0.1", "/");
+        Assert.Contains(first, open);
+        Assert.Contains(second, open);
+        foreach (var (host, target) in new[] { ("vpn.first.test", "/"), ("127.0.0.1", "/" + second) })
+        {
+            var picked = await GetAsync(host, target);
+            Assert.Contains("username", picked);
+            Assert.DoesNotContain("group_list", picked);
+            Assert.DoesNotContain(host == "127.0.0.1" ? first : second, picked);
         }
     }
 }

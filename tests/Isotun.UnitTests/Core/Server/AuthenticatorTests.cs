@@ -377,28 +377,57 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
     // ---- Throttling ------------------------------------------------------------------------------------
 
     [Theory]
-    [InlineData("/alpha", null, "alice", "alpha/alice")]
-    [InlineData("/", "beta", "bob", "beta/bob")]
-    [InlineData("/", null, "bob", "/bob")]
-    public void Failures_count_per_user_under_the_tenant_and_the_valid_name(string target, string? group, string user, string key) =>
-        Assert.Equal(key, Auth.ThrottleKey(Reply(user, "x", group), target));
+    [InlineData("/alpha", null, null, "alice", "alpha/alice")]
+    [InlineData("/", "beta", null, "bob", "beta/bob")]
+    [InlineData("/", null, "vpn.gamma.example", "carol", "gamma/carol")]
+    [InlineData("/gamma", null, "vpn.gamma.example", "carol", "gamma/carol")]
+    public void Failures_count_per_user_under_the_tenant_the_login_resolves_to(string target, string? group, string? sni, string user, string key) =>
+        Assert.Equal(key, Auth.ThrottleKey(Reply(user, "x", group), target, Peer(sni), out _));
 
     /// <summary>
-    /// A made-up name or group is no key: the login fails and counts for its source only, so a peer cannot fill the
-    /// throttle's table (or a cluster's store) with keys of its own making, however long.
+    /// One account, one key, however the login spelt its tenant: with one tenant, "/" and "/alpha" count together (else
+    /// a guesser gets twice the tries); a server name picks its tenant's key, so failures against one tenant's alice
+    /// never ban another tenant's.
+    /// </summary>
+    [Fact]
+    public void The_same_account_has_one_key_however_its_tenant_was_named()
+    {
+        var only = new Authenticator(new Dictionary<string, TenantRuntime> { ["alpha"] = world.Tenants["alpha"] }, null);
+        Assert.Equal("alpha/alice", only.ThrottleKey(Reply("alice", "x"), "/", Peer(), out var tenant));
+        Assert.Same(world.Tenants["alpha"], tenant);
+        Assert.Equal("alpha/alice", only.ThrottleKey(Reply("alice", "x", "alpha"), "/", Peer(), out _));
+        Assert.Equal("alpha/alice", only.ThrottleKey(Reply("alice", "x"), "/alpha", Peer(), out _));
+        Assert.NotEqual(Auth.ThrottleKey(Reply("carol", "x"), "/", Peer("vpn.gamma.example"), out _), Auth.ThrottleKey(Reply("carol", "x", "beta"), "/", Peer(), out _));
+    }
+
+    /// <summary>
+    /// A made-up name or group is no key, nor is a pick that contradicts itself or a login whose tenant is not chosen
+    /// yet: the login fails (or gets a form) without a password checked, and counts for its source only, so a peer
+    /// cannot fill the throttle's table (or a cluster's store) with keys of its own making, however long.
     /// </summary>
     [Theory]
-    [InlineData("/alpha", null, "")]
-    [InlineData("/alpha", null, "alice smith")]
-    [InlineData("/alpha", null, "an-overlong-name-" + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
-    [InlineData("/no-such-tenant", null, "alice")]
-    [InlineData("/", "no-such-tenant", "alice")]
-    public void A_login_naming_no_valid_user_of_a_known_tenant_has_no_user_key(string target, string? group, string user) =>
-        Assert.Null(Auth.ThrottleKey(Reply(user, "x", group), target));
+    [InlineData("/alpha", null, null, "")]
+    [InlineData("/alpha", null, null, "alice smith")]
+    [InlineData("/alpha", null, null, "an-overlong-name-" + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
+    [InlineData("/no-such-tenant", null, null, "alice")]
+    [InlineData("/", "no-such-tenant", null, "alice")]
+    [InlineData("/alpha", "beta", null, "alice")]
+    [InlineData("/alpha", null, "vpn.gamma.example", "alice")]
+    [InlineData("/", null, null, "alice")]
+    public void A_login_naming_no_valid_user_of_one_known_tenant_has_no_user_key(string target, string? group, string? sni, string user) =>
+        Assert.Null(Auth.ThrottleKey(Reply(user, "x", group), target, Peer(sni), out _));
 
     [Fact]
     public void A_name_of_a_thousand_characters_has_no_user_key() =>
-        Assert.Null(Auth.ThrottleKey(Reply(new string('a', 1100), "x"), "/alpha"));
+        Assert.Null(Auth.ThrottleKey(Reply(new string('a', 1100), "x"), "/alpha", Peer(), out _));
+
+    /// <summary>
+    /// A certificate login logs in as its certificate's user, whatever name it sends: that name gets no key, so a holder
+    /// of any certificate cannot clear another user's failures with it, nor be locked out by them.
+    /// </summary>
+    [Fact]
+    public void A_certificate_login_has_no_user_key() =>
+        Assert.Null(Auth.ThrottleKey(Reply("bob", null, "alpha"), "/alpha", Peer(cert: world.AliceCert), out _));
 
     private static ClientAuthMessage Reply(string user, string? password, string? group = null)
     {

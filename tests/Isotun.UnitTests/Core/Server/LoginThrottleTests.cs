@@ -32,6 +32,23 @@ public sealed class LoginThrottleTests
         Assert.Equal(LoginBlock.None, throttle.Check(A, alice));
     }
 
+    /// <summary>An unban that names a user and no tenant lifts that user's bans in every tenant, and no one else's.</summary>
+    [Fact]
+    public void A_user_unbanned_without_a_tenant_is_unbanned_in_every_tenant_and_no_other_user_is()
+    {
+        var throttle = new LoginThrottle(new FakeTimeProvider());
+        throttle.Configure(userBanAfter: 1, sourceBanAfter: 100, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        string[] keys = ["acme/alice", "globex/alice", "acme/malice", "acme/alice2"];
+        foreach (var key in keys) throttle.Failed(A, key);
+        Assert.Equal(4, throttle.BannedUsers);
+        Assert.True(throttle.UnbanUserInEveryTenant("alice"));
+        Assert.Equal(LoginBlock.None, throttle.Check(B, "acme/alice"));
+        Assert.Equal(LoginBlock.None, throttle.Check(B, "globex/alice"));
+        Assert.Equal(LoginBlock.User, throttle.Check(B, "acme/malice"));
+        Assert.Equal(LoginBlock.User, throttle.Check(B, "acme/alice2"));
+        Assert.False(throttle.UnbanUserInEveryTenant("alice"));
+    }
+
     [Fact]
     public void Failures_other_nodes_counted_add_to_this_nodes_and_this_nodes_are_shared_until_a_ban_or_the_window_clears_them()
     {
@@ -155,15 +172,53 @@ public sealed class LoginThrottleTests
     public async Task The_login_gate_admits_its_concurrency_queues_a_few_and_refuses_the_rest_at_once()
     {
         var gate = new LoginGate(concurrency: 2, queue: 1);
-        Assert.True(await gate.EnterAsync(CancellationToken.None));
-        Assert.True(await gate.EnterAsync(CancellationToken.None));
-        var queued = gate.EnterAsync(CancellationToken.None).AsTask();
+        Assert.Equal(GateEntry.Entered, await gate.EnterAsync(null, CancellationToken.None));
+        Assert.Equal(GateEntry.Entered, await gate.EnterAsync(null, CancellationToken.None));
+        var queued = gate.EnterAsync(null, CancellationToken.None).AsTask();
         Assert.False(queued.IsCompleted);
-        Assert.False(await gate.EnterAsync(CancellationToken.None)); // the queue is full: busy
-        gate.Exit();
-        Assert.True(await queued.WaitAsync(TimeSpan.FromSeconds(10)));
-        gate.Exit();
-        gate.Exit();
+        Assert.Equal(GateEntry.Busy, await gate.EnterAsync(null, CancellationToken.None)); // the queue is full: busy
+        gate.Exit(null);
+        Assert.Equal(GateEntry.Entered, await queued.WaitAsync(TimeSpan.FromSeconds(10)));
+        gate.Exit(null);
+        gate.Exit(null);
+    }
+
+    /// <summary>
+    /// One source cannot take the whole queue (one peer with many connections, each posting a made-up user, would keep
+    /// every other password login out): past its share it is refused at once, while another source still queues; its
+    /// share comes back as its logins end, or are refused, or give up waiting. An IPv6 /64 is one source.
+    /// </summary>
+    [Fact]
+    public async Task One_source_has_a_bounded_share_of_the_login_gate()
+    {
+        var gate = new LoginGate(concurrency: 1, queue: 10, perSource: 3);
+        var a = IPAddress.Parse("2001:db8:1:2::1");
+        var sameSlash64 = IPAddress.Parse("2001:db8:1:2::99");
+        Assert.Equal(GateEntry.Entered, await gate.EnterAsync(a, CancellationToken.None));
+        var second = gate.EnterAsync(sameSlash64, CancellationToken.None).AsTask();
+        using var giveUp = new CancellationTokenSource();
+        var third = gate.EnterAsync(a, giveUp.Token).AsTask();
+        Assert.Equal(GateEntry.SourceBusy, await gate.EnterAsync(a, CancellationToken.None));
+        Assert.Equal(GateEntry.SourceBusy, await gate.EnterAsync(sameSlash64, CancellationToken.None));
+        var other = gate.EnterAsync(B, CancellationToken.None).AsTask();
+        Assert.False(other.IsCompleted); // queued, not refused
+
+        // A waiter that gives up hands its share back.
+        giveUp.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => third);
+        var fourth = gate.EnterAsync(a, CancellationToken.None).AsTask();
+        Assert.False(fourth.IsCompleted);
+
+        gate.Exit(a);
+        Assert.Equal(GateEntry.Entered, await second.WaitAsync(TimeSpan.FromSeconds(10)));
+        gate.Exit(sameSlash64);
+        Assert.Equal(GateEntry.Entered, await other.WaitAsync(TimeSpan.FromSeconds(10)));
+        gate.Exit(B);
+        Assert.Equal(GateEntry.Entered, await fourth.WaitAsync(TimeSpan.FromSeconds(10)));
+        gate.Exit(a);
+        // Everything handed back: the source has its whole share again.
+        for (int i = 0; i < 3; i++) _ = gate.EnterAsync(a, CancellationToken.None).AsTask();
+        Assert.Equal(GateEntry.SourceBusy, await gate.EnterAsync(a, CancellationToken.None));
     }
 
     [Fact]
