@@ -82,13 +82,15 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
 
     /// <summary>
     /// Whether another node serves <paramref name="address"/> now to another session than <paramref name="session"/>, as
-    /// the nodes publish their sessions (every 2 s; a dead node's entries go with its lease). The same session there
-    /// is this one moving here (its node died, or its client came back through another node): not "elsewhere".
+    /// the nodes publish their sessions (every 2 s, read at most a second ago; a dead node's entries go with its lease).
+    /// The same session there is this one moving here (its node died, or its client came back through another node):
+    /// not "elsewhere".
     /// </summary>
+    /// <exception cref="KeyValueStoreException">The cluster's store cannot be reached.</exception>
     public async Task<bool> ServedElsewhereAsync(IPAddress address, Guid session, CancellationToken ct)
     {
         string text = address.ToString(), id = session.ToString("N");
-        return (await ClusterSessions.ListAsync(shared, ct).ConfigureAwait(false))
+        return (await ClusterSessions.ListAsync(shared, ct, fresh: TimeSpan.FromSeconds(1)).ConfigureAwait(false))
             .Any(s => s.Tenant == tenant && s.Connected && s.Address == text && s.Node != shared.Node && s.Id != id);
     }
 

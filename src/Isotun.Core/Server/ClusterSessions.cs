@@ -61,8 +61,10 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
                 if (released.Count > 0)
                     log.LogInformation("cluster: tenant {Tenant}: released the addresses of {Count} user(s) unused for {Days} days", tenant.Name, released.Count, cluster.BindingTtl.TotalDays);
             }
-            catch (KeyValueStoreException e)
+            catch (Exception e) when (e is KeyValueStoreException or InvalidOperationException)
             {
+                // InvalidOperationException: the tenant's pool in the store is not the one configured here. The
+                // other tenants are looked at all the same.
                 log.LogWarning("cluster: tenant {Tenant}: could not look for unused address bindings: {Error}", tenant.Name, e.Message);
             }
         }
@@ -72,10 +74,12 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
         new(s.Id.ToString("N"), shared.Node, s.Tenant.Name, s.User, s.Address?.ToString(), s.Source?.ToString(), s.Since, s.Connection is not null);
 
     /// <summary>Every node's published sessions; entries that do not parse are left out.</summary>
-    public static async Task<IReadOnlyList<ClusterSession>> ListAsync(SharedState shared, CancellationToken ct)
+    /// <param name="fresh">A list read at most this long ago will do (<see cref="SharedState.RecentSessionsAsync"/>); null: read now.</param>
+    public static async Task<IReadOnlyList<ClusterSession>> ListAsync(SharedState shared, CancellationToken ct, TimeSpan? fresh = null)
     {
         var list = new List<ClusterSession>();
-        foreach (var (_, summary) in await shared.SessionsAsync(ct).ConfigureAwait(false))
+        var sessions = fresh is { } age ? shared.RecentSessionsAsync(age, ct) : shared.SessionsAsync(ct);
+        foreach (var (_, summary) in await sessions.ConfigureAwait(false))
         {
             try
             {

@@ -163,12 +163,14 @@ public sealed class TenantRuntime : IDisposable
                     : (null, $"the cluster's store cannot be reached ({e.Message})");
             }
             if (claim.Outcome == AddressClaimOutcome.Exhausted) return (null, "no address left in the pool");
-            if (claim.Outcome == AddressClaimOutcome.HeldElsewhere)
+            if (claim.Outcome != AddressClaimOutcome.New)
             {
-                // Another node holds the block, which only says who may hand out its free addresses. The user's own
-                // address is served here unless another node serves it now to another session (then this is a further
-                // session of the user, on another node: it gets a binding of its own). The same session published by
-                // another node is this one moving here, its old node dead or left: it keeps its address at once.
+                // An address bound before may be served now by any node, whoever holds its block (which only says who
+                // may hand out the block's free addresses): a user's session served by another node with an address of
+                // this node's block is the usual case after the user moved there. The user's own address is served
+                // here unless another node serves it now to another session (then this is a further session of the
+                // user, on another node: it gets a binding of its own). The same session published by another node is
+                // this one moving here, its old node dead or left: it keeps its address at once.
                 bool elsewhere;
                 try
                 {

@@ -558,6 +558,41 @@ public sealed partial class SharedState : IAsyncDisposable
         return range.Entries.Select(e => (e.Key[(_prefix.Length + LiveDir.Length)..].Split('/')[0], e.Value)).ToList();
     }
 
+    private readonly Lock _recentLock = new();
+    private (long At, Task<IReadOnlyList<(string Node, ReadOnlyMemory<byte> Summary)>> Read)? _recent;
+
+    /// <summary>
+    /// <see cref="SessionsAsync"/> as read at most <paramref name="fresh"/> ago: the callers within that time share one
+    /// read, so a storm of address claims (a dead node's users coming back through the others) reads the whole list a
+    /// few times, not once per claim. Nodes publish every 2 s, so a second's age adds little. A failed read is not
+    /// kept. Within 5 s, else <see cref="KeyValueStoreException"/>.
+    /// </summary>
+    public Task<IReadOnlyList<(string Node, ReadOnlyMemory<byte> Summary)>> RecentSessionsAsync(TimeSpan fresh, CancellationToken ct)
+    {
+        long now = Environment.TickCount64;
+        Task<IReadOnlyList<(string Node, ReadOnlyMemory<byte> Summary)>> read;
+        lock (_recentLock)
+        {
+            if (_recent is not { } last || now - last.At > fresh.TotalMilliseconds || last.Read.IsFaulted || last.Read.IsCanceled)
+                _recent = last = (now, ReadSessionsAsync());
+            read = last.Read;
+        }
+        return read.WaitAsync(ct);
+    }
+
+    private async Task<IReadOnlyList<(string Node, ReadOnlyMemory<byte> Summary)>> ReadSessionsAsync()
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            return await SessionsAsync(deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new KeyValueStoreException(KeyValueStoreError.Unavailable, "the cluster's store did not answer within 5 s");
+        }
+    }
+
     /// <summary>Waiting writes one commit may take together, from the head of the queue: at most <paramref name="most"/>,
     /// each key once (a store refuses a commit that writes a key twice), and at most <see cref="BatchBytes"/> in all.</summary>
     private List<(KeyWrite Write, bool NodeLease, long Kept)> NextBatch(int most)

@@ -352,3 +352,65 @@ public sealed class ClusterIpv6LeaseTests : IDisposable
         }
     }
 }
+
+/// <summary>
+/// A user's own address, bound by the cluster, is served by one node at a time: a node holding the address's block does
+/// not hand it to another session of the user while another node serves it.
+/// </summary>
+public sealed class ClusterAddressTests : IDisposable
+{
+    private readonly Isotun.UnitTests.Security.TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<(Isotun.State.Cluster.SharedState Shared, TenantRuntime Tenant)> NodeAsync(string node)
+    {
+        var shared = await Isotun.State.Cluster.SharedState.JoinAsync(new Isotun.State.Cluster.SqliteKeyValueStore(_dir.File("cluster.db")), "/served", node, 32,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/24", null), new MemoryStateStore());
+        tenant.Cluster = new ClusterAddresses(shared, tenant.Name, tenant.Pool);
+        return (shared, tenant);
+    }
+
+    private static async Task<VpnSession> ConnectAsync(TenantRuntime tenant, string user)
+    {
+        var session = new VpnSession(Guid.NewGuid(), tenant, user, DateTimeOffset.UtcNow.AddHours(1));
+        var (address, refusal) = await tenant.ClusterAddressAsync(session, CancellationToken.None);
+        Assert.True(address is not null, refusal);
+        Assert.True(tenant.TryLease(session, address, authoritative: true));
+        return session;
+    }
+
+    private static void Publish(Isotun.State.Cluster.SharedState shared, VpnSession session) =>
+        shared.PublishSessions(new Dictionary<Guid, byte[]>
+        {
+            [session.Id] = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(
+                new ClusterSession(session.Id.ToString("N"), shared.Node, session.Tenant.Name, session.User, session.Address!.ToString(), null, DateTimeOffset.UtcNow, Connected: true),
+                new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)),
+        });
+
+    [Fact]
+    public async Task The_node_holding_a_users_block_gives_another_session_of_the_user_its_own_address_while_another_node_serves_the_users()
+    {
+        var (a, nodeA) = await NodeAsync("node-a");
+        var (b, nodeB) = await NodeAsync("node-b");
+        await using (a)
+        await using (b)
+        {
+            // Alice's address comes from a block of node a; she leaves, and her laptop comes back through node b.
+            var first = await ConnectAsync(nodeA, "alice");
+            var own = first.Address!;
+            nodeA.Release(first);
+            var laptop = await ConnectAsync(nodeB, "alice");
+            Assert.Equal(own, laptop.Address);
+            Publish(b, laptop);
+            Assert.True(await Eventually.Holds(async () => (await ClusterSessions.ListAsync(a, CancellationToken.None)).Any(s => s.Address == own.ToString())),
+                "node a never saw node b's session");
+
+            // Her phone logs in through node a, which holds the block: it gets an address of its own, not the laptop's.
+            var phone = await ConnectAsync(nodeA, "alice");
+            Assert.NotEqual(own, phone.Address);
+            Assert.Equal("alice~2", phone.ClusterBinding);
+        }
+    }
+}
