@@ -53,6 +53,9 @@ public sealed class AdminApi : IAsyncDisposable
             {
                 if (File.Exists(socket))
                 {
+                    // A file that is no socket is someone's data (admin.socket mistyped as the state file, say): left alone.
+                    if (Linux.Libc.IsSocket(socket) == false)
+                        throw new InvalidOperationException($"admin.socket {socket} is an existing file that is not a socket; it is left as it is: give admin.socket another path");
                     // Left by a crash, unless a live server answers on it: that one's socket is not taken over.
                     if (Answers(socket)) throw new InvalidOperationException($"the admin socket {socket} is in use by a running server");
                     File.Delete(socket);

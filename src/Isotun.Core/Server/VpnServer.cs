@@ -531,7 +531,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         lock (_reloadLock)
         {
-            if (_disposing) return ["reload: the server is stopping; nothing applied"];
+            if (_disposing) return ["reload refused: the server is stopping; nothing applied"];
             // systemd shows the unit as reloading until READY=1 comes again, whether the new file was taken or refused.
             // Before the listener is open, READY=1 would tell systemd the server is up when it is not.
             bool listening = _listeners.Length > 0;

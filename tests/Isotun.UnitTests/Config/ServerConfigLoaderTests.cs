@@ -543,6 +543,19 @@ public class ServerConfigLoaderTests
         Assert.Contains($"at least {Isotun.Server.Configuration.AdminConfig.MinTokenLength}", error.Message);
     }
 
+    /// <summary>
+    /// A token file that cannot be read (a user other than the server's checking the file, say) is an error in the
+    /// list, not an exception that ends the command. /proc/self/mem is a 0600 file whose read at its start fails.
+    /// </summary>
+    [Fact]
+    public void AnAdminTokenFileThatCannotBeReadIsAnErrorInTheList()
+    {
+        using var temp = new TempDirectory();
+        var result = ServerConfigLoader.Parse("admin:\n  token-file: /proc/self/mem\n  socket: [not, a, path]\n" + MinimalTenant, temp.File("c.yaml"));
+        Assert.Contains(result.Errors, e => e.Path == "admin.token-file" && e.Message.StartsWith("cannot read /proc/self/mem", StringComparison.Ordinal));
+        Assert.Contains(result.Errors, e => e.Path == "admin.socket");
+    }
+
     [Fact]
     public void AnAdminTokenFileWithALongEnoughTokenIsTaken()
     {

@@ -30,6 +30,44 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         return (api, new AdminClient(socket));
     }
 
+    /// <summary>
+    /// <c>admin.socket</c> naming a file that is no socket (a typo for the state file, say) stops the start with the
+    /// reason, and the file is left as it was; a socket a crashed server left behind is replaced.
+    /// </summary>
+    [Fact]
+    public async Task An_admin_socket_path_that_names_a_file_that_is_no_socket_is_refused_and_the_file_kept()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var precious = _dir.File("state-copy.db");
+        File.WriteAllText(precious, "someone's data");
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            AdminApi.StartAsync(server.Server, new AdminConfig(null) { Socket = precious }, NullLoggerFactory.Instance));
+        Assert.Contains("not a socket", refused.Message);
+        Assert.Equal("someone's data", File.ReadAllText(precious));
+        Assert.Equal(false, Isotun.Linux.Libc.IsSocket(precious));
+        Assert.Null(Isotun.Linux.Libc.IsSocket(_dir.File("absent")));
+
+        // A socket nobody listens on (as a crash leaves it; kept open here, since closing it would take its file away): taken over.
+        var left = _dir.File("admin.sock");
+        using var dead = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        dead.Bind(new UnixDomainSocketEndPoint(left));
+        Assert.Equal(true, Isotun.Linux.Libc.IsSocket(left));
+        var (api, admin) = await StartAsync(server);
+        await using (api)
+        using (admin)
+            Assert.True((await admin.GetAsync("api/v1/status")).Ok);
+    }
+
+    /// <summary>A reload asked for while the server stops is refused, and says so: not reported as applied.</summary>
+    [Fact]
+    public async Task A_reload_while_the_server_stops_is_refused()
+    {
+        var server = await InProcessServer.StartAsync(pki);
+        await server.DisposeAsync();
+        var report = server.Server.Reload();
+        Assert.StartsWith("reload refused", Assert.Single(report));
+    }
+
     [Fact]
     public async Task A_live_session_is_listed_with_its_details_and_a_kick_ends_it_and_kills_its_cookie()
     {

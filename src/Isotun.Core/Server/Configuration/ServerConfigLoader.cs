@@ -317,7 +317,7 @@ public static partial class ServerConfigLoader
             if (!File.Exists(tokenFile)) walker.Error("admin.token-file", $"file not found: {tokenFile} (make one with `isotun admin token --file {tokenFile}`)");
             else if (Isotun.Security.SecretFile.OpenToOthers(tokenFile))
                 walker.Error("admin.token-file", $"{tokenFile} must not be readable by group or others (chmod 600)");
-            else if (AdminConfig.ReadToken(tokenFile) is { Length: < AdminConfig.MinTokenLength } token)
+            else if (ReadToken(walker, tokenFile) is { Length: < AdminConfig.MinTokenLength } token)
                 walker.Error("admin.token-file", $"{tokenFile} holds a token of {token.Length} characters; a token is at least {AdminConfig.MinTokenLength} (make one with `isotun admin token --file {tokenFile} --force`)");
             // The TCP listener is plain HTTP: off loopback, the token (and with it the whole API) would cross the network
             // in clear for anyone on the path to read.
@@ -327,6 +327,20 @@ public static partial class ServerConfigLoader
         }
         var hosts = Metrics.HostFilter.Read(walker, keys.GetValueOrDefault("hosts"), "admin.hosts");
         return new AdminConfig(listen) { Socket = socket, TokenFile = tokenFile, Hosts = hosts };
+    }
+
+    /// <summary>The token in <paramref name="file"/>, or null with the error listed when it cannot be read (not root, say).</summary>
+    private static string? ReadToken(ConfigWalker walker, string file)
+    {
+        try
+        {
+            return AdminConfig.ReadToken(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            walker.Error("admin.token-file", $"cannot read {file}: {e.Message}");
+            return null;
+        }
     }
 
     private static CookieConfig ReadCookie(ConfigWalker walker, YamlTreeNode? node)
