@@ -107,10 +107,20 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     public SessionAttachment? TryAttachQueue(VpnSession session, int index, Downlink connection) =>
         session.TryAttachQueue(index, connection) ? new SessionAttachment(session, connection) : null;
 
-    /// <summary>Ends a session for good: its cookie is revoked and its address goes back to the pool.</summary>
+    /// <summary>
+    /// Ends a session for good: its cookie is revoked and its address goes back to the pool. A revocation the state
+    /// file cannot take ends the session all the same (the store holds it until the server stops), and is logged.
+    /// </summary>
     public void End(VpnSession session, string reason)
     {
-        state.Revoke(session.Id, session.ExpiresAt);
+        try
+        {
+            state.Revoke(session.Id, session.ExpiresAt);
+        }
+        catch (StateStoreException e)
+        {
+            log.LogError("tenant={Tenant} session={Session}: {Error}", session.Tenant.Name, session.ShortId, e.Message);
+        }
         Remove(session, reason);
     }
 

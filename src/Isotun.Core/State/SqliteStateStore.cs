@@ -12,12 +12,18 @@ public sealed partial class SqliteStateStore : IStateStore
     private readonly SqliteConnection _db;
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
+    private readonly string _path;
+
+    // Revocations a write could not save (the file locked past the busy timeout, a read-only file system): they hold
+    // here, and are written with the next revocation that can be.
+    private readonly Dictionary<Guid, DateTimeOffset> _unsaved = [];
 
     /// <summary>Opens (or makes) the state file and checks it.</summary>
     /// <exception cref="StateStoreException">The file cannot be used; the message says why and how to recover.</exception>
     public SqliteStateStore(string path, TimeProvider? time = null)
     {
         _time = time ?? TimeProvider.System;
+        _path = path;
         _db = Open(path, _time.GetUtcNow().ToUnixTimeSeconds());
     }
 
@@ -25,20 +31,42 @@ public sealed partial class SqliteStateStore : IStateStore
     {
         lock (_lock)
         {
+            if (_unsaved.ContainsKey(sessionId)) return true;
             using var cmd = Command("SELECT 1 FROM revoked WHERE session = $s");
             cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
             return cmd.ExecuteScalar() is not null;
         }
     }
 
+    /// <summary>
+    /// Revokes a session's cookie. When the file cannot take it, the revocation still holds in this process (and is
+    /// written with a later one), and <see cref="StateStoreException"/> says it was not saved.
+    /// </summary>
     public void Revoke(Guid sessionId, DateTimeOffset until)
     {
         lock (_lock)
         {
-            using var cmd = Command("INSERT OR REPLACE INTO revoked (session, until) VALUES ($s, $u)");
-            cmd.Parameters.AddWithValue("$s", sessionId.ToString("N"));
-            cmd.Parameters.AddWithValue("$u", until.ToUnixTimeSeconds());
-            cmd.ExecuteNonQuery();
+            _unsaved[sessionId] = until;
+            try
+            {
+                using var transaction = _db.BeginTransaction();
+                foreach (var (session, end) in _unsaved)
+                {
+                    using var cmd = Command("INSERT OR REPLACE INTO revoked (session, until) VALUES ($s, $u)");
+                    cmd.Transaction = transaction;
+                    cmd.Parameters.AddWithValue("$s", session.ToString("N"));
+                    cmd.Parameters.AddWithValue("$u", end.ToUnixTimeSeconds());
+                    cmd.ExecuteNonQuery();
+                }
+                transaction.Commit();
+                _unsaved.Clear();
+            }
+            catch (SqliteException e)
+            {
+                var error = e.SqliteErrorCode is 5 or 6 ? StateStoreError.Locked : StateStoreError.Inaccessible; // SQLITE_BUSY, SQLITE_LOCKED
+                throw new StateStoreException(error, _path,
+                    $"a cookie's revocation could not be written to the state file {_path} ({e.Message}); it holds until this server stops, and is written with the next revocation that can be", e);
+            }
         }
     }
 

@@ -19,6 +19,33 @@ public sealed class SqliteStateStoreTests : StateStoreContract
         _temp.Dispose();
     }
 
+    /// <summary>
+    /// A revocation the file cannot take (another process holds it locked past the busy timeout) holds all the same,
+    /// is reported, and is written with the next revocation once the file can take it.
+    /// </summary>
+    [Fact]
+    public async Task A_revocation_the_file_cannot_take_holds_and_is_written_with_the_next()
+    {
+        var path = _temp.File("isotun.db");
+        var (first, second) = (Guid.NewGuid(), Guid.NewGuid());
+        using (var store = new SqliteStateStore(path, Clock))
+        {
+            using (var other = Connect(path))
+            {
+                Exec(other, "BEGIN EXCLUSIVE");
+                var e = await Task.Run(() => Assert.Throws<StateStoreException>(() => store.Revoke(first, Clock.GetUtcNow().AddHours(1))));
+                Assert.Equal(StateStoreError.Locked, e.Error);
+                Assert.Contains("holds until this server stops", e.Message);
+                Assert.True(store.IsRevoked(first));
+                Exec(other, "COMMIT");
+            }
+            store.Revoke(second, Clock.GetUtcNow().AddHours(1));
+        }
+        using var reopened = new SqliteStateStore(path, Clock);
+        Assert.True(reopened.IsRevoked(first));
+        Assert.True(reopened.IsRevoked(second));
+    }
+
     [Fact]
     public void Reopening_the_file_keeps_leases_and_revocations()
     {

@@ -59,6 +59,30 @@ public sealed class SessionLifecycleTests : IDisposable
         return new TunnelConnection(queue + 1, s, stream, new ConnectionReader(stream), 1400, IsotunExtension.Queues, NullLogger.Instance, CancellationToken.None, queue).Link;
     }
 
+    /// <summary>
+    /// A kick while the state file cannot be written (another process holds it locked past the busy timeout) ends the
+    /// session all the same, and its cookie stays refused: the revocation holds in the store until it can be written.
+    /// </summary>
+    [Fact]
+    public async Task A_kick_ends_the_session_and_refuses_its_cookie_when_the_state_file_cannot_take_the_revocation()
+    {
+        using var dir = new Isotun.UnitTests.Security.TempDirectory();
+        using var state = new SqliteStateStore(dir.File("state.db"));
+        var registry = new SessionRegistry(state, TimeProvider.System, TimeSpan.FromHours(1), NullLogger.Instance);
+        var ticket = registry.TryCreate(_tenant, "alice", 100, out _)!;
+        var session = registry.GetOrRestore(ticket, _tenant);
+        Assert.Null(await registry.AddressAsync(session, null, CancellationToken.None));
+        using var other = Isotun.UnitTests.State.SqliteStateStoreTests.Connect(dir.File("state.db"));
+        Isotun.UnitTests.State.SqliteStateStoreTests.Exec(other, "BEGIN EXCLUSIVE");
+
+        await Task.Run(() => registry.Kick(session, "kicked while the state file is locked"));
+        Assert.Equal(0, registry.Count);
+        Assert.True(session.Ended);
+        Assert.Equal(0, _tenant.LeasedAddresses);
+        Assert.True(state.IsRevoked(ticket.SessionId));
+        Isotun.UnitTests.State.SqliteStateStoreTests.Exec(other, "COMMIT");
+    }
+
     [Fact]
     public async Task A_tunnel_that_ends_by_an_exception_leaves_no_route_and_no_count_behind()
     {
