@@ -66,16 +66,32 @@ public sealed class Downlink
     /// reason, as ocserv does on a kick (openconnect then stops instead of retrying), given up to a second to go out,
     /// and the connection is closed. Blocks its caller for that second at most; call it off the data path.
     /// </summary>
-    public void Kick(string reason)
+    public void Kick(string reason) => Kick([(this, reason)]);
+
+    /// <summary>
+    /// <see cref="Kick(string)"/> for several connections at once: every DISCONNECT is queued first, and all share the
+    /// one second, so ending a tenant's many sessions (some of whose peers read nothing) takes a second, not one each.
+    /// </summary>
+    public static void Kick(IReadOnlyList<(Downlink Link, string Reason)> kicks)
     {
-        var text = System.Text.Encoding.ASCII.GetBytes(reason.Length > 100 ? reason[..100] : reason);
-        var payload = new byte[1 + text.Length];
-        payload[0] = CstpDisconnectReason.Error;
-        text.CopyTo(payload, 1);
-        long before = Volatile.Read(ref Writer.FramesWritten);
-        // Written is not enough: the frame sits under the TLS layer until the writer flushes.
-        if (Writer.TryEnqueue(PacketBuffer.Control(CstpPacketType.Disconnect, payload)))
-            SpinWait.SpinUntil(() => Volatile.Read(ref Writer.FramesFlushed) > before || EndReason is not null, TimeSpan.FromSeconds(1));
-        Abort(TunnelEnd.Revoked);
+        var waits = new (Downlink Link, long Before)[kicks.Count];
+        int n = 0;
+        foreach (var (link, reason) in kicks)
+        {
+            var text = System.Text.Encoding.ASCII.GetBytes(reason.Length > 100 ? reason[..100] : reason);
+            var payload = new byte[1 + text.Length];
+            payload[0] = CstpDisconnectReason.Error;
+            text.CopyTo(payload, 1);
+            long before = Volatile.Read(ref link.Writer.FramesWritten);
+            // Written is not enough: the frame sits under the TLS layer until the writer flushes.
+            if (link.Writer.TryEnqueue(PacketBuffer.Control(CstpPacketType.Disconnect, payload))) waits[n++] = (link, before);
+        }
+        SpinWait.SpinUntil(() =>
+        {
+            for (int i = 0; i < n; i++)
+                if (Volatile.Read(ref waits[i].Link.Writer.FramesFlushed) <= waits[i].Before && waits[i].Link.EndReason is null) return false;
+            return true;
+        }, TimeSpan.FromSeconds(1));
+        foreach (var (link, _) in kicks) link.Abort(TunnelEnd.Revoked);
     }
 }

@@ -158,27 +158,34 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// Ends a session at once, from outside (an operator's kick, a revoked user, a removed user or changed password):
     /// its cookie is revoked and its connections are closed, so the client cannot come back with it.
     /// </summary>
-    public void Kick(VpnSession session, string reason)
-    {
-        var live = session.Connection;
-        End(session, reason);
-        live?.Kick(reason);
-        // A connection attached meanwhile (a CONNECT that passed its checks just before the end) is ended too: read
-        // after the end, it is either here or it checks again after attaching and finds the session gone.
-        if (session.Connection is { } late && late != live) late.Kick(reason);
-    }
+    public void Kick(VpnSession session, string reason) => Kick([(session, reason)]);
 
-    /// <summary>Kicks every session <paramref name="reason"/> gives a reason for (null keeps it); returns how many were kicked.</summary>
+    /// <summary>
+    /// Kicks every session <paramref name="reason"/> gives a reason for (null keeps it); returns how many were kicked.
+    /// All end at once, and their peers share one second to be told (<see cref="Downlink.Kick(IReadOnlyList{ValueTuple{Downlink, string}})"/>).
+    /// </summary>
     public int KickWhere(Func<VpnSession, string?> reason)
     {
-        int kicked = 0;
-        foreach (var s in _sessions.Values.ToList())
+        var kicks = new List<(VpnSession, string)>();
+        foreach (var s in _sessions.Values)
+            if (reason(s) is { } why) kicks.Add((s, why));
+        Kick(kicks);
+        return kicks.Count;
+    }
+
+    private void Kick(IReadOnlyList<(VpnSession Session, string Reason)> kicks)
+    {
+        var links = new List<(Downlink, string)>();
+        foreach (var (session, reason) in kicks)
         {
-            if (reason(s) is not { } why) continue;
-            Kick(s, why);
-            kicked++;
+            var live = session.Connection;
+            End(session, reason);
+            if (live is not null) links.Add((live, reason));
+            // A connection attached meanwhile (a CONNECT that passed its checks just before the end) is ended too: read
+            // after the end, it is either here or it checks again after attaching and finds the session gone.
+            if (session.Connection is { } late && late != live) links.Add((late, reason));
         }
-        return kicked;
+        Downlink.Kick(links);
     }
 
     /// <summary>Drops sessions whose cookie expired while no connection was attached.</summary>

@@ -83,6 +83,32 @@ public sealed class SessionLifecycleTests : IDisposable
         Isotun.UnitTests.State.SqliteStateStoreTests.Exec(other, "COMMIT");
     }
 
+    /// <summary>
+    /// Kicking many sessions whose peers read nothing (their DISCONNECT never goes out) ends them all with one shared
+    /// second of grace, not a second each: a reload that removes a tenant of many such sessions answers in time.
+    /// </summary>
+    [Fact]
+    public async Task Sessions_kicked_together_share_one_second_for_their_disconnects()
+    {
+        var links = new List<Downlink>();
+        var attachments = new List<SessionAttachment>();
+        for (int i = 0; i < 4; i++)
+        {
+            var session = await AddressedSessionAsync("user" + i);
+            var link = Connection(session); // its writer never runs: nothing it queues goes out
+            attachments.Add(_registry.AttachPrimary(session, link, 1));
+            links.Add(link);
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(4, _registry.KickWhere(s => s.User.StartsWith("user", StringComparison.Ordinal) ? "tenant removed" : null));
+        var took = clock.Elapsed;
+        Assert.All(links, l => Assert.Equal(TunnelEnd.Revoked, l.EndReason));
+        Assert.Equal(0, _registry.Count);
+        // One shared second: four seconds one after another before.
+        Assert.True(took < TimeSpan.FromSeconds(3), $"kicking four stuck sessions took {took.TotalSeconds:0.0} s");
+        foreach (var a in attachments) a.Dispose();
+    }
+
     [Fact]
     public async Task A_tunnel_that_ends_by_an_exception_leaves_no_route_and_no_count_behind()
     {
