@@ -315,7 +315,7 @@ public sealed class TenantRuntime : IDisposable
             ClientCas = cas;
             RevokedCertificates = crl;
             WarnIfStale(next, crl);
-            if (next.RateLimit != c.RateLimit) _limits.Clear(); // new sessions get the new rate
+            if (next.RateLimit != c.RateLimit) Relimit(next.RateLimit);
             Config = next;
         };
         return null;
@@ -487,6 +487,21 @@ public sealed class TenantRuntime : IDisposable
             if (session.Address is { } a && _holders.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey, session))) pools.V4.Release(a);
             if (session.Address6 is { } b && _holders.TryRemove(new KeyValuePair<IpKey, TenantSession>(session.AddressKey6, session))) pools.V6?.Release(b);
         }
+    }
+
+    /// <summary>
+    /// A new rate for the users' limiters, at once: every session that has one is shaped to it, so a user's sessions
+    /// made before and after the reload still share one rate. Without a rate (0) they let everything through, and new
+    /// sessions get none; sessions made while there was none get one when they log in again.
+    /// </summary>
+    private void Relimit(long rate)
+    {
+        foreach (var (rx, tx) in _limits.Values)
+        {
+            rx.SetRate(Math.Max(0, rate));
+            tx.SetRate(Math.Max(0, rate));
+        }
+        if (rate <= 0) _limits.Clear();
     }
 
     /// <summary>The user's limiters, shared by all of the user's sessions in this tenant.</summary>

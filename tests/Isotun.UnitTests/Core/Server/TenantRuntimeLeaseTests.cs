@@ -305,6 +305,24 @@ public class TenantRuntimeLeaseTests
         Assert.Equal(100_000, a.Rx.Rate);
         Assert.Null(Runtime(new MemoryStateStore()).LimitsFor("alice"));
     }
+
+    /// <summary>
+    /// A reload's new rate shapes the sessions that have a limiter at once, and a user's sessions from before and after
+    /// it still share one (two limiters, one per session, would give the user twice the rate); no rate frees them.
+    /// </summary>
+    [Fact]
+    public void A_reloaded_rate_applies_to_live_sessions_and_stays_shared_by_the_users_sessions()
+    {
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/29", null) with { RateLimit = 100_000 });
+        var before = tenant.LimitsFor("alice")!.Value;
+        Assert.Null(tenant.TryApply(tenant.Config with { RateLimit = 200_000 }));
+        Assert.Equal((200_000L, 200_000L), (before.Rx.Rate, before.Tx.Rate));
+        Assert.Same(before.Rx, tenant.LimitsFor("alice")!.Value.Rx);
+
+        Assert.Null(tenant.TryApply(tenant.Config with { RateLimit = 0 }));
+        Assert.Equal((0L, 0L), (before.Rx.Rate, before.Tx.Rate));
+        Assert.Null(tenant.LimitsFor("alice"));
+    }
 }
 
 /// <summary>On the nodes of a cluster a user's IPv6 address follows the IPv4 one the cluster binds to them.</summary>

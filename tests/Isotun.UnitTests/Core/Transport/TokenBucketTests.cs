@@ -30,6 +30,31 @@ public class TokenBucketTests
         Assert.Equal(TimeSpan.FromSeconds(0.4 / Rate), bucket.Take(1));
     }
 
+    /// <summary>
+    /// A new rate applies to the next bytes, with the tokens earned kept up to the new burst; a rate of 0 lets everything
+    /// through, and a bucket given a rate again starts full.
+    /// </summary>
+    [Fact]
+    public void A_new_rate_applies_at_once_and_zero_means_no_limit()
+    {
+        var time = new FakeTimeProvider();
+        var bucket = new TokenBucket(SlowRate, time);
+        Assert.Equal(TimeSpan.Zero, bucket.Take(65_536));
+        Assert.Equal(TimeSpan.FromSeconds(1), bucket.Take(8_192)); // 8 KiB of debt at 8 KiB/s
+        bucket.SetRate(SlowRate * 2);
+        Assert.Equal(SlowRate * 2, bucket.Rate);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), bucket.Take(0)); // the same debt, paid twice as fast
+
+        bucket.SetRate(0);
+        Assert.Equal(0, bucket.Rate);
+        Assert.Equal(TimeSpan.Zero, bucket.Take(10_000_000));
+        Assert.True(bucket.WaitAsync(10_000_000, CancellationToken.None).IsCompleted);
+
+        bucket.SetRate(SlowRate);
+        Assert.Equal(TimeSpan.Zero, bucket.Take(65_536)); // full again: a whole burst
+        Assert.Equal(TimeSpan.FromSeconds(1.0 / 8192), bucket.Take(1));
+    }
+
     [Fact]
     public void A_slow_rate_still_allows_a_64_KiB_burst()
     {
