@@ -33,7 +33,7 @@ public sealed class AdminApi : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly PrometheusExporter _exporter;
     private readonly VpnServer _server;
-    private readonly byte[]? _token;
+    private readonly AdminToken _token;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
 
     private AdminApi(VpnServer server, AdminConfig config, ILoggerFactory logs)
@@ -41,7 +41,7 @@ public sealed class AdminApi : IAsyncDisposable
         _server = server;
         _exporter = server.Metrics.Exporter();
         // A short token (the loader refuses one; a caller that skips it) admits nobody: an empty one would match an empty header.
-        _token = config.TokenFile is { } file && AdminConfig.ReadToken(file) is { Length: >= AdminConfig.MinTokenLength } token ? Encoding.UTF8.GetBytes(token) : null;
+        _token = new AdminToken(config.TokenFile, logs.CreateLogger("Isotun.Admin"));
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(logs);
@@ -168,9 +168,9 @@ public sealed class AdminApi : IAsyncDisposable
 
     private bool Authorized(string header)
     {
-        if (_token is null || !header.StartsWith("Bearer ", StringComparison.Ordinal)) return false;
+        if (_token.Current() is not { } token || !header.StartsWith("Bearer ", StringComparison.Ordinal)) return false;
         var given = Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim());
-        return CryptographicOperations.FixedTimeEquals(given, _token);
+        return CryptographicOperations.FixedTimeEquals(given, token);
     }
 
     private void Map(WebApplication app)

@@ -289,6 +289,37 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         }
     }
 
+    /// <summary>
+    /// A token replaced in its file (a leaked one rotated with `isotun admin token --force`) is the only one taken from
+    /// the next request on, with no reload; a file that no longer holds a usable token admits nobody.
+    /// </summary>
+    [Fact]
+    public async Task Over_tcp_a_token_replaced_in_its_file_replaces_the_old_one_at_once()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var tokenFile = _dir.File("rotated.token");
+        const string leaked = "the-leaked-token-of-at-least-32-characters", fresh = "a-fresh-token-of-at-least-32-characters!";
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, leaked + "\n", overwrite: true);
+        int port = LoopbackTcp.FreePort();
+        var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
+        await using (api)
+        {
+            using var old = new AdminClient($"http://127.0.0.1:{port}", leaked);
+            using var rotated = new AdminClient($"http://127.0.0.1:{port}", fresh);
+            Assert.Equal(200, (await old.GetAsync("api/v1/status")).Status);
+            Isotun.Security.SecretFile.WriteAllText(tokenFile, fresh + "\n", overwrite: true);
+            Assert.Equal(401, (await old.GetAsync("api/v1/status")).Status);
+            Assert.Equal(200, (await rotated.GetAsync("api/v1/status")).Status);
+
+            File.SetUnixFileMode(tokenFile, (UnixFileMode)0b110_100_100); // 0644: no longer a secret
+            Assert.Equal(401, (await rotated.GetAsync("api/v1/status")).Status);
+            File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            Isotun.Security.SecretFile.WriteAllText(tokenFile, "short\n", overwrite: true);
+            Assert.Equal(401, (await rotated.GetAsync("api/v1/status")).Status);
+            Assert.Equal(401, (await new AdminClient($"http://127.0.0.1:{port}", "short").GetAsync("api/v1/status")).Status);
+        }
+    }
+
     /// <summary>An empty token (a file the loader would refuse) lets nobody in, not even a request with an empty one.</summary>
     [Fact]
     public async Task Over_tcp_an_empty_token_file_admits_nobody()

@@ -1,0 +1,59 @@
+using System.Text;
+using Isotun.Server.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace Isotun.Admin;
+
+/// <summary>
+/// The bearer token of the admin API over TCP, as its file holds it now: read again whenever the file changes (its
+/// time, size or mode), so a token replaced with <c>isotun admin token --force</c> is the only one that opens the API from
+/// the next request on, without a reload or a restart. A file that no longer holds a usable token (too short, open to
+/// others, gone or unreadable) admits nobody until it does, and says why in the log once per change.
+/// </summary>
+internal sealed class AdminToken(string? path, ILogger log)
+{
+    private readonly Lock _lock = new();
+    private (DateTime Written, long Length, UnixFileMode Mode)? _stamp;
+    private byte[]? _token;
+
+    /// <summary>The token's bytes, or null when there is none to accept.</summary>
+    public byte[]? Current()
+    {
+        if (path is null) return null;
+        (DateTime, long, UnixFileMode)? stamp;
+        try
+        {
+            var file = new FileInfo(path);
+            stamp = file.Exists ? (file.LastWriteTimeUtc, file.Length, file.UnixFileMode) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stamp = null;
+        }
+        lock (_lock)
+        {
+            if (_stamp is not null && _stamp == stamp) return _token;
+            _stamp = stamp;
+            _token = Read(out var problem);
+            if (problem is not null) log.LogError("admin: the API over TCP admits nobody until {File} holds a usable token: {Problem}", path, problem);
+            return _token;
+        }
+    }
+
+    private byte[]? Read(out string? problem)
+    {
+        problem = null;
+        try
+        {
+            if (!File.Exists(path)) problem = "the file is gone";
+            else if (Security.SecretFile.OpenToOthers(path!)) problem = "it is readable by group or others (chmod 600)";
+            else if (AdminConfig.ReadToken(path!) is { Length: >= AdminConfig.MinTokenLength } token) return Encoding.UTF8.GetBytes(token);
+            else problem = $"its token is shorter than {AdminConfig.MinTokenLength} characters";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            problem = e.Message;
+        }
+        return null;
+    }
+}
