@@ -85,7 +85,7 @@ public static class UserCommands
                 return Failure;
             }
 
-            output.WriteLine($"set password of '{name}' in {path}");
+            output.WriteLine($"set password of '{name}' in {path} (a running server takes it within 2 s)");
             return Ok;
         });
         return command;
@@ -123,7 +123,7 @@ public static class UserCommands
                 return Failure;
             }
 
-            output.WriteLine($"removed '{name}' from {path}");
+            output.WriteLine($"removed '{name}' from {path} (a running server ends the user's sessions within 2 s)");
             return Ok;
         });
         return command;

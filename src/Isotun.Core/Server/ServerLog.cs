@@ -80,4 +80,10 @@ internal static partial class ServerLog
 
     [LoggerMessage(51, LogLevel.Warning, "tenant={Tenant} client-crl {Path} is past its next update ({NextUpdate:O}): what it lists stays refused, but its CA may have revoked more since; put a fresh CRL there and reload")]
     public static partial void CrlStale(ILogger logger, string tenant, string path, DateTimeOffset nextUpdate);
+
+    [LoggerMessage(52, LogLevel.Information, "tenant={Tenant} password file {Path} changed: read again, {Users} user(s)")]
+    public static partial void PasswordsReread(ILogger logger, string tenant, string path, int users);
+
+    [LoggerMessage(53, LogLevel.Error, "tenant={Tenant} password file changed but not taken, the last good one stays in force: {Error}")]
+    public static partial void PasswordsRefused(ILogger logger, string tenant, string error);
 }

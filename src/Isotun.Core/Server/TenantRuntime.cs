@@ -504,6 +504,34 @@ public sealed class TenantRuntime : IDisposable
         if (rate <= 0) _limits.Clear();
     }
 
+    // The stamp of a password file that could not be read, so that one bad edit is logged once, not at every look.
+    private (DateTime, long)? _passwordsRefused;
+
+    /// <summary>
+    /// Reads the tenant's password file again if it changed since it was read (an `isotun user add` or `remove`, an
+    /// edit): true when new users and hashes are in force. A file that cannot be read or parsed leaves the last good
+    /// one in force, and is logged once per change. Callers hold the server's reload lock.
+    /// </summary>
+    internal bool RefreshPasswords()
+    {
+        if (Config.PasswordFile is not { } path || Passwords is not { } current) return false;
+        var now = PasswordFile.StampOf(path);
+        if (now is null || now == current.Stamp || now == _passwordsRefused) return false;
+        try
+        {
+            Passwords = PasswordFile.Load(path);
+            _passwordsRefused = null;
+            ServerLog.PasswordsReread(_log, Name, path, Passwords.Users.Count);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            _passwordsRefused = now;
+            ServerLog.PasswordsRefused(_log, Name, e.Message);
+            return false;
+        }
+    }
+
     /// <summary>The user's limiters, shared by all of the user's sessions in this tenant.</summary>
     public (TokenBucket Rx, TokenBucket Tx)? LimitsFor(string user) =>
         Config.RateLimit <= 0 ? null : _limits.GetOrAdd(user, _ => (new TokenBucket(Config.RateLimit), new TokenBucket(Config.RateLimit)));

@@ -483,6 +483,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
 
         var reaper = ReapLoopAsync(stopping);
         var rotator = CookieKeyLoopAsync(stopping);
+        var passwords = PasswordFileLoopAsync(stopping);
         var publisher = Shared is null ? Task.CompletedTask : Task.Run(() => new ClusterSessions(this, Shared, _log).RunAsync(stopping), CancellationToken.None);
         var proxy = proxyListener is null ? Task.CompletedTask : Task.Run(() => proxyListener.RunAsync(stopping), CancellationToken.None);
         var listener = new ConnectionListener(_listeners, _caps, new ServerListenerEvents(ListenerName.Tls, Metrics, _log), NextConnectionId);
@@ -496,6 +497,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             await listener.RunAsync((c, ct) => RunConnectionAsync(c.Socket, c.Id, ct), () => Config.Limits.DrainTime, stopping, startOnAcceptThread: true).ConfigureAwait(false);
         try { await reaper.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await rotator.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        try { await passwords.ConfigureAwait(false); } catch (OperationCanceledException) { }
         try { await proxy.ConfigureAwait(false); } catch (OperationCanceledException) { }
         await publisher.ConfigureAwait(false);
     }
@@ -695,6 +697,36 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             Metrics.Closed(CloseReason.PeerClosed);
             _log.LogDebug("conn={Conn} closed: {Error}", id, e.Message);
+        }
+    }
+
+    /// <summary>How often the tenants' password files are looked at for changes.</summary>
+    internal static readonly TimeSpan PasswordFileCheck = TimeSpan.FromSeconds(2);
+
+    private async Task PasswordFileLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(PasswordFileCheck, _time, ct).ConfigureAwait(false);
+            RereadPasswordFiles();
+        }
+    }
+
+    /// <summary>
+    /// Takes the password files that changed (`isotun user add`, `user remove`, an edit) as a reload would, without one:
+    /// new users may log in, and the sessions of removed users or of users given a new password end. Returns how many
+    /// sessions ended.
+    /// </summary>
+    internal int RereadPasswordFiles()
+    {
+        lock (_reloadLock)
+        {
+            if (_disposing) return 0;
+            bool changed = false;
+            foreach (var tenant in _tenants.Values) changed |= tenant.RefreshPasswords();
+            int ended = changed ? EndSessionsWithStaleCredentials() : 0;
+            if (ended > 0) _log.LogInformation("password files: {Ended} session(s) ended: their user was removed or given a new password", ended);
+            return ended;
         }
     }
 

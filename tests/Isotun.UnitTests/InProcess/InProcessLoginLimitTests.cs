@@ -136,3 +136,42 @@ public sealed class InProcessGroupListTests(InProcessPki pki)
         }
     }
 }
+
+/// <summary>
+/// A tenant's password file changed while the server runs (`isotun user add`, `user remove`, an edit) is taken without
+/// a reload: a new user may log in, a removed user's session ends, and a broken edit leaves the last good file in force.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessPasswordFileTests(InProcessPki pki) : IDisposable
+{
+    private readonly Isotun.UnitTests.Security.TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task A_changed_password_file_is_taken_without_a_reload()
+    {
+        var file = _dir.File("users.passwd");
+        File.Copy(pki.Passwords, file);
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { PasswordFile = file });
+        await using var alice = await InProcessClient.ConnectAsync(server, server.Options());
+
+        // A new user, added while the server runs, logs in.
+        const string dave = "dave", davePassword = "a password for dave";
+        Isotun.Security.PasswordFile.SetUser(file, dave, Isotun.Security.PasswordHasher.Hash(davePassword, Isotun.Security.PasswordHasher.MinIterations));
+        var tenant = server.Server.TenantRuntimes.Single();
+        await Eventually.True(() => tenant.Passwords!.TryGetHash(dave, out _), "the server did not take the new user");
+        await AuthClient.LoginAsync(server.Options(user: dave, password: davePassword), CancellationToken.None);
+
+        // Alice removed: her live session ends by itself, within the server's look at the file.
+        Isotun.Security.PasswordFile.RemoveUser(file, InProcessPki.User);
+        await Eventually.True(() => !server.Server.Sessions.All.Any(s => s.User == InProcessPki.User), "alice's session did not end after she was removed");
+        Assert.Equal(ClientExitCode.AuthFailed, (await Assert.ThrowsAsync<ClientException>(() =>
+            AuthClient.LoginAsync(server.Options(), CancellationToken.None))).Code);
+
+        // A broken edit: refused, and the last good file stays in force (dave still logs in).
+        File.AppendAllText(file, "this line is no user:hash entry\n");
+        Assert.Equal(0, server.Server.RereadPasswordFiles());
+        await AuthClient.LoginAsync(server.Options(user: dave, password: davePassword), CancellationToken.None);
+    }
+}
