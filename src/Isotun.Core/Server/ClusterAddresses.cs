@@ -1,6 +1,8 @@
 using System.Net;
 using Isotun.Protocol.Addressing;
 using Isotun.State.Cluster;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Isotun.Server;
 
@@ -9,7 +11,7 @@ namespace Isotun.Server;
 /// rather than from the node's own copy of the pool, so that a user has one address on whichever node serves them,
 /// and no two nodes hand out the same address. The allocator follows the node's lease (a new one after a lost one).
 /// </summary>
-public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwork pool)
+public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwork pool, ILogger? log = null)
 {
     private readonly SemaphoreSlim _open = new(1, 1);
     private (BlockAllocator Allocator, int Generation)? _current;
@@ -71,6 +73,9 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         {
             if (_current is { } again && again.Generation == generation) return again;
             var allocator = await BlockAllocator.OpenAsync(shared.Store, shared.Node, lease, tenant, pool, root: shared.Prefix + "ipam/", ct: ct).ConfigureAwait(false);
+            if (allocator.PoolChange is { } change)
+                (log ?? NullLogger.Instance).LogWarning("tenant={Tenant} cluster: the pool changes from {Before} to {Pool} in blocks of {Size} (no node held a block of it): {Released} address binding(s) outside it released; those users get new addresses",
+                    tenant, change.Before, pool, allocator.Blocks.BlockSize, change.Released);
             _current = (allocator, generation);
             return (allocator, generation);
         }

@@ -137,6 +137,9 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>On a cluster node: where the tenant's IPv4 addresses come from (the cluster's blocks); null on one node alone.</summary>
     public ClusterAddresses? Cluster { get; set; }
 
+    // When a refusal for a pool the cluster records otherwise was last logged (Environment.TickCount64).
+    private long _poolRefusedLogged = -60_000;
+
     /// <summary>
     /// On a cluster node, the IPv4 address the cluster binds to this session: the user's own for their first session
     /// (the same on every node), a binding of its own for each further session (also when the user's own address is
@@ -153,6 +156,18 @@ public sealed class TenantRuntime : IDisposable
             try
             {
                 claim = await Cluster.ClaimAsync(binding, ct).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException e)
+            {
+                // The cluster records another pool for the tenant, which nodes still use: nothing can be handed out here.
+                // Logged once a minute, not at every CONNECT.
+                long now = Environment.TickCount64;
+                if (now - Interlocked.Read(ref _poolRefusedLogged) >= 60_000)
+                {
+                    Interlocked.Exchange(ref _poolRefusedLogged, now);
+                    _log.LogError("tenant={Tenant} cluster: {Error}", Name, e.Message);
+                }
+                return (null, "the cluster's pool for this group differs from this server's");
             }
             catch (KeyValueStoreException e)
             {

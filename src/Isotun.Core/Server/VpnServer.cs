@@ -346,7 +346,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics, _serverCas);
         if (Shared is not null)
         {
-            tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool);
+            tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool, _log);
             tenant.SharedRevocations = Shared;
         }
         return tenant;

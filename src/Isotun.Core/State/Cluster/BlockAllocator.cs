@@ -11,7 +11,9 @@ namespace Isotun.State.Cluster;
 /// <para>Keys, under <c>root</c> (default <c>/isotun/ipam/</c>):</para>
 /// <list type="bullet">
 /// <item><c>pools/&lt;tenant&gt;</c> → <c>network blocksize</c>: written by the first node; a node with another
-/// definition is refused, since blocks would not line up.</item>
+/// definition is refused while any node holds a block of the pool, since blocks would not line up. Once none does
+/// (every node that ran the tenant stopped), the first node with a new definition writes it, keeping the bindings whose
+/// address the new pool still hands out in blocks of the same size and releasing the others (<see cref="PoolChange"/>).</item>
 /// <item><c>blocks/&lt;tenant&gt;/&lt;block start&gt;</c> → node id, attached to that node's lease: who holds the block.
 /// When the node's lease ends the key vanishes and the block is orphaned.</item>
 /// <item><c>addresses/&lt;tenant&gt;/&lt;block start&gt;/&lt;ip&gt;</c> → user, and <c>users/&lt;tenant&gt;/&lt;user&gt;</c>
@@ -67,8 +69,15 @@ public sealed class BlockAllocator
     public AddressBlocks Blocks { get; }
 
     /// <summary>
+    /// When this node's open changed the cluster's pool: the definition before, and how many bindings it released
+    /// (their users get new addresses). Null when the pool was as recorded.
+    /// </summary>
+    public (string Before, int Released)? PoolChange { get; private set; }
+
+    /// <summary>
     /// The allocator of <paramref name="node"/> for <paramref name="tenant"/>'s pool. The first node records the
-    /// pool's definition; a node that gives another one fails with <see cref="InvalidOperationException"/>.
+    /// pool's definition. A node that gives another one fails with <see cref="InvalidOperationException"/> while any
+    /// node holds a block of the recorded pool; when none does, its definition replaces the recorded one.
     /// </summary>
     public static async Task<BlockAllocator> OpenAsync(IKeyValueStore store, string node, long lease, string tenant, IpNetwork pool,
         int blockSize = DefaultBlockSize, string root = DefaultRoot, CancellationToken ct = default)
@@ -82,11 +91,53 @@ public sealed class BlockAllocator
         var allocator = new BlockAllocator(store, node, lease, tenant, blocks, root);
         var definition = $"{pool} {blockSize}";
         var key = $"{root}pools/{tenant}";
-        if (!(await store.CompareAndPutAsync(key, Utf8(definition), 0, ct: ct).ConfigureAwait(false)).Succeeded
-            && await store.GetAsync(key, ct).ConfigureAwait(false) is { } existing && Text(existing.Value) != definition)
-            throw new InvalidOperationException(
-                $"tenant {tenant}: this node's pool is {pool} in blocks of {blockSize}, but the cluster's is {Text(existing.Value)}; every node must give the same pool and block size");
-        return allocator;
+        for (int attempt = 0; attempt < MaxAttempts; attempt++)
+        {
+            if ((await store.CompareAndPutAsync(key, Utf8(definition), 0, ct: ct).ConfigureAwait(false)).Succeeded) return allocator;
+            if (await store.GetAsync(key, ct).ConfigureAwait(false) is not { } existing) continue;
+            string before = Text(existing.Value);
+            if (before == definition) return allocator;
+            var held = await allocator.HeldBlocksAsync(ct).ConfigureAwait(false);
+            if (held.Count > 0)
+            {
+                string holders = string.Join(", ", held.Values.Select(b => Text(b.Value)).Distinct().Order(StringComparer.Ordinal));
+                throw new InvalidOperationException(
+                    $"tenant {tenant}: this node's pool is {pool} in blocks of {blockSize}, but the cluster's is {before}, and node(s) {holders} hold blocks of it; "
+                    + "every node must give the same pool and block size: to change them, stop every node that runs the tenant, then start them with the new ones");
+            }
+            bool sameBlocks = before.Split(' ') is [_, var size] && size == blockSize.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            int released = await allocator.ReleaseOutsideAsync(sameBlocks, ct).ConfigureAwait(false);
+            if ((await store.CompareAndPutAsync(key, Utf8(definition), existing.ModRevision, ct: ct).ConfigureAwait(false)).Succeeded)
+            {
+                allocator.PoolChange = (before, released);
+                return allocator;
+            }
+        }
+        throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"tenant {tenant}: the pool's definition kept changing; it was not settled");
+    }
+
+    /// <summary>
+    /// For a new definition of the pool, made while no node holds a block: releases every binding whose address this
+    /// pool does not hand out, or every binding when the block size changed (its keys name blocks that no longer line
+    /// up). Each key is deleted only if unchanged since read. Returns how many users lost their binding.
+    /// </summary>
+    private async Task<int> ReleaseOutsideAsync(bool sameBlocks, CancellationToken ct)
+    {
+        bool Keep(string text) => sameBlocks && IPAddress.TryParse(text, out var address) && Blocks.IsUsable(address);
+        var addressesPrefix = PoolPrefix("addresses");
+        foreach (var e in (await _store.RangeAsync(addressesPrefix, ct).ConfigureAwait(false)).Entries)
+            if (!Keep(e.Key[(e.Key.LastIndexOf('/') + 1)..]))
+                await _store.CommitAsync([new(e.Key, e.ModRevision)], [KeyWrite.Delete(e.Key)], ct).ConfigureAwait(false);
+        var usersPrefix = PoolPrefix("users");
+        int released = 0;
+        foreach (var e in (await _store.RangeAsync(usersPrefix, ct).ConfigureAwait(false)).Entries)
+        {
+            if (Keep(Text(e.Value))) continue;
+            string user = e.Key[usersPrefix.Length..];
+            if ((await _store.CommitAsync([new(e.Key, e.ModRevision)], [KeyWrite.Delete(e.Key), KeyWrite.Delete(SeenKey(user))], ct).ConfigureAwait(false)).Succeeded)
+                released++;
+        }
+        return released;
     }
 
     private static void CheckName(string name, string what)

@@ -36,14 +36,53 @@ public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task A_node_with_another_pool_or_block_size_is_refused_with_both_definitions()
+    public async Task A_node_with_another_pool_or_block_size_is_refused_with_both_definitions_while_a_node_holds_a_block()
     {
-        await NodeAsync("a", "10.30.0.0/28", 4);
+        await (await NodeAsync("a", "10.30.0.0/28", 4)).AllocateAsync("alice");
         await NodeAsync("b", "10.30.0.0/28", 4);
 
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => NodeAsync("c", "10.30.0.0/28", 8));
         Assert.Contains("10.30.0.0/28 in blocks of 8", e.Message);
         Assert.Contains("the cluster's is 10.30.0.0/28 4", e.Message);
+        Assert.Contains("node(s) a hold blocks of it", e.Message);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => NodeAsync("c", "10.30.0.0/27", 4));
+    }
+
+    /// <summary>
+    /// Once no node holds a block (every node that ran the tenant stopped, their leases gone), a node started with a new
+    /// pool records it: a grown pool in blocks of the same size keeps every user's address; a smaller one releases the
+    /// bindings it does not hold; a new block size releases them all (their keys name blocks that no longer line up).
+    /// </summary>
+    [Fact]
+    public async Task With_no_block_held_a_new_pool_replaces_the_recorded_one_and_keeps_the_bindings_it_can()
+    {
+        var store = Store();
+        var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
+        var first = await BlockAllocator.OpenAsync(store, "a", lease, "acme", Net("10.30.0.0/28"), 4);
+        var addresses = new Dictionary<string, IPAddress>();
+        for (int i = 0; i < 13; i++) addresses[$"u{i}"] = (await first.AllocateAsync($"u{i}")).Address!;
+        await store.RevokeLeaseAsync(lease); // the node stops: its blocks go with its lease
+
+        var grown = await NodeAsync("b", "10.30.0.0/27", 4);
+        Assert.Equal(("10.30.0.0/28 4", 0), grown.PoolChange);
+        Assert.Equal(new AddressClaim(AddressClaimOutcome.Sticky, addresses["u3"], "b"), await grown.AllocateAsync("u3"));
+        Assert.Null((await NodeAsync("c", "10.30.0.0/27", 4)).PoolChange); // the next node finds its own definition
+
+        await store.RevokeLeaseAsync(grown.Lease);
+        var smaller = await NodeAsync("d", "10.30.0.0/29", 4); // hands out 10.30.0.2 to .6
+        var outside = addresses.Count(a => !smaller.Blocks.IsUsable(a.Value));
+        Assert.Equal(("10.30.0.0/27 4", outside), smaller.PoolChange);
+        foreach (var (user, address) in addresses)
+        {
+            var claim = await smaller.AllocateAsync(user);
+            if (smaller.Blocks.IsUsable(address)) Assert.Equal(new AddressClaim(AddressClaimOutcome.Sticky, address, "d"), claim);
+            else Assert.True(claim.Outcome is AddressClaimOutcome.New or AddressClaimOutcome.Exhausted, $"{user}: {claim}");
+        }
+
+        await store.RevokeLeaseAsync(smaller.Lease);
+        var resized = await NodeAsync("e", "10.30.0.0/29", 8);
+        Assert.Equal("10.30.0.0/29 4", resized.PoolChange!.Value.Before);
+        Assert.Equal(AddressClaimOutcome.New, (await resized.AllocateAsync("fresh")).Outcome);
     }
 
     [Fact]
