@@ -331,8 +331,10 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
                 await ex.WriteAsync("HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\nX-CSTP-Address: 10.99.0.2\r\nX-CSTP-Netmask: 0.0.0.0\r\n" +
                     "X-CSTP-Address-IP6: fd00:99::2/64\r\nX-CSTP-Split-Include-IP6: fd00:99::/64\r\nX-CSTP-Split-Exclude: 198.18.77.0/255.255.255.0\r\n" +
                     "X-CSTP-DPD: 30\r\nX-CSTP-Keepalive: 20\r\nX-CSTP-MTU: 1400\r\n\r\n");
-                // The client sets its routes once it has read the reply: seen here, then the tunnel ends.
-                Eventually.Until(TimeSpan.FromSeconds(20), () => IpCommand.Exec("ip", ["-n", Ns, "-4", "route", "show", "dev", Device], check: false).Output.Contains("128.0.0.0/1"));
+                // The client sets its routes once it has read the reply, the tunnel's first and the underlay's last: seen
+                // here, then the tunnel ends.
+                Eventually.Until(TimeSpan.FromSeconds(20), () => IpCommand.Exec("ip", ["-n", Ns, "-4", "route", "show"], check: false).Output is var all
+                    && all.Contains("128.0.0.0/1") && all.Contains("127.0.0.1") && all.Contains("198.18.77.0/24"));
                 v4 = IpCommand.RunIn(Ns, "-4", "route", "show");
                 v6 = IpCommand.RunIn(Ns, "-6", "route", "show", "dev", Device);
             });
