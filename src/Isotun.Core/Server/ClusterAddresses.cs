@@ -64,6 +64,14 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         return await allocator.ExpireAsync(unused, DateTimeOffset.UtcNow, live, ct).ConfigureAwait(false);
     }
 
+    /// <summary>Marks <paramref name="bindings"/> (those of this node's live sessions) as used now.</summary>
+    public async Task TouchAsync(IReadOnlyList<string> bindings, CancellationToken ct)
+    {
+        if (bindings.Count == 0) return;
+        var (allocator, _) = await AllocatorAsync(ct).ConfigureAwait(false);
+        await allocator.TouchAsync(bindings, DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
+    }
+
     private async Task<(BlockAllocator Allocator, int Generation)> AllocatorAsync(CancellationToken ct)
     {
         var (lease, generation) = shared.NodeLease;

@@ -48,7 +48,11 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
         }
     }
 
-    /// <summary>Releases, in each tenant, the address bindings nobody used for <c>cluster.binding-ttl-days</c>.</summary>
+    /// <summary>
+    /// Releases, in each tenant, the address bindings nobody used for <c>cluster.binding-ttl-days</c>. This node's live
+    /// sessions mark theirs as used first: a tunnel up for longer than that keeps its address even while the session
+    /// lists miss it (a node that lost its lease for a moment publishes none, and another node may expire meanwhile).
+    /// </summary>
     public async Task ExpireBindingsAsync(CancellationToken ct)
     {
         if (server.Config.Cluster is not { } cluster) return;
@@ -57,6 +61,8 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
             if (tenant.Cluster is not { } addresses) continue;
             try
             {
+                await addresses.TouchAsync([.. server.Sessions.All.Where(s => s.Tenant == tenant && s.Connection is not null && s.ClusterBinding is not null)
+                    .Select(s => s.ClusterBinding!)], ct).ConfigureAwait(false);
                 var released = await addresses.ExpireAsync(cluster.BindingTtl, ct).ConfigureAwait(false);
                 if (released.Count > 0)
                     log.LogInformation("cluster: tenant {Tenant}: released the addresses of {Count} user(s) unused for {Days} days", tenant.Name, released.Count, cluster.BindingTtl.TotalDays);

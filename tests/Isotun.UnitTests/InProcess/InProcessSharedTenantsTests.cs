@@ -65,6 +65,30 @@ public sealed class InProcessSharedTenantsTests(InProcessPki pki) : IDisposable
         Assert.Equal(0, node.Server.TenantRuntimes.Single().LeasedAddresses);
     }
 
+    /// <summary>
+    /// A tunnel up for longer than <c>binding-ttl-days</c> keeps its address: the node's look for unused bindings marks
+    /// the bindings of its live sessions as used first, so none of them is old enough to release, whatever the
+    /// session lists (which a node that lost its lease for a moment leaves empty) say.
+    /// </summary>
+    [Fact]
+    public async Task A_live_sessions_binding_is_marked_used_before_unused_bindings_are_released()
+    {
+        await using var a = await JoinAsync("node-a");
+        await PublishAsync(a, Tenant("acme", 0));
+        await using var node = await InProcessServer.StartNodeAsync(pki, a, _dir);
+        await using var client = await InProcessClient.ConnectAsync(node, node.Options("acme"));
+        var session = Assert.Single(node.Server.Sessions.All);
+        string seen = $"{a.Prefix}ipam/seen/acme/{session.ClusterBinding}";
+        var longAgo = DateTimeOffset.UtcNow - TimeSpan.FromDays(400);
+        await a.Store.CommitAsync([], [KeyWrite.Put(seen, UnixSeconds.Bytes(longAgo))]);
+
+        await new Isotun.Server.ClusterSessions(node.Server, a, NullLogger.Instance).ExpireBindingsAsync(CancellationToken.None);
+
+        var marked = UnixSeconds.Parse((await a.Store.GetAsync(seen))!.Value.Span);
+        Assert.True(marked > DateTimeOffset.UtcNow - TimeSpan.FromMinutes(5), $"the binding was last marked used at {marked:O}");
+        Assert.NotNull(await a.Store.GetAsync($"{a.Prefix}ipam/users/acme/{session.ClusterBinding}"));
+    }
+
     /// <summary>A store whose conditional commits (an address claim's) wait while it is closed.</summary>
     private sealed class GatedStore(IKeyValueStore inner) : Isotun.UnitTests.State.Cluster.DelegatingStore(inner)
     {

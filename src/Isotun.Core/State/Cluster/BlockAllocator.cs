@@ -165,6 +165,14 @@ public sealed class BlockAllocator
         await _store.CommitAsync([], [KeyWrite.Put(SeenKey(user), UnixSeconds.Bytes(now))], ct).ConfigureAwait(false);
     }
 
+    /// <summary>Records that the bindings of <paramref name="users"/> are in use at <paramref name="now"/>, in commits of at most 64.</summary>
+    public async Task TouchAsync(IReadOnlyList<string> users, DateTimeOffset now, CancellationToken ct = default)
+    {
+        var at = UnixSeconds.Bytes(now);
+        foreach (var chunk in users.Chunk(64))
+            await _store.CommitAsync([], [.. chunk.Select(user => KeyWrite.Put(SeenKey(user), at))], ct).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Releases the bindings not used for <paramref name="unused"/> whose address no session holds now
     /// (<paramref name="live"/>), so that users who left do not keep the pool's addresses for ever. A binding from
