@@ -94,16 +94,16 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
     }
 
     /// <summary>
-    /// Whether another node serves <paramref name="address"/> now to another session than <paramref name="session"/>, as
-    /// the nodes publish their sessions (every 2 s, read at most a second ago; a dead node's entries go with its lease).
-    /// The same session there is this one moving here (its node died, or its client came back through another node):
-    /// not "elsewhere".
+    /// Whether another node serves <paramref name="address"/> now to another session than <paramref name="session"/> (to
+    /// any session when null), as the nodes publish their sessions (every 2 s, read at most a second ago; a dead node's
+    /// entries go with its lease). The same session there is this one moving here (its node died, or its client came
+    /// back through another node): not "elsewhere". With <paramref name="readNow"/>, the list is read for this call.
     /// </summary>
     /// <exception cref="KeyValueStoreException">The cluster's store cannot be reached.</exception>
-    public async Task<bool> ServedElsewhereAsync(IPAddress address, Guid session, CancellationToken ct)
+    public async Task<bool> ServedElsewhereAsync(IPAddress address, Guid? session, CancellationToken ct, bool readNow = false)
     {
-        string text = address.ToString(), id = session.ToString("N");
-        return (await ClusterSessions.ListAsync(shared, ct, fresh: TimeSpan.FromSeconds(1)).ConfigureAwait(false))
+        string text = address.ToString(), id = session?.ToString("N") ?? "";
+        return (await ClusterSessions.ListAsync(shared, ct, fresh: readNow ? null : TimeSpan.FromSeconds(1)).ConfigureAwait(false))
             .Any(s => s.Tenant == tenant && s.Connected && s.Address == text && s.Node != shared.Node && s.Id != id);
     }
 

@@ -476,10 +476,15 @@ public sealed class TenantRuntime : IDisposable
         return true;
     }
 
-    private async Task ReleaseBindingAsync(ClusterAddresses cluster, string binding)
+    /// <summary>
+    /// Ends a further session's binding, unless another node serves its address now: then the session moved there (its
+    /// client came back through that node) and this is the copy it left behind, ending at its cookie's expiry.
+    /// </summary>
+    private async Task ReleaseBindingAsync(ClusterAddresses cluster, string binding, IPAddress? address)
     {
         try
         {
+            if (address is not null && await cluster.ServedElsewhereAsync(address, session: null, CancellationToken.None, readNow: true).ConfigureAwait(false)) return;
             await cluster.ReleaseAsync(binding, CancellationToken.None).ConfigureAwait(false);
         }
         catch (KeyValueStoreException e)
@@ -495,7 +500,7 @@ public sealed class TenantRuntime : IDisposable
     {
         // A further session's cluster binding ends with it; a user's own stays, as their sticky address.
         if (Cluster is { } cluster && session.ClusterBinding is { } binding && binding != session.User)
-            _ = ReleaseBindingAsync(cluster, binding);
+            _ = ReleaseBindingAsync(cluster, binding, session.Address);
         lock (_leaseGate)
         {
             var pools = _pools;

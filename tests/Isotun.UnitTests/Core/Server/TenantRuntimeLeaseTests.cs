@@ -407,6 +407,41 @@ public sealed class ClusterAddressTests : IDisposable
                 new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)),
         });
 
+    /// <summary>
+    /// A further session of a user that moved to another node leaves a copy behind, which ends at its cookie's expiry:
+    /// that end does not release the binding the session still uses on the other node. Once no node serves it, it does.
+    /// </summary>
+    [Fact]
+    public async Task The_copy_a_moved_session_left_behind_does_not_release_the_binding_it_uses_elsewhere()
+    {
+        var (a, nodeA) = await NodeAsync("node-a");
+        var (b, nodeB) = await NodeAsync("node-b");
+        await using (a)
+        await using (b)
+        {
+            await ConnectAsync(nodeA, "alice");
+            var second = await ConnectAsync(nodeA, "alice");
+            Assert.Equal("alice~2", second.ClusterBinding);
+            string binding = $"{a.Prefix}ipam/users/acme/alice~2";
+
+            // The second session's client comes back through node b, with the same session and address.
+            var moved = new VpnSession(second.Id, nodeB, "alice", second.ExpiresAt);
+            Assert.True(nodeB.TryLease(moved, second.Address, authoritative: true));
+            Publish(b, moved);
+            Assert.True(await Eventually.Holds(async () => (await ClusterSessions.ListAsync(a, CancellationToken.None)).Any(s => s.Node == "node-b")),
+                "node a never saw node b's session");
+
+            nodeA.Release(second); // the copy on node a ends (its cookie expired there)
+            Assert.False(await Eventually.Holds(async () => await a.Store.GetAsync(binding) is null, TimeSpan.FromSeconds(3)),
+                "the binding node b's session uses was released");
+
+            b.PublishSessions(new Dictionary<Guid, byte[]>()); // node b's session ends too
+            Assert.True(await Eventually.Holds(async () => !(await ClusterSessions.ListAsync(a, CancellationToken.None)).Any()), "node b's session is still listed");
+            nodeA.Release(second);
+            Assert.True(await Eventually.Holds(async () => await a.Store.GetAsync(binding) is null), "the binding no node serves was not released");
+        }
+    }
+
     [Fact]
     public async Task The_node_holding_a_users_block_gives_another_session_of_the_user_its_own_address_while_another_node_serves_the_users()
     {
