@@ -325,8 +325,11 @@ public class TenantRuntimeLeaseTests
     }
 }
 
-/// <summary>On the nodes of a cluster a user's IPv6 address follows the IPv4 one the cluster binds to them.</summary>
-public sealed class ClusterIpv6LeaseTests : IDisposable
+/// <summary>
+/// Addresses on the nodes of a cluster: a user's IPv6 address follows the IPv4 one the cluster binds to them, and a
+/// user's own address is served by one node at a time.
+/// </summary>
+public sealed class ClusterLeaseTests : IDisposable
 {
     private readonly Isotun.UnitTests.Security.TempDirectory _dir = new();
 
@@ -368,35 +371,6 @@ public sealed class ClusterIpv6LeaseTests : IDisposable
                 Assert.Equal(IPAddress.Parse("fd00:10::" + s.Address!.GetAddressBytes()[3].ToString("x")), s.Address6);
             Assert.NotEqual(bob.Address6, moved.Address6);
         }
-    }
-}
-
-/// <summary>
-/// A user's own address, bound by the cluster, is served by one node at a time: a node holding the address's block does
-/// not hand it to another session of the user while another node serves it.
-/// </summary>
-public sealed class ClusterAddressTests : IDisposable
-{
-    private readonly Isotun.UnitTests.Security.TempDirectory _dir = new();
-
-    public void Dispose() => _dir.Dispose();
-
-    private async Task<(Isotun.State.Cluster.SharedState Shared, TenantRuntime Tenant)> NodeAsync(string node)
-    {
-        var shared = await Isotun.State.Cluster.SharedState.JoinAsync(new Isotun.State.Cluster.SqliteKeyValueStore(_dir.File("cluster.db")), "/served", node, 32,
-            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/24", null), new MemoryStateStore());
-        tenant.Cluster = new ClusterAddresses(shared, tenant.Name, tenant.Pool);
-        return (shared, tenant);
-    }
-
-    private static async Task<VpnSession> ConnectAsync(TenantRuntime tenant, string user)
-    {
-        var session = new VpnSession(Guid.NewGuid(), tenant, user, DateTimeOffset.UtcNow.AddHours(1));
-        var (address, refusal) = await tenant.ClusterAddressAsync(session, CancellationToken.None);
-        Assert.True(address is not null, refusal);
-        Assert.True(tenant.TryLease(session, address, authoritative: true));
-        return session;
     }
 
     private static void Publish(Isotun.State.Cluster.SharedState shared, VpnSession session) =>
