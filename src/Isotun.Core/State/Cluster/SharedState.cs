@@ -740,9 +740,15 @@ public sealed partial class SharedState : IAsyncDisposable
                     var users = RevokedUsers;
                     var certificatesBefore = RevokedCertificates;
                     var tenantsBefore = _tenants;
+                    var bansBefore = new Dictionary<string, (string Scope, string Key, DateTimeOffset Until)>(_loginBans, StringComparer.Ordinal);
                     await LoadAsync(ct).ConfigureAwait(false);
                     foreach (var u in RevokedUsers.Except(users)) Notify(new SharedChange.UserRevoked(u.Split('/', 2)[0], u.Split('/', 2)[1]));
                     NotifyCertificateChanges(certificatesBefore);
+                    // Bans made or lifted meanwhile (an `isotun unban` on another node): the login throttle hears only these.
+                    foreach (var (name, (scope, key, _)) in bansBefore)
+                        if (!_loginBans.ContainsKey(name)) Notify(new SharedChange.LoginBanLifted(scope, key));
+                    foreach (var (name, (scope, key, until)) in _loginBans)
+                        if (!bansBefore.TryGetValue(name, out var known) || known.Until != until) Notify(new SharedChange.LoginBanned(scope, key, until));
                     foreach (var id in _revokedSessions.Keys) Notify(new SharedChange.SessionRevoked(id));
                     if (_tenants is { } tenants && tenants.Revision != tenantsBefore?.Revision) Notify(new SharedChange.TenantsPublished(tenants));
                 }

@@ -1,0 +1,92 @@
+using System.Runtime.CompilerServices;
+using Isotun.State.Cluster;
+using Isotun.UnitTests.Security;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Isotun.UnitTests.State.Cluster;
+
+/// <summary>
+/// A node whose watch was away while the store dropped the history it had not read (a compaction) reads everything
+/// again, and tells its server what changed meanwhile: login bans made and lifted included, which the login throttle
+/// hears of only so.
+/// </summary>
+public sealed class SharedStateCompactionTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private SqliteKeyValueStore Store() => new(_dir.File("cluster.db"), historyRevisions: 10);
+
+    [Fact]
+    public async Task After_a_compaction_a_node_hears_of_the_bans_made_and_lifted_while_its_watch_was_away()
+    {
+        var deaf = new DeafStore(Store());
+        await using var a = await SharedState.JoinAsync(Store(), "/compaction", "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(deaf, "/compaction", "node-b", 32, NullLogger.Instance);
+        var seen = new List<SharedChange>();
+        b.Changed = c => { lock (seen) seen.Add(c); };
+        var until = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeSeconds());
+        a.BanLogin("user", "acme/alice", until);
+        await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.LoginBanned("user", "acme/alice", until)); }, "node b did not hear of the ban");
+
+        deaf.Deafen();
+        a.LiftLoginBan("user", "acme/alice");
+        a.BanLogin("source", "198.18.9.1", until);
+        for (int i = 0; i < 130; i++) await a.Store.CommitAsync([], [KeyWrite.Put($"/compaction/filler/{i}", new byte[] { 1 })]); // past the kept history (trimmed every 64 revisions)
+        await Eventually.True(() => a.Status.PendingWrites == 0, "node a did not write its changes");
+        deaf.Hear();
+
+        await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.LoginBanLifted("user", "acme/alice")); }, "node b did not hear of the lifted ban");
+        await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.LoginBanned("source", "198.18.9.1", until)); }, "node b did not hear of the new ban");
+        Assert.True(deaf.Compacted, "the watch never met the compaction this test is about");
+    }
+
+    /// <summary>A store whose watches break off while it is deaf, and open again only once it hears.</summary>
+    private sealed class DeafStore(IKeyValueStore inner) : DelegatingStore(inner)
+    {
+        private volatile CancellationTokenSource _cut = new();
+        private volatile TaskCompletionSource? _deaf;
+
+        public bool Compacted { get; private set; }
+
+        public void Deafen()
+        {
+            _deaf = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            _cut.Cancel();
+        }
+
+        public void Hear()
+        {
+            _cut = new();
+            Interlocked.Exchange(ref _deaf, null)?.TrySetResult();
+        }
+
+        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default)
+        {
+            if (_deaf is { } deaf) await deaf.Task.WaitAsync(ct);
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(ct, _cut.Token);
+            var events = base.WatchAsync(prefix, fromRevision, both.Token).GetAsyncEnumerator(both.Token);
+            try
+            {
+                while (true)
+                {
+                    try
+                    {
+                        if (!await events.MoveNextAsync()) yield break;
+                    }
+                    catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.Compacted)
+                    {
+                        Compacted = true;
+                        throw;
+                    }
+                    yield return events.Current;
+                }
+            }
+            finally
+            {
+                await events.DisposeAsync();
+            }
+        }
+    }
+}
