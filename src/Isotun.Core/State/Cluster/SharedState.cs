@@ -376,12 +376,18 @@ public sealed partial class SharedState : IAsyncDisposable
         Write(KeyWrite.Delete(_prefix + BansDir + name), keep: true);
     }
 
+    /// <summary>Past this many writes waiting for the store, failed-login counts are no longer shared.</summary>
+    internal const int MaxPendingForFailures = 10_000;
+
     /// <summary>
     /// Shares this node's count of failed logins for a source or user (scope and key as for bans), counted until
     /// <paramref name="until"/>; 0 withdraws it. The entry lives on the node's lease: a node that dies takes its counts.
     /// </summary>
     public void CountLoginFailures(string scope, string key, int count, DateTimeOffset until)
     {
+        // Shared counts are a help, not a duty (this node's throttle counts them anyway): while the store is away, a
+        // password spray must not grow the queue of waiting writes without bound.
+        if (_pending.Count >= MaxPendingForFailures) return;
         string storeKey = _prefix + FailuresDir + BanName(scope, key) + "/" + Node;
         if (count > 0) Write(KeyWrite.Put(storeKey, Encoding.UTF8.GetBytes($"{count} {until.ToUnixTimeSeconds()}")), nodeLease: true);
         else Write(KeyWrite.Delete(storeKey));

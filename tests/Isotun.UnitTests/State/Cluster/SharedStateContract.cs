@@ -398,6 +398,28 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
         using (var kept = WriteJournal.Open(path)) Assert.Empty(kept.Entries());
     }
 
+    /// <summary>
+    /// While the store is away, failed-login counts (a password spray makes one per failure) stop queueing once many
+    /// writes wait; the revocations and bans made meanwhile still wait for the store, and reach it.
+    /// </summary>
+    [Fact]
+    public async Task While_the_store_is_away_failed_login_counts_do_not_grow_the_queue_without_bound()
+    {
+        var flaky = new FlakyStore(Connect());
+        await using var a = await SharedState.JoinAsync(flaky, "/spray", "node-a", 32, NullLogger.Instance);
+        flaky.Down = true;
+        await Eventually.True(() => !a.Status.Connected, "node a did not notice the store was down");
+        var until = DateTimeOffset.UtcNow.AddMinutes(5);
+        for (int i = 0; i < SharedState.MaxPendingForFailures + 5_000; i++) a.CountLoginFailures("user", $"acme/u{i}", 1, until);
+        Assert.Equal(SharedState.MaxPendingForFailures, a.Status.PendingWrites);
+        a.RevokeUser("acme", "mallory");
+        Assert.Equal(SharedState.MaxPendingForFailures + 1, a.Status.PendingWrites);
+        flaky.Down = false;
+        await Eventually.True(() => a.Status.PendingWrites == 0, "node a did not write what waited", TimeSpan.FromSeconds(60));
+        await using var b = await SharedState.JoinAsync(Connect(), "/spray", "node-b", 32, NullLogger.Instance);
+        Assert.True(b.IsUserRevoked("acme", "mallory"));
+    }
+
     /// <summary>The in-memory way to take a store away: every call fails as unavailable while <see cref="Down"/>.</summary>
     private sealed class FlakyStore(IKeyValueStore inner) : DelegatingStore(inner)
     {
