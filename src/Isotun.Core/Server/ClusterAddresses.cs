@@ -14,6 +14,12 @@ namespace Isotun.Server;
 public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwork pool, ILogger? log = null)
 {
     private readonly SemaphoreSlim _open = new(1, 1);
+
+    /// <summary>
+    /// <c>cluster.binding-ttl-days</c> as configured now: a binding unused that long may have been released, and its
+    /// address given to another user.
+    /// </summary>
+    public Func<TimeSpan> BindingTtl { get; init; } = static () => TimeSpan.FromDays(Configuration.ClusterConfig.DefaultBindingTtlDays);
     private (BlockAllocator Allocator, int Generation)? _current;
 
     /// <summary>

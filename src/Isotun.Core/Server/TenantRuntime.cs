@@ -171,10 +171,12 @@ public sealed class TenantRuntime : IDisposable
             }
             catch (KeyValueStoreException e)
             {
-                // etcd away: a user this node served before keeps the address it had here (the cluster bound it then).
-                var stored = n == 1 ? _state.GetLease(Name, session.User)?.Address : null;
-                return stored is not null && !HeldByOther(stored, session)
-                    ? (stored, null)
+                // etcd away: a user this node served before keeps the address it had here (the cluster bound it then),
+                // if that was recently enough: a binding unused for binding-ttl-days may have been released since, and
+                // its address given to another user.
+                var stored = n == 1 ? _state.GetLease(Name, session.User) : null;
+                return stored?.Address is { } address && _time.GetUtcNow() - stored.Updated < Cluster.BindingTtl() && !HeldByOther(address, session)
+                    ? (address, null)
                     : (null, $"the cluster's store cannot be reached ({e.Message})");
             }
             if (claim.Outcome == AddressClaimOutcome.Exhausted) return (null, "no address left in the pool");

@@ -346,7 +346,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var tenant = new TenantRuntime(tc, State, _log, _time, _networks?.Invoke(tc), Metrics, _serverCas);
         if (Shared is not null)
         {
-            tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool, _log);
+            tenant.Cluster = new ClusterAddresses(Shared, tc.Name, tenant.Pool, _log)
+            {
+                BindingTtl = () => Config.Cluster?.BindingTtl ?? TimeSpan.FromDays(ClusterConfig.DefaultBindingTtlDays),
+            };
             tenant.SharedRevocations = Shared;
         }
         return tenant;

@@ -382,6 +382,55 @@ public sealed class ClusterLeaseTests : IDisposable
         });
 
     /// <summary>
+    /// While the cluster's store cannot be reached, a user this node served keeps the address it had here, but only if
+    /// that was within <c>binding-ttl-days</c>: a binding unused for longer may have been released and its address
+    /// given to another user meanwhile.
+    /// </summary>
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(40, false)]
+    public async Task While_the_store_is_away_a_user_keeps_its_address_here_only_if_it_had_it_within_the_binding_ttl(int daysAgo, bool kept)
+    {
+        var store = new DownStore(new Isotun.State.Cluster.SqliteKeyValueStore(_dir.File("cluster.db")));
+        await using var shared = await Isotun.State.Cluster.SharedState.JoinAsync(store, "/away", "node-a", 32, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var state = new MemoryStateStore(new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromDays(daysAgo)));
+        state.SaveLease("acme", "alice", IPAddress.Parse("10.10.0.7"), null);
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/24", null), state);
+        tenant.Cluster = new ClusterAddresses(shared, tenant.Name, tenant.Pool) { BindingTtl = () => TimeSpan.FromDays(30) };
+        store.Down = true;
+
+        var (address, refusal) = await tenant.ClusterAddressAsync(new VpnSession(Guid.NewGuid(), tenant, "alice", DateTimeOffset.UtcNow.AddHours(1)), CancellationToken.None);
+
+        if (kept) Assert.Equal(IPAddress.Parse("10.10.0.7"), address);
+        else
+        {
+            Assert.Null(address);
+            Assert.Contains("cannot be reached", refusal);
+        }
+    }
+
+    /// <summary>A store whose reads and writes fail as unavailable while <see cref="Down"/>.</summary>
+    private sealed class DownStore(Isotun.State.Cluster.IKeyValueStore inner) : Isotun.UnitTests.State.Cluster.DelegatingStore(inner)
+    {
+        public volatile bool Down;
+
+        private void Check()
+        {
+            if (Down) throw new Isotun.State.Cluster.KeyValueStoreException(Isotun.State.Cluster.KeyValueStoreError.Unavailable, "the store is down (test)");
+        }
+
+        public override Task<Isotun.State.Cluster.KeyValueEntry?> GetAsync(string key, CancellationToken ct = default) { Check(); return base.GetAsync(key, ct); }
+
+        public override Task<Isotun.State.Cluster.RangeResult> RangeAsync(string prefix, CancellationToken ct = default) { Check(); return base.RangeAsync(prefix, ct); }
+
+        public override Task<Isotun.State.Cluster.CommitResult> CommitAsync(IReadOnlyList<Isotun.State.Cluster.KeyCondition> conditions, IReadOnlyList<Isotun.State.Cluster.KeyWrite> writes, CancellationToken ct = default)
+        {
+            Check();
+            return base.CommitAsync(conditions, writes, ct);
+        }
+    }
+
+    /// <summary>
     /// A further session of a user that moved to another node leaves a copy behind, which ends at its cookie's expiry:
     /// that end does not release the binding the session still uses on the other node. Once no node serves it, it does.
     /// </summary>
