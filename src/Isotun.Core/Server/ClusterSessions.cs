@@ -19,6 +19,9 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
     /// <summary>How often a node looks for address bindings nobody used for <c>cluster.binding-ttl-days</c>.</summary>
     public static readonly TimeSpan ExpireEvery = TimeSpan.FromHours(1);
 
+    /// <summary>How long one look for unused bindings may take.</summary>
+    private static readonly TimeSpan ExpireDeadline = TimeSpan.FromSeconds(60);
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public async Task RunAsync(CancellationToken stopping)
@@ -33,7 +36,17 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
                 if (DateTimeOffset.UtcNow >= nextExpiry)
                 {
                     nextExpiry = DateTimeOffset.UtcNow + ExpireEvery;
-                    await ExpireBindingsAsync(stopping).ConfigureAwait(false);
+                    // Within a deadline: a store that takes calls but does not answer them must not stop the publishing.
+                    using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                    deadline.CancelAfter(ExpireDeadline);
+                    try
+                    {
+                        await ExpireBindingsAsync(deadline.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+                    {
+                        log.LogWarning("cluster: the look for unused address bindings took over {Seconds} s and was given up; it is tried again in an hour", ExpireDeadline.TotalSeconds);
+                    }
                 }
                 await Task.Delay(Every, stopping).ConfigureAwait(false);
             }
