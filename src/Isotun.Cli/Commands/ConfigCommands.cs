@@ -81,9 +81,9 @@ public static class ConfigCommands
         {
             return File.Exists(path) && File.ReadLines(path).Any(l => l.StartsWith("routes:", StringComparison.Ordinal));
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return false; // the server's loader reads it next, and reports why it cannot
         }
     }
 

@@ -180,6 +180,16 @@ public static class PkiCommands
             error.WriteLine($"isotun pki: {ex.Message}");
             return Failure;
         }
+        catch (ArgumentException ex)
+        {
+            error.WriteLine($"isotun pki: {ex.Message}");
+            return UsageError;
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            error.WriteLine($"isotun pki: {ex.Message}");
+            return Failure;
+        }
     }
 
     // Strict: IPAddress.TryParse alone would read "10.1" as 10.0.0.1.

@@ -97,8 +97,12 @@ public static class HostDoctor
             string what = Encapsulating.Contains(i.Kind)
                 ? $"{i.Name} ({i.Kind}) carries {i.Mtu}-byte packets: {1500 - i.Mtu} bytes go to its encapsulation"
                 : $"{i.Name} carries {i.Mtu}-byte packets: an overlay underneath (the hypervisor's) takes {1500 - i.Mtu} bytes";
-            yield return new("mtu", FindingLevel.Warn, what,
-                $"the TLS underlay adapts (TCP), but a tenant whose uplink crosses {i.Name} needs `mtu` at most {i.Mtu} to avoid fragmentation; Isotun clamps TCP MSS to the tenant MTU");
+            // Given the tenant's mtu, and it fits: said, not warned of (a host tuned as advised reaches exit 0).
+            if (tenantMtu is int fits && fits <= i.Mtu)
+                yield return new("mtu", FindingLevel.Ok, $"{what}; the tenant mtu {fits} fits");
+            else
+                yield return new("mtu", FindingLevel.Warn, what,
+                    $"the TLS underlay adapts (TCP), but a tenant whose uplink crosses {i.Name} needs `mtu` at most {i.Mtu} to avoid fragmentation; Isotun clamps TCP MSS to the tenant MTU");
         }
         if (tenantMtu is int mtu)
         {

@@ -750,11 +750,15 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             // First start: make a CA and a server certificate next to where the config expects them.
             var dir = new PkiDirectory(Path.GetDirectoryName(tls.Certificate)!);
             var issued = dir.EnsureServer(tls.ServerName ?? "server", tls.GenerateIps);
-            // The PKI names its files after the server; put them where the config says they are.
+            // The PKI names its files after the server; put them where the config says they are. The key first (its
+            // directory made, the owner's alone, if missing): a certificate without its key would stop every later start.
+            if (Path.GetFullPath(issued.KeyPath) != Path.GetFullPath(tls.Key))
+            {
+                SecretFile.CreateDirectoryFor(tls.Key);
+                SecretFile.WriteAllBytes(tls.Key, File.ReadAllBytes(issued.KeyPath), overwrite: false);
+            }
             if (Path.GetFullPath(issued.CertificatePath) != Path.GetFullPath(tls.Certificate))
                 File.Copy(issued.CertificatePath, tls.Certificate);
-            if (Path.GetFullPath(issued.KeyPath) != Path.GetFullPath(tls.Key))
-                SecretFile.WriteAllBytes(tls.Key, File.ReadAllBytes(issued.KeyPath), overwrite: false);
             _log.LogWarning("no server certificate found: generated {Cert} ({Pin}); pass this pin to openconnect --servercert", issued.CertificatePath, issued.Pin);
         }
         return (PemLoader.LoadCertificateWithKey(tls.Certificate, tls.Key), tls.Certificate);

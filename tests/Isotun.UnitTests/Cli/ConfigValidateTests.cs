@@ -56,3 +56,23 @@ public sealed class ConfigValidateTests : IDisposable
         Assert.Contains(paths, p => p!.StartsWith("routes[1]", StringComparison.Ordinal));
     }
 }
+
+/// <summary>`isotun pki` ends every failure in one line and an exit code, never a stack trace.</summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class PkiCommandErrorTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Theory]
+    [InlineData("pki", "pin", "")]
+    [InlineData("pki", "init", "--dir", "")]
+    public async Task An_empty_path_is_a_usage_error_in_one_line(params string[] args)
+    {
+        var r = await ConsoleCapture.RunAsync(_temp.Path, null, args);
+        Assert.True(r.ExitCode == 2, $"exit {r.ExitCode}: {r.Error}");
+        Assert.StartsWith("isotun pki: ", r.Error);
+        Assert.DoesNotContain("   at ", r.Error);
+    }
+}

@@ -93,6 +93,12 @@ public sealed class HostDoctorTests : IDisposable
         Assert.Equal("mtu", warning.Check);
         Assert.Contains(found, warning.Found);
         Assert.Contains($"`mtu` at most {mtu}", warning.Advice);
+
+        // Given a tenant mtu that fits it, the same path is no warning: a host tuned as advised passes.
+        var fits = Examine(mtu).Single(f => f.Check == "mtu");
+        Assert.Equal(FindingLevel.Ok, fits.Level);
+        Assert.Contains($"the tenant mtu {mtu} fits", fits.Found);
+        Assert.Equal(FindingLevel.Warn, Examine(mtu + 1).Single(f => f.Check == "mtu").Level);
     }
 
     [Fact]

@@ -16,14 +16,14 @@ public sealed class FirstStartTests
 
     /// <summary>One host-namespace tenant on 127.0.0.1:4443, admin off, no PKI files yet.</summary>
     /// <summary>A config in <paramref name="temp"/>; <paramref name="tls"/> adds lines to its tls section.</summary>
-    internal static ServerConfig Config(TempDirectory temp, string tls = "")
+    internal static ServerConfig Config(TempDirectory temp, string tls = "", string certificate = "pki/server.crt", string key = "pki/server.key")
     {
         var path = temp.File("isotun.yaml");
         File.WriteAllText(path, $$"""
             listen: 127.0.0.1:4443
             tls:
-              certificate: pki/server.crt
-              key: pki/server.key
+              certificate: {{certificate}}
+              key: {{key}}
               generate-ips: [198.18.0.1]
               {{tls}}
             admin:
@@ -56,6 +56,24 @@ public sealed class FirstStartTests
         foreach (var secret in new[] { "pki/server.key", "pki/ca.key", "cookie.key" })
             Assert.Equal(OwnerOnly, File.GetUnixFileMode(temp.File(secret)));
         Assert.True(File.Exists(temp.File("pki/ca.crt")));
+    }
+
+    /// <summary>
+    /// The key configured in a directory of its own that does not exist yet: made (the owner's alone) and the key put
+    /// there, so a second start finds both files; before, the start failed and left the certificate without its key.
+    /// </summary>
+    [Fact]
+    public async Task A_generated_key_goes_into_a_directory_of_its_own_made_for_it()
+    {
+        using var temp = new TempDirectory();
+        var config = Config(temp, certificate: "certs/server.crt", key: "private/server.key");
+        string first;
+        await using (var server = new VpnServer(config, NullLoggerFactory.Instance, new MemoryStateStore()))
+            first = CertificatePin.Compute(server.ServerCertificate);
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(temp.File("private/server.key")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(temp.File("private")));
+        await using (var again = new VpnServer(config, NullLoggerFactory.Instance, new MemoryStateStore()))
+            Assert.Equal(first, CertificatePin.Compute(again.ServerCertificate));
     }
 
     [Fact]
