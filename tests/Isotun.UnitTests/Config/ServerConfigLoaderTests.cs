@@ -609,7 +609,17 @@ public class ServerConfigLoaderTests
         Assert.StartsWith($"file not found: {temp.File("pki/server.key")}", error.Message);
 
         File.WriteAllText(temp.File("pki/server.key"), "x");
+        File.SetUnixFileMode(temp.File("pki/server.key"), (UnixFileMode)0b110_100_100);
+        Assert.Contains(ServerConfigLoader.Parse(MinimalTenant, source).Errors, e => e.Path == "tls.key" && e.Message.Contains("chmod 600"));
+
+        // A real pair is taken; a key that is not the certificate's is refused.
+        File.Delete(temp.File("pki/server.crt"));
+        File.Delete(temp.File("pki/server.key"));
+        new Isotun.Pki.PkiDirectory(temp.File("pki")).EnsureServer("server", []);
         Assert.True(ServerConfigLoader.Parse(MinimalTenant, source).Ok);
+        var other = new Isotun.Pki.PkiDirectory(temp.File("other")).EnsureServer("server", []);
+        File.Copy(other.KeyPath, temp.File("pki/server.key"), overwrite: true);
+        Assert.Contains(ServerConfigLoader.Parse(MinimalTenant, source).Errors, e => e.Path == "tls.certificate");
 
         Assert.Equal(
             [new ConfigError("tls.certificate", "required when tls.key is set")],

@@ -253,6 +253,8 @@ public static partial class ServerConfigLoader
                 var presentPath = certificateExists ? "tls.certificate" : "tls.key";
                 walker.Error(missingPath, $"file not found: {(certificateExists ? key : certificate)} ({presentPath} exists; give both files, or neither to generate them)");
             }
+            // Both there: the key is the owner's alone and belongs to the certificate, as for the gateway's and etcd's.
+            else if (certificateExists) PemFileCheck.CertificateAndKey(walker, certificate, "tls.certificate", key, "tls.key");
         }
 
         var clientCa = walker.FilePath(keys.GetValueOrDefault("client-ca"), "tls.client-ca");
