@@ -58,8 +58,10 @@ public static class GsoPacket
         if (tcpStart + 20 > packet.Length) return GsoCheckResult.BadOffsets;
         int tcpLength = (packet[tcpStart + 12] >> 4) * 4;
         if (tcpLength < 20 || tcpStart + tcpLength > packet.Length) return GsoCheckResult.BadOffsets;
-        // Each segment the kernel cuts (headers + gso_size) must fit the tunnel MTU, as a real peer's do.
-        if (header.GsoSize == 0 || tcpStart + tcpLength + header.GsoSize > mtu) return GsoCheckResult.BadGsoSize;
+        // Each segment the kernel cuts (headers + gso_size) must fit the tunnel MTU, as a real peer's do; and be no
+        // smaller than the least MSS Linux sends with (tcp_min_snd_mss): a gso_size of 1 would turn one 64 KiB frame
+        // into 65,000 packets for whoever segments it.
+        if (header.GsoSize < MinTcpGsoSize || tcpStart + tcpLength + header.GsoSize > mtu) return GsoCheckResult.BadGsoSize;
         header.HeaderLength = (ushort)(tcpStart + tcpLength);
         return GsoCheckResult.Ok;
     }
@@ -73,11 +75,20 @@ public static class GsoPacket
         if (headers > packet.Length) return GsoCheckResult.BadOffsets;
         // Each datagram (headers + gso_size) must fit the MTU; and the kernel refuses a UDP "super-packet" of one
         // datagram or less (udp_gso_segment: EINVAL), so it is refused here, where it can be counted.
-        if (header.GsoSize == 0 || headers + header.GsoSize > mtu || packet.Length - headers <= header.GsoSize)
+        // At most as many datagrams as the kernel cuts one into (UDP_MAX_SEGMENTS): a tiny gso_size would otherwise
+        // turn one frame into tens of thousands of writes.
+        if (header.GsoSize == 0 || headers + header.GsoSize > mtu || packet.Length - headers <= header.GsoSize
+            || (packet.Length - headers + header.GsoSize - 1) / header.GsoSize > MaxUdpSegments)
             return GsoCheckResult.BadGsoSize;
         header.HeaderLength = (ushort)headers;
         return GsoCheckResult.Ok;
     }
+
+    /// <summary>The least TCP gso_size taken: Linux's least MSS (net.ipv4.tcp_min_snd_mss).</summary>
+    public const int MinTcpGsoSize = 48;
+
+    /// <summary>The most datagrams a UDP super-packet may hold: the kernel's UDP_MAX_SEGMENTS.</summary>
+    public const int MaxUdpSegments = 128;
 
     /// <summary>Is this a UDP super-packet (USO)?</summary>
     public static bool IsUdp(in VirtioNetHeader header) => header.GsoType == VirtioNetHeader.GsoUdpL4;

@@ -48,11 +48,14 @@ public class GsoValidateTests
         var (header, packet) = V4();
         var atMtu = header with { GsoSize = Mtu - 52 };
         Assert.Equal(GsoCheckResult.Ok, GsoPacket.Validate(ref atMtu, packet, Mtu));
-        foreach (ushort size in new ushort[] { 0, Mtu - 51, Mtu, Mtu + 1, 9000, 65535 })
+        foreach (ushort size in new ushort[] { 0, 1, GsoPacket.MinTcpGsoSize - 1, Mtu - 51, Mtu, Mtu + 1, 9000, 65535 })
         {
             var h = header with { GsoSize = size };
             Assert.Equal(GsoCheckResult.BadGsoSize, GsoPacket.Validate(ref h, packet, Mtu));
         }
+        // The least: Linux's least MSS. Below it one frame would be cut into tens of thousands of packets.
+        var least = header with { GsoSize = GsoPacket.MinTcpGsoSize };
+        Assert.Equal(GsoCheckResult.Ok, GsoPacket.Validate(ref least, packet, Mtu));
         // The bound is the connection's MTU, not a constant.
         var jumbo = header with { GsoSize = 8948 };
         Assert.Equal(GsoCheckResult.Ok, GsoPacket.Validate(ref jumbo, packet, 9000));
@@ -276,7 +279,7 @@ public class GsoValidateTests
             if (header.IsGso)
             {
                 Assert.True(header.GsoType is VirtioNetHeader.GsoTcpV4 or VirtioNetHeader.GsoTcpV6);
-                Assert.True(header.GsoSize is > 0 and <= Mtu);
+                Assert.True(header.GsoSize is >= GsoPacket.MinTcpGsoSize and <= Mtu);
                 Assert.True(header.HeaderLength <= packet.Length);
                 Assert.True(header.ChecksumStart + header.ChecksumOffset + 2 <= packet.Length);
                 // Whatever passed can be split without throwing, into segments no larger than headers + gso_size.

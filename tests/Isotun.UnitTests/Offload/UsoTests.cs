@@ -36,6 +36,8 @@ public class UsoTests
         { "gso_size 0", h => h with { GsoSize = 0 }, GsoCheckResult.BadGsoSize },
         { "datagrams above the MTU", h => h with { GsoSize = Mtu - 28 + 1 }, GsoCheckResult.BadGsoSize },
         { "one datagram only (the kernel refuses it)", h => h with { GsoSize = 10_000 }, GsoCheckResult.BadGsoSize },
+        { "more datagrams than the kernel cuts one into (10,000 bytes in 1-byte datagrams)", h => h with { GsoSize = 1 }, GsoCheckResult.BadGsoSize },
+        { "129 datagrams", h => h with { GsoSize = 10_000 / 129 }, GsoCheckResult.BadGsoSize },
         { "UFO instead of USO", h => h with { GsoType = VirtioNetHeader.GsoUdp }, GsoCheckResult.BadType },
         { "USO|ECN", h => h with { GsoType = VirtioNetHeader.GsoUdpL4 | VirtioNetHeader.GsoEcn }, GsoCheckResult.BadType },
     };
