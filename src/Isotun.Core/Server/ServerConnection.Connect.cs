@@ -72,21 +72,28 @@ internal sealed partial class ServerConnection
         // before the reply, so the client's queues, which it opens as soon as it reads the reply, find it; frames
         // for it wait in its queue until its writer starts, after the reply.
         TunnelEnd end;
-        using (var attached = server.Sessions.AttachPrimary(session, tunnel.Link, queues))
+        try
         {
-            if (!StillAllowed(ticket, tenant, session))
+            using (var attached = server.Sessions.AttachPrimary(session, tunnel.Link, queues))
             {
-                server.Sessions.Abandon(session, "its cookie was refused while it connected");
-                await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
-                return;
+                if (!StillAllowed(ticket, tenant, session))
+                {
+                    server.Sessions.Abandon(session, "its cookie was refused while it connected");
+                    await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
+                    return;
+                }
+                if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
+                attached.Up();
+                var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
+                session.Connected(_peer.Remote, ClientVersion(head), extensions);
+                ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
+                end = await tunnel.RunAsync().ConfigureAwait(false);
+                await IoThreads.LeaveAsync(); // ending a session writes the state file
             }
-            if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, mtu, accepted, queues, 0), stopping).ConfigureAwait(false)) return;
-            attached.Up();
-            var extensions = accepted == IsotunExtension.None ? "none" : IsotunExtensions.Format(accepted) + (queues > 1 ? $"={queues}" : "");
-            session.Connected(_peer.Remote, ClientVersion(head), extensions);
-            ServerLog.TunnelUp(log, tenant.Name, session.ShortId, id, session.User, address.ToString(), mtu, extensions, _peer.Remote?.ToString() ?? "-");
-            end = await tunnel.RunAsync().ConfigureAwait(false);
-            await IoThreads.LeaveAsync(); // ending a session writes the state file
+        }
+        finally
+        {
+            tunnel.Discard(); // a connection that never ran: refused, or its reply failed
         }
         Ended(session, tunnel, end);
         if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);
@@ -136,23 +143,30 @@ internal sealed partial class ServerConnection
         var tunnel = new TunnelConnection(id, session, tls, reader, tenant.Mtu, accepted, log, stopping, index.Value, CryptoFor(tenant)) { MorePending = _morePending, Throttle = server.LogThrottle };
         // The primary may have gone since the check: then this connection ends, as its group has.
         TunnelEnd end;
-        using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel.Link))
+        try
         {
-            if (attached is null)
+            using (var attached = server.Sessions.TryAttachQueue(session, index.Value, tunnel.Link))
             {
-                await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
-                return;
+                if (attached is null)
+                {
+                    await RefuseAsync(tls, 409, "Conflict", $"queue {index}: the primary connection ended meanwhile", stopping).ConfigureAwait(false);
+                    return;
+                }
+                if (!StillAllowed(ticket, tenant, session))
+                {
+                    await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
+                    return;
+                }
+                if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false)) return;
+                attached.Up();
+                ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
+                end = await tunnel.RunAsync().ConfigureAwait(false);
+                await IoThreads.LeaveAsync(); // ending a session writes the state file
             }
-            if (!StillAllowed(ticket, tenant, session))
-            {
-                await RefuseCookieAsync(tls, "cookie rejected: the session ended while it connected", stopping).ConfigureAwait(false);
-                return;
-            }
-            if (!await ReplyConnectedAsync(tls, BuildConnectedResponse(tenant, session, address, tenant.Mtu, accepted, queues, index.Value), stopping).ConfigureAwait(false)) return;
-            attached.Up();
-            ServerLog.QueueUp(log, tenant.Name, session.ShortId, id, index.Value, queues, _peer.Remote?.ToString() ?? "-");
-            end = await tunnel.RunAsync().ConfigureAwait(false);
-            await IoThreads.LeaveAsync(); // ending a session writes the state file
+        }
+        finally
+        {
+            tunnel.Discard(); // a connection that never ran: refused, or its reply failed
         }
         Ended(session, tunnel, end);
         if (end is TunnelEnd.Shutdown or TunnelEnd.Revoked) await GoingAwayAsync(tls).ConfigureAwait(false);

@@ -84,13 +84,16 @@ public sealed class TunnelConnection
     private bool PeerUso => Link.PeerUso;
     private FrameWriter Writer => Link.Writer;
 
+    private bool _ran;
+
     public async Task<TunnelEnd> RunAsync()
     {
+        _ran = true;
         var ct = Link.Ending;
         var writerTask = Writer.RunAsync(ct);
         var dpd = new DeadPeerCheck(this);
         using var dpdTimer = new RecheckTimer(dpd.Run, dpd.First);
-        TunnelEnd end;
+        TunnelEnd end = TunnelEnd.Error; // what anything else thrown ends it with
         try
         {
             end = await ReadLoopAsync(ct).ConfigureAwait(false);
@@ -103,15 +106,32 @@ public sealed class TunnelConnection
         {
             end = TunnelEnd.PeerClosed;
         }
-        Link.Ended(end);
-        Writer.Complete();
-        if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error or TunnelEnd.Revoked)
+        finally
+        {
+            // Whatever ended it: the writer drained, the connection closed, the server's stop no longer holding it.
+            Link.Ended(end);
+            Writer.Complete();
+            if (end is TunnelEnd.BadFrame or TunnelEnd.Replaced or TunnelEnd.DeadPeer or TunnelEnd.Shutdown or TunnelEnd.Error or TunnelEnd.Revoked)
+                Link.Abort(end);
+            try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
             Link.Abort(end);
-        try { await writerTask.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); } catch (Exception) { }
-        Link.Abort(end);
-        dpdTimer.Dispose();
-        _onServerStop.Dispose();
+            dpdTimer.Dispose();
+            _onServerStop.Dispose();
+        }
         return Link.EndReason!.Value;
+    }
+
+    /// <summary>
+    /// Lets go of a connection that never ran (its CONNECT was refused after it was attached, or its reply could not be
+    /// written): the frames queued for it meanwhile give their bytes back to the session's budget, and the server's stop
+    /// no longer holds it. Does nothing after <see cref="RunAsync"/>, which does the same at its end.
+    /// </summary>
+    public void Discard()
+    {
+        if (_ran) return;
+        Link.Abort(TunnelEnd.Error);
+        Writer.Discard();
+        _onServerStop.Dispose();
     }
 
     /// <summary>A burst that comes this long after the one before is served as interactive traffic (1 ms).</summary>

@@ -120,6 +120,16 @@ public sealed class FrameWriter
     public void Complete() => _queue.Writer.TryComplete();
 
     /// <summary>
+    /// Closes the queue of a writer that never ran (<see cref="RunAsync"/> is what drains it), and gives back what
+    /// waited there: the buffers, and their bytes to the <see cref="Budget"/>.
+    /// </summary>
+    public void Discard()
+    {
+        Complete();
+        while (TryDequeue(_queue.Reader, out var left)) left.Return();
+    }
+
+    /// <summary>
     /// Negotiated with Isotun peers only: frames already waiting in the queue are packed into one write of up
     /// to <see cref="BatchBytes"/> (SslStream then emits full 16 KiB records). Nothing waits for a batch to
     /// fill, so an idle connection adds no latency.

@@ -109,6 +109,25 @@ public sealed class SessionLifecycleTests : IDisposable
         foreach (var a in attachments) a.Dispose();
     }
 
+    /// <summary>
+    /// A connection attached but never run (its CONNECT refused after the attachment, or its reply not taken) gives
+    /// back the bytes of the frames queued for it meanwhile: they would count against the session's budget for good,
+    /// and a client that repeats it would have every later packet dropped as over budget.
+    /// </summary>
+    [Fact]
+    public async Task A_connection_that_never_ran_gives_back_what_was_queued_for_it()
+    {
+        var session = await AddressedSessionAsync();
+        var stream = new MemoryStream();
+        var tunnel = new TunnelConnection(7, session, stream, new ConnectionReader(stream), 1400, IsotunExtension.None, NullLogger.Instance, CancellationToken.None);
+        using (_registry.AttachPrimary(session, tunnel.Link, 1))
+            for (int i = 0; i < 3; i++) Assert.Equal(EnqueueResult.Queued, tunnel.Link.Writer.Offer(PacketBuffer.Rent()));
+        Assert.True(session.Budget.Held > 0);
+        tunnel.Discard();
+        Assert.Equal(0, session.Budget.Held);
+        Assert.Equal(TunnelEnd.Error, tunnel.Link.EndReason);
+    }
+
     [Fact]
     public async Task A_tunnel_that_ends_by_an_exception_leaves_no_route_and_no_count_behind()
     {
