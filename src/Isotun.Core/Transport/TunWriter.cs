@@ -43,8 +43,10 @@ public sealed class TunWriter(ITunQueue tun)
     {
         var header = VirtioNetHeader.Read(framed);
         var packet = framed[VirtioNetHeader.Length..];
-        // A datagram is headers + gso_size, which validation held to the MTU (at most 9000).
-        _segment ??= new byte[VirtioNetHeader.Length + 9216];
+        // A datagram is headers + gso_size, which validation held to the MTU: at most 9000 on a server, but a client
+        // takes the MTU its server gives (up to 64 KiB), so the buffer grows to the largest datagram seen.
+        int largest = VirtioNetHeader.Length + header.HeaderLength + header.GsoSize;
+        if (_segment is null || _segment.Length < largest) _segment = new byte[Math.Max(largest, VirtioNetHeader.Length + 9216)];
         new VirtioNetHeader().Write(_segment);
         bool ok = true;
         for (int i = 0, count = GsoPacket.SegmentCount(header, packet.Length); i < count; i++)

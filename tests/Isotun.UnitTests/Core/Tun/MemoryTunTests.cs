@@ -91,4 +91,21 @@ public sealed class MemoryTunTests
         Assert.All(datagrams, d => Assert.False(VirtioNetHeader.Read(d).IsGso));
         Assert.Equal(3, writer.Writes);
     }
+
+    /// <summary>
+    /// A client takes the MTU its server gives, up to 64 KiB: datagrams larger than a server's largest (9000) are cut
+    /// too, not a crash of the client.
+    /// </summary>
+    [Fact]
+    public void A_tun_writer_cuts_datagrams_larger_than_a_jumbo_frame()
+    {
+        using var tun = new MemoryTun("t", offload: true, uso: false);
+        var writer = new TunWriter(tun.Queues[0]);
+
+        Assert.True(writer.Write(Packets.UdpSuperPacket(Local, Packets.Far4, Segments.Payload(2 * 20_000), 20_000), mayCoalesce: false));
+
+        var datagrams = tun.Drain();
+        Assert.Equal(2, datagrams.Count);
+        Assert.All(datagrams, d => Assert.Equal(VirtioNetHeader.Length + 28 + 20_000, d.Length));
+    }
 }
