@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net;
-using System.Net.Sockets;
 using Isotun.Pki;
 
 namespace Isotun.Cli.Commands;
@@ -74,7 +73,7 @@ public static class PkiCommands
             var addresses = new List<IPAddress>();
             foreach (var text in parseResult.GetValue(ips) ?? [])
             {
-                if (!TryParseIp(text, out var address))
+                if (!PkiDirectory.TryParseIp(text, out var address))
                 {
                     error.WriteLine($"isotun pki server: --ip '{text}' is not an IP address");
                     return UsageError;
@@ -190,18 +189,5 @@ public static class PkiCommands
             error.WriteLine($"isotun pki: {ex.Message}");
             return Failure;
         }
-    }
-
-    // Strict: IPAddress.TryParse alone would read "10.1" as 10.0.0.1.
-    private static bool TryParseIp(string text, out IPAddress address)
-    {
-        if (IPAddress.TryParse(text, out address!)
-            && (address.AddressFamily == AddressFamily.InterNetworkV6 ? text.Contains(':') : text.Count(c => c == '.') == 3))
-        {
-            return true;
-        }
-
-        address = IPAddress.None;
-        return false;
     }
 }

@@ -62,6 +62,9 @@ public sealed class PkiDirectory
         WritePair(CaCertificatePath, CaKeyPath, certificate, key, force);
     }
 
+    /// <summary>An IP address written out in full (IPAddress.TryParse alone would read "10.1" as 10.0.0.1).</summary>
+    public static bool TryParseIp(string text, out IPAddress address) => PkiNames.TryParseIp(text, out address);
+
     /// <exception cref="PkiException">No CA, bad name or address, files exist and not <paramref name="force"/>, or I/O failure.</exception>
     public IssuedCertificate IssueServer(string name, IReadOnlyList<IPAddress> ips, IReadOnlyList<string> dnsNames, bool force = false)
     {
@@ -73,9 +76,13 @@ public sealed class PkiDirectory
         var san = new SubjectAlternativeNameBuilder();
         var seenNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var seenIps = new HashSet<IPAddress>();
-        if (IPAddress.TryParse(name, out var nameAddress))
+        if (PkiNames.TryParseIp(name, out var nameAddress))
         {
             AddIp(nameAddress);
+        }
+        else if (PkiNames.IsShortIpv4(name))
+        {
+            throw new PkiException(PkiError.BadInput, $"server name '{name}' is an IPv4 address written short: write it out in full (four numbers)");
         }
         else if (PkiNames.IsValidHostName(name, allowWildcard: true))
         {
@@ -224,12 +231,37 @@ public sealed class PkiDirectory
         return IssueServer(name, ips ?? [], [], force: false);
     }
 
+    /// <summary>
+    /// With --force, a certificate is replaced only by one for the same subject: two names can map to one file
+    /// (tenant "acme-eu" with user "alice", tenant "acme" with user "eu-alice"), and the other's certificate and key
+    /// would be lost, and with them the means to revoke it.
+    /// </summary>
+    private static void RefuseOtherSubject(string certificatePath, X500DistinguishedName subject)
+    {
+        if (!File.Exists(certificatePath)) return;
+        string existing;
+        try
+        {
+            using var current = PemLoader.LoadCertificate(certificatePath);
+            existing = current.SubjectName.Name;
+        }
+        catch (PkiException)
+        {
+            return; // not a certificate any more: nothing of anyone's to keep
+        }
+        if (existing != subject.Name)
+            throw new PkiException(PkiError.Exists, $"{certificatePath} holds the certificate of {existing}, not of {subject.Name}; --force replaces a certificate of the same subject only: move it aside first");
+    }
+
     private IssuedCertificate Issue(
         X500DistinguishedName subject, string extendedUsageOid, X509Extension? subjectAlternativeName, string stem, bool force)
     {
         var certificatePath = Path.Combine(Directory, stem + ".crt");
         var keyPath = Path.Combine(Directory, stem + ".key");
+        if (Path.GetFullPath(certificatePath) == Path.GetFullPath(CaCertificatePath))
+            throw new PkiException(PkiError.BadInput, $"the name '{stem}' would take the CA's own files ({CaCertificatePath}); pick another name");
         RefuseExisting(force, certificatePath, keyPath);
+        RefuseOtherSubject(certificatePath, subject);
 
         var (caCertificate, caKey) = LoadCa();
         using (caCertificate)

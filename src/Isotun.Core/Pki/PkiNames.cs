@@ -60,6 +60,22 @@ internal static class PkiNames
         return true;
     }
 
+    /// <summary>An IP address written out in full: IPAddress.TryParse alone would read "10.1" as 10.0.0.1.</summary>
+    public static bool TryParseIp(string text, out IPAddress address)
+    {
+        if (IPAddress.TryParse(text, out address!)
+            && (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? text.Contains(':') : text.Count(c => c == '.') == 3))
+        {
+            return true;
+        }
+
+        address = IPAddress.None;
+        return false;
+    }
+
+    /// <summary>Whether <paramref name="name"/> reads as an IPv4 address written short ("10.1", "1"): neither an address nor a name to issue for.</summary>
+    public static bool IsShortIpv4(string name) => name.All(c => char.IsAsciiDigit(c) || c == '.') && IPAddress.TryParse(name, out _);
+
     /// <summary>Maps a name to a file-name stem of <c>[A-Za-z0-9._-]</c>; anything else becomes <c>_</c>.</summary>
     public static string FileStem(string name)
     {

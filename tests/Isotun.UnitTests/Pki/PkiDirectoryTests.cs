@@ -150,6 +150,30 @@ public class PkiDirectoryTests
 
         Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.IssueServer("bad name/..", [], [])).Error);
         Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.IssueServer("ok", [], ["not a name"])).Error);
+        // An IPv4 address written short is no name: "10.1" would have been 10.0.0.1.
+        Assert.Contains("written short", Assert.Throws<PkiException>(() => pki.IssueServer("10.1", [], [])).Message);
+        Assert.Equal(PkiError.BadInput, Assert.Throws<PkiException>(() => pki.IssueServer("1", [], [])).Error);
+    }
+
+    /// <summary>
+    /// No name takes the CA's own files, even with --force; and --force replaces only a certificate of the same subject,
+    /// where two names map to one file.
+    /// </summary>
+    [Fact]
+    public void A_forced_issue_never_replaces_the_ca_or_another_subjects_certificate()
+    {
+        using var temp = new TempDirectory();
+        var pki = new PkiDirectory(temp.Path);
+        pki.InitCa();
+        var caPin = CertificatePin.ComputeFromFile(pki.CaCertificatePath);
+        Assert.Contains("CA's own files", Assert.Throws<PkiException>(() => pki.IssueServer("ca", [], [], force: true)).Message);
+        Assert.Equal(caPin, CertificatePin.ComputeFromFile(pki.CaCertificatePath));
+
+        var first = pki.IssueClient("acme-eu", "alice");
+        var clash = Assert.Throws<PkiException>(() => pki.IssueClient("acme", "eu-alice", force: true));
+        Assert.Contains("not of", clash.Message);
+        Assert.Equal(first.Pin, CertificatePin.ComputeFromFile(first.CertificatePath));
+        Assert.NotEqual(first.Pin, pki.IssueClient("acme-eu", "alice", force: true).Pin); // the same subject: renewed
     }
 
     [Fact]
