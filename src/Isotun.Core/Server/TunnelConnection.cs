@@ -376,13 +376,17 @@ public sealed class TunnelConnection
                 link.Abort(TunnelEnd.DeadPeer);
                 return null;
             }
+            // A peer that stops reading holds the writer's last write (a batch's frames are counted as written when
+            // copied, so the queue behind it may be empty): one write that takes 3×DPD is a stall too.
+            long writing = Volatile.Read(ref writer.WriteSince);
+            bool stuck = writing != 0 && now - writing >= 3 * _dpdMs;
             long nowWritten = Volatile.Read(ref writer.FramesWritten);
-            if (writer.Queued == 0 || nowWritten != _written)
+            if (!stuck && (writer.Queued == 0 || nowWritten != _written))
             {
                 _written = nowWritten;
                 _progressAt = now;
             }
-            else if (now - _progressAt >= 3 * _dpdMs)
+            else if (stuck || now - _progressAt >= 3 * _dpdMs)
             {
                 tunnel.StalledOut = true;
                 link.Abort(TunnelEnd.DeadPeer);
@@ -397,6 +401,7 @@ public sealed class TunnelConnection
             // The next moment a check could fire: the probe, the end of a silent peer, or of a stalled queue.
             long due = lastRx + (_probedAt >= 0 ? 3 : 2) * _dpdMs;
             if (writer.Queued > 0) due = Math.Min(due, _progressAt + 3 * _dpdMs);
+            if (writing != 0) due = Math.Min(due, writing + 3 * _dpdMs);
             return TimeSpan.FromMilliseconds(Math.Clamp(due - now, 50, _dpdMs));
         }
     }

@@ -50,6 +50,12 @@ public sealed class FrameWriter
     /// <summary>Frames written and flushed to the stream below (so on their way to the peer).</summary>
     public long FramesFlushed;
 
+    /// <summary>
+    /// When the write or flush under way began (<see cref="Environment.TickCount64"/>), 0 when none is: a peer that stops
+    /// reading holds one for ever, and the dead-peer check reads that here.
+    /// </summary>
+    public long WriteSince;
+
     /// <summary>Optional shaping of data frames (per-user rate limit); frames wait in the queue meanwhile.</summary>
     public TokenBucket? Limiter { get; init; }
 
@@ -162,7 +168,9 @@ public sealed class FrameWriter
                         try
                         {
                             if (Limiter is not null) await Limiter.WaitAsync(frame.FrameLength, ct).ConfigureAwait(false);
+                            Volatile.Write(ref WriteSince, Environment.TickCount64);
                             await WriteSampledAsync(frame.Frame, ct).ConfigureAwait(false);
+                            Volatile.Write(ref WriteSince, 0);
                             BytesWritten += frame.FrameLength;
                             FramesWritten++;
                         }
@@ -209,7 +217,9 @@ public sealed class FrameWriter
                     if (used > 0) await WriteBatchAsync(batch, used, ct).ConfigureAwait(false);
                 }
                 if (drained > HighWater) HighWater = drained;
+                Volatile.Write(ref WriteSince, Environment.TickCount64);
                 await _stream.FlushAsync(ct).ConfigureAwait(false);
+                Volatile.Write(ref WriteSince, 0);
                 Volatile.Write(ref FramesFlushed, FramesWritten);
             }
             ct.ThrowIfCancellationRequested();
@@ -227,7 +237,9 @@ public sealed class FrameWriter
     private async ValueTask WriteBatchAsync(byte[] buffer, int offset, int length, CancellationToken ct)
     {
         if (Limiter is not null) await Limiter.WaitAsync(length, ct).ConfigureAwait(false);
+        Volatile.Write(ref WriteSince, Environment.TickCount64);
         await WriteSampledAsync(buffer.AsMemory(offset, length), ct).ConfigureAwait(false);
+        Volatile.Write(ref WriteSince, 0);
         BytesWritten += length;
     }
 
