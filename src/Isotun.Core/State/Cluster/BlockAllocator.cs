@@ -97,10 +97,11 @@ public sealed class BlockAllocator
             if (await store.GetAsync(key, ct).ConfigureAwait(false) is not { } existing) continue;
             string before = Text(existing.Value);
             if (before == definition) return allocator;
-            var held = await allocator.HeldBlocksAsync(ct).ConfigureAwait(false);
+            // Every block key counts, also those of the recorded pool that the new one does not hold.
+            var held = (await store.RangeAsync(allocator.PoolPrefix("blocks"), ct).ConfigureAwait(false)).Entries;
             if (held.Count > 0)
             {
-                string holders = string.Join(", ", held.Values.Select(b => Text(b.Value)).Distinct().Order(StringComparer.Ordinal));
+                string holders = string.Join(", ", held.Select(b => Text(b.Value)).Distinct().Order(StringComparer.Ordinal));
                 throw new InvalidOperationException(
                     $"tenant {tenant}: this node's pool is {pool} in blocks of {blockSize}, but the cluster's is {before}, and node(s) {holders} hold blocks of it; "
                     + "every node must give the same pool and block size: to change them, stop every node that runs the tenant, then start them with the new ones");

@@ -68,7 +68,12 @@ public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
         Assert.Equal(new AddressClaim(AddressClaimOutcome.Sticky, addresses["u3"], "b"), await grown.AllocateAsync("u3"));
         Assert.Null((await NodeAsync("c", "10.30.0.0/27", 4)).PoolChange); // the next node finds its own definition
 
+        // A block held outside the smaller pool to come still counts: no change while node z holds it.
+        var zLease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
+        Assert.True((await store.CompareAndPutAsync(BlockAllocator.DefaultRoot + "blocks/acme/10.30.0.24", "z"u8.ToArray(), 0, zLease)).Succeeded);
         await store.RevokeLeaseAsync(grown.Lease);
+        Assert.Contains("node(s) z hold blocks", (await Assert.ThrowsAsync<InvalidOperationException>(() => NodeAsync("d", "10.30.0.0/29", 4))).Message);
+        await store.RevokeLeaseAsync(zLease);
         var smaller = await NodeAsync("d", "10.30.0.0/29", 4); // hands out 10.30.0.2 to .6
         var outside = addresses.Count(a => !smaller.Blocks.IsUsable(a.Value));
         Assert.Equal(("10.30.0.0/27 4", outside), smaller.PoolChange);
