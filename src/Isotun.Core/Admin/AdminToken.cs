@@ -1,4 +1,5 @@
 using System.Text;
+using Isotun.Security;
 using Isotun.Server.Configuration;
 using Microsoft.Extensions.Logging;
 
@@ -13,23 +14,14 @@ namespace Isotun.Admin;
 internal sealed class AdminToken(string? path, ILogger log)
 {
     private readonly Lock _lock = new();
-    private (DateTime Written, long Length, UnixFileMode Mode)? _stamp;
+    private FileStamp? _stamp;
     private byte[]? _token;
 
     /// <summary>The token's bytes, or null when there is none to accept.</summary>
     public byte[]? Current()
     {
         if (path is null) return null;
-        (DateTime, long, UnixFileMode)? stamp;
-        try
-        {
-            var file = new FileInfo(path);
-            stamp = file.Exists ? (file.LastWriteTimeUtc, file.Length, file.UnixFileMode) : null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            stamp = null;
-        }
+        var stamp = FileStamp.Of(path);
         lock (_lock)
         {
             if (_stamp is not null && _stamp == stamp) return _token;
@@ -46,7 +38,7 @@ internal sealed class AdminToken(string? path, ILogger log)
         try
         {
             if (!File.Exists(path)) problem = "the file is gone";
-            else if (Security.SecretFile.OpenToOthers(path!)) problem = "it is readable by group or others (chmod 600)";
+            else if (SecretFile.OpenToOthers(path!)) problem = "it is readable by group or others (chmod 600)";
             else if (AdminConfig.ReadToken(path!) is { Length: >= AdminConfig.MinTokenLength } token) return Encoding.UTF8.GetBytes(token);
             else problem = $"its token is shorter than {AdminConfig.MinTokenLength} characters";
         }

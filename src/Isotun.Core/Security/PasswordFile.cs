@@ -30,22 +30,8 @@ public sealed class PasswordFile
     /// <summary>The iteration count most hashes in the file have; the default for a file without users.</summary>
     public int UsualIterations { get; }
 
-    /// <summary>The file's time of last write and size as they were just before it was read.</summary>
-    public (DateTime Written, long Length) Stamp { get; private set; }
-
-    /// <summary>The time of last write and size of the file at <paramref name="path"/> now; null when it cannot be read.</summary>
-    public static (DateTime Written, long Length)? StampOf(string path)
-    {
-        try
-        {
-            var info = new FileInfo(path);
-            return info.Exists ? (info.LastWriteTimeUtc, info.Length) : null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    /// <summary>The file's stamp as it was just before it was read.</summary>
+    public FileStamp Stamp { get; private set; }
 
     /// <exception cref="InvalidDataException">Malformed lines, duplicate users or bad user names; the message lists every one with its line number.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -64,7 +50,7 @@ public sealed class PasswordFile
         }
 
         // Taken before the read: a write in between shows as a change the next time the stamp is compared.
-        var stamp = (info.LastWriteTimeUtc, info.Length);
+        var stamp = FileStamp.Of(info);
         var file = Parse(File.ReadAllLines(path, Encoding.UTF8), path);
         file.Stamp = stamp;
         return file;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Isotun.Logs;
 using Isotun.Metrics;
 using Isotun.Pki;
 using Isotun.Protocol.Addressing;
@@ -137,8 +138,8 @@ public sealed class TenantRuntime : IDisposable
     /// <summary>On a cluster node: where the tenant's IPv4 addresses come from (the cluster's blocks); null on one node alone.</summary>
     public ClusterAddresses? Cluster { get; set; }
 
-    // When a refusal for a pool the cluster records otherwise was last logged (Environment.TickCount64).
-    private long _poolRefusedLogged = -60_000;
+    // A refusal for a pool the cluster records otherwise is logged once a minute, not at every CONNECT.
+    private readonly LogThrottle _poolRefusals = new(burst: 1, periodSeconds: 60);
 
     /// <summary>
     /// On a cluster node, the IPv4 address the cluster binds to this session: the user's own for their first session
@@ -160,13 +161,7 @@ public sealed class TenantRuntime : IDisposable
             catch (InvalidOperationException e)
             {
                 // The cluster records another pool for the tenant, which nodes still use: nothing can be handed out here.
-                // Logged once a minute, not at every CONNECT.
-                long now = Environment.TickCount64;
-                if (now - Interlocked.Read(ref _poolRefusedLogged) >= 60_000)
-                {
-                    Interlocked.Exchange(ref _poolRefusedLogged, now);
-                    _log.LogError("tenant={Tenant} cluster: {Error}", Name, e.Message);
-                }
+                if (_poolRefusals.Allow("pool", out _)) _log.LogError("tenant={Tenant} cluster: {Error}", Name, e.Message);
                 return (null, "the cluster's pool for this group differs from this server's");
             }
             catch (KeyValueStoreException e)
@@ -527,7 +522,7 @@ public sealed class TenantRuntime : IDisposable
     }
 
     // The stamp of a password file that could not be read, so that one bad edit is logged once, not at every look.
-    private (DateTime, long)? _passwordsRefused;
+    private FileStamp? _passwordsRefused;
 
     /// <summary>
     /// Reads the tenant's password file again if it changed since it was read (an `isotun user add` or `remove`, an
@@ -537,7 +532,7 @@ public sealed class TenantRuntime : IDisposable
     internal bool RefreshPasswords()
     {
         if (Config.PasswordFile is not { } path || Passwords is not { } current) return false;
-        var now = PasswordFile.StampOf(path);
+        var now = FileStamp.Of(path);
         if (now is null || now == current.Stamp || now == _passwordsRefused) return false;
         try
         {
