@@ -48,7 +48,7 @@ public sealed class RouteRuntime
             var crl = t.ClientCrl is { } crlPath ? RevocationList.Load(crlPath) : null;
             var tls = new SslServerAuthenticationOptions
             {
-                ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
+                ServerCertificateContext = PemLoader.ServerContext(cert, t.Certificate),
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                 ClientCertificateRequired = cas is not null,
                 // The chain is checked against this route's CA after the handshake, so a client without a certificate

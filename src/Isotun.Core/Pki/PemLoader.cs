@@ -37,6 +37,22 @@ public static class PemLoader
         }
     }
 
+    /// <summary>
+    /// What <see cref="System.Net.Security.SslStream"/> serves <paramref name="certificate"/> (loaded from
+    /// <paramref name="certPath"/>) with: the certificates that follow it in its file, the intermediates of a CA's
+    /// full-chain file, go out in the handshake too, so that a client trusting only the root can build the chain. A
+    /// file of one certificate serves that one alone (and whatever of its chain the system's store holds).
+    /// </summary>
+    /// <exception cref="PkiException">The file cannot be read again, or a certificate after the first is malformed.</exception>
+    public static System.Net.Security.SslStreamCertificateContext ServerContext(X509Certificate2 certificate, string certPath)
+    {
+        var chain = LoadBundle(certPath);
+        for (int i = chain.Count - 1; i >= 0; i--)
+            if (chain[i].RawDataMemory.Span.SequenceEqual(certificate.RawDataMemory.Span)) chain.RemoveAt(i);
+        // Offline: the chain is built from the file and the local store, never fetched from a URL in a certificate.
+        return System.Net.Security.SslStreamCertificateContext.Create(certificate, chain, offline: true);
+    }
+
     /// <summary>The first certificate of a PEM file (a DER file is accepted too).</summary>
     /// <exception cref="PkiException">File missing or unreadable (<see cref="PkiError.Io"/>) or no certificate in it (<see cref="PkiError.BadInput"/>).</exception>
     public static X509Certificate2 LoadCertificate(string certPath)

@@ -11,6 +11,12 @@ internal static partial class ServerLog
     [LoggerMessage(2, LogLevel.Information, "server certificate {Path}, {Pin}")]
     public static partial void ServerCertificate(ILogger logger, string path, string pin);
 
+    [LoggerMessage(54, LogLevel.Information, "server certificate {Path} renewed, {Pin}: new handshakes present it")]
+    public static partial void ServerCertificateRenewed(ILogger logger, string path, string pin);
+
+    [LoggerMessage(55, LogLevel.Warning, "the renewed certificate's TLS does not seal tickets with the kept ticket key ({Reason}): tickets it gives resume on this run only")]
+    public static partial void RenewedTicketKeyNotUsed(ILogger logger, string reason);
+
     [LoggerMessage(4, LogLevel.Information, "TLS session tickets sealed with the key in {Source}: clients resume after a restart and on every server with the same key")]
     public static partial void TicketKey(ILogger logger, string source);
 

@@ -88,8 +88,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         }
 
         var (cert, certPath) = LoadServerCertificate(config);
-        _tlsFiles = TlsFilesDigest(config.Tls); // after the certificate is made, on a first start without one
-        ServerCertificate = cert;
+        // After the certificate is made, on a first start without one.
+        var certificateFiles = FilesDigest(config.Tls.Certificate, config.Tls.Key);
+        _clientCaFile = FilesDigest(config.Tls.ClientCa);
         ServerLog.ServerCertificate(_log, certPath, CertificatePin.Compute(cert));
         _serverCas = config.Tls.ClientCa is { } ca ? PemLoader.LoadBundle(ca) : null;
         foreach (var tc in config.Tenants) _tenants[tc.Name] = MakeTenant(tc);
@@ -104,16 +105,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         });
         _sitesWatch = Metrics.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
-        TlsOptions = new SslServerAuthenticationOptions
-        {
-            ServerCertificateContext = SslStreamCertificateContext.Create(cert, additionalCertificates: null, offline: true),
-            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-            ClientCertificateRequired = Authenticator.CertificateAuthEnabled,
-            // The client CA is checked by the authenticator, so a client without a certificate can still use a password.
-            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-            CertificateChainPolicy = ClientCertificateCheck.HandshakePolicy(),
-            AllowRenegotiation = false,
-        };
+        _tls = new ServerTls(cert, MakeTlsOptions(cert, config.Tls.Certificate), certificateFiles);
         _ticketKey = config.Tls.TicketKeyFile is { } ticketKeyFile ? TicketKeyFile.LoadOrCreate(ticketKeyFile) : null;
         // Tenants published while this server was being made are applied now that it is whole.
         _built = true;
@@ -126,6 +118,26 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     // tls.client-ca, read at start (a change needs a restart): the CAs of every tenant without its own.
     private readonly X509Certificate2Collection? _serverCas;
 
+    /// <summary>
+    /// The certificate the server presents and the options new handshakes use, with a digest of the certificate and
+    /// key files they came from; replaced whole when a reload finds those files renewed (handshakes under way finish
+    /// with the one they began with).
+    /// </summary>
+    private sealed record ServerTls(X509Certificate2 Certificate, SslServerAuthenticationOptions Options, string? Files);
+
+    private volatile ServerTls _tls;
+
+    private SslServerAuthenticationOptions MakeTlsOptions(X509Certificate2 cert, string certPath) => new()
+    {
+        ServerCertificateContext = PemLoader.ServerContext(cert, certPath),
+        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+        ClientCertificateRequired = Authenticator.CertificateAuthEnabled,
+        // The client CA is checked by the authenticator, so a client without a certificate can still use a password.
+        RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+        CertificateChainPolicy = ClientCertificateCheck.HandshakePolicy(),
+        AllowRenegotiation = false,
+    };
+
     /// <summary>The live config: replaced by <see cref="Reload"/> when a new file validates.</summary>
     public ServerConfig Config { get; private set; }
     public IStateStore State { get; }
@@ -135,8 +147,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     /// <summary>This server's instruments (its admin API exports them); its tenants, connections and listeners count in them.</summary>
     public IsotunMetrics Metrics { get; }
     public Authenticator Authenticator { get; }
-    public SslServerAuthenticationOptions TlsOptions { get; }
-    public X509Certificate2 ServerCertificate { get; }
+    public SslServerAuthenticationOptions TlsOptions => _tls.Options;
+    public X509Certificate2 ServerCertificate => _tls.Certificate;
     public IPEndPoint? LocalEndpoint => _listeners.FirstOrDefault()?.LocalEndPoint as IPEndPoint;
 
     /// <summary>Keeps floods of close and refusal lines (both listeners) out of the Information log.</summary>
@@ -148,17 +160,17 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
     private readonly Lock _revokedLock = new();
 
-    // What the TLS files (certificate, key, client CAs) held when the server started: they are read only then, so a
-    // reload that finds them changed says so instead of reporting the rest applied.
-    private readonly string? _tlsFiles;
+    // What tls.client-ca held when the server started: it is read only then, so a reload that finds it changed says so
+    // instead of reporting the rest applied.
+    private readonly string? _clientCaFile;
 
-    /// <summary>A digest of the TLS files' contents; null when one cannot be read.</summary>
-    private static string? TlsFilesDigest(TlsConfig tls)
+    /// <summary>A digest of the files' contents; null when one cannot be read.</summary>
+    private static string? FilesDigest(params string?[] files)
     {
         try
         {
             using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-            foreach (var file in new[] { tls.Certificate, tls.Key, tls.ClientCa })
+            foreach (var file in files)
             {
                 if (file is null || !File.Exists(file)) { sha.AppendData([0]); continue; }
                 sha.AppendData(File.ReadAllBytes(file));
@@ -436,6 +448,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     /// <summary>The key of <c>tls.ticket-key-file</c>, or null: tickets sealed with a key of this run only.</summary>
     private readonly byte[]? _ticketKey;
 
+    /// <summary>The ticket key the server's TLS seals tickets with (the file's or the cluster's), once set: a renewed
+    /// certificate's TLS context is given it too, so tickets from before the renewal still resume.</summary>
+    private byte[]? _ticketKeyInUse;
+
     /// <summary>With <c>tls.ticket-key-file</c>, or in a cluster (whose nodes share a key in the store unless the file
     /// is set), seals session tickets with that key from the first client on (run before the listener opens).</summary>
     internal async Task UseTicketKeyAsync(CancellationToken stopping)
@@ -446,7 +462,11 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             if (key is null && Shared is { } shared)
                 (key, source) = (await shared.TicketKeyAsync(NativeTls.TicketKeyLength, stopping).ConfigureAwait(false), "the cluster store");
             if (key is null || source is null) return;
-            if (await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, cancel: stopping).ConfigureAwait(false)) ServerLog.TicketKey(_log, source);
+            if (await NativeTls.PrimeTicketKeyAsync(TlsOptions, key, cancel: stopping).ConfigureAwait(false))
+            {
+                _ticketKeyInUse = key;
+                ServerLog.TicketKey(_log, source);
+            }
             else ServerLog.TicketKeyNotUsed(_log, source, "this runtime's TLS gives no way to set it");
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or KeyValueStoreException or InvalidDataException or InvalidOperationException)
@@ -585,21 +605,61 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         var next = loaded.Config!;
         // Tenants shared through the cluster are not in the file: the ones running stay (a publish changes them).
         if (next.Cluster is { ShareTenants: true } && Config.Cluster is { ShareTenants: true }) next = next with { Tenants = Config.Tenants };
-        return ApplyLocked(next, "reload", out _, tlsFilesChanged: TlsFilesDigest(next.Tls) != _tlsFiles);
+        var renewal = RenewedTls(next.Tls);
+        return ApplyLocked(next, "reload", out _, renewal, clientCaChanged: FilesDigest(next.Tls.ClientCa) != _clientCaFile);
+    }
+
+    /// <summary>
+    /// When the certificate or key file holds something new (a renewal): the new certificate's TLS, its ticket key set,
+    /// or why it cannot be used. Nothing when the files are as they were.
+    /// </summary>
+    private (ServerTls? Tls, string? Problem) RenewedTls(TlsConfig tls)
+    {
+        var files = FilesDigest(tls.Certificate, tls.Key);
+        if (files is not null && files == _tls.Files) return (null, null);
+        X509Certificate2 cert;
+        SslServerAuthenticationOptions options;
+        try
+        {
+            cert = PemLoader.LoadCertificateWithKey(tls.Certificate, tls.Key);
+            options = MakeTlsOptions(cert, tls.Certificate);
+        }
+        catch (PkiException e)
+        {
+            return (null, $"tls.certificate: the new certificate cannot be used, the one in use stays: {e.Message}");
+        }
+        if (_ticketKeyInUse is { } key)
+        {
+            // Before the new context takes its first client, or its tickets would be sealed with a key of its own.
+            try
+            {
+                if (!NativeTls.PrimeTicketKeyAsync(options, key).GetAwaiter().GetResult())
+                    ServerLog.RenewedTicketKeyNotUsed(_log, "this runtime's TLS gives no way to set it");
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException)
+            {
+                ServerLog.RenewedTicketKeyNotUsed(_log, e.Message);
+            }
+        }
+        return (new ServerTls(cert, options, files), null);
     }
 
     /// <summary>Applies <paramref name="next"/> whole or not at all; <paramref name="what"/> names it in the report ("reload").</summary>
-    /// <param name="tlsFilesChanged">A reload of the file found new contents in the TLS files (a publish of the
-    /// cluster's tenants does not look: it changes tenants only).</param>
-    private List<string> ApplyLocked(ServerConfig next, string what, out bool applied, bool tlsFilesChanged = false)
+    /// <param name="renewal">A reload of the file found new contents in the certificate or key file: the TLS made of them,
+    /// or why it cannot be used (a publish of the cluster's tenants does not look: it changes tenants only).</param>
+    /// <param name="clientCaChanged">A reload of the file found new contents in <c>tls.client-ca</c>.</param>
+    private List<string> ApplyLocked(ServerConfig next, string what, out bool applied, (ServerTls? Tls, string? Problem) renewal = default, bool clientCaChanged = false)
     {
         applied = false;
         var report = new List<string>();
         var problems = new List<string>();
         if (!next.Listen.Equals(Config.Listen) || !SameTls(next.Tls, Config.Tls) || next.StatePath != Config.StatePath || next.Cookie != Config.Cookie)
             problems.Add("listen, tls, state or cookie changed: restart the server to apply");
-        else if (tlsFilesChanged)
-            problems.Add("the contents of tls.certificate, tls.key or tls.client-ca changed (they are read at start): restart the server to apply");
+        else
+        {
+            if (clientCaChanged) problems.Add("the contents of tls.client-ca changed (it is read at start): restart the server to apply");
+            if (renewal.Problem is { } unusable) problems.Add(unusable);
+        }
         if (!SameCluster(next.Cluster, Config.Cluster))
             problems.Add("cluster changed: restart the server to apply");
         if (!SameProxy(next.Proxy, Config.Proxy)) problems.Add("proxy changed: restart the server to apply");
@@ -664,6 +724,13 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
                 gone.Dispose();
                 report.Add($"tenant {gone.Name}: removed, {kicked} session(s) ended");
             }
+        }
+        if (renewal.Tls is { } renewed)
+        {
+            _tls = renewed; // new handshakes present it; established sessions keep their TLS
+            var pin = CertificatePin.Compute(renewed.Certificate);
+            ServerLog.ServerCertificateRenewed(_log, next.Tls.Certificate, pin);
+            report.Add($"tls.certificate: renewed, new handshakes present it (pin {pin}, valid until {renewed.Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC)");
         }
         // Asked for when any tenant takes certificates, as it may have begun or ceased to (its client-ca) in this reload.
         TlsOptions.ClientCertificateRequired = Authenticator.CertificateAuthEnabled;

@@ -82,7 +82,7 @@ public sealed class HandshakeKindTests
         lock (kinds) Assert.Equal([sameKey ? "resumed" : "full"], kinds);
     }
 
-    private static async Task<string> HandshakeOnceAsync(RecordedServer recorded, string sessionOption, string session)
+    internal static async Task<string> HandshakeOnceAsync(RecordedServer recorded, string sessionOption, string session)
     {
         using var listen = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listen.Bind(new IPEndPoint(IPAddress.Loopback, 0));
