@@ -17,7 +17,9 @@ public static class LabCommands
         up.SetAction(parse => Run(() =>
         {
             var lab = Make(parse.GetValue(dir)!);
-            lab.Up(TimeSpan.FromSeconds(parse.GetValue(timeout)));
+            // Ctrl-C (or a TERM) while it builds: it takes down what it made instead of leaving it behind.
+            using var signals = new Signals();
+            lab.Up(TimeSpan.FromSeconds(parse.GetValue(timeout)), signals.Token);
             var l = lab.Layout;
             Console.WriteLine();
             Console.WriteLine("The lab is up. Try:");

@@ -39,27 +39,56 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
 
     public bool IsUp => layout.Namespaces.Any(NetworkNamespace.Exists);
 
-    /// <summary>Builds the topology and the files, starts service, server and client, and shows traffic.</summary>
-    public void Up(TimeSpan timeout)
+    /// <summary>The file that marks a directory as the lab's own: `down` deletes no directory without it.</summary>
+    public string MarkerPath => Path.Combine(layout.Directory, ".isotun-lab");
+
+    /// <summary>The directory has the lab's marker, or (a lab of a version before the marker) the lab's server.yaml.</summary>
+    private bool MadeByLab()
+    {
+        if (File.Exists(MarkerPath)) return true;
+        try
+        {
+            return File.Exists(layout.ConfigPath) && File.ReadLines(layout.ConfigPath).FirstOrDefault() == ConfigHeader;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private const string ConfigHeader = "# Written by `isotun lab up`. See docs/configuration.md.";
+
+    /// <summary>
+    /// Builds the topology and the files, starts service, server and client, and shows traffic. Stopped by
+    /// <paramref name="cancel"/> (Ctrl-C) or by a failure, it takes down what it made, keeping the logs.
+    /// </summary>
+    public void Up(TimeSpan timeout, CancellationToken cancel = default)
     {
         if (IsUp) throw new InvalidOperationException($"lab '{layout.Tag}' is already up (namespaces {string.Join(", ", layout.Namespaces.Where(NetworkNamespace.Exists))}); run `isotun lab down` first");
+        // The lab writes a CA, keys and a config into its directory, and `down` deletes it: never one that holds
+        // something else (a --dir typo, or the directory of a real deployment).
+        if (Directory.Exists(layout.Directory) && Directory.EnumerateFileSystemEntries(layout.Directory).Any() && !MadeByLab())
+            throw new InvalidOperationException($"{layout.Directory} is not empty and was not made by `isotun lab up`: give --dir a new or empty directory");
         try
         {
             say("building namespaces and veth underlay");
             BuildTopology();
+            cancel.ThrowIfCancellationRequested();
             say("writing PKI, users and server config to " + layout.Directory);
             var pin = WriteFiles();
             using var ready = new NotifySocket(NotifyPath());
-            StartProcesses(pin, ready.Path);
+            StartProcesses(pin, ready.Path, cancel);
             say("waiting for the client to report the tunnel ready");
-            var address = WaitForReady(ready, timeout);
+            var address = WaitForReady(ready, timeout, cancel);
             say($"client {LabLayout.User}@{LabLayout.Tenant} got {address} on {LabLayout.ClientTun}");
+            cancel.ThrowIfCancellationRequested();
             ShowTraffic(address);
         }
-        catch
+        catch (Exception e)
         {
-            say("lab up failed; cleaning up (logs kept in " + layout.LogDir + ")");
+            say((e is OperationCanceledException ? "lab up interrupted" : "lab up failed") + "; cleaning up (logs kept in " + layout.LogDir + ")");
             Down(keepFiles: true);
+            if (e is OperationCanceledException) throw new InvalidOperationException("lab up interrupted; everything it made is removed");
             throw;
         }
     }
@@ -88,6 +117,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
     private string WriteFiles()
     {
         Directory.CreateDirectory(layout.Directory);
+        File.WriteAllText(MarkerPath, "made by `isotun lab up`; `isotun lab down` deletes this directory\n");
         var pki = new PkiDirectory(layout.PkiDir);
         pki.InitCa(force: true);
         var server = pki.IssueServer("server", [layout.ServerIp], [], force: true);
@@ -98,7 +128,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         PasswordFile.SetUser(layout.PasswordFile, LabLayout.User, PasswordHasher.Hash(password));
 
         File.WriteAllText(layout.ConfigPath, $"""
-            # Written by `isotun lab up`. See docs/configuration.md.
+            {ConfigHeader}
             listen: {layout.ServerIp}:443
             tls:
               certificate: pki/server.crt
@@ -146,14 +176,16 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         return path.Length <= 100 ? path : Path.Combine(Path.GetTempPath(), $"isotun-{layout.Tag}-client.notify");
     }
 
-    private void StartProcesses(string pin, string notifySocket)
+    private void StartProcesses(string pin, string notifySocket, CancellationToken cancel)
     {
         say($"starting service in {layout.ServiceNs} ({layout.ServiceIp}:{LabLayout.ServicePort})");
         LabProcess.Start(layout, "service", layout.ServiceNs, isotunExe,
             ["lab", "serve", "--text", layout.ServiceText, "--port", LabLayout.ServicePort.ToString(), "--sink-port", LabLayout.SinkPort.ToString()]);
         say($"starting server in {layout.ServerNs} ({layout.ServerIp}:443)");
         LabProcess.Start(layout, "server", layout.ServerNs, isotunExe, ["server", "--config", layout.ConfigPath]);
-        WaitFor(TimeSpan.FromSeconds(30), () => Listening(layout.ServerNs, 443), "server to listen", "server");
+        // Both listening before the client comes: the traffic shown at the end fetches from the service.
+        WaitFor(TimeSpan.FromSeconds(30), () => Listening(layout.ServiceNs, LabLayout.ServicePort) && Listening(layout.ServiceNs, LabLayout.SinkPort), "the service to listen", "service", cancel);
+        WaitFor(TimeSpan.FromSeconds(30), () => Listening(layout.ServerNs, 443), "server to listen", "server", cancel);
         say($"starting client in {layout.ClientNs}");
         LabProcess.Start(layout, "client", layout.ClientNs, isotunExe, ClientArgs(pin), stdinFile: null,
             environment: new Dictionary<string, string> { [SystemdNotify.Variable] = notifySocket });
@@ -167,7 +199,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
     /// Waits for the client's READY=1: its TUN has the address, is up and routed, and a connection takes packets. An
     /// address on the TUN alone comes earlier than that, and a ping sent then may be lost.
     /// </summary>
-    private IPAddress WaitForReady(NotifySocket ready, TimeSpan timeout)
+    private IPAddress WaitForReady(NotifySocket ready, TimeSpan timeout, CancellationToken cancel)
     {
         string? status = null;
         WaitFor(timeout, () =>
@@ -176,7 +208,7 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
             if (message is null || !message.TryGetValue("READY", out var r) || r != "1") return false;
             status = message.GetValueOrDefault("STATUS");
             return true;
-        }, "the client to report the tunnel ready", "client");
+        }, "the client to report the tunnel ready", "client", cancel);
         return ClientAddress() ?? throw new InvalidOperationException($"the client reported ready ({status}) but {LabLayout.ClientTun} has no IPv4 address");
     }
 
@@ -239,11 +271,12 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         return output.Trim().Length > 0;
     }
 
-    private void WaitFor(TimeSpan timeout, Func<bool> done, string what, string logName)
+    private void WaitFor(TimeSpan timeout, Func<bool> done, string what, string logName, CancellationToken cancel)
     {
         var until = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < until)
         {
+            cancel.ThrowIfCancellationRequested();
             if (done()) return;
             if (LabProcess.Pid(layout, logName) is int pid && !LabProcess.IsAlive(pid))
                 throw new InvalidOperationException($"{logName} exited while waiting for {what}:\n{LabProcess.Tail(layout, logName)}");
@@ -252,14 +285,42 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         throw new TimeoutException($"timed out waiting for {what}:\n{LabProcess.Tail(layout, logName)}");
     }
 
-    /// <summary>Stops the processes (client first, so it logs off), removes the namespaces and, unless kept, the files.</summary>
+    /// <summary>
+    /// Stops the processes (client first, so it logs off), removes the namespaces and, unless kept, the files. A
+    /// process still in one of the lab's namespaces (one whose pid file is elsewhere: a lab brought up with another
+    /// --dir, or from another directory) is stopped too, by its PID, before its namespace goes. A directory without
+    /// the lab's marker is left in place.
+    /// </summary>
     public void Down(bool keepFiles)
     {
         foreach (var name in new[] { "client", "server", "service" })
             LabProcess.Stop(layout, name, TimeSpan.FromSeconds(5));
         foreach (var ns in layout.Namespaces)
-            if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
-        if (!keepFiles && Directory.Exists(layout.Directory)) Directory.Delete(layout.Directory, recursive: true);
+        {
+            if (!NetworkNamespace.Exists(ns)) continue;
+            StopProcessesIn(ns);
+            IpCommand.TryRun("netns", "del", ns);
+        }
+        if (keepFiles || !Directory.Exists(layout.Directory)) return;
+        if (MadeByLab()) Directory.Delete(layout.Directory, recursive: true);
+        else say($"{layout.Directory} left in place: it was not made by `isotun lab up`");
+    }
+
+    /// <summary>Ends the processes that run in <paramref name="ns"/>, by PID: TERM, then KILL after 5 s.</summary>
+    private static void StopProcessesIn(string ns)
+    {
+        static int[] Pids(string ns)
+        {
+            var (code, output, _) = IpCommand.Exec("ip", ["netns", "pids", ns], check: false);
+            return code != 0 ? [] : [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(p => int.TryParse(p, out var pid) ? pid : 0).Where(pid => pid > 1 && pid != Environment.ProcessId)];
+        }
+        var pids = Pids(ns);
+        if (pids.Length == 0) return;
+        foreach (var pid in pids) LabProcess.Signal(pid, "TERM");
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (Pids(ns).Length > 0 && DateTime.UtcNow < until) Thread.Sleep(100);
+        foreach (var pid in Pids(ns)) LabProcess.Signal(pid, "KILL");
     }
 
     public IReadOnlyList<(string What, string State)> Status()

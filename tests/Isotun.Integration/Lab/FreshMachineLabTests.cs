@@ -1,5 +1,6 @@
 using System.Net;
 using Isotun.Integration.Infrastructure;
+using Isotun.Lab;
 using Isotun.Linux;
 
 namespace Isotun.Integration.Lab;
@@ -81,6 +82,66 @@ public sealed class FreshMachineLabTests
             .Concat(["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]).Distinct();
         return dirs.SelectMany(d => Hidden.Select(p => Path.Combine(d, p))).Where(File.Exists)
             .Select(f => Path.GetFullPath(f)).Distinct().ToArray();
+    }
+
+    /// <summary>
+    /// `lab up` writes a CA and keys into its directory and `lab down` deletes it: a directory that holds something
+    /// else is refused and left alone. Ctrl-C while the lab comes up takes down what it made: processes, namespaces.
+    /// </summary>
+    [SkippableFact]
+    public void An_interrupted_lab_up_leaves_nothing_running_and_a_directory_of_other_files_is_left_alone()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        using var labLock = LabLock.Acquire("lab", TimeSpan.FromMinutes(15));
+        var foreign = Path.Combine(Path.GetTempPath(), $"isotun-foreign-{Environment.ProcessId}");
+        var dir = Path.Combine(Path.GetTempPath(), $"isotun-interrupted-{Environment.ProcessId}");
+        Directory.CreateDirectory(foreign);
+        File.WriteAllText(Path.Combine(foreign, "notes.txt"), "mine");
+        try
+        {
+            var refused = Run.Exec(TestEnvironment.IsotunExe, ["lab", "up", "--dir", foreign]);
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains("is not empty and was not made by `isotun lab up`", refused.Stderr);
+            Assert.False(NetworkNamespace.Exists("isotun-lab-cli"), "the lab built namespaces before refusing its directory");
+            var down = Run.Exec(TestEnvironment.IsotunExe, ["lab", "down", "--dir", foreign]);
+            Assert.Equal(0, down.ExitCode);
+            Assert.Contains("left in place", down.Stdout);
+            Assert.Equal("mine", File.ReadAllText(Path.Combine(foreign, "notes.txt")));
+
+            // Interrupted (SIGINT, as Ctrl-C) as soon as its third process, the client, is started: it then waits for
+            // the tunnel. The pids of its processes are kept aside before, as the clean-up removes their files.
+            const string interrupt = """
+                set -u
+                "$ISOTUN" lab up --dir "$LAB_DIR" >"$LAB_DIR.out" 2>"$LAB_DIR.err" &
+                up=$!
+                i=0
+                while [ ! -s "$LAB_DIR/pids/client.pid" ] && [ $i -lt 1200 ]; do sleep 0.01; i=$((i+1)); done
+                for n in service server client; do printf '%s ' "$(cat "$LAB_DIR/pids/$n.pid" 2>/dev/null)"; done
+                kill -INT $up
+                wait $up
+                echo "exit $?"
+                """;
+            var r = Run.Exec("env", [$"ISOTUN={TestEnvironment.IsotunExe}", $"LAB_DIR={dir}", "sh", "-c", interrupt], timeoutSeconds: 120);
+            var layout = LabLayout.Default(dir);
+            var output = File.ReadAllText(dir + ".out");
+            var stderr = File.ReadAllText(dir + ".err");
+            Assert.True(r.Stdout.TrimEnd().EndsWith("exit 1", StringComparison.Ordinal), $"{r}\n{output}\n{stderr}");
+            var pids = r.Stdout.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Where(w => int.TryParse(w, out _)).Select(int.Parse).SkipLast(1).ToList();
+            Assert.True(pids.Count == 3, r.Stdout);
+            Assert.Contains("lab up interrupted; cleaning up", output);
+            Assert.Contains("lab up interrupted; everything it made is removed", stderr);
+            foreach (var pid in pids) Assert.False(LabProcess.IsAlive(pid), $"process {pid} of the interrupted lab still runs");
+            foreach (var ns in layout.Namespaces) Assert.False(NetworkNamespace.Exists(ns), $"namespace {ns} left behind");
+            Assert.True(File.Exists(Path.Combine(dir, "logs", "server.log")), "the logs were not kept");
+        }
+        finally
+        {
+            Run.Exec(TestEnvironment.IsotunExe, ["lab", "down", "--dir", dir]);
+            Directory.Delete(foreign, recursive: true);
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            File.Delete(dir + ".out");
+            File.Delete(dir + ".err");
+        }
     }
 
     [SkippableFact]
