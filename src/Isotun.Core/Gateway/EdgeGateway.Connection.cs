@@ -173,7 +173,8 @@ public sealed partial class EdgeGateway
                 HandshakeFailed(client, remote, id, route, GatewayHandshake.Timeout, started);
                 return;
             }
-            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or InvalidOperationException)
+            // CryptographicException: a client certificate the runtime's own look at it cannot parse (OpenSSL took it).
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or InvalidOperationException or System.Security.Cryptography.CryptographicException)
             {
                 HandshakeFailed(client, remote, id, route, GatewayHandshake.Failed, started);
                 return;
@@ -197,7 +198,7 @@ public sealed partial class EdgeGateway
             // connection (TLS 1.3 allows none with a PSK): PP2_CLIENT_CERT_SESS without PP2_CLIENT_CERT_CONN.
             flags |= resumed == true ? ProxyClientFlags.CertificateInSession : ProxyClientFlags.CertificateOnConnection | ProxyClientFlags.CertificateInSession;
             verify = route.Verify(cert) ? 0u : 1u;
-            commonName = SafeTlvString(cert.GetNameInfo(X509NameType.SimpleName, forIssuer: false));
+            commonName = SafeTlvString(CommonName(cert));
             // The backend checks the certificate itself against the tenant it picks; one too large to forward is not sent.
             if (der.Length > ProxyV2.MaxClientCertificateLength) der = null;
         }
@@ -284,6 +285,19 @@ public sealed partial class EdgeGateway
             }
         }
         return null;
+    }
+
+    /// <summary>The certificate's subject CN, or null when its subject cannot be read (the peer wrote it).</summary>
+    private static string? CommonName(X509Certificate2 cert)
+    {
+        try
+        {
+            return cert.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return null;
+        }
     }
 
     private static string VersionLabel(SslProtocols protocol) => protocol switch

@@ -139,8 +139,11 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         if (_throttle.Allow("accept-" + error.ToLabel(), out long suppressed)) GatewayLog.AcceptFailed(_log, error.ToLabel(), (int)backoff.TotalMilliseconds, suppressed);
     }
 
-    // A bug in one connection must not take the gateway down.
-    void IListenerEvents.HandlerFailed(long id, Exception error) => _log.LogError(error, "conn={Conn} failed", id);
+    // A bug in one connection must not take the gateway down, and one a peer can trigger at will must not fill the log.
+    void IListenerEvents.HandlerFailed(long id, Exception error)
+    {
+        if (_throttle.Allow("handler-failed", out long suppressed)) _log.LogError(error, "conn={Conn} failed ({Suppressed} more like it not logged)", id, suppressed);
+    }
 
     /// <summary>Counts a failure against a source address and logs a ban when it starts one.</summary>
     private void Failure(IPEndPoint remote)

@@ -21,7 +21,7 @@ public static class ClientCertificateCheck
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(cas);
         chain.ChainPolicy.ApplicationPolicy.Add(ClientAuthentication);
-        return chain.Build(certificate);
+        return Builds(chain, certificate);
     }
 
     /// <summary>
@@ -47,6 +47,20 @@ public static class ClientCertificateCheck
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(ca);
         chain.ChainPolicy.VerificationFlags = X509VerificationFlags.IgnoreNotTimeValid;
-        return chain.Build(certificate);
+        return Builds(chain, certificate);
+    }
+
+    /// <summary>Whether the chain builds; a certificate the runtime cannot parse (its extensions are the peer's to
+    /// write, and the runtime reads them as DER where OpenSSL took BER) does not.</summary>
+    private static bool Builds(X509Chain chain, X509Certificate2 certificate)
+    {
+        try
+        {
+            return chain.Build(certificate);
+        }
+        catch (CryptographicException)
+        {
+            return false;
+        }
     }
 }

@@ -76,7 +76,8 @@ internal sealed partial class ServerConnection(IConnectionHost server, long id, 
                 Close(CloseReason.HandshakeTimeout, "TLS handshake timed out");
                 return;
             }
-            catch (Exception e) when (e is AuthenticationException or IOException or SocketException)
+            // CryptographicException: a client certificate the runtime's own look at it cannot parse (OpenSSL took it).
+            catch (Exception e) when (e is AuthenticationException or IOException or SocketException or System.Security.Cryptography.CryptographicException)
             {
                 metrics.Handshake(HandshakeResult.Failed, sw.Elapsed);
                 Close(CloseReason.HandshakeFailed, "TLS handshake failed: " + e.Message);

@@ -459,6 +459,47 @@ public sealed class EdgeGatewayTests
         site.AssertNobodyCame();
     }
 
+    /// <summary>
+    /// A client certificate whose extended key usage is encoded otherwise than DER allows (a length in long form
+    /// where the short one fits): OpenSSL takes it, the runtime's own look at it throws. The handshake counts as a
+    /// failed one, against the source address like any other, and nothing is logged as an error.
+    /// </summary>
+    [Fact]
+    public async Task A_client_certificate_the_runtime_cannot_parse_is_a_failed_handshake_counted_against_its_source()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, h.Pki.CaCertificatePath), limits: "  ban-after: 2\n  ban-time: 60"));
+        using var odd = MalformedUsageCertificate();
+        for (int i = 0; i < 2; i++)
+        {
+            try
+            {
+                var (tls, _) = await TlsConnectAsync(h, odd);
+                if (tls is not null)
+                    using (tls)
+                        await tls.ReadAsync(new byte[1]).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e) when (e is IOException or AuthenticationException or SocketException)
+            {
+            }
+        }
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("handshakes", "failed") == 2), $"failed handshakes: {h.Metrics.Total("handshakes", "failed")}");
+        Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () => h.Metrics.Total("bans", "all") == 1));
+        Assert.Equal(0, backend.Accepted);
+        Assert.DoesNotContain(h.Log.Lines, l => l.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
+    /// <summary>A self-signed client certificate whose extended key usage has a non-minimal length (BER, not DER).</summary>
+    internal static X509Certificate2 MalformedUsageCertificate()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=odd,OU=initech", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509Extension("2.5.29.37", Convert.FromHexString("30810a06082b06010505070302"), false));
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
+    }
+
     [Fact]
     public async Task A_route_that_requires_a_certificate_refuses_clients_without_one()
     {

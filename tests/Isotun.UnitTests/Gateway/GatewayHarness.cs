@@ -90,12 +90,15 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public IPEndPoint Endpoint => Gateway!.LocalEndpoint!;
     public GatewayMetrics Metrics => Gateway!.Metrics;
 
+    /// <summary>What the gateway logged (from <see cref="Start"/>).</summary>
+    public Isotun.UnitTests.Core.Logs.RecordingLogger Log { get; } = new();
+
     public void Start(string yaml, TimeProvider? time = null)
     {
         File.WriteAllText(ConfigPath, yaml);
         var loaded = GatewayConfigLoader.Load(ConfigPath);
         Assert.True(loaded.Ok, string.Join("\n", loaded.Errors));
-        Gateway = new EdgeGateway(loaded.Config!, NullLoggerFactory.Instance, time);
+        Gateway = new EdgeGateway(loaded.Config!, Log.Factory, time);
         Gateway.Start();
         _run = Gateway.RunAsync(_stop.Token);
     }

@@ -111,7 +111,22 @@ internal sealed class IssuerSite : IDisposable
                 while (true)
                 {
                     var s = await _listener.AcceptSocketAsync();
-                    lock (_came) _came.Add(s);
+                    // Only a fetch of the issuer counts: another test's connection to a port it took for closed
+                    // (ports are reused) is no fetch.
+                    _ = Task.Run(async () =>
+                    {
+                        var buffer = new byte[1024];
+                        int n = 0;
+                        try
+                        {
+                            n = await s.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+                        }
+                        catch (Exception e) when (e is SocketException or TimeoutException or ObjectDisposedException)
+                        {
+                        }
+                        if (System.Text.Encoding.ASCII.GetString(buffer, 0, n).Contains("/issuer.crt", StringComparison.Ordinal)) lock (_came) _came.Add(s);
+                        else s.Dispose();
+                    });
                 }
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
