@@ -161,7 +161,7 @@ public static class AdminCommands
                 return 2;
             }
             SecretFile.WriteAllText(path, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)) + "\n", overwrite: true);
-            Console.WriteLine($"wrote a new token to {path} (0600); point admin.token-file at it and restart the server");
+            Console.WriteLine($"wrote a new token to {path} (0600); a server whose admin.token-file is this file takes it at its next request (a new admin.token-file needs a restart)");
             return 0;
         });
         var admin = new Command("admin", "Admin plane helpers") { token };

@@ -42,8 +42,7 @@ public sealed class AdminApi : IAsyncDisposable
         _exporter = server.Metrics.Exporter();
         // A short token (the loader refuses one; a caller that skips it) admits nobody: an empty one would match an empty header.
         _token = new AdminToken(config.TokenFile, logs.CreateLogger("Isotun.Admin"));
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
+        var builder = OperatorListener.Builder();
         builder.Services.AddSingleton(logs);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase);
         builder.WebHost.ConfigureKestrel(k =>

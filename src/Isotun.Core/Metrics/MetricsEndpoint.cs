@@ -36,8 +36,7 @@ public sealed class MetricsEndpoint : IDisposable, IAsyncDisposable
     /// <param name="capLoopback">Caps loopback peers per address too (<see cref="OperatorListener.Http1PerSource"/>), for tests.</param>
     internal MetricsEndpoint(IPEndPoint listen, IReadOnlyCollection<string>? hosts, bool capLoopback)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
+        var builder = OperatorListener.Builder();
         builder.WebHost.ConfigureKestrel(k =>
         {
             OperatorListener.Limit(k);

@@ -22,6 +22,21 @@ public static class OperatorListener
     /// <summary>Connections at once from one address.</summary>
     public const int PerSource = 8;
 
+    /// <summary>
+    /// A web application made of the parts these listeners use (Kestrel, routing) and nothing read from outside the
+    /// config: no appsettings.json from the working directory (nor a watch over it, which from `/` watches the whole
+    /// file system), no environment variables. Either could otherwise add Kestrel endpoints the config never named
+    /// (<c>Kestrel__Endpoints__…</c>), open on every address and without the per-source cap, or turn on the developer
+    /// exception page.
+    /// </summary>
+    public static Microsoft.AspNetCore.Builder.WebApplicationBuilder Builder()
+    {
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateEmptyBuilder(new Microsoft.AspNetCore.Builder.WebApplicationOptions { Args = [] });
+        Microsoft.AspNetCore.Hosting.WebHostBuilderKestrelExtensions.UseKestrelCore(builder.WebHost);
+        Microsoft.Extensions.DependencyInjection.RoutingServiceCollectionExtensions.AddRoutingCore(builder.Services);
+        return builder;
+    }
+
     /// <summary>The limits, for <c>ConfigureKestrel</c>.</summary>
     public static void Limit(KestrelServerOptions k)
     {

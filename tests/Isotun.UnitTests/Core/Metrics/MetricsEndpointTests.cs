@@ -27,6 +27,33 @@ public sealed class MetricsEndpointTests
         Assert.StartsWith($"the metrics endpoint cannot listen on {at}: ", e.Message);
     }
 
+    /// <summary>
+    /// Only the config says where the operator's listeners listen: a Kestrel endpoint named in the environment (or in an
+    /// appsettings.json in the working directory, read the same way) opens nothing.
+    /// </summary>
+    [Fact]
+    public async Task An_endpoint_named_in_the_environment_opens_nothing()
+    {
+        int stray = LoopbackTcp.FreePort();
+        const string Variable = "Kestrel__Endpoints__stray__Url";
+        Environment.SetEnvironmentVariable(Variable, $"http://127.0.0.1:{stray}");
+        try
+        {
+            int port = LoopbackTcp.FreePort();
+            using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port));
+            using var http = new HttpClient();
+            var response = await http.GetAsync($"http://127.0.0.1:{port}/metrics");
+            Assert.True(response.IsSuccessStatusCode, response.StatusCode.ToString());
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            var e = await Assert.ThrowsAsync<SocketException>(() => probe.ConnectAsync(IPAddress.Loopback, stray));
+            Assert.Equal(SocketError.ConnectionRefused, e.SocketErrorCode);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Variable, null);
+        }
+    }
+
     [Fact]
     public async Task A_scraper_that_stops_reading_holds_up_no_other()
     {
