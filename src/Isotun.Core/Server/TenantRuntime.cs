@@ -209,10 +209,15 @@ public sealed class TenantRuntime : IDisposable
     {
         var sites = _sites;
         var routes = Routes;
-        // No split routes means the client sends everything through the tunnel already: adding the sites would turn
-        // that into a split tunnel.
-        if (sites.IsEmpty || routes.Count == 0) return routes;
-        return [.. routes, .. sites.RoutesFor(sites.OfUser(user)).Where(n => !routes.Contains(n))];
+        if (sites.IsEmpty) return routes;
+        // Clients route each address family apart: with no split route of a family, the whole family goes through the
+        // tunnel already, and a site subnet of it would turn that into a split tunnel (vpnc-script and isotun connect
+        // both do so). The IPv6 pool goes out as a split route of its own (ConnectReply), so IPv6 is split whenever
+        // the tenant has one.
+        bool split4 = routes.Any(r => r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
+        bool split6 = Pool6 is not null || routes.Any(r => r.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6);
+        return [.. routes, .. sites.RoutesFor(sites.OfUser(user)).Where(n => !routes.Contains(n)
+            && (n.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? split4 : split6))];
     }
 
     /// <summary>This tenant's own client CA, or null to use the server-wide one.</summary>

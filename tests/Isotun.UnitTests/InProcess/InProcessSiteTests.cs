@@ -158,6 +158,26 @@ public sealed class InProcessSiteTests(InProcessPki pki) : IDisposable
         Assert.Equal(down, second.Receive("the site's packet did not stay with the newest session"));
     }
 
+    /// <summary>
+    /// Clients route each address family apart: split routes of IPv6 alone leave IPv4 wholly in the tunnel, and a site
+    /// subnet of IPv4 is then not pushed (it would make IPv4 a split tunnel); IPv6 site subnets are, as the IPv6 pool
+    /// goes out as a split route of its own.
+    /// </summary>
+    [Fact]
+    public async Task A_site_subnet_of_a_family_the_tenant_does_not_split_is_not_pushed()
+    {
+        var sites = Sites([new SiteLink("clients", "b")]);
+        await using var server = await InProcessServer.StartAsync(pki, t => sites(t) with
+        {
+            Pool6 = IpNetwork.Parse("fd00:10::/64"),
+            Routes = [IpNetwork.Parse("fd00:30::/64")],
+            Sites = [new SiteConfig("a", "gw-a", [IpNetwork.Parse("192.168.50.0/24")]),
+                new SiteConfig("b", "gw-b", [IpNetwork.Parse("192.168.60.0/24"), IpNetwork.Parse("fd00:60::/64")])],
+        });
+        await using var dave = await Connect(server, "dave");
+        Assert.Equal(["fd00:10::/64", "fd00:30::/64", "fd00:60::/64"], dave.Parameters.SplitInclude.Select(r => r.ToString()).Order());
+    }
+
     [Fact]
     public async Task The_east_west_policy_drops_and_counts_what_it_does_not_link()
     {
