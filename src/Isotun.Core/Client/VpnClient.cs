@@ -36,6 +36,11 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     private string? _serverEndReason;
     private string? _byeError; // why the DISCONNECT of a stop could not be sent, if it could not
     private long _lastTxTicks;
+    // A TUN thread whose device failed (deleted under the client, say) says why here and cancels the run: the client
+    // then ends with exit 1, telling the server, instead of running on with no TUN while the host's traffic leaves
+    // outside the tunnel.
+    private volatile string? _tunFailure;
+    private CancellationTokenSource? _tunFailed;
 
     public TunnelParameters? Parameters => _params;
     /// <summary>Packets read from the TUN while no connection was up (reported, then reset, at each reconnect).</summary>
@@ -43,6 +48,15 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
 
     /// <summary>Runs until Ctrl-C (returns Ok after a DISCONNECT), or fails with a <see cref="ClientException"/>.</summary>
     public async Task<ClientExitCode> RunAsync(CancellationToken stop)
+    {
+        using var tunFailed = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        _tunFailed = tunFailed;
+        var code = await RunUntilStoppedAsync(tunFailed.Token).ConfigureAwait(false);
+        if (_tunFailure is { } why) throw new ClientException(ClientExitCode.Failure, $"the TUN device failed: {why}; the session was logged off");
+        return code;
+    }
+
+    private async Task<ClientExitCode> RunUntilStoppedAsync(CancellationToken stop)
     {
         _cookie = options.Cookie ?? await AuthClient.LoginAsync(options, stop).ConfigureAwait(false);
         Log.LoggedIn(log, options.Server.Host);
@@ -316,7 +330,14 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             bufs[0] = buf.Array;
             int read;
             try { read = tun.Read(bufs, sizes, CstpFrame.HeaderLength); }
-            catch (TunException e) { Log.TunFailed(log, e.Message); break; }
+            catch (TunException e)
+            {
+                if (_tunStopping) break; // closed at the client's own stop
+                Log.TunFailed(log, e.Message);
+                _tunFailure ??= e.Message;
+                _ = _tunFailed?.CancelAsync(); // its callbacks run off this thread
+                break;
+            }
             if (read < 0) break;
             if (read == 0)
             {

@@ -8,6 +8,7 @@ public sealed class MemoryTunQueue : ITunQueue
     private readonly MemoryTun _device;
     private readonly Channel<byte[]> _injected;
     private volatile bool _closed;
+    private volatile string? _failure;
     private readonly TaskCompletionSource _interrupted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _reads, _writes, _refused, _waits;
 
@@ -42,8 +43,16 @@ public sealed class MemoryTunQueue : ITunQueue
 
     internal bool Inject(ReadOnlySpan<byte> packet) => !_closed && _injected.Writer.TryWrite(packet.ToArray());
 
+    /// <summary>Makes every later read fail as a kernel TUN's does once its device is gone (deleted under it).</summary>
+    public void Fail(string message)
+    {
+        _failure = message;
+        Interrupt();
+    }
+
     public int Read(ReadOnlySpan<Memory<byte>> bufs, Span<int> sizes, int offset)
     {
+        if (_failure is { } failure) throw new TunException(failure);
         int count = 0;
         while (count < bufs.Length)
         {

@@ -1,3 +1,5 @@
+using Isotun.Client;
+
 namespace Isotun.UnitTests.InProcess;
 
 /// <summary>
@@ -26,6 +28,24 @@ public sealed class InProcessClientIdleTests(InProcessPki pki)
         Assert.NotEmpty(ClientTunThreads());
         await client.DisposeAsync();
         await Eventually.True(() => ClientTunThreads().Count == 0, "a TUN thread outlived the client");
+    }
+
+    /// <summary>
+    /// A TUN whose reads fail (its device deleted under the client: the kernel's reads then fail with EBADFD) ends the
+    /// client with exit 1 and the session logged off, instead of a client that runs on with no TUN.
+    /// </summary>
+    [Fact]
+    public async Task A_failing_tun_ends_the_client_with_a_failure_and_logs_the_session_off()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        var address = client.Address;
+        Assert.NotNull(server.Session(address));
+        client.Tun.Queues[0].Fail("File descriptor in bad state");
+        var e = await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(ClientExitCode.Failure, e.Code);
+        Assert.Equal("the TUN device failed: File descriptor in bad state; the session was logged off", e.Message);
+        await Eventually.True(() => server.Session(address) is null, "the session was not logged off");
     }
 
     [Fact]
