@@ -52,6 +52,40 @@ public sealed class RelayIdleTests : IDisposable
     }
 
     /// <summary>
+    /// A client that reads nothing while the backend sends, and sends a byte now and then itself: the relay is never
+    /// silent, but its downstream write waits for ever. A write that waits the idle timeout ends the relay.
+    /// </summary>
+    [Fact]
+    public async Task A_write_that_waits_the_timeout_ends_the_relay_though_the_other_way_trickles()
+    {
+        _client.Outer.ReceiveBufferSize = 4096;
+        _client.Inner.SendBufferSize = 4096;
+        var relay = Start(TimeSpan.FromMinutes(5));
+        var flood = Task.Run(() =>
+        {
+            var chunk = new byte[64 * 1024];
+            try
+            {
+                while (true) _backend.Outer.Send(chunk);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        });
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the relay's write to the client is stuck by then: its buffers are small
+        for (int i = 0; i < 2; i++)
+        {
+            _clock.Advance(TimeSpan.FromMinutes(2));
+            Through(_client.Outer, _backend.Outer); // the client trickles: the relay is not silent
+            Assert.False(await EndsSoon(relay));
+        }
+        _clock.Advance(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1)); // the write has waited 5 min
+        Assert.Equal(RelayEnd.Idle, await relay.WaitAsync(Guard));
+        _backend.Outer.Close();
+        await flood.WaitAsync(Guard);
+    }
+
+    /// <summary>
     /// Passing the backend's end on to the client (a terminating route's close_notify) can wait for ever on a client
     /// that reads nothing: the idle timeout still ends the relay.
     /// </summary>

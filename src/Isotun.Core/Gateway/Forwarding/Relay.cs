@@ -27,11 +27,21 @@ public static class Relay
 {
     public const int BufferSize = 64 * 1024;
 
-    /// <summary>When bytes last moved, in <see cref="TimeProvider"/> timestamps; shared by both pumps.</summary>
+    /// <summary>
+    /// When bytes last moved, in <see cref="TimeProvider"/> timestamps, and since when each direction's write has been
+    /// waiting (0: none waits); shared by both pumps.
+    /// </summary>
     private sealed class Activity(long now)
     {
         public long Last = now;
+        public long UpWriting, DownWriting;
         public bool TimedOut;
+
+        public void Writing(bool upstream, long since)
+        {
+            if (upstream) Volatile.Write(ref UpWriting, since);
+            else Volatile.Write(ref DownWriting, since);
+        }
     }
 
     /// <param name="idleTimeout">End the relay after this long without a byte either way; zero for never.</param>
@@ -74,14 +84,19 @@ public static class Relay
     }
 
     /// <summary>
-    /// Ends a relay when neither direction has moved a byte for the timeout: looks at the relay's activity when the
-    /// timeout could be up, and sleeps again for what is left of it otherwise.
+    /// Ends a relay when neither direction has moved a byte for the timeout, or when one side has not taken a write for
+    /// that long (a peer that reads nothing while it sends a byte now and then keeps the relay busy, but its direction
+    /// stalled): looks at the relay's activity when the timeout could be up, and sleeps again for what is left of it
+    /// otherwise.
     /// </summary>
     private static RecheckTimer IdleWatch(Activity activity, TimeSpan timeout, TimeProvider time, CancellationTokenSource both) =>
         new(() =>
         {
-            var idle = time.GetElapsedTime(Volatile.Read(ref activity.Last));
-            if (idle < timeout) return timeout - idle;
+            var now = time.GetTimestamp();
+            var left = timeout - time.GetElapsedTime(Volatile.Read(ref activity.Last), now);
+            foreach (var since in (long[])[Volatile.Read(ref activity.UpWriting), Volatile.Read(ref activity.DownWriting)])
+                if (since != 0 && timeout - time.GetElapsedTime(since, now) is var writeLeft && writeLeft < left) left = writeLeft;
+            if (left > TimeSpan.Zero) return left;
             activity.TimedOut = true;
             both.Cancel();
             return null;
@@ -152,6 +167,7 @@ public static class Relay
                     return RelayEnd.Completed;
                 }
 
+                activity.Writing(upstream, now);
                 try
                 {
                     await to.WriteAsync(buffer.AsMemory(0, n), both.Token).ConfigureAwait(false);
@@ -163,6 +179,10 @@ public static class Relay
                 catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
                 {
                     return writeError;
+                }
+                finally
+                {
+                    activity.Writing(upstream, 0);
                 }
 
                 if (upstream) metrics.BytesUp(n);
