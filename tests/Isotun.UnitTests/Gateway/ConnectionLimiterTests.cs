@@ -105,6 +105,48 @@ public class ConnectionLimiterTests
         Assert.Equal(1, limiter.Active);
     }
 
+    /// <summary>
+    /// A connection that came in through the overflow bucket (the table full) and closes after its address got an
+    /// entry takes nothing from that entry: the address keeps no more connections than its cap.
+    /// </summary>
+    [Fact]
+    public void Closing_an_overflow_connection_frees_no_slot_of_the_entry_its_address_got_since()
+    {
+        var time = new FakeTimeProvider();
+        var limiter = new ConnectionLimiter(Limits(perIp: 1), time, maxTrackedAddresses: 2);
+        var x = IPAddress.Parse("198.18.31.1");
+        for (int i = 0; i < 2; i++)
+        {
+            var ip = IPAddress.Parse($"198.18.30.{i + 1}");
+            Assert.Equal(Admission.Accepted, limiter.TryAdmit(ip));
+            limiter.Release(ip);
+        }
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(x)); // #1, through the overflow bucket
+        Assert.Equal(1, limiter.Overflowed);
+        time.Advance(TimeSpan.FromSeconds(120)); // the idle entries are swept at the next admission
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(x)); // #2, tracked: x's one connection by its entry
+        Assert.Equal(Admission.IpConcurrency, limiter.TryAdmit(x));
+        limiter.Release(x); // #1 closes
+        Assert.Equal(Admission.IpConcurrency, limiter.TryAdmit(x)); // #2 is still open: x is at its cap
+        limiter.Release(x); // #2 closes
+        Assert.Equal(Admission.Accepted, limiter.TryAdmit(x));
+        Assert.Equal(1, limiter.Active);
+    }
+
+    /// <summary>The cap on all connections holds when accept loops on several cores admit different addresses at once.</summary>
+    [Fact]
+    public void The_global_cap_holds_under_admissions_at_once()
+    {
+        var limiter = new ConnectionLimiter(Limits(max: 50, rate: 1000, burst: 1000), new FakeTimeProvider());
+        int accepted = 0;
+        Parallel.For(0, 2000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            if (limiter.TryAdmit(IPAddress.Parse($"198.18.{40 + i / 250}.{i % 250 + 1}")) == Admission.Accepted) Interlocked.Increment(ref accepted);
+        });
+        Assert.Equal(50, accepted);
+        Assert.Equal(50, limiter.Active);
+    }
+
     [Fact]
     public void A_table_full_of_live_entries_is_swept_once_a_second_not_at_every_connection()
     {

@@ -75,31 +75,75 @@ public sealed class ConnectionLimiter : IConnectionAdmission
         long now = _time.GetTimestamp();
         MaybeSweep(now);
 
-        if (StateOf(address, now, limits) is not { } state) return AdmitOverflow(now, limits);
-        lock (state)
+        while (true)
         {
-            state.LastSeen = now;
-            if (state.BannedUntil > now) return Admission.Banned;
-            if (Volatile.Read(ref _active) >= limits.MaxConnections) return Admission.GlobalCap;
-            if (state.Active >= limits.PerIpConnections) return Admission.IpConcurrency;
+            if (StateOf(address, now, limits) is not { } state) return AdmitOverflow(address, now, limits);
+            lock (state)
+            {
+                // Swept away between the look-up and the lock: counted there, it would be counted nowhere.
+                if (!Current(address, state)) continue;
+                state.LastSeen = now;
+                if (state.BannedUntil > now) return Admission.Banned;
+                if (state.Active >= limits.PerIpConnections) return Admission.IpConcurrency;
+                // Taken first, then checked: accept loops on other cores admit other addresses at the same moment.
+                if (Interlocked.Increment(ref _active) > limits.MaxConnections)
+                {
+                    Interlocked.Decrement(ref _active);
+                    return Admission.GlobalCap;
+                }
+                if (!TakeToken(state, limits.PerIpRate, limits.PerIpBurst, now))
+                {
+                    Interlocked.Decrement(ref _active);
+                    return Admission.IpRate;
+                }
+                state.Active++;
+                return Admission.Accepted;
+            }
+        }
+    }
 
-            if (!TakeToken(state, limits.PerIpRate, limits.PerIpBurst, now)) return Admission.IpRate;
-            state.Active++;
-            Interlocked.Increment(ref _active);
+    /// <summary>Whether <paramref name="state"/> is still <paramref name="address"/>'s entry (call under its lock: the sweep removes under it).</summary>
+    private bool Current(IPAddress address, AddressState state) =>
+        _addresses.TryGetValue(address, out var current) && ReferenceEquals(current, state);
+
+    /// <summary>A new address while the table is full: the shared bucket's rate, the global cap, and nothing per address.</summary>
+    private Admission AdmitOverflow(IPAddress address, long now, GatewayLimits limits)
+    {
+        lock (_overflow)
+        {
+            if (Interlocked.Increment(ref _active) > limits.MaxConnections)
+            {
+                Interlocked.Decrement(ref _active);
+                return Admission.GlobalCap;
+            }
+            if (!TakeToken(_overflow, (double)limits.PerIpRate * OverflowShare, (double)limits.PerIpBurst * OverflowShare, now))
+            {
+                Interlocked.Decrement(ref _active);
+                return Admission.IpRate;
+            }
+            Interlocked.Increment(ref _overflowed);
+            // Remembered, so that its release takes nothing from an entry the address may have by then.
+            _overflowOpen.AddOrUpdate(address, 1, static (_, n) => n + 1);
+            Interlocked.Increment(ref _overflowOpenCount);
             return Admission.Accepted;
         }
     }
 
-    /// <summary>A new address while the table is full: the shared bucket's rate, the global cap, and nothing per address.</summary>
-    private Admission AdmitOverflow(long now, GatewayLimits limits)
+    // Connections open now that came in through the overflow bucket, per address (at most max-connections in all).
+    private readonly ConcurrentDictionary<IPAddress, int> _overflowOpen = new();
+    private int _overflowOpenCount; // their number, read without a lock on every release
+
+    /// <summary>Takes one of <paramref name="address"/>'s overflow connections off the count; false when it has none.</summary>
+    private bool ReleaseOverflow(IPAddress address)
     {
+        if (Volatile.Read(ref _overflowOpenCount) == 0) return false;
         lock (_overflow)
         {
-            if (Volatile.Read(ref _active) >= limits.MaxConnections) return Admission.GlobalCap;
-            if (!TakeToken(_overflow, (double)limits.PerIpRate * OverflowShare, (double)limits.PerIpBurst * OverflowShare, now)) return Admission.IpRate;
-            Interlocked.Increment(ref _active);
-            Interlocked.Increment(ref _overflowed);
-            return Admission.Accepted;
+            if (!_overflowOpen.TryGetValue(address, out int n)) return false;
+            if (n == 1) _overflowOpen.TryRemove(address, out _);
+            else _overflowOpen[address] = n - 1;
+            Interlocked.Decrement(ref _overflowOpenCount);
+            return true;
         }
     }
 
@@ -126,6 +170,9 @@ public sealed class ConnectionLimiter : IConnectionAdmission
     {
         address = SourceKey.Of(address);
         Interlocked.Decrement(ref _active);
+        // An address's connections are alike: one of its overflow ones is taken off first, so that its entry, made
+        // since, is not lowered for a connection it never counted.
+        if (ReleaseOverflow(address)) return;
         if (_addresses.TryGetValue(address, out var state))
         {
             lock (state)
