@@ -86,7 +86,11 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
             underlay.Add((f, network, route, existed));
         }
         foreach (var route in Routes(p))
-            IpCommand.Run(Family(route.Network), "route", "replace", route.ToString(), "dev", dev);
+        {
+            var f = Family(route.Network);
+            _replaced.AddRange(HostRoutes(f, route.ToString(), dev));
+            IpCommand.Run(f, "route", "replace", route.ToString(), "dev", dev);
+        }
         foreach (var (f, network, route, existed) in underlay)
         {
             IpCommand.Run([.. route]);
@@ -97,11 +101,50 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
     // The underlay routes made by Open (to the server, and the excluded networks), taken away by Close.
     private readonly List<(string Family, string Network)> _made = [];
 
-    /// <summary>Takes away the underlay routes <see cref="Open"/> made (the TUN's own routes go with the TUN).</summary>
+    // The host's routes for the very prefixes the tunnel's routes take (a LAN's, a container bridge's): a `replace`
+    // of the same prefix and metric takes the host's place, so Close puts them back.
+    private readonly List<string[]> _replaced = [];
+
+    /// <summary>
+    /// Takes away the underlay routes <see cref="Open"/> made and puts back the host's routes the tunnel's replaced
+    /// (the TUN's own routes go with the TUN, which is closed first).
+    /// </summary>
     public void Close()
     {
         foreach (var (family, network) in _made) IpCommand.TryRun(family, "route", "del", network);
         _made.Clear();
+        foreach (var route in _replaced) IpCommand.TryRun(route);
+        _replaced.Clear();
+    }
+
+    /// <summary>The host's routes for exactly <paramref name="network"/> (main table, other than through <paramref name="dev"/>), each as the `ip` arguments that set it again.</summary>
+    private static List<string[]> HostRoutes(string family, string network, string dev)
+    {
+        var found = new List<string[]>();
+        var (code, output, _) = IpCommand.Exec("ip", ["-j", family, "route", "show", "exact", network], check: false);
+        if (code != 0 || string.IsNullOrWhiteSpace(output)) return found;
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(output);
+            foreach (var r in json.RootElement.EnumerateArray())
+            {
+                string? Field(string name) => r.TryGetProperty(name, out var v) ? v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetRawText() : v.GetString() : null;
+                if (Field("dev") is not { } routeDev || routeDev == dev || Field("type") is { } type && type != "unicast") continue;
+                var args = new List<string> { family, "route", "replace", network };
+                if (Field("gateway") is { } via) args.AddRange(["via", via]);
+                args.AddRange(["dev", routeDev]);
+                if (Field("protocol") is { } proto) args.AddRange(["proto", proto]);
+                if (Field("scope") is { } scope) args.AddRange(["scope", scope]);
+                if (Field("prefsrc") is { } src) args.AddRange(["src", src]);
+                if (Field("metric") is { } metric) args.AddRange(["metric", metric]);
+                found.Add([.. args]);
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // An `ip` whose JSON this does not read: nothing to put back, as before.
+        }
+        return found;
     }
 
     /// <summary>

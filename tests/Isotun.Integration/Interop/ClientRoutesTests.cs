@@ -40,4 +40,40 @@ public sealed class ClientRoutesTests(IsotunServerLab lab)
         client.Signal("TERM");
         Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)) && client.ExitCode == 0, "isotun connect did not log off cleanly: " + client);
     }
+
+    /// <summary>
+    /// A pushed route for a prefix the host routes already (its LAN, a container bridge) takes that route's place while
+    /// the tunnel is up, and the host's route is back once the client has gone.
+    /// </summary>
+    [SkippableFact]
+    public void A_host_route_the_tunnel_took_over_is_put_back_when_the_client_ends()
+    {
+        Skip.If(lab.SkipReason is not null, lab.SkipReason);
+        const string device = "it-take", lan = "it-lan0";
+        IpCommand.RunIn(L.ClientNs, "link", "add", lan, "type", "veth", "peer", "name", "it-lan1");
+        try
+        {
+            IpCommand.RunIn(L.ClientNs, "link", "set", lan, "up");
+            IpCommand.RunIn(L.ClientNs, "route", "add", IsotunServerLab.WidePool, "dev", lan);
+            using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-{device}.notify"));
+            using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
+                ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
+                 "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
+                environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
+            Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), TimeSpan.FromSeconds(30)),
+                "isotun connect did not report the tunnel ready: " + client);
+            var during = Run.InNs(L.ClientNs, "ip", "-4", "route", "show", "exact", IsotunServerLab.WidePool).Stdout;
+            Assert.Contains($"dev {device}", during);
+            Assert.DoesNotContain($"dev {lan}", during);
+
+            client.Signal("TERM");
+            Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)) && client.ExitCode == 0, "isotun connect did not log off cleanly: " + client);
+            var after = Run.InNs(L.ClientNs, "ip", "-4", "route", "show", "exact", IsotunServerLab.WidePool).Stdout;
+            Assert.Contains($"dev {lan}", after);
+        }
+        finally
+        {
+            IpCommand.TryRun("-n", L.ClientNs, "link", "del", lan);
+        }
+    }
 }
