@@ -14,18 +14,28 @@ public sealed class ClientRoutesTests(IsotunServerLab lab)
 {
     private LabLayout L => lab.Layout;
 
+    /// <summary>`isotun connect` to the wide tenant on <paramref name="device"/>, once it reports the tunnel ready.</summary>
+    private BackgroundProcess ConnectWide(string device)
+    {
+        using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-{device}.notify"));
+        var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
+            ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
+             "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
+        if (!client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), TimeSpan.FromSeconds(30)))
+        {
+            client.Dispose();
+            Assert.Fail("isotun connect did not report the tunnel ready: " + client);
+        }
+        return client;
+    }
+
     [SkippableFact]
     public void A_pushed_route_over_the_servers_own_address_leaves_the_server_on_the_underlay()
     {
         Skip.If(lab.SkipReason is not null, lab.SkipReason);
         const string device = "it-wide";
-        using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-{device}.notify"));
-        using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
-            ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
-             "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
-            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
-        Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), TimeSpan.FromSeconds(30)),
-            "isotun connect did not report the tunnel ready: " + client);
+        using var client = ConnectWide(device);
 
         // The pushed /32 is in the table, and yet the server goes over the underlay.
         var route = Run.InNs(L.ClientNs, "ip", "-4", "route", "get", L.ServerIp.ToString()).Stdout;
@@ -55,13 +65,7 @@ public sealed class ClientRoutesTests(IsotunServerLab lab)
         {
             IpCommand.RunIn(L.ClientNs, "link", "set", lan, "up");
             IpCommand.RunIn(L.ClientNs, "route", "add", IsotunServerLab.WidePool, "dev", lan);
-            using var ready = new NotifySocket(Path.Combine(Path.GetTempPath(), $"isotun-oc-{Environment.ProcessId}-{device}.notify"));
-            using var client = BackgroundProcess.StartInNs(L.ClientNs, TestEnvironment.IsotunExe,
-                ["connect", $"https://{L.ServerIp}/", "--user", LabLayout.User, "--password-file", L.UserPasswordPath,
-                 "--authgroup", IsotunServerLab.WideTenant, "--servercert", lab.Pin, "--interface", device],
-                environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
-            Assert.True(client.WaitFor(() => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)), TimeSpan.FromSeconds(30)),
-                "isotun connect did not report the tunnel ready: " + client);
+            using var client = ConnectWide(device);
             var during = Run.InNs(L.ClientNs, "ip", "-4", "route", "show", "exact", IsotunServerLab.WidePool).Stdout;
             Assert.Contains($"dev {device}", during);
             Assert.DoesNotContain($"dev {lan}", during);
