@@ -19,6 +19,9 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     /// <summary>A connection up at least this long was a good one: the reconnects after it start afresh.</summary>
     public static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long the further queues may take to join before the tunnel runs without the ones not there yet.</summary>
+    public static readonly TimeSpan JoinWait = TimeSpan.FromSeconds(5);
+
     private readonly IClientNetwork _network = network ?? new KernelClientNetwork(options);
     // The TUN's queues, opened at the first CONNECT: as many as the server granted then.
     private ITunQueue[] _tuns = [];
@@ -114,8 +117,8 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
                     await LogOffAsync().ConfigureAwait(false);
                     return ClientExitCode.Ok;
                 }
-                var upAt = DateTimeOffset.UtcNow;
                 var connections = await JoinQueuesAsync(conn, stop).ConfigureAwait(false);
+                var upAt = DateTimeOffset.UtcNow; // from when the group runs: a long join is no time the connection was up
                 if (tunThreads.Length == 0)
                 {
                     tunThreads = _tuns.Select((tun, q) => new Thread(() => TunReadLoop(tun, q)) { IsBackground = true, Name = $"tun-client-{q}" }).ToArray();
@@ -210,8 +213,26 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             }
         }).ToArray();
         var connections = new List<(int, HttpsConnection)> { (0, primary) };
-        foreach (var (q, c) in await Task.WhenAll(joins).ConfigureAwait(false))
-            if (c is not null) connections.Add((q, c));
+        // Nobody reads the primary while the joins go on (no DPD answered, no packet carried): a join that takes
+        // longer than this is let go, and the group joins that queue again in the background.
+        try
+        {
+            await Task.WhenAll(joins).WaitAsync(JoinWait, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+        }
+        for (int i = 0; i < joins.Length; i++)
+        {
+            var join = joins[i];
+            if (join.IsCompletedSuccessfully && join.Result.Item2 is { } c) connections.Add((join.Result.q, c));
+            else if (!join.IsCompleted)
+            {
+                if (!stop.IsCancellationRequested) Log.QueueFailed(log, i + 1, $"no answer within {JoinWait.TotalSeconds:0} s");
+                _ = join.ContinueWith(static t => { if (t.IsCompletedSuccessfully && t.Result.Item2 is { } late) _ = late.DisposeAsync(); },
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+        }
         if (queues > 1) Log.QueuesUp(log, connections.Count);
         return connections;
     }

@@ -26,6 +26,9 @@ internal sealed class FreezingRelay : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
+    /// <summary>Connections after this many are frozen from the start (their TCP accepted, no byte carried).</summary>
+    public int PassFirst { get; init; } = int.MaxValue;
+
     /// <summary>Connections accepted so far.</summary>
     public int Accepted { get; private set; }
 
@@ -50,6 +53,7 @@ internal sealed class FreezingRelay : IAsyncDisposable
                 {
                     _pairs.Add((client, server, frozen));
                     Accepted++;
+                    if (Accepted > PassFirst) frozen.Cancel();
                 }
                 _ = PumpAsync(client, server, frozen.Token);
                 _ = PumpAsync(server, client, frozen.Token);

@@ -53,6 +53,26 @@ public sealed class InProcessQueueTests(InProcessPki pki)
         Assert.True(client.Tun.Queues.Count(q => q.Writes > 0) >= 2, "every flow came through one queue");
     }
 
+    /// <summary>
+    /// A further queue whose connection never answers (taken by a middlebox, a server gone slow) holds up the tunnel for
+    /// the join wait only: the primary carries the session meanwhile, and the queue is joined again in the background.
+    /// </summary>
+    [Fact]
+    public async Task A_queue_that_never_answers_holds_the_tunnel_up_no_longer_than_the_join_wait()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { Queues = 2 });
+        await using var relay = new FreezingRelay(server.Port) { PassFirst = 2 }; // the login and the primary's CONNECT
+        var options = server.Options() with { Server = new Uri($"https://127.0.0.1:{relay.Port}/{server.Tenant}"), Queues = 2 };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await using var client = await InProcessClient.ConnectAsync(server, options);
+        var packet = Packets.Udp(client.Address, Packets.Far4, 40000, 53, "on the primary"u8);
+        client.Send(packet);
+        Assert.Equal(packet, Packets.Take(server.Tun(), "the primary carried nothing while a queue did not answer"));
+        // Before, the tunnel waited for the join's own deadlines: 15 s to connect (and 30 s more for its CONNECT).
+        Assert.True(clock.Elapsed < Isotun.Client.VpnClient.JoinWait + TimeSpan.FromSeconds(5), $"the tunnel carried its first packet after {clock.Elapsed}");
+        Assert.Equal(1, server.Session(client.Address)!.LiveQueues);
+    }
+
     [Fact]
     public async Task A_lost_queue_is_joined_again_while_the_session_goes_on()
     {
