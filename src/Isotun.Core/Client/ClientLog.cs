@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Error, "TUN failed: {Error}")]
     public static partial void TunFailed(ILogger logger, string error);
+
+    [LoggerMessage(16, LogLevel.Warning, "the server's MTU changed from {Before} to {After}: the TUN takes the new one")]
+    public static partial void MtuChanged(ILogger logger, int before, int after);
 }

@@ -17,4 +17,7 @@ public interface IClientNetwork
 
     /// <summary>Undoes what <see cref="Open"/> set outside the TUN (the host route to the server), once the TUN is closed.</summary>
     void Close() { }
+
+    /// <summary>Gives the open TUN a new MTU (a reconnect's server gave another).</summary>
+    void SetMtu(int mtu);
 }

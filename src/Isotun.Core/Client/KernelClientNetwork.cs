@@ -51,6 +51,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
     private void Configure(TunDevice tun, TunnelParameters p, IPAddress server)
     {
         var dev = tun.Name;
+        _name = dev;
         if (tun.Offload) IpCommand.Run("link", "set", "dev", dev, "gso_max_size", TunDevice.GsoMaxSize.ToString());
         // No IPv6 link-local chatter: the tunnel carries only the leased address.
         IpCommand.TryRun("link", "set", "dev", dev, "addrgenmode", "none");
@@ -97,6 +98,13 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
             if (!existed) _made.Add((f, network));
         }
     }
+
+    public void SetMtu(int mtu)
+    {
+        if (_name is { } dev) IpCommand.Run("link", "set", "dev", dev, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private string? _name; // the TUN's, once open
 
     // The underlay routes made by Open (to the server, and the excluded networks), taken away by Close.
     private readonly List<(string Family, string Network)> _made = [];

@@ -297,6 +297,15 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
             else
             {
                 Log.Reconnected(log, p.Address.ToString(), Interlocked.Exchange(ref DroppedWhileReconnecting, 0));
+                // The server may have another MTU, DPD or keepalive now (a tenant changed and restarted, another node):
+                // packets above its MTU would be dropped there. The routes stay those of the first connection.
+                if (p.Mtu != _params.Mtu)
+                {
+                    await IoThreads.LeaveAsync(); // `ip` runs: not on the epoll thread
+                    _network.SetMtu(p.Mtu);
+                    Log.MtuChanged(log, _params.Mtu, p.Mtu);
+                }
+                _params = _params with { Mtu = p.Mtu, Dpd = p.Dpd, Keepalive = p.Keepalive };
             }
             return conn;
         }

@@ -278,6 +278,37 @@ public sealed class BadServerTests(ITestOutputHelper output) // the collection s
     }
 
     /// <summary>
+    /// A reconnect whose server gives another MTU (a tenant changed and restarted, another node): the TUN takes it, so
+    /// nothing the host sends is above what the server takes.
+    /// </summary>
+    [SkippableFact]
+    public void A_reconnect_that_gives_another_mtu_sets_it_on_the_tun()
+    {
+        Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
+        int connections = 0;
+        using var server = new FakeVpnServer(Ns, async ex =>
+        {
+            await ex.ReadRequestAsync();
+            if (Interlocked.Increment(ref connections) == 1)
+            {
+                await ex.WriteAsync(GoodConnected); // MTU 1400, then the connection drops
+                await Task.Delay(1000);
+                return;
+            }
+            await ex.WriteAsync(GoodConnected.Replace("X-CSTP-MTU: 1400", "X-CSTP-MTU: 1300"));
+            await ex.HoldAsync();
+        });
+        using var client = BackgroundProcess.StartInNs(Ns, TestEnvironment.IsotunExe,
+            ["connect", server.Url, "--cookie-on-stdin", "--servercert", server.Pin, "--interface", Device], stdin: "cookie\n");
+        string Link() => Run.InNs(Ns, "ip", "link", "show", "dev", Device).Stdout;
+        Assert.True(client.WaitFor(() => Volatile.Read(ref connections) >= 2 && Link().Contains(" mtu 1300 "), TimeSpan.FromSeconds(30)),
+            $"the TUN did not take the reconnect's MTU ({Link().Trim()}): {client}");
+        Assert.Contains("the server's MTU changed from 1400 to 1300", client.Output);
+        client.Signal("TERM");
+        Assert.True(client.WaitForExit(TimeSpan.FromSeconds(15)), "isotun connect did not end: " + client);
+    }
+
+    /// <summary>
     /// Once the tunnel was up, an answer cut short (or none in time) while reconnecting is a failure of the moment: the
     /// client tries again until its reconnect timeout, where on a first connection it is a protocol error (exit 5).
     /// </summary>

@@ -12,6 +12,11 @@ internal sealed class MemoryClientNetwork(bool offload, bool uso) : IClientNetwo
     public MemoryTun? Tun => _tun;
     public TunnelParameters? Parameters { get; private set; }
 
+    /// <summary>The MTU a reconnect gave the TUN, if one changed it.</summary>
+    public int? Mtu { get; private set; }
+
+    public void SetMtu(int mtu) => Mtu = mtu;
+
     public ITunQueue[] Open(TunnelParameters parameters, int queues, System.Net.IPAddress server)
     {
         Parameters = parameters;
