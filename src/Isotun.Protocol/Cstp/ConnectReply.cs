@@ -147,6 +147,20 @@ public sealed record ConnectReply
     }
 
     /// <summary>
+    /// Whether a tunnel address can be a host's own unicast address: not unspecified, loopback, link-local, multicast,
+    /// broadcast or reserved (240.0.0.0/4). A server that gives one of those would have the client take it on its TUN:
+    /// a loopback or link-local address there shadows the host's own.
+    /// </summary>
+    public static bool IsHostAddress(IPAddress address)
+    {
+        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)) return false;
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+            return !address.IsIPv6LinkLocal && !address.IsIPv6Multicast && !address.IsIPv4MappedToIPv6;
+        var b = address.GetAddressBytes();
+        return b[0] != 0 && b[0] < 224 && !(b[0] == 169 && b[1] == 254);
+    }
+
+    /// <summary>
     /// Reads a CONNECT reply's headers. Never throws on peer input: a missing or unusable MTU or address is an outcome,
     /// with <paramref name="problem"/> quoting the offending value (at most 40 characters, control characters replaced);
     /// unusable optional headers are skipped. The first MTU, address and IPv6 address count; the last usable netmask does.
@@ -165,7 +179,7 @@ public sealed record ConnectReply
         }
         string? addressText = headers.Get("X-CSTP-Address");
         if (addressText is null) return ConnectReplyParseResult.NoAddress;
-        if (!TryAddress(addressText, out var address) || address.AddressFamily != AddressFamily.InterNetwork)
+        if (!TryAddress(addressText, out var address) || address.AddressFamily != AddressFamily.InterNetwork || !IsHostAddress(address))
         {
             problem = Quote(addressText);
             return ConnectReplyParseResult.BadAddress;
@@ -180,7 +194,7 @@ public sealed record ConnectReply
         if (headers.Get("X-CSTP-Address-IP6") is { } a6Text)
         {
             int slash = a6Text.IndexOf('/');
-            if (TryAddress(slash < 0 ? a6Text : a6Text[..slash], out var a6) && a6.AddressFamily == AddressFamily.InterNetworkV6)
+            if (TryAddress(slash < 0 ? a6Text : a6Text[..slash], out var a6) && a6.AddressFamily == AddressFamily.InterNetworkV6 && IsHostAddress(a6))
             {
                 address6 = a6;
                 if (slash >= 0 && TryParseRoute(a6Text, out var net6)) network6 = net6;

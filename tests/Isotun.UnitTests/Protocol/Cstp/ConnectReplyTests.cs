@@ -202,6 +202,14 @@ public class ConnectReplyTests
         { "IPv6 where IPv4 is expected", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "fd00:10::2")], ConnectReplyParseResult.BadAddress, "fd00:10::2" },
         { "IPv4-mapped IPv6", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "::ffff:10.10.0.2")], ConnectReplyParseResult.BadAddress, "::ffff:10.10.0.2" },
         { "a prefix", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "10.10.0.2/24")], ConnectReplyParseResult.BadAddress, "10.10.0.2/24" },
+        // Not a host's own unicast address: on the client's TUN it would shadow the host's own, or be no address at all.
+        { "unspecified", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "0.0.0.0")], ConnectReplyParseResult.BadAddress, "0.0.0.0" },
+        { "in 0.0.0.0/8", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "0.1.2.3")], ConnectReplyParseResult.BadAddress, "0.1.2.3" },
+        { "loopback", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "127.0.0.53")], ConnectReplyParseResult.BadAddress, "127.0.0.53" },
+        { "link-local", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "169.254.1.1")], ConnectReplyParseResult.BadAddress, "169.254.1.1" },
+        { "multicast", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "224.0.0.1")], ConnectReplyParseResult.BadAddress, "224.0.0.1" },
+        { "reserved", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "240.0.0.1")], ConnectReplyParseResult.BadAddress, "240.0.0.1" },
+        { "broadcast", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "255.255.255.255")], ConnectReplyParseResult.BadAddress, "255.255.255.255" },
         { "a name", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "vpn.example.com")], ConnectReplyParseResult.BadAddress, "vpn.example.com" },
         { "a percent sign", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "10.0.0.1%1")], ConnectReplyParseResult.BadAddress, "10.0.0.1%1" },
         { "a control character is not quoted as it is", [("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "10.0.0.1\u001b[2J")], ConnectReplyParseResult.BadAddress, "10.0.0.1?[2J" },
@@ -313,6 +321,10 @@ public class ConnectReplyTests
     [InlineData("10.10.0.2/24", null, null)]
     [InlineData("garbage", null, null)]
     [InlineData("", null, null)]
+    [InlineData("::1/128", null, null)] // not a host's own unicast address: left out, as an unusable one is
+    [InlineData("::/64", null, null)]
+    [InlineData("fe80::2/64", null, null)]
+    [InlineData("ff02::1/64", null, null)]
     public void The_IPv6_address_and_its_network_are_read_from_X_CSTP_Address_IP6(string header, string? address, string? network)
     {
         var r = Parse(("X-CSTP-MTU", "1400"), ("X-CSTP-Address", "10.10.0.2"), ("X-CSTP-Address-IP6", header));
