@@ -56,7 +56,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
             else if (Count >= serverMax) refusedBy = SessionLimit.Server;
             if (refusedBy != SessionLimit.None) return null;
             var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime, credential);
-            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Limits = tenant.LimitsFor(user), Credential = credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) };
+            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Since = time.GetUtcNow(), Limits = tenant.LimitsFor(user), Credential = credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) };
             return ticket;
         }
     }
@@ -64,9 +64,21 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// <summary>A live session by id, or null (never rebuilt: a queue joins only a session that has a primary).</summary>
     public VpnSession? TryGet(Guid id) => _sessions.GetValueOrDefault(id);
 
-    /// <summary>The session of a valid cookie; after a server restart it is rebuilt from the cookie itself.</summary>
+    /// <summary>
+    /// The session of a valid cookie; after a server restart it is rebuilt from the cookie itself, logged in when the
+    /// cookie was issued (its expiry less the lifetime), not when it came back: which of a user's sessions is the newer
+    /// (the one that carries its site) does not hang on the order they reconnect in.
+    /// </summary>
     public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
-        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt) { Limits = tenant.LimitsFor(ticket.User), Credential = ticket.Credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) });
+        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt)
+        {
+            Since = Min(ticket.ExpiresAt - cookieLifetime, time.GetUtcNow()),
+            Limits = tenant.LimitsFor(ticket.User),
+            Credential = ticket.Credential,
+            Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes),
+        });
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
     /// <summary>
     /// Gives a session its addresses for a CONNECT: on a cluster node the IPv4 address the cluster binds to it (which the

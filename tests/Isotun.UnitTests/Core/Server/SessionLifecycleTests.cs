@@ -60,6 +60,28 @@ public sealed class SessionLifecycleTests : IDisposable
     }
 
     /// <summary>
+    /// A session rebuilt from its cookie after a restart logged in when the cookie was issued, not when it came back:
+    /// of a user's two sessions, the newer stays the newer whichever reconnects first.
+    /// </summary>
+    [Fact]
+    public void A_session_restored_from_its_cookie_keeps_the_time_it_logged_in()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.Parse("2026-12-01T10:00:00Z"));
+        var before = new SessionRegistry(new MemoryStateStore(), time, TimeSpan.FromHours(8), NullLogger.Instance);
+        var older = before.TryCreate(_tenant, "gw-a", 100, out _)!;
+        time.Advance(TimeSpan.FromMinutes(5));
+        var newer = before.TryCreate(_tenant, "gw-a", 100, out _)!;
+        time.Advance(TimeSpan.FromMinutes(30)); // the server restarts; the newer session comes back first
+
+        var after = new SessionRegistry(new MemoryStateStore(), time, TimeSpan.FromHours(8), NullLogger.Instance);
+        var newerBack = after.GetOrRestore(newer, _tenant);
+        var olderBack = after.GetOrRestore(older, _tenant);
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:05:00Z"), newerBack.Since);
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:00:00Z"), olderBack.Since);
+        Assert.True(newerBack.Since > olderBack.Since);
+    }
+
+    /// <summary>
     /// A kick while the state file cannot be written (another process holds it locked past the busy timeout) ends the
     /// session all the same, and its cookie stays refused: the revocation holds in the store until it can be written.
     /// </summary>
