@@ -94,7 +94,13 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                 // The far side reaches the tenant's clients through the tenant namespace.
                 foreach (var pool in pools)
                     if (pool.Network.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                    {
+                        // The peer's namespace is the operator's: a route it has to the pool through something else is
+                        // its own, not to be replaced (and lost at stop).
+                        if (Foreign(u.PeerNamespace, pool, $"via {UplinkVia} dev {u.PeerName}") is { } held)
+                            throw new InvalidOperationException($"tenant {config.Name}: namespace {u.PeerNamespace} routes the pool {pool} already ({held}); remove that route or pick another pool");
                         IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", UplinkVia!, "dev", u.PeerName!);
+                    }
                 break;
             case "link":
                 // After a crash the link is still in the leftover namespace this server takes over.
@@ -120,7 +126,11 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         }
         foreach (var net in add)
         {
-            TryIp(failed, $"route {net}", In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
+            // In the host's namespace the table is the host's own: a route there for the same network (its LAN) is
+            // not the tenant's to replace. The tenant's own namespace holds only what the server put there.
+            if (ns is null && Foreign(null, net, $"dev {config.Device}") is { } held)
+                failed.Add($"route {net}: the host routes it already ({held}); not replaced");
+            else TryIp(failed, $"route {net}", In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
             UplinkRoute(failed, net, add: true);
         }
         return failed;
@@ -154,6 +164,13 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     {
         var u = config.Uplink;
         if (UplinkVia is not { } via || !SameFamily(net, via)) return;
+        // The peer's namespace is the operator's (a service host, a router's): a route it has to the same network
+        // through anything but this uplink is its own, and stays.
+        if (add && Foreign(u.PeerNamespace, net, $"via {via} dev {u.PeerName}") is { } held)
+        {
+            failed.Add($"uplink route {net}: namespace {u.PeerNamespace} routes it already ({held}); not replaced");
+            return;
+        }
         TryIp(failed, $"{(add ? "" : "remove ")}uplink route {net}", add
             ? ["-n", u.PeerNamespace!, Family(net), "route", "replace", net.ToString(), "via", via, "dev", u.PeerName!]
             : ["-n", u.PeerNamespace!, Family(net), "route", "del", net.ToString(), "via", via]);
@@ -232,6 +249,18 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
     }
 
     private static string[] In(string? ns, params string[] args) => ns is null ? args : ["-n", ns, .. args];
+
+    /// <summary>
+    /// A route <paramref name="ns"/> (null: the host's) has for exactly <paramref name="net"/> that is not the tenant's
+    /// (its line lacks <paramref name="ours"/>), or null: none, or only the tenant's (left by a crash, or a reload).
+    /// </summary>
+    private static string? Foreign(string? ns, IpNetwork net, string ours)
+    {
+        var (code, output, _) = IpCommand.Exec("ip", In(ns, Family(net), "route", "show", "exact", net.ToString()), check: false);
+        if (code != 0) return null;
+        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .FirstOrDefault(line => !line.Contains(ours, StringComparison.Ordinal));
+    }
 
     /// <summary>
     /// Turns on the setting at /proc/sys/<paramref name="path"/> in namespace <paramref name="ns"/>: written from a
