@@ -131,7 +131,8 @@ for s in postinst prerm postrm; do install -m 0755 "$here/$s" "$stage/DEBIAN/$s"
 printf '/etc/isotun/%s\n' "${isotun_configs[@]}" >"$stage/DEBIAN/conffiles"
 (cd "$stage" && find . -path ./DEBIAN -prune -o -path ./etc -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
   | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"
-# Depends: the libraries the .NET runtime links (libc6, libgcc-s1, libstdc++6) and opens (libssl3, for TLS).
+# Depends: the libraries the .NET runtime links (libc6, libgcc-s1, libstdc++6) and opens (libssl3, for TLS);
+# iproute2 for the server's namespaces and routes, procps for the /bin/kill of isotun-gateway.service's reload.
 # Not libicu (InvariantGlobalization in Directory.Build.props) nor zlib1g (.NET carries its own zlib-ng).
 cat >"$stage/DEBIAN/control" <<EOF
 Package: isotun
@@ -139,7 +140,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-Depends: libc6 (>= 2.28), libgcc-s1 (>= 3.0), libstdc++6 (>= 6), libssl3, iproute2
+Depends: libc6 (>= 2.28), libgcc-s1 (>= 3.0), libstdc++6 (>= 6), libssl3, iproute2, procps
 Recommends: ca-certificates
 Suggests: openconnect
 Section: net

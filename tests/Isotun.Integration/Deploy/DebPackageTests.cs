@@ -31,6 +31,7 @@ public sealed partial class DebPackageTests(PublishFixture publish) : IDisposabl
         Assert.True(control.ExitCode == 0, control.ToString());
         Assert.Matches(@"(?m)^Depends: .*\blibssl3\b", control.Stdout);
         Assert.Matches(@"(?m)^Depends: .*\biproute2\b", control.Stdout);
+        Assert.Matches(@"(?m)^Depends: .*\bprocps\b", control.Stdout); // the gateway unit's reload runs /bin/kill
         Assert.DoesNotMatch("libicu", control.Stdout); // InvariantGlobalization
         var conffiles = Run.Exec("dpkg-deb", ["--info", deb, "conffiles"]);
         Assert.Equal("/etc/isotun/isotun.yaml\n/etc/isotun/gateway.yaml\n", conffiles.Stdout);

@@ -21,6 +21,7 @@ public sealed class FreshMachineLabTests
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
         using var labLock = LabLock.Acquire("lab", TimeSpan.FromMinutes(15));
+        AssertNoLabUp();
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-fresh-{Environment.ProcessId}");
         var hide = HiddenPrograms();
         // In a private mount namespace: the bind mounts, and the lab's own namespace mounts, stay in it, and
@@ -75,6 +76,14 @@ public sealed class FreshMachineLabTests
         }
     }
 
+    /// <summary>
+    /// These tests run `isotun lab up` and `down` under the default names, as a user does: a lab a developer left up on
+    /// this machine would be taken down by them, so they stop first and say so.
+    /// </summary>
+    private static void AssertNoLabUp() =>
+        Assert.False(NetworkNamespace.Exists("isotun-lab-cli") || NetworkNamespace.Exists("isotun-lab-srv"),
+            "a lab is up on this machine (`isotun lab status`); take it down first (`isotun lab down`): this test would take it down");
+
     /// <summary>Every file on the PATH (and in the usual directories) that would run one of <see cref="Hidden"/>.</summary>
     private static string[] HiddenPrograms()
     {
@@ -93,6 +102,7 @@ public sealed class FreshMachineLabTests
     {
         Skip.If(TestEnvironment.SkipReason is not null, TestEnvironment.SkipReason);
         using var labLock = LabLock.Acquire("lab", TimeSpan.FromMinutes(15));
+        AssertNoLabUp();
         var foreign = Path.Combine(Path.GetTempPath(), $"isotun-foreign-{Environment.ProcessId}");
         var dir = Path.Combine(Path.GetTempPath(), $"isotun-interrupted-{Environment.ProcessId}");
         Directory.CreateDirectory(foreign);
