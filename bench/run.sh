@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Isotun side by side with stunnel, OpenVPN TCP/UDP and ocserv, in ONE run of shared/bench/anchors.sh, then
+# Isotun side by side with stunnel, OpenVPN TCP/UDP and ocserv, in ONE run of the anchors script (ANCHORS), then
 # docs/benchmarks.md (throughput section) and docs/benchmarks.svg are rewritten from the results.
 #   sudo bench/run.sh                 # everything (~4 min)
 #   DURATION=20 sudo bench/run.sh     # longer iperf3 runs
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 anchors=${ANCHORS:-$root/../shared/bench/anchors.sh}
-[ -f "$anchors" ] || { echo "anchors.sh not found at $anchors (set ANCHORS=...)" >&2; exit 1; }
+[ -f "$anchors" ] || { echo "the side-by-side anchors script is not at $anchors: give its path in ANCHORS=..." >&2; exit 1; }
+missing=()
+for p in iperf3:iperf3 stunnel:stunnel4 openvpn:openvpn ocserv:ocserv openconnect:openconnect python3:python3 jq:jq openssl:openssl; do
+  command -v "${p%%:*}" >/dev/null 2>&1 || missing+=("${p#*:}")
+done
+[ ${#missing[@]} -eq 0 ] || { echo "missing programs; install with: apt-get install ${missing[*]}" >&2; exit 1; }
 out=${ISOTUN_BENCH_OUT:-$root/bench/out}
 mkdir -p "$out"
 rm -rf "$out/rtt" "$out/rtt.json" "$out/sessions.json"
