@@ -244,9 +244,9 @@ public sealed class TenantIsolationTests(TenantsFixture fx)
         Assert.Equal(0, Run.Exec("ip", ["-n", ServerNs, "link", "show", "dev", GammaLink]).ExitCode);
         fx.StartServer();
         fx.StartClient("carol");
-        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress("carol") is not null), LabProcess.Tail(fx.Files, "carol"));
+        Assert.True(fx.WaitReady("carol", TimeSpan.FromSeconds(30)), LabProcess.Tail(fx.Files, "carol"));
         fx.StartClient("alice");
-        Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress("alice") is not null), LabProcess.Tail(fx.Files, "alice"));
+        Assert.True(fx.WaitReady("alice", TimeSpan.FromSeconds(30)), LabProcess.Tail(fx.Files, "alice"));
         Assert.Equal(carolBefore, ClientAddress("carol"));
         Assert.Equal(aliceBefore, ClientAddress("alice"));
         // The other tenant's clients reconnected on their own with their cookies.

@@ -148,8 +148,30 @@ public sealed class TenantsFixture : TopologyFixture
         StartServer();
         foreach (var c in Clients) StartClient(c.User);
         foreach (var c in Clients)
-            if (!Eventually.Until(TimeSpan.FromSeconds(30), () => ClientAddress(c.User) is not null))
+            if (!WaitReady(c.User, TimeSpan.FromSeconds(30)))
                 throw new InvalidOperationException($"{c.User} did not connect:\n{LabProcess.Tail(Files, c.User)}\n{LabProcess.Tail(Files, "server")}");
+    }
+
+    protected override void Cleanup()
+    {
+        base.Cleanup();
+        lock (_ready)
+        {
+            foreach (var ready in _ready.Values) ready.Dispose();
+            _ready.Clear();
+        }
+    }
+
+    // Where each client says READY=1 (as to systemd): its address, its routes and a connection up. An address on its
+    // TUN alone comes before the routes, and a fetch then finds no route.
+    private readonly Dictionary<string, NotifySocket> _ready = [];
+
+    /// <summary>Whether <paramref name="user"/>'s client, started by <see cref="StartClient"/>, reported its tunnel ready in time.</summary>
+    public bool WaitReady(string user, TimeSpan timeout)
+    {
+        NotifySocket ready;
+        lock (_ready) ready = _ready[user];
+        return Eventually.Until(timeout, () => ready.ReadyWithin(TimeSpan.FromMilliseconds(200)));
     }
 
     public void StartServer()
@@ -163,9 +185,18 @@ public sealed class TenantsFixture : TopologyFixture
 
     public Uri Url(string user, string? path = null) => new($"https://198.18.{ClientOf(user).Net}.1/{path ?? ClientOf(user).Tenant}");
 
-    public void StartClient(string user) =>
+    public void StartClient(string user)
+    {
+        NotifySocket ready;
+        lock (_ready)
+        {
+            if (_ready.Remove(user, out var old)) old.Dispose();
+            _ready[user] = ready = new NotifySocket(Path.Combine(Dir, $"{user}.notify"));
+        }
         LabProcess.Start(Files, user, ClientOf(user).Ns, TestEnvironment.IsotunExe,
-            ["connect", Url(user).ToString(), "--user", user, "--password-file", Path.Combine(Dir, $"{user}.password"), "--servercert", Pin, "--interface", "isotun0"]);
+            ["connect", Url(user).ToString(), "--user", user, "--password-file", Path.Combine(Dir, $"{user}.password"), "--servercert", Pin, "--interface", "isotun0"],
+            environment: new Dictionary<string, string> { [SystemdNotify.Variable] = ready.Path });
+    }
 
     public static IPAddress? ClientAddress(string user, bool v6 = false)
     {
