@@ -116,9 +116,11 @@ public sealed class GatewayRuntime
     }
 
     /// <summary>Seals each terminating route's session tickets with <paramref name="key"/> before the route serves, a
-    /// session resuming only on its own route; null, or why not.</summary>
+    /// session resuming only on its own route; null, or why not for the routes that could not take it (every route is
+    /// tried: one that fails leaves the others with the key).</summary>
     private static string? UseTicketKey(IEnumerable<RouteRuntime> routes, byte[] key)
     {
+        var problems = new List<string>();
         foreach (var route in routes)
         {
             if (route.Tls is not { } tls) continue;
@@ -131,9 +133,9 @@ public sealed class GatewayRuntime
             }
             catch (Exception e) when (e is AuthenticationException or IOException or SocketException or OperationCanceledException)
             {
-                return $"route {route.Name}: {e.Message}";
+                problems.Add($"route {route.Name}: {e.Message}");
             }
         }
-        return null;
+        return problems.Count == 0 ? null : string.Join("; ", problems) + " (the other routes use the key)";
     }
 }
