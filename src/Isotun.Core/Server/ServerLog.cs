@@ -92,4 +92,7 @@ internal static partial class ServerLog
 
     [LoggerMessage(53, LogLevel.Error, "tenant={Tenant} password file changed but not taken, the last good one stays in force: {Error}")]
     public static partial void PasswordsRefused(ILogger logger, string tenant, string error);
+
+    [LoggerMessage(56, LogLevel.Warning, "tenant={Tenant} password file {Path} is gone: the users read last stay in force until it is back")]
+    public static partial void PasswordsGone(ILogger logger, string tenant, string path);
 }

@@ -528,6 +528,7 @@ public sealed class TenantRuntime : IDisposable
 
     // The stamp of a password file that could not be read, so that one bad edit is logged once, not at every look.
     private FileStamp? _passwordsRefused;
+    private bool _passwordsGone; // its deletion was logged
 
     /// <summary>
     /// Reads the tenant's password file again if it changed since it was read (an `isotun user add` or `remove`, an
@@ -538,7 +539,15 @@ public sealed class TenantRuntime : IDisposable
     {
         if (Config.PasswordFile is not { } path || Passwords is not { } current) return false;
         var now = FileStamp.Of(path);
-        if (now is null || now == current.Stamp || now == _passwordsRefused) return false;
+        if (now is null)
+        {
+            // Said once, not every 2 s; a file that comes back is read as a changed one.
+            if (!_passwordsGone && !File.Exists(path)) ServerLog.PasswordsGone(_log, Name, path);
+            _passwordsGone = !File.Exists(path);
+            return false;
+        }
+        _passwordsGone = false;
+        if (now == current.Stamp || now == _passwordsRefused) return false;
         try
         {
             Passwords = PasswordFile.Load(path);
