@@ -40,6 +40,9 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         _limiter = new ConnectionLimiter(config.Limits, _time);
         _throttle = new LogThrottle(time: _time);
         Metrics.Sources = () => (_limiter.TrackedAddresses, _limiter.Overflowed);
+        Metrics.CertificateEnds = () => Volatile.Read(ref _runtime).Routes
+            .Where(r => r.Tls?.ServerCertificateContext is not null)
+            .Select(r => (r.Name, new DateTimeOffset(r.Tls!.ServerCertificateContext!.TargetCertificate.NotAfter.ToUniversalTime())));
         Metrics.BackendStates = () => Volatile.Read(ref _runtime).Routes
             .SelectMany(r => r.Backends.Backends.Select((b, i) => (r.Name, b.ToString(), r.Backends.IsUp(i))));
     }

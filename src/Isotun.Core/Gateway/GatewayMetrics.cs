@@ -47,6 +47,9 @@ public sealed class GatewayMetrics : IDisposable
         _meter.CreateObservableGauge("isotun.gateway.backend.up", () =>
             (BackendStates?.Invoke() ?? []).Select(b => new Measurement<long>(b.Up ? 1 : 0, new("route", b.Route), new("backend", b.Backend))),
             description: "1 while a backend of a route takes new connections, 0 while it is down (a failed connect or probe)");
+        _meter.CreateObservableGauge("isotun.gateway.tls.certificate.not_after", () =>
+            (CertificateEnds?.Invoke() ?? []).Select(c => new Measurement<long>(c.NotAfter.ToUnixTimeSeconds(), new KeyValuePair<string, object?>("route", c.Route))),
+            unit: "s", description: "When each terminating route's certificate expires, in seconds since the Unix epoch: alert on it minus the time of the scrape");
         _meter.CreateObservableCounter("isotun.gateway.bytes", () => new[]
         {
             new Measurement<long>(Interlocked.Read(ref _bytesUp), new KeyValuePair<string, object?>("direction", "up")),
@@ -65,6 +68,9 @@ public sealed class GatewayMetrics : IDisposable
 
     /// <summary>This gateway's meter, for an exporter of it alone.</summary>
     public Meter Meter => _meter;
+
+    /// <summary>Read at a scrape: each terminating route's certificate and when it expires.</summary>
+    public Func<IEnumerable<(string Route, DateTimeOffset NotAfter)>>? CertificateEnds { get; set; }
 
     /// <summary>Read at a scrape: every route's backends and whether each is up.</summary>
     public Func<IEnumerable<(string Route, string Backend, bool Up)>>? BackendStates { get; set; }

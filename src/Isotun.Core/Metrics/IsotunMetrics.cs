@@ -33,6 +33,7 @@ public sealed class IsotunMetrics : IDisposable
     private readonly ConcurrentDictionary<Watch<QueueReport>, byte> _queueWatches = new();
     private readonly ConcurrentDictionary<Watch<IReadOnlyList<SiteSample>>, byte> _siteWatches = new();
     private readonly ConcurrentDictionary<Watch<ClusterSample>, byte> _clusterWatches = new();
+    private readonly ConcurrentDictionary<Watch<DateTimeOffset>, byte> _certificateWatches = new();
 
     public IsotunMetrics()
     {
@@ -80,6 +81,8 @@ public sealed class IsotunMetrics : IDisposable
             description: "Changes this node dropped because the store cannot take them (a key or value past its limits); each is logged");
         _meter.CreateObservableGauge("isotun.cluster.tenants.stale", () => ObserveCluster(c => c.TenantsStale ? 1 : 0),
             description: "1 while this node runs older tenants than the ones published in the cluster (cluster.share-tenants): it refused them, or has yet to apply them");
+        _meter.CreateObservableGauge("isotun.tls.certificate.not_after", ObserveCertificates, unit: "s",
+            description: "When the server certificate that new handshakes present expires, in seconds since the Unix epoch: alert on it minus the time of the scrape");
         _meter.CreateObservableCounter("isotun.site.bytes", ObserveSites, unit: "By", description: "Bytes from (rx) and to (tx) a site's subnets, by tenant and site");
     }
 
@@ -176,6 +179,14 @@ public sealed class IsotunMetrics : IDisposable
             var c = w.Read();
             yield return new(pick(c), new KeyValuePair<string, object?>("node", c.Node));
         }
+    }
+
+    /// <summary>Registers a server's certificate, whose end of validity is read at each scrape.</summary>
+    public IDisposable WatchCertificate(Func<DateTimeOffset> notAfter) => Watch<DateTimeOffset>.Add(_certificateWatches, notAfter);
+
+    private IEnumerable<Measurement<long>> ObserveCertificates()
+    {
+        foreach (var w in _certificateWatches.Keys) yield return new(w.Read().ToUnixTimeSeconds());
     }
 
     /// <summary>Registers a server's sites, read at each scrape for their byte counts.</summary>

@@ -14,6 +14,9 @@ internal static partial class ServerLog
     [LoggerMessage(54, LogLevel.Information, "server certificate {Path} renewed, {Pin}: new handshakes present it")]
     public static partial void ServerCertificateRenewed(ILogger logger, string path, string pin);
 
+    [LoggerMessage(57, LogLevel.Warning, "server certificate {Path} {Problem}")]
+    public static partial void CertificateValidity(ILogger logger, string path, string problem);
+
     [LoggerMessage(55, LogLevel.Warning, "the renewed certificate's TLS does not seal tickets with the kept ticket key ({Reason}): tickets it gives resume on this run only")]
     public static partial void RenewedTicketKeyNotUsed(ILogger logger, string reason);
 

@@ -106,6 +106,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         _sitesWatch = Metrics.WatchSites(() =>
             _tenants.Values.SelectMany(t => t.Sites.Sites.Select(s => new SiteSample(t.Name, s.Name, s.RxBytes, s.TxBytes))).ToList());
         _tls = new ServerTls(cert, MakeTlsOptions(cert, config.Tls.Certificate), certificateFiles);
+        _certificateWatch = Metrics.WatchCertificate(() => new DateTimeOffset(ServerCertificate.NotAfter.ToUniversalTime()));
+        WarnIfExpiring(cert, config.Tls.Certificate);
         _ticketKey = config.Tls.TicketKeyFile is { } ticketKeyFile ? TicketKeyFile.LoadOrCreate(ticketKeyFile) : null;
         // Tenants published while this server was being made are applied now that it is whole.
         _built = true;
@@ -126,6 +128,20 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private sealed record ServerTls(X509Certificate2 Certificate, SslServerAuthenticationOptions Options, string? Files);
 
     private volatile ServerTls _tls;
+    private readonly IDisposable _certificateWatch;
+
+    /// <summary>How long before its end a server certificate is warned of, at start and at each reload that renews it.</summary>
+    public static readonly TimeSpan ExpiryWarning = TimeSpan.FromDays(14);
+
+    private void WarnIfExpiring(X509Certificate2 cert, string path)
+    {
+        var now = _time.GetUtcNow();
+        var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime());
+        var notBefore = new DateTimeOffset(cert.NotBefore.ToUniversalTime());
+        if (notAfter <= now) ServerLog.CertificateValidity(_log, path, $"expired on {notAfter:yyyy-MM-dd HH:mm} UTC: clients that check it refuse it; renew it and reload");
+        else if (notBefore > now) ServerLog.CertificateValidity(_log, path, $"is not valid before {notBefore:yyyy-MM-dd HH:mm} UTC: clients that check it refuse it until then");
+        else if (notAfter - now < ExpiryWarning) ServerLog.CertificateValidity(_log, path, $"expires on {notAfter:yyyy-MM-dd HH:mm} UTC, in {(notAfter - now).TotalDays:0.#} days: renew it and reload");
+    }
 
     private SslServerAuthenticationOptions MakeTlsOptions(X509Certificate2 cert, string certPath) => new()
     {
@@ -730,6 +746,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
             _tls = renewed; // new handshakes present it; established sessions keep their TLS
             var pin = CertificatePin.Compute(renewed.Certificate);
             ServerLog.ServerCertificateRenewed(_log, next.Tls.Certificate, pin);
+            WarnIfExpiring(renewed.Certificate, next.Tls.Certificate);
             report.Add($"tls.certificate: renewed, new handshakes present it (pin {pin}, valid until {renewed.Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC)");
         }
         // Asked for when any tenant takes certificates, as it may have begun or ceased to (its client-ca) in this reload.
@@ -910,6 +927,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         lock (_reloadLock) _disposing = true; // a reload still queued (a late SIGHUP) finds it and does nothing
         _queuesWatch.Dispose();
         _sitesWatch.Dispose();
+        _certificateWatch.Dispose();
         _clusterWatch?.Dispose();
         _limitsWatch.Dispose();
         foreach (var t in _tenants.Values) t.Dispose();

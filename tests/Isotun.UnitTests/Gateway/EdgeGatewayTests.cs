@@ -500,6 +500,19 @@ public sealed class EdgeGatewayTests
         return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
     }
 
+    /// <summary>When each terminating route's certificate expires is a metric an alert can watch.</summary>
+    [Fact]
+    public async Task A_terminating_routes_certificate_end_is_a_metric()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        h.Start(Yaml(Term(backend.Endpoint, h, null) + "\n" + Pass("vpn.acme.example", backend.Endpoint), limits: NoBan));
+        using var exporter = new Isotun.Metrics.PrometheusExporter(m => m == h.Metrics.Meter);
+        var notAfter = new DateTimeOffset(X509CertificateLoader.LoadCertificateFromFile(h.Server.CertificatePath).NotAfter.ToUniversalTime()).ToUnixTimeSeconds();
+        var lines = exporter.Render().Split('\n').Where(l => l.StartsWith("isotun_gateway_tls_certificate_not_after_seconds{", StringComparison.Ordinal)).ToList();
+        Assert.Equal([$"isotun_gateway_tls_certificate_not_after_seconds{{route=\"initech\"}} {notAfter}"], lines); // the passthrough route has none
+    }
+
     [Fact]
     public async Task A_route_that_requires_a_certificate_refuses_clients_without_one()
     {

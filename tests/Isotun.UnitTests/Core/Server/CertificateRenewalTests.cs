@@ -85,6 +85,43 @@ public sealed class CertificateRenewalTests : IDisposable
         Assert.Contains("  the contents of tls.client-ca changed (it is read at start): restart the server to apply", report);
     }
 
+    /// <summary>
+    /// When the certificate in use expires is a metric an alert can watch, and follows a renewal; one that expires
+    /// within 14 days (or has) is warned of at start and at the reload that renews it.
+    /// </summary>
+    [Fact]
+    public async Task The_certificates_end_is_a_metric_and_a_near_one_is_warned_of()
+    {
+        var pki = Pki;
+        pki.InitCa();
+        ShortLived(pki, TimeSpan.FromDays(3));
+        await using var recorded = new RecordedServer(_files);
+        var server = recorded.Server;
+        using var exporter = server.Metrics.Exporter();
+        long Scraped() => long.Parse(exporter.Render().Split('\n').Single(l => l.StartsWith("isotun_tls_certificate_not_after_seconds ", StringComparison.Ordinal)).Split(' ')[1]);
+        Assert.Equal(new DateTimeOffset(server.ServerCertificate.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(), Scraped());
+        Assert.Contains(recorded.Recording.Lines, l => l.Text.Contains("server certificate") && l.Text.Contains("renew it and reload") && l.Text.Contains("in 3 days"));
+
+        Renew(); // a year, as pki server issues
+        Assert.StartsWith("tls.certificate: renewed", server.Reload()[1]);
+        Assert.Equal(new DateTimeOffset(server.ServerCertificate.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(), Scraped());
+        Assert.True(Scraped() > DateTimeOffset.UtcNow.AddDays(300).ToUnixTimeSeconds());
+    }
+
+    /// <summary>Writes pki/server.crt and .key: a server certificate from the PKI's CA that ends <paramref name="lifetime"/> from now.</summary>
+    private void ShortLived(PkiDirectory pki, TimeSpan lifetime)
+    {
+        using var ca = X509Certificate2.CreateFromPemFile(pki.CaCertificatePath, pki.CaKeyPath);
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=server", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Parse("198.18.0.1"));
+        request.CertificateExtensions.Add(names.Build());
+        using var cert = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow + lifetime, [9, 8, 7, 6]);
+        File.WriteAllText(_files.File("pki/server.crt"), cert.ExportCertificatePem());
+        Isotun.Security.SecretFile.WriteAllText(_files.File("pki/server.key"), key.ExportPkcs8PrivateKeyPem(), overwrite: true);
+    }
+
     /// <summary>A certificate's base64 body, on one line, as it appears in what s_client prints.</summary>
     private static string Body(X509Certificate2 certificate) => Convert.ToBase64String(certificate.RawData);
 
