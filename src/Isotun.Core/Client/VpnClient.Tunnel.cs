@@ -125,8 +125,11 @@ public sealed partial class VpnClient
     private async Task<TunnelEnd> RunLaneAsync(Lane lane, CancellationTokenSource group, CancellationToken stop)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(group.Token);
+        // The writer's own, not the group's: a stop lets it finish the record it is writing (one cut there makes the
+        // DISCONNECT after it garbage to the server, which then keeps the session and its cookie).
+        using var writing = new CancellationTokenSource();
         var writer = lane.Writer;
-        var writerTask = writer.RunAsync(cts.Token);
+        var writerTask = writer.RunAsync(writing.Token);
         using var timers = StartTimers(lane, cts);
         TunnelEnd end;
         try
@@ -137,9 +140,18 @@ public sealed partial class VpnClient
         {
             // Ctrl-C / SIGTERM: say goodbye so the server invalidates the cookie (openconnect sends the same).
             // The primary says it for the group; the server then closes the queues.
+            // What is queued goes first, within ByeWait: a connection that takes nothing more (a server that stopped
+            // reading) is left, and the DISCONNECT goes on a new one.
             writer.Complete();
-            try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
-            _byeError = await SendByeAsync(lane.Connection).ConfigureAwait(false);
+            if (await Task.WhenAny(writerTask, Task.Delay(ByeWait)).ConfigureAwait(false) == writerTask)
+            {
+                _byeError = await SendByeAsync(lane.Connection).ConfigureAwait(false);
+            }
+            else
+            {
+                writing.Cancel();
+                _byeError = await ByeOnNewConnectionAsync().ConfigureAwait(false);
+            }
             end = TunnelEnd.UserDisconnect;
         }
         catch (OperationCanceledException)
@@ -152,6 +164,7 @@ public sealed partial class VpnClient
         }
         writer.Complete();
         cts.Cancel();
+        writing.Cancel();
         try { await writerTask.ConfigureAwait(false); } catch (Exception) { }
         return end;
     }

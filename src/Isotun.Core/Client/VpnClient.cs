@@ -177,18 +177,27 @@ public sealed partial class VpnClient(ClientOptions options, ILogger log, IClien
     /// </summary>
     private async Task LogOffAsync()
     {
+        if (await ByeOnNewConnectionAsync().ConfigureAwait(false) is { } error) Log.LogOffFailed(log, error);
+        else Log.Disconnected(log);
+    }
+
+    /// <summary>How long a stop waits for what is queued to go before the DISCONNECT, on a connection still up.</summary>
+    public static readonly TimeSpan ByeWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>Opens a connection with the cookie and sends the DISCONNECT there, within 5 s; null once sent, else why not.</summary>
+    private async Task<string?> ByeOnNewConnectionAsync()
+    {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         try
         {
             var conn = await ConnectTunnelAsync(cts.Token).ConfigureAwait(false);
             var error = await SendByeAsync(conn).ConfigureAwait(false);
             await conn.DisposeAsync().ConfigureAwait(false);
-            if (error is not null) Log.LogOffFailed(log, error);
-            else Log.Disconnected(log);
+            return error;
         }
         catch (Exception e)
         {
-            Log.LogOffFailed(log, e is OperationCanceledException ? "timed out" : e.Message);
+            return e is OperationCanceledException ? "timed out" : e.Message;
         }
     }
 

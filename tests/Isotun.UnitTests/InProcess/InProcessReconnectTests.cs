@@ -85,6 +85,37 @@ public sealed class InProcessReconnectTests(InProcessPki pki)
         Assert.Equal(401, again.Status);
     }
 
+    /// <summary>
+    /// A stop while the client's writes are stuck (a server, or a path, that stopped reading during an upload): the
+    /// DISCONNECT cannot follow them on that connection, so it goes on a new one, and the server ends the session
+    /// and its cookie all the same.
+    /// </summary>
+    [Fact]
+    public async Task A_client_stopped_while_its_writes_are_stuck_logs_off_on_a_new_connection()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        await using var relay = new FreezingRelay(server.Port);
+        var client = await InProcessClient.ConnectAsync(server, server.Options() with { Server = new Uri($"https://127.0.0.1:{relay.Port}/{server.Tenant}") });
+        var address = client.Address;
+        relay.Freeze(); // the tunnel's connection now carries nothing either way
+
+        // An upload until the client's TUN queue stays full: its writer is stuck on the socket.
+        var packet = Packets.Udp(address, Packets.Far4, 40000, 9, new byte[1300]);
+        var framed = Packets.Framed(packet, client.Offload);
+        var stuckSince = DateTime.UtcNow;
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < until && DateTime.UtcNow - stuckSince < TimeSpan.FromSeconds(1))
+        {
+            if (client.Tun.Inject(framed, 0)) stuckSince = DateTime.UtcNow;
+            else await Task.Delay(10);
+        }
+        Assert.True(DateTime.UtcNow - stuckSince >= TimeSpan.FromSeconds(1), "the client's writes never got stuck");
+
+        Assert.Equal(ClientExitCode.Ok, await client.StopAsync());
+        await Eventually.True(() => server.Session(address) is null, "the server kept the session of a client that logged off");
+        await client.DisposeAsync();
+    }
+
     [Fact]
     public async Task A_stopped_client_logs_off_and_its_address_gets_no_more_packets()
     {
