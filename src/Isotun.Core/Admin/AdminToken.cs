@@ -7,7 +7,7 @@ namespace Isotun.Admin;
 
 /// <summary>
 /// The bearer token of the admin API over TCP, as its file holds it now: read again whenever the file changes (its
-/// time, size or mode), so a token replaced with <c>isotun admin token --force</c> is the only one that opens the API from
+/// <see cref="FileStamp"/>: a copy that keeps the old time counts too), so a token replaced with <c>isotun admin token --force</c> is the only one that opens the API from
 /// the next request on, without a reload or a restart. A file that no longer holds a usable token (too short, open to
 /// others, gone or unreadable) admits nobody until it does, and says why in the log once per change.
 /// </summary>

@@ -311,6 +311,17 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
             Assert.Equal(401, (await old.GetAsync("api/v1/status")).Status);
             Assert.Equal(200, (await rotated.GetAsync("api/v1/status")).Status);
 
+            // Rotated by a copy that keeps the old file's time (`cp -p`, `rsync -a`), and of the same length: still taken.
+            const string copied = "a-copied-token-of-at-least-32-characters";
+            Assert.Equal(fresh.Length, copied.Length);
+            var written = File.GetLastWriteTimeUtc(tokenFile);
+            Isotun.Security.SecretFile.WriteAllText(tokenFile, copied + "\n", overwrite: true);
+            File.SetLastWriteTimeUtc(tokenFile, written);
+            Assert.Equal(401, (await rotated.GetAsync("api/v1/status")).Status);
+            using var copy = new AdminClient($"http://127.0.0.1:{port}", copied);
+            Assert.Equal(200, (await copy.GetAsync("api/v1/status")).Status);
+            Isotun.Security.SecretFile.WriteAllText(tokenFile, fresh + "\n", overwrite: true);
+
             File.SetUnixFileMode(tokenFile, (UnixFileMode)0b110_100_100); // 0644: no longer a secret
             Assert.Equal(401, (await rotated.GetAsync("api/v1/status")).Status);
             File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
