@@ -72,7 +72,7 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         {
             var f = Family(to);
             bool isServer = network == host;
-            bool existed = IpCommand.Exec("ip", [f, "route", "show", "exact", network], check: false).Output.Trim().Length > 0;
+            bool existed = IpCommand.ExactRoutes(null, f, network).Count > 0;
             if (existed && !isServer) continue; // the host's own route for an excluded network: left as it is
             var (code, via, error) = IpCommand.Exec("ip", [f, "route", "get", to.ToString()], check: false);
             if (code != 0)
@@ -89,7 +89,8 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         foreach (var route in Routes(p))
         {
             var f = Family(route.Network);
-            _replaced.AddRange(HostRoutes(f, route.ToString(), dev));
+            _replaced.AddRange(IpCommand.ExactRoutes(null, f, route.ToString())
+                .Where(r => r.Type == "unicast" && r.Dev is not null && r.Dev != dev).Select(r => r.ReplaceArgs(f, route.ToString())));
             IpCommand.Run(f, "route", "replace", route.ToString(), "dev", dev);
         }
         foreach (var (f, network, route, existed) in underlay)
@@ -123,36 +124,6 @@ public sealed class KernelClientNetwork(ClientOptions options) : IClientNetwork
         _made.Clear();
         foreach (var route in _replaced) IpCommand.TryRun(route);
         _replaced.Clear();
-    }
-
-    /// <summary>The host's routes for exactly <paramref name="network"/> (main table, other than through <paramref name="dev"/>), each as the `ip` arguments that set it again.</summary>
-    private static List<string[]> HostRoutes(string family, string network, string dev)
-    {
-        var found = new List<string[]>();
-        var (code, output, _) = IpCommand.Exec("ip", ["-j", family, "route", "show", "exact", network], check: false);
-        if (code != 0 || string.IsNullOrWhiteSpace(output)) return found;
-        try
-        {
-            using var json = System.Text.Json.JsonDocument.Parse(output);
-            foreach (var r in json.RootElement.EnumerateArray())
-            {
-                string? Field(string name) => r.TryGetProperty(name, out var v) ? v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetRawText() : v.GetString() : null;
-                if (Field("dev") is not { } routeDev || routeDev == dev || Field("type") is { } type && type != "unicast") continue;
-                var args = new List<string> { family, "route", "replace", network };
-                if (Field("gateway") is { } via) args.AddRange(["via", via]);
-                args.AddRange(["dev", routeDev]);
-                if (Field("protocol") is { } proto) args.AddRange(["proto", proto]);
-                if (Field("scope") is { } scope) args.AddRange(["scope", scope]);
-                if (Field("prefsrc") is { } src) args.AddRange(["src", src]);
-                if (Field("metric") is { } metric) args.AddRange(["metric", metric]);
-                found.Add([.. args]);
-            }
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            // An `ip` whose JSON this does not read: nothing to put back, as before.
-        }
-        return found;
     }
 
     /// <summary>

@@ -16,6 +16,34 @@ public static class IpCommand
     public static string RunIn(string? ns, params string[] args) =>
         ns is null ? Run(args) : Run(["-n", ns, .. args]);
 
+    /// <summary>
+    /// The routes of the main table for exactly <paramref name="network"/> in namespace <paramref name="ns"/> (null:
+    /// this one), read from `ip -j`; none when `ip` fails or gives what this does not read.
+    /// </summary>
+    public static IReadOnlyList<IpRoute> ExactRoutes(string? ns, string family, string network)
+    {
+        string[] args = ["-j", family, "route", "show", "exact", network];
+        var (code, output, _) = Exec("ip", ns is null ? args : ["-n", ns, .. args], check: false);
+        if (code != 0 || string.IsNullOrWhiteSpace(output)) return [];
+        var routes = new List<IpRoute>();
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(output);
+            foreach (var r in json.RootElement.EnumerateArray())
+            {
+                string? Field(string name) => r.TryGetProperty(name, out var v)
+                    ? v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetRawText() : v.GetString()
+                    : null;
+                routes.Add(new IpRoute(Field("type") ?? "unicast", Field("dev"), Field("gateway"), Field("protocol"), Field("scope"), Field("prefsrc"), Field("metric")));
+            }
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            return [];
+        }
+        return routes;
+    }
+
     public static (int ExitCode, string Output, string Error) Exec(string file, IReadOnlyList<string> args, bool check, TimeSpan? timeout = null)
     {
         var psi = new ProcessStartInfo(file)

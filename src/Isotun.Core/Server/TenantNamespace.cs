@@ -97,7 +97,7 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
                     {
                         // The peer's namespace is the operator's: a route it has to the pool through something else is
                         // its own, not to be replaced (and lost at stop).
-                        if (Foreign(u.PeerNamespace, pool, $"via {UplinkVia} dev {u.PeerName}") is { } held)
+                        if (Foreign(u.PeerNamespace, pool, r => r.Through(u.PeerName!, UplinkVia)) is { } held)
                             throw new InvalidOperationException($"tenant {config.Name}: namespace {u.PeerNamespace} routes the pool {pool} already ({held}); remove that route or pick another pool");
                         IpCommand.Run("-n", u.PeerNamespace!, "route", "replace", pool.ToString(), "via", UplinkVia!, "dev", u.PeerName!);
                     }
@@ -128,7 +128,7 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         {
             // In the host's namespace the table is the host's own: a route there for the same network (its LAN) is
             // not the tenant's to replace. The tenant's own namespace holds only what the server put there.
-            if (ns is null && Foreign(null, net, $"dev {config.Device}") is { } held)
+            if (ns is null && Foreign(null, net, r => r.Through(config.Device)) is { } held)
                 failed.Add($"route {net}: the host routes it already ({held}); not replaced");
             else TryIp(failed, $"route {net}", In(ns, Family(net), "route", "replace", net.ToString(), "dev", config.Device));
             UplinkRoute(failed, net, add: true);
@@ -166,7 +166,7 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
         if (UplinkVia is not { } via || !SameFamily(net, via)) return;
         // The peer's namespace is the operator's (a service host, a router's): a route it has to the same network
         // through anything but this uplink is its own, and stays.
-        if (add && Foreign(u.PeerNamespace, net, $"via {via} dev {u.PeerName}") is { } held)
+        if (add && Foreign(u.PeerNamespace, net, r => r.Through(u.PeerName!, via)) is { } held)
         {
             failed.Add($"uplink route {net}: namespace {u.PeerNamespace} routes it already ({held}); not replaced");
             return;
@@ -252,15 +252,11 @@ public sealed class TenantNamespace(TenantConfig config) : ITenantNetwork
 
     /// <summary>
     /// A route <paramref name="ns"/> (null: the host's) has for exactly <paramref name="net"/> that is not the tenant's
-    /// (its line lacks <paramref name="ours"/>), or null: none, or only the tenant's (left by a crash, or a reload).
+    /// (not <paramref name="ours"/>), as `ip route` shows it; or null: none, or only the tenant's (left by a crash, or a
+    /// reload).
     /// </summary>
-    private static string? Foreign(string? ns, IpNetwork net, string ours)
-    {
-        var (code, output, _) = IpCommand.Exec("ip", In(ns, Family(net), "route", "show", "exact", net.ToString()), check: false);
-        if (code != 0) return null;
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .FirstOrDefault(line => !line.Contains(ours, StringComparison.Ordinal));
-    }
+    private static string? Foreign(string? ns, IpNetwork net, Func<IpRoute, bool> ours) =>
+        IpCommand.ExactRoutes(ns, Family(net), net.ToString()).FirstOrDefault(r => !ours(r))?.Describe(net.ToString());
 
     /// <summary>
     /// Turns on the setting at /proc/sys/<paramref name="path"/> in namespace <paramref name="ns"/>: written from a
