@@ -265,9 +265,19 @@ public sealed class DemoLab(LabLayout layout, string isotunExe, Action<string> s
         return Encoding.UTF8.GetString(buf, 0, n).Trim();
     });
 
-    public static bool Listening(string ns, int port)
+    /// <summary>Whether anything in <paramref name="ns"/> listens on TCP <paramref name="port"/>, on any address.</summary>
+    public static bool Listening(string ns, int port) => Ss(ns, $"sport = :{port}");
+
+    /// <summary>
+    /// Whether something listens on exactly <paramref name="at"/>: where several processes share a port on different
+    /// addresses, the port alone says only that one of them is up.
+    /// </summary>
+    public static bool Listening(string ns, IPEndPoint at) =>
+        Ss(ns, at.AddressFamily == AddressFamily.InterNetworkV6 ? $"src [{at.Address}]:{at.Port}" : $"src {at}");
+
+    private static bool Ss(string ns, string filter)
     {
-        var (_, output, _) = IpCommand.Exec("ip", ["netns", "exec", ns, "ss", "-Htln", $"sport = :{port}"], check: false);
+        var (_, output, _) = IpCommand.Exec("ip", ["netns", "exec", ns, "ss", "-Htln", filter], check: false);
         return output.Trim().Length > 0;
     }
 

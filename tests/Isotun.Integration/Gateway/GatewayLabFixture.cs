@@ -96,10 +96,12 @@ public sealed class GatewayLabFixture : TopologyFixture
         foreach (var t in new[] { "acme", "globex", "initech" })
             LabProcess.Start(Layout, "server-" + t, Srv, TestEnvironment.IsotunExe, ["server", "--config", Path.Combine(Dir, t, "server.yaml")]);
         LabProcess.Start(Layout, "gateway", Edge, TestEnvironment.IsotunExe, ["gateway", "--config", GatewayConfig]);
-        WaitListening(Srv, 443, "server-acme");
-        WaitListening(Srv, ProxyPort, "server-initech");
-        WaitListening(Srv, ProxyPort, "server-globex");
-        WaitListening(Edge, 443, "gateway");
+        // The three servers share their ports on different addresses, so each is waited for at its own address, on
+        // the listener it opens last.
+        WaitListening(Srv, new IPEndPoint(AcmeIp, 443), "server-acme");
+        WaitListening(Srv, new IPEndPoint(InitechIp, ProxyPort), "server-initech");
+        WaitListening(Srv, new IPEndPoint(GlobexIp, ProxyPort), "server-globex");
+        WaitListening(Edge, new IPEndPoint(IPAddress.Any, 443), "gateway");
     }
 
     public string GatewayYaml(IssuedCertificate initech, string initechCa, int perIpConnections) => $"""
@@ -180,12 +182,12 @@ public sealed class GatewayLabFixture : TopologyFixture
         IpCommand.RunIn(nsB, "link", "set", b, "up");
     }
 
-    private void WaitListening(string ns, int port, string process)
+    private void WaitListening(string ns, IPEndPoint at, string process)
     {
         bool Exited() => LabProcess.Pid(Layout, process) is int pid && !LabProcess.IsAlive(pid);
-        if (Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ns, port), hopeless: Exited)) return;
+        if (Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(ns, at), hopeless: Exited)) return;
         if (Exited()) throw new InvalidOperationException($"{process} exited:\n{LabProcess.Tail(Layout, process)}");
-        throw new TimeoutException($"{process} not listening on {port}:\n{LabProcess.Tail(Layout, process)}");
+        throw new TimeoutException($"{process} not listening on {at}:\n{LabProcess.Tail(Layout, process)}");
     }
 
     /// <summary>Sum of a Prometheus series' samples whose labels contain <paramref name="labelFilter"/>.</summary>
