@@ -6,6 +6,7 @@ using Isotun.Gateway.Limits;
 using Isotun.Linux;
 using Isotun.Logs;
 using Isotun.Metrics;
+using Isotun.Pki;
 using Isotun.Transport.Listening;
 using Microsoft.Extensions.Logging;
 
@@ -227,6 +228,15 @@ public sealed partial class EdgeGateway : IAsyncDisposable, IListenerEvents
         {
             if (r is null) continue;
             GatewayLog.Route(_log, r.Name, r.Sni ?? "(default)", r.Mode.ToString().ToLowerInvariant(), string.Join(", ", r.Backends), r.ProxyProtocol ? " with PROXY v2" : "");
+        }
+        foreach (var r in runtime.Routes)
+        {
+            // Served as it is (clients that pin it, as openconnect's --servercert does, take it whatever its names and
+            // dates), but the operator hears of it at each start and reload.
+            if (r.Tls?.ServerCertificateContext?.TargetCertificate is not { } cert || r.Route.Terminate is not { } t) continue;
+            if (CertificateValidity.DateProblem(cert, _time.GetUtcNow()) is { } problem) GatewayLog.CertificateProblem(_log, r.Name, t.Certificate, problem);
+            if (r.Route.Sni is { } sni && !CertificateValidity.Covers(cert, sni))
+                GatewayLog.CertificateProblem(_log, r.Name, t.Certificate, $"is not for {sni} (it names {CertificateValidity.Names(cert)}): clients that check the name refuse it");
         }
         if (c.TicketKeyFile is { } keyFile)
         {

@@ -55,4 +55,7 @@ internal static partial class GatewayLog
 
     [LoggerMessage(31, LogLevel.Information, "route {Route}: backend {Backend} up again")]
     public static partial void BackendUp(ILogger logger, string route, System.Net.IPEndPoint backend);
+
+    [LoggerMessage(32, LogLevel.Warning, "route {Route}: certificate {Path} {Problem}")]
+    public static partial void CertificateProblem(ILogger logger, string route, string path, string problem);
 }

@@ -130,17 +130,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     private volatile ServerTls _tls;
     private readonly IDisposable _certificateWatch;
 
-    /// <summary>How long before its end a server certificate is warned of, at start and at each reload that renews it.</summary>
-    public static readonly TimeSpan ExpiryWarning = TimeSpan.FromDays(14);
-
     private void WarnIfExpiring(X509Certificate2 cert, string path)
     {
-        var now = _time.GetUtcNow();
-        var notAfter = new DateTimeOffset(cert.NotAfter.ToUniversalTime());
-        var notBefore = new DateTimeOffset(cert.NotBefore.ToUniversalTime());
-        if (notAfter <= now) ServerLog.CertificateValidity(_log, path, $"expired on {notAfter:yyyy-MM-dd HH:mm} UTC: clients that check it refuse it; renew it and reload");
-        else if (notBefore > now) ServerLog.CertificateValidity(_log, path, $"is not valid before {notBefore:yyyy-MM-dd HH:mm} UTC: clients that check it refuse it until then");
-        else if (notAfter - now < ExpiryWarning) ServerLog.CertificateValidity(_log, path, $"expires on {notAfter:yyyy-MM-dd HH:mm} UTC, in {(notAfter - now).TotalDays:0.#} days: renew it and reload");
+        if (CertificateValidity.DateProblem(cert, _time.GetUtcNow()) is { } problem) ServerLog.CertificateValidity(_log, path, problem);
     }
 
     private SslServerAuthenticationOptions MakeTlsOptions(X509Certificate2 cert, string certPath) => new()

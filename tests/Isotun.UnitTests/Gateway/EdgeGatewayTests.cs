@@ -513,6 +513,31 @@ public sealed class EdgeGatewayTests
         Assert.Equal([$"isotun_gateway_tls_certificate_not_after_seconds{{route=\"initech\"}} {notAfter}"], lines); // the passthrough route has none
     }
 
+    /// <summary>
+    /// A terminating route's certificate that is not for the route's name, or near its end, is still served (a client
+    /// that pins it takes it), and the operator is told at start and at each reload that loads it.
+    /// </summary>
+    [Fact]
+    public async Task A_terminating_certificate_not_for_the_routes_name_or_near_its_end_is_warned_of()
+    {
+        using var backend = new FakeBackend();
+        await using var h = new GatewayHarness();
+        var notAfter = new DateTimeOffset(X509CertificateLoader.LoadCertificateFromFile(h.Server.CertificatePath).NotAfter.ToUniversalTime());
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(notAfter.AddDays(-3));
+        // The certificate is for vpn.initech.example; the route takes every name under initech.example.
+        var yaml = Yaml(Term(backend.Endpoint, h, null).Replace("sni: vpn.initech.example", "sni: \"*.initech.example\""), limits: NoBan);
+        h.Start(yaml, clock);
+        string[] Warnings() => [.. h.Log.Lines.Where(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Text.StartsWith("route initech: certificate ", StringComparison.Ordinal)).Select(l => l.Text)];
+        Assert.Contains(Warnings(), w => w.Contains("is not for *.initech.example (it names vpn.initech.example)"));
+        Assert.Contains(Warnings(), w => w.Contains("in 3 days: renew it and reload"));
+
+        // Fixed in the file and reloaded: only the date is still told, once more.
+        File.WriteAllText(h.ConfigPath, yaml.Replace("\"*.initech.example\"", "vpn.initech.example"));
+        Assert.Empty(h.Gateway!.Reload());
+        Assert.Single(Warnings(), w => w.Contains("is not for"));
+        Assert.Equal(2, Warnings().Count(w => w.Contains("renew it and reload")));
+    }
+
     [Fact]
     public async Task A_route_that_requires_a_certificate_refuses_clients_without_one()
     {
