@@ -26,6 +26,10 @@ public sealed class ReadmeQuickStartTests
         var dir = Directory.CreateTempSubdirectory("isotun-readme-").FullName;
         var layout = new LabLayout("rd", 30, dir);
         Cleanup();
+        // The README's tenants make these on the host: if they are there already, they are someone's server (or one
+        // an interrupted run left), not this test's to delete.
+        var taken = TenantNamespaces.Where(NetworkNamespace.Exists).ToList();
+        Assert.True(taken.Count == 0, $"network namespace(s) {string.Join(", ", taken)} exist already: stop the server that uses them (or delete them with `ip netns del`) and run the test again");
         try
         {
             IpCommand.Run("netns", "add", Srv);
@@ -81,14 +85,16 @@ public sealed class ReadmeQuickStartTests
         finally
         {
             LabProcess.Stop(layout, "server", TimeSpan.FromSeconds(15));
-            Cleanup();
+            Cleanup(TenantNamespaces); // made by this test's server, which a clean stop removes; not left if it did not
             Directory.Delete(dir, recursive: true);
         }
     }
 
-    private static void Cleanup()
+    private static readonly string[] TenantNamespaces = ["isotun-acme", "isotun-globex"];
+
+    private static void Cleanup(params string[] also)
     {
-        foreach (var ns in new[] { Cli, Srv, "isotun-acme", "isotun-globex" })
+        foreach (var ns in (string[])[Cli, Srv, .. also])
             if (NetworkNamespace.Exists(ns)) IpCommand.TryRun("netns", "del", ns);
     }
 }
