@@ -24,6 +24,7 @@ public sealed class LoginThrottle(TimeProvider time)
         public int Failures;
         public long FirstFailure;
         public long BannedUntil;
+        public int InFlight; // attempts begun (Begin) and not yet ended: they may all still fail
     }
 
     private readonly ConcurrentDictionary<IPAddress, Entry> _sources = new();
@@ -94,6 +95,73 @@ public sealed class LoginThrottle(TimeProvider time)
         return LoginBlock.None;
     }
 
+    /// <summary>
+    /// Begins a login attempt from <paramref name="source"/> for <paramref name="userKey"/>: refused (its
+    /// <see cref="LoginAttempt.Block"/>) when either is banned, or when the attempts under way could together reach its
+    /// ban (its failures in the window plus the attempts not yet ended). Without that, a guesser could send many
+    /// attempts at once, all past the check before the first failure counts. Dispose the attempt once its failure or
+    /// success is counted.
+    /// </summary>
+    public LoginAttempt Begin(IPAddress? source, string? userKey)
+    {
+        long now = time.GetTimestamp();
+        Sweep(now);
+        var (userBanAfter, sourceBanAfter, window, _) = _settings;
+        var s = source is null ? null : Track(_sources, SourceKey.Of(source));
+        if (!Reserve(s, sourceBanAfter, window, now)) return new LoginAttempt(this, LoginBlock.Source, null, null);
+        var u = userKey is null ? null : Track(_users, userKey);
+        if (!Reserve(u, userBanAfter, window, now))
+        {
+            Release(s);
+            return new LoginAttempt(this, LoginBlock.User, null, null);
+        }
+        return new LoginAttempt(this, LoginBlock.None, s, u);
+    }
+
+    /// <summary>One login attempt begun by <see cref="Begin"/>; its place among the attempts under way is given back at dispose.</summary>
+    public sealed class LoginAttempt : IDisposable
+    {
+        private readonly LoginThrottle _owner;
+        private Entry? _source, _user;
+
+        internal LoginAttempt(LoginThrottle owner, LoginBlock block, object? source, object? user)
+        {
+            _owner = owner;
+            Block = block;
+            _source = (Entry?)source;
+            _user = (Entry?)user;
+        }
+
+        /// <summary><see cref="LoginBlock.None"/> when the attempt may go on.</summary>
+        public LoginBlock Block { get; }
+
+        public void Dispose()
+        {
+            _owner.Release(Interlocked.Exchange(ref _source, null));
+            _owner.Release(Interlocked.Exchange(ref _user, null));
+        }
+    }
+
+    /// <summary>Takes a place among <paramref name="e"/>'s attempts under way; false when it is banned or full. An untracked key (null: the table was full) is never refused.</summary>
+    private bool Reserve(Entry? e, int banAfter, TimeSpan window, long now)
+    {
+        if (e is null) return true;
+        lock (e)
+        {
+            if (e.BannedUntil > now) return false;
+            int failures = e.Failures > 0 && time.GetElapsedTime(e.FirstFailure, now) <= window ? e.Failures : 0;
+            if (banAfter > 0 && failures + e.InFlight >= banAfter) return false;
+            e.InFlight++;
+            return true;
+        }
+    }
+
+    private void Release(Entry? e)
+    {
+        if (e is null) return;
+        lock (e) e.InFlight--;
+    }
+
     /// <summary>Counts a failure; returns which bans it started.</summary>
     public (bool SourceBanned, bool UserBanned) Failed(IPAddress? source, string? userKey)
     {
@@ -110,9 +178,19 @@ public sealed class LoginThrottle(TimeProvider time)
         return (sourceBanned, userBanned);
     }
 
+    /// <summary>Clears the user's failures; a ban in force (one another node started meanwhile) stays.</summary>
     public void Succeeded(string userKey)
     {
-        if (_users.TryRemove(userKey, out var e) && e.Failures > 0) FailuresCounted?.Invoke(UserScope, userKey, 0, default);
+        if (!_users.TryGetValue(userKey, out var e)) return;
+        bool counted;
+        lock (e)
+        {
+            if (e.BannedUntil > time.GetTimestamp()) return;
+            counted = e.Failures > 0;
+            e.Failures = 0;
+            if (e.InFlight == 0) _users.TryRemove(new KeyValuePair<string, Entry>(userKey, e));
+        }
+        if (counted) FailuresCounted?.Invoke(UserScope, userKey, 0, default);
     }
 
     /// <summary>Lifts a ban (the operator's unban).</summary>
@@ -202,7 +280,7 @@ public sealed class LoginThrottle(TimeProvider time)
             bool counted;
             lock (e)
             {
-                if (e.BannedUntil > now || (e.Failures > 0 && time.GetElapsedTime(e.FirstFailure, now) <= window)) continue;
+                if (e.BannedUntil > now || e.InFlight > 0 || (e.Failures > 0 && time.GetElapsedTime(e.FirstFailure, now) <= window)) continue;
                 counted = e.Failures > 0;
                 table.TryRemove(new KeyValuePair<TKey, Entry>(key, e));
             }

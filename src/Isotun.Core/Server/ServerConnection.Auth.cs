@@ -50,7 +50,10 @@ internal sealed partial class ServerConnection
         // A source or user with too many failed logins is refused before any password is hashed.
         string? userKey = server.Authenticator.ThrottleKey(msg, head.Target, _peer, out var keyTenant);
         var source = _peer.Remote?.Address;
-        if (server.Logins.Check(source, userKey) is var block and not LoginBlock.None)
+        // The attempt holds a place among those under way until its outcome is counted, so a burst of attempts at once
+        // cannot all pass before the first failure counts.
+        using var attempt = server.Logins.Begin(source, userKey);
+        if (attempt.Block is var block and not LoginBlock.None)
         {
             return await RefuseLoginAsync(tls, action, "-", AuthOutcome.Throttled, LoggedName(msg.Username, keyTenant),
                 block == LoginBlock.Source ? "throttled (source)" : "throttled (user)", "too many failed logins; try again later", ct).ConfigureAwait(false);
@@ -86,8 +89,15 @@ internal sealed partial class ServerConnection
         }
         else if (decision.Success && userKey is not null)
         {
+            // A ban another node started while the password was checked holds: the attempt was not to be made.
+            if (server.Logins.Check(null, userKey) == LoginBlock.User)
+            {
+                attempt.Dispose();
+                return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.Throttled, who, "throttled (user)", "too many failed logins; try again later", ct).ConfigureAwait(false);
+            }
             server.Logins.Succeeded(userKey);
         }
+        attempt.Dispose(); // counted: its place goes back before the answer is written to a client that may read slowly
         if (decision.ShowForm)
         {
             var form = server.Authenticator.BuildForm(action, decision.Message, null, !pathFixed, decision.Tenant?.Name);

@@ -35,6 +35,45 @@ public sealed class InProcessLoginLimitTests(InProcessPki pki)
         Assert.Contains(server.Server.Sessions.All, s => s.User == InProcessPki.User);
     }
 
+    /// <summary>Guesses sent all at once get no more tries than guesses sent one after another: past the ban's count,
+    /// the attempts still under way hold the rest back.</summary>
+    [Fact]
+    public async Task Guesses_sent_at_once_are_held_to_the_bans_count()
+    {
+        // A slow hash (about half a second here): every guess arrives while the first ones are still being checked.
+        using var dir = new Isotun.UnitTests.Security.TempDirectory();
+        var file = dir.File("users.passwd");
+        Isotun.Security.PasswordFile.SetUser(file, InProcessPki.User, Isotun.Security.PasswordHasher.Hash("the right one", 1_000_000));
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { PasswordFile = file });
+        server.Server.Logins.Configure(userBanAfter: 3, sourceBanAfter: 1000, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(5));
+        long throttled = ServerMetrics.Auth("-", AuthOutcome.Throttled);
+        // Threads enough that the guesses' handshakes are not held up behind the hashes (client and server share this
+        // process's pool), so they do arrive while the first ones are checked.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), io);
+        var guesses = Enumerable.Range(0, 12).Select(async i =>
+        {
+            try
+            {
+                await AuthClient.LoginAsync(server.Options(password: "wrong " + i), CancellationToken.None);
+            }
+            catch (ClientException e) when (e.Code == ClientExitCode.AuthFailed)
+            {
+            }
+        }).ToList();
+        try
+        {
+            await Task.WhenAll(guesses).WaitAsync(Eventually.Deadline);
+        }
+        finally
+        {
+            ThreadPool.SetMinThreads(workers, io);
+        }
+        Assert.Equal(3, ServerMetrics.Auth(server.Tenant, AuthOutcome.BadPassword));
+        Assert.Equal(throttled + 9, ServerMetrics.Auth("-", AuthOutcome.Throttled));
+        Assert.Equal(1, server.Server.Logins.BannedUsers);
+    }
+
     [Fact]
     public async Task Logging_in_again_and_again_replaces_the_users_idle_sessions_instead_of_filling_the_server()
     {

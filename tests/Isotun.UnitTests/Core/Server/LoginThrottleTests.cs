@@ -32,6 +32,50 @@ public sealed class LoginThrottleTests
         Assert.Equal(LoginBlock.None, throttle.Check(A, alice));
     }
 
+    /// <summary>Attempts under way count against the ban until they end: their failures and they together stay
+    /// within the count, so guesses sent at once cannot all pass before the first one fails.</summary>
+    [Fact]
+    public void Attempts_under_way_hold_their_place_until_they_end()
+    {
+        var throttle = new LoginThrottle(new FakeTimeProvider());
+        throttle.Configure(userBanAfter: 3, sourceBanAfter: 100, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        var alice = LoginThrottle.UserKey("acme", "alice");
+        using var first = throttle.Begin(A, alice);
+        using var second = throttle.Begin(B, alice);
+        using var third = throttle.Begin(A, alice);
+        Assert.All([first, second, third], a => Assert.Equal(LoginBlock.None, a.Block));
+        using (var fourth = throttle.Begin(B, alice)) Assert.Equal(LoginBlock.User, fourth.Block);
+        Assert.Equal(LoginBlock.None, throttle.Begin(B, LoginThrottle.UserKey("acme", "bob")).Block); // only that user
+
+        throttle.Failed(A, alice);
+        first.Dispose();
+        first.Dispose(); // once only
+        using (var again = throttle.Begin(B, alice)) Assert.Equal(LoginBlock.User, again.Block); // 1 failure + 2 under way
+        second.Dispose(); // ended without a failure (a form shown)
+        using (var now = throttle.Begin(B, alice)) Assert.Equal(LoginBlock.None, now.Block);
+
+        // The source's count works the same way.
+        throttle.Configure(userBanAfter: 100, sourceBanAfter: 2, TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(2));
+        using var fromB = throttle.Begin(B, null);
+        using var fromB2 = throttle.Begin(B, null);
+        using (var fromB3 = throttle.Begin(B, null)) Assert.Equal(LoginBlock.Source, fromB3.Block);
+    }
+
+    /// <summary>A success clears the user's failures, but not a ban another node started meanwhile.</summary>
+    [Fact]
+    public void A_success_does_not_lift_a_ban_in_force()
+    {
+        var time = new FakeTimeProvider();
+        var throttle = new LoginThrottle(time);
+        var alice = LoginThrottle.UserKey("acme", "alice");
+        throttle.Failed(A, alice);
+        throttle.Succeeded(alice);
+        Assert.Equal(LoginBlock.None, throttle.Check(A, alice));
+        Assert.True(throttle.Apply(LoginThrottle.UserScope, alice, time.GetUtcNow().AddMinutes(2)));
+        throttle.Succeeded(alice);
+        Assert.Equal(LoginBlock.User, throttle.Check(A, alice));
+    }
+
     /// <summary>An unban that names a user and no tenant lifts that user's bans in every tenant, and no one else's.</summary>
     [Fact]
     public void A_user_unbanned_without_a_tenant_is_unbanned_in_every_tenant_and_no_other_user_is()
