@@ -160,7 +160,15 @@ public static class AdminCommands
                 Console.Error.WriteLine($"isotun admin token: {path} exists; --force replaces it");
                 return 2;
             }
-            SecretFile.WriteAllText(path, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)) + "\n", overwrite: true);
+            try
+            {
+                SecretFile.WriteAllText(path, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)) + "\n", overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"isotun admin token: cannot write {path}: {e.Message}");
+                return 1;
+            }
             Console.WriteLine($"wrote a new token to {path} (0600); a server whose admin.token-file is this file takes it at its next request (a new admin.token-file needs a restart)");
             return 0;
         });

@@ -126,7 +126,7 @@ public sealed class AdminApi : IAsyncDisposable
             _server.Metrics.AdminRequest(AdminResult.Unauthorized);
             ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
             ctx.Response.Headers.WWWAuthenticate = "Bearer";
-            await ctx.Response.WriteAsJsonAsync(new ErrorView(_token is null
+            await ctx.Response.WriteAsJsonAsync(new ErrorView(!_token.Configured
                 ? "the API is not served over TCP without admin.token-file; use the unix socket"
                 : "a valid bearer token is required")).ConfigureAwait(false);
             return;

@@ -11,8 +11,18 @@ public sealed record AdminReply(int Status, JsonElement? Json, string Text)
 {
     public bool Ok => Status is >= 200 and < 300;
 
-    /// <summary>The server's own words for a refusal ({"error": …}), else the status.</summary>
-    public string Error => Json is { ValueKind: JsonValueKind.Object } j && j.TryGetProperty("error", out var e) ? e.GetString() ?? Text : $"HTTP {Status}";
+    /// <summary>The server's own words for a refusal: its {"error": …}, else the first line of a text answer (a proxy's or
+    /// the host filter's, bounded and printable), else "no reason given".</summary>
+    public string Error => Json is { ValueKind: JsonValueKind.Object } j && j.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String
+        ? e.GetString()!
+        : FirstLine(Text) is { Length: > 0 } line ? line : "no reason given";
+
+    private static string FirstLine(string text)
+    {
+        var line = text.TrimStart().Split('\n', 2)[0].TrimEnd();
+        if (line.Length > 200) line = line[..200];
+        return new string([.. line.Select(c => char.IsControl(c) ? '?' : c)]);
+    }
 }
 
 /// <summary>

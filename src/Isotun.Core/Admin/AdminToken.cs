@@ -15,7 +15,11 @@ internal sealed class AdminToken(string? path, ILogger log)
 {
     private readonly Lock _lock = new();
     private FileStamp? _stamp;
+    private bool _read; // once read, a file that stays gone (no stamp) is not read, nor logged, again
     private byte[]? _token;
+
+    /// <summary>Whether a token file is configured at all (without one, the API is not served over TCP).</summary>
+    public bool Configured => path is not null;
 
     /// <summary>The token's bytes, or null when there is none to accept.</summary>
     public byte[]? Current()
@@ -24,8 +28,8 @@ internal sealed class AdminToken(string? path, ILogger log)
         var stamp = FileStamp.Of(path);
         lock (_lock)
         {
-            if (_stamp is not null && _stamp == stamp) return _token;
-            _stamp = stamp;
+            if (_read && _stamp == stamp) return _token;
+            (_stamp, _read) = (stamp, true);
             _token = Read(out var problem);
             if (problem is not null) log.LogError("admin: the API over TCP admits nobody until {File} holds a usable token: {Problem}", path, problem);
             return _token;

@@ -96,6 +96,19 @@ public sealed class AdminCommandsConfigTests : IDisposable
         Assert.Single(foreign.Error.Trim().Split('\n'));
     }
 
+    /// <summary>A token file that cannot be written (no such directory, a directory in its place) is one line and exit 1.</summary>
+    [Fact]
+    public async Task A_token_that_cannot_be_written_is_one_line()
+    {
+        foreach (var path in new[] { _dir.File("no-such-dir/admin.token"), _dir.Path })
+        {
+            var r = await ConsoleCapture.RunAsync(_dir.Path, null, "admin", "token", "--file", path, "--force");
+            Assert.Equal(1, r.ExitCode);
+            Assert.StartsWith($"isotun admin token: cannot write {path}: ", r.Error);
+            Assert.Single(r.Error.Trim().Split('\n'));
+        }
+    }
+
     [Fact]
     public void Only_the_admin_and_state_settings_decide_whether_the_admin_settings_load()
     {

@@ -241,6 +241,32 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
         }
     }
 
+    /// <summary>Without admin.token-file the API is not served over TCP, and a refused caller is told that, not to try
+    /// another token; with one, a wrong token is told it needs a valid one.</summary>
+    [Fact]
+    public async Task Over_tcp_a_refusal_says_whether_a_token_could_help()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        int port = LoopbackTcp.FreePort();
+        var (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile: null);
+        await using (api)
+        {
+            var refused = await new AdminClient($"http://127.0.0.1:{port}", "any-token-of-at-least-32-characters-long").GetAsync("api/v1/status");
+            Assert.Equal(401, refused.Status);
+            Assert.Contains("not served over TCP without admin.token-file; use the unix socket", refused.Error);
+        }
+        var tokenFile = _dir.File("admin.token");
+        Isotun.Security.SecretFile.WriteAllText(tokenFile, "s3cret-token-of-at-least-32-characters\n", overwrite: true);
+        port = LoopbackTcp.FreePort();
+        (api, _) = await StartAsync(server, new IPEndPoint(IPAddress.Loopback, port), tokenFile);
+        await using (api)
+        {
+            var wrong = await new AdminClient($"http://127.0.0.1:{port}", "wrong").GetAsync("api/v1/status");
+            Assert.Equal(401, wrong.Status);
+            Assert.Equal("a valid bearer token is required", wrong.Error);
+        }
+    }
+
     /// <summary>
     /// The unix socket serves root and the server's own user only, whatever the file's mode: a connection made before
     /// the mode was narrowed, or through a mode someone loosened, is refused. A client run as nobody (setpriv), from
