@@ -21,4 +21,21 @@ public static class FileClaim
             return null;
         }
     }
+
+    /// <summary>
+    /// Holds the lock file at <paramref name="path"/> (created when missing) for one read-change-write of the file it
+    /// guards, waiting while another process (or thread) has its turn: of two such changes at once, the second would
+    /// otherwise write the file without the first's.
+    /// </summary>
+    /// <exception cref="IOException">It was not free within <paramref name="within"/>.</exception>
+    public static FileStream WaitForTurn(string path, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            if (TryTake(path, create: true) is { } held) return held;
+            if (DateTime.UtcNow > deadline) throw new IOException($"another isotun command held {path} for {within.TotalSeconds:0} s");
+            Thread.Sleep(20);
+        }
+    }
 }

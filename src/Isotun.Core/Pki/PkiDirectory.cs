@@ -170,7 +170,7 @@ public sealed class PkiDirectory
             {
                 // One revocation at a time: each reads the list, adds to it and writes it back, and of two at once the
                 // second would write the list without the first's certificate.
-                using var turn = WaitForTurn(CrlPath + ".lock", TimeSpan.FromSeconds(30));
+                using var turn = Linux.FileClaim.WaitForTurn(CrlPath + ".lock", TimeSpan.FromSeconds(30));
                 return RevocationList.Revoke(CrlPath, certificate, ca, key);
             }
             catch (IOException e)
@@ -181,19 +181,6 @@ public sealed class PkiDirectory
             {
                 throw new PkiException(PkiError.BadInput, $"{CrlPath} is not a CRL this CA can add to ({e.Message}); move it aside to start a new list");
             }
-        }
-    }
-
-    /// <summary>Holds the exclusive lock file at <paramref name="path"/>, waiting for another process's turn to end.</summary>
-    /// <exception cref="IOException">It was not free within <paramref name="within"/>.</exception>
-    private static FileStream WaitForTurn(string path, TimeSpan within)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (true)
-        {
-            if (Linux.FileClaim.TryTake(path, create: true) is { } held) return held;
-            if (DateTime.UtcNow > deadline) throw new IOException($"another isotun pki command held {path} for {within.TotalSeconds:0} s");
-            Thread.Sleep(20);
         }
     }
 

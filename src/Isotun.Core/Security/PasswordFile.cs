@@ -103,6 +103,7 @@ public sealed class PasswordFile
             throw new ArgumentException("not a $pbkdf2-sha256$ password hash", nameof(encodedHash));
         }
 
+        using var turn = Turn(path);
         var lines = ReadForUpdate(path);
         var entry = $"{user}:{encodedHash}";
         var replaced = false;
@@ -133,6 +134,7 @@ public sealed class PasswordFile
             return false;
         }
 
+        using var turn = Turn(path);
         var lines = ReadForUpdate(path);
         var removed = lines.RemoveAll(line => UserOf(line) == user);
         if (removed == 0)
@@ -143,6 +145,10 @@ public sealed class PasswordFile
         Write(path, lines);
         return true;
     }
+
+    /// <summary>One change at a time (each reads the file, changes a line and writes it whole): of two `isotun user`
+    /// commands at once, the second would otherwise write the file without the first's change.</summary>
+    private static FileStream Turn(string path) => Linux.FileClaim.WaitForTurn(path + ".lock", TimeSpan.FromSeconds(30));
 
     private static List<string> ReadForUpdate(string path)
     {

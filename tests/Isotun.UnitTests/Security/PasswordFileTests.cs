@@ -92,7 +92,7 @@ public class PasswordFileTests
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
         Assert.Equal(["alice"], PasswordFile.Load(path).Users);
-        Assert.Single(Directory.GetFiles(temp.Path));
+        Assert.Equal([path, path + ".lock"], Directory.GetFiles(temp.Path).Order()); // no temporary file left
     }
 
     [Fact]
@@ -109,7 +109,7 @@ public class PasswordFileTests
 
         Assert.Equal($"# keep me\nalice:{newHash}\nbob:{BobHash}\ncarol:{BobHash}\n", File.ReadAllText(path));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
-        Assert.Single(Directory.GetFiles(temp.Path));
+        Assert.Equal([path, path + ".lock"], Directory.GetFiles(temp.Path).Order()); // no temporary file left
     }
 
     [Fact]
@@ -146,6 +146,22 @@ public class PasswordFileTests
         Assert.False(PasswordFile.RemoveUser(temp.File("missing"), "bob"));
         Assert.Equal(["bob"], PasswordFile.Load(path).Users);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+    }
+
+    /// <summary>`isotun user add` and `user remove` run at once (a provisioning script in parallel, two operators) each
+    /// keep their change: none is written over by another's copy of the file read before it.</summary>
+    [Fact]
+    public void ChangesMadeAtOnceAreAllKept()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File("users");
+        for (int i = 0; i < 16; i++) PasswordFile.SetUser(path, $"old{i}", AliceHash);
+        Parallel.For(0, 48, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            if (i < 32) PasswordFile.SetUser(path, $"new{i}", BobHash);
+            else Assert.True(PasswordFile.RemoveUser(path, $"old{i - 32}"));
+        });
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"new{i}").Order(), PasswordFile.Load(path).Users.Order());
     }
 
     [Fact]
