@@ -20,11 +20,36 @@ public static class CookieKeyFile
             SecretFile.WriteAllBytes(path, ring.ToBytes(), overwrite: false);
             return ring;
         }
-        if (SecretFile.OpenToOthers(path))
-            throw new InvalidOperationException($"{path}: cookie keys must not be readable by group or others (chmod 600)");
+        if (SecretFile.OpenToOthers(path)) throw new InvalidOperationException($"{path}: {OpenToOthers}");
         // A bare key from before rings counts from the file's last change.
         return CookieKeyRing.Parse(File.ReadAllBytes(path), File.GetLastWriteTimeUtc(path), out var error)
             ?? throw new InvalidOperationException($"{path}: {error}");
+    }
+
+    private const string OpenToOthers = "cookie keys must not be readable by group or others (chmod 600)";
+
+    /// <summary>
+    /// Why an existing file would stop the server at start, or null: open to others, or not a ring. Its contents are
+    /// checked only where this process may read them (a validation run as another user than the server's sees the mode
+    /// alone).
+    /// </summary>
+    public static string? Problem(string path)
+    {
+        if (SecretFile.OpenToOthers(path)) return OpenToOthers;
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+        catch (IOException e)
+        {
+            return e.Message;
+        }
+        return CookieKeyRing.Parse(bytes, File.GetLastWriteTimeUtc(path), out var error) is null ? error : null;
     }
 
     /// <summary>Replaces the file with <paramref name="ring"/>, atomically and 0600.</summary>

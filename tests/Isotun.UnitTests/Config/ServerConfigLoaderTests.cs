@@ -734,6 +734,31 @@ public class ServerConfigLoaderTests
         Assert.Contains("must not be readable by group or others", error.Message);
     }
 
+    /// <summary>A cookie key file the server would refuse at start (open to others, or not a ring of keys) fails the
+    /// validation; a missing one is made at start, and a cluster node never reads it.</summary>
+    [Fact]
+    public void A_cookie_key_file_the_server_would_refuse_is_an_error_and_a_missing_one_is_not()
+    {
+        using var temp = new TempDirectory();
+        string yaml = "cookie:\n  key-file: cookie.key\n" + MinimalTenant;
+        ConfigLoadResult Parse() => ServerConfigLoader.Parse(yaml, temp.File("isotun.yaml"));
+        var key = temp.File("cookie.key");
+
+        Assert.True(Parse().Ok, string.Join("\n", Parse().Errors));
+        Isotun.Server.CookieKeyFile.LoadOrCreate(key, DateTimeOffset.UtcNow);
+        Assert.True(Parse().Ok, string.Join("\n", Parse().Errors));
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead); // a plain cp under umask 022
+        var error = Assert.Single(Parse().Errors);
+        Assert.Equal("cookie.key-file", error.Path);
+        Assert.Contains("must not be readable by group or others", error.Message);
+
+        Isotun.Security.SecretFile.WriteAllBytes(key, new byte[7], overwrite: true); // cut short
+        error = Assert.Single(Parse().Errors);
+        Assert.Equal("cookie.key-file", error.Path);
+        Assert.StartsWith(key + ": ", error.Message);
+    }
+
     [Fact]
     public void ErrorToStringIsPathColonMessage()
     {

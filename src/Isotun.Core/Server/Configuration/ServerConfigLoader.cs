@@ -112,6 +112,9 @@ public static partial class ServerConfigLoader
         var tenants = cluster is { ShareTenants: true } ? NoTenantsHere(walker, keys.GetValueOrDefault("tenants")) : ReadTenants(walker, keys.GetValueOrDefault("tenants"));
         var proxy = ProxyConfigReader.Read(walker, keys.GetValueOrDefault("proxy"), listen);
         if (cluster is not null) CheckClusterPool6(walker, tenants);
+        // Checked here, not first at start: a key file restored open to others (a plain cp) or cut short fails the
+        // validation, not the restart. A cluster node keeps its keys in the store and never reads the file.
+        else if (File.Exists(cookie.KeyFile) && CookieKeyFile.Problem(cookie.KeyFile) is { } cookieProblem) walker.Error("cookie.key-file", $"{cookie.KeyFile}: {cookieProblem}");
 
         if (walker.Errors.Count > 0)
         {
