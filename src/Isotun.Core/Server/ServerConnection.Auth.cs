@@ -39,7 +39,9 @@ internal sealed partial class ServerConnection
             if (SessionCookie.TryGet(head.Headers, out var cookie) && server.Cookies.TryOpen(cookie, out var loggedOut) == CookieOpenResult.Ok && loggedOut is not null)
             {
                 if (server.Sessions.TryGet(loggedOut.SessionId) is { } session) server.Sessions.Kick(session, "logged out");
-                else server.State.Revoke(loggedOut.SessionId, loggedOut.ExpiresAt);
+                // Written once: a cookie already revoked (logged out before, kicked) costs no write under the store's
+                // lock, however often its holder logs out with it.
+                else if (!server.State.IsRevoked(loggedOut.SessionId)) server.State.Revoke(loggedOut.SessionId, loggedOut.ExpiresAt);
             }
             await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), null, ct).ConfigureAwait(false);
             return AuthStep.Continue;

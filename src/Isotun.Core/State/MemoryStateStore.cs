@@ -13,7 +13,16 @@ public sealed class MemoryStateStore(TimeProvider? time = null) : IStateStore
 
     public bool IsRevoked(Guid sessionId) => _revoked.ContainsKey(sessionId);
 
-    public void Revoke(Guid sessionId, DateTimeOffset until) => _revoked[sessionId] = until;
+    public void Revoke(Guid sessionId, DateTimeOffset until)
+    {
+        Interlocked.Increment(ref _revocationsWritten);
+        _revoked[sessionId] = until;
+    }
+
+    private int _revocationsWritten;
+
+    /// <summary>How many revocations were written (a file-backed store syncs the disk for each).</summary>
+    public int RevocationsWritten => Volatile.Read(ref _revocationsWritten);
 
     public LeaseRecord? GetLease(string tenant, string user) => _leases.TryGetValue((tenant, user), out var l) ? l : null;
 

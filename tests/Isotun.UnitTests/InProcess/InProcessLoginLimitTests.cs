@@ -101,18 +101,26 @@ public sealed class InProcessLogoutTests(InProcessPki pki)
         var cookie = await AuthClient.LoginAsync(options, cts.Token);
         Assert.Single(server.Server.Sessions.All);
 
-        await using (var conn = await HttpsConnection.OpenAsync(options, cts.Token))
+        var store = (Isotun.State.MemoryStateStore)server.Server.State;
+        async Task LogoutAsync()
         {
+            await using var conn = await HttpsConnection.OpenAsync(options, cts.Token);
             const string logout = """<?xml version="1.0" encoding="UTF-8"?><config-auth client="vpn" type="logout"><session-token/></config-auth>""";
             var (head, _) = await conn.SendAsync("POST", "/", AuthClient.HostHeader(options.Server),
                 [new("Cookie", Isotun.Protocol.Http.SessionCookie.CookieValue(cookie)), new("Content-Type", "application/xml")],
                 System.Text.Encoding.UTF8.GetBytes(logout), false, Eventually.Deadline, cts.Token);
             Assert.Equal(200, head.StatusCode);
         }
+        await LogoutAsync();
 
         Assert.Empty(server.Server.Sessions.All);
         await using var again = await RawCstpClient.ConnectAsync(options, cookie);
         Assert.Equal(401, again.Status);
+
+        // Logging out again with the dead cookie writes nothing more (each write syncs the state file under its lock).
+        int written = store.RevocationsWritten;
+        for (int i = 0; i < 3; i++) await LogoutAsync();
+        Assert.Equal(written, store.RevocationsWritten);
     }
 }
 
