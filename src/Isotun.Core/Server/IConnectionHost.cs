@@ -47,4 +47,7 @@ internal interface IConnectionHost
     /// a certificate its tenant still trusts as it did at <paramref name="loggedIn"/>.
     /// </summary>
     bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential, DateTimeOffset loggedIn);
+
+    /// <summary>Whether a cookie ends no later than one issued now would (<c>cookie.lifetime</c> from now).</summary>
+    bool WithinCookieLifetime(SessionTicket ticket);
 }

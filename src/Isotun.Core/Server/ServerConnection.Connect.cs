@@ -108,9 +108,9 @@ internal sealed partial class ServerConnection
     private bool StillAllowed(SessionTicket ticket, TenantRuntime tenant, VpnSession session) =>
         server.Sessions.TryGet(ticket.SessionId) == session && Usable(ticket, tenant);
 
-    /// <summary>A cookie's session is not revoked, and its user and credential still hold.</summary>
+    /// <summary>A cookie's session is not revoked, it was issued within the lifetime cookies have now, and its user and credential still hold.</summary>
     private bool Usable(SessionTicket ticket, TenantRuntime tenant) =>
-        !server.State.IsRevoked(ticket.SessionId) && server.CredentialStillValid(tenant, ticket.User, ticket.Credential, LoggedIn(ticket));
+        server.WithinCookieLifetime(ticket) && !server.State.IsRevoked(ticket.SessionId) && server.CredentialStillValid(tenant, ticket.User, ticket.Credential, LoggedIn(ticket));
 
     /// <summary>When the cookie was issued: its expiry less the lifetime, give or take the second the expiry is rounded to.</summary>
     private DateTimeOffset LoggedIn(SessionTicket ticket) => ticket.ExpiresAt - server.Config.Cookie.Lifetime + TimeSpan.FromSeconds(1);

@@ -320,6 +320,16 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
+    /// <summary>How far another node's clock may run ahead of this one's, for <see cref="WithinCookieLifetime"/>.</summary>
+    public static readonly TimeSpan CookieClockSkew = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Whether a cookie ends no later than one issued now would (give or take <see cref="CookieClockSkew"/>). A cookie
+    /// issued before <c>cookie.lifetime</c> was cut (in an incident, say) would otherwise keep its longer life, and the
+    /// login time worked out from the shorter one would read later than it was, past a narrowing of trust.
+    /// </summary>
+    public bool WithinCookieLifetime(SessionTicket ticket) => ticket.ExpiresAt <= _time.GetUtcNow() + Config.Cookie.Lifetime + CookieClockSkew;
+
     /// <summary>
     /// Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.
     /// The revocation holds in memory and the sessions end even when saving it fails; then it throws

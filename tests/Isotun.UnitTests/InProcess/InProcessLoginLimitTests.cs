@@ -222,3 +222,30 @@ public sealed class InProcessPasswordFileTests(InProcessPki pki) : IDisposable
         await AuthClient.LoginAsync(server.Options(user: dave, password: davePassword), CancellationToken.None);
     }
 }
+
+/// <summary>
+/// A cookie that ends later than one issued now would (issued before <c>cookie.lifetime</c> was cut, say in an
+/// incident) is refused: it would otherwise keep its old life, and its login time, worked out from the shorter
+/// lifetime, would read later than it was.
+/// </summary>
+[Collection(InProcessCollection.Name)]
+public sealed class InProcessCookieLifetimeTests(InProcessPki pki)
+{
+    [Fact]
+    public async Task A_cookie_issued_for_longer_than_the_lifetime_now_is_refused()
+    {
+        await using var server = await InProcessServer.StartAsync(pki);
+        var options = server.Options();
+        var cookie = await AuthClient.LoginAsync(options, CancellationToken.None);
+        Assert.Equal(Isotun.Protocol.Cookies.CookieOpenResult.Ok, server.Server.Cookies.TryOpen(cookie, out var ticket));
+
+        var longer = server.Server.Cookies.Seal(ticket! with { ExpiresAt = ticket!.ExpiresAt + TimeSpan.FromDays(6) });
+        await using (var refused = await RawCstpClient.ConnectAsync(options, longer))
+            Assert.Equal(401, refused.Status);
+
+        // Within the lifetime (and the minute another node's clock may be ahead): the same session connects.
+        var skewed = server.Server.Cookies.Seal(ticket with { ExpiresAt = ticket.ExpiresAt + TimeSpan.FromSeconds(30) });
+        await using var accepted = await RawCstpClient.ConnectAsync(options, skewed);
+        Assert.Equal(200, accepted.Status);
+    }
+}
