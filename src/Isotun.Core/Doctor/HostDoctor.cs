@@ -30,13 +30,18 @@ public static class HostDoctor
     /// <summary>A network interface as /sys shows it.</summary>
     public sealed record Interface(string Name, string Kind, long Mtu, bool Up, string? Driver, int RxQueues, string? Rps0);
 
+    /// <summary>How long the receive softirqs are watched: what the host does now, not since it booted.</summary>
+    public static readonly TimeSpan InterruptSample = TimeSpan.FromSeconds(1);
+
     /// <param name="tenantMtu">The tenants' `mtu`, when known: then every uplink candidate is checked against it.</param>
-    public static IReadOnlyList<Finding> Examine(HostView host, int? tenantMtu = null)
+    /// <param name="wait">Waits out <see cref="InterruptSample"/> between the two reads of the softirq counters (a test's
+    /// stand-in changes them meanwhile); <see cref="Thread.Sleep(TimeSpan)"/> by default.</param>
+    public static IReadOnlyList<Finding> Examine(HostView host, int? tenantMtu = null, Action<TimeSpan>? wait = null)
     {
         var cpuinfo = CpuInfo(host);
         int cores = Cores(cpuinfo);
         var interfaces = Interfaces(host);
-        return [Tun(host), .. Mtu(interfaces, tenantMtu), .. Queues(interfaces, cores), Crypto(cpuinfo, cores), Interrupts(host, cores), .. Nics(interfaces)];
+        return [Tun(host), .. Mtu(interfaces, tenantMtu), .. Queues(interfaces, cores), Crypto(cpuinfo, cores), Interrupts(host, cores, wait ?? Thread.Sleep), .. Nics(interfaces)];
     }
 
     public static int Cores(HostView host) => Cores(CpuInfo(host));
@@ -126,7 +131,8 @@ public static class HostDoctor
         }
         foreach (var nic in nics)
         {
-            bool rps = nic.Rps0 is { } mask && mask.Replace(",", "").Trim('0').Length > 0;
+            // A mask of one CPU moves the work to that CPU, and spreads nothing.
+            bool rps = nic.Rps0 is { } mask && CpusIn(mask) >= 2;
             // Several queues already spread the work over as many cores; a single one is the classic bottleneck.
             if (cores == 1 || nic.RxQueues > 1)
                 yield return new("queues", FindingLevel.Ok, $"{nic.Name}: {nic.RxQueues} receive queue{(nic.RxQueues == 1 ? "" : "s")} for {cores} CPU{(cores == 1 ? "" : "s")}");
@@ -168,20 +174,52 @@ public static class HostDoctor
         return line is null ? [] : [.. line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)];
     }
 
-    private static Finding Interrupts(HostView host, int cores)
+    /// <summary>How many CPUs an RPS mask (hex words, comma separated, as /sys shows it) names; 0 when it is not one.</summary>
+    internal static int CpusIn(string mask)
+    {
+        int cpus = 0;
+        foreach (char c in mask.Trim())
+        {
+            if (c == ',') continue;
+            if (!char.IsAsciiHexDigit(c)) return 0;
+            cpus += System.Numerics.BitOperations.PopCount((uint)Convert.ToInt32(c.ToString(), 16));
+        }
+        return cpus;
+    }
+
+    /// <summary>The NET_RX counts per CPU, or null when the file or the row cannot be read.</summary>
+    private static long[]? ReceiveSoftirqs(HostView host)
+    {
+        var row = (host.Read("/proc/softirqs") ?? "").Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("NET_RX:", StringComparison.Ordinal));
+        return row?.Split(':', 2)[1].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => long.TryParse(v, out long n) ? n : 0).ToArray();
+    }
+
+    /// <summary>Fewer receive softirqs than this over the sample say too little about now: the counts since boot are judged.</summary>
+    private const long MinSampled = 1000;
+
+    private static Finding Interrupts(HostView host, int cores, Action<TimeSpan> wait)
     {
         bool irqbalance = host.ProcessNames().Any(n => n == "irqbalance");
         string balancer = irqbalance ? "irqbalance runs" : "irqbalance does not run";
-        var row = (host.Read("/proc/softirqs") ?? "").Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("NET_RX:", StringComparison.Ordinal));
-        if (row is null)
+        if (ReceiveSoftirqs(host) is not { } sinceBoot)
             return new("interrupts", FindingLevel.Info, $"/proc/softirqs unreadable; {balancer}");
-        var counts = row.Split(':', 2)[1].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(v => long.TryParse(v, out long n) ? n : 0).ToArray();
+        // Counted from boot, a skew the operator has since fixed (more queues, RPS, irqbalance) would show for weeks, and
+        // one that began lately would hide: what counts is the share over the sample, when there was traffic enough.
+        var counts = sinceBoot;
+        string over = "since boot, little receive traffic now";
+        if (cores > 1 && sinceBoot.Length > 1)
+        {
+            wait(InterruptSample);
+            if (ReceiveSoftirqs(host) is { } later && later.Length == sinceBoot.Length
+                && later.Zip(sinceBoot, (a, b) => Math.Max(0, a - b)).ToArray() is var sampled && sampled.Sum() >= MinSampled)
+                (counts, over) = (sampled, $"over {InterruptSample.TotalSeconds:0.#} s");
+        }
         long total = counts.Sum();
         if (cores == 1 || counts.Length < 2 || total == 0)
             return new("interrupts", FindingLevel.Ok, $"receive softirqs: {total} on {counts.Length} CPU{(counts.Length == 1 ? "" : "s")}; {balancer}");
         int busiest = Array.IndexOf(counts, counts.Max());
         double share = (double)counts[busiest] / total;
-        string found = $"receive softirqs: {share * 100:0}% on CPU {busiest} of {counts.Length}; {balancer}";
+        string found = $"receive softirqs: {share * 100:0}% on CPU {busiest} of {counts.Length} ({over}); {balancer}";
         return share > 0.9
             ? new("interrupts", FindingLevel.Warn, found, "spread them: run irqbalance, give the NIC more queues, or set RPS (see queues)")
             : new("interrupts", FindingLevel.Ok, found);

@@ -52,7 +52,10 @@ public sealed class HostDoctorTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(_root, $"sys/class/net/{name}/device/driver"), Path.Combine(_root, $"sys/bus/drivers/{driver}"));
     }
 
-    private IReadOnlyList<Finding> Examine(int? mtu = null) => HostDoctor.Examine(new HostView(_root), mtu);
+    /// <param name="meanwhile">Run while the doctor waits between its two reads of the softirq counters; by default they
+    /// do not move (too little traffic to judge now, so the counts since boot are judged).</param>
+    private IReadOnlyList<Finding> Examine(int? mtu = null, Action? meanwhile = null) =>
+        HostDoctor.Examine(new HostView(_root), mtu, wait: _ => meanwhile?.Invoke());
 
     private static Finding Only(IReadOnlyList<Finding> findings, FindingLevel level) =>
         Assert.Single(findings, f => f.Level == level);
@@ -125,6 +128,39 @@ public sealed class HostDoctorTests : IDisposable
 
         Nic("eth1", 1500, "virtio_net", queues: 1, rps: "0000000f");
         Assert.DoesNotContain(Examine(), f => f.Level == FindingLevel.Warn);
+
+        // A mask of one CPU moves the receive work there, and spreads nothing.
+        Nic("eth1", 1500, "virtio_net", queues: 1, rps: "00000004");
+        Assert.Contains("eth1: 1 receive queue for 4 CPUs and no RPS", Only(Examine(), FindingLevel.Warn).Found);
+    }
+
+    [Theory]
+    [InlineData("0", 0)]
+    [InlineData("00000004", 1)]
+    [InlineData("00000003", 2)]
+    [InlineData("ff,ffffffff", 40)]
+    [InlineData("f0,00000000", 4)]
+    [InlineData("zz", 0)]
+    public void An_rps_mask_is_counted_in_cpus(string mask, int cpus) => Assert.Equal(cpus, HostDoctor.CpusIn(mask));
+
+    /// <summary>What counts is where receive softirqs land now, over the doctor's sample: counts since boot would show a
+    /// skew the operator has fixed for weeks, and hide one that began lately.</summary>
+    [Fact]
+    public void Receive_softirqs_are_judged_over_a_sample_when_there_is_traffic()
+    {
+        WellTuned();
+        File.Delete(Path.Combine(_root, "proc/812/comm"));
+        // Skewed since boot, spread now: ok.
+        Write("/proc/softirqs", "                    CPU0       CPU1\n      NET_RX:     990000       1000\n");
+        var fixedNow = Assert.Single(Examine(meanwhile: () => Write("/proc/softirqs", "      NET_RX:     995000       6000\n")), f => f.Check == "interrupts");
+        Assert.Equal(FindingLevel.Ok, fixedNow.Level);
+        Assert.Contains("50% on CPU 0 of 2 (over 1 s)", fixedNow.Found);
+
+        // Even since boot, skewed now: a warning.
+        Write("/proc/softirqs", "      NET_RX:     500000     500000\n");
+        var skewedNow = Only(Examine(meanwhile: () => Write("/proc/softirqs", "      NET_RX:     500010     520000\n")), FindingLevel.Warn);
+        Assert.Equal("interrupts", skewedNow.Check);
+        Assert.Contains("100% on CPU 1 of 2 (over 1 s)", skewedNow.Found);
     }
 
     [Fact]
@@ -148,7 +184,7 @@ public sealed class HostDoctorTests : IDisposable
         Write("/proc/softirqs", "                    CPU0       CPU1\n      NET_RX:     990000       1000\n");
         var warning = Only(Examine(), FindingLevel.Warn);
         Assert.Equal("interrupts", warning.Check);
-        Assert.Contains("on CPU 0 of 2; irqbalance does not run", warning.Found);
+        Assert.Contains("on CPU 0 of 2 (since boot, little receive traffic now); irqbalance does not run", warning.Found);
     }
 
     [Fact]
