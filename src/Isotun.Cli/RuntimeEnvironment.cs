@@ -21,13 +21,24 @@ internal static class RuntimeEnvironment
     /// <summary>The environment to run <paramref name="args"/> with, or null when the current one will do.</summary>
     public static List<string>? Wanted(IReadOnlyList<string> args, IDictionary environment)
     {
-        if (args.Count == 0 || args[0] != "server") return null;
+        if (Verb(args) != "server") return null;
         // The runtime takes either prefix; an operator's choice wins.
         if (environment.Contains(Gen0Variable) || environment.Contains("COMPlus_GCgen0size")) return null;
         var entries = new List<string>(environment.Count + 1);
         foreach (DictionaryEntry e in environment) entries.Add($"{e.Key}={e.Value}");
         entries.Add($"{Gen0Variable}={Gen0Value}");
         return entries;
+    }
+
+    /// <summary>The command word: the first argument, after the global <c>--log-format</c> (which may come before it).</summary>
+    private static string? Verb(IReadOnlyList<string> args)
+    {
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == Commands.Logging.Format.Name) i++; // and its value
+            else if (!args[i].StartsWith(Commands.Logging.Format.Name + "=", StringComparison.Ordinal)) return args[i];
+        }
+        return null;
     }
 
     /// <summary>

@@ -88,7 +88,7 @@ public static class AdminCommands
                 Str(t, "name"), Str(s, "name"), Str(s, "user"), string.Join(",", s.GetProperty("subnets").EnumerateArray().Select(n => n.GetString())),
                 Str(s, "session") is { Length: >= 8 } id ? id[..8] : "-", Bytes(s.GetProperty("rxBytes").GetInt64()), Bytes(s.GetProperty("txBytes").GetInt64()),
             })).ToList();
-            Table(["TENANT", "SITE", "USER", "SUBNETS", "SESSION", "RX", "TX"], rows);
+            Table(["TENANT", "SITE", "USER", "SUBNETS", "SESSION", "RX", "TX"], rows, empty: "(no sites)");
             return 0;
         }));
 
@@ -272,11 +272,11 @@ public static class AdminCommands
         return age.TotalHours >= 1 ? $"{(int)age.TotalHours}h{age.Minutes:00}m" : age.TotalMinutes >= 1 ? $"{(int)age.TotalMinutes}m{age.Seconds:00}s" : $"{(int)age.TotalSeconds}s";
     }
 
-    private static void Table(string[] header, List<string[]> rows)
+    private static void Table(string[] header, List<string[]> rows, string empty = "(no sessions)")
     {
         var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
         Console.WriteLine(string.Join("  ", header.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
         foreach (var r in rows) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-        if (rows.Count == 0) Console.WriteLine("(no sessions)");
+        if (rows.Count == 0) Console.WriteLine(empty);
     }
 }

@@ -193,17 +193,18 @@ public sealed class LoginThrottle(TimeProvider time)
         if (counted) FailuresCounted?.Invoke(UserScope, userKey, 0, default);
     }
 
-    /// <summary>Lifts a ban (the operator's unban).</summary>
+    /// <summary>Lifts a ban and forgets the failures (the operator's unban); true when there was a ban to lift.</summary>
     public bool UnbanSource(IPAddress source)
     {
         BanLifted?.Invoke(SourceScope, SourceKey.Of(source).ToString());
-        return _sources.TryRemove(SourceKey.Of(source), out _);
+        return _sources.TryRemove(SourceKey.Of(source), out var e) && Banned(e, time.GetTimestamp());
     }
 
+    /// <inheritdoc cref="UnbanSource"/>
     public bool UnbanUser(string userKey)
     {
         BanLifted?.Invoke(UserScope, userKey);
-        return _users.TryRemove(userKey, out _);
+        return _users.TryRemove(userKey, out var e) && Banned(e, time.GetTimestamp());
     }
 
     /// <summary>Lifts <paramref name="user"/>'s bans in every tenant (keys of every group); true when there was one.</summary>

@@ -52,6 +52,22 @@ public sealed class AdminCommandsConfigTests : IDisposable
         Assert.Contains($"isotun config validate {config}", status.Error);
     }
 
+    /// <summary>An empty table says what it lists: no sites is "(no sites)", no sessions "(no sessions)".</summary>
+    [Fact]
+    public async Task An_empty_table_says_what_it_lists()
+    {
+        await using var server = await InProcessServer.StartAsync(_pki);
+        var socket = _dir.File("admin.sock");
+        await using var api = await AdminApi.StartAsync(server.Server, new AdminConfig(null) { Socket = socket }, NullLoggerFactory.Instance);
+        var config = _dir.File("admin.yaml");
+        File.WriteAllText(config, $"admin:\n  listen: off\n  socket: {socket}\n");
+        var sites = await ConsoleCapture.RunAsync(_dir.Path, null, "sites", "--config", config);
+        Assert.True(sites.ExitCode == 0, sites.Error);
+        Assert.Equal("(no sites)", sites.Out.Trim().Split('\n')[^1]);
+        var sessions = await ConsoleCapture.RunAsync(_dir.Path, null, "sessions", "--config", config);
+        Assert.Equal("(no sessions)", sessions.Out.Trim().Split('\n')[^1]);
+    }
+
     [Fact]
     public async Task A_file_whose_admin_settings_cannot_be_read_is_named_with_why()
     {

@@ -39,6 +39,19 @@ public sealed class RuntimeEnvironmentTests
     public void Other_commands_run_as_they_are(string verb) =>
         Assert.Null(RuntimeEnvironment.Wanted([verb], Env(("PATH", "/usr/bin"))));
 
+    /// <summary>The global --log-format may come before the verb; the server still gets its settings.</summary>
+    [Theory]
+    [InlineData("--log-format", "json", "server", "--config", "x.yaml")]
+    [InlineData("--log-format=json", "server")]
+    public void The_server_after_the_log_format_option_is_still_the_server(params string[] args) =>
+        Assert.NotNull(RuntimeEnvironment.Wanted(args, Env(("PATH", "/usr/bin"))));
+
+    [Theory]
+    [InlineData("--log-format", "json", "connect")]
+    [InlineData("--log-format", "server")] // "server" is the option's value here (refused by the parser)
+    public void Other_commands_after_the_log_format_option_run_as_they_are(params string[] args) =>
+        Assert.Null(RuntimeEnvironment.Wanted(args, Env(("PATH", "/usr/bin"))));
+
     [Fact]
     public void No_arguments_run_as_they_are() => Assert.Null(RuntimeEnvironment.Wanted([], Env()));
 }

@@ -192,6 +192,12 @@ public sealed class LoginThrottleTests
         Assert.Equal(LoginBlock.None, throttle.Check(IPAddress.Parse("2001:db8:0:1::1"), "x/anyone"));
         Assert.True(throttle.UnbanSource(IPAddress.Parse("2001:db8::5")));
         Assert.Equal(LoginBlock.None, throttle.Check(IPAddress.Parse("2001:db8::99"), "x/anyone"));
+
+        // Failures without a ban are forgotten too, but no ban was lifted (`isotun unban` says "no such ban").
+        throttle.Failed(IPAddress.Parse("2001:db8::1"), "x/u1");
+        Assert.False(throttle.UnbanSource(IPAddress.Parse("2001:db8::1")));
+        Assert.False(throttle.UnbanUser("x/u1"));
+        Assert.False(throttle.UnbanSource(IPAddress.Parse("2001:db8::1")));
     }
 
     [Fact]
