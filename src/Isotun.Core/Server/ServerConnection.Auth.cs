@@ -118,19 +118,28 @@ internal sealed partial class ServerConnection
         ulong credential = decision.Credential;
         // A reload narrowed whom the tenant trusts while this certificate was checked against the CAs from before: the
         // session it would make would look newer than the change, and outlive it.
-        if (Security.CredentialStamp.IsCertificate(credential) && tenant.CertificatesTrustedSince > decidedAt)
-            return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.BadCertificate, decision.User!,
-                "the tenant's trusted certificates changed during the login", "the group's trusted certificates changed during the login; try again", ct).ConfigureAwait(false);
+        bool TrustChanged() => Security.CredentialStamp.IsCertificate(credential) && tenant.CertificatesTrustedSince > decidedAt;
+        if (TrustChanged()) return await TrustChangedAsync().ConfigureAwait(false);
         var ticket = server.Sessions.TryCreate(tenant, decision.User!, server.Config.Limits.MaxSessions, out var limit, credential);
         if (ticket is null)
         {
             var why = limit == SessionLimit.User ? "too many sessions for this user" : "too many sessions for this group";
             return await RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.TooManySessions, decision.User!, why, why, ct).ConfigureAwait(false);
         }
+        // And once more now that the session is made (its time is taken in TryCreate, after a wait for its lock): a
+        // narrowing that came in between found no session to end, and the new one would look newer than it.
+        if (TrustChanged())
+        {
+            if (server.Sessions.TryGet(ticket.SessionId) is { } made) server.Sessions.Kick(made, "the tenant's trusted certificates changed during the login");
+            return await TrustChangedAsync().ConfigureAwait(false);
+        }
         metrics.Auth(tenantLabel, AuthOutcome.Ok);
         ServerLog.Login(log, LogLevel.Information, tenantLabel, id, decision.User!, "ok");
         await WriteXmlAsync(tls, 200, AuthXml.BuildComplete(), SessionCookie.SetCookieValue(server.Cookies.Seal(ticket)), ct).ConfigureAwait(false);
         return AuthStep.LoggedIn;
+
+        Task<AuthStep> TrustChangedAsync() => RefuseLoginAsync(tls, action, tenantLabel, AuthOutcome.BadCertificate, decision.User!,
+            "the tenant's trusted certificates changed during the login", "the group's trusted certificates changed during the login; try again", ct);
     }
 
 
