@@ -11,7 +11,8 @@ internal sealed class SClient : IDisposable
     public const string OpenSsl = "/usr/bin/openssl";
 
     private readonly Process _process;
-    private readonly Task<string> _output;
+    private readonly System.Text.StringBuilder _seen = new();
+    private readonly Task _reading;
     private readonly Task<string> _errors;
 
     private SClient(IEnumerable<string> args)
@@ -20,7 +21,13 @@ internal sealed class SClient : IDisposable
         psi.ArgumentList.Add("s_client");
         foreach (var a in args) psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
-        _output = _process.StandardOutput.ReadToEndAsync();
+        _reading = Task.Run(async () =>
+        {
+            var chunk = new char[4096];
+            int n;
+            while ((n = await _process.StandardOutput.ReadAsync(chunk)) > 0)
+                lock (_seen) _seen.Append(chunk, 0, n);
+        });
         _errors = _process.StandardError.ReadToEndAsync();
     }
 
@@ -32,17 +39,33 @@ internal sealed class SClient : IDisposable
     public static SClient Start(params string[] args) => new(args);
 
     /// <summary>
-    /// Keeps the client's input open for <paramref name="holdOpen"/> (the tickets that follow a TLS 1.3 handshake
-    /// arrive meanwhile), then ends it: s_client saves its session as it leaves. Returns what it printed.
+    /// Keeps the client's input open until its handshake is done (up to 10 s on a busy machine) and <paramref
+    /// name="holdOpen"/> more, for the tickets that follow a TLS 1.3 handshake; then ends it: s_client saves its session
+    /// as it leaves. Returns what it printed.
     /// </summary>
     public async Task<string> EndAsync(TimeSpan holdOpen)
     {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!HandshakeDone(Seen) && !_process.HasExited && DateTime.UtcNow < deadline) await Task.Delay(20);
         await Task.Delay(holdOpen);
         _process.StandardInput.Close();
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         await _errors;
-        return await _output;
+        await _reading;
+        return Seen;
     }
+
+    private string Seen
+    {
+        get
+        {
+            lock (_seen) return _seen.ToString();
+        }
+    }
+
+    /// <summary>s_client prints its summary ("New, TLSv1.3, …" or "Reused, …") once the handshake is done.</summary>
+    private static bool HandshakeDone(string output) =>
+        output.Contains("New, ", StringComparison.Ordinal) || output.Contains("Reused, ", StringComparison.Ordinal);
 
     /// <summary>Types <paramref name="line"/> into the client (data for the server, or one of its command letters).</summary>
     public async Task SendLineAsync(string line)
