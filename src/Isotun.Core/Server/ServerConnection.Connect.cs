@@ -46,7 +46,12 @@ internal sealed partial class ServerConnection
             return;
         }
 
-        var session = server.Sessions.GetOrRestore(ticket, tenant);
+        if (server.Sessions.GetOrRestore(ticket, tenant, server.Config.Limits.MaxSessions, out var limit) is not { } session)
+        {
+            // Refused as a login would be: the client that logs in again is told which limit.
+            await RefuseCookieAsync(tls, limit == SessionLimit.User ? "too many sessions for this user" : "too many sessions for this group", stopping).ConfigureAwait(false);
+            return;
+        }
         IPAddress.TryParse(head.Headers.Get("X-CSTP-Address") ?? "", out var asked);
         if (await server.Sessions.AddressAsync(session, asked, stopping).ConfigureAwait(false) is { } refused)
         {

@@ -33,32 +33,39 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     {
         lock (_createLock)
         {
-            refusedBy = SessionLimit.None;
-            var config = tenant.Config;
-            int mine = 0;
-            VpnSession? oldestIdle = null;
-            foreach (var s in _sessions.Values)
-            {
-                if (s.Tenant != tenant || s.User != user) continue;
-                mine++;
-                if (s.Connection is null && (oldestIdle is null || s.ExpiresAt < oldestIdle.ExpiresAt)) oldestIdle = s;
-            }
-            if (mine >= config.MaxSessionsPerUser)
-            {
-                if (config.OverUserLimit == UserLimitAction.Refuse || oldestIdle is null)
-                {
-                    refusedBy = SessionLimit.User;
-                    return null;
-                }
-                End(oldestIdle, "replaced by a new login of the same user");
-            }
-            if (CountFor(tenant) >= config.MaxSessions) refusedBy = SessionLimit.Tenant;
-            else if (Count >= serverMax) refusedBy = SessionLimit.Server;
-            if (refusedBy != SessionLimit.None) return null;
+            if (!Admit(tenant, user, serverMax, out refusedBy)) return null;
             var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime, credential);
             _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Since = time.GetUtcNow(), Limits = tenant.LimitsFor(user), Credential = credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) };
             return ticket;
         }
+    }
+
+    /// <summary>Whether one more session of <paramref name="user"/> fits the limits (call under the lock); over the
+    /// user's, the oldest one without a connection is ended first when the tenant says so.</summary>
+    private bool Admit(TenantRuntime tenant, string user, int serverMax, out SessionLimit refusedBy)
+    {
+        refusedBy = SessionLimit.None;
+        var config = tenant.Config;
+        int mine = 0;
+        VpnSession? oldestIdle = null;
+        foreach (var s in _sessions.Values)
+        {
+            if (s.Tenant != tenant || s.User != user) continue;
+            mine++;
+            if (s.Connection is null && (oldestIdle is null || s.ExpiresAt < oldestIdle.ExpiresAt)) oldestIdle = s;
+        }
+        if (mine >= config.MaxSessionsPerUser)
+        {
+            if (config.OverUserLimit == UserLimitAction.Refuse || oldestIdle is null)
+            {
+                refusedBy = SessionLimit.User;
+                return false;
+            }
+            End(oldestIdle, "replaced by a new login of the same user");
+        }
+        if (CountFor(tenant) >= config.MaxSessions) refusedBy = SessionLimit.Tenant;
+        else if (Count >= serverMax) refusedBy = SessionLimit.Server;
+        return refusedBy == SessionLimit.None;
     }
 
     /// <summary>A live session by id, or null (never rebuilt: a queue joins only a session that has a primary).</summary>
@@ -67,16 +74,29 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
     /// <summary>
     /// The session of a valid cookie; after a server restart it is rebuilt from the cookie itself, logged in when the
     /// cookie was issued (its expiry less the lifetime), not when it came back: which of a user's sessions is the newer
-    /// (the one that carries its site) does not hang on the order they reconnect in.
+    /// (the one that carries its site) does not hang on the order they reconnect in. A rebuilt session counts against
+    /// the limits as a login does, so cookies kept over a restart cannot add up to more sessions than logins could;
+    /// null when it does not fit, with the limit that refused it.
     /// </summary>
-    public VpnSession GetOrRestore(SessionTicket ticket, TenantRuntime tenant) =>
-        _sessions.GetOrAdd(ticket.SessionId, _ => new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt)
+    public VpnSession? GetOrRestore(SessionTicket ticket, TenantRuntime tenant, int serverMax, out SessionLimit refusedBy)
+    {
+        refusedBy = SessionLimit.None;
+        if (_sessions.TryGetValue(ticket.SessionId, out var live)) return live;
+        lock (_createLock)
         {
-            Since = Min(ticket.ExpiresAt - cookieLifetime, time.GetUtcNow()),
-            Limits = tenant.LimitsFor(ticket.User),
-            Credential = ticket.Credential,
-            Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes),
-        });
+            if (_sessions.TryGetValue(ticket.SessionId, out live)) return live;
+            if (!Admit(tenant, ticket.User, serverMax, out refusedBy)) return null;
+            var restored = new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt)
+            {
+                Since = Min(ticket.ExpiresAt - cookieLifetime, time.GetUtcNow()),
+                Limits = tenant.LimitsFor(ticket.User),
+                Credential = ticket.Credential,
+                Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes),
+            };
+            _sessions[ticket.SessionId] = restored;
+            return restored;
+        }
+    }
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 

@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using Isotun.Metrics;
 using Isotun.Protocol.Cstp;
 using Isotun.Server;
+using Isotun.Server.Configuration;
 using Isotun.State;
 using Isotun.Transport;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -48,7 +49,7 @@ public sealed class SessionLifecycleTests : IDisposable
     {
         var ticket = _registry.TryCreate(_tenant, user, 100, out var refused);
         Assert.Equal(SessionLimit.None, refused);
-        var session = _registry.GetOrRestore(ticket!, _tenant);
+        var session = _registry.GetOrRestore(ticket!, _tenant, int.MaxValue, out _)!;
         Assert.Null(await _registry.AddressAsync(session, null, CancellationToken.None));
         return session;
     }
@@ -74,11 +75,49 @@ public sealed class SessionLifecycleTests : IDisposable
         time.Advance(TimeSpan.FromMinutes(30)); // the server restarts; the newer session comes back first
 
         var after = new SessionRegistry(new MemoryStateStore(), time, TimeSpan.FromHours(8), NullLogger.Instance);
-        var newerBack = after.GetOrRestore(newer, _tenant);
-        var olderBack = after.GetOrRestore(older, _tenant);
+        var newerBack = after.GetOrRestore(newer, _tenant, int.MaxValue, out _)!;
+        var olderBack = after.GetOrRestore(older, _tenant, int.MaxValue, out _)!;
         Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:05:00Z"), newerBack.Since);
         Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:00:00Z"), olderBack.Since);
         Assert.True(newerBack.Since > olderBack.Since);
+    }
+
+    /// <summary>
+    /// Sessions rebuilt from cookies after a restart count against the limits as logins do: a user who logged in again
+    /// meanwhile cannot bring the old cookies back on top (refused, or the oldest idle one replaced, as the tenant
+    /// says), and the server's limit holds too.
+    /// </summary>
+    [Theory]
+    [InlineData(UserLimitAction.Refuse)]
+    [InlineData(UserLimitAction.ReplaceOldestIdle)]
+    public void Sessions_restored_from_cookies_count_against_the_limits(UserLimitAction over)
+    {
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant(_name, "10.10.0.0/29", null) with { MaxSessionsPerUser = 2, OverUserLimit = over });
+        var before = new SessionRegistry(new MemoryStateStore(), TimeProvider.System, TimeSpan.FromHours(1), NullLogger.Instance);
+        var cookies = Enumerable.Range(0, 2).Select(i => before.TryCreate(tenant, "alice", 100, out _)!).ToList();
+        var after = new SessionRegistry(new MemoryStateStore(), TimeProvider.System, TimeSpan.FromHours(1), NullLogger.Instance);
+        Assert.NotNull(after.TryCreate(tenant, "alice", 100, out _)); // logged in again after the restart
+        Assert.NotNull(after.GetOrRestore(cookies[0], tenant, 100, out _));
+
+        var third = after.GetOrRestore(cookies[1], tenant, 100, out var refused);
+        if (over == UserLimitAction.Refuse)
+        {
+            Assert.Null(third);
+            Assert.Equal(SessionLimit.User, refused);
+            // A live session is found as it is, whatever the limits.
+            Assert.Same(after.TryGet(cookies[0].SessionId), after.GetOrRestore(cookies[0], tenant, 100, out _));
+        }
+        else
+        {
+            Assert.NotNull(third);
+            Assert.Null(after.TryGet(cookies[0].SessionId)); // the oldest session without a connection made room
+        }
+        Assert.Equal(2, after.All.Count(s => s.User == "alice"));
+
+        // The server's limit: full, a cookie of another user is not rebuilt.
+        var bob = before.TryCreate(tenant, "bob", 100, out _)!;
+        Assert.Null(after.GetOrRestore(bob, tenant, after.Count, out refused));
+        Assert.Equal(SessionLimit.Server, refused);
     }
 
     /// <summary>
@@ -92,7 +131,7 @@ public sealed class SessionLifecycleTests : IDisposable
         using var state = new SqliteStateStore(dir.File("state.db"));
         var registry = new SessionRegistry(state, TimeProvider.System, TimeSpan.FromHours(1), NullLogger.Instance);
         var ticket = registry.TryCreate(_tenant, "alice", 100, out _)!;
-        var session = registry.GetOrRestore(ticket, _tenant);
+        var session = registry.GetOrRestore(ticket, _tenant, int.MaxValue, out _)!;
         Assert.Null(await registry.AddressAsync(session, null, CancellationToken.None));
         using var other = Isotun.UnitTests.State.SqliteStateStoreTests.Connect(dir.File("state.db"));
         Isotun.UnitTests.State.SqliteStateStoreTests.Exec(other, "BEGIN EXCLUSIVE");
@@ -221,7 +260,7 @@ public sealed class SessionLifecycleTests : IDisposable
         var sessions = new List<VpnSession>();
         for (int i = 0; i < 5; i++) sessions.Add(await AddressedSessionAsync("user" + i));
         var ticket = _registry.TryCreate(_tenant, "late", 100, out _);
-        var late = _registry.GetOrRestore(ticket!, _tenant);
+        var late = _registry.GetOrRestore(ticket!, _tenant, int.MaxValue, out _)!;
         var refused = await _registry.AddressAsync(late, null, CancellationToken.None);
         Assert.NotNull(refused);
         Assert.Equal("no address left in the pool", refused.Value.Client);
