@@ -71,8 +71,20 @@ public sealed class Authenticator(IReadOnlyDictionary<string, TenantRuntime> ten
         tenant = ChooseTenant(msg, target, peer, out var refusal);
         if (refusal is not null) return null;
         tenant ??= OnlyTenant();
-        return tenant is null ? null : LoginThrottle.UserKey(tenant.Name, msg.Username);
+        if (tenant is null) return null;
+        // A name the tenant does not know (often a password typed into the user field) is neither kept nor shared with
+        // a cluster's store as typed: its failures count under a keyed hash of it, which only this process can make.
+        // It still gets a key, and so a ban, of its own: a guesser cannot tell unknown names from known ones by that.
+        return LoginThrottle.UserKey(tenant.Name, tenant.Passwords?.TryGetHash(msg.Username, out _) == true ? msg.Username : UnknownName(msg.Username));
     }
+
+    // Per process: the hashes are never compared with another process's, and a restart forgets them as it forgets the
+    // throttle's counts.
+    private readonly byte[] _unknownNameKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+
+    /// <summary>"?" and a keyed hash of <paramref name="name"/>; no user name holds "?", so it names no real user.</summary>
+    private string UnknownName(string name) =>
+        "?" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(_unknownNameKey, System.Text.Encoding.UTF8.GetBytes(name)).AsSpan(0, 12));
 
     public TenantRuntime? TenantForServerName(string? sni)
     {

@@ -417,6 +417,25 @@ public class AuthenticatorTests(TenantWorld world) : IClassFixture<TenantWorld>
     public void A_login_naming_no_valid_user_of_one_known_tenant_has_no_user_key(string target, string? group, string? sni, string user) =>
         Assert.Null(Auth.ThrottleKey(Reply(user, "x", group), target, Peer(sni), out _));
 
+    /// <summary>
+    /// A name the tenant does not know (often a password typed into the user field) is not in its key as typed: its
+    /// failures, and a cluster's copy of them, count under a keyed hash, the same for the same name in this process,
+    /// another in another process; a known user's key is its name.
+    /// </summary>
+    [Fact]
+    public void An_unknown_name_counts_under_a_keyed_hash_not_as_typed()
+    {
+        const string typed = "Hunter2-secret";
+        var key = Auth.ThrottleKey(Reply(typed, "x"), "/alpha", Peer(), out _)!;
+        Assert.StartsWith("alpha/?", key);
+        Assert.DoesNotContain(typed, key, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(key, Auth.ThrottleKey(Reply(typed, "y"), "/alpha", Peer(), out _));
+        Assert.NotEqual(key, Auth.ThrottleKey(Reply(typed + "2", "x"), "/alpha", Peer(), out _));
+        var another = new Authenticator(world.Tenants, null);
+        Assert.NotEqual(key, another.ThrottleKey(Reply(typed, "x"), "/alpha", Peer(), out _));
+        Assert.Equal("alpha/alice", another.ThrottleKey(Reply("alice", "x"), "/alpha", Peer(), out _));
+    }
+
     [Fact]
     public void A_name_of_a_thousand_characters_has_no_user_key() =>
         Assert.Null(Auth.ThrottleKey(Reply(new string('a', 1100), "x"), "/alpha", Peer(), out _));
