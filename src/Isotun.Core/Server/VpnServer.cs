@@ -166,6 +166,9 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     // Users an operator revoked, "tenant/user": refused at login and at CONNECT until enabled again. Kept in a file
     // next to the state, so a revocation outlives a restart.
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
+    // Users enabled again, and when: the cookies they held from before stay refused. Kept in the same file, for as long
+    // as such a cookie can live.
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _enabledSince = new(StringComparer.Ordinal);
     private readonly Lock _revokedLock = new();
 
     // What tls.client-ca held when the server started: it is read only then, so a reload that finds it changed says so
@@ -197,6 +200,10 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     public bool IsRevoked(string tenant, string user) => Shared?.IsUserRevoked(tenant, user) ?? _revokedUsers.ContainsKey($"{tenant}/{user}");
 
     public IReadOnlyList<string> RevokedUsers => Shared?.RevokedUsers ?? [.. _revokedUsers.Keys.Order(StringComparer.Ordinal)];
+
+    /// <summary>When a revoked user was enabled again, if they were (and a cookie from before could still live).</summary>
+    private DateTimeOffset? EnabledSince(string tenant, string user) =>
+        Shared is { } shared ? shared.EnabledSince(tenant, user) : _enabledSince.TryGetValue($"{tenant}/{user}", out var since) ? since : null;
 
     /// <summary>The cluster's shared state, when this server is a node of one.</summary>
     public SharedState? Shared { get; }
@@ -314,6 +321,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     public bool CredentialStillValid(TenantRuntime tenant, string user, ulong credential, DateTimeOffset loggedIn)
     {
         if (IsRevoked(tenant.Name, user)) return false;
+        if (EnabledSince(tenant.Name, user) is { } enabled && loggedIn < enabled) return false; // a cookie from before the revocation
         if (credential == 0) return true;
         if (CredentialStamp.IsCertificate(credential))
             return !tenant.IsCertificateStampRevoked(credential) && loggedIn >= tenant.CertificatesTrustedSince;
@@ -342,6 +350,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         else lock (_revokedLock)
         {
             _revokedUsers[$"{tenant}/{user}"] = 0;
+            _enabledSince.TryRemove($"{tenant}/{user}", out _);
             unsaved = TrySaveRevokedUsers();
         }
         int ended = Sessions.KickWhere(s => s.Tenant.Name == tenant && s.User == user ? "user revoked by the operator" : null);
@@ -354,6 +363,11 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         return ended;
     }
 
+    /// <summary>
+    /// Lifts a revocation from now on: the user may log in again, but the cookies they held before stay refused (a
+    /// revocation ends only the sessions it finds; a cookie held by a laptop asleep, or stolen, would otherwise work
+    /// again). False when the user was not revoked.
+    /// </summary>
     public bool EnableUser(string tenant, string user)
     {
         if (Shared is not null)
@@ -363,6 +377,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         else lock (_revokedLock)
         {
             if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
+            _enabledSince[$"{tenant}/{user}"] = DateTimeOffset.FromUnixTimeSeconds(_time.GetUtcNow().ToUnixTimeSeconds()); // as the file keeps it
             if (TrySaveRevokedUsers() is { } unsaved)
                 throw new IOException($"enabled, but {RevokedUsersPath} could not be written ({unsaved.Message}): after a restart the user is revoked again", unsaved);
         }
@@ -404,7 +419,13 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         if (!File.Exists(RevokedUsersPath)) return;
         foreach (var line in File.ReadAllLines(RevokedUsersPath))
-            if (line.Trim() is { Length: > 0 } key && !key.StartsWith('#')) _revokedUsers[key] = 0;
+        {
+            if (line.Trim() is not { Length: > 0 } entry || entry.StartsWith('#')) continue;
+            // "tenant/user": revoked; "tenant/user enabled UNIXTIME": enabled again then.
+            if (entry.Split(' ') is [var who, "enabled", var at] && long.TryParse(at, out long seconds) && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
+                _enabledSince[who] = DateTimeOffset.FromUnixTimeSeconds(seconds);
+            else _revokedUsers[entry] = 0;
+        }
     }
 
     /// <summary>Writes the revoked users beside the state file; the error when the disk refused.</summary>
@@ -412,8 +433,14 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
     {
         try
         {
+            // An enabling is kept while a cookie from before it can live; past that it says nothing.
+            var since = _time.GetUtcNow() - Config.Cookie.Lifetime - CookieClockSkew;
+            foreach (var (who, at) in _enabledSince)
+                if (at < since) _enabledSince.TryRemove(who, out _);
             AtomicFile.Write(RevokedUsersPath, System.Text.Encoding.UTF8.GetBytes("# tenant/user, revoked by an operator; `isotun revoke --enable` lifts it\n"
-                + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))), overwrite: true,
+                + "# tenant/user enabled UNIXTIME: enabled again then, and the cookies from before still refused\n"
+                + string.Concat(_revokedUsers.Keys.Order(StringComparer.Ordinal).Select(k => k + "\n"))
+                + string.Concat(_enabledSince.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => $"{e.Key} enabled {e.Value.ToUnixTimeSeconds()}\n"))), overwrite: true,
                 UnixFileMode.UserRead | UnixFileMode.UserWrite);
             return null;
         }

@@ -109,12 +109,16 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
     {
         await using var server = await InProcessServer.StartAsync(pki);
         await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        // A cookie of alice's that no session here holds (its session was on the server before a restart, say, on a
+        // laptop asleep): the revocation cannot end it, and enabling alice again must not bring it back.
+        Assert.Equal(Isotun.Protocol.Cookies.CookieOpenResult.Ok, server.Server.Cookies.TryOpen(await AuthClient.LoginAsync(server.Options(), CancellationToken.None), out var issued));
+        var unreached = server.Server.Cookies.Seal(issued! with { SessionId = Guid.NewGuid(), ExpiresAt = issued.ExpiresAt - TimeSpan.FromSeconds(5) });
         var (api, admin) = await StartAsync(server);
         await using (api)
         using (admin)
         {
             var revoked = await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/revoke");
-            Assert.Equal(1, revoked.Json!.Value.GetProperty("sessionsEnded").GetInt32());
+            Assert.Equal(2, revoked.Json!.Value.GetProperty("sessionsEnded").GetInt32());
             Assert.Equal(ClientExitCode.SessionEnded, (await Assert.ThrowsAsync<ClientException>(() => client.Run.WaitAsync(TimeSpan.FromSeconds(30)))).Code);
 
             await using (var again = InProcessClient.Start(server.Options()))
@@ -124,6 +128,8 @@ public sealed class InProcessAdminTests(InProcessPki pki) : IDisposable
 
             Assert.True((await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/{InProcessPki.User}/enable")).Json!.Value.GetProperty("wasRevoked").GetBoolean());
             await using var back = await InProcessClient.ConnectAsync(server, server.Options());
+            await using (var old = await RawCstpClient.ConnectAsync(server.Options(), unreached))
+                Assert.Equal(401, old.Status);
             Assert.Equal(404, (await admin.PostAsync($"api/v1/tenants/nosuch/users/x/revoke")).Status);
             // A name no login can have is refused, not kept (a line break in it split the file's line).
             var crafted = await admin.PostAsync($"api/v1/tenants/{server.Tenant}/users/a%0Ab/revoke");

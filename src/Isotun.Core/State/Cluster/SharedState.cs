@@ -71,6 +71,11 @@ public sealed partial class SharedState : IAsyncDisposable
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _revokedUsers = new(StringComparer.Ordinal);
+    // Users enabled again after a revocation, and when: their cookies from before are refused (see EnabledSince).
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _enabledSince = new(StringComparer.Ordinal);
+
+    /// <summary>The value under a user's key that says "enabled again at …" rather than "revoked" (a node's name).</summary>
+    private const string EnabledValue = "enabled ";
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
     // Login bans by their name in the store ("scope/escaped key").
     private readonly ConcurrentDictionary<string, (string Scope, string Key, DateTimeOffset Until)> _loginBans = new(StringComparer.Ordinal);
@@ -322,7 +327,8 @@ public sealed partial class SharedState : IAsyncDisposable
         foreach (var e in bans.Entries)
             if (ParseBan(e.Key, e.Value.Span) is var (name, scope, key, until)) _loginBans[name] = (scope, key, until);
         _revokedUsers.Clear();
-        foreach (var e in users.Entries) _revokedUsers[e.Key[(_prefix.Length + UsersDir.Length)..]] = 0;
+        _enabledSince.Clear();
+        foreach (var e in users.Entries) ApplyUser(e.Key[(_prefix.Length + UsersDir.Length)..], e.Value.Span);
         _revokedSessions.Clear();
         foreach (var e in sessions.Entries)
             if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
@@ -332,21 +338,48 @@ public sealed partial class SharedState : IAsyncDisposable
 
     public bool IsUserRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
 
+    /// <summary>When a revoked user was enabled again, if they were: cookies issued before it stay refused.</summary>
+    public DateTimeOffset? EnabledSince(string tenant, string user) => _enabledSince.TryGetValue($"{tenant}/{user}", out var since) ? since : null;
+
+    /// <summary>A user's key from the store: revoked (the value names the node that revoked), or enabled again at a time.
+    /// Returns true when it newly revokes the user.</summary>
+    private bool ApplyUser(string who, ReadOnlySpan<byte> value)
+    {
+        var text = Encoding.UTF8.GetString(value);
+        if (text.StartsWith(EnabledValue, StringComparison.Ordinal) && long.TryParse(text.AsSpan(EnabledValue.Length), out long seconds)
+            && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
+        {
+            _revokedUsers.TryRemove(who, out _);
+            _enabledSince[who] = DateTimeOffset.FromUnixTimeSeconds(seconds);
+            return false;
+        }
+        _enabledSince.TryRemove(who, out _);
+        return _revokedUsers.TryAdd(who, 0);
+    }
+
     public bool IsSessionRevoked(Guid session) => _revokedSessions.ContainsKey(session);
 
     /// <summary>Revokes a user everywhere: here at once, on the other nodes when they see the write. False when it already was.</summary>
     public bool RevokeUser(string tenant, string user)
     {
         if (!_revokedUsers.TryAdd($"{tenant}/{user}", 0)) return false;
+        _enabledSince.TryRemove($"{tenant}/{user}", out _);
         Write(KeyWrite.Put(_prefix + UsersDir + $"{tenant}/{user}", Encoding.UTF8.GetBytes(Node)), keep: true);
         return true;
     }
 
-    /// <summary>Lifts a user's revocation everywhere. False when the user was not revoked.</summary>
+    /// <summary>
+    /// Lifts a user's revocation everywhere, from now: the cookies the user held before it stay refused (a revocation
+    /// reaches only the sessions it finds, so one held by a stolen laptop asleep would otherwise work again). False
+    /// when the user was not revoked.
+    /// </summary>
     public bool EnableUser(string tenant, string user)
     {
-        if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
-        Write(KeyWrite.Delete(_prefix + UsersDir + $"{tenant}/{user}"), keep: true);
+        string who = $"{tenant}/{user}";
+        if (!_revokedUsers.TryRemove(who, out _)) return false;
+        var now = DateTimeOffset.FromUnixTimeSeconds(_time.GetUtcNow().ToUnixTimeSeconds()); // as every node reads it
+        _enabledSince[who] = now;
+        Write(KeyWrite.Put(_prefix + UsersDir + who, Encoding.UTF8.GetBytes(EnabledValue + now.ToUnixTimeSeconds())), keep: true);
         return true;
     }
 
@@ -810,8 +843,12 @@ public sealed partial class SharedState : IAsyncDisposable
         else if (e.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal))
         {
             var who = e.Key[(_prefix.Length + UsersDir.Length)..];
-            if (e.Kind == KeyValueEventKind.Delete) _revokedUsers.TryRemove(who, out _);
-            else if (_revokedUsers.TryAdd(who, 0) && who.Split('/', 2) is [var tenant, var user]) Notify(new SharedChange.UserRevoked(tenant, user));
+            if (e.Kind == KeyValueEventKind.Delete)
+            {
+                _revokedUsers.TryRemove(who, out _);
+                _enabledSince.TryRemove(who, out _);
+            }
+            else if (ApplyUser(who, e.Value.Span) && who.Split('/', 2) is [var tenant, var user]) Notify(new SharedChange.UserRevoked(tenant, user));
         }
         else if (ParseSession(e.Key, e.Value.Span) is var (id, until))
         {

@@ -227,14 +227,22 @@ public sealed class ReloadRevocationTests : IDisposable
             Assert.False(server.CredentialStillValid(tenant, "mallory", 0, DateTimeOffset.UtcNow));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp.File("revoked-users")));
         }
+        var beforeEnabling = DateTimeOffset.UtcNow.AddSeconds(-2); // a cookie from before the revocation
         await using (var again = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
         {
             Assert.True(again.IsRevoked("a", "mallory"));
             Assert.True(again.EnableUser("a", "mallory"));
-            Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0, DateTimeOffset.UtcNow));
+            Assert.True(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0, DateTimeOffset.UtcNow.AddSeconds(1)));
+            // Enabled from now: a cookie the revocation did not reach (a laptop asleep, or stolen) stays refused.
+            Assert.False(again.CredentialStillValid(again.Authenticator.Tenants["a"], "mallory", 0, beforeEnabling));
         }
         await using (var third = new VpnServer(serverConfig, NullLoggerFactory.Instance, new MemoryStateStore()))
+        {
             Assert.False(third.IsRevoked("a", "mallory"));
+            Assert.False(third.CredentialStillValid(third.Authenticator.Tenants["a"], "mallory", 0, beforeEnabling)); // after a restart too
+            Assert.True(third.CredentialStillValid(third.Authenticator.Tenants["a"], "mallory", 0, DateTimeOffset.UtcNow.AddSeconds(1)));
+            Assert.Empty(third.RevokedUsers);
+        }
     }
 }
 

@@ -168,11 +168,20 @@ public abstract class SharedStateContract
             Assert.False(b.IsUserRevoked("acme", "bob"));
             Assert.False(b.IsUserRevoked("initech", "alice"));
 
+            Assert.Null(b.EnabledSince("acme", "alice"));
             Assert.True(b.EnableUser("acme", "alice"));
             await Eventually.True(() => !a.IsUserRevoked("acme", "alice"), "node a did not see the user enabled");
+            // Enabled from a time every node knows: cookies from before stay refused everywhere.
+            var since = b.EnabledSince("acme", "alice");
+            Assert.NotNull(since);
+            Assert.Equal(since!.Value.ToUnixTimeSeconds(), a.EnabledSince("acme", "alice")?.ToUnixTimeSeconds());
             // A third node joining later reads the state as it is.
             await using var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance);
             Assert.Empty(c.RevokedUsers);
+            Assert.Equal(since.Value.ToUnixTimeSeconds(), c.EnabledSince("acme", "alice")?.ToUnixTimeSeconds());
+            // Revoked again: revoked, with no enabling time.
+            Assert.True(c.RevokeUser("acme", "alice"));
+            await Eventually.True(() => a.IsUserRevoked("acme", "alice") && a.EnabledSince("acme", "alice") is null, "node a did not see the second revocation");
         }
     }
 
