@@ -447,7 +447,10 @@ public sealed class TenantRuntime : IDisposable
         {
             if (!TryLeaseLocked(session, asked, stored, authoritative)) return false;
         }
-        _state.SaveLease(Name, session.User, session.Address!, session.Address6);
+        // On a cluster node the record is what this node may fall back on while etcd is away, so it holds only the
+        // user's own binding as etcd confirmed it: not a further session's (released in etcd when that session ends,
+        // and then given to another user), nor a fallback's own (which would renew a time etcd never saw).
+        if (Cluster is null || session.ClusterBinding == session.User) _state.SaveLease(Name, session.User, session.Address!, session.Address6);
         return true;
     }
 

@@ -409,6 +409,36 @@ public sealed class ClusterLeaseTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// What a node falls back on while etcd is away is the user's own address as etcd bound it: not the address of a
+    /// further session of the user (released in etcd when it ended, and free for another user since), and a login
+    /// made on the fallback does not renew the time the record counts from.
+    /// </summary>
+    [Fact]
+    public async Task While_the_store_is_away_the_fallback_is_the_users_own_address_as_the_cluster_bound_it()
+    {
+        var store = new DownStore(new Isotun.State.Cluster.SqliteKeyValueStore(_dir.File("cluster.db")));
+        await using var shared = await Isotun.State.Cluster.SharedState.JoinAsync(store, "/own", "node-a", 32, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var state = new MemoryStateStore();
+        var tenant = TenantWorld.Runtime(TenantWorld.Tenant("acme", "10.10.0.0/24", null) with { MaxSessionsPerUser = 4 }, state);
+        tenant.Cluster = new ClusterAddresses(shared, tenant.Name, tenant.Pool) { BindingTtl = () => TimeSpan.FromDays(30) };
+        var laptop = await ConnectAsync(tenant, "alice");
+        var phone = await ConnectAsync(tenant, "alice"); // a binding of its own, alice~2
+        Assert.NotEqual(laptop.Address, phone.Address);
+        Assert.Equal(laptop.Address, state.GetLease("acme", "alice")!.Address);
+        tenant.Release(phone);
+        tenant.Release(laptop);
+        var recorded = state.GetLease("acme", "alice")!.Updated;
+
+        store.Down = true;
+        var back = new VpnSession(Guid.NewGuid(), tenant, "alice", DateTimeOffset.UtcNow.AddHours(1));
+        var (address, refusal) = await tenant.ClusterAddressAsync(back, CancellationToken.None);
+        Assert.True(address is not null, refusal);
+        Assert.Equal(laptop.Address, address);
+        Assert.True(tenant.TryLease(back, address));
+        Assert.Equal(recorded, state.GetLease("acme", "alice")!.Updated);
+    }
+
     /// <summary>A store whose reads and writes fail as unavailable while <see cref="Down"/>.</summary>
     private sealed class DownStore(Isotun.State.Cluster.IKeyValueStore inner) : Isotun.UnitTests.State.Cluster.DelegatingStore(inner)
     {
