@@ -237,6 +237,8 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         int ended = change switch
         {
             SharedChange.UserRevoked u => Sessions.KickWhere(s => s.Tenant.Name == u.Tenant && s.User == u.User ? "user revoked on another node" : null),
+            SharedChange.UserEnabled u => Sessions.KickWhere(s => s.Tenant.Name == u.Tenant && s.User == u.User && s.Since < u.Since
+                ? "user revoked on another node (and enabled again since)" : null),
             SharedChange.SessionRevoked r => Sessions.KickWhere(s => s.Id == r.Session ? "cookie revoked on another node" : null),
             SharedChange.CertificateRevoked c => Sessions.KickWhere(s => s.Tenant.Name == c.Tenant && s.Credential == CredentialStamp.ForCertificate(c.Serial)
                 ? "certificate revoked by another node's CRL" : null),

@@ -11,6 +11,10 @@ public abstract record SharedChange
     /// <summary>An operator revoked the user: their sessions on this node end too.</summary>
     public sealed record UserRevoked(string Tenant, string User) : SharedChange;
 
+    /// <summary>An operator enabled a revoked user again from <paramref name="Since"/>: their sessions on this node from
+    /// before it end (a node cut off from the store while the user was revoked and enabled may hold some).</summary>
+    public sealed record UserEnabled(string Tenant, string User, DateTimeOffset Since) : SharedChange;
+
     /// <summary>A cookie was revoked (kick, logout, replacement): its session on this node, if any, ends.</summary>
     public sealed record SessionRevoked(Guid Session) : SharedChange;
 
@@ -326,12 +330,28 @@ public sealed partial class SharedState : IAsyncDisposable
         _loginBans.Clear();
         foreach (var e in bans.Entries)
             if (ParseBan(e.Key, e.Value.Span) is var (name, scope, key, until)) _loginBans[name] = (scope, key, until);
-        _revokedUsers.Clear();
-        _enabledSince.Clear();
-        foreach (var e in users.Entries) ApplyUser(e.Key[(_prefix.Length + UsersDir.Length)..], e.Value.Span);
-        _revokedSessions.Clear();
+        // Filled in before what is gone is taken out, never emptied in between: a login or CONNECT checked meanwhile
+        // sees every revocation that holds before and after.
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in users.Entries)
+        {
+            var who = e.Key[(_prefix.Length + UsersDir.Length)..];
+            listed.Add(who);
+            ApplyUser(who, e.Value.Span);
+        }
+        foreach (var who in _revokedUsers.Keys)
+            if (!listed.Contains(who)) _revokedUsers.TryRemove(who, out _);
+        foreach (var who in _enabledSince.Keys)
+            if (!listed.Contains(who)) _enabledSince.TryRemove(who, out _);
+        var revokedSessions = new HashSet<Guid>();
         foreach (var e in sessions.Entries)
-            if (ParseSession(e.Key, e.Value.Span) is var (id, until)) _revokedSessions[id] = until;
+            if (ParseSession(e.Key, e.Value.Span) is var (id, until))
+            {
+                revokedSessions.Add(id);
+                _revokedSessions[id] = until;
+            }
+        foreach (var id in _revokedSessions.Keys)
+            if (!revokedSessions.Contains(id)) _revokedSessions.TryRemove(id, out _);
         if (await _store.GetAsync(_prefix + SharedTenants.KeyName, ct).ConfigureAwait(false) is { } tenants) AdoptTenants(SharedTenants.Of(tenants));
         Interlocked.Exchange(ref _revision, new[] { users.Revision, sessions.Revision, bans.Revision, failures.Revision, certificates.Revision }.Min());
     }
@@ -342,19 +362,22 @@ public sealed partial class SharedState : IAsyncDisposable
     public DateTimeOffset? EnabledSince(string tenant, string user) => _enabledSince.TryGetValue($"{tenant}/{user}", out var since) ? since : null;
 
     /// <summary>A user's key from the store: revoked (the value names the node that revoked), or enabled again at a time.
-    /// Returns true when it newly revokes the user.</summary>
-    private bool ApplyUser(string who, ReadOnlySpan<byte> value)
+    /// Returns what is new here: the user revoked, or enabled from a time not known here before; else null.</summary>
+    private SharedChange? ApplyUser(string who, ReadOnlySpan<byte> value)
     {
+        if (who.Split('/', 2) is not [var tenant, var user]) return null;
         var text = Encoding.UTF8.GetString(value);
         if (text.StartsWith(EnabledValue, StringComparison.Ordinal) && long.TryParse(text.AsSpan(EnabledValue.Length), out long seconds)
             && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
         {
+            var since = DateTimeOffset.FromUnixTimeSeconds(seconds);
+            bool known = _enabledSince.TryGetValue(who, out var before) && before == since;
+            _enabledSince[who] = since;
             _revokedUsers.TryRemove(who, out _);
-            _enabledSince[who] = DateTimeOffset.FromUnixTimeSeconds(seconds);
-            return false;
+            return known ? null : new SharedChange.UserEnabled(tenant, user, since);
         }
         _enabledSince.TryRemove(who, out _);
-        return _revokedUsers.TryAdd(who, 0);
+        return _revokedUsers.TryAdd(who, 0) ? new SharedChange.UserRevoked(tenant, user) : null;
     }
 
     public bool IsSessionRevoked(Guid session) => _revokedSessions.ContainsKey(session);
@@ -777,11 +800,20 @@ public sealed partial class SharedState : IAsyncDisposable
                 try
                 {
                     var users = RevokedUsers;
+                    var enabledBefore = new Dictionary<string, DateTimeOffset>(_enabledSince, StringComparer.Ordinal);
                     var certificatesBefore = RevokedCertificates;
                     var tenantsBefore = _tenants;
                     var bansBefore = new Dictionary<string, (string Scope, string Key, DateTimeOffset Until)>(_loginBans, StringComparer.Ordinal);
                     await LoadAsync(ct).ConfigureAwait(false);
                     foreach (var u in RevokedUsers.Except(users)) Notify(new SharedChange.UserRevoked(u.Split('/', 2)[0], u.Split('/', 2)[1]));
+                    // A user revoked and enabled again while the history was missed: only the enabling shows now, and
+                    // the sessions from before it still end here.
+                    foreach (var (who, since) in _enabledSince)
+                        if ((!enabledBefore.TryGetValue(who, out var was) || was != since) && who.Split('/', 2) is [var tenant, var user])
+                            Notify(new SharedChange.UserEnabled(tenant, user, since));
+                    // This node's own changes that have not reached the store hold here, as before the reload.
+                    foreach (var (write, _, _) in _pending)
+                        Apply(new KeyValueEvent(write.IsDelete ? KeyValueEventKind.Delete : KeyValueEventKind.Put, write.Key, write.Value, 0));
                     NotifyCertificateChanges(certificatesBefore);
                     // Bans made or lifted meanwhile (an `isotun unban` on another node): the login throttle hears only these.
                     foreach (var (name, (scope, key, _)) in bansBefore)
@@ -848,7 +880,7 @@ public sealed partial class SharedState : IAsyncDisposable
                 _revokedUsers.TryRemove(who, out _);
                 _enabledSince.TryRemove(who, out _);
             }
-            else if (ApplyUser(who, e.Value.Span) && who.Split('/', 2) is [var tenant, var user]) Notify(new SharedChange.UserRevoked(tenant, user));
+            else if (ApplyUser(who, e.Value.Span) is { } change) Notify(change);
         }
         else if (ParseSession(e.Key, e.Value.Span) is var (id, until))
         {

@@ -42,6 +42,33 @@ public sealed class SharedStateCompactionTests : IDisposable
         Assert.True(deaf.Compacted, "the watch never met the compaction this test is about");
     }
 
+    /// <summary>
+    /// A user revoked and enabled again while a node's watch was away and the history went: the node sees only the
+    /// enabling, and hears of it with its time, so that its sessions of the user from before end too.
+    /// </summary>
+    [Fact]
+    public async Task After_a_compaction_a_node_hears_of_a_user_revoked_and_enabled_meanwhile()
+    {
+        var deaf = new DeafStore(Store());
+        await using var a = await SharedState.JoinAsync(Store(), "/enabled", "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(deaf, "/enabled", "node-b", 32, NullLogger.Instance);
+        var seen = new List<SharedChange>();
+        b.Changed = c => { lock (seen) seen.Add(c); };
+
+        deaf.Deafen();
+        Assert.True(a.RevokeUser("acme", "alice"));
+        Assert.True(a.EnableUser("acme", "alice"));
+        for (int i = 0; i < 130; i++) await a.Store.CommitAsync([], [KeyWrite.Put($"/enabled/filler/{i}", new byte[] { 1 })]);
+        await Eventually.True(() => a.Status.PendingWrites == 0, "node a did not write its changes");
+        var since = a.EnabledSince("acme", "alice")!.Value;
+        deaf.Hear();
+
+        await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.UserEnabled("acme", "alice", since)); }, "node b did not hear of the enabling");
+        Assert.False(b.IsUserRevoked("acme", "alice"));
+        Assert.Equal(since, b.EnabledSince("acme", "alice"));
+        Assert.True(deaf.Compacted, "the watch never met the compaction this test is about");
+    }
+
     /// <summary>A store whose watches break off while it is deaf, and open again only once it hears.</summary>
     private sealed class DeafStore(IKeyValueStore inner) : DelegatingStore(inner)
     {
