@@ -297,7 +297,7 @@ tenants:
     device: isotun-m0
     pool: 10.204.0.0/18   # room for 10,000 sessions (SESSIONS_N=10000)
     dpd: 600
-    keepalive: 600
+    keepalive: ${SESSIONS_KEEPALIVE:-600}
     max-sessions: 20000
     max-sessions-per-user: 20000
 CONF
@@ -308,7 +308,8 @@ CONF
   sleep 3
   local before after active
   before=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
-  ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 60 >"$d/load.log" 2>&1 &
+  # SESSIONS_TRAFFIC=0: each session sends a keepalive every SESSIONS_KEEPALIVE seconds, as a stock client does.
+  ip netns exec "$NS_CLI" "${load[@]}" --sessions "$n" --hold 60 ${SESSIONS_TRAFFIC:+--traffic "$SESSIONS_TRAFFIC"} >"$d/load.log" 2>&1 &
   local lp=$!
   wait_for $(( n / 25 + 60 )) sh -c "ip netns exec '$NS_SRV' curl -s 127.0.0.1:9419/metrics | awk '/^isotun_sessions_active/ {s+=\$2} END {exit !(s >= $n)}'" \
     || fail "not all $n sessions came up: $(tail -3 "$d/load.log")"

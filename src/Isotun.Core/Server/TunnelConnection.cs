@@ -54,6 +54,7 @@ public sealed class TunnelConnection
         Link = new Downlink(queue, mtu, gso, gso && extensions.HasFlag(IsotunExtension.Uso), writer);
         reader.Crypto = crypto;
         reader.ReleaseWhenIdle = true; // a session may idle for hours: it holds no receive buffer meanwhile
+        reader.Idle = ReleaseBurstBuffers; // nor what the reading loop keeps for a burst
         _onServerStop = serverStopping.UnsafeRegister(static l => ((Downlink)l!).Abort(TunnelEnd.Shutdown), Link);
     }
 
@@ -137,9 +138,21 @@ public sealed class TunnelConnection
     /// <summary>A burst that comes this long after the one before is served as interactive traffic (1 ms).</summary>
     private static readonly long QuietTicks = Stopwatch.Frequency / 1000;
 
+    // Where a DATA frame's packet is laid out for the TUN (behind a virtio header on an offload TUN): rented by the
+    // first DATA frame of a burst, at the MTU's size, and given back while the connection idles.
+    private byte[]? _scratch;
+
+    private byte[] Scratch => _scratch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(VirtioNetHeader.Length + Mtu);
+
+    private void ReleaseBurstBuffers()
+    {
+        if (_scratch is { } scratch) System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        _scratch = null;
+        _tunWriter?.Trim();
+    }
+
     private async Task<TunnelEnd> ReadLoopAsync(CancellationToken ct)
     {
-        byte[]? scratch = null;
         long writesServed = 0, lastBurst = 0;
         // Without GSO a frame is one packet of at most the MTU (9000), so it fits one TLS record; a peer that
         // announces more is broken or hostile, and its connection closes (bad-frame) before we buffer it.
@@ -149,12 +162,10 @@ public sealed class TunnelConnection
             while (true)
             {
                 var frame = await _reader.ReadFrameAsync(maxPayload, ct).ConfigureAwait(false);
-                // Rented on the first frame, not at connect: idle sessions stay small.
-                scratch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(PacketBuffer.Capacity + VirtioNetHeader.Length);
                 // Handle every frame already buffered before reading again, so runs of segments can merge.
                 do
                 {
-                    var end = await HandleFrameAsync(frame, scratch, ct).ConfigureAwait(false);
+                    var end = await HandleFrameAsync(frame, ct).ConfigureAwait(false);
                     if (end is not null)
                     {
                         _tunWriter?.Flush();
@@ -180,12 +191,12 @@ public sealed class TunnelConnection
         }
         finally
         {
-            if (scratch is not null) System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+            ReleaseBurstBuffers();
         }
     }
 
     /// <summary>One frame from the client; null to go on, else how the connection ends.</summary>
-    private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, byte[] scratch, CancellationToken ct)
+    private async ValueTask<TunnelEnd?> HandleFrameAsync(FrameRead frame, CancellationToken ct)
     {
         var tenant = _session.Tenant;
         var metrics = _session.Tenant.Metrics;
@@ -208,6 +219,8 @@ public sealed class TunnelConnection
                 bool offload = tenant.Tun!.Offload;
                 // The payload lies in the reader's own buffer, writable and valid until the next read.
                 var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
+                // A GSO frame is laid out in place; a DATA frame is copied behind its header.
+                byte[] scratch = frame.Type == CstpPacketType.Data ? Scratch : [];
                 int len = CheckPacket(frame.Type, payload.Span, scratch, offload, out bool inPlace);
                 if (len < 0) return TunnelEnd.BadFrame;
                 if (len == 0) return null;

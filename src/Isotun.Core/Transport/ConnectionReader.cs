@@ -62,6 +62,10 @@ public sealed class ConnectionReader : IDisposable
 
     private bool _releaseWhenIdle, _idle;
 
+    /// <summary>Called, with <see cref="ReleaseWhenIdle"/>, as the reader gives its buffer back for an idle wait: the
+    /// caller gives back what it keeps for a burst too. Runs in the read's own flow, between two frames.</summary>
+    public Action? Idle { get; set; }
+
     /// <summary>Reads more bytes; false at end of stream.</summary>
     // Pooled state machine: this suspends on every read that finds no data yet (one packet per read at light
     // load), and a fresh box per suspension would be a per-packet allocation.
@@ -83,7 +87,11 @@ public sealed class ConnectionReader : IDisposable
         }
         if (_end == _buffer.Length) return true; // caller's bound is smaller than the buffer
         long waitStarted = Environment.TickCount64;
-        if (ReleaseWhenIdle && _idle && _end == 0) await WaitHoldingNothingAsync(ct).ConfigureAwait(false);
+        if (ReleaseWhenIdle && _idle && _end == 0)
+        {
+            Idle?.Invoke();
+            await WaitHoldingNothingAsync(ct).ConfigureAwait(false);
+        }
         int n;
         if (Crypto is { } crypto && crypto.SampleRead())
         {

@@ -57,6 +57,14 @@ public sealed class TunWriter(ITunQueue tun)
         return ok;
     }
 
+    /// <summary>Gives up the merge and cutting buffers while nothing is pending (an idle session holds neither); they
+    /// are made again by the next packet that needs them.</summary>
+    public void Trim()
+    {
+        if (_gro is { HasPending: false }) _gro = null;
+        _segment = null;
+    }
+
     /// <summary>Writes the pending merged packet, if any. Call at the end of every burst and before anything else goes out.</summary>
     public bool Flush() => _gro is not { HasPending: true } || Put(_gro.Flush());
 

@@ -64,7 +64,8 @@ public class ConnectionReaderIdleTests
     public async Task A_tunnel_waits_for_its_first_data_and_after_a_long_silence_with_a_zero_byte_read_and_reads_straight_in_while_busy()
     {
         var stream = new ChunkStream();
-        using var reader = new ConnectionReader(stream) { ReleaseWhenIdle = true, IdleAfter = TimeSpan.FromSeconds(1) };
+        int idle = 0;
+        using var reader = new ConnectionReader(stream) { ReleaseWhenIdle = true, IdleAfter = TimeSpan.FromSeconds(1), Idle = () => idle++ };
 
         var first = NextAsync(reader);
         await Eventually.True(() => stream.Reads.Length == 1, "the reader did not start waiting");
@@ -91,6 +92,9 @@ public class ConnectionReaderIdleTests
         Assert.Equal(0, stream.Reads[4]);
         stream.Send(Frame(4));
         Assert.Equal(4, await fourth);
+        // The owner was told at each idle wait (the first and this one), to give back what it keeps for a burst.
+        Assert.Equal(stream.Reads.Count(n => n == 0), idle);
+        Assert.Equal(2, idle);
     }
 
     [Fact]
