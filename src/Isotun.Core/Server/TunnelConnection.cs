@@ -219,13 +219,15 @@ public sealed class TunnelConnection
                 bool offload = tenant.Tun!.Offload;
                 // The payload lies in the reader's own buffer, writable and valid until the next read.
                 var payload = System.Runtime.InteropServices.MemoryMarshal.AsMemory(frame.Payload);
+                // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down. Every
+                // packet is charged as it came, before its checks: one refused (spoofed, to another client, malformed)
+                // costs the server as much to decrypt and look at as one let through.
+                if (_session.Limits is { } limits) await limits.Rx.WaitAsync(payload.Length, ct).ConfigureAwait(false);
                 // A GSO frame is laid out in place; a DATA frame is copied behind its header.
                 byte[] scratch = frame.Type == CstpPacketType.Data ? Scratch : [];
                 int len = CheckPacket(frame.Type, payload.Span, scratch, offload, out bool inPlace);
                 if (len < 0) return TunnelEnd.BadFrame;
                 if (len == 0) return null;
-                // Shaping, not policing: waiting here stops reading the TLS stream, so the client's TCP slows down.
-                if (_session.Limits is { } limits) await limits.Rx.WaitAsync(len, ct).ConfigureAwait(false);
                 var framed = inPlace ? payload[..len] : scratch.AsMemory(0, len);
                 if ((_tunWriter ??= new TunWriter(tenant.TunQueue(Queue))).Write(framed, mayCoalesce: frame.Type == CstpPacketType.Data))
                 {

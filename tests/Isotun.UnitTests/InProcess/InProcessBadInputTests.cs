@@ -26,6 +26,23 @@ public sealed class InProcessBadInputTests(InProcessPki pki)
         Assert.Equal(good, Packets.Take(server.Tun(), "the honest packet after the spoofed one did not arrive"));
     }
 
+    /// <summary>A user's inbound rate limit charges every packet as it came, the ones refused too: refused packets cost
+    /// the server as much to decrypt and look at, and a flood of them is shaped like any other traffic.</summary>
+    [Fact]
+    public async Task Refused_packets_count_against_the_users_rate_limit()
+    {
+        await using var server = await InProcessServer.StartAsync(pki, t => t with { RateLimit = 100_000 });
+        await using var client = await InProcessClient.ConnectAsync(server, server.Options());
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var spoofed = Packets.Udp(IPAddress.Parse("10.77.0.99"), Packets.Far4, 40000, 53, new byte[972]); // 1,000 bytes
+        for (int i = 0; i < 400; i++) client.Send(spoofed); // 400 KB: past the 64 KiB burst, about 3.3 s at 100 KB/s
+        var good = Packets.Udp(client.Address, Packets.Far4, 40000, 53, "honest"u8);
+        client.Send(good);
+        Assert.Equal(good, Packets.Take(server.Tun(), "the honest packet after the refused ones did not arrive"));
+        Assert.True(started.Elapsed >= TimeSpan.FromSeconds(2.5), $"the refused packets were not shaped: the next one came through after {started.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(400, ServerMetrics.Drops(server.Tenant, DropReason.SpoofedSource));
+    }
+
     [Fact]
     public async Task A_spoofed_ipv6_source_is_dropped_and_counted()
     {
