@@ -741,6 +741,8 @@ public sealed class TenantRuntime : IDisposable
         if (result.Malformed) metrics.Drop(Name, DropReason.Malformed);
         if (result.Oversize > 0) metrics.Drop(Name, DropReason.Oversize, result.Oversize);
         if (result.QueueFull > 0) metrics.Drop(Name, DropReason.QueueFull, result.QueueFull);
+        // The connection picked was closing (it stays routed until its writer has drained): as good as no session.
+        if (result.Closed > 0) metrics.Drop(Name, DropReason.NoSession, result.Closed);
         if (result.OverBudget > 0) metrics.Drop(Name, DropReason.OverBudget, result.OverBudget);
         if (result.Queued > 0)
         {

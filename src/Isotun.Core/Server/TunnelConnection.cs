@@ -246,7 +246,12 @@ public sealed class TunnelConnection
                 if (Writer.Offer(answer) is var offered and not EnqueueResult.Queued)
                 {
                     answer.Return();
-                    metrics.Drop(tenant.Name, offered == EnqueueResult.OverBudget ? DropReason.OverBudget : DropReason.QueueFull);
+                    metrics.Drop(tenant.Name, offered switch
+                    {
+                        EnqueueResult.OverBudget => DropReason.OverBudget,
+                        EnqueueResult.Closed => DropReason.NoSession,
+                        _ => DropReason.QueueFull,
+                    });
                 }
                 return null;
             case CstpPacketType.Disconnect:

@@ -6,10 +6,12 @@ namespace Isotun.Transport;
 public enum EnqueueResult : byte
 {
     Queued,
-    /// <summary>The queue holds as many frames as it may, or is closed.</summary>
+    /// <summary>The queue holds as many frames as it may.</summary>
     QueueFull,
     /// <summary>The session's <see cref="MemoryBudget"/> has no room for the frame's buffer.</summary>
     OverBudget,
+    /// <summary>The queue is closed: its connection is ending (not a peer that cannot keep up).</summary>
+    Closed,
 }
 
 /// <summary>
@@ -80,12 +82,12 @@ public sealed class FrameWriter
     /// </summary>
     public EnqueueResult Offer(PacketBuffer frame)
     {
-        if (Budget is not { } budget) return _queue.Writer.TryWrite(frame) ? EnqueueResult.Queued : EnqueueResult.QueueFull;
+        if (Budget is not { } budget) return _queue.Writer.TryWrite(frame) ? EnqueueResult.Queued : Refused;
         int size = frame.Array.Length;
         if (!budget.TryTake(size)) return EnqueueResult.OverBudget;
         if (_queue.Writer.TryWrite(frame)) return EnqueueResult.Queued;
         budget.Give(size);
-        return EnqueueResult.QueueFull;
+        return Refused;
     }
 
     /// <summary>Queues a frame; false when it was refused (see <see cref="Offer"/>).</summary>
@@ -123,7 +125,16 @@ public sealed class FrameWriter
         return task.Wait(timeout) && task.Result;
     }
 
-    public void Complete() => _queue.Writer.TryComplete();
+    public void Complete()
+    {
+        _closed = true;
+        _queue.Writer.TryComplete();
+    }
+
+    private volatile bool _closed;
+
+    /// <summary>Why a frame the queue did not take was refused: closed, or full.</summary>
+    private EnqueueResult Refused => _closed ? EnqueueResult.Closed : EnqueueResult.QueueFull;
 
     /// <summary>
     /// Closes the queue of a writer that never ran (<see cref="RunAsync"/> is what drains it), and gives back what

@@ -5,7 +5,7 @@ using Isotun.Protocol.Offload;
 namespace Isotun.Transport;
 
 /// <summary>What became of a packet read from a TUN.</summary>
-public readonly record struct TunSendResult(int Queued, int QueueFull, bool Malformed, int Oversize = 0, int OverBudget = 0);
+public readonly record struct TunSendResult(int Queued, int QueueFull, bool Malformed, int Oversize = 0, int OverBudget = 0, int Closed = 0);
 
 /// <summary>
 /// Moves packets between a TUN (plain, or with virtio-net headers and TSO) and a peer (stock CSTP, or an
@@ -49,7 +49,7 @@ public static class TunFrames
         // A stock peer (or a UDP super-packet for a peer without USO): finish the checksum, and cut super-packets
         // into MTU-sized segments. Our own kernel made the packet, so USO is allowed here.
         if (GsoPacket.Validate(ref header, packet, mtu, allowUdp: true) != GsoCheckResult.Ok) return new TunSendResult(0, 0, true);
-        int count = GsoPacket.SegmentCount(header, packet.Length), queued = 0, full = 0, overBudget = 0;
+        int count = GsoPacket.SegmentCount(header, packet.Length), queued = 0, full = 0, overBudget = 0, closed = 0;
         for (int i = 0; i < count; i++)
         {
             var segment = PacketBuffer.Rent(header.IsGso ? header.HeaderLength + header.GsoSize : packet.Length);
@@ -59,10 +59,11 @@ public static class TunFrames
             {
                 case EnqueueResult.Queued: queued++; break;
                 case EnqueueResult.OverBudget: segment.Return(); overBudget++; break;
+                case EnqueueResult.Closed: segment.Return(); closed++; break;
                 default: segment.Return(); full++; break;
             }
         }
-        return new TunSendResult(queued, full, false, OverBudget: overBudget);
+        return new TunSendResult(queued, full, false, OverBudget: overBudget, Closed: closed);
     }
 
     /// <summary>
@@ -90,6 +91,7 @@ public static class TunFrames
         {
             EnqueueResult.Queued => new TunSendResult(1, 0, false),
             EnqueueResult.OverBudget => new TunSendResult(0, 0, false, OverBudget: 1),
+            EnqueueResult.Closed => new TunSendResult(0, 0, false, Closed: 1),
             _ => new TunSendResult(0, 1, false),
         };
     }

@@ -19,9 +19,11 @@ public class TunFramesTests
         public List<int> BufferSizes { get; } = [];
         public int Refuse { get; set; }
         public int OverBudget { get; set; }
+        public bool Closed { get; set; }
 
         public EnqueueResult Enqueue(PacketBuffer b)
         {
+            if (Closed) return EnqueueResult.Closed;
             if (Refuse > 0) { Refuse--; return EnqueueResult.QueueFull; }
             if (OverBudget > 0) { OverBudget--; return EnqueueResult.OverBudget; }
             var frame = b.Frame.Span;
@@ -110,6 +112,22 @@ public class TunFramesTests
         var result = TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out _);
         buffer.Return();
         Assert.Equal(new TunSendResult(5, 2, false, OverBudget: 3), result);
+    }
+
+    /// <summary>A connection that is closing refuses as closed: counted apart from a full queue, for a super-packet's
+    /// segments and for a whole packet alike.</summary>
+    [Fact]
+    public void Frames_for_a_closing_connection_are_counted_apart_from_a_full_queue()
+    {
+        var (header, packet) = Segments.SuperPacket(new TcpSpec(), Segments.Payload(4 * 1348), 1348);
+        var sink = new Sink { Closed = true };
+        var buffer = Read(header, packet, out int n);
+        Assert.Equal(new TunSendResult(0, 0, false, Closed: 4), TunFrames.Send(buffer, n, tunOffload: true, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out _));
+        buffer.Return();
+        var whole = PacketBuffer.Rent();
+        Assert.Equal(new TunSendResult(0, 0, false, Closed: 1), TunFrames.Send(whole, 100, tunOffload: false, peerGso: false, peerUso: false, Mtu, sink.Enqueue, out bool consumed));
+        Assert.False(consumed);
+        whole.Return();
     }
 
     [Fact]

@@ -85,6 +85,23 @@ public class FrameWriterTests
         Assert.Equal(0, budget.Refused);
     }
 
+    /// <summary>A queue closed because its connection is ending refuses frames as closed, not as full: the drops are no
+    /// sign of a peer that cannot keep up (which the doctor warns of), and the budget gets its bytes back.</summary>
+    [Fact]
+    public void A_closed_queue_refuses_frames_as_closed_not_as_full()
+    {
+        var budget = new MemoryBudget(MemoryBudget.DefaultBytes);
+        var writer = new FrameWriter(Stream.Null, queueDepth: 2) { Budget = budget };
+        writer.Complete();
+        var frame = PacketBuffer.Rent().Seal(CstpPacketType.Data, 100);
+        Assert.Equal(EnqueueResult.Closed, writer.Offer(frame));
+        var plain = new FrameWriter(Stream.Null, queueDepth: 2);
+        plain.Complete();
+        Assert.Equal(EnqueueResult.Closed, plain.Offer(frame));
+        frame.Return();
+        Assert.Equal(0, budget.Held);
+    }
+
     [Fact]
     public void A_budget_below_one_super_packet_is_refused() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryBudget(PacketBuffer.Capacity - 1));
