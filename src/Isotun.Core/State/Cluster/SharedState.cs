@@ -421,8 +421,15 @@ public sealed partial class SharedState : IAsyncDisposable
     {
         string name = BanName(scope, key);
         _loginBans[name] = (scope, key, until);
+        // Past this many waiting writes (a spray through a long outage of the store bans source after source), a ban
+        // holds here without being shared: the queue and the journal on disk stop growing, and the revocations made
+        // meanwhile do not wait behind bans that have mostly run out when the store is back.
+        if (_pending.Count >= MaxPendingForBans) return;
         Write(KeyWrite.Put(_prefix + BansDir + name, UnixSeconds.Bytes(until)), keep: true);
     }
+
+    /// <summary>Past this many writes waiting for the store, new login bans are no longer shared.</summary>
+    internal const int MaxPendingForBans = 2 * MaxPendingForFailures;
 
     /// <summary>Lifts a login ban everywhere (an operator's unban).</summary>
     public void LiftLoginBan(string scope, string key)

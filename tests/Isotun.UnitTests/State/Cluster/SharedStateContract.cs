@@ -423,6 +423,12 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
         Assert.Equal(SharedState.MaxPendingForFailures, a.Status.PendingWrites);
         a.RevokeUser("acme", "mallory");
         Assert.Equal(SharedState.MaxPendingForFailures + 1, a.Status.PendingWrites);
+        // Bans still wait, up to a bound of their own; past it a ban holds here only.
+        for (int i = 0; i < SharedState.MaxPendingForBans; i++) a.BanLogin("source", $"198.18.{i / 250}.{i % 250}", until);
+        Assert.Equal(SharedState.MaxPendingForBans, a.Status.PendingWrites);
+        a.BanLogin("user", "acme/spray", until);
+        Assert.Equal(SharedState.MaxPendingForBans, a.Status.PendingWrites);
+        Assert.Contains(a.LoginBans, b => b.Key == "acme/spray");
         flaky.Down = false;
         await Eventually.True(() => a.Status.PendingWrites == 0, "node a did not write what waited", TimeSpan.FromSeconds(60));
         await using var b = await SharedState.JoinAsync(Connect(), "/spray", "node-b", 32, NullLogger.Instance);
