@@ -106,7 +106,7 @@ public static class AdminCommands
 
         var tenant = new Option<string>("--tenant") { Description = "The user's tenant", Required = true };
         var user = new Option<string>("--user") { Description = "The user", Required = true };
-        var enable = new Option<bool>("--enable") { Description = "Lift an earlier revocation instead" };
+        var enable = new Option<bool>("--enable") { Description = "Lift an earlier revocation instead: the user may log in again; cookies from before stay refused" };
         var revoke = Verb("revoke", "Revoke a user: every session ends, every cookie dies, logins are refused until --enable", tenant, user, enable);
         revoke.SetAction((parse, ct) => RunAsync(parse, async (client, json) =>
         {
