@@ -55,9 +55,6 @@ public sealed class TunnelConnection
         reader.Crypto = crypto;
         reader.ReleaseWhenIdle = true; // a session may idle for hours: it holds no receive buffer meanwhile
         reader.Idle = ReleaseBurstBuffers; // nor what the reading loop keeps for a burst
-        // The loop skips the flush at the end of a burst while more bytes are there; if they were only part of a record
-        // or frame, the read waits, and the packets already merged go to the TUN first.
-        reader.Waiting = FlushBeforeWait;
         _onServerStop = serverStopping.UnsafeRegister(static l => ((Downlink)l!).Abort(TunnelEnd.Shutdown), Link);
     }
 
@@ -146,11 +143,6 @@ public sealed class TunnelConnection
     private byte[]? _scratch;
 
     private byte[] Scratch => _scratch ??= System.Buffers.ArrayPool<byte>.Shared.Rent(VirtioNetHeader.Length + Mtu);
-
-    private void FlushBeforeWait()
-    {
-        if (_tunWriter is { } writer && !writer.Flush()) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
-    }
 
     private void ReleaseBurstBuffers()
     {

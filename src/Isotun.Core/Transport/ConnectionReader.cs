@@ -62,10 +62,6 @@ public sealed class ConnectionReader : IDisposable
 
     private bool _releaseWhenIdle, _idle;
 
-    /// <summary>Called when a read is about to wait for the peer (the bytes there did not complete it): what the caller
-    /// holds for the end of a burst goes out now, not after the wait. Runs in the read's own flow, between two frames.</summary>
-    public Action? Waiting { get; set; }
-
     /// <summary>Called, with <see cref="ReleaseWhenIdle"/>, as the reader gives its buffer back for an idle wait: the
     /// caller gives back what it keeps for a burst too. Runs in the read's own flow, between two frames.</summary>
     public Action? Idle { get; set; }
@@ -93,7 +89,6 @@ public sealed class ConnectionReader : IDisposable
         long waitStarted = Environment.TickCount64;
         if (ReleaseWhenIdle && _idle && _end == 0)
         {
-            Waiting?.Invoke();
             Idle?.Invoke();
             await WaitHoldingNothingAsync(ct).ConfigureAwait(false);
         }
@@ -103,15 +98,9 @@ public sealed class ConnectionReader : IDisposable
             long start = crypto.BeginRead();
             var read = _stream.ReadAsync(_buffer.AsMemory(_end), ct);
             crypto.EndRead(start, read.IsCompletedSuccessfully, read.IsCompletedSuccessfully ? read.Result : 0);
-            if (!read.IsCompleted) Waiting?.Invoke();
             n = await read.ConfigureAwait(false);
         }
-        else
-        {
-            var read = _stream.ReadAsync(_buffer.AsMemory(_end), ct);
-            if (!read.IsCompleted) Waiting?.Invoke();
-            n = await read.ConfigureAwait(false);
-        }
+        else n = await _stream.ReadAsync(_buffer.AsMemory(_end), ct).ConfigureAwait(false);
         if (n <= 0) return false;
         _end += n;
         _idle = Environment.TickCount64 - waitStarted >= (long)IdleAfter.TotalMilliseconds;

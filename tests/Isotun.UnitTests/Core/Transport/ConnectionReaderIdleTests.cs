@@ -97,28 +97,6 @@ public class ConnectionReaderIdleTests
         Assert.Equal(2, idle);
     }
 
-    /// <summary>The owner hears when a read is about to wait for the peer (to send what it holds for the end of a burst
-    /// first), and only then: not for a frame already buffered, nor for a read the bytes already there complete.</summary>
-    [Fact]
-    public async Task The_owner_is_told_when_a_read_waits_for_the_peer_and_only_then()
-    {
-        var stream = new ChunkStream();
-        int waiting = 0;
-        using var reader = new ConnectionReader(stream) { Waiting = () => waiting++ };
-        var first = NextAsync(reader);
-        await Eventually.True(() => waiting == 1, "the reader did not say it waits");
-        stream.Send([.. Frame(1), .. Frame(2)]);
-        Assert.Equal(1, await first);
-        Assert.Equal(2, await NextAsync(reader)); // buffered: no read at all
-        stream.Send(Frame(3));
-        Assert.Equal(3, await NextAsync(reader)); // the bytes were there: the read did not wait
-        Assert.Equal(1, waiting);
-        var fourth = NextAsync(reader);
-        await Eventually.True(() => waiting == 2, "the reader did not say it waits again");
-        stream.Send(Frame(4));
-        Assert.Equal(4, await fourth);
-    }
-
     [Fact]
     public async Task Without_it_the_reader_never_reads_zero_bytes()
     {
