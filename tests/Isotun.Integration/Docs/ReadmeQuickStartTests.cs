@@ -23,13 +23,13 @@ public sealed class ReadmeQuickStartTests
     {
         Skip.If(InteropEnvironment.SkipOpenconnect is not null, InteropEnvironment.SkipOpenconnect);
         using var labLock = LabLock.Acquire("rd", TimeSpan.FromMinutes(15));
-        var dir = Directory.CreateTempSubdirectory("isotun-readme-").FullName;
-        var layout = new LabLayout("rd", 30, dir);
-        Cleanup();
         // The README's tenants make these on the host: if they are there already, they are someone's server (or one
         // an interrupted run left), not this test's to delete.
         var taken = TenantNamespaces.Where(NetworkNamespace.Exists).ToList();
         Assert.True(taken.Count == 0, $"network namespace(s) {string.Join(", ", taken)} exist already: stop the server that uses them (or delete them with `ip netns del`) and run the test again");
+        var dir = Directory.CreateTempSubdirectory("isotun-readme-").FullName;
+        var layout = new LabLayout("rd", 30, dir);
+        Cleanup();
         try
         {
             IpCommand.Run("netns", "add", Srv);
