@@ -379,7 +379,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         else lock (_revokedLock)
         {
             if (!_revokedUsers.TryRemove($"{tenant}/{user}", out _)) return false;
-            _enabledSince[$"{tenant}/{user}"] = DateTimeOffset.FromUnixTimeSeconds(_time.GetUtcNow().ToUnixTimeSeconds()); // as the file keeps it
+            _enabledSince[$"{tenant}/{user}"] = UnixSeconds.Whole(_time.GetUtcNow()); // as the file keeps it
             if (TrySaveRevokedUsers() is { } unsaved)
                 throw new IOException($"enabled, but {RevokedUsersPath} could not be written ({unsaved.Message}): after a restart the user is revoked again", unsaved);
         }
@@ -424,8 +424,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         {
             if (line.Trim() is not { Length: > 0 } entry || entry.StartsWith('#')) continue;
             // "tenant/user": revoked; "tenant/user enabled UNIXTIME": enabled again then.
-            if (entry.Split(' ') is [var who, "enabled", var at] && long.TryParse(at, out long seconds) && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
-                _enabledSince[who] = DateTimeOffset.FromUnixTimeSeconds(seconds);
+            if (entry.Split(' ') is [var who, "enabled", var at] && UnixSeconds.Parse(at) is { } since) _enabledSince[who] = since;
             else _revokedUsers[entry] = 0;
         }
     }

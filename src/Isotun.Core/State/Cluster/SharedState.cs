@@ -79,7 +79,7 @@ public sealed partial class SharedState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, DateTimeOffset> _enabledSince = new(StringComparer.Ordinal);
 
     /// <summary>The value under a user's key that says "enabled again at …" rather than "revoked" (a node's name).</summary>
-    private const string EnabledValue = "enabled ";
+    private static ReadOnlySpan<byte> EnabledValue => "enabled "u8;
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _revokedSessions = new();
     // Login bans by their name in the store ("scope/escaped key").
     private readonly ConcurrentDictionary<string, (string Scope, string Key, DateTimeOffset Until)> _loginBans = new(StringComparer.Ordinal);
@@ -366,11 +366,8 @@ public sealed partial class SharedState : IAsyncDisposable
     private SharedChange? ApplyUser(string who, ReadOnlySpan<byte> value)
     {
         if (who.Split('/', 2) is not [var tenant, var user]) return null;
-        var text = Encoding.UTF8.GetString(value);
-        if (text.StartsWith(EnabledValue, StringComparison.Ordinal) && long.TryParse(text.AsSpan(EnabledValue.Length), out long seconds)
-            && seconds >= 0 && seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds())
+        if (value.StartsWith(EnabledValue) && UnixSeconds.Parse(value[EnabledValue.Length..]) is { } since)
         {
-            var since = DateTimeOffset.FromUnixTimeSeconds(seconds);
             bool known = _enabledSince.TryGetValue(who, out var before) && before == since;
             _enabledSince[who] = since;
             _revokedUsers.TryRemove(who, out _);
@@ -400,9 +397,9 @@ public sealed partial class SharedState : IAsyncDisposable
     {
         string who = $"{tenant}/{user}";
         if (!_revokedUsers.TryRemove(who, out _)) return false;
-        var now = DateTimeOffset.FromUnixTimeSeconds(_time.GetUtcNow().ToUnixTimeSeconds()); // as every node reads it
+        var now = UnixSeconds.Whole(_time.GetUtcNow()); // as every node reads it
         _enabledSince[who] = now;
-        Write(KeyWrite.Put(_prefix + UsersDir + who, Encoding.UTF8.GetBytes(EnabledValue + now.ToUnixTimeSeconds())), keep: true);
+        Write(KeyWrite.Put(_prefix + UsersDir + who, (byte[])[.. EnabledValue, .. UnixSeconds.Bytes(now)]), keep: true);
         return true;
     }
 

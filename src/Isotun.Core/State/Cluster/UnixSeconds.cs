@@ -14,8 +14,14 @@ internal static class UnixSeconds
     public static byte[] Bytes(DateTimeOffset time) => Encoding.ASCII.GetBytes(time.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The time in <paramref name="value"/>, or null when it holds no number.</summary>
-    public static DateTimeOffset? Parse(ReadOnlySpan<byte> value) =>
-        long.TryParse(Encoding.ASCII.GetString(value), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
+    public static DateTimeOffset? Parse(ReadOnlySpan<byte> value) => Parse(Encoding.ASCII.GetString(value));
+
+    /// <inheritdoc cref="Parse(ReadOnlySpan{byte})"/>
+    public static DateTimeOffset? Parse(string value) =>
+        long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds)
             ? DateTimeOffset.FromUnixTimeSeconds(Math.Min(seconds, Max))
             : null;
+
+    /// <summary><paramref name="time"/> in whole seconds, as it reads back once written.</summary>
+    public static DateTimeOffset Whole(DateTimeOffset time) => DateTimeOffset.FromUnixTimeSeconds(time.ToUnixTimeSeconds());
 }
