@@ -339,10 +339,8 @@ public sealed partial class SharedState : IAsyncDisposable
             listed.Add(who);
             ApplyUser(who, e.Value.Span);
         }
-        foreach (var who in _revokedUsers.Keys)
-            if (!listed.Contains(who)) _revokedUsers.TryRemove(who, out _);
-        foreach (var who in _enabledSince.Keys)
-            if (!listed.Contains(who)) _enabledSince.TryRemove(who, out _);
+        KeepOnly(_revokedUsers, listed);
+        KeepOnly(_enabledSince, listed);
         var revokedSessions = new HashSet<Guid>();
         foreach (var e in sessions.Entries)
             if (ParseSession(e.Key, e.Value.Span) is var (id, until))
@@ -350,10 +348,16 @@ public sealed partial class SharedState : IAsyncDisposable
                 revokedSessions.Add(id);
                 _revokedSessions[id] = until;
             }
-        foreach (var id in _revokedSessions.Keys)
-            if (!revokedSessions.Contains(id)) _revokedSessions.TryRemove(id, out _);
+        KeepOnly(_revokedSessions, revokedSessions);
         if (await _store.GetAsync(_prefix + SharedTenants.KeyName, ct).ConfigureAwait(false) is { } tenants) AdoptTenants(SharedTenants.Of(tenants));
         Interlocked.Exchange(ref _revision, new[] { users.Revision, sessions.Revision, bans.Revision, failures.Revision, certificates.Revision }.Min());
+    }
+
+    /// <summary>Takes out of <paramref name="map"/> every key the store no longer lists.</summary>
+    private static void KeepOnly<TKey, TValue>(ConcurrentDictionary<TKey, TValue> map, HashSet<TKey> listed) where TKey : notnull
+    {
+        foreach (var key in map.Keys)
+            if (!listed.Contains(key)) map.TryRemove(key, out _);
     }
 
     public bool IsUserRevoked(string tenant, string user) => _revokedUsers.ContainsKey($"{tenant}/{user}");
