@@ -35,7 +35,7 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         {
             if (!Admit(tenant, user, serverMax, out refusedBy)) return null;
             var ticket = new SessionTicket(Guid.NewGuid(), tenant.Name, user, time.GetUtcNow() + cookieLifetime, credential);
-            _sessions[ticket.SessionId] = new VpnSession(ticket.SessionId, tenant, user, ticket.ExpiresAt) { Since = time.GetUtcNow(), Limits = tenant.LimitsFor(user), Credential = credential, Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes) };
+            _sessions[ticket.SessionId] = NewSession(ticket, tenant, time.GetUtcNow());
             return ticket;
         }
     }
@@ -86,17 +86,20 @@ public sealed class SessionRegistry(IStateStore state, TimeProvider time, TimeSp
         {
             if (_sessions.TryGetValue(ticket.SessionId, out live)) return live;
             if (!Admit(tenant, ticket.User, serverMax, out refusedBy)) return null;
-            var restored = new VpnSession(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt)
-            {
-                Since = Min(ticket.ExpiresAt - cookieLifetime, time.GetUtcNow()),
-                Limits = tenant.LimitsFor(ticket.User),
-                Credential = ticket.Credential,
-                Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes),
-            };
-            _sessions[ticket.SessionId] = restored;
-            return restored;
+            return _sessions[ticket.SessionId] = NewSession(ticket, tenant, Min(ticket.ExpiresAt - cookieLifetime, time.GetUtcNow()));
         }
     }
+
+    /// <summary>The session of <paramref name="ticket"/>, logged in at <paramref name="since"/>, with the tenant's limits
+    /// for its user and a fresh memory budget.</summary>
+    private VpnSession NewSession(SessionTicket ticket, TenantRuntime tenant, DateTimeOffset since) =>
+        new(ticket.SessionId, tenant, ticket.User, ticket.ExpiresAt)
+        {
+            Since = since,
+            Limits = tenant.LimitsFor(ticket.User),
+            Credential = ticket.Credential,
+            Budget = new(sessionMemory?.Invoke() ?? MemoryBudget.DefaultBytes),
+        };
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
