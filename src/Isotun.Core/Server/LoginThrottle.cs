@@ -19,7 +19,7 @@ public sealed class LoginThrottle(TimeProvider time)
 {
     public const int MaxTracked = 100_000;
 
-    private sealed class Entry
+    internal sealed class Entry
     {
         public int Failures;
         public long FirstFailure;
@@ -124,12 +124,12 @@ public sealed class LoginThrottle(TimeProvider time)
         private readonly LoginThrottle _owner;
         private Entry? _source, _user;
 
-        internal LoginAttempt(LoginThrottle owner, LoginBlock block, object? source, object? user)
+        internal LoginAttempt(LoginThrottle owner, LoginBlock block, Entry? source, Entry? user)
         {
             _owner = owner;
             Block = block;
-            _source = (Entry?)source;
-            _user = (Entry?)user;
+            _source = source;
+            _user = user;
         }
 
         /// <summary><see cref="LoginBlock.None"/> when the attempt may go on.</summary>
