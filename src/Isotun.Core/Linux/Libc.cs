@@ -41,6 +41,25 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int poll(PollFd* fds, nuint nfds, int timeout);
 
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_MOD = 3;
+    public const uint EPOLLIN = 0x1;
+
+    /// <summary>
+    /// Room for one struct epoll_event: its events mask first, then 8 bytes of data, packed on x86-64 (12 bytes) but
+    /// not on arm64 (16). Only the mask is ever set or read here.
+    /// </summary>
+    public const int EpollEventSize = 16;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_ctl(int epfd, int op, int fd, byte* ev);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int epoll_wait(int epfd, byte* events, int maxEvents, int timeout);
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setns(int fd, int nstype);
 

@@ -6,8 +6,9 @@ namespace Isotun.Linux;
 /// <summary>
 /// A layer-3 TUN device opened through /dev/net/tun (IFF_TUN | IFF_NO_PI): one read is one IP packet.
 /// The device is non-blocking: <see cref="Read"/> takes what is waiting, and the dedicated thread that serves a queue
-/// waits in <see cref="WaitReadable"/>, on the device and an eventfd that <see cref="Interrupt"/> signals (closing the
-/// fd does not wake a waiting thread), with no timeout: an idle queue costs no wake-ups.
+/// waits in <see cref="WaitReadable"/>, in an epoll set of the device and an eventfd that <see cref="Interrupt"/> signals
+/// (closing the fd does not wake a waiting thread), with no timeout: an idle queue costs no wake-ups. The set, not a
+/// poll() of the two, lets <see cref="SuppressWakeups"/> take the device out of the wait for a while without waking it.
 /// </summary>
 public sealed unsafe class TunDevice : ITunQueue
 {
@@ -28,6 +29,11 @@ public sealed unsafe class TunDevice : ITunQueue
     // Signalled by Interrupt: a reader waits on it beside the device, with no timeout (made with the device, so that
     // its number cannot be reused while a reader may poll it; closed at Dispose).
     private readonly int _interrupt;
+    // The epoll set the reader waits in: the device (its events switched off while wake-ups are suppressed) and the
+    // interrupt. Made with the device and closed at Dispose, as the interrupt.
+    private readonly int _epoll;
+    private readonly Lock _suppressLock = new();
+    private int _suppressed;
 
     private TunDevice(int fd, string name, bool offload, bool uso)
     {
@@ -38,6 +44,15 @@ public sealed unsafe class TunDevice : ITunQueue
             int errno = Marshal.GetLastPInvokeError();
             Libc.close(fd);
             throw new TunException($"eventfd for {name}: {Libc.ErrorText(errno)}");
+        }
+        _epoll = Libc.epoll_create1(Libc.EPOLL_CLOEXEC);
+        if (_epoll < 0 || !Watch(Libc.EPOLL_CTL_ADD, fd, Libc.EPOLLIN) || !Watch(Libc.EPOLL_CTL_ADD, _interrupt, Libc.EPOLLIN))
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (_epoll >= 0) Libc.close(_epoll);
+            Libc.close(_interrupt);
+            Libc.close(fd);
+            throw new TunException($"epoll for {name}: {Libc.ErrorText(errno)}");
         }
         Name = name;
         Offload = offload;
@@ -159,15 +174,36 @@ public sealed unsafe class TunDevice : ITunQueue
         }
     }
 
-    /// <summary>poll() alone, on the device and the interrupt; see <see cref="ITunQueue.WaitReadable"/>.</summary>
+    /// <summary>epoll_wait alone, on the device and the interrupt; see <see cref="ITunQueue.WaitReadable"/>.</summary>
     public bool WaitReadable(int timeoutMs)
     {
-        int fd = Volatile.Read(ref _fd);
-        if (fd < 0) return true;
-        Libc.PollFd* pfd = stackalloc Libc.PollFd[2];
-        pfd[0] = new() { Fd = fd, Events = Libc.POLLIN };
-        pfd[1] = new() { Fd = _interrupt, Events = Libc.POLLIN };
-        return Libc.poll(pfd, 2, timeoutMs) != 0;
+        if (Volatile.Read(ref _fd) < 0) return true;
+        byte* events = stackalloc byte[2 * Libc.EpollEventSize];
+        return Libc.epoll_wait(_epoll, events, 2, timeoutMs) != 0;
+    }
+
+    /// <summary>
+    /// Switches the device's events off in the epoll set, or on again; see <see cref="ITunQueue.SuppressWakeups"/>.
+    /// Switching them on looks at the device at once, so a packet that came meanwhile wakes the waiting reader then.
+    /// </summary>
+    public void SuppressWakeups(bool suppress)
+    {
+        // Counted, for connections of the queue that overlap; under a lock, so the last switch made is the one counted.
+        lock (_suppressLock)
+        {
+            _suppressed += suppress ? 1 : -1;
+            if (_suppressed != (suppress ? 1 : 0)) return;
+            int fd = Volatile.Read(ref _fd);
+            if (fd >= 0) Watch(Libc.EPOLL_CTL_MOD, fd, suppress ? 0 : Libc.EPOLLIN);
+        }
+    }
+
+    private bool Watch(int op, int fd, uint events)
+    {
+        byte* ev = stackalloc byte[Libc.EpollEventSize];
+        new Span<byte>(ev, Libc.EpollEventSize).Clear();
+        *(uint*)ev = events;
+        return Libc.epoll_ctl(_epoll, op, fd, ev) == 0;
     }
 
     public void Interrupt()
@@ -213,5 +249,6 @@ public sealed unsafe class TunDevice : ITunQueue
         if (fd < 0) return;
         Libc.close(fd);
         Libc.close(_interrupt);
+        Libc.close(_epoll);
     }
 }

@@ -701,6 +701,18 @@ public sealed class TenantRuntime : IDisposable
         if (readers.Length > 0) readers[queue % readers.Length].ServeAfterWrite();
     }
 
+    /// <summary>
+    /// See <see cref="TunQueueReader.HoldWakeups"/>: for a connection on queue <paramref name="queue"/> about to write
+    /// after a quiet spell. The reader whose wake-ups are held, to release them on; null when none were.
+    /// </summary>
+    internal TunQueueReader? HoldWakeups(int queue)
+    {
+        var readers = _readers;
+        if (readers.Length == 0) return null;
+        var reader = readers[queue % readers.Length];
+        return reader.HoldWakeups() ? reader : null;
+    }
+
     /// <summary>Packets of this tenant's TUN queues that connections read right after their writes.</summary>
     internal long ServedAfterWrite => _readers.Sum(r => r.ServedAfterWrite);
 

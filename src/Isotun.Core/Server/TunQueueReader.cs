@@ -62,6 +62,23 @@ internal sealed class TunQueueReader
     }
 
     /// <summary>
+    /// Called by a connection about to write into this queue after a quiet spell: when the thread is waiting (the queue
+    /// was empty), keeps what the write causes (a ping's reply, which the kernel queues inside the write) from waking it,
+    /// for the connection to read and send itself in <see cref="ServeAfterWrite"/>. True when it did; the caller must
+    /// then call <see cref="ReleaseWakeups"/>, after its serve, whatever happens. Otherwise the kernel wakes the thread,
+    /// often on another CPU, inside that write, only for it to find the queue already read: a cost on every idle ping.
+    /// </summary>
+    public bool HoldWakeups()
+    {
+        if (!_waiting) return false;
+        _tun.SuppressWakeups(true);
+        return true;
+    }
+
+    /// <summary>Ends a <see cref="HoldWakeups"/>: a packet that came meanwhile and is still there wakes the thread now.</summary>
+    public void ReleaseWakeups() => _tun.SuppressWakeups(false);
+
+    /// <summary>
     /// Called by a connection right after it wrote into this queue: when the thread is waiting (the queue was empty),
     /// reads one packet, if one is there now, and forwards it from the caller's thread; anything after it stays with the
     /// thread, so a burst does not hold the caller (a socket's thread). Does nothing when the thread is busy, so under

@@ -162,31 +162,37 @@ public sealed class TunnelConnection
             while (true)
             {
                 var frame = await _reader.ReadFrameAsync(maxPayload, ct).ConfigureAwait(false);
-                // Handle every frame already buffered before reading again, so runs of segments can merge.
-                do
+                // A burst after a quiet spell (a ping, a request): an answer the host gives at once is in the TUN queue
+                // when our write returns. This thread sends it (ServeAfterWrite), and the queue's reader, waiting, is
+                // kept from waking for it meanwhile. Under a stream of bursts this is skipped: the reader is awake
+                // anyway, and reading after every burst would cost a read (mostly empty) per burst. Not for a
+                // rate-limited session: its burst may wait for its allowance, and the reader must not be held that long.
+                bool quiet = Stopwatch.GetTimestamp() - lastBurst >= QuietTicks;
+                var held = quiet && _session.Limits is null ? _session.Tenant.HoldWakeups(Queue) : null;
+                try
                 {
-                    var end = await HandleFrameAsync(frame, ct).ConfigureAwait(false);
-                    if (end is not null)
+                    // Handle every frame already buffered before reading again, so runs of segments can merge.
+                    do
                     {
-                        _tunWriter?.Flush();
-                        return end.Value;
+                        var end = await HandleFrameAsync(frame, ct).ConfigureAwait(false);
+                        if (end is not null)
+                        {
+                            _tunWriter?.Flush();
+                            return end.Value;
+                        }
                     }
+                    while (_reader.TryReadBufferedFrame(maxPayload, out frame));
+                    if (MorePending?.Invoke() == true) continue;
+                    if (_tunWriter is not { } tunWriter) continue;
+                    if (!tunWriter.Flush()) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
+                    if (quiet && tunWriter.Writes != writesServed) _session.Tenant.ServeAfterWrite(Queue);
+                    writesServed = tunWriter.Writes;
+                    lastBurst = Stopwatch.GetTimestamp();
                 }
-                while (_reader.TryReadBufferedFrame(maxPayload, out frame));
-                if (MorePending?.Invoke() == true) continue;
-                if (_tunWriter is not { } tunWriter) continue;
-                if (!tunWriter.Flush()) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
-                long now = Stopwatch.GetTimestamp();
-                if (tunWriter.Writes != writesServed && now - lastBurst >= QuietTicks)
+                finally
                 {
-                    // A burst after a quiet spell (a ping, a request) is in the TUN, and an answer the host gave at
-                    // once may be there already: send it from here rather than wake the TUN's reader for it. Under
-                    // a stream of bursts this is skipped: the reader is awake anyway, and reading after every burst
-                    // would cost a read (mostly empty) per burst.
-                    _session.Tenant.ServeAfterWrite(Queue);
+                    held?.ReleaseWakeups();
                 }
-                writesServed = tunWriter.Writes;
-                lastBurst = now;
             }
         }
         finally

@@ -4,7 +4,7 @@ namespace Isotun.Tun;
 /// One queue of a layer-3 TUN device, as the data path sees it: batches of IP packets in and out, each led by a
 /// 10-byte virtio-net header when <see cref="Offload"/> is on. <c>Linux.TunDevice</c> is the kernel's;
 /// <see cref="MemoryTunQueue"/> is the in-memory twin that lets a whole server and client run in one process.
-/// Reads block (up to a timeout), so each queue is served by a dedicated thread.
+/// Reads never wait; each queue is served by a dedicated thread that waits in <see cref="WaitReadable"/>.
 /// </summary>
 public interface ITunQueue : IDisposable
 {
@@ -46,6 +46,13 @@ public interface ITunQueue : IDisposable
     /// to notice it is told to stop, without waking on a timeout while idle.
     /// </summary>
     void Interrupt();
+
+    /// <summary>
+    /// While suppressed (calls nest), a packet that arrives does not end a <see cref="WaitReadable"/> in progress;
+    /// lifting the last suppression ends it at once when a packet is waiting. For a connection that writes into the
+    /// queue and reads the answer its write caused itself: the waiting thread is then not woken for that answer.
+    /// </summary>
+    void SuppressWakeups(bool suppress);
 
     /// <summary>
     /// Writes bufs[i] from <paramref name="offset"/> on, one packet each. Returns how many the device took; a

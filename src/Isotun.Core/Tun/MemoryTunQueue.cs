@@ -9,7 +9,11 @@ public sealed class MemoryTunQueue : ITunQueue
     private readonly Channel<byte[]> _injected;
     private volatile bool _closed;
     private volatile string? _failure;
-    private readonly TaskCompletionSource _interrupted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // A waiting reader sleeps on this gate: pulsed by a packet injected while wake-ups are not suppressed, by lifting
+    // the suppression, by an interrupt and by closing.
+    private readonly object _gate = new();
+    private bool _interrupted;
+    private int _suppressed;
     private long _reads, _writes, _refused, _waits;
 
     internal MemoryTunQueue(MemoryTun device, int index, int mtu, bool offload, bool uso, int capacity)
@@ -41,7 +45,21 @@ public sealed class MemoryTunQueue : ITunQueue
     /// <summary>Packets injected and not read yet.</summary>
     public int Waiting => _injected.Reader.Count;
 
-    internal bool Inject(ReadOnlySpan<byte> packet) => !_closed && _injected.Writer.TryWrite(packet.ToArray());
+    internal bool Inject(ReadOnlySpan<byte> packet)
+    {
+        if (_closed || !_injected.Writer.TryWrite(packet.ToArray())) return false;
+        Wake(unlessSuppressed: true);
+        return true;
+    }
+
+    private void Wake(bool unlessSuppressed)
+    {
+        lock (_gate)
+        {
+            if (unlessSuppressed && _suppressed > 0) return;
+            Monitor.PulseAll(_gate);
+        }
+    }
 
     /// <summary>Makes every later read fail as a kernel TUN's does once its device is gone (deleted under it).</summary>
     public void Fail(string message)
@@ -71,12 +89,38 @@ public sealed class MemoryTunQueue : ITunQueue
     public bool WaitReadable(int timeoutMs)
     {
         Interlocked.Increment(ref _waits);
-        if (_closed || _injected.Reader.Count > 0 || _interrupted.Task.IsCompleted) return true;
-        // Done within the time: a packet came, the queue was closed, or the wait was interrupted.
-        return Task.WhenAny(_injected.Reader.WaitToReadAsync().AsTask(), _interrupted.Task).Wait(timeoutMs);
+        long deadline = timeoutMs < 0 ? long.MaxValue : Environment.TickCount64 + timeoutMs;
+        lock (_gate)
+        {
+            // Done within the time: a packet came (and no suppression kept it from ending the wait), the queue was
+            // closed or failed, or the wait was interrupted.
+            while (!(_closed || _interrupted || _failure is not null || (_suppressed == 0 && _injected.Reader.Count > 0)))
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0) return false;
+                Monitor.Wait(_gate, (int)Math.Min(left, int.MaxValue));
+            }
+            return true;
+        }
     }
 
-    public void Interrupt() => _interrupted.TrySetResult();
+    public void Interrupt()
+    {
+        lock (_gate)
+        {
+            _interrupted = true;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void SuppressWakeups(bool suppress)
+    {
+        lock (_gate)
+        {
+            _suppressed += suppress ? 1 : -1;
+            if (_suppressed == 0) Monitor.PulseAll(_gate);
+        }
+    }
 
     /// <summary>Calls of <see cref="WaitReadable"/> so far: each is a wake-up of the thread that reads the queue.</summary>
     public long Waits => Interlocked.Read(ref _waits);
@@ -106,5 +150,6 @@ public sealed class MemoryTunQueue : ITunQueue
     {
         _closed = true;
         _injected.Writer.TryComplete();
+        Wake(unlessSuppressed: false);
     }
 }

@@ -70,6 +70,7 @@ public sealed class InProcessDataTests(InProcessPki pki)
             return Packets.IsProbe(packet) ? null : Packets.Framed(Packets.Numbered(Packets.Far4, client.Address, Packets.Number(packet)), tun.Offload);
         };
         var tenant = server.Session(client.Address)!.Tenant;
+        long waits = tun.Queues.Sum(q => q.Waits), served = tenant.ServedAfterWrite;
 
         for (int i = 0; i < 50; i++)
         {
@@ -77,7 +78,10 @@ public sealed class InProcessDataTests(InProcessPki pki)
             client.Send(Packets.Numbered(client.Address, Packets.Far4, i));
             Assert.Equal(i, Packets.Number(client.Receive($"the answer to packet {i} did not arrive")));
         }
-        Assert.True(tenant.ServedAfterWrite > 0, "no answer was sent from the connection's thread");
+        // Each answer the connection sent itself was held from the reader, which never woke for it.
+        long servedNow = tenant.ServedAfterWrite - served, wokeNow = tun.Queues.Sum(q => q.Waits) - waits;
+        Assert.True(servedNow > 0, "no answer was sent from the connection's thread");
+        Assert.True(servedNow + wokeNow == 50, $"{servedNow} answers sent by the connection, the reader woke {wokeNow} times, for 50 pings");
 
         const int burst = 300;
         for (int i = 0; i < burst; i++) client.Send(Packets.Numbered(client.Address, Packets.Far4, 1000 + i));
