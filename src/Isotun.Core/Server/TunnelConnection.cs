@@ -187,11 +187,12 @@ public sealed class TunnelConnection
                     if (!tunWriter.Flush()) _session.Tenant.Metrics.Drop(_session.Tenant.Name, DropReason.TunWriteFailed);
                     if (quiet && tunWriter.Writes != writesServed) _session.Tenant.ServeAfterWrite(Queue);
                     writesServed = tunWriter.Writes;
-                    lastBurst = Stopwatch.GetTimestamp();
                 }
                 finally
                 {
                     held?.ReleaseWakeups();
+                    // Also when more is pending: a quiet spell is time without frames, not between flushes.
+                    lastBurst = Stopwatch.GetTimestamp();
                 }
             }
         }
