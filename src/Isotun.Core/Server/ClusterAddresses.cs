@@ -14,6 +14,7 @@ namespace Isotun.Server;
 public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwork pool, ILogger? log = null)
 {
     private readonly SemaphoreSlim _open = new(1, 1);
+    private const int MaxAttempts = 4;
 
     /// <summary>
     /// <c>cluster.binding-ttl-days</c> as configured now: a binding unused that long may have been released, and its
@@ -39,9 +40,14 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
                 try
                 {
                     var claim = await allocator.AllocateAsync(binding, timeout.Token).ConfigureAwait(false);
-                    // A claim that gave an address marks its binding as used now, which keeps it from expiring.
-                    if (claim.Address is not null) await allocator.TouchAsync(binding, DateTimeOffset.UtcNow, timeout.Token).ConfigureAwait(false);
-                    return claim;
+                    // A claim that gave an address marks its binding as used now, which keeps it from expiring. A sweep
+                    // on another node may have released it since it was read (a binding unused for the TTL): then the
+                    // address may be another user's already, and the claim is made again.
+                    if (claim.Address is null || await allocator.TouchAsync(binding, claim.Address, DateTimeOffset.UtcNow, timeout.Token).ConfigureAwait(false))
+                        return claim;
+                    if (attempt >= MaxAttempts)
+                        throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"tenant {tenant}: the address binding of {binding} kept being released while it was claimed");
+                    continue;
                 }
                 catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && attempt == 1)
                 {

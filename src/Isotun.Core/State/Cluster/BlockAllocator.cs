@@ -159,11 +159,18 @@ public sealed class BlockAllocator
 
     private string SeenKey(string user) => PoolPrefix("seen") + user;
 
-    /// <summary>Records that <paramref name="user"/>'s binding was used at <paramref name="now"/> (a session got its address).</summary>
-    public async Task TouchAsync(string user, DateTimeOffset now, CancellationToken ct = default)
+    /// <summary>
+    /// Records that <paramref name="user"/>'s binding to <paramref name="address"/> was used at <paramref name="now"/>,
+    /// if it is still bound there: false when it was released or moved meanwhile (a sweep on another node found it unused
+    /// since <see cref="AllocateAsync"/> read it), and the address must not be handed out. Either the sweep's commit or
+    /// this one fails: each is made on the other's key being unchanged.
+    /// </summary>
+    public async Task<bool> TouchAsync(string user, IPAddress address, DateTimeOffset now, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(user);
-        await _store.CommitAsync([], [KeyWrite.Put(SeenKey(user), UnixSeconds.Bytes(now))], ct).ConfigureAwait(false);
+        var bound = await _store.GetAsync(UserKey(user), ct).ConfigureAwait(false);
+        if (bound is null || Text(bound.Value) != address.ToString()) return false;
+        return (await _store.CommitAsync([new(bound.Key, bound.ModRevision)], [KeyWrite.Put(SeenKey(user), UnixSeconds.Bytes(now))], ct).ConfigureAwait(false)).Succeeded;
     }
 
     /// <summary>Records that the bindings of <paramref name="users"/> are in use at <paramref name="now"/>, in commits of at most 64.</summary>

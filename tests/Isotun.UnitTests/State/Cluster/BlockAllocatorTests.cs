@@ -169,9 +169,9 @@ public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
         var now = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
         var ttl = TimeSpan.FromDays(30);
         var (old, live, recent, legacy) = (await node.AllocateAsync("old"), await node.AllocateAsync("live"), await node.AllocateAsync("recent"), await node.AllocateAsync("legacy"));
-        await node.TouchAsync("old", now - ttl - TimeSpan.FromSeconds(1));
-        await node.TouchAsync("live", now - TimeSpan.FromDays(365));
-        await node.TouchAsync("recent", now - ttl + TimeSpan.FromMinutes(1));
+        Assert.True(await node.TouchAsync("old", old.Address!, now - ttl - TimeSpan.FromSeconds(1)));
+        Assert.True(await node.TouchAsync("live", live.Address!, now - TimeSpan.FromDays(365)));
+        Assert.True(await node.TouchAsync("recent", recent.Address!, now - ttl + TimeSpan.FromMinutes(1)));
         // "legacy" was bound before use was recorded: its clock starts now.
 
         var released = await node.ExpireAsync(ttl, now, new HashSet<string> { live.Address!.ToString() });

@@ -261,6 +261,48 @@ public abstract class SharedStateContract
     }
 
     [SkippableFact]
+    public async Task A_binding_another_node_releases_while_it_is_claimed_is_made_again_not_handed_out_unbound()
+    {
+        var store = new SweptStore(Connect());
+        await using var a = await SharedState.JoinAsync(store, _prefix, "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(Connect(), _prefix, "node-b", 32, NullLogger.Instance);
+        Assert.True(IpNetwork.TryParse("10.20.0.0/24", out var pool));
+        var onA = new ClusterAddresses(a, "acme", pool);
+        var onB = new ClusterAddresses(b, "acme", pool);
+        var first = await onA.ClaimAsync("alice", CancellationToken.None);
+
+        // Alice comes back; between the read of her binding and the record of its use, node b's sweep (allowing no idle
+        // time, and with no session published) releases it.
+        store.BeforeUse = async () => Assert.Equal(["alice"], await onB.ExpireAsync(TimeSpan.Zero, CancellationToken.None));
+        var again = await onA.ClaimAsync("alice", CancellationToken.None);
+        Assert.Null(store.BeforeUse); // the sweep ran
+
+        // Her claim was made again: the address she got is bound to her in the store, as every node reads it, so no
+        // one else gets it. (Unbound, node b would give her a new address from a block of its own.)
+        Assert.Equal(AddressClaimOutcome.New, again.Outcome);
+        var fromB = await onB.ClaimAsync("alice", CancellationToken.None);
+        Assert.Equal((AddressClaimOutcome.HeldElsewhere, again.Address, "node-a"), (fromB.Outcome, fromB.Address, fromB.Owner));
+        Assert.Equal(again.Address, (await onA.ClaimAsync("alice", CancellationToken.None)).Address);
+        Assert.NotNull(first.Address);
+    }
+
+    /// <summary>Runs <see cref="BeforeUse"/> once, before the next commit that records a binding's use.</summary>
+    private sealed class SweptStore(IKeyValueStore inner) : DelegatingStore(inner)
+    {
+        public Func<Task>? BeforeUse;
+
+        public override async Task<CommitResult> CommitAsync(IReadOnlyList<KeyCondition> conditions, IReadOnlyList<KeyWrite> writes, CancellationToken ct = default)
+        {
+            if (BeforeUse is { } before && writes.Any(w => !w.IsDelete && w.Key.Contains("/seen/", StringComparison.Ordinal)))
+            {
+                BeforeUse = null;
+                await before();
+            }
+            return await base.CommitAsync(conditions, writes, ct);
+        }
+    }
+
+    [SkippableFact]
     public async Task A_login_ban_made_on_one_node_reaches_the_others_until_it_is_lifted_and_a_late_node_reads_it()
     {
         var (a, b, seen) = await TwoNodesAsync();
