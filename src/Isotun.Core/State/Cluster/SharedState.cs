@@ -87,7 +87,10 @@ public sealed partial class SharedState : IAsyncDisposable
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, (int Count, DateTimeOffset Until)>> _failures = new(StringComparer.Ordinal);
     // Writes waiting for the store, in order; a write marked NodeLease is attached to the node's lease as it is then,
     // and one with a Kept number waits in the journal too until the store has it.
-    private readonly ConcurrentQueue<(KeyWrite Write, bool NodeLease, long Kept)> _pending = new();
+    // Made: when the write was made here; Seen: the store's revision this node's state reflected then (a key changed
+    // after it was changed by another node without this node knowing, see SupersededAsync).
+    private readonly record struct Waiting(KeyWrite Write, bool NodeLease, long Kept, DateTimeOffset Made, long Seen);
+    private readonly ConcurrentQueue<Waiting> _pending = new();
     private readonly WriteJournal? _journal;
     private readonly Lock _keepOrder = new(); // a kept write's number and its place in the queue agree
     // What this node last published of its sessions (key → value), and under which lease generation.
@@ -158,7 +161,7 @@ public sealed partial class SharedState : IAsyncDisposable
         var shared = new SharedState(store, prefix, node, log, time ?? TimeProvider.System, journal);
         shared._cookieKeys = await shared.CookieKeysAsync(keyLength, ct).ConfigureAwait(false);
         await shared.LoadAsync(ct).ConfigureAwait(false);
-        shared.Replay();
+        await shared.ReplayAsync(ct).ConfigureAwait(false);
         await shared.GrantNodeLeaseAsync(ct).ConfigureAwait(false);
         shared._leaseLoop = Task.Run(shared.LeaseLoopAsync);
         shared._connected = true;
@@ -370,7 +373,7 @@ public sealed partial class SharedState : IAsyncDisposable
     private SharedChange? ApplyUser(string who, ReadOnlySpan<byte> value)
     {
         if (who.Split('/', 2) is not [var tenant, var user]) return null;
-        if (value.StartsWith(EnabledValue) && UnixSeconds.Parse(value[EnabledValue.Length..]) is { } since)
+        if (EnabledAt(value) is { } since)
         {
             bool known = _enabledSince.TryGetValue(who, out var before) && before == since;
             _enabledSince[who] = since;
@@ -524,20 +527,22 @@ public sealed partial class SharedState : IAsyncDisposable
             Unstorable(e);
             return;
         }
+        var waiting = new Waiting(write, nodeLease, 0, _time.GetUtcNow(), Interlocked.Read(ref _revision));
         if (keep && _journal is not null)
         {
-            lock (_keepOrder) _pending.Enqueue((write, nodeLease, Keep(write)));
+            lock (_keepOrder) _pending.Enqueue(waiting with { Kept = Keep(waiting) });
         }
-        else _pending.Enqueue((write, nodeLease, 0));
+        else _pending.Enqueue(waiting);
         _wake.Release();
     }
 
     /// <summary>Keeps a write in the journal; 0 when the disk refused it (it still waits in memory).</summary>
-    private long Keep(KeyWrite write)
+    private long Keep(Waiting waiting)
     {
+        var write = waiting.Write;
         try
         {
-            return _journal!.Append(write);
+            return _journal!.Append(write, waiting.Made, waiting.Seen);
         }
         catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
         {
@@ -564,13 +569,14 @@ public sealed partial class SharedState : IAsyncDisposable
 
     /// <summary>
     /// The changes an earlier run of this node made and the store never took: applied here over what was read, and
-    /// queued again in their order (a change for another cluster prefix is dropped with a warning).
+    /// queued again in their order (a change for another cluster prefix is dropped with a warning, and so is a user's
+    /// revocation or enabling that another node's later change in the store supersedes, see <see cref="SupersededAsync"/>).
     /// </summary>
-    private void Replay()
+    private async Task ReplayAsync(CancellationToken ct)
     {
         if (_journal is null) return;
         int replayed = 0;
-        foreach (var (kept, write) in _journal.Entries())
+        foreach (var (kept, write, made, seen) in _journal.Entries())
         {
             if (!write.Key.StartsWith(_prefix, StringComparison.Ordinal))
             {
@@ -578,13 +584,60 @@ public sealed partial class SharedState : IAsyncDisposable
                 Forget(kept);
                 continue;
             }
+            if (await SupersededAsync(write, made ?? DateTimeOffset.MaxValue, seen ?? 0, ct).ConfigureAwait(false) is { } superseded)
+            {
+                _log.LogWarning("cluster: a change for {Key} made on this node before it last stopped had not reached the store, and the store now holds {Newer}; the store's stands: make the change again if it is still meant",
+                    write.Key, superseded.Why);
+                Forget(kept);
+                continue;
+            }
             Apply(new KeyValueEvent(write.IsDelete ? KeyValueEventKind.Delete : KeyValueEventKind.Put, write.Key, write.Value, 0));
-            _pending.Enqueue((write, false, kept));
+            _pending.Enqueue(new Waiting(write, false, kept, made ?? DateTimeOffset.MaxValue, seen ?? 0));
             replayed++;
         }
         if (replayed > 0)
             _log.LogWarning("cluster: {Count} change(s) made before this node last stopped had not reached the store; applied here and written now", replayed);
     }
+
+    /// <summary>
+    /// Whether a user's revocation or enabling that waited (for the store, or in the journal across a restart) is older
+    /// than what another node wrote to the same key since: the store's entry, with what it holds said for the log; null
+    /// to write it. A change this node had seen when it made its own (the key's revision at most <paramref name="seen"/>),
+    /// or a revocation of its own (its changes reach the store in their order), came first. Otherwise the times tell,
+    /// where there are any; where not, the user stays revoked:
+    /// <list type="bullet">
+    /// <item>an enabling at T over an enabling at T2 ≥ T, or a revocation made at <paramref name="made"/> over an
+    /// enabling at a later T2: superseded;</item>
+    /// <item>an enabling over another node's revocation: superseded (the revocation carries no time, and may be the later);</item>
+    /// <item>a revocation over a revocation: written, to the same effect.</item>
+    /// </list>
+    /// </summary>
+    private async Task<(string Why, KeyValueEntry Current)?> SupersededAsync(KeyWrite write, DateTimeOffset made, long seen, CancellationToken ct)
+    {
+        if (write.IsDelete || !write.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal)) return null;
+        if (await _store.GetAsync(write.Key, ct).ConfigureAwait(false) is not { } now || now.ModRevision <= seen) return null;
+        var current = now.Value.Span;
+        DateTimeOffset? enabledThen = EnabledAt(current);
+        string? why = EnabledAt(write.Value.Span) is { } enabling
+            ? enabledThen is null
+                ? current.SequenceEqual(Encoding.UTF8.GetBytes(Node)) ? null : $"a revocation by node {Encoding.UTF8.GetString(current)}"
+                : enabledThen >= enabling ? $"an enabling at {enabledThen:u}" : null
+            : enabledThen > made ? $"an enabling at {enabledThen:u}" : null;
+        return why is null ? null : (why, now);
+    }
+
+    /// <summary><see cref="SupersededAsync(KeyWrite, DateTimeOffset, long, CancellationToken)"/> for a waiting write, within the store's call deadline.</summary>
+    private async Task<(string Why, KeyValueEntry Current)?> SupersededAsync(Waiting waiting, CancellationToken ct)
+    {
+        if (waiting.Write.IsDelete || !waiting.Write.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal)) return null;
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        call.CancelAfter(CallTimeout);
+        return await SupersededAsync(waiting.Write, waiting.Made, waiting.Seen, call.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>The time in a user's "enabled" value; null for a revocation.</summary>
+    private static DateTimeOffset? EnabledAt(ReadOnlySpan<byte> value) =>
+        value.StartsWith(EnabledValue) ? UnixSeconds.Parse(value[EnabledValue.Length..]) : null;
 
     /// <summary>Counts and logs a write dropped because the store cannot take it.</summary>
     private void Unstorable(ArgumentException e)
@@ -665,9 +718,9 @@ public sealed partial class SharedState : IAsyncDisposable
 
     /// <summary>Waiting writes one commit may take together, from the head of the queue: at most <paramref name="most"/>,
     /// each key once (a store refuses a commit that writes a key twice), and at most <see cref="BatchBytes"/> in all.</summary>
-    private List<(KeyWrite Write, bool NodeLease, long Kept)> NextBatch(int most)
+    private List<Waiting> NextBatch(int most)
     {
-        var batch = new List<(KeyWrite, bool, long)>();
+        var batch = new List<Waiting>();
         var keys = new HashSet<string>(StringComparer.Ordinal);
         long bytes = 0;
         // Only this loop takes from the queue, so its head stays as enumerated.
@@ -707,11 +760,22 @@ public sealed partial class SharedState : IAsyncDisposable
                     // wait for each to make its own round trip.
                     var batch = NextBatch(most);
                     var held = _held!;
+                    var writes = new List<KeyWrite>(batch.Count);
+                    foreach (var waiting in batch)
+                        if (await SupersededAsync(waiting, ct).ConfigureAwait(false) is not { } superseded)
+                            writes.Add(waiting.NodeLease ? KeyWrite.Put(waiting.Write.Key, waiting.Write.Value, held.Lease) : waiting.Write);
+                        else
+                        {
+                            _log.LogWarning("cluster: a change for {Key} made on this node while it could not reach the store is older than what the store holds now, {Newer}; the store's stands: make the change again if it is still meant",
+                                waiting.Write.Key, superseded.Why);
+                            var current = superseded.Current;
+                            Apply(new KeyValueEvent(KeyValueEventKind.Put, current.Key, current.Value, current.ModRevision));
+                        }
                     using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     call.CancelAfter(CallTimeout);
                     try
                     {
-                        await _store.CommitAsync([], [.. batch.Select(b => b.NodeLease ? KeyWrite.Put(b.Write.Key, b.Write.Value, held.Lease) : b.Write)], call.Token).ConfigureAwait(false);
+                        if (writes.Count > 0) await _store.CommitAsync([], writes, call.Token).ConfigureAwait(false);
                     }
                     catch (KeyValueStoreException e) when (e.Error == KeyValueStoreError.LeaseNotFound && batch.Any(b => b.NodeLease))
                     {
@@ -820,7 +884,7 @@ public sealed partial class SharedState : IAsyncDisposable
                         if ((!enabledBefore.TryGetValue(who, out var was) || was != since) && who.Split('/', 2) is [var tenant, var user])
                             Notify(new SharedChange.UserEnabled(tenant, user, since));
                     // This node's own changes that have not reached the store hold here, as before the reload.
-                    foreach (var (write, _, _) in _pending)
+                    foreach (var (write, _, _, _, _) in _pending)
                         Apply(new KeyValueEvent(write.IsDelete ? KeyValueEventKind.Delete : KeyValueEventKind.Put, write.Key, write.Value, 0));
                     NotifyCertificateChanges(certificatesBefore);
                     // Bans made or lifted meanwhile (an `isotun unban` on another node): the login throttle hears only these.

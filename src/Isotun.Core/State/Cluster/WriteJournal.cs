@@ -40,9 +40,18 @@ public sealed class WriteJournal : IDisposable
             cmd.CommandText = """
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = NORMAL;
-                CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB);
+                CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB, made INTEGER, seen INTEGER);
                 """;
             cmd.ExecuteNonQuery();
+            // A journal from before writes carried when they were made and what the node had seen then: its rows read
+            // as made at an unknown time, knowing nothing.
+            foreach (var column in new[] { "made", "seen" })
+            {
+                cmd.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('pending') WHERE name = '{column}'";
+                if ((long)cmd.ExecuteScalar()! > 0) continue;
+                cmd.CommandText = $"ALTER TABLE pending ADD COLUMN {column} INTEGER";
+                cmd.ExecuteNonQuery();
+            }
             return new WriteJournal(db, path);
         }
         catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
@@ -54,14 +63,19 @@ public sealed class WriteJournal : IDisposable
         }
     }
 
-    /// <summary>Keeps a write until <see cref="Remove"/>; returns its number, which orders it among the others.</summary>
+    /// <summary>
+    /// Keeps a write, made at <paramref name="made"/> by a node whose state reflected the store at revision
+    /// <paramref name="seen"/>, until <see cref="Remove"/>; returns its number, which orders it among the others.
+    /// </summary>
     /// <exception cref="SqliteException">The disk refused it.</exception>
-    public long Append(KeyWrite write)
+    public long Append(KeyWrite write, DateTimeOffset made, long seen)
     {
         lock (_lock)
         {
             using var cmd = _db.CreateCommand();
-            cmd.CommandText = "INSERT INTO pending (key, value) VALUES ($k, $v); SELECT last_insert_rowid()";
+            cmd.CommandText = "INSERT INTO pending (key, value, made, seen) VALUES ($k, $v, $m, $s); SELECT last_insert_rowid()";
+            cmd.Parameters.AddWithValue("$m", made.ToUnixTimeSeconds());
+            cmd.Parameters.AddWithValue("$s", seen);
             cmd.Parameters.AddWithValue("$k", write.Key);
             cmd.Parameters.AddWithValue("$v", write.IsDelete ? DBNull.Value : write.Value.ToArray());
             return (long)cmd.ExecuteScalar()!;
@@ -81,17 +95,18 @@ public sealed class WriteJournal : IDisposable
         }
     }
 
-    /// <summary>The writes kept, oldest first.</summary>
-    public IReadOnlyList<(long Seq, KeyWrite Write)> Entries()
+    /// <summary>The writes kept, oldest first, with when each was made and the revision seen then (null in a journal from before they were kept).</summary>
+    public IReadOnlyList<(long Seq, KeyWrite Write, DateTimeOffset? Made, long? Seen)> Entries()
     {
         lock (_lock)
         {
             using var cmd = _db.CreateCommand();
-            cmd.CommandText = "SELECT seq, key, value FROM pending ORDER BY seq";
+            cmd.CommandText = "SELECT seq, key, value, made, seen FROM pending ORDER BY seq";
             using var r = cmd.ExecuteReader();
-            var list = new List<(long, KeyWrite)>();
+            var list = new List<(long, KeyWrite, DateTimeOffset?, long?)>();
             while (r.Read())
-                list.Add((r.GetInt64(0), r.IsDBNull(2) ? KeyWrite.Delete(r.GetString(1)) : KeyWrite.Put(r.GetString(1), (byte[])r.GetValue(2))));
+                list.Add((r.GetInt64(0), r.IsDBNull(2) ? KeyWrite.Delete(r.GetString(1)) : KeyWrite.Put(r.GetString(1), (byte[])r.GetValue(2)),
+                    r.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeSeconds(r.GetInt64(3)), r.IsDBNull(4) ? null : r.GetInt64(4)));
             return list;
         }
     }

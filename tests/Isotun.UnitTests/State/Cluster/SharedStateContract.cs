@@ -449,6 +449,81 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
         using (var kept = WriteJournal.Open(path)) Assert.Empty(kept.Entries());
     }
 
+    [Fact]
+    public async Task A_change_to_a_user_that_waited_for_the_store_does_not_undo_a_later_change_another_node_made_meanwhile()
+    {
+        var (a, b, flaky, time) = await DivergeAsync(journal: null);
+        await using (b)
+        await using (a)
+        {
+            flaky.Down = false;
+            await Eventually.True(() => a.Status is { Connected: true, PendingWrites: 0 }, "node a did not write what waited");
+            await Eventually.True(() => !b.IsUserRevoked("acme", "carol") && !b.IsUserRevoked("acme", "dave"), "node b did not see carol and dave enabled");
+            foreach (var node in new[] { a, b })
+            {
+                Assert.True(node.IsUserRevoked("acme", "alice"), $"{node.Node}: node b's later revocation of alice was undone");
+                Assert.False(node.IsUserRevoked("acme", "bob"), $"{node.Node}: node b's later enabling of bob was undone");
+                Assert.False(node.IsUserRevoked("acme", "carol"));
+                Assert.False(node.IsUserRevoked("acme", "dave"));
+            }
+            Assert.Equal(time.GetUtcNow().AddSeconds(-10).ToUnixTimeSeconds(), a.EnabledSince("acme", "carol")!.Value.ToUnixTimeSeconds());
+        }
+    }
+
+    [Fact]
+    public async Task A_kept_change_to_a_user_does_not_undo_a_later_change_another_node_made_meanwhile()
+    {
+        string path = WriteJournal.PathFor(_temp.File("isotun.db"));
+        var (a, b, _, time) = await DivergeAsync(WriteJournal.Open(path));
+        await using (b)
+        {
+            await a.DisposeAsync(); // stops with the store still down: what it made waits in the journal
+
+            await using var again = await SharedState.JoinAsync(Connect(), "/r", "node-a", 32, NullLogger.Instance, time, WriteJournal.Open(path));
+            Assert.True(again.IsUserRevoked("acme", "alice"));
+            Assert.False(again.IsUserRevoked("acme", "bob"));
+            Assert.False(again.IsUserRevoked("acme", "carol"));
+            Assert.False(again.IsUserRevoked("acme", "dave"));
+            await Eventually.True(() => again.Status.PendingWrites == 0, "node a did not write what it kept");
+            await Eventually.True(() => !b.IsUserRevoked("acme", "carol") && !b.IsUserRevoked("acme", "dave"), "node b did not see carol and dave enabled");
+            Assert.True(b.IsUserRevoked("acme", "alice"));
+            Assert.False(b.IsUserRevoked("acme", "bob"));
+            await again.DisposeAsync();
+            using var kept = WriteJournal.Open(path);
+            Assert.Empty(kept.Entries());
+        }
+    }
+
+    /// <summary>
+    /// Node a, cut off from the store, enables alice and carol (whom it had revoked) and dave (whom node b had, as node a
+    /// knew), and revokes bob. Ten seconds later node b, not knowing, revokes alice anew (enabling her first) and revokes
+    /// and enables bob: those two changes are the later ones, and must stand. Carol's and dave's enablings are the
+    /// later ones, and must reach the store. The store stays down for node a.
+    /// </summary>
+    private async Task<(SharedState A, SharedState B, FlakyStore Flaky, Microsoft.Extensions.Time.Testing.FakeTimeProvider Time)> DivergeAsync(WriteJournal? journal)
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var b = await SharedState.JoinAsync(Connect(), "/r", "node-b", 32, NullLogger.Instance, time);
+        var flaky = new FlakyStore(Connect());
+        var a = await SharedState.JoinAsync(flaky, "/r", "node-a", 32, NullLogger.Instance, time, journal);
+        a.RevokeUser("acme", "alice");
+        a.RevokeUser("acme", "carol");
+        b.RevokeUser("acme", "dave");
+        await Eventually.True(() => a.Status.PendingWrites == 0 && b.Status.PendingWrites == 0 && a.IsUserRevoked("acme", "dave")
+            && b.IsUserRevoked("acme", "alice") && b.IsUserRevoked("acme", "carol"), "the revocations did not reach both nodes");
+
+        flaky.Down = true;
+        await Eventually.True(() => !a.Status.Connected, "node a did not notice the store was down");
+        foreach (var user in new[] { "alice", "carol", "dave" }) Assert.True(a.EnableUser("acme", user));
+        Assert.True(a.RevokeUser("acme", "bob"));
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.True(b.EnableUser("acme", "alice") && b.RevokeUser("acme", "alice"));
+        Assert.True(b.RevokeUser("acme", "bob") && b.EnableUser("acme", "bob"));
+        await Eventually.True(() => b.Status.PendingWrites == 0, "node b did not write its changes");
+        return (a, b, flaky, time);
+    }
+
     /// <summary>
     /// While the store is away, failed-login counts (a password spray makes one per failure) stop queueing once many
     /// writes wait; the revocations and bans made meanwhile still wait for the store, and reach it.
