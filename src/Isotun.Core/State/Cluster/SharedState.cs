@@ -648,11 +648,14 @@ public sealed partial class SharedState : IAsyncDisposable
 
     /// <summary>
     /// Publishes this node's sessions (id → a summary), so any node can list the cluster's: what changed since the last
-    /// call is written, attached to the node's lease (a dead node's vanish with it), and what went is deleted. Call it
-    /// from one thread.
+    /// call is written, attached to the node's lease (a dead node's vanish with it), and what went is deleted. While the
+    /// store cannot be reached nothing is queued: the list is a snapshot, and what changed meanwhile goes as one
+    /// difference once it is back (else each reconnecting client of a long outage would queue writes). Call it from one
+    /// thread.
     /// </summary>
     public void PublishSessions(IReadOnlyDictionary<Guid, byte[]> sessions)
     {
+        if (!_connected) return;
         var generation = NodeLease.Generation;
         if (generation != _publishedGeneration)
         {

@@ -450,6 +450,37 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
     }
 
     [Fact]
+    public async Task While_the_store_is_away_the_session_list_queues_nothing_and_its_difference_goes_once_it_is_back()
+    {
+        await using var b = await SharedState.JoinAsync(Connect(), "/l", "node-b", 32, NullLogger.Instance);
+        var flaky = new FlakyStore(Connect());
+        await using var a = await SharedState.JoinAsync(flaky, "/l", "node-a", 32, NullLogger.Instance);
+        Guid stays = Guid.NewGuid(), ends = Guid.NewGuid();
+        a.PublishSessions(new Dictionary<Guid, byte[]> { [stays] = "stays"u8.ToArray(), [ends] = "ends"u8.ToArray() });
+        await Eventually.True(() => a.Status.PendingWrites == 0, "node a did not publish its sessions");
+
+        flaky.Down = true;
+        await Eventually.True(() => !a.Status.Connected, "node a did not notice the store was down");
+        int waiting = a.Status.PendingWrites;
+        var last = new Dictionary<Guid, byte[]>();
+        for (int i = 0; i < 500; i++) // clients that come and go through a long outage
+        {
+            last = new Dictionary<Guid, byte[]> { [stays] = "stays"u8.ToArray(), [Guid.NewGuid()] = [(byte)i] };
+            a.PublishSessions(last);
+        }
+        Assert.Equal(waiting, a.Status.PendingWrites);
+
+        flaky.Down = false;
+        await Eventually.True(() => a.Status.Connected, "node a did not notice the store was back");
+        a.PublishSessions(last);
+        Assert.True(await Eventually.Holds(async () =>
+        {
+            var listed = (await b.SessionsAsync(CancellationToken.None)).Where(s => s.Node == "node-a").Select(s => s.Summary.ToArray()).ToList();
+            return listed.Count == 2 && last.Values.All(v => listed.Any(l => l.SequenceEqual(v)));
+        }), "the cluster's list does not hold node a's sessions as they are now");
+    }
+
+    [Fact]
     public async Task A_change_to_a_user_that_waited_for_the_store_does_not_undo_a_later_change_another_node_made_meanwhile()
     {
         var (a, b, flaky, time) = await DivergeAsync(journal: null);
