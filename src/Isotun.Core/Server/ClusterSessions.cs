@@ -42,6 +42,7 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
                     try
                     {
                         await ExpireBindingsAsync(deadline.Token).ConfigureAwait(false);
+                        await ForgetOldEnablingsAsync(deadline.Token).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
                     {
@@ -86,6 +87,23 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
                 // other tenants are looked at all the same.
                 log.LogWarning("cluster: tenant {Tenant}: could not look for unused address bindings: {Error}", tenant.Name, e.Message);
             }
+        }
+    }
+
+    /// <summary>
+    /// Deletes the cluster's keys of users enabled again longer ago than the cookie lifetime: no cookie from before
+    /// those enablings is valid any more (<see cref="SharedState.ForgetEnablingsBeforeAsync"/>).
+    /// </summary>
+    public async Task ForgetOldEnablingsAsync(CancellationToken ct)
+    {
+        try
+        {
+            int forgotten = await shared.ForgetEnablingsBeforeAsync(DateTimeOffset.UtcNow - server.Config.Cookie.Lifetime - VpnServer.CookieClockSkew, ct).ConfigureAwait(false);
+            if (forgotten > 0) log.LogInformation("cluster: forgot {Count} user(s) enabled again more than a cookie lifetime ago", forgotten);
+        }
+        catch (KeyValueStoreException e)
+        {
+            log.LogWarning("cluster: could not forget users enabled again long ago: {Error}", e.Message);
         }
     }
 

@@ -410,6 +410,22 @@ public sealed partial class SharedState : IAsyncDisposable
         return true;
     }
 
+    /// <summary>
+    /// Deletes the keys of users enabled again before <paramref name="before"/>: once no cookie from before an enabling
+    /// can still be valid (the cookie lifetime has passed since), the key says nothing, and users revoked and enabled
+    /// over the years would otherwise pile up. Each delete is made only if the key is unchanged since read, so a node
+    /// that revokes the user meanwhile wins. Returns how many were deleted.
+    /// </summary>
+    public async Task<int> ForgetEnablingsBeforeAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        int forgotten = 0;
+        foreach (var e in (await _store.RangeAsync(_prefix + UsersDir, ct).ConfigureAwait(false)).Entries)
+            if (EnabledAt(e.Value.Span) < before
+                && (await _store.CommitAsync([new(e.Key, e.ModRevision)], [KeyWrite.Delete(e.Key)], ct).ConfigureAwait(false)).Succeeded)
+                forgotten++;
+        return forgotten;
+    }
+
     /// <summary>Revokes a cookie everywhere until <paramref name="until"/>, when it expires anyway.</summary>
     public void RevokeSession(Guid session, DateTimeOffset until)
     {

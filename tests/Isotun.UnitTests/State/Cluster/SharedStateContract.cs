@@ -286,6 +286,33 @@ public abstract class SharedStateContract
         Assert.NotNull(first.Address);
     }
 
+    [SkippableFact]
+    public async Task Users_enabled_again_before_a_time_are_forgotten_everywhere_and_the_revoked_and_later_ones_stay()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var (a, b, _) = await TwoNodesAsync();
+        await using (a)
+        await using (b)
+        await using (var c = await SharedState.JoinAsync(Connect(), _prefix, "node-c", 32, NullLogger.Instance, time))
+        {
+            Assert.True(c.RevokeUser("acme", "alice") && c.EnableUser("acme", "alice"));
+            var cutoff = time.GetUtcNow() + TimeSpan.FromHours(1);
+            time.Advance(TimeSpan.FromHours(2));
+            Assert.True(c.RevokeUser("acme", "bob") && c.EnableUser("acme", "bob"));
+            Assert.True(c.RevokeUser("acme", "carol"));
+            await Eventually.True(() => b.EnabledSince("acme", "alice") is not null && b.EnabledSince("acme", "bob") is not null && b.IsUserRevoked("acme", "carol"),
+                "node b did not see the changes");
+
+            Assert.Equal(1, await a.ForgetEnablingsBeforeAsync(cutoff, CancellationToken.None));
+
+            await Eventually.True(() => b.EnabledSince("acme", "alice") is null && c.EnabledSince("acme", "alice") is null, "alice's enabling is still known");
+            Assert.NotNull(b.EnabledSince("acme", "bob"));
+            Assert.True(b.IsUserRevoked("acme", "carol"));
+            Assert.False(b.IsUserRevoked("acme", "alice"));
+            Assert.Equal(0, await a.ForgetEnablingsBeforeAsync(cutoff, CancellationToken.None));
+        }
+    }
+
     /// <summary>Runs <see cref="BeforeUse"/> once, before the next commit that records a binding's use.</summary>
     private sealed class SweptStore(IKeyValueStore inner) : DelegatingStore(inner)
     {
