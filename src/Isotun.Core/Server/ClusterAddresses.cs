@@ -92,7 +92,10 @@ public sealed class ClusterAddresses(SharedState shared, string tenant, IpNetwor
         try
         {
             if (_current is { } again && again.Generation == generation) return again;
-            var allocator = await BlockAllocator.OpenAsync(shared.Store, shared.Node, lease, tenant, pool, root: shared.Prefix + "ipam/", ct: ct).ConfigureAwait(false);
+            // A node whose lease ran out holds no block, but its sessions still use the pool: they count against a change.
+            var allocator = await BlockAllocator.OpenAsync(shared.Store, shared.Node, lease, tenant, pool, root: shared.Prefix + "ipam/",
+                serving: async c => (await ClusterSessions.ListAsync(shared, c).ConfigureAwait(false)).Where(s => s.Tenant == tenant).Select(s => s.Node).ToHashSet(StringComparer.Ordinal),
+                ct: ct).ConfigureAwait(false);
             if (allocator.PoolChange is { } change)
                 (log ?? NullLogger.Instance).LogWarning("tenant={Tenant} cluster: the pool changes from {Before} to {Pool} in blocks of {Size} (no node held a block of it): {Released} address binding(s) outside it released; those users get new addresses",
                     tenant, change.Before, pool, allocator.Blocks.BlockSize, change.Released);

@@ -77,10 +77,13 @@ public sealed class BlockAllocator
     /// <summary>
     /// The allocator of <paramref name="node"/> for <paramref name="tenant"/>'s pool. The first node records the
     /// pool's definition. A node that gives another one fails with <see cref="InvalidOperationException"/> while any
-    /// node holds a block of the recorded pool; when none does, its definition replaces the recorded one.
+    /// node holds a block of the recorded pool, or serves a session of the tenant as <paramref name="serving"/> says
+    /// (the nodes that publish one: a node whose lease ran out holds no block until its users come back, yet its
+    /// sessions use the recorded pool); when none does, its definition replaces the recorded one.
     /// </summary>
     public static async Task<BlockAllocator> OpenAsync(IKeyValueStore store, string node, long lease, string tenant, IpNetwork pool,
-        int blockSize = DefaultBlockSize, string root = DefaultRoot, CancellationToken ct = default)
+        int blockSize = DefaultBlockSize, string root = DefaultRoot, Func<CancellationToken, Task<IReadOnlyCollection<string>>>? serving = null,
+        CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         CheckName(node, nameof(node));
@@ -99,11 +102,13 @@ public sealed class BlockAllocator
             if (before == definition) return allocator;
             // Every block key counts, also those of the recorded pool that the new one does not hold.
             var held = (await store.RangeAsync(allocator.PoolPrefix("blocks"), ct).ConfigureAwait(false)).Entries;
-            if (held.Count > 0)
+            IReadOnlyCollection<string> servers = held.Count > 0 || serving is null ? [] : await serving(ct).ConfigureAwait(false);
+            if (held.Count > 0 || servers.Count > 0)
             {
-                string holders = string.Join(", ", held.Select(b => Text(b.Value)).Distinct().Order(StringComparer.Ordinal));
+                string holders = string.Join(", ", (held.Count > 0 ? held.Select(b => Text(b.Value)) : servers).Distinct().Order(StringComparer.Ordinal));
                 throw new InvalidOperationException(
-                    $"tenant {tenant}: this node's pool is {pool} in blocks of {blockSize}, but the cluster's is {before}, and node(s) {holders} hold blocks of it; "
+                    $"tenant {tenant}: this node's pool is {pool} in blocks of {blockSize}, but the cluster's is {before}, and node(s) {holders} "
+                    + (held.Count > 0 ? "hold blocks of it; " : "serve sessions from it; ")
                     + "every node must give the same pool and block size: to change them, stop every node that runs the tenant, then start them with the new ones");
             }
             bool sameBlocks = before.Split(' ') is [_, var size] && size == blockSize.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -54,6 +54,31 @@ public sealed class BlockAllocatorTests : IAsyncLifetime, IDisposable
     /// bindings it does not hold; a new block size releases them all (their keys name blocks that no longer line up).
     /// </summary>
     [Fact]
+    public async Task A_node_that_lost_its_lease_holds_no_block_but_its_sessions_still_keep_the_pool_from_changing()
+    {
+        var store = Store();
+        var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
+        var alice = await (await BlockAllocator.OpenAsync(store, "a", lease, "acme", Net("10.30.0.0/28"), 4)).AllocateAsync("alice");
+        await store.RevokeLeaseAsync(lease); // node a's lease ran out: its blocks went with it, its session did not
+
+        IReadOnlyCollection<string> serving = ["a"];
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => BlockAllocator.OpenAsync(store, "b",
+            lease: 1, "acme", Net("10.31.0.0/28"), 4, serving: _ => Task.FromResult(serving)));
+        Assert.Contains("node(s) a serve sessions from it", refused.Message);
+        var same = await BlockAllocator.OpenAsync(store, "b", await store.GrantLeaseAsync(TimeSpan.FromMinutes(5)), "acme", Net("10.30.0.0/28"), 4,
+            serving: _ => throw new InvalidOperationException("not asked when the pool is the same"));
+        Assert.Equal(AddressClaimOutcome.Sticky, (await same.AllocateAsync("alice")).Outcome);
+
+        // Once no node serves the tenant (and none holds a block), the change applies.
+        await store.RevokeLeaseAsync(same.Lease);
+        serving = [];
+        var moved = await BlockAllocator.OpenAsync(store, "b", await store.GrantLeaseAsync(TimeSpan.FromMinutes(5)), "acme", Net("10.31.0.0/28"), 4,
+            serving: _ => Task.FromResult(serving));
+        Assert.Equal(("10.30.0.0/28 4", 1), moved.PoolChange);
+        Assert.NotEqual(alice.Address, (await moved.AllocateAsync("alice")).Address);
+    }
+
+    [Fact]
     public async Task With_no_block_held_a_new_pool_replaces_the_recorded_one_and_keeps_the_bindings_it_can()
     {
         var store = Store();
