@@ -185,7 +185,11 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         }, e => e is RpcException or IOException or HttpRequestException or InvalidOperationException and not ObjectDisposedException, TimeProvider.System);
     }
 
-    public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default)
+    /// <summary>How often a watch with progress asks etcd for a progress notification.</summary>
+    internal static TimeSpan ProgressEvery { get; set; } = TimeSpan.FromSeconds(10);
+
+    public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default,
+        bool progress = false)
     {
         var start = KeyValueLimits.KeyBytes(prefix, "prefix");
         ArgumentOutOfRangeException.ThrowIfNegative(fromRevision);
@@ -205,20 +209,51 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
         string what = $"watch {prefix} from revision {fromRevision}";
         using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: ct);
         await Call(async () => { await call.RequestStream.WriteAsync(request, ct).ConfigureAwait(false); return true; }, what).ConfigureAwait(false);
-        while (await Call(() => call.ResponseStream.MoveNext(ct), what).ConfigureAwait(false))
+        // etcd answers a progress request, once the watch has caught up, with a response without events whose header
+        // holds the revision up to which everything was sent. A request that fails ends only the asking: a broken stream
+        // fails the reading below as well.
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var ask = progress ? AskProgressAsync(call.RequestStream, asking.Token) : Task.CompletedTask;
+        try
         {
-            var response = call.ResponseStream.Current;
-            if (response.CompactRevision > 0)
-                throw new KeyValueStoreException(KeyValueStoreError.Compacted,
-                    $"{what}: etcd compacted its history up to revision {response.CompactRevision}");
-            if (response.Canceled)
-                throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"watch {prefix}: etcd ended it ({response.CancelReason})");
-            foreach (var e in response.Events)
-                yield return e.Type == Event.Types.EventType.Put
-                    ? new KeyValueEvent(KeyValueEventKind.Put, e.Kv.Key.ToStringUtf8(), e.Kv.Value.Memory, e.Kv.ModRevision)
-                    : new KeyValueEvent(KeyValueEventKind.Delete, e.Kv.Key.ToStringUtf8(), ReadOnlyMemory<byte>.Empty, e.Kv.ModRevision);
+            while (await Call(() => call.ResponseStream.MoveNext(ct), what).ConfigureAwait(false))
+            {
+                var response = call.ResponseStream.Current;
+                if (response.CompactRevision > 0)
+                    throw new KeyValueStoreException(KeyValueStoreError.Compacted,
+                        $"{what}: etcd compacted its history up to revision {response.CompactRevision}");
+                if (response.Canceled)
+                    throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"watch {prefix}: etcd ended it ({response.CancelReason})");
+                if (progress && response.Events.Count == 0 && !response.Created && response.Header is { } header)
+                    yield return new KeyValueEvent(KeyValueEventKind.Progress, "", ReadOnlyMemory<byte>.Empty, header.Revision);
+                foreach (var e in response.Events)
+                    yield return e.Type == Event.Types.EventType.Put
+                        ? new KeyValueEvent(KeyValueEventKind.Put, e.Kv.Key.ToStringUtf8(), e.Kv.Value.Memory, e.Kv.ModRevision)
+                        : new KeyValueEvent(KeyValueEventKind.Delete, e.Kv.Key.ToStringUtf8(), ReadOnlyMemory<byte>.Empty, e.Kv.ModRevision);
+            }
+        }
+        finally
+        {
+            asking.Cancel();
+            try
+            {
+                await ask.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException or IOException)
+            {
+            }
         }
         throw new KeyValueStoreException(KeyValueStoreError.Unavailable, $"{what}: etcd closed the stream");
+    }
+
+    private static async Task AskProgressAsync(IClientStreamWriter<WatchRequest> requests, CancellationToken ct)
+    {
+        var ask = new WatchRequest { ProgressRequest = new WatchProgressRequest() };
+        while (true)
+        {
+            await Task.Delay(ProgressEvery, ct).ConfigureAwait(false);
+            await requests.WriteAsync(ask, ct).ConfigureAwait(false);
+        }
     }
 
     private static KeyValueEntry Entry(KeyValue kv) =>

@@ -44,6 +44,9 @@ public interface IKeyValueStore : IAsyncDisposable
     /// (0: only changes after the call), in revision order, deletes by lease expiry included, until
     /// <paramref name="ct"/> is cancelled. Fails with <see cref="KeyValueStoreError.Compacted"/> when the store no
     /// longer keeps that revision's history. Read <see cref="RangeResult.Revision"/> + 1 after a range to miss nothing.
+    /// With <paramref name="progress"/>, also <see cref="KeyValueEventKind.Progress"/> now and then while nothing under
+    /// the prefix changes: every change up to its revision has been delivered, so a watch opened again may start after
+    /// it (a quiet prefix of a busy store would otherwise fall behind the store's compaction).
     /// </summary>
-    IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default);
+    IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default, bool progress = false);
 }

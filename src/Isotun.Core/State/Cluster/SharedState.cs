@@ -868,10 +868,12 @@ public sealed partial class SharedState : IAsyncDisposable
             Volatile.Write(ref _watchRun, watch);
             try
             {
-                await foreach (var e in _store.WatchAsync(_prefix, Interlocked.Read(ref _revision) + 1, watch.Token).ConfigureAwait(false))
+                await foreach (var e in _store.WatchAsync(_prefix, Interlocked.Read(ref _revision) + 1, watch.Token, progress: true).ConfigureAwait(false))
                 {
-                    Apply(e);
-                    Interlocked.Exchange(ref _revision, e.Revision);
+                    // Progress: nothing of ours changed up to its revision, so a watch opened again starts after it, not
+                    // at the last change of ours, which a store busy with others' keys may have compacted away since.
+                    if (e.Kind != KeyValueEventKind.Progress) Apply(e);
+                    if (e.Revision > Interlocked.Read(ref _revision)) Interlocked.Exchange(ref _revision, e.Revision);
                     backoff = TimeSpan.FromMilliseconds(200);
                     watch.CancelAfter(WatchIdle);
                 }

@@ -179,12 +179,14 @@ public sealed partial class SqliteKeyValueStore : IKeyValueStore
     private static KeyValueEntry Entry(SqliteDataReader r) => new(
         KeyValueLimits.KeyText(r.GetFieldValue<byte[]>(0)), r.GetFieldValue<byte[]>(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5));
 
-    public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default)
+    public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default,
+        bool progress = false)
     {
         var start = KeyValueLimits.KeyBytes(prefix, "prefix");
         var end = KeyValueLimits.PrefixEnd(start);
         ArgumentOutOfRangeException.ThrowIfNegative(fromRevision);
         long next = fromRevision > 0 ? fromRevision : Locked(() => Meta("revision")) + 1;
+        long told = next - 1; // the revision up to which progress was last told
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
         while (true)
         {
@@ -195,6 +197,12 @@ public sealed partial class SqliteKeyValueStore : IKeyValueStore
             foreach (var e in events) yield return e;
             next = Math.Max(next, through + 1);
             if (events.Count > 0) continue;
+            // Nothing under the prefix up to the store's revision: said when the revision moved (writes elsewhere).
+            if (progress && through > told)
+            {
+                told = through;
+                yield return new KeyValueEvent(KeyValueEventKind.Progress, "", ReadOnlyMemory<byte>.Empty, through);
+            }
             try
             {
                 await Task.WhenAny(wake, Task.Delay(PollInterval, _time, wait.Token)).ConfigureAwait(false);

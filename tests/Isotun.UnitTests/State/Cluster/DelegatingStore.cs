@@ -18,8 +18,8 @@ internal abstract class DelegatingStore(IKeyValueStore inner) : IKeyValueStore
 
     public virtual ILeaseKeepAlive KeepAlive(long lease) => inner.KeepAlive(lease);
 
-    public virtual IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default) =>
-        inner.WatchAsync(prefix, fromRevision, ct);
+    public virtual IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, CancellationToken ct = default, bool progress = false) =>
+        inner.WatchAsync(prefix, fromRevision, ct, progress);
 
     public virtual ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -263,6 +263,29 @@ public abstract class KeyValueStoreContract : IAsyncLifetime
     }
 
     [SkippableFact]
+    public async Task A_watch_with_progress_says_how_far_it_has_delivered_while_only_other_prefixes_change()
+    {
+        var store = Store();
+        var start = await store.RangeAsync(P);
+        await store.CompareAndPutAsync(P + "mine/1", B("x"), 0);
+        var other = await store.CompareAndPutAsync(P + "other/1", B("x"), 0);
+
+        // etcd answers the watch's progress requests (every 10 s); the SQLite store says it as it polls.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var seen = new List<KeyValueEvent>();
+        await foreach (var e in Store().WatchAsync(P + "mine/", start.Revision + 1, cts.Token, progress: true))
+        {
+            seen.Add(e);
+            if (e.Kind == KeyValueEventKind.Progress && e.Revision >= other.Revision) break;
+        }
+
+        Assert.Equal(P + "mine/1", seen[0].Key);
+        Assert.All(seen.Skip(1), e => Assert.Equal((KeyValueEventKind.Progress, ""), (e.Kind, e.Key)));
+        Assert.True(seen[^1].Revision >= other.Revision, $"no progress up to revision {other.Revision}");
+        Assert.DoesNotContain(await Collect(Store().WatchAsync(P, start.Revision + 1), 2), e => e.Kind == KeyValueEventKind.Progress);
+    }
+
+    [SkippableFact]
     public async Task A_watch_from_now_sees_only_later_changes_made_by_another_client()
     {
         var (writer, watcher) = (Store(), Store());

@@ -69,6 +69,37 @@ public sealed class SharedStateCompactionTests : IDisposable
         Assert.True(deaf.Compacted, "the watch never met the compaction this test is about");
     }
 
+    /// <summary>
+    /// A quiet cluster on a store busy with other keys: its watch follows the store's revision though none of its keys
+    /// changes, so when it opens again (after a broken stream) the store's compaction has not taken its place away,
+    /// and it reads nothing again.
+    /// </summary>
+    [Fact]
+    public async Task A_quiet_node_on_a_busy_store_keeps_its_place_in_the_history_and_reads_nothing_again()
+    {
+        var cut = new DeafStore(Store());
+        var others = Store();
+        await using var a = await SharedState.JoinAsync(Store(), "/quiet", "node-a", 32, NullLogger.Instance);
+        await using var b = await SharedState.JoinAsync(cut, "/quiet", "node-b", 32, NullLogger.Instance);
+        var seen = new List<SharedChange>();
+        b.Changed = c => { lock (seen) seen.Add(c); };
+
+        // Past the kept history (trimmed every 64 revisions), in steps the live watch follows (etcd's, a stream, never
+        // falls behind; this store's polls could).
+        for (int i = 0; i < 130; i += 5)
+        {
+            long last = 0;
+            for (int j = i; j < i + 5; j++) last = (await others.CommitAsync([], [KeyWrite.Put($"/busy/{j}", new byte[] { 1 })])).Revision;
+            await Eventually.True(() => b.Status.Revision >= last, $"node b's place stayed at revision {b.Status.Revision}, before {last}");
+        }
+
+        cut.Deafen(); // the stream breaks; it opens again from node b's place
+        cut.Hear();
+        Assert.True(a.RevokeUser("acme", "alice"));
+        await Eventually.True(() => { lock (seen) return seen.Contains(new SharedChange.UserRevoked("acme", "alice")); }, "node b did not hear of the revocation");
+        Assert.False(cut.Compacted, "node b's watch opened again before the compacted history and read everything again");
+    }
+
     /// <summary>A store whose watches break off while it is deaf, and open again only once it hears.</summary>
     private sealed class DeafStore(IKeyValueStore inner) : DelegatingStore(inner)
     {
@@ -89,11 +120,11 @@ public sealed class SharedStateCompactionTests : IDisposable
             Interlocked.Exchange(ref _deaf, null)?.TrySetResult();
         }
 
-        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default)
+        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default, bool progress = false)
         {
             if (_deaf is { } deaf) await deaf.Task.WaitAsync(ct);
             using var both = CancellationTokenSource.CreateLinkedTokenSource(ct, _cut.Token);
-            var events = base.WatchAsync(prefix, fromRevision, both.Token).GetAsyncEnumerator(both.Token);
+            var events = base.WatchAsync(prefix, fromRevision, both.Token, progress).GetAsyncEnumerator(both.Token);
             try
             {
                 while (true)

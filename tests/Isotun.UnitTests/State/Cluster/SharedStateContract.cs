@@ -634,10 +634,11 @@ public sealed class SqliteSharedStateTests : SharedStateContract, IDisposable
 
         public override Task RevokeLeaseAsync(long lease, CancellationToken ct = default) { Check(); return base.RevokeLeaseAsync(lease, ct); }
 
-        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+        public override async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default,
+            bool progress = false)
         {
             Check();
-            await foreach (var e in base.WatchAsync(prefix, fromRevision, ct))
+            await foreach (var e in base.WatchAsync(prefix, fromRevision, ct, progress))
             {
                 Check();
                 yield return e;
