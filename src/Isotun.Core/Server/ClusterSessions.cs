@@ -98,7 +98,7 @@ internal sealed class ClusterSessions(IConnectionHost server, SharedState shared
     {
         try
         {
-            int forgotten = await shared.ForgetEnablingsBeforeAsync(DateTimeOffset.UtcNow - server.Config.Cookie.Lifetime - VpnServer.CookieClockSkew, ct).ConfigureAwait(false);
+            int forgotten = await shared.ForgetEnablingsBeforeAsync(server.Config.Cookie.NoneValidFromBefore(DateTimeOffset.UtcNow), ct).ConfigureAwait(false);
             if (forgotten > 0) log.LogInformation("cluster: forgot {Count} user(s) enabled again more than a cookie lifetime ago", forgotten);
         }
         catch (KeyValueStoreException e)

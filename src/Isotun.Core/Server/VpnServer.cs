@@ -330,15 +330,12 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         return tenant.Passwords?.TryGetHash(user, out var hash) == true && CredentialStamp.ForPassword(hash) == credential;
     }
 
-    /// <summary>How far another node's clock may run ahead of this one's, for <see cref="WithinCookieLifetime"/>.</summary>
-    public static readonly TimeSpan CookieClockSkew = TimeSpan.FromMinutes(1);
-
     /// <summary>
-    /// Whether a cookie ends no later than one issued now would (give or take <see cref="CookieClockSkew"/>). A cookie
+    /// Whether a cookie ends no later than one issued now would (give or take <see cref="CookieConfig.ClockSkew"/>). A cookie
     /// issued before <c>cookie.lifetime</c> was cut (in an incident, say) would otherwise keep its longer life, and the
     /// login time worked out from the shorter one would read later than it was, past a narrowing of trust.
     /// </summary>
-    public bool WithinCookieLifetime(SessionTicket ticket) => ticket.ExpiresAt <= _time.GetUtcNow() + Config.Cookie.Lifetime + CookieClockSkew;
+    public bool WithinCookieLifetime(SessionTicket ticket) => ticket.ExpiresAt <= Config.Cookie.LatestEnd(_time.GetUtcNow());
 
     /// <summary>
     /// Revokes a user: every session of theirs ends at once and their cookies die, until <see cref="EnableUser"/>.
@@ -435,7 +432,7 @@ public sealed class VpnServer : IAsyncDisposable, IConnectionHost
         try
         {
             // An enabling is kept while a cookie from before it can live; past that it says nothing.
-            var since = _time.GetUtcNow() - Config.Cookie.Lifetime - CookieClockSkew;
+            var since = Config.Cookie.NoneValidFromBefore(_time.GetUtcNow());
             foreach (var (who, at) in _enabledSince)
                 if (at < since) _enabledSince.TryRemove(who, out _);
             AtomicFile.Write(RevokedUsersPath, System.Text.Encoding.UTF8.GetBytes("# tenant/user, revoked by an operator; `isotun revoke --enable` lifts it\n"
