@@ -86,10 +86,33 @@ internal sealed class InProcessServer : IAsyncDisposable
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             Tenants = loaded.Config!.Tenants.Select((t, i) => tenants[i](t)).ToArray(),
         });
-        var started = new InProcessServer(dir, config, uso);
-        await Eventually.True(() => started.Server.LocalEndpoint is not null || started._run.IsCompleted, "the server did not start listening");
-        if (started._run.IsCompleted) await started._run;
-        return started;
+        InProcessServer started;
+        try
+        {
+            started = new InProcessServer(dir, config, uso);
+        }
+        catch
+        {
+            dir.Dispose();
+            throw;
+        }
+        return await ListeningAsync(started);
+    }
+
+    /// <summary>Waits until <paramref name="started"/> listens; one that failed to start is disposed (its directory with it) and its failure thrown.</summary>
+    private static async Task<InProcessServer> ListeningAsync(InProcessServer started)
+    {
+        try
+        {
+            await Eventually.True(() => started.Server.LocalEndpoint is not null || started._run.IsCompleted, "the server did not start listening");
+            if (started._run.IsCompleted) await started._run;
+            return started;
+        }
+        catch
+        {
+            await started.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>
@@ -113,9 +136,7 @@ internal sealed class InProcessServer : IAsyncDisposable
             own.Dispose();
             throw;
         }
-        await Eventually.True(() => started.Server.LocalEndpoint is not null || started._run.IsCompleted, "the server did not start listening");
-        if (started._run.IsCompleted) await started._run;
-        return started;
+        return await ListeningAsync(started);
     }
 
     /// <summary>
