@@ -186,7 +186,7 @@ public sealed class EtcdKeyValueStore : IKeyValueStore
     }
 
     /// <summary>How often a watch with progress asks etcd for a progress notification.</summary>
-    internal static TimeSpan ProgressEvery { get; set; } = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(10);
 
     public async IAsyncEnumerable<KeyValueEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken ct = default,
         bool progress = false)

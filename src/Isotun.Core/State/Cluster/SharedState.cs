@@ -630,7 +630,7 @@ public sealed partial class SharedState : IAsyncDisposable
     /// </summary>
     private async Task<(string Why, KeyValueEntry Current)?> SupersededAsync(KeyWrite write, DateTimeOffset made, long seen, CancellationToken ct)
     {
-        if (write.IsDelete || !write.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal)) return null;
+        if (!IsUserPut(write)) return null;
         if (await _store.GetAsync(write.Key, ct).ConfigureAwait(false) is not { } now || now.ModRevision <= seen) return null;
         var current = now.Value.Span;
         DateTimeOffset? enabledThen = EnabledAt(current);
@@ -645,11 +645,14 @@ public sealed partial class SharedState : IAsyncDisposable
     /// <summary><see cref="SupersededAsync(KeyWrite, DateTimeOffset, long, CancellationToken)"/> for a waiting write, within the store's call deadline.</summary>
     private async Task<(string Why, KeyValueEntry Current)?> SupersededAsync(Waiting waiting, CancellationToken ct)
     {
-        if (waiting.Write.IsDelete || !waiting.Write.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal)) return null;
+        if (!IsUserPut(waiting.Write)) return null; // before the deadline is made: most waiting writes are not users'
         using var call = CancellationTokenSource.CreateLinkedTokenSource(ct);
         call.CancelAfter(CallTimeout);
         return await SupersededAsync(waiting.Write, waiting.Made, waiting.Seen, call.Token).ConfigureAwait(false);
     }
+
+    /// <summary>A user's revocation or enabling (a put of a key under the users directory).</summary>
+    private bool IsUserPut(KeyWrite write) => !write.IsDelete && write.Key.StartsWith(_prefix + UsersDir, StringComparison.Ordinal);
 
     /// <summary>The time in a user's "enabled" value; null for a revocation.</summary>
     private static DateTimeOffset? EnabledAt(ReadOnlySpan<byte> value) =>
