@@ -27,6 +27,7 @@ internal sealed class TunQueueReader
     private volatile bool _stopping;
     private long _started;
     private long _waitedTicks;
+    private long _waitStarted; // when the wait in progress began; 0 while the thread works
     private long _servedAfterWrite;
 
     /// <param name="bufferSize">Payload room for one read: a super-packet on a TUN with offloads, else the tenant's MTU.</param>
@@ -52,13 +53,22 @@ internal sealed class TunQueueReader
         return !_thread.IsAlive || _thread.Join(wait);
     }
 
-    /// <summary>Seconds the thread has run and of them spent busy (not waiting for a packet); null before it started.</summary>
+    /// <summary>
+    /// Seconds the thread has run and of them spent busy (not waiting for a packet); null before it started. The wait in
+    /// progress counts as waiting: an idle queue's thread may wait for hours (its wait has no timeout, and the
+    /// connections serve idle answers themselves).
+    /// </summary>
     public (double Busy, double Running)? Sample()
     {
         long start = Volatile.Read(ref _started);
         if (start == 0) return null;
-        double running = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return (Math.Max(0, running - Volatile.Read(ref _waitedTicks) / (double)Stopwatch.Frequency), running);
+        long now = Stopwatch.GetTimestamp();
+        // Read the wait in progress before the total: the thread adds a wait to the total before it clears its start,
+        // so a wait that ends meanwhile is counted at most twice (the busy share clamps at 0), never missed.
+        long waitStarted = Volatile.Read(ref _waitStarted);
+        long waited = Volatile.Read(ref _waitedTicks) + (waitStarted != 0 ? Math.Max(0, now - waitStarted) : 0);
+        double running = (now - start) / (double)Stopwatch.Frequency;
+        return (Math.Max(0, running - waited / (double)Stopwatch.Frequency), running);
     }
 
     /// <summary>
@@ -135,12 +145,14 @@ internal sealed class TunQueueReader
                 if (n < 0) break;
                 if (n > 0) continue;
                 long before = Stopwatch.GetTimestamp();
+                Volatile.Write(ref _waitStarted, before);
                 _waiting = true;
                 // No timeout: an idle queue costs no wake-ups; Stop interrupts the wait. Then the read says what
                 // there is: a packet, nothing (interrupted), or closed.
                 _tun.WaitReadable(Timeout.Infinite);
                 _waiting = false;
                 Interlocked.Add(ref _waitedTicks, Stopwatch.GetTimestamp() - before);
+                Volatile.Write(ref _waitStarted, 0);
             }
         }
         catch (TunException e)

@@ -22,6 +22,10 @@ public sealed class TunQueueReaderTests
 
         Thread.Sleep(1200); // the old reader woke every 250 ms to look for a stop
         Assert.Equal(1, queue.Waits);
+        // The wait in progress is not busy time (the doctor reads a busy share of 80 % as a saturated reader).
+        var (busy, running) = reader.Sample()!.Value;
+        Assert.True(running >= 1.2, $"running {running} s");
+        Assert.True(busy < 0.5, $"busy {busy} s of {running} s while the reader only waited");
 
         Assert.True(queue.Inject(Packet()));
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref forwarded) == 1 && queue.Waits == 2, TimeSpan.FromSeconds(5)),
