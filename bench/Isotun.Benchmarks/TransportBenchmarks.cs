@@ -22,6 +22,9 @@ public class TransportBenchmarks
     private Func<PacketBuffer, EnqueueResult> _enqueue = null!;
     private ConnectionReader _burstReader = null!;
     private ConnectionReader _pendingReader = null!;
+    private readonly Isotun.Server.FlowSteering _steering = new();
+    private Isotun.Server.Downlink[] _links = [];
+    private long _tick;
 
     [GlobalSetup]
     public void Setup()
@@ -38,6 +41,16 @@ public class TransportBenchmarks
         CstpFrame.Write(frame, CstpPacketType.Data, _plain.AsSpan(0, 1400));
         _burstReader = new ConnectionReader(new RepeatingStream(frame));
         _pendingReader = new ConnectionReader(new PendingStream(frame));
+        _links = [.. Enumerable.Range(0, 4).Select(q => new Isotun.Server.Downlink(q, 1400, true, true, new FrameWriter(Stream.Null)))];
+    }
+
+    /// <summary>A packet of a flow in a burst (it keeps its connection), and every 64th one a flow placed anew.</summary>
+    [Benchmark(Description = "Flow steering pick, 4 connections")]
+    public int SteeringPick()
+    {
+        long now = ++_tick >> 6; // a millisecond per 64 packets
+        uint flow = (_tick & 63) == 0 ? (uint)_tick * 0x9e3779b9 : 0x12345678;
+        return _steering.Pick(flow, 1400, _links, now);
     }
 
     [GlobalCleanup]

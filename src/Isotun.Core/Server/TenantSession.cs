@@ -81,19 +81,22 @@ public abstract class TenantSession(Guid id, string user)
     /// <summary>Queues of the current group, as negotiated by its primary (1 without the extension).</summary>
     public int QueueCount => _queues.Length;
 
+    // How the group's flows are spread over its connections; made with a group of several queues.
+    private volatile FlowSteering? _steering;
+
     /// <summary>
-    /// The connection for a packet towards this client: with several queues, the one its flow hashes to, so
-    /// the packets of one flow stay in order. Allocation-free; null when nothing is attached.
+    /// The connection for a packet towards this client: with several queues, one per flow, so the packets of one flow
+    /// stay in order; where its hash says, unless that one is busy and another is not (<see cref="FlowSteering"/>).
+    /// Allocation-free; null when nothing is attached.
     /// </summary>
     public Downlink? Pick(ReadOnlySpan<byte> packet, in IpPacketInfo info)
     {
         var live = _live;
-        return live.Length switch
-        {
-            0 => null,
-            1 => live[0],
-            _ => live[FlowHash.Pick(FlowHash.Of(packet, info), live.Length)],
-        };
+        if (live.Length < 2) return live.Length == 0 ? null : live[0];
+        uint hash = FlowHash.Of(packet, info);
+        return live[_steering is { } steering
+            ? steering.Pick(hash, packet.Length, live, Environment.TickCount64)
+            : FlowHash.Pick(hash, live.Length)];
     }
 
     /// <summary>The session's addresses now lead to it (a primary attached). Called under the group's lock.</summary>
@@ -114,6 +117,7 @@ public abstract class TenantSession(Guid id, string user)
             old = _queues.OfType<Downlink>().ToArray();
             _queues = new Downlink?[queues];
             _queues[0] = primary;
+            _steering = queues > 1 ? new FlowSteering() : null;
             _live = [primary];
             Routed();
         }
