@@ -7,9 +7,10 @@ namespace Isotun.Server;
 /// choice: the client writes a packet into the TUN queue of the connection it came on, and its kernel sends the flow's
 /// next packets from that queue, so a flow's two directions share one connection and one TUN ring on each end.
 /// <para>
-/// A flow keeps its connection while its packets follow each other closely, so its packets stay in order. A flow that
-/// is new, or comes back after a pause (<see cref="Pause"/>: nothing of it is in flight any more), goes where its hash
-/// says, unless that connection is busy with other traffic and another is much less busy: then it goes there. So a
+/// A flow keeps its connection while its packets follow each other closely, so its packets stay in order, and after a
+/// pause too when its last run was long (<see cref="LongRun"/>: a transfer). A flow that is new, or comes back after a
+/// pause (<see cref="Pause"/>) from a short run, goes where its hash says, unless that connection is busy with other
+/// traffic and another is much less busy: then it goes there. So a
 /// ping or a keystroke does not queue behind a bulk transfer that happens to hash to the same connection (its standing
 /// queue in that connection's TUN ring and socket is milliseconds long), and a second bulk flow takes the idle
 /// connection. While every connection is quiet, or all are about as busy, a flow goes where its hash says, as before.
@@ -25,6 +26,13 @@ internal sealed class FlowSteering
     /// <summary>A flow silent this long may move: what it sent before has long left the queues.</summary>
     public const long Pause = 20; // ms
 
+    /// <summary>
+    /// A flow whose last run (packets without a pause) was this long keeps its connection when it comes back: it was a
+    /// transfer, whose data the other way may still be queued on that connection's side (an upload's data at the client,
+    /// while the server sees only its acknowledgements). Only short runs move: pings, queries, keystrokes.
+    /// </summary>
+    public const int LongRun = 32;
+
     /// <summary>Below this rate a connection counts as quiet (1 MB/s): no flow moves off it.</summary>
     public const long QuietBytesPerSecond = 1_000_000;
 
@@ -38,6 +46,7 @@ internal sealed class FlowSteering
         public long Seen; // ms, last packet
         public long Since; // ms, when it was placed
         public long Bytes; // since it was placed
+        public int Packets; // since it was placed
     }
 
     private readonly Flow[] _flows = new Flow[Slots];
@@ -65,16 +74,23 @@ internal sealed class FlowSteering
         {
             if (flow.Seen != now) flow.Seen = now;
             flow.Bytes += bytes;
+            flow.Packets++;
             return kept;
         }
         // Another flow busy in this slot keeps it; this one goes by its hash, which never changes under it.
         if (flow.Hash != hash && flow.Queue >= 0 && now - flow.Seen < Pause) return FlowHash.Pick(hash, live.Length);
         lock (_gate)
         {
-            // The flow's own rate, when it comes back to its slot: its share of its connection's load is not "others".
-            long own = flow.Hash == hash && flow.Queue >= 0 ? flow.Bytes * 1000 / Math.Max(1, flow.Seen - flow.Since) : 0;
-            int pick = Place(hash, flow.Hash == hash ? flow.Queue : -1, own, live, now);
-            flow = new Flow { Hash = hash, Queue = live[pick].Queue, Seen = now, Since = now, Bytes = bytes };
+            bool back = flow.Hash == hash && IndexOf(live, flow.Queue) >= 0;
+            int pick;
+            if (back && flow.Packets >= LongRun) pick = IndexOf(live, flow.Queue);
+            else
+            {
+                // A short run's own rate, pause included: its share of its connection's load is not "others".
+                long own = back ? flow.Bytes * 1000 / Math.Max(1, now - flow.Since) : 0;
+                pick = Place(hash, back ? flow.Queue : -1, own, live, now);
+            }
+            flow = new Flow { Hash = hash, Queue = live[pick].Queue, Seen = now, Since = now, Bytes = bytes, Packets = 1 };
             return pick;
         }
     }

@@ -60,9 +60,50 @@ public sealed class FlowSteeringTests
         }
         Assert.Equal(5, steering.Moved);
 
-        // The transfer itself, paused and back, stays where it is: its own traffic does not make its connection busy.
+        // The transfer itself, paused and back, stays where it is.
         now += 50;
         Assert.Equal(0, steering.Pick(bulk, 65536, live, now));
+    }
+
+    [Fact]
+    public void An_upload_whose_acknowledgements_pause_keeps_its_connection()
+    {
+        // The server sees an upload as small acknowledgements going out, while the data coming in keeps the
+        // connection busy. A pause in the acknowledgements must not move the flow: its data may still be queued at the
+        // client on that connection's side, and would arrive out of order behind data sent on the other.
+        var steering = new FlowSteering();
+        Downlink[] live = [Link(0), Link(1)];
+        uint upload = HashTo(0, 2);
+        long now = 1000;
+        for (int pause = 0; pause < 5; pause++)
+        {
+            for (int i = 0; i < 100; i++, now += 2)
+            {
+                Assert.Equal(0, steering.Pick(upload, 52, live, now));
+                live[0].RxBytes += 64 * 1024;
+            }
+            now += 40;
+        }
+        Assert.Equal(0, steering.Pick(upload, 52, live, now));
+        Assert.Equal(0, steering.Moved);
+    }
+
+    [Fact]
+    public void A_short_run_alone_on_its_connection_stays_there_after_its_pauses()
+    {
+        // A flow of bursts (20 packets, then 30 ms of nothing) that alone keeps its connection above the quiet rate is
+        // not moved by its own traffic.
+        var steering = new FlowSteering();
+        Downlink[] live = [Link(0), Link(1)];
+        uint flow = HashTo(1, 2);
+        long now = 1000;
+        for (int burst = 0; burst < 10; burst++, now += 30)
+            for (int i = 0; i < 20; i++)
+            {
+                Assert.Equal(1, steering.Pick(flow, 1400, live, now));
+                live[1].Writer.BytesWritten += 1400;
+            }
+        Assert.Equal(0, steering.Moved);
     }
 
     [Fact]
@@ -95,8 +136,9 @@ public sealed class FlowSteeringTests
         uint flow = HashTo(0, 2), bulk = HashTo(0, 2, nth: 1);
         long now = 1000;
         Assert.Equal(0, steering.Pick(flow, 1400, live, now));
-        // A transfer starts on the same connection; the flow sends every 10 ms meanwhile and is not moved.
-        for (int i = 0; i < 30; i++)
+        // A transfer starts on the same connection; the flow sends every 10 ms meanwhile (a run shorter than
+        // FlowSteering.LongRun) and is not moved.
+        for (int i = 0; i < 20; i++)
         {
             now = Bulk(steering, bulk, live[0], live, now, 10);
             Assert.Equal(0, steering.Pick(flow, 1400, live, now));
