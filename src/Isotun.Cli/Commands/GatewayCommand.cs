@@ -63,6 +63,7 @@ public static class GatewayCommand
             {
                 await using var gateway = new EdgeGateway(loaded.Config!, logs);
                 gateway.Start();
+                Linux.Hangup.Hear(); // also when started under nohup
                 using var hup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
                 {
                     ctx.Cancel = true;

@@ -57,6 +57,7 @@ public static class ServerCommand
             // SIGHUP reloads the config file; a bad file is refused and the running config stays. Handled from here on:
             // left to its default until the server exists (a cluster join takes up to 15 s), it would end the process.
             VpnServer? running = null;
+            Hangup.Hear(); // also when started under nohup
             using var hup = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, ctx =>
             {
                 ctx.Cancel = true;

@@ -29,6 +29,10 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
+    /// <summary>Sets a signal's disposition (0: the default, 1: ignored, else a handler); returns the one before.</summary>
+    [LibraryImport("libc")]
+    public static partial nint signal(int signum, nint handler);
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int ioctl(int fd, nuint request, void* arg);
 

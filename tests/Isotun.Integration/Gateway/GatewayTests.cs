@@ -129,6 +129,41 @@ public sealed class GatewayTests(GatewayLabFixture lab)
         }
     }
 
+    /// <summary>
+    /// Started with SIGHUP ignored (as under nohup, or by a supervisor that ignores it), the gateway still reloads its
+    /// file on SIGHUP: the runtime never handles a signal it finds ignored, so the gateway hears it again first.
+    /// </summary>
+    [SkippableFact]
+    public void A_gateway_started_with_sighup_ignored_still_reloads_on_it()
+    {
+        SkipUnlessReady();
+        const string name = "gateway-nohup";
+        var config = Path.Combine(lab.Dir, name + ".yaml");
+        File.WriteAllText(config, File.ReadAllText(lab.GatewayConfig).Replace("listen: 0.0.0.0:443", $"listen: {BadIp}:443", StringComparison.Ordinal));
+        int pid = LabProcess.Start(lab.Layout, name, Bad, "/bin/sh",
+            ["-c", "trap '' HUP; exec \"$0\" \"$@\"", TestEnvironment.IsotunExe, "gateway", "--config", config]);
+        try
+        {
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(30), () => DemoLab.Listening(Bad, new IPEndPoint(BadIp, 443)), hopeless: () => !LabProcess.IsAlive(pid)),
+                LabProcess.Tail(lab.Layout, name));
+            // Its SIGHUP handler comes just after its listener: signalled until it reloads.
+            Assert.True(Eventually.Until(TimeSpan.FromSeconds(10), () =>
+                {
+                    if (File.ReadAllText(LabProcess.LogPath(lab.Layout, name)).Contains($"reloaded {config}")) return true;
+                    LabProcess.Signal(pid, "HUP");
+                    Thread.Sleep(300);
+                    return false;
+                }), "no reload on SIGHUP:\n" + LabProcess.Tail(lab.Layout, name));
+            Assert.True(LabProcess.IsAlive(pid));
+            var ignored = File.ReadAllLines($"/proc/{pid}/status").Single(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            Assert.Equal(0UL, Convert.ToUInt64(ignored["SigIgn:".Length..].Trim(), 16) & 1); // SIGHUP is signal 1
+        }
+        finally
+        {
+            LabProcess.Stop(lab.Layout, name, TimeSpan.FromSeconds(5));
+        }
+    }
+
     [SkippableFact]
     public void Openssl_sni_edge_cases_are_routed_or_refused()
     {
