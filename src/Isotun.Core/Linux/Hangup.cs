@@ -10,12 +10,11 @@ public static class Hangup
     /// Makes SIGHUP heard: call just before its handler is registered. A process started with SIGHUP ignored (under
     /// <c>nohup</c>, or by a supervisor that ignores it) keeps it ignored across exec, and the runtime never installs a
     /// handler over an ignored signal, so a reload by <c>kill -HUP</c> would silently do nothing. Its disposition is
-    /// set back to the default here; a handler already there stays. True when it was ignored.
+    /// set back to the default here; a handler already there stays.
     /// </summary>
-    public static bool Hear()
+    public static void Hear()
     {
         nint old = Libc.signal(Sighup, Default);
         if (old != Default && old != Ignored) Libc.signal(Sighup, old); // someone's handler: not ours to drop
-        return old == Ignored;
     }
 }

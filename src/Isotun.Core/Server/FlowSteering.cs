@@ -10,10 +10,10 @@ namespace Isotun.Server;
 /// A flow keeps its connection while its packets follow each other closely, so its packets stay in order, and after a
 /// pause too when its last run was long (<see cref="LongRun"/>: a transfer). A flow that is new, or comes back after a
 /// pause (<see cref="Pause"/>) from a short run, goes where its hash says, unless that connection is busy with other
-/// traffic and another is much less busy: then it goes there. So a
-/// ping or a keystroke does not queue behind a bulk transfer that happens to hash to the same connection (its standing
-/// queue in that connection's TUN ring and socket is milliseconds long), and a second bulk flow takes the idle
-/// connection. While every connection is quiet, or all are about as busy, a flow goes where its hash says, as before.
+/// traffic and another is much less busy: then it goes there. So a ping or a keystroke does not queue behind a bulk
+/// transfer that happens to hash to the same connection (its standing queue in that connection's TUN ring and socket is
+/// milliseconds long), and a second bulk flow takes the idle connection. While every connection is quiet, or all are
+/// about as busy, a flow goes where its hash says, as before.
 /// </para>
 /// <para>
 /// Hand-written for the hot path: one small table per session with several connections (not made for one), no lock
@@ -81,31 +81,29 @@ internal sealed class FlowSteering
         if (flow.Hash != hash && flow.Queue >= 0 && now - flow.Seen < Pause) return FlowHash.Pick(hash, live.Length);
         lock (_gate)
         {
-            bool back = flow.Hash == hash && IndexOf(live, flow.Queue) >= 0;
-            int pick;
-            if (back && flow.Packets >= LongRun) pick = IndexOf(live, flow.Queue);
-            else
-            {
+            // Where the flow was, when it comes back to its slot and that connection is still there.
+            int was = flow.Hash == hash ? IndexOf(live, flow.Queue) : -1;
+            int pick = was >= 0 && flow.Packets >= LongRun
+                ? was
                 // A short run's own rate, pause included: its share of its connection's load is not "others".
-                long own = back ? flow.Bytes * 1000 / Math.Max(1, now - flow.Since) : 0;
-                pick = Place(hash, back ? flow.Queue : -1, own, live, now);
-            }
+                : Place(hash, was, was >= 0 ? flow.Bytes * 1000 / Math.Max(1, now - flow.Since) : 0, live, now);
             flow = new Flow { Hash = hash, Queue = live[pick].Queue, Seen = now, Since = now, Bytes = bytes, Packets = 1 };
             return pick;
         }
     }
 
-    private int Place(uint hash, int wasQueue, long ownRate, Downlink[] live, long now)
+    /// <summary>The index for a flow that was at index <paramref name="was"/> (-1: nowhere yet), sending <paramref name="ownRate"/> there.</summary>
+    private int Place(uint hash, int was, long ownRate, Downlink[] live, long now)
     {
         int hashed = FlowHash.Pick(hash, live.Length);
-        int current = IndexOf(live, wasQueue) is var w and >= 0 ? w : hashed;
+        int current = was >= 0 ? was : hashed;
         int lightest = current;
         for (int i = 0; i < live.Length; i++)
         {
             Sample(live[i], now);
             if (_rate[live[i].Queue] < _rate[live[lightest].Queue]) lightest = i;
         }
-        long others = _rate[live[current].Queue] - (current == IndexOf(live, wasQueue) ? ownRate : 0);
+        long others = _rate[live[current].Queue] - (was >= 0 ? ownRate : 0);
         int pick = others < QuietBytesPerSecond || others <= 2 * _rate[live[lightest].Queue] ? current : lightest;
         if (pick != hashed) Interlocked.Increment(ref _moved);
         return pick;
